@@ -1,0 +1,305 @@
+//! The command line as clap sees it: flags, subcommands and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::ledger::Status;
+
+const ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite file.";
+
+const LONG_ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite file.
+
+Transfers, deposits and withdrawals are queued as PENDING and applied by \
+`settle`, each exactly once. Amounts are exact decimals in the ledger's \
+currency; balances never go below zero.";
+
+const AFTER_HELP: &str = "Examples:
+  wallet create-user alice alice@example.com
+  wallet deposit alice 100.00
+  wallet transfer alice bob 25.50 --id order-42
+  wallet settle
+  wallet --json get-user alice | jq -r .balance";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wallet",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    infer_subcommands = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The ledger file
+    #[arg(
+        long,
+        global = true,
+        env = "WALLET_DB",
+        default_value = "wallet.db",
+        value_name = "PATH"
+    )]
+    pub db: PathBuf,
+
+    /// Print machine-readable JSON on stdout (errors as JSON on stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing on success but the data asked for
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// How long to wait for another process's lock before failing with `busy`
+    #[arg(
+        long,
+        global = true,
+        env = "WALLET_LOCK_TIMEOUT",
+        default_value_t = 5000,
+        value_name = "MS"
+    )]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty ledger
+    #[command(after_help = "Examples:
+  wallet init
+  wallet --db books.db init --currency USD --scale 2")]
+    Init(InitArgs),
+
+    /// Add a user with a zero balance
+    #[command(after_help = "Example:
+  wallet create-user alice alice@example.com")]
+    CreateUser(CreateUserArgs),
+
+    /// Show a user's balance and pending totals
+    #[command(after_help = "Examples:
+  wallet get-user alice
+  wallet --json get-user alice | jq -r .available")]
+    GetUser(GetUserArgs),
+
+    /// Queue money coming in to a user from outside the ledger
+    #[command(after_help = "Example:
+  wallet deposit alice 100.00 --memo \"salary\"")]
+    Deposit(DepositArgs),
+
+    /// Queue money going out of a user to outside the ledger
+    #[command(after_help = "Example:
+  wallet withdraw alice 20 --id atm-2026-11-25")]
+    Withdraw(WithdrawArgs),
+
+    /// Queue a transfer between two users
+    #[command(after_help = "Examples:
+  wallet transfer alice bob 25.50
+  wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"")]
+    Transfer(TransferArgs),
+
+    /// Apply pending transfers, oldest first
+    #[command(
+        long_about = "Apply pending transfers, oldest first.
+
+Each transfer becomes COMPLETED, or FAILED with reason insufficient_funds when \
+its source cannot cover it. Each is applied exactly once, even with several \
+settles running at once or one killed and run again.",
+        after_help = "Examples:
+  wallet settle
+  wallet settle --limit 100"
+    )]
+    Settle(SettleArgs),
+
+    /// Show one transfer
+    #[command(after_help = "Examples:
+  wallet get-transfer 42
+  wallet get-transfer --id order-42")]
+    GetTransfer(GetTransferArgs),
+
+    /// List a user's transfers, newest first
+    #[command(after_help = "Examples:
+  wallet history alice --limit 10
+  wallet --json history alice --status FAILED | jq -r '.[].tx_id'")]
+    History(HistoryArgs),
+
+    /// Cancel a transfer that is still PENDING
+    #[command(after_help = "Example:
+  wallet cancel 42")]
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Currency code shown with every amount
+    #[arg(long, default_value = "PHP", value_name = "CODE")]
+    pub currency: String,
+
+    /// Decimal places of the currency
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub scale: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// User name: 1-32 ASCII letters, digits, '.', '_', '-'
+    pub name: String,
+    /// Email address
+    pub email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetUserArgs {
+    /// User name (any case)
+    pub name: String,
+}
+
+/// Options every queued transfer takes.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Idempotency key: a retry with the same key and fields returns the first transfer
+    #[arg(long = "id", value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// A note stored with the transfer
+    #[arg(long, value_name = "TEXT")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DepositArgs {
+    /// User receiving the money
+    pub name: String,
+    /// Amount, e.g. 100 or 100.50
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// User paying the money out
+    pub name: String,
+    /// Amount, e.g. 100 or 100.50
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// User sending the money
+    pub src: String,
+    /// User receiving the money
+    pub dst: String,
+    /// Amount, e.g. 100 or 100.50
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SettleArgs {
+    /// Settle at most N transfers
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Transfers applied per transaction
+    #[arg(long, default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
+pub struct GetTransferArgs {
+    /// Transfer id
+    #[arg(group = "which")]
+    pub tx_id: Option<i64>,
+
+    /// Look the transfer up by its idempotency key instead
+    #[arg(long = "id", value_name = "KEY", group = "which")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// User name (any case)
+    pub name: String,
+
+    /// Show at most N transfers
+    #[arg(long, default_value_t = 50, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+
+    /// Only transfers with this status
+    #[arg(long, value_enum, ignore_case = true, value_name = "S")]
+    pub status: Option<StatusArg>,
+
+    /// Only transfers older than this id (the last tx_id of the previous page)
+    #[arg(long, value_name = "TX_ID")]
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Transfer id
+    pub tx_id: i64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatusArg {
+    Pending,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<StatusArg> for Status {
+    fn from(arg: StatusArg) -> Self {
+        match arg {
+            StatusArg::Pending => Status::Pending,
+            StatusArg::Completed => Status::Completed,
+            StatusArg::Failed => Status::Failed,
+            StatusArg::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_help_ends_with_an_example() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains("wallet "),
+                "{} has no example",
+                sub.get_name()
+            );
+        }
+    }
+}

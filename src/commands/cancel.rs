@@ -1,0 +1,15 @@
+//! `wallet cancel`: withdraw a transfer that is still PENDING.
+
+use super::Context;
+use crate::cli::CancelArgs;
+use crate::error::Result;
+use crate::report::Report;
+use crate::views::TransferView;
+
+pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
+    let mut ledger = context.open()?;
+    let record = ledger.cancel(args.tx_id)?;
+    let view = TransferView::new(&record, ledger.currency());
+    let human = view.human();
+    Ok(Report::new(view, human))
+}

@@ -1,0 +1,18 @@
+//! `wallet deposit`: queue money coming in from outside the ledger.
+
+use super::Context;
+use super::queue::queue;
+use crate::cli::DepositArgs;
+use crate::error::Result;
+use crate::report::Report;
+
+pub fn run(context: &Context, args: DepositArgs) -> Result<Report> {
+    queue(
+        context,
+        None,
+        Some(&args.name),
+        &args.amount,
+        &args.queue,
+        "deposit",
+    )
+}

@@ -1,0 +1,23 @@
+//! `wallet get-transfer`: one transfer, by id or by idempotency key.
+
+use super::Context;
+use crate::cli::GetTransferArgs;
+use crate::domain::IdempotencyKey;
+use crate::error::{Result, WalletError};
+use crate::report::Report;
+use crate::views::TransferView;
+
+pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
+    let key = args.key.as_deref().map(IdempotencyKey::parse).transpose()?;
+    let ledger = context.open()?;
+    let record = match (args.tx_id, key) {
+        (Some(tx_id), _) => ledger.transfer(tx_id)?,
+        (None, Some(key)) => ledger.transfer_by_key(&key)?,
+        (None, None) => {
+            return Err(WalletError::Usage("give a transfer id or --id KEY".into()));
+        }
+    };
+    let view = TransferView::new(&record, ledger.currency());
+    let human = view.human();
+    Ok(Report::new(view, human))
+}

@@ -1,0 +1,16 @@
+//! `wallet get-user`: a user's balance, what is available and what is pending.
+
+use super::Context;
+use crate::cli::GetUserArgs;
+use crate::domain::UserName;
+use crate::error::Result;
+use crate::report::Report;
+use crate::views::UserView;
+
+pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
+    let name = UserName::parse(&args.name)?;
+    let ledger = context.open()?;
+    let view = UserView::new(&ledger.user(&name)?, ledger.currency());
+    let human = view.human();
+    Ok(Report::new(view, human))
+}

@@ -1,0 +1,28 @@
+//! `wallet history`: a user's transfers, newest first, a page at a time.
+
+use super::Context;
+use crate::cli::HistoryArgs;
+use crate::domain::UserName;
+use crate::error::Result;
+use crate::ledger::HistoryQuery;
+use crate::report::Report;
+use crate::views::TransferView;
+
+pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
+    let name = UserName::parse(&args.name)?;
+    let ledger = context.open()?;
+    let records = ledger.history(
+        &name,
+        &HistoryQuery {
+            limit: args.limit,
+            status: args.status.map(Into::into),
+            before: args.before,
+        },
+    )?;
+    let views: Vec<TransferView> = records
+        .iter()
+        .map(|record| TransferView::new(record, ledger.currency()))
+        .collect();
+    let human = TransferView::rows(&views, format!("no transfers for {name}"));
+    Ok(Report::new(views, human))
+}

@@ -1,0 +1,76 @@
+//! One module per subcommand, each with a `run` that returns a [`Report`].
+
+mod cancel;
+mod create_user;
+mod deposit;
+mod get_transfer;
+mod get_user;
+mod history;
+mod init;
+mod queue;
+mod settle;
+mod transfer;
+mod withdraw;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Result, WalletError};
+use crate::ledger::{Ledger, OpenOptions};
+use crate::money::Currency;
+use crate::report::Report;
+
+/// What every command needs besides its own arguments.
+pub struct Context {
+    pub db: PathBuf,
+    pub open_options: OpenOptions,
+    /// Whether long work may draw a progress bar on stderr.
+    pub show_progress: bool,
+}
+
+impl Context {
+    /// Opens the ledger, which must exist (reads, and writes that need records).
+    pub fn open(&self) -> Result<Ledger> {
+        Ledger::open(&self.db, &self.open_options)
+    }
+
+    /// Opens the ledger, creating an empty one with the default currency.
+    pub fn open_or_create(&self) -> Result<Ledger> {
+        Ledger::open_or_create(&self.db, &Currency::default(), &self.open_options)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Report> {
+    let lock_timeout = cli.global.lock_timeout;
+    let context = Context {
+        db: cli.global.db,
+        open_options: OpenOptions {
+            lock_timeout: Duration::from_millis(lock_timeout),
+        },
+        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.global.quiet,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&context, args),
+        Command::CreateUser(args) => create_user::run(&context, args),
+        Command::GetUser(args) => get_user::run(&context, args),
+        Command::Deposit(args) => deposit::run(&context, args),
+        Command::Withdraw(args) => withdraw::run(&context, args),
+        Command::Transfer(args) => transfer::run(&context, args),
+        Command::Settle(args) => settle::run(&context, args),
+        Command::GetTransfer(args) => get_transfer::run(&context, args),
+        Command::History(args) => history::run(&context, args),
+        Command::Cancel(args) => cancel::run(&context, args),
+    };
+    result.map_err(|err| match err {
+        WalletError::Busy(_) => WalletError::Busy(lock_timeout),
+        WalletError::NotALedger { path, why } if path.as_os_str().is_empty() => {
+            WalletError::NotALedger {
+                path: context.db.clone(),
+                why,
+            }
+        }
+        other => other,
+    })
+}

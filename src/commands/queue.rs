@@ -1,0 +1,70 @@
+//! What `transfer`, `deposit` and `withdraw` share: validating and queueing one transfer.
+
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::QueueArgs;
+use crate::domain::{IdempotencyKey, Memo, UserName};
+use crate::error::{Result, WalletError};
+use crate::ledger::NewTransfer;
+use crate::report::{Human, Report};
+
+#[derive(Serialize)]
+struct Queued {
+    tx_id: i64,
+    status: &'static str,
+}
+
+/// Validates the parts of a transfer request and queues it. `None` on a
+/// side is the ledger's external account.
+pub fn queue(
+    context: &Context,
+    src: Option<&str>,
+    dst: Option<&str>,
+    amount: &str,
+    options: &QueueArgs,
+    what: &str,
+) -> Result<Report> {
+    let src = src.map(UserName::parse).transpose()?;
+    let dst = dst.map(UserName::parse).transpose()?;
+    if let (Some(src), Some(dst)) = (&src, &dst)
+        && src.as_str().eq_ignore_ascii_case(dst.as_str())
+    {
+        return Err(WalletError::SameAccount(src.to_string()));
+    }
+    let key = options
+        .key
+        .as_deref()
+        .map(IdempotencyKey::parse)
+        .transpose()?;
+    let memo = options
+        .memo
+        .as_deref()
+        .filter(|memo| !memo.is_empty())
+        .map(Memo::parse)
+        .transpose()?;
+    let mut ledger = context.open()?;
+    let amount = ledger.currency().parse_amount(amount)?;
+    let queued = ledger.queue_transfer(&NewTransfer {
+        src,
+        dst,
+        amount,
+        memo,
+        key,
+    })?;
+    let line = if queued.replayed {
+        format!(
+            "{what} {} was already queued with this key; it is {}",
+            queued.tx_id, queued.status
+        )
+    } else {
+        format!("queued {what} {} ({})", queued.tx_id, queued.status)
+    };
+    Ok(Report::new(
+        Queued {
+            tx_id: queued.tx_id,
+            status: queued.status.as_str(),
+        },
+        Human::Line(line),
+    ))
+}

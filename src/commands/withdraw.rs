@@ -1,0 +1,18 @@
+//! `wallet withdraw`: queue money going out to outside the ledger.
+
+use super::Context;
+use super::queue::queue;
+use crate::cli::WithdrawArgs;
+use crate::error::Result;
+use crate::report::Report;
+
+pub fn run(context: &Context, args: WithdrawArgs) -> Result<Report> {
+    queue(
+        context,
+        Some(&args.name),
+        None,
+        &args.amount,
+        &args.queue,
+        "withdrawal",
+    )
+}

@@ -1,0 +1,257 @@
+//! The ledger: one SQLite file holding accounts and transfers, opened and created safely.
+//!
+//! Nothing in here knows about the command line; callers hand it validated
+//! values and get records back.
+
+mod accounts;
+pub mod clock;
+pub mod schema;
+mod settle;
+mod transfers;
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Result, WalletError};
+use crate::money::Currency;
+
+pub use accounts::UserRecord;
+pub use settle::{SettleOptions, SettleSummary};
+pub use transfers::{HistoryQuery, NewTransfer, Queued, Status, TransferRecord};
+
+/// The id of the built-in account on the other side of deposits and
+/// withdrawals. It has no name, so no user can collide with it.
+pub const EXTERNAL_ACCOUNT: i64 = 0;
+
+/// How a process wants the ledger opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long to wait for another process's write lock before `busy`.
+    pub lock_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An open, validated ledger.
+pub struct Ledger {
+    conn: Connection,
+    currency: Currency,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens a ledger that must already exist; never creates a file.
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+        match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(WalletError::LedgerNotFound(path.to_path_buf()));
+            }
+            Err(e) => return Err(io_error(e, "cannot read", path)),
+            Ok(meta) if !meta.is_file() => {
+                return Err(not_a_ledger(path, "it is not a regular file"));
+            }
+            Ok(_) => {}
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| io_error(e, "cannot open", path))?;
+        Self::validate(conn, path, options)
+    }
+
+    /// Opens the ledger at `path`, creating it with `currency` if no file is there.
+    pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+        create_file(path, currency)?;
+        Self::open(path, options)
+    }
+
+    /// Creates a new ledger; refuses if any file is already at `path`.
+    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+        if fs::symlink_metadata(path).is_ok() || !create_file(path, currency)? {
+            return Err(WalletError::LedgerExists(path.to_path_buf()));
+        }
+        Self::open(path, options)
+    }
+
+    pub fn currency(&self) -> &Currency {
+        &self.currency
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks the file is ours before anything could write to it: a foreign
+    /// or newer file is refused byte-for-byte untouched.
+    fn validate(mut conn: Connection, path: &Path, options: &OpenOptions) -> Result<Self> {
+        conn.busy_timeout(options.lock_timeout)?;
+        // A crafted file must not run SQL of its own (triggers, views, functions in its schema).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+
+        let application_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .map_err(|e| refine(e.into(), path))?;
+        if application_id != schema::APPLICATION_ID {
+            return Err(not_a_ledger(
+                path,
+                "it is an SQLite database of another program, or empty",
+            ));
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > schema::latest_version() {
+            return Err(WalletError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: schema::latest_version(),
+            });
+        }
+        if version == schema::latest_version() {
+            let expected: Vec<(String, String)> = schema::EXPECTED_OBJECTS
+                .iter()
+                .map(|(kind, name)| (kind.to_string(), name.to_string()))
+                .collect();
+            let found = schema::objects_in(&conn)?;
+            if found != expected {
+                let foreign: Vec<String> = found
+                    .iter()
+                    .filter(|object| !expected.contains(object))
+                    .map(|(kind, name)| format!("{kind} '{name}'"))
+                    .collect();
+                let why = if foreign.is_empty() {
+                    "objects of the wallet schema are missing".to_string()
+                } else {
+                    format!(
+                        "it holds objects the wallet schema does not: {}",
+                        foreign.join(", ")
+                    )
+                };
+                return Err(not_a_ledger(path, &why));
+            }
+        }
+
+        conn.pragma_update(None, "foreign_keys", true)?;
+        // A wallet acknowledges only what survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        if version < schema::latest_version() {
+            schema::migrate(&mut conn)?;
+        }
+        let currency = conn.query_row(
+            "SELECT currency, scale FROM ledger_meta WHERE id = 1",
+            [],
+            |row| {
+                Ok(Currency {
+                    code: row.get(0)?,
+                    scale: row.get(1)?,
+                })
+            },
+        )?;
+        Ok(Self {
+            conn,
+            currency,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// Builds a complete ledger in a private temporary file beside `path` and
+/// links it into place only if nothing is there yet. Other processes thus
+/// see either no file or a whole ledger, never a half-made one; returns
+/// whether this call created it.
+fn create_file(path: &Path, currency: &Currency) -> Result<bool> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| not_a_ledger(path, "it names no file"))?
+        .to_string_lossy();
+    let temp = dir.join(format!(
+        ".{file_name}.{}.{}.creating",
+        std::process::id(),
+        clock::now_ms()
+    ));
+    let _cleanup = RemoveOnDrop(&temp);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| io_error(e, "cannot create", path))?;
+    {
+        let mut conn = Connection::open(&temp).map_err(|e| io_error(e, "cannot create", path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
+        schema::migrate(&mut conn)?;
+        conn.execute(
+            "INSERT INTO ledger_meta (id, currency, scale, created_at) VALUES (1, ?1, ?2, ?3)",
+            rusqlite::params![currency.code, currency.scale, clock::now_ms()],
+        )?;
+        conn.close().map_err(|(_, e)| e)?;
+    }
+    match fs::hard_link(&temp, path) {
+        Ok(()) => {
+            // The new directory entry must survive power loss like the data in it.
+            if let Ok(dir) = fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_error(e, "cannot create", path)),
+    }
+}
+
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}
+
+fn not_a_ledger(path: &Path, why: &str) -> WalletError {
+    WalletError::NotALedger {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
+fn io_error(err: impl Into<anyhow::Error>, what: &str, path: &Path) -> WalletError {
+    WalletError::Io(err.into().context(format!("{what} '{}'", path.display())))
+}
+
+/// Attaches the ledger's path to errors SQLite raised without one.
+fn refine(err: WalletError, path: &Path) -> WalletError {
+    match err {
+        WalletError::NotALedger { why, .. } => WalletError::NotALedger {
+            path: path.to_path_buf(),
+            why,
+        },
+        other => other,
+    }
+}

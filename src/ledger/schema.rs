@@ -1,0 +1,150 @@
+//! The ledger's schema: an append-only list of migrations and the objects a valid ledger holds.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::Result;
+
+/// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
+/// database of another program is told apart without reading its tables.
+pub const APPLICATION_ID: i32 = 0x574C_4554;
+
+/// Each step moves the schema one version up. Shipped steps are never edited
+/// or reordered: ledgers in the field were built by them.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts with maintained balances, transfers as a queue and a log.
+    r#"
+CREATE TABLE ledger_meta (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    currency    TEXT    NOT NULL,
+    scale       INTEGER NOT NULL CHECK (scale BETWEEN 0 AND 18),
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT,
+    email       TEXT,
+    balance     INTEGER NOT NULL DEFAULT 0,
+    pending_in  INTEGER NOT NULL DEFAULT 0 CHECK (pending_in >= 0),
+    pending_out INTEGER NOT NULL DEFAULT 0 CHECK (pending_out >= 0),
+    created_at  INTEGER NOT NULL,
+    CHECK ((id = 0) = (name IS NULL)),
+    CHECK (id = 0 OR balance >= 0)
+) STRICT;
+
+CREATE UNIQUE INDEX accounts_by_name ON accounts (name COLLATE NOCASE);
+
+CREATE TABLE transfers (
+    tx_id       INTEGER PRIMARY KEY,
+    src         INTEGER NOT NULL REFERENCES accounts (id),
+    dst         INTEGER NOT NULL REFERENCES accounts (id),
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    status      TEXT    NOT NULL CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')),
+    reason      TEXT,
+    memo        TEXT,
+    idem_key    TEXT,
+    created_at  INTEGER NOT NULL,
+    settled_at  INTEGER,
+    CHECK (src <> dst),
+    CHECK ((status = 'FAILED') = (reason IS NOT NULL))
+) STRICT;
+
+CREATE UNIQUE INDEX transfers_by_key ON transfers (idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX transfers_pending ON transfers (status) WHERE status = 'PENDING';
+CREATE INDEX transfers_by_src ON transfers (src, tx_id);
+CREATE INDEX transfers_by_dst ON transfers (dst, tx_id);
+
+INSERT INTO accounts (id, name, email, balance, created_at) VALUES (0, NULL, NULL, 0, 0);
+"#,
+];
+
+/// The schema version this binary writes and fully understands.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The `(type, name)` of every object a ledger at [`latest_version`] holds,
+/// sorted by name; anything else in the file (a trigger, a view) is foreign.
+pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
+    ("table", "accounts"),
+    ("index", "accounts_by_name"),
+    ("table", "ledger_meta"),
+    ("table", "transfers"),
+    ("index", "transfers_by_dst"),
+    ("index", "transfers_by_key"),
+    ("index", "transfers_by_src"),
+    ("index", "transfers_pending"),
+];
+
+/// Brings a ledger up to [`latest_version`] in one transaction. The version
+/// is read again under the write lock, so two processes upgrading the same
+/// file at once apply each step once.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for step in MIGRATIONS.iter().skip(current.max(0) as usize) {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", latest_version())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The objects (type, name) found in a ledger file, sorted by name, leaving
+/// out SQLite's own bookkeeping tables such as `sqlite_stat1`.
+pub fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The full `CREATE` text of every object, for comparing a ledger against a
+/// freshly built one.
+pub fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The definitions a ledger at [`latest_version`] must have, built in memory.
+pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
+    let mut conn = Connection::open_in_memory()?;
+    migrate(&mut conn)?;
+    definitions_in(&conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_build_exactly_the_expected_objects() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let found = objects_in(&conn).unwrap();
+        let expected: Vec<(String, String)> = EXPECTED_OBJECTS
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(found, expected);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest_version());
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let accounts: i64 = conn
+            .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(accounts, 1, "only the external account");
+    }
+}

@@ -1,0 +1,335 @@
+//! Transfers: queueing them (with idempotency keys), looking them up, cancelling, history.
+
+use std::fmt;
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::accounts::user_id;
+use super::{EXTERNAL_ACCOUNT, Ledger, clock};
+use crate::domain::{IdempotencyKey, Memo, UserName};
+use crate::error::{Result, WalletError};
+use crate::money::Amount;
+
+/// Where a transfer is in its life. Only `Pending` ever changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Pending,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Pending,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Completed => "COMPLETED",
+            Status::Failed => "FAILED",
+            Status::Cancelled => "CANCELLED",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A transfer to queue. `None` on one side means the external account:
+/// a deposit has no source user, a withdrawal no destination user.
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    pub src: Option<UserName>,
+    pub dst: Option<UserName>,
+    pub amount: Amount,
+    pub memo: Option<Memo>,
+    pub key: Option<IdempotencyKey>,
+}
+
+/// What queueing answered: the transfer's id and current status, and
+/// whether an earlier request with the same key had already queued it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub tx_id: i64,
+    pub status: Status,
+    pub replayed: bool,
+}
+
+/// A transfer as stored, with user names in place of account ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    pub tx_id: i64,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub amount: i64,
+    pub memo: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+/// Which part of a user's history to read.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub limit: u32,
+    pub status: Option<Status>,
+    /// Only transfers with a smaller id: the cursor for the next page.
+    pub before: Option<i64>,
+}
+
+const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
+        t.reason, t.idem_key, t.created_at, t.settled_at
+     FROM transfers t
+     JOIN accounts s ON s.id = t.src
+     JOIN accounts d ON d.id = t.dst";
+
+impl Ledger {
+    /// Queues a transfer as PENDING in one transaction. With a key already
+    /// used for the same fields it returns that transfer instead.
+    pub fn queue_transfer(&mut self, transfer: &NewTransfer) -> Result<Queued> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let queued = queue_in(&tx, transfer, clock::now_ms())?;
+        tx.commit()?;
+        Ok(queued)
+    }
+
+    pub fn transfer(&self, tx_id: i64) -> Result<TransferRecord> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!("{SELECT_TRANSFER} WHERE t.tx_id = ?1"))?;
+        stmt.query_row([tx_id], transfer_from_row)
+            .optional()?
+            .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))
+    }
+
+    pub fn transfer_by_key(&self, key: &IdempotencyKey) -> Result<TransferRecord> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!("{SELECT_TRANSFER} WHERE t.idem_key = ?1"))?;
+        stmt.query_row([key.as_str()], transfer_from_row)
+            .optional()?
+            .ok_or_else(|| WalletError::TransferNotFound(format!("with key '{}'", key.as_str())))
+    }
+
+    /// Cancels a PENDING transfer. The status is checked under the write
+    /// lock, so a concurrent `settle` either applied it first (and this
+    /// fails with `not_pending`) or will find it cancelled.
+    pub fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (src, dst, amount, status): (i64, i64, i64, String) = tx
+            .query_row(
+                "SELECT src, dst, amount, status FROM transfers WHERE tx_id = ?1",
+                [tx_id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()?
+            .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
+        if status != Status::Pending.as_str() {
+            return Err(WalletError::NotPending { tx_id, status });
+        }
+        tx.execute(
+            "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
+             WHERE tx_id = ?1 AND status = 'PENDING'",
+            params![tx_id, clock::now_ms()],
+        )?;
+        release_pending(&tx, src, dst, amount)?;
+        let record = tx.query_row(
+            &format!("{SELECT_TRANSFER} WHERE t.tx_id = ?1"),
+            [tx_id],
+            transfer_from_row,
+        )?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// A user's transfers, newest first. Each side is read from its own
+    /// index and the two are merged, so the cost follows the page size and
+    /// not the length of the user's history.
+    pub fn history(&self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
+        let user = self.user(name)?;
+        let sql = format!(
+            "WITH page(tx_id) AS (
+                 SELECT tx_id FROM (SELECT tx_id FROM transfers
+                     WHERE src = ?1 AND tx_id < ?2 AND (?3 IS NULL OR status = ?3)
+                     ORDER BY tx_id DESC LIMIT ?4)
+                 UNION ALL
+                 SELECT tx_id FROM (SELECT tx_id FROM transfers
+                     WHERE dst = ?1 AND tx_id < ?2 AND (?3 IS NULL OR status = ?3)
+                     ORDER BY tx_id DESC LIMIT ?4)
+             )
+             {SELECT_TRANSFER} WHERE t.tx_id IN (SELECT tx_id FROM page)
+             ORDER BY t.tx_id DESC LIMIT ?4"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                user.id,
+                query.before.unwrap_or(i64::MAX),
+                query.status.map(Status::as_str),
+                query.limit
+            ],
+            transfer_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Queues one transfer inside the caller's write transaction, so a batch
+/// of them can share one commit.
+pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -> Result<Queued> {
+    let src = match &transfer.src {
+        Some(name) => user_id(tx, name)?,
+        None => EXTERNAL_ACCOUNT,
+    };
+    let dst = match &transfer.dst {
+        Some(name) => user_id(tx, name)?,
+        None => EXTERNAL_ACCOUNT,
+    };
+    if src == dst {
+        let name = transfer.src.as_ref().or(transfer.dst.as_ref());
+        return Err(WalletError::SameAccount(
+            name.map(ToString::to_string).unwrap_or_default(),
+        ));
+    }
+    let amount = transfer.amount.minor_units();
+    let memo = transfer.memo.as_ref().map(Memo::as_str);
+    if let Some(key) = &transfer.key {
+        let mut stmt = tx.prepare_cached(
+            "SELECT tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ?1",
+        )?;
+        let earlier = stmt
+            .query_row([key.as_str()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, String>(5)?,
+                ))
+            })
+            .optional()?;
+        if let Some((tx_id, e_src, e_dst, e_amount, e_memo, status)) = earlier {
+            let field = if e_src != src {
+                Some("source")
+            } else if e_dst != dst {
+                Some("destination")
+            } else if e_amount != amount {
+                Some("amount")
+            } else if e_memo.as_deref() != memo {
+                Some("memo")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                return Err(WalletError::IdempotencyConflict {
+                    key: key.as_str().to_string(),
+                    field,
+                    tx_id,
+                });
+            }
+            return Ok(Queued {
+                tx_id,
+                status: parse_status(&status)?,
+                replayed: true,
+            });
+        }
+    }
+    reserve_pending(tx, src, dst, amount)?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
+         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)",
+    )?;
+    insert.execute(params![
+        src,
+        dst,
+        amount,
+        memo,
+        transfer.key.as_ref().map(IdempotencyKey::as_str),
+        now
+    ])?;
+    Ok(Queued {
+        tx_id: tx.last_insert_rowid(),
+        status: Status::Pending,
+        replayed: false,
+    })
+}
+
+/// Adds a queued amount to the source's `pending_out` and the destination's
+/// `pending_in`, refusing rather than overflowing either sum.
+fn reserve_pending(tx: &Transaction<'_>, src: i64, dst: i64, amount: i64) -> Result<()> {
+    let headroom = i64::MAX - amount;
+    let mut out = tx.prepare_cached(
+        "UPDATE accounts SET pending_out = pending_out + ?2 WHERE id = ?1 AND pending_out <= ?3",
+    )?;
+    let mut r#in = tx.prepare_cached(
+        "UPDATE accounts SET pending_in = pending_in + ?2 WHERE id = ?1 AND pending_in <= ?3",
+    )?;
+    if out.execute(params![src, amount, headroom])? != 1
+        || r#in.execute(params![dst, amount, headroom])? != 1
+    {
+        return Err(WalletError::InvalidAmount {
+            input: amount.to_string(),
+            why: "the pending total of an account would overflow".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes a transfer's amount back out of the pending sums when it leaves PENDING.
+pub(super) fn release_pending(tx: &Transaction<'_>, src: i64, dst: i64, amount: i64) -> Result<()> {
+    let mut out =
+        tx.prepare_cached("UPDATE accounts SET pending_out = pending_out - ?2 WHERE id = ?1")?;
+    let mut r#in =
+        tx.prepare_cached("UPDATE accounts SET pending_in = pending_in - ?2 WHERE id = ?1")?;
+    out.execute(params![src, amount])?;
+    r#in.execute(params![dst, amount])?;
+    Ok(())
+}
+
+fn parse_status(text: &str) -> Result<Status> {
+    Status::parse(text).ok_or_else(|| {
+        WalletError::Integrity(format!("a transfer has the unknown status '{text}'"))
+    })
+}
+
+fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord> {
+    let status: String = row.get(5)?;
+    let status = Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            5,
+            rusqlite::types::Type::Text,
+            format!("unknown status '{status}'").into(),
+        )
+    })?;
+    Ok(TransferRecord {
+        tx_id: row.get(0)?,
+        src: row.get(1)?,
+        dst: row.get(2)?,
+        amount: row.get(3)?,
+        memo: row.get(4)?,
+        status,
+        reason: row.get(6)?,
+        idempotency_key: row.get(7)?,
+        created_at: row.get(8)?,
+        settled_at: row.get(9)?,
+    })
+}

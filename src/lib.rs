@@ -1,0 +1,93 @@
+//! `wallet`: a command-line wallet and ledger that keeps its books in one SQLite file.
+
+pub mod cli;
+pub mod commands;
+pub mod domain;
+pub mod error;
+pub mod ledger;
+pub mod money;
+pub mod output;
+pub mod report;
+pub mod views;
+
+use std::ffi::OsString;
+use std::io;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::cli::Cli;
+use crate::error::WalletError;
+use crate::output::OutputMode;
+
+/// Runs `wallet` with these arguments and returns the process exit status.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let wants_json = args
+        .iter()
+        .skip(1)
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--json");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return 0;
+        }
+        Err(err) if wants_json => {
+            let message = err.kind().as_str().map_or_else(
+                || {
+                    err.to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                },
+                str::to_string,
+            );
+            output::print_error(
+                &WalletError::Usage(first_line(&err.to_string(), &message)),
+                true,
+            );
+            return 2;
+        }
+        Err(err) => {
+            let _ = err.print();
+            return 2;
+        }
+    };
+    let mode = OutputMode {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    match commands::run(cli) {
+        Ok(report) => match output::print_report(&report, mode) {
+            Ok(()) => 0,
+            // A reader that stopped early (`| head`) is not a failure.
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => 0,
+            Err(err) => {
+                output::print_error(&WalletError::Io(err.into()), mode.json);
+                1
+            }
+        },
+        Err(err) => {
+            output::print_error(&err, mode.json);
+            err.exit_code()
+        }
+    }
+}
+
+/// clap's message without its `error: ` prefix and usage block.
+fn first_line(rendered: &str, fallback: &str) -> String {
+    rendered
+        .lines()
+        .next()
+        .map(|line| line.trim_start_matches("error: ").to_string())
+        .filter(|line| !line.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
+}

@@ -1,0 +1,32 @@
+//! What a command hands back for printing: one JSON document and its human form.
+
+use serde::Serialize;
+
+/// The result of a successful command, before it is printed.
+#[derive(Debug)]
+pub struct Report {
+    pub json: serde_json::Value,
+    pub human: Human,
+}
+
+/// How a report looks to a person at a terminal.
+#[derive(Debug)]
+pub enum Human {
+    /// A confirmation of something done; `--quiet` drops it.
+    Line(String),
+    /// One record as a two-column table of field and value.
+    Record(Vec<(&'static str, String)>),
+    /// Several records as a table, or `empty` when there are none.
+    Rows {
+        header: Vec<&'static str>,
+        rows: Vec<Vec<String>>,
+        empty: String,
+    },
+}
+
+impl Report {
+    pub fn new(json: impl Serialize, human: Human) -> Self {
+        let json = serde_json::to_value(json).expect("report types serialize to JSON");
+        Self { json, human }
+    }
+}

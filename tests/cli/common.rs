@@ -1,0 +1,191 @@
+//! Helpers for driving the real `wallet` binary against a ledger in a temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+
+/// A temporary directory holding one ledger file, removed when dropped.
+pub struct Sandbox {
+    pub dir: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("wallet.db")
+    }
+
+    /// `wallet --db <sandbox ledger> ARGS…` as a plain process, for spawning.
+    pub fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"));
+        cmd.current_dir(self.dir.path())
+            .env_remove("WALLET_DB")
+            .env_remove("WALLET_LOCK_TIMEOUT")
+            .env("NO_COLOR", "1")
+            .arg("--db")
+            .arg(self.db())
+            .args(args);
+        cmd
+    }
+
+    /// `wallet --db <sandbox ledger> ARGS…`, not yet run.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        Command::from_std(self.process(args))
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run wallet");
+        assert!(
+            out.status.success(),
+            "wallet {args:?} failed with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs with `--json`, asserts success, and parses stdout as `T`.
+    pub fn json<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let stdout = self.ok(&with_json);
+        assert!(stdout.ends_with('\n'), "JSON output is newline-terminated");
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("wallet {args:?} printed {stdout:?}: {e}"))
+    }
+
+    /// Runs with `--json`, asserts it fails with `code` and `exit`, stdout
+    /// empty, and returns the error message.
+    pub fn fails(&self, args: &[&str], code: &str, exit: i32) -> String {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let out = self.cmd(&with_json).output().expect("run wallet");
+        assert_error(&out, code, exit, args)
+    }
+
+    /// Creates users and funds them with settled deposits.
+    pub fn funded(&self, users: &[(&str, &str)]) {
+        for (name, amount) in users {
+            self.ok(&["create-user", name, &format!("{name}@example.com")]);
+            self.ok(&["deposit", name, amount]);
+        }
+        self.ok(&["settle"]);
+    }
+
+    pub fn ledger_bytes(&self) -> Vec<u8> {
+        file_bytes(&self.db())
+    }
+}
+
+pub fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDoc {
+    pub error: ErrorBody,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Checks a failed `--json` run: exit status, stdout empty, one JSON error on stderr.
+pub fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(exit),
+        "wallet {args:?}: stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "stdout not empty for {args:?}");
+    let doc: ErrorDoc = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {
+        panic!(
+            "stderr of {args:?} is not one JSON error: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        doc.error.code, code,
+        "wallet {args:?}: {}",
+        doc.error.message
+    );
+    assert!(!doc.error.message.is_empty());
+    doc.error.message
+}
+
+/// The contract's JSON documents, strict so that any drift fails a test.
+pub mod shapes {
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Init {
+        pub status: String,
+        pub currency: String,
+        pub scale: u8,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct UserCreated {
+        pub status: String,
+        pub name: String,
+        pub email: String,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct User {
+        pub name: String,
+        pub email: String,
+        pub balance: String,
+        pub available: String,
+        pub pending_in: String,
+        pub pending_out: String,
+        pub currency: String,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct Queued {
+        pub tx_id: i64,
+        pub status: String,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct Settled {
+        pub processed: u64,
+        pub completed: u64,
+        pub failed: u64,
+        pub remaining: u64,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Transfer {
+        pub tx_id: i64,
+        pub src: Option<String>,
+        pub dst: Option<String>,
+        pub amount: String,
+        pub memo: Option<String>,
+        pub status: String,
+        pub reason: Option<String>,
+        pub created_at: String,
+        pub settled_at: Option<String>,
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the built `wallet` binary against real ledger files.
+//! One test binary, so the suite links once.
+
+mod common;
+mod core;
