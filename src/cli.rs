@@ -92,12 +92,12 @@ pub enum Command {
     /// Queue money coming in to a user from outside the ledger
     #[command(after_help = "Example:
   wallet deposit alice 100.00 --memo \"salary\"")]
-    Deposit(DepositArgs),
+    Deposit(ExternalArgs),
 
     /// Queue money going out of a user to outside the ledger
     #[command(after_help = "Example:
   wallet withdraw alice 20 --id atm-2026-11-25")]
-    Withdraw(WithdrawArgs),
+    Withdraw(ExternalArgs),
 
     /// Queue a transfer between two users
     #[command(after_help = "Examples:
@@ -173,20 +173,10 @@ pub struct QueueArgs {
     pub memo: Option<String>,
 }
 
+/// The arguments of `deposit` and `withdraw`: one user and the external account.
 #[derive(Debug, Args)]
-pub struct DepositArgs {
-    /// User receiving the money
-    pub name: String,
-    /// Amount, e.g. 100 or 100.50
-    #[arg(allow_hyphen_values = true)]
-    pub amount: String,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct WithdrawArgs {
-    /// User paying the money out
+pub struct ExternalArgs {
+    /// User name (any case)
     pub name: String,
     /// Amount, e.g. 100 or 100.50
     #[arg(allow_hyphen_values = true)]

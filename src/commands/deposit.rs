@@ -2,11 +2,11 @@
 
 use super::Context;
 use super::queue::queue;
-use crate::cli::DepositArgs;
+use crate::cli::ExternalArgs;
 use crate::error::Result;
 use crate::report::Report;
 
-pub fn run(context: &Context, args: DepositArgs) -> Result<Report> {
+pub fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
     queue(
         context,
         None,

@@ -2,11 +2,11 @@
 
 use super::Context;
 use super::queue::queue;
-use crate::cli::WithdrawArgs;
+use crate::cli::ExternalArgs;
 use crate::error::Result;
 use crate::report::Report;
 
-pub fn run(context: &Context, args: WithdrawArgs) -> Result<Report> {
+pub fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
     queue(
         context,
         Some(&args.name),
