@@ -407,3 +407,36 @@ fn usage_errors_exit_2_and_help_has_examples() {
     let version = s.ok(&["--version"]);
     assert!(version.starts_with("wallet "), "{version}");
 }
+
+#[test]
+fn processes_racing_to_create_the_ledger_all_see_one_whole_ledger() {
+    let s = Sandbox::new();
+    let names: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            s.process(&["create-user", name, &format!("{name}@example.com")])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for name in &names {
+        let user: shapes::User = s.json(&["get-user", name]);
+        assert_eq!(&user.name, name);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("creating"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
