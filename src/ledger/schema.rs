@@ -56,6 +56,12 @@ CREATE INDEX transfers_by_dst ON transfers (dst, tx_id);
 
 INSERT INTO accounts (id, name, email, balance, created_at) VALUES (0, NULL, NULL, 0, 0);
 "#,
+    // 2: `history --status` reads one status of one user newest first
+    // straight from an index, however long the user's history is.
+    r#"
+CREATE INDEX transfers_by_src_status ON transfers (src, status, tx_id);
+CREATE INDEX transfers_by_dst_status ON transfers (dst, status, tx_id);
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -71,8 +77,10 @@ pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "ledger_meta"),
     ("table", "transfers"),
     ("index", "transfers_by_dst"),
+    ("index", "transfers_by_dst_status"),
     ("index", "transfers_by_key"),
     ("index", "transfers_by_src"),
+    ("index", "transfers_by_src_status"),
     ("index", "transfers_pending"),
 ];
 
@@ -146,5 +154,19 @@ mod tests {
             .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
             .unwrap();
         assert_eq!(accounts, 1, "only the external account");
+    }
+
+    #[test]
+    fn a_ledger_of_an_older_version_is_brought_up_to_date() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        migrate(&mut conn).unwrap();
+        let found = objects_in(&conn).unwrap();
+        assert_eq!(found.len(), EXPECTED_OBJECTS.len());
+        assert_eq!(
+            definitions_in(&conn).unwrap(),
+            expected_definitions().unwrap()
+        );
     }
 }
