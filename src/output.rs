@@ -30,6 +30,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
     match &report.human {
         Human::Line(line) if !mode.quiet => writeln!(out, "{line}")?,
         Human::Line(_) => {}
+        Human::Text(text) => out.write_all(text.as_bytes())?,
         Human::Record(fields) => {
             let mut table = new_table(decorated);
             for (field, value) in fields {
