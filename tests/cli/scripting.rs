@@ -752,3 +752,185 @@ echo "${COMPREPLY[*]}""#,
         "history\n--status\npowershell\n"
     );
 }
+
+// ------------------------------------------------------------------ output
+
+/// A ledger where alice received `count` deposits. They are inserted as
+/// PENDING (with the pending sums they reserve) in one SQL transaction, far
+/// faster than `count` processes, and then applied by the real `settle`.
+fn ledger_with_deposits(count: u32) -> Sandbox {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    sqlite(
+        &s,
+        &format!(
+            "BEGIN IMMEDIATE;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
+             INSERT INTO transfers (src, dst, amount, status, memo, created_at)
+                 SELECT 0, (SELECT id FROM accounts WHERE name = 'alice'), i, 'PENDING',
+                        'deposit number ' || i, 1795636565123 + i
+                 FROM n;
+             UPDATE accounts SET pending_in = (SELECT sum(amount) FROM transfers)
+                 WHERE name = 'alice';
+             UPDATE accounts SET pending_out = (SELECT sum(amount) FROM transfers) WHERE id = 0;
+             COMMIT;"
+        ),
+    );
+    let settled: shapes::Settled = s.json(&["settle"]);
+    assert_eq!(settled.completed, u64::from(count));
+    s
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let s = ledger_with_deposits(3000);
+    for format in ["", "--json"] {
+        // The whole output is several times what a pipe holds, so `wallet`
+        // is still writing when `head` exits and its next write gets EPIPE.
+        let full = bash(
+            &s,
+            &format!(r#""$WALLET" {format} history alice --limit 3000 | wc -c"#),
+        );
+        let size: usize = String::from_utf8_lossy(&full.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(size > 4 * 65536, "{size} bytes do not fill a pipe");
+
+        let out = bash(
+            &s,
+            &format!(
+                r#"set -o pipefail
+"$WALLET" {format} history alice --limit 3000 2>wallet.err | head -1
+echo "exit ${{PIPESTATUS[0]}}" >&2
+cat wallet.err >&2"#
+            ),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "exit 0\n",
+            "wallet {format} exits 0 and says nothing"
+        );
+        assert!(out.status.success(), "the pipeline succeeds");
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        let first = if format.is_empty() {
+            "tx_id"
+        } else {
+            "[{\"tx_id\":3000,"
+        };
+        assert!(stdout.trim_start().starts_with(first), "{stdout}");
+    }
+}
+
+/// Runs `wallet ARGS` on a pseudo-terminal `columns` wide (via `script`)
+/// and returns what it printed, with `\r\n` turned back into `\n`.
+fn on_terminal(s: &Sandbox, columns: u16, env: &[(&str, &str)], args: &str) -> String {
+    let mut cmd = StdCommand::new("script");
+    cmd.args(["-q", "-e", "-c"])
+        .arg(format!(r#"stty cols {columns} rows 50; "$WALLET" {args}"#))
+        .arg("/dev/null")
+        .current_dir(s.dir.path())
+        .env("SHELL", "/bin/sh")
+        .env("WALLET", env!("CARGO_BIN_EXE_wallet"))
+        .env("WALLET_DB", s.db())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = cmd.output().expect("run script (util-linux)");
+    assert!(
+        out.status.success(),
+        "{args}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
+}
+
+/// The text as a terminal shows it: ANSI escape sequences removed.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn small_mixed_ledger() -> Sandbox {
+    let s = Sandbox::new();
+    s.funded(&[("alice", "20")]);
+    s.ok(&["create-user", "bob", "bob@example.com"]);
+    s.ok(&[
+        "transfer",
+        "alice",
+        "bob",
+        "500",
+        "--memo",
+        "a long memo that has to wrap when the terminal is narrow, word by word",
+    ]);
+    s.ok(&["transfer", "alice", "bob", "2.50"]);
+    s.ok(&["settle"]);
+    s.ok(&["transfer", "alice", "bob", "1"]);
+    s
+}
+
+#[test]
+fn colour_only_on_a_terminal_without_no_color_or_a_dumb_term() {
+    let s = small_mixed_ledger();
+    let coloured = on_terminal(&s, 120, &[], "history alice");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "a terminal gets colour:\n{coloured}"
+    );
+    assert!(strip_ansi(&coloured).contains("FAILED"));
+    for env in [[("NO_COLOR", "1")], [("TERM", "dumb")]] {
+        let plain = on_terminal(&s, 120, &env, "history alice");
+        assert!(!plain.contains('\u{1b}'), "{env:?}:\n{plain}");
+        assert!(
+            plain.contains("FAILED") && plain.contains('┆'),
+            "still a table"
+        );
+    }
+    let piped = bash(
+        &s,
+        r#"unset NO_COLOR; TERM=xterm-256color "$WALLET" history alice | cat"#,
+    );
+    let piped = String::from_utf8(piped.stdout).unwrap();
+    assert!(
+        piped.contains("FAILED") && !piped.contains('\u{1b}'),
+        "{piped}"
+    );
+    assert!(!piped.contains('┆'), "plain columns when piped:\n{piped}");
+}
+
+#[test]
+fn tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room() {
+    let s = small_mixed_ledger();
+    for columns in [40, 60, 80, 120, 200] {
+        for args in ["history alice", "get-transfer 3", "get-user alice"] {
+            let shown = strip_ansi(&on_terminal(&s, columns, &[("NO_COLOR", "1")], args));
+            for line in shown.lines() {
+                assert!(
+                    line.chars().count() <= usize::from(columns),
+                    "{args} at {columns} columns:\n{shown}"
+                );
+            }
+        }
+    }
+    let wide = strip_ansi(&on_terminal(&s, 120, &[("NO_COLOR", "1")], "history alice"));
+    let created: shapes::Transfer = s.json(&["get-transfer", "3"]);
+    assert!(wide.contains(&created.created_at), "{wide}");
+    assert!(wide.contains("insufficient_funds"), "{wide}");
+    assert!(wide.contains("a long memo"), "{wide}");
+}
