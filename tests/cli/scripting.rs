@@ -934,3 +934,135 @@ fn tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room() {
     assert!(wide.contains("insufficient_funds"), "{wide}");
     assert!(wide.contains("a long memo"), "{wide}");
 }
+
+// ------------------------------------------------------------------ README
+
+/// One `$ command` of a ```` ```console ```` block and the lines shown after it.
+struct Example {
+    line: usize,
+    command: String,
+    expected: Vec<String>,
+}
+
+/// The README's console examples in order. `> ` lines continue a command,
+/// as a shell's second prompt does; other lines are its expected output.
+fn console_examples(readme: &str) -> Vec<Example> {
+    let mut examples: Vec<Example> = Vec::new();
+    let mut in_console = false;
+    for (index, line) in readme.lines().enumerate() {
+        if !in_console {
+            in_console = line.trim_end() == "```console";
+            continue;
+        }
+        if line.trim_end() == "```" {
+            in_console = false;
+        } else if let Some(command) = line.strip_prefix("$ ") {
+            examples.push(Example {
+                line: index + 1,
+                command: command.to_string(),
+                expected: Vec::new(),
+            });
+        } else {
+            let example = examples
+                .last_mut()
+                .unwrap_or_else(|| panic!("README.md:{}: output before any `$ `", index + 1));
+            match line.strip_prefix("> ") {
+                Some(more) if example.expected.is_empty() => {
+                    example.command.push('\n');
+                    example.command.push_str(more);
+                }
+                _ => example.expected.push(line.to_string()),
+            }
+        }
+    }
+    assert!(!in_console, "README.md ends inside a console block");
+    examples
+}
+
+/// Output as compared: timestamps (which differ on every run) replaced by
+/// a placeholder, trailing blanks (which tables pad with) dropped.
+fn normalized(text: &str) -> String {
+    let width = "2026-11-25T19:56:05.123Z".len();
+    let mut out = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.len() >= width && rest.is_char_boundary(width) && is_timestamp(&rest[..width]) {
+            out.push_str("<timestamp>");
+            rest = &rest[width..];
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    lines.join("\n").trim_end().to_string()
+}
+
+#[test]
+fn readme_console_examples_print_what_they_show() {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let examples = console_examples(&readme);
+    let piped_to_jq = examples
+        .iter()
+        .filter(|e| e.command.contains("| jq"))
+        .count();
+    assert!(piped_to_jq >= 5, "the README shows jq pipelines");
+
+    let s = Sandbox::new();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_wallet")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut mismatches = Vec::new();
+    for example in &examples {
+        let out = StdCommand::new("bash")
+            .arg("-c")
+            .arg(format!("exec 2>&1\n{}", example.command))
+            .current_dir(s.dir.path())
+            .env("PATH", &path)
+            .env("HOME", s.dir.path())
+            .env_remove("WALLET_DB")
+            .env_remove("WALLET_LOCK_TIMEOUT")
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash");
+        let got = normalized(&String::from_utf8_lossy(&out.stdout));
+        let expected = normalized(&example.expected.join("\n"));
+        if got != expected {
+            mismatches.push(format!(
+                "README.md:{}: $ {}\n--- shown\n{expected}\n--- printed\n{got}\n",
+                example.line, example.command
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} README examples differ:\n{}",
+        mismatches.len(),
+        examples.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn console_examples_are_read_with_continuations_and_outputs() {
+    let text = "intro\n```console\n$ a | b\nout 1\nout 2\n$ c\n> d\n```\n```sh\n$ not run\n```\n";
+    let examples = console_examples(text);
+    assert_eq!(examples.len(), 2);
+    assert_eq!(
+        (examples[0].line, examples[0].command.as_str()),
+        (3, "a | b")
+    );
+    assert_eq!(examples[0].expected, ["out 1", "out 2"]);
+    assert_eq!(examples[1].command, "c\nd");
+    assert!(examples[1].expected.is_empty());
+    assert_eq!(
+        normalized("x 2026-11-25T19:56:05.123Z  \ny\n\n"),
+        "x <timestamp>\ny"
+    );
+}
