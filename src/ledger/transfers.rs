@@ -161,15 +161,13 @@ impl Ledger {
     }
 
     /// A user's transfers, newest first. Each side (sent, received) is read
-    /// newest first from its own index, at most `limit` rows each, and the two
-    /// short lists are merged, so the cost follows the page size and not the
-    /// length of the user's history, with or without a status filter.
+    /// newest first from an index, at most `limit` rows each, and the two
+    /// short lists are merged; see [`history_sql`] for which index serves
+    /// which filter.
     pub fn history(&self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         let user = self.user(name)?;
         let before = query.before.unwrap_or(i64::MAX);
-        let mut stmt = self
-            .conn()
-            .prepare_cached(&history_sql(query.status.is_some()))?;
+        let mut stmt = self.conn().prepare_cached(&history_sql(query.status))?;
         let rows = match query.status {
             Some(status) => stmt.query_map(
                 params![user.id, before, query.limit, status.as_str()],
@@ -182,24 +180,40 @@ impl Ledger {
 }
 
 /// The page query of [`Ledger::history`]: `?1` user id, `?2` exclusive upper
-/// bound on `tx_id`, `?3` page size and, when `by_status`, `?4` the status.
-/// Each side's subquery is an index range read newest first, stopped after
-/// `?3` rows. The index is named because statistics from a ledger where one
-/// user dominates can tempt the planner into walking the whole table
-/// backwards, which is ruinous for every other user.
-fn history_sql(by_status: bool) -> String {
-    let (status, suffix) = if by_status {
-        (" AND status = ?4", "_status")
-    } else {
-        ("", "")
+/// bound on `tx_id`, `?3` page size and, with a status, `?4` that status.
+///
+/// Each side is an index range read newest first and stopped after `?3`
+/// rows, so a page costs the same for a user with ten transfers or a million:
+/// all of them and COMPLETED ones (what nearly every transfer becomes) from
+/// `transfers_by_src`/`_dst`; FAILED and CANCELLED, which may be rare in a
+/// long history, from the partial `transfers_unapplied_by_*` indexes;
+/// PENDING from the queue's own `transfers_pending`, whose length is bounded
+/// by how often `settle` runs. The partial indexes need their own condition
+/// spelled out in the query, and the indexes are named because statistics
+/// from a ledger where one user dominates can tempt the planner into walking
+/// the whole table backwards, which is ruinous for every other user.
+fn history_sql(status: Option<Status>) -> String {
+    let (src_index, dst_index, filter) = match status {
+        None => ("transfers_by_src", "transfers_by_dst", ""),
+        Some(Status::Completed) => ("transfers_by_src", "transfers_by_dst", " AND status = ?4"),
+        Some(Status::Pending) => (
+            "transfers_pending",
+            "transfers_pending",
+            " AND status = ?4 AND status = 'PENDING'",
+        ),
+        Some(Status::Failed | Status::Cancelled) => (
+            "transfers_unapplied_by_src",
+            "transfers_unapplied_by_dst",
+            " AND status = ?4 AND status IN ('FAILED', 'CANCELLED')",
+        ),
     };
     format!(
         "WITH page(tx_id) AS (
-             SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY transfers_by_src{suffix}
-                 WHERE src = ?1{status} AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)
+             SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY {src_index}
+                 WHERE src = ?1{filter} AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)
              UNION ALL
-             SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY transfers_by_dst{suffix}
-                 WHERE dst = ?1{status} AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)
+             SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY {dst_index}
+                 WHERE dst = ?1{filter} AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)
          )
          {SELECT_TRANSFER} WHERE t.tx_id IN (SELECT tx_id FROM page)
          ORDER BY t.tx_id DESC LIMIT ?3"
@@ -352,54 +366,70 @@ fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord
 mod tests {
     use rusqlite::Connection;
 
-    use super::history_sql;
+    use super::{Status, history_sql};
     use crate::ledger::schema;
 
     /// The `detail` column of `EXPLAIN QUERY PLAN` for the history query,
     /// with the parameters bound as `history` binds them.
-    fn plan(conn: &Connection, by_status: bool) -> Vec<String> {
-        let sql = format!("EXPLAIN QUERY PLAN {}", history_sql(by_status));
+    fn plan(conn: &Connection, status: Option<Status>) -> Vec<String> {
+        let sql = format!("EXPLAIN QUERY PLAN {}", history_sql(status));
         let mut stmt = conn.prepare(&sql).unwrap();
         fn detail(row: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
             row.get(3)
         }
-        let rows = if by_status {
-            stmt.query_map(rusqlite::params![1, i64::MAX, 50, "FAILED"], detail)
-        } else {
-            stmt.query_map(rusqlite::params![1, i64::MAX, 50], detail)
+        let rows = match status {
+            Some(status) => {
+                stmt.query_map(rusqlite::params![1, i64::MAX, 50, status.as_str()], detail)
+            }
+            None => stmt.query_map(rusqlite::params![1, i64::MAX, 50], detail),
         }
         .unwrap();
         rows.collect::<Result<_, _>>().unwrap()
     }
 
+    /// Every filter reads both sides from the index meant for it, with no
+    /// table scan and no sort.
     fn assert_served_by_indexes(conn: &Connection) {
-        for (by_status, index, range) in [
-            (false, "transfers_by_src", "(src=? AND tx_id<?)"),
-            (false, "transfers_by_dst", "(dst=? AND tx_id<?)"),
+        let by_user = |column: &str| format!("transfers_by_{column} ({column}=? AND tx_id<?)");
+        let unapplied = |column: &str| {
+            format!("transfers_unapplied_by_{column} ({column}=? AND status=? AND tx_id<?)")
+        };
+        let pending = "transfers_pending (status=? AND rowid<?)".to_string();
+        let cases = [
+            (None, [by_user("src"), by_user("dst")]),
+            (Some(Status::Completed), [by_user("src"), by_user("dst")]),
+            (Some(Status::Failed), [unapplied("src"), unapplied("dst")]),
             (
-                true,
-                "transfers_by_src_status",
-                "(src=? AND status=? AND tx_id<?)",
+                Some(Status::Cancelled),
+                [unapplied("src"), unapplied("dst")],
             ),
-            (
-                true,
-                "transfers_by_dst_status",
-                "(dst=? AND status=? AND tx_id<?)",
-            ),
-        ] {
-            let plan = plan(conn, by_status);
+            (Some(Status::Pending), [pending.clone(), pending]),
+        ];
+        for (status, indexes) in cases {
+            let plan = plan(conn, status);
             let text = plan.join("\n");
-            let wanted = format!("INDEX {index} {range}");
-            assert!(
-                plan.iter()
-                    .any(|line| line.starts_with("SEARCH transfers USING ")
-                        && line.ends_with(&wanted)),
-                "status filter {by_status}: no `{wanted}` in\n{text}"
+            let searches: Vec<&String> = plan
+                .iter()
+                .filter(|line| line.starts_with("SEARCH transfers USING "))
+                .collect();
+            assert_eq!(
+                searches.len(),
+                2,
+                "{status:?}: one read per side in\n{text}"
             );
+            for (line, index) in searches.iter().zip(&indexes) {
+                assert!(
+                    line.ends_with(&format!("INDEX {index}")),
+                    "{status:?}: `{index}` wanted in\n{text}"
+                );
+            }
             for line in &plan {
                 let scans_a_table = line.starts_with("SCAN ") && !line.starts_with("SCAN (");
-                assert!(!scans_a_table, "a full scan in\n{text}");
-                assert!(!line.contains("TEMP B-TREE"), "a sort in\n{text}");
+                assert!(!scans_a_table, "{status:?}: a full scan in\n{text}");
+                assert!(
+                    !line.contains("TEMP B-TREE"),
+                    "{status:?}: a sort in\n{text}"
+                );
             }
         }
     }
@@ -423,7 +453,10 @@ mod tests {
                  SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
                         CASE WHEN i % 3 = 0 THEN 1 ELSE 0 END,
                         100,
-                        CASE WHEN i % 100 = 0 THEN 'FAILED' ELSE 'COMPLETED' END,
+                        CASE WHEN i % 100 = 0 THEN 'FAILED'
+                             WHEN i % 101 = 0 THEN 'CANCELLED'
+                             WHEN i > 2990 THEN 'PENDING'
+                             ELSE 'COMPLETED' END,
                         CASE WHEN i % 100 = 0 THEN 'insufficient_funds' END,
                         i
                  FROM n;
