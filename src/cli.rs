@@ -134,6 +134,28 @@ settles running at once or one killed and run again.",
     #[command(after_help = "Example:
   wallet cancel 42")]
     Cancel(CancelArgs),
+
+    /// Print a shell completion script
+    #[command(
+        long_about = "Print a shell completion script on stdout.
+
+The same scripts are kept in the source tree under completions/; the README \
+says where each shell looks for them.",
+        after_help = "Examples:
+  wallet completions bash > ~/.local/share/bash-completion/completions/wallet
+  wallet completions zsh > ~/.zfunc/_wallet
+  wallet completions fish > ~/.config/fish/completions/wallet.fish"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Print a manual page (roff) for wallet or one of its commands
+    #[command(
+        hide = true,
+        after_help = "Examples:
+  wallet man | man -l -
+  wallet man transfer > wallet-transfer.1"
+    )]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +267,20 @@ pub struct HistoryArgs {
 pub struct CancelArgs {
     /// Transfer id
     pub tx_id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command to print the page of, e.g. transfer; the main page if absent
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -3,7 +3,7 @@
 use std::env;
 use std::io::{self, IsTerminal, Write};
 
-use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::json;
 
 use crate::error::WalletError;
@@ -30,6 +30,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
     match &report.human {
         Human::Line(line) if !mode.quiet => writeln!(out, "{line}")?,
         Human::Line(_) => {}
+        Human::Text(text) => out.write_all(text.as_bytes())?,
         Human::Record(fields) => {
             let mut table = new_table(decorated);
             for (field, value) in fields {
@@ -54,6 +55,9 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
                         Cell::new(value)
                     }
                 }));
+            }
+            if decorated {
+                keep_columns_whole(&mut table, header, rows);
             }
             writeln!(out, "{table}")?;
         }
@@ -91,6 +95,61 @@ fn new_table(decorated: bool) -> Table {
             .force_no_tty();
     }
     table
+}
+
+/// Columns that read badly when broken across lines, most important first.
+const KEEP_WHOLE: &[&str] = &[
+    "tx_id",
+    "status",
+    "amount",
+    "created_at",
+    "src",
+    "dst",
+    "reason",
+];
+
+/// The narrowest a wrapping column is squeezed to while deciding what fits.
+const MIN_WRAPPED: usize = 6;
+
+/// Keeps as many [`KEEP_WHOLE`] columns unbroken as the terminal allows and
+/// lets the rest (a memo) wrap around them; when even that does not fit,
+/// comfy-table shares the width out and every column may wrap.
+fn keep_columns_whole(table: &mut Table, header: &[&str], rows: &[Vec<String>]) {
+    let Some(width) = table.width() else {
+        return;
+    };
+    let content: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, title)| {
+            rows.iter()
+                .filter_map(|row| row.get(i))
+                .map(|cell| cell.chars().count())
+                .chain([title.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // A border before each column and one at the end; a space either side of each cell.
+    let frame = header.len() + 1 + 2 * header.len();
+    let budget = usize::from(width).saturating_sub(frame);
+    let mut reserved: Vec<usize> = content.iter().map(|&w| w.min(MIN_WRAPPED)).collect();
+    let Some(mut slack) = budget.checked_sub(reserved.iter().sum()) else {
+        return;
+    };
+    for name in KEEP_WHOLE {
+        let Some(i) = header.iter().position(|h| h == name) else {
+            continue;
+        };
+        let extra = content[i] - reserved[i];
+        if extra <= slack {
+            slack -= extra;
+            reserved[i] = content[i];
+            if let Some(column) = table.column_mut(i) {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+    }
 }
 
 fn status_cell(value: &str, decorated: bool) -> Cell {

@@ -14,6 +14,8 @@ pub struct Report {
 pub enum Human {
     /// A confirmation of something done; `--quiet` drops it.
     Line(String),
+    /// A document printed as it is (a completion script, a manual page).
+    Text(String),
     /// One record as a two-column table of field and value.
     Record(Vec<(&'static str, String)>),
     /// Several records as a table, or `empty` when there are none.

@@ -1,12 +1,14 @@
 //! One module per subcommand, each with a `run` that returns a [`Report`].
 
 mod cancel;
+mod completions;
 mod create_user;
 mod deposit;
 mod get_transfer;
 mod get_user;
 mod history;
 mod init;
+mod man;
 mod queue;
 mod settle;
 mod transfer;
@@ -62,6 +64,8 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::GetTransfer(args) => get_transfer::run(&context, args),
         Command::History(args) => history::run(&context, args),
         Command::Cancel(args) => cancel::run(&context, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     result.map_err(|err| match err {
         WalletError::Busy(_) => WalletError::Busy(lock_timeout),

@@ -1,0 +1,233 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[wallet] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'wallet'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'wallet'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand init 'Create an empty ledger'
+            cand create-user 'Add a user with a zero balance'
+            cand get-user 'Show a user''s balance and pending totals'
+            cand deposit 'Queue money coming in to a user from outside the ledger'
+            cand withdraw 'Queue money going out of a user to outside the ledger'
+            cand transfer 'Queue a transfer between two users'
+            cand settle 'Apply pending transfers, oldest first'
+            cand get-transfer 'Show one transfer'
+            cand history 'List a user''s transfers, newest first'
+            cand cancel 'Cancel a transfer that is still PENDING'
+            cand completions 'Print a shell completion script'
+            cand man 'Print a manual page (roff) for wallet or one of its commands'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wallet;init'= {
+            cand --currency 'Currency code shown with every amount'
+            cand --scale 'Decimal places of the currency'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;create-user'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;get-user'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;deposit'= {
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;withdraw'= {
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;transfer'= {
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;settle'= {
+            cand --limit 'Settle at most N transfers'
+            cand --batch-size 'Transfers applied per transaction'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;get-transfer'= {
+            cand --id 'Look the transfer up by its idempotency key instead'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;history'= {
+            cand --limit 'Show at most N transfers'
+            cand --status 'Only transfers with this status'
+            cand --before 'Only transfers older than this id (the last tx_id of the previous page)'
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;cancel'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;completions'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;man'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wallet;help'= {
+            cand init 'Create an empty ledger'
+            cand create-user 'Add a user with a zero balance'
+            cand get-user 'Show a user''s balance and pending totals'
+            cand deposit 'Queue money coming in to a user from outside the ledger'
+            cand withdraw 'Queue money going out of a user to outside the ledger'
+            cand transfer 'Queue a transfer between two users'
+            cand settle 'Apply pending transfers, oldest first'
+            cand get-transfer 'Show one transfer'
+            cand history 'List a user''s transfers, newest first'
+            cand cancel 'Cancel a transfer that is still PENDING'
+            cand completions 'Print a shell completion script'
+            cand man 'Print a manual page (roff) for wallet or one of its commands'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wallet;help;init'= {
+        }
+        &'wallet;help;create-user'= {
+        }
+        &'wallet;help;get-user'= {
+        }
+        &'wallet;help;deposit'= {
+        }
+        &'wallet;help;withdraw'= {
+        }
+        &'wallet;help;transfer'= {
+        }
+        &'wallet;help;settle'= {
+        }
+        &'wallet;help;get-transfer'= {
+        }
+        &'wallet;help;history'= {
+        }
+        &'wallet;help;cancel'= {
+        }
+        &'wallet;help;completions'= {
+        }
+        &'wallet;help;man'= {
+        }
+        &'wallet;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

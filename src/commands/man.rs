@@ -1,0 +1,123 @@
+//! `wallet man`: manual pages in roff, generated from the command line's definition.
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+use serde::Serialize;
+
+use crate::cli::{Cli, ManArgs};
+use crate::error::{Result, WalletError};
+use crate::report::{Human, Report};
+
+#[derive(Serialize)]
+struct Page {
+    file_name: String,
+    roff: String,
+}
+
+pub fn run(args: ManArgs) -> Result<Report> {
+    let (file_name, roff) = page(args.command.as_deref())?;
+    Ok(Report::new(
+        Page {
+            file_name,
+            roff: roff.clone(),
+        },
+        Human::Text(roff),
+    ))
+}
+
+/// The page `wallet.1`, or `wallet-COMMAND.1` for a visible subcommand:
+/// its file name and its roff text.
+pub fn page(command: Option<&str>) -> Result<(String, String)> {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    // Building gives subcommands their display names (`wallet-transfer`),
+    // which the pages use for their titles and cross-references.
+    cli.build();
+    let cmd = match command {
+        None => cli,
+        Some(name) => cli
+            .get_subcommands()
+            .find(|sub| sub.get_name() == name && !sub.is_hide_set())
+            .cloned()
+            .ok_or_else(|| WalletError::Usage(format!("there is no manual page for '{name}'")))?,
+    };
+    let examples = cmd.get_after_help().map(ToString::to_string);
+    let has_subcommands = cmd.get_subcommands().any(|sub| !sub.is_hide_set());
+    let man = Man::new(cmd).source(format!("wallet {}", env!("CARGO_PKG_VERSION")));
+    let mut roff = Vec::new();
+    render(&man, has_subcommands, examples.as_deref(), &mut roff).map_err(WalletError::internal)?;
+    let roff = String::from_utf8(roff).map_err(WalletError::internal)?;
+    Ok((man.get_filename(), roff))
+}
+
+/// clap_mangen's sections, with the examples in a section of their own:
+/// its EXTRA section would fill them into one paragraph.
+fn render(
+    man: &Man,
+    has_subcommands: bool,
+    examples: Option<&str>,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    if has_subcommands {
+        man.render_subcommands_section(out)?;
+    }
+    if let Some(examples) = examples {
+        out.extend_from_slice(examples_section(examples).as_bytes());
+    }
+    man.render_version_section(out)
+}
+
+/// The `Examples:` help text as an EXAMPLES section, one command a line.
+fn examples_section(after_help: &str) -> String {
+    let mut section = String::from(".SH EXAMPLES\n.nf\n");
+    for line in after_help
+        .lines()
+        .filter(|line| !line.trim_end().ends_with(':'))
+    {
+        section.push_str(&roff_escape(line.trim()));
+        section.push('\n');
+    }
+    section.push_str(".fi\n");
+    section
+}
+
+/// Text made safe for a roff line: backslashes and hyphens escaped, and a
+/// leading `.` or `'` kept from being read as a request.
+fn roff_escape(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_become_one_unfilled_line_each() {
+        let section = examples_section("Examples:\n  wallet a --x\n  .b 'c\\d'\n");
+        assert_eq!(
+            section,
+            ".SH EXAMPLES\n.nf\nwallet a \\-\\-x\n\\&.b 'c\\ed'\n.fi\n"
+        );
+    }
+
+    #[test]
+    fn every_visible_command_has_a_page_with_examples() {
+        let (name, roff) = page(None).unwrap();
+        assert_eq!(name, "wallet.1");
+        assert!(roff.contains(".SH EXAMPLES"));
+        assert!(roff.contains("wallet\\-transfer(1)"));
+        let (name, roff) = page(Some("transfer")).unwrap();
+        assert_eq!(name, "wallet-transfer.1");
+        assert!(roff.contains("wallet transfer alice bob 25.50 \\-\\-id order\\-42"));
+        assert!(page(Some("man")).is_err(), "hidden commands have no page");
+    }
+}
