@@ -134,7 +134,25 @@ settles running at once or one killed and run again.",
     #[command(after_help = "Example:
   wallet cancel 42")]
     Cancel(CancelArgs),
+
+    /// Check every ledger invariant and report each check
+    #[command(
+        long_about = "Check every ledger invariant and report each check by name.
+
+Recomputes every balance and pending total from the transfers, checks that \
+all balances sum to zero and none is negative, that each transfer's fields \
+agree with its status, and that the file and its schema are sound. Exits 0 \
+when all hold; otherwise exits 7 with code `integrity`, naming each user and \
+transfer concerned. Reads only; safe to run while other commands write.",
+        after_help = "Examples:
+  wallet verify
+  wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
+    )]
+    Verify(VerifyArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}
 
 #[derive(Debug, Args)]
 pub struct InitArgs {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::report::Report;
+
 /// Every failure `wallet` reports. The variant decides the machine-readable
 /// `code` and the process exit status, so the mapping lives in one place.
 #[derive(Debug, Error)]
@@ -59,6 +61,12 @@ pub enum WalletError {
     },
     #[error("ledger check failed: {0}")]
     Integrity(String),
+    /// `verify` found broken invariants; the full report goes with the error.
+    #[error("ledger check failed: {summary}")]
+    VerifyFailed {
+        summary: String,
+        report: Box<Report>,
+    },
 
     #[error("{0:#}")]
     Io(anyhow::Error),
@@ -88,7 +96,7 @@ impl WalletError {
             Self::Busy(_) => "busy",
             Self::NotALedger { .. } => "not_a_ledger",
             Self::SchemaTooNew { .. } => "schema_too_new",
-            Self::Integrity(_) => "integrity",
+            Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
             Self::Io(_) => "io_error",
             Self::Internal(_) => "internal",
         }
@@ -112,7 +120,18 @@ impl WalletError {
             | Self::InvalidMemo(_)
             | Self::InvalidCurrency(_) => 5,
             Self::Busy(_) => 6,
-            Self::NotALedger { .. } | Self::SchemaTooNew { .. } | Self::Integrity(_) => 7,
+            Self::NotALedger { .. }
+            | Self::SchemaTooNew { .. }
+            | Self::Integrity(_)
+            | Self::VerifyFailed { .. } => 7,
+        }
+    }
+
+    /// The report that goes with this error, printed along with it.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Self::VerifyFailed { report, .. } => Some(report),
+            _ => None,
         }
     }
 

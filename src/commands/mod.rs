@@ -10,6 +10,7 @@ mod init;
 mod queue;
 mod settle;
 mod transfer;
+mod verify;
 mod withdraw;
 
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::GetTransfer(args) => get_transfer::run(&context, args),
         Command::History(args) => history::run(&context, args),
         Command::Cancel(args) => cancel::run(&context, args),
+        Command::Verify(args) => verify::run(&context, args),
     };
     result.map_err(|err| match err {
         WalletError::Busy(_) => WalletError::Busy(lock_timeout),

@@ -117,6 +117,43 @@ pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     definitions_in(&conn)
 }
 
+/// How a ledger's schema differs from the one the migrations build: objects
+/// it holds that ours does not (a planted trigger or view), objects it lacks,
+/// and objects whose `CREATE` text was changed (a column added, a `CHECK`
+/// edited out through `writable_schema`). Empty when the schema is ours.
+pub fn differences(conn: &Connection) -> Result<Vec<String>> {
+    let expected = expected_definitions()?;
+    let found = definitions_in(conn)?;
+    let kinds: Vec<(String, String)> = objects_in(conn)?;
+    let kind_of = |name: &str| {
+        kinds
+            .iter()
+            .find(|(_, n)| n == name)
+            .map_or("object", |(kind, _)| kind.as_str())
+            .to_string()
+    };
+    let mut differences = Vec::new();
+    for (name, sql) in &found {
+        match expected.iter().find(|(n, _)| n == name) {
+            None => differences.push(format!(
+                "{} '{name}' is not part of the wallet schema",
+                kind_of(name)
+            )),
+            Some((_, expected_sql)) if expected_sql != sql => differences.push(format!(
+                "the definition of {} '{name}' differs from the wallet schema",
+                kind_of(name)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &expected {
+        if !found.iter().any(|(n, _)| n == name) {
+            differences.push(format!("'{name}' of the wallet schema is missing"));
+        }
+    }
+    Ok(differences)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
