@@ -146,13 +146,19 @@ when all hold; otherwise exits 7 with code `integrity`, naming each user and \
 transfer concerned. Reads only; safe to run while other commands write.",
         after_help = "Examples:
   wallet verify
+  wallet verify --quick
   wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
     )]
     Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// Check the file's pages with SQLite's quick_check instead of the full
+    /// integrity_check (which also compares every index with its table)
+    #[arg(long)]
+    pub quick: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct InitArgs {

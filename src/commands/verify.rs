@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::VerifyArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::{Check, Ledger, Problem, VerifyReport};
+use crate::ledger::{Check, Ledger, Problem, VerifyOptions, VerifyReport};
 use crate::report::{Human, Report};
 
 #[derive(Serialize)]
@@ -30,9 +30,9 @@ struct ProblemView {
     message: String,
 }
 
-pub fn run(context: &Context, _args: VerifyArgs) -> Result<Report> {
+pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let mut ledger = Ledger::open_to_verify(&context.db, &context.open_options)?;
-    let report = ledger.verify()?;
+    let report = ledger.verify(&VerifyOptions { quick: args.quick })?;
     let ok = report.ok();
     let summary = summary(&report);
     let human = human(&report);
