@@ -4,4 +4,5 @@
 mod bank;
 mod common;
 mod core;
+mod tamper;
 mod verify;
