@@ -142,6 +142,27 @@ impl WalletError {
 
 pub type Result<T, E = WalletError> = std::result::Result<T, E>;
 
+/// How a refused input is quoted back in an error: control characters
+/// escaped, so the message stays one line and cannot drive a terminal, and
+/// anything past 64 characters cut off, so a megabyte argument yields a
+/// short error.
+pub fn echo(input: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut echoed = String::new();
+    for (count, c) in input.chars().enumerate() {
+        if count == SHOWN {
+            echoed.push_str(&format!("… ({} characters)", input.chars().count()));
+            break;
+        }
+        if c.is_control() {
+            echoed.extend(c.escape_default());
+        } else {
+            echoed.push(c);
+        }
+    }
+    echoed
+}
+
 /// SQLite reports lock time-outs, foreign files and I/O failures through one
 /// error type; sort them into the contract's classes here so callers can use `?`.
 impl From<rusqlite::Error> for WalletError {
@@ -172,6 +193,17 @@ impl From<rusqlite::Error> for WalletError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_inputs_stay_short_and_on_one_line() {
+        assert_eq!(echo("bob"), "bob");
+        assert_eq!(echo("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        let long = "9".repeat(1_000_000);
+        assert_eq!(
+            echo(&long),
+            format!("{}… (1000000 characters)", "9".repeat(64))
+        );
+    }
 
     #[test]
     fn every_class_has_the_contract_exit_code() {

@@ -1,6 +1,6 @@
 //! Exact money: a ledger currency and amounts held as `i64` counts of minor units.
 
-use crate::error::WalletError;
+use crate::error::{WalletError, echo};
 
 /// The most decimal places a ledger may use; more would leave too little
 /// room in an `i64` for whole units.
@@ -53,7 +53,7 @@ impl Currency {
     /// than the currency has, zero, and values past `i64`.
     pub fn parse_amount(&self, input: &str) -> Result<Amount, WalletError> {
         let refuse = |why: String| WalletError::InvalidAmount {
-            input: input.to_string(),
+            input: echo(input),
             why,
         };
         if input.is_empty() {
