@@ -65,7 +65,8 @@ pub struct GlobalArgs {
         global = true,
         env = "WALLET_LOCK_TIMEOUT",
         default_value_t = 5000,
-        value_name = "MS"
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=2_147_483_647)
     )]
     pub lock_timeout: u64,
 }

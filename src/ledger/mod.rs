@@ -129,7 +129,9 @@ impl Ledger {
         options: &OpenOptions,
         gate: SchemaGate,
     ) -> Result<Self> {
-        conn.busy_timeout(options.lock_timeout)?;
+        // SQLite counts the wait in an `int` of milliseconds (rusqlite panics past it).
+        let longest = Duration::from_millis(i32::MAX as u64);
+        conn.busy_timeout(options.lock_timeout.min(longest))?;
         // A crafted file must not run SQL of its own (triggers, views, functions in its schema).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;

@@ -222,6 +222,9 @@ fn every_malformed_key_memo_and_flag_is_refused_with_its_code() {
         &["settle", "--batch-size", "0"],
         &["settle", "--limit", "-3"],
         &["--lock-timeout", "-5", "get-user", "alice"],
+        // SQLite waits at most i32::MAX ms; a longer wait once panicked.
+        &["--lock-timeout", "2147483648", "get-user", "alice"],
+        &["--lock-timeout", "9223372036854775807", "get-user", "alice"],
         &["init", "--scale", "300"],
         &["deposit", "alice"],
         &["transfer", "alice", "bob", "1", "extra"],
@@ -431,6 +434,8 @@ struct LockHolder {
 }
 
 impl LockHolder {
+    /// Starts `sqlite3` running `sql` and waits until `probe`, a command
+    /// that writes nothing when it succeeds, reports `busy`.
     fn take(s: &Sandbox, sql: &str, probe: &[&str]) -> Self {
         let mut child = StdCommand::new("sqlite3")
             .arg(s.db())
@@ -466,7 +471,7 @@ fn a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on() 
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let _lock = LockHolder::take(&s, "BEGIN IMMEDIATE;", &["deposit", "alice", "1"]);
+        let _lock = LockHolder::take(&s, "BEGIN IMMEDIATE;", &["cancel", "999"]);
         for args in [
             &["deposit", "alice", "1"][..],
             &["withdraw", "alice", "1"],
