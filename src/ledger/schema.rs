@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::error::Result;
+use crate::error::{Result, echo};
 
 /// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
 /// database of another program is told apart without reading its tables.
@@ -117,7 +117,8 @@ pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     definitions_in(&conn)
 }
 
-/// How a ledger's schema differs from the one the migrations build: objects
+/// How a ledger's schema differs from the one the migrations build (names
+/// from the file quoted through [`echo`], as the file may be hostile): objects
 /// it holds that ours does not (a planted trigger or view), objects it lacks,
 /// and objects whose `CREATE` text was changed (a column added, a `CHECK`
 /// edited out through `writable_schema`). Empty when the schema is ours.
@@ -136,12 +137,14 @@ pub fn differences(conn: &Connection) -> Result<Vec<String>> {
     for (name, sql) in &found {
         match expected.iter().find(|(n, _)| n == name) {
             None => differences.push(format!(
-                "{} '{name}' is not part of the wallet schema",
-                kind_of(name)
+                "{} '{}' is not part of the wallet schema",
+                echo(&kind_of(name)),
+                echo(name)
             )),
             Some((_, expected_sql)) if expected_sql != sql => differences.push(format!(
-                "the definition of {} '{name}' differs from the wallet schema",
-                kind_of(name)
+                "the definition of {} '{}' differs from the wallet schema",
+                echo(&kind_of(name)),
+                echo(name)
             )),
             Some(_) => {}
         }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, params};
 
 use super::settle::{BALANCE_OVERFLOW, INSUFFICIENT_FUNDS};
 use super::{EXTERNAL_ACCOUNT, Ledger, schema};
-use crate::error::{Result, WalletError};
+use crate::error::{Result, WalletError, echo};
 use crate::money::Currency;
 
 /// At most this many problems are listed per check; the count covers all.
@@ -112,7 +112,8 @@ struct Account {
 impl Account {
     fn label(&self) -> String {
         match &self.name {
-            Some(name) => format!("user '{name}'"),
+            // A tampered file may hold any name; quote it safely.
+            Some(name) => format!("user '{}'", echo(name)),
             None if self.id == EXTERNAL_ACCOUNT => "the external account".to_string(),
             None => format!("account {}", self.id),
         }
@@ -287,7 +288,8 @@ fn transfer_fields(conn: &Connection) -> Result<Check> {
     let mut findings = Findings::new();
     while let Some(row) = rows.next()? {
         let tx_id: i64 = row.get(0)?;
-        let status: String = row.get(1)?;
+        // Quoted safely: a tampered file may hold any text here.
+        let status = echo(&row.get::<_, String>(1)?);
         let reason: Option<String> = row.get(2)?;
         let settled: bool = row.get(3)?;
         let positive: bool = row.get(4)?;
@@ -306,10 +308,10 @@ fn transfer_fields(conn: &Connection) -> Result<Check> {
         match &reason {
             None if status == "FAILED" => wrong.push("is FAILED without a reason".into()),
             Some(reason) if status != "FAILED" => {
-                wrong.push(format!("is {status} but has the reason '{reason}'"));
+                wrong.push(format!("is {status} but has the reason '{}'", echo(reason)));
             }
             Some(reason) if reason != INSUFFICIENT_FUNDS && reason != BALANCE_OVERFLOW => {
-                wrong.push(format!("has the unknown reason '{reason}'"));
+                wrong.push(format!("has the unknown reason '{}'", echo(reason)));
             }
             _ => {}
         }

@@ -218,3 +218,21 @@ fn a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported() 
         "user 'alice' has the negative balance -5.00"
     );
 }
+
+#[test]
+fn hostile_names_in_a_tampered_file_are_quoted_safely() {
+    let s = ledger();
+    s.sqlite()
+        .execute_batch(
+            "CREATE TRIGGER \"x\x1b[2J\ny\" AFTER INSERT ON transfers BEGIN SELECT 1; END;",
+        )
+        .unwrap();
+    for args in [&["get-user", "alice"][..], &["verify"]] {
+        let out = s.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("trigger 'x\\u{1b}[2J\\ny'"), "{stderr}");
+        assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b));
+    }
+}
