@@ -388,6 +388,17 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
             );
         }
     }
+    // The same balances summed straight from the transfers that ended COMPLETED.
+    let mut from_completed = [0i64; USERS];
+    for row in stored.values().filter(|row| row.status == "COMPLETED") {
+        if let Some(src) = row.request.src {
+            from_completed[src] -= row.request.amount;
+        }
+        if let Some(dst) = row.request.dst {
+            from_completed[dst] += row.request.amount;
+        }
+    }
+    assert_eq!(from_completed, model);
     let mut total = 0;
     for (user, balance) in model.iter().enumerate() {
         let shown: shapes::User = s.json(&["get-user", &name(user)]);
