@@ -228,20 +228,25 @@ fn file_check(conn: &Connection, pragma: &'static str) -> Result<Check> {
 }
 
 fn schema_check(conn: &Connection) -> Result<Check> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let version = schema::version_of(conn)?;
+    let latest = schema::latest_version();
     let mut findings = Findings::new();
-    if version != schema::latest_version() {
+    if !(1..=latest).contains(&version) {
         findings.push(Problem::about_file(format!(
-            "schema version {version}, but this binary writes version {}",
-            schema::latest_version()
+            "schema version {version} is not one this binary knows (1 to {latest})"
         )));
     }
     for difference in schema::differences(conn)? {
         findings.push(Problem::about_file(difference));
     }
-    let objects = schema::expected_definitions()?.len();
+    let objects = schema::expected_definitions_at(version)?.len();
+    let upgrade = if version < latest {
+        format!(" (the next write upgrades it to version {latest})")
+    } else {
+        String::new()
+    };
     let detail = format!(
-        "schema version {version}; {objects} objects expected, each exactly as the migrations build it"
+        "schema version {version}{upgrade}; {objects} objects expected, each exactly as the migrations build it"
     );
     Ok(findings.into_check("schema", detail))
 }
