@@ -445,7 +445,8 @@ impl LockHolder {
             .spawn()
             .expect("sqlite3");
         let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{sql}").unwrap();
+        // sqlite3 must wait out the probe's own brief read lock, not give up.
+        writeln!(stdin, ".timeout 10000\n{sql}").unwrap();
         stdin.flush().unwrap();
         // Wait until the lock is really held before measuring anything.
         let deadline = Instant::now() + Duration::from_secs(10);
