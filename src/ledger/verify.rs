@@ -342,7 +342,8 @@ fn transfer_fields(conn: &Connection) -> Result<Check> {
 /// sums each account sent and received per status, added up as exact
 /// `i128` so no sum can overflow however much money has flowed. One
 /// streamed scan: `GROUP BY src, status` and `GROUP BY dst, status` each
-/// sort the whole table and took eight times as long on a million transfers.
+/// sort the whole table, and on a million transfers the two took about 4 s
+/// where this pass takes well under one.
 fn accounts_and_flows(
     conn: &Connection,
 ) -> Result<(Vec<Account>, HashMap<i64, Flows>, StatusCounts)> {
