@@ -52,6 +52,9 @@ _wallet() {
             wallet,transfer)
                 cmd="wallet__subcmd__transfer"
                 ;;
+            wallet,verify)
+                cmd="wallet__subcmd__verify"
+                ;;
             wallet,withdraw)
                 cmd="wallet__subcmd__withdraw"
                 ;;
@@ -91,6 +94,9 @@ _wallet() {
             wallet__subcmd__help,transfer)
                 cmd="wallet__subcmd__help__subcmd__transfer"
                 ;;
+            wallet__subcmd__help,verify)
+                cmd="wallet__subcmd__help__subcmd__verify"
+                ;;
             wallet__subcmd__help,withdraw)
                 cmd="wallet__subcmd__help__subcmd__withdraw"
                 ;;
@@ -101,7 +107,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -267,7 +273,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man help"
+            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -448,6 +454,20 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__help__subcmd__withdraw)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -593,6 +613,28 @@ _wallet() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__verify)
+            opts="-q -h -V --quick --db --json --quiet --lock-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

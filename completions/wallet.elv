@@ -39,6 +39,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand cancel 'Cancel a transfer that is still PENDING'
             cand completions 'Print a shell completion script'
             cand man 'Print a manual page (roff) for wallet or one of its commands'
+            cand verify 'Check every ledger invariant and report each check'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;init'= {
@@ -187,6 +188,18 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wallet;verify'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --quick 'Check the file''s pages with SQLite''s quick_check instead of the full integrity_check (which also compares every index with its table)'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wallet;help'= {
             cand init 'Create an empty ledger'
             cand create-user 'Add a user with a zero balance'
@@ -200,6 +213,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand cancel 'Cancel a transfer that is still PENDING'
             cand completions 'Print a shell completion script'
             cand man 'Print a manual page (roff) for wallet or one of its commands'
+            cand verify 'Check every ledger invariant and report each check'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;help;init'= {
@@ -225,6 +239,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;completions'= {
         }
         &'wallet;help;man'= {
+        }
+        &'wallet;help;verify'= {
         }
         &'wallet;help;help'= {
         }

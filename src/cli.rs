@@ -65,7 +65,8 @@ pub struct GlobalArgs {
         global = true,
         env = "WALLET_LOCK_TIMEOUT",
         default_value_t = 5000,
-        value_name = "MS"
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=2_147_483_647)
     )]
     pub lock_timeout: u64,
 }
@@ -156,6 +157,30 @@ says where each shell looks for them.",
   wallet man transfer > wallet-transfer.1"
     )]
     Man(ManArgs),
+
+    /// Check every ledger invariant and report each check
+    #[command(
+        long_about = "Check every ledger invariant and report each check by name.
+
+Recomputes every balance and pending total from the transfers, checks that \
+all balances sum to zero and none is negative, that each transfer's fields \
+agree with its status, and that the file and its schema are sound. Exits 0 \
+when all hold; otherwise exits 7 with code `integrity`, naming each user and \
+transfer concerned. Reads only; safe to run while other commands write.",
+        after_help = "Examples:
+  wallet verify
+  wallet verify --quick
+  wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Check the file's pages with SQLite's quick_check instead of the full
+    /// integrity_check (which also compares every index with its table)
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::WalletError;
+use crate::error::{WalletError, echo};
 
 /// A user name: 1–32 ASCII letters, digits, `.`, `_`, `-`, starting with a
 /// letter or digit. Kept as typed; the ledger compares it without case.
@@ -12,7 +12,7 @@ pub struct UserName(String);
 impl UserName {
     pub fn parse(input: &str) -> Result<Self, WalletError> {
         let refuse = |why| WalletError::InvalidName {
-            input: input.to_string(),
+            input: echo(input),
             why,
         };
         if input.is_empty() {
@@ -52,7 +52,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(input: &str) -> Result<Self, WalletError> {
         let refuse = |why| WalletError::InvalidEmail {
-            input: input.to_string(),
+            input: echo(input),
             why,
         };
         if input.chars().count() > 254 {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::report::Report;
+
 /// Every failure `wallet` reports. The variant decides the machine-readable
 /// `code` and the process exit status, so the mapping lives in one place.
 #[derive(Debug, Error)]
@@ -59,6 +61,12 @@ pub enum WalletError {
     },
     #[error("ledger check failed: {0}")]
     Integrity(String),
+    /// `verify` found broken invariants; the full report goes with the error.
+    #[error("ledger check failed: {summary}")]
+    VerifyFailed {
+        summary: String,
+        report: Box<Report>,
+    },
 
     #[error("{0:#}")]
     Io(anyhow::Error),
@@ -88,7 +96,7 @@ impl WalletError {
             Self::Busy(_) => "busy",
             Self::NotALedger { .. } => "not_a_ledger",
             Self::SchemaTooNew { .. } => "schema_too_new",
-            Self::Integrity(_) => "integrity",
+            Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
             Self::Io(_) => "io_error",
             Self::Internal(_) => "internal",
         }
@@ -112,7 +120,18 @@ impl WalletError {
             | Self::InvalidMemo(_)
             | Self::InvalidCurrency(_) => 5,
             Self::Busy(_) => 6,
-            Self::NotALedger { .. } | Self::SchemaTooNew { .. } | Self::Integrity(_) => 7,
+            Self::NotALedger { .. }
+            | Self::SchemaTooNew { .. }
+            | Self::Integrity(_)
+            | Self::VerifyFailed { .. } => 7,
+        }
+    }
+
+    /// The report that goes with this error, printed along with it.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Self::VerifyFailed { report, .. } => Some(report),
+            _ => None,
         }
     }
 
@@ -122,6 +141,27 @@ impl WalletError {
 }
 
 pub type Result<T, E = WalletError> = std::result::Result<T, E>;
+
+/// How a refused input is quoted back in an error: control characters
+/// escaped, so the message stays one line and cannot drive a terminal, and
+/// anything past 64 characters cut off, so a megabyte argument yields a
+/// short error.
+pub fn echo(input: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut echoed = String::new();
+    for (count, c) in input.chars().enumerate() {
+        if count == SHOWN {
+            echoed.push_str(&format!("… ({} characters)", input.chars().count()));
+            break;
+        }
+        if c.is_control() {
+            echoed.extend(c.escape_default());
+        } else {
+            echoed.push(c);
+        }
+    }
+    echoed
+}
 
 /// SQLite reports lock time-outs, foreign files and I/O failures through one
 /// error type; sort them into the contract's classes here so callers can use `?`.
@@ -153,6 +193,17 @@ impl From<rusqlite::Error> for WalletError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_inputs_stay_short_and_on_one_line() {
+        assert_eq!(echo("bob"), "bob");
+        assert_eq!(echo("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        let long = "9".repeat(1_000_000);
+        assert_eq!(
+            echo(&long),
+            format!("{}… (1000000 characters)", "9".repeat(64))
+        );
+    }
 
     #[test]
     fn every_class_has_the_contract_exit_code() {

@@ -76,6 +76,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             }
         },
         Err(err) => {
+            // A person also sees the report that explains the error (the
+            // checks `verify` ran); in JSON it travels inside the error.
+            if let Some(report) = err.report().filter(|_| !mode.json) {
+                let _ = output::print_report(report, mode);
+            }
             output::print_error(&err, mode.json);
             err.exit_code()
         }

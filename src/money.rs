@@ -1,6 +1,6 @@
 //! Exact money: a ledger currency and amounts held as `i64` counts of minor units.
 
-use crate::error::WalletError;
+use crate::error::{WalletError, echo};
 
 /// The most decimal places a ledger may use; more would leave too little
 /// room in an `i64` for whole units.
@@ -53,7 +53,7 @@ impl Currency {
     /// than the currency has, zero, and values past `i64`.
     pub fn parse_amount(&self, input: &str) -> Result<Amount, WalletError> {
         let refuse = |why: String| WalletError::InvalidAmount {
-            input: input.to_string(),
+            input: echo(input),
             why,
         };
         if input.is_empty() {
@@ -260,6 +260,37 @@ mod tests {
             let c = Currency::new("XTS", 0).unwrap();
             let too_big = (i64::MAX as u128) + u128::from(extra);
             prop_assert!(c.parse_amount(&too_big.to_string()).is_err());
+        }
+    }
+
+    /// What the contract accepts, written independently of the parser: ASCII
+    /// digits, optionally a dot and 1..=scale more, nonzero, at most
+    /// `i64::MAX` minor units.
+    fn oracle(input: &str, scale: u8) -> Option<i64> {
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        let (whole, fraction) = input.split_once('.').unwrap_or((input, ""));
+        if !digits(whole) || (input.contains('.') && !digits(fraction)) {
+            return None;
+        }
+        if fraction.len() > usize::from(scale) {
+            return None;
+        }
+        let padded = format!("{whole}{fraction:0<width$}", width = usize::from(scale));
+        let value: u128 = padded.parse().ok()?;
+        (value > 0 && value <= i64::MAX as u128).then_some(value as i64)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn the_parser_accepts_exactly_what_the_contract_allows(
+            input in "[0-9.+\\-eE, _١２]{0,24}|[0-9]{1,21}(\\.[0-9]{0,4})?",
+            scale in 0u8..=4,
+        ) {
+            let currency = Currency::new("XTS", scale).unwrap();
+            let parsed = currency.parse_amount(&input).ok().map(Amount::minor_units);
+            prop_assert_eq!(parsed, oracle(&input, scale), "{:?} at scale {}", input, scale);
         }
     }
 }

@@ -65,15 +65,16 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
     out.flush()
 }
 
-/// Prints an error once on stderr: one `error: …` line, or a JSON document.
+/// Prints an error once on stderr: one `error: …` line, or a JSON document
+/// (with the report that goes with the error, if any, under `report`).
 pub fn print_error(err: &WalletError, json: bool) {
     let mut stderr = io::stderr().lock();
     let _ = if json {
-        writeln!(
-            stderr,
-            "{}",
-            json!({"error": {"code": err.code(), "message": err.to_string()}})
-        )
+        let mut body = json!({"code": err.code(), "message": err.to_string()});
+        if let Some(report) = err.report() {
+            body["report"] = report.json.clone();
+        }
+        writeln!(stderr, "{}", json!({ "error": body }))
     } else {
         writeln!(stderr, "error: {err}")
     };

@@ -12,6 +12,7 @@ mod man;
 mod queue;
 mod settle;
 mod transfer;
+mod verify;
 mod withdraw;
 
 use std::path::PathBuf;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Cancel(args) => cancel::run(&context, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Verify(args) => verify::run(&context, args),
     };
     result.map_err(|err| match err {
         WalletError::Busy(_) => WalletError::Busy(lock_timeout),

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod schema;
 mod settle;
 mod transfers;
+mod verify;
 
 use std::fs;
 use std::io;
@@ -24,6 +25,7 @@ use crate::money::Currency;
 pub use accounts::UserRecord;
 pub use settle::{SettleOptions, SettleSummary};
 pub use transfers::{HistoryQuery, NewTransfer, Queued, Status, TransferRecord};
+pub use verify::{Check, Problem, VerifyOptions, VerifyReport};
 
 /// The id of the built-in account on the other side of deposits and
 /// withdrawals. It has no name, so no user can collide with it.
@@ -44,6 +46,14 @@ impl Default for OpenOptions {
     }
 }
 
+/// Whether opening refuses a schema that differs from the one the
+/// migrations build, or leaves it to `verify` to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemaGate {
+    Refuse,
+    Report,
+}
+
 /// An open, validated ledger.
 pub struct Ledger {
     conn: Connection,
@@ -54,6 +64,25 @@ pub struct Ledger {
 impl Ledger {
     /// Opens a ledger that must already exist; never creates a file.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(path, options, SchemaGate::Refuse)
+    }
+
+    /// Opens an existing ledger for `verify`: a schema that differs from
+    /// ours is left for the checks to report instead of refused, and nothing
+    /// is migrated or written. A foreign or newer file is still refused.
+    pub fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
+        let ledger = Self::open_with(path, options, SchemaGate::Report)?;
+        ledger.conn.pragma_update(None, "query_only", true)?;
+        // The checks sort a million transfers and walk every index; in
+        // memory, with a page cache that holds a large ledger (64 MiB, taken
+        // only as pages are read), that takes a fraction of the time it does
+        // through temporary files and re-reads.
+        ledger.conn.pragma_update(None, "temp_store", "MEMORY")?;
+        ledger.conn.pragma_update(None, "cache_size", -65_536)?;
+        Ok(ledger)
+    }
+
+    fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
         match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(WalletError::LedgerNotFound(path.to_path_buf()));
@@ -67,7 +96,7 @@ impl Ledger {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
-        Self::validate(conn, path, options)
+        Self::validate(conn, path, options, gate)
     }
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
@@ -94,8 +123,15 @@ impl Ledger {
 
     /// Checks the file is ours before anything could write to it: a foreign
     /// or newer file is refused byte-for-byte untouched.
-    fn validate(mut conn: Connection, path: &Path, options: &OpenOptions) -> Result<Self> {
-        conn.busy_timeout(options.lock_timeout)?;
+    fn validate(
+        mut conn: Connection,
+        path: &Path,
+        options: &OpenOptions,
+        gate: SchemaGate,
+    ) -> Result<Self> {
+        // SQLite counts the wait in an `int` of milliseconds (rusqlite panics past it).
+        let longest = Duration::from_millis(i32::MAX as u64);
+        conn.busy_timeout(options.lock_timeout.min(longest))?;
         // A crafted file must not run SQL of its own (triggers, views, functions in its schema).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
@@ -117,34 +153,23 @@ impl Ledger {
                 known: schema::latest_version(),
             });
         }
-        if version == schema::latest_version() {
-            let expected: Vec<(String, String)> = schema::EXPECTED_OBJECTS
-                .iter()
-                .map(|(kind, name)| (kind.to_string(), name.to_string()))
-                .collect();
-            let found = schema::objects_in(&conn)?;
-            if found != expected {
-                let foreign: Vec<String> = found
-                    .iter()
-                    .filter(|object| !expected.contains(object))
-                    .map(|(kind, name)| format!("{kind} '{name}'"))
-                    .collect();
-                let why = if foreign.is_empty() {
-                    "objects of the wallet schema are missing".to_string()
-                } else {
-                    format!(
-                        "it holds objects the wallet schema does not: {}",
-                        foreign.join(", ")
-                    )
-                };
-                return Err(not_a_ledger(path, &why));
+        if version == schema::latest_version() && gate == SchemaGate::Refuse {
+            let differences = schema::differences(&conn)?;
+            if !differences.is_empty() {
+                return Err(not_a_ledger(
+                    path,
+                    &format!(
+                        "its schema is not the wallet schema: {}",
+                        differences.join("; ")
+                    ),
+                ));
             }
         }
 
         conn.pragma_update(None, "foreign_keys", true)?;
         // A wallet acknowledges only what survives power loss.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        if version < schema::latest_version() {
+        if version < schema::latest_version() && gate == SchemaGate::Refuse {
             schema::migrate(&mut conn)?;
         }
         let currency = conn.query_row(

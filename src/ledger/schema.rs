@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::error::Result;
+use crate::error::{Result, echo};
 
 /// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
 /// database of another program is told apart without reading its tables.
@@ -129,6 +129,63 @@ pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     definitions_in(&conn)
 }
 
+/// The definitions a ledger at `version` must have: the first `version`
+/// migrations, built in memory. An older ledger is checked against what it
+/// should be at its own version, not against steps it has yet to take.
+pub fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
+    let steps = usize::try_from(version.clamp(0, latest_version())).unwrap_or(0);
+    let conn = Connection::open_in_memory()?;
+    for step in &MIGRATIONS[..steps] {
+        conn.execute_batch(step)?;
+    }
+    definitions_in(&conn)
+}
+
+/// The schema version recorded in a ledger.
+pub fn version_of(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+/// How a ledger's schema differs from the one the migrations build (names
+/// from the file quoted through [`echo`], as the file may be hostile): objects
+/// it holds that ours does not (a planted trigger or view), objects it lacks,
+/// and objects whose `CREATE` text was changed (a column added, a `CHECK`
+/// edited out through `writable_schema`). Empty when the schema is ours.
+pub fn differences(conn: &Connection) -> Result<Vec<String>> {
+    let expected = expected_definitions_at(version_of(conn)?)?;
+    let found = definitions_in(conn)?;
+    let kinds: Vec<(String, String)> = objects_in(conn)?;
+    let kind_of = |name: &str| {
+        kinds
+            .iter()
+            .find(|(_, n)| n == name)
+            .map_or("object", |(kind, _)| kind.as_str())
+            .to_string()
+    };
+    let mut differences = Vec::new();
+    for (name, sql) in &found {
+        match expected.iter().find(|(n, _)| n == name) {
+            None => differences.push(format!(
+                "{} '{}' is not part of the wallet schema",
+                echo(&kind_of(name)),
+                echo(name)
+            )),
+            Some((_, expected_sql)) if expected_sql != sql => differences.push(format!(
+                "the definition of {} '{}' differs from the wallet schema",
+                echo(&kind_of(name)),
+                echo(name)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &expected {
+        if !found.iter().any(|(n, _)| n == name) {
+            differences.push(format!("'{name}' of the wallet schema is missing"));
+        }
+    }
+    Ok(differences)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +204,23 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, latest_version());
+    }
+
+    #[test]
+    fn a_ledger_differs_from_its_own_version_only_when_changed() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(differences(&conn).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            expected_definitions_at(latest_version()).unwrap(),
+            expected_definitions().unwrap()
+        );
+        assert!(expected_definitions_at(0).unwrap().is_empty());
+        conn.execute_batch("CREATE VIEW v AS SELECT 1").unwrap();
+        assert_eq!(
+            differences(&conn).unwrap(),
+            ["view 'v' is not part of the wallet schema"]
+        );
     }
 
     #[test]

@@ -81,6 +81,33 @@ impl Sandbox {
         self.ok(&["settle"]);
     }
 
+    /// Runs `verify --json` expecting it to find broken invariants: exit 7,
+    /// code `integrity`, stdout empty, the report inside the error.
+    pub fn verify_fails(&self) -> shapes::VerifyError {
+        let out = self
+            .cmd(&["--json", "verify"])
+            .output()
+            .expect("run wallet");
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "verify: stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "stdout stays empty on failure");
+        let doc: shapes::VerifyFailure = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(doc.error.code, "integrity");
+        assert!(!doc.error.report.ok);
+        doc.error
+    }
+
+    /// A direct connection to the sandbox ledger, for building damaged or
+    /// tampered files the way another program would.
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
+    }
+
     pub fn ledger_bytes(&self) -> Vec<u8> {
         file_bytes(&self.db())
     }
@@ -173,6 +200,47 @@ pub mod shapes {
         pub completed: u64,
         pub failed: u64,
         pub remaining: u64,
+    }
+
+    /// `verify`'s report, on stdout on success and under `error.report` on failure.
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct VerifyReport {
+        pub ok: bool,
+        pub checks: Vec<Check>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Check {
+        pub name: String,
+        pub ok: bool,
+        pub detail: String,
+        pub problem_count: u64,
+        pub problems: Vec<Problem>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Problem {
+        pub user: Option<String>,
+        pub tx_id: Option<i64>,
+        pub message: String,
+    }
+
+    /// A failed `verify --json`: the error with its report.
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct VerifyFailure {
+        pub error: VerifyError,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct VerifyError {
+        pub code: String,
+        pub message: String,
+        pub report: VerifyReport,
     }
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]

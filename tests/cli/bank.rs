@@ -1,0 +1,488 @@
+//! The bank test: many `wallet` processes at once, settles killed with SIGKILL, then a full audit.
+//!
+//! Writers queue random transfers, deposits and withdrawals (many more than
+//! the funds allow) and cancel some, while settles run beside them and
+//! others are killed at random instants. Afterwards the ledger must agree
+//! with an independent model rebuilt from what each process was told.
+//! The seed is printed; `WALLET_BANK_SEED=<seed>` replays the same choices
+//! (the interleaving of processes is up to the machine).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::common::{Sandbox, shapes};
+
+const USERS: usize = 6;
+const WRITERS: usize = 4;
+const OPS_PER_WRITER: usize = 40;
+const SETTLERS: usize = 2;
+const KILL_ATTEMPTS: usize = 20;
+
+/// SplitMix64: small, seedable, good enough to pick amounts and users.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn user(&mut self) -> usize {
+        self.below(USERS as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("WALLET_BANK_SEED") {
+        Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
+fn name(user: usize) -> String {
+    format!("user{user}")
+}
+
+fn money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+fn parse_money(text: &str) -> i64 {
+    let (whole, cents) = text.split_once('.').expect("two decimals");
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    let whole: i64 = whole.trim_start_matches('-').parse().unwrap();
+    sign * (whole * 100 + cents.parse::<i64>().unwrap())
+}
+
+/// What a writer asked for and was told: `None` on a side is the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Request {
+    src: Option<usize>,
+    dst: Option<usize>,
+    amount: i64,
+}
+
+/// Everything the processes reported, shared by the threads.
+#[derive(Default)]
+struct Told {
+    /// Every tx_id a queueing process printed, with what it asked for.
+    queued: BTreeMap<i64, Request>,
+    /// Transfers a `cancel` reported as cancelled.
+    cancelled: BTreeSet<i64>,
+    /// Transfers a `cancel` found no longer PENDING.
+    not_cancelled: BTreeSet<i64>,
+}
+
+struct Counters {
+    processes: AtomicU64,
+    kills: AtomicU64,
+    settle_runs: AtomicU64,
+    verify_runs: AtomicU64,
+    busy_retries: AtomicU64,
+}
+
+/// Runs one `wallet --json` process, retrying while the ledger is busy
+/// (the contract says that is safe), and returns its final output.
+fn run(s: &Sandbox, args: &[&str], counters: &Counters) -> Output {
+    let mut full = vec!["--json", "--lock-timeout", "20000"];
+    full.extend_from_slice(args);
+    loop {
+        counters.processes.fetch_add(1, Ordering::Relaxed);
+        let out = s.process(&full).output().expect("run wallet");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && out.status.code() != Some(101),
+            "wallet {args:?} panicked: {stderr}"
+        );
+        if out.status.code() == Some(6) {
+            counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        return out;
+    }
+}
+
+fn error_code(out: &Output) -> String {
+    let doc: crate::common::ErrorDoc = serde_json::from_slice(&out.stderr)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    doc.error.code
+}
+
+/// One writer: random transfers (often more than the source holds),
+/// deposits, withdrawals, cancels of its own transfers, and replays of its
+/// own idempotency keys, which must return the transfer first queued.
+fn writer(s: &Sandbox, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &Counters) {
+    let mut mine: Vec<(String, Vec<String>, i64)> = Vec::new();
+    for op in 0..OPS_PER_WRITER {
+        let roll = rng.below(100);
+        if roll < 10 && !mine.is_empty() {
+            let (_, args, tx_id) = &mine[rng.below(mine.len() as u64) as usize];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run(s, &args, counters);
+            assert!(out.status.success(), "replay of {args:?} failed");
+            let again: shapes::Queued = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                again.tx_id, *tx_id,
+                "a replayed key returns the first transfer"
+            );
+            continue;
+        }
+        if roll < 20 && !mine.is_empty() {
+            // Mostly the newest, which may still be PENDING, to race the settles.
+            let pick = if rng.below(4) == 0 {
+                rng.below(mine.len() as u64) as usize
+            } else {
+                mine.len() - 1
+            };
+            let (_, _, tx_id) = &mine[pick];
+            let out = run(s, &["cancel", &tx_id.to_string()], counters);
+            let mut told = told.lock().unwrap();
+            if out.status.success() {
+                let cancelled: shapes::Transfer = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(cancelled.status, "CANCELLED");
+                told.cancelled.insert(*tx_id);
+            } else {
+                assert_eq!(out.status.code(), Some(4));
+                assert_eq!(error_code(&out), "not_pending");
+                told.not_cancelled.insert(*tx_id);
+            }
+            continue;
+        }
+        // Amounts up to 400.00 against balances of a few hundred: many fail.
+        let ceiling = if rng.below(2) == 0 { 5_000 } else { 40_000 };
+        let amount = 1 + rng.below(ceiling) as i64;
+        let request = match roll {
+            20..=29 => Request {
+                src: None,
+                dst: Some(rng.user()),
+                amount,
+            },
+            30..=39 => Request {
+                src: Some(rng.user()),
+                dst: None,
+                amount,
+            },
+            _ => {
+                let src = rng.user();
+                let dst = (src + 1 + rng.below(USERS as u64 - 1) as usize) % USERS;
+                Request {
+                    src: Some(src),
+                    dst: Some(dst),
+                    amount,
+                }
+            }
+        };
+        let key = format!("w{id}-op{op}");
+        let mut args = match (request.src, request.dst) {
+            (None, Some(dst)) => vec!["deposit".to_string(), name(dst)],
+            (Some(src), None) => vec!["withdraw".to_string(), name(src)],
+            (Some(src), Some(dst)) => vec!["transfer".to_string(), name(src), name(dst)],
+            (None, None) => unreachable!(),
+        };
+        args.extend([money(amount), "--id".into(), key.clone()]);
+        let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(s, &borrowed, counters);
+        assert!(
+            out.status.success(),
+            "{borrowed:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let queued: shapes::Queued = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(queued.status, "PENDING");
+        let previous = told.lock().unwrap().queued.insert(queued.tx_id, request);
+        assert!(
+            previous.is_none(),
+            "tx_id {} handed out twice",
+            queued.tx_id
+        );
+        mine.push((key, args, queued.tx_id));
+    }
+}
+
+/// Settles in small batches until the writers are done.
+fn settler(s: &Sandbox, done: &AtomicBool, counters: &Counters) {
+    while !done.load(Ordering::Relaxed) {
+        let out = run(s, &["settle", "--batch-size", "3"], counters);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        counters.settle_runs.fetch_add(1, Ordering::Relaxed);
+        // A pause lets transfers wait PENDING long enough for some cancels to win.
+        thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Runs `verify` over and over while everything else writes: it reads one
+/// snapshot, so it must pass at every instant, not only at the end.
+fn verifier(s: &Sandbox, done: &AtomicBool, counters: &Counters) {
+    while !done.load(Ordering::Relaxed) {
+        let out = run(s, &["verify", "--quick"], counters);
+        assert!(
+            out.status.success(),
+            "verify failed mid-run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        counters.verify_runs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts settles that commit one transfer at a time and SIGKILLs each at a
+/// random instant; a kill counts only if the process was still running.
+fn killer(s: &Sandbox, mut rng: Rng, counters: &Counters) {
+    for _ in 0..KILL_ATTEMPTS {
+        counters.processes.fetch_add(1, Ordering::Relaxed);
+        let mut child = s
+            .process(&[
+                "--json",
+                "--lock-timeout",
+                "20000",
+                "settle",
+                "--batch-size",
+                "1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn settle");
+        thread::sleep(Duration::from_millis(rng.below(40)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().expect("SIGKILL");
+            counters.kills.fetch_add(1, Ordering::Relaxed);
+        }
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
+    let seed = seed();
+    eprintln!("bank: seed {seed} (replay with WALLET_BANK_SEED={seed})");
+    let started = Instant::now();
+    let mut rng = Rng(seed);
+    let s = Sandbox::new();
+    let counters = Counters {
+        processes: AtomicU64::new(0),
+        kills: AtomicU64::new(0),
+        settle_runs: AtomicU64::new(0),
+        verify_runs: AtomicU64::new(0),
+        busy_retries: AtomicU64::new(0),
+    };
+
+    for user in 0..USERS {
+        let amount = 10_000 + rng.below(40_000) as i64;
+        s.ok(&[
+            "create-user",
+            &name(user),
+            &format!("{}@example.com", name(user)),
+        ]);
+        s.ok(&["-q", "deposit", &name(user), &money(amount)]);
+    }
+    s.ok(&["settle"]);
+    let funding_transfers = USERS as i64;
+
+    let told = Mutex::new(Told::default());
+    let writers_done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let settlers: Vec<_> = (0..SETTLERS)
+            .map(|_| scope.spawn(|| settler(&s, &writers_done, &counters)))
+            .collect();
+        let verifier = scope.spawn(|| verifier(&s, &writers_done, &counters));
+        let killer_rng = Rng(rng.next());
+        let killer = scope.spawn(|| killer(&s, killer_rng, &counters));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|id| {
+                let writer_rng = Rng(rng.next());
+                let (s, told, counters) = (&s, &told, &counters);
+                scope.spawn(move || writer(s, id, writer_rng, told, counters))
+            })
+            .collect();
+        for handle in writers {
+            handle.join().expect("writer");
+        }
+        writers_done.store(true, Ordering::Relaxed);
+        killer.join().expect("killer");
+        verifier.join().expect("verifier");
+        for handle in settlers {
+            handle.join().expect("settler");
+        }
+    });
+
+    // The rerun after the kills finishes the queue, and a second finds nothing.
+    let last: shapes::Settled = s.json(&["settle"]);
+    assert_eq!(last.remaining, 0);
+    let again: shapes::Settled = s.json(&["settle"]);
+    assert_eq!(again.processed, 0, "nothing is left to apply twice");
+
+    let report: shapes::VerifyReport = s.json(&["verify"]);
+    assert!(report.ok, "{report:?}");
+
+    let told = told.into_inner().unwrap();
+    let stored = read_transfers(&s);
+    assert_eq!(
+        stored.len() as i64,
+        told.queued.len() as i64 + funding_transfers,
+        "every stored transfer was either funding or reported to a writer"
+    );
+    for (tx_id, request) in &told.queued {
+        let row = stored
+            .get(tx_id)
+            .unwrap_or_else(|| panic!("tx_id {tx_id} was reported but does not exist"));
+        assert_eq!(&row.request, request, "transfer {tx_id} is what was asked");
+        assert_ne!(row.status, "PENDING", "transfer {tx_id} left pending");
+    }
+
+    // Replay every request in tx_id order with the settlement rule: the
+    // statuses and balances must come out exactly as the ledger has them.
+    let mut model = [0i64; USERS];
+    let (mut completed, mut failed, mut cancelled) = (0, 0, 0);
+    let mut deposits_minus_withdrawals = 0;
+    for (tx_id, row) in &stored {
+        let expected = if told.cancelled.contains(tx_id) {
+            cancelled += 1;
+            "CANCELLED"
+        } else if row
+            .request
+            .src
+            .is_some_and(|src| model[src] < row.request.amount)
+        {
+            failed += 1;
+            "FAILED"
+        } else {
+            if let Some(src) = row.request.src {
+                model[src] -= row.request.amount;
+            } else {
+                deposits_minus_withdrawals += row.request.amount;
+            }
+            if let Some(dst) = row.request.dst {
+                model[dst] += row.request.amount;
+            } else {
+                deposits_minus_withdrawals -= row.request.amount;
+            }
+            completed += 1;
+            "COMPLETED"
+        };
+        assert_eq!(row.status, expected, "transfer {tx_id}: {row:?}");
+        if told.not_cancelled.contains(tx_id) && !told.cancelled.contains(tx_id) {
+            assert_ne!(
+                row.status, "CANCELLED",
+                "transfer {tx_id}: a refused cancel took effect"
+            );
+        }
+    }
+    // The same balances summed straight from the transfers that ended COMPLETED.
+    let mut from_completed = [0i64; USERS];
+    for row in stored.values().filter(|row| row.status == "COMPLETED") {
+        if let Some(src) = row.request.src {
+            from_completed[src] -= row.request.amount;
+        }
+        if let Some(dst) = row.request.dst {
+            from_completed[dst] += row.request.amount;
+        }
+    }
+    assert_eq!(from_completed, model);
+    let mut total = 0;
+    for (user, balance) in model.iter().enumerate() {
+        let shown: shapes::User = s.json(&["get-user", &name(user)]);
+        assert_eq!(parse_money(&shown.balance), *balance, "{}", name(user));
+        assert_eq!(
+            (shown.pending_in.as_str(), shown.pending_out.as_str()),
+            ("0.00", "0.00")
+        );
+        total += balance;
+    }
+    assert_eq!(
+        total, deposits_minus_withdrawals,
+        "money is neither made nor lost"
+    );
+
+    let history: Vec<shapes::Transfer> = s.json(&["history", &name(0), "--limit", "100000"]);
+    let from_history: i64 = history
+        .iter()
+        .filter(|t| t.status == "COMPLETED")
+        .map(|t| {
+            let amount = parse_money(&t.amount);
+            if t.dst.as_deref() == Some(name(0).as_str()) {
+                amount
+            } else {
+                -amount
+            }
+        })
+        .sum();
+    assert_eq!(from_history, model[0], "history agrees with the balance");
+
+    println!(
+        "bank: seed {seed}: {} processes ({WRITERS} writers, {SETTLERS} settlers, {} settle runs, {} verify runs), {} transfers queued, {} settles killed with SIGKILL, {completed} completed, {failed} failed, {cancelled} cancelled ({} cancels too late), {} busy retries, {:.1?}",
+        counters.processes.load(Ordering::Relaxed),
+        counters.settle_runs.load(Ordering::Relaxed),
+        counters.verify_runs.load(Ordering::Relaxed),
+        stored.len(),
+        counters.kills.load(Ordering::Relaxed),
+        told.not_cancelled.len(),
+        counters.busy_retries.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert!(failed > 0, "some transfers exceeded their funds");
+}
+
+#[derive(Debug)]
+struct StoredTransfer {
+    request: Request,
+    status: String,
+}
+
+/// Every transfer as the ledger holds it, read by a second, read-only program.
+fn read_transfers(s: &Sandbox) -> BTreeMap<i64, StoredTransfer> {
+    let conn = Connection::open_with_flags(s.db(), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let user = |id: i64| -> Option<usize> {
+        // Users were created in order after the external account (id 0).
+        (id != 0).then(|| usize::try_from(id - 1).unwrap())
+    };
+    let mut stmt = conn
+        .prepare("SELECT tx_id, src, dst, amount, status FROM transfers ORDER BY tx_id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .unwrap();
+    rows.map(|row| {
+        let (tx_id, src, dst, amount, status) = row.unwrap();
+        (
+            tx_id,
+            StoredTransfer {
+                request: Request {
+                    src: user(src),
+                    dst: user(dst),
+                    amount,
+                },
+                status,
+            },
+        )
+    })
+    .collect()
+}
