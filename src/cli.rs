@@ -212,11 +212,11 @@ pub struct GetUserArgs {
 #[derive(Debug, Args)]
 pub struct QueueArgs {
     /// Idempotency key: a retry with the same key and fields returns the first transfer
-    #[arg(long = "id", value_name = "KEY")]
+    #[arg(long = "id", value_name = "KEY", allow_hyphen_values = true)]
     pub key: Option<String>,
 
     /// A note stored with the transfer
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub memo: Option<String>,
 }
 
@@ -265,7 +265,12 @@ pub struct GetTransferArgs {
     pub tx_id: Option<i64>,
 
     /// Look the transfer up by its idempotency key instead
-    #[arg(long = "id", value_name = "KEY", group = "which")]
+    #[arg(
+        long = "id",
+        value_name = "KEY",
+        group = "which",
+        allow_hyphen_values = true
+    )]
     pub key: Option<String>,
 }
 

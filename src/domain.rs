@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{WalletError, echo};
+use crate::error::{WalletError, echo, is_invisible_format};
 
 /// A user name: 1–32 ASCII letters, digits, `.`, `_`, `-`, starting with a
 /// letter or digit. Kept as typed; the ledger compares it without case.
@@ -92,8 +92,13 @@ impl IdempotencyKey {
         if input.chars().count() > 128 {
             return Err(WalletError::InvalidKey("it is longer than 128 characters"));
         }
-        if input.chars().any(char::is_control) {
-            return Err(WalletError::InvalidKey("it contains control characters"));
+        if input
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
+            return Err(WalletError::InvalidKey(
+                "it contains control or invisible formatting characters",
+            ));
         }
         Ok(Self(input.to_string()))
     }
@@ -114,8 +119,13 @@ impl Memo {
         if input.chars().count() > Self::MAX_CHARS {
             return Err(WalletError::InvalidMemo("it is longer than 256 characters"));
         }
-        if input.chars().any(char::is_control) {
-            return Err(WalletError::InvalidMemo("it contains control characters"));
+        if input
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
+            return Err(WalletError::InvalidMemo(
+                "it contains control or invisible formatting characters",
+            ));
         }
         Ok(Self(input.to_string()))
     }
@@ -190,5 +200,8 @@ mod tests {
         assert!(Memo::parse("").is_ok());
         assert!(Memo::parse("rent — november").is_ok());
         assert!(Memo::parse("a\u{7}").is_err());
+        assert!(Memo::parse("rtl \u{202e} gnp.exe").is_err());
+        assert!(IdempotencyKey::parse("\u{202e}key").is_err());
+        assert!(IdempotencyKey::parse("key\u{200b}").is_err());
     }
 }

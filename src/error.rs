@@ -1,6 +1,6 @@
 //! The errors a user or script can branch on, each carrying its contract code and exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -13,7 +13,7 @@ pub enum WalletError {
     #[error("{0}")]
     Usage(String),
 
-    #[error("no ledger at '{}' (create one with `wallet init` or `wallet create-user`)", .0.display())]
+    #[error("no ledger at '{}' (create one with `wallet init` or `wallet create-user`)", shown_path(.0))]
     LedgerNotFound(PathBuf),
     #[error("user '{0}' not found")]
     UserNotFound(String),
@@ -22,7 +22,7 @@ pub enum WalletError {
 
     #[error("user '{0}' already exists")]
     UserExists(String),
-    #[error("a ledger already exists at '{}'", .0.display())]
+    #[error("a file already exists at '{}'", shown_path(.0))]
     LedgerExists(PathBuf),
     #[error("idempotency key '{key}' was already used with a different {field} (transfer {tx_id})")]
     IdempotencyConflict {
@@ -39,6 +39,8 @@ pub enum WalletError {
     InvalidName { input: String, why: &'static str },
     #[error("invalid email '{input}': {why}")]
     InvalidEmail { input: String, why: &'static str },
+    #[error("the amount would overflow the pending total of {0}; settle the queue first")]
+    PendingOverflow(String),
     #[error("source and destination are the same user '{0}'")]
     SameAccount(String),
     #[error("invalid idempotency key: {0}")]
@@ -51,9 +53,12 @@ pub enum WalletError {
     #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
     Busy(u64),
 
-    #[error("'{}' is not a wallet ledger: {why}", path.display())]
+    #[error("'{}' is not a wallet ledger: {why}", shown_path(path))]
     NotALedger { path: PathBuf, why: String },
-    #[error("'{}' was written by a newer wallet (schema version {found}, this binary knows up to {known})", path.display())]
+    #[error(
+        "'{}' was written by a newer wallet (schema version {found}, this binary knows up to {known})",
+        shown_path(path)
+    )]
     SchemaTooNew {
         path: PathBuf,
         found: i64,
@@ -86,7 +91,7 @@ impl WalletError {
             Self::LedgerExists(_) => "ledger_exists",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::NotPending { .. } => "not_pending",
-            Self::InvalidAmount { .. } => "invalid_amount",
+            Self::InvalidAmount { .. } | Self::PendingOverflow(_) => "invalid_amount",
             Self::InvalidName { .. } => "invalid_name",
             Self::InvalidEmail { .. } => "invalid_email",
             Self::SameAccount(_) => "same_account",
@@ -113,6 +118,7 @@ impl WalletError {
             | Self::IdempotencyConflict { .. }
             | Self::NotPending { .. } => 4,
             Self::InvalidAmount { .. }
+            | Self::PendingOverflow(_)
             | Self::InvalidName { .. }
             | Self::InvalidEmail { .. }
             | Self::SameAccount(_)
@@ -148,19 +154,47 @@ pub type Result<T, E = WalletError> = std::result::Result<T, E>;
 /// short error.
 pub fn echo(input: &str) -> String {
     const SHOWN: usize = 64;
-    let mut echoed = String::new();
-    for (count, c) in input.chars().enumerate() {
-        if count == SHOWN {
-            echoed.push_str(&format!("… ({} characters)", input.chars().count()));
-            break;
-        }
-        if c.is_control() {
-            echoed.extend(c.escape_default());
+    let count = input.chars().count();
+    if count <= SHOWN {
+        return escaped(input);
+    }
+    let head: String = input.chars().take(SHOWN).collect();
+    format!("{}… ({count} characters)", escaped(&head))
+}
+
+/// A path as errors show it: whole, but escaped like [`echo`] so that a
+/// file name with a newline cannot split the one-line error.
+pub fn shown_path(path: &Path) -> String {
+    escaped(&path.to_string_lossy())
+}
+
+fn escaped(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for c in input.chars() {
+        if c.is_control() || is_invisible_format(c) {
+            out.extend(c.escape_default());
         } else {
-            echoed.push(c);
+            out.push(c);
         }
     }
-    echoed
+    out
+}
+
+/// Unicode format characters that are invisible yet change how text around
+/// them is shown (bidirectional overrides, zero-width joiners, byte-order
+/// marks): a memo or key holding one could make a table lie about its row.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// SQLite reports lock time-outs, foreign files and I/O failures through one

@@ -39,25 +39,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             let _ = err.print();
             return 0;
         }
-        Err(err) if wants_json => {
-            let message = err.kind().as_str().map_or_else(
-                || {
-                    err.to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string()
-                },
-                str::to_string,
-            );
-            output::print_error(
-                &WalletError::Usage(first_line(&err.to_string(), &message)),
-                true,
-            );
+        // `wallet` alone: the overview is more use than a one-line complaint.
+        Err(err)
+            if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && !wants_json =>
+        {
+            let _ = err.print();
             return 2;
         }
         Err(err) => {
-            let _ = err.print();
+            let rendered = err.to_string();
+            let message = first_line(&rendered, err.kind().as_str().unwrap_or("invalid usage"));
+            let message = if wants_json {
+                message
+            } else {
+                format!("{message} (see --help)")
+            };
+            output::print_error(&WalletError::Usage(message), wants_json);
             return 2;
         }
     };

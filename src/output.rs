@@ -38,13 +38,19 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
             }
             writeln!(out, "{table}")?;
         }
+        // Nothing on stdout, so `| wc -l` counts rows; the note is for a person.
         Human::Rows { empty, rows, .. } if rows.is_empty() => {
             if !mode.quiet {
-                writeln!(out, "{empty}")?;
+                let _ = writeln!(io::stderr(), "{empty}");
             }
         }
         Human::Rows { header, rows, .. } => {
             let mut table = new_table(decorated);
+            let (header, rows) = match table.width() {
+                Some(width) if decorated => fit_columns(width, header, rows),
+                _ => (header.clone(), rows.clone()),
+            };
+            let (header, rows) = (&header, &rows);
             table.set_header(header.clone());
             let status_column = header.iter().position(|h| *h == "status");
             for row in rows {
@@ -98,6 +104,66 @@ fn new_table(decorated: bool) -> Table {
     table
 }
 
+/// Columns left out, in this order, while a table is wider than the
+/// terminal: the order of rows already tells their age, and `get-transfer`
+/// or `--json` show every field.
+const DROP_WHEN_NARROW: &[&str] = &["created_at"];
+
+/// The columns to show on a terminal `width` wide.
+fn fit_columns(
+    width: u16,
+    header: &[&'static str],
+    rows: &[Vec<String>],
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let mut header = header.to_vec();
+    let mut rows = rows.to_vec();
+    for name in DROP_WHEN_NARROW {
+        if table_width(&header, &rows) <= usize::from(width) {
+            break;
+        }
+        if let Some(i) = header.iter().position(|h| h == name) {
+            header.remove(i);
+            for row in &mut rows {
+                if i < row.len() {
+                    row.remove(i);
+                }
+            }
+        }
+    }
+    (header, rows)
+}
+
+/// How wide a boxed table needs to be for its [`KEEP_WHOLE`] columns to
+/// stay whole, the others (a memo) wrapping to a readable width.
+fn table_width(header: &[&str], rows: &[Vec<String>]) -> usize {
+    const READABLE_WRAP: usize = 16;
+    let content: usize = (0..header.len())
+        .map(|i| {
+            let width = content_width(header, rows, i);
+            if KEEP_WHOLE.contains(&header[i]) {
+                width
+            } else {
+                width.min(READABLE_WRAP)
+            }
+        })
+        .sum();
+    content + frame_width(header.len())
+}
+
+fn content_width(header: &[&str], rows: &[Vec<String>], i: usize) -> usize {
+    rows.iter()
+        .filter_map(|row| row.get(i))
+        .map(|cell| cell.chars().count())
+        .chain([header[i].len()])
+        .max()
+        .unwrap_or(0)
+}
+
+/// A border before each column and one at the end; a space either side of each cell.
+fn frame_width(columns: usize) -> usize {
+    columns + 1 + 2 * columns
+}
+
 /// Columns that read badly when broken across lines, most important first.
 const KEEP_WHOLE: &[&str] = &[
     "tx_id",
@@ -119,20 +185,10 @@ fn keep_columns_whole(table: &mut Table, header: &[&str], rows: &[Vec<String>]) 
     let Some(width) = table.width() else {
         return;
     };
-    let content: Vec<usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, title)| {
-            rows.iter()
-                .filter_map(|row| row.get(i))
-                .map(|cell| cell.chars().count())
-                .chain([title.len()])
-                .max()
-                .unwrap_or(0)
-        })
+    let content: Vec<usize> = (0..header.len())
+        .map(|i| content_width(header, rows, i))
         .collect();
-    // A border before each column and one at the end; a space either side of each cell.
-    let frame = header.len() + 1 + 2 * header.len();
+    let frame = frame_width(header.len());
     let budget = usize::from(width).saturating_sub(frame);
     let mut reserved: Vec<usize> = content.iter().map(|&w| w.min(MIN_WRAPPED)).collect();
     let Some(mut slack) = budget.checked_sub(reserved.iter().sum()) else {

@@ -23,6 +23,12 @@ pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
         .iter()
         .map(|record| TransferView::new(record, ledger.currency()))
         .collect();
-    let human = TransferView::rows(&views, format!("no transfers for {name}"));
+    let filtered = args.status.is_some() || args.before.is_some();
+    let empty = if filtered {
+        format!("no transfers of {name} match")
+    } else {
+        format!("no transfers for {name}")
+    };
+    let human = TransferView::rows(&views, empty);
     Ok(Report::new(views, human))
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Result, WalletError};
+use crate::error::{Result, WalletError, shown_path};
 use crate::money::Currency;
 
 pub use accounts::UserRecord;
@@ -84,6 +84,13 @@ impl Ledger {
 
     fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
         match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(path).is_ok() => {
+                return Err(io_error(
+                    e,
+                    "cannot follow the symbolic link (its target is missing)",
+                    path,
+                ));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(WalletError::LedgerNotFound(path.to_path_buf()));
             }
@@ -267,7 +274,7 @@ fn not_a_ledger(path: &Path, why: &str) -> WalletError {
 }
 
 fn io_error(err: impl Into<anyhow::Error>, what: &str, path: &Path) -> WalletError {
-    WalletError::Io(err.into().context(format!("{what} '{}'", path.display())))
+    WalletError::Io(err.into().context(format!("{what} '{}'", shown_path(path))))
 }
 
 /// Attaches the ledger's path to errors SQLite raised without one.

@@ -281,7 +281,17 @@ pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -
             });
         }
     }
-    reserve_pending(tx, src, dst, amount)?;
+    if let Some(full) = reserve_pending(tx, (src, dst), amount)? {
+        let name = if full == src {
+            transfer.src.as_ref()
+        } else {
+            transfer.dst.as_ref()
+        };
+        return Err(WalletError::PendingOverflow(name.map_or_else(
+            || "the external account".to_string(),
+            |name| format!("user '{name}'"),
+        )));
+    }
     let mut insert = tx.prepare_cached(
         "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
          VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)",
@@ -302,8 +312,13 @@ pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -
 }
 
 /// Adds a queued amount to the source's `pending_out` and the destination's
-/// `pending_in`, refusing rather than overflowing either sum.
-fn reserve_pending(tx: &Transaction<'_>, src: i64, dst: i64, amount: i64) -> Result<()> {
+/// `pending_in`, refusing rather than overflowing either sum: returns the
+/// account whose sum is full, if one is.
+fn reserve_pending(
+    tx: &Transaction<'_>,
+    (src, dst): (i64, i64),
+    amount: i64,
+) -> Result<Option<i64>> {
     let headroom = i64::MAX - amount;
     let mut out = tx.prepare_cached(
         "UPDATE accounts SET pending_out = pending_out + ?2 WHERE id = ?1 AND pending_out <= ?3",
@@ -311,15 +326,13 @@ fn reserve_pending(tx: &Transaction<'_>, src: i64, dst: i64, amount: i64) -> Res
     let mut r#in = tx.prepare_cached(
         "UPDATE accounts SET pending_in = pending_in + ?2 WHERE id = ?1 AND pending_in <= ?3",
     )?;
-    if out.execute(params![src, amount, headroom])? != 1
-        || r#in.execute(params![dst, amount, headroom])? != 1
-    {
-        return Err(WalletError::InvalidAmount {
-            input: amount.to_string(),
-            why: "the pending total of an account would overflow".into(),
-        });
+    if out.execute(params![src, amount, headroom])? != 1 {
+        return Ok(Some(src));
     }
-    Ok(())
+    if r#in.execute(params![dst, amount, headroom])? != 1 {
+        return Ok(Some(dst));
+    }
+    Ok(None)
 }
 
 /// Takes a transfer's amount back out of the pending sums when it leaves PENDING.

@@ -401,7 +401,12 @@ fn usage_errors_exit_2_and_help_has_examples() {
     s.fails(&["frobnicate"], "usage", 2);
     let out = s.cmd(&["transfer", "alice"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("--help"),
+        "{stderr}"
+    );
     let help = s.ok(&["transfer", "--help"]);
     assert!(help.contains("wallet transfer alice bob 25.50"), "{help}");
     let version = s.ok(&["--version"]);
@@ -439,4 +444,55 @@ fn processes_racing_to_create_the_ledger_all_see_one_whole_ledger() {
         .filter(|name| name.contains("creating"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn memos_and_keys_may_start_with_a_dash_but_not_hide_formatting() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    let queued: shapes::Queued =
+        s.json(&["deposit", "alice", "1", "--memo", "-5% off", "--id", "-k"]);
+    let shown: shapes::Transfer = s.json(&["get-transfer", "--id", "-k"]);
+    assert_eq!(
+        (shown.tx_id, shown.memo.as_deref()),
+        (queued.tx_id, Some("-5% off"))
+    );
+    let before = s.ledger_bytes();
+    s.fails(
+        &["deposit", "alice", "1", "--memo", "rtl \u{202e} gnp.exe"],
+        "invalid_memo",
+        5,
+    );
+    s.fails(
+        &["deposit", "alice", "1", "--id", "\u{202e}key"],
+        "invalid_key",
+        5,
+    );
+    assert_eq!(before, s.ledger_bytes());
+}
+
+#[test]
+fn an_overflowing_pending_total_names_the_account_and_the_typed_amount_is_not_mangled() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "bob", "bob@example.com"]);
+    s.ok(&["deposit", "alice", "92233720368547758.07"]);
+    let message = s.fails(&["deposit", "bob", "0.01"], "invalid_amount", 5);
+    assert!(message.contains("the external account"), "{message}");
+    assert!(!message.contains("'1'"), "{message}");
+}
+
+#[test]
+fn a_path_with_a_newline_stays_on_one_error_line() {
+    let s = Sandbox::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .current_dir(s.dir.path())
+        .env("WALLET_DB", "miss\ning.db")
+        .args(["get-user", "alice"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("miss\\ning.db"), "{stderr}");
 }

@@ -423,8 +423,16 @@ fn history_pages_with_before_visit_every_transfer_exactly_once(s: &Sandbox) {
     let unique: BTreeSet<i64> = ids(&paged).into_iter().collect();
     assert_eq!(unique.len(), paged.len(), "no transfer twice");
 
-    let empty = s.ok(&["history", "alice", "--before", "1"]);
-    assert_eq!(empty, "no transfers for alice\n");
+    let empty = s
+        .cmd(&["history", "alice", "--before", "1"])
+        .output()
+        .unwrap();
+    assert!(empty.status.success());
+    assert!(empty.stdout.is_empty(), "no rows, nothing on stdout");
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stderr),
+        "no transfers of alice match\n"
+    );
     assert_eq!(
         s.ok(&["--json", "history", "alice", "--before", "1"]),
         "[]\n"
@@ -957,6 +965,15 @@ fn tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room() {
             }
         }
     }
+    // At 80 columns the key columns stay whole; created_at gives way rather than break.
+    let narrow = strip_ansi(&on_terminal(&s, 80, &[("NO_COLOR", "1")], "history alice"));
+    for whole in ["500.00", "COMPLETED", "PENDING", "tx_id", "amount"] {
+        assert!(
+            narrow.contains(whole),
+            "{whole} broken at 80 columns:\n{narrow}"
+        );
+    }
+    assert!(!narrow.contains("created_at"), "{narrow}");
     let wide = strip_ansi(&on_terminal(&s, 120, &[("NO_COLOR", "1")], "history alice"));
     let created: shapes::Transfer = s.json(&["get-transfer", "3"]);
     assert!(wide.contains(&created.created_at), "{wide}");
