@@ -99,10 +99,24 @@ pub enum Command {
   wallet withdraw alice 20 --id atm-2026-11-25")]
     Withdraw(WithdrawArgs),
 
-    /// Queue a transfer between two users
-    #[command(after_help = "Examples:
+    /// Queue a transfer between two users, or many from a JSON Lines file
+    #[command(
+        long_about = "Queue a transfer between two users, or many from a JSON Lines file.
+
+With --batch FILE (`-` reads stdin) each line is one transfer: \
+{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"10.00\",\"id\":\"key\",\"memo\":\"text\"}; \
+`id` and `memo` are optional and a null `src` or `dst` is the outside world \
+(a deposit or a withdrawal). For each non-blank line one JSON line is \
+printed, in order, once its transfer is committed: \
+{\"line\":N,\"tx_id\":…,\"status\":\"PENDING\"} or {\"line\":N,\"error\":{…}}. \
+Good lines are queued and bad ones reported (exit 5 if any failed); with \
+--atomic a single bad line queues nothing.",
+        after_help = "Examples:
   wallet transfer alice bob 25.50
-  wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"")]
+  wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"
+  wallet transfer --batch transfers.jsonl
+  jq -c '.[]' payroll.json | wallet transfer --batch - --atomic"
+    )]
     Transfer(TransferArgs),
 
     /// Apply pending transfers, oldest first
@@ -198,14 +212,30 @@ pub struct WithdrawArgs {
 #[derive(Debug, Args)]
 pub struct TransferArgs {
     /// User sending the money
-    pub src: String,
+    #[arg(required_unless_present = "batch")]
+    pub src: Option<String>,
     /// User receiving the money
-    pub dst: String,
+    #[arg(required_unless_present = "batch")]
+    pub dst: Option<String>,
     /// Amount, e.g. 100 or 100.50
-    #[arg(allow_hyphen_values = true)]
-    pub amount: String,
+    #[arg(allow_hyphen_values = true, required_unless_present = "batch")]
+    pub amount: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
+
+    /// Queue every transfer in FILE (`-` for stdin), one JSON object per line
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo"])]
+    pub batch: Option<PathBuf>,
+
+    /// With --batch: queue all lines or, if any line fails, none
+    #[arg(long, requires = "batch")]
+    pub atomic: bool,
+
+    /// With --batch: lines per transaction (ignored with --atomic)
+    #[arg(long, requires = "batch", value_name = "N",
+          default_value_t = crate::ledger::DEFAULT_CHUNK_SIZE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub chunk_size: u64,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,9 @@
 //! values and get records back.
 
 mod accounts;
+mod batch;
 pub mod clock;
+mod fast_map;
 pub mod schema;
 mod settle;
 mod transfers;
@@ -22,6 +24,7 @@ use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
 pub use accounts::UserRecord;
+pub use batch::{BatchLine, BatchOptions, BatchSink, BatchSummary, DEFAULT_CHUNK_SIZE};
 pub use settle::{SettleOptions, SettleSummary};
 pub use transfers::{HistoryQuery, NewTransfer, Queued, Status, TransferRecord};
 

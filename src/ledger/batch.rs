@@ -1,0 +1,310 @@
+//! Batch ingest: queueing a stream of transfers in chunked transactions.
+//!
+//! Each chunk is one `BEGIN IMMEDIATE` transaction. Names resolve through a
+//! cache (ids never change and users are never removed), and the pending
+//! sums of the accounts a chunk touches are kept in memory and written once
+//! per chunk, so a line costs one insert rather than an insert and two updates.
+
+use std::iter::Peekable;
+
+use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::fast_map::FastMap;
+use super::transfers::{INSERT_TRANSFER, SELECT_BY_KEY, replay};
+use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
+use crate::domain::{IdempotencyKey, Memo, UserName};
+use crate::error::{Result, WalletError};
+
+/// One input line, numbered from 1, already parsed into a transfer or refused.
+#[derive(Debug)]
+pub struct BatchLine {
+    pub line: u64,
+    pub transfer: Result<NewTransfer>,
+}
+
+/// How a batch is committed.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Lines per transaction when not atomic.
+    pub chunk_size: usize,
+    /// One transaction for the whole input, rolled back if any line fails.
+    pub atomic: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            atomic: false,
+        }
+    }
+}
+
+/// Lines per transaction: large enough that the per-chunk costs (the
+/// commit's fsync, one write per touched account) vanish, small enough that
+/// other writers wait well under a second for the lock.
+pub const DEFAULT_CHUNK_SIZE: usize = 50_000;
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Lines that queued a new transfer.
+    pub queued: u64,
+    /// Lines whose idempotency key named an earlier, identical transfer.
+    pub replayed: u64,
+    /// Lines refused.
+    pub failed: u64,
+    /// Whether the work was kept; false only for an atomic batch with a failed line.
+    pub committed: bool,
+}
+
+/// Receives each line's outcome. Outcomes arrive before the transaction
+/// holding them commits; `committed` says that everything recorded so far
+/// is durable, so only then may a line be reported as queued.
+pub trait BatchSink {
+    fn record(
+        &mut self,
+        line: u64,
+        outcome: std::result::Result<&Queued, &WalletError>,
+    ) -> Result<()>;
+    fn committed(&mut self) -> Result<()>;
+}
+
+/// Past this many cached names or accounts the caches start over, so that
+/// memory stays bounded however many users a file names.
+const MAX_CACHED: usize = 1 << 20;
+
+impl Ledger {
+    /// Queues every line of `lines`. Bad lines are reported to `sink` and,
+    /// unless `options.atomic`, skipped while the good ones are kept.
+    /// An error returned here (I/O, lock time-out) rolls back the current
+    /// chunk; chunks already reported committed stay.
+    pub fn queue_batch(
+        &mut self,
+        lines: impl Iterator<Item = Result<BatchLine>>,
+        options: &BatchOptions,
+        sink: &mut impl BatchSink,
+    ) -> Result<BatchSummary> {
+        let mut lines = lines.peekable();
+        let mut cache = Cache::default();
+        let mut summary = BatchSummary {
+            committed: true,
+            ..BatchSummary::default()
+        };
+        let chunk = if options.atomic {
+            usize::MAX
+        } else {
+            options.chunk_size.max(1)
+        };
+        while lines.peek().is_some() {
+            let tx = self
+                .conn_mut()
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            cache.revalidate(&tx)?;
+            ingest_chunk(&tx, &mut lines, chunk, &mut cache, sink, &mut summary)?;
+            if options.atomic && summary.failed > 0 {
+                tx.rollback()?;
+                summary.committed = false;
+                return Ok(summary);
+            }
+            tx.commit()?;
+            sink.committed()?;
+        }
+        Ok(summary)
+    }
+}
+
+/// An account's pending sums as this batch has left them.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    out: i64,
+    r#in: i64,
+    dirty: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Lower-cased user name to account id.
+    names: FastMap<String, i64>,
+    accounts: FastMap<i64, Pending>,
+    /// `PRAGMA data_version` when the last chunk began: unchanged means no
+    /// other connection has committed since, so `accounts` still holds.
+    data_version: Option<i64>,
+}
+
+impl Cache {
+    fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if self.data_version != Some(version) || self.accounts.len() > MAX_CACHED {
+            self.accounts.clear();
+        }
+        if self.names.len() > MAX_CACHED {
+            self.names.clear();
+        }
+        self.data_version = Some(version);
+        Ok(())
+    }
+
+    fn user_id(&mut self, stmt: &mut CachedStatement<'_>, name: &UserName) -> Result<Option<i64>> {
+        let mut buf = [0u8; 32];
+        let bytes = name.as_str().as_bytes();
+        let folded;
+        let key = if let Some(lower) = buf.get_mut(..bytes.len()) {
+            lower.copy_from_slice(bytes);
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).unwrap_or(name.as_str())
+        } else {
+            folded = name.as_str().to_ascii_lowercase();
+            &folded
+        };
+        if let Some(&id) = self.names.get(key) {
+            return Ok(Some(id));
+        }
+        let id: Option<i64> = stmt
+            .query_row([name.as_str()], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            self.names.insert(key.to_string(), id);
+        }
+        Ok(id)
+    }
+
+    fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> Result<Pending> {
+        if let Some(&pending) = self.accounts.get(&id) {
+            return Ok(pending);
+        }
+        let pending = stmt.query_row([id], |row| {
+            Ok(Pending {
+                out: row.get(0)?,
+                r#in: row.get(1)?,
+                dirty: false,
+            })
+        })?;
+        self.accounts.insert(id, pending);
+        Ok(pending)
+    }
+}
+
+struct Statements<'c> {
+    by_name: CachedStatement<'c>,
+    pending: CachedStatement<'c>,
+    by_key: CachedStatement<'c>,
+    insert: CachedStatement<'c>,
+}
+
+fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
+    tx: &Transaction<'_>,
+    lines: &mut Peekable<I>,
+    max: usize,
+    cache: &mut Cache,
+    sink: &mut impl BatchSink,
+    summary: &mut BatchSummary,
+) -> Result<()> {
+    let now = clock::now_ms();
+    let mut statements = Statements {
+        by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
+        pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
+        by_key: tx.prepare_cached(SELECT_BY_KEY)?,
+        insert: tx.prepare_cached(INSERT_TRANSFER)?,
+    };
+    let mut taken = 0usize;
+    while taken < max {
+        let Some(item) = lines.next() else { break };
+        let BatchLine { line, transfer } = item?;
+        taken += 1;
+        summary.lines += 1;
+        let outcome = match transfer {
+            Ok(transfer) => queue_one(&transfer, now, &mut statements, cache)?,
+            Err(refused) => Err(refused),
+        };
+        match &outcome {
+            Ok(queued) if queued.replayed => summary.replayed += 1,
+            Ok(_) => summary.queued += 1,
+            Err(_) => summary.failed += 1,
+        }
+        sink.record(line, outcome.as_ref())?;
+    }
+    let mut write =
+        tx.prepare_cached("UPDATE accounts SET pending_out = ?2, pending_in = ?3 WHERE id = ?1")?;
+    for (id, pending) in cache.accounts.iter_mut().filter(|(_, p)| p.dirty) {
+        write.execute(params![id, pending.out, pending.r#in])?;
+        pending.dirty = false;
+    }
+    Ok(())
+}
+
+/// Queues one transfer. The outer error is fatal to the batch (SQLite,
+/// I/O); the inner one refuses only this line.
+fn queue_one(
+    transfer: &NewTransfer,
+    now: i64,
+    statements: &mut Statements<'_>,
+    cache: &mut Cache,
+) -> Result<Result<Queued>> {
+    let mut side = |name: &Option<UserName>| -> Result<Result<i64>> {
+        match name {
+            None => Ok(Ok(EXTERNAL_ACCOUNT)),
+            Some(name) => Ok(cache
+                .user_id(&mut statements.by_name, name)?
+                .ok_or_else(|| WalletError::UserNotFound(name.to_string()))),
+        }
+    };
+    let src = match side(&transfer.src)? {
+        Ok(id) => id,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let dst = match side(&transfer.dst)? {
+        Ok(id) => id,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if src == dst {
+        let name = transfer.src.as_ref().or(transfer.dst.as_ref());
+        return Ok(Err(WalletError::SameAccount(
+            name.map(ToString::to_string).unwrap_or_default(),
+        )));
+    }
+    let amount = transfer.amount.minor_units();
+    let memo = transfer.memo.as_ref().map(Memo::as_str);
+    if let Some(key) = &transfer.key {
+        match replay(&mut statements.by_key, key, src, dst, amount, memo) {
+            Ok(Some(queued)) => return Ok(Ok(queued)),
+            Ok(None) => {}
+            Err(conflict @ WalletError::IdempotencyConflict { .. }) => return Ok(Err(conflict)),
+            Err(fatal) => return Err(fatal),
+        }
+    }
+    let src_pending = cache.load(&mut statements.pending, src)?;
+    let dst_pending = cache.load(&mut statements.pending, dst)?;
+    let (Some(new_out), Some(new_in)) = (
+        src_pending.out.checked_add(amount),
+        dst_pending.r#in.checked_add(amount),
+    ) else {
+        return Ok(Err(WalletError::InvalidAmount {
+            input: amount.to_string(),
+            why: "the pending total of an account would overflow".into(),
+        }));
+    };
+    let tx_id = statements.insert.insert(params![
+        src,
+        dst,
+        amount,
+        memo,
+        transfer.key.as_ref().map(IdempotencyKey::as_str),
+        now
+    ])?;
+    if let Some(pending) = cache.accounts.get_mut(&src) {
+        pending.out = new_out;
+        pending.dirty = true;
+    }
+    if let Some(pending) = cache.accounts.get_mut(&dst) {
+        pending.r#in = new_in;
+        pending.dirty = true;
+    }
+    Ok(Ok(Queued {
+        tx_id,
+        status: Status::Pending,
+        replayed: false,
+    }))
+}
