@@ -125,10 +125,16 @@ Good lines are queued and bad ones reported (exit 5 if any failed); with \
 
 Each transfer becomes COMPLETED, or FAILED with reason insufficient_funds when \
 its source cannot cover it. Each is applied exactly once, even with several \
-settles running at once or one killed and run again.",
+settles running at once or one killed and run again.
+
+With --watch it keeps running as a worker: it drains the queue, sleeps \
+--interval milliseconds whenever the queue is empty, and on SIGINT or SIGTERM \
+finishes the batch in hand, prints its summary and exits 0. Each batch is one \
+transaction, so even SIGKILL loses or doubles nothing.",
         after_help = "Examples:
   wallet settle
-  wallet settle --limit 100"
+  wallet settle --limit 100
+  wallet settle --watch --interval 500"
     )]
     Settle(SettleArgs),
 
@@ -245,9 +251,18 @@ pub struct SettleArgs {
     pub limit: Option<u64>,
 
     /// Transfers applied per transaction
-    #[arg(long, default_value_t = 10_000, value_name = "N",
+    #[arg(long, default_value_t = crate::ledger::DEFAULT_BATCH_SIZE as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
+
+    /// Keep running: settle transfers as they are queued, until SIGINT or SIGTERM
+    #[arg(long, conflicts_with = "limit")]
+    pub watch: bool,
+
+    /// With --watch: how long to sleep when the queue is empty
+    #[arg(long, default_value_t = 200, value_name = "MS", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]

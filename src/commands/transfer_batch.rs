@@ -40,6 +40,9 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         Box::new(BufReader::with_capacity(256 * 1024, opened))
     };
     let mut ledger = context.open()?;
+    // The two per-account indexes take inserts all over; past the default
+    // 2 MiB cache each insert re-reads its leaf from the OS.
+    ledger.set_page_cache_mib(32)?;
     let lines = JsonLines::new(input, ledger.currency().clone());
     let options = BatchOptions {
         chunk_size: usize::try_from(args.chunk_size).unwrap_or(usize::MAX),

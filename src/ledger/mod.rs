@@ -25,7 +25,7 @@ use crate::money::Currency;
 
 pub use accounts::UserRecord;
 pub use batch::{BatchLine, BatchOptions, BatchSink, BatchSummary, DEFAULT_CHUNK_SIZE};
-pub use settle::{SettleOptions, SettleSummary};
+pub use settle::{DEFAULT_BATCH_SIZE, SettleOptions, SettleSummary};
 pub use transfers::{HistoryQuery, NewTransfer, Queued, Status, TransferRecord};
 
 /// The id of the built-in account on the other side of deposits and
@@ -165,6 +165,15 @@ impl Ledger {
             currency,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Lets SQLite keep up to `mib` MiB of pages in memory. Small commands
+    /// never fill the default; bulk work over indexes that grow with the
+    /// ledger (batch ingest) re-reads pages from the OS without more.
+    pub fn set_page_cache_mib(&self, mib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(mib) * 1024)?;
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &Connection {

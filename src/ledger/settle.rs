@@ -1,9 +1,11 @@
 //! Settlement: applying PENDING transfers oldest first, each exactly once.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
+use super::fast_map::FastMap;
 use super::{EXTERNAL_ACCOUNT, Ledger, clock};
 use crate::error::{Result, WalletError};
 
@@ -14,16 +16,27 @@ pub struct SettleOptions {
     pub limit: Option<u64>,
     /// Transfers applied per transaction.
     pub batch_size: usize,
+    /// Looked at before each batch: once set, `settle` returns after the
+    /// batch in hand, so a worker can stop cleanly on a signal.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for SettleOptions {
     fn default() -> Self {
         Self {
             limit: None,
-            batch_size: 10_000,
+            batch_size: DEFAULT_BATCH_SIZE,
+            stop: None,
         }
     }
 }
+
+/// Transfers per transaction by default. Per batch `settle` pays one commit
+/// (an fsync) and one write per account touched; with 10,000 active users a
+/// batch of 10,000 writes almost as many account rows as it settles
+/// transfers, while 50,000 amortises them five-fold for about 2 MB of memory
+/// and a write lock held a fraction of a second.
+pub const DEFAULT_BATCH_SIZE: usize = 50_000;
 
 /// What a `settle` call did, and how many transfers still wait.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,7 +64,15 @@ impl Ledger {
     ) -> Result<SettleSummary> {
         let mut summary = SettleSummary::default();
         let batch_size = options.batch_size.max(1) as u64;
+        let mut state = BatchState::default();
         loop {
+            if options
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+            {
+                break;
+            }
             let wanted = match options.limit {
                 Some(limit) => batch_size.min(limit - summary.processed),
                 None => batch_size,
@@ -59,7 +80,7 @@ impl Ledger {
             if wanted == 0 {
                 break;
             }
-            let (completed, failed) = settle_batch(self.conn_mut(), wanted)?;
+            let (completed, failed) = settle_batch(self.conn_mut(), wanted, &mut state)?;
             summary.completed += completed;
             summary.failed += failed;
             summary.processed += completed + failed;
@@ -87,41 +108,97 @@ fn pending_count(conn: &Connection) -> Result<u64> {
     Ok(count as u64)
 }
 
-/// An account's figures while a batch is applied in memory.
+/// An account's figures while batches are applied in memory.
 #[derive(Debug, Clone, Copy)]
 struct AccountState {
     balance: i64,
     pending_in: i64,
     pending_out: i64,
+    /// Changed in the open batch and not yet written back.
+    dirty: bool,
+}
+
+/// A PENDING transfer as settlement reads it.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    tx_id: i64,
+    src: i64,
+    dst: i64,
+    amount: i64,
+}
+
+/// What one `settle` call carries from batch to batch: the accounts it has
+/// read (valid while no other connection commits) and a reused buffer.
+#[derive(Default)]
+struct BatchState {
+    accounts: FastMap<i64, AccountState>,
+    due: Vec<Due>,
+    /// `PRAGMA data_version` when the last batch began.
+    data_version: Option<i64>,
+}
+
+impl BatchState {
+    /// Forgets the accounts if another connection committed since the last
+    /// batch: a queue or cancel there moved their pending sums.
+    fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if self.data_version != Some(version) {
+            self.accounts.clear();
+        }
+        self.data_version = Some(version);
+        Ok(())
+    }
 }
 
 /// Settles up to `max` of the oldest PENDING transfers in one transaction;
 /// returns how many completed and how many failed.
-fn settle_batch(conn: &mut Connection, max: u64) -> Result<(u64, u64)> {
+///
+/// Failures are marked one by one; then every transfer of the batch still
+/// PENDING is completed by one statement over its `tx_id` range. That range
+/// holds no PENDING transfer outside the batch, because the batch is the
+/// oldest `max` of them and the write lock keeps new ones out.
+fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    state.revalidate(&tx)?;
     let now = clock::now_ms();
-    let batch: Vec<(i64, i64, i64, i64)> = {
+    state.due.clear();
+    {
         let mut stmt = tx.prepare_cached(
             "SELECT tx_id, src, dst, amount FROM transfers
              WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
         )?;
-        let rows = stmt.query_map([max as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
+        let mut rows = stmt.query([max as i64])?;
+        while let Some(row) = rows.next()? {
+            state.due.push(Due {
+                tx_id: row.get(0)?,
+                src: row.get(1)?,
+                dst: row.get(2)?,
+                amount: row.get(3)?,
+            });
+        }
+    }
+    let (Some(first), Some(last)) = (state.due.first(), state.due.last()) else {
+        return Ok((0, 0));
     };
-    let mut accounts: HashMap<i64, AccountState> = HashMap::new();
-    let (mut completed, mut failed) = (0, 0);
+    let (first, last) = (first.tx_id, last.tx_id);
+    let (mut completed, mut failed) = (0u64, 0u64);
     {
-        let mut mark = tx.prepare_cached(
-            "UPDATE transfers SET status = ?2, reason = ?3, settled_at = ?4
+        let mut load = tx.prepare_cached(
+            "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1",
+        )?;
+        let mut mark_failed = tx.prepare_cached(
+            "UPDATE transfers SET status = 'FAILED', reason = ?2, settled_at = ?3
              WHERE tx_id = ?1 AND status = 'PENDING'",
         )?;
-        for (tx_id, src, dst, amount) in batch {
-            load_account(&tx, &mut accounts, src)?;
-            load_account(&tx, &mut accounts, dst)?;
-            let src_balance = accounts[&src].balance;
-            let dst_balance = accounts[&dst].balance;
+        for &Due {
+            tx_id,
+            src,
+            dst,
+            amount,
+        } in &state.due
+        {
+            let src_balance = account(&mut state.accounts, &mut load, src)?.balance;
+            let dst_balance = account(&mut state.accounts, &mut load, dst)?.balance;
             let moved = if src != EXTERNAL_ACCOUNT && src_balance < amount {
                 Err(INSUFFICIENT_FUNDS)
             } else {
@@ -133,61 +210,83 @@ fn settle_batch(conn: &mut Connection, max: u64) -> Result<(u64, u64)> {
                     _ => Err(BALANCE_OVERFLOW),
                 }
             };
-            let (status, reason) = match moved {
-                Ok((new_src, new_dst)) => {
-                    accounts.get_mut(&src).expect("loaded").balance = new_src;
-                    accounts.get_mut(&dst).expect("loaded").balance = new_dst;
+            let (new_src, new_dst) = match moved {
+                Ok(balances) => {
                     completed += 1;
-                    ("COMPLETED", None)
+                    balances
                 }
                 Err(reason) => {
                     failed += 1;
-                    ("FAILED", Some(reason))
+                    if mark_failed.execute(params![tx_id, reason, now])? != 1 {
+                        return Err(stopped_pending(tx_id));
+                    }
+                    (src_balance, dst_balance)
                 }
             };
-            accounts.get_mut(&src).expect("loaded").pending_out -= amount;
-            accounts.get_mut(&dst).expect("loaded").pending_in -= amount;
-            if mark.execute(params![tx_id, status, reason, now])? != 1 {
-                return Err(WalletError::internal(anyhow::anyhow!(
-                    "transfer {tx_id} stopped being PENDING under the write lock"
-                )));
+            if let Some(account) = state.accounts.get_mut(&src) {
+                account.balance = new_src;
+                account.pending_out -= amount;
+                account.dirty = true;
+            }
+            if let Some(account) = state.accounts.get_mut(&dst) {
+                account.balance = new_dst;
+                account.pending_in -= amount;
+                account.dirty = true;
             }
         }
+    }
+    let marked = tx
+        .prepare_cached(
+            "UPDATE transfers SET status = 'COMPLETED', settled_at = ?1
+             WHERE tx_id BETWEEN ?2 AND ?3 AND status = 'PENDING'",
+        )?
+        .execute(params![now, first, last])?;
+    if marked as u64 != completed {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "{marked} transfers completed where {completed} were due"
+        )));
     }
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
         )?;
-        for (id, state) in &accounts {
+        for (id, account) in state.accounts.iter_mut().filter(|(_, a)| a.dirty) {
             write.execute(params![
                 id,
-                state.balance,
-                state.pending_in,
-                state.pending_out
+                account.balance,
+                account.pending_in,
+                account.pending_out
             ])?;
+            account.dirty = false;
         }
     }
     tx.commit()?;
     Ok((completed, failed))
 }
 
-fn load_account(
-    tx: &Transaction<'_>,
-    accounts: &mut HashMap<i64, AccountState>,
+fn stopped_pending(tx_id: i64) -> WalletError {
+    WalletError::internal(anyhow::anyhow!(
+        "transfer {tx_id} stopped being PENDING under the write lock"
+    ))
+}
+
+/// The account's figures, read from the file the first time a batch needs them.
+fn account(
+    accounts: &mut FastMap<i64, AccountState>,
+    load: &mut CachedStatement<'_>,
     id: i64,
-) -> Result<()> {
-    if accounts.contains_key(&id) {
-        return Ok(());
+) -> Result<AccountState> {
+    if let Some(&state) = accounts.get(&id) {
+        return Ok(state);
     }
-    let mut stmt =
-        tx.prepare_cached("SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1")?;
-    let state = stmt.query_row([id], |row| {
+    let state = load.query_row([id], |row| {
         Ok(AccountState {
             balance: row.get(0)?,
             pending_in: row.get(1)?,
             pending_out: row.get(2)?,
+            dirty: false,
         })
     })?;
     accounts.insert(id, state);
-    Ok(())
+    Ok(state)
 }
