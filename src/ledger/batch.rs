@@ -328,3 +328,178 @@ fn queue_one(
         replayed: false,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Email;
+    use crate::ledger::OpenOptions;
+    use crate::money::{Amount, Currency};
+    use tempfile::TempDir;
+
+    /// Keeps every outcome, and runs `between` after each commit.
+    struct Recorder<F: FnMut()> {
+        outcomes: Vec<(u64, std::result::Result<Queued, String>)>,
+        commits: usize,
+        between: F,
+    }
+
+    impl<F: FnMut()> BatchSink for Recorder<F> {
+        fn record(
+            &mut self,
+            line: u64,
+            outcome: std::result::Result<&Queued, &WalletError>,
+        ) -> Result<()> {
+            self.outcomes
+                .push((line, outcome.copied().map_err(|e| e.code().to_string())));
+            Ok(())
+        }
+
+        fn committed(&mut self) -> Result<()> {
+            self.commits += 1;
+            (self.between)();
+            Ok(())
+        }
+    }
+
+    fn name(text: &str) -> Option<UserName> {
+        Some(UserName::parse(text).unwrap())
+    }
+
+    fn line(line: u64, src: &str, dst: &str, minor: i64, key: Option<&str>) -> Result<BatchLine> {
+        Ok(BatchLine {
+            line,
+            transfer: Ok(NewTransfer {
+                src: (!src.is_empty()).then(|| UserName::parse(src).unwrap()),
+                dst: (!dst.is_empty()).then(|| UserName::parse(dst).unwrap()),
+                amount: Amount::from_minor_units(minor).unwrap(),
+                memo: None,
+                key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+            }),
+        })
+    }
+
+    fn ledger(dir: &TempDir) -> Ledger {
+        let path = dir.path().join("wallet.db");
+        let mut ledger =
+            Ledger::create(&path, &Currency::default(), &OpenOptions::default()).unwrap();
+        for user in ["alice", "bob"] {
+            let email = Email::parse(&format!("{user}@example.com")).unwrap();
+            ledger
+                .create_user(&UserName::parse(user).unwrap(), &email)
+                .unwrap();
+        }
+        ledger
+    }
+
+    fn pending(ledger: &Ledger, user: &str) -> (i64, i64) {
+        let user = ledger.user(&UserName::parse(user).unwrap()).unwrap();
+        (user.pending_out, user.pending_in)
+    }
+
+    #[test]
+    fn keys_replay_within_and_across_chunks_and_conflict_on_other_fields() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let lines = vec![
+            line(1, "alice", "bob", 100, Some("k1")),
+            line(2, "alice", "bob", 100, Some("k1")),
+            line(3, "Bob", "ALICE", 7, None),
+            line(4, "alice", "bob", 100, Some("k1")),
+            line(5, "alice", "bob", 101, Some("k1")),
+            line(6, "alice", "carol", 1, None),
+        ];
+        let mut sink = Recorder {
+            outcomes: vec![],
+            commits: 0,
+            between: || {},
+        };
+        let options = BatchOptions {
+            chunk_size: 3,
+            atomic: false,
+        };
+        let summary = ledger
+            .queue_batch(lines.into_iter(), &options, &mut sink)
+            .unwrap();
+        assert_eq!(sink.commits, 2);
+        assert_eq!(
+            (summary.queued, summary.replayed, summary.failed),
+            (2, 2, 2)
+        );
+        let ids: Vec<_> = sink
+            .outcomes
+            .iter()
+            .map(|(n, o)| (*n, o.as_ref().map(|q| q.tx_id).map_err(String::as_str)))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (1, Ok(1)),
+                (2, Ok(1)),
+                (3, Ok(2)),
+                (4, Ok(1)),
+                (5, Err("idempotency_conflict")),
+                (6, Err("user_not_found")),
+            ]
+        );
+        assert_eq!(pending(&ledger, "alice"), (100, 7));
+        assert_eq!(pending(&ledger, "bob"), (7, 100));
+    }
+
+    #[test]
+    fn a_write_by_another_connection_between_chunks_is_seen() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut other = Ledger::open(ledger.path(), &OpenOptions::default()).unwrap();
+        let lines = (1..=4).map(|n| line(n, "", "alice", 10, None));
+        let mut sink = Recorder {
+            outcomes: vec![],
+            commits: 0,
+            between: || {
+                other
+                    .queue_transfer(&NewTransfer {
+                        src: name("bob"),
+                        dst: name("alice"),
+                        amount: Amount::from_minor_units(1000).unwrap(),
+                        memo: None,
+                        key: None,
+                    })
+                    .unwrap();
+            },
+        };
+        let options = BatchOptions {
+            chunk_size: 2,
+            atomic: false,
+        };
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        assert_eq!(pending(&ledger, "alice"), (0, 40 + 2 * 1000));
+        assert_eq!(pending(&ledger, "bob"), (2000, 0));
+    }
+
+    #[test]
+    fn an_atomic_batch_with_a_bad_line_keeps_nothing() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let lines = vec![
+            line(1, "", "alice", 10, Some("d1")),
+            line(2, "alice", "nobody", 10, None),
+            line(3, "", "bob", 10, None),
+        ];
+        let mut sink = Recorder {
+            outcomes: vec![],
+            commits: 0,
+            between: || {},
+        };
+        let options = BatchOptions {
+            chunk_size: 1,
+            atomic: true,
+        };
+        let summary = ledger
+            .queue_batch(lines.into_iter(), &options, &mut sink)
+            .unwrap();
+        assert!(!summary.committed);
+        assert_eq!(sink.commits, 0);
+        assert_eq!(ledger.pending_count().unwrap(), 0);
+        assert_eq!(pending(&ledger, "alice"), (0, 0));
+    }
+}

@@ -290,3 +290,190 @@ fn account(
     accounts.insert(id, state);
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, UserName};
+    use crate::ledger::{BatchLine, BatchOptions, BatchSink, NewTransfer, OpenOptions};
+    use crate::money::{Amount, Currency};
+    use proptest::prelude::*;
+    use tempfile::TempDir;
+
+    /// Every figure settlement decides: balances and pending sums of all
+    /// accounts, and each transfer's status and reason.
+    type Snapshot = (
+        Vec<(i64, i64, i64, i64)>,
+        Vec<(i64, String, Option<String>)>,
+    );
+
+    fn snapshot(ledger: &Ledger) -> Snapshot {
+        let conn = ledger.conn();
+        let mut accounts = conn
+            .prepare("SELECT id, balance, pending_in, pending_out FROM accounts ORDER BY id")
+            .unwrap();
+        let accounts = accounts
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut transfers = conn
+            .prepare("SELECT tx_id, status, reason FROM transfers ORDER BY tx_id")
+            .unwrap();
+        let transfers = transfers
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (accounts, transfers)
+    }
+
+    /// A ledger in a temp dir with `users` users and the transfers of
+    /// `workload` queued: (src, dst, amount) with 0 meaning the outside world.
+    fn ledger_with(dir: &TempDir, users: usize, workload: &[(usize, usize, i64)]) -> Ledger {
+        let path = dir.path().join("wallet.db");
+        let mut ledger =
+            Ledger::create(&path, &Currency::default(), &OpenOptions::default()).unwrap();
+        for i in 1..=users {
+            let name = UserName::parse(&format!("u{i}")).unwrap();
+            let email = Email::parse(&format!("u{i}@example.com")).unwrap();
+            ledger.create_user(&name, &email).unwrap();
+        }
+        let side = |i: usize| (i > 0).then(|| UserName::parse(&format!("u{i}")).unwrap());
+        let lines = workload
+            .iter()
+            .filter(|(src, dst, _)| src != dst)
+            .enumerate()
+            .map(|(i, &(src, dst, amount))| {
+                Ok(BatchLine {
+                    line: i as u64 + 1,
+                    transfer: Ok(NewTransfer {
+                        src: side(src),
+                        dst: side(dst),
+                        amount: Amount::from_minor_units(amount).unwrap(),
+                        memo: None,
+                        key: None,
+                    }),
+                })
+            });
+        let summary = ledger
+            .queue_batch(lines, &BatchOptions::default(), &mut Discard)
+            .unwrap();
+        assert_eq!(summary.failed, 0);
+        ledger
+    }
+
+    struct Discard;
+
+    impl BatchSink for Discard {
+        fn record(
+            &mut self,
+            _: u64,
+            _: std::result::Result<&crate::ledger::Queued, &WalletError>,
+        ) -> Result<()> {
+            Ok(())
+        }
+
+        fn committed(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn settle_all(ledger: &mut Ledger, batch_size: usize) -> SettleSummary {
+        let options = SettleOptions {
+            batch_size,
+            ..SettleOptions::default()
+        };
+        ledger.settle(&options, |_| {}).unwrap()
+    }
+
+    fn workload() -> impl Strategy<Value = (usize, Vec<(usize, usize, i64)>)> {
+        (2usize..6).prop_flat_map(|users| {
+            let transfer = (0..=users, 0..=users, 1i64..500);
+            (Just(users), prop::collection::vec(transfer, 1..80))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn batches_settle_exactly_as_one_at_a_time(
+            (users, transfers) in workload(),
+            batch_size in 2usize..40,
+        ) {
+            let (one_dir, batch_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+            let mut one = ledger_with(&one_dir, users, &transfers);
+            let mut batched = ledger_with(&batch_dir, users, &transfers);
+            let by_one = settle_all(&mut one, 1);
+            let by_batch = settle_all(&mut batched, batch_size);
+            prop_assert_eq!(by_one, by_batch);
+            prop_assert_eq!(by_batch.remaining, 0);
+            let (accounts, statuses) = snapshot(&batched);
+            prop_assert_eq!(snapshot(&one), (accounts.clone(), statuses));
+            prop_assert_eq!(accounts.iter().map(|a| a.1).sum::<i64>(), 0, "money is conserved");
+            prop_assert!(accounts.iter().skip(1).all(|a| a.1 >= 0 && a.2 == 0 && a.3 == 0));
+        }
+    }
+
+    #[test]
+    fn an_overdraft_fails_even_when_a_later_transfer_in_the_batch_refills() {
+        let dir = TempDir::new().unwrap();
+        // u1 pays 100 to u2 before the deposit that would cover it arrives.
+        let mut ledger = ledger_with(&dir, 2, &[(1, 2, 100), (0, 1, 100), (1, 2, 100)]);
+        let summary = settle_all(&mut ledger, 100);
+        assert_eq!((summary.completed, summary.failed), (2, 1));
+        let (accounts, transfers) = snapshot(&ledger);
+        assert_eq!(transfers[0].1, "FAILED");
+        assert_eq!(transfers[0].2.as_deref(), Some(INSUFFICIENT_FUNDS));
+        assert_eq!(transfers[2].1, "COMPLETED");
+        assert_eq!((accounts[1].1, accounts[2].1), (0, 100));
+    }
+
+    #[test]
+    fn a_write_by_another_connection_between_batches_is_seen() {
+        let dir = TempDir::new().unwrap();
+        let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
+        let mut ledger = ledger_with(&dir, 2, &workload);
+        let mut other = Ledger::open(ledger.path(), &OpenOptions::default()).unwrap();
+        let options = SettleOptions {
+            batch_size: 3,
+            ..SettleOptions::default()
+        };
+        let mut cancelled = false;
+        let summary = ledger
+            .settle(&options, |_| {
+                if !cancelled {
+                    // Between batches: cancel the last transfer, which moves u1's pending_in.
+                    other.cancel(10).unwrap();
+                    cancelled = true;
+                }
+            })
+            .unwrap();
+        assert_eq!(summary.processed, 9);
+        let (accounts, transfers) = snapshot(&ledger);
+        assert_eq!(
+            accounts[1],
+            (1, 90, 0, 0),
+            "u1: settled 90, nothing pending"
+        );
+        assert_eq!(transfers[9].1, "CANCELLED");
+    }
+
+    #[test]
+    fn a_stop_flag_ends_settle_after_the_batch_in_hand() {
+        let dir = TempDir::new().unwrap();
+        let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
+        let mut ledger = ledger_with(&dir, 2, &workload);
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = SettleOptions {
+            batch_size: 4,
+            stop: Some(Arc::clone(&stop)),
+            ..SettleOptions::default()
+        };
+        let summary = ledger
+            .settle(&options, |_| stop.store(true, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!((summary.processed, summary.remaining), (4, 6));
+    }
+}
