@@ -234,14 +234,13 @@ pub struct TransferArgs {
     pub batch: Option<PathBuf>,
 
     /// With --batch: queue all lines or, if any line fails, none
-    #[arg(long, requires = "batch")]
+    #[arg(long)]
     pub atomic: bool,
 
-    /// With --batch: lines per transaction (ignored with --atomic)
-    #[arg(long, requires = "batch", value_name = "N",
-          default_value_t = crate::ledger::DEFAULT_CHUNK_SIZE as u64,
+    /// With --batch: lines per transaction, default 50000 (ignored with --atomic)
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    pub chunk_size: u64,
+    pub chunk_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,11 @@ pub fn run(context: &Context, args: TransferArgs) -> Result<Report> {
     if let Some(file) = &args.batch {
         return transfer_batch::run(context, file, &args);
     }
+    if args.atomic || args.chunk_size.is_some() {
+        return Err(WalletError::Usage(
+            "--atomic and --chunk-size work only with --batch".into(),
+        ));
+    }
     let (Some(src), Some(dst), Some(amount)) = (&args.src, &args.dst, &args.amount) else {
         return Err(WalletError::Usage(
             "transfer needs SRC DST AMOUNT, or --batch FILE".into(),

@@ -21,7 +21,7 @@ use super::Context;
 use crate::cli::TransferArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::{BatchLine, BatchOptions, BatchSink, NewTransfer, Queued};
+use crate::ledger::{BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued};
 use crate::money::Currency;
 use crate::report::Report;
 
@@ -45,7 +45,9 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
     ledger.set_page_cache_mib(32)?;
     let lines = JsonLines::new(input, ledger.currency().clone());
     let options = BatchOptions {
-        chunk_size: usize::try_from(args.chunk_size).unwrap_or(usize::MAX),
+        chunk_size: args.chunk_size.map_or(DEFAULT_CHUNK_SIZE, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
         atomic: args.atomic,
     };
     let progress = if context.show_progress {
