@@ -1,0 +1,496 @@
+//! The throughput benchmark: `cargo bench --bench throughput [-- --users N --transfers N --runs N]`.
+//!
+//! Builds a ledger of `--users` users, ingests `--transfers` transfers
+//! through `wallet transfer --batch` (without and with idempotency keys),
+//! settles them with `wallet settle`, then times single `wallet` processes
+//! on the result. Each figure is printed beside a floor measured in the
+//! same run: the same row work as a bare rusqlite loop, or a bare process
+//! that opens the file and touches one row.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use wallet::domain::{Email, UserName};
+use wallet::ledger::{Ledger, OpenOptions};
+use wallet::money::Currency;
+
+struct Settings {
+    users: usize,
+    transfers: usize,
+    runs: usize,
+    batch: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--floor-process") {
+        floor_process(&args[1..]);
+        return;
+    }
+    let settings = parse(&args);
+    let wallet = release_binary();
+    let dir = tempfile::Builder::new()
+        .prefix("wallet-bench")
+        .tempdir()
+        .expect("temp dir");
+    println!("# wallet throughput benchmark");
+    println!();
+    machine();
+    println!(
+        "users {}, transfers {}, process runs {}, settle batch {}",
+        settings.users, settings.transfers, settings.runs, settings.batch
+    );
+    println!();
+    let base = dir.path().join("users.db");
+    build_users(&base, settings.users);
+    let plain = dir.path().join("plain.jsonl");
+    let keyed = dir.path().join("keyed.jsonl");
+    write_workload(&plain, &settings, false);
+    write_workload(&keyed, &settings, true);
+    let n = settings.transfers as f64;
+    let mut rows: Vec<[String; 4]> = Vec::new();
+
+    // Ingest without keys, then its floor.
+    let ledger = copy_ledger(&base, &dir.path().join("ledger.db"));
+    let out = dir.path().join("out.jsonl");
+    let ingest = run_wallet(
+        &wallet,
+        &ledger,
+        &["transfer", "--batch"],
+        Some(&plain),
+        &out,
+    );
+    let floor_ingest = {
+        let floor_db = copy_ledger(&base, &dir.path().join("floor-ingest.db"));
+        bare_ingest(&floor_db, &settings, false)
+    };
+    rows.push([
+        "batch ingest, no keys".into(),
+        rate(n, ingest.wall),
+        rate(n, floor_ingest),
+        rss(ingest.max_rss_kb),
+    ]);
+
+    // Ingest with keys.
+    let keyed_ledger = copy_ledger(&base, &dir.path().join("keyed.db"));
+    let ingest_keyed = run_wallet(
+        &wallet,
+        &keyed_ledger,
+        &["transfer", "--batch"],
+        Some(&keyed),
+        &out,
+    );
+    let floor_keyed = {
+        let floor_db = copy_ledger(&base, &dir.path().join("floor-keyed.db"));
+        bare_ingest(&floor_db, &settings, true)
+    };
+    rows.push([
+        "batch ingest, with keys".into(),
+        rate(n, ingest_keyed.wall),
+        rate(n, floor_keyed),
+        rss(ingest_keyed.max_rss_kb),
+    ]);
+    let _ = fs::remove_file(&keyed_ledger);
+
+    // Settle, with the floor on a copy of the same pending ledger.
+    let floor_db = copy_ledger(&ledger, &dir.path().join("floor-settle.db"));
+    let settle = run_wallet(&wallet, &ledger, &["settle"], None, &out);
+    let floor_settle = bare_settle(&floor_db, settings.batch);
+    rows.push([
+        "settle".into(),
+        rate(n, settle.wall),
+        rate(n, floor_settle),
+        rss(settle.max_rss_kb),
+    ]);
+    rows.push([
+        "ingest + settle, end to end".into(),
+        rate(n, ingest.wall + settle.wall),
+        rate(n, floor_ingest + floor_settle),
+        rss(ingest.max_rss_kb.max(settle.max_rss_kb)),
+    ]);
+    let _ = fs::remove_file(&floor_db);
+
+    // Single processes on the settled ledger and on an empty one.
+    let empty = dir.path().join("empty.db");
+    build_users(&empty, 2);
+    let me = std::env::current_exe().expect("own path");
+    let floor_read = median_process(settings.runs, &me, &floor_args("read", &ledger));
+    let floor_write = median_process(settings.runs, &me, &floor_args("write", &ledger));
+    let cases: [(&str, &Path, Vec<&str>, &(Duration, u64)); 4] = [
+        (
+            "get-user (full ledger)",
+            &ledger,
+            vec!["get-user", "u1"],
+            &floor_read,
+        ),
+        (
+            "get-user (empty ledger)",
+            &empty,
+            vec!["get-user", "u1"],
+            &floor_read,
+        ),
+        (
+            "history --limit 50 (full ledger)",
+            &ledger,
+            vec!["history", "u1"],
+            &floor_read,
+        ),
+        (
+            "transfer, one process (full ledger)",
+            &ledger,
+            vec!["transfer", "u1", "u2", "0.01"],
+            &floor_write,
+        ),
+    ];
+    for (name, db, args, floor) in cases {
+        let mut full = vec![
+            "--db".to_string(),
+            db.display().to_string(),
+            "--json".into(),
+        ];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let measured = median_process(settings.runs, &wallet, &full);
+        rows.push([
+            name.into(),
+            millis(measured.0),
+            millis(floor.0),
+            rss(measured.1),
+        ]);
+    }
+
+    println!("| phase | wallet | bare rusqlite floor | peak RSS (wallet) |");
+    println!("| --- | ---: | ---: | ---: |");
+    for [a, b, c, d] in &rows {
+        println!("| {a} | {b} | {c} | {d} |");
+    }
+}
+
+fn parse(args: &[String]) -> Settings {
+    let mut settings = Settings {
+        users: 10_000,
+        transfers: 1_000_000,
+        runs: 101,
+        batch: wallet::ledger::DEFAULT_BATCH_SIZE,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || -> usize {
+            it.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .unwrap_or_else(|| panic!("{arg} needs a number"))
+        };
+        match arg.as_str() {
+            "--users" => settings.users = value().max(2),
+            "--transfers" => settings.transfers = value().max(1),
+            "--runs" => settings.runs = value().max(1),
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --users N --transfers N --runs N"),
+        }
+    }
+    settings
+}
+
+/// The release `wallet` next to this benchmark, built if it is missing.
+fn release_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "wallet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the release binary failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("wallet")
+}
+
+fn machine() {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "machine: {model}, {cores} cores, SQLite {}",
+        rusqlite::version()
+    );
+    println!(
+        "load average at start: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn build_users(path: &Path, users: usize) {
+    let mut ledger =
+        Ledger::create(path, &Currency::default(), &OpenOptions::default()).expect("create");
+    let all: Vec<(UserName, Email)> = (0..users)
+        .map(|i| {
+            (
+                UserName::parse(&format!("u{i}")).unwrap(),
+                Email::parse(&format!("u{i}@example.com")).unwrap(),
+            )
+        })
+        .collect();
+    ledger.create_users(&all).expect("users");
+}
+
+/// Copies a closed ledger (its WAL is checkpointed away on close).
+fn copy_ledger(from: &Path, to: &Path) -> PathBuf {
+    fs::copy(from, to).expect("copy ledger");
+    to.to_path_buf()
+}
+
+/// A small deterministic generator, so every run sees the same workload.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Yields (src, dst, minor units): a funding deposit per user, then random
+/// transfers; `None` is the outside world.
+fn workload(settings: &Settings) -> impl Iterator<Item = (Option<usize>, Option<usize>, i64)> {
+    let users = settings.users;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    (0..settings.transfers).map(move |i| {
+        if i < users {
+            return (None, Some(i), 100_000);
+        }
+        let src = rng.below(users);
+        let mut dst = rng.below(users - 1);
+        if dst >= src {
+            dst += 1;
+        }
+        (Some(src), Some(dst), 1 + rng.below(5_000) as i64)
+    })
+}
+
+fn write_workload(path: &Path, settings: &Settings, keyed: bool) {
+    let mut out = BufWriter::new(File::create(path).expect("workload file"));
+    let side = |s: Option<usize>| s.map_or("null".to_string(), |u| format!("\"u{u}\""));
+    for (i, (src, dst, amount)) in workload(settings).enumerate() {
+        let key = if keyed {
+            format!(",\"id\":\"bench-{i}\"")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{{\"src\":{},\"dst\":{},\"amount\":\"{}.{:02}\"{key}}}",
+            side(src),
+            side(dst),
+            amount / 100,
+            amount % 100
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+struct Measured {
+    wall: Duration,
+    max_rss_kb: u64,
+}
+
+/// Runs `wallet --db DB ARGS… [FILE]` once, output to `out`.
+fn run_wallet(
+    wallet: &Path,
+    db: &Path,
+    args: &[&str],
+    file: Option<&Path>,
+    out: &Path,
+) -> Measured {
+    let mut cmd = Command::new(wallet);
+    cmd.arg("--db").arg(db).arg("-q").args(args);
+    if let Some(file) = file {
+        cmd.arg(file);
+    }
+    cmd.stdout(File::create(out).unwrap())
+        .stderr(Stdio::inherit());
+    let (wall, max_rss_kb, ok) = spawn_and_wait(&mut cmd);
+    assert!(ok, "wallet {args:?} failed");
+    Measured { wall, max_rss_kb }
+}
+
+/// Spawns and reaps a child with wait4, for its own peak RSS.
+#[allow(unsafe_code)]
+fn spawn_and_wait(cmd: &mut Command) -> (Duration, u64, bool) {
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unreaped child; both pointers are to live locals.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(rc, pid, "wait4 failed");
+    std::mem::forget(child);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (wall, u64::try_from(usage.ru_maxrss).unwrap_or(0), ok)
+}
+
+/// The median wall time and the largest peak RSS over `runs` runs.
+fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (Duration, u64) {
+    let mut times = Vec::with_capacity(runs);
+    let mut max_rss = 0;
+    for _ in 0..runs + 5 {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let (wall, rss, ok) = spawn_and_wait(&mut cmd);
+        assert!(ok, "{} failed", program.display());
+        times.push(wall);
+        max_rss = max_rss.max(rss);
+    }
+    // The first runs warm the page cache; leave them out.
+    let mut times = times.split_off(5);
+    times.sort();
+    (times[times.len() / 2], max_rss)
+}
+
+fn floor_args(what: &str, db: &Path) -> Vec<String> {
+    vec![
+        "--floor-process".into(),
+        what.into(),
+        db.display().to_string(),
+    ]
+}
+
+/// The floor of a single process: open the ledger with the pragmas every
+/// `wallet` process sets, then read one user or insert one transfer.
+fn floor_process(args: &[String]) {
+    let [what, db] = args else {
+        panic!("--floor-process read|write DB")
+    };
+    let conn = connect(Path::new(db));
+    if what == "read" {
+        let balance: i64 = conn
+            .query_row(
+                "SELECT balance FROM accounts WHERE name = ?1 COLLATE NOCASE",
+                ["u1"],
+                |r| r.get(0),
+            )
+            .unwrap();
+        std::hint::black_box(balance);
+    } else {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.execute(
+            "INSERT INTO transfers (src, dst, amount, status, created_at) VALUES (2, 3, 1, 'PENDING', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    }
+}
+
+fn connect(db: &Path) -> Connection {
+    let conn = Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn
+}
+
+/// Bare inserts of the same rows in chunks of the same size, ids known up front.
+fn bare_ingest(db: &Path, settings: &Settings, keyed: bool) -> Duration {
+    let rows: Vec<(i64, i64, i64)> = workload(settings)
+        .map(|(src, dst, amount)| {
+            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
+            (id(src), id(dst), amount)
+        })
+        .collect();
+    let mut conn = connect(db);
+    conn.pragma_update(None, "cache_size", -32 * 1024).unwrap();
+    let start = Instant::now();
+    for (c, chunk) in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE).enumerate() {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO transfers (src, dst, amount, status, idem_key, created_at)
+                     VALUES (?1, ?2, ?3, 'PENDING', ?4, 0)",
+                )
+                .unwrap();
+            for (i, &(src, dst, amount)) in chunk.iter().enumerate() {
+                let key =
+                    keyed.then(|| format!("bench-{}", c * wallet::ledger::DEFAULT_CHUNK_SIZE + i));
+                insert.execute(params![src, dst, amount, key]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+/// The reference settle loop: per batch, read the oldest PENDING rows,
+/// update each row, then each touched account once.
+fn bare_settle(db: &Path, batch: usize) -> Duration {
+    let mut conn = connect(db);
+    let start = Instant::now();
+    loop {
+        let tx = conn.transaction().unwrap();
+        let due: Vec<(i64, i64, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT tx_id, src, dst, amount FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
+            )
+            .unwrap()
+            .query_map([batch as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if due.is_empty() {
+            break;
+        }
+        let mut touched = std::collections::HashMap::new();
+        {
+            let mut mark = tx
+                .prepare_cached(
+                    "UPDATE transfers SET status = 'COMPLETED', settled_at = 1 WHERE tx_id = ?1",
+                )
+                .unwrap();
+            for &(tx_id, src, dst, amount) in &due {
+                mark.execute([tx_id]).unwrap();
+                *touched.entry(src).or_insert(0i64) -= amount;
+                *touched.entry(dst).or_insert(0i64) += amount;
+            }
+            let mut write = tx
+                .prepare_cached("UPDATE accounts SET balance = balance + ?2 WHERE id = ?1")
+                .unwrap();
+            for (id, delta) in touched {
+                write.execute([id, delta]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+fn rate(n: f64, took: Duration) -> String {
+    let per_sec = n / took.as_secs_f64();
+    format!("{:.0} transfers/s ({:.2} s)", per_sec, took.as_secs_f64())
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
