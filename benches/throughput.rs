@@ -19,6 +19,9 @@ use wallet::domain::{Email, UserName};
 use wallet::ledger::{Ledger, OpenOptions};
 use wallet::money::Currency;
 
+/// A single-process case: its label, ledger, arguments and floor.
+type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a (Duration, u64));
+
 struct Settings {
     users: usize,
     transfers: usize,
@@ -121,7 +124,7 @@ fn main() {
     let me = std::env::current_exe().expect("own path");
     let floor_read = median_process(settings.runs, &me, &floor_args("read", &ledger));
     let floor_write = median_process(settings.runs, &me, &floor_args("write", &ledger));
-    let cases: [(&str, &Path, Vec<&str>, &(Duration, u64)); 4] = [
+    let cases: [ProcessCase; 4] = [
         (
             "get-user (full ledger)",
             &ledger,
