@@ -248,8 +248,13 @@ fn build_users(path: &Path, users: usize) {
     ledger.create_users(&all).expect("users");
 }
 
-/// Copies a closed ledger (its WAL is checkpointed away on close).
+/// Copies a closed ledger, first moving its write-ahead log into the file
+/// (a plain connection checkpoints when it closes).
 fn copy_ledger(from: &Path, to: &Path) -> PathBuf {
+    let conn = Connection::open(from).expect("open ledger");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    drop(conn);
     fs::copy(from, to).expect("copy ledger");
     to.to_path_buf()
 }
@@ -484,7 +489,8 @@ fn bare_settle(db: &Path, batch: usize) -> Duration {
                     mark.execute(params![tx_id, "FAILED", "insufficient_funds"])
                         .unwrap();
                 } else {
-                    mark.execute(params![tx_id, "COMPLETED", None::<&str>]).unwrap();
+                    mark.execute(params![tx_id, "COMPLETED", None::<&str>])
+                        .unwrap();
                     balances.insert(src, from - amount);
                     balances.insert(dst, to + amount);
                 }
