@@ -469,6 +469,21 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_checks_are_back_on_after_settling_and_queueing() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger_with(&dir, 2, &[(0, 1, 10), (1, 2, 50)]);
+        settle_all(&mut ledger, 10);
+        for sql in [
+            "UPDATE accounts SET balance = -1 WHERE id = 1",
+            "UPDATE transfers SET status = 'LOST' WHERE tx_id = 1",
+            "UPDATE transfers SET reason = NULL WHERE tx_id = 2",
+        ] {
+            let err = ledger.conn().execute(sql, []).unwrap_err();
+            assert!(err.to_string().contains("CHECK"), "{sql}: {err}");
+        }
+    }
+
+    #[test]
     fn a_stop_flag_ends_settle_after_the_batch_in_hand() {
         let dir = TempDir::new().unwrap();
         let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
