@@ -237,7 +237,7 @@ pub struct TransferArgs {
     #[arg(long)]
     pub atomic: bool,
 
-    /// With --batch: lines per transaction, default 50000 (ignored with --atomic)
+    /// With --batch: lines per transaction, default 100000 (ignored with --atomic)
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub chunk_size: Option<u64>,

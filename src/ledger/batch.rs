@@ -40,10 +40,13 @@ impl Default for BatchOptions {
     }
 }
 
-/// Lines per transaction: large enough that the per-chunk costs (the
-/// commit's fsync, one write per touched account) vanish, small enough that
-/// other writers wait well under a second for the lock.
-pub const DEFAULT_CHUNK_SIZE: usize = 50_000;
+/// Lines per transaction. Each commit writes every index page the chunk
+/// touched to the WAL, and the per-account indexes take inserts all over,
+/// so a commit costs about the size of those indexes: on a million-transfer
+/// ledger, chunks of 50,000 spent a fifth of the run on it and chunks of
+/// 100,000 half that. Larger chunks gain little more and hold the write
+/// lock past a second, which other writers wait out.
+pub const DEFAULT_CHUNK_SIZE: usize = 100_000;
 
 /// What a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
