@@ -403,8 +403,6 @@ fn floor_args(what: &str, db: &Path) -> Vec<String> {
 
 /// The floor of a single process: open the ledger with the pragmas every
 /// `wallet` process sets, then read one user or insert one transfer.
-/// Like `wallet`, it leaves the checkpoint to SQLite's automatic one
-/// rather than running one as it closes.
 fn floor_process(args: &[String]) {
     let [what, db] = args else {
         panic!("--floor-process read|write DB")
@@ -432,11 +430,6 @@ fn floor_process(args: &[String]) {
 
 fn connect(db: &Path) -> Connection {
     let conn = Connection::open(db).unwrap();
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )
-    .unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn

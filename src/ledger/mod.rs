@@ -102,12 +102,6 @@ impl Ledger {
         // A crafted file must not run SQL of its own (triggers, views, functions in its schema).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
-        // The last process to close would otherwise checkpoint the WAL into
-        // the file (with its own fsync) and delete it, and the next process
-        // would build it and its index anew: most of the cost of a one-shot
-        // command. Committed data is durable in the WAL already; SQLite's
-        // automatic checkpoint still bounds the WAL's size.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
 
         let application_id: i32 = conn
             .query_row("PRAGMA application_id", [], |row| row.get(0))
