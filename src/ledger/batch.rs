@@ -10,7 +10,7 @@ use std::iter::Peekable;
 use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::fast_map::FastMap;
-use super::transfers::{INSERT_TRANSFER, SELECT_BY_KEY, replay};
+use super::transfers::{SELECT_BY_KEY, replay};
 use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, UncheckedWrites, clock};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
@@ -210,6 +210,12 @@ impl Cache {
     }
 }
 
+/// Queues a transfer, or does nothing if its key is already taken.
+const INSERT_TRANSFER_UNLESS_KEY_USED: &str =
+    "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
+     VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)
+     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+
 struct Statements<'c> {
     by_name: CachedStatement<'c>,
     pending: CachedStatement<'c>,
@@ -234,7 +240,7 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
         by_key: tx.prepare_cached(SELECT_BY_KEY)?,
-        insert: tx.prepare_cached(INSERT_TRANSFER)?,
+        insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
     };
     let mut taken = 0usize;
     while taken < max {
@@ -243,7 +249,7 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
         taken += 1;
         summary.lines += 1;
         let outcome = match transfer {
-            Ok(transfer) => queue_one(&transfer, now, &mut statements, cache)?,
+            Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
             Err(refused) => Err(refused),
         };
         match &outcome {
@@ -267,6 +273,7 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
 /// Queues one transfer. The outer error is fatal to the batch (SQLite,
 /// I/O); the inner one refuses only this line.
 fn queue_one(
+    tx: &Transaction<'_>,
     transfer: &NewTransfer,
     now: i64,
     statements: &mut Statements<'_>,
@@ -296,33 +303,61 @@ fn queue_one(
     }
     let amount = transfer.amount.minor_units();
     let memo = transfer.memo.as_ref().map(Memo::as_str);
-    if let Some(key) = &transfer.key {
-        match replay(&mut statements.by_key, key, src, dst, amount, memo) {
-            Ok(Some(queued)) => return Ok(Ok(queued)),
-            Ok(None) => {}
-            Err(conflict @ WalletError::IdempotencyConflict { .. }) => return Ok(Err(conflict)),
-            Err(fatal) => return Err(fatal),
-        }
-    }
+    let key = transfer.key.as_ref();
+    let replayed = |statements: &mut Statements<'_>, key: &IdempotencyKey| match replay(
+        &mut statements.by_key,
+        key,
+        src,
+        dst,
+        amount,
+        memo,
+    ) {
+        Ok(Some(queued)) => Ok(Some(Ok(queued))),
+        Ok(None) => Ok(None),
+        Err(conflict @ WalletError::IdempotencyConflict { .. }) => Ok(Some(Err(conflict))),
+        Err(fatal) => Err(fatal),
+    };
     let src_pending = cache.load(&mut statements.pending, src)?;
     let dst_pending = cache.load(&mut statements.pending, dst)?;
     let (Some(new_out), Some(new_in)) = (
         src_pending.out.checked_add(amount),
         dst_pending.r#in.checked_add(amount),
     ) else {
+        if let Some(outcome) = key
+            .map(|key| replayed(statements, key))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(outcome);
+        }
         return Ok(Err(WalletError::InvalidAmount {
             input: amount.to_string(),
             why: "the pending total of an account would overflow".into(),
         }));
     };
-    let tx_id = statements.insert.insert(params![
+    // The unique index on keys finds an earlier use of the key as it
+    // inserts; only then is the earlier transfer read, to replay it or to
+    // report the conflict. New keys cost no lookup of their own.
+    let inserted = statements.insert.execute(params![
         src,
         dst,
         amount,
         memo,
-        transfer.key.as_ref().map(IdempotencyKey::as_str),
+        key.map(IdempotencyKey::as_str),
         now
     ])?;
+    if inserted == 0 {
+        let earlier = match key {
+            Some(key) => replayed(statements, key)?,
+            None => None,
+        };
+        return earlier.map(Ok).unwrap_or_else(|| {
+            Err(WalletError::internal(anyhow::anyhow!(
+                "a transfer was neither queued nor found under its key"
+            )))
+        });
+    }
+    let tx_id = tx.last_insert_rowid();
     if let Some(pending) = cache.accounts.get_mut(&src) {
         pending.out = new_out;
         pending.dirty = true;
