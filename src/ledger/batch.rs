@@ -143,10 +143,26 @@ struct Pending {
     dirty: bool,
 }
 
+/// A user name lower-cased and zero-padded in place: a valid name is at
+/// most 32 ASCII characters and never holds a NUL, so the padding cannot
+/// make two names equal, and a lookup reads no memory beyond the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct NameKey([u8; 32]);
+
+impl NameKey {
+    fn of(name: &UserName) -> Self {
+        let mut key = [0u8; 32];
+        for (slot, byte) in key.iter_mut().zip(name.as_str().bytes()) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        Self(key)
+    }
+}
+
 #[derive(Default)]
 struct Cache {
     /// Lower-cased user name to account id.
-    names: FastMap<String, i64>,
+    names: FastMap<NameKey, i64>,
     accounts: FastMap<i64, Pending>,
     /// `PRAGMA data_version` when the last chunk began: unchanged means no
     /// other connection has committed since, so `accounts` still holds.
@@ -171,25 +187,15 @@ impl Cache {
     }
 
     fn user_id(&mut self, stmt: &mut CachedStatement<'_>, name: &UserName) -> Result<Option<i64>> {
-        let mut buf = [0u8; 32];
-        let bytes = name.as_str().as_bytes();
-        let folded;
-        let key = if let Some(lower) = buf.get_mut(..bytes.len()) {
-            lower.copy_from_slice(bytes);
-            lower.make_ascii_lowercase();
-            std::str::from_utf8(lower).unwrap_or(name.as_str())
-        } else {
-            folded = name.as_str().to_ascii_lowercase();
-            &folded
-        };
-        if let Some(&id) = self.names.get(key) {
+        let key = NameKey::of(name);
+        if let Some(&id) = self.names.get(&key) {
             return Ok(Some(id));
         }
         let id: Option<i64> = stmt
             .query_row([name.as_str()], |row| row.get(0))
             .optional()?;
         if let Some(id) = id {
-            self.names.insert(key.to_string(), id);
+            self.names.insert(key, id);
         }
         Ok(id)
     }
