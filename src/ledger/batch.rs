@@ -1,9 +1,10 @@
 //! Batch ingest: queueing a stream of transfers in chunked transactions.
 //!
 //! Each chunk is one `BEGIN IMMEDIATE` transaction. Names resolve through a
-//! cache (ids never change and users are never removed), and the pending
-//! sums of the accounts a chunk touches are kept in memory and written once
-//! per chunk, so a line costs one insert rather than an insert and two updates.
+//! cache, and the pending sums of the accounts a chunk touches are kept in
+//! memory and written once per chunk, so a line costs one insert rather than
+//! an insert and two updates. Both caches are kept from chunk to chunk only
+//! while no other connection commits in between.
 
 use std::iter::Peekable;
 
