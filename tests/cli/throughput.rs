@@ -431,3 +431,50 @@ fn watch_drains_transfers_queued_while_it_runs_and_stops_on_sigterm() {
 fn watch_stops_cleanly_on_sigint() {
     watch_drains_then_stops_on(libc::SIGINT);
 }
+
+#[test]
+fn a_watch_killed_outright_loses_and_doubles_nothing() {
+    let s = Sandbox::new();
+    s.funded(&[("alice", "0.01"), ("bob", "0.01")]);
+    let input: String = (0..3000)
+        .map(|i| {
+            if i % 2 == 0 {
+                "{\"dst\":\"alice\",\"amount\":\"1\"}\n"
+            } else {
+                "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"1\"}\n"
+            }
+        })
+        .collect();
+    let (lines, out) = batch(&s, &[], &input);
+    assert!(out.status.success() && lines.len() == 3000);
+    let worker = s
+        .process(&["settle", "--watch", "--batch-size", "3"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the worker has settled some", || {
+        s.json::<shapes::Transfer>(&["get-transfer", "3"]).status != "PENDING"
+    });
+    send_signal(&worker, libc::SIGKILL);
+    let out = wait_for_exit(worker);
+    assert_eq!(out.status.code(), None, "killed by the signal");
+    let rest: shapes::Settled = s.json(&["settle"]);
+    assert!(
+        rest.processed > 0,
+        "the kill landed before the queue was drained"
+    );
+    assert_eq!(rest.remaining, 0);
+    let alice: shapes::User = s.json(&["get-user", "alice"]);
+    let bob: shapes::User = s.json(&["get-user", "bob"]);
+    assert_eq!(
+        (alice.balance.as_str(), bob.balance.as_str()),
+        ("0.01", "1500.01")
+    );
+    assert_eq!(
+        (alice.pending_in.as_str(), alice.pending_out.as_str()),
+        ("0.00", "0.00")
+    );
+    let failed: Vec<shapes::Transfer> =
+        s.json(&["history", "bob", "--status", "FAILED", "--limit", "10"]);
+    assert!(failed.is_empty(), "every payment found its deposit first");
+}
