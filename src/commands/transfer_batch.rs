@@ -300,16 +300,13 @@ impl BatchSink for LineStream {
                 .into_inner()
                 .map_err(|e| write_error(e.into_error()))?;
             file.rewind().map_err(write_error)?;
-            let mut reader = BufReader::with_capacity(256 * 1024, file);
+            let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let buf = reader.fill_buf().map_err(write_error)?;
-                if buf.is_empty() {
+                let read = file.read(&mut buf).map_err(write_error)?;
+                if read == 0 {
                     break;
                 }
-                let len = buf.len();
-                let bytes = buf.to_vec();
-                reader.consume(len);
-                self.emit(&bytes)?;
+                self.emit(&buf[..read])?;
             }
         }
         Ok(())
