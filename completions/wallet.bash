@@ -569,7 +569,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__settle)
-            opts="-q -h -V --limit --batch-size --db --json --quiet --lock-timeout --help --version"
+            opts="-q -h -V --limit --batch-size --watch --interval --db --json --quiet --lock-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -580,6 +580,10 @@ _wallet() {
                     return 0
                     ;;
                 --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -599,7 +603,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__transfer)
-            opts="-q -h -V --id --memo --db --json --quiet --lock-timeout --help --version"
+            opts="-q -h -V --id --memo --batch --atomic --chunk-size --db --json --quiet --lock-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,6 +614,14 @@ _wallet() {
                     return 0
                     ;;
                 --memo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chunk-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

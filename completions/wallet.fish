@@ -35,7 +35,7 @@ complete -c wallet -n "__fish_wallet_needs_command" -f -a "create-user" -d 'Add 
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
-complete -c wallet -n "__fish_wallet_needs_command" -f -a "transfer" -d 'Queue a transfer between two users'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "settle" -d 'Apply pending transfers, oldest first'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-transfer" -d 'Show one transfer'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "history" -d 'List a user\'s transfers, newest first'
@@ -82,16 +82,21 @@ complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s h -l help -d 
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l batch -d 'Queue every transfer in FILE (`-` for stdin), one JSON object per line' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger file' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l atomic -d 'With --batch: queue all lines or, if any line fails, none'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers' -r
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction' -r
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger file' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l watch -d 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -145,7 +150,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "transfer" -d 'Queue a transfer between two users'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "settle" -d 'Apply pending transfers, oldest first'
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "get-transfer" -d 'Show one transfer'
 complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help" -f -a "history" -d 'List a user\'s transfers, newest first'

@@ -100,10 +100,24 @@ pub enum Command {
   wallet withdraw alice 20 --id atm-2026-11-25")]
     Withdraw(ExternalArgs),
 
-    /// Queue a transfer between two users
-    #[command(after_help = "Examples:
+    /// Queue a transfer between two users, or many from a JSON Lines file
+    #[command(
+        long_about = "Queue a transfer between two users, or many from a JSON Lines file.
+
+With --batch FILE (`-` reads stdin) each line is one transfer: \
+{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"10.00\",\"id\":\"key\",\"memo\":\"text\"}; \
+`id` and `memo` are optional and a null `src` or `dst` is the outside world \
+(a deposit or a withdrawal). For each non-blank line one JSON line is \
+printed, in order, once its transfer is committed: \
+{\"line\":N,\"tx_id\":…,\"status\":\"PENDING\"} or {\"line\":N,\"error\":{…}}. \
+Good lines are queued and bad ones reported (exit 5 if any failed); with \
+--atomic a single bad line queues nothing.",
+        after_help = "Examples:
   wallet transfer alice bob 25.50
-  wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"")]
+  wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"
+  wallet transfer --batch transfers.jsonl
+  jq -c '.[]' payroll.json | wallet transfer --batch - --atomic"
+    )]
     Transfer(TransferArgs),
 
     /// Apply pending transfers, oldest first
@@ -112,10 +126,16 @@ pub enum Command {
 
 Each transfer becomes COMPLETED, or FAILED with reason insufficient_funds when \
 its source cannot cover it. Each is applied exactly once, even with several \
-settles running at once or one killed and run again.",
+settles running at once or one killed and run again.
+
+With --watch it keeps running as a worker: it drains the queue, sleeps \
+--interval milliseconds whenever the queue is empty, and on SIGINT or SIGTERM \
+finishes the batch in hand, prints its summary and exits 0. Each batch is one \
+transaction, so even SIGKILL loses or doubles nothing.",
         after_help = "Examples:
   wallet settle
-  wallet settle --limit 100"
+  wallet settle --limit 100
+  wallet settle --watch --interval 500"
     )]
     Settle(SettleArgs),
 
@@ -235,14 +255,29 @@ pub struct ExternalArgs {
 #[derive(Debug, Args)]
 pub struct TransferArgs {
     /// User sending the money
-    pub src: String,
+    #[arg(required_unless_present = "batch")]
+    pub src: Option<String>,
     /// User receiving the money
-    pub dst: String,
+    #[arg(required_unless_present = "batch")]
+    pub dst: Option<String>,
     /// Amount, e.g. 100 or 100.50
-    #[arg(allow_hyphen_values = true)]
-    pub amount: String,
+    #[arg(allow_hyphen_values = true, required_unless_present = "batch")]
+    pub amount: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
+
+    /// Queue every transfer in FILE (`-` for stdin), one JSON object per line
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo"])]
+    pub batch: Option<PathBuf>,
+
+    /// With --batch: queue all lines or, if any line fails, none
+    #[arg(long)]
+    pub atomic: bool,
+
+    /// With --batch: lines per transaction, default 100000 (ignored with --atomic)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub chunk_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -252,9 +287,18 @@ pub struct SettleArgs {
     pub limit: Option<u64>,
 
     /// Transfers applied per transaction
-    #[arg(long, default_value_t = 10_000, value_name = "N",
+    #[arg(long, default_value_t = crate::ledger::DEFAULT_BATCH_SIZE as u64, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
+
+    /// Keep running: settle transfers as they are queued, until SIGINT or SIGTERM
+    #[arg(long, conflicts_with = "limit")]
+    pub watch: bool,
+
+    /// With --watch: how long to sleep when the queue is empty
+    #[arg(long, default_value_t = 200, value_name = "MS", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]

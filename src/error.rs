@@ -49,6 +49,14 @@ pub enum WalletError {
     InvalidMemo(&'static str),
     #[error("invalid currency: {0}")]
     InvalidCurrency(String),
+    #[error("invalid batch line: {0}")]
+    InvalidLine(String),
+    #[error("{failed} of {lines} batch lines failed; {}", if *.committed { "the others were queued" } else { "nothing was queued" })]
+    BatchFailed {
+        failed: u64,
+        lines: u64,
+        committed: bool,
+    },
 
     #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
     Busy(u64),
@@ -98,6 +106,8 @@ impl WalletError {
             Self::InvalidKey(_) => "invalid_key",
             Self::InvalidMemo(_) => "invalid_memo",
             Self::InvalidCurrency(_) => "invalid_currency",
+            Self::InvalidLine(_) => "invalid_line",
+            Self::BatchFailed { .. } => "batch_failed",
             Self::Busy(_) => "busy",
             Self::NotALedger { .. } => "not_a_ledger",
             Self::SchemaTooNew { .. } => "schema_too_new",
@@ -124,7 +134,9 @@ impl WalletError {
             | Self::SameAccount(_)
             | Self::InvalidKey(_)
             | Self::InvalidMemo(_)
-            | Self::InvalidCurrency(_) => 5,
+            | Self::InvalidCurrency(_)
+            | Self::InvalidLine(_)
+            | Self::BatchFailed { .. } => 5,
             Self::Busy(_) => 6,
             Self::NotALedger { .. }
             | Self::SchemaTooNew { .. }

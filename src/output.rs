@@ -19,6 +19,9 @@ pub struct OutputMode {
 /// Prints a report on stdout as one newline-terminated JSON document or as
 /// human text.
 pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
+    if matches!(report.human, Human::Streamed) {
+        return Ok(());
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if mode.json {
@@ -29,7 +32,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
     let decorated = out.is_terminal();
     match &report.human {
         Human::Line(line) if !mode.quiet => writeln!(out, "{line}")?,
-        Human::Line(_) => {}
+        Human::Line(_) | Human::Streamed => {}
         Human::Text(text) => out.write_all(text.as_bytes())?,
         Human::Record(fields) => {
             let mut table = new_table(decorated);

@@ -24,11 +24,21 @@ pub enum Human {
         rows: Vec<Vec<String>>,
         empty: String,
     },
+    /// The command already wrote its output as it went (a stream of lines).
+    Streamed,
 }
 
 impl Report {
     pub fn new(json: impl Serialize, human: Human) -> Self {
         let json = serde_json::to_value(json).expect("report types serialize to JSON");
         Self { json, human }
+    }
+
+    /// A report for a command that printed its own output while it ran.
+    pub fn streamed() -> Self {
+        Self {
+            json: serde_json::Value::Null,
+            human: Human::Streamed,
+        }
     }
 }

@@ -12,6 +12,7 @@ mod man;
 mod queue;
 mod settle;
 mod transfer;
+mod transfer_batch;
 mod verify;
 mod withdraw;
 
@@ -30,6 +31,9 @@ pub struct Context {
     pub open_options: OpenOptions,
     /// Whether long work may draw a progress bar on stderr.
     pub show_progress: bool,
+    /// Whether to leave out the closing summary a stream prints on stderr
+    /// (`--quiet`, and `--json` where stderr is kept for errors).
+    pub quiet_summary: bool,
 }
 
 impl Context {
@@ -53,6 +57,7 @@ pub fn run(cli: Cli) -> Result<Report> {
             lock_timeout: Duration::from_millis(lock_timeout),
         },
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.global.quiet,
+        quiet_summary: cli.global.quiet || cli.global.json,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, args),

@@ -48,6 +48,27 @@ impl Ledger {
         Ok(user)
     }
 
+    /// Adds many users with zero balances in one transaction: all or none.
+    pub fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = clock::now_ms();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO accounts (name, email, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, email) in users {
+                if let Some(existing) = find_user(&tx, name.as_str())? {
+                    return Err(WalletError::UserExists(existing.name));
+                }
+                insert.execute(params![name.as_str(), email.as_str(), now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Looks a user up by name, regardless of case.
     pub fn user(&self, name: &UserName) -> Result<UserRecord> {
         let mut stmt = self.conn().prepare_cached(SELECT_USER)?;

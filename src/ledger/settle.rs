@@ -1,10 +1,12 @@
 //! Settlement: applying PENDING transfers oldest first, each exactly once.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
-use super::{EXTERNAL_ACCOUNT, Ledger, clock};
+use super::fast_map::FastMap;
+use super::{EXTERNAL_ACCOUNT, Ledger, UncheckedWrites, clock};
 use crate::error::{Result, WalletError};
 
 /// How much `settle` may do in one call.
@@ -14,16 +16,28 @@ pub struct SettleOptions {
     pub limit: Option<u64>,
     /// Transfers applied per transaction.
     pub batch_size: usize,
+    /// Looked at before each batch: once set, `settle` returns after the
+    /// batch in hand, so a worker can stop cleanly on a signal.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for SettleOptions {
     fn default() -> Self {
         Self {
             limit: None,
-            batch_size: 10_000,
+            batch_size: DEFAULT_BATCH_SIZE,
+            stop: None,
         }
     }
 }
+
+/// Transfers per transaction by default. Per batch `settle` pays one commit
+/// (an fsync) and one write per account touched; with 10,000 active users a
+/// batch of 10,000 writes almost as many account rows as it settles
+/// transfers. Settling a million such transfers took a third less CPU in
+/// batches of 50,000 than of 10,000, and a tenth less again at 100,000, for
+/// about 3 MB of memory and a write lock held a quarter of a second.
+pub const DEFAULT_BATCH_SIZE: usize = 100_000;
 
 /// What a `settle` call did, and how many transfers still wait.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,7 +65,15 @@ impl Ledger {
     ) -> Result<SettleSummary> {
         let mut summary = SettleSummary::default();
         let batch_size = options.batch_size.max(1) as u64;
+        let mut state = BatchState::default();
         loop {
+            if options
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+            {
+                break;
+            }
             let wanted = match options.limit {
                 Some(limit) => batch_size.min(limit - summary.processed),
                 None => batch_size,
@@ -59,7 +81,7 @@ impl Ledger {
             if wanted == 0 {
                 break;
             }
-            let (completed, failed) = settle_batch(self.conn_mut(), wanted)?;
+            let (completed, failed) = settle_batch(self.conn_mut(), wanted, &mut state)?;
             summary.completed += completed;
             summary.failed += failed;
             summary.processed += completed + failed;
@@ -87,41 +109,101 @@ fn pending_count(conn: &Connection) -> Result<u64> {
     Ok(count as u64)
 }
 
-/// An account's figures while a batch is applied in memory.
+/// An account's figures while batches are applied in memory.
 #[derive(Debug, Clone, Copy)]
 struct AccountState {
     balance: i64,
     pending_in: i64,
     pending_out: i64,
+    /// Changed in the open batch and not yet written back.
+    dirty: bool,
+}
+
+/// A PENDING transfer as settlement reads it.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    tx_id: i64,
+    src: i64,
+    dst: i64,
+    amount: i64,
+}
+
+/// What one `settle` call carries from batch to batch: the accounts it has
+/// read (valid while no other connection commits) and a reused buffer.
+#[derive(Default)]
+struct BatchState {
+    accounts: FastMap<i64, AccountState>,
+    due: Vec<Due>,
+    /// `PRAGMA data_version` when the last batch began.
+    data_version: Option<i64>,
+}
+
+impl BatchState {
+    /// Forgets the accounts if another connection committed since the last
+    /// batch: a queue or cancel there moved their pending sums.
+    fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if self.data_version != Some(version) {
+            self.accounts.clear();
+        }
+        self.data_version = Some(version);
+        Ok(())
+    }
 }
 
 /// Settles up to `max` of the oldest PENDING transfers in one transaction;
 /// returns how many completed and how many failed.
-fn settle_batch(conn: &mut Connection, max: u64) -> Result<(u64, u64)> {
+///
+/// Failures are marked one by one; then every transfer of the batch still
+/// PENDING is completed by one statement over its `tx_id` range. That range
+/// holds no PENDING transfer outside the batch, because the batch is the
+/// oldest `max` of them and the write lock keeps new ones out.
+fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    state.revalidate(&tx)?;
     let now = clock::now_ms();
-    let batch: Vec<(i64, i64, i64, i64)> = {
+    state.due.clear();
+    {
         let mut stmt = tx.prepare_cached(
             "SELECT tx_id, src, dst, amount FROM transfers
              WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
         )?;
-        let rows = stmt.query_map([max as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
+        let mut rows = stmt.query([max as i64])?;
+        while let Some(row) = rows.next()? {
+            state.due.push(Due {
+                tx_id: row.get(0)?,
+                src: row.get(1)?,
+                dst: row.get(2)?,
+                amount: row.get(3)?,
+            });
+        }
+    }
+    let (Some(first), Some(last)) = (state.due.first(), state.due.last()) else {
+        return Ok((0, 0));
     };
-    let mut accounts: HashMap<i64, AccountState> = HashMap::new();
-    let (mut completed, mut failed) = (0, 0);
+    let (first, last) = (first.tx_id, last.tx_id);
+    let (mut completed, mut failed) = (0u64, 0u64);
+    // Transfer rows change only to COMPLETED with no reason, or FAILED with
+    // one; the schema's checks on them could not fail. The account writes
+    // below keep theirs (no user balance below zero).
+    let unchecked = UncheckedWrites::begin(&tx)?;
     {
-        let mut mark = tx.prepare_cached(
-            "UPDATE transfers SET status = ?2, reason = ?3, settled_at = ?4
+        let mut load = tx.prepare_cached(
+            "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1",
+        )?;
+        let mut mark_failed = tx.prepare_cached(
+            "UPDATE transfers SET status = 'FAILED', reason = ?2, settled_at = ?3
              WHERE tx_id = ?1 AND status = 'PENDING'",
         )?;
-        for (tx_id, src, dst, amount) in batch {
-            load_account(&tx, &mut accounts, src)?;
-            load_account(&tx, &mut accounts, dst)?;
-            let src_balance = accounts[&src].balance;
-            let dst_balance = accounts[&dst].balance;
+        for &Due {
+            tx_id,
+            src,
+            dst,
+            amount,
+        } in &state.due
+        {
+            let src_balance = account(&mut state.accounts, &mut load, src)?.balance;
+            let dst_balance = account(&mut state.accounts, &mut load, dst)?.balance;
             let moved = if src != EXTERNAL_ACCOUNT && src_balance < amount {
                 Err(INSUFFICIENT_FUNDS)
             } else {
@@ -133,61 +215,289 @@ fn settle_batch(conn: &mut Connection, max: u64) -> Result<(u64, u64)> {
                     _ => Err(BALANCE_OVERFLOW),
                 }
             };
-            let (status, reason) = match moved {
-                Ok((new_src, new_dst)) => {
-                    accounts.get_mut(&src).expect("loaded").balance = new_src;
-                    accounts.get_mut(&dst).expect("loaded").balance = new_dst;
+            let (new_src, new_dst) = match moved {
+                Ok(balances) => {
                     completed += 1;
-                    ("COMPLETED", None)
+                    balances
                 }
                 Err(reason) => {
                     failed += 1;
-                    ("FAILED", Some(reason))
+                    if mark_failed.execute(params![tx_id, reason, now])? != 1 {
+                        return Err(stopped_pending(tx_id));
+                    }
+                    (src_balance, dst_balance)
                 }
             };
-            accounts.get_mut(&src).expect("loaded").pending_out -= amount;
-            accounts.get_mut(&dst).expect("loaded").pending_in -= amount;
-            if mark.execute(params![tx_id, status, reason, now])? != 1 {
-                return Err(WalletError::internal(anyhow::anyhow!(
-                    "transfer {tx_id} stopped being PENDING under the write lock"
-                )));
+            if let Some(account) = state.accounts.get_mut(&src) {
+                account.balance = new_src;
+                account.pending_out -= amount;
+                account.dirty = true;
+            }
+            if let Some(account) = state.accounts.get_mut(&dst) {
+                account.balance = new_dst;
+                account.pending_in -= amount;
+                account.dirty = true;
             }
         }
     }
+    let marked = tx
+        .prepare_cached(
+            // A walk along the rowid range updates in one pass; through the
+            // status index SQLite would first collect the rowids, since the
+            // update moves rows out of the index it walks.
+            "UPDATE transfers NOT INDEXED SET status = 'COMPLETED', settled_at = ?1
+             WHERE tx_id BETWEEN ?2 AND ?3 AND status = 'PENDING'",
+        )?
+        .execute(params![now, first, last])?;
+    if marked as u64 != completed {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "{marked} transfers completed where {completed} were due"
+        )));
+    }
+    drop(unchecked);
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
         )?;
-        for (id, state) in &accounts {
+        for (id, account) in state.accounts.iter_mut().filter(|(_, a)| a.dirty) {
             write.execute(params![
                 id,
-                state.balance,
-                state.pending_in,
-                state.pending_out
+                account.balance,
+                account.pending_in,
+                account.pending_out
             ])?;
+            account.dirty = false;
         }
     }
     tx.commit()?;
     Ok((completed, failed))
 }
 
-fn load_account(
-    tx: &Transaction<'_>,
-    accounts: &mut HashMap<i64, AccountState>,
+fn stopped_pending(tx_id: i64) -> WalletError {
+    WalletError::internal(anyhow::anyhow!(
+        "transfer {tx_id} stopped being PENDING under the write lock"
+    ))
+}
+
+/// The account's figures, read from the file the first time a batch needs them.
+fn account(
+    accounts: &mut FastMap<i64, AccountState>,
+    load: &mut CachedStatement<'_>,
     id: i64,
-) -> Result<()> {
-    if accounts.contains_key(&id) {
-        return Ok(());
+) -> Result<AccountState> {
+    if let Some(&state) = accounts.get(&id) {
+        return Ok(state);
     }
-    let mut stmt =
-        tx.prepare_cached("SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1")?;
-    let state = stmt.query_row([id], |row| {
+    let state = load.query_row([id], |row| {
         Ok(AccountState {
             balance: row.get(0)?,
             pending_in: row.get(1)?,
             pending_out: row.get(2)?,
+            dirty: false,
         })
     })?;
     accounts.insert(id, state);
-    Ok(())
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, UserName};
+    use crate::ledger::{BatchLine, BatchOptions, BatchSink, NewTransfer, OpenOptions};
+    use crate::money::{Amount, Currency};
+    use proptest::prelude::*;
+    use tempfile::TempDir;
+
+    /// Every figure settlement decides: balances and pending sums of all
+    /// accounts, and each transfer's status and reason.
+    type Snapshot = (
+        Vec<(i64, i64, i64, i64)>,
+        Vec<(i64, String, Option<String>)>,
+    );
+
+    fn snapshot(ledger: &Ledger) -> Snapshot {
+        let conn = ledger.conn();
+        let mut accounts = conn
+            .prepare("SELECT id, balance, pending_in, pending_out FROM accounts ORDER BY id")
+            .unwrap();
+        let accounts = accounts
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut transfers = conn
+            .prepare("SELECT tx_id, status, reason FROM transfers ORDER BY tx_id")
+            .unwrap();
+        let transfers = transfers
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (accounts, transfers)
+    }
+
+    /// A ledger in a temp dir with `users` users and the transfers of
+    /// `workload` queued: (src, dst, amount) with 0 meaning the outside world.
+    fn ledger_with(dir: &TempDir, users: usize, workload: &[(usize, usize, i64)]) -> Ledger {
+        let path = dir.path().join("wallet.db");
+        let mut ledger =
+            Ledger::create(&path, &Currency::default(), &OpenOptions::default()).unwrap();
+        for i in 1..=users {
+            let name = UserName::parse(&format!("u{i}")).unwrap();
+            let email = Email::parse(&format!("u{i}@example.com")).unwrap();
+            ledger.create_user(&name, &email).unwrap();
+        }
+        let side = |i: usize| (i > 0).then(|| UserName::parse(&format!("u{i}")).unwrap());
+        let lines = workload
+            .iter()
+            .filter(|(src, dst, _)| src != dst)
+            .enumerate()
+            .map(|(i, &(src, dst, amount))| {
+                Ok(BatchLine {
+                    line: i as u64 + 1,
+                    transfer: Ok(NewTransfer {
+                        src: side(src),
+                        dst: side(dst),
+                        amount: Amount::from_minor_units(amount).unwrap(),
+                        memo: None,
+                        key: None,
+                    }),
+                })
+            });
+        let summary = ledger
+            .queue_batch(lines, &BatchOptions::default(), &mut Discard)
+            .unwrap();
+        assert_eq!(summary.failed, 0);
+        ledger
+    }
+
+    struct Discard;
+
+    impl BatchSink for Discard {
+        fn record(
+            &mut self,
+            _: u64,
+            _: std::result::Result<&crate::ledger::Queued, &WalletError>,
+        ) -> Result<()> {
+            Ok(())
+        }
+
+        fn committed(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn settle_all(ledger: &mut Ledger, batch_size: usize) -> SettleSummary {
+        let options = SettleOptions {
+            batch_size,
+            ..SettleOptions::default()
+        };
+        ledger.settle(&options, |_| {}).unwrap()
+    }
+
+    fn workload() -> impl Strategy<Value = (usize, Vec<(usize, usize, i64)>)> {
+        (2usize..6).prop_flat_map(|users| {
+            let transfer = (0..=users, 0..=users, 1i64..500);
+            (Just(users), prop::collection::vec(transfer, 1..80))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn batches_settle_exactly_as_one_at_a_time(
+            (users, transfers) in workload(),
+            batch_size in 2usize..40,
+        ) {
+            let (one_dir, batch_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+            let mut one = ledger_with(&one_dir, users, &transfers);
+            let mut batched = ledger_with(&batch_dir, users, &transfers);
+            let by_one = settle_all(&mut one, 1);
+            let by_batch = settle_all(&mut batched, batch_size);
+            prop_assert_eq!(by_one, by_batch);
+            prop_assert_eq!(by_batch.remaining, 0);
+            let (accounts, statuses) = snapshot(&batched);
+            prop_assert_eq!(snapshot(&one), (accounts.clone(), statuses));
+            prop_assert_eq!(accounts.iter().map(|a| a.1).sum::<i64>(), 0, "money is conserved");
+            prop_assert!(accounts.iter().skip(1).all(|a| a.1 >= 0 && a.2 == 0 && a.3 == 0));
+        }
+    }
+
+    #[test]
+    fn an_overdraft_fails_even_when_a_later_transfer_in_the_batch_refills() {
+        let dir = TempDir::new().unwrap();
+        // u1 pays 100 to u2 before the deposit that would cover it arrives.
+        let mut ledger = ledger_with(&dir, 2, &[(1, 2, 100), (0, 1, 100), (1, 2, 100)]);
+        let summary = settle_all(&mut ledger, 100);
+        assert_eq!((summary.completed, summary.failed), (2, 1));
+        let (accounts, transfers) = snapshot(&ledger);
+        assert_eq!(transfers[0].1, "FAILED");
+        assert_eq!(transfers[0].2.as_deref(), Some(INSUFFICIENT_FUNDS));
+        assert_eq!(transfers[2].1, "COMPLETED");
+        assert_eq!((accounts[1].1, accounts[2].1), (0, 100));
+    }
+
+    #[test]
+    fn a_write_by_another_connection_between_batches_is_seen() {
+        let dir = TempDir::new().unwrap();
+        let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
+        let mut ledger = ledger_with(&dir, 2, &workload);
+        let mut other = Ledger::open(ledger.path(), &OpenOptions::default()).unwrap();
+        let options = SettleOptions {
+            batch_size: 3,
+            ..SettleOptions::default()
+        };
+        let mut cancelled = false;
+        let summary = ledger
+            .settle(&options, |_| {
+                if !cancelled {
+                    // Between batches: cancel the last transfer, which moves u1's pending_in.
+                    other.cancel(10).unwrap();
+                    cancelled = true;
+                }
+            })
+            .unwrap();
+        assert_eq!(summary.processed, 9);
+        let (accounts, transfers) = snapshot(&ledger);
+        assert_eq!(
+            accounts[1],
+            (1, 90, 0, 0),
+            "u1: settled 90, nothing pending"
+        );
+        assert_eq!(transfers[9].1, "CANCELLED");
+    }
+
+    #[test]
+    fn the_schema_checks_are_back_on_after_settling_and_queueing() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger_with(&dir, 2, &[(0, 1, 10), (1, 2, 50)]);
+        settle_all(&mut ledger, 10);
+        for sql in [
+            "UPDATE accounts SET balance = -1 WHERE id = 1",
+            "UPDATE transfers SET status = 'LOST' WHERE tx_id = 1",
+            "UPDATE transfers SET reason = NULL WHERE tx_id = 2",
+        ] {
+            let err = ledger.conn().execute(sql, []).unwrap_err();
+            assert!(err.to_string().contains("CHECK"), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_stop_flag_ends_settle_after_the_batch_in_hand() {
+        let dir = TempDir::new().unwrap();
+        let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
+        let mut ledger = ledger_with(&dir, 2, &workload);
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = SettleOptions {
+            batch_size: 4,
+            stop: Some(Arc::clone(&stop)),
+            ..SettleOptions::default()
+        };
+        let summary = ledger
+            .settle(&options, |_| stop.store(true, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!((summary.processed, summary.remaining), (4, 6));
+    }
 }

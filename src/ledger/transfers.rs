@@ -240,45 +240,9 @@ pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -
     let amount = transfer.amount.minor_units();
     let memo = transfer.memo.as_ref().map(Memo::as_str);
     if let Some(key) = &transfer.key {
-        let mut stmt = tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ?1",
-        )?;
-        let earlier = stmt
-            .query_row([key.as_str()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })
-            .optional()?;
-        if let Some((tx_id, e_src, e_dst, e_amount, e_memo, status)) = earlier {
-            let field = if e_src != src {
-                Some("source")
-            } else if e_dst != dst {
-                Some("destination")
-            } else if e_amount != amount {
-                Some("amount")
-            } else if e_memo.as_deref() != memo {
-                Some("memo")
-            } else {
-                None
-            };
-            if let Some(field) = field {
-                return Err(WalletError::IdempotencyConflict {
-                    key: key.as_str().to_string(),
-                    field,
-                    tx_id,
-                });
-            }
-            return Ok(Queued {
-                tx_id,
-                status: parse_status(&status)?,
-                replayed: true,
-            });
+        let mut stmt = tx.prepare_cached(SELECT_BY_KEY)?;
+        if let Some(queued) = replay(&mut stmt, key, src, dst, amount, memo)? {
+            return Ok(queued);
         }
     }
     if let Some(full) = reserve_pending(tx, (src, dst), amount)? {
@@ -292,10 +256,7 @@ pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -
             |name| format!("user '{name}'"),
         )));
     }
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
-         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_TRANSFER)?;
     insert.execute(params![
         src,
         dst,
@@ -309,6 +270,65 @@ pub(crate) fn queue_in(tx: &Transaction<'_>, transfer: &NewTransfer, now: i64) -
         status: Status::Pending,
         replayed: false,
     })
+}
+
+/// Adds one PENDING transfer; the caller has reserved its pending sums.
+pub(super) const INSERT_TRANSFER: &str =
+    "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
+     VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)";
+
+/// Reads the transfer an idempotency key already names, for [`replay`].
+pub(super) const SELECT_BY_KEY: &str =
+    "SELECT tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ?1";
+
+/// The earlier transfer queued under `key`, if any: returned as a replay
+/// when its fields match the new request, refused as a conflict otherwise.
+pub(super) fn replay(
+    stmt: &mut rusqlite::Statement<'_>,
+    key: &IdempotencyKey,
+    src: i64,
+    dst: i64,
+    amount: i64,
+    memo: Option<&str>,
+) -> Result<Option<Queued>> {
+    let earlier = stmt
+        .query_row([key.as_str()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((tx_id, e_src, e_dst, e_amount, e_memo, status)) = earlier else {
+        return Ok(None);
+    };
+    let field = if e_src != src {
+        Some("source")
+    } else if e_dst != dst {
+        Some("destination")
+    } else if e_amount != amount {
+        Some("amount")
+    } else if e_memo.as_deref() != memo {
+        Some("memo")
+    } else {
+        None
+    };
+    if let Some(field) = field {
+        return Err(WalletError::IdempotencyConflict {
+            key: key.as_str().to_string(),
+            field,
+            tx_id,
+        });
+    }
+    Ok(Some(Queued {
+        tx_id,
+        status: parse_status(&status)?,
+        replayed: true,
+    }))
 }
 
 /// Adds a queued amount to the source's `pending_out` and the destination's

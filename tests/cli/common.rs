@@ -108,8 +108,12 @@ impl Sandbox {
         rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
     }
 
+    /// The ledger file and its write-ahead log: committed changes may sit
+    /// in the log until a checkpoint moves them into the file.
     pub fn ledger_bytes(&self) -> Vec<u8> {
-        file_bytes(&self.db())
+        let mut bytes = file_bytes(&self.db());
+        bytes.extend(file_bytes(&self.dir.path().join("wallet.db-wal")));
+        bytes
     }
 }
 

@@ -8,4 +8,5 @@ mod common;
 mod core;
 mod scripting;
 mod tamper;
+mod throughput;
 mod verify;

@@ -1064,8 +1064,10 @@ fn readme_console_examples_print_what_they_show() {
     );
     let mut mismatches = Vec::new();
     for example in &examples {
-        let out = StdCommand::new("bash")
-            .arg("-c")
+        // Bounded, so an example that leaves a process holding stdout open
+        // (a worker sent to the background) fails instead of hanging the suite.
+        let out = StdCommand::new("timeout")
+            .args(["--kill-after=5", "30", "bash", "-c"])
             .arg(format!("exec 2>&1\n{}", example.command))
             .current_dir(s.dir.path())
             .env("PATH", &path)

@@ -1,0 +1,600 @@
+//! The throughput benchmark: `cargo bench --bench throughput [-- --users N --transfers N --runs N --repeat N]`.
+//!
+//! Builds a ledger of `--users` users, ingests `--transfers` transfers
+//! through `wallet transfer --batch` (without and with idempotency keys),
+//! settles them with `wallet settle`, then times single `wallet` processes
+//! on the result. Throughput phases run `--repeat` times (3) and report the
+//! fastest run. Each figure is printed beside a floor measured in the
+//! same run: the same row work as a bare rusqlite loop, or a bare process
+//! that opens the file and touches one row.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use wallet::domain::{Email, UserName};
+use wallet::ledger::{Ledger, OpenOptions};
+use wallet::money::Currency;
+
+/// A single-process case: its label, ledger, arguments and floor.
+type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a (Duration, u64));
+
+struct Settings {
+    users: usize,
+    transfers: usize,
+    runs: usize,
+    repeat: usize,
+    batch: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--floor-process") {
+        floor_process(&args[1..]);
+        return;
+    }
+    let settings = parse(&args);
+    let wallet = release_binary();
+    let dir = tempfile::Builder::new()
+        .prefix("wallet-bench")
+        .tempdir()
+        .expect("temp dir");
+    println!("# wallet throughput benchmark");
+    println!();
+    machine();
+    println!(
+        "users {}, transfers {}, process runs {}, best of {} for throughput, settle batch {}",
+        settings.users, settings.transfers, settings.runs, settings.repeat, settings.batch
+    );
+    println!();
+    let base = dir.path().join("users.db");
+    build_users(&base, settings.users);
+    let plain = dir.path().join("plain.jsonl");
+    let keyed = dir.path().join("keyed.jsonl");
+    write_workload(&plain, &settings, false);
+    write_workload(&keyed, &settings, true);
+    let n = settings.transfers as f64;
+    let mut rows: Vec<[String; 4]> = Vec::new();
+
+    // Each throughput phase runs `--repeat` times, wallet and floor in
+    // turn, each on a fresh copy; the fastest run of each counts, the usual
+    // estimate on a machine whose other load only ever slows a run down.
+    let out = dir.path().join("out.jsonl");
+    let scratch = dir.path().join("scratch.db");
+    let ledger = dir.path().join("ledger.db");
+    let mut ingest = Best::default();
+    let mut ingest_keyed = Best::default();
+    let mut floor_ingest = Best::default();
+    let mut floor_keyed = Best::default();
+    for round in 0..settings.repeat {
+        // The first plain ingest is kept: it is the ledger settle runs on.
+        let target = if round == 0 { &ledger } else { &scratch };
+        copy_ledger(&base, target);
+        ingest.add(run_wallet(
+            &wallet,
+            target,
+            &["transfer", "--batch"],
+            Some(&plain),
+            &out,
+        ));
+        copy_ledger(&base, &scratch);
+        floor_ingest.add_wall(bare_ingest(&scratch, &settings, false));
+        copy_ledger(&base, &scratch);
+        ingest_keyed.add(run_wallet(
+            &wallet,
+            &scratch,
+            &["transfer", "--batch"],
+            Some(&keyed),
+            &out,
+        ));
+        copy_ledger(&base, &scratch);
+        floor_keyed.add_wall(bare_ingest(&scratch, &settings, true));
+    }
+    rows.push([
+        "batch ingest, no keys".into(),
+        rate(n, ingest.wall),
+        rate(n, floor_ingest.wall),
+        rss(ingest.max_rss_kb),
+    ]);
+    rows.push([
+        "batch ingest, with keys".into(),
+        rate(n, ingest_keyed.wall),
+        rate(n, floor_keyed.wall),
+        rss(ingest_keyed.max_rss_kb),
+    ]);
+
+    // Settle the ingested ledger, the last round in place so that the
+    // single processes below run on a settled ledger.
+    let pending = copy_ledger(&ledger, &dir.path().join("pending.db"));
+    let mut settle = Best::default();
+    let mut floor_settle = Best::default();
+    for round in 0..settings.repeat {
+        let target = if round + 1 == settings.repeat {
+            &ledger
+        } else {
+            &scratch
+        };
+        copy_ledger(&pending, target);
+        settle.add(run_wallet(&wallet, target, &["settle"], None, &out));
+        copy_ledger(&pending, &scratch);
+        floor_settle.add_wall(bare_settle(&scratch, settings.batch));
+    }
+    let _ = fs::remove_file(&pending);
+    let _ = fs::remove_file(&scratch);
+    rows.push([
+        "settle".into(),
+        rate(n, settle.wall),
+        rate(n, floor_settle.wall),
+        rss(settle.max_rss_kb),
+    ]);
+    rows.push([
+        "ingest + settle, end to end".into(),
+        rate(n, ingest.wall + settle.wall),
+        rate(n, floor_ingest.wall + floor_settle.wall),
+        rss(ingest.max_rss_kb.max(settle.max_rss_kb)),
+    ]);
+
+    // Single processes on the settled ledger and on an empty one.
+    let empty = dir.path().join("empty.db");
+    build_users(&empty, 2);
+    let me = std::env::current_exe().expect("own path");
+    let floor_read = median_process(settings.runs, &me, &floor_args("read", &ledger));
+    let floor_write = median_process(settings.runs, &me, &floor_args("write", &ledger));
+    let cases: [ProcessCase; 4] = [
+        (
+            "get-user (full ledger)",
+            &ledger,
+            vec!["get-user", "u1"],
+            &floor_read,
+        ),
+        (
+            "get-user (empty ledger)",
+            &empty,
+            vec!["get-user", "u1"],
+            &floor_read,
+        ),
+        (
+            "history --limit 50 (full ledger)",
+            &ledger,
+            vec!["history", "u1"],
+            &floor_read,
+        ),
+        (
+            "transfer, one process (full ledger)",
+            &ledger,
+            vec!["transfer", "u1", "u2", "0.01"],
+            &floor_write,
+        ),
+    ];
+    for (name, db, args, floor) in cases {
+        let mut full = vec![
+            "--db".to_string(),
+            db.display().to_string(),
+            "--json".into(),
+        ];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let measured = median_process(settings.runs, &wallet, &full);
+        rows.push([
+            name.into(),
+            millis(measured.0),
+            millis(floor.0),
+            rss(measured.1),
+        ]);
+    }
+
+    println!("| phase | wallet | bare rusqlite floor | peak RSS (wallet) |");
+    println!("| --- | ---: | ---: | ---: |");
+    for [a, b, c, d] in &rows {
+        println!("| {a} | {b} | {c} | {d} |");
+    }
+}
+
+fn parse(args: &[String]) -> Settings {
+    let mut settings = Settings {
+        users: 10_000,
+        transfers: 1_000_000,
+        runs: 101,
+        repeat: 3,
+        batch: wallet::ledger::DEFAULT_BATCH_SIZE,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || -> usize {
+            it.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .unwrap_or_else(|| panic!("{arg} needs a number"))
+        };
+        match arg.as_str() {
+            "--users" => settings.users = value().max(2),
+            "--transfers" => settings.transfers = value().max(1),
+            "--runs" => settings.runs = value().max(1),
+            "--repeat" => settings.repeat = value().max(1),
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --users N --transfers N --runs N"),
+        }
+    }
+    settings
+}
+
+/// The release `wallet` next to this benchmark, built if it is missing.
+fn release_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "wallet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the release binary failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("wallet")
+}
+
+fn machine() {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "machine: {model}, {cores} cores, SQLite {}",
+        rusqlite::version()
+    );
+    println!(
+        "load average at start: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn build_users(path: &Path, users: usize) {
+    let mut ledger =
+        Ledger::create(path, &Currency::default(), &OpenOptions::default()).expect("create");
+    let all: Vec<(UserName, Email)> = (0..users)
+        .map(|i| {
+            (
+                UserName::parse(&format!("u{i}")).unwrap(),
+                Email::parse(&format!("u{i}@example.com")).unwrap(),
+            )
+        })
+        .collect();
+    ledger.create_users(&all).expect("users");
+}
+
+/// Copies a closed ledger, first moving its write-ahead log into the file
+/// (a plain connection checkpoints when it closes).
+fn copy_ledger(from: &Path, to: &Path) -> PathBuf {
+    let conn = Connection::open(from).expect("open ledger");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    drop(conn);
+    for suffix in ["-wal", "-shm"] {
+        let mut side = to.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = fs::remove_file(side);
+    }
+    fs::copy(from, to).expect("copy ledger");
+    to.to_path_buf()
+}
+
+/// A small deterministic generator, so every run sees the same workload.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Yields (src, dst, minor units): a funding deposit per user, then random
+/// transfers; `None` is the outside world.
+fn workload(settings: &Settings) -> impl Iterator<Item = (Option<usize>, Option<usize>, i64)> {
+    let users = settings.users;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    (0..settings.transfers).map(move |i| {
+        if i < users {
+            return (None, Some(i), 100_000);
+        }
+        let src = rng.below(users);
+        let mut dst = rng.below(users - 1);
+        if dst >= src {
+            dst += 1;
+        }
+        (Some(src), Some(dst), 1 + rng.below(5_000) as i64)
+    })
+}
+
+fn write_workload(path: &Path, settings: &Settings, keyed: bool) {
+    let mut out = BufWriter::new(File::create(path).expect("workload file"));
+    let side = |s: Option<usize>| s.map_or("null".to_string(), |u| format!("\"u{u}\""));
+    for (i, (src, dst, amount)) in workload(settings).enumerate() {
+        let key = if keyed {
+            format!(",\"id\":\"bench-{i}\"")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{{\"src\":{},\"dst\":{},\"amount\":\"{}.{:02}\"{key}}}",
+            side(src),
+            side(dst),
+            amount / 100,
+            amount % 100
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+struct Measured {
+    wall: Duration,
+    max_rss_kb: u64,
+}
+
+/// The fastest of several runs, and the largest peak RSS among them.
+struct Best {
+    wall: Duration,
+    max_rss_kb: u64,
+}
+
+impl Default for Best {
+    fn default() -> Self {
+        Self {
+            wall: Duration::MAX,
+            max_rss_kb: 0,
+        }
+    }
+}
+
+impl Best {
+    fn add(&mut self, run: Measured) {
+        self.add_wall(run.wall);
+        self.max_rss_kb = self.max_rss_kb.max(run.max_rss_kb);
+    }
+
+    fn add_wall(&mut self, wall: Duration) {
+        self.wall = self.wall.min(wall);
+    }
+}
+
+/// Runs `wallet --db DB ARGS… [FILE]` once, output to `out`.
+fn run_wallet(
+    wallet: &Path,
+    db: &Path,
+    args: &[&str],
+    file: Option<&Path>,
+    out: &Path,
+) -> Measured {
+    let mut full: Vec<&OsStr> = vec![OsStr::new("--db"), db.as_os_str(), OsStr::new("-q")];
+    full.extend(args.iter().map(OsStr::new));
+    if let Some(file) = file {
+        full.push(file.as_os_str());
+    }
+    let start = Instant::now();
+    let (ok, max_rss_kb) = run_measuring_rss(wallet, &full, File::create(out).unwrap().into());
+    let wall = start.elapsed();
+    assert!(ok, "wallet {args:?} failed");
+    Measured { wall, max_rss_kb }
+}
+
+/// Runs a program to completion under `/usr/bin/time`, for the peak RSS of
+/// that program alone. (A child's own `ru_maxrss` starts from its parent's
+/// size when it is spawned, and this benchmark's is large.) Without
+/// `/usr/bin/time` the RSS is reported as 0.
+fn run_measuring_rss(program: &Path, args: &[impl AsRef<OsStr>], stdout: Stdio) -> (bool, u64) {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        let ok = Command::new(program)
+            .args(args)
+            .stdout(stdout)
+            .status()
+            .expect("spawn")
+            .success();
+        return (ok, 0);
+    }
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let ok = Command::new(time)
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(program)
+        .args(args)
+        .stdout(stdout)
+        .status()
+        .expect("spawn /usr/bin/time")
+        .success();
+    let text = fs::read_to_string(report.path()).unwrap_or_default();
+    let kb = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (ok, kb)
+}
+
+/// The median wall time over `runs` runs, and the peak RSS of one more.
+fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (Duration, u64) {
+    let mut times = Vec::with_capacity(runs + 5);
+    for _ in 0..runs + 5 {
+        let start = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("spawn");
+        times.push(start.elapsed());
+        assert!(status.success(), "{} failed", program.display());
+    }
+    // The first runs warm the page cache; leave them out.
+    let mut times = times.split_off(5);
+    times.sort();
+    let (ok, rss) = run_measuring_rss(program, args, Stdio::null());
+    assert!(ok);
+    (times[times.len() / 2], rss)
+}
+
+fn floor_args(what: &str, db: &Path) -> Vec<String> {
+    vec![
+        "--floor-process".into(),
+        what.into(),
+        db.display().to_string(),
+    ]
+}
+
+/// The floor of a single process: open the ledger with the pragmas every
+/// `wallet` process sets, then read one user or insert one transfer.
+fn floor_process(args: &[String]) {
+    let [what, db] = args else {
+        panic!("--floor-process read|write DB")
+    };
+    let conn = connect(Path::new(db));
+    if what == "read" {
+        let balance: i64 = conn
+            .query_row(
+                "SELECT balance FROM accounts WHERE name = ?1 COLLATE NOCASE",
+                ["u1"],
+                |r| r.get(0),
+            )
+            .unwrap();
+        std::hint::black_box(balance);
+    } else {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.execute(
+            "INSERT INTO transfers (src, dst, amount, status, created_at) VALUES (2, 3, 1, 'PENDING', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    }
+}
+
+fn connect(db: &Path) -> Connection {
+    let conn = Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn
+}
+
+/// Bare inserts of the same rows in chunks of the same size, ids known up
+/// front, with the connection settings `wallet` uses (CHECKs off).
+fn bare_ingest(db: &Path, settings: &Settings, keyed: bool) -> Duration {
+    let rows: Vec<(i64, i64, i64)> = workload(settings)
+        .map(|(src, dst, amount)| {
+            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
+            (id(src), id(dst), amount)
+        })
+        .collect();
+    let mut conn = connect(db);
+    // The settings `wallet transfer --batch` runs its inserts with.
+    conn.pragma_update(None, "cache_size", -32 * 1024).unwrap();
+    conn.pragma_update(None, "ignore_check_constraints", true)
+        .unwrap();
+    let start = Instant::now();
+    for (c, chunk) in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE).enumerate() {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO transfers (src, dst, amount, status, idem_key, created_at)
+                     VALUES (?1, ?2, ?3, 'PENDING', ?4, 0)",
+                )
+                .unwrap();
+            for (i, &(src, dst, amount)) in chunk.iter().enumerate() {
+                let key =
+                    keyed.then(|| format!("bench-{}", c * wallet::ledger::DEFAULT_CHUNK_SIZE + i));
+                insert.execute(params![src, dst, amount, key]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+/// The reference settle loop: per batch, read the oldest PENDING rows,
+/// decide each against balances held in memory, update each row, then
+/// each touched account once, with CHECK constraints off as `wallet` has
+/// them for its transfer rows. (It leaves the pending sums alone, so it
+/// does slightly less row work than `wallet settle`.)
+fn bare_settle(db: &Path, batch: usize) -> Duration {
+    let mut conn = connect(db);
+    conn.pragma_update(None, "ignore_check_constraints", true)
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let tx = conn.transaction().unwrap();
+        let due: Vec<(i64, i64, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT tx_id, src, dst, amount FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
+            )
+            .unwrap()
+            .query_map([batch as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if due.is_empty() {
+            break;
+        }
+        let mut balances: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        {
+            let mut load = tx
+                .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
+                .unwrap();
+            let mut balance = |id: i64, balances: &mut std::collections::HashMap<i64, i64>| {
+                *balances
+                    .entry(id)
+                    .or_insert_with(|| load.query_row([id], |r| r.get(0)).unwrap())
+            };
+            let mut mark = tx
+                .prepare_cached(
+                    "UPDATE transfers SET status = ?2, reason = ?3, settled_at = 1 WHERE tx_id = ?1",
+                )
+                .unwrap();
+            for &(tx_id, src, dst, amount) in &due {
+                let (from, to) = (balance(src, &mut balances), balance(dst, &mut balances));
+                if src != 0 && from < amount {
+                    mark.execute(params![tx_id, "FAILED", "insufficient_funds"])
+                        .unwrap();
+                } else {
+                    mark.execute(params![tx_id, "COMPLETED", None::<&str>])
+                        .unwrap();
+                    balances.insert(src, from - amount);
+                    balances.insert(dst, to + amount);
+                }
+            }
+            let mut write = tx
+                .prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")
+                .unwrap();
+            for (id, balance) in balances {
+                write.execute([id, balance]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+fn rate(n: f64, took: Duration) -> String {
+    let per_sec = n / took.as_secs_f64();
+    format!("{:.0} transfers/s ({:.2} s)", per_sec, took.as_secs_f64())
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}

@@ -1,0 +1,348 @@
+//! `wallet transfer --batch`: queue transfers read as JSON Lines, reporting each line.
+//!
+//! A line's result is printed only once the transaction holding it has
+//! committed: a chunk's lines are kept in memory until its commit, and with
+//! `--atomic` the good lines wait in an unlinked temporary file until the
+//! single commit at the end, so memory stays flat for any input length.
+//! A bad line's error is true whatever happens later, so under `--atomic`
+//! it is printed at once; if any line is bad, nothing is committed and the
+//! bad lines are all that is printed.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Context;
+use crate::cli::TransferArgs;
+use crate::domain::{IdempotencyKey, Memo, UserName};
+use crate::error::{Result, WalletError};
+use crate::ledger::{BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued};
+use crate::money::Currency;
+use crate::report::Report;
+
+/// Longer lines are refused (and skipped) rather than read into memory whole.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+
+pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report> {
+    let input: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        let opened = File::open(file).map_err(|e| {
+            WalletError::Io(
+                anyhow::Error::new(e).context(format!("cannot read '{}'", file.display())),
+            )
+        })?;
+        Box::new(BufReader::with_capacity(256 * 1024, opened))
+    };
+    let mut ledger = context.open()?;
+    // The two per-account indexes take inserts all over; past the default
+    // 2 MiB cache each insert re-reads its leaf from the OS.
+    ledger.set_page_cache_mib(32)?;
+    let lines = JsonLines::new(input, ledger.currency().clone());
+    let options = BatchOptions {
+        chunk_size: args.chunk_size.map_or(DEFAULT_CHUNK_SIZE, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+        atomic: args.atomic,
+    };
+    let progress = if context.show_progress {
+        spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut sink = LineStream::new(args.atomic, progress)?;
+    let summary = ledger.queue_batch(lines, &options, &mut sink)?;
+    sink.finish()?;
+    if summary.failed > 0 {
+        return Err(WalletError::BatchFailed {
+            failed: summary.failed,
+            lines: summary.lines,
+            committed: summary.committed,
+        });
+    }
+    if !context.quiet_summary {
+        eprintln!(
+            "queued {} transfer{} from {} line{}{}",
+            summary.queued,
+            plural(summary.queued),
+            summary.lines,
+            plural(summary.lines),
+            if summary.replayed > 0 {
+                format!(" ({} already queued with the same key)", summary.replayed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Report::streamed())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("queueing {spinner} {pos} lines ({per_sec})") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// One transfer as a batch line spells it. A missing `src` or `dst` is the
+/// same as `null`: the ledger's outside world.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineDoc {
+    #[serde(default)]
+    src: Option<String>,
+    #[serde(default)]
+    dst: Option<String>,
+    amount: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    memo: Option<String>,
+}
+
+/// Reads numbered lines and parses each into a transfer, skipping blank ones.
+struct JsonLines<R> {
+    reader: R,
+    buf: Vec<u8>,
+    line: u64,
+    currency: Currency,
+}
+
+impl<R: BufRead> JsonLines<R> {
+    fn new(reader: R, currency: Currency) -> Self {
+        Self {
+            reader,
+            buf: Vec::with_capacity(256),
+            line: 0,
+            currency,
+        }
+    }
+
+    fn parse(&self, text: &[u8]) -> Result<NewTransfer> {
+        let text = std::str::from_utf8(text)
+            .map_err(|_| WalletError::InvalidLine("it is not valid UTF-8".into()))?;
+        let doc: LineDoc = serde_json::from_str(text)
+            .map_err(|e| WalletError::InvalidLine(format!("not a transfer object: {e}")))?;
+        let src = doc.src.as_deref().map(UserName::parse).transpose()?;
+        let dst = doc.dst.as_deref().map(UserName::parse).transpose()?;
+        match (&src, &dst) {
+            (None, None) => {
+                return Err(WalletError::InvalidLine(
+                    "src and dst are both null; at least one must name a user".into(),
+                ));
+            }
+            (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
+                return Err(WalletError::SameAccount(src.to_string()));
+            }
+            _ => {}
+        }
+        let amount = self.currency.parse_amount(&doc.amount)?;
+        let key = doc.id.as_deref().map(IdempotencyKey::parse).transpose()?;
+        let memo = doc
+            .memo
+            .as_deref()
+            .filter(|memo| !memo.is_empty())
+            .map(Memo::parse)
+            .transpose()?;
+        Ok(NewTransfer {
+            src,
+            dst,
+            amount,
+            memo,
+            key,
+        })
+    }
+}
+
+impl<R: BufRead> Iterator for JsonLines<R> {
+    type Item = Result<BatchLine>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            let read = (&mut self.reader)
+                .take(MAX_LINE_BYTES + 1)
+                .read_until(b'\n', &mut self.buf);
+            match read {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(read_error(e))),
+            }
+            self.line += 1;
+            let line = self.line;
+            if self.buf.last() != Some(&b'\n') && self.buf.len() as u64 > MAX_LINE_BYTES {
+                if let Err(e) = self.reader.skip_until(b'\n') {
+                    return Some(Err(read_error(e)));
+                }
+                let refused =
+                    WalletError::InvalidLine(format!("it is longer than {MAX_LINE_BYTES} bytes"));
+                return Some(Ok(BatchLine {
+                    line,
+                    transfer: Err(refused),
+                }));
+            }
+            let text = self.buf.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            return Some(Ok(BatchLine {
+                line,
+                transfer: self.parse(text),
+            }));
+        }
+    }
+}
+
+fn read_error(e: io::Error) -> WalletError {
+    WalletError::Io(anyhow::Error::new(e).context("cannot read the batch input"))
+}
+
+/// Prints each line's result on stdout once it is committed.
+struct LineStream {
+    stdout: io::Stdout,
+    /// Results of the open chunk, printed at its commit.
+    chunk: Vec<u8>,
+    /// Under `--atomic`, the good lines until the single commit.
+    spool: Option<BufWriter<File>>,
+    /// The reader went away (`| head`): keep queueing, stop printing.
+    closed: bool,
+    progress: ProgressBar,
+    recorded: u64,
+}
+
+impl LineStream {
+    fn new(atomic: bool, progress: ProgressBar) -> Result<Self> {
+        let spool = if atomic {
+            Some(BufWriter::with_capacity(256 * 1024, unlinked_temp_file()?))
+        } else {
+            None
+        };
+        Ok(Self {
+            stdout: io::stdout(),
+            chunk: Vec::with_capacity(64 * 1024),
+            spool,
+            closed: false,
+            progress,
+            recorded: 0,
+        })
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.closed || bytes.is_empty() {
+            return Ok(());
+        }
+        let mut out = self.stdout.lock();
+        match out.write_all(bytes).and_then(|()| out.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.progress.finish_and_clear();
+        let chunk = std::mem::take(&mut self.chunk);
+        self.emit(&chunk)
+    }
+}
+
+impl BatchSink for LineStream {
+    fn record(
+        &mut self,
+        line: u64,
+        outcome: std::result::Result<&Queued, &WalletError>,
+    ) -> Result<()> {
+        self.recorded += 1;
+        if self.recorded.is_multiple_of(4096) {
+            self.progress.set_position(self.recorded);
+        }
+        match (outcome, &mut self.spool) {
+            (Ok(queued), Some(spool)) => {
+                write_queued(spool, line, queued).map_err(write_error)?;
+            }
+            (Ok(queued), None) => {
+                write_queued(&mut self.chunk, line, queued).map_err(write_error)?;
+            }
+            (Err(err), spool) => {
+                let doc = json!({"line": line, "error": {"code": err.code(), "message": err.to_string()}});
+                let mut text = doc.to_string();
+                text.push('\n');
+                if spool.is_some() {
+                    self.emit(text.as_bytes())?;
+                } else {
+                    self.chunk.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self) -> Result<()> {
+        let chunk = std::mem::take(&mut self.chunk);
+        self.emit(&chunk)?;
+        self.chunk = chunk;
+        self.chunk.clear();
+        if let Some(spool) = self.spool.take() {
+            let mut file = spool
+                .into_inner()
+                .map_err(|e| write_error(e.into_error()))?;
+            file.rewind().map_err(write_error)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let read = file.read(&mut buf).map_err(write_error)?;
+                if read == 0 {
+                    break;
+                }
+                self.emit(&buf[..read])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_queued(out: &mut impl Write, line: u64, queued: &Queued) -> io::Result<()> {
+    writeln!(
+        out,
+        "{{\"line\":{line},\"tx_id\":{},\"status\":\"{}\"}}",
+        queued.tx_id,
+        queued.status.as_str()
+    )
+}
+
+fn write_error(e: io::Error) -> WalletError {
+    WalletError::Io(anyhow::Error::new(e).context("cannot write the batch results"))
+}
+
+/// A private scratch file that disappears with the process, however it ends.
+fn unlinked_temp_file() -> Result<File> {
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(
+        ".wallet-batch.{}.{}",
+        std::process::id(),
+        crate::ledger::clock::now_ms()
+    ));
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            WalletError::Io(anyhow::Error::new(e).context("cannot create a scratch file"))
+        })?;
+    let _ = fs::remove_file(&path);
+    Ok(file)
+}
