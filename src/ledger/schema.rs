@@ -129,10 +129,37 @@ pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     definitions_in(&conn)
 }
 
-/// The definitions a ledger at `version` must have: the first `version`
-/// migrations, built in memory. An older ledger is checked against what it
-/// should be at its own version, not against steps it has yet to take.
+/// The definitions a ledger at `version` must have. An older ledger is
+/// checked against what it should be at its own version, not against steps
+/// it has yet to take.
+///
+/// Read from the migrations' text rather than built in a scratch database:
+/// every command checks the schema on open, and SQLite keeps a `CREATE`
+/// statement's text as written (ours are written in its normal form), so
+/// the text is the definition. A test holds this to what SQLite builds.
 pub fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
+    let steps = usize::try_from(version.clamp(0, latest_version())).unwrap_or(0);
+    let mut definitions: Vec<(String, Option<String>)> = MIGRATIONS[..steps]
+        .iter()
+        .flat_map(|step| step.split(';'))
+        .filter_map(|statement| {
+            let sql = statement.trim();
+            let mut words = sql.split_whitespace();
+            if words.next() != Some("CREATE") {
+                return None;
+            }
+            let name = words.find(|word| !matches!(*word, "UNIQUE" | "TABLE" | "INDEX"))?;
+            Some((name.to_string(), Some(sql.to_string())))
+        })
+        .collect();
+    definitions.sort();
+    Ok(definitions)
+}
+
+/// The definitions SQLite itself records for the first `version` migrations,
+/// built in memory: the reference [`expected_definitions_at`] is held to.
+#[cfg(test)]
+fn built_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
     let steps = usize::try_from(version.clamp(0, latest_version())).unwrap_or(0);
     let conn = Connection::open_in_memory()?;
     for step in &MIGRATIONS[..steps] {
@@ -189,6 +216,17 @@ pub fn differences(conn: &Connection) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_migrations_text_is_what_sqlite_records_at_every_version() {
+        for version in 0..=latest_version() {
+            assert_eq!(
+                expected_definitions_at(version).unwrap(),
+                built_definitions_at(version).unwrap(),
+                "version {version}"
+            );
+        }
+    }
 
     #[test]
     fn migrations_build_exactly_the_expected_objects() {
