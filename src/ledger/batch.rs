@@ -12,7 +12,7 @@ use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehav
 
 use super::fast_map::FastMap;
 use super::transfers::{SELECT_BY_KEY, replay};
-use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, UncheckedWrites, clock};
+use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 
@@ -96,12 +96,12 @@ impl Ledger {
         // (see `Cache::revalidate`), so SQLite's own parent-key lookups
         // would only repeat that work; they cost a third of an insert.
         self.conn().pragma_update(None, "foreign_keys", false)?;
-        let result = self.queue_batch_unchecked(lines, options, sink);
+        let result = self.queue_batch_with_foreign_keys_off(lines, options, sink);
         self.conn().pragma_update(None, "foreign_keys", true)?;
         result
     }
 
-    fn queue_batch_unchecked(
+    fn queue_batch_with_foreign_keys_off(
         &mut self,
         lines: impl Iterator<Item = Result<BatchLine>>,
         options: &BatchOptions,
@@ -239,10 +239,6 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
     summary: &mut BatchSummary,
 ) -> Result<()> {
     let now = clock::now_ms();
-    // Each inserted row is PENDING with no reason, a positive amount and two
-    // different accounts, all checked in `queue_one`; the pending sums
-    // written at the end keep the schema's checks.
-    let unchecked = UncheckedWrites::begin(tx)?;
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
@@ -267,7 +263,6 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
         sink.record(line, outcome.as_ref())?;
     }
     drop(statements);
-    drop(unchecked);
     let mut write =
         tx.prepare_cached("UPDATE accounts SET pending_out = ?2, pending_in = ?3 WHERE id = ?1")?;
     for (id, pending) in cache.accounts.iter_mut().filter(|(_, p)| p.dirty) {

@@ -217,32 +217,6 @@ impl Ledger {
     }
 }
 
-/// Turns SQLite's CHECK constraints off for the statements run while it
-/// lives, and back on when dropped, whatever the outcome.
-///
-/// Only for hot loops whose every written value the caller has already
-/// checked in code. The schema's `status IN (…)` check is compiled into
-/// every insert and update of a transfer as a temporary four-row index,
-/// built afresh for each row: a third of the cost of settling or queueing
-/// one. The flag is read when a statement is compiled, and changing it
-/// recompiles every statement, so no statement keeps the unchecked form.
-pub(crate) struct UncheckedWrites<'c>(&'c Connection);
-
-impl<'c> UncheckedWrites<'c> {
-    pub(crate) fn begin(conn: &'c Connection) -> Result<Self> {
-        conn.pragma_update(None, "ignore_check_constraints", true)?;
-        Ok(Self(conn))
-    }
-}
-
-impl Drop for UncheckedWrites<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .pragma_update(None, "ignore_check_constraints", false);
-    }
-}
-
 /// Builds a complete ledger in a private temporary file beside `path` and
 /// links it into place only if nothing is there yet. Other processes thus
 /// see either no file or a whole ledger, never a half-made one; returns

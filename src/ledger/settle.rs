@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
 use super::fast_map::FastMap;
-use super::{EXTERNAL_ACCOUNT, Ledger, UncheckedWrites, clock};
+use super::{EXTERNAL_ACCOUNT, Ledger, clock};
 use crate::error::{Result, WalletError};
 
 /// How much `settle` may do in one call.
@@ -183,10 +183,6 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
     };
     let (first, last) = (first.tx_id, last.tx_id);
     let (mut completed, mut failed) = (0u64, 0u64);
-    // Transfer rows change only to COMPLETED with no reason, or FAILED with
-    // one; the schema's checks on them could not fail. The account writes
-    // below keep theirs (no user balance below zero).
-    let unchecked = UncheckedWrites::begin(&tx)?;
     {
         let mut load = tx.prepare_cached(
             "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1",
@@ -254,7 +250,6 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
             "{marked} transfers completed where {completed} were due"
         )));
     }
-    drop(unchecked);
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
@@ -470,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_checks_are_back_on_after_settling_and_queueing() {
+    fn the_schema_checks_hold_after_settling() {
         let dir = TempDir::new().unwrap();
         let mut ledger = ledger_with(&dir, 2, &[(0, 1, 10), (1, 2, 50)]);
         settle_all(&mut ledger, 10);
