@@ -10,11 +10,11 @@ use std::iter::Peekable;
 
 use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::fast_map::FastMap;
 use super::transfers::{SELECT_BY_KEY, replay};
 use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
+use rustc_hash::FxHashMap as FastMap;
 
 /// One input line, numbered from 1, already parsed into a transfer or refused.
 #[derive(Debug)]

@@ -6,7 +6,6 @@
 mod accounts;
 mod batch;
 pub mod clock;
-mod fast_map;
 pub mod schema;
 mod settle;
 mod transfers;

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
-use super::fast_map::FastMap;
 use super::{EXTERNAL_ACCOUNT, Ledger, clock};
 use crate::error::{Result, WalletError};
+use rustc_hash::FxHashMap as FastMap;
 
 /// How much `settle` may do in one call.
 #[derive(Debug, Clone)]
