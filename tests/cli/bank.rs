@@ -20,9 +20,9 @@ use crate::common::{Sandbox, shapes};
 
 const USERS: usize = 6;
 const WRITERS: usize = 4;
-const OPS_PER_WRITER: usize = 40;
+const OPS_PER_WRITER: usize = 150;
 const SETTLERS: usize = 2;
-const KILL_ATTEMPTS: usize = 20;
+const KILL_ATTEMPTS: usize = 40;
 
 /// SplitMix64: small, seedable, good enough to pick amounts and users.
 struct Rng(u64);
