@@ -128,7 +128,7 @@ fn progress_bar(total: u64, batch_size: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("settling {bar:40} {pos}/{len} transfers ({per_sec}, {eta})")
+        ProgressStyle::with_template("settling {bar:40} {human_pos}/{human_len} transfers ({eta} left)")
     {
         bar.set_style(style);
     }
