@@ -127,9 +127,9 @@ fn progress_bar(total: u64, batch_size: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("settling {bar:40} {human_pos}/{human_len} transfers ({eta} left)")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "settling {bar:40} {human_pos}/{human_len} transfers ({eta} left)",
+    ) {
         bar.set_style(style);
     }
     bar

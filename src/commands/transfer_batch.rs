@@ -88,7 +88,9 @@ fn plural(n: u64) -> &'static str {
 
 fn spinner() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("queueing {spinner} {human_pos} lines ({elapsed})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("queueing {spinner} {human_pos} lines ({elapsed})")
+    {
         bar.set_style(style);
     }
     bar

@@ -12,7 +12,7 @@ mod transfers;
 mod verify;
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,6 +102,7 @@ impl Ledger {
             }
             Ok(_) => {}
         }
+        check_header(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
@@ -214,6 +215,45 @@ impl Ledger {
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
+}
+
+/// Refuses a file whose header does not mark it as a wallet ledger before
+/// SQLite opens it at all: opening another program's database read-write
+/// would let SQLite replay that program's leftover journal or write-ahead
+/// log into it on close, and a refused file must stay byte-for-byte as it
+/// was. Our ledgers get their application id at creation, before they are
+/// linked into place, so it is always in the main file.
+fn check_header(path: &Path) -> Result<()> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut header = [0u8; 72];
+    let mut file = fs::File::open(path).map_err(|e| io_error(e, "cannot read", path))?;
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(e, "cannot read", path)),
+        }
+    }
+    if filled < header.len() || &header[..16] != MAGIC {
+        return Err(not_a_ledger(
+            path,
+            if filled == 0 {
+                "the file is empty"
+            } else {
+                "the file is not an SQLite database"
+            },
+        ));
+    }
+    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if application_id != schema::APPLICATION_ID {
+        return Err(not_a_ledger(
+            path,
+            "it is an SQLite database of another program",
+        ));
+    }
+    Ok(())
 }
 
 /// Builds a complete ledger in a private temporary file beside `path` and

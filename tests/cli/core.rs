@@ -496,3 +496,34 @@ fn a_path_with_a_newline_stays_on_one_error_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("miss\\ning.db"), "{stderr}");
 }
+
+#[test]
+fn a_foreign_database_with_a_leftover_write_ahead_log_is_not_replayed_into() {
+    let s = Sandbox::new();
+    let live = s.dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&live).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE notes (body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO notes SELECT hex(randomblob(100)) FROM n;",
+    )
+    .unwrap();
+    // A copy taken while the other program still runs is the state a crash
+    // leaves: committed pages sit in the -wal file, not yet in the database.
+    std::fs::copy(&live, s.db()).unwrap();
+    std::fs::copy(
+        live.with_extension("db-wal"),
+        s.dir.path().join("wallet.db-wal"),
+    )
+    .unwrap();
+    drop(conn);
+    let before = s.ledger_bytes();
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    s.fails(&["deposit", "alice", "1"], "not_a_ledger", 7);
+    s.fails(&["verify"], "not_a_ledger", 7);
+    assert!(
+        before == s.ledger_bytes(),
+        "the foreign file and its log are untouched"
+    );
+}
