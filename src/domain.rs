@@ -85,6 +85,11 @@ impl Email {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// A key given or not; every front end reads `--id`/`"id"` the same way.
+    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+        input.map(Self::parse).transpose()
+    }
+
     pub fn parse(input: &str) -> Result<Self, WalletError> {
         if input.is_empty() {
             return Err(WalletError::InvalidKey("it is empty"));
@@ -114,6 +119,15 @@ pub struct Memo(String);
 
 impl Memo {
     pub const MAX_CHARS: usize = 256;
+
+    /// A memo given or not; an empty memo is no memo, so it is stored as
+    /// none and compares equal to none when a key is replayed.
+    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+        input
+            .filter(|memo| !memo.is_empty())
+            .map(Self::parse)
+            .transpose()
+    }
 
     pub fn parse(input: &str) -> Result<Self, WalletError> {
         if input.chars().count() > Self::MAX_CHARS {

@@ -8,7 +8,7 @@ use crate::report::Report;
 use crate::views::TransferView;
 
 pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
-    let key = args.key.as_deref().map(IdempotencyKey::parse).transpose()?;
+    let key = IdempotencyKey::parse_optional(args.key.as_deref())?;
     let ledger = context.open()?;
     let record = match (args.tx_id, key) {
         (Some(tx_id), _) => ledger.transfer(tx_id)?,

@@ -32,17 +32,8 @@ pub fn queue(
     {
         return Err(WalletError::SameAccount(src.to_string()));
     }
-    let key = options
-        .key
-        .as_deref()
-        .map(IdempotencyKey::parse)
-        .transpose()?;
-    let memo = options
-        .memo
-        .as_deref()
-        .filter(|memo| !memo.is_empty())
-        .map(Memo::parse)
-        .transpose()?;
+    let key = IdempotencyKey::parse_optional(options.key.as_deref())?;
+    let memo = Memo::parse_optional(options.memo.as_deref())?;
     let mut ledger = context.open()?;
     let amount = ledger.currency().parse_amount(amount)?;
     let queued = ledger.queue_transfer(&NewTransfer {

@@ -149,13 +149,8 @@ impl<R: BufRead> JsonLines<R> {
             _ => {}
         }
         let amount = self.currency.parse_amount(&doc.amount)?;
-        let key = doc.id.as_deref().map(IdempotencyKey::parse).transpose()?;
-        let memo = doc
-            .memo
-            .as_deref()
-            .filter(|memo| !memo.is_empty())
-            .map(Memo::parse)
-            .transpose()?;
+        let key = IdempotencyKey::parse_optional(doc.id.as_deref())?;
+        let memo = Memo::parse_optional(doc.memo.as_deref())?;
         Ok(NewTransfer {
             src,
             dst,
