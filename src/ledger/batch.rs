@@ -11,7 +11,7 @@ use std::iter::Peekable;
 use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::transfers::{SELECT_BY_KEY, replay};
-use super::{EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
+use super::{CommitWatch, EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use rustc_hash::FxHashMap as FastMap;
@@ -165,25 +165,20 @@ struct Cache {
     /// Lower-cased user name to account id.
     names: FastMap<NameKey, i64>,
     accounts: FastMap<i64, Pending>,
-    /// `PRAGMA data_version` when the last chunk began: unchanged means no
-    /// other connection has committed since, so `accounts` still holds.
-    data_version: Option<i64>,
+    /// Whether another connection committed since the last chunk began; if
+    /// not, `accounts` and `names` still hold.
+    commits: CommitWatch,
 }
 
 impl Cache {
     fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
         // Another connection may have changed pending sums, or removed a
         // user whose id is cached; start over from the file.
-        if self.data_version != Some(version) {
+        let stale = self.commits.others_committed(tx)?;
+        if stale || self.accounts.len() > MAX_CACHED || self.names.len() > MAX_CACHED {
             self.accounts.clear();
             self.names.clear();
         }
-        if self.accounts.len() > MAX_CACHED || self.names.len() > MAX_CACHED {
-            self.accounts.clear();
-            self.names.clear();
-        }
-        self.data_version = Some(version);
         Ok(())
     }
 

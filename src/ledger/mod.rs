@@ -131,8 +131,9 @@ impl Ledger {
         &self.path
     }
 
-    /// Checks the file is ours before anything could write to it: a foreign
-    /// or newer file is refused byte-for-byte untouched.
+    /// Checks the file (whose header [`check_header`] has passed) is a
+    /// ledger this binary can use before anything could write to it: a
+    /// newer or altered one is refused byte-for-byte untouched.
     fn validate(
         mut conn: Connection,
         path: &Path,
@@ -146,16 +147,10 @@ impl Ledger {
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
 
-        let application_id: i32 = conn
-            .query_row("PRAGMA application_id", [], |row| row.get(0))
+        // `check_header` has already seen our application id in the file.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(|e| refine(e.into(), path))?;
-        if application_id != schema::APPLICATION_ID {
-            return Err(not_a_ledger(
-                path,
-                "it is an SQLite database of another program, or empty",
-            ));
-        }
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if version > schema::latest_version() {
             return Err(WalletError::SchemaTooNew {
                 path: path.to_path_buf(),
@@ -214,6 +209,22 @@ impl Ledger {
 
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+}
+
+/// Tells whether any other connection has committed to the ledger since the
+/// last look, so that state read from the file and kept in memory across
+/// transactions (settle's balances, batch ingest's ids and pending sums) is
+/// dropped exactly when it may be stale. This connection's own commits do
+/// not count: SQLite's `data_version` changes only for other connections.
+#[derive(Debug, Default)]
+pub(crate) struct CommitWatch(Option<i64>);
+
+impl CommitWatch {
+    /// True on the first look and whenever another connection committed since.
+    pub(crate) fn others_committed(&mut self, conn: &Connection) -> Result<bool> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok(self.0.replace(version) != Some(version))
     }
 }
 

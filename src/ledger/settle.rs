@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
-use super::{EXTERNAL_ACCOUNT, Ledger, clock};
+use super::{CommitWatch, EXTERNAL_ACCOUNT, Ledger, clock};
 use crate::error::{Result, WalletError};
 use rustc_hash::FxHashMap as FastMap;
 
@@ -134,19 +134,17 @@ struct Due {
 struct BatchState {
     accounts: FastMap<i64, AccountState>,
     due: Vec<Due>,
-    /// `PRAGMA data_version` when the last batch began.
-    data_version: Option<i64>,
+    /// Whether another connection committed since the last batch began.
+    commits: CommitWatch,
 }
 
 impl BatchState {
     /// Forgets the accounts if another connection committed since the last
     /// batch: a queue or cancel there moved their pending sums.
     fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-        if self.data_version != Some(version) {
+        if self.commits.others_committed(tx)? {
             self.accounts.clear();
         }
-        self.data_version = Some(version);
         Ok(())
     }
 }
