@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use wallet::domain::{Email, UserName};
-use wallet::ledger::{Ledger, OpenOptions};
+use wallet::ledger::{Ledger, Location, OpenOptions};
 use wallet::money::Currency;
 
 /// A single-process case: its label, ledger, arguments and floor.
@@ -257,8 +257,12 @@ fn machine() {
 }
 
 fn build_users(path: &Path, users: usize) {
-    let mut ledger =
-        Ledger::create(path, &Currency::default(), &OpenOptions::default()).expect("create");
+    let mut ledger = Ledger::create(
+        &Location::File(path.to_path_buf()),
+        &Currency::default(),
+        &OpenOptions::default(),
+    )
+    .expect("create");
     let all: Vec<(UserName, Email)> = (0..users)
         .map(|i| {
             (

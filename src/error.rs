@@ -209,33 +209,6 @@ pub fn is_invisible_format(c: char) -> bool {
     )
 }
 
-/// SQLite reports lock time-outs, foreign files and I/O failures through one
-/// error type; sort them into the contract's classes here so callers can use `?`.
-impl From<rusqlite::Error> for WalletError {
-    fn from(err: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy(0),
-            Some(ErrorCode::NotADatabase) => Self::NotALedger {
-                path: PathBuf::new(),
-                why: "the file is not an SQLite database".into(),
-            },
-            Some(ErrorCode::DatabaseCorrupt) => {
-                Self::Integrity(format!("the database file is damaged: {err}"))
-            }
-            Some(
-                ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::ReadOnly
-                | ErrorCode::DiskFull
-                | ErrorCode::PermissionDenied
-                | ErrorCode::FileLockingProtocolFailed,
-            ) => Self::Io(anyhow::Error::new(err).context("ledger I/O failed")),
-            _ => Self::Internal(err.into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,15 @@ use super::Context;
 use crate::cli::GetTransferArgs;
 use crate::domain::IdempotencyKey;
 use crate::error::{Result, WalletError};
+use crate::ledger::TransferRef;
 use crate::report::Report;
 use crate::views::TransferView;
 
 pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.key.as_deref())?;
-    let ledger = context.open()?;
+    let mut ledger = context.open()?;
     let record = match (args.tx_id, key) {
-        (Some(tx_id), _) => ledger.transfer(tx_id)?,
+        (Some(tx_id), _) => ledger.transfer(TransferRef::Id(tx_id))?,
         (None, Some(key)) => ledger.transfer_by_key(&key)?,
         (None, None) => {
             return Err(WalletError::Usage("give a transfer id or --id KEY".into()));

@@ -9,8 +9,9 @@ use crate::views::UserView;
 
 pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
-    let ledger = context.open()?;
-    let view = UserView::new(&ledger.user(&name)?, ledger.currency());
+    let mut ledger = context.open()?;
+    let user = ledger.user(&name)?;
+    let view = UserView::new(&user, ledger.currency());
     let human = view.human();
     Ok(Report::new(view, human))
 }

@@ -18,12 +18,10 @@ struct Created<'a> {
 
 pub fn run(context: &Context, args: InitArgs) -> Result<Report> {
     let currency = Currency::new(&args.currency, args.scale)?;
-    let ledger = Ledger::create(&context.db, &currency, &context.open_options)?;
+    Ledger::create(&context.db, &currency, &context.open_options)?;
     let line = format!(
         "created ledger {} ({}, {} decimal places)",
-        ledger.path().display(),
-        currency.code,
-        currency.scale
+        context.db, currency.code, currency.scale
     );
     Ok(Report::new(
         Created {

@@ -16,18 +16,17 @@ mod transfer_batch;
 mod verify;
 mod withdraw;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command};
-use crate::error::{Result, WalletError};
-use crate::ledger::{Ledger, OpenOptions};
+use crate::error::Result;
+use crate::ledger::{Ledger, Location, OpenOptions};
 use crate::money::Currency;
 use crate::report::Report;
 
 /// What every command needs besides its own arguments.
 pub struct Context {
-    pub db: PathBuf,
+    pub db: Location,
     pub open_options: OpenOptions,
     /// Whether long work may draw a progress bar on stderr.
     pub show_progress: bool,
@@ -50,16 +49,15 @@ impl Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Report> {
-    let lock_timeout = cli.global.lock_timeout;
     let context = Context {
-        db: cli.global.db,
+        db: Location::parse(&cli.global.db),
         open_options: OpenOptions {
-            lock_timeout: Duration::from_millis(lock_timeout),
+            lock_timeout: Duration::from_millis(cli.global.lock_timeout),
         },
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.global.quiet,
         quiet_summary: cli.global.quiet || cli.global.json,
     };
-    let result = match cli.command {
+    match cli.command {
         Command::Init(args) => init::run(&context, args),
         Command::CreateUser(args) => create_user::run(&context, args),
         Command::GetUser(args) => get_user::run(&context, args),
@@ -73,15 +71,5 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Verify(args) => verify::run(&context, args),
-    };
-    result.map_err(|err| match err {
-        WalletError::Busy(_) => WalletError::Busy(lock_timeout),
-        WalletError::NotALedger { path, why } if path.as_os_str().is_empty() => {
-            WalletError::NotALedger {
-                path: context.db.clone(),
-                why,
-            }
-        }
-        other => other,
-    })
+    }
 }

@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
-use crate::error::{Result, WalletError};
-use crate::ledger::NewTransfer;
+use crate::error::Result;
+use crate::ledger::{NewTransfer, rules};
 use crate::report::{Human, Report};
 
 #[derive(Serialize)]
@@ -27,22 +27,14 @@ pub fn queue(
 ) -> Result<Report> {
     let src = src.map(UserName::parse).transpose()?;
     let dst = dst.map(UserName::parse).transpose()?;
-    if let (Some(src), Some(dst)) = (&src, &dst)
-        && src.as_str().eq_ignore_ascii_case(dst.as_str())
-    {
-        return Err(WalletError::SameAccount(src.to_string()));
-    }
+    // Checked before the ledger is opened, so a request that names one
+    // user twice says so whether or not there is a ledger.
+    rules::check_parties(src.as_ref(), dst.as_ref())?;
     let key = IdempotencyKey::parse_optional(options.key.as_deref())?;
     let memo = Memo::parse_optional(options.memo.as_deref())?;
     let mut ledger = context.open()?;
     let amount = ledger.currency().parse_amount(amount)?;
-    let queued = ledger.queue_transfer(&NewTransfer {
-        src,
-        dst,
-        amount,
-        memo,
-        key,
-    })?;
+    let queued = ledger.queue_transfer(NewTransfer::new(src, dst, amount, memo, key)?)?;
     let line = if queued.replayed {
         format!(
             "{what} {} was already queued with this key; it is {}",

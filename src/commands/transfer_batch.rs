@@ -21,7 +21,9 @@ use super::Context;
 use crate::cli::TransferArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::{BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued};
+use crate::ledger::{
+    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued, rules,
+};
 use crate::money::Currency;
 use crate::report::Report;
 
@@ -40,9 +42,6 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         Box::new(BufReader::with_capacity(256 * 1024, opened))
     };
     let mut ledger = context.open()?;
-    // The two per-account indexes take inserts all over; past the default
-    // 2 MiB cache each insert re-reads its leaf from the OS.
-    ledger.set_page_cache_mib(32)?;
     let lines = JsonLines::new(input, ledger.currency().clone());
     let options = BatchOptions {
         chunk_size: args.chunk_size.map_or(DEFAULT_CHUNK_SIZE, |n| {
@@ -137,27 +136,13 @@ impl<R: BufRead> JsonLines<R> {
             .map_err(|e| WalletError::InvalidLine(format!("not a transfer object: {e}")))?;
         let src = doc.src.as_deref().map(UserName::parse).transpose()?;
         let dst = doc.dst.as_deref().map(UserName::parse).transpose()?;
-        match (&src, &dst) {
-            (None, None) => {
-                return Err(WalletError::InvalidLine(
-                    "src and dst are both null; at least one must name a user".into(),
-                ));
-            }
-            (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
-                return Err(WalletError::SameAccount(src.to_string()));
-            }
-            _ => {}
-        }
+        // Both sides are checked before the amount, so a line that names no
+        // user or one user twice says so whatever its amount.
+        rules::check_parties(src.as_ref(), dst.as_ref())?;
         let amount = self.currency.parse_amount(&doc.amount)?;
         let key = IdempotencyKey::parse_optional(doc.id.as_deref())?;
         let memo = Memo::parse_optional(doc.memo.as_deref())?;
-        Ok(NewTransfer {
-            src,
-            dst,
-            amount,
-            memo,
-            key,
-        })
+        NewTransfer::new(src, dst, amount, memo, key)
     }
 }
 
@@ -257,21 +242,17 @@ impl LineStream {
 }
 
 impl BatchSink for LineStream {
-    fn record(
-        &mut self,
-        line: u64,
-        outcome: std::result::Result<&Queued, &WalletError>,
-    ) -> Result<()> {
+    fn record(&mut self, line: u64, outcome: Result<Queued>) -> Result<()> {
         self.recorded += 1;
         if self.recorded.is_multiple_of(4096) {
             self.progress.set_position(self.recorded);
         }
         match (outcome, &mut self.spool) {
             (Ok(queued), Some(spool)) => {
-                write_queued(spool, line, queued).map_err(write_error)?;
+                write_queued(spool, line, &queued).map_err(write_error)?;
             }
             (Ok(queued), None) => {
-                write_queued(&mut self.chunk, line, queued).map_err(write_error)?;
+                write_queued(&mut self.chunk, line, &queued).map_err(write_error)?;
             }
             (Err(err), spool) => {
                 let doc = json!({"line": line, "error": {"code": err.code(), "message": err.to_string()}});

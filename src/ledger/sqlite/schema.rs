@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::error::{Result, echo};
+use super::error::SqlResult as Result;
+use crate::error::echo;
 
 /// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
 /// database of another program is told apart without reading its tables.
@@ -78,6 +79,7 @@ pub fn latest_version() -> i64 {
 
 /// The `(type, name)` of every object a ledger at [`latest_version`] holds,
 /// sorted by name; anything else in the file (a trigger, a view) is foreign.
+#[cfg(test)]
 pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
@@ -112,7 +114,7 @@ pub fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// The full `CREATE` text of every object, for comparing a ledger against a
@@ -122,10 +124,11 @@ pub fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>
         "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// The definitions a ledger at [`latest_version`] must have, built in memory.
+#[cfg(test)]
 pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     let mut conn = Connection::open_in_memory()?;
     migrate(&mut conn)?;

@@ -1,139 +1,81 @@
-//! Batch ingest: queueing a stream of transfers in chunked transactions.
+//! Queueing: the one path every new transfer takes, a single `transfer`
+//! (a chunk of one line) and a batch input (chunks of many) alike.
 //!
 //! Each chunk is one `BEGIN IMMEDIATE` transaction. Names resolve through a
 //! cache, and the pending sums of the accounts a chunk touches are kept in
 //! memory and written once per chunk, so a line costs one insert rather than
 //! an insert and two updates. Both caches are kept from chunk to chunk only
-//! while no other connection commits in between.
+//! while no other connection commits in between; a chunk that does not
+//! commit drops them.
 
-use std::iter::Peekable;
+use rusqlite::{
+    CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
-use rusqlite::{CachedStatement, OptionalExtension, Transaction, TransactionBehavior, params};
-
-use super::transfers::{SELECT_BY_KEY, replay};
-use super::{CommitWatch, EXTERNAL_ACCOUNT, Ledger, NewTransfer, Queued, Status, clock};
-use crate::domain::{IdempotencyKey, Memo, UserName};
+use super::CommitWatch;
+use super::error::SqlResult;
+use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::clock;
+use crate::ledger::model::{
+    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, NewTransfer, Queued, Status,
+};
+use crate::ledger::rules::{self, Pinned};
 use rustc_hash::FxHashMap as FastMap;
-
-/// One input line, numbered from 1, already parsed into a transfer or refused.
-#[derive(Debug)]
-pub struct BatchLine {
-    pub line: u64,
-    pub transfer: Result<NewTransfer>,
-}
-
-/// How a batch is committed.
-#[derive(Debug, Clone)]
-pub struct BatchOptions {
-    /// Lines per transaction when not atomic.
-    pub chunk_size: usize,
-    /// One transaction for the whole input, rolled back if any line fails.
-    pub atomic: bool,
-}
-
-impl Default for BatchOptions {
-    fn default() -> Self {
-        Self {
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            atomic: false,
-        }
-    }
-}
-
-/// Lines per transaction. Each commit writes every index page the chunk
-/// touched to the WAL, and the per-account indexes take inserts all over,
-/// so a commit costs about the size of those indexes: on a million-transfer
-/// ledger, chunks of 50,000 spent a fifth of the run on it and chunks of
-/// 100,000 half that. Larger chunks gain little more and hold the write
-/// lock past a second, which other writers wait out.
-pub const DEFAULT_CHUNK_SIZE: usize = 100_000;
-
-/// What a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchSummary {
-    /// Non-blank lines read.
-    pub lines: u64,
-    /// Lines that queued a new transfer.
-    pub queued: u64,
-    /// Lines whose idempotency key named an earlier, identical transfer.
-    pub replayed: u64,
-    /// Lines refused.
-    pub failed: u64,
-    /// Whether the work was kept; false only for an atomic batch with a failed line.
-    pub committed: bool,
-}
-
-/// Receives each line's outcome. Outcomes arrive before the transaction
-/// holding them commits; `committed` says that everything recorded so far
-/// is durable, so only then may a line be reported as queued.
-pub trait BatchSink {
-    fn record(
-        &mut self,
-        line: u64,
-        outcome: std::result::Result<&Queued, &WalletError>,
-    ) -> Result<()>;
-    fn committed(&mut self) -> Result<()>;
-}
 
 /// Past this many cached names or accounts the caches start over, so that
 /// memory stays bounded however many users a file names.
 const MAX_CACHED: usize = 1 << 20;
 
-impl Ledger {
-    /// Queues every line of `lines`. Bad lines are reported to `sink` and,
-    /// unless `options.atomic`, skipped while the good ones are kept.
-    /// An error returned here (I/O, lock time-out) rolls back the current
-    /// chunk; chunks already reported committed stay.
-    pub fn queue_batch(
-        &mut self,
-        lines: impl Iterator<Item = Result<BatchLine>>,
-        options: &BatchOptions,
-        sink: &mut impl BatchSink,
-    ) -> Result<BatchSummary> {
-        // Every id a line carries was read from `accounts` under the write
-        // lock, in this transaction or one with no foreign commit since
-        // (see `Cache::revalidate`), so SQLite's own parent-key lookups
-        // would only repeat that work; they cost a third of an insert.
-        self.conn().pragma_update(None, "foreign_keys", false)?;
-        let result = self.queue_batch_with_foreign_keys_off(lines, options, sink);
-        self.conn().pragma_update(None, "foreign_keys", true)?;
-        result
-    }
-
-    fn queue_batch_with_foreign_keys_off(
-        &mut self,
-        lines: impl Iterator<Item = Result<BatchLine>>,
-        options: &BatchOptions,
-        sink: &mut impl BatchSink,
-    ) -> Result<BatchSummary> {
-        let mut lines = lines.peekable();
-        let mut cache = Cache::default();
-        let mut summary = BatchSummary {
+/// Queues up to `max` lines in one transaction; see [`crate::ledger::store::Store::queue_chunk`].
+pub(super) fn queue_chunk(
+    conn: &mut Connection,
+    cache: &mut IngestCache,
+    lines: &mut dyn Iterator<Item = Result<BatchLine>>,
+    max: usize,
+    all_or_nothing: bool,
+    sink: &mut dyn BatchSink,
+) -> SqlResult<BatchSummary> {
+    // Every id a line carries was read from `accounts` under the write
+    // lock, in this transaction or one with no foreign commit since
+    // (see `IngestCache::revalidate`), so SQLite's own parent-key lookups
+    // would only repeat that work; they cost a third of an insert. The
+    // pragma is a no-op inside a transaction, so it brackets this one.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let outcome = queue_chunk_in_one_transaction(conn, cache, lines, max, all_or_nothing, sink);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if !matches!(
+        outcome,
+        Ok(BatchSummary {
             committed: true,
-            ..BatchSummary::default()
-        };
-        let chunk = if options.atomic {
-            usize::MAX
-        } else {
-            options.chunk_size.max(1)
-        };
-        while lines.peek().is_some() {
-            let tx = self
-                .conn_mut()
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            cache.revalidate(&tx)?;
-            ingest_chunk(&tx, &mut lines, chunk, &mut cache, sink, &mut summary)?;
-            if options.atomic && summary.failed > 0 {
-                tx.rollback()?;
-                summary.committed = false;
-                return Ok(summary);
-            }
-            tx.commit()?;
-            sink.committed()?;
-        }
-        Ok(summary)
+            ..
+        })
+    ) {
+        // Rolled back: the pending sums in memory are not what the file holds.
+        *cache = IngestCache::default();
     }
+    outcome
+}
+
+fn queue_chunk_in_one_transaction(
+    conn: &mut Connection,
+    cache: &mut IngestCache,
+    lines: &mut dyn Iterator<Item = Result<BatchLine>>,
+    max: usize,
+    all_or_nothing: bool,
+    sink: &mut dyn BatchSink,
+) -> SqlResult<BatchSummary> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    cache.revalidate(&tx)?;
+    let mut summary = BatchSummary::default();
+    ingest(&tx, lines, max, cache, sink, &mut summary)?;
+    if all_or_nothing && summary.failed > 0 {
+        tx.rollback()?;
+        return Ok(summary);
+    }
+    tx.commit()?;
+    summary.committed = true;
+    Ok(summary)
 }
 
 /// An account's pending sums as this batch has left them.
@@ -160,8 +102,9 @@ impl NameKey {
     }
 }
 
+/// What ingest keeps in memory from chunk to chunk.
 #[derive(Default)]
-struct Cache {
+pub(super) struct IngestCache {
     /// Lower-cased user name to account id.
     names: FastMap<NameKey, i64>,
     accounts: FastMap<i64, Pending>,
@@ -170,8 +113,8 @@ struct Cache {
     commits: CommitWatch,
 }
 
-impl Cache {
-    fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
+impl IngestCache {
+    fn revalidate(&mut self, tx: &Transaction<'_>) -> SqlResult<()> {
         // Another connection may have changed pending sums, or removed a
         // user whose id is cached; start over from the file.
         let stale = self.commits.others_committed(tx)?;
@@ -182,7 +125,11 @@ impl Cache {
         Ok(())
     }
 
-    fn user_id(&mut self, stmt: &mut CachedStatement<'_>, name: &UserName) -> Result<Option<i64>> {
+    fn user_id(
+        &mut self,
+        stmt: &mut CachedStatement<'_>,
+        name: &UserName,
+    ) -> SqlResult<Option<i64>> {
         let key = NameKey::of(name);
         if let Some(&id) = self.names.get(&key) {
             return Ok(Some(id));
@@ -196,7 +143,7 @@ impl Cache {
         Ok(id)
     }
 
-    fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> Result<Pending> {
+    fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> SqlResult<Pending> {
         if let Some(&pending) = self.accounts.get(&id) {
             return Ok(pending);
         }
@@ -225,19 +172,21 @@ struct Statements<'c> {
     insert: CachedStatement<'c>,
 }
 
-fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
+fn ingest(
     tx: &Transaction<'_>,
-    lines: &mut Peekable<I>,
+    lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
-    cache: &mut Cache,
-    sink: &mut impl BatchSink,
+    cache: &mut IngestCache,
+    sink: &mut dyn BatchSink,
     summary: &mut BatchSummary,
-) -> Result<()> {
+) -> SqlResult<()> {
     let now = clock::now_ms();
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
-        by_key: tx.prepare_cached(SELECT_BY_KEY)?,
+        by_key: tx.prepare_cached(
+            "SELECT tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ?1",
+        )?,
         insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
     };
     let mut taken = 0usize;
@@ -245,17 +194,12 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
         let Some(item) = lines.next() else { break };
         let BatchLine { line, transfer } = item?;
         taken += 1;
-        summary.lines += 1;
         let outcome = match transfer {
             Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
             Err(refused) => Err(refused),
         };
-        match &outcome {
-            Ok(queued) if queued.replayed => summary.replayed += 1,
-            Ok(_) => summary.queued += 1,
-            Err(_) => summary.failed += 1,
-        }
-        sink.record(line, outcome.as_ref())?;
+        summary.count(&outcome);
+        sink.record(line, outcome)?;
     }
     drop(statements);
     let mut write =
@@ -267,16 +211,16 @@ fn ingest_chunk<I: Iterator<Item = Result<BatchLine>>>(
     Ok(())
 }
 
-/// Queues one transfer. The outer error is fatal to the batch (SQLite,
+/// Queues one transfer. The outer error is fatal to the chunk (SQLite,
 /// I/O); the inner one refuses only this line.
 fn queue_one(
     tx: &Transaction<'_>,
     transfer: &NewTransfer,
     now: i64,
     statements: &mut Statements<'_>,
-    cache: &mut Cache,
-) -> Result<Result<Queued>> {
-    let mut side = |name: &Option<UserName>| -> Result<Result<i64>> {
+    cache: &mut IngestCache,
+) -> SqlResult<Result<Queued>> {
+    let mut side = |name: Option<&UserName>| -> SqlResult<Result<i64>> {
         match name {
             None => Ok(Ok(EXTERNAL_ACCOUNT)),
             Some(name) => Ok(cache
@@ -284,74 +228,57 @@ fn queue_one(
                 .ok_or_else(|| WalletError::UserNotFound(name.to_string()))),
         }
     };
-    let src = match side(&transfer.src)? {
+    let src = match side(transfer.src())? {
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
     };
-    let dst = match side(&transfer.dst)? {
+    let dst = match side(transfer.dst())? {
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
     };
-    if src == dst {
-        let name = transfer.src.as_ref().or(transfer.dst.as_ref());
-        return Ok(Err(WalletError::SameAccount(
-            name.map(ToString::to_string).unwrap_or_default(),
-        )));
-    }
-    let amount = transfer.amount.minor_units();
-    let memo = transfer.memo.as_ref().map(Memo::as_str);
-    let key = transfer.key.as_ref();
-    let replayed = |statements: &mut Statements<'_>, key: &IdempotencyKey| match replay(
-        &mut statements.by_key,
-        key,
+    let requested = Pinned {
         src,
         dst,
-        amount,
-        memo,
-    ) {
-        Ok(Some(queued)) => Ok(Some(Ok(queued))),
-        Ok(None) => Ok(None),
-        Err(conflict @ WalletError::IdempotencyConflict { .. }) => Ok(Some(Err(conflict))),
-        Err(fatal) => Err(fatal),
+        amount: transfer.amount().minor_units(),
+        memo: transfer.memo(),
     };
     let src_pending = cache.load(&mut statements.pending, src)?;
     let dst_pending = cache.load(&mut statements.pending, dst)?;
-    let (Some(new_out), Some(new_in)) = (
-        src_pending.out.checked_add(amount),
-        dst_pending.r#in.checked_add(amount),
-    ) else {
-        if let Some(outcome) = key
-            .map(|key| replayed(statements, key))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(outcome);
-        }
-        return Ok(Err(WalletError::InvalidAmount {
-            input: amount.to_string(),
-            why: "the pending total of an account would overflow".into(),
-        }));
-    };
+    let (new_out, new_in) =
+        match rules::reserve_pending(transfer, src_pending.out, dst_pending.r#in) {
+            Ok(sums) => sums,
+            Err(refused) => {
+                // A request whose key was used before is answered by that
+                // use, whatever the sums say now.
+                if let Some(key) = transfer.key()
+                    && let Some(earlier) = replay(&mut statements.by_key, key, requested)?
+                {
+                    return Ok(earlier);
+                }
+                return Ok(Err(refused));
+            }
+        };
     // The unique index on keys finds an earlier use of the key as it
     // inserts; only then is the earlier transfer read, to replay it or to
     // report the conflict. New keys cost no lookup of their own.
     let inserted = statements.insert.execute(params![
         src,
         dst,
-        amount,
-        memo,
-        key.map(IdempotencyKey::as_str),
+        requested.amount,
+        requested.memo,
+        transfer.key().map(IdempotencyKey::as_str),
         now
     ])?;
     if inserted == 0 {
-        let earlier = match key {
-            Some(key) => replayed(statements, key)?,
+        let earlier = match transfer.key() {
+            Some(key) => replay(&mut statements.by_key, key, requested)?,
             None => None,
         };
-        return earlier.map(Ok).unwrap_or_else(|| {
-            Err(WalletError::internal(anyhow::anyhow!(
+        return earlier.ok_or_else(|| {
+            WalletError::internal(anyhow::anyhow!(
                 "a transfer was neither queued nor found under its key"
-            )))
+            ))
+            .into()
         });
     }
     let tx_id = tx.last_insert_rowid();
@@ -370,11 +297,45 @@ fn queue_one(
     }))
 }
 
+/// The answer to a request whose key an earlier transfer holds, decided by
+/// [`rules::replay_or_conflict`]; `None` if no transfer holds the key.
+fn replay(
+    by_key: &mut CachedStatement<'_>,
+    key: &IdempotencyKey,
+    requested: Pinned<'_>,
+) -> SqlResult<Option<Result<Queued>>> {
+    let earlier = by_key
+        .query_row([key.as_str()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((tx_id, src, dst, amount, memo, status)) = earlier else {
+        return Ok(None);
+    };
+    let earlier = Pinned {
+        src,
+        dst,
+        amount,
+        memo: memo.as_deref(),
+    };
+    let status = rules::stored_status(&status)?;
+    Ok(Some(rules::replay_or_conflict(
+        key, tx_id, status, earlier, requested,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Email;
-    use crate::ledger::OpenOptions;
+    use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
     use crate::money::{Amount, Currency};
     use tempfile::TempDir;
 
@@ -386,13 +347,9 @@ mod tests {
     }
 
     impl<F: FnMut()> BatchSink for Recorder<F> {
-        fn record(
-            &mut self,
-            line: u64,
-            outcome: std::result::Result<&Queued, &WalletError>,
-        ) -> Result<()> {
+        fn record(&mut self, line: u64, outcome: Result<Queued>) -> Result<()> {
             self.outcomes
-                .push((line, outcome.copied().map_err(|e| e.code().to_string())));
+                .push((line, outcome.map_err(|e| e.code().to_string())));
             Ok(())
         }
 
@@ -410,20 +367,27 @@ mod tests {
     fn line(line: u64, src: &str, dst: &str, minor: i64, key: Option<&str>) -> Result<BatchLine> {
         Ok(BatchLine {
             line,
-            transfer: Ok(NewTransfer {
-                src: (!src.is_empty()).then(|| UserName::parse(src).unwrap()),
-                dst: (!dst.is_empty()).then(|| UserName::parse(dst).unwrap()),
-                amount: Amount::from_minor_units(minor).unwrap(),
-                memo: None,
-                key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
-            }),
+            transfer: NewTransfer::new(
+                (!src.is_empty()).then(|| UserName::parse(src).unwrap()),
+                (!dst.is_empty()).then(|| UserName::parse(dst).unwrap()),
+                Amount::from_minor_units(minor).unwrap(),
+                None,
+                key.map(|k| IdempotencyKey::parse(k).unwrap()),
+            ),
         })
     }
 
+    fn location(dir: &TempDir) -> Location {
+        Location::File(dir.path().join("wallet.db"))
+    }
+
     fn ledger(dir: &TempDir) -> Ledger {
-        let path = dir.path().join("wallet.db");
-        let mut ledger =
-            Ledger::create(&path, &Currency::default(), &OpenOptions::default()).unwrap();
+        let mut ledger = Ledger::create(
+            &location(dir),
+            &Currency::default(),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         for user in ["alice", "bob"] {
             let email = Email::parse(&format!("{user}@example.com")).unwrap();
             ledger
@@ -433,7 +397,7 @@ mod tests {
         ledger
     }
 
-    fn pending(ledger: &Ledger, user: &str) -> (i64, i64) {
+    fn pending(ledger: &mut Ledger, user: &str) -> (i64, i64) {
         let user = ledger.user(&UserName::parse(user).unwrap()).unwrap();
         (user.pending_out, user.pending_in)
     }
@@ -483,29 +447,29 @@ mod tests {
                 (6, Err("user_not_found")),
             ]
         );
-        assert_eq!(pending(&ledger, "alice"), (100, 7));
-        assert_eq!(pending(&ledger, "bob"), (7, 100));
+        assert_eq!(pending(&mut ledger, "alice"), (100, 7));
+        assert_eq!(pending(&mut ledger, "bob"), (7, 100));
     }
 
     #[test]
     fn a_write_by_another_connection_between_chunks_is_seen() {
         let dir = TempDir::new().unwrap();
         let mut ledger = ledger(&dir);
-        let mut other = Ledger::open(ledger.path(), &OpenOptions::default()).unwrap();
+        let mut other = Ledger::open(&location(&dir), &OpenOptions::default()).unwrap();
         let lines = (1..=4).map(|n| line(n, "", "alice", 10, None));
         let mut sink = Recorder {
             outcomes: vec![],
             commits: 0,
             between: || {
-                other
-                    .queue_transfer(&NewTransfer {
-                        src: name("bob"),
-                        dst: name("alice"),
-                        amount: Amount::from_minor_units(1000).unwrap(),
-                        memo: None,
-                        key: None,
-                    })
-                    .unwrap();
+                let transfer = NewTransfer::new(
+                    name("bob"),
+                    name("alice"),
+                    Amount::from_minor_units(1000).unwrap(),
+                    None,
+                    None,
+                )
+                .unwrap();
+                other.queue_transfer(transfer).unwrap();
             },
         };
         let options = BatchOptions {
@@ -513,8 +477,8 @@ mod tests {
             atomic: false,
         };
         ledger.queue_batch(lines, &options, &mut sink).unwrap();
-        assert_eq!(pending(&ledger, "alice"), (0, 40 + 2 * 1000));
-        assert_eq!(pending(&ledger, "bob"), (2000, 0));
+        assert_eq!(pending(&mut ledger, "alice"), (0, 40 + 2 * 1000));
+        assert_eq!(pending(&mut ledger, "bob"), (2000, 0));
     }
 
     #[test]
@@ -541,6 +505,37 @@ mod tests {
         assert!(!summary.committed);
         assert_eq!(sink.commits, 0);
         assert_eq!(ledger.pending_count().unwrap(), 0);
-        assert_eq!(pending(&ledger, "alice"), (0, 0));
+        assert_eq!(pending(&mut ledger, "alice"), (0, 0));
+    }
+
+    /// The caches outlive one call; this store's own cancel and settle in
+    /// between must not leave them stale, as `data_version` does not see them.
+    #[test]
+    fn the_store_s_own_writes_between_batches_are_seen() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder {
+            outcomes: vec![],
+            commits: 0,
+            between: || {},
+        };
+        let options = BatchOptions::default();
+        let lines = (1..=3).map(|n| line(n, "", "alice", 10, None));
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        ledger.cancel(3).unwrap();
+        let lines = (1..=1).map(|n| line(n, "alice", "bob", 5, None));
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        assert_eq!(pending(&mut ledger, "alice"), (5, 20));
+        ledger
+            .settle(&crate::ledger::SettleOptions::default(), |_| {})
+            .unwrap();
+        let lines = (1..=1).map(|n| line(n, "bob", "alice", 1, None));
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        assert_eq!(pending(&mut ledger, "alice"), (0, 1));
+        assert_eq!(pending(&mut ledger, "bob"), (1, 0));
+        let report = ledger
+            .verify(&crate::ledger::VerifyOptions::default())
+            .unwrap();
+        assert!(report.ok(), "{report:?}");
     }
 }

@@ -1,106 +1,17 @@
-//! Settlement: applying PENDING transfers oldest first, each exactly once.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! Settlement: applying PENDING transfers oldest first, each exactly once,
+//! a batch per transaction, each transfer decided by [`rules::decide`].
 
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
-use super::{CommitWatch, EXTERNAL_ACCOUNT, Ledger, clock};
-use crate::error::{Result, WalletError};
+use super::CommitWatch;
+use super::error::SqlResult;
+use crate::error::WalletError;
+use crate::ledger::clock;
+use crate::ledger::model::BatchCounts;
+use crate::ledger::rules::{self, Decision};
 use rustc_hash::FxHashMap as FastMap;
 
-/// How much `settle` may do in one call.
-#[derive(Debug, Clone)]
-pub struct SettleOptions {
-    /// Stop after this many transfers; `None` drains the queue.
-    pub limit: Option<u64>,
-    /// Transfers applied per transaction.
-    pub batch_size: usize,
-    /// Looked at before each batch: once set, `settle` returns after the
-    /// batch in hand, so a worker can stop cleanly on a signal.
-    pub stop: Option<Arc<AtomicBool>>,
-}
-
-impl Default for SettleOptions {
-    fn default() -> Self {
-        Self {
-            limit: None,
-            batch_size: DEFAULT_BATCH_SIZE,
-            stop: None,
-        }
-    }
-}
-
-/// Transfers per transaction by default. Per batch `settle` pays one commit
-/// (an fsync) and one write per account touched; with 10,000 active users a
-/// batch of 10,000 writes almost as many account rows as it settles
-/// transfers. Settling a million such transfers took a third less CPU in
-/// batches of 50,000 than of 10,000, and a tenth less again at 100,000, for
-/// about 3 MB of memory and a write lock held a quarter of a second.
-pub const DEFAULT_BATCH_SIZE: usize = 100_000;
-
-/// What a `settle` call did, and how many transfers still wait.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SettleSummary {
-    pub processed: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub remaining: u64,
-}
-
-/// Why settlement refused a transfer, as stored in its `reason`.
-pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
-/// A balance would leave the range of a 64-bit count of minor units.
-pub const BALANCE_OVERFLOW: &str = "balance_overflow";
-
-impl Ledger {
-    /// Applies PENDING transfers in `tx_id` order, one transaction per batch.
-    /// Each transfer's status change and balance changes commit together
-    /// and only a transfer still PENDING under the write lock is applied,
-    /// so concurrent or re-run settles never apply one twice.
-    pub fn settle(
-        &mut self,
-        options: &SettleOptions,
-        mut on_progress: impl FnMut(&SettleSummary),
-    ) -> Result<SettleSummary> {
-        let mut summary = SettleSummary::default();
-        let batch_size = options.batch_size.max(1) as u64;
-        let mut state = BatchState::default();
-        loop {
-            if options
-                .stop
-                .as_ref()
-                .is_some_and(|stop| stop.load(Ordering::Relaxed))
-            {
-                break;
-            }
-            let wanted = match options.limit {
-                Some(limit) => batch_size.min(limit - summary.processed),
-                None => batch_size,
-            };
-            if wanted == 0 {
-                break;
-            }
-            let (completed, failed) = settle_batch(self.conn_mut(), wanted, &mut state)?;
-            summary.completed += completed;
-            summary.failed += failed;
-            summary.processed += completed + failed;
-            on_progress(&summary);
-            if completed + failed < wanted {
-                break;
-            }
-        }
-        summary.remaining = pending_count(self.conn())?;
-        Ok(summary)
-    }
-
-    /// How many transfers wait for settlement.
-    pub fn pending_count(&self) -> Result<u64> {
-        pending_count(self.conn())
-    }
-}
-
-fn pending_count(conn: &Connection) -> Result<u64> {
+pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     let count: i64 = conn.query_row(
         "SELECT count(*) FROM transfers WHERE status = 'PENDING'",
         [],
@@ -128,20 +39,20 @@ struct Due {
     amount: i64,
 }
 
-/// What one `settle` call carries from batch to batch: the accounts it has
-/// read (valid while no other connection commits) and a reused buffer.
+/// What settlement carries from batch to batch: the accounts it has read
+/// (valid while no other connection commits) and a reused buffer.
 #[derive(Default)]
-struct BatchState {
+pub(super) struct SettleCache {
     accounts: FastMap<i64, AccountState>,
     due: Vec<Due>,
     /// Whether another connection committed since the last batch began.
     commits: CommitWatch,
 }
 
-impl BatchState {
+impl SettleCache {
     /// Forgets the accounts if another connection committed since the last
     /// batch: a queue or cancel there moved their pending sums.
-    fn revalidate(&mut self, tx: &Transaction<'_>) -> Result<()> {
+    fn revalidate(&mut self, tx: &Transaction<'_>) -> SqlResult<()> {
         if self.commits.others_committed(tx)? {
             self.accounts.clear();
         }
@@ -149,18 +60,34 @@ impl BatchState {
     }
 }
 
-/// Settles up to `max` of the oldest PENDING transfers in one transaction;
-/// returns how many completed and how many failed.
-///
+/// Settles up to `max` of the oldest PENDING transfers in one transaction.
+/// A batch that does not commit leaves the cache empty, since its figures
+/// in memory were never written.
+pub(super) fn settle_batch(
+    conn: &mut Connection,
+    max: u64,
+    cache: &mut SettleCache,
+) -> SqlResult<BatchCounts> {
+    let outcome = settle_batch_in_one_transaction(conn, max, cache);
+    if outcome.is_err() {
+        *cache = SettleCache::default();
+    }
+    outcome
+}
+
 /// Failures are marked one by one; then every transfer of the batch still
 /// PENDING is completed by one statement over its `tx_id` range. That range
 /// holds no PENDING transfer outside the batch, because the batch is the
 /// oldest `max` of them and the write lock keeps new ones out.
-fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Result<(u64, u64)> {
+fn settle_batch_in_one_transaction(
+    conn: &mut Connection,
+    max: u64,
+    cache: &mut SettleCache,
+) -> SqlResult<BatchCounts> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    state.revalidate(&tx)?;
+    cache.revalidate(&tx)?;
     let now = clock::now_ms();
-    state.due.clear();
+    cache.due.clear();
     {
         let mut stmt = tx.prepare_cached(
             "SELECT tx_id, src, dst, amount FROM transfers
@@ -168,7 +95,7 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
         )?;
         let mut rows = stmt.query([max as i64])?;
         while let Some(row) = rows.next()? {
-            state.due.push(Due {
+            cache.due.push(Due {
                 tx_id: row.get(0)?,
                 src: row.get(1)?,
                 dst: row.get(2)?,
@@ -176,11 +103,11 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
             });
         }
     }
-    let (Some(first), Some(last)) = (state.due.first(), state.due.last()) else {
-        return Ok((0, 0));
+    let (Some(first), Some(last)) = (cache.due.first(), cache.due.last()) else {
+        return Ok(BatchCounts::default());
     };
     let (first, last) = (first.tx_id, last.tx_id);
-    let (mut completed, mut failed) = (0u64, 0u64);
+    let mut counts = BatchCounts::default();
     {
         let mut load = tx.prepare_cached(
             "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1",
@@ -194,42 +121,37 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
             src,
             dst,
             amount,
-        } in &state.due
+        } in &cache.due
         {
-            let src_balance = account(&mut state.accounts, &mut load, src)?.balance;
-            let dst_balance = account(&mut state.accounts, &mut load, dst)?.balance;
-            let moved = if src != EXTERNAL_ACCOUNT && src_balance < amount {
-                Err(INSUFFICIENT_FUNDS)
-            } else {
-                match (
-                    src_balance.checked_sub(amount),
-                    dst_balance.checked_add(amount),
-                ) {
-                    (Some(new_src), Some(new_dst)) => Ok((new_src, new_dst)),
-                    _ => Err(BALANCE_OVERFLOW),
-                }
-            };
-            let (new_src, new_dst) = match moved {
-                Ok(balances) => {
-                    completed += 1;
-                    balances
-                }
-                Err(reason) => {
-                    failed += 1;
-                    if mark_failed.execute(params![tx_id, reason, now])? != 1 {
-                        return Err(stopped_pending(tx_id));
+            let src_before = account(&mut cache.accounts, &mut load, src)?;
+            let dst_before = account(&mut cache.accounts, &mut load, dst)?;
+            let (src_balance, dst_balance) =
+                match rules::decide(src, src_before.balance, dst_before.balance, amount) {
+                    Decision::Complete {
+                        src_balance,
+                        dst_balance,
+                    } => {
+                        counts.completed += 1;
+                        (src_balance, dst_balance)
                     }
-                    (src_balance, dst_balance)
-                }
-            };
-            if let Some(account) = state.accounts.get_mut(&src) {
-                account.balance = new_src;
-                account.pending_out -= amount;
+                    Decision::Fail(reason) => {
+                        counts.failed += 1;
+                        if mark_failed.execute(params![tx_id, reason.as_str(), now])? != 1 {
+                            return Err(stopped_pending(tx_id).into());
+                        }
+                        (src_before.balance, dst_before.balance)
+                    }
+                };
+            let src_pending_out = rules::release_pending(src, src_before.pending_out, amount)?;
+            let dst_pending_in = rules::release_pending(dst, dst_before.pending_in, amount)?;
+            if let Some(account) = cache.accounts.get_mut(&src) {
+                account.balance = src_balance;
+                account.pending_out = src_pending_out;
                 account.dirty = true;
             }
-            if let Some(account) = state.accounts.get_mut(&dst) {
-                account.balance = new_dst;
-                account.pending_in -= amount;
+            if let Some(account) = cache.accounts.get_mut(&dst) {
+                account.balance = dst_balance;
+                account.pending_in = dst_pending_in;
                 account.dirty = true;
             }
         }
@@ -243,16 +165,18 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
              WHERE tx_id BETWEEN ?2 AND ?3 AND status = 'PENDING'",
         )?
         .execute(params![now, first, last])?;
-    if marked as u64 != completed {
+    if marked as u64 != counts.completed {
         return Err(WalletError::internal(anyhow::anyhow!(
-            "{marked} transfers completed where {completed} were due"
-        )));
+            "{marked} transfers completed where {} were due",
+            counts.completed
+        ))
+        .into());
     }
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
         )?;
-        for (id, account) in state.accounts.iter_mut().filter(|(_, a)| a.dirty) {
+        for (id, account) in cache.accounts.iter_mut().filter(|(_, a)| a.dirty) {
             write.execute(params![
                 id,
                 account.balance,
@@ -263,7 +187,7 @@ fn settle_batch(conn: &mut Connection, max: u64, state: &mut BatchState) -> Resu
         }
     }
     tx.commit()?;
-    Ok((completed, failed))
+    Ok(counts)
 }
 
 fn stopped_pending(tx_id: i64) -> WalletError {
@@ -277,7 +201,7 @@ fn account(
     accounts: &mut FastMap<i64, AccountState>,
     load: &mut CachedStatement<'_>,
     id: i64,
-) -> Result<AccountState> {
+) -> SqlResult<AccountState> {
     if let Some(&state) = accounts.get(&id) {
         return Ok(state);
     }
@@ -295,9 +219,15 @@ fn account(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use crate::domain::{Email, UserName};
-    use crate::ledger::{BatchLine, BatchOptions, BatchSink, NewTransfer, OpenOptions};
+    use crate::error::Result;
+    use crate::ledger::{
+        BatchLine, BatchOptions, BatchSink, Ledger, Location, NewTransfer, OpenOptions, Queued,
+        SettleOptions, SettleSummary,
+    };
     use crate::money::{Amount, Currency};
     use proptest::prelude::*;
     use tempfile::TempDir;
@@ -309,8 +239,12 @@ mod tests {
         Vec<(i64, String, Option<String>)>,
     );
 
-    fn snapshot(ledger: &Ledger) -> Snapshot {
-        let conn = ledger.conn();
+    fn raw(dir: &TempDir) -> rusqlite::Connection {
+        rusqlite::Connection::open(dir.path().join("wallet.db")).unwrap()
+    }
+
+    fn snapshot(dir: &TempDir) -> Snapshot {
+        let conn = raw(dir);
         let mut accounts = conn
             .prepare("SELECT id, balance, pending_in, pending_out FROM accounts ORDER BY id")
             .unwrap();
@@ -333,9 +267,9 @@ mod tests {
     /// A ledger in a temp dir with `users` users and the transfers of
     /// `workload` queued: (src, dst, amount) with 0 meaning the outside world.
     fn ledger_with(dir: &TempDir, users: usize, workload: &[(usize, usize, i64)]) -> Ledger {
-        let path = dir.path().join("wallet.db");
+        let location = Location::File(dir.path().join("wallet.db"));
         let mut ledger =
-            Ledger::create(&path, &Currency::default(), &OpenOptions::default()).unwrap();
+            Ledger::create(&location, &Currency::default(), &OpenOptions::default()).unwrap();
         for i in 1..=users {
             let name = UserName::parse(&format!("u{i}")).unwrap();
             let email = Email::parse(&format!("u{i}@example.com")).unwrap();
@@ -349,13 +283,13 @@ mod tests {
             .map(|(i, &(src, dst, amount))| {
                 Ok(BatchLine {
                     line: i as u64 + 1,
-                    transfer: Ok(NewTransfer {
-                        src: side(src),
-                        dst: side(dst),
-                        amount: Amount::from_minor_units(amount).unwrap(),
-                        memo: None,
-                        key: None,
-                    }),
+                    transfer: NewTransfer::new(
+                        side(src),
+                        side(dst),
+                        Amount::from_minor_units(amount).unwrap(),
+                        None,
+                        None,
+                    ),
                 })
             });
         let summary = ledger
@@ -368,11 +302,7 @@ mod tests {
     struct Discard;
 
     impl BatchSink for Discard {
-        fn record(
-            &mut self,
-            _: u64,
-            _: std::result::Result<&crate::ledger::Queued, &WalletError>,
-        ) -> Result<()> {
+        fn record(&mut self, _: u64, _: Result<Queued>) -> Result<()> {
             Ok(())
         }
 
@@ -411,8 +341,8 @@ mod tests {
             let by_batch = settle_all(&mut batched, batch_size);
             prop_assert_eq!(by_one, by_batch);
             prop_assert_eq!(by_batch.remaining, 0);
-            let (accounts, statuses) = snapshot(&batched);
-            prop_assert_eq!(snapshot(&one), (accounts.clone(), statuses));
+            let (accounts, statuses) = snapshot(&batch_dir);
+            prop_assert_eq!(snapshot(&one_dir), (accounts.clone(), statuses));
             prop_assert_eq!(accounts.iter().map(|a| a.1).sum::<i64>(), 0, "money is conserved");
             prop_assert!(accounts.iter().skip(1).all(|a| a.1 >= 0 && a.2 == 0 && a.3 == 0));
         }
@@ -425,9 +355,12 @@ mod tests {
         let mut ledger = ledger_with(&dir, 2, &[(1, 2, 100), (0, 1, 100), (1, 2, 100)]);
         let summary = settle_all(&mut ledger, 100);
         assert_eq!((summary.completed, summary.failed), (2, 1));
-        let (accounts, transfers) = snapshot(&ledger);
+        let (accounts, transfers) = snapshot(&dir);
         assert_eq!(transfers[0].1, "FAILED");
-        assert_eq!(transfers[0].2.as_deref(), Some(INSUFFICIENT_FUNDS));
+        assert_eq!(
+            transfers[0].2.as_deref(),
+            Some(crate::ledger::FailReason::InsufficientFunds.as_str())
+        );
         assert_eq!(transfers[2].1, "COMPLETED");
         assert_eq!((accounts[1].1, accounts[2].1), (0, 100));
     }
@@ -437,7 +370,11 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let workload: Vec<_> = (0..10).map(|_| (0, 1, 10)).collect();
         let mut ledger = ledger_with(&dir, 2, &workload);
-        let mut other = Ledger::open(ledger.path(), &OpenOptions::default()).unwrap();
+        let mut other = Ledger::open(
+            &Location::File(dir.path().join("wallet.db")),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let options = SettleOptions {
             batch_size: 3,
             ..SettleOptions::default()
@@ -453,7 +390,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(summary.processed, 9);
-        let (accounts, transfers) = snapshot(&ledger);
+        let (accounts, transfers) = snapshot(&dir);
         assert_eq!(
             accounts[1],
             (1, 90, 0, 0),
@@ -472,7 +409,7 @@ mod tests {
             "UPDATE transfers SET status = 'LOST' WHERE tx_id = 1",
             "UPDATE transfers SET reason = NULL WHERE tx_id = 2",
         ] {
-            let err = ledger.conn().execute(sql, []).unwrap_err();
+            let err = raw(&dir).execute(sql, []).unwrap_err();
             assert!(err.to_string().contains("CHECK"), "{sql}: {err}");
         }
     }

@@ -1,0 +1,150 @@
+//! The rules of money, once for every engine: pure functions over figures an
+//! engine has read, with no I/O.
+//!
+//! An engine reads and locks rows; these functions decide what the rows
+//! become: whether a request names two distinct parties, whether a reused
+//! idempotency key replays or conflicts, how pending sums move, and whether
+//! a due transfer completes or fails. `verify`'s checks over the figures are
+//! in [`verify`].
+
+pub mod verify;
+
+use crate::domain::{IdempotencyKey, UserName};
+use crate::error::{Result, WalletError};
+
+use super::model::{EXTERNAL_ACCOUNT, FailReason, NewTransfer, Queued, Status};
+
+/// A transfer request names at least one user, and never the same account
+/// on both sides. Names are unique regardless of ASCII case, so two names
+/// that differ only in case are one account.
+pub fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<()> {
+    match (src, dst) {
+        (None, None) => Err(WalletError::InvalidLine(
+            "src and dst are both null; at least one must name a user".into(),
+        )),
+        (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
+            Err(WalletError::SameAccount(src.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The fields an idempotency key pins: a second request under the same key
+/// must repeat all of them to be a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pinned<'a> {
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    pub memo: Option<&'a str>,
+}
+
+/// Decides a request whose key is already taken by transfer `earlier_id`:
+/// the same fields replay it (its id and current status), any field that
+/// differs is a conflict naming the first such field.
+pub fn replay_or_conflict(
+    key: &IdempotencyKey,
+    earlier_id: i64,
+    earlier_status: Status,
+    earlier: Pinned<'_>,
+    requested: Pinned<'_>,
+) -> Result<Queued> {
+    let field = if earlier.src != requested.src {
+        Some("source")
+    } else if earlier.dst != requested.dst {
+        Some("destination")
+    } else if earlier.amount != requested.amount {
+        Some("amount")
+    } else if earlier.memo != requested.memo {
+        Some("memo")
+    } else {
+        None
+    };
+    match field {
+        Some(field) => Err(WalletError::IdempotencyConflict {
+            key: key.as_str().to_string(),
+            field,
+            tx_id: earlier_id,
+        }),
+        None => Ok(Queued {
+            tx_id: earlier_id,
+            status: earlier_status,
+            replayed: true,
+        }),
+    }
+}
+
+/// A status as an engine stored it; anything unknown means a damaged ledger.
+pub fn stored_status(text: &str) -> Result<Status> {
+    Status::parse(text).ok_or_else(|| {
+        WalletError::Integrity(format!(
+            "a transfer has the unknown status '{}'",
+            crate::error::echo(text)
+        ))
+    })
+}
+
+/// The pending sums after queueing `transfer`: the source's `pending_out`
+/// and the destination's `pending_in`, each grown by the amount. A sum that
+/// would overflow refuses the request, naming the account whose sum is full.
+pub fn reserve_pending(transfer: &NewTransfer, src_out: i64, dst_in: i64) -> Result<(i64, i64)> {
+    let amount = transfer.amount().minor_units();
+    let Some(out) = src_out.checked_add(amount) else {
+        return Err(pending_overflow(transfer.src()));
+    };
+    let Some(r#in) = dst_in.checked_add(amount) else {
+        return Err(pending_overflow(transfer.dst()));
+    };
+    Ok((out, r#in))
+}
+
+fn pending_overflow(side: Option<&UserName>) -> WalletError {
+    WalletError::PendingOverflow(side.map_or_else(
+        || "the external account".to_string(),
+        |name| format!("user '{name}'"),
+    ))
+}
+
+/// A pending sum after a transfer of `amount` leaves PENDING (settled or
+/// cancelled). A sum smaller than a transfer it holds can only come from a
+/// damaged ledger.
+pub fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
+    sum.checked_sub(amount)
+        .filter(|left| *left >= 0)
+        .ok_or_else(|| {
+            WalletError::Integrity(format!(
+                "account {account} has a pending total smaller than a transfer it waits on"
+            ))
+        })
+}
+
+/// What settlement makes of one due transfer, given the balances it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Apply it: the two balances afterwards.
+    Complete { src_balance: i64, dst_balance: i64 },
+    /// Refuse it, for this reason; no balance moves.
+    Fail(FailReason),
+}
+
+/// Decides a due transfer against the balances as they stand after every
+/// older transfer was decided (oldest first). The external account may go
+/// below zero (it is the world outside); a user may not.
+pub fn decide(src: i64, src_balance: i64, dst_balance: i64, amount: i64) -> Decision {
+    if src != EXTERNAL_ACCOUNT && src_balance < amount {
+        return Decision::Fail(FailReason::InsufficientFunds);
+    }
+    match (
+        src_balance.checked_sub(amount),
+        dst_balance.checked_add(amount),
+    ) {
+        (Some(src_balance), Some(dst_balance)) => Decision::Complete {
+            src_balance,
+            dst_balance,
+        },
+        _ => Decision::Fail(FailReason::BalanceOverflow),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! `verify`'s checks over figures an engine has read: each balance against
+//! the transfers that completed, the pending sums, zero sum, no overdraft,
+//! and each transfer's fields against its status.
+//!
+//! Balances are maintained on every write; these checks recompute them from
+//! the log, so a transfer applied twice (or not at all, or one that never
+//! should have moved money) shows up as a balance that disagrees with it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::echo;
+use crate::ledger::model::{Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status};
+use crate::money::Currency;
+
+/// The names of the checks [`figure_checks`] returns, in order.
+pub const FIGURE_CHECKS: [&str; 4] = [
+    "balances",
+    "pending_totals",
+    "zero_sum",
+    "no_negative_balances",
+];
+
+/// An account as stored, with the maintained figures the checks recompute.
+#[derive(Debug, Clone)]
+pub struct AccountFigures {
+    pub id: i64,
+    pub name: Option<String>,
+    pub balance: i64,
+    pub pending_in: i64,
+    pub pending_out: i64,
+}
+
+impl AccountFigures {
+    fn label(&self) -> String {
+        match &self.name {
+            // A tampered ledger may hold any name; quote it safely.
+            Some(name) => format!("user '{}'", echo(name)),
+            None if self.id == EXTERNAL_ACCOUNT => "the external account".to_string(),
+            None => format!("account {}", self.id),
+        }
+    }
+}
+
+/// Sums of one account's transfers by status, as exact 128-bit integers so
+/// that no sum overflows however much money has flowed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flows {
+    completed_in: i128,
+    completed_out: i128,
+    pending_in: i128,
+    pending_out: i128,
+}
+
+/// What the transfers add up to, per account and per status; fed one
+/// transfer at a time, so an engine can stream the log through it.
+#[derive(Debug, Default)]
+pub struct Tally {
+    flows: HashMap<i64, Flows>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn with_capacity(accounts: usize) -> Self {
+        Self {
+            flows: HashMap::with_capacity(accounts),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one transfer as stored (a damaged ledger may hold any status text).
+    pub fn add(&mut self, src: i64, dst: i64, status: &str, amount: i64) {
+        let amount = i128::from(amount);
+        match Status::parse(status) {
+            Some(Status::Completed) => {
+                self.flows.entry(src).or_default().completed_out += amount;
+                self.flows.entry(dst).or_default().completed_in += amount;
+            }
+            Some(Status::Pending) => {
+                self.flows.entry(src).or_default().pending_out += amount;
+                self.flows.entry(dst).or_default().pending_in += amount;
+            }
+            _ => {
+                self.flows.entry(src).or_default();
+                self.flows.entry(dst).or_default();
+            }
+        }
+        match self.counts.get_mut(status) {
+            Some(count) => *count += 1,
+            None => {
+                self.counts.insert(status.to_string(), 1);
+            }
+        }
+    }
+
+    fn of(&self, account: i64) -> Flows {
+        self.flows.get(&account).copied().unwrap_or_default()
+    }
+}
+
+/// The checks of [`FIGURE_CHECKS`] over every account and the tally of every transfer.
+pub fn figure_checks(
+    accounts: &[AccountFigures],
+    tally: &Tally,
+    currency: &Currency,
+) -> Vec<Check> {
+    vec![
+        balances(accounts, tally, currency),
+        pending_totals(accounts, tally, currency),
+        zero_sum(accounts, currency),
+        no_negative_balances(accounts, currency),
+    ]
+}
+
+/// Each balance equals what its COMPLETED transfers brought in minus what
+/// they took out. This is the exactly-once check: a completed transfer
+/// applied twice or not at all, or a pending, failed or cancelled one that
+/// moved money, leaves some balance out of step with the log.
+fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> Check {
+    let mut findings = Findings::default();
+    let mut has_external = false;
+    for account in accounts {
+        has_external |= account.id == EXTERNAL_ACCOUNT && account.name.is_none();
+        let flow = tally.of(account.id);
+        let expected = flow.completed_in - flow.completed_out;
+        if i128::from(account.balance) != expected {
+            findings.push(Problem {
+                user: account.name.clone(),
+                tx_id: None,
+                message: format!(
+                    "{} has balance {} but its COMPLETED transfers net {}",
+                    account.label(),
+                    currency.format(account.balance),
+                    format_wide(expected, currency)
+                ),
+            });
+        }
+    }
+    if !has_external {
+        findings.push(Problem::about_file(
+            "the external account (id 0) is missing",
+        ));
+    }
+    let mut strangers: Vec<i64> = tally
+        .flows
+        .keys()
+        .copied()
+        .filter(|id| !accounts.iter().any(|account| account.id == *id))
+        .collect();
+    strangers.sort_unstable();
+    for id in strangers {
+        findings.push(Problem::about_file(format!(
+            "transfers name account {id}, which does not exist"
+        )));
+    }
+    let total: u64 = tally.counts.values().sum();
+    let by_status: Vec<String> = tally
+        .counts
+        .iter()
+        .map(|(status, count)| format!("{count} {}", echo(status)))
+        .collect();
+    let detail = format!(
+        "{} accounts, each balance equal to its COMPLETED transfers in minus out; {total} transfers{}",
+        accounts.len(),
+        if by_status.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_status.join(", "))
+        }
+    );
+    findings.into_check("balances", detail)
+}
+
+/// The maintained `pending_in` and `pending_out` equal the sums of the
+/// account's PENDING transfers, so `available` tells the truth.
+fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> Check {
+    let mut findings = Findings::default();
+    for account in accounts {
+        let flow = tally.of(account.id);
+        for (what, stored, expected) in [
+            ("pending_in", account.pending_in, flow.pending_in),
+            ("pending_out", account.pending_out, flow.pending_out),
+        ] {
+            if i128::from(stored) != expected {
+                findings.push(Problem {
+                    user: account.name.clone(),
+                    tx_id: None,
+                    message: format!(
+                        "{} has {what} {} but its PENDING transfers sum to {}",
+                        account.label(),
+                        currency.format(stored),
+                        format_wide(expected, currency)
+                    ),
+                });
+            }
+        }
+    }
+    findings.into_check(
+        "pending_totals",
+        "each account's pending_in and pending_out equal the sums of its PENDING transfers".into(),
+    )
+}
+
+/// Money is only moved, never made: all balances, the external account's
+/// included, sum to zero.
+fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
+    let total: i128 = accounts
+        .iter()
+        .map(|account| i128::from(account.balance))
+        .sum();
+    let mut findings = Findings::default();
+    if total != 0 {
+        findings.push(Problem::about_file(format!(
+            "the balances sum to {}, not zero",
+            format_wide(total, currency)
+        )));
+    }
+    let users: i128 = accounts
+        .iter()
+        .filter(|account| account.id != EXTERNAL_ACCOUNT)
+        .map(|account| i128::from(account.balance))
+        .sum();
+    findings.into_check(
+        "zero_sum",
+        format!(
+            "all balances, the external account's included, sum to {}; users hold {}",
+            format_wide(total, currency),
+            format_wide(users, currency)
+        ),
+    )
+}
+
+fn no_negative_balances(accounts: &[AccountFigures], currency: &Currency) -> Check {
+    let mut findings = Findings::default();
+    for account in accounts.iter().filter(|a| a.id != EXTERNAL_ACCOUNT) {
+        if account.balance < 0 {
+            findings.push(Problem {
+                user: account.name.clone(),
+                tx_id: None,
+                message: format!(
+                    "{} has the negative balance {}",
+                    account.label(),
+                    currency.format(account.balance)
+                ),
+            });
+        }
+    }
+    findings.into_check(
+        "no_negative_balances",
+        "no user balance is below zero".into(),
+    )
+}
+
+/// The name and one-line description of the per-transfer field check.
+pub const TRANSFER_FIELDS: (&str, &str) = (
+    "transfer_fields",
+    "settled_at is set exactly when a transfer left PENDING, reason exactly when it FAILED, amounts are positive, source and destination differ",
+);
+
+/// One transfer's fields as stored, for [`transfer_field_problem`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoredFields<'a> {
+    pub tx_id: i64,
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub settled: bool,
+    pub amount: i64,
+    pub src: i64,
+    pub dst: i64,
+}
+
+/// What is wrong with one transfer's fields, if anything: only a settled
+/// transfer has `settled_at`, only a FAILED one a `reason`, and that reason
+/// is one settlement gives; amounts are positive and the sides distinct.
+pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
+    let mut wrong = Vec::new();
+    // Quoted safely: a tampered ledger may hold any text here.
+    let status = echo(t.status);
+    match Status::parse(t.status) {
+        None => wrong.push(format!("has the unknown status '{status}'")),
+        Some(known) if t.settled == (known == Status::Pending) => wrong.push(if t.settled {
+            "is PENDING but has settled_at set".to_string()
+        } else {
+            format!("is {status} but has no settled_at")
+        }),
+        Some(_) => {}
+    }
+    let failed = t.status == Status::Failed.as_str();
+    match t.reason {
+        None if failed => wrong.push("is FAILED without a reason".into()),
+        Some(reason) if !failed => {
+            wrong.push(format!("is {status} but has the reason '{}'", echo(reason)));
+        }
+        Some(reason) if FailReason::parse(reason).is_none() => {
+            wrong.push(format!("has the unknown reason '{}'", echo(reason)));
+        }
+        _ => {}
+    }
+    if t.amount <= 0 {
+        wrong.push("has an amount that is not positive".into());
+    }
+    if t.src == t.dst {
+        wrong.push("has the same source and destination".into());
+    }
+    (!wrong.is_empty()).then(|| Problem {
+        user: None,
+        tx_id: Some(t.tx_id),
+        message: format!("transfer {} {}", t.tx_id, wrong.join(", ")),
+    })
+}
+
+/// Formats a recomputed sum, which may lie outside `i64` on a damaged ledger.
+fn format_wide(minor: i128, currency: &Currency) -> String {
+    match i64::try_from(minor) {
+        Ok(minor) => currency.format(minor),
+        Err(_) => format!("{minor} minor units"),
+    }
+}

@@ -1,0 +1,93 @@
+//! rusqlite's errors, sorted into the contract's classes where the engine
+//! knows what the contract needs to say: the ledger's path and the lock
+//! time-out. Nothing outside this engine sees a `rusqlite::Error`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{WalletError, shown_path};
+
+/// What can go wrong inside the engine: SQLite's own error, or one of the
+/// contract's that the engine raised itself (a refused line, a missing user).
+#[derive(Debug)]
+pub(super) enum Fault {
+    Sql(rusqlite::Error),
+    Wallet(WalletError),
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Sql(err)
+    }
+}
+
+impl From<WalletError> for Fault {
+    fn from(err: WalletError) -> Self {
+        Self::Wallet(err)
+    }
+}
+
+impl Fault {
+    /// Whether another process held the lock past the time-out.
+    pub(super) fn is_busy(&self) -> bool {
+        match self {
+            Self::Sql(err) => matches!(
+                err.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            Self::Wallet(err) => matches!(err, WalletError::Busy(_)),
+        }
+    }
+}
+
+pub(super) type SqlResult<T> = Result<T, Fault>;
+
+/// What a contract error about this ledger must name.
+#[derive(Debug, Clone)]
+pub(super) struct ErrorContext {
+    pub(super) path: PathBuf,
+    pub(super) lock_timeout_ms: u64,
+}
+
+impl ErrorContext {
+    /// The contract's error for a fault on this ledger.
+    pub(super) fn lift(&self, fault: Fault) -> WalletError {
+        use rusqlite::ErrorCode;
+        let err = match fault {
+            Fault::Wallet(err) => return err,
+            Fault::Sql(err) => err,
+        };
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                WalletError::Busy(self.lock_timeout_ms)
+            }
+            Some(ErrorCode::NotADatabase) => WalletError::NotALedger {
+                path: self.path.clone(),
+                why: "the file is not an SQLite database".into(),
+            },
+            Some(ErrorCode::DatabaseCorrupt) => {
+                WalletError::Integrity(format!("the database file is damaged: {err}"))
+            }
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::PermissionDenied
+                | ErrorCode::FileLockingProtocolFailed,
+            ) => WalletError::Io(anyhow::Error::new(err).context("ledger I/O failed")),
+            _ => WalletError::Internal(err.into()),
+        }
+    }
+}
+
+/// An I/O failure on a file of the ledger, naming the file.
+pub(super) fn io_error(err: impl Into<anyhow::Error>, what: &str, path: &Path) -> WalletError {
+    WalletError::Io(err.into().context(format!("{what} '{}'", shown_path(path))))
+}
+
+pub(super) fn not_a_ledger(path: &Path, why: &str) -> WalletError {
+    WalletError::NotALedger {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}

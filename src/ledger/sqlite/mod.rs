@@ -1,0 +1,416 @@
+//! The SQLite engine: one file holding accounts and transfers, opened and
+//! created safely, with every statement inside [`SqliteStore`].
+//!
+//! Locking: every write is one `BEGIN IMMEDIATE` transaction, which takes
+//! SQLite's single write lock up front, so a write reads, decides and
+//! writes with no other writer in between. Readers are never held up by a
+//! writer (WAL). The tricks that make it fast lean on that single writer:
+//! - settle and batch ingest keep account figures and name look-ups in
+//!   memory across transactions, valid only while no other connection
+//!   commits ([`CommitWatch`] asks SQLite's `data_version`) and dropped by
+//!   this store's own other writes ([`Caches`]);
+//! - settle completes a batch with one range `UPDATE` over `tx_id`, sound
+//!   because the write lock keeps new PENDING rows out of that range;
+//! - batch ingest turns off foreign-key look-ups, since every id it writes
+//!   was read under the same lock.
+
+mod error;
+mod queue;
+mod schema;
+mod settle;
+mod transfers;
+mod users;
+mod verify;
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+
+use super::OpenOptions;
+use super::clock;
+use super::model::{
+    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
+    UserRecord, VerifyOptions, VerifyReport,
+};
+use super::store::Store;
+use crate::domain::{Email, UserName};
+use crate::error::{Result, WalletError};
+use crate::money::Currency;
+use error::{ErrorContext, SqlResult, io_error, not_a_ledger};
+
+/// Whether opening refuses a schema that differs from the one the
+/// migrations build, or leaves it to `verify` to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemaGate {
+    Refuse,
+    Report,
+}
+
+/// An open, validated SQLite ledger. The connection is private: every
+/// statement the engine runs is in this module.
+pub struct SqliteStore {
+    conn: Connection,
+    currency: Currency,
+    errors: ErrorContext,
+    caches: Caches,
+}
+
+/// What this store keeps in memory between transactions.
+#[derive(Default)]
+struct Caches {
+    ingest: queue::IngestCache,
+    settle: settle::SettleCache,
+}
+
+impl Caches {
+    /// Drops everything: this connection wrote in a way the caches did not
+    /// follow, and `data_version` only reports other connections' commits.
+    fn clear(&mut self) {
+        self.ingest = queue::IngestCache::default();
+        self.settle = settle::SettleCache::default();
+    }
+}
+
+impl SqliteStore {
+    /// Opens a ledger that must already exist; never creates a file.
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(path, options, SchemaGate::Refuse)
+    }
+
+    /// Opens an existing ledger for `verify`: a schema that differs from
+    /// ours is left for the checks to report instead of refused, and nothing
+    /// is migrated or written. A foreign or newer file is still refused.
+    pub fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
+        let store = Self::open_with(path, options, SchemaGate::Report)?;
+        let tune = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.pragma_update(None, "query_only", true)?;
+            // The checks sort a million transfers and walk every index; in
+            // memory, with a page cache that holds a large ledger (64 MiB,
+            // taken only as pages are read), that takes a fraction of the
+            // time it does through temporary files and re-reads.
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            conn.pragma_update(None, "cache_size", -65_536)
+        };
+        tune(&store.conn).map_err(|e| store.errors.lift(e.into()))?;
+        Ok(store)
+    }
+
+    /// Opens the ledger at `path`, creating it with `currency` if no file is there.
+    pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+        create_file(path, currency, options)?;
+        Self::open(path, options)
+    }
+
+    /// Creates a new ledger; refuses if any file is already at `path`.
+    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+        if fs::symlink_metadata(path).is_ok() || !create_file(path, currency, options)? {
+            return Err(WalletError::LedgerExists(path.to_path_buf()));
+        }
+        Self::open(path, options)
+    }
+
+    fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
+        match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(path).is_ok() => {
+                return Err(io_error(
+                    e,
+                    "cannot follow the symbolic link (its target is missing)",
+                    path,
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(WalletError::LedgerNotFound(path.to_path_buf()));
+            }
+            Err(e) => return Err(io_error(e, "cannot read", path)),
+            Ok(meta) if !meta.is_file() => {
+                return Err(not_a_ledger(path, "it is not a regular file"));
+            }
+            Ok(_) => {}
+        }
+        check_header(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| io_error(e, "cannot open", path))?;
+        let errors = error_context(path, options);
+        validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))
+    }
+
+    /// Runs `work` and turns whatever it raised into the contract's error.
+    fn run<T>(&mut self, work: impl FnOnce(&mut Self) -> SqlResult<T>) -> Result<T> {
+        work(self).map_err(|fault| self.errors.lift(fault))
+    }
+}
+
+fn error_context(path: &Path, options: &OpenOptions) -> ErrorContext {
+    ErrorContext {
+        path: path.to_path_buf(),
+        lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Checks the file (whose header [`check_header`] has passed) is a ledger
+/// this binary can use before anything could write to it: a newer or
+/// altered one is refused byte-for-byte untouched.
+fn validate(
+    mut conn: Connection,
+    path: &Path,
+    options: &OpenOptions,
+    gate: SchemaGate,
+) -> SqlResult<SqliteStore> {
+    // SQLite counts the wait in an `int` of milliseconds (rusqlite panics past it).
+    let longest = Duration::from_millis(i32::MAX as u64);
+    conn.busy_timeout(options.lock_timeout.min(longest))?;
+    // A crafted file must not run SQL of its own (triggers, views, functions in its schema).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+
+    // `check_header` has already seen our application id in the file.
+    let version = schema::version_of(&conn)?;
+    if version > schema::latest_version() {
+        return Err(WalletError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: schema::latest_version(),
+        }
+        .into());
+    }
+    if version == schema::latest_version() && gate == SchemaGate::Refuse {
+        let differences = schema::differences(&conn)?;
+        if !differences.is_empty() {
+            return Err(not_a_ledger(
+                path,
+                &format!(
+                    "its schema is not the wallet schema: {}",
+                    differences.join("; ")
+                ),
+            )
+            .into());
+        }
+    }
+
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // A wallet acknowledges only what survives power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    if version < schema::latest_version() && gate == SchemaGate::Refuse {
+        schema::migrate(&mut conn)?;
+    }
+    let currency = conn.query_row(
+        "SELECT currency, scale FROM ledger_meta WHERE id = 1",
+        [],
+        |row| {
+            Ok(Currency {
+                code: row.get(0)?,
+                scale: row.get(1)?,
+            })
+        },
+    )?;
+    Ok(SqliteStore {
+        conn,
+        currency,
+        errors: error_context(path, options),
+        caches: Caches::default(),
+    })
+}
+
+impl Store for SqliteStore {
+    fn currency(&self) -> &Currency {
+        &self.currency
+    }
+
+    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+        self.caches.clear();
+        self.run(|store| users::create_user(&mut store.conn, name, email))
+    }
+
+    fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
+        self.caches.clear();
+        self.run(|store| users::create_users(&mut store.conn, users))
+    }
+
+    fn user(&mut self, name: &UserName) -> Result<UserRecord> {
+        self.run(|store| users::user(&store.conn, name))
+    }
+
+    fn expect_bulk_ingest(&mut self) -> Result<()> {
+        // The two per-account indexes take inserts all over; past the
+        // default 2 MiB cache each insert re-reads its leaf from the OS.
+        self.run(|store| Ok(store.conn.pragma_update(None, "cache_size", -32 * 1024)?))
+    }
+
+    fn queue_chunk(
+        &mut self,
+        lines: &mut dyn Iterator<Item = Result<BatchLine>>,
+        max: usize,
+        all_or_nothing: bool,
+        sink: &mut dyn BatchSink,
+    ) -> Result<BatchSummary> {
+        // Queueing moves pending sums that settle's cache holds.
+        self.caches.settle = settle::SettleCache::default();
+        self.run(|store| {
+            queue::queue_chunk(
+                &mut store.conn,
+                &mut store.caches.ingest,
+                lines,
+                max,
+                all_or_nothing,
+                sink,
+            )
+        })
+    }
+
+    fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
+        self.run(|store| transfers::transfer(&store.conn, which))
+    }
+
+    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.caches.clear();
+        self.run(|store| transfers::cancel(&mut store.conn, tx_id))
+    }
+
+    fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
+        self.run(|store| transfers::history(&store.conn, name, query))
+    }
+
+    fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
+        // Settling moves pending sums that ingest's cache holds.
+        self.caches.ingest = queue::IngestCache::default();
+        self.run(|store| settle::settle_batch(&mut store.conn, max, &mut store.caches.settle))
+    }
+
+    fn pending_count(&mut self) -> Result<u64> {
+        self.run(|store| settle::pending_count(&store.conn))
+    }
+
+    fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
+        let errors = self.errors.clone();
+        let currency = self.currency.clone();
+        self.run(|store| verify::verify(&mut store.conn, options, &currency, &errors))
+    }
+}
+
+/// Tells whether any other connection has committed to the ledger since the
+/// last look, so that state read from the file and kept in memory across
+/// transactions (settle's balances, batch ingest's ids and pending sums) is
+/// dropped exactly when it may be stale. This connection's own commits do
+/// not count: SQLite's `data_version` changes only for other connections.
+#[derive(Debug, Default)]
+struct CommitWatch(Option<i64>);
+
+impl CommitWatch {
+    /// True on the first look and whenever another connection committed since.
+    fn others_committed(&mut self, conn: &Connection) -> SqlResult<bool> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok(self.0.replace(version) != Some(version))
+    }
+}
+
+/// Refuses a file whose header does not mark it as a wallet ledger before
+/// SQLite opens it at all: opening another program's database read-write
+/// would let SQLite replay that program's leftover journal or write-ahead
+/// log into it on close, and a refused file must stay byte-for-byte as it
+/// was. Our ledgers get their application id at creation, before they are
+/// linked into place, so it is always in the main file.
+fn check_header(path: &Path) -> Result<()> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut header = [0u8; 72];
+    let mut file = fs::File::open(path).map_err(|e| io_error(e, "cannot read", path))?;
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(e, "cannot read", path)),
+        }
+    }
+    if filled < header.len() || &header[..16] != MAGIC {
+        return Err(not_a_ledger(
+            path,
+            if filled == 0 {
+                "the file is empty"
+            } else {
+                "the file is not an SQLite database"
+            },
+        ));
+    }
+    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if application_id != schema::APPLICATION_ID {
+        return Err(not_a_ledger(
+            path,
+            "it is an SQLite database of another program",
+        ));
+    }
+    Ok(())
+}
+
+/// Builds a complete ledger in a private temporary file beside `path` and
+/// links it into place only if nothing is there yet. Other processes thus
+/// see either no file or a whole ledger, never a half-made one; returns
+/// whether this call created it.
+///
+/// Written by hand rather than with `tempfile`'s `persist_noclobber`: that
+/// ignores a failed unlink of the temporary name and syncs no directory,
+/// and a ledger's creation must leave exactly one name, durably.
+fn create_file(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<bool> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| not_a_ledger(path, "it names no file"))?
+        .to_string_lossy();
+    let temp = dir.join(format!(
+        ".{file_name}.{}.{}.creating",
+        std::process::id(),
+        clock::now_ms()
+    ));
+    let _cleanup = RemoveOnDrop(&temp);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| io_error(e, "cannot create", path))?;
+    let build = || -> SqlResult<()> {
+        let mut conn = Connection::open(&temp).map_err(|e| io_error(e, "cannot create", path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
+        schema::migrate(&mut conn)?;
+        conn.execute(
+            "INSERT INTO ledger_meta (id, currency, scale, created_at) VALUES (1, ?1, ?2, ?3)",
+            rusqlite::params![currency.code, currency.scale, clock::now_ms()],
+        )?;
+        conn.close().map_err(|(_, e)| e)?;
+        Ok(())
+    };
+    build().map_err(|fault| error_context(path, options).lift(fault))?;
+    match fs::hard_link(&temp, path) {
+        Ok(()) => {
+            // The new directory entry must survive power loss like the data in it.
+            if let Ok(dir) = fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_error(e, "cannot create", path)),
+    }
+}
+
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}

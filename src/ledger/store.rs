@@ -1,0 +1,72 @@
+//! The storage seam: what an engine must do, in coarse, transaction-sized steps.
+//!
+//! Each method is one transaction (or one read snapshot), so an engine on
+//! a server makes one round of statements per call and an engine with
+//! single-writer caches (SQLite) can keep them valid from one call to the
+//! next. Engines only store, read and lock; what a figure should become is
+//! decided by [`super::rules`], which every engine calls.
+
+use crate::domain::{Email, UserName};
+use crate::error::Result;
+use crate::money::Currency;
+
+use super::model::{
+    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
+    UserRecord, VerifyOptions, VerifyReport,
+};
+
+pub trait Store {
+    /// The ledger's currency, read when it was opened.
+    fn currency(&self) -> &Currency;
+
+    /// Adds a user with a zero balance; names are unique regardless of case.
+    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord>;
+
+    /// Adds many users with zero balances in one transaction: all or none.
+    fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()>;
+
+    /// Looks a user up by name, regardless of case.
+    fn user(&mut self, name: &UserName) -> Result<UserRecord>;
+
+    /// Says that a long stream of [`Store::queue_chunk`] calls follows, so
+    /// the engine may size its caches for it.
+    fn expect_bulk_ingest(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Queues up to `max` lines of `lines` in one transaction, reporting
+    /// each line's outcome to `sink` before the commit. A refused line is
+    /// skipped, unless `all_or_nothing`, when any refused line rolls the
+    /// whole chunk back (`committed: false`). An error returned here
+    /// (I/O, lock time-out) rolls the chunk back too.
+    fn queue_chunk(
+        &mut self,
+        lines: &mut dyn Iterator<Item = Result<BatchLine>>,
+        max: usize,
+        all_or_nothing: bool,
+        sink: &mut dyn BatchSink,
+    ) -> Result<BatchSummary>;
+
+    /// One transfer, by id or by idempotency key.
+    fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord>;
+
+    /// Cancels a PENDING transfer, checking its status under the lock that
+    /// settlement takes, so one of the two wins cleanly.
+    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord>;
+
+    /// One page of a user's transfers, newest first.
+    fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>>;
+
+    /// Decides up to `max` of the oldest PENDING transfers with
+    /// [`super::rules::decide`] in one transaction: statuses and balances
+    /// commit together, and only a transfer still PENDING under the lock is
+    /// applied, so concurrent or re-run settles never apply one twice.
+    fn settle_batch(&mut self, max: u64) -> Result<BatchCounts>;
+
+    /// How many transfers wait for settlement.
+    fn pending_count(&mut self) -> Result<u64>;
+
+    /// Every check of the ledger from one consistent snapshot: the engine's
+    /// own checks of its storage, then [`super::rules::verify`]'s.
+    fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport>;
+}
