@@ -2,6 +2,7 @@
 
 use clap::CommandFactory;
 use clap_mangen::Man;
+use roff::{Roff, roman};
 use serde::Serialize;
 
 use crate::cli::{Cli, ManArgs};
@@ -71,29 +72,18 @@ fn render(
     man.render_version_section(out)
 }
 
-/// The `Examples:` help text as an EXAMPLES section, one command a line.
+/// The `Examples:` help text as an EXAMPLES section, one command a line,
+/// escaped by the `roff` crate (the one clap_mangen writes with).
 fn examples_section(after_help: &str) -> String {
-    let mut section = String::from(".SH EXAMPLES\n.nf\n");
+    let mut section = Roff::new();
+    section.control("SH", ["EXAMPLES"]).control("nf", []);
     for line in after_help
         .lines()
         .filter(|line| !line.trim_end().ends_with(':'))
     {
-        section.push_str(&roff_escape(line.trim()));
-        section.push('\n');
+        section.text([roman(line.trim())]);
     }
-    section.push_str(".fi\n");
-    section
-}
-
-/// Text made safe for a roff line: backslashes and hyphens escaped, and a
-/// leading `.` or `'` kept from being read as a request.
-fn roff_escape(text: &str) -> String {
-    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
-    if escaped.starts_with(['.', '\'']) {
-        format!("\\&{escaped}")
-    } else {
-        escaped
-    }
+    section.control("fi", []).to_roff()
 }
 
 #[cfg(test)]
@@ -105,7 +95,7 @@ mod tests {
         let section = examples_section("Examples:\n  wallet a --x\n  .b 'c\\d'\n");
         assert_eq!(
             section,
-            ".SH EXAMPLES\n.nf\nwallet a \\-\\-x\n\\&.b 'c\\ed'\n.fi\n"
+            ".SH EXAMPLES\n.nf\nwallet a \\-\\-x\n\\&.b 'c\\\\d'\n.fi\n"
         );
     }
 

@@ -8,9 +8,8 @@
 //! it is printed at once; if any line is bad, nothing is committed and the
 //! bad lines are all that is printed.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -304,23 +303,10 @@ fn write_error(e: io::Error) -> WalletError {
     WalletError::Io(anyhow::Error::new(e).context("cannot write the batch results"))
 }
 
-/// A private scratch file that disappears with the process, however it ends.
+/// A private scratch file that disappears with the process, however it
+/// ends: `tempfile` makes it unnamed from the start (`O_TMPFILE`) where the
+/// file system allows, and unlinks it at once elsewhere.
 fn unlinked_temp_file() -> Result<File> {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!(
-        ".wallet-batch.{}.{}",
-        std::process::id(),
-        crate::ledger::clock::now_ms()
-    ));
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            WalletError::Io(anyhow::Error::new(e).context("cannot create a scratch file"))
-        })?;
-    let _ = fs::remove_file(&path);
-    Ok(file)
+    tempfile::tempfile()
+        .map_err(|e| WalletError::Io(anyhow::Error::new(e).context("cannot create a scratch file")))
 }

@@ -480,6 +480,17 @@ fn an_overflowing_pending_total_names_the_account_and_the_typed_amount_is_not_ma
     let message = s.fails(&["deposit", "bob", "0.01"], "invalid_amount", 5);
     assert!(message.contains("the external account"), "{message}");
     assert!(!message.contains("'1'"), "{message}");
+
+    // A batch line says exactly what the single command says.
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-"])
+        .write_stdin("{\"src\":null,\"dst\":\"bob\",\"amount\":\"0.01\"}\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["error"]["code"], "invalid_amount");
+    assert_eq!(line["error"]["message"], message.as_str());
 }
 
 #[test]

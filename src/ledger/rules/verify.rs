@@ -315,3 +315,170 @@ fn format_wide(minor: i128, currency: &Currency) -> String {
         Err(_) => format!("{minor} minor units"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: i64, name: Option<&str>, balance: i64, pending: (i64, i64)) -> AccountFigures {
+        AccountFigures {
+            id,
+            name: name.map(str::to_string),
+            balance,
+            pending_in: pending.0,
+            pending_out: pending.1,
+        }
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&'static str> {
+        checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn figures_that_agree_with_the_log_pass_every_check() {
+        let mut tally = Tally::default();
+        tally.add(0, 1, "COMPLETED", 500);
+        tally.add(1, 2, "COMPLETED", 200);
+        tally.add(1, 2, "PENDING", 50);
+        tally.add(2, 1, "FAILED", 9_999);
+        let accounts = [
+            account(0, None, -500, (0, 0)),
+            account(1, Some("alice"), 300, (0, 50)),
+            account(2, Some("bob"), 200, (50, 0)),
+        ];
+        let checks = figure_checks(&accounts, &tally, &Currency::default());
+        assert_eq!(checks.len(), FIGURE_CHECKS.len());
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+        assert!(
+            checks[0].detail.contains("4 transfers"),
+            "{}",
+            checks[0].detail
+        );
+    }
+
+    #[test]
+    fn a_transfer_applied_twice_breaks_the_balances_and_names_the_user() {
+        let mut tally = Tally::default();
+        tally.add(0, 1, "COMPLETED", 500);
+        // Money moved twice: both balances show it, the log only once.
+        let accounts = [
+            account(0, None, -1000, (0, 0)),
+            account(1, Some("alice"), 1000, (0, 0)),
+        ];
+        let checks = figure_checks(&accounts, &tally, &Currency::default());
+        assert_eq!(failed(&checks), ["balances"]);
+        assert_eq!(checks[0].problem_count, 2);
+        assert_eq!(checks[0].problems[1].user.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn pending_sums_money_from_nowhere_and_overdrafts_are_each_found() {
+        let mut tally = Tally::default();
+        tally.add(1, 0, "PENDING", 10);
+        let accounts = [
+            account(0, None, 0, (0, 0)),
+            account(1, Some("alice"), -5, (0, 0)),
+            account(7, Some("ghost"), 0, (0, 0)),
+        ];
+        let checks = figure_checks(&accounts, &tally, &Currency::default());
+        assert_eq!(
+            failed(&checks),
+            [
+                "balances",
+                "pending_totals",
+                "zero_sum",
+                "no_negative_balances"
+            ]
+        );
+        // An account the log names but the ledger lacks is reported too.
+        let mut strangers = Tally::default();
+        strangers.add(9, 1, "CANCELLED", 1);
+        let checks = figure_checks(&accounts[..2], &strangers, &Currency::default());
+        let messages: Vec<&str> = checks[0]
+            .problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect();
+        assert!(
+            messages.contains(&"transfers name account 9, which does not exist"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn each_field_rule_is_judged_and_named() {
+        let sound = StoredFields {
+            tx_id: 3,
+            status: "FAILED",
+            reason: Some("insufficient_funds"),
+            settled: true,
+            amount: 5,
+            src: 1,
+            dst: 2,
+        };
+        assert_eq!(transfer_field_problem(sound), None);
+        let cases = [
+            (
+                StoredFields {
+                    status: "LOST",
+                    reason: None,
+                    ..sound
+                },
+                "unknown status 'LOST'",
+            ),
+            (
+                StoredFields {
+                    status: "PENDING",
+                    reason: None,
+                    ..sound
+                },
+                "is PENDING but has settled_at set",
+            ),
+            (
+                StoredFields {
+                    settled: false,
+                    ..sound
+                },
+                "is FAILED but has no settled_at",
+            ),
+            (
+                StoredFields {
+                    reason: None,
+                    ..sound
+                },
+                "is FAILED without a reason",
+            ),
+            (
+                StoredFields {
+                    status: "COMPLETED",
+                    ..sound
+                },
+                "is COMPLETED but has the reason",
+            ),
+            (
+                StoredFields {
+                    reason: Some("bad luck"),
+                    ..sound
+                },
+                "unknown reason 'bad luck'",
+            ),
+            (
+                StoredFields { amount: 0, ..sound },
+                "amount that is not positive",
+            ),
+            (
+                StoredFields { dst: 1, ..sound },
+                "same source and destination",
+            ),
+        ];
+        for (fields, wanted) in cases {
+            let problem = transfer_field_problem(fields).expect(wanted);
+            assert_eq!(problem.tx_id, Some(3));
+            assert!(
+                problem.message.contains(wanted),
+                "{}: {wanted}",
+                problem.message
+            );
+        }
+    }
+}
