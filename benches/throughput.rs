@@ -29,6 +29,8 @@ struct Settings {
     runs: usize,
     repeat: usize,
     batch: usize,
+    /// Another `wallet` binary to hold this one to, run for run.
+    compare: Option<PathBuf>,
 }
 
 fn main() {
@@ -57,6 +59,10 @@ fn main() {
     let keyed = dir.path().join("keyed.jsonl");
     write_workload(&plain, &settings, false);
     write_workload(&keyed, &settings, true);
+    if let Some(old) = &settings.compare {
+        compare(old, &wallet, &settings, dir.path(), &base, [&plain, &keyed]);
+        return;
+    }
     let n = settings.transfers as f64;
     let mut rows: Vec<[String; 4]> = Vec::new();
 
@@ -193,6 +199,112 @@ fn main() {
     }
 }
 
+/// Holds this build to another `wallet` binary: each throughput phase runs
+/// old, new, old, new, … (`--repeat` each) on fresh copies of the same
+/// ledger, so that both see the same machine at nearly the same moment;
+/// then single processes, median of `--runs` each, also in turn.
+fn compare(
+    old: &Path,
+    new: &Path,
+    settings: &Settings,
+    dir: &Path,
+    base: &Path,
+    inputs: [&Path; 2],
+) {
+    println!(
+        "comparing {} (old) with {} (new)",
+        old.display(),
+        new.display()
+    );
+    println!();
+    let n = settings.transfers as f64;
+    let out = dir.join("out.jsonl");
+    let scratch = dir.join("scratch.db");
+    let pending = dir.join("pending.db");
+    copy_ledger(base, &pending);
+    run_wallet(
+        new,
+        &pending,
+        &["transfer", "--batch"],
+        Some(inputs[0]),
+        &out,
+    );
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let phases: [(&str, &Path, &[&str], Option<&Path>); 3] = [
+        (
+            "batch ingest, no keys",
+            base,
+            &["transfer", "--batch"],
+            Some(inputs[0]),
+        ),
+        (
+            "batch ingest, with keys",
+            base,
+            &["transfer", "--batch"],
+            Some(inputs[1]),
+        ),
+        ("settle", &pending, &["settle"], None),
+    ];
+    for (name, from, args, input) in phases {
+        let (mut old_best, mut new_best) = (Best::default(), Best::default());
+        for _ in 0..settings.repeat {
+            for (binary, best) in [(old, &mut old_best), (new, &mut new_best)] {
+                copy_ledger(from, &scratch);
+                best.add(run_wallet(binary, &scratch, args, input, &out));
+            }
+        }
+        rows.push([
+            name.into(),
+            rate(n, old_best.wall),
+            rate(n, new_best.wall),
+            format!(
+                "{:.3}",
+                old_best.wall.as_secs_f64() / new_best.wall.as_secs_f64()
+            ),
+        ]);
+    }
+    let settled = dir.join("settled.db");
+    copy_ledger(&pending, &settled);
+    run_wallet(new, &settled, &["settle"], None, &out);
+    let db = settled.display().to_string();
+    for (name, args) in [
+        ("get-user", vec!["get-user", "u1"]),
+        (
+            "transfer, one process",
+            vec!["transfer", "u1", "u2", "0.01"],
+        ),
+    ] {
+        let mut full = vec!["--db", db.as_str(), "--json"];
+        full.extend(args);
+        let (mut old_times, mut new_times) = (Vec::new(), Vec::new());
+        // The first runs warm the page cache; leave them out.
+        for round in 0..settings.runs + 5 {
+            let (old_took, new_took) = (time_once(old, &full), time_once(new, &full));
+            if round >= 5 {
+                old_times.push(old_took);
+                new_times.push(new_took);
+            }
+        }
+        old_times.sort();
+        new_times.sort();
+        let (old_median, new_median) = (
+            old_times[old_times.len() / 2],
+            new_times[new_times.len() / 2],
+        );
+        rows.push([
+            name.into(),
+            millis(old_median),
+            millis(new_median),
+            format!("{:.3}", old_median.as_secs_f64() / new_median.as_secs_f64()),
+        ]);
+    }
+    println!("| phase | old | new | new speed / old |");
+    println!("| --- | ---: | ---: | ---: |");
+    for [a, b, c, d] in &rows {
+        println!("| {a} | {b} | {c} | {d} |");
+    }
+}
+
 fn parse(args: &[String]) -> Settings {
     let mut settings = Settings {
         users: 10_000,
@@ -200,6 +312,7 @@ fn parse(args: &[String]) -> Settings {
         runs: 101,
         repeat: 3,
         batch: wallet::ledger::DEFAULT_BATCH_SIZE,
+        compare: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -213,8 +326,16 @@ fn parse(args: &[String]) -> Settings {
             "--transfers" => settings.transfers = value().max(1),
             "--runs" => settings.runs = value().max(1),
             "--repeat" => settings.repeat = value().max(1),
+            "--compare" => {
+                let path = it
+                    .next()
+                    .expect("--compare needs the path of a wallet binary");
+                settings.compare = Some(PathBuf::from(path));
+            }
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --users N --transfers N --runs N"),
+            other => panic!(
+                "unknown argument {other}; use --users N --transfers N --runs N --repeat N --compare OLD"
+            ),
         }
     }
     settings
@@ -433,14 +554,7 @@ fn run_measuring_rss(program: &Path, args: &[impl AsRef<OsStr>], stdout: Stdio) 
 fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (Duration, u64) {
     let mut times = Vec::with_capacity(runs + 5);
     for _ in 0..runs + 5 {
-        let start = Instant::now();
-        let status = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .expect("spawn");
-        times.push(start.elapsed());
-        assert!(status.success(), "{} failed", program.display());
+        times.push(time_once(program, args));
     }
     // The first runs warm the page cache; leave them out.
     let mut times = times.split_off(5);
@@ -448,6 +562,19 @@ fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (D
     let (ok, rss) = run_measuring_rss(program, args, Stdio::null());
     assert!(ok);
     (times[times.len() / 2], rss)
+}
+
+/// One run of a process to completion, its output dropped.
+fn time_once(program: &Path, args: &[impl AsRef<OsStr>]) -> Duration {
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn");
+    let took = start.elapsed();
+    assert!(status.success(), "{} failed", program.display());
+    took
 }
 
 fn floor_args(what: &str, db: &Path) -> Vec<String> {

@@ -13,7 +13,7 @@ pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
     let mut ledger = context.open()?;
     let record = match (args.tx_id, key) {
         (Some(tx_id), _) => ledger.transfer(TransferRef::Id(tx_id))?,
-        (None, Some(key)) => ledger.transfer_by_key(&key)?,
+        (None, Some(key)) => ledger.transfer(TransferRef::Key(&key))?,
         (None, None) => {
             return Err(WalletError::Usage("give a transfer id or --id KEY".into()));
         }

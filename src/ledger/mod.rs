@@ -17,7 +17,7 @@ mod store;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::domain::{Email, IdempotencyKey, UserName};
+use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
@@ -169,10 +169,6 @@ impl Ledger {
 
     pub fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
         self.store.transfer(which)
-    }
-
-    pub fn transfer_by_key(&mut self, key: &IdempotencyKey) -> Result<TransferRecord> {
-        self.store.transfer(TransferRef::Key(key))
     }
 
     /// Cancels a PENDING transfer; anything else fails with `not_pending`.

@@ -190,6 +190,15 @@ struct Row {
     reason: Option<FailReason>,
 }
 
+/// The indexes of the oldest `up_to` PENDING rows: what a settle of that
+/// size takes, in both the book and the model.
+fn oldest_pending(rows: &[Row], up_to: usize) -> Vec<usize> {
+    (0..rows.len())
+        .filter(|&i| rows[i].status == Status::Pending)
+        .take(up_to)
+        .collect()
+}
+
 /// What an engine stores, kept in vectors and changed only as the rules say.
 #[derive(Default)]
 struct RulesBook {
@@ -245,11 +254,7 @@ impl RulesBook {
     }
 
     fn settle(&mut self, up_to: usize) {
-        let due: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.rows[i].status == Status::Pending)
-            .take(up_to)
-            .collect();
-        for i in due {
+        for i in oldest_pending(&self.rows, up_to) {
             let Row {
                 src, dst, amount, ..
             } = self.rows[i];
@@ -335,11 +340,7 @@ impl PlainModel {
     }
 
     fn settle(&mut self, up_to: usize) {
-        let due: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.rows[i].status == Status::Pending)
-            .take(up_to)
-            .collect();
-        for i in due {
+        for i in oldest_pending(&self.rows, up_to) {
             let (src, dst, amount) = (self.rows[i].src, self.rows[i].dst, self.rows[i].amount);
             let (from, to) = (self.balance(src), self.balance(dst));
             let amount = i128::from(amount);

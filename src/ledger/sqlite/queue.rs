@@ -346,6 +346,16 @@ mod tests {
         between: F,
     }
 
+    impl<F: FnMut()> Recorder<F> {
+        fn new(between: F) -> Self {
+            Self {
+                outcomes: vec![],
+                commits: 0,
+                between,
+            }
+        }
+    }
+
     impl<F: FnMut()> BatchSink for Recorder<F> {
         fn record(&mut self, line: u64, outcome: Result<Queued>) -> Result<()> {
             self.outcomes
@@ -414,11 +424,7 @@ mod tests {
             line(5, "alice", "bob", 101, Some("k1")),
             line(6, "alice", "carol", 1, None),
         ];
-        let mut sink = Recorder {
-            outcomes: vec![],
-            commits: 0,
-            between: || {},
-        };
+        let mut sink = Recorder::new(|| {});
         let options = BatchOptions {
             chunk_size: 3,
             atomic: false,
@@ -457,21 +463,17 @@ mod tests {
         let mut ledger = ledger(&dir);
         let mut other = Ledger::open(&location(&dir), &OpenOptions::default()).unwrap();
         let lines = (1..=4).map(|n| line(n, "", "alice", 10, None));
-        let mut sink = Recorder {
-            outcomes: vec![],
-            commits: 0,
-            between: || {
-                let transfer = NewTransfer::new(
-                    name("bob"),
-                    name("alice"),
-                    Amount::from_minor_units(1000).unwrap(),
-                    None,
-                    None,
-                )
-                .unwrap();
-                other.queue_transfer(transfer).unwrap();
-            },
-        };
+        let mut sink = Recorder::new(|| {
+            let transfer = NewTransfer::new(
+                name("bob"),
+                name("alice"),
+                Amount::from_minor_units(1000).unwrap(),
+                None,
+                None,
+            )
+            .unwrap();
+            other.queue_transfer(transfer).unwrap();
+        });
         let options = BatchOptions {
             chunk_size: 2,
             atomic: false,
@@ -490,11 +492,7 @@ mod tests {
             line(2, "alice", "nobody", 10, None),
             line(3, "", "bob", 10, None),
         ];
-        let mut sink = Recorder {
-            outcomes: vec![],
-            commits: 0,
-            between: || {},
-        };
+        let mut sink = Recorder::new(|| {});
         let options = BatchOptions {
             chunk_size: 1,
             atomic: true,
@@ -514,11 +512,7 @@ mod tests {
     fn the_store_s_own_writes_between_batches_are_seen() {
         let dir = TempDir::new().unwrap();
         let mut ledger = ledger(&dir);
-        let mut sink = Recorder {
-            outcomes: vec![],
-            commits: 0,
-            between: || {},
-        };
+        let mut sink = Recorder::new(|| {});
         let options = BatchOptions::default();
         let lines = (1..=3).map(|n| line(n, "", "alice", 10, None));
         ledger.queue_batch(lines, &options, &mut sink).unwrap();
