@@ -60,6 +60,18 @@ pub enum WalletError {
 
     #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
     Busy(u64),
+    /// A command stopped part-way by an error after committing some of its
+    /// work: the report of what was done goes to stdout, the error to stderr.
+    #[error("{error}")]
+    StoppedPartWay {
+        done: Box<Report>,
+        error: Box<WalletError>,
+    },
+
+    /// A fault struck at or after the commit point: the change may be in the
+    /// ledger, and nothing can tell the caller for sure (or tell it at all).
+    #[error("{0}")]
+    OutcomeUnknown(String),
 
     #[error("'{}' is not a wallet ledger: {why}", shown_path(path))]
     NotALedger { path: PathBuf, why: String },
@@ -74,6 +86,15 @@ pub enum WalletError {
     },
     #[error("ledger check failed: {0}")]
     Integrity(String),
+    #[error(
+        "'{}' has schema version {found}, older than this binary reads (version {latest}); run `wallet migrate` to upgrade it",
+        shown_path(path)
+    )]
+    UpgradeNeeded {
+        path: PathBuf,
+        found: i64,
+        latest: i64,
+    },
     /// `verify` found broken invariants; the full report goes with the error.
     #[error("ledger check failed: {summary}")]
     VerifyFailed {
@@ -109,9 +130,12 @@ impl WalletError {
             Self::InvalidLine(_) => "invalid_line",
             Self::BatchFailed { .. } => "batch_failed",
             Self::Busy(_) => "busy",
+            Self::StoppedPartWay { error, .. } => error.code(),
+            Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::NotALedger { .. } => "not_a_ledger",
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
+            Self::UpgradeNeeded { .. } => "upgrade_needed",
             Self::Io(_) => "io_error",
             Self::Internal(_) => "internal",
         }
@@ -138,10 +162,13 @@ impl WalletError {
             | Self::InvalidLine(_)
             | Self::BatchFailed { .. } => 5,
             Self::Busy(_) => 6,
+            Self::StoppedPartWay { error, .. } => error.exit_code(),
             Self::NotALedger { .. }
             | Self::SchemaTooNew { .. }
+            | Self::UpgradeNeeded { .. }
             | Self::Integrity(_)
             | Self::VerifyFailed { .. } => 7,
+            Self::OutcomeUnknown(_) => 8,
         }
     }
 
@@ -149,8 +176,31 @@ impl WalletError {
     pub fn report(&self) -> Option<&Report> {
         match self {
             Self::VerifyFailed { report, .. } => Some(report),
+            Self::StoppedPartWay { done, .. } => Some(done),
             _ => None,
         }
+    }
+
+    /// Whether the report goes to stdout even in JSON mode, as the one
+    /// document there: it says what was committed before the error.
+    pub fn report_is_output(&self) -> bool {
+        matches!(self, Self::StoppedPartWay { .. })
+    }
+
+    /// A commit that failed: SQLite (or a server) may have made it durable
+    /// before the failure was seen. `what` names the change, `advice` says
+    /// how to find out or retry safely.
+    pub fn at_commit(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
+        Self::OutcomeUnknown(format!(
+            "{what} may have been written: the commit failed ({cause}); {advice}"
+        ))
+    }
+
+    /// A change that committed but whose result could not be printed.
+    pub fn unreported(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
+        Self::OutcomeUnknown(format!(
+            "{what} was committed, but its result could not be printed ({cause}); {advice}"
+        ))
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
@@ -231,5 +281,15 @@ mod tests {
         assert_eq!(WalletError::InvalidKey("x").exit_code(), 5);
         assert_eq!(WalletError::Integrity("x".into()).exit_code(), 7);
         assert_eq!(WalletError::Usage("x".into()).code(), "usage");
+        let unknown = WalletError::at_commit("transfer 3", "disk I/O error", "see get-transfer 3");
+        assert_eq!(
+            (unknown.code(), unknown.exit_code()),
+            ("outcome_unknown", 8)
+        );
+        let partial = WalletError::StoppedPartWay {
+            done: Box::new(Report::streamed()),
+            error: Box::new(WalletError::Busy(7)),
+        };
+        assert_eq!((partial.code(), partial.exit_code()), ("busy", 6));
     }
 }

@@ -19,6 +19,7 @@ use clap::error::ErrorKind;
 use crate::cli::Cli;
 use crate::error::WalletError;
 use crate::output::OutputMode;
+use crate::report::Report;
 
 /// Runs `wallet` with these arguments and returns the process exit status.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
@@ -65,23 +66,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     match commands::run(cli) {
         Ok(report) => match output::print_report(&report, mode) {
             Ok(()) => 0,
-            // A reader that stopped early (`| head`) is not a failure.
-            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => 0,
-            Err(err) => {
-                output::print_error(&WalletError::Io(err.into()), mode.json);
-                1
-            }
+            Err(err) => output_failed(&report, err, mode.json),
         },
         Err(err) => {
-            // A person also sees the report that explains the error (the
-            // checks `verify` ran); in JSON it travels inside the error.
-            if let Some(report) = err.report().filter(|_| !mode.json) {
-                let _ = output::print_report(report, mode);
+            // What was done before the error is the command's output; a
+            // person also sees the report that explains an error (the
+            // checks `verify` ran), which in JSON travels inside the error.
+            if let Some(report) = err
+                .report()
+                .filter(|_| err.report_is_output() || !mode.json)
+            {
+                if let Err(output) = output::print_report(report, mode) {
+                    return output_failed(report, output, mode.json);
+                }
             }
             output::print_error(&err, mode.json);
             err.exit_code()
         }
     }
+}
+
+/// A report that could not be printed. After a commit that is an unknown
+/// outcome to the caller, a closed pipe included; a command that only read
+/// exits quietly when its reader went away (`| head`).
+fn output_failed(report: &Report, err: io::Error, json: bool) -> u8 {
+    let error = match report.change() {
+        Some(what) => WalletError::unreported(what, &err, report.advice()),
+        None if err.kind() == io::ErrorKind::BrokenPipe => return 0,
+        None => WalletError::Io(err.into()),
+    };
+    output::print_error(&error, json);
+    error.exit_code()
 }
 
 /// clap's message without its `error: ` prefix and usage block.

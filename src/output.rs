@@ -80,7 +80,7 @@ pub fn print_error(err: &WalletError, json: bool) {
     let mut stderr = io::stderr().lock();
     let _ = if json {
         let mut body = json!({"code": err.code(), "message": err.to_string()});
-        if let Some(report) = err.report() {
+        if let Some(report) = err.report().filter(|_| !err.report_is_output()) {
             body["report"] = report.json.clone();
         }
         writeln!(stderr, "{}", json!({ "error": body }))

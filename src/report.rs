@@ -7,6 +7,16 @@ use serde::Serialize;
 pub struct Report {
     pub json: serde_json::Value,
     pub human: Human,
+    /// What the command committed, for an error if the report cannot be
+    /// printed: then the caller does not learn what was written.
+    committed: Option<Committed>,
+}
+
+/// A change the command made, and what the caller can do to learn of it.
+#[derive(Debug)]
+struct Committed {
+    what: String,
+    advice: &'static str,
 }
 
 /// How a report looks to a person at a terminal.
@@ -31,7 +41,29 @@ pub enum Human {
 impl Report {
     pub fn new(json: impl Serialize, human: Human) -> Self {
         let json = serde_json::to_value(json).expect("report types serialize to JSON");
-        Self { json, human }
+        Self {
+            json,
+            human,
+            committed: None,
+        }
+    }
+
+    /// Marks the report as the answer of a command that committed `what`;
+    /// `advice` says how to learn of it if the answer is lost.
+    pub fn committed(self, what: String, advice: &'static str) -> Self {
+        Self {
+            committed: Some(Committed { what, advice }),
+            ..self
+        }
+    }
+
+    /// What the command committed, if anything.
+    pub fn change(&self) -> Option<&str> {
+        self.committed.as_ref().map(|c| c.what.as_str())
+    }
+
+    pub fn advice(&self) -> &'static str {
+        self.committed.as_ref().map_or("", |c| c.advice)
     }
 
     /// A report for a command that printed its own output while it ran.
@@ -39,6 +71,7 @@ impl Report {
         Self {
             json: serde_json::Value::Null,
             human: Human::Streamed,
+            committed: None,
         }
     }
 }

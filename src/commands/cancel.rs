@@ -11,5 +11,8 @@ pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
     let record = ledger.cancel(args.tx_id)?;
     let view = TransferView::new(&record, ledger.currency());
     let human = view.human();
-    Ok(Report::new(view, human))
+    Ok(Report::new(view, human).committed(
+        format!("the cancel of transfer {}", record.tx_id),
+        "`wallet get-transfer` shows its status",
+    ))
 }

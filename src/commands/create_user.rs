@@ -20,12 +20,14 @@ pub fn run(context: &Context, args: CreateUserArgs) -> Result<Report> {
     let email = Email::parse(&args.email)?;
     let user = context.open_or_create()?.create_user(&name, &email)?;
     let line = format!("created user {} <{}>", user.name, user.email);
-    Ok(Report::new(
+    let what = format!("user '{}'", user.name);
+    let report = Report::new(
         Created {
             status: "created",
             name: user.name,
             email: user.email,
         },
         Human::Line(line),
-    ))
+    );
+    Ok(report.committed(what, "`wallet get-user` shows it"))
 }

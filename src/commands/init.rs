@@ -23,12 +23,16 @@ pub fn run(context: &Context, args: InitArgs) -> Result<Report> {
         "created ledger {} ({}, {} decimal places)",
         context.db, currency.code, currency.scale
     );
-    Ok(Report::new(
+    let report = Report::new(
         Created {
             status: "created",
             currency: &currency.code,
             scale: currency.scale,
         },
         Human::Line(line),
+    );
+    Ok(report.committed(
+        format!("the ledger {}", context.db),
+        "`wallet init` again answers ledger_exists",
     ))
 }

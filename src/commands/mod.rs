@@ -33,6 +33,8 @@ pub struct Context {
     /// Whether to leave out the closing summary a stream prints on stderr
     /// (`--quiet`, and `--json` where stderr is kept for errors).
     pub quiet_summary: bool,
+    /// Whether errors and warnings go to stderr as JSON (`--json`).
+    pub json_errors: bool,
 }
 
 impl Context {
@@ -56,6 +58,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         },
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.global.quiet,
         quiet_summary: cli.global.quiet || cli.global.json,
+        json_errors: cli.global.json,
     };
     match cli.command {
         Command::Init(args) => init::run(&context, args),

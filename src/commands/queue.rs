@@ -43,11 +43,15 @@ pub fn queue(
     } else {
         format!("queued {what} {} ({})", queued.tx_id, queued.status)
     };
-    Ok(Report::new(
+    let report = Report::new(
         Queued {
             tx_id: queued.tx_id,
             status: queued.status.as_str(),
         },
         Human::Line(line),
+    );
+    Ok(report.committed(
+        format!("{what} {}", queued.tx_id),
+        "`wallet get-transfer` shows it; a retry with the same --id is exact",
     ))
 }

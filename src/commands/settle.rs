@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::{Ledger, SettleOptions, SettleSummary};
+use crate::ledger::{Ledger, SettleOptions, SettleStopped, SettleSummary};
 use crate::report::{Human, Report};
 
 #[derive(Serialize)]
@@ -23,16 +23,11 @@ struct Settled {
 }
 
 pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
-    let mut ledger = context.open_or_create()?;
     let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     if args.watch {
-        let summary = watch(
-            &mut ledger,
-            batch_size,
-            Duration::from_millis(args.interval),
-        )?;
-        return Ok(report(summary));
+        return watch(context, batch_size, Duration::from_millis(args.interval));
     }
+    let mut ledger = context.open_or_create()?;
     let options = SettleOptions {
         limit: args.limit,
         batch_size,
@@ -45,46 +40,108 @@ pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     } else {
         ProgressBar::hidden()
     };
-    let summary = ledger.settle(&options, |so_far| progress.set_position(so_far.processed))?;
+    let settled = ledger.settle(&options, |so_far| progress.set_position(so_far.processed));
     progress.finish_and_clear();
-    Ok(report(summary))
+    match settled {
+        Ok(summary) => Ok(report(summary)),
+        Err(stopped) => Err(stopped_part_way(stopped)),
+    }
 }
 
+/// An error after some batches committed: those batches are the output,
+/// so a script can tell what was applied; the error says why it stopped.
+fn stopped_part_way(stopped: SettleStopped) -> WalletError {
+    if stopped.done.processed == 0 {
+        return stopped.error;
+    }
+    WalletError::StoppedPartWay {
+        done: Box::new(report(stopped.done)),
+        error: Box::new(stopped.error),
+    }
+}
+
+/// How long a worker waits for the write lock before it looks at its stop
+/// flag again: a signal ends it within about this long even while another
+/// process holds the ledger.
+const WATCH_LOCK_SLICE: Duration = Duration::from_millis(200);
+
+/// The longest pause between retries after a failure that may pass (a full
+/// disk, an I/O error, a commit whose outcome is unknown).
+const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Drains the queue again and again, sleeping `interval` whenever it is
-/// empty, until SIGINT or SIGTERM. A signal is only noted; the batch in
-/// hand commits before the loop looks at it.
-fn watch(ledger: &mut Ledger, batch_size: usize, interval: Duration) -> Result<SettleSummary> {
+/// empty, until SIGINT, SIGTERM or SIGHUP. A signal is only noted; the
+/// batch in hand commits before the loop looks at it. A failure that may
+/// pass is logged on stderr and retried with a growing pause; damage to
+/// the ledger stops the worker.
+fn watch(context: &Context, batch_size: usize, interval: Duration) -> Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|e| {
             WalletError::Io(anyhow::Error::new(e).context("cannot install a signal handler"))
         })?;
     }
+    let mut open_options = context.open_options.clone();
+    open_options.lock_timeout = open_options.lock_timeout.min(WATCH_LOCK_SLICE);
+    let mut ledger = Ledger::open_or_create(&context.db, &Default::default(), &open_options)?;
     let options = SettleOptions {
         limit: None,
         batch_size,
         stop: Some(Arc::clone(&stop)),
     };
     let mut total = SettleSummary::default();
+    let mut backoff = interval;
     while !stop.load(Ordering::Relaxed) {
-        let idle = match ledger.settle(&options, |_| {}) {
-            Ok(done) => {
-                total.processed += done.processed;
-                total.completed += done.completed;
-                total.failed += done.failed;
-                total.remaining = done.remaining;
-                done.processed == 0
-            }
-            // Another writer held the lock past the time-out; a worker waits its turn.
-            Err(WalletError::Busy(_)) => true,
-            Err(other) => return Err(other),
+        let (done, failure) = match ledger.settle(&options, |_| {}) {
+            Ok(done) => (done, None),
+            Err(SettleStopped { done, error }) => (done, Some(error)),
         };
-        if idle {
-            sleep_unless(&stop, interval);
-        }
+        total.processed += done.processed;
+        total.completed += done.completed;
+        total.failed += done.failed;
+        total.remaining = done.remaining;
+        let pause = match failure {
+            None if done.processed > 0 => {
+                backoff = interval;
+                continue;
+            }
+            None => interval,
+            // Another writer held the lock; a worker waits its turn.
+            Some(WalletError::Busy(_)) => interval.min(WATCH_LOCK_SLICE),
+            Some(error @ (WalletError::Io(_) | WalletError::OutcomeUnknown(_))) => {
+                // Settling again is always safe: each transfer is applied once.
+                log_retry(&error, backoff, context.json_errors);
+                let pause = backoff;
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), WATCH_MAX_BACKOFF);
+                pause
+            }
+            Some(error) => {
+                return Err(stopped_part_way(SettleStopped { done: total, error }));
+            }
+        };
+        sleep_unless(&stop, pause);
     }
-    total.remaining = ledger.pending_count()?;
-    Ok(total)
+    if let Ok(remaining) = ledger.pending_count() {
+        total.remaining = remaining;
+    }
+    Ok(report(total))
+}
+
+/// One line on stderr for a failure the worker rides out.
+fn log_retry(error: &WalletError, pause: Duration, json: bool) {
+    let pause_ms = pause.as_millis();
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"warning": {"code": error.code(), "message": error.to_string(), "retry_in_ms": pause_ms}})
+        );
+    } else {
+        eprintln!("warning: {error}; retrying in {pause_ms} ms");
+    }
 }
 
 /// Sleeps for `duration`, waking early once `stop` is set.
@@ -110,7 +167,7 @@ fn report(summary: SettleSummary) -> Report {
         "settled {processed} transfer{}: {completed} completed, {failed} failed, {remaining} still pending",
         if processed == 1 { "" } else { "s" }
     );
-    Report::new(
+    let report = Report::new(
         Settled {
             processed,
             completed,
@@ -118,6 +175,13 @@ fn report(summary: SettleSummary) -> Report {
             remaining,
         },
         Human::Line(line),
+    );
+    if processed == 0 {
+        return report;
+    }
+    report.committed(
+        format!("the settlement of {processed} transfers"),
+        "`wallet settle` again is safe: it applies each transfer once",
     )
 }
 

@@ -54,8 +54,9 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         ProgressBar::hidden()
     };
     let mut sink = LineStream::new(args.atomic, progress)?;
-    let summary = ledger.queue_batch(lines, &options, &mut sink)?;
-    sink.finish()?;
+    let queued = ledger.queue_batch(lines, &options, &mut sink);
+    sink.finish();
+    let summary = queued?;
     if summary.failed > 0 {
         return Err(WalletError::BatchFailed {
             failed: summary.failed,
@@ -116,6 +117,9 @@ struct JsonLines<R> {
     buf: Vec<u8>,
     line: u64,
     currency: Currency,
+    /// The input ended: a terminal or a FIFO may offer more after an
+    /// end-of-file, but a batch is what came before the first one.
+    ended: bool,
 }
 
 impl<R: BufRead> JsonLines<R> {
@@ -125,6 +129,7 @@ impl<R: BufRead> JsonLines<R> {
             buf: Vec::with_capacity(256),
             line: 0,
             currency,
+            ended: false,
         }
     }
 
@@ -149,13 +154,16 @@ impl<R: BufRead> Iterator for JsonLines<R> {
     type Item = Result<BatchLine>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
+        while !self.ended {
             self.buf.clear();
             let read = (&mut self.reader)
                 .take(MAX_LINE_BYTES + 1)
                 .read_until(b'\n', &mut self.buf);
             match read {
-                Ok(0) => return None,
+                Ok(0) => {
+                    self.ended = true;
+                    return None;
+                }
                 Ok(_) => {}
                 Err(e) => return Some(Err(read_error(e))),
             }
@@ -181,6 +189,7 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                 transfer: self.parse(text),
             }));
         }
+        None
     }
 }
 
@@ -195,7 +204,11 @@ struct LineStream {
     chunk: Vec<u8>,
     /// Under `--atomic`, the good lines until the single commit.
     spool: Option<BufWriter<File>>,
-    /// The reader went away (`| head`): keep queueing, stop printing.
+    /// The lines and new transfers recorded since the last commit, to name
+    /// them if their results cannot be printed once committed.
+    lines: Option<(u64, u64)>,
+    queued: Option<(i64, i64)>,
+    /// The reader went away before anything was committed: nothing to report.
     closed: bool,
     progress: ProgressBar,
     recorded: u64,
@@ -212,31 +225,66 @@ impl LineStream {
             stdout: io::stdout(),
             chunk: Vec::with_capacity(64 * 1024),
             spool,
+            lines: None,
+            queued: None,
             closed: false,
             progress,
             recorded: 0,
         })
     }
 
-    fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+    fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.closed || bytes.is_empty() {
             return Ok(());
         }
         let mut out = self.stdout.lock();
-        match out.write_all(bytes).and_then(|()| out.flush()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            Err(e) => Err(write_error(e)),
-        }
+        out.write_all(bytes).and_then(|()| out.flush())
     }
 
-    fn finish(&mut self) -> Result<()> {
-        self.progress.finish_and_clear();
+    /// Prints what the commit just made durable: the chunk's lines, and
+    /// under `--atomic` the spooled ones.
+    fn print_committed(&mut self) -> io::Result<()> {
         let chunk = std::mem::take(&mut self.chunk);
-        self.emit(&chunk)
+        let printed = self.emit(&chunk);
+        self.chunk = chunk;
+        self.chunk.clear();
+        printed?;
+        if let Some(spool) = self.spool.take() {
+            let mut file = spool.into_inner().map_err(|e| e.into_error())?;
+            file.rewind()?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let read = file.read(&mut buf)?;
+                if read == 0 {
+                    break;
+                }
+                self.emit(&buf[..read])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed lines whose results were lost, as `outcome_unknown`.
+    fn unreported(&self, cause: io::Error) -> WalletError {
+        let lines = match self.lines {
+            Some((first, last)) if first == last => format!("line {first}"),
+            Some((first, last)) => format!("lines {first}–{last}"),
+            None => "the batch".to_string(),
+        };
+        let what = match self.queued {
+            Some((first, last)) if first == last => format!("transfer {first}, from {lines},"),
+            Some((first, last)) => format!("transfers {first}–{last}, from {lines},"),
+            None => format!("{lines}, which queued no new transfer,"),
+        };
+        WalletError::unreported(
+            &what,
+            cause,
+            "`wallet get-transfer` shows each; run again, lines with an \"id\" replay exactly",
+        )
+    }
+
+    fn finish(&mut self) {
+        self.progress.finish_and_clear();
     }
 }
 
@@ -245,6 +293,18 @@ impl BatchSink for LineStream {
         self.recorded += 1;
         if self.recorded.is_multiple_of(4096) {
             self.progress.set_position(self.recorded);
+        }
+        self.lines = Some(self.lines.map_or((line, line), |(first, _)| (first, line)));
+        if let Ok(Queued {
+            tx_id,
+            replayed: false,
+            ..
+        }) = outcome
+        {
+            self.queued = Some(
+                self.queued
+                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
+            );
         }
         match (outcome, &mut self.spool) {
             (Ok(queued), Some(spool)) => {
@@ -258,7 +318,12 @@ impl BatchSink for LineStream {
                 let mut text = doc.to_string();
                 text.push('\n');
                 if spool.is_some() {
-                    self.emit(text.as_bytes())?;
+                    // Under --atomic a bad line means nothing will commit:
+                    // its error is true at once.
+                    match self.emit(text.as_bytes()) {
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
+                        other => other.map_err(write_error)?,
+                    }
                 } else {
                     self.chunk.extend_from_slice(text.as_bytes());
                 }
@@ -267,26 +332,21 @@ impl BatchSink for LineStream {
         Ok(())
     }
 
-    fn committed(&mut self) -> Result<()> {
-        let chunk = std::mem::take(&mut self.chunk);
-        self.emit(&chunk)?;
-        self.chunk = chunk;
-        self.chunk.clear();
-        if let Some(spool) = self.spool.take() {
-            let mut file = spool
-                .into_inner()
-                .map_err(|e| write_error(e.into_error()))?;
-            file.rewind().map_err(write_error)?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let read = file.read(&mut buf).map_err(write_error)?;
-                if read == 0 {
-                    break;
-                }
-                self.emit(&buf[..read])?;
-            }
+    fn before_commit(&mut self) -> Result<()> {
+        match &mut self.spool {
+            Some(spool) => spool.flush().map_err(write_error),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn committed(&mut self) -> Result<()> {
+        // From here on the lines are in the ledger: a failure to print them,
+        // a closed pipe included, leaves the caller not knowing their ids.
+        let printed = self.print_committed();
+        let outcome = printed.map_err(|e| self.unreported(e));
+        self.lines = None;
+        self.queued = None;
+        outcome
     }
 }
 

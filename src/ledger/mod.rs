@@ -25,8 +25,8 @@ pub use location::Location;
 pub use model::{
     BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check, DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, FailReason, HistoryQuery, MAX_LISTED_PROBLEMS,
-    NewTransfer, Problem, Queued, SettleOptions, SettleSummary, Status, TransferRecord,
-    TransferRef, UserRecord, VerifyOptions, VerifyReport,
+    NewTransfer, Problem, Queued, SettleOptions, SettleStopped, SettleSummary, Status,
+    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
 };
 use store::Store;
 
@@ -186,13 +186,32 @@ impl Ledger {
     }
 
     /// Applies PENDING transfers oldest first, one transaction per batch,
-    /// until the queue is empty, the limit is reached or the stop flag is set.
+    /// until the queue is empty, the limit is reached or the stop flag is
+    /// set. An error stops it with what the batches before it applied.
     pub fn settle(
         &mut self,
         options: &SettleOptions,
-        mut on_progress: impl FnMut(&SettleSummary),
-    ) -> Result<SettleSummary> {
+        on_progress: impl FnMut(&SettleSummary),
+    ) -> std::result::Result<SettleSummary, SettleStopped> {
         let mut summary = SettleSummary::default();
+        match self.settle_batches(options, on_progress, &mut summary) {
+            Ok(()) => Ok(summary),
+            Err(error) => {
+                summary.remaining = self.store.pending_count().unwrap_or(summary.remaining);
+                Err(SettleStopped {
+                    done: summary,
+                    error,
+                })
+            }
+        }
+    }
+
+    fn settle_batches(
+        &mut self,
+        options: &SettleOptions,
+        mut on_progress: impl FnMut(&SettleSummary),
+        summary: &mut SettleSummary,
+    ) -> Result<()> {
         let batch_size = options.batch_size.max(1) as u64;
         loop {
             if options
@@ -213,13 +232,13 @@ impl Ledger {
             summary.completed += batch.completed;
             summary.failed += batch.failed;
             summary.processed += batch.processed();
-            on_progress(&summary);
+            on_progress(summary);
             if batch.processed() < wanted {
                 break;
             }
         }
         summary.remaining = self.store.pending_count()?;
-        Ok(summary)
+        Ok(())
     }
 
     /// How many transfers wait for settlement.

@@ -239,6 +239,19 @@ pub struct SettleSummary {
     pub remaining: u64,
 }
 
+/// A `settle` stopped by an error after it had applied `done`.
+#[derive(Debug)]
+pub struct SettleStopped {
+    pub done: SettleSummary,
+    pub error: WalletError,
+}
+
+impl From<SettleStopped> for WalletError {
+    fn from(stopped: SettleStopped) -> Self {
+        stopped.error
+    }
+}
+
 /// One input line, numbered from 1, already parsed into a transfer or refused.
 #[derive(Debug)]
 pub struct BatchLine {
@@ -314,6 +327,12 @@ impl BatchSummary {
 /// is durable, so only then may a line be reported as queued.
 pub trait BatchSink {
     fn record(&mut self, line: u64, outcome: Result<Queued>) -> Result<()>;
+    /// Called just before the commit: anything that could fail in making
+    /// the results reportable must fail here, while the work can still be
+    /// rolled back.
+    fn before_commit(&mut self) -> Result<()> {
+        Ok(())
+    }
     fn committed(&mut self) -> Result<()>;
 }
 

@@ -118,6 +118,24 @@ pub fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
         })
 }
 
+/// The sums over every account that hold in any sound ledger: money is only
+/// moved, so balances sum to zero, and each pending transfer is counted once
+/// out of an account and once into one. Settlement checks them before it
+/// pays out of figures it has read.
+pub fn check_account_sums(balances: i128, pending_in: i128, pending_out: i128) -> Result<()> {
+    if balances != 0 {
+        return Err(WalletError::Integrity(format!(
+            "the balances sum to {balances} minor units, not zero; run `wallet verify`"
+        )));
+    }
+    if pending_in != pending_out {
+        return Err(WalletError::Integrity(format!(
+            "the pending totals disagree ({pending_out} minor units out, {pending_in} in); run `wallet verify`"
+        )));
+    }
+    Ok(())
+}
+
 /// What settlement makes of one due transfer, given the balances it sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

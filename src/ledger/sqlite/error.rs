@@ -41,6 +41,15 @@ impl Fault {
 
 pub(super) type SqlResult<T> = Result<T, Fault>;
 
+/// Commits `tx`. A commit that fails may still have been made durable (the
+/// commit record can reach the log before a failed `fsync` is seen, and
+/// recovery then replays it), so its failure is `outcome_unknown`, naming
+/// the change and how to find out.
+pub(super) fn commit(tx: rusqlite::Transaction<'_>, what: &str, advice: &str) -> SqlResult<()> {
+    tx.commit()
+        .map_err(|e| Fault::Wallet(WalletError::at_commit(what, e, advice)))
+}
+
 /// What a contract error about this ledger must name.
 #[derive(Debug, Clone)]
 pub(super) struct ErrorContext {
@@ -67,6 +76,11 @@ impl ErrorContext {
             Some(ErrorCode::DatabaseCorrupt) => {
                 WalletError::Integrity(format!("the database file is damaged: {err}"))
             }
+            // Every write checks what the schema's constraints check, so a
+            // constraint that fires means figures on file were already wrong.
+            Some(ErrorCode::ConstraintViolation) => WalletError::Integrity(format!(
+                "the ledger's figures break its own rules ({err}); run `wallet verify`"
+            )),
             Some(
                 ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen

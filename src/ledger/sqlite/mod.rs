@@ -196,6 +196,9 @@ fn validate(
     conn.pragma_update(None, "foreign_keys", true)?;
     // A wallet acknowledges only what survives power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Statement journals and sorts stay in memory: a full `$TMPDIR` must
+    // not fail a settle on a disk with room. They are bounded by a batch.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     if version < schema::latest_version() && gate == SchemaGate::Refuse {
         schema::migrate(&mut conn)?;
     }

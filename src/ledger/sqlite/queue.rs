@@ -13,7 +13,7 @@ use rusqlite::{
 };
 
 use super::CommitWatch;
-use super::error::SqlResult;
+use super::error::{SqlResult, commit};
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
@@ -68,14 +68,42 @@ fn queue_chunk_in_one_transaction(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
-    ingest(&tx, lines, max, cache, sink, &mut summary)?;
+    let span = ingest(&tx, lines, max, cache, sink, &mut summary)?;
     if all_or_nothing && summary.failed > 0 {
         tx.rollback()?;
         return Ok(summary);
     }
-    tx.commit()?;
+    // Whatever can fail in the sink fails now, while the chunk can still
+    // be rolled back.
+    sink.before_commit()?;
+    commit(
+        tx,
+        &span.describe(),
+        "`wallet get-transfer` shows what is there; a retry with the same --id is exact",
+    )?;
     summary.committed = true;
     Ok(summary)
+}
+
+/// The lines a chunk read and the transfers it queued, to name them if
+/// its commit fails.
+#[derive(Debug, Default)]
+struct Span {
+    lines: Option<(u64, u64)>,
+    queued: Option<(i64, i64)>,
+}
+
+impl Span {
+    fn describe(&self) -> String {
+        match (self.lines, self.queued) {
+            (Some((a, b)), Some((x, y))) if a == b && x == y => format!("transfer {x}"),
+            (Some((a, b)), Some((x, y))) => {
+                format!("the transfers {x}–{y} queued from lines {a}–{b}")
+            }
+            (Some((a, b)), None) => format!("lines {a}–{b}, which queued no new transfer,"),
+            (None, _) => "an empty chunk".to_string(),
+        }
+    }
 }
 
 /// An account's pending sums as this batch has left them.
@@ -179,8 +207,9 @@ fn ingest(
     cache: &mut IngestCache,
     sink: &mut dyn BatchSink,
     summary: &mut BatchSummary,
-) -> SqlResult<()> {
+) -> SqlResult<Span> {
     let now = clock::now_ms();
+    let mut span = Span::default();
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
@@ -198,6 +227,18 @@ fn ingest(
             Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
             Err(refused) => Err(refused),
         };
+        span.lines = Some(span.lines.map_or((line, line), |(first, _)| (first, line)));
+        if let Ok(Queued {
+            tx_id,
+            replayed: false,
+            ..
+        }) = outcome
+        {
+            span.queued = Some(
+                span.queued
+                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
+            );
+        }
         summary.count(&outcome);
         sink.record(line, outcome)?;
     }
@@ -208,7 +249,7 @@ fn ingest(
         write.execute(params![id, pending.out, pending.r#in])?;
         pending.dirty = false;
     }
-    Ok(())
+    Ok(span)
 }
 
 /// Queues one transfer. The outer error is fatal to the chunk (SQLite,

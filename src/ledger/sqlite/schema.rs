@@ -103,7 +103,11 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(step)?;
     }
     tx.pragma_update(None, "user_version", latest_version())?;
-    tx.commit()?;
+    super::error::commit(
+        tx,
+        &format!("the upgrade to schema version {}", latest_version()),
+        "`wallet migrate` finishes it if it did not",
+    )?;
     Ok(())
 }
 

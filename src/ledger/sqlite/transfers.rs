@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::error::SqlResult;
+use super::error::{SqlResult, commit};
 use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
@@ -73,7 +73,11 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         [tx_id],
         transfer_from_row,
     )?;
-    tx.commit()?;
+    commit(
+        tx,
+        &format!("the cancel of transfer {tx_id}"),
+        "`wallet get-transfer` shows its status",
+    )?;
     Ok(record)
 }
 

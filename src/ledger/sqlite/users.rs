@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::error::SqlResult;
+use super::error::{SqlResult, commit};
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::clock;
@@ -27,7 +27,11 @@ pub(super) fn create_user(
     )?;
     let user = find_user(&tx, name.as_str())?
         .ok_or_else(|| WalletError::internal(anyhow::anyhow!("inserted user vanished")))?;
-    tx.commit()?;
+    commit(
+        tx,
+        &format!("user '{}'", user.name),
+        "`wallet get-user` shows whether it exists",
+    )?;
     Ok(user)
 }
 
@@ -45,7 +49,11 @@ pub(super) fn create_users(conn: &mut Connection, users: &[(UserName, Email)]) -
             insert.execute(params![name.as_str(), email.as_str(), now])?;
         }
     }
-    tx.commit()?;
+    commit(
+        tx,
+        &format!("{} new users", users.len()),
+        "`wallet get-user` shows whether they exist",
+    )?;
     Ok(())
 }
 
