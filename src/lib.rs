@@ -75,10 +75,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             if let Some(report) = err
                 .report()
                 .filter(|_| err.report_is_output() || !mode.json)
+                && let Err(output) = output::print_report(report, mode)
             {
-                if let Err(output) = output::print_report(report, mode) {
-                    return output_failed(report, output, mode.json);
-                }
+                return output_failed(report, output, mode.json);
             }
             output::print_error(&err, mode.json);
             err.exit_code()
