@@ -94,6 +94,13 @@ impl ErrorContext {
     }
 }
 
+pub(super) fn error_context(path: &Path, options: &crate::ledger::OpenOptions) -> ErrorContext {
+    ErrorContext {
+        path: path.to_path_buf(),
+        lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 /// An I/O failure on a file of the ledger, naming the file.
 pub(super) fn io_error(err: impl Into<anyhow::Error>, what: &str, path: &Path) -> WalletError {
     WalletError::Io(err.into().context(format!("{what} '{}'", shown_path(path))))

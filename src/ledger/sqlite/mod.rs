@@ -14,6 +14,7 @@
 //! - batch ingest turns off foreign-key look-ups, since every id it writes
 //!   was read under the same lock.
 
+mod create;
 mod error;
 mod queue;
 mod schema;
@@ -24,7 +25,6 @@ mod verify;
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,7 +32,6 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::OpenOptions;
-use super::clock;
 use super::model::{
     BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
     UserRecord, VerifyOptions, VerifyReport,
@@ -41,7 +40,7 @@ use super::store::Store;
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
-use error::{ErrorContext, SqlResult, io_error, not_a_ledger};
+use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
 
 /// Whether opening refuses a schema that differs from the one the
 /// migrations build, or leaves it to `verify` to report.
@@ -102,13 +101,13 @@ impl SqliteStore {
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
     pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
-        create_file(path, currency, options)?;
+        create::create_file(path, currency, options)?;
         Self::open(path, options)
     }
 
     /// Creates a new ledger; refuses if any file is already at `path`.
     pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
-        if fs::symlink_metadata(path).is_ok() || !create_file(path, currency, options)? {
+        if fs::symlink_metadata(path).is_ok() || !create::create_file(path, currency, options)? {
             return Err(WalletError::LedgerExists(path.to_path_buf()));
         }
         Self::open(path, options)
@@ -143,13 +142,6 @@ impl SqliteStore {
     /// Runs `work` and turns whatever it raised into the contract's error.
     fn run<T>(&mut self, work: impl FnOnce(&mut Self) -> SqlResult<T>) -> Result<T> {
         work(self).map_err(|fault| self.errors.lift(fault))
-    }
-}
-
-fn error_context(path: &Path, options: &OpenOptions) -> ErrorContext {
-    ErrorContext {
-        path: path.to_path_buf(),
-        lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -351,69 +343,3 @@ fn check_header(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds a complete ledger in a private temporary file beside `path` and
-/// links it into place only if nothing is there yet. Other processes thus
-/// see either no file or a whole ledger, never a half-made one; returns
-/// whether this call created it.
-///
-/// Written by hand rather than with `tempfile`'s `persist_noclobber`: that
-/// ignores a failed unlink of the temporary name and syncs no directory,
-/// and a ledger's creation must leave exactly one name, durably.
-fn create_file(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<bool> {
-    if fs::symlink_metadata(path).is_ok() {
-        return Ok(false);
-    }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| not_a_ledger(path, "it names no file"))?
-        .to_string_lossy();
-    let temp = dir.join(format!(
-        ".{file_name}.{}.{}.creating",
-        std::process::id(),
-        clock::now_ms()
-    ));
-    let _cleanup = RemoveOnDrop(&temp);
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| io_error(e, "cannot create", path))?;
-    let build = || -> SqlResult<()> {
-        let mut conn = Connection::open(&temp).map_err(|e| io_error(e, "cannot create", path))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
-        schema::migrate(&mut conn)?;
-        conn.execute(
-            "INSERT INTO ledger_meta (id, currency, scale, created_at) VALUES (1, ?1, ?2, ?3)",
-            rusqlite::params![currency.code, currency.scale, clock::now_ms()],
-        )?;
-        conn.close().map_err(|(_, e)| e)?;
-        Ok(())
-    };
-    build().map_err(|fault| error_context(path, options).lift(fault))?;
-    match fs::hard_link(&temp, path) {
-        Ok(()) => {
-            // The new directory entry must survive power loss like the data in it.
-            if let Ok(dir) = fs::File::open(dir) {
-                let _ = dir.sync_all();
-            }
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io_error(e, "cannot create", path)),
-    }
-}
-
-struct RemoveOnDrop<'a>(&'a Path);
-
-impl Drop for RemoveOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(self.0);
-    }
-}
