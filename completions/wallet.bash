@@ -46,6 +46,9 @@ _wallet() {
             wallet,man)
                 cmd="wallet__subcmd__man"
                 ;;
+            wallet,migrate)
+                cmd="wallet__subcmd__migrate"
+                ;;
             wallet,settle)
                 cmd="wallet__subcmd__settle"
                 ;;
@@ -88,6 +91,9 @@ _wallet() {
             wallet__subcmd__help,man)
                 cmd="wallet__subcmd__help__subcmd__man"
                 ;;
+            wallet__subcmd__help,migrate)
+                cmd="wallet__subcmd__help__subcmd__migrate"
+                ;;
             wallet__subcmd__help,settle)
                 cmd="wallet__subcmd__help__subcmd__settle"
                 ;;
@@ -107,7 +113,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,7 +279,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify help"
+            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +432,20 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__help__subcmd__settle)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -547,6 +567,28 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__man)
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__migrate)
             opts="-q -h -V --db --json --quiet --lock-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

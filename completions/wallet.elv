@@ -40,6 +40,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand completions 'Print a shell completion script'
             cand man 'Print a manual page (roff) for wallet or one of its commands'
             cand verify 'Check every ledger invariant and report each check'
+            cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;init'= {
@@ -205,6 +206,17 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wallet;migrate'= {
+            cand --db 'The ledger file'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wallet;help'= {
             cand init 'Create an empty ledger'
             cand create-user 'Add a user with a zero balance'
@@ -219,6 +231,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand completions 'Print a shell completion script'
             cand man 'Print a manual page (roff) for wallet or one of its commands'
             cand verify 'Check every ledger invariant and report each check'
+            cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;help;init'= {
@@ -246,6 +259,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;man'= {
         }
         &'wallet;help;verify'= {
+        }
+        &'wallet;help;migrate'= {
         }
         &'wallet;help;help'= {
         }

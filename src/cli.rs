@@ -193,6 +193,21 @@ transfer concerned. Reads only; safe to run while other commands write.",
   wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
     )]
     Verify(VerifyArgs),
+
+    /// Upgrade the ledger's schema to the version this binary writes
+    #[command(
+        long_about = "Upgrade the ledger's schema to the version this binary writes.
+
+Commands that write upgrade an older ledger themselves; commands that only \
+read never change the file, and on a ledger older than they read they fail \
+with `upgrade_needed` (exit 7). `migrate` upgrades explicitly, in one \
+transaction, and says from which version to which; on a ledger already up \
+to date it changes nothing.",
+        after_help = "Examples:
+  wallet migrate
+  wallet --json migrate | jq -r .to"
+    )]
+    Migrate,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use crate::views::TransferView;
 
 pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.key.as_deref())?;
-    let mut ledger = context.open()?;
+    let mut ledger = context.open_to_read()?;
     let record = match (args.tx_id, key) {
         (Some(tx_id), _) => ledger.transfer(TransferRef::Id(tx_id))?,
         (None, Some(key)) => ledger.transfer(TransferRef::Key(&key))?,

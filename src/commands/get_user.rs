@@ -9,7 +9,7 @@ use crate::views::UserView;
 
 pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
-    let mut ledger = context.open()?;
+    let mut ledger = context.open_to_read()?;
     let user = ledger.user(&name)?;
     let view = UserView::new(&user, ledger.currency());
     let human = view.human();

@@ -10,7 +10,7 @@ use crate::views::TransferView;
 
 pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
-    let mut ledger = context.open()?;
+    let mut ledger = context.open_to_read()?;
     let records = ledger.history(
         &name,
         &HistoryQuery {

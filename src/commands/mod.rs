@@ -9,6 +9,7 @@ mod get_user;
 mod history;
 mod init;
 mod man;
+mod migrate;
 mod queue;
 mod settle;
 mod transfer;
@@ -38,9 +39,16 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the ledger, which must exist (reads, and writes that need records).
+    /// Opens the ledger, which must exist, to write to it; an older schema
+    /// is upgraded first.
     pub fn open(&self) -> Result<Ledger> {
         Ledger::open(&self.db, &self.open_options)
+    }
+
+    /// Opens the ledger, which must exist, only to read it: nothing in it
+    /// changes, and an older schema is `upgrade_needed`.
+    pub fn open_to_read(&self) -> Result<Ledger> {
+        Ledger::open_to_read(&self.db, &self.open_options)
     }
 
     /// Opens the ledger, creating an empty one with the default currency.
@@ -74,5 +82,6 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Verify(args) => verify::run(&context, args),
+        Command::Migrate => migrate::run(&context),
     }
 }

@@ -58,6 +58,25 @@ impl Ledger {
         }
     }
 
+    /// Opens a ledger that must already exist, only to read: nothing in it
+    /// changes, and a schema older than this binary reads is refused with
+    /// `upgrade_needed` rather than upgraded.
+    pub fn open_to_read(location: &Location, options: &OpenOptions) -> Result<Self> {
+        match location {
+            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_to_read(
+                path, options,
+            )?)),
+        }
+    }
+
+    /// Brings the ledger's schema up to the version this binary writes;
+    /// returns the versions before and after.
+    pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
+        match location {
+            Location::File(path) => sqlite::SqliteStore::migrate(path, options),
+        }
+    }
+
     /// Opens an existing ledger for `verify`: a schema that differs from
     /// ours is left for the checks to report instead of refused, and nothing
     /// is migrated or written. A foreign or newer ledger is still refused.

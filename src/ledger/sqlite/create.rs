@@ -143,7 +143,12 @@ fn abandoned_by(name: &OsStr, prefix: &str) -> Option<u32> {
     let pid = parts.next()?.parse().ok()?;
     let _ms: u64 = parts.next()?.parse().ok()?;
     let tail = parts.next()?;
-    let known = ["creating", "creating-journal", "creating-wal", "creating-shm"];
+    let known = [
+        "creating",
+        "creating-journal",
+        "creating-wal",
+        "creating-shm",
+    ];
     known.contains(&tail).then_some(pid)
 }
 

@@ -46,7 +46,11 @@ use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
 /// migrations build, or leaves it to `verify` to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SchemaGate {
+    /// Refuse a differing schema; upgrade an older one (commands that write).
     Refuse,
+    /// Refuse a differing schema and an older one (commands that only read).
+    Read,
+    /// Leave a differing schema for `verify` to report; change nothing.
     Report,
 }
 
@@ -79,6 +83,23 @@ impl SqliteStore {
     /// Opens a ledger that must already exist; never creates a file.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
         Self::open_with(path, options, SchemaGate::Refuse)
+    }
+
+    /// Opens a ledger that must exist, for reading only; an older schema is
+    /// refused with `upgrade_needed`, never upgraded.
+    pub fn open_to_read(path: &Path, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(path, options, SchemaGate::Read)
+    }
+
+    /// Upgrades the ledger at `path`; returns its versions before and after.
+    pub fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
+        let before = Self::open_with(path, options, SchemaGate::Report)?;
+        let found = before.run_read(|conn| schema::version_of(conn))?;
+        drop(before);
+        let mut store = Self::open(path, options)?;
+        let now = store.run_read(|conn| schema::version_of(conn))?;
+        store.caches.clear();
+        Ok((found, now))
     }
 
     /// Opens an existing ledger for `verify`: a schema that differs from
@@ -139,6 +160,10 @@ impl SqliteStore {
         validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))
     }
 
+    fn run_read<T>(&self, work: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
+        work(&self.conn).map_err(|fault| self.errors.lift(fault))
+    }
+
     /// Runs `work` and turns whatever it raised into the contract's error.
     fn run<T>(&mut self, work: impl FnOnce(&mut Self) -> SqlResult<T>) -> Result<T> {
         work(self).map_err(|fault| self.errors.lift(fault))
@@ -171,7 +196,15 @@ fn validate(
         }
         .into());
     }
-    if version == schema::latest_version() && gate == SchemaGate::Refuse {
+    if version < schema::latest_version() && gate == SchemaGate::Read {
+        return Err(WalletError::UpgradeNeeded {
+            path: path.to_path_buf(),
+            found: version,
+            latest: schema::latest_version(),
+        }
+        .into());
+    }
+    if version == schema::latest_version() && gate != SchemaGate::Report {
         let differences = schema::differences(&conn)?;
         if !differences.is_empty() {
             return Err(not_a_ledger(
@@ -342,4 +375,3 @@ fn check_header(path: &Path) -> Result<()> {
     }
     Ok(())
 }
-
