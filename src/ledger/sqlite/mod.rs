@@ -94,10 +94,10 @@ impl SqliteStore {
     /// Upgrades the ledger at `path`; returns its versions before and after.
     pub fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
         let before = Self::open_with(path, options, SchemaGate::Report)?;
-        let found = before.run_read(|conn| schema::version_of(conn))?;
+        let found = before.run_read(schema::version_of)?;
         drop(before);
         let mut store = Self::open(path, options)?;
-        let now = store.run_read(|conn| schema::version_of(conn))?;
+        let now = store.run_read(schema::version_of)?;
         store.caches.clear();
         Ok((found, now))
     }
