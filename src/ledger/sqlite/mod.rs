@@ -61,6 +61,49 @@ pub struct SqliteStore {
     currency: Currency,
     errors: ErrorContext,
     caches: Caches,
+    files: FileIdentity,
+}
+
+/// The device and inode of the ledger and its `-wal` and `-shm` as this
+/// process opened them. A long-running process checks them before each
+/// write: if any was deleted or replaced under it (a `-shm` removed by
+/// hand, a backup restored over the ledger), its view of the ledger and
+/// every other process's have parted, and writing on would lose their work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity(Vec<Option<(u64, u64)>>);
+
+impl FileIdentity {
+    fn of(path: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(
+            ["", "-wal", "-shm"]
+                .iter()
+                .map(|suffix| {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    fs::metadata(name).ok().map(|meta| (meta.dev(), meta.ino()))
+                })
+                .collect(),
+        )
+    }
+
+    /// Fails with `integrity` unless the files at `path` are still the ones
+    /// this process holds. A side file that did not exist when the ledger
+    /// was opened may have appeared since; one that existed must remain.
+    fn check(&mut self, path: &Path) -> Result<()> {
+        let now = Self::of(path);
+        for (i, (then, found)) in self.0.iter().zip(&now.0).enumerate() {
+            if then.is_some() && then != found {
+                let file = ["the ledger file", "its -wal file", "its -shm file"][i];
+                return Err(WalletError::Integrity(format!(
+                    "{file} was removed or replaced while this process had it open; stop every wallet process on '{}' and run `wallet verify`",
+                    crate::error::shown_path(path)
+                )));
+            }
+        }
+        *self = now;
+        Ok(())
+    }
 }
 
 /// What this store keeps in memory between transactions.
@@ -242,6 +285,7 @@ fn validate(
         currency,
         errors: error_context(path, options),
         caches: Caches::default(),
+        files: FileIdentity::of(path),
     })
 }
 
@@ -277,6 +321,7 @@ impl Store for SqliteStore {
         all_or_nothing: bool,
         sink: &mut dyn BatchSink,
     ) -> Result<BatchSummary> {
+        self.files.check(&self.errors.path)?;
         // Queueing moves pending sums that settle's cache holds.
         self.caches.settle = settle::SettleCache::default();
         self.run(|store| {
@@ -305,6 +350,7 @@ impl Store for SqliteStore {
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
+        self.files.check(&self.errors.path)?;
         // Settling moves pending sums that ingest's cache holds.
         self.caches.ingest = queue::IngestCache::default();
         self.run(|store| settle::settle_batch(&mut store.conn, max, &mut store.caches.settle))
