@@ -378,12 +378,14 @@ fn machine() {
 }
 
 fn build_users(path: &Path, users: usize) {
-    let mut ledger = Ledger::create(
+    Ledger::create(
         &Location::File(path.to_path_buf()),
         &Currency::default(),
         &OpenOptions::default(),
     )
     .expect("create");
+    let mut ledger =
+        Ledger::open(&Location::File(path.to_path_buf()), &OpenOptions::default()).expect("open");
     let all: Vec<(UserName, Email)> = (0..users)
         .map(|i| {
             (

@@ -101,12 +101,12 @@ impl Ledger {
         }
     }
 
-    /// Creates a new ledger; refuses if one (or anything else) is already there.
-    pub fn create(location: &Location, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+    /// Creates a new ledger; refuses if one (or anything else) is already
+    /// there. Nothing more is done with it, so that the creation is the
+    /// command's last step: nothing can fail after it but its answer.
+    pub fn create(location: &Location, currency: &Currency, options: &OpenOptions) -> Result<()> {
         match location {
-            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::create(
-                path, currency, options,
-            )?)),
+            Location::File(path) => sqlite::SqliteStore::create(path, currency, options),
         }
     }
 

@@ -6,6 +6,7 @@ mod bad_input;
 mod bank;
 mod common;
 mod core;
+mod faults;
 mod scripting;
 mod tamper;
 mod throughput;

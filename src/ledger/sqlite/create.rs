@@ -87,10 +87,17 @@ pub(super) fn create_file(path: &Path, currency: &Currency, options: &OpenOption
         Err(e) => return Err(io_error(io::Error::from(e), "cannot create", path)),
     }
     drop(cleanup);
-    // The new name must survive power loss like the data behind it.
+    // The new name must survive power loss like the data behind it. The
+    // ledger is in place by now, so a failure here is past the commit point.
     fs::File::open(dir)
         .and_then(|dir| dir.sync_all())
-        .map_err(|e| io_error(e, "cannot sync the directory of", path))?;
+        .map_err(|e| {
+            WalletError::at_commit(
+                &format!("the new ledger '{}'", crate::error::shown_path(path)),
+                format_args!("cannot sync its directory: {e}"),
+                "`wallet verify` shows whether it is there",
+            )
+        })?;
     Ok(true)
 }
 

@@ -165,16 +165,24 @@ impl SqliteStore {
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
     pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
-        create::create_file(path, currency, options)?;
-        Self::open(path, options)
+        let created = create::create_file(path, currency, options)?;
+        Self::open(path, options).map_err(|err| match err {
+            // The new ledger is in place; the caller's own change is not.
+            err if created => WalletError::at_commit(
+                &format!("a new, empty ledger '{}'", crate::error::shown_path(path)),
+                format_args!("it was created, then could not be opened: {err}"),
+                "running the command again is safe",
+            ),
+            err => err,
+        })
     }
 
     /// Creates a new ledger; refuses if any file is already at `path`.
-    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
         if fs::symlink_metadata(path).is_ok() || !create::create_file(path, currency, options)? {
             return Err(WalletError::LedgerExists(path.to_path_buf()));
         }
-        Self::open(path, options)
+        Ok(())
     }
 
     fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {

@@ -433,12 +433,13 @@ mod tests {
     }
 
     fn ledger(dir: &TempDir) -> Ledger {
-        let mut ledger = Ledger::create(
+        Ledger::create(
             &location(dir),
             &Currency::default(),
             &OpenOptions::default(),
         )
         .unwrap();
+        let mut ledger = Ledger::open(&location(dir), &OpenOptions::default()).unwrap();
         for user in ["alice", "bob"] {
             let email = Email::parse(&format!("{user}@example.com")).unwrap();
             ledger

@@ -298,8 +298,8 @@ mod tests {
     /// `workload` queued: (src, dst, amount) with 0 meaning the outside world.
     fn ledger_with(dir: &TempDir, users: usize, workload: &[(usize, usize, i64)]) -> Ledger {
         let location = Location::File(dir.path().join("wallet.db"));
-        let mut ledger =
-            Ledger::create(&location, &Currency::default(), &OpenOptions::default()).unwrap();
+        Ledger::create(&location, &Currency::default(), &OpenOptions::default()).unwrap();
+        let mut ledger = Ledger::open(&location, &OpenOptions::default()).unwrap();
         for i in 1..=users {
             let name = UserName::parse(&format!("u{i}")).unwrap();
             let email = Email::parse(&format!("u{i}@example.com")).unwrap();

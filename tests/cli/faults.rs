@@ -1,0 +1,926 @@
+//! Failures that tell the truth about what was written: real faults injected
+//! with `strace` (an errno or SIGKILL at the k-th call of a syscall), real
+//! full file systems (a small tmpfs, as root), and what each leaves behind.
+//!
+//! The sweep runs each command once per write-type syscall it makes, with
+//! each fault at that call, and holds the outcome to a model: a change
+//! reported done is there exactly once, one reported not done is absent, and
+//! only `outcome_unknown` (exit 8) or a killed process may leave it open.
+//! After every faulted run `verify` passes and a plain rerun completes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+
+/// `strace`, or why a test that needs it is skipped. Under `CI=true` the
+/// tool is installed by `.ci/run`, so a missing one fails instead.
+fn strace() -> Option<PathBuf> {
+    let found = ["/usr/bin/strace", "/bin/strace"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "strace is missing under CI; .ci/run installs it"
+        );
+        eprintln!("skipped: strace is not installed");
+    }
+    found
+}
+
+/// How a faulted run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Exit(i32),
+    Killed,
+}
+
+impl Ended {
+    /// Whether the contract lets the change be either there or not.
+    fn unknown(self) -> bool {
+        matches!(self, Ended::Killed | Ended::Exit(8))
+    }
+}
+
+struct Faulted {
+    ended: Ended,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `wallet --db DB ARGS…` under strace with `inject` (e.g.
+/// `pwrite64:error=EIO:when=3`), following threads and children.
+fn run_faulted(strace: &Path, s: &Sandbox, args: &[&str], inject: Option<&str>) -> Faulted {
+    let mut cmd = Command::new(strace);
+    cmd.current_dir(s.dir.path())
+        .env_remove("WALLET_DB")
+        .env_remove("WALLET_LOCK_TIMEOUT")
+        .args(["-f", "-qq", "-o", "/dev/null"]);
+    if let Some(inject) = inject {
+        cmd.arg("-e").arg(format!("inject={inject}"));
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_wallet"))
+        .arg("--db")
+        .arg(s.db())
+        .args(args)
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("run strace");
+    faulted(out)
+}
+
+fn faulted(out: Output) -> Faulted {
+    use std::os::unix::process::ExitStatusExt;
+    let ended = match (out.status.code(), out.status.signal()) {
+        (Some(code), _) => Ended::Exit(code),
+        (None, Some(9)) => Ended::Killed,
+        other => panic!("ended oddly: {other:?}"),
+    };
+    // strace reports a tracee killed by a signal by dying of it too.
+    let ended = match ended {
+        Ended::Exit(137) => Ended::Killed,
+        other => other,
+    };
+    Faulted {
+        ended,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// How many times a clean run of the command calls `syscall`.
+fn calls(strace: &Path, s: &Sandbox, args: &[&str], syscall: &str) -> usize {
+    calls_where(strace, s, args, syscall, |_| true).len()
+}
+
+/// The positions (from 1, as strace's `when=` counts) of the calls of
+/// `syscall` in a clean run whose traced line passes `keep`.
+fn calls_where(
+    strace: &Path,
+    s: &Sandbox,
+    args: &[&str],
+    syscall: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<usize> {
+    let log = s.dir.path().join("calls.log");
+    let out = Command::new(strace)
+        .current_dir(s.dir.path())
+        .args(["-f", "-qq", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-o")
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_wallet"))
+        .arg("--db")
+        .arg(s.db())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strace");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    text.lines()
+        .filter(|line| line.contains(&format!("{syscall}(")) && !line.contains("resumed>"))
+        .enumerate()
+        .filter(|(_, line)| keep(line))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// The faults tried at each call: an I/O error, a full disk where the call
+/// writes data, and death.
+fn faults(syscall: &str) -> Vec<&'static str> {
+    let mut all = vec!["error=EIO", "signal=KILL"];
+    if matches!(syscall, "pwrite64" | "write" | "ftruncate") {
+        all.push("error=ENOSPC");
+    }
+    all
+}
+
+/// The write-type syscalls SQLite and `wallet` make on this machine.
+const WRITE_CALLS: [&str; 6] = [
+    "pwrite64",
+    "fsync",
+    "ftruncate",
+    "unlink",
+    "renameat2",
+    "write",
+];
+
+/// A command to sweep: how to lay out its ledger, and the model check of
+/// one faulted run (before the rerun) and of the state after the rerun.
+struct Sweep {
+    name: &'static str,
+    setup: fn(&Sandbox),
+    args: &'static [&'static str],
+    check: fn(&Sandbox, &Faulted),
+    rerun: fn(&Sandbox),
+}
+
+fn sweep(case: &Sweep) {
+    let Some(strace) = strace() else { return };
+    let template = Sandbox::new();
+    (case.setup)(&template);
+    let fresh = || copy_of(&template);
+    let (mut runs, mut unknown, mut refused) = (0, 0, 0);
+    for syscall in WRITE_CALLS {
+        let n = calls(&strace, &fresh(), case.args, syscall);
+        for k in 1..=n {
+            for fault in faults(syscall) {
+                let s = fresh();
+                let inject = format!("{syscall}:{fault}:when={k}");
+                let run = run_faulted(&strace, &s, case.args, Some(&inject));
+                let context = format!(
+                    "{}: {inject}: {:?}\nstdout {}\nstderr {}",
+                    case.name, run.ended, run.stdout, run.stderr
+                );
+                if let Ended::Exit(code) = run.ended {
+                    assert!(
+                        [0, 1, 3, 4, 5, 6, 7, 8].contains(&code),
+                        "an exit the contract does not have: {context}"
+                    );
+                    if code == 7 {
+                        panic!("a fault left the ledger refused or damaged: {context}");
+                    }
+                }
+                if s.db().exists() {
+                    let verify = s.cmd(&["--json", "verify"]).output().unwrap();
+                    assert!(
+                        verify.status.success(),
+                        "verify after {context}: {}",
+                        String::from_utf8_lossy(&verify.stderr)
+                    );
+                }
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.check)(&s, &run)))
+                    .unwrap_or_else(|_| panic!("model check failed after {context}"));
+                (case.rerun)(&s);
+                runs += 1;
+                unknown += usize::from(run.ended.unknown());
+                refused += usize::from(matches!(run.ended, Ended::Exit(c) if c != 0 && c != 8));
+            }
+        }
+    }
+    eprintln!(
+        "{}: {runs} faulted runs: {unknown} unknown (exit 8 or killed), {refused} refused, {} succeeded",
+        case.name,
+        runs - unknown - refused
+    );
+    assert!(runs > 20, "{}: the sweep ran only {runs} cases", case.name);
+}
+
+/// A new sandbox holding a copy of `template`'s ledger.
+fn copy_of(template: &Sandbox) -> Sandbox {
+    let s = Sandbox::new();
+    for entry in std::fs::read_dir(template.dir.path()).unwrap().flatten() {
+        std::fs::copy(entry.path(), s.dir.path().join(entry.file_name())).unwrap();
+    }
+    s
+}
+
+fn users(s: &Sandbox) {
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "bob", "bob@example.com"]);
+}
+
+/// How many transfers hold `key` (0 or 1: keys are unique).
+fn with_key(s: &Sandbox, key: &str) -> usize {
+    let out = s
+        .cmd(&["--json", "get-transfer", "--id", key])
+        .output()
+        .unwrap();
+    match out.status.code() {
+        Some(0) => 1,
+        Some(3) => 0,
+        other => panic!("get-transfer --id {key}: {other:?}"),
+    }
+}
+
+fn transfer_count(s: &Sandbox, name: &str) -> usize {
+    let out = s.ok(&["--json", "history", name, "--limit", "1000"]);
+    serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+}
+
+/// A change reported done is there; one reported refused is not; an
+/// unknown outcome may be either.
+fn agrees(run: &Faulted, present: bool) {
+    match run.ended {
+        Ended::Exit(0) => assert!(present, "reported done but absent"),
+        ended if ended.unknown() => {}
+        Ended::Exit(_) => assert!(!present, "reported failed but present"),
+        Ended::Killed => unreachable!(),
+    }
+}
+
+#[test]
+fn sweep_a_single_deposit() {
+    sweep(&Sweep {
+        name: "deposit",
+        setup: users,
+        args: &["--json", "deposit", "alice", "5", "--id", "dep-1"],
+        check: |s, run| {
+            agrees(run, with_key(s, "dep-1") == 1);
+            if run.ended == Ended::Exit(8) {
+                assert!(run.stderr.contains("outcome_unknown"), "{}", run.stderr);
+            }
+        },
+        rerun: |s| {
+            s.ok(&["deposit", "alice", "5", "--id", "dep-1"]);
+            assert_eq!(
+                transfer_count(s, "alice"),
+                1,
+                "exactly once after a retry with --id"
+            );
+        },
+    });
+}
+
+const BATCH: &str = "{\"src\":null,\"dst\":\"alice\",\"amount\":\"1\",\"id\":\"b1\"}
+{\"src\":null,\"dst\":\"bob\",\"amount\":\"2\",\"id\":\"b2\"}
+{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"3\",\"id\":\"b3\"}
+";
+
+fn batch_file(s: &Sandbox) {
+    users(s);
+    std::fs::write(s.dir.path().join("batch.jsonl"), BATCH).unwrap();
+}
+
+fn printed_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("tx_id").is_some())
+        .map(|doc| format!("b{}", doc["line"]))
+        .collect()
+}
+
+fn batch_rerun(s: &Sandbox, extra: &[&str]) {
+    let mut args = vec!["--json", "transfer", "--batch", "batch.jsonl"];
+    args.extend_from_slice(extra);
+    s.ok(&args);
+    for key in ["b1", "b2", "b3"] {
+        assert_eq!(with_key(s, key), 1, "{key}");
+    }
+    assert_eq!(transfer_count(s, "alice") + transfer_count(s, "bob"), 4);
+}
+
+#[test]
+fn sweep_a_chunked_batch() {
+    sweep(&Sweep {
+        name: "transfer --batch --chunk-size 1",
+        setup: batch_file,
+        args: &[
+            "--json",
+            "transfer",
+            "--batch",
+            "batch.jsonl",
+            "--chunk-size",
+            "1",
+        ],
+        check: |s, run| {
+            let present: Vec<String> = ["b1", "b2", "b3"]
+                .into_iter()
+                .filter(|key| with_key(s, key) == 1)
+                .map(String::from)
+                .collect();
+            let printed = printed_ids(&run.stdout);
+            // A printed result is durable, whatever happened after it.
+            for key in &printed {
+                assert!(present.contains(key), "printed {key} but absent");
+            }
+            if !run.ended.unknown() {
+                assert_eq!(present, printed, "queued exactly what was reported");
+            }
+        },
+        rerun: |s| batch_rerun(s, &[]),
+    });
+}
+
+#[test]
+fn sweep_an_atomic_batch() {
+    sweep(&Sweep {
+        name: "transfer --batch --atomic",
+        setup: batch_file,
+        args: &["--json", "transfer", "--batch", "batch.jsonl", "--atomic"],
+        check: |s, run| {
+            let present = ["b1", "b2", "b3"].map(|key| with_key(s, key));
+            assert!(
+                present == [0; 3] || present == [1; 3],
+                "all or nothing: {present:?}"
+            );
+            agrees(run, present == [1; 3]);
+        },
+        rerun: |s| batch_rerun(s, &["--atomic"]),
+    });
+}
+
+fn pending_transfers(s: &Sandbox) {
+    users(s);
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["settle"]);
+    for amount in ["1", "2", "3", "4", "5"] {
+        s.ok(&["transfer", "alice", "bob", amount]);
+    }
+}
+
+fn balance(s: &Sandbox, name: &str) -> String {
+    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
+    user["balance"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sweep_settle() {
+    sweep(&Sweep {
+        name: "settle --batch-size 2",
+        setup: pending_transfers,
+        args: &["--json", "settle", "--batch-size", "2"],
+        check: |s, run| {
+            if run.ended == Ended::Exit(0) {
+                assert_eq!(
+                    balance(s, "bob"),
+                    "15.00",
+                    "a settle that succeeded applied all"
+                );
+            }
+            // A settle stopped part-way prints what it applied.
+            if let (Ended::Exit(code), Ok(done)) =
+                (run.ended, serde_json::from_str::<Value>(&run.stdout))
+            {
+                assert!(
+                    done["processed"].as_u64().unwrap() <= 5,
+                    "exit {code}: {done}"
+                );
+            }
+        },
+        rerun: |s| {
+            s.ok(&["settle"]);
+            assert_eq!(balance(s, "alice"), "85.00");
+            assert_eq!(balance(s, "bob"), "15.00");
+        },
+    });
+}
+
+fn one_pending(s: &Sandbox) {
+    users(s);
+    s.ok(&["deposit", "alice", "10"]);
+}
+
+fn status_of(s: &Sandbox, tx_id: &str) -> String {
+    let doc: Value = serde_json::from_str(&s.ok(&["--json", "get-transfer", tx_id])).unwrap();
+    doc["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sweep_cancel() {
+    sweep(&Sweep {
+        name: "cancel",
+        setup: one_pending,
+        args: &["--json", "cancel", "1"],
+        check: |s, run| agrees(run, status_of(s, "1") == "CANCELLED"),
+        rerun: |s| {
+            if status_of(s, "1") == "PENDING" {
+                s.ok(&["cancel", "1"]);
+            }
+            assert_eq!(status_of(s, "1"), "CANCELLED");
+            s.ok(&["settle"]);
+            assert_eq!(balance(s, "alice"), "0.00");
+        },
+    });
+}
+
+/// Files a creation might leave beside the ledger.
+fn leftovers(s: &Sandbox) -> Vec<String> {
+    std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".creating"))
+        .collect()
+}
+
+#[test]
+fn sweep_ledger_creation() {
+    sweep(&Sweep {
+        name: "init",
+        setup: |_| {},
+        args: &["--json", "init"],
+        check: |s, run| {
+            // A ledger is there whole (verify passed above) or not at all.
+            agrees(run, s.db().exists());
+            if run.ended != Ended::Killed {
+                assert_eq!(leftovers(s), Vec::<String>::new());
+            }
+        },
+        rerun: |s| {
+            let out = s.cmd(&["--json", "init"]).output().unwrap();
+            assert!(matches!(out.status.code(), Some(0 | 4)), "{out:?}");
+            s.ok(&["create-user", "alice", "alice@example.com"]);
+            assert_eq!(
+                leftovers(s),
+                Vec::<String>::new(),
+                "abandoned builds removed"
+            );
+        },
+    });
+}
+
+/// A small tmpfs, mounted for one test (root only), filled to the brim.
+struct FullDisk {
+    dir: tempfile::TempDir,
+}
+
+impl FullDisk {
+    fn new() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and can mount a tmpfs"
+            );
+            eprintln!("skipped: cannot mount a tmpfs (not root)");
+            return None;
+        }
+        // Fill it: a write that meets the end fails with ENOSPC and stops.
+        let _ = std::fs::write(dir.path().join("fill"), vec![0u8; 1 << 20]);
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).output();
+    }
+}
+
+fn pending_in(s: &Sandbox, name: &str) -> String {
+    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
+    user["pending_in"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_atomic_batch_whose_results_cannot_be_kept_queues_nothing() {
+    let Some(full) = FullDisk::new() else { return };
+    let s = Sandbox::new();
+    users(&s);
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-", "--atomic"])
+        .env("TMPDIR", full.path())
+        .write_stdin(BATCH)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_ne!(
+        out.status.code(),
+        Some(8),
+        "the failure came before the commit"
+    );
+    assert_eq!(pending_in(&s, "bob"), "0.00", "nothing was queued");
+    assert_eq!(with_key(&s, "b1"), 0);
+}
+
+#[test]
+fn settle_does_not_need_the_temporary_directory() {
+    let Some(full) = FullDisk::new() else { return };
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "100000"]);
+    s.ok(&["settle"]);
+    let lines: String = (0..3000)
+        .map(|_| "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"0.01\"}\n")
+        .collect();
+    s.cmd(&["transfer", "--batch", "-"])
+        .write_stdin(lines)
+        .assert()
+        .success();
+    s.cmd(&["settle"])
+        .env("TMPDIR", full.path())
+        .assert()
+        .success();
+    assert_eq!(balance(&s, "bob"), "30.00");
+}
+
+#[test]
+fn a_commit_whose_sync_fails_is_an_unknown_outcome_naming_the_transfer() {
+    let Some(strace) = strace() else { return };
+    let template = Sandbox::new();
+    users(&template);
+    let n = calls(
+        &strace,
+        &copy_of(&template),
+        &["deposit", "alice", "5"],
+        "fsync",
+    );
+    let mut named = 0;
+    for k in 1..=n {
+        let s = copy_of(&template);
+        let inject = format!("fsync:error=EIO:when={k}");
+        let run = run_faulted(
+            &strace,
+            &s,
+            &["--json", "deposit", "alice", "5"],
+            Some(&inject),
+        );
+        if run.ended == Ended::Exit(8) {
+            let doc: Value = serde_json::from_str(&run.stderr).unwrap();
+            assert_eq!(doc["error"]["code"], "outcome_unknown");
+            let message = doc["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("transfer 1 may have been written"),
+                "{message}"
+            );
+            assert!(run.stdout.is_empty());
+            named += 1;
+        }
+    }
+    assert!(named > 0, "no fsync of {n} was the commit's");
+}
+
+#[test]
+fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() {
+    let s = Sandbox::new();
+    users(&s);
+    // A full device: the answer cannot be written.
+    let out = s
+        .process(&["deposit", "alice", "5"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deposit 1 was committed, but its result could not be printed"),
+        "{stderr}"
+    );
+    assert_eq!(pending_in(&s, "alice"), "5.00");
+    // A reader that went away: the same, for a command that wrote.
+    let script = format!(
+        "set -o pipefail; '{}' --db '{}' deposit alice 6 | (exec 0<&-; true)",
+        env!("CARGO_BIN_EXE_wallet"),
+        s.db().display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("deposit 2 was committed"), "{stderr}");
+    // A command that only read still exits quietly.
+    let script = format!(
+        "set -o pipefail; '{}' --db '{}' get-user alice | (exec 0<&-; true)",
+        env!("CARGO_BIN_EXE_wallet"),
+        s.db().display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn a_settle_that_loses_the_lock_part_way_prints_what_it_applied() {
+    let Some(strace) = strace() else { return };
+    let template = Sandbox::new();
+    pending_transfers(&template);
+    let args = [
+        "--json",
+        "--lock-timeout",
+        "0",
+        "settle",
+        "--batch-size",
+        "1",
+    ];
+    // SQLite's write lock on a WAL ledger is byte 120 of the `-shm` file:
+    // fail exactly the k-th request for it, as a lock another process holds.
+    let write_locks = calls_where(&strace, &copy_of(&template), &args, "fcntl", |line| {
+        line.contains("F_WRLCK") && line.contains("l_start=120, l_len=1")
+    });
+    let mut partial = 0;
+    for &k in &write_locks {
+        let s = copy_of(&template);
+        let inject = format!("fcntl:error=EAGAIN:when={k}");
+        let run = run_faulted(&strace, &s, &args, Some(&inject));
+        if run.ended != Ended::Exit(6) || run.stdout.is_empty() {
+            continue;
+        }
+        let done: Value = serde_json::from_str(&run.stdout).unwrap();
+        let err: Value = serde_json::from_str(&run.stderr).unwrap();
+        assert_eq!(err["error"]["code"], "busy");
+        let processed = done["processed"].as_u64().unwrap();
+        assert!(processed > 0);
+        let settled = serde_json::from_str::<Vec<Value>>(&s.ok(&[
+            "--json",
+            "history",
+            "bob",
+            "--status",
+            "COMPLETED",
+        ]))
+        .unwrap()
+        .len() as u64;
+        assert_eq!(
+            processed, settled,
+            "what it printed it had applied is what it applied"
+        );
+        partial += 1;
+    }
+    assert!(
+        partial > 0,
+        "no write lock of {write_locks:?} fell between two batches"
+    );
+}
+
+#[test]
+fn a_watch_worker_rides_out_io_errors() {
+    let Some(strace) = strace() else { return };
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "10"]);
+    // Its first two syncs fail; it must log, pause and settle all the same.
+    let tracer = Command::new(&strace)
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fsync:error=EIO:when=1..2",
+        ])
+        .arg(env!("CARGO_BIN_EXE_wallet"))
+        .arg("--db")
+        .arg(s.db())
+        .args(["settle", "--watch", "--interval", "50"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let settled = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        balance(&s, "alice") == "10.00"
+    });
+    // The worker is strace's child; the signal goes to it, not to strace.
+    let children = format!("/proc/{0}/task/{0}/children", tracer.id());
+    let worker = std::fs::read_to_string(children).unwrap();
+    Command::new("kill")
+        .args(["-TERM", worker.trim()])
+        .status()
+        .unwrap();
+    let out = wait_or_kill(tracer, 100);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(settled, "the worker settled after its I/O errors: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("retrying in"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("settled 1 transfer"));
+}
+
+#[test]
+fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
+    let s = Sandbox::new();
+    users(&s);
+    let worker = s
+        .process(&[
+            "--lock-timeout",
+            "60000",
+            "settle",
+            "--watch",
+            "--interval",
+            "50",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Another process takes the write lock and keeps it.
+    let mut holder = Command::new("sqlite3")
+        .arg(s.db())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    let stdin = holder.stdin.as_mut().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN IMMEDIATE; UPDATE accounts SET email = email WHERE id = 1;"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.fails(&["--lock-timeout", "0", "deposit", "alice", "1"], "busy", 6);
+    for signal in ["-TERM"] {
+        Command::new("kill")
+            .args([signal, &worker.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    // It stops while the lock is still held: it did not wait the lock out.
+    let out = wait_or_kill(worker, 100);
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stopped by SIGTERM, not killed: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("settled 0 transfers"));
+}
+
+#[test]
+fn a_watch_worker_stops_on_sighup_with_its_summary() {
+    let s = Sandbox::new();
+    users(&s);
+    let worker = s
+        .process(&["--json", "settle", "--watch", "--interval", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.ok(&["deposit", "alice", "3"]);
+    let settled = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        balance(&s, "alice") == "3.00"
+    });
+    assert!(settled);
+    Command::new("kill")
+        .args(["-HUP", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let out = wait_or_kill(worker, 100);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["processed"], 1);
+}
+
+#[test]
+fn a_watch_worker_whose_shared_memory_file_is_deleted_stops() {
+    let s = Sandbox::new();
+    users(&s);
+    let worker = s
+        .process(&["--json", "settle", "--watch", "--interval", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::remove_file(s.dir.path().join("wallet.db-shm")).unwrap();
+    s.ok(&["deposit", "alice", "10"]);
+    let out = wait_or_kill(worker, 100);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "integrity");
+    assert!(err["error"]["message"].as_str().unwrap().contains("-shm"));
+}
+
+/// Waits up to `tries` × 50 ms for a child, then kills it.
+fn wait_or_kill(mut child: std::process::Child, tries: usize) -> Output {
+    for _ in 0..tries {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn abandoned_creations_are_cleaned_and_a_live_one_is_left() {
+    let s = Sandbox::new();
+    let dead = s
+        .dir
+        .path()
+        .join(".wallet.db.999999999.1700000000000.creating");
+    let dead_log = s
+        .dir
+        .path()
+        .join(".wallet.db.999999999.1700000000000.creating-journal");
+    let live = s.dir.path().join(format!(
+        ".wallet.db.{}.1700000000000.creating",
+        std::process::id()
+    ));
+    for path in [&dead, &dead_log, &live] {
+        std::fs::write(path, b"half a ledger").unwrap();
+    }
+    s.ok(&["init"]);
+    assert!(
+        !dead.exists() && !dead_log.exists(),
+        "a dead process's build is removed"
+    );
+    assert!(live.exists(), "a running process's build is left alone");
+}
+
+#[test]
+fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
+    let s = Sandbox::new();
+    users(&s);
+    // Back to schema version 1, as an older wallet left it.
+    let conn = s.sqlite();
+    conn.execute_batch(
+        "DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let before = s.ledger_bytes();
+    for args in [
+        &["get-user", "alice"][..],
+        &["history", "alice"],
+        &["get-transfer", "1"],
+    ] {
+        let message = s.fails(args, "upgrade_needed", 7);
+        assert!(message.contains("wallet migrate"), "{message}");
+    }
+    assert!(before == s.ledger_bytes(), "reads left the file as it was");
+    let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
+    assert_eq!(
+        migrated,
+        serde_json::json!({"status": "migrated", "from": 1, "to": 2})
+    );
+    s.ok(&["get-user", "alice"]);
+    let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
+    assert_eq!(again["status"], "up_to_date");
+}
+
+#[test]
+fn settle_does_not_pay_out_of_damaged_figures() {
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "10"]);
+    s.ok(&["settle"]);
+    s.ok(&["transfer", "alice", "bob", "50"]);
+    // A balance raised by hand: settle must not pay the transfer out of it.
+    s.sqlite()
+        .execute(
+            "UPDATE accounts SET balance = balance + 10000 WHERE name = 'alice'",
+            [],
+        )
+        .unwrap();
+    let message = s.fails(&["settle"], "integrity", 7);
+    assert!(message.contains("balances sum to"), "{message}");
+    assert_eq!(status_of(&s, "2"), "PENDING");
+    // Pending sums that no longer cover a transfer: integrity, not `internal`.
+    s.sqlite()
+        .execute_batch(
+            "UPDATE accounts SET balance = balance - 10000 WHERE name = 'alice';
+             UPDATE accounts SET pending_out = 0 WHERE name = 'alice';
+             UPDATE accounts SET pending_in = 0 WHERE name = 'bob';",
+        )
+        .unwrap();
+    let message = s.fails(&["settle"], "integrity", 7);
+    assert!(message.contains("pending total"), "{message}");
+    assert_eq!(status_of(&s, "2"), "PENDING");
+}
