@@ -760,12 +760,10 @@ fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
     stdin.flush().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     s.fails(&["--lock-timeout", "0", "deposit", "alice", "1"], "busy", 6);
-    for signal in ["-TERM"] {
-        Command::new("kill")
-            .args([signal, &worker.id().to_string()])
-            .status()
-            .unwrap();
-    }
+    Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
     // It stops while the lock is still held: it did not wait the lock out.
     let out = wait_or_kill(worker, 100);
     writeln!(stdin, "COMMIT;").unwrap();
