@@ -84,6 +84,18 @@ pub fn stored_status(text: &str) -> Result<Status> {
     })
 }
 
+/// Only a PENDING transfer can be cancelled; one that settlement (or an
+/// earlier cancel) already decided stays as it is.
+pub fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
+    match stored_status(stored)? {
+        Status::Pending => Ok(()),
+        _ => Err(WalletError::NotPending {
+            tx_id,
+            status: stored.to_string(),
+        }),
+    }
+}
+
 /// The pending sums after queueing `transfer`: the source's `pending_out`
 /// and the destination's `pending_in`, each grown by the amount. A sum that
 /// would overflow refuses the request, naming the account whose sum is full.

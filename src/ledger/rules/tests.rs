@@ -81,6 +81,27 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
             },
         ),
     ];
+    // Several fields differ: the first in the order source, destination,
+    // amount, memo is named.
+    let all_differ = Pinned {
+        src: 3,
+        dst: 4,
+        amount: 1,
+        memo: None,
+    };
+    match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
+        Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),
+        other => panic!("{other:?}"),
+    }
+    let amount_and_memo = Pinned {
+        amount: 1,
+        memo: None,
+        ..earlier
+    };
+    match replay_or_conflict(&key, 9, Status::Pending, earlier, amount_and_memo) {
+        Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "amount"),
+        other => panic!("{other:?}"),
+    }
     for (field, requested) in changes {
         match replay_or_conflict(&key, 9, Status::Pending, earlier, requested) {
             Err(WalletError::IdempotencyConflict {

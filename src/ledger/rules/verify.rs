@@ -373,27 +373,37 @@ mod tests {
 
     #[test]
     fn pending_sums_money_from_nowhere_and_overdrafts_are_each_found() {
+        let currency = Currency::default();
+        // A pending sum that its PENDING transfers do not add up to.
         let mut tally = Tally::default();
         tally.add(1, 0, "PENDING", 10);
         let accounts = [
-            account(0, None, 0, (0, 0)),
-            account(1, Some("alice"), -5, (0, 0)),
-            account(7, Some("ghost"), 0, (0, 0)),
+            account(0, None, 0, (10, 0)),
+            account(1, Some("alice"), 0, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, &Currency::default());
-        assert_eq!(
-            failed(&checks),
-            [
-                "balances",
-                "pending_totals",
-                "zero_sum",
-                "no_negative_balances"
-            ]
-        );
-        // An account the log names but the ledger lacks is reported too.
+        let checks = figure_checks(&accounts, &tally, &currency);
+        assert_eq!(failed(&checks), ["pending_totals"]);
+        assert_eq!(checks[1].problems[0].user.as_deref(), Some("alice"));
+        // Money from nowhere, with no transfer to explain it.
+        let rich = [
+            account(0, None, 0, (0, 0)),
+            account(1, Some("alice"), 5, (0, 0)),
+        ];
+        let checks = figure_checks(&rich, &Tally::default(), &currency);
+        assert_eq!(failed(&checks), ["balances", "zero_sum"]);
+        // An overdraft the log does explain: only the overdraft check fails.
+        let mut overdrawn = Tally::default();
+        overdrawn.add(1, 0, "COMPLETED", 5);
+        let accounts = [
+            account(0, None, 5, (0, 0)),
+            account(1, Some("alice"), -5, (0, 0)),
+        ];
+        let checks = figure_checks(&accounts, &overdrawn, &currency);
+        assert_eq!(failed(&checks), ["no_negative_balances"]);
+        // An account the log names but the ledger lacks.
         let mut strangers = Tally::default();
         strangers.add(9, 1, "CANCELLED", 1);
-        let checks = figure_checks(&accounts[..2], &strangers, &Currency::default());
+        let checks = figure_checks(&rich, &strangers, &currency);
         let messages: Vec<&str> = checks[0]
             .problems
             .iter()

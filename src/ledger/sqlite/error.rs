@@ -65,6 +65,15 @@ impl ErrorContext {
             Fault::Wallet(err) => return err,
             Fault::Sql(err) => err,
         };
+        if let rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) = err
+        {
+            // The schema's types and CHECKs admit only what we write.
+            return WalletError::Integrity(format!(
+                "a stored value has a form the wallet never writes ({err}); run `wallet verify`"
+            ));
+        }
         match err.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 WalletError::Busy(self.lock_timeout_ms)

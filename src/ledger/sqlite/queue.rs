@@ -43,7 +43,18 @@ pub(super) fn queue_chunk(
     // pragma is a no-op inside a transaction, so it brackets this one.
     conn.pragma_update(None, "foreign_keys", false)?;
     let outcome = queue_chunk_in_one_transaction(conn, cache, lines, max, all_or_nothing, sink);
-    conn.pragma_update(None, "foreign_keys", true)?;
+    // Restoring the pragma touches no file; should it fail all the same, a
+    // committed chunk must still be reported as committed.
+    let restored = conn.pragma_update(None, "foreign_keys", true);
+    if !matches!(
+        outcome,
+        Ok(BatchSummary {
+            committed: true,
+            ..
+        })
+    ) {
+        restored?;
+    }
     if !matches!(
         outcome,
         Ok(BatchSummary {
@@ -569,6 +580,32 @@ mod tests {
         ledger.queue_batch(lines, &options, &mut sink).unwrap();
         assert_eq!(pending(&mut ledger, "alice"), (0, 1));
         assert_eq!(pending(&mut ledger, "bob"), (1, 0));
+        // Settle, queue, settle: settle's cached figures must see the queueing.
+        ledger
+            .settle(&crate::ledger::SettleOptions::default(), |_| {})
+            .unwrap();
+        let lines = (1..=1).map(|n| line(n, "bob", "alice", 2, None));
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        ledger
+            .settle(&crate::ledger::SettleOptions::default(), |_| {})
+            .unwrap();
+        // An atomic batch rolled back, then another: the sums in memory
+        // from the rolled-back one must not be written by the next.
+        let atomic = BatchOptions {
+            atomic: true,
+            ..BatchOptions::default()
+        };
+        let lines = vec![
+            line(1, "", "alice", 7, None),
+            line(2, "bob", "nobody", 1, None),
+        ];
+        let summary = ledger
+            .queue_batch(lines.into_iter(), &atomic, &mut sink)
+            .unwrap();
+        assert!(!summary.committed);
+        let lines = (1..=1).map(|n| line(n, "", "alice", 1, None));
+        ledger.queue_batch(lines, &options, &mut sink).unwrap();
+        assert_eq!(pending(&mut ledger, "alice"), (0, 1));
         let report = ledger
             .verify(&crate::ledger::VerifyOptions::default())
             .unwrap();

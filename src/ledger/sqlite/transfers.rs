@@ -49,9 +49,7 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         )
         .optional()?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
-    if rules::stored_status(&status)? != Status::Pending {
-        return Err(WalletError::NotPending { tx_id, status }.into());
-    }
+    rules::check_cancellable(tx_id, &status)?;
     tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
          WHERE tx_id = ?1 AND status = 'PENDING'",
