@@ -12,7 +12,13 @@ const LONG_ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite
 
 Transfers, deposits and withdrawals are queued as PENDING and applied by \
 `settle`, each exactly once. Amounts are exact decimals in the ledger's \
-currency; balances never go below zero.";
+currency; balances never go below zero.
+
+Exit status: 0 success; 1 I/O or internal error; 2 usage error; 3 not found; \
+4 conflict; 5 invalid input; 6 busy, nothing changed: retry; 7 the ledger is \
+damaged, foreign, newer, or older than a read can use (`wallet verify`, \
+`wallet migrate`): stop; 8 outcome unknown, the change may have been written: \
+look it up (`get-transfer`), or retry with the same --id, which is exact.";
 
 const AFTER_HELP: &str = "Examples:
   wallet create-user alice alice@example.com

@@ -169,7 +169,7 @@ fn sweep(case: &Sweep) {
     let template = Sandbox::new();
     (case.setup)(&template);
     let fresh = || copy_of(&template);
-    let (mut runs, mut unknown, mut refused) = (0, 0, 0);
+    let (mut runs, mut killed, mut unknown, mut refused) = (0, 0, 0, 0);
     for syscall in WRITE_CALLS {
         let n = calls(&strace, &fresh(), case.args, syscall);
         for k in 1..=n {
@@ -202,17 +202,19 @@ fn sweep(case: &Sweep) {
                     .unwrap_or_else(|_| panic!("model check failed after {context}"));
                 (case.rerun)(&s);
                 runs += 1;
-                unknown += usize::from(run.ended.unknown());
+                killed += usize::from(run.ended == Ended::Killed);
+                unknown += usize::from(run.ended == Ended::Exit(8));
                 refused += usize::from(matches!(run.ended, Ended::Exit(c) if c != 0 && c != 8));
             }
         }
     }
     eprintln!(
-        "{}: {runs} faulted runs: {unknown} unknown (exit 8 or killed), {refused} refused, {} succeeded",
+        "{}: {runs} faulted runs: {killed} killed, {unknown} outcome_unknown, {refused} refused, {} succeeded",
         case.name,
-        runs - unknown - refused
+        runs - killed - unknown - refused
     );
     assert!(runs > 20, "{}: the sweep ran only {runs} cases", case.name);
+    assert!(unknown > 0, "{}: no fault struck at the commit", case.name);
 }
 
 /// A new sandbox holding a copy of `template`'s ledger.
