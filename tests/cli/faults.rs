@@ -924,3 +924,45 @@ fn settle_does_not_pay_out_of_damaged_figures() {
     assert!(message.contains("pending total"), "{message}");
     assert_eq!(status_of(&s, "2"), "PENDING");
 }
+
+/// A ledger copied while another process had committed changes only to its
+/// write-ahead log: the state a crash leaves, log and all.
+fn crashed_copy(build: impl FnOnce(&rusqlite::Connection)) -> Sandbox {
+    let live = Sandbox::new();
+    users(&live);
+    live.ok(&["deposit", "alice", "5"]);
+    let conn = live.sqlite();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    build(&conn);
+    let copy = Sandbox::new();
+    std::fs::copy(live.db(), copy.db()).unwrap();
+    std::fs::copy(
+        live.dir.path().join("wallet.db-wal"),
+        copy.dir.path().join("wallet.db-wal"),
+    )
+    .unwrap();
+    drop(conn);
+    copy
+}
+
+#[test]
+fn a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed() {
+    // A planted view, committed only to the log: the ledger is refused.
+    let s = crashed_copy(|conn| conn.execute_batch("CREATE VIEW planted AS SELECT 1").unwrap());
+    let before = s.ledger_bytes();
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    s.fails(&["deposit", "alice", "1"], "not_a_ledger", 7);
+    s.verify_fails();
+    assert!(before == s.ledger_bytes(), "the file and its log are as they were");
+
+    // A sound ledger with a leftover log: verify reads it and leaves both.
+    let s = crashed_copy(|conn| {
+        conn.execute("UPDATE accounts SET email = 'new@example.com' WHERE id = 1", [])
+            .unwrap();
+    });
+    let before = s.ledger_bytes();
+    s.ok(&["verify"]);
+    assert!(before == s.ledger_bytes(), "verify changed nothing");
+    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", "alice"])).unwrap();
+    assert_eq!(user["email"], "new@example.com", "the log's commit is read");
+}

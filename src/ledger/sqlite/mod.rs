@@ -208,6 +208,11 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
         let errors = error_context(path, options);
+        // Until the file is accepted for use, closing must not checkpoint:
+        // a ledger that is refused, or read by `verify`, keeps every byte of
+        // its file and of a write-ahead log left beside it.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(|e| errors.lift(e.into()))?;
         validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))
     }
 
@@ -277,6 +282,9 @@ fn validate(
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     if version < schema::latest_version() && gate == SchemaGate::Refuse {
         schema::migrate(&mut conn)?;
+    }
+    if gate != SchemaGate::Report {
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
     }
     let currency = conn.query_row(
         "SELECT currency, scale FROM ledger_meta WHERE id = 1",
