@@ -611,6 +611,11 @@ fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
 #[test]
 fn a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched() {
     let s = ledger();
+    // The ledger alone, as a copy into the directory leaves it: its
+    // write-ahead log and shared memory file stay beside a ledger once made.
+    for side in ["wallet.db-wal", "wallet.db-shm"] {
+        let _ = fs::remove_file(s.dir.path().join(side));
+    }
     give_away(&s);
     fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
     let before = s.ledger_bytes();

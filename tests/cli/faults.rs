@@ -948,21 +948,99 @@ fn crashed_copy(build: impl FnOnce(&rusqlite::Connection)) -> Sandbox {
 #[test]
 fn a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed() {
     // A planted view, committed only to the log: the ledger is refused.
-    let s = crashed_copy(|conn| conn.execute_batch("CREATE VIEW planted AS SELECT 1").unwrap());
+    let s = crashed_copy(|conn| {
+        conn.execute_batch("CREATE VIEW planted AS SELECT 1")
+            .unwrap()
+    });
     let before = s.ledger_bytes();
     s.fails(&["get-user", "alice"], "not_a_ledger", 7);
     s.fails(&["deposit", "alice", "1"], "not_a_ledger", 7);
     s.verify_fails();
-    assert!(before == s.ledger_bytes(), "the file and its log are as they were");
+    assert!(
+        before == s.ledger_bytes(),
+        "the file and its log are as they were"
+    );
 
     // A sound ledger with a leftover log: verify reads it and leaves both.
     let s = crashed_copy(|conn| {
-        conn.execute("UPDATE accounts SET email = 'new@example.com' WHERE id = 1", [])
-            .unwrap();
+        conn.execute(
+            "UPDATE accounts SET email = 'new@example.com' WHERE id = 1",
+            [],
+        )
+        .unwrap();
     });
     let before = s.ledger_bytes();
     s.ok(&["verify"]);
     assert!(before == s.ledger_bytes(), "verify changed nothing");
     let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", "alice"])).unwrap();
     assert_eq!(user["email"], "new@example.com", "the log's commit is read");
+}
+
+#[test]
+fn a_writer_stopped_while_it_checkpoints_holds_up_no_reader() {
+    let Some(strace) = strace() else { return };
+    let template = Sandbox::new();
+    users(&template);
+    let args = ["deposit", "alice", "5"];
+    let syncs = calls(&strace, &copy_of(&template), &args, "fsync");
+    let s = copy_of(&template);
+    // The last sync of a write is its checkpoint's, after the commit.
+    let tracer = Command::new(&strace)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e"])
+        .arg(format!("inject=fsync:signal=STOP:when={syncs}"))
+        .arg(env!("CARGO_BIN_EXE_wallet"))
+        .arg("--db")
+        .arg(s.db())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", tracer.id());
+    // Stopped by the injected SIGSTOP: `t (tracing stop)` that lasts, not
+    // the blink of a traced syscall.
+    let in_stop = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|status| status.contains("State:\tt") || status.contains("State:\tT"))
+    };
+    let mut stopped = None;
+    let mut seen = 0;
+    for _ in 0..400 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let pid = std::fs::read_to_string(&children).unwrap_or_default();
+        let pid = pid.trim().to_string();
+        seen = if !pid.is_empty() && in_stop(&pid) {
+            seen + 1
+        } else {
+            0
+        };
+        if seen == 10 {
+            stopped = Some(pid);
+            break;
+        }
+    }
+    let readers = stopped.as_ref().map(|_| {
+        (
+            s.cmd(&["--json", "--lock-timeout", "500", "get-user", "alice"])
+                .output()
+                .unwrap(),
+            s.cmd(&["--json", "--lock-timeout", "500", "verify", "--quick"])
+                .output()
+                .unwrap(),
+        )
+    });
+    if let Some(pid) = &stopped {
+        Command::new("kill").args(["-CONT", pid]).status().unwrap();
+    }
+    let writer = wait_or_kill(tracer, 200);
+    let pid = stopped.expect("the writer stopped at its last sync");
+    let (get_user, verify) = readers.unwrap();
+    assert!(
+        get_user.status.success(),
+        "get-user with writer {pid} stopped: {get_user:?}"
+    );
+    let user: Value = serde_json::from_slice(&get_user.stdout).unwrap();
+    assert_eq!(user["pending_in"], "5.00", "the committed deposit is seen");
+    assert!(verify.status.success(), "verify --quick: {verify:?}");
+    assert!(writer.status.success(), "{writer:?}");
 }

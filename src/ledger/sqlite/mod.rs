@@ -62,6 +62,26 @@ pub struct SqliteStore {
     errors: ErrorContext,
     caches: Caches,
     files: FileIdentity,
+    /// Whether this process wrote, so that it checkpoints before it closes.
+    wrote: bool,
+}
+
+impl Drop for SqliteStore {
+    /// A writer moves what it wrote from the log into the file and empties
+    /// the log, so the next process to open the ledger has nothing to
+    /// replay. It does so with a checkpoint that never waits: if a reader
+    /// still needs the log, or another process is checkpointing, the log is
+    /// left for a later writer. SQLite's own checkpoint on close is off
+    /// (see `open_with`): it takes an exclusive lock on the ledger, and a
+    /// process stopped while holding it would hold up every new reader.
+    fn drop(&mut self) {
+        if self.wrote {
+            let _ = self.conn.busy_timeout(Duration::ZERO);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 /// The device and inode of the ledger and its `-wal` and `-shm` as this
@@ -208,9 +228,10 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
         let errors = error_context(path, options);
-        // Until the file is accepted for use, closing must not checkpoint:
-        // a ledger that is refused, or read by `verify`, keeps every byte of
-        // its file and of a write-ahead log left beside it.
+        // Closing never checkpoints: a ledger that is refused, or read by
+        // `verify`, keeps every byte of its file and of a write-ahead log
+        // left beside it, and a writer checkpoints on its own terms (see
+        // `Drop for SqliteStore`).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| errors.lift(e.into()))?;
         validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))
@@ -280,11 +301,9 @@ fn validate(
     // Statement journals and sorts stay in memory: a full `$TMPDIR` must
     // not fail a settle on a disk with room. They are bounded by a batch.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    if version < schema::latest_version() && gate == SchemaGate::Refuse {
+    let migrated = version < schema::latest_version() && gate == SchemaGate::Refuse;
+    if migrated {
         schema::migrate(&mut conn)?;
-    }
-    if gate != SchemaGate::Report {
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
     }
     let currency = conn.query_row(
         "SELECT currency, scale FROM ledger_meta WHERE id = 1",
@@ -302,6 +321,7 @@ fn validate(
         errors: error_context(path, options),
         caches: Caches::default(),
         files: FileIdentity::of(path),
+        wrote: migrated,
     })
 }
 
@@ -311,11 +331,13 @@ impl Store for SqliteStore {
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+        self.wrote = true;
         self.caches.clear();
         self.run(|store| users::create_user(&mut store.conn, name, email))
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
+        self.wrote = true;
         self.caches.clear();
         self.run(|store| users::create_users(&mut store.conn, users))
     }
@@ -338,6 +360,7 @@ impl Store for SqliteStore {
         sink: &mut dyn BatchSink,
     ) -> Result<BatchSummary> {
         self.files.check(&self.errors.path)?;
+        self.wrote = true;
         // Queueing moves pending sums that settle's cache holds.
         self.caches.settle = settle::SettleCache::default();
         self.run(|store| {
@@ -357,6 +380,7 @@ impl Store for SqliteStore {
     }
 
     fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.wrote = true;
         self.caches.clear();
         self.run(|store| transfers::cancel(&mut store.conn, tx_id))
     }
@@ -367,6 +391,7 @@ impl Store for SqliteStore {
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
         self.files.check(&self.errors.path)?;
+        self.wrote = true;
         // Settling moves pending sums that ingest's cache holds.
         self.caches.ingest = queue::IngestCache::default();
         self.run(|store| settle::settle_batch(&mut store.conn, max, &mut store.caches.settle))
