@@ -199,7 +199,7 @@ impl WalletError {
     /// A change that committed but whose result could not be printed.
     pub fn unreported(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
         Self::OutcomeUnknown(format!(
-            "{what} was committed, but its result could not be printed ({cause}); {advice}"
+            "committed {what}, but could not print the result ({cause}); {advice}"
         ))
     }
 

@@ -21,7 +21,7 @@ use crate::cli::TransferArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{
-    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued, rules,
+    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued, Span, rules,
 };
 use crate::money::Currency;
 use crate::report::Report;
@@ -206,8 +206,7 @@ struct LineStream {
     spool: Option<BufWriter<File>>,
     /// The lines and new transfers recorded since the last commit, to name
     /// them if their results cannot be printed once committed.
-    lines: Option<(u64, u64)>,
-    queued: Option<(i64, i64)>,
+    span: Span,
     /// The reader went away before anything was committed: nothing to report.
     closed: bool,
     progress: ProgressBar,
@@ -225,8 +224,7 @@ impl LineStream {
             stdout: io::stdout(),
             chunk: Vec::with_capacity(64 * 1024),
             spool,
-            lines: None,
-            queued: None,
+            span: Span::default(),
             closed: false,
             progress,
             recorded: 0,
@@ -266,18 +264,8 @@ impl LineStream {
 
     /// The committed lines whose results were lost, as `outcome_unknown`.
     fn unreported(&self, cause: io::Error) -> WalletError {
-        let lines = match self.lines {
-            Some((first, last)) if first == last => format!("line {first}"),
-            Some((first, last)) => format!("lines {first}–{last}"),
-            None => "the batch".to_string(),
-        };
-        let what = match self.queued {
-            Some((first, last)) if first == last => format!("transfer {first}, from {lines},"),
-            Some((first, last)) => format!("transfers {first}–{last}, from {lines},"),
-            None => format!("{lines}, which queued no new transfer,"),
-        };
         WalletError::unreported(
-            &what,
+            &self.span.describe(),
             cause,
             "`wallet get-transfer` shows each; run again, lines with an \"id\" replay exactly",
         )
@@ -294,18 +282,7 @@ impl BatchSink for LineStream {
         if self.recorded.is_multiple_of(4096) {
             self.progress.set_position(self.recorded);
         }
-        self.lines = Some(self.lines.map_or((line, line), |(first, _)| (first, line)));
-        if let Ok(Queued {
-            tx_id,
-            replayed: false,
-            ..
-        }) = outcome
-        {
-            self.queued = Some(
-                self.queued
-                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
-            );
-        }
+        self.span.note(line, &outcome);
         match (outcome, &mut self.spool) {
             (Ok(queued), Some(spool)) => {
                 write_queued(spool, line, &queued).map_err(write_error)?;
@@ -344,8 +321,7 @@ impl BatchSink for LineStream {
         // a closed pipe included, leaves the caller not knowing their ids.
         let printed = self.print_committed();
         let outcome = printed.map_err(|e| self.unreported(e));
-        self.lines = None;
-        self.queued = None;
+        self.span = Span::default();
         outcome
     }
 }

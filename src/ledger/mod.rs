@@ -25,7 +25,7 @@ pub use location::Location;
 pub use model::{
     BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check, DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, FailReason, HistoryQuery, MAX_LISTED_PROBLEMS,
-    NewTransfer, Problem, Queued, SettleOptions, SettleStopped, SettleSummary, Status,
+    NewTransfer, Problem, Queued, SettleOptions, SettleStopped, SettleSummary, Span, Status,
     TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
 };
 use store::Store;

@@ -322,6 +322,44 @@ impl BatchSummary {
     }
 }
 
+/// The lines a chunk read and the new transfers it queued, to name them
+/// when their fate cannot be told for sure (a failed commit, lost results).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Span {
+    lines: Option<(u64, u64)>,
+    queued: Option<(i64, i64)>,
+}
+
+impl Span {
+    /// Counts one line's outcome in.
+    pub fn note(&mut self, line: u64, outcome: &Result<Queued>) {
+        self.lines = Some(self.lines.map_or((line, line), |(first, _)| (first, line)));
+        if let Ok(Queued {
+            tx_id,
+            replayed: false,
+            ..
+        }) = *outcome
+        {
+            self.queued = Some(
+                self.queued
+                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
+            );
+        }
+    }
+
+    /// `transfer 5`, `the transfers 5–9 queued from lines 3–7`, …
+    pub fn describe(&self) -> String {
+        match (self.lines, self.queued) {
+            (Some((a, b)), Some((x, y))) if a == b && x == y => format!("transfer {x}"),
+            (Some((a, b)), Some((x, y))) => {
+                format!("the transfers {x}–{y} queued from lines {a}–{b}")
+            }
+            (Some((a, b)), None) => format!("lines {a}–{b}, which queued no new transfer,"),
+            (None, _) => "an empty chunk".to_string(),
+        }
+    }
+}
+
 /// Receives each line's outcome. Outcomes arrive before the transaction
 /// holding them commits; `committed` says that everything recorded so far
 /// is durable, so only then may a line be reported as queued.

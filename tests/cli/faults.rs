@@ -605,7 +605,7 @@ fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() 
     assert_eq!(out.status.code(), Some(8), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("deposit 1 was committed, but its result could not be printed"),
+        stderr.contains("committed deposit 1, but could not print the result"),
         "{stderr}"
     );
     assert_eq!(pending_in(&s, "alice"), "5.00");
@@ -618,7 +618,7 @@ fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() 
     let out = Command::new("bash").args(["-c", &script]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(8), "{stderr}");
-    assert!(stderr.contains("deposit 2 was committed"), "{stderr}");
+    assert!(stderr.contains("committed deposit 2,"), "{stderr}");
     // A command that only read still exits quietly.
     let script = format!(
         "set -o pipefail; '{}' --db '{}' get-user alice | (exec 0<&-; true)",
@@ -1043,4 +1043,28 @@ fn a_writer_stopped_while_it_checkpoints_holds_up_no_reader() {
     assert_eq!(user["pending_in"], "5.00", "the committed deposit is seen");
     assert!(verify.status.success(), "verify --quick: {verify:?}");
     assert!(writer.status.success(), "{writer:?}");
+}
+
+#[test]
+fn a_batch_whose_reader_went_away_stops_and_names_what_it_committed() {
+    let s = Sandbox::new();
+    batch_file(&s);
+    let script = format!(
+        "set -o pipefail; '{}' --db '{}' transfer --batch batch.jsonl --chunk-size 1 | (exec 0<&-; true)",
+        env!("CARGO_BIN_EXE_wallet"),
+        s.db().display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("committed transfer 1, but could not print the result"),
+        "{stderr}"
+    );
+    // It stopped there: the lines after the lost result were not queued.
+    assert_eq!(["b1", "b2", "b3"].map(|key| with_key(&s, key)), [1, 0, 0]);
 }

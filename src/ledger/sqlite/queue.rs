@@ -18,7 +18,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
 use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, NewTransfer, Queued, Status,
+    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, NewTransfer, Queued, Span, Status,
 };
 use crate::ledger::rules::{self, Pinned};
 use rustc_hash::FxHashMap as FastMap;
@@ -94,27 +94,6 @@ fn queue_chunk_in_one_transaction(
     )?;
     summary.committed = true;
     Ok(summary)
-}
-
-/// The lines a chunk read and the transfers it queued, to name them if
-/// its commit fails.
-#[derive(Debug, Default)]
-struct Span {
-    lines: Option<(u64, u64)>,
-    queued: Option<(i64, i64)>,
-}
-
-impl Span {
-    fn describe(&self) -> String {
-        match (self.lines, self.queued) {
-            (Some((a, b)), Some((x, y))) if a == b && x == y => format!("transfer {x}"),
-            (Some((a, b)), Some((x, y))) => {
-                format!("the transfers {x}–{y} queued from lines {a}–{b}")
-            }
-            (Some((a, b)), None) => format!("lines {a}–{b}, which queued no new transfer,"),
-            (None, _) => "an empty chunk".to_string(),
-        }
-    }
 }
 
 /// An account's pending sums as this batch has left them.
@@ -238,18 +217,7 @@ fn ingest(
             Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
             Err(refused) => Err(refused),
         };
-        span.lines = Some(span.lines.map_or((line, line), |(first, _)| (first, line)));
-        if let Ok(Queued {
-            tx_id,
-            replayed: false,
-            ..
-        }) = outcome
-        {
-            span.queued = Some(
-                span.queued
-                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
-            );
-        }
+        span.note(line, &outcome);
         summary.count(&outcome);
         sink.record(line, outcome)?;
     }
