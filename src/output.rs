@@ -7,7 +7,7 @@ use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, pres
 use serde_json::json;
 
 use crate::error::WalletError;
-use crate::report::{Human, Report};
+use crate::report::{Human, Report, WhenQuiet};
 
 /// How this process was asked to print.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,16 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
         serde_json::to_writer(&mut out, &report.json)?;
         writeln!(out)?;
         return out.flush();
+    }
+    if mode.quiet {
+        match &report.when_quiet {
+            WhenQuiet::Id(id) => {
+                writeln!(out, "{id}")?;
+                return out.flush();
+            }
+            WhenQuiet::Nothing => return Ok(()),
+            WhenQuiet::Unchanged => {}
+        }
     }
     let decorated = out.is_terminal();
     match &report.human {

@@ -10,6 +10,19 @@ pub struct Report {
     /// What the command committed, for an error if the report cannot be
     /// printed: then the caller does not learn what was written.
     committed: Option<Committed>,
+    /// What `--quiet` leaves of the human form.
+    pub when_quiet: WhenQuiet,
+}
+
+/// What a report prints under `--quiet` (JSON is never changed by it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhenQuiet {
+    /// The data asked for, as without `--quiet`; a confirmation line is dropped.
+    Unchanged,
+    /// Only the id of what the command created, so a script can capture it.
+    Id(String),
+    /// Nothing: the command's effect is its answer.
+    Nothing,
 }
 
 /// A change the command made, and what the caller can do to learn of it.
@@ -45,7 +58,13 @@ impl Report {
             json,
             human,
             committed: None,
+            when_quiet: WhenQuiet::Unchanged,
         }
+    }
+
+    /// Sets what `--quiet` prints of this report.
+    pub fn when_quiet(self, when_quiet: WhenQuiet) -> Self {
+        Self { when_quiet, ..self }
     }
 
     /// Marks the report as the answer of a command that committed `what`;
@@ -72,6 +91,7 @@ impl Report {
             json: serde_json::Value::Null,
             human: Human::Streamed,
             committed: None,
+            when_quiet: WhenQuiet::Unchanged,
         }
     }
 }

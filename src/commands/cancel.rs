@@ -3,7 +3,7 @@
 use super::Context;
 use crate::cli::CancelArgs;
 use crate::error::Result;
-use crate::report::Report;
+use crate::report::{Report, WhenQuiet};
 use crate::views::TransferView;
 
 pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
@@ -11,8 +11,10 @@ pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
     let record = ledger.cancel(args.tx_id)?;
     let view = TransferView::new(&record, ledger.currency());
     let human = view.human();
-    Ok(Report::new(view, human).committed(
-        format!("the cancel of transfer {}", record.tx_id),
-        "`wallet get-transfer` shows its status",
-    ))
+    Ok(Report::new(view, human)
+        .when_quiet(WhenQuiet::Nothing)
+        .committed(
+            format!("the cancel of transfer {}", record.tx_id),
+            "`wallet get-transfer` shows its status",
+        ))
 }

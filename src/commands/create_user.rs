@@ -6,7 +6,7 @@ use super::Context;
 use crate::cli::CreateUserArgs;
 use crate::domain::{Email, UserName};
 use crate::error::Result;
-use crate::report::{Human, Report};
+use crate::report::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Created {
@@ -21,6 +21,7 @@ pub fn run(context: &Context, args: CreateUserArgs) -> Result<Report> {
     let user = context.open_or_create()?.create_user(&name, &email)?;
     let line = format!("created user {} <{}>", user.name, user.email);
     let what = format!("user '{}'", user.name);
+    let quiet = WhenQuiet::Id(user.name.clone());
     let report = Report::new(
         Created {
             status: "created",
@@ -29,5 +30,7 @@ pub fn run(context: &Context, args: CreateUserArgs) -> Result<Report> {
         },
         Human::Line(line),
     );
-    Ok(report.committed(what, "`wallet get-user` shows it"))
+    Ok(report
+        .when_quiet(quiet)
+        .committed(what, "`wallet get-user` shows it"))
 }

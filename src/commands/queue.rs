@@ -7,12 +7,14 @@ use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
 use crate::ledger::{NewTransfer, rules};
-use crate::report::{Human, Report};
+use crate::report::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Queued {
     tx_id: i64,
     status: &'static str,
+    /// True when an earlier request with the same key had queued it.
+    replayed: bool,
 }
 
 /// Validates the parts of a transfer request and queues it. `None` on a
@@ -47,9 +49,11 @@ pub fn queue(
         Queued {
             tx_id: queued.tx_id,
             status: queued.status.as_str(),
+            replayed: queued.replayed,
         },
         Human::Line(line),
-    );
+    )
+    .when_quiet(WhenQuiet::Id(queued.tx_id.to_string()));
     Ok(report.committed(
         format!("{what} {}", queued.tx_id),
         "`wallet get-transfer` shows it; a retry with the same --id is exact",

@@ -195,6 +195,7 @@ pub mod shapes {
     pub struct Queued {
         pub tx_id: i64,
         pub status: String,
+        pub replayed: bool,
     }
 
     #[derive(Deserialize, Debug, PartialEq)]
@@ -255,6 +256,7 @@ pub mod shapes {
         pub dst: Option<String>,
         pub amount: String,
         pub memo: Option<String>,
+        pub key: Option<String>,
         pub status: String,
         pub reason: Option<String>,
         pub created_at: String,

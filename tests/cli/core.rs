@@ -231,7 +231,17 @@ fn human_output_is_one_line_for_actions_and_a_table_for_records() {
     assert_eq!(line, "created user alice <alice@example.com>\n");
     let line = s.ok(&["deposit", "alice", "12.3"]);
     assert_eq!(line, "queued deposit 1 (PENDING)\n");
-    assert_eq!(s.ok(&["-q", "deposit", "alice", "1"]), "");
+    // Quiet: a command that creates something prints only its id; one whose
+    // effect is its answer prints nothing; data asked for is still printed.
+    assert_eq!(s.ok(&["-q", "deposit", "alice", "1"]), "2\n");
+    assert_eq!(
+        s.ok(&["-q", "create-user", "bob", "bob@example.com"]),
+        "bob\n"
+    );
+    let id = s.ok(&["-q", "transfer", "alice", "bob", "1"]);
+    assert_eq!(id, "3\n");
+    assert_eq!(s.ok(&["-q", "cancel", id.trim()]), "");
+    assert!(s.ok(&["-q", "get-user", "bob"]).contains("bob@example.com"));
     s.ok(&["settle"]);
     let table = s.ok(&["get-user", "alice"]);
     let balance_row = table.lines().find(|l| l.contains("balance")).unwrap();
