@@ -64,6 +64,46 @@ pub struct SqliteStore {
     files: FileIdentity,
     /// Whether this process wrote, so that it checkpoints before it closes.
     wrote: bool,
+    /// Set while the ledger is read without side files: the file as it was
+    /// when opened, and how to open it the usual way if it changes.
+    unshared: Option<Unshared>,
+    reopen: Option<(OpenOptions, SchemaGate)>,
+}
+
+/// A ledger file with no `-wal` or `-shm` beside it, as found: its identity,
+/// size and modification time. A writer that starts makes a `-wal` before it
+/// touches the file (a wallet writer leaves it in place), and its
+/// checkpoint changes the file's time; a read during which neither happened
+/// saw one committed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unshared {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Unshared {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let side_file = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            fs::symlink_metadata(name).is_ok()
+        };
+        if side_file("-wal") || side_file("-shm") {
+            return None;
+        }
+        let meta = fs::metadata(path).ok()?;
+        let stamp = Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        };
+        // Looked at again: side files that appeared in between count.
+        (!side_file("-wal") && !side_file("-shm")).then_some(stamp)
+    }
 }
 
 impl Drop for SqliteStore {
@@ -224,6 +264,47 @@ impl SqliteStore {
             Ok(_) => {}
         }
         check_header(path)?;
+        if gate != SchemaGate::Refuse
+            && let Some(store) = Self::open_unshared(path, options, gate)?
+        {
+            return Ok(store);
+        }
+        Self::open_shared(path, options, gate)
+    }
+
+    /// Opens the ledger read-only without its side files (`-wal`, `-shm`),
+    /// if it has none: a command that only reads must not leave files it
+    /// did not find, and ones it made (owned by another user, or with a
+    /// read-only ledger's mode) would stop the owner's next write. Without
+    /// a `-wal` the file holds every commit, so it is read as it stands
+    /// (SQLite's `immutable`), and each read is checked afterwards against
+    /// a writer that may have started meanwhile (see [`Unshared`]).
+    fn open_unshared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Option<Self>> {
+        let Some(stamp) = Unshared::of(path) else {
+            return Ok(None);
+        };
+        let errors = error_context(path, options);
+        let mut uri = std::ffi::OsString::from("file:");
+        uri.push(path.as_os_str());
+        let uri = uri
+            .to_string_lossy()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)
+            .map_err(|e| io_error(e, "cannot open", path))?;
+        let mut store = validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))?;
+        store.unshared = Some(stamp);
+        store.reopen = Some((options.clone(), gate));
+        Ok(Some(store))
+    }
+
+    /// Opens the ledger with SQLite's locks and side files, as every
+    /// process that writes does.
+    fn open_shared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
@@ -239,6 +320,28 @@ impl SqliteStore {
 
     fn run_read<T>(&self, work: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
         work(&self.conn).map_err(|fault| self.errors.lift(fault))
+    }
+
+    /// Runs a read. One made without side files is kept only if the file
+    /// is still as it was when opened; otherwise the ledger is opened as
+    /// writers open it and the read is made again.
+    fn read<T>(&mut self, mut work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
+        let outcome = work(self).map_err(|fault| self.errors.lift(fault));
+        match self.unshared {
+            Some(stamp) if Unshared::of(&self.errors.path) != Some(stamp) => {
+                self.share()?;
+                self.run(work)
+            }
+            _ => outcome,
+        }
+    }
+
+    /// Leaves an unshared, read-only view for the shared one writers use.
+    fn share(&mut self) -> Result<()> {
+        if let Some((options, gate)) = self.reopen.take() {
+            *self = Self::open_shared(&self.errors.path.clone(), &options, gate)?;
+        }
+        Ok(())
     }
 
     /// Runs `work` and turns whatever it raised into the contract's error.
@@ -322,6 +425,8 @@ fn validate(
         caches: Caches::default(),
         files: FileIdentity::of(path),
         wrote: migrated,
+        unshared: None,
+        reopen: None,
     })
 }
 
@@ -331,19 +436,21 @@ impl Store for SqliteStore {
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+        self.share()?;
         self.wrote = true;
         self.caches.clear();
         self.run(|store| users::create_user(&mut store.conn, name, email))
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
+        self.share()?;
         self.wrote = true;
         self.caches.clear();
         self.run(|store| users::create_users(&mut store.conn, users))
     }
 
     fn user(&mut self, name: &UserName) -> Result<UserRecord> {
-        self.run(|store| users::user(&store.conn, name))
+        self.read(|store| users::user(&store.conn, name))
     }
 
     fn expect_bulk_ingest(&mut self) -> Result<()> {
@@ -359,6 +466,7 @@ impl Store for SqliteStore {
         all_or_nothing: bool,
         sink: &mut dyn BatchSink,
     ) -> Result<BatchSummary> {
+        self.share()?;
         self.files.check(&self.errors.path)?;
         self.wrote = true;
         // Queueing moves pending sums that settle's cache holds.
@@ -376,20 +484,22 @@ impl Store for SqliteStore {
     }
 
     fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
-        self.run(|store| transfers::transfer(&store.conn, which))
+        self.read(|store| transfers::transfer(&store.conn, which))
     }
 
     fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.share()?;
         self.wrote = true;
         self.caches.clear();
         self.run(|store| transfers::cancel(&mut store.conn, tx_id))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
-        self.run(|store| transfers::history(&store.conn, name, query))
+        self.read(|store| transfers::history(&store.conn, name, query))
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
+        self.share()?;
         self.files.check(&self.errors.path)?;
         self.wrote = true;
         // Settling moves pending sums that ingest's cache holds.
@@ -398,13 +508,13 @@ impl Store for SqliteStore {
     }
 
     fn pending_count(&mut self) -> Result<u64> {
-        self.run(|store| settle::pending_count(&store.conn))
+        self.read(|store| settle::pending_count(&store.conn))
     }
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let errors = self.errors.clone();
         let currency = self.currency.clone();
-        self.run(|store| verify::verify(&mut store.conn, options, &currency, &errors))
+        self.read(|store| verify::verify(&mut store.conn, options, &currency, &errors))
     }
 }
 
@@ -461,4 +571,49 @@ fn check_header(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{Email, UserName};
+    use crate::ledger::{Ledger, Location, NewTransfer, OpenOptions};
+    use crate::money::{Amount, Currency};
+
+    /// A read made without side files, during which a writer commits, is
+    /// made again the usual way: it never answers from a file that changed
+    /// under it.
+    #[test]
+    fn a_read_without_side_files_that_a_writer_overtakes_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("wallet.db"));
+        let options = OpenOptions::default();
+        Ledger::create(&location, &Currency::default(), &options).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        {
+            let mut ledger = Ledger::open(&location, &options).unwrap();
+            let email = Email::parse("alice@example.com").unwrap();
+            ledger.create_user(&alice, &email).unwrap();
+        }
+        for side in ["wallet.db-wal", "wallet.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(side));
+        }
+        let mut reader = Ledger::open_to_read(&location, &options).unwrap();
+        assert_eq!(reader.user(&alice).unwrap().pending_in, 0);
+        assert!(
+            !dir.path().join("wallet.db-shm").exists(),
+            "the read made no file"
+        );
+        let mut writer = Ledger::open(&location, &options).unwrap();
+        let deposit = NewTransfer::new(
+            None,
+            Some(alice.clone()),
+            Amount::from_minor_units(500).unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        writer.queue_transfer(deposit).unwrap();
+        // The commit sits in the writer's log, which the first view cannot see.
+        assert_eq!(reader.user(&alice).unwrap().pending_in, 500);
+    }
 }
