@@ -1068,3 +1068,55 @@ fn a_batch_whose_reader_went_away_stops_and_names_what_it_committed() {
     // It stopped there: the lines after the lost result were not queued.
     assert_eq!(["b1", "b2", "b3"].map(|key| with_key(&s, key)), [1, 0, 0]);
 }
+
+/// Puts beside the ledger the log of another program's live database,
+/// built with `page_size` bytes a page.
+fn plant_foreign_log(s: &Sandbox, page_size: u32) {
+    let other = tempfile::tempdir().unwrap();
+    let path = other.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "page_size", page_size).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE notes (body TEXT);
+         INSERT INTO notes VALUES ('not a ledger');",
+    )
+    .unwrap();
+    std::fs::copy(
+        other.path().join("other.db-wal"),
+        s.dir.path().join("wallet.db-wal"),
+    )
+    .unwrap();
+    drop(conn);
+}
+
+#[test]
+fn a_write_ahead_log_of_another_database_is_refused_not_replayed() {
+    for page_size in [4096, 8192] {
+        let s = Sandbox::new();
+        users(&s);
+        s.ok(&["deposit", "alice", "5"]);
+        plant_foreign_log(&s, page_size);
+        let before = s.ledger_bytes();
+        for args in [
+            &["get-user", "alice"][..],
+            &["deposit", "alice", "1"],
+            &["settle"],
+        ] {
+            let message = s.fails(args, "integrity", 7);
+            assert!(message.contains("is not its own"), "{page_size}: {message}");
+        }
+        let out = s.cmd(&["--json", "verify"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{out:?}");
+        assert!(
+            before == s.ledger_bytes(),
+            "{page_size}: the ledger and the log are untouched"
+        );
+        // Moved away, the ledger is whole again.
+        std::fs::remove_file(s.dir.path().join("wallet.db-wal")).unwrap();
+        let _ = std::fs::remove_file(s.dir.path().join("wallet.db-shm"));
+        s.ok(&["verify"]);
+        assert_eq!(pending_in(&s, "alice"), "5.00");
+    }
+}
