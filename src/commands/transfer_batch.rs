@@ -346,3 +346,40 @@ fn unlinked_temp_file() -> Result<File> {
     tempfile::tempfile()
         .map_err(|e| WalletError::Io(anyhow::Error::new(e).context("cannot create a scratch file")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, BufReader, Read};
+
+    use super::JsonLines;
+    use crate::money::Currency;
+
+    /// Reads like a terminal after Ctrl-D: an end of input, then more.
+    struct TypedTwice(Vec<&'static [u8]>);
+
+    impl Read for TypedTwice {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let block = self.0.remove(0);
+            buf[..block.len()].copy_from_slice(block);
+            Ok(block.len())
+        }
+    }
+
+    #[test]
+    fn input_stops_at_the_first_end_of_file() {
+        let first = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"1\"}\n";
+        let after = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"2\"}\n";
+        let input = TypedTwice(vec![first, b"", after]);
+        let mut lines = JsonLines::new(BufReader::new(input), Currency::default());
+        assert!(lines.next().is_some());
+        for _ in 0..3 {
+            assert!(
+                lines.next().is_none(),
+                "nothing after the first end of input"
+            );
+        }
+    }
+}
