@@ -27,6 +27,19 @@ const AFTER_HELP: &str = "Examples:
   wallet settle
   wallet --json get-user alice | jq -r .balance";
 
+/// A count of things to take, from 1 to `MAX`: every `--limit` reads its
+/// value this way, so they accept and refuse alike.
+fn count<const MAX: u64>(text: &str) -> Result<u64, String> {
+    let n: u64 = text
+        .parse()
+        .map_err(|_| format!("write a whole number from 1 to {MAX}"))?;
+    match n {
+        0 => Err("must be at least 1".to_string()),
+        n if n > MAX => Err(format!("must be at most {MAX}")),
+        n => Ok(n),
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wallet",
@@ -53,16 +66,17 @@ pub struct GlobalArgs {
         global = true,
         env = "WALLET_DB",
         default_value = "wallet.db",
-        value_name = "PATH"
+        value_name = "PATH",
+        overrides_with = "db"
     )]
     pub db: PathBuf,
 
     /// Print machine-readable JSON on stdout (errors as JSON on stderr)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "json")]
     pub json: bool,
 
     /// Print nothing on success but the data asked for
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, overrides_with = "quiet")]
     pub quiet: bool,
 
     /// How long to wait for another process's lock before failing with `busy`
@@ -72,6 +86,7 @@ pub struct GlobalArgs {
         env = "WALLET_LOCK_TIMEOUT",
         default_value_t = 5000,
         value_name = "MS",
+        overrides_with = "lock_timeout",
         value_parser = clap::value_parser!(u64).range(0..=2_147_483_647)
     )]
     pub lock_timeout: u64,
@@ -304,7 +319,7 @@ pub struct TransferArgs {
 #[derive(Debug, Args)]
 pub struct SettleArgs {
     /// Settle at most N transfers
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count::<1_000_000_000_000>)]
     pub limit: Option<u64>,
 
     /// Transfers applied per transaction
@@ -345,9 +360,8 @@ pub struct HistoryArgs {
     pub name: String,
 
     /// Show at most N transfers
-    #[arg(long, default_value_t = 50, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub limit: u32,
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = count::<100_000>)]
+    pub limit: u64,
 
     /// Only transfers with this status
     #[arg(long, value_enum, ignore_case = true, value_name = "S")]

@@ -55,6 +55,9 @@ impl Email {
             input: echo(input),
             why,
         };
+        if input.is_empty() {
+            return Err(refuse("it is empty"));
+        }
         if input.chars().count() > 254 {
             return Err(refuse("it is longer than 254 characters"));
         }
@@ -68,9 +71,13 @@ impl Email {
         if local.is_empty() {
             return Err(refuse("the part before '@' is empty"));
         }
-        let dotted = domain.contains('.') && domain.split('.').all(|label| !label.is_empty());
-        if !dotted {
+        if !domain.contains('.') {
             return Err(refuse("the domain must contain a dot, like example.com"));
+        }
+        if domain.split('.').any(|label| label.is_empty()) {
+            return Err(refuse(
+                "the domain has an empty part (a dot at its start or end, or two in a row)",
+            ));
         }
         Ok(Self(input.to_string()))
     }
@@ -91,17 +98,21 @@ impl IdempotencyKey {
     }
 
     pub fn parse(input: &str) -> Result<Self, WalletError> {
+        let refuse = |why| WalletError::InvalidKey {
+            input: echo(input),
+            why,
+        };
         if input.is_empty() {
-            return Err(WalletError::InvalidKey("it is empty"));
+            return Err(refuse("it is empty"));
         }
         if input.chars().count() > 128 {
-            return Err(WalletError::InvalidKey("it is longer than 128 characters"));
+            return Err(refuse("it is longer than 128 characters"));
         }
         if input
             .chars()
             .any(|c| c.is_control() || is_invisible_format(c))
         {
-            return Err(WalletError::InvalidKey(
+            return Err(refuse(
                 "it contains control or invisible formatting characters",
             ));
         }
@@ -130,14 +141,18 @@ impl Memo {
     }
 
     pub fn parse(input: &str) -> Result<Self, WalletError> {
+        let refuse = |why| WalletError::InvalidMemo {
+            input: echo(input),
+            why,
+        };
         if input.chars().count() > Self::MAX_CHARS {
-            return Err(WalletError::InvalidMemo("it is longer than 256 characters"));
+            return Err(refuse("it is longer than 256 characters"));
         }
         if input
             .chars()
             .any(|c| c.is_control() || is_invisible_format(c))
         {
-            return Err(WalletError::InvalidMemo(
+            return Err(refuse(
                 "it contains control or invisible formatting characters",
             ));
         }

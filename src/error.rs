@@ -22,8 +22,8 @@ pub enum WalletError {
 
     #[error("user '{0}' already exists")]
     UserExists(String),
-    #[error("a file already exists at '{}'", shown_path(.0))]
-    LedgerExists(PathBuf),
+    #[error("{what} already exists at '{}'", shown_path(path))]
+    LedgerExists { path: PathBuf, what: &'static str },
     #[error("idempotency key '{key}' was already used with a different {field} (transfer {tx_id})")]
     IdempotencyConflict {
         key: String,
@@ -43,15 +43,15 @@ pub enum WalletError {
     PendingOverflow(String),
     #[error("source and destination are the same user '{0}'")]
     SameAccount(String),
-    #[error("invalid idempotency key: {0}")]
-    InvalidKey(&'static str),
-    #[error("invalid memo: {0}")]
-    InvalidMemo(&'static str),
+    #[error("invalid idempotency key '{input}': {why}")]
+    InvalidKey { input: String, why: &'static str },
+    #[error("invalid memo '{input}': {why}")]
+    InvalidMemo { input: String, why: &'static str },
     #[error("invalid currency: {0}")]
     InvalidCurrency(String),
     #[error("invalid batch line: {0}")]
     InvalidLine(String),
-    #[error("{failed} of {lines} batch lines failed; {}", if *.committed { "the others were queued" } else { "nothing was queued" })]
+    #[error("{}", batch_failed(*.failed, *.lines, *.committed))]
     BatchFailed {
         failed: u64,
         lines: u64,
@@ -117,15 +117,15 @@ impl WalletError {
             Self::UserNotFound(_) => "user_not_found",
             Self::TransferNotFound(_) => "transfer_not_found",
             Self::UserExists(_) => "user_exists",
-            Self::LedgerExists(_) => "ledger_exists",
+            Self::LedgerExists { .. } => "ledger_exists",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::NotPending { .. } => "not_pending",
             Self::InvalidAmount { .. } | Self::PendingOverflow(_) => "invalid_amount",
             Self::InvalidName { .. } => "invalid_name",
             Self::InvalidEmail { .. } => "invalid_email",
             Self::SameAccount(_) => "same_account",
-            Self::InvalidKey(_) => "invalid_key",
-            Self::InvalidMemo(_) => "invalid_memo",
+            Self::InvalidKey { .. } => "invalid_key",
+            Self::InvalidMemo { .. } => "invalid_memo",
             Self::InvalidCurrency(_) => "invalid_currency",
             Self::InvalidLine(_) => "invalid_line",
             Self::BatchFailed { .. } => "batch_failed",
@@ -148,7 +148,7 @@ impl WalletError {
             Self::Usage(_) => 2,
             Self::LedgerNotFound(_) | Self::UserNotFound(_) | Self::TransferNotFound(_) => 3,
             Self::UserExists(_)
-            | Self::LedgerExists(_)
+            | Self::LedgerExists { .. }
             | Self::IdempotencyConflict { .. }
             | Self::NotPending { .. } => 4,
             Self::InvalidAmount { .. }
@@ -156,8 +156,8 @@ impl WalletError {
             | Self::InvalidName { .. }
             | Self::InvalidEmail { .. }
             | Self::SameAccount(_)
-            | Self::InvalidKey(_)
-            | Self::InvalidMemo(_)
+            | Self::InvalidKey { .. }
+            | Self::InvalidMemo { .. }
             | Self::InvalidCurrency(_)
             | Self::InvalidLine(_)
             | Self::BatchFailed { .. } => 5,
@@ -209,6 +209,19 @@ impl WalletError {
 }
 
 pub type Result<T, E = WalletError> = std::result::Result<T, E>;
+
+/// The one line of `batch_failed`: how many lines failed and what became of
+/// the rest.
+fn batch_failed(failed: u64, lines: u64, committed: bool) -> String {
+    let plural = if lines == 1 { "" } else { "s" };
+    match (failed == lines, committed) {
+        (true, _) => format!("{failed} of {lines} batch line{plural} failed; nothing was queued"),
+        (false, true) => format!("{failed} of {lines} batch lines failed; the others were queued"),
+        (false, false) => {
+            format!("{failed} of {lines} batch lines failed; nothing was queued (--atomic)")
+        }
+    }
+}
 
 /// How a refused input is quoted back in an error: control characters
 /// escaped, so the message stays one line and cannot drive a terminal, and
@@ -278,7 +291,14 @@ mod tests {
     fn every_class_has_the_contract_exit_code() {
         assert_eq!(WalletError::UserNotFound("a".into()).exit_code(), 3);
         assert_eq!(WalletError::Busy(5).exit_code(), 6);
-        assert_eq!(WalletError::InvalidKey("x").exit_code(), 5);
+        assert_eq!(
+            WalletError::InvalidKey {
+                input: "k".into(),
+                why: "x"
+            }
+            .exit_code(),
+            5
+        );
         assert_eq!(WalletError::Integrity("x".into()).exit_code(), 7);
         assert_eq!(WalletError::Usage("x".into()).code(), "usage");
         let unknown = WalletError::at_commit("transfer 3", "disk I/O error", "see get-transfer 3");

@@ -13,8 +13,8 @@ pub mod views;
 use std::ffi::OsString;
 use std::io;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::error::WalletError;
@@ -29,7 +29,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         .skip(1)
         .take_while(|arg| *arg != "--")
         .any(|arg| arg == "--json");
-    let cli = match Cli::try_parse_from(&args) {
+    if let Some(err) = empty_environment(&args) {
+        output::print_error(&err, wants_json);
+        return err.exit_code();
+    }
+    let cli = match parse(&args) {
         Ok(cli) => cli,
         Err(err)
             if matches!(
@@ -63,6 +67,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
+    // With stdout closed (`>&-`) nothing could tell the caller what was
+    // done, so nothing is done.
+    if stdout_was_closed() {
+        let err = WalletError::Io(anyhow::anyhow!(
+            "standard output is closed, so no answer could be printed; nothing was done (redirect it to /dev/null to drop the answer)"
+        ));
+        output::print_error(&err, mode.json);
+        return err.exit_code();
+    }
     match commands::run(cli) {
         Ok(report) => match output::print_report(&report, mode) {
             Ok(()) => 0,
@@ -96,6 +109,61 @@ fn output_failed(report: &Report, err: io::Error, json: bool) -> u8 {
     };
     output::print_error(&error, json);
     error.exit_code()
+}
+
+/// Whether the caller closed stdout (`>&-`). Rust's runtime puts
+/// `/dev/null` in the place of a closed standard stream before `main`, so
+/// that writes cannot land in some other file; it opens it read-write,
+/// where a shell's `>/dev/null` opens it write-only.
+fn stdout_was_closed() -> bool {
+    use rustix::fs::{FileType, OFlags, fcntl_getfl, fstat, major, minor};
+    let stdout = io::stdout();
+    let Ok(stat) = fstat(&stdout) else {
+        return true;
+    };
+    let null = FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
+        && (major(stat.st_rdev), minor(stat.st_rdev)) == (1, 3);
+    let read_write =
+        fcntl_getfl(&stdout).is_ok_and(|flags| flags & OFlags::ACCMODE == OFlags::RDWR);
+    null && read_write
+}
+
+/// Parses the command line. A variable of ours that is empty (and was
+/// overridden by its flag, see [`empty_environment`]) is not read: clap
+/// would take it for a missing value.
+fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    for (var, id) in [("WALLET_DB", "db"), ("WALLET_LOCK_TIMEOUT", "lock_timeout")] {
+        if std::env::var_os(var).is_some_and(|value| value.is_empty()) {
+            command = command.mut_arg(id, |arg| arg.env(None));
+        }
+    }
+    let matches = command.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// A variable of ours exported but empty would reach clap as an empty
+/// value and be blamed on the flag; name the variable instead, unless the
+/// flag was given and the variable does not count.
+fn empty_environment(args: &[OsString]) -> Option<WalletError> {
+    let given = |flag: &str| {
+        args.iter()
+            .skip(1)
+            .take_while(|arg| *arg != "--")
+            .filter_map(|arg| arg.to_str())
+            .any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")))
+    };
+    [
+        ("WALLET_DB", "--db"),
+        ("WALLET_LOCK_TIMEOUT", "--lock-timeout"),
+    ]
+    .into_iter()
+    .find(|(var, flag)| std::env::var_os(var).is_some_and(|value| value.is_empty()) && !given(flag))
+    .map(|(var, flag)| {
+        WalletError::Usage(format!(
+            "the environment variable {var} is set but empty; unset it or give {flag}"
+        ))
+    })
 }
 
 /// clap's message without its `error: ` prefix and usage block.

@@ -69,6 +69,13 @@ impl Currency {
                 "write a plain positive decimal such as 100, 100.5 or 0.01".into(),
             ));
         }
+        // `0.5` has its one zero; `01` or `007` reads like a typo (or an
+        // octal number), so it is refused rather than guessed at.
+        if whole.len() > 1 && whole.starts_with('0') {
+            return Err(refuse(
+                "leading zeros are not allowed; write it as 1, 100 or 0.50".into(),
+            ));
+        }
         let fraction = fraction.unwrap_or("");
         if fraction.len() > usize::from(self.scale) {
             return Err(refuse(format!(
@@ -148,7 +155,18 @@ mod tests {
         assert_eq!(c.parse_amount("100.5").unwrap().minor_units(), 10_050);
         assert_eq!(c.parse_amount("100.50").unwrap().minor_units(), 10_050);
         assert_eq!(c.parse_amount("0.01").unwrap().minor_units(), 1);
-        assert_eq!(c.parse_amount("007").unwrap().minor_units(), 700);
+        assert_eq!(c.parse_amount("0.50").unwrap().minor_units(), 50);
+    }
+
+    #[test]
+    fn leading_zeros_are_refused_but_a_lone_zero_before_the_point() {
+        let c = php();
+        for typo in ["007", "01", "00.50", "000000000000001"] {
+            let err = c.parse_amount(typo).unwrap_err();
+            assert_eq!(err.code(), "invalid_amount", "{typo}");
+            assert!(err.to_string().contains("leading zeros"), "{err}");
+        }
+        assert_eq!(c.parse_amount("10").unwrap().minor_units(), 1_000);
     }
 
     #[test]
@@ -272,7 +290,7 @@ mod tests {
         if !digits(whole) || (input.contains('.') && !digits(fraction)) {
             return None;
         }
-        if fraction.len() > usize::from(scale) {
+        if fraction.len() > usize::from(scale) || (whole.len() > 1 && whole.starts_with('0')) {
             return None;
         }
         let padded = format!("{whole}{fraction:0<width$}", width = usize::from(scale));

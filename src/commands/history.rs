@@ -14,7 +14,7 @@ pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     let records = ledger.history(
         &name,
         &HistoryQuery {
-            limit: args.limit,
+            limit: u32::try_from(args.limit).unwrap_or(u32::MAX),
             status: args.status.map(Into::into),
             before: args.before,
         },
@@ -29,6 +29,19 @@ pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     } else {
         format!("no transfers for {name}")
     };
+    // A full page may not be all: say how to read on (JSON scripts page
+    // with `.[-1].tx_id`).
+    if context.show_progress
+        && !context.json_errors
+        && views.len() as u64 == args.limit
+        && let Some(last) = views.last()
+    {
+        eprintln!(
+            "showing the newest {}; the next page: wallet history {name} --before {}",
+            views.len(),
+            last.tx_id
+        );
+    }
     let human = TransferView::rows(&views, empty);
     Ok(Report::new(views, human))
 }

@@ -27,7 +27,7 @@ pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     if args.watch {
         return watch(context, batch_size, Duration::from_millis(args.interval));
     }
-    let mut ledger = context.open_or_create()?;
+    let mut ledger = context.open()?;
     let options = SettleOptions {
         limit: args.limit,
         batch_size,
@@ -87,7 +87,7 @@ fn watch(context: &Context, batch_size: usize, interval: Duration) -> Result<Rep
     }
     let mut open_options = context.open_options.clone();
     open_options.lock_timeout = open_options.lock_timeout.min(WATCH_LOCK_SLICE);
-    let mut ledger = Ledger::open_or_create(&context.db, &Default::default(), &open_options)?;
+    let mut ledger = Ledger::open(&context.db, &open_options)?;
     let options = SettleOptions {
         limit: None,
         batch_size,

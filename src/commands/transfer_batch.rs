@@ -136,8 +136,31 @@ impl<R: BufRead> JsonLines<R> {
     fn parse(&self, text: &[u8]) -> Result<NewTransfer> {
         let text = std::str::from_utf8(text)
             .map_err(|_| WalletError::InvalidLine("it is not valid UTF-8".into()))?;
-        let doc: LineDoc = serde_json::from_str(text)
-            .map_err(|e| WalletError::InvalidLine(format!("not a transfer object: {e}")))?;
+        // Only an object is a line: serde would also read a struct from an
+        // array by position, and `["a","b","5"]` is no transfer.
+        let kind = match text.as_bytes()[0] {
+            b'{' => None,
+            b'[' => Some("an array"),
+            b'"' => Some("a string"),
+            b'n' => Some("null"),
+            b't' | b'f' => Some("a boolean"),
+            b'-' | b'0'..=b'9' => Some("a number"),
+            _ => Some("not JSON"),
+        };
+        if let Some(kind) = kind {
+            return Err(WalletError::InvalidLine(format!(
+                "it is {kind}; a line is one JSON object such as {{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"5.00\"}}"
+            )));
+        }
+        let doc: LineDoc = serde_json::from_str(text).map_err(|e| {
+            WalletError::InvalidLine(match e.classify() {
+                serde_json::error::Category::Data => format!(
+                    "{}; src, dst, id and memo are strings or null, and amount is a string such as \"5.00\", never a JSON number",
+                    e.to_string().replace("struct LineDoc", "a transfer object")
+                ),
+                _ => format!("it is not valid JSON ({e})"),
+            })
+        })?;
         let src = doc.src.as_deref().map(UserName::parse).transpose()?;
         let dst = doc.dst.as_deref().map(UserName::parse).transpose()?;
         // Both sides are checked before the amount, so a line that names no
@@ -180,7 +203,11 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                     transfer: Err(refused),
                 }));
             }
-            let text = self.buf.trim_ascii();
+            let mut text = self.buf.trim_ascii();
+            if line == 1 {
+                // A byte-order mark some editors put at the start of a file.
+                text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+            }
             if text.is_empty() {
                 continue;
             }

@@ -7,6 +7,7 @@ mod bank;
 mod common;
 mod core;
 mod faults;
+mod inputs;
 mod scripting;
 mod tamper;
 mod throughput;

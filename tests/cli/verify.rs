@@ -4,9 +4,10 @@ use std::process::Command as StdCommand;
 
 use crate::common::{Sandbox, shapes};
 
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 9] = [
     "integrity_check",
     "schema",
+    "ledger_meta",
     "foreign_keys",
     "transfer_fields",
     "balances",
@@ -93,7 +94,7 @@ fn verify_ok_pipes_into_jq() {
         .output()
         .expect("sh and jq");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "true\n8\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "true\n9\n");
 }
 
 #[test]
@@ -123,7 +124,7 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     );
     assert!(
         error.message.starts_with(
-            "ledger check failed: 2 of 8 checks failed: balances (user 'bob' has balance 40.26"
+            "ledger check failed: 2 of 9 checks failed: balances (user 'bob' has balance 40.26"
         ),
         "{}",
         error.message
@@ -143,7 +144,7 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     assert!(stdout.contains("user 'bob' has balance 40.26"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: ledger check failed: 2 of 8"));
+    assert!(stderr.starts_with("error: ledger check failed: 2 of 9"));
     assert_eq!(before, s.ledger_bytes(), "a failing verify writes nothing");
 }
 

@@ -35,8 +35,20 @@ use crate::money::Currency;
 ///
 /// Written by hand rather than with `tempfile`'s `persist_noclobber`: that
 /// ignores a failed unlink of the temporary name and syncs no directory.
-pub(super) fn create_file(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<bool> {
-    if fs::symlink_metadata(path).is_ok() {
+///
+/// With `replace_empty`, an empty regular file at `path` (as `mktemp` or
+/// `touch` leave) is replaced, if it is still empty when the ledger is ready.
+pub(super) fn create_file(
+    path: &Path,
+    currency: &Currency,
+    options: &OpenOptions,
+    replace_empty: bool,
+) -> Result<bool> {
+    let empty = |path: &Path| {
+        fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == 0)
+    };
+    let replace = replace_empty && empty(path);
+    if !replace && fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
     let dir = match path.parent() {
@@ -74,7 +86,15 @@ pub(super) fn create_file(path: &Path, currency: &Currency, options: &OpenOption
     fs::File::open(&temp)
         .and_then(|file| file.sync_all())
         .map_err(|e| io_error(e, "cannot sync", path))?;
-    match renameat_with(CWD, &temp, CWD, path, RenameFlags::NOREPLACE) {
+    let flags = if replace {
+        if !empty(path) {
+            return Ok(false);
+        }
+        RenameFlags::empty()
+    } else {
+        RenameFlags::NOREPLACE
+    };
+    match renameat_with(CWD, &temp, CWD, path, flags) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(false),
         Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {

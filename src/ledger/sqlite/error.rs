@@ -65,6 +65,12 @@ impl ErrorContext {
             Fault::Wallet(err) => return err,
             Fault::Sql(err) => err,
         };
+        if let rusqlite::Error::QueryReturnedNoRows = err {
+            // Every row read without `.optional()` is one every ledger has.
+            return WalletError::Integrity(
+                "a row every ledger has is missing (its currency or the external account); run `wallet verify`".into(),
+            );
+        }
         if let rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::IntegralValueOutOfRange(..) = err

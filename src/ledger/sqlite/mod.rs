@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::OpenOptions;
 use super::model::{
@@ -225,7 +225,7 @@ impl SqliteStore {
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
     pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
-        let created = create::create_file(path, currency, options)?;
+        let created = create::create_file(path, currency, options, false)?;
         Self::open(path, options).map_err(|err| match err {
             // The new ledger is in place; the caller's own change is not.
             err if created => WalletError::at_commit(
@@ -237,10 +237,23 @@ impl SqliteStore {
         })
     }
 
-    /// Creates a new ledger; refuses if any file is already at `path`.
+    /// Creates a new ledger; refuses if anything is already at `path`, but
+    /// for an empty file (as `mktemp` or `touch` leave), which it fills.
     pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
-        if fs::symlink_metadata(path).is_ok() || !create::create_file(path, currency, options)? {
-            return Err(WalletError::LedgerExists(path.to_path_buf()));
+        let exists = |what| WalletError::LedgerExists {
+            path: path.to_path_buf(),
+            what,
+        };
+        let replace_empty = match fs::symlink_metadata(path) {
+            Err(_) => false,
+            Ok(meta) if meta.is_file() && meta.len() == 0 => true,
+            Ok(meta) if meta.is_file() => return Err(exists("a file")),
+            Ok(meta) if meta.is_dir() => return Err(exists("a directory")),
+            Ok(meta) if meta.is_symlink() => return Err(exists("a symbolic link")),
+            Ok(_) => return Err(exists("something that is not a regular file")),
+        };
+        if !create::create_file(path, currency, options, replace_empty)? {
+            return Err(exists("a file"));
         }
         Ok(())
     }
@@ -409,16 +422,30 @@ fn validate(
     if migrated {
         schema::migrate(&mut conn)?;
     }
-    let currency = conn.query_row(
-        "SELECT currency, scale FROM ledger_meta WHERE id = 1",
-        [],
-        |row| {
-            Ok(Currency {
-                code: row.get(0)?,
-                scale: row.get(1)?,
-            })
-        },
-    )?;
+    let currency = conn
+        .query_row(
+            "SELECT currency, scale FROM ledger_meta WHERE id = 1",
+            [],
+            |row| {
+                Ok(Currency {
+                    code: row.get(0)?,
+                    scale: row.get(1)?,
+                })
+            },
+        )
+        .optional()?;
+    let currency = match currency {
+        Some(currency) => currency,
+        // `verify` reports the missing row by name (check `ledger_meta`).
+        None if gate == SchemaGate::Report => Currency::default(),
+        None => {
+            return Err(WalletError::Integrity(
+                "the ledger has no ledger_meta row, so its currency is unknown; run `wallet verify`"
+                    .into(),
+            )
+            .into());
+        }
+    };
     Ok(SqliteStore {
         conn,
         currency,

@@ -42,6 +42,7 @@ pub(super) fn verify(
     let mut checks = vec![
         guard(file_pragma, file_check(conn, file_pragma))?,
         guard("schema", schema_check(conn))?,
+        guard("ledger_meta", ledger_meta(conn))?,
         guard("foreign_keys", foreign_keys(conn))?,
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
     ];
@@ -101,6 +102,23 @@ fn schema_check(conn: &Connection) -> SqlResult<Check> {
         "schema version {version}{upgrade}; {objects} objects expected, each exactly as the migrations build it"
     );
     Ok(findings.into_check("schema", detail))
+}
+
+/// The one row that says what the ledger counts in.
+fn ledger_meta(conn: &Connection) -> SqlResult<Check> {
+    let rows: i64 = conn.query_row("SELECT count(*) FROM ledger_meta WHERE id = 1", [], |row| {
+        row.get(0)
+    })?;
+    let mut findings = Findings::default();
+    if rows != 1 {
+        findings.push(Problem::about_file(
+            "the ledger_meta row (the ledger's currency and scale) is missing",
+        ));
+    }
+    Ok(findings.into_check(
+        "ledger_meta",
+        "the ledger records its currency and scale".into(),
+    ))
 }
 
 fn foreign_keys(conn: &Connection) -> SqlResult<Check> {

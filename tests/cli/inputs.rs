@@ -1,0 +1,286 @@
+//! Strict inputs and exact messages: what is refused, what it is called,
+//! and the small frictions a script meets.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+
+fn users(s: &Sandbox) {
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "bob", "bob@example.com"]);
+}
+
+/// `transfer --batch -` fed `input` with `--json`: each output line parsed.
+fn batch(s: &Sandbox, input: &str) -> (Vec<Value>, Option<i32>) {
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-"])
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (lines, out.status.code())
+}
+
+fn pending_in(s: &Sandbox, name: &str) -> String {
+    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
+    user["pending_in"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn only_a_json_object_is_a_batch_line() {
+    let s = Sandbox::new();
+    users(&s);
+    let refused = [
+        r#"["alice","bob","5"]"#,
+        r#"["alice","bob","6","k-arr","memo-arr"]"#,
+        "5",
+        r#""alice""#,
+        "null",
+        "true",
+        r#"{"src":{"name":"alice"},"dst":"bob","amount":"1"}"#,
+        r#"{"src":"alice","dst":"bob","amount":5}"#,
+        r#"{"src":"alice","dst":"bob","amount":5.5}"#,
+        "{not json",
+    ];
+    for line in refused {
+        let (out, code) = batch(&s, &format!("{line}\n"));
+        assert_eq!(code, Some(5), "{line}");
+        assert_eq!(out[0]["error"]["code"], "invalid_line", "{line}: {out:?}");
+        let message = out[0]["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("LineDoc"), "{line}: {message}");
+    }
+    let (_, code) = batch(
+        &s,
+        "\u{feff}{\"src\":null,\"dst\":\"bob\",\"amount\":\"2\"}\n",
+    );
+    assert_eq!(code, Some(0), "a byte-order mark on line 1 is skipped");
+    assert_eq!(pending_in(&s, "bob"), "2.00", "only the object line queued");
+    let (out, _) = batch(&s, r#"{"src":"alice","dst":"bob","amount":5}"#);
+    let message = out[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("never a JSON number"), "{message}");
+}
+
+#[test]
+fn a_batch_whose_every_line_failed_says_nothing_was_queued() {
+    let s = Sandbox::new();
+    users(&s);
+    let out = s
+        .cmd(&["transfer", "--batch", "-"])
+        .write_stdin("[1]\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of 1 batch line failed; nothing was queued"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_empty_environment_variable_is_named_not_the_flag() {
+    let s = Sandbox::new();
+    users(&s);
+    for var in ["WALLET_DB", "WALLET_LOCK_TIMEOUT"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wallet"))
+            .current_dir(s.dir.path())
+            .env(var, "")
+            .args(["--json", "get-user", "alice"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(var) && message.contains("empty"),
+            "{message}"
+        );
+    }
+    // Given the flag, the empty variable does not count.
+    let out = Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .current_dir(s.dir.path())
+        .env("WALLET_DB", "")
+        .args(["--db", "wallet.db", "get-user", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn only_init_and_create_user_create_a_ledger() {
+    let s = Sandbox::new();
+    s.fails(&["settle"], "ledger_not_found", 3);
+    let out = s
+        .process(&["settle", "--watch"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!s.db().exists(), "nothing was created");
+}
+
+#[test]
+fn init_fills_an_empty_file_as_mktemp_leaves_it() {
+    let s = Sandbox::new();
+    std::fs::write(s.db(), b"").unwrap();
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    s.ok(&["init"]);
+    users(&s);
+    s.ok(&["verify"]);
+    let dir = s.dir.path().join("books");
+    std::fs::create_dir(&dir).unwrap();
+    let message = s.fails(&["--db", dir.to_str().unwrap(), "init"], "ledger_exists", 4);
+    assert!(
+        message.starts_with("a directory already exists"),
+        "{message}"
+    );
+    let message = s.fails(&["--db", "/dev/null", "init"], "ledger_exists", 4);
+    assert!(message.contains("not a regular file"), "{message}");
+}
+
+#[test]
+fn every_limit_refuses_zero_alike() {
+    let s = Sandbox::new();
+    users(&s);
+    let settle = s.fails(&["settle", "--limit", "0"], "usage", 2);
+    let history = s.fails(&["history", "alice", "--limit", "0"], "usage", 2);
+    let why = |message: &str| message.split(": ").last().unwrap().to_string();
+    assert!(settle.contains("must be at least 1"), "{settle}");
+    assert_eq!(why(&settle), why(&history));
+}
+
+#[test]
+fn global_flags_may_be_repeated_and_the_last_counts() {
+    let s = Sandbox::new();
+    users(&s);
+    let user: Value =
+        serde_json::from_str(&s.ok(&["--json", "--json", "get-user", "alice"])).unwrap();
+    assert_eq!(user["name"], "alice");
+    assert_eq!(s.ok(&["-q", "-q", "deposit", "alice", "1"]), "1\n");
+    let other = s.dir.path().join("other.db");
+    s.ok(&[
+        "--db",
+        other.to_str().unwrap(),
+        "--db",
+        s.db().to_str().unwrap(),
+        "get-user",
+        "alice",
+    ]);
+    assert!(!other.exists());
+}
+
+#[test]
+fn refused_keys_memos_and_emails_are_quoted_and_explained() {
+    let s = Sandbox::new();
+    users(&s);
+    let long_memo = "m".repeat(300);
+    let message = s.fails(
+        &["deposit", "alice", "1", "--memo", &long_memo],
+        "invalid_memo",
+        5,
+    );
+    assert!(message.contains("'mmmm"), "{message}");
+    let message = s.fails(
+        &["deposit", "alice", "1", "--id", "k\u{202e}"],
+        "invalid_key",
+        5,
+    );
+    assert!(message.contains("'k\\u{202e}'"), "{message}");
+    let message = s.fails(&["create-user", "carol", "x@.com"], "invalid_email", 5);
+    assert!(message.contains("empty part"), "{message}");
+    let message = s.fails(&["create-user", "carol", ""], "invalid_email", 5);
+    assert!(message.contains("it is empty"), "{message}");
+}
+
+#[test]
+fn amounts_with_leading_zeros_are_refused() {
+    let s = Sandbox::new();
+    users(&s);
+    for typo in ["007", "01", "00.50", "000000000000001"] {
+        let message = s.fails(&["deposit", "alice", typo], "invalid_amount", 5);
+        assert!(message.contains("leading zeros"), "{message}");
+    }
+    s.ok(&["deposit", "alice", "0.50"]);
+    s.fails(&["transfer", "alice", "bob", "-5"], "invalid_amount", 5);
+}
+
+#[test]
+fn a_closed_standard_output_does_nothing_and_says_so() {
+    let s = Sandbox::new();
+    users(&s);
+    let script = format!(
+        "'{}' --db '{}' deposit alice 5 >&-",
+        env!("CARGO_BIN_EXE_wallet"),
+        s.db().display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard output is closed"));
+    assert_eq!(pending_in(&s, "alice"), "0.00", "nothing was done");
+}
+
+#[test]
+fn a_ledger_missing_a_row_every_ledger_has_is_damaged_not_internal() {
+    let s = Sandbox::new();
+    users(&s);
+    // No external account: a deposit has nothing to come from.
+    s.sqlite()
+        .execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM accounts WHERE id = 0;")
+        .unwrap();
+    s.fails(&["deposit", "alice", "1"], "integrity", 7);
+    let report = s.verify_fails();
+    assert!(
+        report.message.contains("external account"),
+        "{}",
+        report.message
+    );
+    // No ledger_meta row: its currency is unknown.
+    let s = Sandbox::new();
+    users(&s);
+    s.sqlite().execute("DELETE FROM ledger_meta", []).unwrap();
+    let message = s.fails(&["get-user", "alice"], "integrity", 7);
+    assert!(message.contains("ledger_meta"), "{message}");
+    let report = s.verify_fails();
+    let failed: Vec<&str> = report
+        .report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(failed, ["ledger_meta"]);
+}
+
+#[test]
+fn a_full_history_page_says_how_to_read_on_at_a_terminal() {
+    let s = Sandbox::new();
+    users(&s);
+    for amount in ["1", "2", "3"] {
+        s.ok(&["deposit", "alice", amount]);
+    }
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(r#""$WALLET" history alice --limit 2"#)
+        .arg("/dev/null")
+        .env("SHELL", "/bin/sh")
+        .env("WALLET", env!("CARGO_BIN_EXE_wallet"))
+        .env("WALLET_DB", s.db())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("the next page: wallet history alice --before 2"),
+        "{screen}"
+    );
+    // Piped, or as JSON, the output is just the rows.
+    let piped = s
+        .cmd(&["history", "alice", "--limit", "2"])
+        .output()
+        .unwrap();
+    assert!(piped.stderr.is_empty());
+}
