@@ -53,7 +53,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         }
         Err(err) => {
             let rendered = err.to_string();
-            let message = first_line(&rendered, err.kind().as_str().unwrap_or("invalid usage"));
+            let message = one_line(&rendered, err.kind().as_str().unwrap_or("invalid usage"));
             let message = if wants_json {
                 message
             } else {
@@ -166,12 +166,19 @@ fn empty_environment(args: &[OsString]) -> Option<WalletError> {
     })
 }
 
-/// clap's message without its `error: ` prefix and usage block.
-fn first_line(rendered: &str, fallback: &str) -> String {
-    rendered
+/// clap's message on one line: its `error: ` prefix and usage block left
+/// out, but every line before the usage kept (the missing argument's name,
+/// the valid values, the flag it conflicts with).
+fn one_line(rendered: &str, fallback: &str) -> String {
+    let parts: Vec<&str> = rendered
         .lines()
-        .next()
-        .map(|line| line.trim_start_matches("error: ").to_string())
-        .filter(|line| !line.is_empty())
-        .unwrap_or_else(|| fallback.to_string())
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(|line| line.trim().trim_start_matches("error: "))
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    if parts.is_empty() {
+        fallback.to_string()
+    } else {
+        parts.join(" ")
+    }
 }

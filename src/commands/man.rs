@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 use clap_mangen::Man;
-use roff::{Roff, roman};
+use roff::{Roff, bold, roman};
 use serde::Serialize;
 
 use crate::cli::{Cli, ManArgs};
@@ -66,10 +66,86 @@ fn render(
     if has_subcommands {
         man.render_subcommands_section(out)?;
     }
+    out.extend_from_slice(reference_sections().as_bytes());
     if let Some(examples) = examples {
         out.extend_from_slice(examples_section(examples).as_bytes());
     }
     man.render_version_section(out)
+}
+
+/// EXIT STATUS, ENVIRONMENT and FILES: the same for every page, since every
+/// command shares them.
+fn reference_sections() -> String {
+    let mut page = Roff::new();
+    let item = |page: &mut Roff, term: &str, text: &str| {
+        page.control("TP", [])
+            .text([bold(term)])
+            .text([roman(text)]);
+    };
+    page.control("SH", ["EXIT STATUS"]);
+    for (status, meaning) in [
+        ("0", "Success."),
+        (
+            "1",
+            "I/O or internal error (io_error, internal); nothing was written.",
+        ),
+        ("2", "Usage error (usage)."),
+        (
+            "3",
+            "Not found (user_not_found, transfer_not_found, ledger_not_found).",
+        ),
+        (
+            "4",
+            "Conflict (user_exists, ledger_exists, idempotency_conflict, not_pending).",
+        ),
+        (
+            "5",
+            "Invalid input (invalid_amount, invalid_name, invalid_email, same_account, invalid_key, invalid_memo, invalid_currency, invalid_line, batch_failed).",
+        ),
+        (
+            "6",
+            "The ledger is busy past the lock timeout (busy); nothing was written, retry.",
+        ),
+        (
+            "7",
+            "The ledger is damaged, foreign, newer, or older than a read can use (not_a_ledger, schema_too_new, upgrade_needed, integrity); stop and run wallet verify or wallet migrate.",
+        ),
+        (
+            "8",
+            "The outcome is unknown (outcome_unknown): the change may have been written; look it up, or retry with the same --id.",
+        ),
+    ] {
+        item(&mut page, status, meaning);
+    }
+    page.control("SH", ["ENVIRONMENT"]);
+    for (name, meaning) in [
+        (
+            "WALLET_DB",
+            "The ledger file when --db is not given (default wallet.db).",
+        ),
+        (
+            "WALLET_LOCK_TIMEOUT",
+            "Milliseconds to wait for another process's lock when --lock-timeout is not given (default 5000).",
+        ),
+        ("NO_COLOR", "When set, no colour, even on a terminal."),
+        ("TERM", "When dumb, no colour."),
+    ] {
+        item(&mut page, name, meaning);
+    }
+    page.control("SH", ["FILES"]);
+    for (name, meaning) in [
+        (
+            "wallet.db",
+            "The ledger, an SQLite file (mode 0600), unless --db or WALLET_DB names another.",
+        ),
+        (
+            "wallet.db-wal, wallet.db-shm",
+            "Its write-ahead log and shared memory; they stay beside a ledger once written to. Copy or move them with it, and never beside another ledger.",
+        ),
+    ] {
+        item(&mut page, name, meaning);
+    }
+    page.to_roff()
 }
 
 /// The `Examples:` help text as an EXAMPLES section, one command a line,

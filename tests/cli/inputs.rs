@@ -284,3 +284,33 @@ fn a_full_history_page_says_how_to_read_on_at_a_terminal() {
         .unwrap();
     assert!(piped.stderr.is_empty());
 }
+
+#[test]
+fn usage_errors_keep_the_names_and_values_that_matter_on_one_line() {
+    let s = Sandbox::new();
+    users(&s);
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["deposit", "alice"], &["<AMOUNT>"]),
+        (
+            &["history", "alice", "--status", "bogus"],
+            &["bogus", "PENDING", "COMPLETED", "FAILED", "CANCELLED"],
+        ),
+        (&["settle", "--interval", "10"], &["--watch"]),
+        (
+            &["transfer", "--batch", "x", "alice", "bob", "1"],
+            &["--batch", "[SRC]"],
+        ),
+    ];
+    for (args, names) in cases {
+        let message = s.fails(args, "usage", 2);
+        for name in names {
+            assert!(message.contains(name), "{args:?}: {message}");
+        }
+        let out = s.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "{args:?}: {stderr}");
+        }
+    }
+}
