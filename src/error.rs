@@ -246,7 +246,7 @@ pub fn shown_path(path: &Path) -> String {
 fn escaped(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     for c in input.chars() {
-        if c.is_control() || is_invisible_format(c) {
+        if is_invisible(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -255,20 +255,51 @@ fn escaped(input: &str) -> String {
     out
 }
 
-/// Unicode format characters that are invisible yet change how text around
-/// them is shown (bidirectional overrides, zero-width joiners, byte-order
-/// marks): a memo or key holding one could make a table lie about its row.
-pub fn is_invisible_format(c: char) -> bool {
+/// Characters that show nothing, or not themselves, yet are not plain
+/// spaces: a memo or key holding one prints like another (`k` and `k`
+/// followed by a soft hyphen) or could make a table lie about its row. By
+/// Unicode property, not by list: general category Cc (controls), Cf
+/// (format: bidi overrides, zero-width joiners, tag characters), Zl and Zp
+/// (line and paragraph separators), Co (private use), Cs (surrogates) and
+/// Cn (unassigned), and every default-ignorable code point (Hangul fillers,
+/// variation selectors, the combining grapheme joiner, musical formatting
+/// marks).
+pub fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    ) || is_default_ignorable(c)
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt), a
+/// property that stability policy keeps from growing outside these ranges.
+fn is_default_ignorable(c: char) -> bool {
     matches!(
         c,
-        '\u{061C}'
-            | '\u{180E}'
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 

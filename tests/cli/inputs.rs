@@ -314,3 +314,54 @@ fn usage_errors_keep_the_names_and_values_that_matter_on_one_line() {
         }
     }
 }
+
+#[test]
+fn invisible_characters_are_refused_by_property_in_keys_memos_and_emails() {
+    let s = Sandbox::new();
+    users(&s);
+    let invisible = [
+        '\u{00AD}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{034F}',
+        '\u{3164}',
+        '\u{1D173}',
+        '\u{E0041}',
+        '\u{E007F}',
+        '\u{202E}',
+        '\u{200B}',
+        '\u{FE0F}',
+        '\u{E000}',
+        '\u{0378}',
+    ];
+    let before = s.ledger_bytes();
+    for c in invisible {
+        let key = format!("k{c}");
+        let memo = format!("rent{c}");
+        s.fails(&["deposit", "alice", "1", "--id", &key], "invalid_key", 5);
+        s.fails(
+            &["deposit", "alice", "1", "--memo", &memo],
+            "invalid_memo",
+            5,
+        );
+        let email = format!("carol{c}@example.com");
+        s.fails(&["create-user", "carol", &email], "invalid_email", 5);
+    }
+    let message = s.fails(
+        &["create-user", "carol", "ü@exämple.de"],
+        "invalid_email",
+        5,
+    );
+    assert!(message.contains("printable ASCII"), "{message}");
+    assert!(before == s.ledger_bytes(), "nothing was written");
+    // Visible text of any script is fine in memos and keys.
+    s.ok(&[
+        "deposit",
+        "alice",
+        "1",
+        "--id",
+        "заказ-7",
+        "--memo",
+        "rent — 十一月 ✓",
+    ]);
+}
