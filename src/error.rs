@@ -24,11 +24,17 @@ pub enum WalletError {
     UserExists(String),
     #[error("{what} already exists at '{}'", shown_path(path))]
     LedgerExists { path: PathBuf, what: &'static str },
-    #[error("idempotency key '{key}' was already used with a different {field} (transfer {tx_id})")]
+    #[error("idempotency key '{key}' was already used with a different {field} ({})", match earlier_line {
+        Some(line) => format!("by line {line} of this batch"),
+        None => format!("transfer {tx_id}"),
+    })]
     IdempotencyConflict {
         key: String,
         field: &'static str,
         tx_id: i64,
+        /// Set when the earlier use is a line of the same all-or-nothing
+        /// batch, whose transfer is never committed.
+        earlier_line: Option<u64>,
     },
     #[error("transfer {tx_id} is {status}, not PENDING")]
     NotPending { tx_id: i64, status: String },

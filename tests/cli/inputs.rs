@@ -365,3 +365,29 @@ fn invisible_characters_are_refused_by_property_in_keys_memos_and_emails() {
         "rent — 十一月 ✓",
     ]);
 }
+
+#[test]
+fn a_key_conflict_inside_an_atomic_batch_names_the_line_not_a_rolled_back_transfer() {
+    let s = Sandbox::new();
+    users(&s);
+    let input = "{\"src\":null,\"dst\":\"alice\",\"amount\":\"1\",\"id\":\"k\"}\n\
+                 {\"src\":null,\"dst\":\"alice\",\"amount\":\"2\",\"id\":\"k\"}\n";
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-", "--atomic"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = line["error"]["message"].as_str().unwrap();
+    assert!(message.contains("(by line 1 of this batch)"), "{message}");
+    s.fails(&["get-transfer", "1"], "transfer_not_found", 3);
+    // Without --atomic the earlier line's transfer is kept, and named.
+    let (out, _) = batch(&s, input);
+    let message = out[1]["error"]["message"].as_str().unwrap();
+    let tx_id = out[0]["tx_id"].as_i64().unwrap();
+    assert!(
+        message.contains(&format!("(transfer {tx_id})")),
+        "{message}"
+    );
+}

@@ -65,6 +65,7 @@ pub fn replay_or_conflict(
             key: key.as_str().to_string(),
             field,
             tx_id: earlier_id,
+            earlier_line: None,
         }),
         None => Ok(Queued {
             tx_id: earlier_id,

@@ -79,7 +79,7 @@ fn queue_chunk_in_one_transaction(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
-    let span = ingest(&tx, lines, max, cache, sink, &mut summary)?;
+    let span = ingest(&tx, lines, max, all_or_nothing, cache, sink, &mut summary)?;
     if all_or_nothing && summary.failed > 0 {
         tx.rollback()?;
         return Ok(summary);
@@ -194,12 +194,18 @@ fn ingest(
     tx: &Transaction<'_>,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
+    all_or_nothing: bool,
     cache: &mut IngestCache,
     sink: &mut dyn BatchSink,
     summary: &mut BatchSummary,
 ) -> SqlResult<Span> {
     let now = clock::now_ms();
     let mut span = Span::default();
+    // In an all-or-nothing chunk, the line that queued each new transfer
+    // (their ids are consecutive under the write lock), so that a key
+    // conflict with an earlier line names that line: its transfer is
+    // rolled back with the rest. Eight bytes a line.
+    let mut queued_by: Option<(i64, Vec<u64>)> = None;
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
@@ -213,10 +219,35 @@ fn ingest(
         let Some(item) = lines.next() else { break };
         let BatchLine { line, transfer } = item?;
         taken += 1;
-        let outcome = match transfer {
+        let mut outcome = match transfer {
             Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
             Err(refused) => Err(refused),
         };
+        if all_or_nothing {
+            match &mut outcome {
+                Ok(Queued {
+                    tx_id,
+                    replayed: false,
+                    ..
+                }) => queued_by
+                    .get_or_insert_with(|| (*tx_id, Vec::new()))
+                    .1
+                    .push(line),
+                Err(WalletError::IdempotencyConflict {
+                    tx_id,
+                    earlier_line,
+                    ..
+                }) => {
+                    if let Some((first, lines)) = &queued_by {
+                        *earlier_line = usize::try_from(*tx_id - first)
+                            .ok()
+                            .and_then(|i| lines.get(i))
+                            .copied();
+                    }
+                }
+                _ => {}
+            }
+        }
         span.note(line, &outcome);
         summary.count(&outcome);
         sink.record(line, outcome)?;
