@@ -51,6 +51,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             let _ = err.print();
             return 2;
         }
+        Err(err) if value_led_by_a_dash(&err, &args).is_some() => {
+            let err = value_led_by_a_dash(&err, &args).expect("checked above");
+            output::print_error(&err, wants_json);
+            return err.exit_code();
+        }
         Err(err) => {
             let rendered = err.to_string();
             let message = one_line(&rendered, err.kind().as_str().unwrap_or("invalid usage"));
@@ -126,6 +131,46 @@ fn stdout_was_closed() -> bool {
     let read_write =
         fcntl_getfl(&stdout).is_ok_and(|flags| flags & OFlags::ACCMODE == OFlags::RDWR);
     null && read_write
+}
+
+/// A user name or email that begins with `-` (`create-user -bob`) reaches
+/// clap as an unknown flag; it is a bad value like any other, refused by the
+/// rule for its kind.
+fn value_led_by_a_dash(err: &clap::Error, args: &[OsString]) -> Option<WalletError> {
+    use clap::error::ContextKind;
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let reported = err.get(ContextKind::InvalidArg)?.to_string();
+    if reported.starts_with("--") {
+        return None;
+    }
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|arg| arg.to_str()).collect();
+    let command = words.iter().position(|word| {
+        [
+            "create-user",
+            "get-user",
+            "history",
+            "deposit",
+            "withdraw",
+            "transfer",
+        ]
+        .contains(word)
+    })?;
+    // The value of an option (`--limit -1`) is that option's to judge.
+    let value = words[command..]
+        .windows(2)
+        .find(|pair| {
+            !pair[0].starts_with('-')
+                && pair[1].starts_with(reported.as_str())
+                && !pair[1].starts_with("--")
+        })
+        .map(|pair| pair[1])?;
+    if value.contains('@') {
+        domain::Email::parse(value).err()
+    } else {
+        domain::UserName::parse(value).err()
+    }
 }
 
 /// Parses the command line. A variable of ours that is empty (and was

@@ -139,8 +139,13 @@ fn every_malformed_name_is_refused_as_invalid_name() {
         refused(&s, &["deposit", name, "1"], "invalid_name", 5);
         refused(&s, &["transfer", "alice", name, "1"], "invalid_name", 5);
     }
-    // A leading dash reads as a flag: a usage error, not a name.
-    refused(&s, &["create-user", "-bob", "x@example.com"], "usage", 2);
+    // A leading dash is a bad name like any other, not an unknown flag.
+    refused(
+        &s,
+        &["create-user", "-bob", "x@example.com"],
+        "invalid_name",
+        5,
+    );
     assert_eq!(before, s.ledger_bytes());
 }
 

@@ -80,7 +80,7 @@ fn user_names_are_unique_regardless_of_case() {
 #[test]
 fn invalid_names_and_emails_are_refused_without_creating_a_ledger() {
     let s = Sandbox::new();
-    s.fails(&["create-user", "-bob", "b@example.com"], "usage", 2);
+    s.fails(&["create-user", "-bob", "b@example.com"], "invalid_name", 5);
     s.fails(
         &["create-user", "bob smith", "b@example.com"],
         "invalid_name",

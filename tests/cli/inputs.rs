@@ -391,3 +391,16 @@ fn a_key_conflict_inside_an_atomic_batch_names_the_line_not_a_rolled_back_transf
         "{message}"
     );
 }
+
+#[test]
+fn values_that_begin_with_a_dash_are_refused_as_values() {
+    let s = Sandbox::new();
+    users(&s);
+    s.fails(&["create-user", "-bob", "b@example.com"], "invalid_name", 5);
+    s.fails(&["get-user", "-bob"], "invalid_name", 5);
+    s.fails(&["deposit", "-bob", "5"], "invalid_name", 5);
+    s.fails(&["transfer", "alice", "bob", "-5"], "invalid_amount", 5);
+    s.fails(&["deposit", "alice", "-0.5"], "invalid_amount", 5);
+    // A real flag is still a flag.
+    s.fails(&["get-user", "--bogus"], "usage", 2);
+}
