@@ -49,7 +49,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
             for (field, value) in fields {
                 table.add_row(vec![Cell::new(field), status_cell(value, decorated)]);
             }
-            writeln!(out, "{table}")?;
+            write_table(&mut out, &table, decorated)?;
         }
         // Nothing on stdout, so `| wc -l` counts rows; the note is for a person.
         Human::Rows { empty, rows, .. } if rows.is_empty() => {
@@ -60,7 +60,22 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
         Human::Rows { header, rows, .. } => {
             let mut table = new_table(decorated);
             let (header, rows) = match table.width() {
-                Some(width) if decorated => fit_columns(width, header, rows),
+                Some(width) if decorated => {
+                    let fitted = fit_columns(width, header, rows);
+                    let left_out: Vec<&str> = header
+                        .iter()
+                        .filter(|h| !fitted.0.contains(h))
+                        .copied()
+                        .collect();
+                    if !left_out.is_empty() && !mode.quiet {
+                        let _ = writeln!(
+                            io::stderr(),
+                            "left out to fit the terminal: {} (--json or get-transfer shows every field)",
+                            left_out.join(", ")
+                        );
+                    }
+                    fitted
+                }
                 _ => (header.clone(), rows.clone()),
             };
             let (header, rows) = (&header, &rows);
@@ -78,7 +93,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
             if decorated {
                 keep_columns_whole(&mut table, header, rows);
             }
-            writeln!(out, "{table}")?;
+            write_table(&mut out, &table, decorated)?;
         }
     }
     out.flush()
@@ -102,12 +117,39 @@ pub fn print_error(err: &WalletError, json: bool) {
 /// Tables are boxed and fitted to the terminal only when a person is
 /// looking; piped, they are plain aligned columns that never wrap, for
 /// `grep` and `awk`.
+/// A table as text: piped, its lines carry no trailing padding, so that
+/// they compare and `cut` cleanly.
+fn write_table(out: &mut impl Write, table: &Table, decorated: bool) -> io::Result<()> {
+    if decorated {
+        return writeln!(out, "{table}");
+    }
+    for line in table.to_string().lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
 fn new_table(decorated: bool) -> Table {
     let mut table = Table::new();
     if decorated {
+        // A dumb terminal may not draw box characters.
+        let style = if dumb_terminal() {
+            presets::ASCII_FULL_CONDENSED
+        } else {
+            presets::UTF8_FULL_CONDENSED
+        };
         table
-            .load_style(presets::UTF8_FULL_CONDENSED)
+            .load_style(style)
             .set_content_arrangement(ContentArrangement::Dynamic);
+        // `COLUMNS` set by the user (or a shell that exports it) wins over
+        // what the terminal reports.
+        if let Some(columns) = env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .filter(|c| *c > 0)
+        {
+            table.set_width(columns);
+        }
     } else {
         table
             .load_style(presets::NOTHING)
@@ -120,7 +162,7 @@ fn new_table(decorated: bool) -> Table {
 /// Columns left out, in this order, while a table is wider than the
 /// terminal: the order of rows already tells their age, and `get-transfer`
 /// or `--json` show every field.
-const DROP_WHEN_NARROW: &[&str] = &["created_at"];
+const DROP_WHEN_NARROW: &[&str] = &["created_at", "memo", "reason"];
 
 /// The columns to show on a terminal `width` wide.
 fn fit_columns(
@@ -237,6 +279,9 @@ fn status_cell(value: &str, decorated: bool) -> Cell {
 }
 
 fn colour_allowed() -> bool {
-    env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && env::var("TERM").map_or(true, |term| term != "dumb")
+    env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && !dumb_terminal()
+}
+
+fn dumb_terminal() -> bool {
+    env::var("TERM").is_ok_and(|term| term == "dumb")
 }

@@ -760,8 +760,17 @@ fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
     )
     .unwrap();
     stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    s.fails(&["--lock-timeout", "0", "deposit", "alice", "1"], "busy", 6);
+    // Until the holder has the lock, a cancel (which takes the write lock
+    // first, and here writes nothing) finds no transfer; then it is busy.
+    let locked = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let out = s
+            .cmd(&["--lock-timeout", "0", "cancel", "999999"])
+            .output()
+            .unwrap();
+        out.status.code() == Some(6)
+    });
+    assert!(locked, "the other process took the lock");
     Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
