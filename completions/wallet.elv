@@ -23,8 +23,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
             cand init 'Create an empty ledger'
@@ -38,7 +38,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
             cand completions 'Print a shell completion script'
-            cand man 'Print a manual page (roff) for wallet or one of its commands'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -53,8 +52,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;create-user'= {
             cand --db 'The ledger file'
@@ -64,8 +61,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;get-user'= {
             cand --db 'The ledger file'
@@ -75,8 +70,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;deposit'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
@@ -88,8 +81,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;withdraw'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
@@ -101,8 +92,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;transfer'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
@@ -117,8 +106,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;settle'= {
             cand --limit 'Settle at most N transfers'
@@ -132,8 +119,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;get-transfer'= {
             cand --id 'Look the transfer up by its idempotency key instead'
@@ -144,8 +129,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;history'= {
             cand --limit 'Show at most N transfers'
@@ -158,8 +141,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;cancel'= {
             cand --db 'The ledger file'
@@ -169,8 +150,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;completions'= {
             cand --db 'The ledger file'
@@ -180,19 +159,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'wallet;man'= {
-            cand --db 'The ledger file'
-            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
-            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
-            cand -q 'Print nothing on success but the data asked for'
-            cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;verify'= {
             cand --db 'The ledger file'
@@ -203,8 +169,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;migrate'= {
             cand --db 'The ledger file'
@@ -214,8 +178,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wallet;help'= {
             cand init 'Create an empty ledger'
@@ -229,7 +191,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
             cand completions 'Print a shell completion script'
-            cand man 'Print a manual page (roff) for wallet or one of its commands'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -255,8 +216,6 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;cancel'= {
         }
         &'wallet;help;completions'= {
-        }
-        &'wallet;help;man'= {
         }
         &'wallet;help;verify'= {
         }

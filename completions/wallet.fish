@@ -25,10 +25,10 @@ function __fish_wallet_using_subcommand
 end
 
 complete -c wallet -n "__fish_wallet_needs_command" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_needs_command" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_needs_command" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_needs_command" -s h -l help -d 'Print help'
 complete -c wallet -n "__fish_wallet_needs_command" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "init" -d 'Create an empty ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "create-user" -d 'Add a user with a zero balance'
@@ -41,129 +41,108 @@ complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-transfer" -d 'Sho
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "history" -d 'List a user\'s transfers, newest first'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "completions" -d 'Print a shell completion script'
-complete -c wallet -n "__fish_wallet_needs_command" -f -a "man" -d 'Print a manual page (roff) for wallet or one of its commands'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "verify" -d 'Check every ledger invariant and report each check'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wallet -n "__fish_wallet_using_subcommand init" -l currency -d 'Currency code shown with every amount' -r
-complete -c wallet -n "__fish_wallet_using_subcommand init" -l scale -d 'Decimal places of the currency' -r
+complete -c wallet -n "__fish_wallet_using_subcommand init" -l currency -d 'Currency code shown with every amount' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand init" -l scale -d 'Decimal places of the currency' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand init" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand init" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand init" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand init" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand init" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r
-complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l memo -d 'A note stored with the transfer' -r
+complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r
-complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l memo -d 'A note stored with the transfer' -r
+complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l batch -d 'Queue every transfer in FILE (`-` for stdin), one JSON object per line' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l atomic -d 'With --batch: queue all lines or, if any line fails, none'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers' -r
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction' -r
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l watch -d 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l id -d 'Look the transfer up by its idempotency key instead' -r
+complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l id -d 'Look the transfer up by its idempotency key instead' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand history" -l limit -d 'Show at most N transfers' -r
+complete -c wallet -n "__fish_wallet_using_subcommand history" -l limit -d 'Show at most N transfers' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l status -d 'Only transfers with this status' -r -f -a "PENDING\t''
 COMPLETED\t''
 FAILED\t''
 CANCELLED\t''"
-complete -c wallet -n "__fish_wallet_using_subcommand history" -l before -d 'Only transfers older than this id (the last tx_id of the previous page)' -r
+complete -c wallet -n "__fish_wallet_using_subcommand history" -l before -d 'Only transfers older than this id (the last tx_id of the previous page)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand history" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand history" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand history" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand history" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand history" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand man" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
-complete -c wallet -n "__fish_wallet_using_subcommand man" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
-complete -c wallet -n "__fish_wallet_using_subcommand man" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_using_subcommand man" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand man" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand verify" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l quick -d 'Check the file\'s pages with SQLite\'s quick_check instead of the full integrity_check (which also compares every index with its table)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l db -d 'The ledger file' -r -F
-complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r
+complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s V -l version -d 'Print version'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "init" -d 'Create an empty ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "create-user" -d 'Add a user with a zero balance'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "settle" -d 'Apply pending transfers, oldest first'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "get-transfer" -d 'Show one transfer'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "history" -d 'List a user\'s transfers, newest first'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "completions" -d 'Print a shell completion script'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "man" -d 'Print a manual page (roff) for wallet or one of its commands'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "verify" -d 'Check every ledger invariant and report each check'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions man verify migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "init" -d 'Create an empty ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "create-user" -d 'Add a user with a zero balance'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "settle" -d 'Apply pending transfers, oldest first'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "get-transfer" -d 'Show one transfer'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "history" -d 'List a user\'s transfers, newest first'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "completions" -d 'Print a shell completion script'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "verify" -d 'Check every ledger invariant and report each check'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Context;
@@ -163,9 +163,14 @@ fn report(summary: SettleSummary) -> Report {
         failed,
         remaining,
     } = summary;
+    // Counts for people, written as the progress bar writes them; JSON keeps numbers.
     let line = format!(
-        "settled {processed} transfer{}: {completed} completed, {failed} failed, {remaining} still pending",
-        if processed == 1 { "" } else { "s" }
+        "settled {} transfer{}: {} completed, {} failed, {} still pending",
+        HumanCount(processed),
+        if processed == 1 { "" } else { "s" },
+        HumanCount(completed),
+        HumanCount(failed),
+        HumanCount(remaining)
     );
     let report = Report::new(
         Settled {

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -65,14 +65,18 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         });
     }
     if !context.quiet_summary {
+        // Counts for people, written as the progress line writes them.
         eprintln!(
             "queued {} transfer{} from {} line{}{}",
-            summary.queued,
+            HumanCount(summary.queued),
             plural(summary.queued),
-            summary.lines,
+            HumanCount(summary.lines),
             plural(summary.lines),
             if summary.replayed > 0 {
-                format!(" ({} already queued with the same key)", summary.replayed)
+                format!(
+                    " ({} already queued with the same key)",
+                    HumanCount(summary.replayed)
+                )
             } else {
                 String::new()
             }

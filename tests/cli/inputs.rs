@@ -404,3 +404,30 @@ fn values_that_begin_with_a_dash_are_refused_as_values() {
     // A real flag is still a flag.
     s.fails(&["get-user", "--bogus"], "usage", 2);
 }
+
+#[test]
+fn counts_for_people_are_written_one_way() {
+    let s = Sandbox::new();
+    users(&s);
+    let lines: String = (0..1234)
+        .map(|_| "{\"src\":null,\"dst\":\"alice\",\"amount\":\"0.01\"}\n")
+        .collect();
+    let out = s
+        .cmd(&["transfer", "--batch", "-"])
+        .write_stdin(lines)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("queued 1,234 transfers from 1,234 lines"),
+        "{stderr}"
+    );
+    assert!(
+        s.ok(&["settle"])
+            .starts_with("settled 1,234 transfers: 1,234 completed")
+    );
+    // JSON keeps plain numbers.
+    s.ok(&["deposit", "alice", "1"]);
+    let settled: Value = serde_json::from_str(&s.ok(&["--json", "settle"])).unwrap();
+    assert_eq!(settled["processed"], 1);
+}

@@ -795,11 +795,23 @@ fn the_bash_completion_script_parses_and_completes_commands_and_flags() {
 "$WALLET" completions bash > wallet.bash
 bash -n wallet.bash
 source wallet.bash
+compopt() { :; }  # only meaningful inside a real completion
 COMP_WORDS=(wallet hist); COMP_CWORD=1; _wallet wallet hist wallet
 echo "${COMPREPLY[*]}"
 COMP_WORDS=(wallet history alice --st); COMP_CWORD=3; _wallet wallet --st alice
 echo "${COMPREPLY[*]}"
 COMP_WORDS=(wallet completions p); COMP_CWORD=2; _wallet wallet p completions
+echo "${COMPREPLY[*]}"
+touch lots-of-files.txt
+COMP_WORDS=(wallet m); COMP_CWORD=1; _wallet wallet m wallet
+echo "${COMPREPLY[*]}"
+COMP_WORDS=(wallet history alice --status C); COMP_CWORD=4; _wallet wallet C --status
+echo "${COMPREPLY[*]}"
+COMP_WORDS=(wallet history alice --limit l); COMP_CWORD=4; _wallet wallet l --limit
+echo "${COMPREPLY[*]}"
+COMP_WORDS=(wallet deposit alice 5 --memo l); COMP_CWORD=5; _wallet wallet l --memo
+echo "${COMPREPLY[*]}"
+COMP_WORDS=(wallet --db l); COMP_CWORD=2; _wallet wallet l --db
 echo "${COMPREPLY[*]}""#,
     );
     assert!(
@@ -807,9 +819,11 @@ echo "${COMPREPLY[*]}""#,
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The hidden `man` is not offered; statuses come from their list; a
+    // count or a memo offers no file names; `--db` does.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "history\n--status\npowershell\n"
+        "history\n--status\npowershell\nmigrate\nCOMPLETED CANCELLED\nl\nl\nlots-of-files.txt\n"
     );
 }
 

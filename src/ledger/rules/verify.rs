@@ -158,15 +158,26 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
         .iter()
         .map(|(status, count)| format!("{count} {}", echo(status)))
         .collect();
-    let detail = format!(
-        "{} accounts, each balance equal to its COMPLETED transfers in minus out; {total} transfers{}",
+    let statuses = if by_status.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_status.join(", "))
+    };
+    let transfers = format!("{total} transfer{}{statuses}", plural(total));
+    let accounts_checked = format!(
+        "{} account{}",
         accounts.len(),
-        if by_status.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", by_status.join(", "))
-        }
+        plural(accounts.len() as u64)
     );
+    let detail = if findings.is_empty() {
+        format!(
+            "{accounts_checked}, each balance equal to its COMPLETED transfers in minus out; {transfers}"
+        )
+    } else {
+        format!(
+            "{accounts_checked} checked against their COMPLETED transfers, and the figures disagree; {transfers}"
+        )
+    };
     findings.into_check("balances", detail)
 }
 
@@ -308,6 +319,10 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
     })
 }
 
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// Formats a recomputed sum, which may lie outside `i64` on a damaged ledger.
 fn format_wide(minor: i128, currency: &Currency) -> String {
     match i64::try_from(minor) {
@@ -369,6 +384,11 @@ mod tests {
         assert_eq!(failed(&checks), ["balances"]);
         assert_eq!(checks[0].problem_count, 2);
         assert_eq!(checks[0].problems[1].user.as_deref(), Some("alice"));
+        // A failed check says so in its detail, and counts in English.
+        assert_eq!(
+            checks[0].detail,
+            "2 accounts checked against their COMPLETED transfers, and the figures disagree; 1 transfer (1 COMPLETED)"
+        );
     }
 
     #[test]
