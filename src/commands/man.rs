@@ -185,8 +185,8 @@ mod tests {
         assert_eq!(name, "wallet-transfer.1");
         assert!(roff.contains("wallet transfer alice bob 25.50 \\-\\-id order\\-42"));
         assert!(page(Some("man")).is_err(), "hidden commands have no page");
-        for section in ["EXIT STATUS", "ENVIRONMENT", "FILES"] {
-            assert!(roff.contains(&format!(".SH \"{section}\"")), "{section}");
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+            assert!(roff.contains(section), "{section}");
         }
         assert!(roff.contains("outcome_unknown") && roff.contains("WALLET_DB"));
     }
