@@ -215,6 +215,17 @@ pub mod shapes {
         pub checks: Vec<Check>,
     }
 
+    impl VerifyReport {
+        /// The names of the checks that failed, in report order.
+        pub fn failed(&self) -> Vec<&str> {
+            self.checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.as_str())
+                .collect()
+        }
+    }
+
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
     pub struct Check {

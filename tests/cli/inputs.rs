@@ -245,13 +245,7 @@ fn a_ledger_missing_a_row_every_ledger_has_is_damaged_not_internal() {
     let message = s.fails(&["get-user", "alice"], "integrity", 7);
     assert!(message.contains("ledger_meta"), "{message}");
     let report = s.verify_fails();
-    let failed: Vec<&str> = report
-        .report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = report.report.failed();
     assert_eq!(failed, ["ledger_meta"]);
 }
 

@@ -131,13 +131,7 @@ fn a_table_with_an_added_column_is_refused_and_reported() {
     refused_everywhere(&s, differs);
     let error = verify_names(&s, differs);
     // The data itself is still sound; only the schema check fails.
-    let failed: Vec<&str> = error
-        .report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = error.report.failed();
     assert_eq!(failed, ["schema"]);
 }
 
@@ -195,13 +189,7 @@ fn a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported() 
         &s,
         "the definition of table 'accounts' differs from the wallet schema",
     );
-    let failed: Vec<&str> = error
-        .report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = error.report.failed();
     assert_eq!(
         failed,
         ["schema", "balances", "zero_sum", "no_negative_balances"]

@@ -40,16 +40,6 @@ fn check<'a>(report: &'a shapes::VerifyReport, name: &str) -> &'a shapes::Check 
         .unwrap_or_else(|| panic!("no check {name} in {report:?}"))
 }
 
-/// The names of the checks that failed, in report order.
-fn failed(report: &shapes::VerifyReport) -> Vec<&str> {
-    report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect()
-}
-
 #[test]
 fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     let s = busy_ledger();
@@ -115,7 +105,7 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
         .unwrap();
     let before = s.ledger_bytes();
     let error = s.verify_fails();
-    assert_eq!(failed(&error.report), ["balances", "zero_sum"]);
+    assert_eq!(error.report.failed(), ["balances", "zero_sum"]);
     let problem = &check(&error.report, "balances").problems[0];
     assert_eq!(problem.user.as_deref(), Some("bob"));
     assert_eq!(
@@ -160,7 +150,7 @@ fn a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero() {
         .unwrap();
     let error = s.verify_fails();
     assert_eq!(
-        failed(&error.report),
+        error.report.failed(),
         ["balances"],
         "zero_sum cannot see it"
     );
@@ -183,7 +173,7 @@ fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
         )
         .unwrap();
     let error = s.verify_fails();
-    assert_eq!(failed(&error.report), ["balances"]);
+    assert_eq!(error.report.failed(), ["balances"]);
     assert_eq!(check(&error.report, "balances").problem_count, 2);
 
     // FAILED, yet counted as COMPLETED: money that moved without a transfer.
@@ -195,7 +185,7 @@ fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
         )
         .unwrap();
     let error = s.verify_fails();
-    assert_eq!(failed(&error.report), ["balances"]);
+    assert_eq!(error.report.failed(), ["balances"]);
     let messages: Vec<&str> = check(&error.report, "balances")
         .problems
         .iter()
@@ -220,7 +210,7 @@ fn pending_totals_out_of_step_are_caught() {
         )
         .unwrap();
     let error = s.verify_fails();
-    assert_eq!(failed(&error.report), ["pending_totals"]);
+    assert_eq!(error.report.failed(), ["pending_totals"]);
     let problem = &check(&error.report, "pending_totals").problems[0];
     assert_eq!(
         (problem.user.as_deref(), problem.message.as_str()),
@@ -241,7 +231,7 @@ fn settled_at_and_status_that_disagree_name_the_transfer() {
         )
         .unwrap();
     let error = s.verify_fails();
-    assert_eq!(failed(&error.report), ["transfer_fields"]);
+    assert_eq!(error.report.failed(), ["transfer_fields"]);
     let fields = check(&error.report, "transfer_fields");
     let found: Vec<(Option<i64>, &str)> = fields
         .problems
