@@ -569,12 +569,34 @@ impl CommitWatch {
 /// log's current generation (their salts match its header) are looked at,
 /// as only those would be replayed. A log of another wallet ledger with the
 /// same page size cannot be told apart this way.
+///
+/// A log that a live writer is appending to may show a frame whose page
+/// is not written yet; so a log that looks foreign is looked at again a
+/// moment later, and refused only if it still does and has not changed.
 fn check_log(path: &Path) -> Result<()> {
-    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::MetadataExt;
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
     let log_path = PathBuf::from(name);
-    let Ok(log) = fs::File::open(&log_path) else {
+    let stamp = |path: &Path| {
+        fs::metadata(path)
+            .ok()
+            .map(|m| (m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    };
+    let before = stamp(&log_path);
+    let Err(refused) = scan_log(path, &log_path) else {
+        return Ok(());
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    match scan_log(path, &log_path) {
+        Err(_) if stamp(&log_path) == before => Err(refused),
+        _ => Ok(()),
+    }
+}
+
+fn scan_log(path: &Path, log_path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let Ok(log) = fs::File::open(log_path) else {
         return Ok(());
     };
     let be32 = |bytes: &[u8], at: usize| {
@@ -599,7 +621,7 @@ fn check_log(path: &Path) -> Result<()> {
     let foreign = |why: String| {
         Err(WalletError::Integrity(format!(
             "the write-ahead log '{}' beside the ledger is not its own ({why}); move it away if the ledger is not in use, then run `wallet verify`",
-            crate::error::shown_path(&log_path)
+            crate::error::shown_path(log_path)
         )))
     };
     if log_page_size != db_page_size {
