@@ -60,11 +60,13 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The ledger file
+    /// The ledger: a file path, or a postgres:// URL (not supported by this build yet)
     #[arg(
         long,
         global = true,
         env = "WALLET_DB",
+        // A PostgreSQL URL in the variable may carry a password.
+        hide_env_values = true,
         default_value = "wallet.db",
         value_name = "PATH",
         overrides_with = "db"

@@ -57,11 +57,14 @@ pub enum WalletError {
     InvalidCurrency(String),
     #[error("invalid batch line: {0}")]
     InvalidLine(String),
-    #[error("{}", batch_failed(*.failed, *.lines, *.committed))]
+    #[error("{}", batch_failed(*.failed, *.lines, *.queued, *.replayed))]
     BatchFailed {
         failed: u64,
         lines: u64,
-        committed: bool,
+        /// New transfers the batch kept (none for an atomic one).
+        queued: u64,
+        /// Lines that named, by key, a transfer queued before.
+        replayed: u64,
     },
 
     #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
@@ -108,6 +111,9 @@ pub enum WalletError {
         report: Box<Report>,
     },
 
+    /// The ledger is on an engine this build does not support.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0:#}")]
     Io(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -142,6 +148,7 @@ impl WalletError {
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
             Self::UpgradeNeeded { .. } => "upgrade_needed",
+            Self::Unsupported(_) => "unsupported_engine",
             Self::Io(_) => "io_error",
             Self::Internal(_) => "internal",
         }
@@ -150,7 +157,7 @@ impl WalletError {
     /// The process exit status for this error, as the contract's table gives it.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Io(_) | Self::Internal(_) => 1,
+            Self::Io(_) | Self::Internal(_) | Self::Unsupported(_) => 1,
             Self::Usage(_) => 2,
             Self::LedgerNotFound(_) | Self::UserNotFound(_) | Self::TransferNotFound(_) => 3,
             Self::UserExists(_)
@@ -218,14 +225,17 @@ pub type Result<T, E = WalletError> = std::result::Result<T, E>;
 
 /// The one line of `batch_failed`: how many lines failed and what became of
 /// the rest.
-fn batch_failed(failed: u64, lines: u64, committed: bool) -> String {
-    let plural = if lines == 1 { "" } else { "s" };
-    match (failed == lines, committed) {
-        (true, _) => format!("{failed} of {lines} batch line{plural} failed; nothing was queued"),
-        (false, true) => format!("{failed} of {lines} batch lines failed; the others were queued"),
-        (false, false) => {
-            format!("{failed} of {lines} batch lines failed; nothing was queued (--atomic)")
-        }
+fn batch_failed(failed: u64, lines: u64, queued: u64, replayed: u64) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let head = format!("{failed} of {lines} batch line{} failed", plural(lines));
+    match (queued, replayed) {
+        (0, 0) => format!("{head}; nothing was queued"),
+        (queued, 0) => format!("{head}; {queued} new transfer{} queued", plural(queued)),
+        (queued, replayed) => format!(
+            "{head}; {queued} new transfer{} queued, {replayed} line{} already queued with the same key",
+            plural(queued),
+            plural(replayed)
+        ),
     }
 }
 

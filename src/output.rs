@@ -59,7 +59,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
         }
         Human::Rows { header, rows, .. } => {
             let mut table = new_table(decorated);
-            let (header, rows) = match table.width() {
+            let (header, rows) = match table.width().filter(|width| *width > 0) {
                 Some(width) if decorated => {
                     let fitted = fit_columns(width, header, rows);
                     let left_out: Vec<&str> = header
@@ -149,6 +149,10 @@ fn new_table(decorated: bool) -> Table {
             .filter(|c| *c > 0)
         {
             table.set_width(columns);
+        } else if table.width().is_none_or(|width| width == 0) {
+            // A terminal that reports no width (as under `script` or some CI
+            // runners): draw the table at its natural width, unwrapped.
+            table.set_content_arrangement(ContentArrangement::Disabled);
         }
     } else {
         table
@@ -237,7 +241,7 @@ const MIN_WRAPPED: usize = 6;
 /// lets the rest (a memo) wrap around them; when even that does not fit,
 /// comfy-table shares the width out and every column may wrap.
 fn keep_columns_whole(table: &mut Table, header: &[&str], rows: &[Vec<String>]) {
-    let Some(width) = table.width() else {
+    let Some(width) = table.width().filter(|width| *width > 0) else {
         return;
     };
     let content: Vec<usize> = (0..header.len())

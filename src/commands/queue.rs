@@ -54,8 +54,10 @@ pub fn queue(
         Human::Line(line),
     )
     .when_quiet(WhenQuiet::Id(queued.tx_id.to_string()));
-    Ok(report.committed(
-        format!("{what} {}", queued.tx_id),
-        "`wallet get-transfer` shows it; a retry with the same --id is exact",
-    ))
+    let advice = if options.key.is_some() {
+        "`wallet get-transfer` shows it; a retry with the same --id is exact"
+    } else {
+        "look it up with `wallet get-transfer` before retrying: without --id a retry queues it again"
+    };
+    Ok(report.committed(format!("{what} {}", queued.tx_id), advice))
 }

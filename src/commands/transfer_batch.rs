@@ -61,7 +61,12 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         return Err(WalletError::BatchFailed {
             failed: summary.failed,
             lines: summary.lines,
-            committed: summary.committed,
+            queued: if summary.committed { summary.queued } else { 0 },
+            replayed: if summary.committed {
+                summary.replayed
+            } else {
+                0
+            },
         });
     }
     if !context.quiet_summary {
@@ -142,16 +147,21 @@ impl<R: BufRead> JsonLines<R> {
             .map_err(|_| WalletError::InvalidLine("it is not valid UTF-8".into()))?;
         // Only an object is a line: serde would also read a struct from an
         // array by position, and `["a","b","5"]` is no transfer.
-        let kind = match text.as_bytes()[0] {
-            b'{' => None,
-            b'[' => Some("an array"),
-            b'"' => Some("a string"),
-            b'n' => Some("null"),
-            b't' | b'f' => Some("a boolean"),
-            b'-' | b'0'..=b'9' => Some("a number"),
-            _ => Some("not JSON"),
-        };
-        if let Some(kind) = kind {
+        if !text.starts_with('{') {
+            // Off the hot path: only a line already refused is parsed whole.
+            let kind = match serde_json::from_str::<serde_json::Value>(text) {
+                Err(e) => {
+                    return Err(WalletError::InvalidLine(format!(
+                        "it is not valid JSON ({e})"
+                    )));
+                }
+                Ok(serde_json::Value::Array(_)) => "an array",
+                Ok(serde_json::Value::String(_)) => "a string",
+                Ok(serde_json::Value::Number(_)) => "a number",
+                Ok(serde_json::Value::Bool(_)) => "a boolean",
+                Ok(serde_json::Value::Null) => "null",
+                Ok(serde_json::Value::Object(_)) => "an object",
+            };
             return Err(WalletError::InvalidLine(format!(
                 "it is {kind}; a line is one JSON object such as {{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"5.00\"}}"
             )));
@@ -357,12 +367,18 @@ impl BatchSink for LineStream {
     }
 }
 
+/// One result line; a replay says so, as the single commands' answer does.
 fn write_queued(out: &mut impl Write, line: u64, queued: &Queued) -> io::Result<()> {
     writeln!(
         out,
-        "{{\"line\":{line},\"tx_id\":{},\"status\":\"{}\"}}",
+        "{{\"line\":{line},\"tx_id\":{},\"status\":\"{}\"{}}}",
         queued.tx_id,
-        queued.status.as_str()
+        queued.status.as_str(),
+        if queued.replayed {
+            ",\"replayed\":true"
+        } else {
+            ""
+        }
     )
 }
 

@@ -55,6 +55,7 @@ impl Ledger {
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Self> {
         match location {
             Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open(path, options)?)),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -66,6 +67,7 @@ impl Ledger {
             Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_to_read(
                 path, options,
             )?)),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -74,6 +76,7 @@ impl Ledger {
     pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
         match location {
             Location::File(path) => sqlite::SqliteStore::migrate(path, options),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -85,6 +88,7 @@ impl Ledger {
             Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_to_verify(
                 path, options,
             )?)),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -98,6 +102,7 @@ impl Ledger {
             Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_or_create(
                 path, currency, options,
             )?)),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -107,6 +112,7 @@ impl Ledger {
     pub fn create(location: &Location, currency: &Currency, options: &OpenOptions) -> Result<()> {
         match location {
             Location::File(path) => sqlite::SqliteStore::create(path, currency, options),
+            Location::Server(_) => Err(unsupported(location)),
         }
     }
 
@@ -269,6 +275,13 @@ impl Ledger {
     pub fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         self.store.verify(options)
     }
+}
+
+/// A ledger on an engine this build cannot open yet.
+fn unsupported(location: &Location) -> WalletError {
+    WalletError::Unsupported(format!(
+        "'{location}' is a PostgreSQL ledger, which this build of wallet cannot open yet; use a ledger file"
+    ))
 }
 
 /// The sink of a batch of one: keeps its line's outcome.

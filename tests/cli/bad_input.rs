@@ -646,7 +646,8 @@ fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
         let out = unprivileged(&s, args).unwrap();
         assert_no_panic(&out, args);
         let message = assert_error(&out, "io_error", 1, args);
-        assert!(message.contains("readonly"), "{message}");
+        assert!(message.contains("read-only for this user"), "{message}");
+        assert!(message.contains("wallet.db"), "names the ledger: {message}");
     }
     assert_eq!(before, s.ledger_bytes());
 }

@@ -425,3 +425,83 @@ fn counts_for_people_are_written_one_way() {
     let settled: Value = serde_json::from_str(&s.ok(&["--json", "settle"])).unwrap();
     assert_eq!(settled["processed"], 1);
 }
+
+#[test]
+fn a_postgres_url_is_named_unsupported_and_its_password_never_shows() {
+    let s = Sandbox::new();
+    let url = "postgresql://ann:s3cret@127.0.0.1:1/books";
+    for args in [
+        &["get-user", "alice"][..],
+        &["init"],
+        &["create-user", "a", "a@b.co"],
+    ] {
+        let mut full = vec!["--db", url];
+        full.extend_from_slice(args);
+        let message = s.fails(&full, "unsupported_engine", 1);
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(message.contains("ann:***@127.0.0.1:1/books"), "{message}");
+    }
+    assert!(
+        !s.dir.path().join("postgresql:").exists(),
+        "no file was made"
+    );
+    let help = Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .env("WALLET_DB", url)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
+}
+
+#[test]
+fn a_line_that_is_not_json_is_called_so() {
+    let s = Sandbox::new();
+    users(&s);
+    let (out, _) = batch(&s, "nope\ntru\n[1]\n");
+    let messages: Vec<&str> = out
+        .iter()
+        .map(|line| line["error"]["message"].as_str().unwrap())
+        .collect();
+    assert!(messages[0].contains("not valid JSON"), "{messages:?}");
+    assert!(messages[1].contains("not valid JSON"), "{messages:?}");
+    assert!(messages[2].contains("it is an array"), "{messages:?}");
+}
+
+#[test]
+fn a_terminal_that_reports_no_width_gets_whole_tables() {
+    let s = Sandbox::new();
+    users(&s);
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(r#"stty cols 0; "$WALLET" get-user alice"#)
+        .arg("/dev/null")
+        .env("SHELL", "/bin/sh")
+        .env("WALLET", env!("CARGO_BIN_EXE_wallet"))
+        .env("WALLET_DB", s.db())
+        .env_remove("COLUMNS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("alice@example.com") && screen.contains("pending_out"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_lost_answer_without_a_key_warns_that_a_retry_queues_again() {
+    let s = Sandbox::new();
+    users(&s);
+    let out = s
+        .process(&["deposit", "alice", "5"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without --id a retry queues it again"),
+        "{stderr}"
+    );
+}

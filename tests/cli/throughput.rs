@@ -22,6 +22,9 @@ struct QueuedLine {
     line: u64,
     tx_id: i64,
     status: String,
+    /// Present, and true, only on a line whose key named an earlier transfer.
+    #[serde(default)]
+    replayed: bool,
 }
 
 #[derive(Deserialize, Debug)]
@@ -125,6 +128,7 @@ fn a_good_file_queues_every_line_in_order() {
             line: n,
             tx_id: n as i64 + 2,
             status: "PENDING".into(),
+            replayed: false,
         })
         .collect();
     let queued: Vec<&QueuedLine> = lines
@@ -276,6 +280,17 @@ fn idempotency_keys_replay_across_chunks_and_across_runs() {
     assert!(out.status.success());
     let again: Vec<i64> = second_run.iter().map(Outcome::tx_id).collect();
     assert_eq!(again, ids, "a re-run replays every line");
+    let replayed = |run: &[Outcome]| -> Vec<bool> {
+        run.iter()
+            .map(|o| matches!(o, Outcome::Queued(q) if q.replayed))
+            .collect()
+    };
+    assert_eq!(
+        replayed(&first_run),
+        [false, false, false, true, true, true, true],
+        "each line says whether it queued or replayed"
+    );
+    assert!(replayed(&second_run).iter().all(|r| *r));
     assert_eq!(pending_count(&s, "alice"), 3);
 
     let changed = input.replacen("\"1.00\"", "\"1.50\"", 1);

@@ -96,14 +96,21 @@ impl ErrorContext {
             Some(ErrorCode::ConstraintViolation) => WalletError::Integrity(format!(
                 "the ledger's figures break its own rules ({err}); run `wallet verify`"
             )),
+            Some(ErrorCode::ReadOnly) => WalletError::Io(anyhow::anyhow!(
+                "cannot write the ledger '{}': it, its directory, or its -wal or -shm file is read-only for this user",
+                crate::error::shown_path(&self.path)
+            )),
             Some(
                 ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen
-                | ErrorCode::ReadOnly
                 | ErrorCode::DiskFull
                 | ErrorCode::PermissionDenied
                 | ErrorCode::FileLockingProtocolFailed,
-            ) => WalletError::Io(anyhow::Error::new(err).context("ledger I/O failed")),
+            ) => WalletError::Io(anyhow::anyhow!(
+                "ledger I/O failed on '{}': {}",
+                crate::error::shown_path(&self.path),
+                sqlite_message(&err)
+            )),
             _ => WalletError::Internal(err.into()),
         }
     }
@@ -113,6 +120,15 @@ pub(super) fn error_context(path: &Path, options: &crate::ledger::OpenOptions) -
     ErrorContext {
         path: path.to_path_buf(),
         lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// SQLite's own words for a failure, without rusqlite's code prefix.
+fn sqlite_message(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqliteFailure(_, Some(message)) if !message.is_empty() => message.clone(),
+        rusqlite::Error::SqliteFailure(code, _) => code.to_string(),
+        other => other.to_string(),
     }
 }
 

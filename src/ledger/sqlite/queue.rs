@@ -90,7 +90,7 @@ fn queue_chunk_in_one_transaction(
     commit(
         tx,
         &span.describe(),
-        "`wallet get-transfer` shows what is there; a retry with the same --id is exact",
+        "`wallet get-transfer` shows what is there; only a retry with the same --id (or \"id\") is exact, without one it queues again",
     )?;
     summary.committed = true;
     Ok(summary)
