@@ -27,17 +27,29 @@ const AFTER_HELP: &str = "Examples:
   wallet settle
   wallet --json get-user alice | jq -r .balance";
 
-/// A count of things to take, from 1 to `MAX`: every `--limit` reads its
-/// value this way, so they accept and refuse alike.
+/// A count of things to take, from 1 to `MAX`: every `--limit` (and every
+/// size) reads its value this way, so they accept and refuse alike.
 fn count<const MAX: u64>(text: &str) -> Result<u64, String> {
+    number::<1, MAX>(text)
+}
+
+/// A whole number from `MIN` to `MAX`, refused in words a person reads.
+fn number<const MIN: u64, const MAX: u64>(text: &str) -> Result<u64, String> {
     let n: u64 = text
         .parse()
-        .map_err(|_| format!("write a whole number from 1 to {MAX}"))?;
+        .map_err(|_| format!("write a whole number from {MIN} to {MAX}"))?;
     match n {
-        0 => Err("must be at least 1".to_string()),
+        n if n < MIN => Err(format!("must be at least {MIN}")),
         n if n > MAX => Err(format!("must be at most {MAX}")),
         n => Ok(n),
     }
+}
+
+/// A transfer id: a whole number from 1.
+fn tx_id(text: &str) -> Result<i64, String> {
+    let n = number::<1, { i64::MAX as u64 }>(text)
+        .map_err(|_| "a transfer id is a whole number from 1".to_string())?;
+    Ok(n as i64)
 }
 
 #[derive(Debug, Parser)]
@@ -89,7 +101,8 @@ pub struct GlobalArgs {
         default_value_t = 5000,
         value_name = "MS",
         overrides_with = "lock_timeout",
-        value_parser = clap::value_parser!(u64).range(0..=2_147_483_647)
+        allow_negative_numbers = true,
+        value_parser = number::<0, 2_147_483_647>
     )]
     pub lock_timeout: u64,
 }
@@ -314,19 +327,20 @@ pub struct TransferArgs {
 
     /// With --batch: lines per transaction, default 100000 (ignored with --atomic)
     #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+          allow_negative_numbers = true, value_parser = count::<10_000_000>)]
     pub chunk_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct SettleArgs {
     /// Settle at most N transfers
-    #[arg(long, value_name = "N", value_parser = count::<1_000_000_000_000>)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = count::<1_000_000_000_000>)]
     pub limit: Option<u64>,
 
     /// Transfers applied per transaction
     #[arg(long, default_value_t = crate::ledger::DEFAULT_BATCH_SIZE as u64, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          allow_negative_numbers = true, value_parser = count::<1_000_000>)]
     pub batch_size: u64,
 
     /// Keep running: settle transfers as they are queued, until SIGINT or SIGTERM
@@ -335,7 +349,7 @@ pub struct SettleArgs {
 
     /// With --watch: how long to sleep when the queue is empty
     #[arg(long, default_value_t = 200, value_name = "MS", requires = "watch",
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+          allow_negative_numbers = true, value_parser = count::<3_600_000>)]
     pub interval: u64,
 }
 
@@ -343,7 +357,7 @@ pub struct SettleArgs {
 #[command(group = clap::ArgGroup::new("which").required(true))]
 pub struct GetTransferArgs {
     /// Transfer id
-    #[arg(group = "which")]
+    #[arg(group = "which", allow_negative_numbers = true, value_parser = tx_id)]
     pub tx_id: Option<i64>,
 
     /// Look the transfer up by its idempotency key instead
@@ -362,7 +376,8 @@ pub struct HistoryArgs {
     pub name: String,
 
     /// Show at most N transfers
-    #[arg(long, default_value_t = 50, value_name = "N", value_parser = count::<100_000>)]
+    #[arg(long, default_value_t = 50, value_name = "N", allow_negative_numbers = true,
+          value_parser = count::<100_000>)]
     pub limit: u64,
 
     /// Only transfers with this status
@@ -370,13 +385,14 @@ pub struct HistoryArgs {
     pub status: Option<StatusArg>,
 
     /// Only transfers older than this id (the last tx_id of the previous page)
-    #[arg(long, value_name = "TX_ID")]
+    #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub before: Option<i64>,
 }
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// Transfer id
+    #[arg(allow_negative_numbers = true, value_parser = tx_id)]
     pub tx_id: i64,
 }
 

@@ -41,8 +41,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             ) =>
         {
-            let _ = err.print();
-            return 0;
+            // Help a reader stopped early (`| head`) is fine; help lost to a
+            // full disk is not.
+            return match err.print() {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    output::print_error(&WalletError::Io(e.into()), wants_json);
+                    1
+                }
+                _ => 0,
+            };
         }
         // `wallet` alone: the overview is more use than a one-line complaint.
         Err(err)

@@ -78,12 +78,11 @@ impl Currency {
         }
         let fraction = fraction.unwrap_or("");
         if fraction.len() > usize::from(self.scale) {
-            return Err(refuse(format!(
-                "{} allows at most {} decimal place{}",
-                self.code,
-                self.scale,
-                if self.scale == 1 { "" } else { "s" }
-            )));
+            return Err(refuse(match self.scale {
+                0 => format!("{} has no decimal places", self.code),
+                1 => format!("{} allows at most 1 decimal place", self.code),
+                scale => format!("{} allows at most {scale} decimal places", self.code),
+            }));
         }
         let too_large = || refuse("it is too large for the ledger".into());
         let mut minor: i64 = 0;

@@ -185,7 +185,10 @@ fn report(summary: SettleSummary) -> Report {
         return report;
     }
     report.committed(
-        format!("the settlement of {processed} transfers"),
+        format!(
+            "the settlement of {processed} transfer{}",
+            if processed == 1 { "" } else { "s" }
+        ),
         "`wallet settle` again is safe: it applies each transfer once",
     )
 }

@@ -505,3 +505,39 @@ fn a_lost_answer_without_a_key_warns_that_a_retry_queues_again() {
         "{stderr}"
     );
 }
+
+#[test]
+fn negative_and_zero_numbers_are_refused_naming_their_flag() {
+    let s = Sandbox::new();
+    users(&s);
+    let cases: [(&[&str], &str); 6] = [
+        (&["history", "alice", "--before", "-5"], "--before"),
+        (&["cancel", "-1"], "TX_ID"),
+        (&["get-transfer", "--", "-5"], "TX_ID"),
+        (
+            &["--lock-timeout", "-1", "get-user", "alice"],
+            "--lock-timeout",
+        ),
+        (&["settle", "--limit", "-1"], "--limit"),
+        (&["settle", "--batch-size", "0"], "--batch-size"),
+    ];
+    for (args, flag) in cases {
+        let message = s.fails(args, "usage", 2);
+        assert!(message.contains(flag), "{args:?}: {message}");
+    }
+    let out = s
+        .process(&["--help"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "help lost to a full disk is an error"
+    );
+    let whole = Sandbox::new();
+    whole.ok(&["init", "--currency", "JPY", "--scale", "0"]);
+    whole.ok(&["create-user", "ken", "ken@example.com"]);
+    let message = whole.fails(&["deposit", "ken", "1.5"], "invalid_amount", 5);
+    assert!(message.contains("JPY has no decimal places"), "{message}");
+}

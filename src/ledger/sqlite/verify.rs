@@ -98,9 +98,15 @@ fn schema_check(conn: &Connection) -> SqlResult<Check> {
     } else {
         String::new()
     };
-    let detail = format!(
-        "schema version {version}{upgrade}; {objects} objects expected, each exactly as the migrations build it"
-    );
+    let detail = if findings.is_empty() {
+        format!(
+            "schema version {version}{upgrade}; {objects} objects expected, each exactly as the migrations build it"
+        )
+    } else {
+        format!(
+            "schema version {version}{upgrade}; {objects} objects expected, and the file's differ from what the migrations build"
+        )
+    };
     Ok(findings.into_check("schema", detail))
 }
 
