@@ -47,6 +47,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
         Human::Record(fields) => {
             let mut table = new_table(decorated);
             for (field, value) in fields {
+                let value = placeholder(value, decorated);
                 table.add_row(vec![Cell::new(field), status_cell(value, decorated)]);
             }
             write_table(&mut out, &table, decorated)?;
@@ -83,6 +84,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
             let status_column = header.iter().position(|h| *h == "status");
             for row in rows {
                 table.add_row(row.iter().enumerate().map(|(i, value)| {
+                    let value = placeholder(value, decorated);
                     if Some(i) == status_column {
                         status_cell(value, decorated)
                     } else {
@@ -117,6 +119,16 @@ pub fn print_error(err: &WalletError, json: bool) {
 /// Tables are boxed and fitted to the terminal only when a person is
 /// looking; piped, they are plain aligned columns that never wrap, for
 /// `grep` and `awk`.
+/// An empty cell, piped, is `-`: a blank would let `awk` and `cut` count
+/// fields differently from row to row. A terminal shows it blank.
+fn placeholder(value: &str, decorated: bool) -> &str {
+    if value.is_empty() && !decorated {
+        "-"
+    } else {
+        value
+    }
+}
+
 /// A table as text: piped, its lines carry no trailing padding, so that
 /// they compare and `cut` cleanly.
 fn write_table(out: &mut impl Write, table: &Table, decorated: bool) -> io::Result<()> {

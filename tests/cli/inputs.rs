@@ -541,3 +541,25 @@ fn negative_and_zero_numbers_are_refused_naming_their_flag() {
     let message = whole.fails(&["deposit", "ken", "1.5"], "invalid_amount", 5);
     assert!(message.contains("JPY has no decimal places"), "{message}");
 }
+
+#[test]
+fn piped_tables_keep_one_field_per_column_for_awk() {
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "5", "--memo", "salary"]);
+    s.ok(&["deposit", "alice", "7"]);
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            r#""$WALLET" history alice | awk '{print NF}' | sort -u"#,
+        ])
+        .env("WALLET", env!("CARGO_BIN_EXE_wallet"))
+        .env("WALLET_DB", s.db())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "8\n",
+        "every row, the header included, has the same number of fields"
+    );
+}
