@@ -41,7 +41,12 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         Box::new(BufReader::with_capacity(256 * 1024, opened))
     };
     let mut ledger = context.open()?;
-    let lines = JsonLines::new(input, ledger.currency().clone());
+    let source = if file.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        format!("'{}'", crate::error::shown_path(file))
+    };
+    let lines = JsonLines::new(input, ledger.currency().clone(), source);
     let options = BatchOptions {
         chunk_size: args.chunk_size.map_or(DEFAULT_CHUNK_SIZE, |n| {
             usize::try_from(n).unwrap_or(usize::MAX)
@@ -129,16 +134,19 @@ struct JsonLines<R> {
     /// The input ended: a terminal or a FIFO may offer more after an
     /// end-of-file, but a batch is what came before the first one.
     ended: bool,
+    /// The input as errors name it: `'payroll.jsonl'` or `standard input`.
+    source: String,
 }
 
 impl<R: BufRead> JsonLines<R> {
-    fn new(reader: R, currency: Currency) -> Self {
+    fn new(reader: R, currency: Currency, source: String) -> Self {
         Self {
             reader,
             buf: Vec::with_capacity(256),
             line: 0,
             currency,
             ended: false,
+            source,
         }
     }
 
@@ -202,13 +210,13 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                     return None;
                 }
                 Ok(_) => {}
-                Err(e) => return Some(Err(read_error(e))),
+                Err(e) => return Some(Err(read_error(e, &self.source))),
             }
             self.line += 1;
             let line = self.line;
             if self.buf.last() != Some(&b'\n') && self.buf.len() as u64 > MAX_LINE_BYTES {
                 if let Err(e) = self.reader.skip_until(b'\n') {
-                    return Some(Err(read_error(e)));
+                    return Some(Err(read_error(e, &self.source)));
                 }
                 let refused =
                     WalletError::InvalidLine(format!("it is longer than {MAX_LINE_BYTES} bytes"));
@@ -234,8 +242,8 @@ impl<R: BufRead> Iterator for JsonLines<R> {
     }
 }
 
-fn read_error(e: io::Error) -> WalletError {
-    WalletError::Io(anyhow::Error::new(e).context("cannot read the batch input"))
+fn read_error(e: io::Error, source: &str) -> WalletError {
+    WalletError::Io(anyhow::Error::new(e).context(format!("cannot read {source}")))
 }
 
 /// Prints each line's result on stdout once it is committed.
@@ -420,7 +428,7 @@ mod tests {
         let first = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"1\"}\n";
         let after = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"2\"}\n";
         let input = TypedTwice(vec![first, b"", after]);
-        let mut lines = JsonLines::new(BufReader::new(input), Currency::default());
+        let mut lines = JsonLines::new(BufReader::new(input), Currency::default(), "a test".into());
         assert!(lines.next().is_some());
         for _ in 0..3 {
             assert!(

@@ -11,6 +11,7 @@ pub mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
+use crate::money::Currency;
 
 use super::model::{EXTERNAL_ACCOUNT, FailReason, NewTransfer, Queued, Status};
 
@@ -135,15 +136,23 @@ pub fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
 /// moved, so balances sum to zero, and each pending transfer is counted once
 /// out of an account and once into one. Settlement checks them before it
 /// pays out of figures it has read.
-pub fn check_account_sums(balances: i128, pending_in: i128, pending_out: i128) -> Result<()> {
+pub fn check_account_sums(
+    balances: i128,
+    pending_in: i128,
+    pending_out: i128,
+    currency: &Currency,
+) -> Result<()> {
     if balances != 0 {
         return Err(WalletError::Integrity(format!(
-            "the balances sum to {balances} minor units, not zero; run `wallet verify`"
+            "the balances sum to {}, not zero; run `wallet verify`",
+            verify::format_wide(balances, currency)
         )));
     }
     if pending_in != pending_out {
         return Err(WalletError::Integrity(format!(
-            "the pending totals disagree ({pending_out} minor units out, {pending_in} in); run `wallet verify`"
+            "the pending totals disagree ({} out, {} in); run `wallet verify`",
+            verify::format_wide(pending_out, currency),
+            verify::format_wide(pending_in, currency)
         )));
     }
     Ok(())

@@ -324,7 +324,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 /// Formats a recomputed sum, which may lie outside `i64` on a damaged ledger.
-fn format_wide(minor: i128, currency: &Currency) -> String {
+pub(crate) fn format_wide(minor: i128, currency: &Currency) -> String {
     match i64::try_from(minor) {
         Ok(minor) => currency.format(minor),
         Err(_) => format!("{minor} minor units"),

@@ -532,7 +532,10 @@ impl Store for SqliteStore {
         self.wrote = true;
         // Settling moves pending sums that ingest's cache holds.
         self.caches.ingest = queue::IngestCache::default();
-        self.run(|store| settle::settle_batch(&mut store.conn, max, &mut store.caches.settle))
+        let currency = self.currency.clone();
+        self.run(|store| {
+            settle::settle_batch(&mut store.conn, max, &mut store.caches.settle, &currency)
+        })
     }
 
     fn pending_count(&mut self) -> Result<u64> {

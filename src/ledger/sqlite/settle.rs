@@ -9,6 +9,7 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::BatchCounts;
 use crate::ledger::rules::{self, Decision};
+use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
 
 pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
@@ -67,8 +68,9 @@ pub(super) fn settle_batch(
     conn: &mut Connection,
     max: u64,
     cache: &mut SettleCache,
+    currency: &Currency,
 ) -> SqlResult<BatchCounts> {
-    let outcome = settle_batch_in_one_transaction(conn, max, cache);
+    let outcome = settle_batch_in_one_transaction(conn, max, cache, currency);
     if outcome.is_err() {
         *cache = SettleCache::default();
     }
@@ -83,6 +85,7 @@ fn settle_batch_in_one_transaction(
     conn: &mut Connection,
     max: u64,
     cache: &mut SettleCache,
+    currency: &Currency,
 ) -> SqlResult<BatchCounts> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
@@ -111,7 +114,7 @@ fn settle_batch_in_one_transaction(
         // Figures about to be read into memory and paid out from: a sum
         // over the accounts costs a fraction of the batch, and stops
         // damage (a balance raised by hand) from being carried forward.
-        check_books(&tx)?;
+        check_books(&tx, currency)?;
     }
     let mut counts = BatchCounts::default();
     {
@@ -203,7 +206,7 @@ fn settle_batch_in_one_transaction(
 /// The invariants of the accounts table as a whole that a write must not
 /// build on when broken: balances sum to zero, and what is pending out of
 /// accounts is what is pending into them.
-fn check_books(tx: &Transaction<'_>) -> SqlResult<()> {
+fn check_books(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<()> {
     let (balances, pending_in, pending_out): (i128, i128, i128) = {
         let mut stmt =
             tx.prepare_cached("SELECT balance, pending_in, pending_out FROM accounts")?;
@@ -216,7 +219,7 @@ fn check_books(tx: &Transaction<'_>) -> SqlResult<()> {
         }
         sums
     };
-    rules::check_account_sums(balances, pending_in, pending_out)?;
+    rules::check_account_sums(balances, pending_in, pending_out, currency)?;
     Ok(())
 }
 
