@@ -58,12 +58,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             let _ = err.print();
             return 2;
         }
-        Err(err) if value_led_by_a_dash(&err, &args).is_some() => {
-            let err = value_led_by_a_dash(&err, &args).expect("checked above");
-            output::print_error(&err, wants_json);
-            return err.exit_code();
-        }
         Err(err) => {
+            if let Some(refused) = value_led_by_a_dash(&err, &args) {
+                output::print_error(&refused, wants_json);
+                return refused.exit_code();
+            }
             let rendered = err.to_string();
             let message = one_line(&rendered, err.kind().as_str().unwrap_or("invalid usage"));
             let message = if wants_json {

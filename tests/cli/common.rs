@@ -72,6 +72,19 @@ impl Sandbox {
         assert_error(&out, code, exit, args)
     }
 
+    /// Creates the users alice and bob, with nothing in their accounts.
+    pub fn alice_and_bob(&self) {
+        self.ok(&["create-user", "alice", "alice@example.com"]);
+        self.ok(&["create-user", "bob", "bob@example.com"]);
+    }
+
+    /// One figure of `get-user --json` (`balance`, `pending_in`, …).
+    pub fn figure(&self, user: &str, field: &str) -> String {
+        let doc: serde_json::Value =
+            serde_json::from_str(&self.ok(&["--json", "get-user", user])).unwrap();
+        doc[field].as_str().unwrap().to_string()
+    }
+
     /// Creates users and funds them with settled deposits.
     pub fn funded(&self, users: &[(&str, &str)]) {
         for (name, amount) in users {

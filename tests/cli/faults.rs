@@ -227,8 +227,7 @@ fn copy_of(template: &Sandbox) -> Sandbox {
 }
 
 fn users(s: &Sandbox) {
-    s.ok(&["create-user", "alice", "alice@example.com"]);
-    s.ok(&["create-user", "bob", "bob@example.com"]);
+    s.alice_and_bob();
 }
 
 /// How many transfers hold `key` (0 or 1: keys are unique).
@@ -372,8 +371,7 @@ fn pending_transfers(s: &Sandbox) {
 }
 
 fn balance(s: &Sandbox, name: &str) -> String {
-    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
-    user["balance"].as_str().unwrap().to_string()
+    s.figure(name, "balance")
 }
 
 #[test]
@@ -510,8 +508,7 @@ impl Drop for FullDisk {
 }
 
 fn pending_in(s: &Sandbox, name: &str) -> String {
-    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
-    user["pending_in"].as_str().unwrap().to_string()
+    s.figure(name, "pending_in")
 }
 
 #[test]
@@ -606,6 +603,11 @@ fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("committed deposit 1, but could not print the result"),
+        "{stderr}"
+    );
+    // Asked without a key, a retry would queue it again: the advice says so.
+    assert!(
+        stderr.contains("without --id a retry queues it again"),
         "{stderr}"
     );
     assert_eq!(pending_in(&s, "alice"), "5.00");

@@ -8,8 +8,7 @@ use serde_json::Value;
 use crate::common::Sandbox;
 
 fn users(s: &Sandbox) {
-    s.ok(&["create-user", "alice", "alice@example.com"]);
-    s.ok(&["create-user", "bob", "bob@example.com"]);
+    s.alice_and_bob();
 }
 
 /// `transfer --batch -` fed `input` with `--json`: each output line parsed.
@@ -27,8 +26,7 @@ fn batch(s: &Sandbox, input: &str) -> (Vec<Value>, Option<i32>) {
 }
 
 fn pending_in(s: &Sandbox, name: &str) -> String {
-    let user: Value = serde_json::from_str(&s.ok(&["--json", "get-user", name])).unwrap();
-    user["pending_in"].as_str().unwrap().to_string()
+    s.figure(name, "pending_in")
 }
 
 #[test]
@@ -486,23 +484,6 @@ fn a_terminal_that_reports_no_width_gets_whole_tables() {
     assert!(
         screen.contains("alice@example.com") && screen.contains("pending_out"),
         "{screen}"
-    );
-}
-
-#[test]
-fn a_lost_answer_without_a_key_warns_that_a_retry_queues_again() {
-    let s = Sandbox::new();
-    users(&s);
-    let out = s
-        .process(&["deposit", "alice", "5"])
-        .stdout(std::fs::File::create("/dev/full").unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(8));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("without --id a retry queues it again"),
-        "{stderr}"
     );
 }
 
