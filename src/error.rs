@@ -17,6 +17,12 @@ pub enum WalletError {
     LedgerNotFound(PathBuf),
     #[error("user '{0}' not found")]
     UserNotFound(String),
+    /// The server answers, but the database named in the URL does not exist.
+    #[error(
+        "no database '{database}' on the server of '{}'; create it (`createdb {database}`), then run `wallet init`",
+        shown_path(url)
+    )]
+    DatabaseNotFound { url: PathBuf, database: String },
     #[error("transfer {0} not found")]
     TransferNotFound(String),
 
@@ -69,6 +75,10 @@ pub enum WalletError {
 
     #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
     Busy(u64),
+    /// The database server cannot be reached, or the connection to it was
+    /// lost before anything was committed: nothing was written.
+    #[error("{0}; nothing was written, safe to retry")]
+    ServerUnavailable(String),
     /// A command stopped part-way by an error after committing some of its
     /// work: the report of what was done goes to stdout, the error to stderr.
     #[error("{error}")]
@@ -125,7 +135,7 @@ impl WalletError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Usage(_) => "usage",
-            Self::LedgerNotFound(_) => "ledger_not_found",
+            Self::LedgerNotFound(_) | Self::DatabaseNotFound { .. } => "ledger_not_found",
             Self::UserNotFound(_) => "user_not_found",
             Self::TransferNotFound(_) => "transfer_not_found",
             Self::UserExists(_) => "user_exists",
@@ -142,6 +152,7 @@ impl WalletError {
             Self::InvalidLine(_) => "invalid_line",
             Self::BatchFailed { .. } => "batch_failed",
             Self::Busy(_) => "busy",
+            Self::ServerUnavailable(_) => "server_unavailable",
             Self::StoppedPartWay { error, .. } => error.code(),
             Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::NotALedger { .. } => "not_a_ledger",
@@ -159,7 +170,10 @@ impl WalletError {
         match self {
             Self::Io(_) | Self::Internal(_) | Self::Unsupported(_) => 1,
             Self::Usage(_) => 2,
-            Self::LedgerNotFound(_) | Self::UserNotFound(_) | Self::TransferNotFound(_) => 3,
+            Self::LedgerNotFound(_)
+            | Self::DatabaseNotFound { .. }
+            | Self::UserNotFound(_)
+            | Self::TransferNotFound(_) => 3,
             Self::UserExists(_)
             | Self::LedgerExists { .. }
             | Self::IdempotencyConflict { .. }
@@ -174,7 +188,7 @@ impl WalletError {
             | Self::InvalidCurrency(_)
             | Self::InvalidLine(_)
             | Self::BatchFailed { .. } => 5,
-            Self::Busy(_) => 6,
+            Self::Busy(_) | Self::ServerUnavailable(_) => 6,
             Self::StoppedPartWay { error, .. } => error.exit_code(),
             Self::NotALedger { .. }
             | Self::SchemaTooNew { .. }

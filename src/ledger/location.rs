@@ -39,24 +39,41 @@ impl fmt::Display for Location {
     }
 }
 
-/// A connection URL with the password of its user part hidden:
-/// `postgres://ann:secret@host/db` shows as `postgres://ann:***@host/db`.
+/// A connection URL with every password hidden, in the user part and in a
+/// `password=` parameter: `postgres://ann:secret@host/db` shows as
+/// `postgres://ann:***@host/db`.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info
                 .split_once(':')
                 .map_or(user_info, |(user, _)| user);
             let hidden = if user_info.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
+            format!("{user}{hidden}@{host}")
         }
-        None => url.to_string(),
-    }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -77,6 +94,10 @@ mod tests {
         assert_eq!(
             shown("postgresql:///db?host=/tmp"),
             "postgresql:///db?host=/tmp"
+        );
+        assert_eq!(
+            shown("postgres:///db?user=ann&password=s3cret&schema=x"),
+            "postgres:///db?user=ann&password=***&schema=x"
         );
         assert_eq!(shown("wallet.db"), "wallet.db");
         assert!(matches!(

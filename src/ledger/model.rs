@@ -222,6 +222,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 100_000;
 pub struct BatchCounts {
     pub completed: u64,
     pub failed: u64,
+    /// PENDING transfers were left because other settle workers hold them;
+    /// waiting for those workers may bring more.
+    pub blocked: bool,
 }
 
 impl BatchCounts {

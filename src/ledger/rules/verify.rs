@@ -92,6 +92,30 @@ impl Tally {
         }
     }
 
+    /// Counts, from an engine that sums on its side, what `count`
+    /// transfers of one status took out of `src` in all (`sum`): the
+    /// transfers are counted here, once.
+    pub fn add_out(&mut self, src: i64, status: &str, sum: i128, count: u64) {
+        let flow = self.flows.entry(src).or_default();
+        match Status::parse(status) {
+            Some(Status::Completed) => flow.completed_out += sum,
+            Some(Status::Pending) => flow.pending_out += sum,
+            _ => {}
+        }
+        *self.counts.entry(status.to_string()).or_default() += count;
+    }
+
+    /// What transfers of one status brought into `dst` in all; the
+    /// counterpart of [`Tally::add_out`], counting no transfer.
+    pub fn add_in(&mut self, dst: i64, status: &str, sum: i128) {
+        let flow = self.flows.entry(dst).or_default();
+        match Status::parse(status) {
+            Some(Status::Completed) => flow.completed_in += sum,
+            Some(Status::Pending) => flow.pending_in += sum,
+            _ => {}
+        }
+    }
+
     fn of(&self, account: i64) -> Flows {
         self.flows.get(&account).copied().unwrap_or_default()
     }

@@ -1,0 +1,332 @@
+//! From a `postgres://` URL to an open connection: the URL read the way
+//! libpq reads it, the ledger's schema taken out of it, TLS through rustls.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::config::SslMode;
+use postgres::{Client, Config};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::error::{PgFault, lift_connect};
+use crate::error::WalletError;
+use crate::ledger::location::redacted;
+
+/// The schema a ledger lives in when the URL names none.
+pub const DEFAULT_SCHEMA: &str = "wallet";
+
+/// Where a PostgreSQL ledger is: how to connect, and which schema holds it.
+#[derive(Clone)]
+pub struct Target {
+    pub config: Config,
+    pub schema: String,
+    /// The URL as messages show it: password hidden.
+    pub shown: PathBuf,
+    /// Whether the server's certificate is checked (`verify-ca`,
+    /// `verify-full`), and against which roots.
+    verify: Option<Option<PathBuf>>,
+}
+
+impl Target {
+    /// Reads a `postgres://` or `postgresql://` URL. The parameters the
+    /// `postgres` crate does not know (`schema`, `sslrootcert`, the
+    /// `verify-*` modes) are taken out first, since it refuses unknown ones;
+    /// what libpq takes from the environment (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`) fills what the URL leaves out.
+    pub fn parse(url: &str) -> Result<Self, WalletError> {
+        let shown = PathBuf::from(redacted(url));
+        let invalid = |why: String| {
+            WalletError::Usage(format!(
+                "invalid PostgreSQL URL '{}' for --db: {why}",
+                crate::error::shown_path(&shown)
+            ))
+        };
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let mut schema = None;
+        let mut verify = None;
+        let mut rootcert = None;
+        let mut kept = Vec::new();
+        for param in query.into_iter().flat_map(|q| q.split('&')) {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            match name {
+                "schema" => schema = Some(percent_decoded(value)),
+                "sslrootcert" => rootcert = Some(PathBuf::from(percent_decoded(value))),
+                "sslmode" if matches!(value, "verify-ca" | "verify-full") => {
+                    verify = Some(());
+                    kept.push("sslmode=require".to_string());
+                }
+                _ => kept.push(param.to_string()),
+            }
+        }
+        let stripped = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut config = Config::from_str(&stripped).map_err(|e| invalid(e.to_string()))?;
+        let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        check_schema_name(&schema).map_err(|why| invalid(why.to_string()))?;
+        fill_from_environment(&mut config);
+        if config.get_application_name().is_none() {
+            config.application_name("wallet");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        Ok(Self {
+            config,
+            schema,
+            shown,
+            verify: verify.map(|()| rootcert),
+        })
+    }
+
+    /// The database the URL names, for messages.
+    pub fn database(&self) -> String {
+        self.config
+            .get_dbname()
+            .or(self.config.get_user())
+            .unwrap_or("postgres")
+            .to_string()
+    }
+
+    /// Connects, with `search_path` set to the ledger's schema alone (so no
+    /// object elsewhere can stand in for one of ours) and the lock time-out
+    /// of `--lock-timeout`.
+    pub fn connect(&self, lock_timeout: Duration) -> Result<Client, PgFault> {
+        let mut config = self.config.clone();
+        let mut options = config.get_options().unwrap_or("").to_string();
+        options.push_str(&format!(
+            " -c search_path={} -c lock_timeout={}",
+            self.schema,
+            lock_timeout.as_millis().max(1)
+        ));
+        config.options(options.trim_start());
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+        config.connect(tls).map_err(|e| lift_connect(e, self))
+    }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig, PgFault> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PgFault::Wallet(WalletError::internal(e)))?;
+        let config = match &self.verify {
+            // `sslmode=prefer` and `require`, as libpq means them: the
+            // connection is encrypted, the certificate not checked.
+            None => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+                .with_no_client_auth(),
+            Some(rootcert) => builder
+                .with_root_certificates(roots(rootcert.as_deref())?)
+                .with_no_client_auth(),
+        };
+        Ok(config)
+    }
+}
+
+/// A schema name as the ledger's: unquoted SQL identifier characters only,
+/// so it is used in SQL text without quoting and reads the same everywhere.
+fn check_schema_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if !first_ok
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        || name.starts_with("pg_")
+    {
+        return Err(
+            "schema= must be 1–63 lower-case letters, digits or _, starting with a letter or _ and not with pg_",
+        );
+    }
+    Ok(())
+}
+
+fn fill_from_environment(config: &mut Config) {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if config.get_hosts().is_empty() {
+        let host = var("PGHOST").unwrap_or_else(|| "/var/run/postgresql".to_string());
+        for host in host.split(',') {
+            config.host(host);
+        }
+    }
+    if config.get_ports().is_empty()
+        && let Some(port) = var("PGPORT").and_then(|p| p.parse().ok())
+    {
+        config.port(port);
+    }
+    if config.get_user().is_none()
+        && let Some(user) = var("PGUSER")
+    {
+        config.user(&user);
+    }
+    if config.get_password().is_none()
+        && let Some(password) = var("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    if config.get_dbname().is_none()
+        && let Some(dbname) = var("PGDATABASE")
+    {
+        config.dbname(&dbname);
+    }
+    if config.get_ssl_mode() == SslMode::Prefer
+        && let Some(mode) = var("PGSSLMODE")
+    {
+        match mode.as_str() {
+            "disable" => {
+                config.ssl_mode(SslMode::Disable);
+            }
+            "require" => {
+                config.ssl_mode(SslMode::Require);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The certificates a `verify-*` connection trusts: `sslrootcert`, else the
+/// system's store.
+fn roots(rootcert: Option<&Path>) -> Result<rustls::RootCertStore, PgFault> {
+    let mut store = rustls::RootCertStore::empty();
+    let io = |what: String| PgFault::Wallet(WalletError::Io(anyhow::anyhow!(what)));
+    match rootcert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    io(format!(
+                        "cannot read sslrootcert '{}': {e}",
+                        crate::error::shown_path(path)
+                    ))
+                })?;
+            store.add_parsable_certificates(certs);
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            store.add_parsable_certificates(found.certs);
+        }
+    }
+    if store.is_empty() {
+        return Err(io(
+            "sslmode=verify-full found no trusted certificate (set sslrootcert= in the URL)".into(),
+        ));
+    }
+    Ok(store)
+}
+
+/// libpq's `sslmode=require`: encrypted, the server's identity unchecked,
+/// the handshake's signatures still verified.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_and_verify_modes_are_taken_out_before_parsing() {
+        let target =
+            Target::parse("postgres://ann:pw@db.example:6432/books?schema=team1&sslmode=verify-full&application_name=ci")
+                .unwrap();
+        assert_eq!(target.schema, "team1");
+        assert_eq!(target.database(), "books");
+        assert_eq!(target.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(target.config.get_application_name(), Some("ci"));
+        assert_eq!(target.config.get_ports(), [6432]);
+        assert!(!target.shown.to_string_lossy().contains("pw"));
+        let default = Target::parse("postgresql:///books?host=/tmp").unwrap();
+        assert_eq!(default.schema, DEFAULT_SCHEMA);
+        for bad in [
+            "postgres:///b?schema=Team",
+            "postgres:///b?schema=pg_x",
+            "postgres:///b?schema=",
+        ] {
+            assert_eq!(Target::parse(bad).err().unwrap().code(), "usage", "{bad}");
+        }
+        assert_eq!(
+            Target::parse("postgres:///b?nonsense=1")
+                .err()
+                .unwrap()
+                .code(),
+            "usage"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! The server's errors, sorted into the contract's classes. Nothing outside
+//! this engine sees a `postgres::Error`.
+
+use postgres::error::SqlState;
+
+use super::connect::Target;
+use crate::error::{WalletError, shown_path};
+
+/// What can go wrong inside the engine: the server's error, or one of the
+/// contract's that the engine raised itself.
+#[derive(Debug)]
+pub enum PgFault {
+    Pg(postgres::Error),
+    Wallet(WalletError),
+}
+
+impl From<postgres::Error> for PgFault {
+    fn from(err: postgres::Error) -> Self {
+        Self::Pg(err)
+    }
+}
+
+impl From<WalletError> for PgFault {
+    fn from(err: WalletError) -> Self {
+        Self::Wallet(err)
+    }
+}
+
+pub type PgResult<T> = Result<T, PgFault>;
+
+impl PgFault {
+    /// A serialization failure or deadlock: the server rolled the
+    /// transaction back, and running it again is the documented cure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.sqlstate(), Some(s) if *s == SqlState::T_R_SERIALIZATION_FAILURE || *s == SqlState::T_R_DEADLOCK_DETECTED)
+    }
+
+    /// A sum that left the range of `bigint`.
+    pub fn is_out_of_range(&self) -> bool {
+        matches!(self.sqlstate(), Some(s) if *s == SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
+    }
+
+    /// A lock waited on past `lock_timeout`.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Pg(_) => matches!(self.sqlstate(), Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE),
+            Self::Wallet(err) => matches!(err, WalletError::Busy(_)),
+        }
+    }
+
+    fn sqlstate(&self) -> Option<&SqlState> {
+        match self {
+            Self::Pg(err) => err.code(),
+            Self::Wallet(_) => None,
+        }
+    }
+}
+
+/// What a contract error about this ledger must name.
+#[derive(Debug, Clone)]
+pub struct ErrorContext {
+    pub shown: std::path::PathBuf,
+    pub lock_timeout_ms: u64,
+}
+
+impl ErrorContext {
+    /// The contract's error for a fault on this ledger.
+    pub fn lift(&self, fault: PgFault) -> WalletError {
+        let err = match fault {
+            PgFault::Wallet(err) => return err,
+            PgFault::Pg(err) => err,
+        };
+        let Some(db) = err.as_db_error() else {
+            return lost(&err, &self.shown);
+        };
+        let code = db.code();
+        let message = db.message();
+        if *code == SqlState::LOCK_NOT_AVAILABLE {
+            WalletError::Busy(self.lock_timeout_ms)
+        } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            // Retried inside the command; one that persists past the
+            // retries is contention, as a lock time-out is.
+            WalletError::Busy(self.lock_timeout_ms)
+        } else if code.code().starts_with("57P") || *code == SqlState::TOO_MANY_CONNECTIONS {
+            unavailable(&self.shown, message)
+        } else if code.code().starts_with("23") || *code == SqlState::NUMERIC_VALUE_OUT_OF_RANGE {
+            // Every write checks what the constraints check, so a
+            // constraint that fires means the figures were already wrong.
+            WalletError::Integrity(format!(
+                "the ledger's figures break its own rules ({message}); run `wallet verify`"
+            ))
+        } else if *code == SqlState::UNDEFINED_TABLE
+            || *code == SqlState::UNDEFINED_COLUMN
+            || *code == SqlState::UNDEFINED_FUNCTION
+        {
+            WalletError::Integrity(format!(
+                "the ledger's schema lacks what this wallet needs ({message}); run `wallet verify`"
+            ))
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE
+            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            WalletError::Io(anyhow::anyhow!(
+                "the server refused a write to '{}': {message}",
+                shown_path(&self.shown)
+            ))
+        } else if *code == SqlState::DISK_FULL || code.code().starts_with("58") {
+            WalletError::Io(anyhow::anyhow!(
+                "the server of '{}' failed: {message}",
+                shown_path(&self.shown)
+            ))
+        } else {
+            WalletError::Internal(anyhow::anyhow!("{code:?}: {message}"))
+        }
+    }
+}
+
+/// An error while connecting: the server may be down, the database absent,
+/// the login refused.
+pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
+    let shown = &target.shown;
+    let Some(db) = err.as_db_error() else {
+        if err.to_string().contains("authentication") {
+            return PgFault::Wallet(WalletError::Io(anyhow::anyhow!(
+                "cannot log in to '{}': {} (is a password needed? set it in the URL or PGPASSWORD)",
+                shown_path(shown),
+                error_chain(&err)
+            )));
+        }
+        return PgFault::Wallet(lost(&err, shown));
+    };
+    let code = db.code();
+    let wallet = if *code == SqlState::INVALID_CATALOG_NAME {
+        WalletError::DatabaseNotFound {
+            url: shown.clone(),
+            database: target.database(),
+        }
+    } else if code.code().starts_with("28") {
+        WalletError::Io(anyhow::anyhow!(
+            "cannot log in to '{}': {}",
+            shown_path(shown),
+            db.message()
+        ))
+    } else if code.code().starts_with("57P")
+        || code.code().starts_with("08")
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+    {
+        unavailable(shown, db.message())
+    } else {
+        WalletError::Io(anyhow::anyhow!(
+            "cannot connect to '{}': {}",
+            shown_path(shown),
+            db.message()
+        ))
+    };
+    PgFault::Wallet(wallet)
+}
+
+/// A connection that could not be made, or broke: transient by nature.
+/// Anything else without the server's own error (a value of a type this
+/// binary does not read) is a defect or damage, not a reason to retry.
+fn lost(err: &postgres::Error, shown: &std::path::Path) -> WalletError {
+    if is_connection_failure(err) {
+        unavailable(shown, &error_chain(err))
+    } else {
+        WalletError::Internal(anyhow::anyhow!("{}", error_chain(err)))
+    }
+}
+
+/// Whether the error is about the connection itself: closed, broken, timed
+/// out, or never made.
+pub fn is_connection_failure(err: &postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    let text = err.to_string();
+    text.starts_with("error communicating")
+        || text.starts_with("error connecting")
+        || text.starts_with("timeout")
+        || text.starts_with("error performing TLS")
+}
+
+fn unavailable(shown: &std::path::Path, why: &str) -> WalletError {
+    WalletError::ServerUnavailable(format!(
+        "the PostgreSQL server of '{}' is unreachable or went away ({why})",
+        shown_path(shown)
+    ))
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

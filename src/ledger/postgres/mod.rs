@@ -1,0 +1,488 @@
+//! The PostgreSQL engine: a ledger shared by every process that can reach
+//! the server, settled by any number of workers at once.
+//!
+//! Correctness rests on row locks, `ON CONFLICT`, `RETURNING` and
+//! transactions (no advisory lock): a settle worker locks the lanes it
+//! settles, the transfers it claims and the user accounts they name, in
+//! that order, as every writer does; the external account, which nearly
+//! every deposit and withdrawal names, is updated last, once per
+//! transaction, by a relative update, so it is locked only for the moment
+//! before the commit. A serialization failure or deadlock is retried
+//! inside the command.
+
+mod connect;
+mod error;
+mod queue;
+mod schema;
+mod settle;
+mod transfers;
+mod users;
+mod verify;
+
+use std::time::Duration;
+
+use postgres::Client;
+
+use crate::domain::{Email, UserName};
+use crate::error::{Result, WalletError};
+use crate::ledger::OpenOptions;
+use crate::ledger::clock;
+use crate::ledger::model::{
+    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
+    UserRecord, VerifyOptions, VerifyReport,
+};
+use crate::ledger::store::Store;
+use crate::money::Currency;
+
+pub use connect::Target;
+use error::{ErrorContext, PgFault, PgResult};
+
+/// How often a transaction the server rolled back for a serialization
+/// failure or a deadlock is run again before the command gives up as `busy`.
+const RETRIES: u32 = 50;
+
+pub struct PgStore {
+    client: Client,
+    target: Target,
+    currency: Currency,
+    lanes: i32,
+    errors: ErrorContext,
+    /// Whether this process has summed the accounts since it began settling.
+    books_checked: bool,
+    /// Whether this connection has its COPY staging table.
+    staging: bool,
+}
+
+/// How far `open` may go with the schema it finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Bring an older schema up to date; refuse anything changed.
+    Write,
+    /// Refuse an older schema (`upgrade_needed`) and anything changed.
+    Read,
+    /// Leave differences for `verify` to report.
+    Report,
+}
+
+impl PgStore {
+    pub fn open(location: &str, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(location, options, Gate::Write)
+    }
+
+    pub fn open_to_read(location: &str, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(location, options, Gate::Read)
+    }
+
+    pub fn open_to_verify(location: &str, options: &OpenOptions) -> Result<Self> {
+        Self::open_with(location, options, Gate::Report)
+    }
+
+    /// Opens the ledger, creating it first if the schema does not exist.
+    pub fn open_or_create(
+        location: &str,
+        currency: &Currency,
+        options: &OpenOptions,
+    ) -> Result<Self> {
+        match Self::open(location, options) {
+            Err(WalletError::LedgerNotFound(_)) => {
+                match Self::create(location, currency, options) {
+                    Ok(()) | Err(WalletError::LedgerExists { .. }) => Self::open(location, options),
+                    Err(err) => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Creates the ledger's schema with every migration, in one
+    /// transaction. Two `init`s at once make one ledger: the second waits
+    /// on the first's new schema name and then finds it taken.
+    pub fn create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<()> {
+        let target = Target::parse(location)?;
+        let errors = context(&target, options);
+        let mut client = target
+            .connect(options.lock_timeout)
+            .map_err(|f| errors.lift(f))?;
+        let outcome = create_in(&mut client, &target, currency);
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(fault) => {
+                let _ = client.batch_execute("ROLLBACK");
+                Err(errors.lift(fault))
+            }
+        }
+    }
+
+    /// Brings the schema up to the version this binary writes.
+    pub fn migrate(location: &str, options: &OpenOptions) -> Result<(i64, i64)> {
+        let target = Target::parse(location)?;
+        let errors = context(&target, options);
+        let mut client = target
+            .connect(options.lock_timeout)
+            .map_err(|f| errors.lift(f))?;
+        let before = inspect(&mut client, &target, Gate::Report).map_err(|f| errors.lift(f))?;
+        if before.version < schema::latest_version() {
+            upgrade(&mut client, &target).map_err(|f| errors.lift(f))?;
+        }
+        Ok((before.version, schema::latest_version()))
+    }
+
+    fn open_with(location: &str, options: &OpenOptions, gate: Gate) -> Result<Self> {
+        let target = Target::parse(location)?;
+        let errors = context(&target, options);
+        let mut client = target
+            .connect(options.lock_timeout)
+            .map_err(|f| errors.lift(f))?;
+        let found = inspect(&mut client, &target, gate).map_err(|f| errors.lift(f))?;
+        if found.version < schema::latest_version() && gate == Gate::Write {
+            upgrade(&mut client, &target).map_err(|f| errors.lift(f))?;
+        }
+        let (currency, lanes) = match found.meta {
+            Some(meta) => meta,
+            None if gate == Gate::Report => (Currency::default(), schema::LANES),
+            None => {
+                return Err(WalletError::Integrity(
+                    "the ledger_meta row (the ledger's currency and scale) is missing; run `wallet verify`".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            client,
+            target,
+            currency,
+            lanes,
+            errors,
+            books_checked: false,
+            staging: false,
+        })
+    }
+
+    /// Runs `work` as one transaction, again after a serialization failure
+    /// or deadlock, which roll the whole transaction back. `work` begins
+    /// and commits it; on any error the transaction is rolled back here.
+    fn retrying<T>(&mut self, mut work: impl FnMut(&mut Self) -> PgResult<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match work(self) {
+                Ok(value) => return Ok(value),
+                Err(fault) => {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    if fault.is_retryable() && attempt < RETRIES {
+                        attempt += 1;
+                        std::thread::sleep(backoff(attempt));
+                        continue;
+                    }
+                    return Err(self.errors.lift(fault));
+                }
+            }
+        }
+    }
+
+    /// A read outside any explicit transaction.
+    fn reading<T>(&mut self, work: impl FnOnce(&mut Self) -> PgResult<T>) -> Result<T> {
+        work(self).map_err(|fault| self.errors.lift(fault))
+    }
+}
+
+/// A short pause that grows and varies, so that two transactions that
+/// deadlocked do not meet again at once.
+fn backoff(attempt: u32) -> Duration {
+    let spread = u64::from(std::process::id() ^ attempt.wrapping_mul(2_654_435_761)) % 7;
+    Duration::from_millis(u64::from(attempt.min(10)) * 2 + spread)
+}
+
+fn context(target: &Target, options: &OpenOptions) -> ErrorContext {
+    ErrorContext {
+        shown: target.shown.clone(),
+        lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Commits the open transaction. A commit that fails with the server's
+/// own error was rolled back; one whose answer never came (the connection
+/// broke) may have been made durable, so it is `outcome_unknown`.
+fn commit(client: &mut Client, what: &str, advice: &str) -> PgResult<()> {
+    match client.batch_execute("COMMIT") {
+        Ok(()) => Ok(()),
+        Err(err) if !error::is_connection_failure(&err) => Err(PgFault::Pg(err)),
+        Err(err) => Err(PgFault::Wallet(WalletError::at_commit(
+            what,
+            error::error_chain(&err),
+            advice,
+        ))),
+    }
+}
+
+/// What `open` found in the database.
+struct Found {
+    version: i64,
+    meta: Option<(Currency, i32)>,
+}
+
+/// Checks that the schema is a ledger this binary can use, as `gate` allows.
+fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> {
+    let schema = &target.schema;
+    let not_a_ledger = |why: String| {
+        PgFault::Wallet(WalletError::NotALedger {
+            path: target.shown.clone(),
+            why,
+        })
+    };
+    let row = client.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+                to_regclass($2) IS NOT NULL",
+        &[schema, &format!("{schema}.schema_version")],
+    )?;
+    let (exists, versioned): (bool, bool) = (row.get(0), row.get(1));
+    if !exists {
+        return Err(PgFault::Wallet(WalletError::LedgerNotFound(
+            target.shown.clone(),
+        )));
+    }
+    if !versioned {
+        return Err(not_a_ledger(format!(
+            "schema '{schema}' exists but holds no wallet ledger"
+        )));
+    }
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_version", &[])?
+        .get(0);
+    let version = i64::from(version.unwrap_or(0));
+    let latest = schema::latest_version();
+    if version > latest {
+        return Err(PgFault::Wallet(WalletError::SchemaTooNew {
+            path: target.shown.clone(),
+            found: version,
+            known: latest,
+        }));
+    }
+    if version < latest && gate == Gate::Read {
+        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
+            path: target.shown.clone(),
+            found: version,
+            latest,
+        }));
+    }
+    if gate != Gate::Report && version == latest {
+        let found = schema::catalog(client, schema)?;
+        if let Some(first) = schema::differences(&found).into_iter().next() {
+            return Err(not_a_ledger(format!(
+                "its schema differs from what wallet builds: {first}"
+            )));
+        }
+    }
+    let meta = client
+        .query_opt(
+            "SELECT currency, scale, lanes FROM ledger_meta WHERE id = 1",
+            &[],
+        )
+        .ok()
+        .flatten();
+    let meta = match meta {
+        Some(row) => {
+            let code: String = row.get(0);
+            let scale: i32 = row.get(1);
+            let lanes: i32 = row.get(2);
+            let currency = u8::try_from(scale)
+                .ok()
+                .map(|scale| Currency {
+                    code: code.clone(),
+                    scale,
+                })
+                .ok_or_else(|| {
+                    PgFault::Wallet(WalletError::Integrity(format!(
+                        "the ledger's currency ({}, {scale} places) is not one wallet writes",
+                        crate::error::echo(&code)
+                    )))
+                })?;
+            Some((currency, lanes))
+        }
+        None => None,
+    };
+    Ok(Found { version, meta })
+}
+
+fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgResult<()> {
+    let schema = &target.schema;
+    let taken = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+                    to_regclass($2) IS NOT NULL",
+            &[schema, &format!("{schema}.schema_version")],
+        )
+        .map(|row| (row.get::<_, bool>(0), row.get::<_, bool>(1)))?;
+    if taken.0 {
+        return Err(exists(target, taken.1));
+    }
+    client.batch_execute("BEGIN")?;
+    // The new schema's name is inserted into the catalog's unique index:
+    // a second `init` racing this one waits here, then fails.
+    if let Err(err) = client.batch_execute(&format!("CREATE SCHEMA {schema}")) {
+        let duplicate = err.code().is_some_and(|code| {
+            *code == postgres::error::SqlState::DUPLICATE_SCHEMA
+                || *code == postgres::error::SqlState::UNIQUE_VIOLATION
+        });
+        return Err(if duplicate {
+            exists(target, true)
+        } else {
+            PgFault::Pg(err)
+        });
+    }
+    client.batch_execute(&format!("SET LOCAL search_path = {schema}"))?;
+    schema::apply_from(client, 0)?;
+    client.execute(
+        "INSERT INTO ledger_meta (id, currency, scale, lanes, created_at) VALUES (1, $1, $2, $3, $4)",
+        &[
+            &currency.code,
+            &i32::from(currency.scale),
+            &schema::LANES,
+            &clock::now_ms(),
+        ],
+    )?;
+    client.execute(
+        "INSERT INTO lanes (lane) SELECT generate_series(0, $1 - 1)",
+        &[&schema::LANES],
+    )?;
+    commit(
+        client,
+        &format!("the ledger '{}'", crate::error::shown_path(&target.shown)),
+        "`wallet get-user` on any name tells whether it exists",
+    )
+}
+
+fn exists(target: &Target, is_ledger: bool) -> PgFault {
+    PgFault::Wallet(WalletError::LedgerExists {
+        path: target.shown.clone(),
+        what: if is_ledger {
+            "a ledger"
+        } else {
+            "a schema that is not a wallet ledger"
+        },
+    })
+}
+
+/// Applies the missing migrations in one transaction, reading the version
+/// again under a lock on the version table so that two upgrades at once
+/// apply each step once.
+fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
+    client.batch_execute("BEGIN; LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_version", &[])?
+        .get(0);
+    schema::apply_from(client, i64::from(version.unwrap_or(0)))?;
+    commit(
+        client,
+        &format!(
+            "the upgrade of '{}' to schema version {}",
+            crate::error::shown_path(&target.shown),
+            schema::latest_version()
+        ),
+        "`wallet migrate` finishes it if it did not",
+    )
+}
+
+impl Store for PgStore {
+    fn currency(&self) -> &Currency {
+        &self.currency
+    }
+
+    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+        self.retrying(|store| users::create_user(&mut store.client, name, email))
+    }
+
+    fn create_users(&mut self, list: &[(UserName, Email)]) -> Result<()> {
+        self.retrying(|store| users::create_users(&mut store.client, list))
+    }
+
+    fn user(&mut self, name: &UserName) -> Result<UserRecord> {
+        self.reading(|store| users::user(&mut store.client, name))
+    }
+
+    fn queue_chunk(
+        &mut self,
+        lines: &mut dyn Iterator<Item = Result<BatchLine>>,
+        max: usize,
+        all_or_nothing: bool,
+        sink: &mut dyn BatchSink,
+    ) -> Result<BatchSummary> {
+        // The chunk's lines are held, so that a transaction the server rolls
+        // back (a deadlock) can run again, and the sink hears each line
+        // once, after the last statement and before the commit.
+        let mut chunk = Vec::new();
+        for item in &mut *lines {
+            chunk.push(item?);
+            if chunk.len() >= max {
+                break;
+            }
+        }
+        let lanes = self.lanes;
+        let mut careful = false;
+        let planned = loop {
+            let attempt = self.retrying(|store| {
+                if chunk.len() >= queue::COPY_THRESHOLD && !store.staging {
+                    queue::create_staging(&mut store.client)?;
+                    store.staging = true;
+                }
+                queue::plan_and_write(&mut store.client, &chunk, all_or_nothing, lanes, careful)
+            });
+            match attempt {
+                Ok(queue::Attempt::Done(planned)) => break planned,
+                // A pending sum near the limit of 64 bits: decide again
+                // with the accounts locked from the start.
+                Ok(queue::Attempt::Careful) if !careful => {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    careful = true;
+                }
+                Ok(queue::Attempt::Careful) => {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    return Err(WalletError::internal(anyhow::anyhow!(
+                        "a pending sum kept changing under its lock"
+                    )));
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        let outcome = queue::finish(&mut self.client, planned, all_or_nothing, sink);
+        match outcome {
+            Ok(summary) => Ok(summary),
+            Err(fault) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(self.errors.lift(fault))
+            }
+        }
+    }
+
+    fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
+        self.reading(|store| transfers::transfer(&mut store.client, which))
+    }
+
+    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.retrying(|store| transfers::cancel(&mut store.client, tx_id))
+    }
+
+    fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
+        self.reading(|store| transfers::history(&mut store.client, name, query))
+    }
+
+    fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
+        if !self.books_checked {
+            let currency = self.currency.clone();
+            self.reading(|store| settle::check_books(&mut store.client, &currency))?;
+            self.books_checked = true;
+        }
+        self.retrying(|store| settle::settle_batch(&mut store.client, max))
+    }
+
+    fn pending_count(&mut self) -> Result<u64> {
+        self.reading(|store| settle::pending_count(&mut store.client))
+    }
+
+    fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
+        let currency = self.currency.clone();
+        let schema = self.target.schema.clone();
+        let errors = self.errors.clone();
+        let outcome = verify::verify(&mut self.client, &schema, options, &currency, &errors);
+        let _ = self.client.batch_execute("ROLLBACK");
+        outcome.map_err(|fault| self.errors.lift(fault))
+    }
+}

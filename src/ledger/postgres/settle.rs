@@ -1,0 +1,302 @@
+//! Settlement on PostgreSQL: any number of workers, each transfer applied
+//! exactly once, each source account's transfers decided oldest first.
+//!
+//! A transfer's lane is its source account's (a deposit's, its
+//! destination's). A worker's batch locks lanes, then the PENDING transfers
+//! it claims in them, then the user accounts they name, in id order, and
+//! decides the transfers in `tx_id` order with [`rules::decide`]. The lanes
+//! it locks are those holding the oldest PENDING transfers that no other
+//! worker holds, as many as the oldest `max` transfers span. One worker
+//! alone therefore takes exactly the oldest `max` transfers, as the SQLite
+//! engine does, and reaches the same outcomes; with several, each takes
+//! the oldest work of lanes the others leave, and a source account's
+//! transfers, all in its lane, are still decided one batch after another
+//! in `tx_id` order. What may differ from one worker: a credit from another
+//! lane may land before or after a debit that one worker would have
+//! decided in the other order.
+
+use std::collections::HashMap;
+
+use postgres::Client;
+
+use super::commit;
+use super::error::PgResult;
+use super::transfers::NOW_MS;
+use crate::error::WalletError;
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, Status};
+use crate::ledger::rules::{self, Decision};
+use crate::money::Currency;
+
+pub fn pending_count(client: &mut Client) -> PgResult<u64> {
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM transfers WHERE status = 'PENDING'",
+            &[],
+        )?
+        .get(0);
+    Ok(count as u64)
+}
+
+/// Balances sum to zero and what is pending out is what is pending in,
+/// read from one snapshot; checked before a process first pays out of
+/// figures it reads, so damage is not carried forward.
+pub fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
+    let row = client.query_one(
+        "SELECT coalesce(sum(balance), 0)::text, coalesce(sum(pending_in), 0)::text,
+                coalesce(sum(pending_out), 0)::text FROM accounts",
+        &[],
+    )?;
+    let wide = |i: usize| -> i128 { row.get::<_, String>(i).parse().unwrap_or(i128::MAX) };
+    rules::check_account_sums(wide(0), wide(1), wide(2), currency)?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Account {
+    balance: i64,
+    pending_in: i64,
+    pending_out: i64,
+}
+
+/// Settles up to `max` transfers in one transaction; see the module's notes.
+pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    client.batch_execute("BEGIN")?;
+    let spanned: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT lane) FROM
+                 (SELECT lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1) oldest",
+            &[&max],
+        )?
+        .get(0);
+    if spanned == 0 {
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts::default());
+    }
+    let lanes: Vec<i32> = client
+        .query(
+            "SELECT l.lane FROM lanes l
+              WHERE EXISTS (SELECT 1 FROM transfers t WHERE t.status = 'PENDING' AND t.lane = l.lane)
+              ORDER BY (SELECT min(t.tx_id) FROM transfers t WHERE t.status = 'PENDING' AND t.lane = l.lane)
+              LIMIT $1
+              FOR UPDATE OF l SKIP LOCKED",
+            &[&spanned],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // Fewer lanes than the oldest work spans: other workers hold the rest.
+    let blocked = (lanes.len() as i64) < spanned;
+    if lanes.is_empty() {
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts {
+            blocked,
+            ..BatchCounts::default()
+        });
+    }
+    let due: Vec<(i64, i64, i64, i64)> = client
+        .query(
+            "SELECT tx_id, src, dst, amount FROM transfers
+              WHERE status = 'PENDING' AND lane = ANY($1)
+              ORDER BY tx_id LIMIT $2
+              FOR UPDATE",
+            &[&lanes, &max],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    if due.is_empty() {
+        // Cancelled between the look and the lock.
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts {
+            blocked: true,
+            ..BatchCounts::default()
+        });
+    }
+    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
+    let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
+    let mut users: Vec<i64> = due
+        .iter()
+        .flat_map(|&(_, src, dst, _)| [src, dst])
+        .filter(|id| *id != EXTERNAL_ACCOUNT)
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut accounts: HashMap<i64, Account> = client
+        .query(
+            "SELECT id, balance, pending_in, pending_out FROM accounts
+              WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&users],
+        )?
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                Account {
+                    balance: row.get(1),
+                    pending_in: row.get(2),
+                    pending_out: row.get(3),
+                },
+            )
+        })
+        .collect();
+    // The external account is read, not locked: it is never refused for
+    // funds, and its figures move by one relative update at the end.
+    let outside = client.query_one(
+        "SELECT balance, pending_in, pending_out FROM accounts WHERE id = 0",
+        &[],
+    )?;
+    let outside_before = Account {
+        balance: outside.get(0),
+        pending_in: outside.get(1),
+        pending_out: outside.get(2),
+    };
+    accounts.insert(EXTERNAL_ACCOUNT, outside_before);
+    if accounts.len() != users.len() + 1 {
+        return Err(WalletError::Integrity(
+            "a transfer names an account that does not exist; run `wallet verify`".into(),
+        )
+        .into());
+    }
+    let mut counts = BatchCounts::default();
+    let mut decided = Decided::with_capacity(due.len());
+    for &(tx_id, src, dst, amount) in &due {
+        let before_src = accounts[&src];
+        let before_dst = accounts[&dst];
+        let (status, reason, src_balance, dst_balance) =
+            match rules::decide(src, before_src.balance, before_dst.balance, amount) {
+                Decision::Complete {
+                    src_balance,
+                    dst_balance,
+                } => {
+                    counts.completed += 1;
+                    (Status::Completed, None, src_balance, dst_balance)
+                }
+                Decision::Fail(reason) => {
+                    counts.failed += 1;
+                    (
+                        Status::Failed,
+                        Some(reason.as_str()),
+                        before_src.balance,
+                        before_dst.balance,
+                    )
+                }
+            };
+        let src_out = rules::release_pending(src, before_src.pending_out, amount)?;
+        let dst_in = rules::release_pending(dst, before_dst.pending_in, amount)?;
+        if let Some(account) = accounts.get_mut(&src) {
+            account.balance = src_balance;
+            account.pending_out = src_out;
+        }
+        if let Some(account) = accounts.get_mut(&dst) {
+            account.balance = dst_balance;
+            account.pending_in = dst_in;
+        }
+        decided.push(tx_id, status, reason, src_balance, dst_balance);
+    }
+    let marked = client.execute(
+        "UPDATE transfers t
+            SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
+                src_balance = u.src_balance, dst_balance = u.dst_balance
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                AS u(tx_id, status, reason, src_balance, dst_balance)
+          WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'",
+        &[
+            &decided.tx_ids,
+            &decided.statuses,
+            &decided.reasons,
+            &decided.src_balances,
+            &decided.dst_balances,
+            &now,
+            &batch,
+        ],
+    )?;
+    if marked != due.len() as u64 {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "{marked} transfers decided where {} were claimed",
+            due.len()
+        ))
+        .into());
+    }
+    let (ids, balances, ins, outs): (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = users
+        .iter()
+        .map(|id| {
+            let a = accounts[id];
+            (*id, a.balance, a.pending_in, a.pending_out)
+        })
+        .fold(
+            (vec![], vec![], vec![], vec![]),
+            |(mut i, mut b, mut p, mut o), (id, balance, pin, pout)| {
+                i.push(id);
+                b.push(balance);
+                p.push(pin);
+                o.push(pout);
+                (i, b, p, o)
+            },
+        );
+    client.execute(
+        "UPDATE accounts a SET balance = u.balance, pending_in = u.pending_in, pending_out = u.pending_out
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+                AS u(id, balance, pending_in, pending_out)
+          WHERE a.id = u.id",
+        &[&ids, &balances, &ins, &outs],
+    )?;
+    let outside_after = accounts[&EXTERNAL_ACCOUNT];
+    if due
+        .iter()
+        .any(|&(_, src, dst, _)| src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT)
+    {
+        client.execute(
+            "UPDATE accounts SET balance = balance + $1, pending_in = pending_in + $2,
+                    pending_out = pending_out + $3 WHERE id = 0",
+            &[
+                &(outside_after.balance - outside_before.balance),
+                &(outside_after.pending_in - outside_before.pending_in),
+                &(outside_after.pending_out - outside_before.pending_out),
+            ],
+        )?;
+    }
+    let (first, last) = (due[0].0, due[due.len() - 1].0);
+    commit(
+        client,
+        &format!("the settlement of transfers {first}–{last}"),
+        "`wallet settle` again is safe: it applies each transfer once",
+    )?;
+    Ok(BatchCounts { blocked, ..counts })
+}
+
+/// The decisions of a batch, column by column, as the update binds them.
+struct Decided {
+    tx_ids: Vec<i64>,
+    statuses: Vec<&'static str>,
+    reasons: Vec<Option<&'static str>>,
+    src_balances: Vec<i64>,
+    dst_balances: Vec<i64>,
+}
+
+impl Decided {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            tx_ids: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            reasons: Vec::with_capacity(n),
+            src_balances: Vec::with_capacity(n),
+            dst_balances: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(
+        &mut self,
+        tx_id: i64,
+        status: Status,
+        reason: Option<&'static str>,
+        src_balance: i64,
+        dst_balance: i64,
+    ) {
+        self.tx_ids.push(tx_id);
+        self.statuses.push(status.as_str());
+        self.reasons.push(reason);
+        self.src_balances.push(src_balance);
+        self.dst_balances.push(dst_balance);
+    }
+}

@@ -1,0 +1,155 @@
+//! Transfers: reading them by id or key, cancelling, and history pages.
+
+use postgres::{Client, Row};
+
+use super::commit;
+use super::error::PgResult;
+use super::users;
+use crate::domain::UserName;
+use crate::error::WalletError;
+use crate::ledger::model::{EXTERNAL_ACCOUNT, HistoryQuery, Status, TransferRecord, TransferRef};
+use crate::ledger::rules;
+
+const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
+        t.reason, t.idem_key, t.created_at, t.settled_at
+     FROM transfers t
+     JOIN accounts s ON s.id = t.src
+     JOIN accounts d ON d.id = t.dst";
+
+/// The server's clock in Unix milliseconds, the one clock every machine
+/// sharing the ledger stamps with.
+pub const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
+    let row = match which {
+        TransferRef::Id(tx_id) => {
+            client.query_opt(&format!("{SELECT_TRANSFER} WHERE t.tx_id = $1"), &[&tx_id])?
+        }
+        TransferRef::Key(key) => client.query_opt(
+            &format!("{SELECT_TRANSFER} WHERE t.idem_key = $1"),
+            &[&key.as_str()],
+        )?,
+    };
+    let Some(row) = row else {
+        return Err(WalletError::TransferNotFound(match which {
+            TransferRef::Id(tx_id) => tx_id.to_string(),
+            TransferRef::Key(key) => format!("with key '{}'", key.as_str()),
+        })
+        .into());
+    };
+    transfer_from_row(&row)
+}
+
+/// Cancels a PENDING transfer under the row lock settlement takes to claim
+/// it, so one of the two wins cleanly: a settle that claimed it first makes
+/// this `not_pending`, and a settle after this finds it gone from the queue.
+pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
+    client.batch_execute("BEGIN")?;
+    let row = client
+        .query_opt(
+            "SELECT src, dst, amount, status FROM transfers WHERE tx_id = $1 FOR UPDATE",
+            &[&tx_id],
+        )?
+        .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
+    let (src, dst, amount, status): (i64, i64, i64, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    rules::check_cancellable(tx_id, &status)?;
+    client.execute(
+        &format!(
+            "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
+             WHERE tx_id = $1 AND status = 'PENDING'"
+        ),
+        &[&tx_id],
+    )?;
+    // Users first, in id order as every writer locks them; the external
+    // account last, by a relative update.
+    let users: Vec<i64> = [src, dst]
+        .into_iter()
+        .filter(|id| *id != EXTERNAL_ACCOUNT)
+        .collect();
+    let rows = client.query(
+        "SELECT id, pending_out, pending_in FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&users],
+    )?;
+    for row in rows {
+        let (id, out, r#in): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let (out, r#in) = if id == src {
+            (rules::release_pending(id, out, amount)?, r#in)
+        } else {
+            (out, rules::release_pending(id, r#in, amount)?)
+        };
+        client.execute(
+            "UPDATE accounts SET pending_out = $2, pending_in = $3 WHERE id = $1",
+            &[&id, &out, &r#in],
+        )?;
+    }
+    if src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT {
+        let (out, r#in) = if src == EXTERNAL_ACCOUNT {
+            (amount, 0)
+        } else {
+            (0, amount)
+        };
+        client.execute(
+            "UPDATE accounts SET pending_out = pending_out - $1, pending_in = pending_in - $2 WHERE id = 0",
+            &[&out, &r#in],
+        )?;
+    }
+    let record = client.query_one(&format!("{SELECT_TRANSFER} WHERE t.tx_id = $1"), &[&tx_id])?;
+    let record = transfer_from_row(&record)?;
+    commit(
+        client,
+        &format!("the cancel of transfer {tx_id}"),
+        "`wallet get-transfer` shows its status",
+    )?;
+    Ok(record)
+}
+
+/// A user's transfers, newest first: each side read newest first from its
+/// index, at most `limit` rows each, and the two short lists merged, so a
+/// page costs the same however long the history.
+pub fn history(
+    client: &mut Client,
+    name: &UserName,
+    query: &HistoryQuery,
+) -> PgResult<Vec<TransferRecord>> {
+    let user = users::user(client, name)?;
+    let before = query.before.unwrap_or(i64::MAX);
+    let limit = i64::from(query.limit);
+    let filter = match query.status {
+        None => "",
+        Some(Status::Failed | Status::Cancelled) => {
+            " AND status = $4 AND status IN ('FAILED', 'CANCELLED')"
+        }
+        Some(_) => " AND status = $4",
+    };
+    let sql = format!(
+        "{SELECT_TRANSFER} WHERE t.tx_id IN (
+             (SELECT tx_id FROM transfers WHERE src = $1{filter} AND tx_id < $2
+              ORDER BY tx_id DESC LIMIT $3)
+             UNION ALL
+             (SELECT tx_id FROM transfers WHERE dst = $1{filter} AND tx_id < $2
+              ORDER BY tx_id DESC LIMIT $3))
+         ORDER BY t.tx_id DESC LIMIT $3"
+    );
+    let rows = match query.status {
+        Some(status) => client.query(&sql, &[&user.id, &before, &limit, &status.as_str()])?,
+        None => client.query(&sql, &[&user.id, &before, &limit])?,
+    };
+    rows.iter().map(transfer_from_row).collect()
+}
+
+pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
+    let status: String = row.get(5);
+    Ok(TransferRecord {
+        tx_id: row.get(0),
+        src: row.get(1),
+        dst: row.get(2),
+        amount: row.get(3),
+        memo: row.get(4),
+        status: rules::stored_status(&status)?,
+        reason: row.get(6),
+        idempotency_key: row.get(7),
+        created_at: row.get(8),
+        settled_at: row.get(9),
+    })
+}

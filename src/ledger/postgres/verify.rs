@@ -1,0 +1,269 @@
+//! `verify` on PostgreSQL: the server's own check of the indexes (amcheck,
+//! where installed), the schema, then the figures every engine hands to
+//! [`crate::ledger::rules::verify`], all read from one snapshot.
+
+use postgres::Client;
+
+use super::error::{ErrorContext, PgFault, PgResult};
+use super::schema;
+use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
+use crate::ledger::rules::verify::{
+    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELDS, Tally, figure_checks,
+    transfer_field_problem,
+};
+use crate::money::Currency;
+
+/// Runs every check in one repeatable-read, read-only transaction, so that
+/// settle workers committing meanwhile cannot make balances and transfers
+/// look out of step. Only a lock time-out or a lost server is an error; any
+/// other failure fails the check that ran into it.
+pub fn verify(
+    client: &mut Client,
+    schema_name: &str,
+    options: &VerifyOptions,
+    currency: &Currency,
+    errors: &ErrorContext,
+) -> PgResult<VerifyReport> {
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let mut checks = Vec::new();
+    // A failed statement ends the transaction's use; each check runs
+    // behind a savepoint so that the next can still read the snapshot.
+    let guarded = |client: &mut Client,
+                   name: &'static str,
+                   check: &dyn Fn(&mut Client) -> PgResult<Check>|
+     -> PgResult<Check> {
+        client.batch_execute("SAVEPOINT a_check")?;
+        match check(client) {
+            Ok(check) => {
+                client.batch_execute("RELEASE SAVEPOINT a_check")?;
+                Ok(check)
+            }
+            Err(fault) if is_fatal(&fault) => Err(fault),
+            Err(fault) => {
+                client.batch_execute("ROLLBACK TO SAVEPOINT a_check")?;
+                Ok(failed_to_run(name, &errors.lift(fault)))
+            }
+        }
+    };
+    checks.push(guarded(client, "amcheck", &|c| {
+        amcheck(c, schema_name, options)
+    })?);
+    checks.push(guarded(client, "schema", &|c| {
+        schema_check(c, schema_name)
+    })?);
+    checks.push(guarded(client, "ledger_meta", &ledger_meta)?);
+    checks.push(guarded(client, "foreign_keys", &foreign_keys)?);
+    checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
+    client.batch_execute("SAVEPOINT a_check")?;
+    match accounts_and_tally(client) {
+        Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
+        Err(fault) if is_fatal(&fault) => return Err(fault),
+        Err(fault) => {
+            let err = errors.lift(fault);
+            checks.extend(FIGURE_CHECKS.iter().map(|name| failed_to_run(name, &err)));
+        }
+    }
+    client.batch_execute("ROLLBACK")?;
+    Ok(VerifyReport { checks })
+}
+
+/// A fault that ends the whole run: a lock waited out, or the server gone.
+fn is_fatal(fault: &PgFault) -> bool {
+    match fault {
+        PgFault::Pg(err) => fault.is_busy() || err.as_db_error().is_none(),
+        PgFault::Wallet(_) => false,
+    }
+}
+
+/// The server's own structural check of every B-tree index of the ledger,
+/// by the amcheck extension (`bt_index_check`; with `--quick` left out).
+/// Reported by name either way: a database without the extension says so.
+fn amcheck(client: &mut Client, schema_name: &str, options: &VerifyOptions) -> PgResult<Check> {
+    let installed = client
+        .query_opt(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+              WHERE e.extname = 'amcheck'",
+            &[],
+        )?
+        .map(|row| row.get::<_, String>(0));
+    let findings = Findings::default();
+    let Some(home) = installed else {
+        return Ok(findings.into_check(
+            "amcheck",
+            "not run: the amcheck extension is not installed in this database (CREATE EXTENSION amcheck)".into(),
+        ));
+    };
+    if options.quick {
+        return Ok(findings.into_check("amcheck", "not run: --quick skips the index check".into()));
+    }
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              JOIN pg_am a ON a.oid = c.relam
+             WHERE c.relnamespace = $1::text::regnamespace AND a.amname = 'btree' ORDER BY 1",
+            &[&schema_name],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut findings = findings;
+    for index in &indexes {
+        let checked = client.batch_execute(&format!(
+            "SAVEPOINT one_index; SELECT {home}.bt_index_check('{schema_name}.{index}'::regclass); RELEASE SAVEPOINT one_index"
+        ));
+        if let Err(err) = checked {
+            client.batch_execute("ROLLBACK TO SAVEPOINT one_index")?;
+            findings.push(Problem::about_file(format!(
+                "index {index}: {}",
+                err.as_db_error()
+                    .map_or_else(|| err.to_string(), |db| db.message().to_string())
+            )));
+        }
+    }
+    let detail = if findings.is_empty() {
+        format!("amcheck found all {} B-tree indexes sound", indexes.len())
+    } else {
+        "amcheck found damaged indexes".to_string()
+    };
+    Ok(findings.into_check("amcheck", detail))
+}
+
+fn schema_check(client: &mut Client, schema_name: &str) -> PgResult<Check> {
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_version", &[])?
+        .get(0);
+    let version = i64::from(version.unwrap_or(0));
+    let latest = schema::latest_version();
+    let mut findings = Findings::default();
+    if !(1..=latest).contains(&version) {
+        findings.push(Problem::about_file(format!(
+            "schema version {version} is not one this binary knows (1 to {latest})"
+        )));
+    }
+    let found = schema::catalog(client, schema_name)?;
+    for difference in schema::differences(&found) {
+        findings.push(Problem::about_file(difference));
+    }
+    let objects = schema::expected_len();
+    let detail = if findings.is_empty() {
+        format!(
+            "schema version {version}; {objects} catalog entries expected, each exactly as the migrations build it"
+        )
+    } else {
+        format!(
+            "schema version {version}; {objects} catalog entries expected, and the schema's differ from what the migrations build"
+        )
+    };
+    Ok(findings.into_check("schema", detail))
+}
+
+fn ledger_meta(client: &mut Client) -> PgResult<Check> {
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM ledger_meta WHERE id = 1", &[])?
+        .get(0);
+    let mut findings = Findings::default();
+    if rows != 1 {
+        findings.push(Problem::about_file(
+            "the ledger_meta row (the ledger's currency and scale) is missing",
+        ));
+    }
+    Ok(findings.into_check(
+        "ledger_meta",
+        "the ledger records its currency and scale".into(),
+    ))
+}
+
+/// The server enforces the references, unless someone turned its triggers
+/// off; this looks for what that would let through.
+fn foreign_keys(client: &mut Client) -> PgResult<Check> {
+    let rows = client.query(
+        "SELECT t.tx_id FROM transfers t
+          WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.src)
+             OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.dst)
+          ORDER BY t.tx_id",
+        &[],
+    )?;
+    let mut findings = Findings::default();
+    for row in rows {
+        let tx_id: i64 = row.get(0);
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(tx_id),
+            message: format!("row {tx_id} of transfers refers to a missing row of accounts"),
+        });
+    }
+    Ok(findings.into_check(
+        "foreign_keys",
+        "every transfer names accounts that exist".into(),
+    ))
+}
+
+fn transfer_fields(client: &mut Client) -> PgResult<Check> {
+    let rows = client.query(
+        "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
+         FROM transfers
+         WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
+            OR (status = 'PENDING') = (settled_at IS NOT NULL)
+            OR (status = 'FAILED') <> (reason IS NOT NULL)
+            OR (reason IS NOT NULL AND reason NOT IN ('insufficient_funds', 'balance_overflow'))
+            OR amount <= 0
+            OR src = dst
+         ORDER BY tx_id",
+        &[],
+    )?;
+    let mut findings = Findings::default();
+    for row in rows {
+        let status: String = row.get(1);
+        let reason: Option<String> = row.get(2);
+        let stored = StoredFields {
+            tx_id: row.get(0),
+            status: &status,
+            reason: reason.as_deref(),
+            settled: row.get(3),
+            amount: row.get(4),
+            src: row.get(5),
+            dst: row.get(6),
+        };
+        if let Some(problem) = transfer_field_problem(stored) {
+            findings.push(problem);
+        }
+    }
+    Ok(findings.into_check(TRANSFER_FIELDS.0, TRANSFER_FIELDS.1.into()))
+}
+
+/// Every account, and the transfers summed by the server per account and
+/// status, as exact numerics: a few rows per account, however many transfers.
+fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tally)> {
+    let accounts = client
+        .query(
+            "SELECT id, name, balance, pending_in, pending_out FROM accounts ORDER BY id",
+            &[],
+        )?
+        .iter()
+        .map(|row| AccountFigures {
+            id: row.get(0),
+            name: row.get(1),
+            balance: row.get(2),
+            pending_in: row.get(3),
+            pending_out: row.get(4),
+        })
+        .collect::<Vec<_>>();
+    let mut tally = Tally::with_capacity(accounts.len());
+    for row in client.query(
+        "SELECT src, status, sum(amount)::text, count(*) FROM transfers GROUP BY src, status",
+        &[],
+    )? {
+        let status: String = row.get(1);
+        let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
+        tally.add_out(row.get(0), &status, sum, row.get::<_, i64>(3) as u64);
+    }
+    for row in client.query(
+        "SELECT dst, status, sum(amount)::text FROM transfers GROUP BY dst, status",
+        &[],
+    )? {
+        let status: String = row.get(1);
+        let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
+        tally.add_in(row.get(0), &status, sum);
+    }
+    Ok((accounts, tally))
+}
