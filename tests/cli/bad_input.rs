@@ -1,11 +1,16 @@
 //! The bad-input matrix: every malformed argument and damaged ledger gets its exact error, and the file stays as it was.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, ChildStdin, Command as StdCommand, Output, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin, Output, Stdio};
 use std::time::{Duration, Instant};
-use std::{fs, io::Write};
 
-use crate::common::{Sandbox, assert_error, file_bytes, shapes};
+sqlite_only! {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command as StdCommand;
+}
+
+use crate::common::{Engine, Sandbox, assert_error, shapes};
 
 /// Linux refuses a single argument longer than 128 KiB (`MAX_ARG_STRLEN`)
 /// before any program runs, so this is the largest that reaches `wallet`.
@@ -297,15 +302,11 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
         assert_eq!(by_id.memo.as_deref(), Some(*text));
         let by_key: shapes::Transfer = s.json(&["get-transfer", "--id", &key]);
         assert_eq!(by_key, by_id);
-        let (memo, stored_key): (String, String) = s
-            .sqlite()
-            .query_row(
-                "SELECT memo, idem_key FROM transfers WHERE tx_id = ?1",
-                [queued.tx_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((memo.as_str(), stored_key.as_str()), (*text, key.as_str()));
+        let stored = s.query_text(&format!(
+            "SELECT memo, idem_key FROM transfers WHERE tx_id = {}",
+            queued.tx_id
+        ));
+        assert_eq!(stored, [Some(text.to_string()), Some(key.clone())]);
     }
     for (i, email) in [
         "o'hara@example.com",
@@ -330,15 +331,21 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
     s.ok(&["settle"]);
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
-    let tables: i64 = s
-        .sqlite()
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 3, "every table is still there");
+    let tables = s.query_text(match crate::ENGINE {
+        Engine::Sqlite => "SELECT count(*) || '' FROM sqlite_schema WHERE type = 'table'",
+        Engine::Postgres => {
+            "SELECT count(*)::text FROM pg_tables WHERE schemaname = current_schema()"
+        }
+    });
+    let expected = match crate::ENGINE {
+        Engine::Sqlite => "3",
+        Engine::Postgres => "5",
+    };
+    assert_eq!(
+        tables,
+        [Some(expected.to_string())],
+        "every table is still there"
+    );
 }
 
 /// Every command, as the damaged-file matrix runs it; `init` separately.
@@ -369,84 +376,115 @@ fn damaged(s: &Sandbox, code: &str, what: &str) {
     assert_eq!(before, s.ledger_bytes(), "{what} was modified");
 }
 
-#[test]
-fn damaged_and_foreign_files_are_refused_by_every_command() {
-    let real = ledger();
-    let ledger_bytes = real.ledger_bytes();
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("a text file", b"not a database\n".to_vec(), "not_a_ledger"),
-        ("an empty file", Vec::new(), "not_a_ledger"),
-        ("a file of zeros", vec![0; 4096], "not_a_ledger"),
-        (
-            "random bytes",
-            (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
-            "not_a_ledger",
-        ),
-        (
-            "a ledger cut to its header",
-            ledger_bytes[..100].to_vec(),
-            "integrity",
-        ),
-        (
-            "a ledger cut short",
-            ledger_bytes[..ledger_bytes.len() / 2].to_vec(),
-            "integrity",
-        ),
-    ];
-    for (what, bytes, code) in cases {
-        let s = Sandbox::new();
-        fs::write(s.db(), &bytes).unwrap();
-        damaged(&s, code, what);
-    }
+sqlite_only! {
+    #[test]
+    fn damaged_and_foreign_files_are_refused_by_every_command() {
+        let real = ledger();
+        let ledger_bytes = real.ledger_bytes();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("a text file", b"not a database\n".to_vec(), "not_a_ledger"),
+            ("an empty file", Vec::new(), "not_a_ledger"),
+            ("a file of zeros", vec![0; 4096], "not_a_ledger"),
+            (
+                "random bytes",
+                (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+                "not_a_ledger",
+            ),
+            (
+                "a ledger cut to its header",
+                ledger_bytes[..100].to_vec(),
+                "integrity",
+            ),
+            (
+                "a ledger cut short",
+                ledger_bytes[..ledger_bytes.len() / 2].to_vec(),
+                "integrity",
+            ),
+        ];
+        for (what, bytes, code) in cases {
+            let s = Sandbox::new();
+            fs::write(s.db(), &bytes).unwrap();
+            damaged(&s, code, what);
+        }
 
-    // Another program's database, even one with an `accounts` table.
-    let s = Sandbox::new();
-    s.sqlite()
-        .execute_batch(
-            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, balance INTEGER);
-             INSERT INTO accounts VALUES (1, 'alice', 100);",
-        )
-        .unwrap();
-    damaged(&s, "not_a_ledger", "another program's database");
+        // Another program's database, even one with an `accounts` table.
+        let s = Sandbox::new();
+        s.sqlite()
+            .execute_batch(
+                "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, balance INTEGER);
+                 INSERT INTO accounts VALUES (1, 'alice', 100);",
+            )
+            .unwrap();
+        damaged(&s, "not_a_ledger", "another program's database");
+    }
 }
 
 #[test]
 fn a_ledger_from_a_newer_version_is_refused_by_every_command() {
     let s = ledger();
-    s.sqlite()
-        .pragma_update(None, "user_version", 2_000_000)
-        .unwrap();
+    s.set_schema_version(2_000_000);
     damaged(&s, "schema_too_new", "a newer ledger");
 }
 
-#[test]
-fn a_directory_at_the_ledger_path_is_refused() {
-    let s = Sandbox::new();
-    fs::create_dir(s.db()).unwrap();
-    for args in ALL_COMMANDS {
-        let message = s.fails(args, "not_a_ledger", 7);
-        assert!(message.contains("not a regular file"), "{message}");
+sqlite_only! {
+    #[test]
+    fn a_directory_at_the_ledger_path_is_refused() {
+        let s = Sandbox::new();
+        fs::create_dir(s.db()).unwrap();
+        for args in ALL_COMMANDS {
+            let message = s.fails(args, "not_a_ledger", 7);
+            assert!(message.contains("not a regular file"), "{message}");
+        }
+        s.fails(&["init"], "ledger_exists", 4);
+        assert_eq!(
+            fs::read_dir(s.db()).unwrap().count(),
+            0,
+            "nothing created inside"
+        );
     }
-    s.fails(&["init"], "ledger_exists", 4);
-    assert_eq!(
-        fs::read_dir(s.db()).unwrap().count(),
-        0,
-        "nothing created inside"
-    );
 }
 
-/// A `sqlite3` process holding a lock on the ledger until dropped.
+/// The engine's own SQL shell (`sqlite3`, `psql`) holding a lock on the
+/// ledger until dropped.
 struct LockHolder {
     child: Child,
     stdin: ChildStdin,
 }
 
+/// What the shell locks.
+enum Lock {
+    /// Every writer waits; readers carry on.
+    Write,
+    /// Readers wait too.
+    Exclusive,
+}
+
+impl Lock {
+    fn sql(&self) -> &'static str {
+        match (self, crate::ENGINE) {
+            (Lock::Write, Engine::Sqlite) => "BEGIN IMMEDIATE;",
+            (Lock::Exclusive, Engine::Sqlite) => {
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
+                 UPDATE ledger_meta SET created_at = created_at;"
+            }
+            (Lock::Write, Engine::Postgres) => {
+                "BEGIN; LOCK TABLE accounts, transfers, lanes IN EXCLUSIVE MODE;"
+            }
+            (Lock::Exclusive, Engine::Postgres) => {
+                "BEGIN; LOCK TABLE ledger_meta, schema_version, accounts, transfers, lanes
+                 IN ACCESS EXCLUSIVE MODE;"
+            }
+        }
+    }
+}
+
 impl LockHolder {
-    /// Starts `sqlite3` running `sql` and waits until `probe`, a command
+    /// Starts the shell taking `lock` and waits until `probe`, a command
     /// that writes nothing when it succeeds, reports `busy`.
-    fn take(s: &Sandbox, sql: &str, probe: &[&str]) -> Self {
-        let mut child = StdCommand::new("sqlite3")
-            .arg(s.db())
+    fn take(s: &Sandbox, lock: Lock, probe: &[&str]) -> Self {
+        let sql = lock.sql();
+        let mut child = s
+            .sql_shell()
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -454,14 +492,21 @@ impl LockHolder {
             .expect("sqlite3");
         let mut stdin = child.stdin.take().unwrap();
         // sqlite3 must wait out the probe's own brief read lock, not give up.
-        writeln!(stdin, ".timeout 10000\n{sql}").unwrap();
+        let wait = match crate::ENGINE {
+            Engine::Sqlite => ".timeout 10000",
+            Engine::Postgres => "",
+        };
+        writeln!(stdin, "{wait}\n{sql}").unwrap();
         stdin.flush().unwrap();
         // Wait until the lock is really held before measuring anything.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut with_timeout = vec!["--lock-timeout", "0"];
         with_timeout.extend_from_slice(probe);
         while s.cmd(&with_timeout).output().unwrap().status.code() != Some(6) {
-            assert!(Instant::now() < deadline, "sqlite3 never took the lock");
+            assert!(
+                Instant::now() < deadline,
+                "the SQL shell never took the lock"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, stdin }
@@ -470,7 +515,11 @@ impl LockHolder {
 
 impl Drop for LockHolder {
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "ROLLBACK;\n.quit");
+        let quit = match crate::ENGINE {
+            Engine::Sqlite => ".quit",
+            Engine::Postgres => "\\q",
+        };
+        let _ = writeln!(self.stdin, "ROLLBACK;\n{quit}");
         let _ = self.child.wait();
     }
 }
@@ -480,7 +529,7 @@ fn a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on() 
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let _lock = LockHolder::take(&s, "BEGIN IMMEDIATE;", &["cancel", "999"]);
+        let _lock = LockHolder::take(&s, Lock::Write, &["cancel", "999"]);
         for args in [
             &["deposit", "alice", "1"][..],
             &["withdraw", "alice", "1"],
@@ -514,12 +563,7 @@ fn an_exclusive_lock_makes_even_readers_busy() {
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let _lock = LockHolder::take(
-            &s,
-            "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
-             UPDATE ledger_meta SET created_at = created_at;",
-            &["get-user", "alice"],
-        );
+        let _lock = LockHolder::take(&s, Lock::Exclusive, &["get-user", "alice"]);
         for args in ALL_COMMANDS {
             let mut with_timeout = vec!["--lock-timeout", "100"];
             with_timeout.extend_from_slice(args);
@@ -530,164 +574,176 @@ fn an_exclusive_lock_makes_even_readers_busy() {
     s.ok(&["get-user", "alice"]);
 }
 
-/// Runs the binary as an unprivileged user. Root ignores file permission
-/// bits, so when the tests run as root `setpriv` drops to `nobody`; `None`
-/// when that is impossible here.
-fn unprivileged(s: &Sandbox, args: &[&str]) -> Option<Output> {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    if !running_as_root() {
-        return Some(s.cmd(&full).output().unwrap());
-    }
-    let mut cmd = StdCommand::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_wallet"))
-        .arg("--db")
-        .arg(s.db())
-        .args(&full)
-        .current_dir(s.dir.path())
-        .env_remove("WALLET_DB")
-        .env_remove("WALLET_LOCK_TIMEOUT");
-    match cmd.output() {
-        Ok(out) if out.status.code() == Some(127) || out.status.code() == Some(126) => None,
-        Ok(out) => Some(out),
-        Err(_) => None,
-    }
-}
-
-/// Whether permission bits fail to stop this process: it can open a
-/// read-only file for writing.
-fn running_as_root() -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let probe = dir.path().join("probe");
-    fs::write(&probe, b"").unwrap();
-    fs::set_permissions(&probe, fs::Permissions::from_mode(0o444)).unwrap();
-    let writable = fs::OpenOptions::new().write(true).open(&probe).is_ok();
-    fs::remove_file(&probe).unwrap();
-    writable
-}
-
-/// Hands the sandbox to `nobody` when running as root, so it can be opened unprivileged.
-fn give_away(s: &Sandbox) {
-    if running_as_root() {
-        for entry in fs::read_dir(s.dir.path()).unwrap() {
-            std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+sqlite_only! {
+    /// Runs the binary as an unprivileged user. Root ignores file permission
+    /// bits, so when the tests run as root `setpriv` drops to `nobody`; `None`
+    /// when that is impossible here.
+    fn unprivileged(s: &Sandbox, args: &[&str]) -> Option<Output> {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        if !running_as_root() {
+            return Some(s.cmd(&full).output().unwrap());
         }
-        std::os::unix::fs::chown(s.dir.path(), Some(65534), Some(65534)).unwrap();
+        let mut cmd = StdCommand::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_wallet"))
+            .arg("--db")
+            .arg(s.db())
+            .args(&full)
+            .current_dir(s.dir.path())
+            .env_remove("WALLET_DB")
+            .env_remove("WALLET_LOCK_TIMEOUT");
+        match cmd.output() {
+            Ok(out) if out.status.code() == Some(127) || out.status.code() == Some(126) => None,
+            Ok(out) => Some(out),
+            Err(_) => None,
+        }
     }
 }
 
-#[test]
-fn a_read_by_another_user_leaves_no_file_behind() {
-    let s = ledger();
-    for side in ["wallet.db-wal", "wallet.db-shm"] {
-        let _ = fs::remove_file(s.dir.path().join(side));
+sqlite_only! {
+    /// Whether permission bits fail to stop this process: it can open a
+    /// read-only file for writing.
+    fn running_as_root() -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        fs::write(&probe, b"").unwrap();
+        fs::set_permissions(&probe, fs::Permissions::from_mode(0o444)).unwrap();
+        let writable = fs::OpenOptions::new().write(true).open(&probe).is_ok();
+        fs::remove_file(&probe).unwrap();
+        writable
     }
-    // Anyone may read the ledger and make files beside it.
-    fs::set_permissions(s.db(), fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let before = s.ledger_bytes();
-    for args in [
-        &["get-user", "alice"][..],
-        &["history", "alice"],
-        &["verify"],
-    ] {
-        let Some(out) = unprivileged(&s, args) else {
-            eprintln!("note: running as root without setpriv; another user cannot be tested here");
+}
+
+sqlite_only! {
+    /// Hands the sandbox to `nobody` when running as root, so it can be opened unprivileged.
+    fn give_away(s: &Sandbox) {
+        if running_as_root() {
+            for entry in fs::read_dir(s.dir.path()).unwrap() {
+                std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+            }
+            std::os::unix::fs::chown(s.dir.path(), Some(65534), Some(65534)).unwrap();
+        }
+    }
+}
+
+sqlite_only! {
+    #[test]
+    fn a_read_by_another_user_leaves_no_file_behind() {
+        let s = ledger();
+        for side in ["wallet.db-wal", "wallet.db-shm"] {
+            let _ = fs::remove_file(s.dir.path().join(side));
+        }
+        // Anyone may read the ledger and make files beside it.
+        fs::set_permissions(s.db(), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let before = s.ledger_bytes();
+        for args in [
+            &["get-user", "alice"][..],
+            &["history", "alice"],
+            &["verify"],
+        ] {
+            let Some(out) = unprivileged(&s, args) else {
+                eprintln!("note: running as root without setpriv; another user cannot be tested here");
+                return;
+            };
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let names: Vec<String> = fs::read_dir(s.dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names, ["wallet.db"], "{args:?} left files of its own");
+        }
+        assert_eq!(before, s.ledger_bytes());
+        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        s.ok(&["deposit", "alice", "1"]);
+    }
+}
+
+sqlite_only! {
+    #[test]
+    fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
+        let s = ledger();
+        give_away(&s);
+        fs::set_permissions(s.db(), fs::Permissions::from_mode(0o444)).unwrap();
+        let before = s.ledger_bytes();
+        let Some(out) = unprivileged(&s, &["get-user", "alice"]) else {
+            eprintln!("note: running as root without setpriv; a read-only file cannot be tested here");
             return;
         };
         assert!(
             out.status.success(),
-            "{args:?}: {}",
+            "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let names: Vec<String> = fs::read_dir(s.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["wallet.db"], "{args:?} left files of its own");
-    }
-    assert_eq!(before, s.ledger_bytes());
-    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    s.ok(&["deposit", "alice", "1"]);
-}
-
-#[test]
-fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
-    let s = ledger();
-    give_away(&s);
-    fs::set_permissions(s.db(), fs::Permissions::from_mode(0o444)).unwrap();
-    let before = s.ledger_bytes();
-    let Some(out) = unprivileged(&s, &["get-user", "alice"]) else {
-        eprintln!("note: running as root without setpriv; a read-only file cannot be tested here");
-        return;
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let alice: shapes::User = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(alice.balance, "100.00");
-    for args in [&["history", "bob"][..], &["get-transfer", "3"], &["verify"]] {
-        let out = unprivileged(&s, args).unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    for args in [
-        &["deposit", "alice", "1"][..],
-        &["settle"],
-        &["cancel", "3"],
-        &["create-user", "carol", "carol@example.com"],
-    ] {
-        let out = unprivileged(&s, args).unwrap();
-        assert_no_panic(&out, args);
-        let message = assert_error(&out, "io_error", 1, args);
-        assert!(message.contains("read-only for this user"), "{message}");
-        assert!(message.contains("wallet.db"), "names the ledger: {message}");
-    }
-    assert_eq!(before, s.ledger_bytes());
-}
-
-#[test]
-fn a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched() {
-    let s = ledger();
-    // The ledger alone, as a copy into the directory leaves it: its
-    // write-ahead log and shared memory file stay beside a ledger once made.
-    for side in ["wallet.db-wal", "wallet.db-shm"] {
-        let _ = fs::remove_file(s.dir.path().join(side));
-    }
-    give_away(&s);
-    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
-    let before = s.ledger_bytes();
-    let Some(out) = unprivileged(&s, &["deposit", "alice", "1"]) else {
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        eprintln!(
-            "note: running as root without setpriv; a read-only directory cannot be tested here"
-        );
-        return;
-    };
-    // A writer needs `wallet.db-wal` and `-shm` beside the ledger, so without
-    // a writable directory every write says so with `io_error`. A read of a
-    // ledger with no side files reads the file as it stands.
-    assert_no_panic(&out, &["deposit"]);
-    assert_error(&out, "io_error", 1, &["deposit"]);
-    for args in ALL_COMMANDS {
-        let out = unprivileged(&s, args).unwrap();
-        assert_no_panic(&out, args);
-        let reads = ["get-user", "history", "get-transfer", "verify"];
-        if reads.contains(&args[0]) {
-            assert!(out.status.success(), "{args:?}: {out:?}");
-        } else {
-            assert_error(&out, "io_error", 1, args);
+        let alice: shapes::User = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(alice.balance, "100.00");
+        for args in [&["history", "bob"][..], &["get-transfer", "3"], &["verify"]] {
+            let out = unprivileged(&s, args).unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
+        for args in [
+            &["deposit", "alice", "1"][..],
+            &["settle"],
+            &["cancel", "3"],
+            &["create-user", "carol", "carol@example.com"],
+        ] {
+            let out = unprivileged(&s, args).unwrap();
+            assert_no_panic(&out, args);
+            let message = assert_error(&out, "io_error", 1, args);
+            assert!(message.contains("read-only for this user"), "{message}");
+            assert!(message.contains("wallet.db"), "names the ledger: {message}");
+        }
+        assert_eq!(before, s.ledger_bytes());
     }
-    assert_eq!(before, s.ledger_bytes());
-    let leftovers: Vec<_> = fs::read_dir(s.dir.path()).unwrap().collect();
-    assert_eq!(leftovers.len(), 1, "no -wal or -shm appeared");
-    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(file_bytes(&s.db()), before);
+}
+
+sqlite_only! {
+    #[test]
+    fn a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched() {
+        let s = ledger();
+        // The ledger alone, as a copy into the directory leaves it: its
+        // write-ahead log and shared memory file stay beside a ledger once made.
+        for side in ["wallet.db-wal", "wallet.db-shm"] {
+            let _ = fs::remove_file(s.dir.path().join(side));
+        }
+        give_away(&s);
+        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
+        let before = s.ledger_bytes();
+        let Some(out) = unprivileged(&s, &["deposit", "alice", "1"]) else {
+            fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+            eprintln!(
+                "note: running as root without setpriv; a read-only directory cannot be tested here"
+            );
+            return;
+        };
+        // A writer needs `wallet.db-wal` and `-shm` beside the ledger, so without
+        // a writable directory every write says so with `io_error`. A read of a
+        // ledger with no side files reads the file as it stands.
+        assert_no_panic(&out, &["deposit"]);
+        assert_error(&out, "io_error", 1, &["deposit"]);
+        for args in ALL_COMMANDS {
+            let out = unprivileged(&s, args).unwrap();
+            assert_no_panic(&out, args);
+            let reads = ["get-user", "history", "get-transfer", "verify"];
+            if reads.contains(&args[0]) {
+                assert!(out.status.success(), "{args:?}: {out:?}");
+            } else {
+                assert_error(&out, "io_error", 1, args);
+            }
+        }
+        assert_eq!(before, s.ledger_bytes());
+        let leftovers: Vec<_> = fs::read_dir(s.dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no -wal or -shm appeared");
+        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(crate::common::file_bytes(&s.db()), before);
+    }
 }

@@ -7,20 +7,69 @@ use assert_cmd::Command;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
-/// A temporary directory holding one ledger file, removed when dropped.
+/// The engine a test binary runs the suite on: `tests/cli` on SQLite,
+/// `tests/pg` on PostgreSQL, from the same test code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A temporary directory (the working directory of every run), and one
+/// ledger: a file in it, or a schema of its own on the test server.
 pub struct Sandbox {
     pub dir: TempDir,
+    schema: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
+        let schema = (crate::ENGINE == Engine::Postgres).then(|| {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            crate::pgserver::shared();
+            format!(
+                "t{}",
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )
+        });
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            schema,
         }
     }
 
+    /// The ledger as `--db` names it: the file's path, or the server's URL.
     pub fn db(&self) -> PathBuf {
-        self.dir.path().join("wallet.db")
+        match &self.schema {
+            None => self.dir.path().join("wallet.db"),
+            Some(schema) => PathBuf::from(crate::pgserver::shared().url("wallet_tests", schema)),
+        }
+    }
+
+    /// Whether a ledger exists at [`Sandbox::db`]: the file, or the schema.
+    pub fn ledger_exists(&self) -> bool {
+        match &self.schema {
+            None => self.db().exists(),
+            Some(schema) => crate::pgserver::shared()
+                .connect("wallet_tests")
+                .query_one(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                    &[schema],
+                )
+                .map(|row| row.get::<_, i64>(0) == 1)
+                .unwrap(),
+        }
+    }
+
+    /// A direct connection to the sandbox's database on the test server,
+    /// with `search_path` on its ledger's schema.
+    pub fn postgres(&self) -> postgres::Client {
+        let schema = self.schema.as_ref().expect("a PostgreSQL sandbox");
+        let mut client = crate::pgserver::shared().connect("wallet_tests");
+        client
+            .batch_execute(&format!("SET search_path = {schema}"))
+            .unwrap();
+        client
     }
 
     /// `wallet --db <sandbox ledger> ARGS…` as a plain process, for spawning.
@@ -115,18 +164,181 @@ impl Sandbox {
         doc.error
     }
 
+    /// Runs SQL on the ledger the way another program would, to damage or
+    /// tamper with it: the same SQL works on both engines, whose tables and
+    /// columns have the same names.
+    pub fn tamper(&self, sql: &str) {
+        match crate::ENGINE {
+            Engine::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
+            Engine::Postgres => self
+                .postgres()
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
+        }
+    }
+
+    /// Marks the ledger as written by a wallet with schema `version`.
+    pub fn set_schema_version(&self, version: i64) {
+        match crate::ENGINE {
+            Engine::Sqlite => self
+                .sqlite()
+                .pragma_update(None, "user_version", version)
+                .unwrap(),
+            Engine::Postgres => self.tamper(&format!(
+                "INSERT INTO schema_version (version, applied_at) VALUES ({version}, 0)"
+            )),
+        }
+    }
+
+    /// The first row of a query on the ledger, each column as text
+    /// (written to return text on both engines).
+    pub fn query_text(&self, sql: &str) -> Vec<Option<String>> {
+        match crate::ENGINE {
+            Engine::Sqlite => {
+                let conn = self.sqlite();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let columns = stmt.column_count();
+                stmt.query_row([], |row| {
+                    (0..columns)
+                        .map(|i| row.get::<_, Option<String>>(i))
+                        .collect()
+                })
+                .unwrap()
+            }
+            Engine::Postgres => {
+                let row = self.postgres().query_one(sql, &[]).unwrap();
+                (0..row.len())
+                    .map(|i| row.get::<_, Option<String>>(i))
+                    .collect()
+            }
+        }
+    }
+
+    /// Holds the write lock of the ledger, as another writer in the middle
+    /// of a transaction would, until dropped.
+    pub fn hold_write_lock(&self) -> HeldLock {
+        match crate::ENGINE {
+            Engine::Sqlite => {
+                let conn = self.sqlite();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                HeldLock::Sqlite(conn)
+            }
+            Engine::Postgres => {
+                let mut client = self.postgres();
+                client
+                    .batch_execute("BEGIN; LOCK TABLE accounts, transfers IN EXCLUSIVE MODE")
+                    .unwrap();
+                HeldLock::Postgres(client)
+            }
+        }
+    }
+
+    /// The engine's SQL shell on the ledger (`sqlite3 FILE`, or `psql` with
+    /// `search_path` on the ledger's schema), taking SQL on stdin or, with
+    /// [`Sandbox::sql_shell_running`], as an argument.
+    pub fn sql_shell(&self) -> std::process::Command {
+        match &self.schema {
+            None => {
+                let mut cmd = std::process::Command::new("sqlite3");
+                cmd.arg(self.db());
+                cmd
+            }
+            Some(schema) => {
+                let server = crate::pgserver::shared();
+                let mut cmd = std::process::Command::new(server.psql_binary());
+                cmd.args([
+                    "-X",
+                    "-q",
+                    "-tA",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "wallet_tests",
+                    "-h",
+                ])
+                .arg(&server.dir)
+                .env("PGOPTIONS", format!("-c search_path={schema}"));
+                cmd
+            }
+        }
+    }
+
+    /// Runs one SQL statement in the engine's shell; returns its output, one
+    /// row a line with `|` between columns on both engines.
+    pub fn sql_shell_running(&self, sql: &str) -> String {
+        let mut cmd = self.sql_shell();
+        if self.schema.is_some() {
+            cmd.arg("-c");
+        }
+        let out = cmd.arg(sql).output().expect("run the SQL shell");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
     /// A direct connection to the sandbox ledger, for building damaged or
     /// tampered files the way another program would.
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
     }
 
-    /// The ledger file and its write-ahead log: committed changes may sit
-    /// in the log until a checkpoint moves them into the file.
+    /// Everything the ledger holds, to compare before and after a command:
+    /// the file and its write-ahead log (committed changes may sit in the
+    /// log until a checkpoint moves them into the file), or every row of
+    /// every table of the schema. Sequences are left out: the server never
+    /// rolls them back, and a refused command may have drawn from one.
     pub fn ledger_bytes(&self) -> Vec<u8> {
-        let mut bytes = file_bytes(&self.db());
-        bytes.extend(file_bytes(&self.dir.path().join("wallet.db-wal")));
-        bytes
+        if self.schema.is_none() {
+            let mut bytes = file_bytes(&self.db());
+            bytes.extend(file_bytes(&self.dir.path().join("wallet.db-wal")));
+            return bytes;
+        }
+        if !self.ledger_exists() {
+            return Vec::new();
+        }
+        let mut client = self.postgres();
+        let mut dump = String::new();
+        for table in [
+            "ledger_meta",
+            "schema_version",
+            "lanes",
+            "accounts",
+            "transfers",
+        ] {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {table} t"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            dump.push_str(table);
+            dump.push('\n');
+            dump.push_str(&row.get::<_, String>(0));
+            dump.push('\n');
+        }
+        dump.into_bytes()
+    }
+}
+
+/// A lock held by another connection; released when dropped.
+pub enum HeldLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let _ = match self {
+            HeldLock::Sqlite(conn) => conn.execute_batch("ROLLBACK").map_err(|_| ()),
+            HeldLock::Postgres(client) => client.batch_execute("ROLLBACK").map_err(|_| ()),
+        };
     }
 }
 

@@ -190,7 +190,7 @@ fn sweep(case: &Sweep) {
                         panic!("a fault left the ledger refused or damaged: {context}");
                     }
                 }
-                if s.db().exists() {
+                if s.ledger_exists() {
                     let verify = s.cmd(&["--json", "verify"]).output().unwrap();
                     assert!(
                         verify.status.success(),
@@ -452,7 +452,7 @@ fn sweep_ledger_creation() {
         args: &["--json", "init"],
         check: |s, run| {
             // A ledger is there whole (verify passed above) or not at all.
-            agrees(run, s.db().exists());
+            agrees(run, s.ledger_exists());
             if run.ended != Ended::Killed {
                 assert_eq!(leftovers(s), Vec::<String>::new());
             }

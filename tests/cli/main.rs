@@ -1,6 +1,15 @@
 //! Integration tests: the built `wallet` binary against real ledger files.
 //! One test binary, so the suite links once.
 
+/// The engine this binary runs the suite on.
+pub const ENGINE: common::Engine = common::Engine::Sqlite;
+
+/// Tests of what only a ledger file has (its bytes, its header, SQLite's
+/// own locks and pages): compiled here, left out of the PostgreSQL suite.
+macro_rules! sqlite_only {
+    ($($item:item)*) => { $($item)* };
+}
+
 mod argv;
 mod bad_input;
 mod bank;
@@ -8,6 +17,8 @@ mod common;
 mod core;
 mod faults;
 mod inputs;
+#[allow(dead_code)]
+mod pgserver;
 mod scripting;
 mod tamper;
 mod throughput;

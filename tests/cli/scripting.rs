@@ -7,7 +7,7 @@ use std::process::{Command as StdCommand, Output, Stdio};
 
 use clap::CommandFactory;
 
-use crate::common::{Sandbox, file_bytes, shapes};
+use crate::common::{Engine, Sandbox, file_bytes, shapes};
 
 /// `bash -c SCRIPT` in the sandbox with `$WALLET` naming the binary and
 /// `$WALLET_DB` the sandbox ledger.
@@ -24,19 +24,10 @@ fn bash(s: &Sandbox, script: &str) -> Output {
         .expect("run bash")
 }
 
-/// Runs SQL on the sandbox ledger with the `sqlite3` shell; returns its output.
+/// Runs SQL on the sandbox ledger with the engine's own shell (`sqlite3`
+/// or `psql`); returns its output.
 fn sqlite(s: &Sandbox, sql: &str) -> String {
-    let out = StdCommand::new("sqlite3")
-        .arg(s.db())
-        .arg(sql)
-        .output()
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    s.sql_shell_running(sql)
 }
 
 /// `cents` minor units as the amount a user would type.
@@ -745,7 +736,7 @@ fn generated_completions_are_committed_and_up_to_date() {
     assert_eq!(committed, known, "no stray files under completions/");
     fail_if_stale(&stale);
     s.fails(&["completions", "tcsh"], "usage", 2);
-    assert!(!s.db().exists(), "completions never touch a ledger");
+    assert!(!s.ledger_exists(), "completions never touch a ledger");
 }
 
 #[test]
@@ -835,14 +826,24 @@ echo "${COMPREPLY[*]}""#,
 fn ledger_with_deposits(count: u32) -> Sandbox {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
+    // A PostgreSQL ledger files each transfer in a settle lane: its
+    // destination's for a deposit.
+    let (begin, lane_column, lane) = match crate::ENGINE {
+        Engine::Sqlite => ("BEGIN IMMEDIATE", "", ""),
+        Engine::Postgres => (
+            "BEGIN",
+            ", lane",
+            ", (SELECT id % 64 FROM accounts WHERE name = 'alice')",
+        ),
+    };
     sqlite(
         &s,
         &format!(
-            "BEGIN IMMEDIATE;
+            "{begin};
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
-             INSERT INTO transfers (src, dst, amount, status, memo, created_at)
+             INSERT INTO transfers (src, dst, amount, status, memo, created_at{lane_column})
                  SELECT 0, (SELECT id FROM accounts WHERE name = 'alice'), i, 'PENDING',
-                        'deposit number ' || i, 1795636565123 + i
+                        'deposit number ' || i, 1795636565123 + i{lane}
                  FROM n;
              UPDATE accounts SET pending_in = (SELECT sum(amount) FROM transfers)
                  WHERE name = 'alice';

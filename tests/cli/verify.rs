@@ -2,10 +2,15 @@
 
 use std::process::Command as StdCommand;
 
-use crate::common::{Sandbox, shapes};
+use crate::common::{Engine, Sandbox, shapes};
 
+/// Every check in report order; the first is the engine's own check of
+/// its storage (SQLite's page check, or the server's amcheck).
 const CHECKS: [&str; 9] = [
-    "integrity_check",
+    match crate::ENGINE {
+        Engine::Sqlite => "integrity_check",
+        Engine::Postgres => "amcheck",
+    },
     "schema",
     "ledger_meta",
     "foreign_keys",
@@ -69,7 +74,11 @@ fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     }
 
     let quick: shapes::VerifyReport = s.json(&["verify", "--quick"]);
-    assert_eq!(quick.checks[0].name, "quick_check");
+    let quick_check = match crate::ENGINE {
+        Engine::Sqlite => "quick_check",
+        Engine::Postgres => "amcheck",
+    };
+    assert_eq!(quick.checks[0].name, quick_check);
     assert!(quick.ok);
 }
 
@@ -91,18 +100,13 @@ fn verify_ok_pipes_into_jq() {
 fn verify_never_creates_a_ledger() {
     let s = Sandbox::new();
     s.fails(&["verify"], "ledger_not_found", 3);
-    assert!(!s.db().exists());
+    assert!(!s.ledger_exists());
 }
 
 #[test]
 fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     let s = busy_ledger();
-    s.sqlite()
-        .execute(
-            "UPDATE accounts SET balance = balance + 1 WHERE name = 'bob'",
-            [],
-        )
-        .unwrap();
+    s.tamper("UPDATE accounts SET balance = balance + 1 WHERE name = 'bob'");
     let before = s.ledger_bytes();
     let error = s.verify_fails();
     assert_eq!(error.report.failed(), ["balances", "zero_sum"]);
@@ -142,12 +146,10 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
 fn a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero() {
     let s = busy_ledger();
     // Replay transfer 3 (alice -> bob, 30) on the balances a second time.
-    s.sqlite()
-        .execute_batch(
-            "UPDATE accounts SET balance = balance - 3000 WHERE name = 'alice';
+    s.tamper(
+        "UPDATE accounts SET balance = balance - 3000 WHERE name = 'alice';
              UPDATE accounts SET balance = balance + 3000 WHERE name = 'bob';",
-        )
-        .unwrap();
+    );
     let error = s.verify_fails();
     assert_eq!(
         error.report.failed(),
@@ -166,24 +168,16 @@ fn a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero() {
 fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
     // COMPLETED but its money never moved.
     let s = busy_ledger();
-    s.sqlite()
-        .execute(
-            "UPDATE transfers SET status = 'FAILED', reason = 'insufficient_funds' WHERE tx_id = 3",
-            [],
-        )
-        .unwrap();
+    s.tamper(
+        "UPDATE transfers SET status = 'FAILED', reason = 'insufficient_funds' WHERE tx_id = 3",
+    );
     let error = s.verify_fails();
     assert_eq!(error.report.failed(), ["balances"]);
     assert_eq!(check(&error.report, "balances").problem_count, 2);
 
     // FAILED, yet counted as COMPLETED: money that moved without a transfer.
     let s = busy_ledger();
-    s.sqlite()
-        .execute(
-            "UPDATE transfers SET status = 'COMPLETED', reason = NULL WHERE tx_id = 4",
-            [],
-        )
-        .unwrap();
+    s.tamper("UPDATE transfers SET status = 'COMPLETED', reason = NULL WHERE tx_id = 4");
     let error = s.verify_fails();
     assert_eq!(error.report.failed(), ["balances"]);
     let messages: Vec<&str> = check(&error.report, "balances")
@@ -203,12 +197,7 @@ fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
 #[test]
 fn pending_totals_out_of_step_are_caught() {
     let s = busy_ledger();
-    s.sqlite()
-        .execute(
-            "UPDATE accounts SET pending_out = pending_out + 5 WHERE name = 'alice'",
-            [],
-        )
-        .unwrap();
+    s.tamper("UPDATE accounts SET pending_out = pending_out + 5 WHERE name = 'alice'");
     let error = s.verify_fails();
     assert_eq!(error.report.failed(), ["pending_totals"]);
     let problem = &check(&error.report, "pending_totals").problems[0];
@@ -224,12 +213,10 @@ fn pending_totals_out_of_step_are_caught() {
 #[test]
 fn settled_at_and_status_that_disagree_name_the_transfer() {
     let s = busy_ledger();
-    s.sqlite()
-        .execute_batch(
-            "UPDATE transfers SET settled_at = NULL WHERE tx_id = 3;
+    s.tamper(
+        "UPDATE transfers SET settled_at = NULL WHERE tx_id = 3;
              UPDATE transfers SET settled_at = 1 WHERE status = 'PENDING' AND amount = 250;",
-        )
-        .unwrap();
+    );
     let error = s.verify_fails();
     assert_eq!(error.report.failed(), ["transfer_fields"]);
     let fields = check(&error.report, "transfer_fields");
@@ -247,53 +234,55 @@ fn settled_at_and_status_that_disagree_name_the_transfer() {
     );
 }
 
-#[test]
-fn a_damaged_index_page_fails_the_integrity_check() {
-    let s = Sandbox::new();
-    s.ok(&["create-user", "alice", "alice@example.com"]);
-    for i in 0..40 {
-        s.ok(&[
-            "-q",
-            "deposit",
-            "alice",
-            "1",
-            "--memo",
-            &format!("{i:0>100}"),
-        ]);
-    }
-    s.ok(&["settle"]);
-    let (root, page_size): (i64, i64) = {
-        let conn = s.sqlite();
-        let root = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 'transfers_by_dst'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let page_size = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
-        (root, page_size)
-    };
-    // Scribble over the index's cells, as a failing disk might.
-    let mut bytes = s.ledger_bytes();
-    // Cells fill a page from its end.
-    let start = usize::try_from(root * page_size - 1000).unwrap();
-    bytes[start..start + 1000].fill(0xff);
-    std::fs::write(s.db(), &bytes).unwrap();
+sqlite_only! {
+    #[test]
+    fn a_damaged_index_page_fails_the_integrity_check() {
+        let s = Sandbox::new();
+        s.ok(&["create-user", "alice", "alice@example.com"]);
+        for i in 0..40 {
+            s.ok(&[
+                "-q",
+                "deposit",
+                "alice",
+                "1",
+                "--memo",
+                &format!("{i:0>100}"),
+            ]);
+        }
+        s.ok(&["settle"]);
+        let (root, page_size): (i64, i64) = {
+            let conn = s.sqlite();
+            let root = conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name = 'transfers_by_dst'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let page_size = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (root, page_size)
+        };
+        // Scribble over the index's cells, as a failing disk might.
+        let mut bytes = s.ledger_bytes();
+        // Cells fill a page from its end.
+        let start = usize::try_from(root * page_size - 1000).unwrap();
+        bytes[start..start + 1000].fill(0xff);
+        std::fs::write(s.db(), &bytes).unwrap();
 
-    let error = s.verify_fails();
-    let integrity = check(&error.report, "integrity_check");
-    assert!(!integrity.ok, "{integrity:?}");
-    assert!(
-        error.message.contains("integrity_check ("),
-        "{}",
-        error.message
-    );
-    assert_eq!(
-        bytes,
-        s.ledger_bytes(),
-        "verify leaves the damaged file as it was"
-    );
+        let error = s.verify_fails();
+        let integrity = check(&error.report, "integrity_check");
+        assert!(!integrity.ok, "{integrity:?}");
+        assert!(
+            error.message.contains("integrity_check ("),
+            "{}",
+            error.message
+        );
+        assert_eq!(
+            bytes,
+            s.ledger_bytes(),
+            "verify leaves the damaged file as it was"
+        );
+    }
 }
