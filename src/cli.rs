@@ -167,11 +167,20 @@ settles running at once or one killed and run again.
 With --watch it keeps running as a worker: it drains the queue, sleeps \
 --interval milliseconds whenever the queue is empty, and on SIGINT or SIGTERM \
 finishes the batch in hand, prints its summary and exits 0. Each batch is one \
-transaction, so even SIGKILL loses or doubles nothing.",
+transaction, so even SIGKILL loses or doubles nothing.
+
+Order: one settle process decides transfers in tx_id order, so the same queue \
+always has the same outcomes. On a PostgreSQL ledger any number of settle \
+processes, on any number of machines, and the --workers of each, share the \
+queue: each source account's transfers are still decided oldest first, one \
+batch after another, but a credit from another account may land before or \
+after a debit that a single worker would have decided in the other order. A \
+ledger file has one writer at a time, so there one worker does the work.",
         after_help = "Examples:
   wallet settle
   wallet settle --limit 100
-  wallet settle --watch --interval 500"
+  wallet settle --watch --interval 500
+  wallet --db postgres://ledger@db.internal/books settle --watch --workers 4"
     )]
     Settle(SettleArgs),
 
@@ -351,6 +360,12 @@ pub struct SettleArgs {
     #[arg(long, default_value_t = 200, value_name = "MS", requires = "watch",
           allow_negative_numbers = true, value_parser = count::<3_600_000>)]
     pub interval: u64,
+
+    /// Settle with N workers, each on its own connection (PostgreSQL; a
+    /// ledger file uses one)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          allow_negative_numbers = true, value_parser = count::<64>)]
+    pub workers: u64,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::{Ledger, SettleOptions, SettleStopped, SettleSummary};
+use crate::ledger::{Ledger, Location, OpenOptions, SettleOptions, SettleStopped, SettleSummary};
 use crate::report::{Human, Report};
 
 #[derive(Serialize)]
@@ -24,8 +24,22 @@ struct Settled {
 
 pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    // A ledger file takes one writer at a time: more workers would only
+    // queue for its lock.
+    let workers = match context.db {
+        Location::Server(_) => usize::try_from(args.workers).unwrap_or(1).max(1),
+        Location::File(_) => 1,
+    };
     if args.watch {
-        return watch(context, batch_size, Duration::from_millis(args.interval));
+        return watch(
+            context,
+            batch_size,
+            Duration::from_millis(args.interval),
+            workers,
+        );
+    }
+    if workers > 1 {
+        return drain_in_parallel(context, args.limit, batch_size, workers);
     }
     let mut ledger = context.open()?;
     let options = SettleOptions {
@@ -46,6 +60,92 @@ pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
         Ok(summary) => Ok(report(summary)),
         Err(stopped) => Err(stopped_part_way(stopped)),
     }
+}
+
+/// Drains the queue with `workers` connections at once, each settling the
+/// lanes the others leave; a limit is shared out among them.
+fn drain_in_parallel(
+    context: &Context,
+    limit: Option<u64>,
+    batch_size: usize,
+    workers: usize,
+) -> Result<Report> {
+    let mut ledger = context.open()?;
+    let progress = if context.show_progress {
+        let pending = ledger.pending_count()?;
+        let total = limit.map_or(pending, |limit| limit.min(pending));
+        progress_bar(total, batch_size as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let outcomes: Vec<std::result::Result<SettleSummary, SettleStopped>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                (0..workers)
+                    .map(|i| {
+                        let share = limit.map(|limit| {
+                            let n = workers as u64;
+                            limit / n + u64::from((i as u64) < limit % n)
+                        });
+                        let progress = &progress;
+                        scope.spawn(move || {
+                            let mut ledger = Ledger::open(&context.db, &context.open_options)
+                                .map_err(|error| SettleStopped {
+                                    done: SettleSummary::default(),
+                                    error,
+                                })?;
+                            let options = SettleOptions {
+                                limit: share,
+                                batch_size,
+                                stop: None,
+                            };
+                            let mut seen = 0;
+                            ledger.settle(&options, |so_far| {
+                                progress.inc(so_far.processed - seen);
+                                seen = so_far.processed;
+                            })
+                        })
+                    })
+                    .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(SettleStopped {
+                            done: SettleSummary::default(),
+                            error: WalletError::internal(anyhow::anyhow!(
+                                "a settle worker panicked"
+                            )),
+                        })
+                    })
+                })
+                .collect()
+        });
+    progress.finish_and_clear();
+    let mut total = SettleSummary::default();
+    let mut failure = None;
+    for outcome in outcomes {
+        let done = match outcome {
+            Ok(done) => done,
+            Err(SettleStopped { done, error }) => {
+                failure.get_or_insert(error);
+                done
+            }
+        };
+        add(&mut total, &done);
+    }
+    total.remaining = ledger.pending_count().unwrap_or(total.remaining);
+    match failure {
+        None => Ok(report(total)),
+        Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
+    }
+}
+
+fn add(total: &mut SettleSummary, done: &SettleSummary) {
+    total.processed += done.processed;
+    total.completed += done.completed;
+    total.failed += done.failed;
+    total.remaining = done.remaining;
 }
 
 /// An error after some batches committed: those batches are the output,
@@ -70,11 +170,16 @@ const WATCH_LOCK_SLICE: Duration = Duration::from_millis(200);
 const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Drains the queue again and again, sleeping `interval` whenever it is
-/// empty, until SIGINT, SIGTERM or SIGHUP. A signal is only noted; the
-/// batch in hand commits before the loop looks at it. A failure that may
-/// pass is logged on stderr and retried with a growing pause; damage to
-/// the ledger stops the worker.
-fn watch(context: &Context, batch_size: usize, interval: Duration) -> Result<Report> {
+/// empty, until SIGINT, SIGTERM or SIGHUP, with `workers` connections each
+/// doing so. A signal is only noted; the batch in hand commits before the
+/// loop looks at it. A failure that may pass is logged on stderr and
+/// retried with a growing pause; damage to the ledger stops every worker.
+fn watch(
+    context: &Context,
+    batch_size: usize,
+    interval: Duration,
+    workers: usize,
+) -> Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [
         signal_hook::consts::SIGINT,
@@ -87,23 +192,83 @@ fn watch(context: &Context, batch_size: usize, interval: Duration) -> Result<Rep
     }
     let mut open_options = context.open_options.clone();
     open_options.lock_timeout = open_options.lock_timeout.min(WATCH_LOCK_SLICE);
+    // Opened before any worker starts, so a missing or foreign ledger
+    // fails at once; it reports what is left when the workers are done.
     let mut ledger = Ledger::open(&context.db, &open_options)?;
+    let outcomes: Vec<std::result::Result<SettleSummary, SettleStopped>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (stop, open_options) = (Arc::clone(&stop), open_options.clone());
+                    scope.spawn(move || {
+                        let outcome =
+                            watch_worker(context, &open_options, batch_size, interval, &stop);
+                        if outcome.is_err() {
+                            // One worker's fatal error stops them all.
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        outcome
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(SettleStopped {
+                            done: SettleSummary::default(),
+                            error: WalletError::internal(anyhow::anyhow!(
+                                "a settle worker panicked"
+                            )),
+                        })
+                    })
+                })
+                .collect()
+        });
+    let mut total = SettleSummary::default();
+    let mut failure = None;
+    for outcome in outcomes {
+        let done = match outcome {
+            Ok(done) => done,
+            Err(SettleStopped { done, error }) => {
+                failure.get_or_insert(error);
+                done
+            }
+        };
+        add(&mut total, &done);
+    }
+    if let Ok(remaining) = ledger.pending_count() {
+        total.remaining = remaining;
+    }
+    match failure {
+        None => Ok(report(total)),
+        Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
+    }
+}
+
+/// One watching worker on its own connection, until `stop` is set.
+fn watch_worker(
+    context: &Context,
+    open_options: &OpenOptions,
+    batch_size: usize,
+    interval: Duration,
+    stop: &Arc<AtomicBool>,
+) -> std::result::Result<SettleSummary, SettleStopped> {
+    let mut total = SettleSummary::default();
+    let mut ledger = Ledger::open(&context.db, open_options)
+        .map_err(|error| SettleStopped { done: total, error })?;
     let options = SettleOptions {
         limit: None,
         batch_size,
-        stop: Some(Arc::clone(&stop)),
+        stop: Some(Arc::clone(stop)),
     };
-    let mut total = SettleSummary::default();
     let mut backoff = interval;
     while !stop.load(Ordering::Relaxed) {
         let (done, failure) = match ledger.settle(&options, |_| {}) {
             Ok(done) => (done, None),
             Err(SettleStopped { done, error }) => (done, Some(error)),
         };
-        total.processed += done.processed;
-        total.completed += done.completed;
-        total.failed += done.failed;
-        total.remaining = done.remaining;
+        add(&mut total, &done);
         let pause = match failure {
             None if done.processed > 0 => {
                 backoff = interval;
@@ -112,23 +277,31 @@ fn watch(context: &Context, batch_size: usize, interval: Duration) -> Result<Rep
             None => interval,
             // Another writer held the lock; a worker waits its turn.
             Some(WalletError::Busy(_)) => interval.min(WATCH_LOCK_SLICE),
-            Some(error @ (WalletError::Io(_) | WalletError::OutcomeUnknown(_))) => {
+            Some(
+                error @ (WalletError::Io(_)
+                | WalletError::OutcomeUnknown(_)
+                | WalletError::ServerUnavailable(_)),
+            ) => {
                 // Settling again is always safe: each transfer is applied once.
                 log_retry(&error, backoff, context.json_errors);
                 let pause = backoff;
                 backoff = (backoff * 2).clamp(Duration::from_millis(100), WATCH_MAX_BACKOFF);
-                pause
+                sleep_unless(stop, pause);
+                if matches!(error, WalletError::ServerUnavailable(_)) {
+                    // The connection is gone with the server: a new one,
+                    // once the server is back.
+                    match Ledger::open(&context.db, open_options) {
+                        Ok(fresh) => ledger = fresh,
+                        Err(error) => log_retry(&error, backoff, context.json_errors),
+                    }
+                }
+                continue;
             }
-            Some(error) => {
-                return Err(stopped_part_way(SettleStopped { done: total, error }));
-            }
+            Some(error) => return Err(SettleStopped { done: total, error }),
         };
-        sleep_unless(&stop, pause);
+        sleep_unless(stop, pause);
     }
-    if let Ok(remaining) = ledger.pending_count() {
-        total.remaining = remaining;
-    }
-    Ok(report(total))
+    Ok(total)
 }
 
 /// One line on stderr for a failure the worker rides out.

@@ -23,6 +23,7 @@ mod bad_input;
 mod common;
 #[path = "../cli/core.rs"]
 mod core;
+mod engine;
 #[path = "../cli/inputs.rs"]
 mod inputs;
 #[path = "../cli/pgserver.rs"]

@@ -212,6 +212,9 @@ pub fn plan_and_write(
         row_lines,
         write: !(all_or_nothing && refused),
     };
+    if planned.write {
+        lock_users(client, &planned.rows)?;
+    }
     take_ids(client, &mut planned.rows)?;
     if !planned.write || planned.rows.is_empty() {
         return Ok(Attempt::Done(planned));
@@ -378,6 +381,28 @@ fn memo_of(chunk: &[BatchLine], line: u64) -> (Option<&str>, Option<&str>) {
         .map_or((None, None), |t| {
             (t.memo(), t.key().map(IdempotencyKey::as_str))
         })
+}
+
+/// Locks the user accounts of the new rows, in id order as every writer
+/// locks them, before their ids are drawn. A source's new transfers thus
+/// take their ids in the order they commit, so a settle worker, which
+/// locks the source too, never finds a transfer of that source committed
+/// after a later one of it was decided.
+fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
+    let mut users: Vec<i64> = rows
+        .iter()
+        .flat_map(|row| [row.src, row.dst])
+        .filter(|id| *id != EXTERNAL_ACCOUNT)
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    if !users.is_empty() {
+        client.query(
+            "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&users],
+        )?;
+    }
+    Ok(())
 }
 
 /// Ids for the new rows, in line order, from the table's own sequence.
@@ -552,8 +577,7 @@ fn lost_key_races(
 }
 
 /// Adds what the inserted rows hold pending to their accounts: the users
-/// locked in id order, as every writer locks them, and the external
-/// account last.
+/// (locked by [`lock_users`]) first, the external account last.
 fn move_pending_sums(
     client: &mut Client,
     planned: &PlannedChunk,
@@ -572,10 +596,6 @@ fn move_pending_sums(
         let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
         let outs: Vec<i64> = users.iter().map(|(_, d)| d.0).collect();
         let ins: Vec<i64> = users.iter().map(|(_, d)| d.1).collect();
-        client.query(
-            "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&ids],
-        )?;
         client.execute(
             "UPDATE accounts a SET pending_out = a.pending_out + u.o, pending_in = a.pending_in + u.i
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, o, i)

@@ -113,8 +113,6 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             ..BatchCounts::default()
         });
     }
-    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
-    let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
     let mut users: Vec<i64> = due
         .iter()
         .flat_map(|&(_, src, dst, _)| [src, dst])
@@ -140,6 +138,11 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             )
         })
         .collect();
+    // Numbered once its accounts are locked: of two batches that share an
+    // account, the one that locked it first has the smaller number, so
+    // (settle_batch, tx_id) is the order each account saw its decisions.
+    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
+    let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
     // The external account is read, not locked: it is never refused for
     // funds, and its figures move by one relative update at the end.
     let outside = client.query_one(

@@ -1,0 +1,542 @@
+//! What only a shared server has: many processes and workers on one
+//! ledger, ledgers side by side in one database, a server that goes away,
+//! roles without write rights.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::thread;
+
+use crate::common::{Sandbox, shapes};
+use crate::pgserver::PgServer;
+
+/// Users u0…u{n-1}, each funded with `funds` (in whole units), settled.
+fn funded_users(s: &Sandbox, n: usize, funds: u32) {
+    let users: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("u{i}"), funds.to_string()))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, f)| (u.as_str(), f.as_str()))
+        .collect();
+    s.funded(&borrowed);
+}
+
+/// A JSON Lines batch of `count` transfers between random distinct users,
+/// amounts up to `max` whole units: more than the funds allow, so some fail.
+fn random_batch(n: usize, count: usize, max: u64, seed: u64) -> String {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut lines = String::new();
+    for _ in 0..count {
+        let src = next() as usize % n;
+        let dst = (src + 1 + next() as usize % (n - 1)) % n;
+        let amount = 1 + next() % max;
+        lines.push_str(&format!(
+            "{{\"src\":\"u{src}\",\"dst\":\"u{dst}\",\"amount\":\"{amount}\"}}\n"
+        ));
+    }
+    lines
+}
+
+fn queue_batch(s: &Sandbox, lines: &str) {
+    let path = s.dir.path().join("batch.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    s.ok(&["-q", "transfer", "--batch", path.to_str().unwrap()]);
+}
+
+/// Each transfer's decision as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq)]
+struct Decided {
+    src: i64,
+    dst: i64,
+    amount: i64,
+    status: String,
+    batch: Option<i64>,
+    src_balance: Option<i64>,
+    dst_balance: Option<i64>,
+}
+
+fn decisions(s: &Sandbox) -> BTreeMap<i64, Decided> {
+    s.postgres()
+        .query(
+            "SELECT tx_id, src, dst, amount, status, settle_batch, src_balance, dst_balance
+               FROM transfers ORDER BY tx_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Decided {
+                    src: r.get(1),
+                    dst: r.get(2),
+                    amount: r.get(3),
+                    status: r.get(4),
+                    batch: r.get(5),
+                    src_balance: r.get(6),
+                    dst_balance: r.get(7),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Every user's balance, and the last settle batch, before the work a
+/// test audits.
+pub struct Start {
+    balances: BTreeMap<i64, i64>,
+    after_batch: i64,
+}
+
+pub fn start(s: &Sandbox) -> Start {
+    let mut client = s.postgres();
+    let balances = client
+        .query("SELECT id, balance FROM accounts WHERE id <> 0", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let after_batch: Option<i64> = client
+        .query_one("SELECT max(settle_batch) FROM transfers", &[])
+        .unwrap()
+        .get(0);
+    Start {
+        balances,
+        after_batch: after_batch.unwrap_or(0),
+    }
+}
+
+/// The audit of parallel settlement, from the ledger's own record of each
+/// decision since `start`: replayed account by account in the order each
+/// account saw them ((settle_batch, tx_id)), every recorded balance is the
+/// running one, no user balance goes below zero, every FAILED transfer's
+/// source lacked the amount at that moment, and each source's transfers
+/// were decided in `tx_id` order.
+pub fn audit_decisions(s: &Sandbox, start: &Start) {
+    let decided = decisions(s);
+    let mut by_account: BTreeMap<i64, Vec<(i64, i64, &Decided)>> = BTreeMap::new();
+    for (tx_id, d) in &decided {
+        assert_ne!(d.status, "PENDING", "transfer {tx_id} left PENDING");
+        let Some(batch) = d.batch.filter(|b| *b > start.after_batch) else {
+            continue;
+        };
+        for account in [d.src, d.dst] {
+            if account != 0 {
+                by_account
+                    .entry(account)
+                    .or_default()
+                    .push((batch, *tx_id, d));
+            }
+        }
+    }
+    for (account, mut seen) in by_account {
+        seen.sort_by_key(|(batch, tx_id, _)| (*batch, *tx_id));
+        let mut balance = start.balances.get(&account).copied().unwrap_or(0);
+        let mut last_out = 0;
+        for (_, tx_id, d) in seen {
+            if d.src == account {
+                assert!(
+                    tx_id > last_out,
+                    "account {account}: transfer {tx_id} decided after {last_out}"
+                );
+                last_out = tx_id;
+            }
+            if d.status == "FAILED" {
+                if d.src == account {
+                    assert!(
+                        balance < d.amount,
+                        "transfer {tx_id} failed though account {account} held {balance}"
+                    );
+                    assert_eq!(
+                        d.src_balance,
+                        Some(balance),
+                        "transfer {tx_id}: balance seen"
+                    );
+                }
+                continue;
+            }
+            if d.src == account {
+                balance -= d.amount;
+                assert!(balance >= 0, "account {account} went below zero at {tx_id}");
+                assert_eq!(d.src_balance, Some(balance), "transfer {tx_id}: src after");
+            } else {
+                balance += d.amount;
+                assert_eq!(d.dst_balance, Some(balance), "transfer {tx_id}: dst after");
+            }
+        }
+        let stored: i64 = s
+            .postgres()
+            .query_one("SELECT balance FROM accounts WHERE id = $1", &[&account])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            stored, balance,
+            "account {account}'s balance is its decisions' sum"
+        );
+    }
+}
+
+fn pending(s: &Sandbox) -> u64 {
+    s.query_text("SELECT count(*)::text FROM transfers WHERE status = 'PENDING'")[0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `wallet --db DB ARGS…` from the sandbox's directory.
+fn run_on(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
+    s.process(&[])
+        .args(["--db", db])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn several_settle_processes_with_workers_each_apply_every_transfer_once() {
+    let s = Sandbox::new();
+    funded_users(&s, 12, 50);
+    let start = start(&s);
+    queue_batch(&s, &random_batch(12, 3000, 40, 7));
+    let pending = pending(&s);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            s.process(&["--json", "settle", "--workers", "2", "--batch-size", "25"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut processed = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let settled: shapes::Settled = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(settled.completed + settled.failed, settled.processed);
+        processed += settled.processed;
+    }
+    assert_eq!(
+        processed, pending,
+        "every transfer settled by exactly one worker"
+    );
+    let report: shapes::VerifyReport = s.json(&["verify"]);
+    assert!(report.ok, "{report:?}");
+    audit_decisions(&s, &start);
+    let statuses = decisions(&s);
+    assert!(
+        statuses
+            .values()
+            .filter_map(|d| d.batch)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 20,
+        "many batches"
+    );
+    assert!(statuses.values().any(|d| d.status == "FAILED"));
+    assert!(statuses.values().all(|d| d.status != "PENDING"));
+}
+
+#[test]
+fn one_worker_decides_exactly_as_a_ledger_file_does() {
+    let batch = random_batch(8, 1500, 30, 11);
+    let s = Sandbox::new();
+    let file = s.dir.path().join("wallet.db");
+    let file = file.to_str().unwrap();
+    let server = s.db().to_string_lossy().into_owned();
+    let mut outcomes = Vec::new();
+    for db in [server.as_str(), file] {
+        let run = |args: &[&str]| {
+            let out = run_on(&s, db, args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        for user in 0..8 {
+            run(&[
+                "create-user",
+                &format!("u{user}"),
+                &format!("u{user}@example.com"),
+            ]);
+            run(&["deposit", &format!("u{user}"), "40"]);
+        }
+        run(&["settle"]);
+        let path = s.dir.path().join("batch.jsonl");
+        std::fs::write(&path, &batch).unwrap();
+        run(&["-q", "transfer", "--batch", path.to_str().unwrap()]);
+        run(&["settle", "--batch-size", "17"]);
+        let mut seen = Vec::new();
+        for user in 0..8 {
+            let name = format!("u{user}");
+            let history: Vec<shapes::Transfer> =
+                serde_json::from_slice(&run(&["--json", "history", &name, "--limit", "100000"]))
+                    .unwrap();
+            for t in history {
+                seen.push((t.tx_id, t.src, t.dst, t.amount, t.status, t.reason));
+            }
+            let u: shapes::User =
+                serde_json::from_slice(&run(&["--json", "get-user", &name])).unwrap();
+            seen.push((
+                0,
+                Some(name),
+                None,
+                u.balance,
+                u.available,
+                Some(u.pending_in),
+            ));
+        }
+        outcomes.push(seen);
+    }
+    assert!(outcomes[0].iter().any(|t| t.4 == "FAILED"));
+    assert_eq!(outcomes[0], outcomes[1]);
+}
+
+#[test]
+fn concurrent_inits_make_exactly_one_ledger() {
+    let s = Sandbox::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            s.process(&["--json", "init"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(4)).count(),
+        7,
+        "{codes:?}"
+    );
+    let report: shapes::VerifyReport = s.json(&["verify"]);
+    assert!(report.ok);
+}
+
+#[test]
+fn concurrent_requests_with_one_key_queue_one_transfer() {
+    let s = Sandbox::new();
+    funded_users(&s, 2, 100);
+    let outs: Vec<_> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.json::<shapes::Queued>(&["transfer", "u0", "u1", "1", "--id", "pay-once"])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = outs[0].tx_id;
+    assert!(outs.iter().all(|q| q.tx_id == first), "{outs:?}");
+    assert_eq!(outs.iter().filter(|q| !q.replayed).count(), 1, "{outs:?}");
+    let alice: shapes::User = s.json(&["get-user", "u0"]);
+    assert_eq!(alice.pending_out, "1.00");
+}
+
+#[test]
+fn ledgers_in_other_schemas_of_one_database_are_apart() {
+    let s = Sandbox::new();
+    funded_users(&s, 1, 10);
+    let db = s.db().to_string_lossy().into_owned();
+    let other = format!("{}_b", db);
+    let out = run_on(&s, &other, &["--json", "get-user", "u0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a schema of its own: no ledger there yet"
+    );
+    let out = run_on(&s, &other, &["create-user", "u0", "b@example.com"]);
+    assert!(out.status.success());
+    let mine: shapes::User = s.json(&["get-user", "u0"]);
+    assert_eq!(mine.balance, "10.00");
+}
+
+#[test]
+fn a_schema_with_foreign_or_changed_objects_is_not_a_ledger() {
+    // Another program's schema of the same name.
+    let s = Sandbox::new();
+    s.ok(&["init"]);
+    s.tamper("DROP TABLE schema_version CASCADE");
+    let message = s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    assert!(message.contains("holds no wallet ledger"), "{message}");
+    s.fails(&["init"], "ledger_exists", 4);
+
+    // A ledger with a trigger planted in it, or a CHECK edited out.
+    for tamper in [
+        "CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER skim BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION steal()",
+        "ALTER TABLE accounts DROP CONSTRAINT accounts_check1",
+        "ALTER TABLE transfers ADD COLUMN note text",
+    ] {
+        let s = Sandbox::new();
+        s.ok(&["create-user", "alice", "alice@example.com"]);
+        s.tamper(tamper);
+        let before = s.ledger_bytes();
+        for args in [
+            &["get-user", "alice"][..],
+            &["deposit", "alice", "1"],
+            &["settle"],
+        ] {
+            let message = s.fails(args, "not_a_ledger", 7);
+            assert!(message.contains("schema differs"), "{tamper}: {message}");
+        }
+        let error = s.verify_fails();
+        assert_eq!(error.report.failed(), ["schema"], "{tamper}");
+        assert_eq!(before, s.ledger_bytes(), "{tamper}: nothing written");
+    }
+}
+
+#[test]
+fn a_ledger_from_a_newer_version_is_refused() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.set_schema_version(7);
+    let message = s.fails(&["deposit", "alice", "1"], "schema_too_new", 7);
+    assert!(message.contains('7'), "{message}");
+}
+
+#[test]
+fn a_server_that_goes_away_is_transient_and_comes_back() {
+    let mut server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE books");
+    let url = server.url("books", "wallet");
+    let s = Sandbox::new();
+    let run = |args: &[&str]| {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        run_on(&s, &url, &full)
+    };
+    assert!(
+        run(&["create-user", "alice", "alice@example.com"])
+            .status
+            .success()
+    );
+    assert!(run(&["deposit", "alice", "5"]).status.success());
+    server.crash();
+    for args in [
+        &["get-user", "alice"][..],
+        &["deposit", "alice", "1"],
+        &["settle"],
+    ] {
+        let out = run(args);
+        crate::common::assert_error(&out, "server_unavailable", 6, args);
+    }
+    server.run();
+    let out = run(&["settle"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice: shapes::User = serde_json::from_slice(&run(&["get-user", "alice"]).stdout).unwrap();
+    assert_eq!(
+        alice.balance, "5.00",
+        "the deposit queued before the crash survived it"
+    );
+}
+
+#[test]
+fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
+    let s = Sandbox::new();
+    funded_users(&s, 1, 10);
+    let schema = s
+        .db()
+        .to_string_lossy()
+        .rsplit("schema=")
+        .next()
+        .unwrap()
+        .to_string();
+    let role = format!("reader_{schema}");
+    s.tamper(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"
+    ));
+    let url = s
+        .db()
+        .to_string_lossy()
+        .replace("user=postgres", &format!("user={role}"));
+    let run = |args: &[&str]| {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        run_on(&s, &url, &full)
+    };
+    let out = run(&["get-user", "u0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = s.ledger_bytes();
+    for args in [
+        &["deposit", "u0", "1"][..],
+        &["create-user", "x", "x@example.com"],
+    ] {
+        let out = run(args);
+        let message = crate::common::assert_error(&out, "io_error", 1, args);
+        assert!(message.contains("refused a write"), "{message}");
+    }
+    assert_eq!(before, s.ledger_bytes());
+}
+
+#[test]
+fn watch_workers_drain_what_is_queued_while_they_run() {
+    let s = Sandbox::new();
+    funded_users(&s, 6, 100);
+    let start = start(&s);
+    let mut watch = s
+        .process(&[
+            "--json",
+            "settle",
+            "--watch",
+            "--workers",
+            "3",
+            "--batch-size",
+            "10",
+            "--interval",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for seed in 0..4 {
+        queue_batch(&s, &random_batch(6, 200, 60, seed));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if pending(&s) == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers never drained the queue"
+        );
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status();
+    let out = watch.wait().unwrap();
+    assert!(out.success());
+    let report: shapes::VerifyReport = s.json(&["verify"]);
+    assert!(report.ok, "{report:?}");
+    audit_decisions(&s, &start);
+}
