@@ -194,7 +194,9 @@ fn watch(
     open_options.lock_timeout = open_options.lock_timeout.min(WATCH_LOCK_SLICE);
     // Opened before any worker starts, so a missing or foreign ledger
     // fails at once; it reports what is left when the workers are done.
-    let mut ledger = Ledger::open(&context.db, &open_options)?;
+    let Some(mut ledger) = open_patiently(context, &open_options, &stop)? else {
+        return Ok(report(SettleSummary::default()));
+    };
     let outcomes: Vec<std::result::Result<SettleSummary, SettleStopped>> =
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
@@ -255,8 +257,11 @@ fn watch_worker(
     stop: &Arc<AtomicBool>,
 ) -> std::result::Result<SettleSummary, SettleStopped> {
     let mut total = SettleSummary::default();
-    let mut ledger = Ledger::open(&context.db, open_options)
-        .map_err(|error| SettleStopped { done: total, error })?;
+    let mut ledger = match open_patiently(context, open_options, stop) {
+        Ok(Some(ledger)) => ledger,
+        Ok(None) => return Ok(total),
+        Err(error) => return Err(SettleStopped { done: total, error }),
+    };
     let options = SettleOptions {
         limit: None,
         batch_size,
@@ -290,9 +295,10 @@ fn watch_worker(
                 if matches!(error, WalletError::ServerUnavailable(_)) {
                     // The connection is gone with the server: a new one,
                     // once the server is back.
-                    match Ledger::open(&context.db, open_options) {
-                        Ok(fresh) => ledger = fresh,
-                        Err(error) => log_retry(&error, backoff, context.json_errors),
+                    match open_patiently(context, open_options, stop) {
+                        Ok(Some(fresh)) => ledger = fresh,
+                        Ok(None) => break,
+                        Err(error) => return Err(SettleStopped { done: total, error }),
                     }
                 }
                 continue;
@@ -302,6 +308,30 @@ fn watch_worker(
         sleep_unless(stop, pause);
     }
     Ok(total)
+}
+
+/// Opens the ledger for a worker, waiting out a server that is away (it
+/// may be restarting) until it answers or `stop` is set (`None`).
+fn open_patiently(
+    context: &Context,
+    open_options: &OpenOptions,
+    stop: &AtomicBool,
+) -> Result<Option<Ledger>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match Ledger::open(&context.db, open_options) {
+            Ok(ledger) => return Ok(Some(ledger)),
+            Err(error @ WalletError::ServerUnavailable(_)) => {
+                log_retry(&error, backoff, context.json_errors);
+                sleep_unless(stop, backoff);
+                backoff = (backoff * 2).min(WATCH_MAX_BACKOFF);
+            }
+            Err(error) => return Err(error),
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+    }
 }
 
 /// One line on stderr for a failure the worker rides out.

@@ -62,8 +62,8 @@ struct Decided {
     dst_balance: Option<i64>,
 }
 
-fn decisions(s: &Sandbox) -> BTreeMap<i64, Decided> {
-    s.postgres()
+fn decisions(client: &mut postgres::Client) -> BTreeMap<i64, Decided> {
+    client
         .query(
             "SELECT tx_id, src, dst, amount, status, settle_batch, src_balance, dst_balance
                FROM transfers ORDER BY tx_id",
@@ -95,8 +95,7 @@ pub struct Start {
     after_batch: i64,
 }
 
-pub fn start(s: &Sandbox) -> Start {
-    let mut client = s.postgres();
+pub fn start(client: &mut postgres::Client) -> Start {
     let balances = client
         .query("SELECT id, balance FROM accounts WHERE id <> 0", &[])
         .unwrap()
@@ -119,8 +118,8 @@ pub fn start(s: &Sandbox) -> Start {
 /// running one, no user balance goes below zero, every FAILED transfer's
 /// source lacked the amount at that moment, and each source's transfers
 /// were decided in `tx_id` order.
-pub fn audit_decisions(s: &Sandbox, start: &Start) {
-    let decided = decisions(s);
+pub fn audit_decisions(client: &mut postgres::Client, start: &Start) {
+    let decided = decisions(client);
     let mut by_account: BTreeMap<i64, Vec<(i64, i64, &Decided)>> = BTreeMap::new();
     for (tx_id, d) in &decided {
         assert_ne!(d.status, "PENDING", "transfer {tx_id} left PENDING");
@@ -171,8 +170,7 @@ pub fn audit_decisions(s: &Sandbox, start: &Start) {
                 assert_eq!(d.dst_balance, Some(balance), "transfer {tx_id}: dst after");
             }
         }
-        let stored: i64 = s
-            .postgres()
+        let stored: i64 = client
             .query_one("SELECT balance FROM accounts WHERE id = $1", &[&account])
             .unwrap()
             .get(0);
@@ -204,7 +202,7 @@ fn run_on(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
 fn several_settle_processes_with_workers_each_apply_every_transfer_once() {
     let s = Sandbox::new();
     funded_users(&s, 12, 50);
-    let start = start(&s);
+    let start = start(&mut s.postgres());
     queue_batch(&s, &random_batch(12, 3000, 40, 7));
     let pending = pending(&s);
     let children: Vec<_> = (0..3)
@@ -229,8 +227,8 @@ fn several_settle_processes_with_workers_each_apply_every_transfer_once() {
     );
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
-    audit_decisions(&s, &start);
-    let statuses = decisions(&s);
+    audit_decisions(&mut s.postgres(), &start);
+    let statuses = decisions(&mut s.postgres());
     assert!(
         statuses
             .values()
@@ -501,7 +499,7 @@ fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
 fn watch_workers_drain_what_is_queued_while_they_run() {
     let s = Sandbox::new();
     funded_users(&s, 6, 100);
-    let start = start(&s);
+    let start = start(&mut s.postgres());
     let mut watch = s
         .process(&[
             "--json",
@@ -538,5 +536,5 @@ fn watch_workers_drain_what_is_queued_while_they_run() {
     assert!(out.success());
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
-    audit_decisions(&s, &start);
+    audit_decisions(&mut s.postgres(), &start);
 }

@@ -19,6 +19,7 @@ macro_rules! sqlite_only {
 mod argv;
 #[path = "../cli/bad_input.rs"]
 mod bad_input;
+mod bank;
 #[path = "../cli/common.rs"]
 mod common;
 #[path = "../cli/core.rs"]

@@ -271,13 +271,16 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
             )));
         }
     }
-    let meta = client
-        .query_opt(
-            "SELECT currency, scale, lanes FROM ledger_meta WHERE id = 1",
-            &[],
-        )
-        .ok()
-        .flatten();
+    let meta = match client.query_opt(
+        "SELECT currency, scale, lanes FROM ledger_meta WHERE id = 1",
+        &[],
+    ) {
+        Ok(row) => row,
+        // `verify` reports a damaged table by name; a lost server is an
+        // error for every command.
+        Err(err) if gate == Gate::Report && err.as_db_error().is_some() => None,
+        Err(err) => return Err(err.into()),
+    };
     let meta = match meta {
         Some(row) => {
             let code: String = row.get(0);
