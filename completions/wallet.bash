@@ -623,7 +623,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__settle)
-            opts="-q -h --limit --batch-size --watch --interval --db --json --quiet --lock-timeout --help"
+            opts="-q -h --limit --batch-size --watch --interval --workers --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,6 +644,13 @@ _wallet() {
                     return 0
                     ;;
                 --interval)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --workers)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

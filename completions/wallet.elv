@@ -111,6 +111,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --limit 'Settle at most N transfers'
             cand --batch-size 'Transfers applied per transaction'
             cand --interval 'With --watch: how long to sleep when the queue is empty'
+            cand --workers 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)'
             cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --watch 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'

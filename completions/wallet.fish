@@ -88,6 +88,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l workers -d 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l watch -d 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'
