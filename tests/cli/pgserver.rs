@@ -16,6 +16,9 @@ pub struct PgServer {
     bin: PathBuf,
     pub dir: PathBuf,
     child: Option<Child>,
+    /// Whether commits reach the disk (`fsync`), as in production; the
+    /// tests' servers skip it, the benchmark's does not.
+    durable: bool,
 }
 
 /// The server every test of the PostgreSQL suite shares: one database
@@ -41,6 +44,7 @@ pub fn shared() -> &'static PgServer {
             bin,
             dir,
             child: None,
+            durable: false,
         };
         server.psql("postgres", "CREATE DATABASE wallet_tests");
         server
@@ -112,14 +116,27 @@ fn as_server_user(program: &Path) -> Command {
 }
 
 impl PgServer {
-    /// Initialises a cluster in a new directory and starts it.
+    /// Initialises a cluster in a new directory and starts it, with
+    /// `fsync` off: a crash of the server loses nothing the operating system
+    /// holds, which is all the tests need.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server whose commits are durable, as a production one's are (the
+    /// benchmark's).
+    #[allow(dead_code)]
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let Some(bin) = binaries() else {
             missing("no PostgreSQL server binaries found");
         };
         remove_stale();
         let dir = std::env::temp_dir().join(format!(
-            "wallet-pg-{}-{}",
+            "wallet-pgserver-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
@@ -148,6 +165,7 @@ impl PgServer {
             bin,
             dir,
             child: None,
+            durable,
         };
         server.run();
         server
@@ -156,6 +174,11 @@ impl PgServer {
     /// Starts the server on the existing cluster and waits until it answers.
     pub fn run(&mut self) {
         let log = std::fs::File::create(self.dir.join("log")).unwrap();
+        let speed: &[&str] = if self.durable {
+            &[]
+        } else {
+            &["-c", "fsync=off", "-c", "full_page_writes=off"]
+        };
         let child = as_server_user(&self.bin.join("postgres"))
             .arg("-D")
             .arg(self.dir.join("data"))
@@ -168,11 +191,8 @@ impl PgServer {
                 "max_connections=300",
                 "-c",
                 "shared_buffers=128MB",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
             ])
+            .args(speed)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -258,7 +278,7 @@ fn remove_stale() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wallet-pg-")) else {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wallet-pgserver-")) else {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or("");

@@ -833,7 +833,7 @@ fn ledger_with_deposits(count: u32) -> Sandbox {
         Engine::Postgres => (
             "BEGIN",
             ", lane",
-            ", (SELECT id % 64 FROM accounts WHERE name = 'alice')",
+            ", (SELECT id % 1024 FROM accounts WHERE name = 'alice')",
         ),
     };
     sqlite(

@@ -384,10 +384,10 @@ fn memo_of(chunk: &[BatchLine], line: u64) -> (Option<&str>, Option<&str>) {
 }
 
 /// Locks the user accounts of the new rows, in id order as every writer
-/// locks them, before their ids are drawn. A source's new transfers thus
-/// take their ids in the order they commit, so a settle worker, which
-/// locks the source too, never finds a transfer of that source committed
-/// after a later one of it was decided.
+/// locks them (so no two writers deadlock), before their ids are drawn. A
+/// source's new transfers thus take their ids in the order they commit,
+/// so a settle worker, which locks the source too, never finds a transfer
+/// of that source committed after a later one of it was decided.
 fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
     let mut users: Vec<i64> = rows
         .iter()

@@ -83,9 +83,9 @@ INSERT INTO accounts (id, name, email, balance, created_at) VALUES (0, NULL, NUL
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane
-/// `id % LANES`; more lanes than workers keeps every worker busy, and a
-/// settle batch locks only the lanes it works on.
-pub const LANES: i32 = 64;
+/// `id % LANES`; a settle batch locks the lanes it works on, so lanes far
+/// more than a batch's transfers let several workers find work at once.
+pub const LANES: i32 = 1024;
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.len() as i64

@@ -5,15 +5,25 @@
 //! destination's). A worker's batch locks lanes, then the PENDING transfers
 //! it claims in them, then the user accounts they name, in id order, and
 //! decides the transfers in `tx_id` order with [`rules::decide`]. The lanes
-//! it locks are those holding the oldest PENDING transfers that no other
-//! worker holds, as many as the oldest `max` transfers span. One worker
-//! alone therefore takes exactly the oldest `max` transfers, as the SQLite
-//! engine does, and reaches the same outcomes; with several, each takes
-//! the oldest work of lanes the others leave, and a source account's
+//! it locks are those of the oldest PENDING transfers that no other worker
+//! holds, as many as the oldest `max` transfers span. One worker alone
+//! therefore takes exactly the oldest `max` transfers, as the SQLite engine
+//! does, and reaches the same outcomes; with several, each takes the
+//! oldest work of the lanes the others leave, and a source account's
 //! transfers, all in its lane, are still decided one batch after another
 //! in `tx_id` order. What may differ from one worker: a credit from another
 //! lane may land before or after a debit that one worker would have
 //! decided in the other order.
+//!
+//! Every user account of a batch is locked for it, the sources for their
+//! funds and the payees for their credits, all in id order, so batches that
+//! pay one user account wait for each other; the external account, which
+//! nearly every deposit and withdrawal names, is read unlocked and moved by
+//! one relative update at the end, so it holds no worker up.
+//!
+//! Parallelism comes from batches that span few lanes: with the default
+//! 1,024 lanes, batches of a few hundred transfers leave most lanes to the
+//! other workers, where batches of 100,000 span them all.
 
 use std::collections::HashMap;
 
@@ -58,29 +68,45 @@ struct Account {
     pending_out: i64,
 }
 
+/// How far past the oldest `max` PENDING transfers a worker looks for
+/// lanes no other worker holds: the oldest work of this many batches.
+const LOOK_AHEAD: i64 = 16;
+
 /// Settles up to `max` transfers in one transaction; see the module's notes.
 pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
-    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
     client.batch_execute("BEGIN")?;
-    let spanned: i64 = client
-        .query_one(
-            "SELECT count(DISTINCT lane) FROM
-                 (SELECT lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1) oldest",
-            &[&max],
+    // The lanes of the oldest PENDING work, in order of each lane's oldest
+    // transfer; the first `spanned` of them hold the oldest `max`.
+    let window: Vec<i32> = client
+        .query(
+            "SELECT lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1",
+            &[&max.saturating_mul(LOOK_AHEAD)],
         )?
-        .get(0);
-    if spanned == 0 {
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if window.is_empty() {
         client.batch_execute("ROLLBACK")?;
         return Ok(BatchCounts::default());
     }
+    let mut candidates: Vec<i32> = Vec::new();
+    let mut spanned = 0;
+    for (i, lane) in window.iter().enumerate() {
+        if !candidates.contains(lane) {
+            candidates.push(*lane);
+        }
+        if i as i64 + 1 == max.min(window.len() as i64) {
+            spanned = candidates.len() as i64;
+        }
+    }
     let lanes: Vec<i32> = client
         .query(
-            "SELECT l.lane FROM lanes l
-              WHERE EXISTS (SELECT 1 FROM transfers t WHERE t.status = 'PENDING' AND t.lane = l.lane)
-              ORDER BY (SELECT min(t.tx_id) FROM transfers t WHERE t.status = 'PENDING' AND t.lane = l.lane)
-              LIMIT $1
-              FOR UPDATE OF l SKIP LOCKED",
-            &[&spanned],
+            "SELECT lane FROM lanes WHERE lane = ANY($1)
+              ORDER BY array_position($1, lane)
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED",
+            &[&candidates, &spanned],
         )?
         .iter()
         .map(|row| row.get(0))
@@ -113,6 +139,8 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             ..BatchCounts::default()
         });
     }
+    // Every user account the batch names is locked, in id order as every
+    // writer locks them, so that no two transactions deadlock.
     let mut users: Vec<i64> = due
         .iter()
         .flat_map(|&(_, src, dst, _)| [src, dst])
@@ -120,41 +148,34 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         .collect();
     users.sort_unstable();
     users.dedup();
-    let mut accounts: HashMap<i64, Account> = client
-        .query(
-            "SELECT id, balance, pending_in, pending_out FROM accounts
-              WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&users],
-        )?
-        .iter()
-        .map(|row| {
-            (
-                row.get(0),
-                Account {
-                    balance: row.get(1),
-                    pending_in: row.get(2),
-                    pending_out: row.get(3),
-                },
-            )
-        })
-        .collect();
-    // Numbered once its accounts are locked: of two batches that share an
-    // account, the one that locked it first has the smaller number, so
-    // (settle_batch, tx_id) is the order each account saw its decisions.
-    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
-    let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
-    // The external account is read, not locked: it is never refused for
-    // funds, and its figures move by one relative update at the end.
-    let outside = client.query_one(
-        "SELECT balance, pending_in, pending_out FROM accounts WHERE id = 0",
-        &[],
-    )?;
-    let outside_before = Account {
-        balance: outside.get(0),
-        pending_in: outside.get(1),
-        pending_out: outside.get(2),
+    let read = |rows: Vec<postgres::Row>| -> HashMap<i64, Account> {
+        rows.iter()
+            .map(|row| {
+                (
+                    row.get(0),
+                    Account {
+                        balance: row.get(1),
+                        pending_in: row.get(2),
+                        pending_out: row.get(3),
+                    },
+                )
+            })
+            .collect()
     };
-    accounts.insert(EXTERNAL_ACCOUNT, outside_before);
+    let mut accounts = read(client.query(
+        "SELECT id, balance, pending_in, pending_out FROM accounts
+          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&users],
+    )?);
+    // The external account is read, not locked: it is never refused for
+    // funds, and its figures move by one relative update just before the
+    // commit, so the deposits and withdrawals of every worker, nearly all
+    // naming it, do not wait on each other for it.
+    let before = read(client.query(
+        "SELECT id, balance, pending_in, pending_out FROM accounts WHERE id = 0",
+        &[],
+    )?);
+    accounts.extend(before.iter().map(|(id, a)| (*id, *a)));
     if accounts.len() != users.len() + 1 {
         return Err(WalletError::Integrity(
             "a transfer names an account that does not exist; run `wallet verify`".into(),
@@ -197,6 +218,26 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         }
         decided.push(tx_id, status, reason, src_balance, dst_balance);
     }
+    let column =
+        |f: fn(&Account) -> i64| -> Vec<i64> { users.iter().map(|id| f(&accounts[id])).collect() };
+    client.execute(
+        "UPDATE accounts a SET balance = u.balance, pending_in = u.pending_in, pending_out = u.pending_out
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+                AS u(id, balance, pending_in, pending_out)
+          WHERE a.id = u.id",
+        &[
+            &users,
+            &column(|a| a.balance),
+            &column(|a| a.pending_in),
+            &column(|a| a.pending_out),
+        ],
+    )?;
+    // Numbered once every account it touches is locked: of two batches that
+    // share an account, the one that locked it first has the smaller
+    // number, so (settle_batch, tx_id) is the order each account saw its
+    // decisions.
+    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
+    let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
     let marked = client.execute(
         "UPDATE transfers t
             SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
@@ -221,30 +262,8 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         ))
         .into());
     }
-    let (ids, balances, ins, outs): (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = users
-        .iter()
-        .map(|id| {
-            let a = accounts[id];
-            (*id, a.balance, a.pending_in, a.pending_out)
-        })
-        .fold(
-            (vec![], vec![], vec![], vec![]),
-            |(mut i, mut b, mut p, mut o), (id, balance, pin, pout)| {
-                i.push(id);
-                b.push(balance);
-                p.push(pin);
-                o.push(pout);
-                (i, b, p, o)
-            },
-        );
-    client.execute(
-        "UPDATE accounts a SET balance = u.balance, pending_in = u.pending_in, pending_out = u.pending_out
-           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
-                AS u(id, balance, pending_in, pending_out)
-          WHERE a.id = u.id",
-        &[&ids, &balances, &ins, &outs],
-    )?;
-    let outside_after = accounts[&EXTERNAL_ACCOUNT];
+    let outside_delta =
+        |f: fn(&Account) -> i64| f(&accounts[&EXTERNAL_ACCOUNT]) - f(&before[&EXTERNAL_ACCOUNT]);
     if due
         .iter()
         .any(|&(_, src, dst, _)| src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT)
@@ -253,9 +272,9 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             "UPDATE accounts SET balance = balance + $1, pending_in = pending_in + $2,
                     pending_out = pending_out + $3 WHERE id = 0",
             &[
-                &(outside_after.balance - outside_before.balance),
-                &(outside_after.pending_in - outside_before.pending_in),
-                &(outside_after.pending_out - outside_before.pending_out),
+                &outside_delta(|a| a.balance),
+                &outside_delta(|a| a.pending_in),
+                &outside_delta(|a| a.pending_out),
             ],
         )?;
     }
