@@ -402,7 +402,11 @@ fn write_workload(path: &Path, settings: &Settings, hot: bool) {
 /// One `wallet` run, stdout discarded, wall time.
 fn time_wallet(wallet: &Path, db: &str, args: &[&str], input: Option<&Path>) -> Duration {
     let mut cmd = Command::new(wallet);
-    cmd.arg("--db").arg(db).arg("-q").args(args).stdout(Stdio::null());
+    cmd.arg("--db")
+        .arg(db)
+        .arg("-q")
+        .args(args)
+        .stdout(Stdio::null());
     if let Some(input) = input {
         cmd.arg(input);
     }

@@ -347,10 +347,11 @@ pub struct SettleArgs {
           value_parser = count::<1_000_000_000_000>)]
     pub limit: Option<u64>,
 
-    /// Transfers applied per transaction
-    #[arg(long, default_value_t = crate::ledger::DEFAULT_BATCH_SIZE as u64, value_name = "N",
+    /// Transfers applied per transaction [default: 100000 on a ledger file,
+    /// 1000 on PostgreSQL]
+    #[arg(long, value_name = "N",
           allow_negative_numbers = true, value_parser = count::<1_000_000>)]
-    pub batch_size: u64,
+    pub batch_size: Option<u64>,
 
     /// Keep running: settle transfers as they are queued, until SIGINT or SIGTERM
     #[arg(long, conflicts_with = "limit")]

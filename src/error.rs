@@ -121,9 +121,6 @@ pub enum WalletError {
         report: Box<Report>,
     },
 
-    /// The ledger is on an engine this build does not support.
-    #[error("{0}")]
-    Unsupported(String),
     #[error("{0:#}")]
     Io(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -159,7 +156,6 @@ impl WalletError {
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
             Self::UpgradeNeeded { .. } => "upgrade_needed",
-            Self::Unsupported(_) => "unsupported_engine",
             Self::Io(_) => "io_error",
             Self::Internal(_) => "internal",
         }
@@ -168,7 +164,7 @@ impl WalletError {
     /// The process exit status for this error, as the contract's table gives it.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Io(_) | Self::Internal(_) | Self::Unsupported(_) => 1,
+            Self::Io(_) | Self::Internal(_) => 1,
             Self::Usage(_) => 2,
             Self::LedgerNotFound(_)
             | Self::DatabaseNotFound { .. }

@@ -23,7 +23,10 @@ struct Settled {
 }
 
 pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
-    let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    let batch_size = args.batch_size.map_or_else(
+        || context.db.default_settle_batch(),
+        |n| usize::try_from(n).unwrap_or(usize::MAX),
+    );
     // A ledger file takes one writer at a time: more workers would only
     // queue for its lock.
     let workers = match context.db {
@@ -50,7 +53,7 @@ pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     let progress = if context.show_progress {
         let pending = ledger.pending_count()?;
         let total = args.limit.map_or(pending, |limit| limit.min(pending));
-        progress_bar(total, args.batch_size)
+        progress_bar(total, batch_size as u64)
     } else {
         ProgressBar::hidden()
     };

@@ -194,6 +194,7 @@ impl Ledger {
             }
             sink.committed()?;
         }
+        self.store.finish_bulk_ingest(&summary);
         Ok(summary)
     }
 

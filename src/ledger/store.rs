@@ -34,6 +34,11 @@ pub trait Store {
         Ok(())
     }
 
+    /// Says that the stream of [`Store::queue_chunk`] calls has ended, with
+    /// every chunk committed; what the engine does here is an optimisation
+    /// only, so its failure is no failure of the batch.
+    fn finish_bulk_ingest(&mut self, _summary: &BatchSummary) {}
+
     /// Queues up to `max` lines of `lines` in one transaction, reporting
     /// each line's outcome to `sink` before the commit. A refused line is
     /// skipped, unless `all_or_nothing`, when any refused line rolls the

@@ -278,7 +278,10 @@ fn remove_stale() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wallet-pgserver-")) else {
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("wallet-pgserver-"))
+        else {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or("");

@@ -186,7 +186,18 @@ fn writer(bank: &Bank, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
     }
 }
 
-fn watcher(bank: &Bank) -> Child {
+/// A child process killed when dropped, so that a failing test leaves no
+/// worker behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn watcher(bank: &Bank) -> Reaped {
     bank.command(&[
         "settle",
         "--watch",
@@ -198,14 +209,21 @@ fn watcher(bank: &Bank) -> Child {
         "10",
     ])
     .stdout(Stdio::null())
-    .stderr(Stdio::null())
+    .stderr(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(bank.s.dir.path().join("watchers.log"))
+            .unwrap(),
+    )
     .spawn()
+    .map(Reaped)
     .expect("spawn settle --watch")
 }
 
 /// Starts short settles and SIGKILLs each at a random instant, and now and
 /// then kills a watcher outright and starts another in its place.
-fn killer(bank: &Bank, mut rng: Rng, watchers: &Mutex<Vec<Child>>, counters: &Counters) {
+fn killer(bank: &Bank, mut rng: Rng, watchers: &Mutex<Vec<Reaped>>, counters: &Counters) {
     for attempt in 0..KILL_ATTEMPTS {
         let mut child = bank
             .command(&["settle", "--batch-size", "1", "--workers", "2"])
@@ -222,10 +240,9 @@ fn killer(bank: &Bank, mut rng: Rng, watchers: &Mutex<Vec<Child>>, counters: &Co
         if attempt % 6 == 5 {
             let mut watchers = watchers.lock().unwrap();
             let victim = rng.below(watchers.len() as u64) as usize;
-            let _ = watchers[victim].kill();
-            let _ = watchers[victim].wait();
-            counters.kills.fetch_add(1, Ordering::Relaxed);
+            // Dropping the old one kills it (SIGKILL).
             watchers[victim] = watcher(bank);
+            counters.kills.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -331,9 +348,9 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
     }
     for mut child in watchers.into_inner().unwrap() {
         let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &child.0.id().to_string()])
             .status();
-        let status = child.wait().unwrap();
+        let status = child.0.wait().unwrap();
         assert!(
             status.success(),
             "a watcher stopped on SIGTERM with {status:?}; their stderr: {}",

@@ -538,3 +538,49 @@ fn watch_workers_drain_what_is_queued_while_they_run() {
     assert!(report.ok, "{report:?}");
     audit_decisions(&mut s.postgres(), &start);
 }
+
+#[test]
+fn verify_runs_amcheck_where_the_extension_is_installed() {
+    let server = crate::pgserver::shared();
+    let s = Sandbox::new();
+    let schema = s
+        .db()
+        .to_string_lossy()
+        .rsplit("schema=")
+        .next()
+        .unwrap()
+        .to_string();
+    let database = format!("amchecked_{schema}");
+    server.psql("postgres", &format!("CREATE DATABASE {database}"));
+    server.psql(&database, "CREATE EXTENSION amcheck");
+    let url = server.url(&database, "wallet");
+    let run = |args: &[&str]| {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        run_on(&s, &url, &full)
+    };
+    assert!(
+        run(&["create-user", "alice", "alice@example.com"])
+            .status
+            .success()
+    );
+    assert!(run(&["deposit", "alice", "5"]).status.success());
+    let report: shapes::VerifyReport = serde_json::from_slice(&run(&["verify"]).stdout).unwrap();
+    let amcheck = &report.checks[0];
+    assert_eq!(amcheck.name, "amcheck");
+    assert!(amcheck.ok, "{amcheck:?}");
+    assert!(
+        amcheck.detail.contains("B-tree indexes sound"),
+        "{}",
+        amcheck.detail
+    );
+    // Without the extension the check is reported by name as not run.
+    s.ok(&["init"]);
+    let plain: shapes::VerifyReport = s.json(&["verify"]);
+    assert_eq!(plain.checks[0].name, "amcheck");
+    assert!(
+        plain.checks[0].detail.contains("not installed"),
+        "{}",
+        plain.checks[0].detail
+    );
+}

@@ -70,7 +70,7 @@ struct Account {
 
 /// How far past the oldest `max` PENDING transfers a worker looks for
 /// lanes no other worker holds: the oldest work of this many batches.
-const LOOK_AHEAD: i64 = 16;
+const LOOK_AHEAD: i64 = 4;
 
 /// Settles up to `max` transfers in one transaction; see the module's notes.
 pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
@@ -78,34 +78,36 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     client.batch_execute("BEGIN")?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
-    let window: Vec<i32> = client
+    let window: Vec<(i64, i32)> = client
         .query(
-            "SELECT lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1",
+            "SELECT tx_id, lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1",
             &[&max.saturating_mul(LOOK_AHEAD)],
         )?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
     if window.is_empty() {
         client.batch_execute("ROLLBACK")?;
         return Ok(BatchCounts::default());
     }
     let mut candidates: Vec<i32> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut spanned = 0;
-    for (i, lane) in window.iter().enumerate() {
-        if !candidates.contains(lane) {
+    for (i, (_, lane)) in window.iter().enumerate() {
+        if seen.insert(*lane) {
             candidates.push(*lane);
         }
         if i as i64 + 1 == max.min(window.len() as i64) {
             spanned = candidates.len() as i64;
         }
     }
-    let lanes: Vec<i32> = client
+    let lanes: std::collections::HashSet<i32> = client
         .query(
-            "SELECT lane FROM lanes WHERE lane = ANY($1)
-              ORDER BY array_position($1, lane)
+            "SELECT l.lane FROM unnest($1::integer[]) WITH ORDINALITY AS c(lane, position)
+               JOIN lanes l ON l.lane = c.lane
+              ORDER BY c.position
               LIMIT $2
-              FOR UPDATE SKIP LOCKED",
+              FOR UPDATE OF l SKIP LOCKED",
             &[&candidates, &spanned],
         )?
         .iter()
@@ -120,13 +122,22 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             ..BatchCounts::default()
         });
     }
+    // The oldest transfers of the locked lanes are in the window: a
+    // transfer of a source that is not there yet took its id, under the
+    // source's lock, after every one of that source's that is.
+    let claim: Vec<i64> = window
+        .iter()
+        .filter(|(_, lane)| lanes.contains(lane))
+        .map(|(tx_id, _)| *tx_id)
+        .take(usize::try_from(max).unwrap_or(usize::MAX))
+        .collect();
     let due: Vec<(i64, i64, i64, i64)> = client
         .query(
             "SELECT tx_id, src, dst, amount FROM transfers
-              WHERE status = 'PENDING' AND lane = ANY($1)
-              ORDER BY tx_id LIMIT $2
+              WHERE tx_id = ANY($1) AND status = 'PENDING'
+              ORDER BY tx_id
               FOR UPDATE",
-            &[&lanes, &max],
+            &[&claim],
         )?
         .iter()
         .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
