@@ -109,7 +109,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;settle'= {
             cand --limit 'Settle at most N transfers'
-            cand --batch-size 'Transfers applied per transaction'
+            cand --batch-size 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]'
             cand --interval 'With --watch: how long to sleep when the queue is empty'
             cand --workers 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)'
             cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'

@@ -86,7 +86,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Prin
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l workers -d 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
