@@ -315,7 +315,7 @@ fn users(n: usize) -> Vec<(UserName, Email)> {
 
 fn build_users(server: &PgServer, db: &str, n: usize) {
     server.psql("postgres", &format!("CREATE DATABASE {db}"));
-    let location = Location::parse(Path::new(&server.url(db, "wallet")));
+    let location = Location::parse(Path::new(&server.url(db, "wallet"))).expect("a URL");
     Ledger::create(&location, &Currency::default(), &OpenOptions::default()).expect("create");
     let mut ledger = Ledger::open(&location, &OpenOptions::default()).expect("open");
     ledger.create_users(&users(n)).expect("users");

@@ -18,7 +18,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
     }
     var completions = [
         &'wallet'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -45,7 +45,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;init'= {
             cand --currency 'Currency code shown with every amount'
             cand --scale 'Decimal places of the currency'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -54,7 +54,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;create-user'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -63,7 +63,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;get-user'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -74,7 +74,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;deposit'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -85,7 +85,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;withdraw'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -98,7 +98,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --memo 'A note stored with the transfer'
             cand --batch 'Queue every transfer in FILE (`-` for stdin), one JSON object per line'
             cand --chunk-size 'With --batch: lines per transaction, default 100000 (ignored with --atomic)'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --atomic 'With --batch: queue all lines or, if any line fails, none'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -112,7 +112,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --batch-size 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]'
             cand --interval 'With --watch: how long to sleep when the queue is empty'
             cand --workers 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --watch 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -123,7 +123,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;get-transfer'= {
             cand --id 'Look the transfer up by its idempotency key instead'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -135,7 +135,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --limit 'Show at most N transfers'
             cand --status 'Only transfers with this status'
             cand --before 'Only transfers older than this id (the last tx_id of the previous page)'
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -144,7 +144,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;cancel'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -153,7 +153,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;completions'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
@@ -162,7 +162,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;verify'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --quick 'Check the file''s pages with SQLite''s quick_check instead of the full integrity_check (which also compares every index with its table)'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -172,7 +172,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;migrate'= {
-            cand --db 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'

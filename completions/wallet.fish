@@ -24,7 +24,7 @@ function __fish_wallet_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c wallet -n "__fish_wallet_needs_command" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_needs_command" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_needs_command" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_needs_command" -s q -l quiet -d 'Print nothing on success but the data asked for'
@@ -46,31 +46,31 @@ complete -c wallet -n "__fish_wallet_needs_command" -f -a "migrate" -d 'Upgrade 
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l currency -d 'Currency code shown with every amount' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l scale -d 'Decimal places of the currency' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand init" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand init" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand init" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand init" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand init" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s h -l help -d 'Print help'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l memo -d 'A note stored with the transfer' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s h -l help -d 'Print help'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l memo -d 'A note stored with the transfer' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s q -l quiet -d 'Print nothing on success but the data asked for'
@@ -79,7 +79,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempo
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l batch -d 'Queue every transfer in FILE (`-` for stdin), one JSON object per line' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l atomic -d 'With --batch: queue all lines or, if any line fails, none'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -89,14 +89,14 @@ complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settl
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l workers -d 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l watch -d 'Keep running: settle transfers as they are queued, until SIGINT or SIGTERM'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l id -d 'Look the transfer up by its idempotency key instead' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
@@ -107,28 +107,28 @@ COMPLETED\t''
 FAILED\t''
 CANCELLED\t''"
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l before -d 'Only transfers older than this id (the last tx_id of the previous page)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand history" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand history" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand history" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand history" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s h -l help -d 'Print help'
-complete -c wallet -n "__fish_wallet_using_subcommand completions" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand completions" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand verify" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l quick -d 'Check the file\'s pages with SQLite\'s quick_check instead of the full integrity_check (which also compares every index with its table)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l db -d 'The ledger: a file path, or a postgres:// URL (not supported by this build yet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s q -l quiet -d 'Print nothing on success but the data asked for'

@@ -6,16 +6,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ledger::Status;
 
-const ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite file.";
+const ABOUT: &str =
+    "A wallet and ledger that keeps its books in a SQLite file or a PostgreSQL database.";
 
-const LONG_ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite file.
+const LONG_ABOUT: &str = "A wallet and ledger that keeps its books in one SQLite file, \
+or in a schema of a PostgreSQL database that many machines share.
 
 Transfers, deposits and withdrawals are queued as PENDING and applied by \
 `settle`, each exactly once. Amounts are exact decimals in the ledger's \
 currency; balances never go below zero.
 
 Exit status: 0 success; 1 I/O or internal error; 2 usage error; 3 not found; \
-4 conflict; 5 invalid input; 6 busy, nothing changed: retry; 7 the ledger is \
+4 conflict; 5 invalid input; 6 busy or the server unreachable, nothing \
+changed: retry; 7 the ledger is \
 damaged, foreign, newer, or older than a read can use (`wallet verify`, \
 `wallet migrate`): stop; 8 outcome unknown, the change may have been written: \
 look it up (`get-transfer`), or retry with the same --id, which is exact.";
@@ -72,7 +75,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The ledger: a file path, or a postgres:// URL (not supported by this build yet)
+    /// The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger,
+    /// default wallet)
     #[arg(
         long,
         global = true,

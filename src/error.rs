@@ -123,6 +123,10 @@ pub enum WalletError {
 
     #[error("{0:#}")]
     Io(anyhow::Error),
+    /// The server refused this login or role what the command needs: a
+    /// lasting refusal, unlike a full disk, so a worker does not retry it.
+    #[error("{0}")]
+    AccessDenied(String),
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
@@ -156,7 +160,7 @@ impl WalletError {
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Integrity(_) | Self::VerifyFailed { .. } => "integrity",
             Self::UpgradeNeeded { .. } => "upgrade_needed",
-            Self::Io(_) => "io_error",
+            Self::Io(_) | Self::AccessDenied(_) => "io_error",
             Self::Internal(_) => "internal",
         }
     }
@@ -164,7 +168,7 @@ impl WalletError {
     /// The process exit status for this error, as the contract's table gives it.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Io(_) | Self::Internal(_) => 1,
+            Self::Io(_) | Self::AccessDenied(_) | Self::Internal(_) => 1,
             Self::Usage(_) => 2,
             Self::LedgerNotFound(_)
             | Self::DatabaseNotFound { .. }

@@ -60,7 +60,7 @@ impl Context {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Report> {
     let context = Context {
-        db: Location::parse(&cli.global.db),
+        db: Location::parse(&cli.global.db)?,
         open_options: OpenOptions {
             lock_timeout: Duration::from_millis(cli.global.lock_timeout),
         },

@@ -242,7 +242,12 @@ fn watch(
         };
         add(&mut total, &done);
     }
-    if let Ok(remaining) = ledger.pending_count() {
+    // The connection opened first may have died with a server that came
+    // back since: a fresh one counts what is left.
+    let remaining = ledger.pending_count().or_else(|_| {
+        Ledger::open(&context.db, &open_options).and_then(|mut fresh| fresh.pending_count())
+    });
+    if let Ok(remaining) = remaining {
         total.remaining = remaining;
     }
     match failure {
@@ -285,25 +290,26 @@ fn watch_worker(
             None => interval,
             // Another writer held the lock; a worker waits its turn.
             Some(WalletError::Busy(_)) => interval.min(WATCH_LOCK_SLICE),
-            Some(
-                error @ (WalletError::Io(_)
-                | WalletError::OutcomeUnknown(_)
-                | WalletError::ServerUnavailable(_)),
-            ) => {
+            Some(error @ WalletError::ServerUnavailable(_)) => {
+                // The connection is gone with the server: a new one, once
+                // the server is back. Settling again is always safe.
+                log_retry(&error, Duration::ZERO, context.json_errors);
+                match open_patiently(context, open_options, stop) {
+                    Ok(Some(fresh)) => {
+                        ledger = fresh;
+                        backoff = interval;
+                    }
+                    Ok(None) => break,
+                    Err(error) => return Err(SettleStopped { done: total, error }),
+                }
+                continue;
+            }
+            Some(error @ (WalletError::Io(_) | WalletError::OutcomeUnknown(_))) => {
                 // Settling again is always safe: each transfer is applied once.
                 log_retry(&error, backoff, context.json_errors);
                 let pause = backoff;
                 backoff = (backoff * 2).clamp(Duration::from_millis(100), WATCH_MAX_BACKOFF);
                 sleep_unless(stop, pause);
-                if matches!(error, WalletError::ServerUnavailable(_)) {
-                    // The connection is gone with the server: a new one,
-                    // once the server is back.
-                    match open_patiently(context, open_options, stop) {
-                        Ok(Some(fresh)) => ledger = fresh,
-                        Ok(None) => break,
-                        Err(error) => return Err(SettleStopped { done: total, error }),
-                    }
-                }
                 continue;
             }
             Some(error) => return Err(SettleStopped { done: total, error }),
@@ -312,6 +318,11 @@ fn watch_worker(
     }
     Ok(total)
 }
+
+/// The longest pause between attempts to reach a server that is away: a
+/// restart takes seconds, and work should resume within about one of its
+/// end.
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// Opens the ledger for a worker, waiting out a server that is away (it
 /// may be restarting) until it answers or `stop` is set (`None`).
@@ -327,7 +338,7 @@ fn open_patiently(
             Err(error @ WalletError::ServerUnavailable(_)) => {
                 log_retry(&error, backoff, context.json_errors);
                 sleep_unless(stop, backoff);
-                backoff = (backoff * 2).min(WATCH_MAX_BACKOFF);
+                backoff = (backoff * 2).min(RECONNECT_MAX_PAUSE);
             }
             Err(error) => return Err(error),
         }

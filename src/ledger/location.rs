@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::shown_path;
+use crate::error::{WalletError, shown_path};
 
 /// The ledger a process works on. Every engine is chosen from this value,
 /// once, when the ledger is opened.
@@ -17,14 +17,32 @@ pub enum Location {
 }
 
 impl Location {
-    /// Reads a `--db` value: a PostgreSQL URL, or else a file path.
-    pub fn parse(db: &Path) -> Self {
-        match db.to_str() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Self::Server(url.to_string())
+    /// Reads a `--db` value: a PostgreSQL URL, or else a file path. A
+    /// value that starts like a PostgreSQL URL but is not one (`postgres:`
+    /// without `//`, a leading space) is refused rather than taken for a
+    /// file name, which would put the URL's password in a file's name; the
+    /// scheme's case does not matter.
+    pub fn parse(db: &Path) -> Result<Self, WalletError> {
+        let Some(text) = db.to_str() else {
+            return Ok(Self::File(db.to_path_buf()));
+        };
+        let lower = text.trim_start().to_ascii_lowercase();
+        for scheme in ["postgresql://", "postgres://"] {
+            if lower.starts_with(scheme) && !text.starts_with(char::is_whitespace) {
+                return Ok(Self::Server(format!("{scheme}{}", &text[scheme.len()..])));
             }
-            _ => Self::File(db.to_path_buf()),
         }
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            let scheme = if lower.starts_with("postgresql:") {
+                "postgresql"
+            } else {
+                "postgres"
+            };
+            return Err(WalletError::Usage(format!(
+                "invalid value for '--db': it starts like a PostgreSQL URL but is not one; write {scheme}://USER@HOST/DATABASE (the rest is not shown, as it may hold a password)"
+            )));
+        }
+        Ok(Self::File(db.to_path_buf()))
     }
 }
 
@@ -73,7 +91,8 @@ pub fn redacted(url: &str) -> String {
             let params: Vec<String> = query
                 .split('&')
                 .map(|param| match param.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                    // Names are percent-decoded as the driver decodes them.
+                    Some((name, _)) if percent_decoded(name).eq_ignore_ascii_case("password") => {
                         format!("{name}=***")
                     }
                     _ => param.to_string(),
@@ -86,13 +105,34 @@ pub fn redacted(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// `%xx` escapes decoded; anything else kept as it is.
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_password_never_shows() {
-        let shown = |url: &str| Location::parse(Path::new(url)).to_string();
+        let shown = |url: &str| Location::parse(Path::new(url)).unwrap().to_string();
         assert_eq!(
             shown("postgres://ann:s3cr%40t@db.example:5432/books?sslmode=require"),
             "postgres://ann:***@db.example:5432/books?sslmode=require"
@@ -112,7 +152,24 @@ mod tests {
         assert_eq!(shown("wallet.db"), "wallet.db");
         assert!(matches!(
             Location::parse(Path::new("postgres://h/db")),
-            Location::Server(_)
+            Ok(Location::Server(_))
         ));
+        assert!(matches!(
+            Location::parse(Path::new("POSTGRESQL://h/db")),
+            Ok(Location::Server(url)) if url == "postgresql://h/db"
+        ));
+        for near in [
+            "postgresql:postgres:s3cret@localhost",
+            "postgres:/h/db",
+            " postgres://u:s3cret@h/db",
+        ] {
+            let err = Location::parse(Path::new(near)).unwrap_err();
+            assert_eq!(err.code(), "usage");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        assert_eq!(
+            shown("postgres:///db?pass%77ord=s3cret"),
+            "postgres:///db?pass%77ord=***"
+        );
     }
 }

@@ -490,7 +490,7 @@ fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
     ] {
         let out = run(args);
         let message = crate::common::assert_error(&out, "io_error", 1, args);
-        assert!(message.contains("refused a write"), "{message}");
+        assert!(message.contains("refused this role access"), "{message}");
     }
     assert_eq!(before, s.ledger_bytes());
 }
@@ -583,4 +583,70 @@ fn verify_runs_amcheck_where_the_extension_is_installed() {
         "{}",
         plain.checks[0].detail
     );
+}
+
+#[test]
+fn init_fills_an_empty_schema_made_beforehand_and_nothing_else_does() {
+    let s = Sandbox::new();
+    let schema = s
+        .db()
+        .to_string_lossy()
+        .rsplit("schema=")
+        .next()
+        .unwrap()
+        .to_string();
+    crate::pgserver::shared().psql("wallet_tests", &format!("CREATE SCHEMA {schema}"));
+    s.fails(
+        &["create-user", "alice", "alice@example.com"],
+        "not_a_ledger",
+        7,
+    );
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    let init: shapes::Init = s.json(&["init"]);
+    assert_eq!(init.status, "created");
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.fails(&["init"], "ledger_exists", 4);
+}
+
+#[test]
+fn settings_that_cannot_work_are_not_called_transient() {
+    let s = Sandbox::new();
+    let url = s.db().to_string_lossy().into_owned();
+    // TLS demanded of a server without it: a setting to fix, not a retry.
+    let out = run_on(&s, &format!("{url}&sslmode=require"), &["--json", "init"]);
+    crate::common::assert_error(&out, "io_error", 1, &["init"]);
+    // Unknown and malformed parameters are named.
+    let out = run_on(&s, &format!("{url}&bogus=1"), &["--json", "get-user", "a"]);
+    let message = crate::common::assert_error(&out, "usage", 2, &["get-user"]);
+    assert!(message.contains("bogus"), "{message}");
+}
+
+#[test]
+fn a_worker_that_may_not_write_stops_instead_of_retrying_for_ever() {
+    let s = Sandbox::new();
+    funded_users(&s, 1, 10);
+    s.ok(&["deposit", "u0", "1"]);
+    let schema = s
+        .db()
+        .to_string_lossy()
+        .rsplit("schema=")
+        .next()
+        .unwrap()
+        .to_string();
+    let role = format!("watcher_{schema}");
+    s.tamper(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"
+    ));
+    let url = s
+        .db()
+        .to_string_lossy()
+        .replace("user=postgres", &format!("user={role}"));
+    let out = s
+        .process(&[])
+        .args(["--db", &url, "--json", "settle", "--watch"])
+        .output()
+        .unwrap();
+    let message = crate::common::assert_error(&out, "io_error", 1, &["settle", "--watch"]);
+    assert!(message.contains("refused this role access"), "{message}");
 }

@@ -15,7 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::error::{PgFault, lift_connect};
 use crate::error::WalletError;
-use crate::ledger::location::redacted;
+use crate::ledger::location::{percent_decoded, redacted};
 
 /// The schema a ledger lives in when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wallet";
@@ -71,7 +71,8 @@ impl Target {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        let mut config = Config::from_str(&stripped).map_err(|e| invalid(e.to_string()))?;
+        let mut config =
+            Config::from_str(&stripped).map_err(|e| invalid(super::error::error_chain(&e)))?;
         let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         check_schema_name(&schema).map_err(|why| invalid(why.to_string()))?;
         fill_from_environment(&mut config);
@@ -183,6 +184,11 @@ fn fill_from_environment(config: &mut Config) {
     {
         config.dbname(&dbname);
     }
+    if config.get_password().is_none()
+        && let Some(password) = password_from_file(config)
+    {
+        config.password(password);
+    }
     if config.get_ssl_mode() == SslMode::Prefer
         && let Some(mode) = var("PGSSLMODE")
     {
@@ -198,23 +204,86 @@ fn fill_from_environment(config: &mut Config) {
     }
 }
 
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
+/// The password libpq would take from the password file (`PGPASSFILE`, else
+/// `~/.pgpass`): the first `host:port:database:user:password` line that
+/// matches, `*` matching anything and `\` escaping `:` and `\`. A unix
+/// socket matches `localhost` or its directory. Like libpq, a file that
+/// others may read is ignored.
+fn password_from_file(config: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PGPASSFILE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".pgpass")))?;
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(dir) => dir.to_string_lossy().into_owned(),
+        })
+        .collect();
+    let on_socket = config
+        .get_hosts()
+        .iter()
+        .any(|host| matches!(host, postgres::config::Host::Unix(_)));
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config
+        .get_user()
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default();
+    let database = config
+        .get_dbname()
+        .map_or_else(|| user.clone(), str::to_string);
+    for line in text.lines() {
+        if line.starts_with('#') {
             continue;
         }
-        out.push(bytes[i]);
-        i += 1;
+        let fields = pgpass_fields(line);
+        let [host, line_port, line_db, line_user, password] = fields.as_slice() else {
+            continue;
+        };
+        let host_ok =
+            host == "*" || hosts.iter().any(|h| h == host) || (on_socket && host == "localhost");
+        let matches = |field: &str, value: &str| field == "*" || field == value;
+        if host_ok
+            && matches(line_port, &port)
+            && matches(line_db, &database)
+            && matches(line_user, &user)
+        {
+            return Some(password.clone());
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    None
+}
+
+/// A password-file line split on unescaped `:`.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().unwrap().push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
 }
 
 /// The certificates a `verify-*` connection trusts: `sslrootcert`, else the
@@ -321,12 +390,12 @@ mod tests {
         ] {
             assert_eq!(Target::parse(bad).err().unwrap().code(), "usage", "{bad}");
         }
+        let message = Target::parse("postgres:///b?nonsense=1").err().unwrap();
+        assert_eq!(message.code(), "usage");
+        assert!(message.to_string().contains("nonsense"), "{message}");
         assert_eq!(
-            Target::parse("postgres:///b?nonsense=1")
-                .err()
-                .unwrap()
-                .code(),
-            "usage"
+            pgpass_fields(r"db\:1:5432:*:ann:pa\:ss"),
+            ["db:1", "5432", "*", "ann", "pa:ss"]
         );
     }
 }

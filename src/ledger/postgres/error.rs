@@ -98,11 +98,14 @@ impl ErrorContext {
             WalletError::Integrity(format!(
                 "the ledger's schema lacks what this wallet needs ({message}); run `wallet verify`"
             ))
-        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE
-            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
-        {
-            WalletError::Io(anyhow::anyhow!(
-                "the server refused a write to '{}': {message}",
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            WalletError::AccessDenied(format!(
+                "the server refused this role access to '{}': {message}",
+                shown_path(&self.shown)
+            ))
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            WalletError::AccessDenied(format!(
+                "the server of '{}' takes no writes (a standby?): {message}",
                 shown_path(&self.shown)
             ))
         } else if *code == SqlState::DISK_FULL || code.code().starts_with("58") {
@@ -121,11 +124,18 @@ impl ErrorContext {
 pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
     let shown = &target.shown;
     let Some(db) = err.as_db_error() else {
-        if err.to_string().contains("authentication") {
+        let text = error_chain(&err);
+        if text.contains("authentication") || text.contains("password missing") {
+            return PgFault::Wallet(WalletError::AccessDenied(format!(
+                "cannot log in to '{}': {text} (the server asks for a password: give it in the URL, PGPASSWORD or ~/.pgpass)",
+                shown_path(shown)
+            )));
+        }
+        if text.contains("TLS") || text.contains("tls") || text.contains("certificate") {
+            // A setting that cannot work with this server: retrying won't help.
             return PgFault::Wallet(WalletError::Io(anyhow::anyhow!(
-                "cannot log in to '{}': {} (is a password needed? set it in the URL or PGPASSWORD)",
-                shown_path(shown),
-                error_chain(&err)
+                "cannot connect to '{}' as its sslmode asks: {text}",
+                shown_path(shown)
             )));
         }
         return PgFault::Wallet(lost(&err, shown));
@@ -136,8 +146,8 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
             url: shown.clone(),
             database: target.database(),
         }
-    } else if code.code().starts_with("28") {
-        WalletError::Io(anyhow::anyhow!(
+    } else if code.code().starts_with("28") || *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        WalletError::AccessDenied(format!(
             "cannot log in to '{}': {}",
             shown_path(shown),
             db.message()

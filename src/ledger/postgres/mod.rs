@@ -26,7 +26,6 @@ use postgres::Client;
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::OpenOptions;
-use crate::ledger::clock;
 use crate::ledger::model::{
     BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
     UserRecord, VerifyOptions, VerifyReport,
@@ -36,6 +35,10 @@ use crate::money::Currency;
 
 pub use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
+
+/// The server's clock in Unix milliseconds, the one clock every machine
+/// sharing the ledger stamps with.
+pub const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// A batch input that queued this many transfers has the table's
 /// statistics refreshed after it (a fraction of a second).
@@ -318,33 +321,54 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
             &[schema, &format!("{schema}.schema_version")],
         )
         .map(|row| (row.get::<_, bool>(0), row.get::<_, bool>(1)))?;
-    if taken.0 {
+    // An empty schema, as a DBA may create and grant one beforehand, is
+    // filled as an empty file is.
+    let empty = taken.0
+        && !taken.1
+        && client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = $1::text::regnamespace)
+                    AND NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = $1::text::regnamespace)
+                    AND NOT EXISTS (SELECT 1 FROM pg_type WHERE typnamespace = $1::text::regnamespace)",
+                &[schema],
+            )?
+            .get::<_, bool>(0);
+    if taken.0 && !empty {
         return Err(exists(target, taken.1));
     }
-    client.batch_execute("BEGIN")?;
-    // The new schema's name is inserted into the catalog's unique index:
-    // a second `init` racing this one waits here, then fails.
-    if let Err(err) = client.batch_execute(&format!("CREATE SCHEMA {schema}")) {
-        let duplicate = err.code().is_some_and(|code| {
+    let duplicate = |err: postgres::Error| {
+        let taken = err.code().is_some_and(|code| {
             *code == postgres::error::SqlState::DUPLICATE_SCHEMA
+                || *code == postgres::error::SqlState::DUPLICATE_TABLE
                 || *code == postgres::error::SqlState::UNIQUE_VIOLATION
         });
-        return Err(if duplicate {
+        if taken {
             exists(target, true)
         } else {
             PgFault::Pg(err)
-        });
+        }
+    };
+    client.batch_execute("BEGIN")?;
+    // The new schema's name (or, in an empty one, the first table's) is
+    // inserted into a catalog's unique index: a second `init` racing this
+    // one waits there, then fails.
+    if !empty {
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .map_err(duplicate)?;
     }
     client.batch_execute(&format!("SET LOCAL search_path = {schema}"))?;
-    schema::apply_from(client, 0)?;
+    schema::apply_from(client, 0).map_err(|fault| match fault {
+        PgFault::Pg(err) => duplicate(err),
+        other => other,
+    })?;
     client.execute(
-        "INSERT INTO ledger_meta (id, currency, scale, lanes, created_at) VALUES (1, $1, $2, $3, $4)",
-        &[
-            &currency.code,
-            &i32::from(currency.scale),
-            &schema::LANES,
-            &clock::now_ms(),
-        ],
+        &format!(
+            "INSERT INTO ledger_meta (id, currency, scale, lanes, created_at)
+             VALUES (1, $1, $2, $3, {})",
+            NOW_MS
+        ),
+        &[&currency.code, &i32::from(currency.scale), &schema::LANES],
     )?;
     client.execute(
         "INSERT INTO lanes (lane) SELECT generate_series(0, $1 - 1)",

@@ -15,9 +15,9 @@ use postgres::Client;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 
+use super::NOW_MS;
 use super::commit;
 use super::error::{PgFault, PgResult};
-use super::transfers::NOW_MS;
 use crate::domain::IdempotencyKey;
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{

@@ -96,8 +96,11 @@ pub fn apply_from(client: &mut Client, current: i64) -> PgResult<()> {
     for (index, step) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         client.batch_execute(step)?;
         client.execute(
-            "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
-            &[&(index as i32 + 1), &crate::ledger::clock::now_ms()],
+            &format!(
+                "INSERT INTO schema_version (version, applied_at) VALUES ($1, {})",
+                super::NOW_MS
+            ),
+            &[&(index as i32 + 1)],
         )?;
     }
     Ok(())

@@ -29,9 +29,9 @@ use std::collections::HashMap;
 
 use postgres::Client;
 
+use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
-use super::transfers::NOW_MS;
 use crate::error::WalletError;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, Status};
 use crate::ledger::rules::{self, Decision};

@@ -2,9 +2,9 @@
 
 use postgres::{Client, Row};
 
-use super::commit;
 use super::error::PgResult;
 use super::users;
+use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::model::{EXTERNAL_ACCOUNT, HistoryQuery, Status, TransferRecord, TransferRef};
@@ -15,10 +15,6 @@ const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
      FROM transfers t
      JOIN accounts s ON s.id = t.src
      JOIN accounts d ON d.id = t.dst";
-
-/// The server's clock in Unix milliseconds, the one clock every machine
-/// sharing the ledger stamps with.
-pub const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
     let row = match which {

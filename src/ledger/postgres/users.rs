@@ -2,11 +2,11 @@
 
 use postgres::{Client, Row};
 
+use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
-use crate::ledger::clock;
 use crate::ledger::model::UserRecord;
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out
@@ -18,10 +18,12 @@ const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_
 pub fn create_user(client: &mut Client, name: &UserName, email: &Email) -> PgResult<UserRecord> {
     client.batch_execute("BEGIN")?;
     let inserted = client.query_opt(
-        "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT ((lower(name))) DO NOTHING
-         RETURNING id, name, email, balance, pending_in, pending_out",
-        &[&name.as_str(), &email.as_str(), &clock::now_ms()],
+        &format!(
+            "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
+             ON CONFLICT ((lower(name))) DO NOTHING
+             RETURNING id, name, email, balance, pending_in, pending_out"
+        ),
+        &[&name.as_str(), &email.as_str()],
     )?;
     let Some(row) = inserted else {
         let existing =
@@ -43,11 +45,13 @@ pub fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResul
     let names: Vec<&str> = users.iter().map(|(name, _)| name.as_str()).collect();
     let emails: Vec<&str> = users.iter().map(|(_, email)| email.as_str()).collect();
     let inserted = client.query(
-        "INSERT INTO accounts (name, email, created_at)
-         SELECT n, e, $3 FROM unnest($1::text[], $2::text[]) AS u(n, e)
-         ON CONFLICT ((lower(name))) DO NOTHING
-         RETURNING lower(name)",
-        &[&names, &emails, &clock::now_ms()],
+        &format!(
+            "INSERT INTO accounts (name, email, created_at)
+             SELECT n, e, {NOW_MS} FROM unnest($1::text[], $2::text[]) AS u(n, e)
+             ON CONFLICT ((lower(name))) DO NOTHING
+             RETURNING lower(name)"
+        ),
+        &[&names, &emails],
     )?;
     if inserted.len() != users.len() {
         let added: Vec<String> = inserted.iter().map(|row| row.get(0)).collect();
