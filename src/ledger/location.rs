@@ -74,17 +74,23 @@ pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
+    // The driver takes everything up to the first `@` for the user and
+    // password, even a `/` or `?` in the password, so the same is hidden.
+    let (authority, tail) = match rest.split_once('@') {
+        Some((user_info, after)) => {
             let user = user_info
                 .split_once(':')
                 .map_or(user_info, |(user, _)| user);
             let hidden = if user_info.contains(':') { ":***" } else { "" };
-            format!("{user}{hidden}@{host}")
+            let host_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            let (host, tail) = after.split_at(host_end);
+            (format!("{user}{hidden}@{host}"), tail)
         }
-        None => authority.to_string(),
+        None => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            (authority.to_string(), tail)
+        }
     };
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
@@ -170,6 +176,10 @@ mod tests {
         assert_eq!(
             shown("postgres:///db?pass%77ord=s3cret"),
             "postgres:///db?pass%77ord=***"
+        );
+        assert_eq!(
+            shown("postgres://ann:ab/cd?e@127.0.0.1:1/books"),
+            "postgres://ann:***@127.0.0.1:1/books"
         );
     }
 }

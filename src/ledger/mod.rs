@@ -266,14 +266,13 @@ impl Ledger {
             if batch.processed() > 0 {
                 on_progress(summary);
             }
-            if batch.blocked && batch.processed() == 0 {
+            if batch.drained {
+                break;
+            }
+            if batch.processed() == 0 {
                 // Other workers hold every lane with work left; theirs
                 // commit within a batch's time.
                 std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            if batch.processed() < wanted && !batch.blocked {
-                break;
             }
         }
         summary.remaining = self.store.pending_count()?;

@@ -231,9 +231,10 @@ pub const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
 pub struct BatchCounts {
     pub completed: u64,
     pub failed: u64,
-    /// PENDING transfers were left because other settle workers hold them;
-    /// waiting for those workers may bring more.
-    pub blocked: bool,
+    /// The batch saw the end of the queue: nothing that was PENDING when it
+    /// looked is left. Without it, a short batch (other workers held some of
+    /// the work, or took it first) says nothing about what is left.
+    pub drained: bool,
 }
 
 impl BatchCounts {

@@ -650,3 +650,83 @@ fn a_worker_that_may_not_write_stops_instead_of_retrying_for_ever() {
     let message = crate::common::assert_error(&out, "io_error", 1, &["settle", "--watch"]);
     assert!(message.contains("refused this role access"), "{message}");
 }
+
+#[test]
+fn many_workers_with_small_batches_drain_the_whole_queue() {
+    // Half the work in one lane, the rest spread: workers often find only
+    // a few rows in the lanes the others leave them, and a short batch must
+    // not be taken for an empty queue.
+    for round in 0..4 {
+        let s = Sandbox::new();
+        funded_users(&s, 40, 1);
+        let mut lines = String::new();
+        for i in 0..3000 {
+            let user = if i % 2 == 0 { 0 } else { (i * 7919) % 40 };
+            lines.push_str(&format!(
+                "{{\"src\":null,\"dst\":\"u{user}\",\"amount\":\"1\"}}\n"
+            ));
+        }
+        queue_batch(&s, &lines);
+        let settled: shapes::Settled = s.json(&["settle", "--workers", "8", "--batch-size", "20"]);
+        assert_eq!(
+            (settled.processed, settled.remaining),
+            (3000, 0),
+            "round {round}: the workers stopped early"
+        );
+    }
+}
+
+#[test]
+fn lines_that_lose_their_key_to_another_process_are_each_answered_by_their_own_fields() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    let ids: Vec<i64> = s
+        .postgres()
+        .query(
+            "SELECT id FROM accounts WHERE name IN ('alice', 'bob') ORDER BY name",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Another program holds an uncommitted transfer under key K2.
+    let mut other = s.postgres();
+    other
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO transfers (lane, src, dst, amount, status, idem_key, created_at)
+             VALUES ({lane}, {alice}, {bob}, 1000, 'PENDING', 'K2', 0)",
+            lane = ids[0] % 1024,
+            alice = ids[0],
+            bob = ids[1]
+        ))
+        .unwrap();
+    let path = s.dir.path().join("race.jsonl");
+    std::fs::write(
+        &path,
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"10\",\"id\":\"K2\"}\n\
+         {\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"20\",\"id\":\"K2\"}\n",
+    )
+    .unwrap();
+    let batch = s
+        .process(&["--json", "transfer", "--batch", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The batch's insert waits on the other program's key; then it commits.
+    thread::sleep(std::time::Duration::from_millis(500));
+    other.batch_execute("COMMIT").unwrap();
+    let out = batch.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["replayed"], true, "{lines:?}");
+    assert_eq!(
+        lines[1]["error"]["code"], "idempotency_conflict",
+        "{lines:?}"
+    );
+    assert_eq!(out.status.code(), Some(5));
+}

@@ -75,7 +75,9 @@ impl ErrorContext {
         };
         let code = db.code();
         let message = db.message();
-        if *code == SqlState::LOCK_NOT_AVAILABLE {
+        if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED {
+            // A lock waited on past `lock_timeout`, or a statement past a
+            // `statement_timeout` set on the role: both rolled back.
             WalletError::Busy(self.lock_timeout_ms)
         } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
             || *code == SqlState::T_R_DEADLOCK_DETECTED

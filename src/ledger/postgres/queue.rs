@@ -50,8 +50,9 @@ enum Planned {
     New(usize),
     /// Its key names the new row `n` of an earlier line of this chunk, with
     /// the same fields (a replay) or not (a conflict, naming the field and
-    /// the key).
-    SameKeyAs(usize, Option<(&'static str, String)>),
+    /// the key); the line's own accounts and amount are kept to answer it
+    /// again should that row lose its key to another process.
+    SameKeyAs(usize, Option<(&'static str, String)>, (i64, i64, i64)),
 }
 
 /// A chunk decided and written, not yet committed.
@@ -93,22 +94,31 @@ pub fn plan_and_write(
     client.batch_execute("BEGIN")?;
     let names = resolve_names(client, chunk)?;
     let keyed = earlier_uses(client, chunk)?;
-    let involved: Vec<i64> = {
+    let users: Vec<i64> = {
         let mut ids: Vec<i64> = names.values().copied().collect();
-        ids.push(EXTERNAL_ACCOUNT);
         ids.sort_unstable();
         ids.dedup();
         ids
     };
+    // Careful: the users locked in id order, as every writer locks them;
+    // the external account is never locked before the end of a transaction.
     let lock = if careful { " FOR UPDATE" } else { "" };
     let mut sums: HashMap<i64, (i64, i64)> = client
         .query(
             &format!(
                 "SELECT id, pending_out, pending_in FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
             ),
-            &[&involved],
+            &[&users],
         )?
         .iter()
+        .chain(
+            client
+                .query(
+                    "SELECT id, pending_out, pending_in FROM accounts WHERE id = 0",
+                    &[],
+                )?
+                .iter(),
+        )
         .map(|row| (row.get(0), (row.get(1), row.get(2))))
         .collect();
     let mut lines = Vec::with_capacity(chunk.len());
@@ -174,7 +184,10 @@ pub fn plan_and_write(
                     _ => None,
                 });
                 refused |= field.is_some();
-                lines.push((*line, Planned::SameKeyAs(row, field)));
+                lines.push((
+                    *line,
+                    Planned::SameKeyAs(row, field, (src, dst, requested.amount)),
+                ));
                 continue;
             }
         }
@@ -266,17 +279,19 @@ pub fn finish(
                 status: Status::Pending,
                 replayed: false,
             }),
-            Planned::SameKeyAs(row, None) => Ok(Queued {
+            Planned::SameKeyAs(row, None, _) => Ok(Queued {
                 tx_id: rows[row].tx_id,
                 status: Status::Pending,
                 replayed: true,
             }),
-            Planned::SameKeyAs(row, Some((field, key))) => Err(WalletError::IdempotencyConflict {
-                key,
-                field,
-                tx_id: rows[row].tx_id,
-                earlier_line: all_or_nothing.then_some(row_lines[row]),
-            }),
+            Planned::SameKeyAs(row, Some((field, key)), _) => {
+                Err(WalletError::IdempotencyConflict {
+                    key,
+                    field,
+                    tx_id: rows[row].tx_id,
+                    earlier_line: all_or_nothing.then_some(row_lines[row]),
+                })
+            }
         };
         span.note(line, &outcome);
         summary.count(&outcome);
@@ -542,35 +557,35 @@ fn lost_key_races(
     let earlier = earlier_uses(client, &owned)?;
     for &i in &lost {
         let line = planned.row_lines[i];
-        let row = &planned.rows[i];
-        let (memo, key) = memo_of(chunk, line);
+        let (_, key) = memo_of(chunk, line);
         let (Some(key), Some(found)) = (key, key.and_then(|k| earlier.get(k))) else {
             return Err(PgFault::Wallet(WalletError::internal(anyhow::anyhow!(
                 "line {line} was neither queued nor found under its key"
             ))));
         };
         let key = IdempotencyKey::parse(key)?;
-        let outcome = found.answer(
-            &key,
-            Pinned {
-                src: row.src,
-                dst: row.dst,
-                amount: row.amount,
-                memo,
-            },
-        );
+        // Each line that leaned on the lost row is answered from the
+        // transfer that holds the key now, by its own fields: a line that
+        // repeated the first one replays it, one that differed conflicts.
         for (l, p) in planned.lines.iter_mut() {
-            let points_here = match p {
-                Planned::New(r) | Planned::SameKeyAs(r, _) => *r == i,
-                Planned::Settled(_) => false,
+            let own = match p {
+                Planned::New(r) if *r == i => {
+                    let row = &planned.rows[i];
+                    (row.src, row.dst, row.amount)
+                }
+                Planned::SameKeyAs(r, _, own) if *r == i => *own,
+                _ => continue,
             };
-            if points_here {
-                *p = Planned::Settled(match &outcome {
-                    Ok(queued) => Ok(*queued),
-                    Err(err) if *l == line => Err(clone_refusal(err)),
-                    Err(err) => Err(clone_refusal(err)),
-                });
-            }
+            let (memo, _) = memo_of(chunk, *l);
+            *p = Planned::Settled(found.answer(
+                &key,
+                Pinned {
+                    src: own.0,
+                    dst: own.1,
+                    amount: own.2,
+                    memo,
+                },
+            ));
         }
     }
     Ok(())

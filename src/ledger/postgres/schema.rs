@@ -59,8 +59,9 @@ CREATE TABLE transfers (
     idem_key    text,
     created_at  bigint  NOT NULL,
     settled_at  bigint,
-    -- Which settle transaction decided it, and each side's balance right
-    -- after (unchanged for a FAILED one: the balance that lacked the funds).
+    -- Which settle transaction decided it, and each user side's balance
+    -- right after (unchanged for a FAILED one: the balance that lacked the
+    -- funds); empty for the external account's side.
     settle_batch bigint,
     src_balance bigint,
     dst_balance bigint,

@@ -78,17 +78,21 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     client.batch_execute("BEGIN")?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
+    let window_limit = max.saturating_mul(LOOK_AHEAD);
     let window: Vec<(i64, i32)> = client
         .query(
             "SELECT tx_id, lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1",
-            &[&max.saturating_mul(LOOK_AHEAD)],
+            &[&window_limit],
         )?
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
     if window.is_empty() {
         client.batch_execute("ROLLBACK")?;
-        return Ok(BatchCounts::default());
+        return Ok(BatchCounts {
+            drained: true,
+            ..BatchCounts::default()
+        });
     }
     let mut candidates: Vec<i32> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -113,14 +117,10 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    // Fewer lanes than the oldest work spans: other workers hold the rest.
-    let blocked = (lanes.len() as i64) < spanned;
     if lanes.is_empty() {
+        // Other workers hold every lane with work in the window.
         client.batch_execute("ROLLBACK")?;
-        return Ok(BatchCounts {
-            blocked,
-            ..BatchCounts::default()
-        });
+        return Ok(BatchCounts::default());
     }
     // The oldest transfers of the locked lanes are in the window: a
     // transfer of a source that is not there yet took its id, under the
@@ -131,6 +131,11 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         .map(|(tx_id, _)| *tx_id)
         .take(usize::try_from(max).unwrap_or(usize::MAX))
         .collect();
+    // Everything PENDING was in the window, and all of it is this batch's:
+    // once it commits, nothing that was waiting is left.
+    let drained = (window.len() as i64) < window_limit
+        && lanes.len() == candidates.len()
+        && claim.len() == window.len();
     let due: Vec<(i64, i64, i64, i64)> = client
         .query(
             "SELECT tx_id, src, dst, amount FROM transfers
@@ -143,10 +148,10 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
         .collect();
     if due.is_empty() {
-        // Cancelled between the look and the lock.
+        // Cancelled or settled by another worker between the look and the lock.
         client.batch_execute("ROLLBACK")?;
         return Ok(BatchCounts {
-            blocked: true,
+            drained,
             ..BatchCounts::default()
         });
     }
@@ -227,7 +232,16 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             account.balance = dst_balance;
             account.pending_in = dst_in;
         }
-        decided.push(tx_id, status, reason, src_balance, dst_balance);
+        // The external account's side is left empty: read unlocked, its
+        // balance here is this worker's view, not the balance right after.
+        let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
+        decided.push(
+            tx_id,
+            status,
+            reason,
+            user(src, src_balance),
+            user(dst, dst_balance),
+        );
     }
     let column =
         |f: fn(&Account) -> i64| -> Vec<i64> { users.iter().map(|id| f(&accounts[id])).collect() };
@@ -295,7 +309,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         &format!("the settlement of transfers {first}–{last}"),
         "`wallet settle` again is safe: it applies each transfer once",
     )?;
-    Ok(BatchCounts { blocked, ..counts })
+    Ok(BatchCounts { drained, ..counts })
 }
 
 /// The decisions of a batch, column by column, as the update binds them.
@@ -303,8 +317,8 @@ struct Decided {
     tx_ids: Vec<i64>,
     statuses: Vec<&'static str>,
     reasons: Vec<Option<&'static str>>,
-    src_balances: Vec<i64>,
-    dst_balances: Vec<i64>,
+    src_balances: Vec<Option<i64>>,
+    dst_balances: Vec<Option<i64>>,
 }
 
 impl Decided {
@@ -323,8 +337,8 @@ impl Decided {
         tx_id: i64,
         status: Status,
         reason: Option<&'static str>,
-        src_balance: i64,
-        dst_balance: i64,
+        src_balance: Option<i64>,
+        dst_balance: Option<i64>,
     ) {
         self.tx_ids.push(tx_id);
         self.statuses.push(status.as_str());

@@ -107,7 +107,10 @@ fn settle_batch_in_one_transaction(
         }
     }
     let (Some(first), Some(last)) = (cache.due.first(), cache.due.last()) else {
-        return Ok(BatchCounts::default());
+        return Ok(BatchCounts {
+            drained: true,
+            ..BatchCounts::default()
+        });
     };
     let (first, last) = (first.tx_id, last.tx_id);
     if cache.accounts.is_empty() {
@@ -200,7 +203,12 @@ fn settle_batch_in_one_transaction(
         &format!("the settlement of transfers {first}–{last}"),
         "`wallet settle` again is safe: it applies each transfer once",
     )?;
-    Ok(counts)
+    // The batch is the oldest `max` PENDING transfers under the write lock:
+    // fewer means there were no more.
+    Ok(BatchCounts {
+        drained: counts.processed() < max,
+        ..counts
+    })
 }
 
 /// The invariants of the accounts table as a whole that a write must not
