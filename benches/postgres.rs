@@ -17,13 +17,15 @@
 //! throughput figure is the best of `--repeat` runs, each on a fresh copy
 //! of the same database (`CREATE DATABASE … TEMPLATE`).
 
+mod support;
+
 #[path = "../tests/cli/pgserver.rs"]
 #[allow(dead_code)]
 mod pgserver;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ fn main() {
         return;
     }
     let settings = parse(&args);
-    let wallet = release_binary();
+    let wallet = support::release_binary();
     let dir = tempfile::Builder::new()
         .prefix("wallet-pg-bench")
         .tempdir()
@@ -103,20 +105,19 @@ fn main() {
         settle_floor = settle_floor.min(bare_settle(&server, "scratch", settings.batch));
     }
     let mut one_worker = Duration::MAX;
-    for workers in [1, 2, 4] {
+    let best_settle = |from: &str, workers: usize| {
         let mut best = Duration::MAX;
         for _ in 0..settings.repeat {
-            copy_database(&server, "ingested", "scratch");
+            copy_database(&server, from, "scratch");
             let url = server.url("scratch", "wallet");
-            let w = workers.to_string();
-            let b = settings.batch.to_string();
-            best = best.min(time_wallet(
-                &wallet,
-                &url,
-                &["settle", "--workers", &w, "--batch-size", &b],
-                None,
-            ));
+            let (w, b) = (workers.to_string(), settings.batch.to_string());
+            let args = ["settle", "--workers", &w, "--batch-size", &b];
+            best = best.min(time_wallet(&wallet, &url, &args, None));
         }
+        best
+    };
+    for workers in [1, 2, 4] {
+        let best = best_settle("ingested", workers);
         if workers == 1 {
             one_worker = best;
         }
@@ -137,19 +138,7 @@ fn main() {
         rows.push(r);
     }
     for workers in [1, 4] {
-        let mut best = Duration::MAX;
-        for _ in 0..settings.repeat {
-            copy_database(&server, "hot_ingested", "scratch");
-            let url = server.url("scratch", "wallet");
-            let w = workers.to_string();
-            let b = settings.batch.to_string();
-            best = best.min(time_wallet(
-                &wallet,
-                &url,
-                &["settle", "--workers", &w, "--batch-size", &b],
-                None,
-            ));
-        }
+        let best = best_settle("hot_ingested", workers);
         rows.push(row(
             &format!(
                 "settle, every transfer names the external account, {workers} worker{}",
@@ -263,27 +252,8 @@ fn parse(args: &[String]) -> Settings {
     settings
 }
 
-fn release_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "wallet"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the release binary failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("wallet")
-}
-
 fn machine(server: &PgServer) {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (model, cores) = support::cpu();
     let version: String = server
         .connect("postgres")
         .query_one("SHOW server_version", &[])

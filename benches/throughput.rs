@@ -8,6 +8,8 @@
 //! same run: the same row work as a bare rusqlite loop, or a bare process
 //! that opens the file and touches one row.
 
+mod support;
+
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -40,7 +42,7 @@ fn main() {
         return;
     }
     let settings = parse(&args);
-    let wallet = release_binary();
+    let wallet = support::release_binary();
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench")
         .tempdir()
@@ -341,28 +343,8 @@ fn parse(args: &[String]) -> Settings {
     settings
 }
 
-/// The release `wallet` next to this benchmark, built if it is missing.
-fn release_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "wallet"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the release binary failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("wallet")
-}
-
 fn machine() {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (model, cores) = support::cpu();
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "machine: {model}, {cores} cores, SQLite {}",

@@ -81,50 +81,56 @@ fn drain_in_parallel(
     } else {
         ProgressBar::hidden()
     };
-    let outcomes: Vec<std::result::Result<SettleSummary, SettleStopped>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                (0..workers)
-                    .map(|i| {
-                        let share = limit.map(|limit| {
-                            let n = workers as u64;
-                            limit / n + u64::from((i as u64) < limit % n)
-                        });
-                        let progress = &progress;
-                        scope.spawn(move || {
-                            let mut ledger = Ledger::open(&context.db, &context.open_options)
-                                .map_err(|error| SettleStopped {
-                                    done: SettleSummary::default(),
-                                    error,
-                                })?;
-                            let options = SettleOptions {
-                                limit: share,
-                                batch_size,
-                                stop: None,
-                            };
-                            let mut seen = 0;
-                            ledger.settle(&options, |so_far| {
-                                progress.inc(so_far.processed - seen);
-                                seen = so_far.processed;
-                            })
-                        })
-                    })
-                    .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle.join().unwrap_or_else(|_| {
-                        Err(SettleStopped {
-                            done: SettleSummary::default(),
-                            error: WalletError::internal(anyhow::anyhow!(
-                                "a settle worker panicked"
-                            )),
-                        })
+    let (mut total, failure) = run_workers(workers, |i| {
+        let share = limit.map(|limit| {
+            let n = workers as u64;
+            limit / n + u64::from((i as u64) < limit % n)
+        });
+        let mut ledger =
+            Ledger::open(&context.db, &context.open_options).map_err(|error| SettleStopped {
+                done: SettleSummary::default(),
+                error,
+            })?;
+        let options = SettleOptions {
+            limit: share,
+            batch_size,
+            stop: None,
+        };
+        let mut seen = 0;
+        ledger.settle(&options, |so_far| {
+            progress.inc(so_far.processed - seen);
+            seen = so_far.processed;
+        })
+    });
+    progress.finish_and_clear();
+    total.remaining = ledger.pending_count().unwrap_or(total.remaining);
+    match failure {
+        None => Ok(report(total)),
+        Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
+    }
+}
+
+/// Runs `work(i)` on `workers` threads at once and adds up what they did;
+/// the first error any of them stopped with is the one reported.
+fn run_workers(
+    workers: usize,
+    work: impl Fn(usize) -> std::result::Result<SettleSummary, SettleStopped> + Sync,
+) -> (SettleSummary, Option<WalletError>) {
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = (0..workers).map(|i| scope.spawn(move || work(i))).collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(SettleStopped {
+                        done: SettleSummary::default(),
+                        error: WalletError::internal(anyhow::anyhow!("a settle worker panicked")),
                     })
                 })
-                .collect()
-        });
-    progress.finish_and_clear();
+            })
+            .collect()
+    });
     let mut total = SettleSummary::default();
     let mut failure = None;
     for outcome in outcomes {
@@ -137,11 +143,7 @@ fn drain_in_parallel(
         };
         add(&mut total, &done);
     }
-    total.remaining = ledger.pending_count().unwrap_or(total.remaining);
-    match failure {
-        None => Ok(report(total)),
-        Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
-    }
+    (total, failure)
 }
 
 fn add(total: &mut SettleSummary, done: &SettleSummary) {
@@ -200,48 +202,14 @@ fn watch(
     let Some(mut ledger) = open_patiently(context, &open_options, &stop)? else {
         return Ok(report(SettleSummary::default()));
     };
-    let outcomes: Vec<std::result::Result<SettleSummary, SettleStopped>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let (stop, open_options) = (Arc::clone(&stop), open_options.clone());
-                    scope.spawn(move || {
-                        let outcome =
-                            watch_worker(context, &open_options, batch_size, interval, &stop);
-                        if outcome.is_err() {
-                            // One worker's fatal error stops them all.
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        outcome
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle.join().unwrap_or_else(|_| {
-                        Err(SettleStopped {
-                            done: SettleSummary::default(),
-                            error: WalletError::internal(anyhow::anyhow!(
-                                "a settle worker panicked"
-                            )),
-                        })
-                    })
-                })
-                .collect()
-        });
-    let mut total = SettleSummary::default();
-    let mut failure = None;
-    for outcome in outcomes {
-        let done = match outcome {
-            Ok(done) => done,
-            Err(SettleStopped { done, error }) => {
-                failure.get_or_insert(error);
-                done
-            }
-        };
-        add(&mut total, &done);
-    }
+    let (mut total, failure) = run_workers(workers, |_| {
+        let outcome = watch_worker(context, &open_options, batch_size, interval, &stop);
+        if outcome.is_err() {
+            // One worker's fatal error stops them all.
+            stop.store(true, Ordering::Relaxed);
+        }
+        outcome
+    });
     // The connection opened first may have died with a server that came
     // back since: a fresh one counts what is left.
     let remaining = ledger.pending_count().or_else(|_| {

@@ -12,11 +12,11 @@ use std::process::Output;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::common::{Sandbox, shapes};
+use crate::common::{Rng, Sandbox, seed, shapes};
 
 const USERS: usize = 6;
 const WRITERS: usize = 4;
@@ -24,35 +24,9 @@ const OPS_PER_WRITER: usize = 150;
 const SETTLERS: usize = 2;
 const KILL_ATTEMPTS: usize = 40;
 
-/// SplitMix64: small, seedable, good enough to pick amounts and users.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn user(&mut self) -> usize {
-        self.below(USERS as u64) as usize
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("WALLET_BANK_SEED") {
-        Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    }
+/// A user picked at random.
+fn user(rng: &mut Rng) -> usize {
+    rng.below(USERS as u64) as usize
 }
 
 fn name(user: usize) -> String {
@@ -171,16 +145,16 @@ fn writer(s: &Sandbox, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
         let request = match roll {
             20..=29 => Request {
                 src: None,
-                dst: Some(rng.user()),
+                dst: Some(user(&mut rng)),
                 amount,
             },
             30..=39 => Request {
-                src: Some(rng.user()),
+                src: Some(user(&mut rng)),
                 dst: None,
                 amount,
             },
             _ => {
-                let src = rng.user();
+                let src = user(&mut rng);
                 let dst = (src + 1 + rng.below(USERS as u64 - 1) as usize) % USERS;
                 Request {
                     src: Some(src),

@@ -499,3 +499,31 @@ pub mod shapes {
         pub settled_at: Option<String>,
     }
 }
+
+/// SplitMix64: small, seedable, good enough to pick amounts and users.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seed of a randomised test: `WALLET_BANK_SEED`, else the clock.
+pub fn seed() -> u64 {
+    match std::env::var("WALLET_BANK_SEED") {
+        Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}

@@ -11,9 +11,9 @@ use std::process::{Child, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::common::{Sandbox, shapes};
+use crate::common::{Rng, Sandbox, seed, shapes};
 use crate::engine::{audit_decisions, start};
 use crate::pgserver::PgServer;
 
@@ -22,23 +22,6 @@ const WRITERS: usize = 4;
 const OPS_PER_WRITER: usize = 120;
 const WATCHERS: usize = 3;
 const KILL_ATTEMPTS: usize = 30;
-
-/// SplitMix64: small, seedable, good enough to pick amounts and users.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn name(user: usize) -> String {
     format!("user{user}")
@@ -249,13 +232,7 @@ fn killer(bank: &Bank, mut rng: Rng, watchers: &Mutex<Vec<Reaped>>, counters: &C
 
 #[test]
 fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
-    let seed = match std::env::var("WALLET_BANK_SEED") {
-        Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    };
+    let seed = seed();
     eprintln!("bank (PostgreSQL): seed {seed} (replay with WALLET_BANK_SEED={seed})");
     let started = Instant::now();
     let mut rng = Rng(seed);

@@ -24,19 +24,12 @@ fn funded_users(s: &Sandbox, n: usize, funds: u32) {
 /// A JSON Lines batch of `count` transfers between random distinct users,
 /// amounts up to `max` whole units: more than the funds allow, so some fail.
 fn random_batch(n: usize, count: usize, max: u64, seed: u64) -> String {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = crate::common::Rng(seed);
     let mut lines = String::new();
     for _ in 0..count {
-        let src = next() as usize % n;
-        let dst = (src + 1 + next() as usize % (n - 1)) % n;
-        let amount = 1 + next() % max;
+        let src = rng.below(n as u64) as usize;
+        let dst = (src + 1 + rng.below(n as u64 - 1) as usize) % n;
+        let amount = 1 + rng.below(max);
         lines.push_str(&format!(
             "{{\"src\":\"u{src}\",\"dst\":\"u{dst}\",\"amount\":\"{amount}\"}}\n"
         ));
@@ -179,6 +172,25 @@ pub fn audit_decisions(client: &mut postgres::Client, start: &Start) {
             "account {account}'s balance is its decisions' sum"
         );
     }
+}
+
+/// The name of the sandbox's ledger schema.
+fn schema_of(s: &Sandbox) -> String {
+    let db = s.db().to_string_lossy().into_owned();
+    db.rsplit("schema=").next().unwrap().to_string()
+}
+
+/// A login role that may read the sandbox's ledger and nothing more; its URL.
+fn read_only_role(s: &Sandbox, prefix: &str) -> String {
+    let schema = schema_of(s);
+    let role = format!("{prefix}_{schema}");
+    s.tamper(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"
+    ));
+    s.db()
+        .to_string_lossy()
+        .replace("user=postgres", &format!("user={role}"))
 }
 
 fn pending(s: &Sandbox) -> u64 {
@@ -456,22 +468,7 @@ fn a_server_that_goes_away_is_transient_and_comes_back() {
 fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
-    let schema = s
-        .db()
-        .to_string_lossy()
-        .rsplit("schema=")
-        .next()
-        .unwrap()
-        .to_string();
-    let role = format!("reader_{schema}");
-    s.tamper(&format!(
-        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role};
-         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"
-    ));
-    let url = s
-        .db()
-        .to_string_lossy()
-        .replace("user=postgres", &format!("user={role}"));
+    let url = read_only_role(&s, "reader");
     let run = |args: &[&str]| {
         let mut full = vec!["--json"];
         full.extend_from_slice(args);
@@ -543,13 +540,7 @@ fn watch_workers_drain_what_is_queued_while_they_run() {
 fn verify_runs_amcheck_where_the_extension_is_installed() {
     let server = crate::pgserver::shared();
     let s = Sandbox::new();
-    let schema = s
-        .db()
-        .to_string_lossy()
-        .rsplit("schema=")
-        .next()
-        .unwrap()
-        .to_string();
+    let schema = schema_of(&s);
     let database = format!("amchecked_{schema}");
     server.psql("postgres", &format!("CREATE DATABASE {database}"));
     server.psql(&database, "CREATE EXTENSION amcheck");
@@ -588,13 +579,7 @@ fn verify_runs_amcheck_where_the_extension_is_installed() {
 #[test]
 fn init_fills_an_empty_schema_made_beforehand_and_nothing_else_does() {
     let s = Sandbox::new();
-    let schema = s
-        .db()
-        .to_string_lossy()
-        .rsplit("schema=")
-        .next()
-        .unwrap()
-        .to_string();
+    let schema = schema_of(&s);
     crate::pgserver::shared().psql("wallet_tests", &format!("CREATE SCHEMA {schema}"));
     s.fails(
         &["create-user", "alice", "alice@example.com"],
@@ -626,22 +611,7 @@ fn a_worker_that_may_not_write_stops_instead_of_retrying_for_ever() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
     s.ok(&["deposit", "u0", "1"]);
-    let schema = s
-        .db()
-        .to_string_lossy()
-        .rsplit("schema=")
-        .next()
-        .unwrap()
-        .to_string();
-    let role = format!("watcher_{schema}");
-    s.tamper(&format!(
-        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role};
-         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}"
-    ));
-    let url = s
-        .db()
-        .to_string_lossy()
-        .replace("user=postgres", &format!("user={role}"));
+    let url = read_only_role(&s, "watcher");
     let out = s
         .process(&[])
         .args(["--db", &url, "--json", "settle", "--watch"])

@@ -8,8 +8,8 @@ use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELDS, Tally, figure_checks,
-    transfer_field_problem,
+    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally,
+    figure_checks, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -199,18 +199,7 @@ fn foreign_keys(client: &mut Client) -> PgResult<Check> {
 }
 
 fn transfer_fields(client: &mut Client) -> PgResult<Check> {
-    let rows = client.query(
-        "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
-         FROM transfers
-         WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
-            OR (status = 'PENDING') = (settled_at IS NOT NULL)
-            OR (status = 'FAILED') <> (reason IS NOT NULL)
-            OR (reason IS NOT NULL AND reason NOT IN ('insufficient_funds', 'balance_overflow'))
-            OR amount <= 0
-            OR src = dst
-         ORDER BY tx_id",
-        &[],
-    )?;
+    let rows = client.query(TRANSFER_FIELD_SUSPECTS, &[])?;
     let mut findings = Findings::default();
     for row in rows {
         let status: String = row.get(1);

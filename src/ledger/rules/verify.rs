@@ -20,6 +20,21 @@ pub const FIGURE_CHECKS: [&str; 4] = [
     "no_negative_balances",
 ];
 
+/// The transfers [`transfer_field_problem`] may find fault with, in SQL both
+/// engines run: a cheap superset of the rule, so that a sound ledger of a
+/// million transfers hands it no row at all. Columns in the order
+/// [`StoredFields`] takes them.
+pub const TRANSFER_FIELD_SUSPECTS: &str =
+    "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
+     FROM transfers
+     WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
+        OR (status = 'PENDING') = (settled_at IS NOT NULL)
+        OR (status = 'FAILED') <> (reason IS NOT NULL)
+        OR (reason IS NOT NULL AND reason NOT IN ('insufficient_funds', 'balance_overflow'))
+        OR amount <= 0
+        OR src = dst
+     ORDER BY tx_id";
+
 /// An account as stored, with the maintained figures the checks recompute.
 #[derive(Debug, Clone)]
 pub struct AccountFigures {

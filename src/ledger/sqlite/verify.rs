@@ -10,8 +10,8 @@ use crate::ledger::model::{
     Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
 };
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELDS, Tally, figure_checks,
-    transfer_field_problem,
+    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally,
+    figure_checks, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -154,17 +154,7 @@ fn foreign_keys(conn: &Connection) -> SqlResult<Check> {
 /// is a cheap superset of the rule, so that a sound ledger of a million
 /// transfers hands it no row at all.
 fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
-    let mut stmt = conn.prepare(
-        "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
-         FROM transfers
-         WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
-            OR (status = 'PENDING') = (settled_at IS NOT NULL)
-            OR (status = 'FAILED') <> (reason IS NOT NULL)
-            OR (reason IS NOT NULL AND reason NOT IN ('insufficient_funds', 'balance_overflow'))
-            OR amount <= 0
-            OR src = dst
-         ORDER BY tx_id",
-    )?;
+    let mut stmt = conn.prepare(TRANSFER_FIELD_SUSPECTS)?;
     let mut rows = stmt.query([])?;
     let mut findings = Findings::default();
     while let Some(row) = rows.next()? {
