@@ -145,6 +145,24 @@ fn main() {
         rate(n, floor_ingest.wall + floor_settle.wall),
         rss(ingest.max_rss_kb.max(settle.max_rss_kb)),
     ]);
+    // What the storage itself can take: the same rows appended to a table
+    // with no index at all, durable, in chunks of the same size. Where the
+    // end-to-end rate stands against it says how much of the cost is the
+    // ledger's own layout and logic.
+    let mut unindexed = Duration::MAX;
+    for _ in 0..settings.repeat {
+        unindexed = unindexed.min(bare_unindexed(&dir.path().join("bare.db"), &settings));
+    }
+    let end_to_end = ingest.wall + settle.wall;
+    rows.push([
+        "unindexed bulk insert (the storage's floor)".into(),
+        rate(n, unindexed),
+        format!(
+            "end to end = {:.3} of it",
+            unindexed.as_secs_f64() / end_to_end.as_secs_f64()
+        ),
+        String::new(),
+    ]);
 
     // Single processes on the settled ledger and on an empty one.
     let empty = dir.path().join("empty.db");
@@ -601,6 +619,49 @@ fn connect(db: &Path) -> Connection {
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn
+}
+
+/// The same rows appended to a fresh table with no index and no
+/// constraint, in WAL mode with full sync, a transaction per chunk.
+fn bare_unindexed(db: &Path, settings: &Settings) -> Duration {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = fs::remove_file(path);
+    }
+    let rows: Vec<(i64, i64, i64)> = workload(settings)
+        .map(|(src, dst, amount)| {
+            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
+            (id(src), id(dst), amount)
+        })
+        .collect();
+    let mut conn = connect(db);
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (src INTEGER, dst INTEGER, amount INTEGER, status TEXT, created_at INTEGER)",
+    )
+    .unwrap();
+    let start = Instant::now();
+    for chunk in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3, 'PENDING', 0)")
+                .unwrap();
+            for &(src, dst, amount) in chunk {
+                insert.execute(params![src, dst, amount]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let took = start.elapsed();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = fs::remove_file(path);
+    }
+    took
 }
 
 /// Bare inserts of the same rows in chunks of the same size, ids known up
