@@ -756,6 +756,19 @@ fn bare_settle(db: &Path, batch: usize) -> Duration {
             for (id, balance) in balances {
                 write.execute([id, balance]).unwrap();
             }
+            // Each user side entered in the history, as settle does.
+            let mut postings: Vec<(i64, i64)> = due
+                .iter()
+                .flat_map(|&(tx_id, src, dst, _)| [(src, tx_id), (dst, tx_id)])
+                .filter(|&(account, _)| account != 0)
+                .collect();
+            postings.sort_unstable();
+            let mut post = tx
+                .prepare_cached("INSERT INTO postings (account, tx_id) VALUES (?1, ?2)")
+                .unwrap();
+            for (account, tx_id) in postings {
+                post.execute([account, tx_id]).unwrap();
+            }
         }
         tx.commit().unwrap();
     }

@@ -880,10 +880,10 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     users(&s);
     // Back to schema version 1, as an older wallet left it.
     let conn = s.sqlite();
-    conn.execute_batch(
-        "DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
-         PRAGMA user_version = 1;",
-    )
+    conn.execute_batch(&format!(
+        "{TO_VERSION_2} DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
+         PRAGMA user_version = 1;"
+    ))
     .unwrap();
     drop(conn);
     let before = s.ledger_bytes();
@@ -899,11 +899,59 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 2})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 3})
     );
     s.ok(&["get-user", "alice"]);
     let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(again["status"], "up_to_date");
+}
+
+/// SQL that takes a ledger of the current schema (version 3) back to what
+/// version 2 built: per-account indexes, no postings.
+const TO_VERSION_2: &str = "DROP TABLE postings;
+     CREATE INDEX transfers_by_src ON transfers (src, tx_id);
+     CREATE INDEX transfers_by_dst ON transfers (dst, tx_id);
+     PRAGMA user_version = 2;";
+
+#[test]
+fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "10"]);
+    s.ok(&["transfer", "alice", "bob", "4"]);
+    s.ok(&["transfer", "alice", "bob", "400"]);
+    s.ok(&["settle"]);
+    let cancelled: Value =
+        serde_json::from_str(&s.ok(&["--json", "transfer", "bob", "alice", "1"])).unwrap();
+    s.ok(&["cancel", &cancelled["tx_id"].to_string()]);
+    s.ok(&["transfer", "bob", "alice", "2"]);
+    let history_before = s.ok(&["--json", "history", "alice"]);
+    s.sqlite().execute_batch(TO_VERSION_2).unwrap();
+    s.fails(&["history", "bob"], "upgrade_needed", 7);
+    // The first write upgrades it, postings built from the decided transfers.
+    s.ok(&["deposit", "bob", "1"]);
+    let version: i64 = s
+        .sqlite()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let posted: i64 = s
+        .sqlite()
+        .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
+        .unwrap();
+    // Deposit (alice), two transfers and one cancel (both sides each).
+    assert_eq!(posted, 1 + 2 * 3);
+    let history_after = s.ok(&["--json", "history", "alice"]);
+    let ids = |text: &str| -> Vec<i64> {
+        serde_json::from_str::<Vec<Value>>(text)
+            .unwrap()
+            .iter()
+            .map(|t| t["tx_id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&history_after), ids(&history_before));
+    let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
 }
 
 #[test]

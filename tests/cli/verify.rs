@@ -5,21 +5,27 @@ use std::process::Command as StdCommand;
 use crate::common::{Engine, Sandbox, shapes};
 
 /// Every check in report order; the first is the engine's own check of
-/// its storage (SQLite's page check, or the server's amcheck).
-const CHECKS: [&str; 9] = [
-    match crate::ENGINE {
-        Engine::Sqlite => "integrity_check",
-        Engine::Postgres => "amcheck",
-    },
-    "schema",
-    "ledger_meta",
-    "foreign_keys",
-    "transfer_fields",
-    "balances",
-    "pending_totals",
-    "zero_sum",
-    "no_negative_balances",
-];
+/// its storage (SQLite's page check, or the server's amcheck), and a ledger
+/// file also checks the users' histories it keeps apart (`postings`).
+fn checks() -> Vec<&'static str> {
+    let mut names = vec![
+        "integrity_check",
+        "schema",
+        "ledger_meta",
+        "foreign_keys",
+        "postings",
+        "transfer_fields",
+        "balances",
+        "pending_totals",
+        "zero_sum",
+        "no_negative_balances",
+    ];
+    if crate::ENGINE == Engine::Postgres {
+        names[0] = "amcheck";
+        names.retain(|name| *name != "postings");
+    }
+    names
+}
 
 /// A ledger with every status: completed, failed, cancelled and pending
 /// transfers, deposits and a withdrawal.
@@ -52,7 +58,7 @@ fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok);
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, CHECKS);
+    assert_eq!(names, checks());
     for check in &report.checks {
         assert!(check.ok, "{check:?}");
         assert_eq!((check.problem_count, check.problems.len()), (0, 0));
@@ -68,7 +74,7 @@ fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     assert_eq!(before, s.ledger_bytes(), "verify writes nothing");
 
     let table = s.ok(&["verify"]);
-    for name in CHECKS {
+    for name in checks() {
         let row = table.lines().find(|l| l.contains(name)).unwrap();
         assert!(row.contains(" ok "), "{row}");
     }
@@ -93,7 +99,10 @@ fn verify_ok_pipes_into_jq() {
         .output()
         .expect("sh and jq");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "true\n9\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("true\n{}\n", checks().len())
+    );
 }
 
 #[test]
@@ -116,13 +125,11 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
         problem.message,
         "user 'bob' has balance 40.26 but its COMPLETED transfers net 40.25"
     );
-    assert!(
-        error.message.starts_with(
-            "ledger check failed: 2 of 9 checks failed: balances (user 'bob' has balance 40.26"
-        ),
-        "{}",
-        error.message
+    let head = format!(
+        "ledger check failed: 2 of {} checks failed: balances (user 'bob' has balance 40.26",
+        checks().len()
     );
+    assert!(error.message.starts_with(&head), "{}", error.message);
     assert!(
         error
             .message
@@ -138,7 +145,8 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     assert!(stdout.contains("user 'bob' has balance 40.26"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: ledger check failed: 2 of 9"));
+    let head = format!("error: ledger check failed: 2 of {}", checks().len());
+    assert!(stderr.starts_with(&head), "{stderr}");
     assert_eq!(before, s.ledger_bytes(), "a failing verify writes nothing");
 }
 
@@ -254,7 +262,7 @@ sqlite_only! {
             let conn = s.sqlite();
             let root = conn
                 .query_row(
-                    "SELECT rootpage FROM sqlite_schema WHERE name = 'transfers_by_dst'",
+                    "SELECT rootpage FROM sqlite_schema WHERE name = 'postings'",
                     [],
                     |r| r.get(0),
                 )
@@ -284,5 +292,28 @@ sqlite_only! {
             s.ledger_bytes(),
             "verify leaves the damaged file as it was"
         );
+    }
+}
+
+sqlite_only! {
+    /// A ledger file keeps each user's history of decided transfers apart
+    /// from the transfers (`postings`); an entry lost or planted is found.
+    #[test]
+    fn a_history_entry_lost_or_planted_is_caught() {
+        let s = busy_ledger();
+        s.tamper("DELETE FROM postings WHERE tx_id = 3 AND account = (SELECT src FROM transfers WHERE tx_id = 3)");
+        let error = s.verify_fails();
+        assert_eq!(error.report.failed(), ["postings"]);
+        let found = check(&error.report, "postings");
+        assert_eq!(found.problems[0].tx_id, Some(3), "{found:?}");
+
+        let s = busy_ledger();
+        // A PENDING transfer (the last one queued) listed as if decided.
+        s.tamper(
+            "INSERT INTO postings (account, tx_id)
+             SELECT dst, max(tx_id) FROM transfers WHERE status = 'PENDING'",
+        );
+        let error = s.verify_fails();
+        assert_eq!(error.report.failed(), ["postings"]);
     }
 }

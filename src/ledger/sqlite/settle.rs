@@ -7,7 +7,7 @@ use super::CommitWatch;
 use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
-use crate::ledger::model::BatchCounts;
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules::{self, Decision};
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
@@ -46,6 +46,8 @@ struct Due {
 pub(super) struct SettleCache {
     accounts: FastMap<i64, AccountState>,
     due: Vec<Due>,
+    /// (account, tx_id) of the batch's postings, sorted before they go in.
+    postings: Vec<(i64, i64)>,
     /// Whether another connection committed since the last batch began.
     commits: CommitWatch,
 }
@@ -184,6 +186,11 @@ fn settle_batch_in_one_transaction(
         ))
         .into());
     }
+    post(
+        &tx,
+        cache.due.iter().map(|due| (due.tx_id, due.src, due.dst)),
+        &mut cache.postings,
+    )?;
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
@@ -209,6 +216,31 @@ fn settle_batch_in_one_transaction(
         drained: counts.processed() < max,
         ..counts
     })
+}
+
+/// Enters decided transfers in their users' histories: a row per user side
+/// (the external account keeps none), inserted in (account, tx_id) order so
+/// that each account's entries go in at one place of the index, after its
+/// older ones.
+pub(super) fn post(
+    tx: &Transaction<'_>,
+    decided: impl Iterator<Item = (i64, i64, i64)>,
+    buffer: &mut Vec<(i64, i64)>,
+) -> SqlResult<()> {
+    buffer.clear();
+    for (tx_id, src, dst) in decided {
+        for account in [src, dst] {
+            if account != EXTERNAL_ACCOUNT {
+                buffer.push((account, tx_id));
+            }
+        }
+    }
+    buffer.sort_unstable();
+    let mut insert = tx.prepare_cached("INSERT INTO postings (account, tx_id) VALUES (?1, ?2)")?;
+    for (account, tx_id) in buffer.iter() {
+        insert.execute(params![account, tx_id])?;
+    }
+    Ok(())
 }
 
 /// The invariants of the accounts table as a whole that a write must not

@@ -44,6 +44,7 @@ pub(super) fn verify(
         guard("schema", schema_check(conn))?,
         guard("ledger_meta", ledger_meta(conn))?,
         guard("foreign_keys", foreign_keys(conn))?,
+        guard("postings", postings(conn))?,
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
     ];
     match accounts_and_tally(conn) {
@@ -147,6 +148,65 @@ fn foreign_keys(conn: &Connection) -> SqlResult<Check> {
     Ok(findings.into_check(
         "foreign_keys",
         "every transfer names accounts that exist".into(),
+    ))
+}
+
+/// Every decided transfer is in its users' histories (`postings`), and
+/// nothing else is: no entry names a PENDING or missing transfer or an
+/// account the transfer does not name, and there are as many entries as
+/// decided transfers have user sides. The key rules out a doubled entry,
+/// so together these say the histories are exact; the transfers an entry
+/// is missing for are looked up only when the counts disagree.
+fn postings(conn: &Connection) -> SqlResult<Check> {
+    let expected: i64 = conn.query_row(
+        "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers WHERE status <> 'PENDING'",
+        [],
+        |row| row.get(0),
+    )?;
+    let found: i64 = conn.query_row("SELECT count(*) FROM postings", [], |row| row.get(0))?;
+    let mut findings = Findings::default();
+    let mut strays = 0i64;
+    {
+        let mut stmt = conn.prepare(
+            "SELECT p.account, p.tx_id FROM postings p
+               LEFT JOIN transfers t ON t.tx_id = p.tx_id
+              WHERE t.tx_id IS NULL OR t.status = 'PENDING'
+                 OR (p.account <> t.src AND p.account <> t.dst)
+              ORDER BY p.tx_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (account, tx_id): (i64, i64) = (row.get(0)?, row.get(1)?);
+            strays += 1;
+            findings.push(Problem {
+                user: None,
+                tx_id: Some(tx_id),
+                message: format!(
+                    "account {account} lists transfer {tx_id} in its history, which is not a decided transfer of that account"
+                ),
+            });
+        }
+    }
+    if found - strays != expected {
+        let mut stmt = conn.prepare(
+            "SELECT tx_id FROM transfers t WHERE status <> 'PENDING'
+                AND ((src <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.src AND p.tx_id = t.tx_id))
+                  OR (dst <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.dst AND p.tx_id = t.tx_id)))
+              ORDER BY tx_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let tx_id: i64 = row.get(0)?;
+            findings.push(Problem {
+                user: None,
+                tx_id: Some(tx_id),
+                message: format!("transfer {tx_id} is missing from a user's history"),
+            });
+        }
+    }
+    Ok(findings.into_check(
+        "postings",
+        format!("every decided transfer is in its users' histories ({found} entries), and nothing else is"),
     ))
 }
 
