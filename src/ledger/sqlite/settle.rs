@@ -218,6 +218,14 @@ fn settle_batch_in_one_transaction(
     })
 }
 
+/// Postings inserted by one statement.
+const POSTINGS_PER_STATEMENT: usize = 64;
+
+fn many_postings_sql() -> String {
+    let values = vec!["(?, ?)"; POSTINGS_PER_STATEMENT].join(", ");
+    format!("INSERT INTO postings (account, tx_id) VALUES {values}")
+}
+
 /// Enters decided transfers in their users' histories: a row per user side
 /// (the external account keeps none), inserted in (account, tx_id) order so
 /// that each account's entries go in at one place of the index, after its
@@ -236,8 +244,18 @@ pub(super) fn post(
         }
     }
     buffer.sort_unstable();
+    // Many rows a statement: each execution of a statement costs about as
+    // much as the row it inserts.
+    let mut rows = buffer.chunks_exact(POSTINGS_PER_STATEMENT);
+    if rows.len() > 0 {
+        let mut insert = tx.prepare_cached(&many_postings_sql())?;
+        for chunk in rows.by_ref() {
+            let values: Vec<&i64> = chunk.iter().flat_map(|(a, t)| [a, t]).collect();
+            insert.execute(rusqlite::params_from_iter(values))?;
+        }
+    }
     let mut insert = tx.prepare_cached("INSERT INTO postings (account, tx_id) VALUES (?1, ?2)")?;
-    for (account, tx_id) in buffer.iter() {
+    for (account, tx_id) in rows.remainder() {
         insert.execute(params![account, tx_id])?;
     }
     Ok(())
