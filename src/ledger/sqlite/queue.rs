@@ -201,10 +201,6 @@ fn ingest(
 ) -> SqlResult<Span> {
     let now = clock::now_ms();
     let mut span = Span::default();
-    // In an all-or-nothing chunk, the line that queued each new transfer
-    // (their ids are consecutive under the write lock), so that a key
-    // conflict with an earlier line names that line: its transfer is
-    // rolled back with the rest. Eight bytes a line.
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
@@ -215,42 +211,84 @@ fn ingest(
         insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
     };
     let mut taken = 0usize;
-    while taken < max {
-        let Some(item) = lines.next() else { break };
+    // Keyless lines that queue a transfer wait here, their rows and their
+    // line numbers, to go in a statement at a time; every other line waits
+    // for them, so that ids and results keep the order of the lines.
+    let mut deferred: Vec<DeferredRow> = Vec::new();
+    let mut deferred_lines: Vec<u64> = Vec::new();
+    let mut ids: Vec<i64> = Vec::new();
+    let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
+    loop {
+        let item = if taken < max { lines.next() } else { None };
+        let Some(item) = item else {
+            flush(
+                tx,
+                &mut deferred,
+                &mut deferred_lines,
+                now,
+                &mut ids,
+                &mut outcomes,
+            )?;
+            report(
+                &mut outcomes,
+                all_or_nothing,
+                &mut queued_by,
+                &mut span,
+                summary,
+                sink,
+            )?;
+            break;
+        };
         let BatchLine { line, transfer } = item?;
         taken += 1;
-        let mut outcome = match transfer {
-            Ok(transfer) => queue_one(tx, &transfer, now, &mut statements, cache)?,
+        let keyless = matches!(&transfer, Ok(t) if t.key().is_none());
+        if !keyless || deferred.len() >= ROWS_PER_INSERT {
+            flush(
+                tx,
+                &mut deferred,
+                &mut deferred_lines,
+                now,
+                &mut ids,
+                &mut outcomes,
+            )?;
+        }
+        let before = deferred.len();
+        let outcome = match transfer {
+            Ok(transfer) => queue_one(
+                tx,
+                &transfer,
+                now,
+                &mut statements,
+                cache,
+                keyless.then_some(&mut deferred),
+            )?,
             Err(refused) => Err(refused),
         };
-        if all_or_nothing {
-            match &mut outcome {
-                Ok(Queued {
-                    tx_id,
-                    replayed: false,
-                    ..
-                }) => queued_by
-                    .get_or_insert_with(|| (*tx_id, Vec::new()))
-                    .1
-                    .push(line),
-                Err(WalletError::IdempotencyConflict {
-                    tx_id,
-                    earlier_line,
-                    ..
-                }) => {
-                    if let Some((first, lines)) = &queued_by {
-                        *earlier_line = usize::try_from(*tx_id - first)
-                            .ok()
-                            .and_then(|i| lines.get(i))
-                            .copied();
-                    }
-                }
-                _ => {}
+        if deferred.len() > before {
+            deferred_lines.push(line);
+        } else {
+            if keyless {
+                // Refused before it could wait (unknown user, full sums):
+                // the lines before it are answered first.
+                flush(
+                    tx,
+                    &mut deferred,
+                    &mut deferred_lines,
+                    now,
+                    &mut ids,
+                    &mut outcomes,
+                )?;
             }
+            outcomes.push((line, outcome));
         }
-        span.note(line, &outcome);
-        summary.count(&outcome);
-        sink.record(line, outcome)?;
+        report(
+            &mut outcomes,
+            all_or_nothing,
+            &mut queued_by,
+            &mut span,
+            summary,
+            sink,
+        )?;
     }
     drop(statements);
     let mut write =
@@ -262,6 +300,92 @@ fn ingest(
     Ok(span)
 }
 
+/// Inserts the waiting keyless rows and turns their lines into results,
+/// appended to `outcomes` in line order.
+fn flush(
+    tx: &Transaction<'_>,
+    deferred: &mut Vec<DeferredRow>,
+    deferred_lines: &mut Vec<u64>,
+    now: i64,
+    ids: &mut Vec<i64>,
+    outcomes: &mut Vec<(u64, Result<Queued>)>,
+) -> SqlResult<()> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    insert_deferred(tx, deferred, now, ids)?;
+    for (line, tx_id) in deferred_lines.drain(..).zip(ids.iter()) {
+        outcomes.push((
+            line,
+            Ok(Queued {
+                tx_id: *tx_id,
+                status: Status::Pending,
+                replayed: false,
+            }),
+        ));
+    }
+    deferred.clear();
+    Ok(())
+}
+
+/// Hands the results gathered so far to the sink, in line order.
+fn report(
+    outcomes: &mut Vec<(u64, Result<Queued>)>,
+    all_or_nothing: bool,
+    queued_by: &mut Option<(i64, Vec<u64>)>,
+    span: &mut Span,
+    summary: &mut BatchSummary,
+    sink: &mut dyn BatchSink,
+) -> SqlResult<()> {
+    for (line, mut outcome) in outcomes.drain(..) {
+        record(line, &mut outcome, all_or_nothing, queued_by, span, summary);
+        sink.record(line, outcome)?;
+    }
+    Ok(())
+}
+
+/// Counts one line's result into the chunk's span and summary. In an
+/// all-or-nothing chunk it also notes which line queued each new transfer
+/// (their ids are consecutive under the write lock), so that a key
+/// conflict with an earlier line names that line: its transfer is rolled
+/// back with the rest. Eight bytes a line.
+fn record(
+    line: u64,
+    outcome: &mut Result<Queued>,
+    all_or_nothing: bool,
+    queued_by: &mut Option<(i64, Vec<u64>)>,
+    span: &mut Span,
+    summary: &mut BatchSummary,
+) {
+    if all_or_nothing {
+        match outcome {
+            Ok(Queued {
+                tx_id,
+                replayed: false,
+                ..
+            }) => queued_by
+                .get_or_insert_with(|| (*tx_id, Vec::new()))
+                .1
+                .push(line),
+            Err(WalletError::IdempotencyConflict {
+                tx_id,
+                earlier_line,
+                ..
+            }) => {
+                if let Some((first, lines)) = queued_by {
+                    *earlier_line = usize::try_from(*tx_id - *first)
+                        .ok()
+                        .and_then(|i| lines.get(i))
+                        .copied();
+                }
+            }
+            _ => {}
+        }
+    }
+    span.note(line, outcome);
+    summary.count(outcome);
+}
+
 /// Queues one transfer. The outer error is fatal to the chunk (SQLite,
 /// I/O); the inner one refuses only this line.
 fn queue_one(
@@ -270,6 +394,7 @@ fn queue_one(
     now: i64,
     statements: &mut Statements<'_>,
     cache: &mut IngestCache,
+    deferred: Option<&mut Vec<DeferredRow>>,
 ) -> SqlResult<Result<Queued>> {
     let mut side = |name: Option<&UserName>| -> SqlResult<Result<i64>> {
         match name {
@@ -309,6 +434,23 @@ fn queue_one(
                 return Ok(Err(refused));
             }
         };
+    if transfer.key().is_none()
+        && let Some(deferred) = deferred
+    {
+        // Nothing can refuse it now: it goes in with the next rows.
+        deferred.push(DeferredRow {
+            src,
+            dst,
+            amount: requested.amount,
+            memo: transfer.memo().map(str::to_string),
+        });
+        reserve(cache, src, dst, new_out, new_in);
+        return Ok(Ok(Queued {
+            tx_id: 0,
+            status: Status::Pending,
+            replayed: false,
+        }));
+    }
     // The unique index on keys finds an earlier use of the key as it
     // inserts; only then is the earlier transfer read, to replay it or to
     // report the conflict. New keys cost no lookup of their own.
@@ -333,6 +475,16 @@ fn queue_one(
         });
     }
     let tx_id = tx.last_insert_rowid();
+    reserve(cache, src, dst, new_out, new_in);
+    Ok(Ok(Queued {
+        tx_id,
+        status: Status::Pending,
+        replayed: false,
+    }))
+}
+
+/// Records the new pending sums of a queued transfer's two accounts.
+fn reserve(cache: &mut IngestCache, src: i64, dst: i64, new_out: i64, new_in: i64) {
     if let Some(pending) = cache.accounts.get_mut(&src) {
         pending.out = new_out;
         pending.dirty = true;
@@ -341,11 +493,59 @@ fn queue_one(
         pending.r#in = new_in;
         pending.dirty = true;
     }
-    Ok(Ok(Queued {
-        tx_id,
-        status: Status::Pending,
-        replayed: false,
-    }))
+}
+
+/// A keyless transfer decided and waiting to go in with the rows after it.
+struct DeferredRow {
+    src: i64,
+    dst: i64,
+    amount: i64,
+    memo: Option<String>,
+}
+
+/// Keyless rows inserted by one statement: each execution of a statement
+/// costs about as much as the row it inserts.
+const ROWS_PER_INSERT: usize = 64;
+
+/// Inserts the deferred rows, `ROWS_PER_INSERT` a statement, and returns
+/// the id of each in order. Ids are consecutive: under the write lock a new
+/// row takes the largest id plus one (SQLite picks at random only once an
+/// id reaches `i64::MAX`, which is refused here).
+fn insert_deferred(
+    tx: &Transaction<'_>,
+    rows: &[DeferredRow],
+    now: i64,
+    ids: &mut Vec<i64>,
+) -> SqlResult<()> {
+    ids.clear();
+    for group in rows.chunks(ROWS_PER_INSERT) {
+        let values = vec!["(?, ?, ?, 'PENDING', ?, NULL, ?)"; group.len()].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at) VALUES {values}"
+        ))?;
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 5);
+        for row in group {
+            params.extend([
+                &row.src as &dyn rusqlite::ToSql,
+                &row.dst,
+                &row.amount,
+                &row.memo,
+                &now,
+            ]);
+        }
+        let inserted = insert.execute(params.as_slice())?;
+        let last = tx.last_insert_rowid();
+        if inserted != group.len() || last == i64::MAX {
+            return Err(WalletError::internal(anyhow::anyhow!(
+                "{inserted} of {} rows went in, the last as {last}",
+                group.len()
+            ))
+            .into());
+        }
+        let first = last - group.len() as i64 + 1;
+        ids.extend(first..=last);
+    }
+    Ok(())
 }
 
 /// The answer to a request whose key an earlier transfer holds, decided by
@@ -507,6 +707,42 @@ mod tests {
         );
         assert_eq!(pending(&mut ledger, "alice"), (100, 7));
         assert_eq!(pending(&mut ledger, "bob"), (7, 100));
+    }
+
+    /// Keyless lines go in many to a statement; results and ids still
+    /// follow the lines, across keyed and refused lines between them.
+    #[test]
+    fn lines_keep_their_order_and_ids_around_keyed_and_refused_ones() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let lines = (1..=200).map(|n| match n {
+            70 => line(n, "alice", "bob", 1, Some("k70")),
+            71 => line(n, "alice", "nobody", 1, None),
+            140 => line(n, "alice", "bob", 1, Some("k70")),
+            n => line(n, "", "alice", 1, None),
+        });
+        let mut sink = Recorder::new(|| {});
+        let summary = ledger
+            .queue_batch(lines, &BatchOptions::default(), &mut sink)
+            .unwrap();
+        assert_eq!(
+            (summary.queued, summary.replayed, summary.failed),
+            (198, 1, 1)
+        );
+        let lines: Vec<u64> = sink.outcomes.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, (1..=200).collect::<Vec<_>>());
+        let mut next = 1;
+        for (n, outcome) in &sink.outcomes {
+            match n {
+                71 => assert_eq!(outcome.as_ref().unwrap_err(), "user_not_found"),
+                140 => assert_eq!(outcome.as_ref().unwrap().tx_id, 70),
+                _ => {
+                    assert_eq!(outcome.as_ref().unwrap().tx_id, next, "line {n}");
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(pending(&mut ledger, "alice"), (1, 197));
     }
 
     #[test]
