@@ -214,21 +214,12 @@ fn ingest(
     // Keyless lines that queue a transfer wait here, their rows and their
     // line numbers, to go in a statement at a time; every other line waits
     // for them, so that ids and results keep the order of the lines.
-    let mut deferred: Vec<DeferredRow> = Vec::new();
-    let mut deferred_lines: Vec<u64> = Vec::new();
-    let mut ids: Vec<i64> = Vec::new();
+    let mut waiting = Waiting::default();
     let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
     loop {
         let item = if taken < max { lines.next() } else { None };
         let Some(item) = item else {
-            flush(
-                tx,
-                &mut deferred,
-                &mut deferred_lines,
-                now,
-                &mut ids,
-                &mut outcomes,
-            )?;
+            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
             report(
                 &mut outcomes,
                 all_or_nothing,
@@ -241,18 +232,19 @@ fn ingest(
         };
         let BatchLine { line, transfer } = item?;
         taken += 1;
-        let keyless = matches!(&transfer, Ok(t) if t.key().is_none());
-        if !keyless || deferred.len() >= ROWS_PER_INSERT {
-            flush(
-                tx,
-                &mut deferred,
-                &mut deferred_lines,
-                now,
-                &mut ids,
-                &mut outcomes,
-            )?;
+        // A line may wait with the ones before it unless it is refused
+        // already, the batch of waiting rows is full, or its key is one a
+        // waiting row holds (it must then see that row in the table).
+        let may_wait = match &transfer {
+            Ok(t) => t
+                .key()
+                .is_none_or(|key| !waiting.keys.contains(key.as_str())),
+            Err(_) => false,
+        };
+        if !may_wait || waiting.rows.len() >= ROWS_PER_INSERT {
+            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
         }
-        let before = deferred.len();
+        let before = waiting.rows.len();
         let outcome = match transfer {
             Ok(transfer) => queue_one(
                 tx,
@@ -260,25 +252,19 @@ fn ingest(
                 now,
                 &mut statements,
                 cache,
-                keyless.then_some(&mut deferred),
+                Some(&mut waiting.rows),
             )?,
             Err(refused) => Err(refused),
         };
-        if deferred.len() > before {
-            deferred_lines.push(line);
-        } else {
-            if keyless {
-                // Refused before it could wait (unknown user, full sums):
-                // the lines before it are answered first.
-                flush(
-                    tx,
-                    &mut deferred,
-                    &mut deferred_lines,
-                    now,
-                    &mut ids,
-                    &mut outcomes,
-                )?;
+        if waiting.rows.len() > before {
+            waiting.lines.push(line);
+            if let Some(key) = &waiting.rows[before].key {
+                waiting.keys.insert(key.clone());
             }
+        } else {
+            // Answered at once (refused, or replayed from a committed
+            // transfer): the lines before it are answered first.
+            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
             outcomes.push((line, outcome));
         }
         report(
@@ -300,32 +286,73 @@ fn ingest(
     Ok(span)
 }
 
-/// Inserts the waiting keyless rows and turns their lines into results,
-/// appended to `outcomes` in line order.
-fn flush(
-    tx: &Transaction<'_>,
-    deferred: &mut Vec<DeferredRow>,
-    deferred_lines: &mut Vec<u64>,
-    now: i64,
-    ids: &mut Vec<i64>,
-    outcomes: &mut Vec<(u64, Result<Queued>)>,
-) -> SqlResult<()> {
-    if deferred.is_empty() {
-        return Ok(());
+/// Lines decided and waiting to go in with the rows after them.
+#[derive(Default)]
+struct Waiting {
+    rows: Vec<DeferredRow>,
+    lines: Vec<u64>,
+    /// The keys the waiting rows hold.
+    keys: rustc_hash::FxHashSet<String>,
+}
+
+impl Waiting {
+    /// Inserts the waiting rows and turns their lines into results,
+    /// appended to `outcomes` in line order. A row whose key a committed
+    /// transfer holds is not inserted: its line is answered by that
+    /// transfer (a replay or a conflict) and gives back the pending sums it
+    /// had reserved.
+    fn flush(
+        &mut self,
+        tx: &Transaction<'_>,
+        now: i64,
+        cache: &mut IngestCache,
+        by_key: &mut CachedStatement<'_>,
+        outcomes: &mut Vec<(u64, Result<Queued>)>,
+    ) -> SqlResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let ids = insert_deferred(tx, &self.rows, now)?;
+        for ((row, line), tx_id) in self.rows.drain(..).zip(self.lines.drain(..)).zip(ids) {
+            let outcome = match tx_id {
+                Some(tx_id) => Ok(Queued {
+                    tx_id,
+                    status: Status::Pending,
+                    replayed: false,
+                }),
+                None => {
+                    unreserve(cache, &row);
+                    let key = IdempotencyKey::parse(row.key.as_deref().unwrap_or_default())?;
+                    let requested = Pinned {
+                        src: row.src,
+                        dst: row.dst,
+                        amount: row.amount,
+                        memo: row.memo.as_deref(),
+                    };
+                    replay(by_key, &key, requested)?.ok_or_else(|| {
+                        WalletError::internal(anyhow::anyhow!(
+                            "a transfer was neither queued nor found under its key"
+                        ))
+                    })?
+                }
+            };
+            outcomes.push((line, outcome));
+        }
+        self.keys.clear();
+        Ok(())
     }
-    insert_deferred(tx, deferred, now, ids)?;
-    for (line, tx_id) in deferred_lines.drain(..).zip(ids.iter()) {
-        outcomes.push((
-            line,
-            Ok(Queued {
-                tx_id: *tx_id,
-                status: Status::Pending,
-                replayed: false,
-            }),
-        ));
+}
+
+/// Gives back the pending sums a row reserved when it was decided.
+fn unreserve(cache: &mut IngestCache, row: &DeferredRow) {
+    if let Some(pending) = cache.accounts.get_mut(&row.src) {
+        pending.out -= row.amount;
+        pending.dirty = true;
     }
-    deferred.clear();
-    Ok(())
+    if let Some(pending) = cache.accounts.get_mut(&row.dst) {
+        pending.r#in -= row.amount;
+        pending.dirty = true;
+    }
 }
 
 /// Hands the results gathered so far to the sink, in line order.
@@ -434,15 +461,15 @@ fn queue_one(
                 return Ok(Err(refused));
             }
         };
-    if transfer.key().is_none()
-        && let Some(deferred) = deferred
-    {
-        // Nothing can refuse it now: it goes in with the next rows.
+    if let Some(deferred) = deferred {
+        // It goes in with the next rows; only a key another transfer
+        // already holds can still turn it into a replay or a conflict.
         deferred.push(DeferredRow {
             src,
             dst,
             amount: requested.amount,
             memo: transfer.memo().map(str::to_string),
+            key: transfer.key().map(|key| key.as_str().to_string()),
         });
         reserve(cache, src, dst, new_out, new_in);
         return Ok(Ok(Queued {
@@ -495,57 +522,73 @@ fn reserve(cache: &mut IngestCache, src: i64, dst: i64, new_out: i64, new_in: i6
     }
 }
 
-/// A keyless transfer decided and waiting to go in with the rows after it.
+/// A transfer decided and waiting to go in with the rows after it.
 struct DeferredRow {
     src: i64,
     dst: i64,
     amount: i64,
     memo: Option<String>,
+    key: Option<String>,
 }
 
-/// Keyless rows inserted by one statement: each execution of a statement
-/// costs about as much as the row it inserts.
+/// Rows inserted by one statement: each execution of a statement costs
+/// about as much as the row it inserts.
 const ROWS_PER_INSERT: usize = 64;
 
-/// Inserts the deferred rows, `ROWS_PER_INSERT` a statement, and returns
-/// the id of each in order. Ids are consecutive: under the write lock a new
-/// row takes the largest id plus one (SQLite picks at random only once an
-/// id reaches `i64::MAX`, which is refused here).
+/// Inserts the waiting rows, `ROWS_PER_INSERT` a statement, and returns
+/// the id of each in order, `None` for a row whose key a committed transfer
+/// holds. The rows that go in take consecutive ids in the order they are
+/// listed (under the write lock a new row takes the largest id plus one;
+/// SQLite picks at random only once an id reaches `i64::MAX`, refused
+/// here), so the ids the statement returns, sorted, are theirs in order.
 fn insert_deferred(
     tx: &Transaction<'_>,
     rows: &[DeferredRow],
     now: i64,
-    ids: &mut Vec<i64>,
-) -> SqlResult<()> {
-    ids.clear();
+) -> SqlResult<Vec<Option<i64>>> {
+    let mut ids = Vec::with_capacity(rows.len());
     for group in rows.chunks(ROWS_PER_INSERT) {
-        let values = vec!["(?, ?, ?, 'PENDING', ?, NULL, ?)"; group.len()].join(", ");
+        let values = vec!["(?, ?, ?, 'PENDING', ?, ?, ?)"; group.len()].join(", ");
         let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at) VALUES {values}"
+            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
+             VALUES {values}
+             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+             RETURNING tx_id, idem_key"
         ))?;
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 5);
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 6);
         for row in group {
             params.extend([
                 &row.src as &dyn rusqlite::ToSql,
                 &row.dst,
                 &row.amount,
                 &row.memo,
+                &row.key,
                 &now,
             ]);
         }
-        let inserted = insert.execute(params.as_slice())?;
-        let last = tx.last_insert_rowid();
-        if inserted != group.len() || last == i64::MAX {
+        let mut inserted: Vec<i64> = Vec::with_capacity(group.len());
+        let mut taken_keys = rustc_hash::FxHashSet::default();
+        let mut returned = insert.query(params.as_slice())?;
+        while let Some(row) = returned.next()? {
+            inserted.push(row.get(0)?);
+            if let Some(key) = row.get::<_, Option<String>>(1)? {
+                taken_keys.insert(key);
+            }
+        }
+        inserted.sort_unstable();
+        if inserted.last() == Some(&i64::MAX) {
             return Err(WalletError::internal(anyhow::anyhow!(
-                "{inserted} of {} rows went in, the last as {last}",
-                group.len()
+                "transfer ids have reached their limit"
             ))
             .into());
         }
-        let first = last - group.len() as i64 + 1;
-        ids.extend(first..=last);
+        let mut next = inserted.into_iter();
+        for row in group {
+            let went_in = row.key.as_ref().is_none_or(|key| taken_keys.contains(key));
+            ids.push(if went_in { next.next() } else { None });
+        }
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// The answer to a request whose key an earlier transfer holds, decided by
