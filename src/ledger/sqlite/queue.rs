@@ -548,6 +548,36 @@ fn insert_deferred(
 ) -> SqlResult<Vec<Option<i64>>> {
     let mut ids = Vec::with_capacity(rows.len());
     for group in rows.chunks(ROWS_PER_INSERT) {
+        if group.iter().all(|row| row.key.is_none()) {
+            // No key to conflict: every row goes in, the last one's id
+            // says them all, and the statement needs no answer rows.
+            let values = vec!["(?, ?, ?, 'PENDING', ?, NULL, ?)"; group.len()].join(", ");
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at) VALUES {values}"
+            ))?;
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 5);
+            for row in group {
+                params.extend([
+                    &row.src as &dyn rusqlite::ToSql,
+                    &row.dst,
+                    &row.amount,
+                    &row.memo,
+                    &now,
+                ]);
+            }
+            let inserted = insert.execute(params.as_slice())?;
+            let last = tx.last_insert_rowid();
+            if inserted != group.len() || last == i64::MAX {
+                return Err(WalletError::internal(anyhow::anyhow!(
+                    "{inserted} of {} rows went in, the last as {last}",
+                    group.len()
+                ))
+                .into());
+            }
+            let first = last - group.len() as i64 + 1;
+            ids.extend((first..=last).map(Some));
+            continue;
+        }
         let values = vec!["(?, ?, ?, 'PENDING', ?, ?, ?)"; group.len()].join(", ");
         let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
