@@ -322,6 +322,9 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
+        // Batch ingest and settle prepare an insert for each group size
+        // they write (up to 64 rows each), beside their other statements.
+        conn.set_prepared_statement_cache_capacity(256);
         let errors = error_context(path, options);
         // Closing never checkpoints: a ledger that is refused, or read by
         // `verify`, keeps every byte of its file and of a write-ahead log

@@ -244,16 +244,34 @@ fn ingest(
         if !may_wait || waiting.rows.len() >= ROWS_PER_INSERT {
             waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
         }
-        let before = waiting.rows.len();
+        let mut before = waiting.rows.len();
         let outcome = match transfer {
-            Ok(transfer) => queue_one(
-                tx,
-                &transfer,
-                now,
-                &mut statements,
-                cache,
-                Some(&mut waiting.rows),
-            )?,
+            Ok(transfer) => {
+                let mut outcome = queue_one(
+                    tx,
+                    &transfer,
+                    now,
+                    &mut statements,
+                    cache,
+                    Some(&mut waiting.rows),
+                )?;
+                if outcome.is_err() && waiting.rows.len() == before && before > 0 {
+                    // Refused against sums that waiting rows reserved: one
+                    // whose key turns out taken gives its share back when
+                    // it goes in, so the line is decided again after them.
+                    waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
+                    before = 0;
+                    outcome = queue_one(
+                        tx,
+                        &transfer,
+                        now,
+                        &mut statements,
+                        cache,
+                        Some(&mut waiting.rows),
+                    )?;
+                }
+                outcome
+            }
             Err(refused) => Err(refused),
         };
         if waiting.rows.len() > before {
@@ -538,16 +556,25 @@ const ROWS_PER_INSERT: usize = 64;
 /// Inserts the waiting rows, `ROWS_PER_INSERT` a statement, and returns
 /// the id of each in order, `None` for a row whose key a committed transfer
 /// holds. The rows that go in take consecutive ids in the order they are
-/// listed (under the write lock a new row takes the largest id plus one;
-/// SQLite picks at random only once an id reaches `i64::MAX`, refused
-/// here), so the ids the statement returns, sorted, are theirs in order.
+/// listed (under the write lock a new row takes the largest id plus one),
+/// so the ids the statement returns, sorted, are theirs in order. SQLite
+/// picks ids at random once the largest reaches `i64::MAX`, so a group that
+/// could reach it is refused before it goes in.
 fn insert_deferred(
     tx: &Transaction<'_>,
     rows: &[DeferredRow],
     now: i64,
 ) -> SqlResult<Vec<Option<i64>>> {
     let mut ids = Vec::with_capacity(rows.len());
+    let mut largest = tx.prepare_cached("SELECT coalesce(max(tx_id), 0) FROM transfers")?;
     for group in rows.chunks(ROWS_PER_INSERT) {
+        let top: i64 = largest.query_row([], |row| row.get(0))?;
+        if top > i64::MAX - group.len() as i64 {
+            return Err(WalletError::internal(anyhow::anyhow!(
+                "transfer ids have reached their limit ({top})"
+            ))
+            .into());
+        }
         if group.iter().all(|row| row.key.is_none()) {
             // No key to conflict: every row goes in, the last one's id
             // says them all, and the statement needs no answer rows.
@@ -567,7 +594,7 @@ fn insert_deferred(
             }
             let inserted = insert.execute(params.as_slice())?;
             let last = tx.last_insert_rowid();
-            if inserted != group.len() || last == i64::MAX {
+            if inserted != group.len() || last != top + group.len() as i64 {
                 return Err(WalletError::internal(anyhow::anyhow!(
                     "{inserted} of {} rows went in, the last as {last}",
                     group.len()
@@ -606,12 +633,6 @@ fn insert_deferred(
             }
         }
         inserted.sort_unstable();
-        if inserted.last() == Some(&i64::MAX) {
-            return Err(WalletError::internal(anyhow::anyhow!(
-                "transfer ids have reached their limit"
-            ))
-            .into());
-        }
         let mut next = inserted.into_iter();
         for row in group {
             let went_in = row.key.as_ref().is_none_or(|key| taken_keys.contains(key));
@@ -780,6 +801,34 @@ mod tests {
         );
         assert_eq!(pending(&mut ledger, "alice"), (100, 7));
         assert_eq!(pending(&mut ledger, "bob"), (7, 100));
+    }
+
+    /// A line read while a replayed line waits is decided against sums that
+    /// do not count the replay's reservation.
+    #[test]
+    fn a_waiting_replay_does_not_refuse_the_lines_after_it() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder::new(|| {});
+        let big = 4_000_000_000_000_000_000;
+        let first = vec![line(1, "", "alice", big, Some("k1"))];
+        ledger
+            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        let second = vec![
+            line(1, "", "alice", big, Some("k1")),
+            line(2, "", "bob", 3_000_000_000_000_000_000, None),
+        ];
+        let summary = ledger
+            .queue_batch(second.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        assert_eq!(
+            (summary.queued, summary.replayed, summary.failed),
+            (1, 1, 0),
+            "{:?}",
+            sink.outcomes
+        );
+        assert_eq!(pending(&mut ledger, "bob"), (0, 3_000_000_000_000_000_000));
     }
 
     /// Keyless lines go in many to a statement; results and ids still
