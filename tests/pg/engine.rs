@@ -201,6 +201,13 @@ fn pending(s: &Sandbox) -> u64 {
         .unwrap()
 }
 
+/// `wallet --db DB --json ARGS…` from the sandbox's directory.
+fn json_on(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    run_on(s, db, &full)
+}
+
 /// `wallet --db DB ARGS…` from the sandbox's directory.
 fn run_on(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
     s.process(&[])
@@ -430,11 +437,7 @@ fn a_server_that_goes_away_is_transient_and_comes_back() {
     server.psql("postgres", "CREATE DATABASE books");
     let url = server.url("books", "wallet");
     let s = Sandbox::new();
-    let run = |args: &[&str]| {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        run_on(&s, &url, &full)
-    };
+    let run = |args: &[&str]| json_on(&s, &url, args);
     assert!(
         run(&["create-user", "alice", "alice@example.com"])
             .status
@@ -469,11 +472,7 @@ fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
     let url = read_only_role(&s, "reader");
-    let run = |args: &[&str]| {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        run_on(&s, &url, &full)
-    };
+    let run = |args: &[&str]| json_on(&s, &url, args);
     let out = run(&["get-user", "u0"]);
     assert!(
         out.status.success(),
@@ -545,11 +544,7 @@ fn verify_runs_amcheck_where_the_extension_is_installed() {
     server.psql("postgres", &format!("CREATE DATABASE {database}"));
     server.psql(&database, "CREATE EXTENSION amcheck");
     let url = server.url(&database, "wallet");
-    let run = |args: &[&str]| {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        run_on(&s, &url, &full)
-    };
+    let run = |args: &[&str]| json_on(&s, &url, args);
     assert!(
         run(&["create-user", "alice", "alice@example.com"])
             .status
@@ -699,4 +694,58 @@ fn lines_that_lose_their_key_to_another_process_are_each_answered_by_their_own_f
         "{lines:?}"
     );
     assert_eq!(out.status.code(), Some(5));
+}
+
+/// A deadlock the server breaks by rolling `wallet`'s transaction back is
+/// retried inside the command and never shown: another program holds bob
+/// and then asks for alice while `wallet` holds alice and waits for bob.
+#[test]
+fn a_deadlock_is_retried_inside_the_command_and_never_shown() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    let mut other = s.postgres();
+    other
+        .batch_execute("BEGIN; SELECT 1 FROM accounts WHERE name = 'bob' FOR UPDATE")
+        .unwrap();
+    let transfer = s
+        .process(&[
+            "--json",
+            "--lock-timeout",
+            "30000",
+            "transfer",
+            "alice",
+            "bob",
+            "1",
+            "--id",
+            "dead-1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `wallet` locks alice, then waits for bob; asking for alice closes the
+    // cycle, and the server's detector, which looks first at the one that
+    // has waited longest, rolls `wallet` back.
+    thread::sleep(std::time::Duration::from_millis(500));
+    other
+        .batch_execute("SELECT 1 FROM accounts WHERE name = 'alice' FOR UPDATE")
+        .expect("the other program is not the one rolled back");
+    other.batch_execute("COMMIT").unwrap();
+    let out = transfer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queued: shapes::Queued = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!queued.replayed);
+    let count = s.query_text("SELECT count(*)::text FROM transfers WHERE idem_key = 'dead-1'");
+    assert_eq!(count, [Some("1".to_string())], "queued once");
+    let bob: shapes::User = s.json(&["get-user", "bob"]);
+    assert_eq!(bob.pending_in, "1.00");
 }

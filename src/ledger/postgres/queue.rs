@@ -228,11 +228,11 @@ pub fn plan_and_write(
     if planned.write {
         lock_users(client, &planned.rows)?;
     }
-    take_ids(client, &mut planned.rows)?;
+    let now = take_ids(client, &mut planned.rows)?;
     if !planned.write || planned.rows.is_empty() {
         return Ok(Attempt::Done(planned));
     }
-    let inserted = insert(client, chunk, &planned, lanes)?;
+    let inserted = insert(client, chunk, &planned, lanes, now)?;
     if inserted.len() != planned.rows.len() {
         // Another process committed one of these keys after they were
         // looked up: answer those lines from its transfer instead.
@@ -420,19 +420,22 @@ fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
     Ok(())
 }
 
-/// Ids for the new rows, in line order, from the table's own sequence.
-fn take_ids(client: &mut Client, rows: &mut [NewRow]) -> PgResult<()> {
+/// Ids for the new rows, in line order, from the table's own sequence, and
+/// the server's clock to stamp them with, in one round trip.
+fn take_ids(client: &mut Client, rows: &mut [NewRow]) -> PgResult<i64> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let ids = client.query(
-        "SELECT nextval('transfers_tx_id_seq') FROM generate_series(1, $1::bigint)",
+        &format!(
+            "SELECT nextval('transfers_tx_id_seq'), {NOW_MS} FROM generate_series(1, $1::bigint)"
+        ),
         &[&(rows.len() as i64)],
     )?;
     for (row, id) in rows.iter_mut().zip(&ids) {
         row.tx_id = id.get(0);
     }
-    Ok(())
+    Ok(ids[0].get(1))
 }
 
 /// Inserts the new rows, skipping any whose key is taken; returns the ids
@@ -442,8 +445,8 @@ fn insert(
     chunk: &[BatchLine],
     planned: &PlannedChunk,
     lanes: i32,
+    now: i64,
 ) -> PgResult<Vec<i64>> {
-    let now: i64 = client.query_one(&format!("SELECT {NOW_MS}"), &[])?.get(0);
     let lane = |row: &NewRow| {
         let owner = if row.src == EXTERNAL_ACCOUNT {
             row.dst
