@@ -1,10 +1,13 @@
-//! The throughput benchmark: `cargo bench --bench throughput [-- --users N --transfers N --runs N --repeat N]`.
+//! The throughput benchmark: `cargo bench --bench throughput [-- --users N[,N…] --transfers N --grown N --runs N --repeat N]`.
 //!
-//! Builds a ledger of `--users` users, ingests `--transfers` transfers
-//! through `wallet transfer --batch` (without and with idempotency keys),
-//! settles them with `wallet settle`, then times single `wallet` processes
-//! on the result. Throughput phases run `--repeat` times (3) and report the
-//! fastest run. Each figure is printed beside a floor measured in the
+//! For each `--users` count (10,000 and 1,000), builds a ledger of that
+//! many users, ingests `--transfers` transfers through `wallet transfer
+//! --batch` (without and with idempotency keys), settles them with `wallet
+//! settle`, then times single `wallet` processes on the result. Then it
+//! builds a ledger that already holds `--grown` settled transfers (10M;
+//! 0 skips it) and ingests the same transfers into it and into a fresh
+//! ledger, in turn. Throughput phases run `--repeat` times (3) and report
+//! the fastest run. Each figure is printed beside a floor measured in the
 //! same run: the same row work as a bare rusqlite loop, or a bare process
 //! that opens the file and touches one row.
 
@@ -25,8 +28,13 @@ use wallet::money::Currency;
 /// A single-process case: its label, ledger, arguments and floor.
 type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a (Duration, u64));
 
+#[derive(Clone)]
 struct Settings {
+    /// The user count of the run under way, one of `user_counts`.
     users: usize,
+    user_counts: Vec<usize>,
+    /// Settled transfers already in the ledger of the growth phase.
+    grown: usize,
     transfers: usize,
     runs: usize,
     repeat: usize,
@@ -43,15 +51,34 @@ fn main() {
     }
     let settings = parse(&args);
     let wallet = support::release_binary();
+    println!("# wallet throughput benchmark");
+    println!();
+    machine();
+    if settings.compare.is_some() {
+        run_for_users(&wallet, &settings);
+        return;
+    }
+    for &users in &settings.user_counts {
+        let mut one = settings.clone();
+        one.users = users;
+        run_for_users(&wallet, &one);
+    }
+    if settings.grown > 0 {
+        let mut one = settings.clone();
+        one.users = settings.user_counts[0];
+        growth(&wallet, &one);
+    }
+}
+
+/// Every phase on a ledger of `settings.users` users, printed as a table.
+fn run_for_users(wallet: &Path, settings: &Settings) {
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench")
         .tempdir()
         .expect("temp dir");
-    println!("# wallet throughput benchmark");
-    println!();
-    machine();
+    let wallet = wallet.to_path_buf();
     println!(
-        "users {}, transfers {}, process runs {}, best of {} for throughput, settle batch {}",
+        "## users {}, transfers {}, process runs {}, best of {} for throughput, settle batch {}",
         settings.users, settings.transfers, settings.runs, settings.repeat, settings.batch
     );
     println!();
@@ -59,10 +86,10 @@ fn main() {
     build_users(&base, settings.users);
     let plain = dir.path().join("plain.jsonl");
     let keyed = dir.path().join("keyed.jsonl");
-    write_workload(&plain, &settings, false);
-    write_workload(&keyed, &settings, true);
+    write_workload(&plain, settings, false);
+    write_workload(&keyed, settings, true);
     if let Some(old) = &settings.compare {
-        compare(old, &wallet, &settings, dir.path(), &base, [&plain, &keyed]);
+        compare(old, &wallet, settings, dir.path(), &base, [&plain, &keyed]);
         return;
     }
     let n = settings.transfers as f64;
@@ -90,7 +117,7 @@ fn main() {
             &out,
         ));
         copy_ledger(&base, &scratch);
-        floor_ingest.add_wall(bare_ingest(&scratch, &settings, false));
+        floor_ingest.add_wall(bare_ingest(&scratch, settings, false));
         copy_ledger(&base, &scratch);
         ingest_keyed.add(run_wallet(
             &wallet,
@@ -100,7 +127,7 @@ fn main() {
             &out,
         ));
         copy_ledger(&base, &scratch);
-        floor_keyed.add_wall(bare_ingest(&scratch, &settings, true));
+        floor_keyed.add_wall(bare_ingest(&scratch, settings, true));
     }
     rows.push([
         "batch ingest, no keys".into(),
@@ -151,7 +178,7 @@ fn main() {
     // ledger's own layout and logic.
     let mut unindexed = Duration::MAX;
     for _ in 0..settings.repeat {
-        unindexed = unindexed.min(bare_unindexed(&dir.path().join("bare.db"), &settings));
+        unindexed = unindexed.min(bare_unindexed(&dir.path().join("bare.db"), settings));
     }
     let end_to_end = ingest.wall + settle.wall;
     rows.push([
@@ -217,6 +244,93 @@ fn main() {
     for [a, b, c, d] in &rows {
         println!("| {a} | {b} | {c} | {d} |");
     }
+    println!();
+}
+
+/// Whether ingest holds its rate as the ledger grows: the same transfers
+/// queued into a ledger that already holds `settings.grown` settled ones
+/// and into a fresh one, in turn, `--repeat` times each.
+fn growth(wallet: &Path, settings: &Settings) {
+    let dir = tempfile::Builder::new()
+        .prefix("wallet-bench-grown")
+        .tempdir()
+        .expect("temp dir");
+    println!(
+        "## growth: users {}, {} transfers into a fresh ledger and into one of {} settled transfers",
+        settings.users, settings.transfers, settings.grown
+    );
+    println!();
+    let base = dir.path().join("users.db");
+    build_users(&base, settings.users);
+    let grown = dir.path().join("grown.db");
+    copy_ledger(&base, &grown);
+    let out = dir.path().join("out.jsonl");
+    {
+        // Built in slices of the history, each queued then settled, so the
+        // file's pages interleave as a ledger's do after months of use.
+        let history = dir.path().join("history.jsonl");
+        let mut before = settings.clone();
+        before.transfers = settings.grown;
+        write_workload(&history, &before, false);
+        let started = Instant::now();
+        run_wallet(
+            wallet,
+            &grown,
+            &["transfer", "--batch"],
+            Some(&history),
+            &out,
+        );
+        run_wallet(wallet, &grown, &["settle"], None, &out);
+        let _ = fs::remove_file(&history);
+        println!(
+            "built the grown ledger in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    checkpoint(&grown);
+    let size = fs::metadata(&grown).map_or(0, |m| m.len());
+    let plain = dir.path().join("plain.jsonl");
+    write_workload(&plain, settings, false);
+    let scratch = dir.path().join("scratch.db");
+    let (mut fresh, mut aged) = (Best::default(), Best::default());
+    for _ in 0..settings.repeat {
+        copy_ledger(&base, &scratch);
+        fresh.add(run_wallet(
+            wallet,
+            &scratch,
+            &["transfer", "--batch"],
+            Some(&plain),
+            &out,
+        ));
+        copy_ledger(&grown, &scratch);
+        aged.add(run_wallet(
+            wallet,
+            &scratch,
+            &["transfer", "--batch"],
+            Some(&plain),
+            &out,
+        ));
+    }
+    let n = settings.transfers as f64;
+    println!("| ledger | batch ingest, no keys | file size |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| fresh ({} users) | {} | {:.1} MB |",
+        settings.users,
+        rate(n, fresh.wall),
+        fs::metadata(&base).map_or(0, |m| m.len()) as f64 / 1e6
+    );
+    println!(
+        "| holding {} settled transfers | {} | {:.1} MB |",
+        settings.grown,
+        rate(n, aged.wall),
+        size as f64 / 1e6
+    );
+    println!(
+        "| grown / fresh | {:.3} | |",
+        fresh.wall.as_secs_f64() / aged.wall.as_secs_f64()
+    );
+    println!();
 }
 
 /// Holds this build to another `wallet` binary: each throughput phase runs
@@ -328,6 +442,8 @@ fn compare(
 fn parse(args: &[String]) -> Settings {
     let mut settings = Settings {
         users: 10_000,
+        user_counts: vec![10_000, 1_000],
+        grown: 10_000_000,
         transfers: 1_000_000,
         runs: 101,
         repeat: 3,
@@ -342,7 +458,20 @@ fn parse(args: &[String]) -> Settings {
                 .unwrap_or_else(|| panic!("{arg} needs a number"))
         };
         match arg.as_str() {
-            "--users" => settings.users = value().max(2),
+            "--users" => {
+                let list = it.next().expect("--users needs N[,N…]");
+                settings.user_counts = list
+                    .split(',')
+                    .map(|n| {
+                        n.replace('_', "")
+                            .parse::<usize>()
+                            .unwrap_or_else(|_| panic!("--users: {n} is not a number"))
+                            .max(2)
+                    })
+                    .collect();
+                settings.users = settings.user_counts[0];
+            }
+            "--grown" => settings.grown = value(),
             "--transfers" => settings.transfers = value().max(1),
             "--runs" => settings.runs = value().max(1),
             "--repeat" => settings.repeat = value().max(1),
@@ -354,7 +483,7 @@ fn parse(args: &[String]) -> Settings {
             }
             "--bench" => {}
             other => panic!(
-                "unknown argument {other}; use --users N --transfers N --runs N --repeat N --compare OLD"
+                "unknown argument {other}; use --users N[,N…] --transfers N --grown N --runs N --repeat N --compare OLD"
             ),
         }
     }
@@ -400,10 +529,7 @@ fn build_users(path: &Path, users: usize) {
 /// Copies a closed ledger, first moving its write-ahead log into the file
 /// (a plain connection checkpoints when it closes).
 fn copy_ledger(from: &Path, to: &Path) -> PathBuf {
-    let conn = Connection::open(from).expect("open ledger");
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .expect("checkpoint");
-    drop(conn);
+    checkpoint(from);
     for suffix in ["-wal", "-shm"] {
         let mut side = to.as_os_str().to_owned();
         side.push(suffix);
@@ -411,6 +537,13 @@ fn copy_ledger(from: &Path, to: &Path) -> PathBuf {
     }
     fs::copy(from, to).expect("copy ledger");
     to.to_path_buf()
+}
+
+/// Moves a closed ledger's write-ahead log into its file.
+fn checkpoint(db: &Path) {
+    let conn = Connection::open(db).expect("open ledger");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
 }
 
 /// A small deterministic generator, so every run sees the same workload.

@@ -296,6 +296,12 @@ fn escaped(input: &str) -> String {
 /// marks).
 pub fn is_invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    // Every key and memo of a batch passes here character by character;
+    // the category tables are a binary search, and in ASCII only the
+    // controls are invisible.
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     matches!(
         c.general_category(),
         GeneralCategory::Control
