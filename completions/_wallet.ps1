@@ -32,7 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create an empty ledger')
             [CompletionResult]::new('create-user', 'create-user', [CompletionResultType]::ParameterValue, 'Add a user with a zero balance')
-            [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals')
+            [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals, now or at a point of the past')
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
             [CompletionResult]::new('withdraw', 'withdraw', [CompletionResultType]::ParameterValue, 'Queue money going out of a user to outside the ledger')
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Queue a transfer between two users, or many from a JSON Lines file')
@@ -40,6 +40,10 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel a transfer that is still PENDING')
+            [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
+            [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
+            [CompletionResult]::new('refund', 'refund', [CompletionResultType]::ParameterValue, 'Queue a refund of a COMPLETED transfer, all of it or part')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every ledger invariant and report each check')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Upgrade the ledger''s schema to the version this binary writes')
@@ -69,13 +73,15 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;get-user' {
+            [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)')
+            [CompletionResult]::new('--at-tx', '--at-tx', [CompletionResultType]::ParameterName, 'The balance right after this transfer was applied to the user')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'wallet;deposit' {
@@ -166,6 +172,52 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wallet;hold' {
+            [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Expire this long after it is placed: 90s, 30m, 12h, 7d')
+            [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
+            [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'wallet;capture' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'wallet;release' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wallet;refund' {
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
+            [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'wallet;completions' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
@@ -200,7 +252,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         'wallet;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create an empty ledger')
             [CompletionResult]::new('create-user', 'create-user', [CompletionResultType]::ParameterValue, 'Add a user with a zero balance')
-            [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals')
+            [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals, now or at a point of the past')
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
             [CompletionResult]::new('withdraw', 'withdraw', [CompletionResultType]::ParameterValue, 'Queue money going out of a user to outside the ledger')
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Queue a transfer between two users, or many from a JSON Lines file')
@@ -208,6 +260,10 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel a transfer that is still PENDING')
+            [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
+            [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
+            [CompletionResult]::new('refund', 'refund', [CompletionResultType]::ParameterValue, 'Queue a refund of a COMPLETED transfer, all of it or part')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every ledger invariant and report each check')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Upgrade the ledger''s schema to the version this binary writes')
@@ -242,6 +298,18 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;help;cancel' {
+            break
+        }
+        'wallet;help;hold' {
+            break
+        }
+        'wallet;help;capture' {
+            break
+        }
+        'wallet;help;release' {
+            break
+        }
+        'wallet;help;refund' {
             break
         }
         'wallet;help;completions' {

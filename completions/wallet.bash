@@ -19,6 +19,9 @@ _wallet() {
             wallet,cancel)
                 cmd="wallet__subcmd__cancel"
                 ;;
+            wallet,capture)
+                cmd="wallet__subcmd__capture"
+                ;;
             wallet,completions)
                 cmd="wallet__subcmd__completions"
                 ;;
@@ -40,11 +43,20 @@ _wallet() {
             wallet,history)
                 cmd="wallet__subcmd__history"
                 ;;
+            wallet,hold)
+                cmd="wallet__subcmd__hold"
+                ;;
             wallet,init)
                 cmd="wallet__subcmd__init"
                 ;;
             wallet,migrate)
                 cmd="wallet__subcmd__migrate"
+                ;;
+            wallet,refund)
+                cmd="wallet__subcmd__refund"
+                ;;
+            wallet,release)
+                cmd="wallet__subcmd__release"
                 ;;
             wallet,settle)
                 cmd="wallet__subcmd__settle"
@@ -60,6 +72,9 @@ _wallet() {
                 ;;
             wallet__subcmd__help,cancel)
                 cmd="wallet__subcmd__help__subcmd__cancel"
+                ;;
+            wallet__subcmd__help,capture)
+                cmd="wallet__subcmd__help__subcmd__capture"
                 ;;
             wallet__subcmd__help,completions)
                 cmd="wallet__subcmd__help__subcmd__completions"
@@ -82,11 +97,20 @@ _wallet() {
             wallet__subcmd__help,history)
                 cmd="wallet__subcmd__help__subcmd__history"
                 ;;
+            wallet__subcmd__help,hold)
+                cmd="wallet__subcmd__help__subcmd__hold"
+                ;;
             wallet__subcmd__help,init)
                 cmd="wallet__subcmd__help__subcmd__init"
                 ;;
             wallet__subcmd__help,migrate)
                 cmd="wallet__subcmd__help__subcmd__migrate"
+                ;;
+            wallet__subcmd__help,refund)
+                cmd="wallet__subcmd__help__subcmd__refund"
+                ;;
+            wallet__subcmd__help,release)
+                cmd="wallet__subcmd__help__subcmd__release"
                 ;;
             wallet__subcmd__help,settle)
                 cmd="wallet__subcmd__help__subcmd__settle"
@@ -107,7 +131,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -132,6 +156,31 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__cancel)
+            opts="-q -h --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__capture)
             opts="-q -h --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -278,12 +327,26 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__get__subcmd__user)
-            opts="-q -h --db --json --quiet --lock-timeout --help"
+            opts="-q -h --at --at-tx --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --at-tx)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -303,7 +366,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help"
+            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -317,6 +380,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__capture)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -428,6 +505,20 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__help__subcmd__hold)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__help__subcmd__init)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -443,6 +534,34 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__refund)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__release)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -527,13 +646,66 @@ _wallet() {
                     return 0
                     ;;
                 --status)
-                    COMPREPLY=($(compgen -W "PENDING COMPLETED FAILED CANCELLED" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "PENDING COMPLETED FAILED CANCELLED HELD RELEASED EXPIRED" -- "${cur}"))
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
                     return 0
                     ;;
                 --before)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__hold)
+            opts="-q -h --expires-in --expires-at --id --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --expires-in)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --memo)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
@@ -598,6 +770,70 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__migrate)
+            opts="-q -h --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__refund)
+            opts="-q -h --id --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --memo)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__release)
             opts="-q -h --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -29,7 +29,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --version 'Print version'
             cand init 'Create an empty ledger'
             cand create-user 'Add a user with a zero balance'
-            cand get-user 'Show a user''s balance and pending totals'
+            cand get-user 'Show a user''s balance and pending totals, now or at a point of the past'
             cand deposit 'Queue money coming in to a user from outside the ledger'
             cand withdraw 'Queue money going out of a user to outside the ledger'
             cand transfer 'Queue a transfer between two users, or many from a JSON Lines file'
@@ -37,6 +37,10 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
+            cand hold 'Reserve money for a later transfer: a hold, captured or released later'
+            cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
+            cand release 'Void a live hold: its money is available again'
+            cand refund 'Queue a refund of a COMPLETED transfer, all of it or part'
             cand completions 'Print a shell completion script'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
@@ -63,13 +67,15 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;get-user'= {
+            cand --at 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)'
+            cand --at-tx 'The balance right after this transfer was applied to the user'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;deposit'= {
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
@@ -152,6 +158,48 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wallet;hold'= {
+            cand --expires-in 'Expire this long after it is placed: 90s, 30m, 12h, 7d'
+            cand --expires-at 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)'
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;capture'= {
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;release'= {
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wallet;refund'= {
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'wallet;completions'= {
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
@@ -183,7 +231,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help'= {
             cand init 'Create an empty ledger'
             cand create-user 'Add a user with a zero balance'
-            cand get-user 'Show a user''s balance and pending totals'
+            cand get-user 'Show a user''s balance and pending totals, now or at a point of the past'
             cand deposit 'Queue money coming in to a user from outside the ledger'
             cand withdraw 'Queue money going out of a user to outside the ledger'
             cand transfer 'Queue a transfer between two users, or many from a JSON Lines file'
@@ -191,6 +239,10 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
+            cand hold 'Reserve money for a later transfer: a hold, captured or released later'
+            cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
+            cand release 'Void a live hold: its money is available again'
+            cand refund 'Queue a refund of a COMPLETED transfer, all of it or part'
             cand completions 'Print a shell completion script'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
@@ -215,6 +267,14 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;history'= {
         }
         &'wallet;help;cancel'= {
+        }
+        &'wallet;help;hold'= {
+        }
+        &'wallet;help;capture'= {
+        }
+        &'wallet;help;release'= {
+        }
+        &'wallet;help;refund'= {
         }
         &'wallet;help;completions'= {
         }

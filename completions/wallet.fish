@@ -32,7 +32,7 @@ complete -c wallet -n "__fish_wallet_needs_command" -s h -l help -d 'Print help'
 complete -c wallet -n "__fish_wallet_needs_command" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "init" -d 'Create an empty ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "create-user" -d 'Add a user with a zero balance'
-complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-user" -d 'Show a user\'s balance and pending totals, now or at a point of the past'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
@@ -40,6 +40,10 @@ complete -c wallet -n "__fish_wallet_needs_command" -f -a "settle" -d 'Apply pen
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "get-transfer" -d 'Show one transfer'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "history" -d 'List a user\'s transfers, newest first'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "hold" -d 'Reserve money for a later transfer: a hold, captured or released later'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "capture" -d 'Turn a live hold into a PENDING transfer of all of it or part'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "release" -d 'Void a live hold: its money is available again'
+complete -c wallet -n "__fish_wallet_needs_command" -f -a "refund" -d 'Queue a refund of a COMPLETED transfer, all of it or part'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "verify" -d 'Check every ledger invariant and report each check'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
@@ -56,11 +60,13 @@ complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l lock-timeo
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at -d 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at-tx -d 'The balance right after this transfer was applied to the user' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
@@ -105,7 +111,10 @@ complete -c wallet -n "__fish_wallet_using_subcommand history" -l limit -d 'Show
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l status -d 'Only transfers with this status' -r -f -a "PENDING\t''
 COMPLETED\t''
 FAILED\t''
-CANCELLED\t''"
+CANCELLED\t''
+HELD\t''
+RELEASED\t''
+EXPIRED\t''"
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l before -d 'Only transfers older than this id (the last tx_id of the previous page)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand history" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
@@ -117,6 +126,32 @@ complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l lock-timeout -d
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l expires-in -d 'Expire this long after it is placed: 90s, 30m, 12h, 7d' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l expires-at -d 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l memo -d 'A note stored with the transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -s q -l quiet -d 'Print nothing on success but the data asked for'
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand capture" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand capture" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand capture" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+complete -c wallet -n "__fish_wallet_using_subcommand capture" -s q -l quiet -d 'Print nothing on success but the data asked for'
+complete -c wallet -n "__fish_wallet_using_subcommand capture" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand release" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand release" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand release" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+complete -c wallet -n "__fish_wallet_using_subcommand release" -s q -l quiet -d 'Print nothing on success but the data asked for'
+complete -c wallet -n "__fish_wallet_using_subcommand release" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -l memo -d 'A note stored with the transfer' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -s q -l quiet -d 'Print nothing on success but the data asked for'
+complete -c wallet -n "__fish_wallet_using_subcommand refund" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -133,17 +168,21 @@ complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l lock-timeout -
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "init" -d 'Create an empty ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "create-user" -d 'Add a user with a zero balance'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "get-user" -d 'Show a user\'s balance and pending totals'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "settle" -d 'Apply pending transfers, oldest first'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "get-transfer" -d 'Show one transfer'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "history" -d 'List a user\'s transfers, newest first'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "completions" -d 'Print a shell completion script'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "verify" -d 'Check every ledger invariant and report each check'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
-complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel completions verify migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "init" -d 'Create an empty ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "create-user" -d 'Add a user with a zero balance'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "get-user" -d 'Show a user\'s balance and pending totals, now or at a point of the past'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "deposit" -d 'Queue money coming in to a user from outside the ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "withdraw" -d 'Queue money going out of a user to outside the ledger'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "transfer" -d 'Queue a transfer between two users, or many from a JSON Lines file'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "settle" -d 'Apply pending transfers, oldest first'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "get-transfer" -d 'Show one transfer'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "history" -d 'List a user\'s transfers, newest first'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "cancel" -d 'Cancel a transfer that is still PENDING'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "hold" -d 'Reserve money for a later transfer: a hold, captured or released later'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "capture" -d 'Turn a live hold into a PENDING transfer of all of it or part'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "release" -d 'Void a live hold: its money is available again'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "refund" -d 'Queue a refund of a COMPLETED transfer, all of it or part'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "completions" -d 'Print a shell completion script'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "verify" -d 'Check every ledger invariant and report each check'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "migrate" -d 'Upgrade the ledger\'s schema to the version this binary writes'
+complete -c wallet -n "__fish_wallet_using_subcommand help; and not __fish_seen_subcommand_from init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

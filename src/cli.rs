@@ -124,10 +124,23 @@ pub enum Command {
   wallet create-user alice alice@example.com")]
     CreateUser(CreateUserArgs),
 
-    /// Show a user's balance and pending totals
-    #[command(after_help = "Examples:
+    /// Show a user's balance and pending totals, now or at a point of the past
+    #[command(
+        long_about = "Show a user's balance, available money, pending totals and held money.
+
+`available` is balance - pending_out - held: what the user can still commit \
+without a transfer failing. With --at TIME it shows instead the balance \
+then: what every transfer settled at or before TIME had left (a date means \
+the end of that day, UTC); with --at-tx TX_ID the balance right after that \
+transfer was applied to the user. Both are read from an index, however \
+long the history.",
+        after_help = "Examples:
   wallet get-user alice
-  wallet --json get-user alice | jq -r .available")]
+  wallet --json get-user alice | jq -r .available
+  wallet get-user alice --at 2026-11-25
+  wallet get-user alice --at 2026-11-25T12:00:00Z
+  wallet get-user alice --at-tx 42"
+    )]
     GetUser(GetUserArgs),
 
     /// Queue money coming in to a user from outside the ledger
@@ -204,6 +217,58 @@ ledger file has one writer at a time, so there one worker does the work.",
     #[command(after_help = "Example:
   wallet cancel 42")]
     Cancel(CancelArgs),
+
+    /// Reserve money for a later transfer: a hold, captured or released later
+    #[command(
+        long_about = "Reserve money for a later transfer: a hold.
+
+The hold is placed only if SRC's available money covers AMOUNT; from then on \
+`available` excludes it and no other transfer can spend it, but nothing \
+moves. `wallet capture` turns it into a PENDING transfer (all of it or \
+part), `wallet release` voids it, and past --expires-in/--expires-at it \
+stops reserving money and can no longer be captured (status EXPIRED). Prints \
+the hold's tx_id with status HELD.",
+        after_help = "Examples:
+  wallet hold alice shop 30.00 --expires-in 7d --id order-42
+  wallet capture 42 25.00
+  wallet release 42"
+    )]
+    Hold(HoldArgs),
+
+    /// Turn a live hold into a PENDING transfer of all of it or part
+    #[command(
+        long_about = "Turn a live hold into a PENDING transfer, with the same tx_id.
+
+Without AMOUNT all of the hold is captured; with it that much, and the rest \
+is released. `settle` applies it in tx_id order and never fails it for \
+funds: the money was reserved. A hold that is no longer live (captured, \
+released or expired) fails with `not_held` (exit 4); `wallet get-transfer` \
+shows which came first.",
+        after_help = "Examples:
+  wallet capture 42
+  wallet capture 42 12.50"
+    )]
+    Capture(CaptureArgs),
+
+    /// Void a live hold: its money is available again
+    #[command(after_help = "Example:
+  wallet release 42")]
+    Release(ReleaseArgs),
+
+    /// Queue a refund of a COMPLETED transfer, all of it or part
+    #[command(
+        long_about = "Queue a refund of a COMPLETED transfer: a transfer back from its \
+destination to its source, linked to it (refund_of), for all of it or AMOUNT.
+
+The refunds of one transfer never add up to more than it: checked when queued \
+(counting refunds still PENDING) and again when settled. A deposit's refund \
+is a withdrawal, a withdrawal's a deposit. `get-transfer` of the original \
+shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids).",
+        after_help = "Examples:
+  wallet refund 42
+  wallet refund 42 5.00 --id refund-42-a --memo \"damaged item\""
+    )]
+    Refund(RefundArgs),
 
     /// Print a shell completion script
     #[command(
@@ -290,6 +355,65 @@ pub struct CreateUserArgs {
 pub struct GetUserArgs {
     /// User name (any case)
     pub name: String,
+
+    /// The balance at this instant: RFC 3339, or a date (the end of that day, UTC)
+    #[arg(long, value_name = "TIME", conflicts_with = "at_tx")]
+    pub at: Option<String>,
+
+    /// The balance right after this transfer was applied to the user
+    #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
+    pub at_tx: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// User whose money is reserved
+    pub src: String,
+    /// User who receives it when the hold is captured
+    pub dst: String,
+    /// Amount, e.g. 100 or 100.50
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+
+    /// Expire this long after it is placed: 90s, 30m, 12h, 7d
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+
+    /// Expire at this instant (RFC 3339, or a date: the end of that day, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub expires_at: Option<String>,
+
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The hold's tx_id
+    #[arg(allow_negative_numbers = true, value_parser = tx_id)]
+    pub tx_id: i64,
+    /// How much to capture; all of the hold if absent
+    #[arg(allow_hyphen_values = true)]
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The hold's tx_id
+    #[arg(allow_negative_numbers = true, value_parser = tx_id)]
+    pub tx_id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct RefundArgs {
+    /// The COMPLETED transfer to refund
+    #[arg(allow_negative_numbers = true, value_parser = tx_id)]
+    pub tx_id: i64,
+    /// How much to refund; all of the transfer if absent
+    #[arg(allow_hyphen_values = true)]
+    pub amount: Option<String>,
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 /// Options every queued transfer takes.
@@ -437,6 +561,9 @@ pub enum StatusArg {
     Completed,
     Failed,
     Cancelled,
+    Held,
+    Released,
+    Expired,
 }
 
 impl From<StatusArg> for Status {
@@ -446,6 +573,9 @@ impl From<StatusArg> for Status {
             StatusArg::Completed => Status::Completed,
             StatusArg::Failed => Status::Failed,
             StatusArg::Cancelled => Status::Cancelled,
+            StatusArg::Held => Status::Held,
+            StatusArg::Released => Status::Released,
+            StatusArg::Expired => Status::Expired,
         }
     }
 }

@@ -44,6 +44,28 @@ pub enum WalletError {
     },
     #[error("transfer {tx_id} is {status}, not PENDING")]
     NotPending { tx_id: i64, status: String },
+    #[error(
+        "transfer {tx_id} is {status}, not a live hold (HELD); `wallet get-transfer {tx_id}` shows what became of it"
+    )]
+    NotHeld { tx_id: i64, status: String },
+    #[error("transfer {tx_id} is {status}; only a COMPLETED transfer can be refunded")]
+    NotRefundable { tx_id: i64, status: String },
+    #[error(
+        "a refund of {wanted} would return more than transfer {tx_id} moved: {left} is left to refund"
+    )]
+    RefundExceedsOriginal {
+        tx_id: i64,
+        left: String,
+        wanted: String,
+    },
+    #[error("user '{user}' has {available} available, less than the {wanted} to hold")]
+    InsufficientFunds {
+        user: String,
+        available: String,
+        wanted: String,
+    },
+    #[error("invalid time '{input}': {why}")]
+    InvalidTime { input: String, why: &'static str },
 
     #[error("invalid amount '{input}': {why}")]
     InvalidAmount { input: String, why: String },
@@ -143,6 +165,11 @@ impl WalletError {
             Self::LedgerExists { .. } => "ledger_exists",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::NotPending { .. } => "not_pending",
+            Self::NotHeld { .. } => "not_held",
+            Self::NotRefundable { .. } => "not_refundable",
+            Self::RefundExceedsOriginal { .. } => "refund_exceeds_original",
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::InvalidTime { .. } => "invalid_time",
             Self::InvalidAmount { .. } | Self::PendingOverflow(_) => "invalid_amount",
             Self::InvalidName { .. } => "invalid_name",
             Self::InvalidEmail { .. } => "invalid_email",
@@ -177,7 +204,11 @@ impl WalletError {
             Self::UserExists(_)
             | Self::LedgerExists { .. }
             | Self::IdempotencyConflict { .. }
-            | Self::NotPending { .. } => 4,
+            | Self::NotPending { .. }
+            | Self::NotHeld { .. }
+            | Self::NotRefundable { .. }
+            | Self::RefundExceedsOriginal { .. }
+            | Self::InsufficientFunds { .. } => 4,
             Self::InvalidAmount { .. }
             | Self::PendingOverflow(_)
             | Self::InvalidName { .. }
@@ -187,6 +218,7 @@ impl WalletError {
             | Self::InvalidMemo { .. }
             | Self::InvalidCurrency(_)
             | Self::InvalidLine(_)
+            | Self::InvalidTime { .. }
             | Self::BatchFailed { .. } => 5,
             Self::Busy(_) | Self::ServerUnavailable(_) => 6,
             Self::StoppedPartWay { error, .. } => error.exit_code(),

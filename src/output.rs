@@ -178,7 +178,7 @@ fn new_table(decorated: bool) -> Table {
 /// Columns left out, in this order, while a table is wider than the
 /// terminal: the order of rows already tells their age, and `get-transfer`
 /// or `--json` show every field.
-const DROP_WHEN_NARROW: &[&str] = &["created_at", "memo", "reason"];
+const DROP_WHEN_NARROW: &[&str] = &["created_at", "memo", "reason", "balance_after"];
 
 /// The columns to show on a terminal `width` wide.
 fn fit_columns(
@@ -244,6 +244,7 @@ const KEEP_WHOLE: &[&str] = &[
     "src",
     "dst",
     "reason",
+    "balance_after",
 ];
 
 /// The narrowest a wrapping column is squeezed to while deciding what fits.

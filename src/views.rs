@@ -15,6 +15,8 @@ pub struct UserView {
     pub available: String,
     pub pending_in: String,
     pub pending_out: String,
+    /// Reserved by live holds.
+    pub held: String,
     pub currency: String,
 }
 
@@ -27,6 +29,7 @@ impl UserView {
             available: currency.format(user.available()),
             pending_in: currency.format(user.pending_in),
             pending_out: currency.format(user.pending_out),
+            held: currency.format(user.held),
             currency: currency.code.clone(),
         }
     }
@@ -39,6 +42,7 @@ impl UserView {
             ("available", self.with_code(&self.available)),
             ("pending_in", self.with_code(&self.pending_in)),
             ("pending_out", self.with_code(&self.pending_out)),
+            ("held", self.with_code(&self.held)),
         ])
     }
 
@@ -61,6 +65,19 @@ pub struct TransferView {
     pub reason: Option<String>,
     pub created_at: String,
     pub settled_at: Option<String>,
+    /// For a hold: the amount it reserved (`amount` is what was captured).
+    pub hold_amount: Option<String>,
+    /// For a hold: when it stops reserving money unless captured first.
+    pub expires_at: Option<String>,
+    /// For a refund: the transfer it pays back.
+    pub refund_of: Option<i64>,
+    /// The sum of this transfer's COMPLETED refunds.
+    pub refunded: String,
+    /// The ids of its refunds, oldest first, whatever their status.
+    pub refunds: Vec<i64>,
+    /// In a user's history: that user's balance right after it was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<Option<String>>,
 }
 
 /// How the external account appears in tables.
@@ -79,6 +96,20 @@ impl TransferView {
             reason: record.reason.clone(),
             created_at: clock::rfc3339(record.created_at),
             settled_at: record.settled_at.map(clock::rfc3339),
+            hold_amount: record.hold_amount.map(|a| currency.format(a)),
+            expires_at: record.expires_at.map(clock::rfc3339),
+            refund_of: record.refund_of,
+            refunded: currency.format(record.refunded),
+            refunds: record.refunds.clone(),
+            balance_after: None,
+        }
+    }
+
+    /// As a user's history shows it: with that user's balance right after.
+    pub fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
+        Self {
+            balance_after: Some(record.balance_after.map(|b| currency.format(b))),
+            ..Self::new(record, currency)
         }
     }
 
@@ -94,6 +125,21 @@ impl TransferView {
             ("reason", self.reason.clone().unwrap_or_default()),
             ("created_at", self.created_at.clone()),
             ("settled_at", self.settled_at.clone().unwrap_or_default()),
+            ("hold_amount", self.hold_amount.clone().unwrap_or_default()),
+            ("expires_at", self.expires_at.clone().unwrap_or_default()),
+            (
+                "refund_of",
+                self.refund_of.map(|id| id.to_string()).unwrap_or_default(),
+            ),
+            ("refunded", self.refunded.clone()),
+            (
+                "refunds",
+                self.refunds
+                    .iter()
+                    .map(|id| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ])
     }
 
@@ -107,6 +153,7 @@ impl TransferView {
                 "amount",
                 "status",
                 "reason",
+                "balance_after",
                 "memo",
                 "created_at",
             ],
@@ -120,6 +167,7 @@ impl TransferView {
                         v.amount.clone(),
                         v.status.into(),
                         v.reason.clone().unwrap_or_default(),
+                        v.balance_after.clone().flatten().unwrap_or_default(),
                         v.memo.clone().unwrap_or_default(),
                         v.created_at.clone(),
                     ]

@@ -14,5 +14,6 @@ pub fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
         &args.amount,
         &args.queue,
         "deposit",
+        crate::ledger::Kind::Transfer,
     )
 }

@@ -21,7 +21,7 @@ pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     )?;
     let views: Vec<TransferView> = records
         .iter()
-        .map(|record| TransferView::new(record, ledger.currency()))
+        .map(|record| TransferView::in_history(record, ledger.currency()))
         .collect();
     let filtered = args.status.is_some() || args.before.is_some();
     let empty = if filtered {

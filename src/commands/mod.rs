@@ -1,16 +1,20 @@
 //! One module per subcommand, each with a `run` that returns a [`Report`].
 
 mod cancel;
+mod capture;
 mod completions;
 mod create_user;
 mod deposit;
 mod get_transfer;
 mod get_user;
 mod history;
+mod hold;
 mod init;
 mod man;
 mod migrate;
 mod queue;
+mod refund;
+mod release;
 mod settle;
 mod transfer;
 mod transfer_batch;
@@ -79,6 +83,10 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::GetTransfer(args) => get_transfer::run(&context, args),
         Command::History(args) => history::run(&context, args),
         Command::Cancel(args) => cancel::run(&context, args),
+        Command::Hold(args) => hold::run(&context, args),
+        Command::Capture(args) => capture::run(&context, args),
+        Command::Release(args) => release::run(&context, args),
+        Command::Refund(args) => refund::run(&context, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Verify(args) => verify::run(&context, args),

@@ -6,7 +6,7 @@ use super::Context;
 use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
-use crate::ledger::{NewTransfer, rules};
+use crate::ledger::{Kind, NewTransfer, rules};
 use crate::report::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
@@ -26,6 +26,7 @@ pub fn queue(
     amount: &str,
     options: &QueueArgs,
     what: &str,
+    kind: Kind,
 ) -> Result<Report> {
     let src = src.map(UserName::parse).transpose()?;
     let dst = dst.map(UserName::parse).transpose()?;
@@ -36,14 +37,22 @@ pub fn queue(
     let memo = Memo::parse_optional(options.memo.as_deref())?;
     let mut ledger = context.open()?;
     let amount = ledger.currency().parse_amount(amount)?;
-    let queued = ledger.queue_transfer(NewTransfer::new(src, dst, amount, memo, key)?)?;
+    let queued =
+        ledger.queue_transfer(NewTransfer::new(src, dst, amount, memo, key)?.with_kind(kind)?)?;
+    Ok(queued_report(queued, what, options))
+}
+
+/// What a queued request prints: its id and status, or that its key
+/// named an earlier one.
+pub fn queued_report(queued: crate::ledger::Queued, what: &str, options: &QueueArgs) -> Report {
     let line = if queued.replayed {
         format!(
             "{what} {} was already queued with this key; it is {}",
             queued.tx_id, queued.status
         )
     } else {
-        format!("queued {what} {} ({})", queued.tx_id, queued.status)
+        let verb = if what == "hold" { "placed" } else { "queued" };
+        format!("{verb} {what} {} ({})", queued.tx_id, queued.status)
     };
     let report = Report::new(
         Queued {
@@ -59,5 +68,5 @@ pub fn queue(
     } else {
         "look it up with `wallet get-transfer` before retrying: without --id a retry queues it again"
     };
-    Ok(report.committed(format!("{what} {}", queued.tx_id), advice))
+    report.committed(format!("{what} {}", queued.tx_id), advice)
 }

@@ -20,6 +20,8 @@ struct Settled {
     completed: u64,
     failed: u64,
     remaining: u64,
+    /// Holds found past their expiry and marked EXPIRED.
+    expired: u64,
 }
 
 pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
@@ -150,6 +152,7 @@ fn add(total: &mut SettleSummary, done: &SettleSummary) {
     total.processed += done.processed;
     total.completed += done.completed;
     total.failed += done.failed;
+    total.expired += done.expired;
     total.remaining = done.remaining;
 }
 
@@ -346,10 +349,11 @@ fn report(summary: SettleSummary) -> Report {
         processed,
         completed,
         failed,
+        expired,
         remaining,
     } = summary;
     // Counts for people, written as the progress bar writes them; JSON keeps numbers.
-    let line = format!(
+    let mut line = format!(
         "settled {} transfer{}: {} completed, {} failed, {} still pending",
         HumanCount(processed),
         if processed == 1 { "" } else { "s" },
@@ -357,16 +361,24 @@ fn report(summary: SettleSummary) -> Report {
         HumanCount(failed),
         HumanCount(remaining)
     );
+    if expired > 0 {
+        line.push_str(&format!(
+            "; {} expired hold{} marked",
+            HumanCount(expired),
+            if expired == 1 { "" } else { "s" }
+        ));
+    }
     let report = Report::new(
         Settled {
             processed,
             completed,
             failed,
             remaining,
+            expired,
         },
         Human::Line(line),
     );
-    if processed == 0 {
+    if processed == 0 && expired == 0 {
         return report;
     }
     report.committed(

@@ -28,5 +28,6 @@ pub fn run(context: &Context, args: TransferArgs) -> Result<Report> {
         amount,
         &args.queue,
         "transfer",
+        crate::ledger::Kind::Transfer,
     )
 }

@@ -21,7 +21,8 @@ use crate::cli::TransferArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{
-    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, NewTransfer, Queued, Span, rules,
+    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, Expiry, Kind, NewTransfer, Queued,
+    Span, clock, rules,
 };
 use crate::money::Currency;
 use crate::report::Report;
@@ -123,6 +124,15 @@ struct LineDoc {
     id: Option<String>,
     #[serde(default)]
     memo: Option<String>,
+    /// A hold instead of a transfer (see `wallet hold`).
+    #[serde(default)]
+    hold: bool,
+    /// With `hold`: expire this long after it is placed (`30m`, `7d`).
+    #[serde(default)]
+    expires_in: Option<String>,
+    /// With `hold`: expire at this instant (RFC 3339).
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 /// Reads numbered lines and parses each into a transfer, skipping blank ones.
@@ -191,7 +201,26 @@ impl<R: BufRead> JsonLines<R> {
         let amount = self.currency.parse_amount(&doc.amount)?;
         let key = IdempotencyKey::parse_optional(doc.id.as_deref())?;
         let memo = Memo::parse_optional(doc.memo.as_deref())?;
-        NewTransfer::new(src, dst, amount, memo, key)
+        let transfer = NewTransfer::new(src, dst, amount, memo, key)?;
+        if !doc.hold {
+            if doc.expires_in.is_some() || doc.expires_at.is_some() {
+                return Err(WalletError::InvalidLine(
+                    "expires_in and expires_at belong to a hold (\"hold\": true)".into(),
+                ));
+            }
+            return Ok(transfer);
+        }
+        let expiry = match (&doc.expires_in, &doc.expires_at) {
+            (Some(_), Some(_)) => {
+                return Err(WalletError::InvalidLine(
+                    "a hold takes expires_in or expires_at, not both".into(),
+                ));
+            }
+            (Some(duration), None) => Expiry::After(clock::parse_duration(duration)?),
+            (None, Some(at)) => Expiry::At(clock::parse_instant(at)?),
+            (None, None) => Expiry::Never,
+        };
+        transfer.with_kind(Kind::Hold(expiry))
     }
 }
 

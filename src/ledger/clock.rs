@@ -4,8 +4,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
+/// Read by debug builds only: an instant (RFC 3339 or Unix milliseconds)
+/// that stands for "now", so tests can place holds and let them expire.
+pub const TEST_CLOCK_VAR: &str = "WALLET_TEST_NOW";
+
+/// The instant the test clock names, in a debug build where it is set.
+pub fn test_now() -> Option<i64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let text = std::env::var(TEST_CLOCK_VAR).ok()?;
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| parse_instant(&text).ok())
+}
+
 /// Milliseconds since the Unix epoch, the form timestamps take in the ledger.
 pub fn now_ms() -> i64 {
+    if let Some(now) = test_now() {
+        return now;
+    }
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -31,9 +49,80 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// An instant given on the command line: RFC 3339 (`2026-11-25T19:56:05Z`,
+/// any offset), or a date (`2026-11-25`), which means the end of that day
+/// in UTC: the last millisecond before the next one begins.
+pub fn parse_instant(text: &str) -> crate::error::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let refuse = |why| crate::error::WalletError::InvalidTime {
+        input: crate::error::echo(text),
+        why,
+    };
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .map_err(|_| refuse("it is out of range"));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(text, &date_format) {
+        Ok(date) => {
+            let next = date
+                .next_day()
+                .ok_or_else(|| refuse("it is out of range"))?
+                .midnight()
+                .assume_utc();
+            i64::try_from(next.unix_timestamp_nanos() / 1_000_000 - 1)
+                .map_err(|_| refuse("it is out of range"))
+        }
+        Err(_) => Err(refuse(
+            "expected RFC 3339 (2026-11-25T19:56:05Z) or a date (2026-11-25)",
+        )),
+    }
+}
+
+/// A duration such as `90s`, `30m`, `12h` or `7d`, in milliseconds.
+pub fn parse_duration(text: &str) -> crate::error::Result<i64> {
+    let refuse = |why| crate::error::WalletError::InvalidTime {
+        input: crate::error::echo(text),
+        why,
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| refuse("it needs a unit: s, m, h or d (e.g. 30m)"))?;
+    let (digits, unit) = text.split_at(split);
+    let unit_ms: i64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(refuse("the unit must be s, m, h or d (e.g. 30m)")),
+    };
+    let count: i64 = digits
+        .parse()
+        .map_err(|_| refuse("it must start with a whole number (e.g. 30m)"))?;
+    if count == 0 {
+        return Err(refuse("it must be longer than zero"));
+    }
+    count
+        .checked_mul(unit_ms)
+        .ok_or_else(|| refuse("it is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_instants_dates_and_durations() {
+        assert_eq!(parse_instant("1970-01-01T00:00:01Z").unwrap(), 1_000);
+        assert_eq!(parse_instant("1970-01-01T01:00:00+01:00").unwrap(), 0);
+        assert_eq!(parse_instant("1970-01-01").unwrap(), 86_400_000 - 1);
+        assert!(parse_instant("yesterday").is_err());
+        assert_eq!(parse_duration("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration("2h").unwrap(), 7_200_000);
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
 
     #[test]
     fn formats_utc_with_milliseconds() {

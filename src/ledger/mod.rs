@@ -18,16 +18,17 @@ mod store;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::domain::{Email, UserName};
+use crate::domain::{Email, IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
-use crate::money::Currency;
+use crate::money::{Amount, Currency};
 
 pub use location::Location;
 pub use model::{
-    BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check, DEFAULT_BATCH_SIZE,
-    DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, FailReason, HistoryQuery, MAX_LISTED_PROBLEMS,
-    NewTransfer, Problem, Queued, SettleOptions, SettleStopped, SettleSummary, Span, Status,
-    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check,
+    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, FailReason, HistoryQuery,
+    Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued, SettleOptions,
+    SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef, UserRecord,
+    VerifyOptions, VerifyReport,
 };
 use store::Store;
 
@@ -207,6 +208,51 @@ impl Ledger {
         self.store.cancel(tx_id)
     }
 
+    /// Turns a live hold into a PENDING transfer of all of it or part.
+    pub fn capture(&mut self, tx_id: i64, amount: Option<Amount>) -> Result<TransferRecord> {
+        self.store.capture(tx_id, amount.map(|a| a.minor_units()))
+    }
+
+    /// Voids a live hold: its money is available again.
+    pub fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.store.release(tx_id)
+    }
+
+    /// Queues a refund of a COMPLETED transfer: from its destination back
+    /// to its source, all of it unless `amount` says less.
+    pub fn refund(
+        &mut self,
+        tx_id: i64,
+        amount: Option<Amount>,
+        memo: Option<Memo>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Queued> {
+        let original = self.store.transfer(TransferRef::Id(tx_id))?;
+        let name = |name: &Option<String>| -> Result<Option<UserName>> {
+            name.as_deref().map(UserName::parse).transpose()
+        };
+        let amount = match amount {
+            Some(amount) => amount,
+            None => Amount::from_minor_units(original.amount).ok_or_else(|| {
+                WalletError::Integrity(format!("transfer {tx_id} has an invalid amount"))
+            })?,
+        };
+        let refund = NewTransfer::new(
+            name(&original.dst)?,
+            name(&original.src)?,
+            amount,
+            memo,
+            key,
+        )?
+        .with_kind(Kind::Refund(tx_id))?;
+        self.queue_transfer(refund)
+    }
+
+    /// A user's balance right after a transfer, or at an instant.
+    pub fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
+        self.store.balance_at(name, at)
+    }
+
     /// A user's transfers, newest first, one page.
     pub fn history(
         &mut self,
@@ -262,6 +308,7 @@ impl Ledger {
             let batch = self.store.settle_batch(wanted)?;
             summary.completed += batch.completed;
             summary.failed += batch.failed;
+            summary.expired += batch.expired;
             summary.processed += batch.processed();
             if batch.processed() > 0 {
                 on_progress(summary);

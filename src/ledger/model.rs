@@ -13,21 +13,29 @@ use crate::money::Amount;
 /// withdrawals. It has no name, so no user can collide with it.
 pub const EXTERNAL_ACCOUNT: i64 = 0;
 
-/// Where a transfer is in its life. Only `Pending` ever changes.
+/// Where a transfer is in its life. Only `Pending` and `Held` ever change:
+/// a hold becomes `Pending` when captured, `Released` or `Expired` when
+/// voided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     Pending,
     Completed,
     Failed,
     Cancelled,
+    Held,
+    Released,
+    Expired,
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 7] = [
         Status::Pending,
         Status::Completed,
         Status::Failed,
         Status::Cancelled,
+        Status::Held,
+        Status::Released,
+        Status::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +44,18 @@ impl Status {
             Status::Completed => "COMPLETED",
             Status::Failed => "FAILED",
             Status::Cancelled => "CANCELLED",
+            Status::Held => "HELD",
+            Status::Released => "RELEASED",
+            Status::Expired => "EXPIRED",
+        }
+    }
+
+    /// The status a reader reports: a hold past its expiry is `Expired`
+    /// from that instant, whether or not `settle` has marked it yet.
+    pub fn as_of(self, expires_at: Option<i64>, now: i64) -> Self {
+        match (self, expires_at) {
+            (Status::Held, Some(at)) if at <= now => Status::Expired,
+            _ => self,
         }
     }
 
@@ -57,15 +77,23 @@ pub enum FailReason {
     InsufficientFunds,
     /// A balance would leave the range of a 64-bit count of minor units.
     BalanceOverflow,
+    /// A refund that, with the refunds completed before it, would return
+    /// more than the transfer it refunds.
+    RefundExceedsOriginal,
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 2] = [FailReason::InsufficientFunds, FailReason::BalanceOverflow];
+    pub const ALL: [FailReason; 3] = [
+        FailReason::InsufficientFunds,
+        FailReason::BalanceOverflow,
+        FailReason::RefundExceedsOriginal,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             FailReason::InsufficientFunds => "insufficient_funds",
             FailReason::BalanceOverflow => "balance_overflow",
+            FailReason::RefundExceedsOriginal => "refund_exceeds_original",
         }
     }
 
@@ -84,6 +112,16 @@ pub struct NewTransfer {
     amount: Amount,
     memo: Option<Memo>,
     key: Option<IdempotencyKey>,
+    kind: Kind,
+}
+
+/// What a request queues: a plain transfer, a hold that reserves money
+/// until captured, released or expired, or a refund of a COMPLETED transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Transfer,
+    Hold(Expiry),
+    Refund(i64),
 }
 
 impl NewTransfer {
@@ -103,7 +141,24 @@ impl NewTransfer {
             amount,
             memo,
             key,
+            kind: Kind::Transfer,
         })
+    }
+
+    /// The same request as a hold (which needs a user on the paying side)
+    /// or a refund.
+    pub fn with_kind(mut self, kind: Kind) -> Result<Self> {
+        if matches!(kind, Kind::Hold(_)) && self.src.is_none() {
+            return Err(WalletError::InvalidLine(
+                "a hold needs a user as src: it reserves that user's money".into(),
+            ));
+        }
+        self.kind = kind;
+        Ok(self)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     pub fn src(&self) -> Option<&UserName> {
@@ -146,13 +201,56 @@ pub struct UserRecord {
     pub balance: i64,
     pub pending_in: i64,
     pub pending_out: i64,
+    /// The sum of the user's live holds: reserved, not yet moved.
+    pub held: i64,
 }
 
 impl UserRecord {
     /// What the user can still commit without a transfer failing; negative
     /// when queued transfers already exceed the balance.
     pub fn available(&self) -> i64 {
-        self.balance - self.pending_out
+        self.balance - self.pending_out - self.held
+    }
+}
+
+/// A user's balance at a point of the past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceAt {
+    pub name: String,
+    pub balance: i64,
+    /// The last transfer applied to the user by then; `None` before any.
+    pub tx_id: Option<i64>,
+    /// When that transfer was applied.
+    pub settled_at: Option<i64>,
+}
+
+/// Which point of the past [`BalanceAt`] is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointInTime {
+    /// Everything settled at or before this instant (Unix milliseconds).
+    Time(i64),
+    /// Right after this transfer was applied.
+    Transfer(i64),
+}
+
+/// When a hold stops reserving money unless captured first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    /// This many milliseconds after the hold is placed, by the ledger's clock.
+    After(i64),
+    /// At this instant (Unix milliseconds).
+    At(i64),
+}
+
+impl Expiry {
+    /// The instant it names, for a hold placed at `now`.
+    pub fn instant(self, now: i64) -> Option<i64> {
+        match self {
+            Expiry::Never => None,
+            Expiry::After(ms) => Some(now.saturating_add(ms)),
+            Expiry::At(at) => Some(at),
+        }
     }
 }
 
@@ -169,6 +267,18 @@ pub struct TransferRecord {
     pub idempotency_key: Option<String>,
     pub created_at: i64,
     pub settled_at: Option<i64>,
+    /// For a hold: the amount it reserved (`amount` is what was captured).
+    pub hold_amount: Option<i64>,
+    /// For a hold: when it stops reserving money unless captured first.
+    pub expires_at: Option<i64>,
+    /// For a refund: the transfer it pays back.
+    pub refund_of: Option<i64>,
+    /// The refunds of this transfer (ids, oldest first) and the sum of
+    /// those COMPLETED.
+    pub refunds: Vec<i64>,
+    pub refunded: i64,
+    /// In a user's history: that user's balance right after it was applied.
+    pub balance_after: Option<i64>,
 }
 
 /// Which transfer to read.
@@ -185,6 +295,14 @@ pub struct HistoryQuery {
     pub status: Option<Status>,
     /// Only transfers with a smaller `tx_id`: the paging cursor.
     pub before: Option<i64>,
+}
+
+impl TransferRecord {
+    /// The record with its effective status at `now` (see [`Status::as_of`]).
+    pub fn as_of(mut self, now: i64) -> Self {
+        self.status = self.status.as_of(self.expires_at, now);
+        self
+    }
 }
 
 /// How much `settle` may do in one call.
@@ -231,6 +349,8 @@ pub const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
 pub struct BatchCounts {
     pub completed: u64,
     pub failed: u64,
+    /// Holds found past their expiry and marked EXPIRED.
+    pub expired: u64,
     /// The batch saw the end of the queue: nothing that was PENDING when it
     /// looked is left. Without it, a short batch (other workers held some of
     /// the work, or took it first) says nothing about what is left.
@@ -249,6 +369,7 @@ pub struct SettleSummary {
     pub processed: u64,
     pub completed: u64,
     pub failed: u64,
+    pub expired: u64,
     pub remaining: u64,
 }
 

@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::money::Currency;
 
 use super::model::{
-    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
-    UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
+    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
 };
 
 pub trait Store {
@@ -62,7 +62,19 @@ pub trait Store {
     /// One page of a user's transfers, newest first.
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>>;
 
-    /// Decides up to `max` of the oldest PENDING transfers with
+    /// Turns a live hold into a PENDING transfer of `amount` (all of it if
+    /// `None`), deciding by [`super::rules::check_live_hold`] under the
+    /// lock that a concurrent capture or release takes, so one wins.
+    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord>;
+
+    /// Voids a live hold, under the same lock as [`Store::capture`].
+    fn release(&mut self, tx_id: i64) -> Result<TransferRecord>;
+
+    /// A user's balance at a point of the past, from an index.
+    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt>;
+
+    /// Marks the holds past their expiry EXPIRED, then decides up to `max`
+    /// of the oldest PENDING transfers with
     /// [`super::rules::decide`] in one transaction: statuses and balances
     /// commit together, and only a transfer still PENDING under the lock is
     /// applied, so concurrent or re-run settles never apply one twice.

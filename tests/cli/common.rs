@@ -412,6 +412,7 @@ pub mod shapes {
         pub available: String,
         pub pending_in: String,
         pub pending_out: String,
+        pub held: String,
         pub currency: String,
     }
 
@@ -430,6 +431,7 @@ pub mod shapes {
         pub completed: u64,
         pub failed: u64,
         pub remaining: u64,
+        pub expired: u64,
     }
 
     /// `verify`'s report, on stdout on success and under `error.report` on failure.
@@ -497,6 +499,13 @@ pub mod shapes {
         pub reason: Option<String>,
         pub created_at: String,
         pub settled_at: Option<String>,
+        pub hold_amount: Option<String>,
+        pub expires_at: Option<String>,
+        pub refund_of: Option<i64>,
+        pub refunded: String,
+        pub refunds: Vec<i64>,
+        #[serde(default)]
+        pub balance_after: Option<String>,
     }
 }
 

@@ -67,6 +67,7 @@ fn create_user_then_get_user_shows_a_zero_balance() {
             available: "0.00".into(),
             pending_in: "0.00".into(),
             pending_out: "0.00".into(),
+            held: "0.00".into(),
             currency: "PHP".into(),
         }
     );
@@ -143,7 +144,8 @@ fn deposit_transfer_withdraw_and_settle_move_money_exactly() {
             processed: 3,
             completed: 3,
             failed: 0,
-            remaining: 0
+            remaining: 0,
+            expired: 0
         }
     );
     let alice: shapes::User = s.json(&["get-user", "alice"]);

@@ -881,8 +881,9 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     // Back to schema version 1, as an older wallet left it.
     let conn = s.sqlite();
     conn.execute_batch(&format!(
-        "{TO_VERSION_2} DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
-         PRAGMA user_version = 1;"
+        "{} {TO_VERSION_2} DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
+         PRAGMA user_version = 1;",
+        to_version_3()
     ))
     .unwrap();
     drop(conn);
@@ -899,15 +900,62 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 3})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 4})
     );
     s.ok(&["get-user", "alice"]);
     let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(again["status"], "up_to_date");
 }
 
-/// SQL that takes a ledger of the current schema (version 3) back to what
-/// version 2 built: per-account indexes, no postings.
+/// SQL that takes a ledger of the current schema (version 4) back to what
+/// version 3 built, text for text: no holds, refunds or balances in time.
+fn to_version_3() -> String {
+    format!(
+        "ALTER TABLE accounts DROP COLUMN held;
+         ALTER TABLE transfers RENAME TO transfers_v4;
+         {TRANSFERS_V1};
+         INSERT INTO transfers SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
+             created_at, settled_at FROM transfers_v4;
+         DROP TABLE transfers_v4;
+         CREATE UNIQUE INDEX transfers_by_key ON transfers (idem_key) WHERE idem_key IS NOT NULL;
+         CREATE INDEX transfers_pending ON transfers (status) WHERE status = 'PENDING';
+         CREATE INDEX transfers_unapplied_by_src ON transfers (src, status, tx_id)
+    WHERE status IN ('FAILED', 'CANCELLED');
+         CREATE INDEX transfers_unapplied_by_dst ON transfers (dst, status, tx_id)
+    WHERE status IN ('FAILED', 'CANCELLED');
+         DROP TABLE postings;
+         CREATE TABLE postings (
+    account     INTEGER NOT NULL,
+    tx_id       INTEGER NOT NULL,
+    PRIMARY KEY (account, tx_id)
+) STRICT, WITHOUT ROWID;
+         INSERT INTO postings SELECT src, tx_id FROM transfers WHERE status <> 'PENDING' AND src <> 0
+             UNION ALL SELECT dst, tx_id FROM transfers WHERE status <> 'PENDING' AND dst <> 0;
+         PRAGMA user_version = 3;"
+    )
+}
+
+/// The transfers table as versions 1 to 3 built it.
+const TRANSFERS_V1: &str = r#"CREATE TABLE transfers (
+    tx_id       INTEGER PRIMARY KEY,
+    src         INTEGER NOT NULL REFERENCES accounts (id),
+    dst         INTEGER NOT NULL REFERENCES accounts (id),
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    -- Written as equalities, not `IN (…)`: SQLite evaluates an IN list by
+    -- building a temporary index for every row written, a third of the cost
+    -- of settling one transfer.
+    status      TEXT    NOT NULL CHECK (status = 'PENDING' OR status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED'),
+    reason      TEXT,
+    memo        TEXT,
+    idem_key    TEXT,
+    created_at  INTEGER NOT NULL,
+    settled_at  INTEGER,
+    CHECK (src <> dst),
+    CHECK ((status = 'FAILED') = (reason IS NOT NULL))
+) STRICT"#;
+
+/// SQL that takes a version 3 ledger back to what version 2 built:
+/// per-account indexes, no postings.
 const TO_VERSION_2: &str = "DROP TABLE postings;
      CREATE INDEX transfers_by_src ON transfers (src, tx_id);
      CREATE INDEX transfers_by_dst ON transfers (dst, tx_id);
@@ -926,7 +974,9 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
     s.ok(&["cancel", &cancelled["tx_id"].to_string()]);
     s.ok(&["transfer", "bob", "alice", "2"]);
     let history_before = s.ok(&["--json", "history", "alice"]);
-    s.sqlite().execute_batch(TO_VERSION_2).unwrap();
+    s.sqlite()
+        .execute_batch(&format!("{} {TO_VERSION_2}", to_version_3()))
+        .unwrap();
     s.fails(&["history", "bob"], "upgrade_needed", 7);
     // The first write upgrades it, postings built from the decided transfers.
     s.ok(&["deposit", "bob", "1"]);
@@ -934,7 +984,7 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
         .sqlite()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let posted: i64 = s
         .sqlite()
         .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))

@@ -562,7 +562,7 @@ fn piped_tables_keep_one_field_per_column_for_awk() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "8\n",
+        "9\n",
         "every row, the header included, has the same number of fields"
     );
 }

@@ -16,6 +16,7 @@ mod bank;
 mod common;
 mod core;
 mod faults;
+mod holds;
 mod inputs;
 #[allow(dead_code)]
 mod pgserver;

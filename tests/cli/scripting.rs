@@ -1062,7 +1062,7 @@ fn tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room() {
     // Piped, no line ends in blanks.
     let piped = s.ok(&["history", "alice"]);
     assert!(piped.lines().all(|line| !line.ends_with(' ')), "{piped:?}");
-    let wide = strip_ansi(&on_terminal(&s, 120, &[("NO_COLOR", "1")], "history alice"));
+    let wide = strip_ansi(&on_terminal(&s, 140, &[("NO_COLOR", "1")], "history alice"));
     let created: shapes::Transfer = s.json(&["get-transfer", "3"]);
     assert!(wide.contains(&created.created_at), "{wide}");
     assert!(wide.contains("insufficient_funds"), "{wide}");

@@ -15,6 +15,7 @@ fn checks() -> Vec<&'static str> {
         "foreign_keys",
         "postings",
         "transfer_fields",
+        "holds",
         "balances",
         "pending_totals",
         "zero_sum",

@@ -25,6 +25,8 @@ mod common;
 #[path = "../cli/core.rs"]
 mod core;
 mod engine;
+#[path = "../cli/holds.rs"]
+mod holds;
 #[path = "../cli/inputs.rs"]
 mod inputs;
 #[path = "../cli/pgserver.rs"]

@@ -12,6 +12,7 @@
 
 mod connect;
 mod error;
+mod holds;
 mod queue;
 mod schema;
 mod settle;
@@ -27,8 +28,8 @@ use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::OpenOptions;
 use crate::ledger::model::{
-    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
-    UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
+    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
 };
 use crate::ledger::store::Store;
 use crate::money::Currency;
@@ -37,8 +38,20 @@ pub use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
 
 /// The server's clock in Unix milliseconds, the one clock every machine
-/// sharing the ledger stamps with.
-pub const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+/// sharing the ledger stamps with: SQL text, written where a statement
+/// needs "now" (a debug build with the test clock set writes its instant).
+pub const NOW_MS: NowMs = NowMs;
+
+pub struct NowMs;
+
+impl std::fmt::Display for NowMs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::ledger::clock::test_now() {
+            Some(ms) => write!(f, "({ms})::bigint"),
+            None => f.write_str("(extract(epoch FROM clock_timestamp()) * 1000)::bigint"),
+        }
+    }
+}
 
 /// A batch input that queued this many transfers has the table's
 /// statistics refreshed after it (a fraction of a second).
@@ -454,7 +467,26 @@ impl Store for PgStore {
                     queue::create_staging(&mut store.client)?;
                     store.staging = true;
                 }
-                queue::plan_and_write(&mut store.client, &chunk, all_or_nothing, lanes, careful)
+                let attempt = queue::plan_and_write(
+                    &mut store.client,
+                    &chunk,
+                    all_or_nothing,
+                    lanes,
+                    careful,
+                )?;
+                match attempt {
+                    queue::Attempt::Done(mut planned) => {
+                        queue::queue_special_lines(
+                            &mut store.client,
+                            &chunk,
+                            &mut planned,
+                            all_or_nothing,
+                            lanes,
+                        )?;
+                        Ok(queue::Attempt::Done(planned))
+                    }
+                    other => Ok(other),
+                }
             });
             match attempt {
                 Ok(queue::Attempt::Done(planned)) => break planned,
@@ -504,13 +536,27 @@ impl Store for PgStore {
         self.reading(|store| transfers::history(&mut store.client, name, query))
     }
 
+    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
+        self.retrying(|store| holds::capture(&mut store.client, tx_id, amount))
+    }
+
+    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.retrying(|store| holds::release(&mut store.client, tx_id))
+    }
+
+    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
+        self.reading(|store| users::balance_at(&mut store.client, name, at))
+    }
+
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
         if !self.books_checked {
             let currency = self.currency.clone();
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
-        self.retrying(|store| settle::settle_batch(&mut store.client, max))
+        let expired = self.retrying(|store| holds::expire_holds(&mut store.client))?;
+        let counts = self.retrying(|store| settle::settle_batch(&mut store.client, max))?;
+        Ok(BatchCounts { expired, ..counts })
     }
 
     fn pending_count(&mut self) -> Result<u64> {

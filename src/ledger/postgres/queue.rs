@@ -21,7 +21,7 @@ use super::error::{PgFault, PgResult};
 use crate::domain::IdempotencyKey;
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Queued, Span, Status,
+    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, Queued, Span, Status,
 };
 use crate::ledger::rules::{self, Pinned};
 
@@ -53,6 +53,9 @@ enum Planned {
     /// the key); the line's own accounts and amount are kept to answer it
     /// again should that row lose its key to another process.
     SameKeyAs(usize, Option<(&'static str, String)>, (i64, i64, i64)),
+    /// A hold or a refund, decided after the chunk's plain rows are written
+    /// (see [`queue_special_lines`]).
+    Special,
 }
 
 /// A chunk decided and written, not yet committed.
@@ -135,6 +138,10 @@ pub fn plan_and_write(
                 continue;
             }
         };
+        if transfer.kind() != Kind::Transfer {
+            lines.push((*line, Planned::Special));
+            continue;
+        }
         let side = |name: Option<&crate::domain::UserName>| match name {
             None => Ok(EXTERNAL_ACCOUNT),
             Some(name) => names
@@ -155,6 +162,8 @@ pub fn plan_and_write(
             dst,
             amount: transfer.amount().minor_units(),
             memo: transfer.memo(),
+            hold: false,
+            refund_of: None,
         };
         if let Some(key) = transfer.key() {
             if let Some(earlier) = keyed.get(key.as_str()) {
@@ -175,6 +184,8 @@ pub fn plan_and_write(
                         dst: earlier.dst,
                         amount: earlier.amount,
                         memo: earlier_memo,
+                        hold: false,
+                        refund_of: None,
                     },
                     requested,
                 )
@@ -255,6 +266,45 @@ pub fn plan_and_write(
     }
 }
 
+/// Places the chunk's holds and queues its refunds, in line order, in the
+/// transaction that wrote its plain rows; each reads and locks what it
+/// depends on. A refused one rolls an all-or-nothing chunk back.
+pub fn queue_special_lines(
+    client: &mut Client,
+    chunk: &[BatchLine],
+    planned: &mut PlannedChunk,
+    all_or_nothing: bool,
+    lanes: i32,
+) -> PgResult<()> {
+    if !planned.write {
+        for (_, plan) in &mut planned.lines {
+            if matches!(plan, Planned::Special) {
+                *plan = Planned::Settled(Err(WalletError::BatchFailed {
+                    failed: 1,
+                    lines: 1,
+                    queued: 0,
+                    replayed: 0,
+                }));
+            }
+        }
+        return Ok(());
+    }
+    for (line, plan) in &mut planned.lines {
+        if !matches!(plan, Planned::Special) {
+            continue;
+        }
+        let Some(Ok(transfer)) = chunk.iter().find(|l| l.line == *line).map(|l| &l.transfer) else {
+            continue;
+        };
+        let outcome = super::holds::queue_line(client, transfer, lanes)?;
+        if outcome.is_err() && all_or_nothing {
+            planned.write = false;
+        }
+        *plan = Planned::Settled(outcome);
+    }
+    Ok(())
+}
+
 /// Reports every line to the sink and commits, or rolls back an
 /// all-or-nothing chunk that has a refused line.
 pub fn finish(
@@ -292,6 +342,9 @@ pub fn finish(
                     earlier_line: all_or_nothing.then_some(row_lines[row]),
                 })
             }
+            Planned::Special => Err(WalletError::internal(anyhow::anyhow!(
+                "a hold or refund line was never decided"
+            ))),
         };
         span.note(line, &outcome);
         summary.count(&outcome);
@@ -340,6 +393,8 @@ struct Earlier {
     amount: i64,
     memo: Option<String>,
     status: String,
+    hold_amount: Option<i64>,
+    refund_of: Option<i64>,
 }
 
 impl Earlier {
@@ -348,8 +403,10 @@ impl Earlier {
         let earlier = Pinned {
             src: self.src,
             dst: self.dst,
-            amount: self.amount,
+            amount: self.hold_amount.unwrap_or(self.amount),
             memo: self.memo.as_deref(),
+            hold: self.hold_amount.is_some(),
+            refund_of: self.refund_of,
         };
         rules::replay_or_conflict(key, self.tx_id, status, earlier, requested)
     }
@@ -366,7 +423,8 @@ fn earlier_uses(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<St
         return Ok(HashMap::new());
     }
     let rows = client.query(
-        "SELECT idem_key, tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ANY($1)",
+        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, refund_of
+           FROM transfers WHERE idem_key = ANY($1)",
         &[&keys],
     )?;
     Ok(rows
@@ -381,6 +439,8 @@ fn earlier_uses(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<St
                     amount: row.get(4),
                     memo: row.get(5),
                     status: row.get(6),
+                    hold_amount: row.get(7),
+                    refund_of: row.get(8),
                 },
             )
         })
@@ -587,6 +647,8 @@ fn lost_key_races(
                     dst: own.1,
                     amount: own.2,
                     memo,
+                    hold: false,
+                    refund_of: None,
                 },
             ));
         }

@@ -81,6 +81,31 @@ CREATE INDEX transfers_unapplied_by_dst ON transfers (dst, status, tx_id)
 
 INSERT INTO accounts (id, name, email, balance, created_at) VALUES (0, NULL, NULL, 0, 0);
 "#,
+    // 2: holds, refunds and balances in time. A hold is a transfer row
+    // (HELD, then PENDING when captured, or RELEASED or EXPIRED) whose
+    // reservation is summed in `accounts.held`; a refund names the
+    // transfer it pays back; applied transfers are indexed by account and
+    // time for `get-user --at`.
+    r#"
+ALTER TABLE accounts ADD COLUMN held bigint NOT NULL DEFAULT 0 CHECK (held >= 0);
+
+ALTER TABLE transfers DROP CONSTRAINT transfers_status_check;
+ALTER TABLE transfers ADD CONSTRAINT transfers_status_check
+    CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED'));
+ALTER TABLE transfers ADD COLUMN hold_amount bigint CHECK (hold_amount >= amount);
+ALTER TABLE transfers ADD COLUMN expires_at bigint;
+ALTER TABLE transfers ADD COLUMN refund_of bigint REFERENCES transfers (tx_id);
+ALTER TABLE transfers ADD CONSTRAINT transfers_hold_check
+    CHECK (hold_amount IS NOT NULL OR status NOT IN ('HELD', 'RELEASED', 'EXPIRED'));
+ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check
+    CHECK (hold_amount IS NULL OR refund_of IS NULL);
+
+CREATE INDEX transfers_held_by_src ON transfers (src, expires_at) WHERE status = 'HELD';
+CREATE INDEX transfers_held_by_expiry ON transfers (expires_at) WHERE status = 'HELD';
+CREATE INDEX transfers_by_refund_of ON transfers (refund_of) WHERE refund_of IS NOT NULL;
+CREATE INDEX transfers_applied_by_src ON transfers (src, settled_at) WHERE status = 'COMPLETED';
+CREATE INDEX transfers_applied_by_dst ON transfers (dst, settled_at) WHERE status = 'COMPLETED';
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

@@ -33,7 +33,7 @@ use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
 use crate::error::WalletError;
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, Status};
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules::{self, Decision};
 use crate::money::Currency;
 
@@ -66,6 +66,7 @@ struct Account {
     balance: i64,
     pending_in: i64,
     pending_out: i64,
+    held: i64,
 }
 
 /// How far past the oldest `max` PENDING transfers a worker looks for
@@ -136,16 +137,16 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     let drained = (window.len() as i64) < window_limit
         && lanes.len() == candidates.len()
         && claim.len() == window.len();
-    let due: Vec<(i64, i64, i64, i64)> = client
+    let due: Vec<(i64, i64, i64, i64, Option<i64>)> = client
         .query(
-            "SELECT tx_id, src, dst, amount FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of FROM transfers
               WHERE tx_id = ANY($1) AND status = 'PENDING'
               ORDER BY tx_id
               FOR UPDATE",
             &[&claim],
         )?
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
         .collect();
     if due.is_empty() {
         // Cancelled or settled by another worker between the look and the lock.
@@ -159,7 +160,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     // writer locks them, so that no two transactions deadlock.
     let mut users: Vec<i64> = due
         .iter()
-        .flat_map(|&(_, src, dst, _)| [src, dst])
+        .flat_map(|&(_, src, dst, _, _)| [src, dst])
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
     users.sort_unstable();
@@ -173,13 +174,14 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
                         balance: row.get(1),
                         pending_in: row.get(2),
                         pending_out: row.get(3),
+                        held: row.get(4),
                     },
                 )
             })
             .collect()
     };
     let mut accounts = read(client.query(
-        "SELECT id, balance, pending_in, pending_out FROM accounts
+        "SELECT id, balance, pending_in, pending_out, held FROM accounts
           WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&users],
     )?);
@@ -188,7 +190,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     // commit, so the deposits and withdrawals of every worker, nearly all
     // naming it, do not wait on each other for it.
     let before = read(client.query(
-        "SELECT id, balance, pending_in, pending_out FROM accounts WHERE id = 0",
+        "SELECT id, balance, pending_in, pending_out, held FROM accounts WHERE id = 0",
         &[],
     )?);
     accounts.extend(before.iter().map(|(id, a)| (*id, *a)));
@@ -200,28 +202,53 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     }
     let mut counts = BatchCounts::default();
     let mut decided = Decided::with_capacity(due.len());
-    for &(tx_id, src, dst, amount) in &due {
+    // Refunds completed in this batch, by the transfer they refund. Every
+    // refund of one transfer has that transfer's payee as its source, so
+    // they are all in one lane, decided by one worker at a time.
+    let mut refunded_here: HashMap<i64, i64> = HashMap::new();
+    for &(tx_id, src, dst, amount, refund_of) in &due {
         let before_src = accounts[&src];
         let before_dst = accounts[&dst];
-        let (status, reason, src_balance, dst_balance) =
-            match rules::decide(src, before_src.balance, before_dst.balance, amount) {
-                Decision::Complete {
-                    src_balance,
-                    dst_balance,
-                } => {
-                    counts.completed += 1;
-                    (Status::Completed, None, src_balance, dst_balance)
-                }
-                Decision::Fail(reason) => {
-                    counts.failed += 1;
-                    (
-                        Status::Failed,
-                        Some(reason.as_str()),
-                        before_src.balance,
-                        before_dst.balance,
-                    )
-                }
-            };
+        let mut decision = rules::decide(
+            src,
+            before_src.balance,
+            before_src.held,
+            before_dst.balance,
+            amount,
+        );
+        if let (Some(original), Decision::Complete { .. }) = (refund_of, decision) {
+            let row = client.query_one(
+                "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+                                    WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
+                   FROM transfers o WHERE o.tx_id = $1",
+                &[&original],
+            )?;
+            let (original_amount, completed): (i64, i64) = (row.get(0), row.get(1));
+            let here = refunded_here.entry(original).or_default();
+            if rules::refund_fits(original_amount, completed + *here, amount) {
+                *here += amount;
+            } else {
+                decision = Decision::Fail(FailReason::RefundExceedsOriginal);
+            }
+        }
+        let (status, reason, src_balance, dst_balance) = match decision {
+            Decision::Complete {
+                src_balance,
+                dst_balance,
+            } => {
+                counts.completed += 1;
+                (Status::Completed, None, src_balance, dst_balance)
+            }
+            Decision::Fail(reason) => {
+                counts.failed += 1;
+                (
+                    Status::Failed,
+                    Some(reason.as_str()),
+                    before_src.balance,
+                    before_dst.balance,
+                )
+            }
+        };
         let src_out = rules::release_pending(src, before_src.pending_out, amount)?;
         let dst_in = rules::release_pending(dst, before_dst.pending_in, amount)?;
         if let Some(account) = accounts.get_mut(&src) {
@@ -291,7 +318,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         |f: fn(&Account) -> i64| f(&accounts[&EXTERNAL_ACCOUNT]) - f(&before[&EXTERNAL_ACCOUNT]);
     if due
         .iter()
-        .any(|&(_, src, dst, _)| src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT)
+        .any(|&(_, src, dst, _, _)| src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT)
     {
         client.execute(
             "UPDATE accounts SET balance = balance + $1, pending_in = pending_in + $2,

@@ -10,21 +10,53 @@ use crate::error::WalletError;
 use crate::ledger::model::{EXTERNAL_ACCOUNT, HistoryQuery, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
-const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
-        t.reason, t.idem_key, t.created_at, t.settled_at
-     FROM transfers t
-     JOIN accounts s ON s.id = t.src
-     JOIN accounts d ON d.id = t.dst";
+/// A transfer as readers show it: a hold past its expiry reads EXPIRED
+/// (by the server's clock) whether or not `settle` has marked it; the
+/// last column is the balance after it of the user `balance_of` names.
+fn select_transfer(balance_of: &str) -> String {
+    format!(
+        "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
+            CASE WHEN t.status = 'HELD' AND t.expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE t.status END,
+            t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+            t.refund_of,
+            CASE WHEN t.status = 'COMPLETED' THEN
+                CASE WHEN t.src = {balance_of} THEN t.src_balance WHEN t.dst = {balance_of} THEN t.dst_balance END
+            END
+         FROM transfers t
+         JOIN accounts s ON s.id = t.src
+         JOIN accounts d ON d.id = t.dst"
+    )
+}
+
+/// Fills in the refunds of each record: their ids and the sum of those
+/// COMPLETED.
+fn with_refunds(
+    client: &mut Client,
+    mut records: Vec<TransferRecord>,
+) -> PgResult<Vec<TransferRecord>> {
+    for record in &mut records {
+        for row in client.query(
+            "SELECT tx_id, status, amount FROM transfers WHERE refund_of = $1 ORDER BY tx_id",
+            &[&record.tx_id],
+        )? {
+            record.refunds.push(row.get(0));
+            if row.get::<_, String>(1) == Status::Completed.as_str() {
+                record.refunded += row.get::<_, i64>(2);
+            }
+        }
+    }
+    Ok(records)
+}
 
 pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
+    let select = select_transfer("NULL");
     let row = match which {
         TransferRef::Id(tx_id) => {
-            client.query_opt(&format!("{SELECT_TRANSFER} WHERE t.tx_id = $1"), &[&tx_id])?
+            client.query_opt(&format!("{select} WHERE t.tx_id = $1"), &[&tx_id])?
         }
-        TransferRef::Key(key) => client.query_opt(
-            &format!("{SELECT_TRANSFER} WHERE t.idem_key = $1"),
-            &[&key.as_str()],
-        )?,
+        TransferRef::Key(key) => {
+            client.query_opt(&format!("{select} WHERE t.idem_key = $1"), &[&key.as_str()])?
+        }
     };
     let Some(row) = row else {
         return Err(WalletError::TransferNotFound(match which {
@@ -33,7 +65,8 @@ pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<Transfe
         })
         .into());
     };
-    transfer_from_row(&row)
+    let record = transfer_from_row(&row)?;
+    Ok(with_refunds(client, vec![record])?.remove(0))
 }
 
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
@@ -90,8 +123,7 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
             &[&out, &r#in],
         )?;
     }
-    let record = client.query_one(&format!("{SELECT_TRANSFER} WHERE t.tx_id = $1"), &[&tx_id])?;
-    let record = transfer_from_row(&record)?;
+    let record = transfer(client, TransferRef::Id(tx_id))?;
     commit(
         client,
         &format!("the cancel of transfer {tx_id}"),
@@ -112,14 +144,21 @@ pub fn history(
     let before = query.before.unwrap_or(i64::MAX);
     let limit = i64::from(query.limit);
     let filter = match query.status {
-        None => "",
+        None => String::new(),
         Some(Status::Failed | Status::Cancelled) => {
-            " AND status = $4 AND status IN ('FAILED', 'CANCELLED')"
+            " AND status = $4 AND status IN ('FAILED', 'CANCELLED')".to_string()
         }
-        Some(_) => " AND status = $4",
+        Some(Status::Held) => {
+            format!(" AND status = $4 AND (expires_at IS NULL OR expires_at > {NOW_MS})")
+        }
+        Some(Status::Expired) => {
+            format!(" AND (status = $4 OR (status = 'HELD' AND expires_at <= {NOW_MS}))")
+        }
+        Some(_) => " AND status = $4".to_string(),
     };
+    let select = select_transfer("$1");
     let sql = format!(
-        "{SELECT_TRANSFER} WHERE t.tx_id IN (
+        "{select} WHERE t.tx_id IN (
              (SELECT tx_id FROM transfers WHERE src = $1{filter} AND tx_id < $2
               ORDER BY tx_id DESC LIMIT $3)
              UNION ALL
@@ -131,7 +170,11 @@ pub fn history(
         Some(status) => client.query(&sql, &[&user.id, &before, &limit, &status.as_str()])?,
         None => client.query(&sql, &[&user.id, &before, &limit])?,
     };
-    rows.iter().map(transfer_from_row).collect()
+    let records = rows
+        .iter()
+        .map(transfer_from_row)
+        .collect::<PgResult<Vec<_>>>()?;
+    with_refunds(client, records)
 }
 
 pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
@@ -147,5 +190,11 @@ pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         idempotency_key: row.get(7),
         created_at: row.get(8),
         settled_at: row.get(9),
+        hold_amount: row.get(10),
+        expires_at: row.get(11),
+        refund_of: row.get(12),
+        refunds: Vec::new(),
+        refunded: 0,
+        balance_after: row.get(13),
     })
 }

@@ -7,10 +7,18 @@ use super::commit;
 use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
-use crate::ledger::model::UserRecord;
+use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 
-const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out
-     FROM accounts WHERE lower(name) = lower($1)";
+/// `held` as of now: holds past their expiry, even those `settle` has not
+/// marked yet, reserve nothing.
+fn select_user() -> String {
+    format!(
+        "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out,
+                a.held - (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                          WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
+         FROM accounts a WHERE lower(a.name) = lower($1)"
+    )
+}
 
 /// Adds a user with a zero balance. Names are unique regardless of case:
 /// the unique index on `lower(name)` decides between two processes adding
@@ -21,7 +29,7 @@ pub fn create_user(client: &mut Client, name: &UserName, email: &Email) -> PgRes
         &format!(
             "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
              ON CONFLICT ((lower(name))) DO NOTHING
-             RETURNING id, name, email, balance, pending_in, pending_out"
+             RETURNING id, name, email, balance, pending_in, pending_out, held"
         ),
         &[&name.as_str(), &email.as_str()],
     )?;
@@ -69,6 +77,58 @@ pub fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResul
     )
 }
 
+/// A user's balance right after a transfer applied to them, or after the
+/// last one settled by an instant, each from an index: applied transfers
+/// by account and time, in the order the account saw them
+/// (`settled_at`, then `settle_batch`, then `tx_id`).
+pub fn balance_at(client: &mut Client, name: &UserName, at: PointInTime) -> PgResult<BalanceAt> {
+    let user = user(client, name)?;
+    let found: Option<(i64, i64, i64)> = match at {
+        PointInTime::Transfer(tx_id) => {
+            let row = client.query_opt(
+                "SELECT tx_id, CASE WHEN src = $2 THEN src_balance ELSE dst_balance END, settled_at
+                   FROM transfers
+                  WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'",
+                &[&tx_id, &user.id],
+            )?;
+            match row {
+                Some(row) => Some((row.get(0), row.get(1), row.get(2))),
+                None => {
+                    return Err(crate::ledger::rules::not_applied_to(tx_id, &user.name).into());
+                }
+            }
+        }
+        PointInTime::Time(ms) => client
+            .query_opt(
+                "SELECT tx_id, balance, settled_at FROM (
+                    (SELECT tx_id, src_balance AS balance, settled_at, settle_batch FROM transfers
+                      WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
+                    UNION ALL
+                    (SELECT tx_id, dst_balance, settled_at, settle_batch FROM transfers
+                      WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
+                 ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
+                &[&user.id, &ms],
+            )?
+            .map(|row| (row.get(0), row.get(1), row.get(2))),
+    };
+    Ok(match found {
+        Some((tx_id, balance, settled_at)) => BalanceAt {
+            name: user.name,
+            balance,
+            tx_id: Some(tx_id),
+            settled_at: Some(settled_at),
+        },
+        None => BalanceAt {
+            name: user.name,
+            balance: 0,
+            tx_id: None,
+            settled_at: None,
+        },
+    })
+}
+
 /// Looks a user up by name, regardless of case.
 pub fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
     Ok(find_user(client, name.as_str())?
@@ -76,7 +136,7 @@ pub fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
 }
 
 pub fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {
-    let row = client.query_opt(SELECT_USER, &[&name])?;
+    let row = client.query_opt(&select_user(), &[&name])?;
     Ok(row.as_ref().map(user_from_row))
 }
 
@@ -88,5 +148,6 @@ fn user_from_row(row: &Row) -> UserRecord {
         balance: row.get(3),
         pending_in: row.get(4),
         pending_out: row.get(5),
+        held: row.get(6),
     }
 }

@@ -8,8 +8,9 @@ use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally,
-    figure_checks, transfer_field_problem,
+    AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
+    OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
+    holds_check, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -54,6 +55,7 @@ pub fn verify(
     checks.push(guarded(client, "ledger_meta", &ledger_meta)?);
     checks.push(guarded(client, "foreign_keys", &foreign_keys)?);
     checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
+    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
     client.batch_execute("SAVEPOINT a_check")?;
     match accounts_and_tally(client) {
         Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
@@ -196,6 +198,26 @@ fn foreign_keys(client: &mut Client) -> PgResult<Check> {
         "foreign_keys",
         "every transfer names accounts that exist".into(),
     ))
+}
+
+fn holds(client: &mut Client, currency: &Currency) -> PgResult<Check> {
+    let mut found = HoldFindings::default();
+    for row in client.query(HELD_MISMATCHES, &[])? {
+        found
+            .held
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+    }
+    for row in client.query(OVER_CAPTURED, &[])? {
+        found
+            .over_captured
+            .push((row.get(0), row.get(1), row.get(2)));
+    }
+    for row in client.query(OVER_REFUNDED, &[])? {
+        found
+            .over_refunded
+            .push((row.get(0), row.get(1), row.get(2)));
+    }
+    Ok(holds_check(found, currency))
 }
 
 fn transfer_fields(client: &mut Client) -> PgResult<Check> {

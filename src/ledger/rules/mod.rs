@@ -15,6 +15,14 @@ use crate::money::Currency;
 
 use super::model::{EXTERNAL_ACCOUNT, FailReason, NewTransfer, Queued, Status};
 
+/// A refund must be decided against the refunds already completed: it
+/// fails if, with them, it would return more than the original.
+pub fn refund_fits(original_amount: i64, completed_refunds: i64, amount: i64) -> bool {
+    completed_refunds
+        .checked_add(amount)
+        .is_some_and(|total| total <= original_amount)
+}
+
 /// A transfer request names at least one user, and never the same account
 /// on both sides. Names are unique regardless of ASCII case, so two names
 /// that differ only in case are one account.
@@ -36,8 +44,11 @@ pub fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<(
 pub struct Pinned<'a> {
     pub src: i64,
     pub dst: i64,
+    /// For a hold, the amount it reserved, whatever was captured since.
     pub amount: i64,
     pub memo: Option<&'a str>,
+    pub hold: bool,
+    pub refund_of: Option<i64>,
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:
@@ -58,6 +69,10 @@ pub fn replay_or_conflict(
         Some("amount")
     } else if earlier.memo != requested.memo {
         Some("memo")
+    } else if earlier.hold != requested.hold {
+        Some("kind (hold or transfer)")
+    } else if earlier.refund_of != requested.refund_of {
+        Some("refunded transfer")
     } else {
         None
     };
@@ -158,6 +173,97 @@ pub fn check_account_sums(
     Ok(())
 }
 
+/// Money a user can still commit: the balance less what is pending out and
+/// what live holds reserve.
+pub fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
+    balance.saturating_sub(pending_out).saturating_sub(held)
+}
+
+/// A hold is placed only if the source's available money covers it; the
+/// sum of the source's holds must stay a 64-bit count.
+pub fn check_hold(
+    source: &UserName,
+    balance: i64,
+    pending_out: i64,
+    held: i64,
+    amount: i64,
+    currency: &Currency,
+) -> Result<i64> {
+    let available = available(balance, pending_out, held);
+    if available < amount {
+        return Err(WalletError::InsufficientFunds {
+            user: source.to_string(),
+            available: currency.format(available),
+            wanted: currency.format(amount),
+        });
+    }
+    held.checked_add(amount)
+        .ok_or_else(|| WalletError::PendingOverflow(format!("user '{source}'")))
+}
+
+/// Whether a hold still reserves money at `now`: HELD and not past its
+/// expiry. Only a live hold can be captured or released.
+pub fn check_live_hold(tx_id: i64, stored: &str, expires_at: Option<i64>, now: i64) -> Result<()> {
+    let status = stored_status(stored)?.as_of(expires_at, now);
+    if status == Status::Held {
+        return Ok(());
+    }
+    Err(WalletError::NotHeld {
+        tx_id,
+        status: status.as_str().to_string(),
+    })
+}
+
+/// A capture takes all of a hold or part of it, never more.
+pub fn captured_amount(hold_amount: i64, wanted: Option<i64>, currency: &Currency) -> Result<i64> {
+    let amount = wanted.unwrap_or(hold_amount);
+    if amount > hold_amount {
+        return Err(WalletError::InvalidAmount {
+            input: currency.format(amount),
+            why: format!(
+                "it is more than the hold's {}",
+                currency.format(hold_amount)
+            ),
+        });
+    }
+    Ok(amount)
+}
+
+/// A refund pays back a COMPLETED transfer, in the other direction, and
+/// the refunds of one transfer (queued or completed) never add up to more
+/// than it.
+pub fn check_refund(
+    original: i64,
+    stored: &str,
+    original_amount: i64,
+    already: i64,
+    amount: i64,
+    currency: &Currency,
+) -> Result<()> {
+    if stored_status(stored)? != Status::Completed {
+        return Err(WalletError::NotRefundable {
+            tx_id: original,
+            status: stored.to_string(),
+        });
+    }
+    let left = original_amount.saturating_sub(already);
+    if amount > left {
+        return Err(WalletError::RefundExceedsOriginal {
+            tx_id: original,
+            left: currency.format(left),
+            wanted: currency.format(amount),
+        });
+    }
+    Ok(())
+}
+
+/// `get-user --at-tx` names a transfer that never moved this user's balance.
+pub fn not_applied_to(tx_id: i64, user: &str) -> WalletError {
+    WalletError::TransferNotFound(format!(
+        "{tx_id} among the transfers applied to '{user}' (it does not exist, was not applied, or is not theirs)"
+    ))
+}
+
 /// What settlement makes of one due transfer, given the balances it sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -169,9 +275,17 @@ pub enum Decision {
 
 /// Decides a due transfer against the balances as they stand after every
 /// older transfer was decided (oldest first). The external account may go
-/// below zero (it is the world outside); a user may not.
-pub fn decide(src: i64, src_balance: i64, dst_balance: i64, amount: i64) -> Decision {
-    if src != EXTERNAL_ACCOUNT && src_balance < amount {
+/// below zero (it is the world outside); a user may not, and a user's
+/// money reserved by live holds (`src_held`) cannot pay for it: a captured
+/// hold no longer counts there, so it is paid from what it reserved.
+pub fn decide(
+    src: i64,
+    src_balance: i64,
+    src_held: i64,
+    dst_balance: i64,
+    amount: i64,
+) -> Decision {
+    if src != EXTERNAL_ACCOUNT && src_balance.saturating_sub(src_held) < amount {
         return Decision::Fail(FailReason::InsufficientFunds);
     }
     match (

@@ -53,6 +53,8 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         dst: 2,
         amount: 500,
         memo: Some("rent"),
+        hold: false,
+        refund_of: None,
     };
     let replayed = replay_or_conflict(&key, 9, Status::Completed, earlier, earlier).unwrap();
     assert_eq!(
@@ -88,6 +90,8 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         dst: 4,
         amount: 1,
         memo: None,
+        hold: false,
+        refund_of: None,
     };
     match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
         Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),
@@ -145,30 +149,30 @@ fn releasing_more_than_is_pending_is_damage() {
 #[test]
 fn settlement_decides_by_the_balance_it_sees() {
     assert_eq!(
-        decide(1, 100, 0, 100),
+        decide(1, 100, 0, 0, 100),
         Decision::Complete {
             src_balance: 0,
             dst_balance: 100
         }
     );
     assert_eq!(
-        decide(1, 99, 0, 100),
+        decide(1, 99, 0, 0, 100),
         Decision::Fail(FailReason::InsufficientFunds)
     );
     // The outside world pays whatever it is asked to.
     assert_eq!(
-        decide(EXTERNAL_ACCOUNT, 0, 0, 100),
+        decide(EXTERNAL_ACCOUNT, 0, 0, 0, 100),
         Decision::Complete {
             src_balance: -100,
             dst_balance: 100
         }
     );
     assert_eq!(
-        decide(1, 10, i64::MAX, 10),
+        decide(1, 10, 0, i64::MAX, 10),
         Decision::Fail(FailReason::BalanceOverflow)
     );
     assert_eq!(
-        decide(EXTERNAL_ACCOUNT, i64::MIN + 5, 0, 10),
+        decide(EXTERNAL_ACCOUNT, i64::MIN + 5, 0, 0, 10),
         Decision::Fail(FailReason::BalanceOverflow)
     );
 }
@@ -279,7 +283,7 @@ impl RulesBook {
             let Row {
                 src, dst, amount, ..
             } = self.rows[i];
-            match decide(src as i64, self.balance[src], self.balance[dst], amount) {
+            match decide(src as i64, self.balance[src], 0, self.balance[dst], amount) {
                 Decision::Complete {
                     src_balance,
                     dst_balance,

@@ -27,10 +27,11 @@ pub const FIGURE_CHECKS: [&str; 4] = [
 pub const TRANSFER_FIELD_SUSPECTS: &str =
     "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
      FROM transfers
-     WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
-        OR (status = 'PENDING') = (settled_at IS NOT NULL)
+     WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED')
+        OR (status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)
         OR (status = 'FAILED') <> (reason IS NOT NULL)
-        OR (reason IS NOT NULL AND reason NOT IN ('insufficient_funds', 'balance_overflow'))
+        OR (reason IS NOT NULL
+            AND reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original'))
         OR amount <= 0
         OR src = dst
      ORDER BY tx_id";
@@ -327,11 +328,13 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
     let status = echo(t.status);
     match Status::parse(t.status) {
         None => wrong.push(format!("has the unknown status '{status}'")),
-        Some(known) if t.settled == (known == Status::Pending) => wrong.push(if t.settled {
-            "is PENDING but has settled_at set".to_string()
-        } else {
-            format!("is {status} but has no settled_at")
-        }),
+        Some(known) if t.settled == matches!(known, Status::Pending | Status::Held) => {
+            wrong.push(if t.settled {
+                format!("is {status} but has settled_at set")
+            } else {
+                format!("is {status} but has no settled_at")
+            })
+        }
         Some(_) => {}
     }
     let failed = t.status == Status::Failed.as_str();
@@ -356,6 +359,93 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
         tx_id: Some(t.tx_id),
         message: format!("transfer {} {}", t.tx_id, wrong.join(", ")),
     })
+}
+
+/// The name of the check of holds and refunds.
+pub const HOLDS_CHECK: &str = "holds";
+
+/// Accounts whose `held` is not the sum of their HELD holds: (id, name,
+/// held, the sum). SQL both engines run.
+pub const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
+        CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
+                       WHERE h.src = a.id AND h.status = 'HELD'), 0) AS BIGINT)
+     FROM accounts a
+    WHERE a.held <> coalesce((SELECT sum(h.hold_amount) FROM transfers h
+                              WHERE h.src = a.id AND h.status = 'HELD'), 0)
+    ORDER BY a.id";
+
+/// Holds captured for more than they reserved: (tx_id, amount, hold_amount).
+pub const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
+    WHERE hold_amount IS NOT NULL AND amount > hold_amount ORDER BY tx_id";
+
+/// Transfers whose COMPLETED refunds add up to more than they moved:
+/// (tx_id, amount, refunded).
+pub const OVER_REFUNDED: &str = "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
+     FROM transfers r JOIN transfers o ON o.tx_id = r.refund_of
+    WHERE r.refund_of IS NOT NULL AND r.status = 'COMPLETED'
+    GROUP BY o.tx_id, o.amount HAVING sum(r.amount) > o.amount
+    ORDER BY o.tx_id";
+
+/// What the three queries of the holds check found.
+#[derive(Debug, Default)]
+pub struct HoldFindings {
+    /// (account id, name, held, sum of its HELD holds).
+    pub held: Vec<(i64, Option<String>, i64, i64)>,
+    /// (tx_id, amount, hold_amount).
+    pub over_captured: Vec<(i64, i64, i64)>,
+    /// (tx_id, amount, refunded).
+    pub over_refunded: Vec<(i64, i64, i64)>,
+}
+
+/// Reservations equal the sum of live holds, no hold is captured beyond
+/// its amount, and no transfer is refunded beyond what it moved.
+pub fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
+    let mut findings = Findings::default();
+    for (id, name, held, sum) in found.held {
+        let label = AccountFigures {
+            id,
+            name: name.clone(),
+            balance: 0,
+            pending_in: 0,
+            pending_out: 0,
+        }
+        .label();
+        findings.push(Problem {
+            user: name,
+            tx_id: None,
+            message: format!(
+                "{label} has {} held but its HELD holds sum to {}",
+                currency.format(held),
+                currency.format(sum)
+            ),
+        });
+    }
+    for (tx_id, amount, hold_amount) in found.over_captured {
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(tx_id),
+            message: format!(
+                "hold {tx_id} was captured for {}, more than the {} it reserved",
+                currency.format(amount),
+                currency.format(hold_amount)
+            ),
+        });
+    }
+    for (tx_id, amount, refunded) in found.over_refunded {
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(tx_id),
+            message: format!(
+                "transfer {tx_id} moved {} but its completed refunds return {}",
+                currency.format(amount),
+                currency.format(refunded)
+            ),
+        });
+    }
+    findings.into_check(
+        HOLDS_CHECK,
+        "each account's held money is the sum of its live holds, no hold is captured beyond its amount, no transfer refunded beyond it".into(),
+    )
 }
 
 fn plural(n: u64) -> &'static str {

@@ -16,6 +16,7 @@
 
 mod create;
 mod error;
+mod holds;
 mod queue;
 mod schema;
 mod settle;
@@ -33,8 +34,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::OpenOptions;
 use super::model::{
-    BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, TransferRecord, TransferRef,
-    UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
+    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
 };
 use super::store::Store;
 use crate::domain::{Email, UserName};
@@ -527,6 +528,24 @@ impl Store for SqliteStore {
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         self.read(|store| transfers::history(&store.conn, name, query))
+    }
+
+    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
+        self.share()?;
+        self.wrote = true;
+        self.caches.clear();
+        self.run(|store| holds::capture(&mut store.conn, tx_id, amount))
+    }
+
+    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+        self.share()?;
+        self.wrote = true;
+        self.caches.clear();
+        self.run(|store| holds::release(&mut store.conn, tx_id))
+    }
+
+    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
+        self.read(|store| users::balance_at(&store.conn, name, at))
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {

@@ -18,7 +18,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
 use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, NewTransfer, Queued, Span, Status,
+    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Span, Status,
 };
 use crate::ledger::rules::{self, Pinned};
 use rustc_hash::FxHashMap as FastMap;
@@ -206,7 +206,8 @@ fn ingest(
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
         by_key: tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, memo, status FROM transfers WHERE idem_key = ?1",
+            "SELECT tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of
+             FROM transfers WHERE idem_key = ?1",
         )?,
         insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
     };
@@ -236,9 +237,11 @@ fn ingest(
         // already, the batch of waiting rows is full, or its key is one a
         // waiting row holds (it must then see that row in the table).
         let may_wait = match &transfer {
-            Ok(t) => t
-                .key()
-                .is_none_or(|key| !waiting.keys.contains(key.as_str())),
+            Ok(t) => {
+                t.kind() == Kind::Transfer
+                    && t.key()
+                        .is_none_or(|key| !waiting.keys.contains(key.as_str()))
+            }
             Err(_) => false,
         };
         if !may_wait || waiting.rows.len() >= ROWS_PER_INSERT {
@@ -346,6 +349,8 @@ impl Waiting {
                         dst: row.dst,
                         amount: row.amount,
                         memo: row.memo.as_deref(),
+                        hold: false,
+                        refund_of: None,
                     };
                     replay(by_key, &key, requested)?.ok_or_else(|| {
                         WalletError::internal(anyhow::anyhow!(
@@ -462,7 +467,35 @@ fn queue_one(
         dst,
         amount: transfer.amount().minor_units(),
         memo: transfer.memo(),
+        hold: matches!(transfer.kind(), Kind::Hold(_)),
+        refund_of: match transfer.kind() {
+            Kind::Refund(original) => Some(original),
+            _ => None,
+        },
     };
+    let mut deferred = deferred;
+    if transfer.kind() != Kind::Transfer {
+        // A hold or a refund reads what it depends on, so it is never
+        // deferred; a key taken before answers it as for any line.
+        deferred = None;
+        if let Some(key) = transfer.key()
+            && let Some(earlier) = replay(&mut statements.by_key, key, requested)?
+        {
+            return Ok(earlier);
+        }
+        match transfer.kind() {
+            Kind::Hold(expiry) => {
+                let pending_out = cache.load(&mut statements.pending, src)?.out;
+                return super::holds::place(tx, transfer, requested, pending_out, expiry, now);
+            }
+            Kind::Refund(original) => {
+                if let Err(refused) = super::holds::check_refund(tx, original, requested)? {
+                    return Ok(Err(refused));
+                }
+            }
+            Kind::Transfer => {}
+        }
+    }
     let src_pending = cache.load(&mut statements.pending, src)?;
     let dst_pending = cache.load(&mut statements.pending, dst)?;
     let (new_out, new_in) =
@@ -520,6 +553,10 @@ fn queue_one(
         });
     }
     let tx_id = tx.last_insert_rowid();
+    if let Some(original) = requested.refund_of {
+        tx.prepare_cached("UPDATE transfers SET refund_of = ?2 WHERE tx_id = ?1")?
+            .execute(params![tx_id, original])?;
+    }
     reserve(cache, src, dst, new_out, new_in);
     Ok(Ok(Queued {
         tx_id,
@@ -658,19 +695,25 @@ fn replay(
                 row.get::<_, i64>(3)?,
                 row.get::<_, Option<String>>(4)?,
                 row.get::<_, String>(5)?,
+                row.get::<_, Option<i64>>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+                row.get::<_, Option<i64>>(8)?,
             ))
         })
         .optional()?;
-    let Some((tx_id, src, dst, amount, memo, status)) = earlier else {
+    let Some((tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of)) = earlier
+    else {
         return Ok(None);
     };
     let earlier = Pinned {
         src,
         dst,
-        amount,
+        amount: hold_amount.unwrap_or(amount),
         memo: memo.as_deref(),
+        hold: hold_amount.is_some(),
+        refund_of,
     };
-    let status = rules::stored_status(&status)?;
+    let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
     Ok(Some(rules::replay_or_conflict(
         key, tx_id, status, earlier, requested,
     )))

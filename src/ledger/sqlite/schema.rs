@@ -92,6 +92,76 @@ INSERT INTO postings (account, tx_id)
 DROP INDEX transfers_by_src;
 DROP INDEX transfers_by_dst;
 "#,
+    // 4: holds, refunds and balances in time. A hold is a transfer row
+    // (HELD, then PENDING when captured, or RELEASED or EXPIRED) whose
+    // reservation is summed in `accounts.held`; a refund names the transfer
+    // it pays back. Each posting records the user's balance right after the
+    // transfer was applied (none for one that was not) and when, indexed
+    // by time for `get-user --at`. The transfers table is rebuilt because
+    // its status CHECK cannot be altered in place; the balances of earlier
+    // postings are rebuilt by summing each user's applied transfers in
+    // `tx_id` order, the order a ledger file applied them in.
+    r#"
+ALTER TABLE accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0);
+
+ALTER TABLE transfers RENAME TO transfers_v3;
+
+CREATE TABLE transfers (
+    tx_id       INTEGER PRIMARY KEY,
+    src         INTEGER NOT NULL REFERENCES accounts (id),
+    dst         INTEGER NOT NULL REFERENCES accounts (id),
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    status      TEXT    NOT NULL CHECK (status = 'PENDING' OR status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' OR status = 'HELD' OR status = 'RELEASED' OR status = 'EXPIRED'),
+    reason      TEXT,
+    memo        TEXT,
+    idem_key    TEXT,
+    created_at  INTEGER NOT NULL,
+    settled_at  INTEGER,
+    hold_amount INTEGER CHECK (hold_amount >= amount),
+    expires_at  INTEGER,
+    refund_of   INTEGER REFERENCES transfers (tx_id),
+    CHECK (src <> dst),
+    CHECK ((status = 'FAILED') = (reason IS NOT NULL)),
+    CHECK (hold_amount IS NOT NULL OR NOT (status = 'HELD' OR status = 'RELEASED' OR status = 'EXPIRED')),
+    CHECK (hold_amount IS NULL OR refund_of IS NULL)
+) STRICT;
+
+INSERT INTO transfers (tx_id, src, dst, amount, status, reason, memo, idem_key, created_at, settled_at)
+    SELECT tx_id, src, dst, amount, status, reason, memo, idem_key, created_at, settled_at FROM transfers_v3;
+
+DROP TABLE transfers_v3;
+
+CREATE UNIQUE INDEX transfers_by_key ON transfers (idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX transfers_pending ON transfers (status) WHERE status = 'PENDING';
+CREATE INDEX transfers_unapplied_by_src ON transfers (src, status, tx_id)
+    WHERE status IN ('FAILED', 'CANCELLED');
+CREATE INDEX transfers_unapplied_by_dst ON transfers (dst, status, tx_id)
+    WHERE status IN ('FAILED', 'CANCELLED');
+CREATE INDEX transfers_held_by_src ON transfers (src, expires_at) WHERE status = 'HELD';
+CREATE INDEX transfers_held_by_expiry ON transfers (expires_at) WHERE status = 'HELD';
+CREATE INDEX transfers_by_refund_of ON transfers (refund_of) WHERE refund_of IS NOT NULL;
+
+ALTER TABLE postings RENAME TO postings_v3;
+
+CREATE TABLE postings (
+    account       INTEGER NOT NULL,
+    tx_id         INTEGER NOT NULL,
+    balance_after INTEGER,
+    settled_at    INTEGER,
+    PRIMARY KEY (account, tx_id)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO postings (account, tx_id, balance_after, settled_at)
+    SELECT p.account, p.tx_id,
+           CASE WHEN t.status = 'COMPLETED' THEN sum(CASE WHEN t.status <> 'COMPLETED' THEN 0 WHEN t.dst = p.account THEN t.amount ELSE -t.amount END) OVER (PARTITION BY p.account ORDER BY p.tx_id) END,
+           t.settled_at
+    FROM postings_v3 p JOIN transfers t ON t.tx_id = p.tx_id
+    ORDER BY p.account, p.tx_id;
+
+DROP TABLE postings_v3;
+
+CREATE INDEX postings_by_time ON postings (account, settled_at) WHERE balance_after IS NOT NULL;
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -107,8 +177,12 @@ pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("index", "accounts_by_name"),
     ("table", "ledger_meta"),
     ("table", "postings"),
+    ("index", "postings_by_time"),
     ("table", "transfers"),
     ("index", "transfers_by_key"),
+    ("index", "transfers_by_refund_of"),
+    ("index", "transfers_held_by_expiry"),
+    ("index", "transfers_held_by_src"),
     ("index", "transfers_pending"),
     ("index", "transfers_unapplied_by_dst"),
     ("index", "transfers_unapplied_by_src"),
@@ -179,7 +253,34 @@ pub fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<Strin
                 if let Some(name) =
                     words.find(|word| !matches!(*word, "UNIQUE" | "TABLE" | "INDEX"))
                 {
+                    // A later step may build an object again under its name.
+                    definitions.retain(|(n, _)| n != name);
                     definitions.push((name.to_string(), Some(sql.to_string())));
+                }
+            }
+            Some("ALTER") => {
+                // `ALTER TABLE t ADD COLUMN …` rewrites the table's stored
+                // text; `RENAME TO` moves it (and its indexes) to a name
+                // the same step drops.
+                let (Some(_), Some(name), Some(action)) =
+                    (words.next(), words.next(), words.next())
+                else {
+                    continue;
+                };
+                if action == "RENAME" {
+                    let gone: Vec<String> = definitions
+                        .iter()
+                        .map(|(n, _)| n.clone())
+                        .filter(|n| n == name || indexes_of(n, name, &definitions))
+                        .collect();
+                    definitions.retain(|(n, _)| !gone.contains(n));
+                } else if action == "ADD" {
+                    let column = sql.split_once(" ADD COLUMN ").map(|(_, c)| c.to_string());
+                    if let (Some(column), Some((_, Some(text)))) =
+                        (column, definitions.iter_mut().find(|(n, _)| n == name))
+                    {
+                        add_column(text, &column);
+                    }
                 }
             }
             Some("DROP") => {
@@ -192,6 +293,30 @@ pub fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<Strin
     }
     definitions.sort();
     Ok(definitions)
+}
+
+/// Whether `index` is an index on `table`, as its definition says.
+fn indexes_of(index: &str, table: &str, definitions: &[(String, Option<String>)]) -> bool {
+    definitions.iter().any(|(n, sql)| {
+        n == index
+            && sql.as_deref().is_some_and(|sql| {
+                sql.starts_with("CREATE")
+                    && sql.contains(" INDEX ")
+                    && sql.contains(&format!(" ON {table} ("))
+            })
+    })
+}
+
+/// The text SQLite stores for a table after `ADD COLUMN`: the new column
+/// right after the last column definition, before any table constraint.
+fn add_column(table_sql: &mut String, column: &str) {
+    let end = ["CHECK", "PRIMARY KEY", "UNIQUE", "FOREIGN KEY"]
+        .iter()
+        .filter_map(|constraint| table_sql.find(&format!(",\n    {constraint}")))
+        .min()
+        .or_else(|| table_sql.rfind("\n)"))
+        .unwrap_or(table_sql.len());
+    table_sql.insert_str(end, &format!(", {column}"));
 }
 
 /// The definitions SQLite itself records for the first `version` migrations,

@@ -7,7 +7,7 @@ use super::CommitWatch;
 use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason};
 use crate::ledger::rules::{self, Decision};
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
@@ -27,6 +27,8 @@ struct AccountState {
     balance: i64,
     pending_in: i64,
     pending_out: i64,
+    /// Reserved by live holds: not for PENDING transfers to spend.
+    held: i64,
     /// Changed in the open batch and not yet written back.
     dirty: bool,
 }
@@ -38,6 +40,7 @@ struct Due {
     src: i64,
     dst: i64,
     amount: i64,
+    refund_of: Option<i64>,
 }
 
 /// What settlement carries from batch to batch: the accounts it has read
@@ -46,8 +49,11 @@ struct Due {
 pub(super) struct SettleCache {
     accounts: FastMap<i64, AccountState>,
     due: Vec<Due>,
-    /// (account, tx_id) of the batch's postings, sorted before they go in.
-    postings: Vec<(i64, i64)>,
+    /// (account, tx_id, balance after) of the batch's postings, sorted
+    /// before they go in.
+    postings: Vec<Posting>,
+    /// Each due transfer's balances after it (none where it failed).
+    after: Vec<(Option<i64>, Option<i64>)>,
     /// Whether another connection committed since the last batch began.
     commits: CommitWatch,
 }
@@ -92,10 +98,11 @@ fn settle_batch_in_one_transaction(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
     let now = clock::now_ms();
+    let expired = expire_holds(&tx, now, cache)?;
     cache.due.clear();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of FROM transfers
              WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
         )?;
         let mut rows = stmt.query([max as i64])?;
@@ -105,12 +112,21 @@ fn settle_batch_in_one_transaction(
                 src: row.get(1)?,
                 dst: row.get(2)?,
                 amount: row.get(3)?,
+                refund_of: row.get(4)?,
             });
         }
     }
     let (Some(first), Some(last)) = (cache.due.first(), cache.due.last()) else {
+        if expired > 0 {
+            commit(
+                tx,
+                &format!("the expiry of {expired} holds"),
+                "`wallet settle` again marks any that are left",
+            )?;
+        }
         return Ok(BatchCounts {
             drained: true,
+            expired,
             ..BatchCounts::default()
         });
     };
@@ -121,10 +137,17 @@ fn settle_batch_in_one_transaction(
         // damage (a balance raised by hand) from being carried forward.
         check_books(&tx, currency)?;
     }
-    let mut counts = BatchCounts::default();
+    let mut counts = BatchCounts {
+        expired,
+        ..BatchCounts::default()
+    };
+    cache.after.clear();
+    // Refunds completed in this batch, by the transfer they refund: the
+    // table learns of them only when the batch is written.
+    let mut refunded_here: FastMap<i64, i64> = FastMap::default();
     {
         let mut load = tx.prepare_cached(
-            "SELECT balance, pending_in, pending_out FROM accounts WHERE id = ?1",
+            "SELECT balance, pending_in, pending_out, held FROM accounts WHERE id = ?1",
         )?;
         let mut mark_failed = tx.prepare_cached(
             "UPDATE transfers SET status = 'FAILED', reason = ?2, settled_at = ?3
@@ -135,27 +158,45 @@ fn settle_batch_in_one_transaction(
             src,
             dst,
             amount,
+            refund_of,
         } in &cache.due
         {
             let src_before = account(&mut cache.accounts, &mut load, src)?;
             let dst_before = account(&mut cache.accounts, &mut load, dst)?;
-            let (src_balance, dst_balance) =
-                match rules::decide(src, src_before.balance, dst_before.balance, amount) {
-                    Decision::Complete {
-                        src_balance,
-                        dst_balance,
-                    } => {
-                        counts.completed += 1;
-                        (src_balance, dst_balance)
+            let mut decision = rules::decide(
+                src,
+                src_before.balance,
+                src_before.held,
+                dst_before.balance,
+                amount,
+            );
+            if let (Some(original), Decision::Complete { .. }) = (refund_of, decision) {
+                let (original_amount, completed) = refunded_so_far(&tx, original)?;
+                let here = refunded_here.entry(original).or_default();
+                if rules::refund_fits(original_amount, completed + *here, amount) {
+                    *here += amount;
+                } else {
+                    decision = Decision::Fail(FailReason::RefundExceedsOriginal);
+                }
+            }
+            let (src_balance, dst_balance) = match decision {
+                Decision::Complete {
+                    src_balance,
+                    dst_balance,
+                } => {
+                    counts.completed += 1;
+                    cache.after.push((Some(src_balance), Some(dst_balance)));
+                    (src_balance, dst_balance)
+                }
+                Decision::Fail(reason) => {
+                    counts.failed += 1;
+                    cache.after.push((None, None));
+                    if mark_failed.execute(params![tx_id, reason.as_str(), now])? != 1 {
+                        return Err(stopped_pending(tx_id).into());
                     }
-                    Decision::Fail(reason) => {
-                        counts.failed += 1;
-                        if mark_failed.execute(params![tx_id, reason.as_str(), now])? != 1 {
-                            return Err(stopped_pending(tx_id).into());
-                        }
-                        (src_before.balance, dst_before.balance)
-                    }
-                };
+                    (src_before.balance, dst_before.balance)
+                }
+            };
             let src_pending_out = rules::release_pending(src, src_before.pending_out, amount)?;
             let dst_pending_in = rules::release_pending(dst, dst_before.pending_in, amount)?;
             if let Some(account) = cache.accounts.get_mut(&src) {
@@ -188,7 +229,14 @@ fn settle_batch_in_one_transaction(
     }
     post(
         &tx,
-        cache.due.iter().map(|due| (due.tx_id, due.src, due.dst)),
+        cache
+            .due
+            .iter()
+            .zip(&cache.after)
+            .map(|(due, &(src_after, dst_after))| {
+                (due.tx_id, due.src, src_after, due.dst, dst_after)
+            }),
+        now,
         &mut cache.postings,
     )?;
     {
@@ -221,25 +269,37 @@ fn settle_batch_in_one_transaction(
 /// Postings inserted by one statement.
 const POSTINGS_PER_STATEMENT: usize = 64;
 
-fn many_postings_sql() -> String {
-    let values = vec!["(?, ?)"; POSTINGS_PER_STATEMENT].join(", ");
-    format!("INSERT INTO postings (account, tx_id) VALUES {values}")
+/// (account, tx_id, the account's balance right after, if it was applied).
+pub(super) type Posting = (i64, i64, Option<i64>);
+
+/// A hold is posted when placed; when it is decided, its postings gain
+/// their balance and time instead of going in again.
+fn postings_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "INSERT INTO postings (account, tx_id, balance_after, settled_at) VALUES {values}
+         ON CONFLICT (account, tx_id) DO UPDATE
+         SET balance_after = excluded.balance_after, settled_at = excluded.settled_at"
+    )
 }
 
-/// Enters decided transfers in their users' histories: a row per user side
-/// (the external account keeps none), inserted in (account, tx_id) order so
-/// that each account's entries go in at one place of the index, after its
-/// older ones.
+/// Enters transfers in their users' histories: a row per user side (the
+/// external account keeps none) with that user's balance right after the
+/// transfer was applied (none if it was not), inserted in (account, tx_id)
+/// order so that each account's entries go in at one place of the index,
+/// after its older ones. `decided_at` is `None` for a hold being placed.
 pub(super) fn post(
     tx: &Transaction<'_>,
-    decided: impl Iterator<Item = (i64, i64, i64)>,
-    buffer: &mut Vec<(i64, i64)>,
+    decided: impl Iterator<Item = (i64, i64, Option<i64>, i64, Option<i64>)>,
+    decided_at: impl Into<Option<i64>>,
+    buffer: &mut Vec<Posting>,
 ) -> SqlResult<()> {
+    let at: Option<i64> = decided_at.into();
     buffer.clear();
-    for (tx_id, src, dst) in decided {
-        for account in [src, dst] {
+    for (tx_id, src, src_after, dst, dst_after) in decided {
+        for (account, after) in [(src, src_after), (dst, dst_after)] {
             if account != EXTERNAL_ACCOUNT {
-                buffer.push((account, tx_id));
+                buffer.push((account, tx_id, after));
             }
         }
     }
@@ -248,17 +308,62 @@ pub(super) fn post(
     // much as the row it inserts.
     let mut rows = buffer.chunks_exact(POSTINGS_PER_STATEMENT);
     if rows.len() > 0 {
-        let mut insert = tx.prepare_cached(&many_postings_sql())?;
+        let mut insert = tx.prepare_cached(&postings_sql(POSTINGS_PER_STATEMENT))?;
+        let mut values: Vec<rusqlite::types::Value> =
+            Vec::with_capacity(4 * POSTINGS_PER_STATEMENT);
         for chunk in rows.by_ref() {
-            let values: Vec<&i64> = chunk.iter().flat_map(|(a, t)| [a, t]).collect();
-            insert.execute(rusqlite::params_from_iter(values))?;
+            values.clear();
+            for &(account, tx_id, after) in chunk {
+                values.extend([account.into(), tx_id.into(), after.into(), at.into()]);
+            }
+            insert.execute(rusqlite::params_from_iter(values.iter()))?;
         }
     }
-    let mut insert = tx.prepare_cached("INSERT INTO postings (account, tx_id) VALUES (?1, ?2)")?;
-    for (account, tx_id) in rows.remainder() {
-        insert.execute(params![account, tx_id])?;
+    let mut insert = tx.prepare_cached(&postings_sql(1))?;
+    for (account, tx_id, after) in rows.remainder() {
+        insert.execute(params![account, tx_id, after, at])?;
     }
     Ok(())
+}
+
+/// Marks every hold past its expiry EXPIRED and gives its reservation
+/// back; returns how many. Readers already leave such holds out.
+fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlResult<u64> {
+    let mut released: FastMap<i64, i64> = FastMap::default();
+    let mut count = 0u64;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
+             WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
+                             WHERE status = 'HELD' AND expires_at <= ?1)
+             RETURNING src, hold_amount",
+        )?;
+        let mut rows = stmt.query([now])?;
+        while let Some(row) = rows.next()? {
+            *released.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?;
+            count += 1;
+        }
+    }
+    let mut write = tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?;
+    for (id, amount) in released {
+        write.execute(params![id, amount])?;
+        if let Some(account) = cache.accounts.get_mut(&id) {
+            account.held -= amount;
+        }
+    }
+    Ok(count)
+}
+
+/// A transfer's amount and the sum of its refunds completed so far.
+fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<(i64, i64)> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0) FROM transfers r
+                                INDEXED BY transfers_by_refund_of
+                                WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
+             FROM transfers o WHERE o.tx_id = ?1",
+        )?
+        .query_row([original], |row| Ok((row.get(0)?, row.get(1)?)))?)
 }
 
 /// The invariants of the accounts table as a whole that a write must not
@@ -301,6 +406,7 @@ fn account(
             balance: row.get(0)?,
             pending_in: row.get(1)?,
             pending_out: row.get(2)?,
+            held: row.get(3)?,
             dirty: false,
         })
     })?;

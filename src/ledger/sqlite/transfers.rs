@@ -11,13 +11,36 @@ use crate::ledger::model::{HistoryQuery, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
 const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
-        t.reason, t.idem_key, t.created_at, t.settled_at
+        t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+        t.refund_of, NULL
      FROM transfers t
      JOIN accounts s ON s.id = t.src
      JOIN accounts d ON d.id = t.dst";
 
+/// A record as readers show it: its status as of now, and its refunds.
+pub(super) fn completed(conn: &Connection, record: TransferRecord) -> SqlResult<TransferRecord> {
+    let mut record = record.as_of(clock::now_ms());
+    let mut stmt = conn.prepare_cached(
+        "SELECT tx_id, status, amount FROM transfers INDEXED BY transfers_by_refund_of
+         WHERE refund_of = ?1 ORDER BY tx_id",
+    )?;
+    let mut rows = stmt.query([record.tx_id])?;
+    while let Some(row) = rows.next()? {
+        record.refunds.push(row.get(0)?);
+        if row.get::<_, String>(1)? == Status::Completed.as_str() {
+            record.refunded += row.get::<_, i64>(2)?;
+        }
+    }
+    Ok(record)
+}
+
 /// One transfer, by id or by idempotency key.
 pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<TransferRecord> {
+    completed(conn, stored_transfer(conn, which)?)
+}
+
+/// One transfer as stored.
+fn stored_transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<TransferRecord> {
     let found = match which {
         TransferRef::Id(tx_id) => conn
             .prepare_cached(&format!("{SELECT_TRANSFER} WHERE t.tx_id = ?1"))?
@@ -66,12 +89,14 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
         params![dst, rules::release_pending(dst, dst_in, amount)?],
     )?;
-    super::settle::post(&tx, std::iter::once((tx_id, src, dst)), &mut Vec::new())?;
-    let record = tx.query_row(
-        &format!("{SELECT_TRANSFER} WHERE t.tx_id = ?1"),
-        [tx_id],
-        transfer_from_row,
+    let now = clock::now_ms();
+    super::settle::post(
+        &tx,
+        std::iter::once((tx_id, src, None, dst, None)),
+        now,
+        &mut Vec::new(),
     )?;
+    let record = completed(&tx, stored_transfer(&tx, TransferRef::Id(tx_id))?)?;
     commit(
         tx,
         &format!("the cancel of transfer {tx_id}"),
@@ -92,14 +117,19 @@ pub(super) fn history(
     let user = users::user(conn, name)?;
     let before = query.before.unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(&history_sql(query.status))?;
+    let now = clock::now_ms();
     let rows = match query.status {
         Some(status) => stmt.query_map(
-            params![user.id, before, query.limit, status.as_str()],
+            params![user.id, before, query.limit, status.as_str(), now],
             transfer_from_row,
         )?,
         None => stmt.query_map(params![user.id, before, query.limit], transfer_from_row)?,
     };
-    Ok(rows.collect::<Result<_, _>>()?)
+    let records: Vec<TransferRecord> = rows.collect::<Result<_, _>>()?;
+    records
+        .into_iter()
+        .map(|record| completed(conn, record))
+        .collect()
 }
 
 /// The page query of [`history`]: `?1` user id, `?2` exclusive upper
@@ -136,17 +166,40 @@ fn history_sql(status: Option<Status>) -> String {
                  AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)"
         )
     };
+    // Holds are posted when placed, so every status but PENDING is found
+    // among the user's postings; a hold's status there is read as of now
+    // (`?5`), so that an expired one not yet marked counts as EXPIRED.
     let parts = match status {
         None => vec![decided(""), pending("")],
-        Some(Status::Completed) => vec![decided(
-            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4",
+        Some(Status::Completed | Status::Released) => vec![decided(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4 AND ?5 IS NOT NULL",
         )],
-        Some(Status::Pending) => vec![pending(" AND status = ?4")],
+        Some(Status::Held) => vec![decided(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4
+                 AND (d.expires_at IS NULL OR d.expires_at > ?5)",
+        )],
+        Some(Status::Expired) => vec![decided(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4
+                 OR (d.status = 'HELD' AND d.expires_at <= ?5))",
+        )],
+        Some(Status::Pending) => vec![pending(" AND status = ?4 AND ?5 IS NOT NULL")],
         Some(Status::Failed | Status::Cancelled) => vec![unapplied("src"), unapplied("dst")],
+    };
+    let filtered = if status.is_some_and(|s| matches!(s, Status::Failed | Status::Cancelled)) {
+        " AND ?5 IS NOT NULL"
+    } else {
+        ""
     };
     format!(
         "WITH page(tx_id) AS ({})
-         {SELECT_TRANSFER} WHERE t.tx_id IN (SELECT tx_id FROM page)
+         SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
+             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+             t.refund_of, mine.balance_after
+         FROM transfers t
+         JOIN accounts s ON s.id = t.src
+         JOIN accounts d ON d.id = t.dst
+         LEFT JOIN postings mine ON mine.account = ?1 AND mine.tx_id = t.tx_id
+         WHERE t.tx_id IN (SELECT tx_id FROM page){filtered}
          ORDER BY t.tx_id DESC LIMIT ?3",
         parts.join(" UNION ALL ")
     )
@@ -172,6 +225,12 @@ fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord
         idempotency_key: row.get(7)?,
         created_at: row.get(8)?,
         settled_at: row.get(9)?,
+        hold_amount: row.get(10)?,
+        expires_at: row.get(11)?,
+        refund_of: row.get(12)?,
+        refunds: Vec::new(),
+        refunded: 0,
+        balance_after: row.get(13)?,
     })
 }
 
@@ -191,9 +250,10 @@ mod tests {
             row.get(3)
         }
         let rows = match status {
-            Some(status) => {
-                stmt.query_map(rusqlite::params![1, i64::MAX, 50, status.as_str()], detail)
-            }
+            Some(status) => stmt.query_map(
+                rusqlite::params![1, i64::MAX, 50, status.as_str(), 0],
+                detail,
+            ),
             None => stmt.query_map(rusqlite::params![1, i64::MAX, 50], detail),
         }
         .unwrap();

@@ -10,8 +10,9 @@ use crate::ledger::model::{
     Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
 };
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally,
-    figure_checks, transfer_field_problem,
+    AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
+    OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
+    holds_check, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -46,6 +47,7 @@ pub(super) fn verify(
         guard("foreign_keys", foreign_keys(conn))?,
         guard("postings", postings(conn))?,
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
+        guard(HOLDS_CHECK, holds(conn, currency))?,
     ];
     match accounts_and_tally(conn) {
         Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
@@ -159,7 +161,8 @@ fn foreign_keys(conn: &Connection) -> SqlResult<Check> {
 /// is missing for are looked up only when the counts disagree.
 fn postings(conn: &Connection) -> SqlResult<Check> {
     let expected: i64 = conn.query_row(
-        "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers WHERE status <> 'PENDING'",
+        "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers
+          WHERE status <> 'PENDING' OR hold_amount IS NOT NULL",
         [],
         |row| row.get(0),
     )?;
@@ -170,7 +173,7 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
         let mut stmt = conn.prepare(
             "SELECT p.account, p.tx_id FROM postings p
                LEFT JOIN transfers t ON t.tx_id = p.tx_id
-              WHERE t.tx_id IS NULL OR t.status = 'PENDING'
+              WHERE t.tx_id IS NULL OR (t.status = 'PENDING' AND t.hold_amount IS NULL)
                  OR (p.account <> t.src AND p.account <> t.dst)
               ORDER BY p.tx_id",
         )?;
@@ -189,7 +192,7 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
     }
     if found - strays != expected {
         let mut stmt = conn.prepare(
-            "SELECT tx_id FROM transfers t WHERE status <> 'PENDING'
+            "SELECT tx_id FROM transfers t WHERE (status <> 'PENDING' OR hold_amount IS NOT NULL)
                 AND ((src <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.src AND p.tx_id = t.tx_id))
                   OR (dst <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.dst AND p.tx_id = t.tx_id)))
               ORDER BY tx_id",
@@ -213,6 +216,28 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
 /// Each transfer's fields judged by [`transfer_field_problem`]. The query
 /// is a cheap superset of the rule, so that a sound ledger of a million
 /// transfers hands it no row at all.
+fn holds(conn: &Connection, currency: &Currency) -> SqlResult<Check> {
+    let mut found = HoldFindings::default();
+    let mut stmt = conn.prepare(HELD_MISMATCHES)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        found
+            .held
+            .push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+    }
+    for (sql, into) in [
+        (OVER_CAPTURED, &mut found.over_captured),
+        (OVER_REFUNDED, &mut found.over_refunded),
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            into.push((row.get(0)?, row.get(1)?, row.get(2)?));
+        }
+    }
+    Ok(holds_check(found, currency))
+}
+
 fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
     let mut stmt = conn.prepare(TRANSFER_FIELD_SUSPECTS)?;
     let mut rows = stmt.query([])?;

@@ -1,0 +1,25 @@
+//! `wallet capture`: turn a live hold into a PENDING transfer.
+
+use super::Context;
+use crate::cli::CaptureArgs;
+use crate::error::Result;
+use crate::report::{Report, WhenQuiet};
+use crate::views::TransferView;
+
+pub fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
+    let mut ledger = context.open()?;
+    let amount = args
+        .amount
+        .as_deref()
+        .map(|text| ledger.currency().parse_amount(text))
+        .transpose()?;
+    let record = ledger.capture(args.tx_id, amount)?;
+    let view = TransferView::new(&record, ledger.currency());
+    let human = view.human();
+    Ok(Report::new(view, human)
+        .when_quiet(WhenQuiet::Nothing)
+        .committed(
+            format!("the capture of hold {}", record.tx_id),
+            "`wallet get-transfer` shows whether it is PENDING",
+        ))
+}

@@ -1,0 +1,25 @@
+//! `wallet hold`: reserve a user's money for a later transfer.
+
+use super::Context;
+use super::queue::queue;
+use crate::cli::HoldArgs;
+use crate::error::Result;
+use crate::ledger::{Expiry, Kind, clock};
+use crate::report::Report;
+
+pub fn run(context: &Context, args: HoldArgs) -> Result<Report> {
+    let expiry = match (&args.expires_in, &args.expires_at) {
+        (Some(duration), _) => Expiry::After(clock::parse_duration(duration)?),
+        (None, Some(at)) => Expiry::At(clock::parse_instant(at)?),
+        (None, None) => Expiry::Never,
+    };
+    queue(
+        context,
+        Some(&args.src),
+        Some(&args.dst),
+        &args.amount,
+        &args.queue,
+        "hold",
+        Kind::Hold(expiry),
+    )
+}

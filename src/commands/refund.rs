@@ -1,0 +1,21 @@
+//! `wallet refund`: queue a transfer back, linked to the one it refunds.
+
+use super::Context;
+use super::queue::queued_report;
+use crate::cli::RefundArgs;
+use crate::domain::{IdempotencyKey, Memo};
+use crate::error::Result;
+use crate::report::Report;
+
+pub fn run(context: &Context, args: RefundArgs) -> Result<Report> {
+    let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;
+    let memo = Memo::parse_optional(args.queue.memo.as_deref())?;
+    let mut ledger = context.open()?;
+    let amount = args
+        .amount
+        .as_deref()
+        .map(|text| ledger.currency().parse_amount(text))
+        .transpose()?;
+    let queued = ledger.refund(args.tx_id, amount, memo, key)?;
+    Ok(queued_report(queued, "refund", &args.queue))
+}

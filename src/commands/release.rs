@@ -1,0 +1,20 @@
+//! `wallet release`: void a live hold.
+
+use super::Context;
+use crate::cli::ReleaseArgs;
+use crate::error::Result;
+use crate::report::{Report, WhenQuiet};
+use crate::views::TransferView;
+
+pub fn run(context: &Context, args: ReleaseArgs) -> Result<Report> {
+    let mut ledger = context.open()?;
+    let record = ledger.release(args.tx_id)?;
+    let view = TransferView::new(&record, ledger.currency());
+    let human = view.human();
+    Ok(Report::new(view, human)
+        .when_quiet(WhenQuiet::Nothing)
+        .committed(
+            format!("the release of hold {}", record.tx_id),
+            "`wallet get-transfer` shows whether it is RELEASED",
+        ))
+}

@@ -1,0 +1,271 @@
+//! Holds and refunds: placing a hold, capturing or releasing it, and
+//! checking a refund against the transfer it pays back.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::error::{SqlResult, commit};
+use super::transfers;
+use crate::error::{Result, WalletError};
+use crate::ledger::model::{Expiry, NewTransfer, Queued, Status, TransferRecord, TransferRef};
+use crate::ledger::rules::{self, Pinned};
+use crate::money::Currency;
+
+fn currency(tx: &Connection) -> SqlResult<Currency> {
+    let (code, scale): (String, u8) = tx
+        .prepare_cached("SELECT currency, scale FROM ledger_meta")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(Currency { code, scale })
+}
+
+/// Gives back the reservations of the account's holds that are past their
+/// expiry, marking them EXPIRED: a write that reads `held` first makes it
+/// exact, as `settle` does for every account.
+fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()> {
+    let expired: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_src
+             WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2",
+        )?
+        .query_row(params![account, now], |row| row.get(0))?;
+    if expired > 0 {
+        tx.prepare_cached(
+            "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
+             WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_src
+                             WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2)",
+        )?
+        .execute(params![account, now])?;
+        tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?
+            .execute(params![account, expired])?;
+    }
+    Ok(())
+}
+
+/// Places a hold inside a queueing transaction: only if the source's
+/// available money (`pending_out` as this chunk has left it) covers it.
+pub(super) fn place(
+    tx: &Transaction<'_>,
+    transfer: &NewTransfer,
+    requested: Pinned<'_>,
+    pending_out: i64,
+    expiry: Expiry,
+    now: i64,
+) -> SqlResult<Result<Queued>> {
+    let source = transfer
+        .src()
+        .ok_or_else(|| WalletError::internal(anyhow::anyhow!("a hold without a source")))?;
+    expire_holds_of(tx, requested.src, now)?;
+    let (balance, held): (i64, i64) = tx
+        .prepare_cached("SELECT balance, held FROM accounts WHERE id = ?1")?
+        .query_row([requested.src], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let currency = currency(tx)?;
+    let new_held = match rules::check_hold(
+        source,
+        balance,
+        pending_out,
+        held,
+        requested.amount,
+        &currency,
+    ) {
+        Ok(new_held) => new_held,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let expires_at = expiry.instant(now);
+    if expires_at.is_some_and(|at| at <= now) {
+        return Ok(Err(WalletError::InvalidTime {
+            input: crate::ledger::clock::rfc3339(expires_at.unwrap_or_default()),
+            why: "a hold must expire in the future",
+        }));
+    }
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
+                                    hold_amount, expires_at)
+             VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7)
+             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+        )?
+        .execute(params![
+            requested.src,
+            requested.dst,
+            requested.amount,
+            requested.memo,
+            transfer.key().map(|k| k.as_str()),
+            now,
+            expires_at
+        ])?;
+    if inserted != 1 {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "a hold was neither placed nor found under its key"
+        ))
+        .into());
+    }
+    let tx_id = tx.last_insert_rowid();
+    tx.prepare_cached("UPDATE accounts SET held = ?2 WHERE id = ?1")?
+        .execute(params![requested.src, new_held])?;
+    super::settle::post(
+        tx,
+        std::iter::once((tx_id, requested.src, None, requested.dst, None)),
+        None,
+        &mut Vec::new(),
+    )?;
+    Ok(Ok(Queued {
+        tx_id,
+        status: Status::Held,
+        replayed: false,
+    }))
+}
+
+/// A refund pays back a COMPLETED transfer in the other direction, and
+/// with the refunds queued or completed before it, not more than it moved.
+pub(super) fn check_refund(
+    tx: &Transaction<'_>,
+    original: i64,
+    requested: Pinned<'_>,
+) -> SqlResult<Result<()>> {
+    let found: Option<(i64, i64, i64, String, i64)> = tx
+        .prepare_cached(
+            "SELECT o.src, o.dst, o.amount, o.status,
+                    (SELECT coalesce(sum(r.amount), 0) FROM transfers r
+                     INDEXED BY transfers_by_refund_of
+                     WHERE r.refund_of = o.tx_id AND (r.status = 'PENDING' OR r.status = 'COMPLETED'))
+             FROM transfers o WHERE o.tx_id = ?1",
+        )?
+        .query_row([original], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })
+        .optional()?;
+    let Some((src, dst, amount, status, already)) = found else {
+        return Ok(Err(WalletError::TransferNotFound(original.to_string())));
+    };
+    if (requested.src, requested.dst) != (dst, src) {
+        return Ok(Err(WalletError::InvalidLine(format!(
+            "a refund of transfer {original} goes from its destination back to its source"
+        ))));
+    }
+    let currency = currency(tx)?;
+    Ok(rules::check_refund(
+        original,
+        &status,
+        amount,
+        already,
+        requested.amount,
+        &currency,
+    ))
+}
+
+/// The row of a hold as capture and release read it under the write lock.
+struct HoldRow {
+    src: i64,
+    dst: i64,
+    hold_amount: i64,
+    status: String,
+    expires_at: Option<i64>,
+}
+
+fn read_hold(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<HoldRow> {
+    let row = tx
+        .prepare_cached(
+            "SELECT src, dst, hold_amount, status, expires_at FROM transfers WHERE tx_id = ?1",
+        )?
+        .query_row([tx_id], |row| {
+            Ok((
+                HoldRow {
+                    src: row.get(0)?,
+                    dst: row.get(1)?,
+                    hold_amount: row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    status: row.get(3)?,
+                    expires_at: row.get(4)?,
+                },
+                row.get::<_, Option<i64>>(2)?.is_some(),
+            ))
+        })
+        .optional()?;
+    let Some((hold, is_hold)) = row else {
+        return Err(WalletError::TransferNotFound(tx_id.to_string()).into());
+    };
+    if !is_hold {
+        return Err(WalletError::NotHeld {
+            tx_id,
+            status: format!("a transfer ({})", hold.status),
+        }
+        .into());
+    }
+    Ok(hold)
+}
+
+/// Turns a live hold into a PENDING transfer of `amount` (all of it by
+/// default; the rest is released), with the same `tx_id`.
+pub(super) fn capture(
+    conn: &mut Connection,
+    tx_id: i64,
+    amount: Option<i64>,
+) -> SqlResult<TransferRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = crate::ledger::clock::now_ms();
+    let hold = read_hold(&tx, tx_id)?;
+    rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
+    let currency = currency(&tx)?;
+    let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
+    let sums = "SELECT pending_out, pending_in, held FROM accounts WHERE id = ?1";
+    let (src_out, _, src_held): (i64, i64, i64) =
+        tx.query_row(sums, [hold.src], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (_, dst_in, _): (i64, i64, i64) =
+        tx.query_row(sums, [hold.dst], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let held = rules::release_pending(hold.src, src_held, hold.hold_amount)?;
+    let (out, r#in) = (src_out.checked_add(captured), dst_in.checked_add(captured));
+    let (Some(out), Some(r#in)) = (out, r#in) else {
+        return Err(WalletError::PendingOverflow(format!("transfer {tx_id}'s accounts")).into());
+    };
+    tx.execute(
+        "UPDATE transfers SET status = 'PENDING', amount = ?2 WHERE tx_id = ?1 AND status = 'HELD'",
+        params![tx_id, captured],
+    )?;
+    tx.execute(
+        "UPDATE accounts SET held = ?2, pending_out = ?3 WHERE id = ?1",
+        params![hold.src, held, out],
+    )?;
+    tx.execute(
+        "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
+        params![hold.dst, r#in],
+    )?;
+    let record = transfers::transfer(&tx, TransferRef::Id(tx_id))?;
+    commit(
+        tx,
+        &format!("the capture of hold {tx_id}"),
+        "`wallet get-transfer` shows whether it is PENDING",
+    )?;
+    Ok(record)
+}
+
+/// Voids a live hold: its reservation is given back, nothing moves.
+pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = crate::ledger::clock::now_ms();
+    let hold = read_hold(&tx, tx_id)?;
+    rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
+    let src_held: i64 =
+        tx.query_row("SELECT held FROM accounts WHERE id = ?1", [hold.src], |r| {
+            r.get(0)
+        })?;
+    let held = rules::release_pending(hold.src, src_held, hold.hold_amount)?;
+    tx.execute(
+        "UPDATE transfers SET status = 'RELEASED', settled_at = ?2 WHERE tx_id = ?1 AND status = 'HELD'",
+        params![tx_id, now],
+    )?;
+    tx.execute(
+        "UPDATE accounts SET held = ?2 WHERE id = ?1",
+        params![hold.src, held],
+    )?;
+    // Decided without moving money: the postings placed with the hold get
+    // their decision time, and no balance.
+    tx.execute(
+        "UPDATE postings SET settled_at = ?2 WHERE tx_id = ?1 AND account IN (?3, ?4)",
+        params![tx_id, now, hold.src, hold.dst],
+    )?;
+    let record = transfers::transfer(&tx, TransferRef::Id(tx_id))?;
+    commit(
+        tx,
+        &format!("the release of hold {tx_id}"),
+        "`wallet get-transfer` shows whether it is RELEASED",
+    )?;
+    Ok(record)
+}

@@ -1,0 +1,385 @@
+//! Holds, refunds and balances in time, through the real binary, on either
+//! engine (the PostgreSQL suite compiles this file again).
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+
+const T0: &str = "2026-01-01T00:00:00Z";
+const T1: &str = "2026-01-01T01:00:00Z";
+const T2: &str = "2026-01-01T02:00:00Z";
+const T3: &str = "2026-01-01T03:00:00Z";
+
+/// Runs `wallet --json ARGS…` with the test clock at `now`; asserts success.
+fn at(s: &Sandbox, now: &str, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = s.cmd(&full).env("WALLET_TEST_NOW", now).output().unwrap();
+    assert!(
+        out.status.success(),
+        "wallet {args:?} at {now} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `wallet --json ARGS…` at `now`; asserts it fails with `code`/`exit`.
+fn fails_at(s: &Sandbox, now: &str, args: &[&str], code: &str, exit: i32) -> String {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = s.cmd(&full).env("WALLET_TEST_NOW", now).output().unwrap();
+    crate::common::assert_error(&out, code, exit, args)
+}
+
+fn money(v: &Value, field: &str) -> String {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
+        .to_string()
+}
+
+/// alice with 100.00 settled, bob with nothing, all at T0.
+fn alice_with_100(s: &Sandbox) {
+    s.alice_and_bob();
+    at(s, T0, &["deposit", "alice", "100"]);
+    at(s, T0, &["settle"]);
+}
+
+#[test]
+fn a_hold_reserves_money_and_one_beyond_available_is_refused() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let hold = at(&s, T0, &["hold", "alice", "bob", "60"]);
+    assert_eq!(hold["status"], "HELD");
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(
+        (
+            money(&alice, "balance"),
+            money(&alice, "held"),
+            money(&alice, "available")
+        ),
+        ("100.00".into(), "60.00".into(), "40.00".into())
+    );
+    let message = fails_at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "40.01"],
+        "insufficient_funds",
+        4,
+    );
+    assert!(message.contains("40.00 available"), "{message}");
+    // An ordinary transfer cannot spend reserved money: it fails at settle.
+    at(&s, T0, &["transfer", "alice", "bob", "50"]);
+    let settled = at(&s, T1, &["settle"]);
+    assert_eq!(settled["failed"], 1);
+    let alice = at(&s, T1, &["get-user", "alice"]);
+    assert_eq!(money(&alice, "balance"), "100.00");
+    assert_eq!(money(&alice, "held"), "60.00");
+}
+
+#[test]
+fn a_partial_capture_settles_what_was_captured_and_releases_the_rest() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "60"])["tx_id"].to_string();
+    let captured = at(&s, T0, &["capture", &id, "25.50"]);
+    assert_eq!(
+        captured["tx_id"].to_string(),
+        id,
+        "the hold keeps its tx_id"
+    );
+    assert_eq!(captured["status"], "PENDING");
+    assert_eq!(captured["amount"], "25.50");
+    assert_eq!(captured["hold_amount"], "60.00");
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(money(&alice, "held"), "0.00");
+    assert_eq!(money(&alice, "available"), "74.50");
+    at(&s, T1, &["settle"]);
+    assert_eq!(
+        money(&at(&s, T1, &["get-user", "alice"]), "balance"),
+        "74.50"
+    );
+    assert_eq!(money(&at(&s, T1, &["get-user", "bob"]), "balance"), "25.50");
+    // Captured once: a second capture or a release is refused.
+    fails_at(&s, T1, &["capture", &id], "not_held", 4);
+    fails_at(&s, T1, &["release", &id], "not_held", 4);
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+#[test]
+fn a_full_capture_is_never_failed_for_funds() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "100"])["tx_id"].to_string();
+    // A later transfer queued first in the settle order cannot take it.
+    at(&s, T0, &["transfer", "alice", "bob", "1"]);
+    at(&s, T0, &["settle"]);
+    at(&s, T0, &["capture", &id]);
+    let settled = at(&s, T1, &["settle"]);
+    assert_eq!(
+        (settled["completed"].as_u64(), settled["failed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(at(&s, T1, &["get-transfer", &id])["status"], "COMPLETED");
+    assert_eq!(
+        money(&at(&s, T1, &["get-user", "bob"]), "balance"),
+        "100.00"
+    );
+}
+
+#[test]
+fn a_release_gives_the_money_back_and_moves_nothing() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "70"])["tx_id"].to_string();
+    let released = at(&s, T0, &["release", &id]);
+    assert_eq!(released["status"], "RELEASED");
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&alice, "available"), money(&alice, "balance")),
+        ("100.00".into(), "100.00".into())
+    );
+    fails_at(&s, T0, &["capture", &id], "not_held", 4);
+    // Capture of something that is not a hold at all.
+    fails_at(&s, T0, &["capture", "1"], "not_held", 4);
+    fails_at(&s, T0, &["capture", "999"], "transfer_not_found", 3);
+}
+
+#[test]
+fn a_hold_expires_by_the_clock_before_anything_marks_it() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "80", "--expires-in", "1h"],
+    )["tx_id"]
+        .to_string();
+    assert_eq!(money(&at(&s, T0, &["get-user", "alice"]), "held"), "80.00");
+    // From its expiry on, reads leave it out, without any write.
+    let later = at(&s, T2, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&later, "held"), money(&later, "available")),
+        ("0.00".into(), "100.00".into())
+    );
+    assert_eq!(at(&s, T2, &["get-transfer", &id])["status"], "EXPIRED");
+    let listed = at(&s, T2, &["history", "alice", "--status", "EXPIRED"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    fails_at(&s, T2, &["capture", &id], "not_held", 4);
+    // settle marks it; the stored figures then agree.
+    let settled = at(&s, T2, &["settle"]);
+    assert_eq!(settled["expired"], 1);
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    // A hold whose expiry has passed cannot be placed.
+    fails_at(
+        &s,
+        T2,
+        &["hold", "alice", "bob", "1", "--expires-at", T1],
+        "invalid_time",
+        5,
+    );
+    fails_at(
+        &s,
+        T2,
+        &["hold", "alice", "bob", "1", "--expires-in", "5w"],
+        "invalid_time",
+        5,
+    );
+}
+
+#[test]
+fn concurrent_captures_of_one_hold_let_exactly_one_win() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "50"])["tx_id"].to_string();
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let verb = if i % 2 == 0 { "capture" } else { "release" };
+            s.process(&["--json", verb, &id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = runs
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 0 || *c == 4), "{codes:?}");
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+#[test]
+fn refunds_never_add_up_to_more_than_the_transfer() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let paid = at(&s, T0, &["transfer", "alice", "bob", "40"])["tx_id"].to_string();
+    // Only a COMPLETED transfer can be refunded.
+    fails_at(&s, T0, &["refund", &paid], "not_refundable", 4);
+    at(&s, T0, &["settle"]);
+    let first = at(&s, T0, &["refund", &paid, "15"]);
+    assert_eq!(first["status"], "PENDING");
+    // 15 queued: 25 left, counting the refund not yet settled.
+    let message = fails_at(
+        &s,
+        T0,
+        &["refund", &paid, "25.01"],
+        "refund_exceeds_original",
+        4,
+    );
+    assert!(message.contains("25.00 is left"), "{message}");
+    fails_at(&s, T0, &["refund", &paid], "refund_exceeds_original", 4);
+    let second = at(&s, T0, &["refund", &paid, "25", "--id", "r2"]);
+    // The same key and fields replay it.
+    let again = at(&s, T0, &["refund", &paid, "25", "--id", "r2"]);
+    assert_eq!(
+        (again["tx_id"].clone(), again["replayed"].clone()),
+        (second["tx_id"].clone(), Value::Bool(true))
+    );
+    at(&s, T1, &["settle"]);
+    let original = at(&s, T1, &["get-transfer", &paid]);
+    assert_eq!(original["refunded"], "40.00");
+    assert_eq!(
+        original["refunds"],
+        serde_json::json!([first["tx_id"], second["tx_id"]])
+    );
+    let refund = at(&s, T1, &["get-transfer", &first["tx_id"].to_string()]);
+    assert_eq!(
+        (refund["src"].clone(), refund["dst"].clone()),
+        (Value::from("bob"), Value::from("alice"))
+    );
+    assert_eq!(refund["refund_of"].to_string(), paid);
+    assert_eq!(
+        money(&at(&s, T1, &["get-user", "alice"]), "balance"),
+        "100.00"
+    );
+    // A deposit's refund is a withdrawal.
+    let deposit = at(&s, T1, &["refund", "1", "10"]);
+    let withdrawal = at(&s, T1, &["get-transfer", &deposit["tx_id"].to_string()]);
+    assert_eq!(
+        (withdrawal["src"].clone(), withdrawal["dst"].clone()),
+        (Value::from("alice"), Value::Null)
+    );
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+#[test]
+fn balances_in_time_before_between_and_after_transfers() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    at(&s, T0, &["deposit", "alice", "100"]);
+    at(&s, T0, &["settle"]);
+    let paid = at(&s, T1, &["transfer", "alice", "bob", "30"])["tx_id"].to_string();
+    at(&s, T2, &["settle"]);
+    let balance_at =
+        |who: &str, when: &str| money(&at(&s, T3, &["get-user", who, "--at", when]), "balance");
+    assert_eq!(balance_at("alice", "2025-12-31"), "0.00");
+    assert_eq!(balance_at("alice", "2026-01-01T00:30:00Z"), "100.00");
+    assert_eq!(
+        balance_at("alice", T1),
+        "100.00",
+        "queued at T1, settled at T2"
+    );
+    assert_eq!(balance_at("alice", T2), "70.00");
+    assert_eq!(balance_at("bob", "2026-01-01"), "30.00");
+    let after = at(&s, T3, &["get-user", "alice", "--at-tx", &paid]);
+    assert_eq!(
+        (money(&after, "balance"), after["tx_id"].to_string()),
+        ("70.00".into(), paid.clone())
+    );
+    fails_at(
+        &s,
+        T3,
+        &["get-user", "alice", "--at-tx", "999"],
+        "transfer_not_found",
+        3,
+    );
+    fails_at(
+        &s,
+        T3,
+        &["get-user", "alice", "--at", "noon"],
+        "invalid_time",
+        5,
+    );
+    let history = at(&s, T3, &["history", "alice"]);
+    let running: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["balance_after"].as_str().unwrap())
+        .collect();
+    assert_eq!(running, ["70.00", "100.00"]);
+}
+
+#[test]
+fn batch_lines_place_holds() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let file = s.dir.path().join("holds.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"30\",\"hold\":true,\"expires_in\":\"1h\"}\n",
+            "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"5\"}\n",
+            "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"80\",\"hold\":true}\n",
+        ),
+    )
+    .unwrap();
+    let out = s
+        .cmd(&["transfer", "--batch", file.to_str().unwrap()])
+        .env("WALLET_TEST_NOW", T0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "one line is refused");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["status"], "HELD");
+    assert_eq!(lines[1]["status"], "PENDING");
+    assert_eq!(lines[2]["error"]["code"], "insufficient_funds");
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&alice, "held"), money(&alice, "available")),
+        ("30.00".into(), "65.00".into())
+    );
+    assert!(
+        at(&s, T0, &["get-transfer", &lines[0]["tx_id"].to_string()])["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-01-01T01:00:00")
+    );
+}
+
+#[test]
+fn verify_finds_a_reservation_that_is_not_the_sum_of_its_holds() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    at(&s, T0, &["hold", "alice", "bob", "60"]);
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    // Reserved money quietly given back: the holds still say 60.00.
+    s.tamper("UPDATE accounts SET held = 0 WHERE name = 'alice'");
+    let failure = s.verify_fails();
+    let holds = failure
+        .report
+        .checks
+        .iter()
+        .find(|check| check.name == "holds")
+        .expect("a holds check");
+    assert!(!holds.ok);
+    assert!(
+        holds.problems[0]
+            .message
+            .contains("held but its HELD holds sum to 60.00"),
+        "{:?}",
+        holds.problems
+    );
+}
