@@ -1000,6 +1000,17 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
             .collect()
     };
     assert_eq!(ids(&history_after), ids(&history_before));
+    // Each applied transfer's balance_after is rebuilt by the upgrade,
+    // exactly as settle had recorded it.
+    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    assert_eq!(parse(&history_after), parse(&history_before));
+    let running: Vec<Value> = parse(&history_after)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["balance_after"].clone())
+        .collect();
+    assert!(running.contains(&Value::from("6.00")), "{running:?}");
     let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
     assert_eq!(report["ok"], true, "{report}");
 }
@@ -1228,4 +1239,31 @@ fn a_write_ahead_log_of_another_database_is_refused_not_replayed() {
         s.ok(&["verify"]);
         assert_eq!(pending_in(&s, "alice"), "5.00");
     }
+}
+
+#[test]
+fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
+    let s = Sandbox::new();
+    users(&s);
+    s.ok(&["deposit", "alice", "10"]);
+    s.ok(&["transfer", "alice", "bob", "4"]);
+    s.ok(&["settle"]);
+    s.ok(&["transfer", "bob", "alice", "1"]);
+    s.ok(&["settle"]);
+    let before = s.ok(&["--json", "history", "alice"]);
+    s.sqlite().execute_batch(&to_version_3()).unwrap();
+    s.fails(&["get-user", "alice", "--at-tx", "2"], "upgrade_needed", 7);
+    let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
+    assert_eq!(
+        migrated,
+        serde_json::json!({"status": "migrated", "from": 3, "to": 4})
+    );
+    let after = s.ok(&["--json", "history", "alice"]);
+    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    assert_eq!(parse(&after), parse(&before));
+    let at: Value =
+        serde_json::from_str(&s.ok(&["--json", "get-user", "alice", "--at-tx", "2"])).unwrap();
+    assert_eq!(at["balance"], "6.00");
+    let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
 }

@@ -13,6 +13,7 @@ macro_rules! sqlite_only {
 mod argv;
 mod bad_input;
 mod bank;
+mod bank_holds;
 mod common;
 mod core;
 mod faults;

@@ -749,3 +749,38 @@ fn a_deadlock_is_retried_inside_the_command_and_never_shown() {
     let bob: shapes::User = s.json(&["get-user", "bob"]);
     assert_eq!(bob.pending_in, "1.00");
 }
+
+/// What schema version 1 built, from a ledger of the current version:
+/// the steps of version 2 taken back.
+const TO_VERSION_1: &str = "
+    DROP INDEX transfers_held_by_src, transfers_held_by_expiry, transfers_by_refund_of,
+               transfers_applied_by_src, transfers_applied_by_dst;
+    ALTER TABLE transfers DROP COLUMN hold_amount, DROP COLUMN expires_at, DROP COLUMN refund_of;
+    ALTER TABLE transfers DROP CONSTRAINT transfers_status_check;
+    ALTER TABLE transfers ADD CONSTRAINT transfers_status_check
+        CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED'));
+    ALTER TABLE accounts DROP COLUMN held;
+    DELETE FROM schema_version WHERE version = 2;";
+
+#[test]
+fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "10"]);
+    s.ok(&["transfer", "alice", "bob", "4"]);
+    s.ok(&["settle"]);
+    let before = s.ok(&["--json", "history", "alice"]);
+    s.tamper(TO_VERSION_1);
+    s.fails(&["get-user", "alice"], "upgrade_needed", 7);
+    let migrated: serde_json::Value = s.json(&["migrate"]);
+    assert_eq!(
+        migrated,
+        serde_json::json!({"status": "migrated", "from": 1, "to": 2})
+    );
+    // The balances after each transfer were recorded all along.
+    assert_eq!(s.ok(&["--json", "history", "alice"]), before);
+    let hold: serde_json::Value = s.json(&["hold", "alice", "bob", "6"]);
+    assert_eq!(hold["status"], "HELD");
+    let report: serde_json::Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+}

@@ -20,6 +20,8 @@ mod argv;
 #[path = "../cli/bad_input.rs"]
 mod bad_input;
 mod bank;
+#[path = "../cli/bank_holds.rs"]
+mod bank_holds;
 #[path = "../cli/common.rs"]
 mod common;
 #[path = "../cli/core.rs"]
