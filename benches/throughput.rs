@@ -25,6 +25,9 @@ use wallet::domain::{Email, UserName};
 use wallet::ledger::{Ledger, Location, OpenOptions};
 use wallet::money::Currency;
 
+/// A phase of `--compare`: its label, each binary's ledger, arguments, input.
+type ComparePhase<'a> = (&'a str, &'a [PathBuf; 2], &'a [&'a str], Option<&'a Path>);
+
 /// A single-process case: its label, ledger, arguments and floor.
 type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a (Duration, u64));
 
@@ -354,35 +357,62 @@ fn compare(
     let n = settings.transfers as f64;
     let out = dir.join("out.jsonl");
     let scratch = dir.join("scratch.db");
-    let pending = dir.join("pending.db");
-    copy_ledger(base, &pending);
-    run_wallet(
-        new,
-        &pending,
-        &["transfer", "--batch"],
-        Some(inputs[0]),
-        &out,
-    );
+    // Each binary works on ledgers of its own schema version: made by its
+    // own `init`, with the same users, and queued by itself, so that no
+    // timed run pays for an upgrade.
+    let own_base = |binary: &Path, name: &str| -> PathBuf {
+        let path = dir.join(name);
+        let status = Command::new(binary)
+            .args(["--db", &path.display().to_string(), "-q", "init"])
+            .status()
+            .expect("init");
+        assert!(status.success());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "ATTACH '{}' AS other;
+             INSERT INTO main.accounts (name, email, created_at)
+                 SELECT name, email, created_at FROM other.accounts WHERE id <> 0 ORDER BY id;
+             DETACH other;",
+            base.display()
+        ))
+        .unwrap();
+        path
+    };
+    let bases = [own_base(old, "old-base.db"), own_base(new, "new-base.db")];
+    let pendings = [dir.join("old-pending.db"), dir.join("new-pending.db")];
+    for ((binary, base), pending) in [old, new].iter().zip(&bases).zip(&pendings) {
+        copy_ledger(base, pending);
+        run_wallet(
+            binary,
+            pending,
+            &["transfer", "--batch"],
+            Some(inputs[0]),
+            &out,
+        );
+    }
     let mut rows: Vec<[String; 4]> = Vec::new();
-    let phases: [(&str, &Path, &[&str], Option<&Path>); 3] = [
+    let phases: [ComparePhase; 3] = [
         (
             "batch ingest, no keys",
-            base,
+            &bases,
             &["transfer", "--batch"],
             Some(inputs[0]),
         ),
         (
             "batch ingest, with keys",
-            base,
+            &bases,
             &["transfer", "--batch"],
             Some(inputs[1]),
         ),
-        ("settle", &pending, &["settle"], None),
+        ("settle", &pendings, &["settle"], None),
     ];
     for (name, from, args, input) in phases {
         let (mut old_best, mut new_best) = (Best::default(), Best::default());
         for _ in 0..settings.repeat {
-            for (binary, best) in [(old, &mut old_best), (new, &mut new_best)] {
+            for ((binary, best), from) in [(old, &mut old_best), (new, &mut new_best)]
+                .into_iter()
+                .zip(from)
+            {
                 copy_ledger(from, &scratch);
                 best.add(run_wallet(binary, &scratch, args, input, &out));
             }
@@ -397,10 +427,12 @@ fn compare(
             ),
         ]);
     }
-    let settled = dir.join("settled.db");
-    copy_ledger(&pending, &settled);
-    run_wallet(new, &settled, &["settle"], None, &out);
-    let db = settled.display().to_string();
+    let settled = [dir.join("old-settled.db"), dir.join("new-settled.db")];
+    for ((binary, pending), settled) in [old, new].iter().zip(&pendings).zip(&settled) {
+        copy_ledger(pending, settled);
+        run_wallet(binary, settled, &["settle"], None, &out);
+    }
+    let dbs = settled.map(|path| path.display().to_string());
     for (name, args) in [
         ("get-user", vec!["get-user", "u1"]),
         (
@@ -408,12 +440,16 @@ fn compare(
             vec!["transfer", "u1", "u2", "0.01"],
         ),
     ] {
-        let mut full = vec!["--db", db.as_str(), "--json"];
-        full.extend(args);
+        let command = |db: &str| -> Vec<String> {
+            let mut full = vec!["--db".to_string(), db.to_string(), "--json".into()];
+            full.extend(args.iter().map(|a| a.to_string()));
+            full
+        };
+        let (old_args, new_args) = (command(&dbs[0]), command(&dbs[1]));
         let (mut old_times, mut new_times) = (Vec::new(), Vec::new());
         // The first runs warm the page cache; leave them out.
         for round in 0..settings.runs + 5 {
-            let (old_took, new_took) = (time_once(old, &full), time_once(new, &full));
+            let (old_took, new_took) = (time_once(old, &old_args), time_once(new, &new_args));
             if round >= 5 {
                 old_times.push(old_took);
                 new_times.push(new_took);

@@ -338,7 +338,7 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
         }
     });
     let expected = match crate::ENGINE {
-        Engine::Sqlite => "4",
+        Engine::Sqlite => "6",
         Engine::Postgres => "5",
     };
     assert_eq!(

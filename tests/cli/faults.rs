@@ -924,6 +924,8 @@ fn to_version_3() -> String {
          CREATE INDEX transfers_unapplied_by_dst ON transfers (dst, status, tx_id)
     WHERE status IN ('FAILED', 'CANCELLED');
          DROP TABLE postings;
+         DROP TABLE settle_log;
+         DROP TABLE late_applied;
          CREATE TABLE postings (
     account     INTEGER NOT NULL,
     tx_id       INTEGER NOT NULL,

@@ -383,3 +383,86 @@ fn verify_finds_a_reservation_that_is_not_the_sum_of_its_holds() {
         holds.problems
     );
 }
+
+#[test]
+fn a_hold_with_a_key_replays_and_a_transfer_cannot_take_its_key() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let first = at(&s, T0, &["hold", "alice", "bob", "10", "--id", "order-9"]);
+    let again = at(&s, T0, &["hold", "alice", "bob", "10", "--id", "order-9"]);
+    assert_eq!(again["tx_id"], first["tx_id"]);
+    assert_eq!(again["replayed"], true);
+    assert_eq!(
+        money(&at(&s, T0, &["get-user", "alice"]), "held"),
+        "10.00",
+        "held once"
+    );
+    let message = fails_at(
+        &s,
+        T0,
+        &["transfer", "alice", "bob", "10", "--id", "order-9"],
+        "idempotency_conflict",
+        4,
+    );
+    assert!(message.contains("kind"), "{message}");
+    fails_at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "11", "--id", "order-9"],
+        "idempotency_conflict",
+        4,
+    );
+    // Captured since: a retry of the hold still answers with the hold.
+    at(&s, T0, &["capture", &first["tx_id"].to_string(), "4"]);
+    let later = at(&s, T0, &["hold", "alice", "bob", "10", "--id", "order-9"]);
+    assert_eq!(
+        (later["tx_id"].clone(), later["status"].clone()),
+        (first["tx_id"].clone(), Value::from("PENDING"))
+    );
+}
+
+#[test]
+fn a_hold_captured_after_later_transfers_counts_from_when_it_was_applied() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let hold = at(&s, T0, &["hold", "alice", "bob", "50"])["tx_id"].to_string();
+    let later = at(&s, T0, &["transfer", "alice", "bob", "10"])["tx_id"].to_string();
+    at(&s, T1, &["settle"]);
+    at(&s, T1, &["capture", &hold]);
+    at(&s, T2, &["settle"]);
+    let balance_at = |when: &str| -> (String, Value) {
+        let then = at(&s, T3, &["get-user", "alice", "--at", when]);
+        (money(&then, "balance"), then["tx_id"].clone())
+    };
+    // The hold has the smaller id but was applied last.
+    assert_eq!(
+        balance_at(T1),
+        ("90.00".into(), Value::from(later.parse::<i64>().unwrap()))
+    );
+    assert_eq!(
+        balance_at(T2),
+        ("40.00".into(), Value::from(hold.parse::<i64>().unwrap()))
+    );
+    assert_eq!(
+        balance_at(T3),
+        ("40.00".into(), Value::from(hold.parse::<i64>().unwrap()))
+    );
+    assert_eq!(
+        money(
+            &at(&s, T3, &["get-user", "alice", "--at-tx", &hold]),
+            "balance"
+        ),
+        "40.00"
+    );
+    assert_eq!(
+        money(
+            &at(&s, T3, &["get-user", "alice", "--at-tx", &later]),
+            "balance"
+        ),
+        "90.00"
+    );
+    assert_eq!(
+        money(&at(&s, T3, &["get-user", "bob", "--at", T2]), "balance"),
+        "60.00"
+    );
+}

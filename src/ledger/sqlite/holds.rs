@@ -23,14 +23,14 @@ fn currency(tx: &Connection) -> SqlResult<Currency> {
 fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()> {
     let expired: i64 = tx
         .prepare_cached(
-            "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_src
+            "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
              WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2",
         )?
         .query_row(params![account, now], |row| row.get(0))?;
     if expired > 0 {
         tx.prepare_cached(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
-             WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_src
+             WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
                              WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2)",
         )?
         .execute(params![account, now])?;
@@ -104,7 +104,6 @@ pub(super) fn place(
     super::settle::post(
         tx,
         std::iter::once((tx_id, requested.src, None, requested.dst, None)),
-        None,
         &mut Vec::new(),
     )?;
     Ok(Ok(Queued {
@@ -254,12 +253,6 @@ pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRe
     tx.execute(
         "UPDATE accounts SET held = ?2 WHERE id = ?1",
         params![hold.src, held],
-    )?;
-    // Decided without moving money: the postings placed with the hold get
-    // their decision time, and no balance.
-    tx.execute(
-        "UPDATE postings SET settled_at = ?2 WHERE tx_id = ?1 AND account IN (?3, ?4)",
-        params![tx_id, now, hold.src, hold.dst],
     )?;
     let record = transfers::transfer(&tx, TransferRef::Id(tx_id))?;
     commit(

@@ -96,11 +96,16 @@ DROP INDEX transfers_by_dst;
     // (HELD, then PENDING when captured, or RELEASED or EXPIRED) whose
     // reservation is summed in `accounts.held`; a refund names the transfer
     // it pays back. Each posting records the user's balance right after the
-    // transfer was applied (none for one that was not) and when, indexed
-    // by time for `get-user --at`. The transfers table is rebuilt because
-    // its status CHECK cannot be altered in place; the balances of earlier
-    // postings are rebuilt by summing each user's applied transfers in
-    // `tx_id` order, the order a ledger file applied them in.
+    // transfer was applied (none for one that was not). `settle_log` has a
+    // row per settle batch: when, and the largest `tx_id` decided so far;
+    // `late_applied` names the rare postings decided after a larger `tx_id`
+    // (a hold captured late), with their batch. Together they place any
+    // instant in a user's postings without an index by time on every
+    // posting, which would double settle's cost of writing them. The
+    // transfers table is rebuilt because its status CHECK cannot be altered
+    // in place; the balances of earlier postings are rebuilt by summing each
+    // user's applied transfers in `tx_id` order, and the log from their
+    // settlement times: an older ledger applied them in that order.
     r#"
 ALTER TABLE accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0);
 
@@ -111,7 +116,7 @@ CREATE TABLE transfers (
     src         INTEGER NOT NULL REFERENCES accounts (id),
     dst         INTEGER NOT NULL REFERENCES accounts (id),
     amount      INTEGER NOT NULL CHECK (amount > 0),
-    status      TEXT    NOT NULL CHECK (status = 'PENDING' OR status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' OR status = 'HELD' OR status = 'RELEASED' OR status = 'EXPIRED'),
+    status      TEXT    NOT NULL CHECK (status = 'PENDING' OR status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' OR (hold_amount IS NOT NULL AND (status = 'HELD' OR status = 'RELEASED' OR status = 'EXPIRED'))),
     reason      TEXT,
     memo        TEXT,
     idem_key    TEXT,
@@ -121,9 +126,7 @@ CREATE TABLE transfers (
     expires_at  INTEGER,
     refund_of   INTEGER REFERENCES transfers (tx_id),
     CHECK (src <> dst),
-    CHECK ((status = 'FAILED') = (reason IS NOT NULL)),
-    CHECK (hold_amount IS NOT NULL OR NOT (status = 'HELD' OR status = 'RELEASED' OR status = 'EXPIRED')),
-    CHECK (hold_amount IS NULL OR refund_of IS NULL)
+    CHECK ((status = 'FAILED') = (reason IS NOT NULL))
 ) STRICT;
 
 INSERT INTO transfers (tx_id, src, dst, amount, status, reason, memo, idem_key, created_at, settled_at)
@@ -137,8 +140,7 @@ CREATE INDEX transfers_unapplied_by_src ON transfers (src, status, tx_id)
     WHERE status IN ('FAILED', 'CANCELLED');
 CREATE INDEX transfers_unapplied_by_dst ON transfers (dst, status, tx_id)
     WHERE status IN ('FAILED', 'CANCELLED');
-CREATE INDEX transfers_held_by_src ON transfers (src, expires_at) WHERE status = 'HELD';
-CREATE INDEX transfers_held_by_expiry ON transfers (expires_at) WHERE status = 'HELD';
+CREATE INDEX transfers_held_by_expiry ON transfers (expires_at, src) WHERE status = 'HELD';
 CREATE INDEX transfers_by_refund_of ON transfers (refund_of) WHERE refund_of IS NOT NULL;
 
 ALTER TABLE postings RENAME TO postings_v3;
@@ -147,20 +149,39 @@ CREATE TABLE postings (
     account       INTEGER NOT NULL,
     tx_id         INTEGER NOT NULL,
     balance_after INTEGER,
-    settled_at    INTEGER,
     PRIMARY KEY (account, tx_id)
 ) STRICT, WITHOUT ROWID;
 
-INSERT INTO postings (account, tx_id, balance_after, settled_at)
+INSERT INTO postings (account, tx_id, balance_after)
     SELECT p.account, p.tx_id,
-           CASE WHEN t.status = 'COMPLETED' THEN sum(CASE WHEN t.status <> 'COMPLETED' THEN 0 WHEN t.dst = p.account THEN t.amount ELSE -t.amount END) OVER (PARTITION BY p.account ORDER BY p.tx_id) END,
-           t.settled_at
+           CASE WHEN t.status = 'COMPLETED' THEN sum(CASE WHEN t.status <> 'COMPLETED' THEN 0 WHEN t.dst = p.account THEN t.amount ELSE -t.amount END) OVER (PARTITION BY p.account ORDER BY p.tx_id) END
     FROM postings_v3 p JOIN transfers t ON t.tx_id = p.tx_id
     ORDER BY p.account, p.tx_id;
 
 DROP TABLE postings_v3;
 
-CREATE INDEX postings_by_time ON postings (account, settled_at) WHERE balance_after IS NOT NULL;
+CREATE TABLE settle_log (
+    batch       INTEGER PRIMARY KEY,
+    settled_at  INTEGER NOT NULL,
+    max_tx      INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX settle_log_by_time ON settle_log (settled_at);
+CREATE INDEX settle_log_by_tx ON settle_log (max_tx);
+
+INSERT INTO settle_log (settled_at, max_tx)
+    SELECT settled_at, max(max(tx_id)) OVER (ORDER BY settled_at)
+    FROM transfers WHERE status = 'COMPLETED' OR status = 'FAILED'
+    GROUP BY settled_at ORDER BY settled_at;
+
+CREATE TABLE late_applied (
+    account     INTEGER NOT NULL,
+    tx_id       INTEGER NOT NULL,
+    batch       INTEGER NOT NULL,
+    PRIMARY KEY (account, tx_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX late_applied_by_batch ON late_applied (account, batch);
 "#,
 ];
 
@@ -175,14 +196,17 @@ pub fn latest_version() -> i64 {
 pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
+    ("table", "late_applied"),
+    ("index", "late_applied_by_batch"),
     ("table", "ledger_meta"),
     ("table", "postings"),
-    ("index", "postings_by_time"),
+    ("table", "settle_log"),
+    ("index", "settle_log_by_time"),
+    ("index", "settle_log_by_tx"),
     ("table", "transfers"),
     ("index", "transfers_by_key"),
     ("index", "transfers_by_refund_of"),
     ("index", "transfers_held_by_expiry"),
-    ("index", "transfers_held_by_src"),
     ("index", "transfers_pending"),
     ("index", "transfers_unapplied_by_dst"),
     ("index", "transfers_unapplied_by_src"),

@@ -236,9 +236,9 @@ fn settle_batch_in_one_transaction(
             .map(|(due, &(src_after, dst_after))| {
                 (due.tx_id, due.src, src_after, due.dst, dst_after)
             }),
-        now,
         &mut cache.postings,
     )?;
+    log_batch(&tx, now, &cache.due, &cache.after)?;
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
@@ -273,13 +273,12 @@ const POSTINGS_PER_STATEMENT: usize = 64;
 pub(super) type Posting = (i64, i64, Option<i64>);
 
 /// A hold is posted when placed; when it is decided, its postings gain
-/// their balance and time instead of going in again.
+/// their balance instead of going in again.
 fn postings_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?)"; rows].join(", ");
+    let values = vec!["(?, ?, ?)"; rows].join(", ");
     format!(
-        "INSERT INTO postings (account, tx_id, balance_after, settled_at) VALUES {values}
-         ON CONFLICT (account, tx_id) DO UPDATE
-         SET balance_after = excluded.balance_after, settled_at = excluded.settled_at"
+        "INSERT INTO postings (account, tx_id, balance_after) VALUES {values}
+         ON CONFLICT (account, tx_id) DO UPDATE SET balance_after = excluded.balance_after"
     )
 }
 
@@ -287,14 +286,12 @@ fn postings_sql(rows: usize) -> String {
 /// external account keeps none) with that user's balance right after the
 /// transfer was applied (none if it was not), inserted in (account, tx_id)
 /// order so that each account's entries go in at one place of the index,
-/// after its older ones. `decided_at` is `None` for a hold being placed.
+/// after its older ones.
 pub(super) fn post(
     tx: &Transaction<'_>,
     decided: impl Iterator<Item = (i64, i64, Option<i64>, i64, Option<i64>)>,
-    decided_at: impl Into<Option<i64>>,
     buffer: &mut Vec<Posting>,
 ) -> SqlResult<()> {
-    let at: Option<i64> = decided_at.into();
     buffer.clear();
     for (tx_id, src, src_after, dst, dst_after) in decided {
         for (account, after) in [(src, src_after), (dst, dst_after)] {
@@ -303,25 +300,60 @@ pub(super) fn post(
             }
         }
     }
-    buffer.sort_unstable();
+    // (account, tx_id) is unique: the balance never decides the order.
+    buffer.sort_unstable_by_key(|&(account, tx_id, _)| (account, tx_id));
     // Many rows a statement: each execution of a statement costs about as
     // much as the row it inserts.
     let mut rows = buffer.chunks_exact(POSTINGS_PER_STATEMENT);
     if rows.len() > 0 {
         let mut insert = tx.prepare_cached(&postings_sql(POSTINGS_PER_STATEMENT))?;
-        let mut values: Vec<rusqlite::types::Value> =
-            Vec::with_capacity(4 * POSTINGS_PER_STATEMENT);
         for chunk in rows.by_ref() {
-            values.clear();
-            for &(account, tx_id, after) in chunk {
-                values.extend([account.into(), tx_id.into(), after.into(), at.into()]);
-            }
-            insert.execute(rusqlite::params_from_iter(values.iter()))?;
+            let values: Vec<&dyn rusqlite::ToSql> = chunk
+                .iter()
+                .flat_map(|(account, tx_id, after)| [account as &dyn rusqlite::ToSql, tx_id, after])
+                .collect();
+            insert.execute(values.as_slice())?;
         }
     }
     let mut insert = tx.prepare_cached(&postings_sql(1))?;
     for (account, tx_id, after) in rows.remainder() {
-        insert.execute(params![account, tx_id, after, at])?;
+        insert.execute(params![account, tx_id, after])?;
+    }
+    Ok(())
+}
+
+/// Records the batch in `settle_log`, and in `late_applied` the user sides
+/// of any transfer it applied after a larger `tx_id` had been decided (a
+/// hold captured late): what `get-user --at` needs to place an instant.
+fn log_batch(
+    tx: &Transaction<'_>,
+    now: i64,
+    due: &[Due],
+    after: &[(Option<i64>, Option<i64>)],
+) -> SqlResult<()> {
+    let (batch, before): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT coalesce(max(batch), 0) + 1,
+                    coalesce((SELECT max_tx FROM settle_log ORDER BY batch DESC LIMIT 1), 0)
+             FROM settle_log",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let last = due.last().map_or(0, |d| d.tx_id);
+    tx.prepare_cached("INSERT INTO settle_log (batch, settled_at, max_tx) VALUES (?1, ?2, ?3)")?
+        .execute(params![batch, now, before.max(last)])?;
+    // Due transfers come in `tx_id` order: the late ones lead.
+    let mut late = tx.prepare_cached(
+        "INSERT OR REPLACE INTO late_applied (account, tx_id, batch) VALUES (?1, ?2, ?3)",
+    )?;
+    for (d, (src_after, _)) in due.iter().zip(after).take_while(|(d, _)| d.tx_id < before) {
+        if src_after.is_none() {
+            continue;
+        }
+        for account in [d.src, d.dst] {
+            if account != EXTERNAL_ACCOUNT {
+                late.execute(params![account, d.tx_id, batch])?;
+            }
+        }
     }
     Ok(())
 }

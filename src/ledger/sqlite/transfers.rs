@@ -89,11 +89,9 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
         params![dst, rules::release_pending(dst, dst_in, amount)?],
     )?;
-    let now = clock::now_ms();
     super::settle::post(
         &tx,
         std::iter::once((tx_id, src, None, dst, None)),
-        now,
         &mut Vec::new(),
     )?;
     let record = completed(&tx, stored_transfer(&tx, TransferRef::Id(tx_id))?)?;

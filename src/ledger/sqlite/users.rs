@@ -14,7 +14,7 @@ const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_
 /// The part of `held` that expired holds not yet marked still count:
 /// readers leave it out, so a hold stops reserving money at its expiry.
 const EXPIRED_HELD: &str =
-    "SELECT coalesce(sum(amount), 0) FROM transfers INDEXED BY transfers_held_by_src
+    "SELECT coalesce(sum(amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
      WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2";
 
 /// Adds a user with a zero balance. Names are unique regardless of case.
@@ -87,32 +87,32 @@ pub(super) fn balance_at(
     at: PointInTime,
 ) -> SqlResult<BalanceAt> {
     let user = user(conn, name)?;
-    let found: Option<(i64, Option<i64>, Option<i64>)> = match at {
-        PointInTime::Time(ms) => conn
-            .prepare_cached(
-                "SELECT tx_id, balance_after, settled_at FROM postings INDEXED BY postings_by_time
-                 WHERE account = ?1 AND settled_at <= ?2 AND balance_after IS NOT NULL
-                 ORDER BY settled_at DESC, tx_id DESC LIMIT 1",
-            )?
-            .query_row(params![user.id, ms], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?,
+    let found: Option<i64> = match at {
+        PointInTime::Time(ms) => last_applied_by(conn, user.id, ms)?,
         PointInTime::Transfer(tx_id) => {
-            let found = conn
+            let applied: Option<Option<i64>> = conn
                 .prepare_cached(
-                    "SELECT tx_id, balance_after, settled_at FROM postings
-                     WHERE account = ?1 AND tx_id = ?2",
+                    "SELECT balance_after FROM postings WHERE account = ?1 AND tx_id = ?2",
                 )?
-                .query_row(params![user.id, tx_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+                .query_row(params![user.id, tx_id], |r| r.get(0))
                 .optional()?;
-            match found {
-                Some((_, Some(_), _)) => found,
+            match applied {
+                Some(Some(_)) => Some(tx_id),
                 _ => return Err(crate::ledger::rules::not_applied_to(tx_id, &user.name).into()),
             }
         }
+    };
+    let found: Option<(i64, Option<i64>, Option<i64>)> = match found {
+        Some(tx_id) => Some(
+            conn.prepare_cached(
+                "SELECT p.tx_id, p.balance_after, t.settled_at FROM postings p
+                 JOIN transfers t ON t.tx_id = p.tx_id WHERE p.account = ?1 AND p.tx_id = ?2",
+            )?
+            .query_row(params![user.id, tx_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?,
+        ),
+        None => None,
     };
     Ok(match found {
         Some((tx_id, Some(balance), settled_at)) => BalanceAt {
@@ -128,6 +128,63 @@ pub(super) fn balance_at(
             settled_at: None,
         },
     })
+}
+
+/// The last transfer applied to `account` in a settle batch that ran at or
+/// before `at`, in the order the account saw them: by batch, then `tx_id`.
+///
+/// `settle_log` names the last such batch and the largest `tx_id` decided
+/// by then; the account's postings up to that id, newest first, give the
+/// candidate (skipping those that moved no money, and late ones decided in
+/// a later batch); a hold captured late is looked up apart, by batch, and
+/// the later of the two wins. A few index descents, however long the
+/// history.
+fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option<i64>> {
+    let Some((batch, max_tx)): Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT batch, max_tx FROM settle_log INDEXED BY settle_log_by_time
+             WHERE settled_at <= ?1 ORDER BY settled_at DESC, batch DESC LIMIT 1",
+        )?
+        .query_row([at], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut candidate: Option<(i64, i64)> = None;
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.tx_id, p.balance_after IS NOT NULL, l.batch FROM postings p
+             LEFT JOIN late_applied l ON l.account = p.account AND l.tx_id = p.tx_id
+             WHERE p.account = ?1 AND p.tx_id <= ?2 ORDER BY p.tx_id DESC",
+        )?;
+        let mut rows = stmt.query(params![account, max_tx])?;
+        while let Some(row) = rows.next()? {
+            let (tx_id, applied, late): (i64, bool, Option<i64>) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            if !applied || late.is_some_and(|b| b > batch) {
+                continue;
+            }
+            let own_batch = match late {
+                Some(b) => b,
+                None => conn
+                    .prepare_cached(
+                        "SELECT batch FROM settle_log INDEXED BY settle_log_by_tx
+                         WHERE max_tx >= ?1 ORDER BY max_tx, batch LIMIT 1",
+                    )?
+                    .query_row([tx_id], |r| r.get(0))?,
+            };
+            candidate = Some((own_batch, tx_id));
+            break;
+        }
+    }
+    let late: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT batch, tx_id FROM late_applied INDEXED BY late_applied_by_batch
+             WHERE account = ?1 AND batch <= ?2 ORDER BY batch DESC, tx_id DESC LIMIT 1",
+        )?
+        .query_row(params![account, batch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(candidate.max(late).map(|(_, tx_id)| tx_id))
 }
 
 fn find_user(tx: &Transaction<'_>, name: &str) -> SqlResult<Option<UserRecord>> {
