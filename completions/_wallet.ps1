@@ -40,6 +40,9 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel a transfer that is still PENDING')
+            [CompletionResult]::new('users', 'users', [CompletionResultType]::ParameterValue, 'List the users with their balances, a page at a time')
+            [CompletionResult]::new('balances', 'balances', [CompletionResultType]::ParameterValue, 'A trial balance: every account''s balance, which sum to zero')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Stream every transfer as JSON Lines, CSV or an hledger journal')
             [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
             [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
@@ -172,6 +175,43 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wallet;users' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N users')
+            [CompletionResult]::new('--after', '--after', [CompletionResultType]::ParameterName, 'Only users whose name comes after NAME (the last name of the previous page)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'wallet;balances' {
+            [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'wallet;export' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The format to write')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only transfers created at or after TIME (RFC 3339, or a date: its start, UTC)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only transfers created at or before TIME (RFC 3339, or a date: its end, UTC)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only transfers with this status (repeat for several)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'wallet;hold' {
             [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Expire this long after it is placed: 90s, 30m, 12h, 7d')
             [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)')
@@ -260,6 +300,9 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel a transfer that is still PENDING')
+            [CompletionResult]::new('users', 'users', [CompletionResultType]::ParameterValue, 'List the users with their balances, a page at a time')
+            [CompletionResult]::new('balances', 'balances', [CompletionResultType]::ParameterValue, 'A trial balance: every account''s balance, which sum to zero')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Stream every transfer as JSON Lines, CSV or an hledger journal')
             [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
             [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
@@ -298,6 +341,15 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;help;cancel' {
+            break
+        }
+        'wallet;help;users' {
+            break
+        }
+        'wallet;help;balances' {
+            break
+        }
+        'wallet;help;export' {
             break
         }
         'wallet;help;hold' {

@@ -16,6 +16,9 @@ _wallet() {
             ",$1")
                 cmd="wallet"
                 ;;
+            wallet,balances)
+                cmd="wallet__subcmd__balances"
+                ;;
             wallet,cancel)
                 cmd="wallet__subcmd__cancel"
                 ;;
@@ -30,6 +33,9 @@ _wallet() {
                 ;;
             wallet,deposit)
                 cmd="wallet__subcmd__deposit"
+                ;;
+            wallet,export)
+                cmd="wallet__subcmd__export"
                 ;;
             wallet,get-transfer)
                 cmd="wallet__subcmd__get__subcmd__transfer"
@@ -64,11 +70,17 @@ _wallet() {
             wallet,transfer)
                 cmd="wallet__subcmd__transfer"
                 ;;
+            wallet,users)
+                cmd="wallet__subcmd__users"
+                ;;
             wallet,verify)
                 cmd="wallet__subcmd__verify"
                 ;;
             wallet,withdraw)
                 cmd="wallet__subcmd__withdraw"
+                ;;
+            wallet__subcmd__help,balances)
+                cmd="wallet__subcmd__help__subcmd__balances"
                 ;;
             wallet__subcmd__help,cancel)
                 cmd="wallet__subcmd__help__subcmd__cancel"
@@ -84,6 +96,9 @@ _wallet() {
                 ;;
             wallet__subcmd__help,deposit)
                 cmd="wallet__subcmd__help__subcmd__deposit"
+                ;;
+            wallet__subcmd__help,export)
+                cmd="wallet__subcmd__help__subcmd__export"
                 ;;
             wallet__subcmd__help,get-transfer)
                 cmd="wallet__subcmd__help__subcmd__get__subcmd__transfer"
@@ -118,6 +133,9 @@ _wallet() {
             wallet__subcmd__help,transfer)
                 cmd="wallet__subcmd__help__subcmd__transfer"
                 ;;
+            wallet__subcmd__help,users)
+                cmd="wallet__subcmd__help__subcmd__users"
+                ;;
             wallet__subcmd__help,verify)
                 cmd="wallet__subcmd__help__subcmd__verify"
                 ;;
@@ -131,12 +149,44 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__balances)
+            opts="-q -h --at --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -294,6 +344,59 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__export)
+            opts="-q -h --format --since --until --status --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "jsonl csv hledger" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -W "PENDING COMPLETED FAILED CANCELLED HELD RELEASED EXPIRED" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__get__subcmd__transfer)
             opts="-q -h --id --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -366,8 +469,22 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel hold capture release refund completions verify migrate help"
+            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__balances)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -436,6 +553,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__deposit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -590,6 +721,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__transfer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__users)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -937,6 +1082,45 @@ _wallet() {
                     return 0
                     ;;
                 --chunk-size)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__users)
+            opts="-q -h --limit --after --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

@@ -37,6 +37,9 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
+            cand users 'List the users with their balances, a page at a time'
+            cand balances 'A trial balance: every account''s balance, which sum to zero'
+            cand export 'Stream every transfer as JSON Lines, CSV or an hledger journal'
             cand hold 'Reserve money for a later transfer: a hold, captured or released later'
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
@@ -158,6 +161,40 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wallet;users'= {
+            cand --limit 'Show at most N users'
+            cand --after 'Only users whose name comes after NAME (the last name of the previous page)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;balances'= {
+            cand --at 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;export'= {
+            cand --format 'The format to write'
+            cand --since 'Only transfers created at or after TIME (RFC 3339, or a date: its start, UTC)'
+            cand --until 'Only transfers created at or before TIME (RFC 3339, or a date: its end, UTC)'
+            cand --status 'Only transfers with this status (repeat for several)'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'wallet;hold'= {
             cand --expires-in 'Expire this long after it is placed: 90s, 30m, 12h, 7d'
             cand --expires-at 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)'
@@ -239,6 +276,9 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
             cand cancel 'Cancel a transfer that is still PENDING'
+            cand users 'List the users with their balances, a page at a time'
+            cand balances 'A trial balance: every account''s balance, which sum to zero'
+            cand export 'Stream every transfer as JSON Lines, CSV or an hledger journal'
             cand hold 'Reserve money for a later transfer: a hold, captured or released later'
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
@@ -267,6 +307,12 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;history'= {
         }
         &'wallet;help;cancel'= {
+        }
+        &'wallet;help;users'= {
+        }
+        &'wallet;help;balances'= {
+        }
+        &'wallet;help;export'= {
         }
         &'wallet;help;hold'= {
         }

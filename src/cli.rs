@@ -218,6 +218,48 @@ ledger file has one writer at a time, so there one worker does the work.",
   wallet cancel 42")]
     Cancel(CancelArgs),
 
+    /// List the users with their balances, a page at a time
+    #[command(
+        long_about = "List the users, by name regardless of case, with balance, available, \
+pending and held money, a page at a time: --after NAME (the last name of the \
+previous page) reads on.",
+        after_help = "Examples:
+  wallet users
+  wallet users --limit 100 --after mallory
+  wallet --json users | jq -r '.[] | \"\\(.name) \\(.balance)\"'"
+    )]
+    Users(UsersArgs),
+
+    /// A trial balance: every account's balance, which sum to zero
+    #[command(
+        long_about = "A trial balance: each user's balance, the external account's (the \
+negative of the money that came in net of what went out), and their total, \
+which is zero by construction. With --at TIME, the balances then: what every \
+transfer settled at or before TIME had left.",
+        after_help = "Examples:
+  wallet balances
+  wallet balances --at 2026-11-30
+  wallet --json balances | jq -r .total"
+    )]
+    Balances(BalancesArgs),
+
+    /// Stream every transfer as JSON Lines, CSV or an hledger journal
+    #[command(
+        long_about = "Stream every transfer, oldest first, in constant memory: as JSON Lines \
+(each line the object `get-transfer --json` prints), as CSV with a header row \
+of the same fields (RFC 4180 quoting; the outside world and every absent \
+value an empty field), or as an hledger journal (`*` COMPLETED, `!` \
+PENDING; FAILED, CANCELLED and holds as comment lines; one account per \
+user, assets:wallet:NAME, and equity:external for the outside world). \
+--since and --until bound the time each transfer was created (inclusive).",
+        after_help = "Examples:
+  wallet export > transfers.jsonl
+  wallet export --format csv --status COMPLETED > completed.csv
+  wallet export --format hledger > wallet.journal && hledger -f wallet.journal bal -C
+  wallet export --since 2026-11-01 --until 2026-11-30"
+    )]
+    Export(ExportArgs),
+
     /// Reserve money for a later transfer: a hold, captured or released later
     #[command(
         long_about = "Reserve money for a later transfer: a hold.
@@ -363,6 +405,51 @@ pub struct GetUserArgs {
     /// The balance right after this transfer was applied to the user
     #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub at_tx: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// Show at most N users
+    #[arg(long, default_value_t = 100, value_name = "N", allow_negative_numbers = true,
+          value_parser = count::<100_000>)]
+    pub limit: u64,
+
+    /// Only users whose name comes after NAME (the last name of the previous page)
+    #[arg(long, value_name = "NAME")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BalancesArgs {
+    /// The balances at this instant: RFC 3339, or a date (the end of that day, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+    Hledger,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The format to write
+    #[arg(long, value_enum, default_value = "jsonl", ignore_case = true)]
+    pub format: ExportFormat,
+
+    /// Only transfers created at or after TIME (RFC 3339, or a date: its start, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only transfers created at or before TIME (RFC 3339, or a date: its end, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only transfers with this status (repeat for several)
+    #[arg(long, value_enum, ignore_case = true, value_name = "S")]
+    pub status: Vec<StatusArg>,
 }
 
 #[derive(Debug, Args)]

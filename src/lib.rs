@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod ledger;
 pub mod money;
 pub mod output;

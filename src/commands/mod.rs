@@ -1,10 +1,12 @@
 //! One module per subcommand, each with a `run` that returns a [`Report`].
 
+mod balances;
 mod cancel;
 mod capture;
 mod completions;
 mod create_user;
 mod deposit;
+mod export;
 mod get_transfer;
 mod get_user;
 mod history;
@@ -18,6 +20,7 @@ mod release;
 mod settle;
 mod transfer;
 mod transfer_batch;
+mod users;
 mod verify;
 mod withdraw;
 
@@ -83,6 +86,9 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::GetTransfer(args) => get_transfer::run(&context, args),
         Command::History(args) => history::run(&context, args),
         Command::Cancel(args) => cancel::run(&context, args),
+        Command::Users(args) => users::run(&context, args),
+        Command::Balances(args) => balances::run(&context, args),
+        Command::Export(args) => export::run(&context, args),
         Command::Hold(args) => hold::run(&context, args),
         Command::Capture(args) => capture::run(&context, args),
         Command::Release(args) => release::run(&context, args),

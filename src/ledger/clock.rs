@@ -53,6 +53,16 @@ pub fn rfc3339(ms: i64) -> String {
 /// any offset), or a date (`2026-11-25`), which means the end of that day
 /// in UTC: the last millisecond before the next one begins.
 pub fn parse_instant(text: &str) -> crate::error::Result<i64> {
+    parse_bound(text, false)
+}
+
+/// As [`parse_instant`], but a date means the start of that day (UTC): the
+/// lower bound of a range such as `export --since`.
+pub fn parse_instant_from(text: &str) -> crate::error::Result<i64> {
+    parse_bound(text, true)
+}
+
+fn parse_bound(text: &str, day_start: bool) -> crate::error::Result<i64> {
     use time::format_description::well_known::Rfc3339;
     let refuse = |why| crate::error::WalletError::InvalidTime {
         input: crate::error::echo(text),
@@ -64,6 +74,10 @@ pub fn parse_instant(text: &str) -> crate::error::Result<i64> {
     }
     let date_format = time::macros::format_description!("[year]-[month]-[day]");
     match time::Date::parse(text, &date_format) {
+        Ok(date) if day_start => {
+            i64::try_from(date.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000)
+                .map_err(|_| refuse("it is out of range"))
+        }
         Ok(date) => {
             let next = date
                 .next_day()

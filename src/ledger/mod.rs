@@ -25,10 +25,10 @@ use crate::money::{Amount, Currency};
 pub use location::Location;
 pub use model::{
     BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check,
-    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, FailReason, HistoryQuery,
-    Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued, SettleOptions,
-    SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef, UserRecord,
-    VerifyOptions, VerifyReport,
+    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, ExportFilter, FailReason,
+    HistoryQuery, Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued,
+    SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
+    TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 use store::Store;
 
@@ -251,6 +251,25 @@ impl Ledger {
     /// A user's balance right after a transfer, or at an instant.
     pub fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
         self.store.balance_at(name, at)
+    }
+
+    /// Up to `limit` users after `after`, by name regardless of case.
+    pub fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
+        self.store.users(after, limit)
+    }
+
+    /// Every account's balance now, or at an instant.
+    pub fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+        self.store.trial_balance(at)
+    }
+
+    /// Streams the transfers `filter` keeps, oldest first.
+    pub fn export(
+        &mut self,
+        filter: &ExportFilter,
+        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    ) -> Result<()> {
+        self.store.export(filter, each)
     }
 
     /// A user's transfers, newest first, one page.

@@ -224,6 +224,31 @@ pub struct BalanceAt {
     pub settled_at: Option<i64>,
 }
 
+/// Which transfers `export` streams: created within `[since, until]`
+/// (Unix milliseconds, inclusive) and, if any are named, with one of
+/// `statuses` (as readers report them: an expired hold is EXPIRED).
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub statuses: Vec<Status>,
+}
+
+impl ExportFilter {
+    pub fn keeps(&self, record: &TransferRecord) -> bool {
+        self.statuses.is_empty() || self.statuses.contains(&record.status)
+    }
+}
+
+/// Every account's balance at one moment: the users by name, and the
+/// external account, whose balance is the negative of the money that came
+/// in net of what went out, so that the whole sums to zero.
+#[derive(Debug, Clone, Default)]
+pub struct TrialBalance {
+    pub users: Vec<(String, i64)>,
+    pub external: i64,
+}
+
 /// Which point of the past [`BalanceAt`] is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointInTime {

@@ -11,8 +11,9 @@ use crate::error::Result;
 use crate::money::Currency;
 
 use super::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
-    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
+    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
+    VerifyReport,
 };
 
 pub trait Store {
@@ -72,6 +73,20 @@ pub trait Store {
 
     /// A user's balance at a point of the past, from an index.
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt>;
+
+    /// Up to `limit` users after `after` (by name, regardless of case).
+    fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>>;
+
+    /// Every account's balance now, or at an instant, from one snapshot.
+    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance>;
+
+    /// Streams every transfer `filter` keeps, oldest first, to `each`, from
+    /// one snapshot and in constant memory; `each` returns false to stop.
+    fn export(
+        &mut self,
+        filter: &ExportFilter,
+        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    ) -> Result<()>;
 
     /// Marks the holds past their expiry EXPIRED, then decides up to `max`
     /// of the oldest PENDING transfers with

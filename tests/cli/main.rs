@@ -14,6 +14,7 @@ mod argv;
 mod bad_input;
 mod bank;
 mod bank_holds;
+mod books;
 mod common;
 mod core;
 mod faults;

@@ -22,6 +22,8 @@ mod bad_input;
 mod bank;
 #[path = "../cli/bank_holds.rs"]
 mod bank_holds;
+#[path = "../cli/books.rs"]
+mod books;
 #[path = "../cli/common.rs"]
 mod common;
 #[path = "../cli/core.rs"]

@@ -14,6 +14,7 @@ mod connect;
 mod error;
 mod holds;
 mod queue;
+mod reports;
 mod schema;
 mod settle;
 mod transfers;
@@ -28,8 +29,9 @@ use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::OpenOptions;
 use crate::ledger::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
-    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
+    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
+    VerifyReport,
 };
 use crate::ledger::store::Store;
 use crate::money::Currency;
@@ -546,6 +548,22 @@ impl Store for PgStore {
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
         self.reading(|store| users::balance_at(&mut store.client, name, at))
+    }
+
+    fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
+        self.reading(|store| reports::users(&mut store.client, after, limit))
+    }
+
+    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+        self.reading(|store| reports::trial_balance(&mut store.client, at))
+    }
+
+    fn export(
+        &mut self,
+        filter: &ExportFilter,
+        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    ) -> Result<()> {
+        self.reading(|store| reports::export(&mut store.client, filter, each))
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {

@@ -18,6 +18,7 @@ mod create;
 mod error;
 mod holds;
 mod queue;
+mod reports;
 mod schema;
 mod settle;
 mod transfers;
@@ -34,8 +35,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::OpenOptions;
 use super::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, HistoryQuery, PointInTime,
-    TransferRecord, TransferRef, UserRecord, VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
+    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
+    VerifyReport,
 };
 use super::store::Store;
 use crate::domain::{Email, UserName};
@@ -546,6 +548,22 @@ impl Store for SqliteStore {
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
         self.read(|store| users::balance_at(&store.conn, name, at))
+    }
+
+    fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
+        self.read(|store| reports::users(&store.conn, after, limit))
+    }
+
+    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+        self.read(|store| reports::trial_balance(&mut store.conn, at))
+    }
+
+    fn export(
+        &mut self,
+        filter: &ExportFilter,
+        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    ) -> Result<()> {
+        self.read(|store| reports::export(&store.conn, filter, each))
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {

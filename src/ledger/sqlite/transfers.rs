@@ -203,7 +203,7 @@ fn history_sql(status: Option<Status>) -> String {
     )
 }
 
-fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord> {
+pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord> {
     let status: String = row.get(5)?;
     let status = Status::parse(&status).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -70,13 +70,20 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
         .query_row([name.as_str()], user_from_row)
         .optional()?
         .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
+    leave_out_expired(conn, &mut user)?;
+    Ok(user)
+}
+
+/// Takes out of `held` the holds past their expiry that `settle` has not
+/// marked yet.
+pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
     if user.held > 0 {
         let expired: i64 = conn
             .prepare_cached(EXPIRED_HELD)?
             .query_row(params![user.id, clock::now_ms()], |row| row.get(0))?;
         user.held -= expired;
     }
-    Ok(user)
+    Ok(())
 }
 
 /// A user's balance at a point of the past, from the index of postings by
@@ -87,6 +94,17 @@ pub(super) fn balance_at(
     at: PointInTime,
 ) -> SqlResult<BalanceAt> {
     let user = user(conn, name)?;
+    balance_of(conn, user.id, user.name, at)
+}
+
+/// The balance of account `id` (named `name`) at a point of the past.
+pub(super) fn balance_of(
+    conn: &Connection,
+    id: i64,
+    name: String,
+    at: PointInTime,
+) -> SqlResult<BalanceAt> {
+    let user = IdName { id, name };
     let found: Option<i64> = match at {
         PointInTime::Time(ms) => last_applied_by(conn, user.id, ms)?,
         PointInTime::Transfer(tx_id) => {
@@ -187,12 +205,17 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     Ok(candidate.max(late).map(|(_, tx_id)| tx_id))
 }
 
+struct IdName {
+    id: i64,
+    name: String,
+}
+
 fn find_user(tx: &Transaction<'_>, name: &str) -> SqlResult<Option<UserRecord>> {
     let mut stmt = tx.prepare_cached(SELECT_USER)?;
     Ok(stmt.query_row([name], user_from_row).optional()?)
 }
 
-fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: row.get(0)?,
         name: row.get(1)?,

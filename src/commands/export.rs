@@ -1,0 +1,67 @@
+//! `wallet export`: every transfer, streamed as JSON Lines, CSV or an
+//! hledger journal.
+
+use std::io::{self, BufWriter};
+
+use super::Context;
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::error::{Result, WalletError};
+use crate::export::{Csv, ExportWriter, Hledger, JsonLines};
+use crate::ledger::{ExportFilter, clock};
+use crate::report::Report;
+
+pub fn run(context: &Context, args: ExportArgs) -> Result<Report> {
+    let filter = ExportFilter {
+        since: args
+            .since
+            .as_deref()
+            .map(clock::parse_instant_from)
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(clock::parse_instant)
+            .transpose()?,
+        statuses: args.status.iter().map(|s| (*s).into()).collect(),
+    };
+    let mut ledger = context.open_to_read()?;
+    let currency = ledger.currency().clone();
+    let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut writer: Box<dyn ExportWriter> = match args.format {
+        ExportFormat::Jsonl => Box::new(JsonLines { out, currency }),
+        ExportFormat::Csv => Box::new(Csv {
+            out: csv::Writer::from_writer(out),
+            currency,
+        }),
+        ExportFormat::Hledger => Box::new(Hledger {
+            out,
+            currency,
+            accounts: Default::default(),
+        }),
+    };
+    // A reader that stops early (`| head`) ends the export quietly: it
+    // only read. Any other failure to write is an error.
+    let mut stopped: Option<io::Error> = None;
+    let keep_going = |result: io::Result<()>, stopped: &mut Option<io::Error>| -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                *stopped = Some(e);
+                false
+            }
+        }
+    };
+    if keep_going(writer.begin(), &mut stopped) {
+        ledger.export(&filter, &mut |record| {
+            Ok(keep_going(writer.write(&record), &mut stopped))
+        })?;
+        if stopped.is_none() {
+            let finished = writer.finish();
+            keep_going(finished, &mut stopped);
+        }
+    }
+    match stopped {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(WalletError::Io(e.into())),
+        _ => Ok(Report::streamed()),
+    }
+}

@@ -1,0 +1,221 @@
+//! The formats `wallet export` writes: JSON Lines, CSV and an hledger
+//! journal, one transfer at a time.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::ledger::{Status, TransferRecord};
+use crate::money::Currency;
+use crate::views::TransferView;
+
+/// One output format, fed transfers in `tx_id` order.
+pub trait ExportWriter {
+    fn begin(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, record: &TransferRecord) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// One transfer object per line, exactly as `get-transfer --json` prints it.
+pub struct JsonLines<W: Write> {
+    pub out: W,
+    pub currency: Currency,
+}
+
+impl<W: Write> ExportWriter for JsonLines<W> {
+    fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &TransferView::new(record, &self.currency))?;
+        self.out.write_all(b"\n")
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The transfer object's fields as CSV columns: the outside world (a null
+/// `src` or `dst`) and every other absent value as an empty field, refund
+/// ids separated by spaces.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    tx_id: i64,
+    src: &'a str,
+    dst: &'a str,
+    amount: &'a str,
+    memo: &'a str,
+    key: &'a str,
+    status: &'a str,
+    reason: &'a str,
+    created_at: &'a str,
+    settled_at: &'a str,
+    hold_amount: &'a str,
+    expires_at: &'a str,
+    refund_of: String,
+    refunded: &'a str,
+    refunds: String,
+}
+
+/// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
+pub struct Csv<W: Write> {
+    pub out: csv::Writer<W>,
+    pub currency: Currency,
+}
+
+impl<W: Write> ExportWriter for Csv<W> {
+    fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
+        let view = TransferView::new(record, &self.currency);
+        let text = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+        let (src, dst, memo, key, reason, settled_at, hold_amount, expires_at) = (
+            text(&view.src),
+            text(&view.dst),
+            text(&view.memo),
+            text(&view.key),
+            text(&view.reason),
+            text(&view.settled_at),
+            text(&view.hold_amount),
+            text(&view.expires_at),
+        );
+        let row = CsvRow {
+            tx_id: view.tx_id,
+            src: &src,
+            dst: &dst,
+            amount: &view.amount,
+            memo: &memo,
+            key: &key,
+            status: view.status,
+            reason: &reason,
+            created_at: &view.created_at,
+            settled_at: &settled_at,
+            hold_amount: &hold_amount,
+            expires_at: &expires_at,
+            refund_of: view.refund_of.map(|id| id.to_string()).unwrap_or_default(),
+            refunded: &view.refunded,
+            refunds: view
+                .refunds
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        self.out.serialize(row).map_err(io::Error::other)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The account a user's money is kept in, in the journal.
+pub fn hledger_account(user: Option<&str>) -> String {
+    match user {
+        Some(name) => format!("assets:wallet:{name}"),
+        None => "equity:external".to_string(),
+    }
+}
+
+/// An hledger journal: a transaction per PENDING (`!`) or COMPLETED (`*`)
+/// transfer, dated the day it was queued (PENDING) or applied (COMPLETED),
+/// `tx_id` and key as tags; every other transfer (FAILED, CANCELLED, a
+/// hold) moved no money and is written as a comment line, so the journal
+/// still accounts for every `tx_id`.
+pub struct Hledger<W: Write> {
+    pub out: W,
+    pub currency: Currency,
+    /// The user accounts the journal used, declared at its end so that
+    /// `hledger check --strict` passes: one entry per user, not per transfer.
+    pub accounts: std::collections::BTreeSet<String>,
+}
+
+impl<W: Write> Hledger<W> {
+    fn amount(&self, minor: i64) -> String {
+        format!("{} {}", self.currency.format(minor), self.currency.code)
+    }
+}
+
+/// A tag value must not end the tag (a comma) or the comment (a newline).
+fn tag_safe(text: &str) -> bool {
+    !text.contains([',', '\n', '\r', ';'])
+}
+
+impl<W: Write> ExportWriter for Hledger<W> {
+    fn begin(&mut self) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "; exported by wallet: every transfer, oldest first"
+        )?;
+        writeln!(
+            self.out,
+            "; * COMPLETED, ! PENDING; FAILED, CANCELLED and holds moved no money and appear as comments"
+        )?;
+        writeln!(self.out, "commodity {}", self.amount(0))?;
+        writeln!(self.out, "account {}", hledger_account(None))?;
+        writeln!(self.out)
+    }
+
+    fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
+        let mark = match record.status {
+            Status::Completed => "*",
+            Status::Pending => "!",
+            other => {
+                return writeln!(
+                    self.out,
+                    "; tx_id {} {}{}: {} -> {} {}",
+                    record.tx_id,
+                    other.as_str(),
+                    record
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default(),
+                    record.src.as_deref().unwrap_or("(external)"),
+                    record.dst.as_deref().unwrap_or("(external)"),
+                    self.amount(record.hold_amount.unwrap_or(record.amount))
+                );
+            }
+        };
+        let when = match record.status {
+            Status::Completed => record.settled_at.unwrap_or(record.created_at),
+            _ => record.created_at,
+        };
+        let date = &crate::ledger::clock::rfc3339(when)[..10];
+        let description = match &record.memo {
+            Some(memo) => memo.replace(['\n', '\r', ';', '|'], " "),
+            None => format!("transfer {}", record.tx_id),
+        };
+        let mut tags = format!("tx_id:{}", record.tx_id);
+        if let Some(key) = record.idempotency_key.as_deref().filter(|k| tag_safe(k)) {
+            tags.push_str(&format!(", key:{key}"));
+        }
+        if let Some(original) = record.refund_of {
+            tags.push_str(&format!(", refund_of:{original}"));
+        }
+        writeln!(self.out, "{date} {mark} {description}  ; {tags}")?;
+        if let Some(key) = record.idempotency_key.as_deref().filter(|k| !tag_safe(k)) {
+            // Kept whole, as JSON, where a tag could not hold it.
+            writeln!(self.out, "    ; key {}", serde_json::to_string(key)?)?;
+        }
+        let (to, from) = (
+            hledger_account(record.dst.as_deref()),
+            hledger_account(record.src.as_deref()),
+        );
+        for account in [&to, &from] {
+            if !self.accounts.contains(account.as_str()) {
+                self.accounts.insert(account.clone());
+            }
+        }
+        writeln!(self.out, "    {to}  {}", self.amount(record.amount))?;
+        writeln!(self.out, "    {from}  {}", self.amount(-record.amount))?;
+        writeln!(self.out)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        for account in &self.accounts {
+            if account != &hledger_account(None) {
+                writeln!(self.out, "account {account}")?;
+            }
+        }
+        self.out.flush()
+    }
+}

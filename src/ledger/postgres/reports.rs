@@ -1,0 +1,147 @@
+//! Reports over the whole ledger: the users a page at a time, the trial
+//! balance, and every transfer streamed for export.
+
+use postgres::Client;
+
+use super::NOW_MS;
+use super::error::PgResult;
+use super::transfers::transfer_from_row;
+use crate::domain::UserName;
+use crate::error::Result;
+use crate::ledger::model::{
+    EXTERNAL_ACCOUNT, ExportFilter, TransferRecord, TrialBalance, UserRecord,
+};
+
+/// Rows fetched at a time while exporting: memory stays flat at any size.
+const EXPORT_FETCH: i32 = 1_000;
+
+/// Up to `limit` users after `after`, by name regardless of case, from
+/// the index on `lower(name)`.
+pub fn users(
+    client: &mut Client,
+    after: Option<&UserName>,
+    limit: u32,
+) -> PgResult<Vec<UserRecord>> {
+    let rows = client.query(
+        &format!(
+            "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out,
+                    a.held - (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                              WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
+             FROM accounts a
+             WHERE a.name IS NOT NULL AND lower(a.name) > lower($1)
+             ORDER BY lower(a.name) LIMIT $2"
+        ),
+        &[&after.map_or("", UserName::as_str), &i64::from(limit)],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| UserRecord {
+            id: row.get(0),
+            name: row.get(1),
+            email: row.get(2),
+            balance: row.get(3),
+            pending_in: row.get(4),
+            pending_out: row.get(5),
+            held: row.get(6),
+        })
+        .collect())
+}
+
+/// Every account's balance from one snapshot; at an instant, each user's
+/// from the index of applied transfers by account and time.
+pub fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
+    let mut tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()?;
+    let mut balances = TrialBalance::default();
+    let rows = tx.query(
+        "SELECT id, name, balance FROM accounts ORDER BY lower(name), id",
+        &[],
+    )?;
+    let mut ids = Vec::new();
+    for row in &rows {
+        let (id, name, balance): (i64, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+        match name {
+            None if id == EXTERNAL_ACCOUNT => balances.external = balance,
+            None => {}
+            Some(name) => {
+                balances.users.push((name, balance));
+                ids.push(id);
+            }
+        }
+    }
+    if let Some(at) = at {
+        let mut total: i64 = 0;
+        for ((_, balance), id) in balances.users.iter_mut().zip(ids) {
+            let then = tx.query_opt(
+                "SELECT balance FROM (
+                    (SELECT src_balance AS balance, settled_at, settle_batch, tx_id FROM transfers
+                      WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
+                    UNION ALL
+                    (SELECT dst_balance, settled_at, settle_batch, tx_id FROM transfers
+                      WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
+                 ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
+                &[&id, &at],
+            )?;
+            *balance = then.map_or(0, |row| row.get(0));
+            total = total.saturating_add(*balance);
+        }
+        balances.external = total.saturating_neg();
+    }
+    tx.commit()?;
+    Ok(balances)
+}
+
+/// Every transfer created within the filter's bounds, oldest first, with
+/// its refunds, through a portal in one read-only snapshot.
+pub fn export(
+    client: &mut Client,
+    filter: &ExportFilter,
+    each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+) -> PgResult<()> {
+    let mut tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()?;
+    let since = filter.since.unwrap_or(i64::MIN);
+    let until = filter.until.unwrap_or(i64::MAX);
+    let portal = tx.bind(
+        &format!(
+            "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
+                CASE WHEN t.status = 'HELD' AND t.expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE t.status END,
+                t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+                t.refund_of, NULL::bigint,
+                (SELECT coalesce(array_agg(r.tx_id ORDER BY r.tx_id), '{{}}') FROM transfers r
+                  WHERE r.refund_of = t.tx_id),
+                (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+                  WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
+             FROM transfers t
+             JOIN accounts s ON s.id = t.src
+             JOIN accounts d ON d.id = t.dst
+             WHERE t.created_at >= $1 AND t.created_at <= $2
+             ORDER BY t.tx_id"
+        ),
+        &[&since, &until],
+    )?;
+    'fetch: loop {
+        let rows = tx.query_portal(&portal, EXPORT_FETCH)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let mut record = transfer_from_row(row)?;
+            record.refunds = row.get(14);
+            record.refunded = row.get(15);
+            if filter.keeps(&record) && !each(record)? {
+                break 'fetch;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

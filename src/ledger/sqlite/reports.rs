@@ -1,0 +1,115 @@
+//! Reports over the whole ledger: the users a page at a time, the trial
+//! balance, and every transfer streamed for export.
+
+use rusqlite::{Connection, params};
+
+use super::error::SqlResult;
+use super::users;
+use crate::domain::UserName;
+use crate::error::Result;
+use crate::ledger::clock;
+use crate::ledger::model::{
+    EXTERNAL_ACCOUNT, ExportFilter, PointInTime, TransferRecord, TrialBalance, UserRecord,
+};
+
+/// Up to `limit` users after `after`, by name regardless of case, from
+/// the index on names.
+pub(super) fn users(
+    conn: &Connection,
+    after: Option<&UserName>,
+    limit: u32,
+) -> SqlResult<Vec<UserRecord>> {
+    let mut found: Vec<UserRecord> = conn
+        .prepare_cached(
+            "SELECT id, name, email, balance, pending_in, pending_out, held
+             FROM accounts INDEXED BY accounts_by_name
+             WHERE name IS NOT NULL AND name > ?1 COLLATE NOCASE
+             ORDER BY name COLLATE NOCASE LIMIT ?2",
+        )?
+        .query_map(
+            params![after.map_or("", UserName::as_str), limit],
+            users::user_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for user in &mut found {
+        users::leave_out_expired(conn, user)?;
+    }
+    Ok(found)
+}
+
+/// Every account's balance, from one read transaction.
+pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult<TrialBalance> {
+    let tx = conn.transaction()?;
+    let mut balances = TrialBalance::default();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, name, balance FROM accounts ORDER BY name COLLATE NOCASE, id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (id, name, balance): (i64, Option<String>, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            match name {
+                None if id == EXTERNAL_ACCOUNT => balances.external = balance,
+                None => {}
+                Some(name) => balances.users.push((name, balance)),
+            }
+        }
+    }
+    if let Some(at) = at {
+        // Money only moves between accounts: the outside's balance then
+        // is the negative of what the users held.
+        let ids: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM accounts WHERE name IS NOT NULL ORDER BY name COLLATE NOCASE, id",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut total: i64 = 0;
+        for ((name, balance), id) in balances.users.iter_mut().zip(ids) {
+            *balance = users::balance_of(&tx, id, name.clone(), PointInTime::Time(at))?.balance;
+            total = total.saturating_add(*balance);
+        }
+        balances.external = total.saturating_neg();
+    }
+    Ok(balances)
+}
+
+/// Every transfer created within the filter's bounds, oldest first, with
+/// its refunds, from the snapshot of one statement.
+pub(super) fn export(
+    conn: &Connection,
+    filter: &ExportFilter,
+    each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+) -> SqlResult<()> {
+    let now = clock::now_ms();
+    let mut stmt = conn.prepare(
+        "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status, t.reason, t.idem_key,
+                t.created_at, t.settled_at, t.hold_amount, t.expires_at, t.refund_of, NULL,
+                (SELECT group_concat(r.tx_id, ' ') FROM
+                    (SELECT tx_id FROM transfers INDEXED BY transfers_by_refund_of
+                      WHERE refund_of = t.tx_id ORDER BY tx_id) r),
+                (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
+                  WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
+         FROM transfers t
+         JOIN accounts s ON s.id = t.src
+         JOIN accounts d ON d.id = t.dst
+         WHERE t.created_at >= ?1 AND t.created_at <= ?2
+         ORDER BY t.tx_id",
+    )?;
+    let mut rows = stmt.query(params![
+        filter.since.unwrap_or(i64::MIN),
+        filter.until.unwrap_or(i64::MAX)
+    ])?;
+    while let Some(row) = rows.next()? {
+        let mut record = super::transfers::transfer_from_row(row)?.as_of(now);
+        if let Some(ids) = row.get::<_, Option<String>>(14)? {
+            record.refunds = ids.split(' ').filter_map(|id| id.parse().ok()).collect();
+        }
+        record.refunded = row.get(15)?;
+        if filter.keeps(&record) && !each(record)? {
+            break;
+        }
+    }
+    Ok(())
+}

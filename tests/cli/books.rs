@@ -1,0 +1,230 @@
+//! Reports and export through the real binary, on either engine: `users`,
+//! `balances`, and `export` as JSON Lines, CSV and an hledger journal that
+//! the real `hledger` reads.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+
+/// alice, bob and carol with settled, failed, pending and held transfers.
+fn books() -> Sandbox {
+    let s = Sandbox::new();
+    for name in ["alice", "bob", "Carol"] {
+        s.ok(&[
+            "create-user",
+            name,
+            &format!("{}@example.com", name.to_lowercase()),
+        ]);
+    }
+    s.ok(&["deposit", "alice", "100", "--memo", "salary, \"November\""]);
+    s.ok(&["transfer", "alice", "bob", "30", "--id", "order,42"]);
+    s.ok(&["transfer", "bob", "Carol", "500"]);
+    s.ok(&["withdraw", "alice", "10"]);
+    s.ok(&["settle"]);
+    s.ok(&["transfer", "Carol", "alice", "1"]);
+    s.ok(&["hold", "alice", "bob", "5"]);
+    s
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn users_lists_every_user_by_name_a_page_at_a_time() {
+    let s = books();
+    let all: Vec<Value> = s.json(&["users"]);
+    let names: Vec<&str> = all.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["alice", "bob", "Carol"],
+        "by name, regardless of case"
+    );
+    let alice: Value = s.json(&["get-user", "alice"]);
+    assert_eq!(all[0], alice, "each user as get-user shows it");
+    let first: Vec<Value> = s.json(&["users", "--limit", "2"]);
+    assert_eq!(first.len(), 2);
+    let rest: Vec<Value> = s.json(&["users", "--after", first[1]["name"].as_str().unwrap()]);
+    assert_eq!(rest, all[2..].to_vec());
+    let none: Vec<Value> = s.json(&["users", "--after", "carol"]);
+    assert!(none.is_empty());
+}
+
+#[test]
+fn balances_sum_to_zero_now_and_at_an_instant() {
+    let s = books();
+    let now: Value = s.json(&["balances"]);
+    assert_eq!(now["total"], "0.00");
+    assert_eq!(now["external"], "-90.00", "100 came in, 10 went out");
+    let users: Vec<(String, String)> = now["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().into(),
+                u["balance"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("alice".into(), "60.00".into()),
+            ("bob".into(), "30.00".into()),
+            ("Carol".into(), "0.00".into())
+        ]
+    );
+    let before: Value = s.json(&["balances", "--at", "2000-01-01"]);
+    assert_eq!(
+        (before["external"].as_str(), before["total"].as_str()),
+        (Some("0.00"), Some("0.00"))
+    );
+    assert!(
+        before["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["balance"] == "0.00")
+    );
+}
+
+#[test]
+fn export_as_json_lines_is_get_transfer_object_for_object() {
+    let s = books();
+    let exported = lines(&s.ok(&["export"]));
+    assert_eq!(exported.len(), 6);
+    for object in &exported {
+        let shown: Value = s.json(&["get-transfer", &object["tx_id"].to_string()]);
+        assert_eq!(object, &shown);
+    }
+    let pending = lines(&s.ok(&["export", "--status", "PENDING", "--status", "held"]));
+    let statuses: Vec<&str> = pending
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["PENDING", "HELD"]);
+    assert!(s.ok(&["export", "--since", "2999-01-01"]).is_empty());
+    assert_eq!(lines(&s.ok(&["export", "--until", "2999-01-01"])).len(), 6);
+}
+
+#[test]
+fn export_as_csv_quotes_commas_quotes_and_newlines() {
+    let s = books();
+    // A newline cannot come in through the command line; one put there by
+    // another program must still stay inside its field.
+    s.tamper(
+        "UPDATE transfers SET memo = 'two
+lines' WHERE tx_id = 4",
+    );
+    let text = s.ok(&["export", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "tx_id",
+            "src",
+            "dst",
+            "amount",
+            "memo",
+            "key",
+            "status",
+            "reason",
+            "created_at",
+            "settled_at",
+            "hold_amount",
+            "expires_at",
+            "refund_of",
+            "refunded",
+            "refunds"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(&rows[0][1], "", "the outside world is an empty field");
+    assert_eq!(&rows[0][4], "salary, \"November\"");
+    assert_eq!(&rows[1][5], "order,42");
+    assert_eq!(&rows[3][4], "two\nlines");
+    assert_eq!(&rows[3][2], "", "a withdrawal goes to the outside world");
+    assert!(
+        text.contains("\"salary, \"\"November\"\"\""),
+        "RFC 4180 quoting: {text}"
+    );
+}
+
+#[test]
+fn hledger_reads_the_journal_and_agrees_with_the_balances() {
+    let s = books();
+    let journal = s.dir.path().join("wallet.journal");
+    std::fs::write(&journal, s.ok(&["export", "--format", "hledger"])).unwrap();
+    for strict in [false, true] {
+        let mut check = Command::new("hledger");
+        check.arg("-f").arg(&journal).arg("check");
+        if strict {
+            check.arg("--strict");
+        }
+        let out = check
+            .output()
+            .expect("hledger is installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "hledger check: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Cleared entries are the COMPLETED transfers: their balances are the ledger's.
+    let out = Command::new("hledger")
+        .arg("-f")
+        .arg(&journal)
+        .args(["bal", "-C", "--flat", "-N", "-O", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut from_hledger: Vec<(String, String)> = csv::Reader::from_reader(out.stdout.as_slice())
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].trim_end_matches(" PHP").to_string())
+        })
+        .collect();
+    from_hledger.sort();
+    let balances: Value = s.json(&["balances"]);
+    let mut from_wallet: Vec<(String, String)> = balances["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["balance"] != "0.00")
+        .map(|u| {
+            (
+                format!("assets:wallet:{}", u["name"].as_str().unwrap()),
+                u["balance"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    from_wallet.push((
+        "equity:external".into(),
+        balances["external"].as_str().unwrap().into(),
+    ));
+    from_wallet.sort();
+    assert_eq!(from_hledger, from_wallet);
+    // The pending transfer is there, marked `!`, the failed one a comment.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" ! ") && l.contains("tx_id:5")),
+        "{text}"
+    );
+    assert!(
+        text.contains("; tx_id 3 FAILED (insufficient_funds)"),
+        "{text}"
+    );
+}
