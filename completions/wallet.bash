@@ -1057,7 +1057,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__transfer)
-            opts="-q -h --id --memo --batch --atomic --chunk-size --db --json --quiet --lock-timeout --help"
+            opts="-q -h --id --memo --batch --atomic --chunk-size --format --dry-run --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1083,6 +1083,13 @@ _wallet() {
                     ;;
                 --chunk-size)
                     COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "jsonl csv" -- "${cur}"))
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi

@@ -88,9 +88,12 @@ complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempo
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l batch -d 'Queue every transfer in FILE (`-` for stdin), one JSON object per line' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l format -d 'With --batch: the input\'s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo)' -r -f -a "jsonl\t''
+csv\t''"
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l atomic -d 'With --batch: queue all lines or, if any line fails, none'
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l dry-run -d 'With --batch: check every line against the ledger and print what would be queued, writing nothing'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'

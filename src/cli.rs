@@ -164,12 +164,15 @@ With --batch FILE (`-` reads stdin) each line is one transfer: \
 printed, in order, once its transfer is committed: \
 {\"line\":N,\"tx_id\":…,\"status\":\"PENDING\"} or {\"line\":N,\"error\":{…}}. \
 Good lines are queued and bad ones reported (exit 5 if any failed); with \
---atomic a single bad line queues nothing.",
+--atomic a single bad line queues nothing. With --format csv the file is CSV \
+with a header row (src,dst,amount and optionally id,memo); with --dry-run \
+every line is checked against the ledger and nothing is written.",
         after_help = "Examples:
   wallet transfer alice bob 25.50
   wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"
   wallet transfer --batch transfers.jsonl
-  jq -c '.[]' payroll.json | wallet transfer --batch - --atomic"
+  jq -c '.[]' payroll.json | wallet transfer --batch - --atomic
+  wallet transfer --batch payroll.csv --format csv --dry-run"
     )]
     Transfer(TransferArgs),
 
@@ -553,6 +556,28 @@ pub struct TransferArgs {
     #[arg(long, value_name = "N",
           allow_negative_numbers = true, value_parser = count::<10_000_000>)]
     pub chunk_size: Option<u64>,
+
+    /// With --batch: the input's format, JSON Lines or CSV with a header row
+    /// (src,dst,amount and optionally id,memo)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "jsonl",
+        ignore_case = true,
+        requires = "batch"
+    )]
+    pub format: BatchFormat,
+
+    /// With --batch: check every line against the ledger and print what would
+    /// be queued, writing nothing
+    #[arg(long, requires = "batch")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BatchFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -531,6 +531,11 @@ pub trait BatchSink {
         Ok(())
     }
     fn committed(&mut self) -> Result<()>;
+    /// A dry run: every line is decided in the transaction, which is then
+    /// rolled back instead of committed.
+    fn dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// How thoroughly `verify` checks.

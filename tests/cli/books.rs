@@ -228,3 +228,111 @@ fn hledger_reads_the_journal_and_agrees_with_the_balances() {
         "{text}"
     );
 }
+
+/// `wallet --json transfer --batch FILE ARGS…`: exit code and result lines.
+fn batch(s: &Sandbox, file: &str, text: &str, args: &[&str]) -> (i32, Vec<Value>) {
+    let path = s.dir.path().join(file);
+    std::fs::write(&path, text).unwrap();
+    let mut full = vec!["--json", "transfer", "--batch", path.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let out = s.cmd(&full).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        lines(&String::from_utf8(out.stdout).unwrap()),
+    )
+}
+
+#[test]
+fn a_csv_batch_queues_with_the_same_results_keys_and_atomicity_as_json_lines() {
+    let s = books();
+    let text = "src,dst,amount,id,memo\n\
+                alice,bob,1.00,csv-1,\"rent, \"\"May\"\"\"\n\
+                \n\
+                ,alice,2,,\n\
+                bob,nobody,1,,\n";
+    let (code, results) = batch(&s, "in.csv", text, &["--format", "csv"]);
+    assert_eq!(code, 5, "one line is refused");
+    assert_eq!(results[0]["line"], 2);
+    assert_eq!(results[0]["status"], "PENDING");
+    assert_eq!(
+        results[1]["line"], 4,
+        "lines are the file's, blank ones counted"
+    );
+    assert_eq!(results[2]["line"], 5);
+    assert_eq!(results[2]["error"]["code"], "user_not_found");
+    let first: Value = s.json(&["get-transfer", &results[0]["tx_id"].to_string()]);
+    assert_eq!(first["memo"], "rent, \"May\"");
+    assert_eq!(first["key"], "csv-1");
+    let deposit: Value = s.json(&["get-transfer", &results[1]["tx_id"].to_string()]);
+    assert_eq!(deposit["src"], Value::Null);
+    // The same file again: the keyed line replays, the rest queue anew.
+    let (_, again) = batch(&s, "in.csv", text, &["--format", "csv"]);
+    assert_eq!(again[0]["replayed"], true);
+    assert_eq!(again[0]["tx_id"], results[0]["tx_id"]);
+    // Atomic: a bad line queues nothing.
+    let before = s.ledger_bytes();
+    let (code, _) = batch(&s, "in.csv", text, &["--format", "csv", "--atomic"]);
+    assert_eq!(code, 5);
+    assert!(
+        before == s.ledger_bytes(),
+        "an atomic batch with a bad line wrote nothing"
+    );
+    // A header that is not ours is refused before any line.
+    let (code, results) = batch(
+        &s,
+        "bad.csv",
+        "from,to,amount\nalice,bob,1\n",
+        &["--format", "csv"],
+    );
+    assert_eq!((code, results.len()), (5, 0));
+}
+
+#[test]
+fn a_dry_run_checks_every_line_and_writes_nothing() {
+    let s = books();
+    let before = s.ledger_bytes();
+    for (file, text, format) in [
+        (
+            "ok.jsonl",
+            "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"1\"}\n{\"src\":null,\"dst\":\"bob\",\"amount\":\"2\",\"id\":\"d-1\"}\n",
+            "jsonl",
+        ),
+        (
+            "ok.csv",
+            "src,dst,amount,id\nalice,bob,1,\n,bob,2,d-1\n",
+            "csv",
+        ),
+    ] {
+        let (code, results) = batch(&s, file, text, &["--format", format, "--dry-run"]);
+        assert_eq!(code, 0, "{file}: {results:?}");
+        assert_eq!(results.len(), 2);
+        assert!(
+            results
+                .iter()
+                .all(|r| r["dry_run"] == true && r["status"] == "PENDING")
+        );
+        // Lines see the lines before them, as in a real run.
+        let (code, results) = batch(
+            &s,
+            file,
+            &format!(
+                "{text}{}",
+                if format == "csv" {
+                    ",bob,3,d-1\n"
+                } else {
+                    "{\"src\":null,\"dst\":\"bob\",\"amount\":\"3\",\"id\":\"d-1\"}\n"
+                }
+            ),
+            &["--format", format, "--dry-run"],
+        );
+        assert_eq!(code, 5);
+        assert_eq!(
+            results.len(),
+            1,
+            "only the bad line is printed: {results:?}"
+        );
+        assert_eq!(results[0]["error"]["code"], "idempotency_conflict");
+    }
+    assert!(before == s.ledger_bytes(), "a dry run writes nothing");
+    s.fails(&["get-transfer", "--id", "d-1"], "transfer_not_found", 3);
+}

@@ -350,7 +350,7 @@ pub fn finish(
         summary.count(&outcome);
         sink.record(line, outcome)?;
     }
-    if !write {
+    if !write || sink.dry_run() {
         client.batch_execute("ROLLBACK")?;
         return Ok(summary);
     }

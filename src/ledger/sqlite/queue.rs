@@ -80,7 +80,7 @@ fn queue_chunk_in_one_transaction(
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
     let span = ingest(&tx, lines, max, all_or_nothing, cache, sink, &mut summary)?;
-    if all_or_nothing && summary.failed > 0 {
+    if (all_or_nothing && summary.failed > 0) || sink.dry_run() {
         tx.rollback()?;
         return Ok(summary);
     }
