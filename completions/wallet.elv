@@ -249,8 +249,10 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;verify'= {
+            cand --expect-head 'Fail unless the hash chain still extends this head (a hash printed by --head earlier): nothing sealed before it was rewritten'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --head 'Print the hash chain''s head (its hash and position) after checking it'
             cand --quick 'Check the file''s pages with SQLite''s quick_check instead of the full integrity_check (which also compares every index with its table)'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'

@@ -193,8 +193,10 @@ complete -c wallet -n "__fish_wallet_using_subcommand completions" -l lock-timeo
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l expect-head -d 'Fail unless the hash chain still extends this head (a hash printed by --head earlier): nothing sealed before it was rewritten' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l head -d 'Print the hash chain\'s head (its hash and position) after checking it'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l quick -d 'Check the file\'s pages with SQLite\'s quick_check instead of the full integrity_check (which also compares every index with its table)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -s q -l quiet -d 'Print nothing on success but the data asked for'

@@ -345,10 +345,18 @@ Recomputes every balance and pending total from the transfers, checks that \
 all balances sum to zero and none is negative, that each transfer's fields \
 agree with its status, and that the file and its schema are sound. Exits 0 \
 when all hold; otherwise exits 7 with code `integrity`, naming each user and \
-transfer concerned. Reads only; safe to run while other commands write.",
+transfer concerned. Reads only; safe to run while other commands write.
+
+The check `chain` recomputes the hash chain that `settle` seals over \
+decided transfers: a transfer edited, deleted or inserted, or the ledger's \
+currency or scale changed, breaks the first link that covers it. --head \
+prints the chain's head hash and position; --expect-head HASH fails unless \
+the chain still extends a head recorded earlier.",
         after_help = "Examples:
   wallet verify
   wallet verify --quick
+  wallet --json verify --head | jq -r .head.hash
+  wallet verify --expect-head 3f9a…  (a head recorded earlier)
   wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
     )]
     Verify(VerifyArgs),
@@ -371,6 +379,15 @@ to date it changes nothing.",
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Print the hash chain's head (its hash and position) after checking it
+    #[arg(long)]
+    pub head: bool,
+
+    /// Fail unless the hash chain still extends this head (a hash printed by
+    /// --head earlier): nothing sealed before it was rewritten
+    #[arg(long, value_name = "HASH")]
+    pub expect_head: Option<String>,
+
     /// Check the file's pages with SQLite's quick_check instead of the full
     /// integrity_check (which also compares every index with its table)
     #[arg(long)]
@@ -466,11 +483,16 @@ pub struct HoldArgs {
     pub amount: String,
 
     /// Expire this long after it is placed: 90s, 30m, 12h, 7d
-    #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "expires_at",
+        allow_hyphen_values = true
+    )]
     pub expires_in: Option<String>,
 
     /// Expire at this instant (RFC 3339, or a date: the end of that day, UTC)
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub expires_at: Option<String>,
 
     #[command(flatten)]

@@ -5,13 +5,27 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::VerifyArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::{Check, Ledger, Problem, VerifyOptions, VerifyReport};
+use crate::ledger::{Check, Ledger, Problem, VerifyOptions, VerifyReport, chain};
 use crate::report::{Human, Report};
 
 #[derive(Serialize)]
 struct ReportView {
     ok: bool,
     checks: Vec<CheckView>,
+    /// With `--head`: the chain's head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<HeadView>,
+}
+
+#[derive(Serialize)]
+struct HeadView {
+    /// The last sealed link's hash (hex), or null before any.
+    hash: Option<String>,
+    link: i64,
+    /// The largest `tx_id` the sealed links cover.
+    last_tx: Option<i64>,
+    sealed: i64,
+    unsealed: i64,
 }
 
 #[derive(Serialize)]
@@ -31,14 +45,66 @@ struct ProblemView {
 }
 
 pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
+    let expected = match &args.expect_head {
+        Some(text) => Some(
+            chain::from_hex(text.trim())
+                .map(|h| chain::hex(&h))
+                .ok_or_else(|| {
+                    WalletError::Usage(format!(
+                        "--expect-head takes the 64 hex digits `wallet verify --head` prints, not '{}'",
+                        crate::error::echo(text)
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let mut ledger = Ledger::open_to_verify(&context.db, &context.open_options)?;
-    let report = ledger.verify(&VerifyOptions { quick: args.quick })?;
+    let mut report = ledger.verify(&VerifyOptions { quick: args.quick })?;
+    let state = if args.head || expected.is_some() {
+        Some(ledger.chain()?)
+    } else {
+        None
+    };
+    if let (Some(expected), Some(state)) = (&expected, &state) {
+        let mut findings = crate::ledger::Findings::default();
+        if !state.good_hashes.contains(expected) {
+            findings.push(Problem::about_file(format!(
+                "the chain does not extend head {expected}: what it sealed was rewritten, or that head is of another ledger"
+            )));
+        }
+        report.checks.push(findings.into_check(
+            "expect_head",
+            format!("the chain still extends head {}…", &expected[..16]),
+        ));
+    }
     let ok = report.ok();
     let summary = summary(&report);
-    let human = human(&report);
+    let mut human = human(&report);
+    let head = state.filter(|_| args.head).map(|state| HeadView {
+        hash: state.head.as_ref().map(|(h, _, _)| h.clone()),
+        link: state.head.as_ref().map_or(0, |(_, seq, _)| *seq),
+        last_tx: state.head.as_ref().map(|(_, _, last)| *last),
+        sealed: state.sealed,
+        unsealed: state.unsealed,
+    });
+    if let (Some(head), Human::Rows { rows, .. }) = (&head, &mut human) {
+        rows.push(vec![
+            "head".into(),
+            "".into(),
+            match &head.hash {
+                Some(hash) => format!(
+                    "{hash} (link {}, up to tx_id {})",
+                    head.link,
+                    head.last_tx.unwrap_or_default()
+                ),
+                None => "none yet: nothing is sealed".into(),
+            },
+        ]);
+    }
     let view = ReportView {
         ok,
         checks: report.checks.into_iter().map(CheckView::from).collect(),
+        head,
     };
     let report = Report::new(view, human);
     if ok {

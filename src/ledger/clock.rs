@@ -99,6 +99,9 @@ pub fn parse_duration(text: &str) -> crate::error::Result<i64> {
         input: crate::error::echo(text),
         why,
     };
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(refuse("it must start with a whole number (e.g. 30m)"));
+    }
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| refuse("it needs a unit: s, m, h or d (e.g. 30m)"))?;

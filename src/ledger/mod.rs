@@ -7,6 +7,7 @@
 //! limits and reports progress the same way; each step inside them is one
 //! call to the [`Store`].
 
+pub mod chain;
 pub mod clock;
 mod location;
 mod model;
@@ -26,7 +27,7 @@ pub use location::Location;
 pub use model::{
     BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check,
     DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, ExportFilter, FailReason,
-    HistoryQuery, Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued,
+    Findings, HistoryQuery, Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued,
     SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
@@ -342,6 +343,9 @@ impl Ledger {
             }
         }
         summary.remaining = self.store.pending_count()?;
+        // What this call decided goes into the hash chain now, by one
+        // process at a time, after the batches: no worker waits on it.
+        self.store.seal()?;
         Ok(())
     }
 
@@ -350,9 +354,27 @@ impl Ledger {
         self.store.pending_count()
     }
 
-    /// Every check, from one consistent snapshot.
+    /// Every check, from one consistent snapshot, then the hash chain
+    /// recomputed from a snapshot of its own.
     pub fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
-        self.store.verify(options)
+        let mut report = self.store.verify(options)?;
+        let check = match self.store.chain() {
+            Ok(state) => chain::check(&state),
+            Err(err) if matches!(err.code(), "busy" | "server_unavailable") => return Err(err),
+            Err(err) => model::failed_to_run(chain::CHAIN_CHECK, &err),
+        };
+        report.checks.push(check);
+        Ok(report)
+    }
+
+    /// The hash chain, every link recomputed.
+    pub fn chain(&mut self) -> Result<chain::ChainState> {
+        self.store.chain()
+    }
+
+    /// Seals what can be sealed into the hash chain; returns the links added.
+    pub fn seal(&mut self) -> Result<u64> {
+        self.store.seal()
     }
 }
 

@@ -269,6 +269,16 @@ pub enum Expiry {
 }
 
 impl Expiry {
+    /// The expiry a request fixes, for comparing a retry with the hold it
+    /// replays: an instant or none; `None` for one relative to placement.
+    pub fn pinned(self) -> Option<Option<i64>> {
+        match self {
+            Expiry::Never => Some(None),
+            Expiry::At(at) => Some(Some(at)),
+            Expiry::After(_) => None,
+        }
+    }
+
     /// The instant it names, for a hold placed at `now`.
     pub fn instant(self, now: i64) -> Option<i64> {
         match self {

@@ -74,6 +74,14 @@ pub trait Store {
     /// A user's balance at a point of the past, from an index.
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt>;
 
+    /// Seals into the hash chain every transfer that can no longer change
+    /// and is not sealed yet, if no other process is sealing; returns the
+    /// links added.
+    fn seal(&mut self) -> Result<u64>;
+
+    /// Every link recomputed from what it covers, from one snapshot.
+    fn chain(&mut self) -> Result<super::chain::ChainState>;
+
     /// Up to `limit` users after `after` (by name, regardless of case).
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>>;
 

@@ -338,8 +338,8 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
         }
     });
     let expected = match crate::ENGINE {
-        Engine::Sqlite => "6",
-        Engine::Postgres => "5",
+        Engine::Sqlite => "8",
+        Engine::Postgres => "7",
     };
     assert_eq!(
         tables,

@@ -466,3 +466,114 @@ fn a_hold_captured_after_later_transfers_counts_from_when_it_was_applied() {
         "60.00"
     );
 }
+
+#[test]
+fn a_hold_retried_with_another_expiry_is_a_conflict_and_bad_expiries_are_invalid_time() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    at(
+        &s,
+        T0,
+        &[
+            "hold",
+            "alice",
+            "bob",
+            "10",
+            "--id",
+            "h",
+            "--expires-at",
+            "2026-01-02",
+        ],
+    );
+    let message = fails_at(
+        &s,
+        T0,
+        &[
+            "hold",
+            "alice",
+            "bob",
+            "10",
+            "--id",
+            "h",
+            "--expires-at",
+            "2030-12-31",
+        ],
+        "idempotency_conflict",
+        4,
+    );
+    assert!(message.contains("expiry"), "{message}");
+    fails_at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "10", "--id", "h"],
+        "idempotency_conflict",
+        4,
+    );
+    // Relative to when it was placed: a retry cannot repeat it, so it replays.
+    at(
+        &s,
+        T0,
+        &[
+            "hold",
+            "alice",
+            "bob",
+            "5",
+            "--id",
+            "r",
+            "--expires-in",
+            "1h",
+        ],
+    );
+    let again = at(
+        &s,
+        T1,
+        &[
+            "hold",
+            "alice",
+            "bob",
+            "5",
+            "--id",
+            "r",
+            "--expires-in",
+            "1h",
+        ],
+    );
+    assert_eq!(again["replayed"], true);
+    for bad in ["3000000d", "-5m", "+5m", " 5m"] {
+        let message = fails_at(
+            &s,
+            T0,
+            &["hold", "alice", "bob", "1", "--expires-in", bad],
+            "invalid_time",
+            5,
+        );
+        assert!(
+            !message.contains("unit must be") || bad == "5w",
+            "{bad}: {message}"
+        );
+    }
+    // A past expiry is wrong whatever the funds.
+    fails_at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "500", "--expires-at", "2025-01-01"],
+        "invalid_time",
+        5,
+    );
+}
+
+#[test]
+fn an_expired_hold_is_named_expired_by_cancel_and_refund_too() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "10", "--expires-in", "1h"],
+    )["tx_id"]
+        .to_string();
+    let message = fails_at(&s, T2, &["cancel", &id], "not_pending", 4);
+    assert!(message.contains("EXPIRED"), "{message}");
+    let message = fails_at(&s, T2, &["refund", &id], "not_refundable", 4);
+    assert!(message.contains("EXPIRED"), "{message}");
+}

@@ -15,6 +15,7 @@ mod bad_input;
 mod bank;
 mod bank_holds;
 mod books;
+mod chain;
 mod common;
 mod core;
 mod faults;

@@ -24,6 +24,8 @@ mod bank;
 mod bank_holds;
 #[path = "../cli/books.rs"]
 mod books;
+#[path = "../cli/chain.rs"]
+mod chain;
 #[path = "../cli/common.rs"]
 mod common;
 #[path = "../cli/core.rs"]

@@ -60,12 +60,16 @@ pub fn queue_line(
             Kind::Refund(original) => Some(original),
             _ => None,
         },
+        expiry: match transfer.kind() {
+            Kind::Hold(expiry) => expiry.pinned(),
+            _ => None,
+        },
     };
     if let Some(key) = transfer.key() {
         let earlier = client.query_opt(
             &format!(
                 "SELECT tx_id, src, dst, coalesce(hold_amount, amount), memo, hold_amount IS NOT NULL,
-                        refund_of,
+                        refund_of, expires_at,
                         CASE WHEN status = 'HELD' AND expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE status END
                    FROM transfers WHERE idem_key = $1"
             ),
@@ -80,8 +84,9 @@ pub fn queue_line(
                 memo: memo.as_deref(),
                 hold: row.get(5),
                 refund_of: row.get(6),
+                expiry: Some(row.get(7)),
             };
-            let status = rules::stored_status(&row.get::<_, String>(7))?;
+            let status = rules::stored_status(&row.get::<_, String>(8))?;
             return Ok(rules::replay_or_conflict(
                 key,
                 row.get(0),
@@ -103,11 +108,8 @@ pub fn queue_line(
             };
             let now: i64 = client.query_one(&format!("SELECT {NOW_MS}"), &[])?.get(0);
             let expires_at = expiry.instant(now);
-            if let Some(at) = expires_at.filter(|at| *at <= now) {
-                return Ok(Err(WalletError::InvalidTime {
-                    input: crate::ledger::clock::rfc3339(at),
-                    why: "a hold must expire in the future",
-                }));
+            if let Err(refused) = rules::check_expiry(expires_at, now) {
+                return Ok(Err(refused));
             }
             let row = client.query_one(
                 "SELECT balance, pending_out, held FROM accounts WHERE id = $1 FOR UPDATE",
@@ -167,7 +169,11 @@ pub fn queue_line(
         Kind::Refund(original) => {
             // The original's row lock orders refunds of one transfer.
             let row = client.query_opt(
-                "SELECT src, dst, amount, status FROM transfers WHERE tx_id = $1 FOR UPDATE",
+                &format!(
+                    "SELECT src, dst, amount,
+                            CASE WHEN status = 'HELD' AND expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE status END
+                       FROM transfers WHERE tx_id = $1 FOR UPDATE"
+                ),
                 &[&original],
             )?;
             let Some(row) = row else {

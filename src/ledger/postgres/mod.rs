@@ -10,6 +10,7 @@
 //! before the commit. A serialization failure or deadlock is retried
 //! inside the command.
 
+mod chain;
 mod connect;
 mod error;
 mod holds;
@@ -552,6 +553,30 @@ impl Store for PgStore {
 
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
         self.reading(|store| reports::users(&mut store.client, after, limit))
+    }
+
+    fn seal(&mut self) -> Result<u64> {
+        let currency = self.currency.clone();
+        self.retrying(|store| chain::seal(&mut store.client, &currency))
+    }
+
+    fn chain(&mut self) -> Result<crate::ledger::chain::ChainState> {
+        let currency = self.currency.clone();
+        self.reading(|store| {
+            let version: i32 = store
+                .client
+                .query_one("SELECT max(version) FROM schema_version", &[])?
+                .get(0);
+            if version < 3 {
+                return Ok(crate::ledger::chain::ChainState {
+                    unavailable: Some(format!(
+                        "not part of schema version {version}; the chain starts once a write upgrades the ledger"
+                    )),
+                    ..Default::default()
+                });
+            }
+            chain::state(&mut store.client, &currency)
+        })
     }
 
     fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {

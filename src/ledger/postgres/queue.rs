@@ -164,6 +164,7 @@ pub fn plan_and_write(
             memo: transfer.memo(),
             hold: false,
             refund_of: None,
+            expiry: None,
         };
         if let Some(key) = transfer.key() {
             if let Some(earlier) = keyed.get(key.as_str()) {
@@ -186,6 +187,7 @@ pub fn plan_and_write(
                         memo: earlier_memo,
                         hold: false,
                         refund_of: None,
+                        expiry: None,
                     },
                     requested,
                 )
@@ -407,6 +409,7 @@ impl Earlier {
             memo: self.memo.as_deref(),
             hold: self.hold_amount.is_some(),
             refund_of: self.refund_of,
+            expiry: None,
         };
         rules::replay_or_conflict(key, self.tx_id, status, earlier, requested)
     }
@@ -486,6 +489,11 @@ fn take_ids(client: &mut Client, rows: &mut [NewRow]) -> PgResult<i64> {
     if rows.is_empty() {
         return Ok(0);
     }
+    // The lock every insert takes anyway, taken before the ids are drawn:
+    // the hash chain's sealer waits for such transactions before it fixes
+    // which ids are final (`chain::seal`), so none can commit an id below
+    // the bound it sealed. Writers do not conflict on it.
+    client.batch_execute("LOCK TABLE transfers IN ROW EXCLUSIVE MODE")?;
     let ids = client.query(
         &format!(
             "SELECT nextval('transfers_tx_id_seq'), {NOW_MS} FROM generate_series(1, $1::bigint)"
@@ -649,6 +657,7 @@ fn lost_key_races(
                     memo,
                     hold: false,
                     refund_of: None,
+                    expiry: None,
                 },
             ));
         }

@@ -106,6 +106,25 @@ CREATE INDEX transfers_by_refund_of ON transfers (refund_of) WHERE refund_of IS 
 CREATE INDEX transfers_applied_by_src ON transfers (src, settled_at) WHERE status = 'COMPLETED';
 CREATE INDEX transfers_applied_by_dst ON transfers (dst, settled_at) WHERE status = 'COMPLETED';
 "#,
+    // 3: the tamper-evident log: links of a hash chain sealed over decided
+    // transfers (see `ledger::chain`), and the transfers a link left for a
+    // later one because they could still change.
+    r#"
+CREATE TABLE chain_links (
+    seq         bigint  PRIMARY KEY,
+    first_tx    bigint  NOT NULL,
+    last_tx     bigint  NOT NULL,
+    excluded    text    NOT NULL,
+    late        text    NOT NULL,
+    count       bigint  NOT NULL,
+    hash        text    NOT NULL,
+    sealed_at   bigint  NOT NULL
+);
+
+CREATE TABLE chain_open (
+    tx_id       bigint  PRIMARY KEY
+);
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

@@ -76,7 +76,11 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let row = client
         .query_opt(
-            "SELECT src, dst, amount, status FROM transfers WHERE tx_id = $1 FOR UPDATE",
+            &format!(
+                "SELECT src, dst, amount,
+                        CASE WHEN status = 'HELD' AND expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE status END
+                   FROM transfers WHERE tx_id = $1 FOR UPDATE"
+            ),
             &[&tx_id],
         )?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;

@@ -49,6 +49,10 @@ pub struct Pinned<'a> {
     pub memo: Option<&'a str>,
     pub hold: bool,
     pub refund_of: Option<i64>,
+    /// A hold's expiry as the request fixes it (`--expires-at`, or none);
+    /// `None` where it does not (`--expires-in` counts from whenever the
+    /// hold was placed), and for an earlier transfer, its stored expiry.
+    pub expiry: Option<Option<i64>>,
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:
@@ -73,6 +77,11 @@ pub fn replay_or_conflict(
         Some("kind (hold or transfer)")
     } else if earlier.refund_of != requested.refund_of {
         Some("refunded transfer")
+    } else if requested.hold
+        && let Some(wanted) = requested.expiry
+        && earlier.expiry != Some(wanted)
+    {
+        Some("expiry")
     } else {
         None
     };
@@ -199,6 +208,26 @@ pub fn check_hold(
     }
     held.checked_add(amount)
         .ok_or_else(|| WalletError::PendingOverflow(format!("user '{source}'")))
+}
+
+/// The last instant a timestamp may name: the end of the year 9999, the
+/// last one RFC 3339 can write.
+pub const LAST_INSTANT_MS: i64 = 253_402_300_799_999;
+
+/// A hold's expiry must lie ahead of `now`, and within what a timestamp can
+/// show; checked before the funds, since no amount of money fixes it.
+pub fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<()> {
+    match expires_at {
+        Some(at) if at <= now => Err(WalletError::InvalidTime {
+            input: super::clock::rfc3339(at),
+            why: "a hold must expire in the future",
+        }),
+        Some(at) if at > LAST_INSTANT_MS => Err(WalletError::InvalidTime {
+            input: format!("{at} ms"),
+            why: "it is after the year 9999",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a hold still reserves money at `now`: HELD and not past its

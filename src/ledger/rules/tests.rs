@@ -55,6 +55,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         memo: Some("rent"),
         hold: false,
         refund_of: None,
+        expiry: None,
     };
     let replayed = replay_or_conflict(&key, 9, Status::Completed, earlier, earlier).unwrap();
     assert_eq!(
@@ -92,6 +93,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         memo: None,
         hold: false,
         refund_of: None,
+        expiry: None,
     };
     match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
         Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),

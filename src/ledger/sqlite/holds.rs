@@ -53,6 +53,10 @@ pub(super) fn place(
     let source = transfer
         .src()
         .ok_or_else(|| WalletError::internal(anyhow::anyhow!("a hold without a source")))?;
+    let expires_at = expiry.instant(now);
+    if let Err(refused) = rules::check_expiry(expires_at, now) {
+        return Ok(Err(refused));
+    }
     expire_holds_of(tx, requested.src, now)?;
     let (balance, held): (i64, i64) = tx
         .prepare_cached("SELECT balance, held FROM accounts WHERE id = ?1")?
@@ -69,13 +73,6 @@ pub(super) fn place(
         Ok(new_held) => new_held,
         Err(refused) => return Ok(Err(refused)),
     };
-    let expires_at = expiry.instant(now);
-    if expires_at.is_some_and(|at| at <= now) {
-        return Ok(Err(WalletError::InvalidTime {
-            input: crate::ledger::clock::rfc3339(expires_at.unwrap_or_default()),
-            why: "a hold must expire in the future",
-        }));
-    }
     let inserted = tx
         .prepare_cached(
             "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
@@ -122,13 +119,14 @@ pub(super) fn check_refund(
 ) -> SqlResult<Result<()>> {
     let found: Option<(i64, i64, i64, String, i64)> = tx
         .prepare_cached(
-            "SELECT o.src, o.dst, o.amount, o.status,
+            "SELECT o.src, o.dst, o.amount,
+                    CASE WHEN o.status = 'HELD' AND o.expires_at <= ?2 THEN 'EXPIRED' ELSE o.status END,
                     (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                      INDEXED BY transfers_by_refund_of
                      WHERE r.refund_of = o.tx_id AND (r.status = 'PENDING' OR r.status = 'COMPLETED'))
              FROM transfers o WHERE o.tx_id = ?1",
         )?
-        .query_row([original], |row| {
+        .query_row(params![original, crate::ledger::clock::now_ms()], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
         })
         .optional()?;

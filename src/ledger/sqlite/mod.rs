@@ -14,6 +14,7 @@
 //! - batch ingest turns off foreign-key look-ups, since every id it writes
 //!   was read under the same lock.
 
+mod chain;
 mod create;
 mod error;
 mod holds;
@@ -552,6 +553,33 @@ impl Store for SqliteStore {
 
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
         self.read(|store| reports::users(&store.conn, after, limit))
+    }
+
+    fn seal(&mut self) -> Result<u64> {
+        self.share()?;
+        self.wrote = true;
+        let currency = self.currency.clone();
+        self.run(|store| chain::seal(&mut store.conn, &currency))
+    }
+
+    fn chain(&mut self) -> Result<crate::ledger::chain::ChainState> {
+        let currency = self.currency.clone();
+        self.read(|store| {
+            let tx = store.conn.transaction()?;
+            let version = schema::version_of(&tx)?;
+            let state = if version < 5 {
+                Ok(crate::ledger::chain::ChainState {
+                    unavailable: Some(format!(
+                        "not part of schema version {version}; the chain starts once a write upgrades the ledger"
+                    )),
+                    ..Default::default()
+                })
+            } else {
+                chain::state(&tx, &currency)
+            };
+            drop(tx);
+            state
+        })
     }
 
     fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {

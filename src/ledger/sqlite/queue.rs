@@ -351,6 +351,7 @@ impl Waiting {
                         memo: row.memo.as_deref(),
                         hold: false,
                         refund_of: None,
+                        expiry: None,
                     };
                     replay(by_key, &key, requested)?.ok_or_else(|| {
                         WalletError::internal(anyhow::anyhow!(
@@ -470,6 +471,10 @@ fn queue_one(
         hold: matches!(transfer.kind(), Kind::Hold(_)),
         refund_of: match transfer.kind() {
             Kind::Refund(original) => Some(original),
+            _ => None,
+        },
+        expiry: match transfer.kind() {
+            Kind::Hold(expiry) => expiry.pinned(),
             _ => None,
         },
     };
@@ -712,6 +717,7 @@ fn replay(
         memo: memo.as_deref(),
         hold: hold_amount.is_some(),
         refund_of,
+        expiry: Some(expires_at),
     };
     let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
     Ok(Some(rules::replay_or_conflict(

@@ -183,6 +183,25 @@ CREATE TABLE late_applied (
 
 CREATE INDEX late_applied_by_batch ON late_applied (account, batch);
 "#,
+    // 5: the tamper-evident log: links of a hash chain sealed over decided
+    // transfers (see `ledger::chain`), and the transfers a link left for a
+    // later one because they could still change.
+    r#"
+CREATE TABLE chain_links (
+    seq         INTEGER PRIMARY KEY,
+    first_tx    INTEGER NOT NULL,
+    last_tx     INTEGER NOT NULL,
+    excluded    TEXT    NOT NULL,
+    late        TEXT    NOT NULL,
+    count       INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    sealed_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE chain_open (
+    tx_id       INTEGER PRIMARY KEY
+) STRICT;
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -196,6 +215,8 @@ pub fn latest_version() -> i64 {
 pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
+    ("table", "chain_links"),
+    ("table", "chain_open"),
     ("table", "late_applied"),
     ("index", "late_applied_by_batch"),
     ("table", "ledger_meta"),

@@ -64,15 +64,25 @@ fn stored_transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<Trans
 /// fails with `not_pending`) or will find it cancelled.
 pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (src, dst, amount, status): (i64, i64, i64, String) = tx
+    let (src, dst, amount, status, expires_at): (i64, i64, i64, String, Option<i64>) = tx
         .query_row(
-            "SELECT src, dst, amount, status FROM transfers WHERE tx_id = ?1",
+            "SELECT src, dst, amount, status, expires_at FROM transfers WHERE tx_id = ?1",
             [tx_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )
         .optional()?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
-    rules::check_cancellable(tx_id, &status)?;
+    // A hold past its expiry is reported as EXPIRED, as every read does.
+    let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
+    rules::check_cancellable(tx_id, status.as_str())?;
     tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
          WHERE tx_id = ?1 AND status = 'PENDING'",

@@ -1,0 +1,281 @@
+//! The tamper-evident log: a SHA-256 hash chain sealed over transfers once
+//! they can no longer change.
+//!
+//! A link covers the transfers with `tx_id` in `(previous link's last_tx,
+//! last_tx]`, minus those still HELD then (`excluded`, sealed later by the
+//! link that finds them decided, in its `late` list). Its hash is taken over
+//! the previous link's hash, its own header and every covered transfer's
+//! canonical fields, in order; the first link's "previous hash" is taken
+//! over the ledger's currency and scale. Links are sealed after the fact, by
+//! one process at a time (`settle` seals at its end), so no settle worker
+//! ever waits on the chain; `verify` recomputes every link and counts what
+//! is not sealed yet.
+
+use sha2::{Digest, Sha256};
+
+use crate::money::Currency;
+
+/// At most this many transfers in one link: a broken link names a range
+/// short enough to look through.
+pub const LINK_MAX: i64 = 100_000;
+
+pub type Hash = [u8; 32];
+
+/// The hash the first link chains from: the ledger's currency and scale.
+pub fn genesis(currency: &Currency) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"wallet chain v1\0");
+    field(&mut h, currency.code.as_bytes());
+    h.update([currency.scale]);
+    h.finalize().into()
+}
+
+/// A transfer's fields as a link hashes them (account ids, not names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub tx_id: i64,
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub memo: Option<String>,
+    pub key: Option<String>,
+    pub created_at: i64,
+    pub settled_at: Option<i64>,
+    pub hold_amount: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub refund_of: Option<i64>,
+}
+
+/// Whether a transfer in this status can still change: such a transfer is
+/// not sealed until it is decided.
+pub fn is_open(status: &str) -> bool {
+    status == "PENDING" || status == "HELD"
+}
+
+/// Which transfers a link covers, besides its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkHeader {
+    pub seq: i64,
+    /// The covered range is `(first_tx - 1, last_tx]`.
+    pub first_tx: i64,
+    pub last_tx: i64,
+    /// Transfers of the range left for a later link (HELD when sealed).
+    pub excluded: Vec<i64>,
+    /// Transfers of earlier ranges, excluded then, sealed by this link.
+    pub late: Vec<i64>,
+}
+
+/// Hashes one link, fed its transfers in order: the late ones, then those
+/// of its range.
+pub struct LinkHasher {
+    h: Sha256,
+    pub count: i64,
+}
+
+impl LinkHasher {
+    pub fn new(prev: &Hash, header: &LinkHeader) -> Self {
+        let mut h = Sha256::new();
+        h.update(prev);
+        for n in [header.seq, header.first_tx, header.last_tx] {
+            h.update(n.to_be_bytes());
+        }
+        for list in [&header.excluded, &header.late] {
+            h.update((list.len() as u64).to_be_bytes());
+            for id in list {
+                h.update(id.to_be_bytes());
+            }
+        }
+        Self { h, count: 0 }
+    }
+
+    pub fn add(&mut self, t: &Sealed) {
+        self.count += 1;
+        let h = &mut self.h;
+        for n in [t.tx_id, t.src, t.dst, t.amount, t.created_at] {
+            h.update(n.to_be_bytes());
+        }
+        field(h, t.status.as_bytes());
+        for text in [&t.reason, &t.memo, &t.key] {
+            optional(h, text.as_deref().map(str::as_bytes));
+        }
+        for n in [t.settled_at, t.hold_amount, t.expires_at, t.refund_of] {
+            optional(h, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
+        }
+    }
+
+    pub fn finish(self) -> Hash {
+        self.h.finalize().into()
+    }
+}
+
+/// A length-prefixed field, so that no two different rows hash alike.
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+fn optional(h: &mut Sha256, bytes: Option<&[u8]>) {
+    match bytes {
+        None => h.update([0u8]),
+        Some(bytes) => {
+            h.update([1u8]);
+            field(h, bytes);
+        }
+    }
+}
+
+pub fn hex(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(text: &str) -> Option<Hash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Ids as a link row stores them: space-separated, in order.
+pub fn ids_to_text(ids: &[i64]) -> String {
+    ids.iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn ids_from_text(text: &str) -> Vec<i64> {
+    text.split_whitespace()
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
+/// A link as stored.
+#[derive(Debug, Clone)]
+pub struct StoredLink {
+    pub header: LinkHeader,
+    pub count: i64,
+    pub hash: String,
+}
+
+/// What `verify` learns of the chain, and `verify --head` prints.
+#[derive(Debug, Clone, Default)]
+pub struct ChainState {
+    pub links: i64,
+    pub head: Option<(String, i64, i64)>,
+    pub sealed: i64,
+    pub unsealed: i64,
+    /// The first link that does not match what it covers: (seq, first_tx,
+    /// last_tx, why).
+    pub broken: Option<(i64, i64, i64, String)>,
+    /// Every recomputed hash up to the first broken link, for
+    /// `--expect-head`.
+    pub good_hashes: Vec<String>,
+    /// Why the ledger has no chain yet (a schema older than the chain).
+    pub unavailable: Option<String>,
+}
+
+/// The name of `verify`'s check of the chain.
+pub const CHAIN_CHECK: &str = "chain";
+
+/// `verify`'s check of the chain: every sealed link matches what it covers
+/// (the first that does not is named, with its `tx_id` range), and how much
+/// is not sealed yet.
+pub fn check(state: &ChainState) -> crate::ledger::model::Check {
+    use crate::ledger::model::{Findings, Problem};
+    let mut findings = Findings::default();
+    if let Some((seq, first, last, why)) = &state.broken {
+        let range = if *first == i64::MIN + 1 {
+            format!("transfers up to {last}")
+        } else {
+            format!("transfers {first}–{last}")
+        };
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(*first.max(&0)),
+            message: format!("link {seq} of the hash chain ({range}) is broken: {why}"),
+        });
+    }
+    if let Some(why) = &state.unavailable {
+        return findings.into_check(CHAIN_CHECK, why.clone());
+    }
+    let detail = match (&state.broken, &state.head) {
+        (Some((seq, ..)), _) => format!(
+            "{} links; link {seq} and every link after it no longer match what they seal",
+            state.links
+        ),
+        (None, head) => match head {
+            Some((_, _, last)) => format!(
+                "{} links seal {} transfers up to tx_id {last} (`verify --head` prints the head); {} not sealed yet",
+                state.links, state.sealed, state.unsealed
+            ),
+            None => format!(
+                "no link sealed yet; {} transfers not sealed yet",
+                state.unsealed
+            ),
+        },
+    };
+    findings.into_check(CHAIN_CHECK, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(tx_id: i64, amount: i64) -> Sealed {
+        Sealed {
+            tx_id,
+            src: 1,
+            dst: 2,
+            amount,
+            status: "COMPLETED".into(),
+            reason: None,
+            memo: Some("m".into()),
+            key: None,
+            created_at: 5,
+            settled_at: Some(6),
+            hold_amount: None,
+            expires_at: None,
+            refund_of: None,
+        }
+    }
+
+    fn link(prev: &Hash, rows: &[Sealed]) -> Hash {
+        let header = LinkHeader {
+            seq: 1,
+            first_tx: 1,
+            last_tx: 10,
+            excluded: vec![],
+            late: vec![],
+        };
+        let mut h = LinkHasher::new(prev, &header);
+        for row in rows {
+            h.add(row);
+        }
+        h.finish()
+    }
+
+    #[test]
+    fn any_change_of_a_field_or_the_scale_changes_the_hash() {
+        let php2 = genesis(&Currency::default());
+        let php0 = genesis(&Currency {
+            code: "PHP".into(),
+            scale: 0,
+        });
+        assert_ne!(php2, php0);
+        let base = link(&php2, &[sealed(1, 100), sealed(2, 5)]);
+        assert_eq!(base, link(&php2, &[sealed(1, 100), sealed(2, 5)]));
+        assert_ne!(base, link(&php0, &[sealed(1, 100), sealed(2, 5)]));
+        assert_ne!(base, link(&php2, &[sealed(1, 101), sealed(2, 5)]));
+        assert_ne!(base, link(&php2, &[sealed(1, 100)]));
+        let mut memo = sealed(2, 5);
+        memo.memo = None;
+        assert_ne!(base, link(&php2, &[sealed(1, 100), memo]));
+        assert_eq!(from_hex(&hex(&base)), Some(base));
+    }
+}
