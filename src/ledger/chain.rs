@@ -2,8 +2,10 @@
 //! they can no longer change.
 //!
 //! A link covers the transfers with `tx_id` in `(previous link's last_tx,
-//! last_tx]`, minus those still HELD then (`excluded`, sealed later by the
-//! link that finds them decided, in its `late` list). Its hash is taken over
+//! last_tx]`: those decided by every field, those that could still change
+//! then (PENDING, or a live hold: its `excluded` list) by the fields fixed
+//! when they were queued; their decision is sealed by the link that finds
+//! them decided, in its `late` list. Its hash is taken over
 //! the previous link's hash, its own header and every covered transfer's
 //! canonical fields, in order; the first link's "previous hash" is taken
 //! over the ledger's currency and scale. Links are sealed after the fact, by
@@ -23,11 +25,10 @@ pub type Hash = [u8; 32];
 
 /// The hash the first link chains from: the ledger's currency and scale.
 pub fn genesis(currency: &Currency) -> Hash {
-    let mut h = Sha256::new();
-    h.update(b"wallet chain v1\0");
-    field(&mut h, currency.code.as_bytes());
-    h.update([currency.scale]);
-    h.finalize().into()
+    let mut bytes = b"wallet chain v1\0".to_vec();
+    field(&mut bytes, currency.code.as_bytes());
+    bytes.push(currency.scale);
+    Sha256::digest(&bytes).into()
 }
 
 /// A transfer's fields as a link hashes them (account ids, not names).
@@ -71,6 +72,9 @@ pub struct LinkHeader {
 /// of its range.
 pub struct LinkHasher {
     h: Sha256,
+    /// One row's encoding, reused: the hash takes a row in one call rather
+    /// than a call per field, which cost more than the hashing itself.
+    row: Vec<u8>,
     pub count: i64,
 }
 
@@ -87,22 +91,54 @@ impl LinkHasher {
                 h.update(id.to_be_bytes());
             }
         }
-        Self { h, count: 0 }
+        Self {
+            h,
+            row: Vec::with_capacity(256),
+            count: 0,
+        }
     }
 
     pub fn add(&mut self, t: &Sealed) {
         self.count += 1;
-        let h = &mut self.h;
+        let row = &mut self.row;
+        row.clear();
         for n in [t.tx_id, t.src, t.dst, t.amount, t.created_at] {
-            h.update(n.to_be_bytes());
+            row.extend_from_slice(&n.to_be_bytes());
         }
-        field(h, t.status.as_bytes());
+        field(row, t.status.as_bytes());
         for text in [&t.reason, &t.memo, &t.key] {
-            optional(h, text.as_deref().map(str::as_bytes));
+            optional(row, text.as_deref().map(str::as_bytes));
         }
         for n in [t.settled_at, t.hold_amount, t.expires_at, t.refund_of] {
-            optional(h, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
+            optional(row, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
         }
+        self.h.update(&self.row);
+    }
+
+    /// A transfer that can still change (PENDING, or a live hold), by the
+    /// fields fixed when it was queued; its decision is sealed by a later
+    /// link, in its `late` list.
+    pub fn add_queued(&mut self, t: &Sealed) {
+        self.count += 1;
+        let row = &mut self.row;
+        row.clear();
+        row.push(b'q');
+        for n in [
+            t.tx_id,
+            t.src,
+            t.dst,
+            t.hold_amount.unwrap_or(t.amount),
+            t.created_at,
+        ] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        for text in [&t.memo, &t.key] {
+            optional(row, text.as_deref().map(str::as_bytes));
+        }
+        for n in [t.hold_amount, t.expires_at, t.refund_of] {
+            optional(row, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
+        }
+        self.h.update(&self.row);
     }
 
     pub fn finish(self) -> Hash {
@@ -111,17 +147,17 @@ impl LinkHasher {
 }
 
 /// A length-prefixed field, so that no two different rows hash alike.
-fn field(h: &mut Sha256, bytes: &[u8]) {
-    h.update((bytes.len() as u64).to_be_bytes());
-    h.update(bytes);
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
-fn optional(h: &mut Sha256, bytes: Option<&[u8]>) {
+fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
-        None => h.update([0u8]),
+        None => out.push(0),
         Some(bytes) => {
-            h.update([1u8]);
-            field(h, bytes);
+            out.push(1);
+            field(out, bytes);
         }
     }
 }

@@ -151,3 +151,26 @@ fn a_hold_is_sealed_once_it_is_decided() {
     ));
     only_the_chain_fails(&s);
 }
+
+#[test]
+fn a_queued_transfer_is_sealed_by_what_it_asked_for_until_it_is_decided() {
+    let s = sealed();
+    s.ok(&["transfer", "alice", "bob", "1"]);
+    s.ok(&["transfer", "alice", "bob", "2"]);
+    s.ok(&["settle", "--limit", "1"]);
+    let head: Value = s.json(&["verify", "--head"]);
+    assert_eq!(head["ok"], true, "{head}");
+    assert_eq!(
+        head["head"]["last_tx"], 4,
+        "the PENDING one is sealed too: {head}"
+    );
+    assert_eq!(head["head"]["unsealed"], 1, "its decision is not: {head}");
+    // Its amount raised before settle could apply it.
+    let mut sql = "UPDATE transfers SET amount = 20000 WHERE tx_id = 4;".to_string();
+    sql.push_str(
+        "UPDATE accounts SET pending_out = pending_out + 19800 WHERE name = 'alice';
+         UPDATE accounts SET pending_in = pending_in + 19800 WHERE name = 'bob';",
+    );
+    s.tamper(&sql);
+    only_the_chain_fails(&s);
+}

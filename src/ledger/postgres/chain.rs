@@ -39,6 +39,7 @@ fn covered(
     tx: &mut postgres::Transaction<'_>,
     header: &LinkHeader,
     each: &mut dyn FnMut(Sealed),
+    queued: &mut dyn FnMut(Sealed),
 ) -> PgResult<Vec<i64>> {
     let mut missing = Vec::new();
     for &id in &header.late {
@@ -64,6 +65,7 @@ fn covered(
                 excluded.next();
             }
             if excluded.peek() == Some(&&t.tx_id) {
+                queued(t);
                 continue;
             }
             each(t);
@@ -135,7 +137,9 @@ fn seal_one(
         return Ok(false);
     };
     let start = last;
-    let reach = first_pending.map_or(max_tx, |p| p - 1);
+    // Everything queued so far: what can still change by its queue fields.
+    let _ = first_pending;
+    let reach = max_tx;
     let cap = if last == i64::MIN {
         min_tx.saturating_add(LINK_MAX - 1)
     } else {
@@ -171,8 +175,14 @@ fn seal_one(
         excluded,
         late,
     };
-    let mut hasher = LinkHasher::new(&prev, &header);
-    covered(tx, &header, &mut |t| hasher.add(&t))?;
+    let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, &header));
+    covered(
+        tx,
+        &header,
+        &mut |t| hasher.borrow_mut().add(&t),
+        &mut |t| hasher.borrow_mut().add_queued(&t),
+    )?;
+    let hasher = hasher.into_inner();
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.execute(
@@ -238,8 +248,11 @@ pub fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainState> {
         if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
             why = Some("the links before it are missing or out of order".to_string());
         }
-        let mut hasher = LinkHasher::new(&prev, h);
-        let missing = covered(&mut tx, h, &mut |t| hasher.add(&t))?;
+        let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, h));
+        let missing = covered(&mut tx, h, &mut |t| hasher.borrow_mut().add(&t), &mut |t| {
+            hasher.borrow_mut().add_queued(&t)
+        })?;
+        let hasher = hasher.into_inner();
         let count = hasher.count;
         let recomputed = chain::hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {

@@ -48,6 +48,7 @@ fn covered(
     conn: &Connection,
     header: &LinkHeader,
     each: &mut dyn FnMut(Sealed),
+    queued: &mut dyn FnMut(Sealed),
 ) -> SqlResult<Vec<i64>> {
     let mut missing = Vec::new();
     let mut one = conn.prepare_cached(&format!("{SEALED_FIELDS} WHERE tx_id = ?1"))?;
@@ -68,6 +69,7 @@ fn covered(
             excluded.next();
         }
         if excluded.peek() == Some(&&t.tx_id) {
+            queued(t);
             continue;
         }
         each(t);
@@ -110,7 +112,9 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
         return Ok(false);
     };
     let start = if last == i64::MIN { i64::MIN } else { last };
-    let reach = first_pending.map_or(max_tx, |p| p - 1);
+    // Everything queued so far: what can still change by its queue fields.
+    let _ = first_pending;
+    let reach = max_tx;
     let cap = if last == i64::MIN {
         // The first link: from the smallest id on.
         let min_tx: i64 = tx.query_row("SELECT min(tx_id) FROM transfers", [], |r| r.get(0))?;
@@ -132,8 +136,9 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
     let end = end.max(start);
     let excluded: Vec<i64> = tx
         .prepare_cached(
-            "SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-             WHERE status = 'HELD' AND tx_id > ?1 AND tx_id <= ?2 ORDER BY tx_id",
+            "SELECT tx_id FROM transfers
+             WHERE tx_id > ?1 AND tx_id <= ?2 AND (status = 'PENDING' OR status = 'HELD')
+             ORDER BY tx_id",
         )?
         .query_map(params![start, end], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -144,8 +149,14 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
         excluded,
         late,
     };
-    let mut hasher = LinkHasher::new(&prev, &header);
-    covered(tx, &header, &mut |t| hasher.add(&t))?;
+    let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, &header));
+    covered(
+        tx,
+        &header,
+        &mut |t| hasher.borrow_mut().add(&t),
+        &mut |t| hasher.borrow_mut().add_queued(&t),
+    )?;
+    let hasher = hasher.into_inner();
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.prepare_cached(
@@ -205,8 +216,11 @@ pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainSt
         if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
             why = Some("the links before it are missing or out of order".to_string());
         }
-        let mut hasher = LinkHasher::new(&prev, h);
-        let missing = covered(conn, h, &mut |t| hasher.add(&t))?;
+        let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, h));
+        let missing = covered(conn, h, &mut |t| hasher.borrow_mut().add(&t), &mut |t| {
+            hasher.borrow_mut().add_queued(&t)
+        })?;
+        let hasher = hasher.into_inner();
         let count = hasher.count;
         let recomputed = chain::hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {
