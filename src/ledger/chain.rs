@@ -216,6 +216,60 @@ pub struct ChainState {
     pub unavailable: Option<String>,
 }
 
+/// Recomputes `links` in order, each from the transfers `cover` feeds it
+/// (decided ones to the first callback, those sealed by their queue fields
+/// to the second; it returns the late ids it could not find), and stops at
+/// the first that does not match. The engine adds what is not sealed yet.
+pub fn walk<E>(
+    links: &[StoredLink],
+    currency: &Currency,
+    mut cover: impl FnMut(
+        &LinkHeader,
+        &mut dyn FnMut(Sealed),
+        &mut dyn FnMut(Sealed),
+    ) -> Result<Vec<i64>, E>,
+) -> Result<ChainState, E> {
+    let mut state = ChainState {
+        links: links.len() as i64,
+        ..ChainState::default()
+    };
+    let mut prev = genesis(currency);
+    let mut expected_first = i64::MIN;
+    for (i, link) in links.iter().enumerate() {
+        let h = &link.header;
+        let mut why = None;
+        if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
+            why = Some("the links before it are missing or out of order".to_string());
+        }
+        let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, h));
+        let missing = cover(h, &mut |t| hasher.borrow_mut().add(&t), &mut |t| {
+            hasher.borrow_mut().add_queued(&t)
+        })?;
+        let hasher = hasher.into_inner();
+        let count = hasher.count;
+        let recomputed = hex(&hasher.finish());
+        if why.is_none() && !missing.is_empty() {
+            why = Some(format!("transfer {} it sealed is gone", missing[0]));
+        }
+        if why.is_none() && recomputed != link.hash {
+            why = Some(format!(
+                "its {count} transfers (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
+                link.count
+            ));
+        }
+        if let Some(why) = why {
+            state.broken = Some((h.seq, h.first_tx, h.last_tx, why));
+            break;
+        }
+        state.good_hashes.push(recomputed);
+        state.sealed += count;
+        state.head = Some((link.hash.clone(), h.seq, h.last_tx));
+        prev = from_hex(&link.hash).unwrap_or([0; 32]);
+        expected_first = h.last_tx.saturating_add(1);
+    }
+    Ok(state)
+}
+
 /// The name of `verify`'s check of the chain.
 pub const CHAIN_CHECK: &str = "chain";
 

@@ -50,21 +50,7 @@ pub fn queue_line(
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
     };
-    let requested = Pinned {
-        src,
-        dst,
-        amount: transfer.amount().minor_units(),
-        memo: transfer.memo(),
-        hold: matches!(transfer.kind(), Kind::Hold(_)),
-        refund_of: match transfer.kind() {
-            Kind::Refund(original) => Some(original),
-            _ => None,
-        },
-        expiry: match transfer.kind() {
-            Kind::Hold(expiry) => expiry.pinned(),
-            _ => None,
-        },
-    };
+    let requested = Pinned::requested(transfer, src, dst);
     if let Some(key) = transfer.key() {
         let earlier = client.query_opt(
             &format!(

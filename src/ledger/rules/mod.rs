@@ -13,7 +13,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
-use super::model::{EXTERNAL_ACCOUNT, FailReason, NewTransfer, Queued, Status};
+use super::model::{EXTERNAL_ACCOUNT, FailReason, Kind, NewTransfer, Queued, Status};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.
@@ -53,6 +53,27 @@ pub struct Pinned<'a> {
     /// `None` where it does not (`--expires-in` counts from whenever the
     /// hold was placed), and for an earlier transfer, its stored expiry.
     pub expiry: Option<Option<i64>>,
+}
+
+impl<'a> Pinned<'a> {
+    /// What a request pins, once its parties are resolved to accounts.
+    pub fn requested(transfer: &'a NewTransfer, src: i64, dst: i64) -> Self {
+        Self {
+            src,
+            dst,
+            amount: transfer.amount().minor_units(),
+            memo: transfer.memo(),
+            hold: matches!(transfer.kind(), Kind::Hold(_)),
+            refund_of: match transfer.kind() {
+                Kind::Refund(original) => Some(original),
+                _ => None,
+            },
+            expiry: match transfer.kind() {
+                Kind::Hold(expiry) => expiry.pinned(),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:

@@ -204,44 +204,9 @@ pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainSt
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut state = ChainState {
-        links: links.len() as i64,
-        ..ChainState::default()
-    };
-    let mut prev = chain::genesis(currency);
-    let mut expected_first = i64::MIN;
-    for (i, link) in links.iter().enumerate() {
-        let h = &link.header;
-        let mut why = None;
-        if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
-            why = Some("the links before it are missing or out of order".to_string());
-        }
-        let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, h));
-        let missing = covered(conn, h, &mut |t| hasher.borrow_mut().add(&t), &mut |t| {
-            hasher.borrow_mut().add_queued(&t)
-        })?;
-        let hasher = hasher.into_inner();
-        let count = hasher.count;
-        let recomputed = chain::hex(&hasher.finish());
-        if why.is_none() && !missing.is_empty() {
-            why = Some(format!("transfer {} it sealed is gone", missing[0]));
-        }
-        if why.is_none() && recomputed != link.hash {
-            why = Some(format!(
-                "its {count} transfers (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
-                link.count
-            ));
-        }
-        if let Some(why) = why {
-            state.broken = Some((h.seq, h.first_tx, h.last_tx, why));
-            break;
-        }
-        state.good_hashes.push(recomputed);
-        state.sealed += count;
-        state.head = Some((link.hash.clone(), h.seq, h.last_tx));
-        prev = chain::from_hex(&link.hash).unwrap_or([0; 32]);
-        expected_first = h.last_tx.saturating_add(1);
-    }
+    let mut state = chain::walk(&links, currency, |h, each, queued| {
+        covered(conn, h, each, queued)
+    })?;
     let last = links.last().map_or(i64::MIN, |l| l.header.last_tx);
     let after: i64 = conn.query_row(
         "SELECT count(*) FROM transfers WHERE tx_id > ?1",

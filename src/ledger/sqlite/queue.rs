@@ -463,21 +463,7 @@ fn queue_one(
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
     };
-    let requested = Pinned {
-        src,
-        dst,
-        amount: transfer.amount().minor_units(),
-        memo: transfer.memo(),
-        hold: matches!(transfer.kind(), Kind::Hold(_)),
-        refund_of: match transfer.kind() {
-            Kind::Refund(original) => Some(original),
-            _ => None,
-        },
-        expiry: match transfer.kind() {
-            Kind::Hold(expiry) => expiry.pinned(),
-            _ => None,
-        },
-    };
+    let requested = Pinned::requested(transfer, src, dst);
     let mut deferred = deferred;
     if transfer.kind() != Kind::Transfer {
         // A hold or a refund reads what it depends on, so it is never
