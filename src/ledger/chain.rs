@@ -23,6 +23,30 @@ pub const LINK_MAX: i64 = 100_000;
 
 pub type Hash = [u8; 32];
 
+/// Whether anything waits to be sealed: a transfer queued after the last
+/// link, or one a link left open that is decided now. Read before a sealer
+/// takes any lock, so that a `settle` with nothing new (a watch worker
+/// between batches) locks nothing. SQL both engines run.
+pub const ANYTHING_TO_SEAL: &str = "SELECT coalesce(
+        (SELECT max(tx_id) FROM transfers) > coalesce(
+            (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
+            (SELECT min(tx_id) FROM transfers) - 1)
+        OR EXISTS (SELECT 1 FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
+                   WHERE t.status <> 'PENDING' AND t.status <> 'HELD'),
+        false)";
+
+/// The last `tx_id` the next link covers: everything queued so far, at most
+/// [`LINK_MAX`] transfers past the head (`last`, `i64::MIN` before the first
+/// link, which starts at the smallest id).
+pub fn link_end(last: i64, min_tx: i64, max_tx: i64) -> i64 {
+    let cap = if last == i64::MIN {
+        min_tx.saturating_add(LINK_MAX - 1)
+    } else {
+        last.saturating_add(LINK_MAX)
+    };
+    max_tx.min(cap)
+}
+
 /// The hash the first link chains from: the ledger's currency and scale.
 pub fn genesis(currency: &Currency) -> Hash {
     let mut bytes = b"wallet chain v1\0".to_vec();

@@ -6,9 +6,7 @@ use postgres::{Client, Row};
 
 use super::NOW_MS;
 use super::error::PgResult;
-use crate::ledger::chain::{
-    self, ChainState, Hash, LINK_MAX, LinkHasher, LinkHeader, Sealed, StoredLink,
-};
+use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
 use crate::money::Currency;
 
 const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
@@ -74,21 +72,17 @@ fn covered(
     Ok(missing)
 }
 
-/// The ids a seal may cover: (first PENDING, largest, smallest), read
+/// The ids a seal may cover: (smallest, largest), read
 /// under a lock that waits for every transaction that drew transfer ids or
 /// changed transfers: any id drawn later is larger than these, so no row can
 /// appear below them after the seal.
-type Bounds = (Option<i64>, Option<i64>, Option<i64>);
+type Bounds = (Option<i64>, Option<i64>);
 
 fn bounds(client: &mut Client) -> PgResult<Bounds> {
     let mut tx = client.transaction()?;
     tx.batch_execute("LOCK TABLE transfers IN SHARE MODE")?;
-    let row = tx.query_one(
-        "SELECT (SELECT min(tx_id) FROM transfers WHERE status = 'PENDING'),
-                (SELECT max(tx_id) FROM transfers), (SELECT min(tx_id) FROM transfers)",
-        &[],
-    )?;
-    let bounds = (row.get(0), row.get(1), row.get(2));
+    let row = tx.query_one("SELECT min(tx_id), max(tx_id) FROM transfers", &[])?;
+    let bounds = (row.get(0), row.get(1));
     tx.commit()?;
     Ok(bounds)
 }
@@ -96,6 +90,10 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
 /// Seals what can be sealed unless another process is sealing, in one
 /// transaction that holds the chain's advisory lock.
 pub fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
+    let waiting: bool = client.query_one(chain::ANYTHING_TO_SEAL, &[])?.get(0);
+    if !waiting {
+        return Ok(0);
+    }
     let bounds = bounds(client)?;
     let mut tx = client.transaction()?;
     let locked: bool = tx
@@ -119,7 +117,7 @@ pub fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
 fn seal_one(
     tx: &mut postgres::Transaction<'_>,
     currency: &Currency,
-    (first_pending, max_tx, min_tx): Bounds,
+    (min_tx, max_tx): Bounds,
 ) -> PgResult<bool> {
     let head = tx.query_opt(
         "SELECT seq, last_tx, hash FROM chain_links ORDER BY seq DESC LIMIT 1",
@@ -137,15 +135,7 @@ fn seal_one(
         return Ok(false);
     };
     let start = last;
-    // Everything queued so far: what can still change by its queue fields.
-    let _ = first_pending;
-    let reach = max_tx;
-    let cap = if last == i64::MIN {
-        min_tx.saturating_add(LINK_MAX - 1)
-    } else {
-        last.saturating_add(LINK_MAX)
-    };
-    let end = reach.min(cap);
+    let end = chain::link_end(last, min_tx, max_tx);
     let late: Vec<i64> = tx
         .query(
             "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id

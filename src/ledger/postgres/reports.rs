@@ -112,19 +112,8 @@ pub fn export(
     let until = filter.until.unwrap_or(i64::MAX);
     let portal = tx.bind(
         &format!(
-            "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
-                CASE WHEN t.status = 'HELD' AND t.expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE t.status END,
-                t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-                t.refund_of, NULL::bigint,
-                (SELECT coalesce(array_agg(r.tx_id ORDER BY r.tx_id), '{{}}') FROM transfers r
-                  WHERE r.refund_of = t.tx_id),
-                (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-                  WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
-             FROM transfers t
-             JOIN accounts s ON s.id = t.src
-             JOIN accounts d ON d.id = t.dst
-             WHERE t.created_at >= $1 AND t.created_at <= $2
-             ORDER BY t.tx_id"
+            "{} WHERE t.created_at >= $1 AND t.created_at <= $2 ORDER BY t.tx_id",
+            super::transfers::select_transfer("NULL::bigint")
         ),
         &[&since, &until],
     )?;
@@ -134,9 +123,7 @@ pub fn export(
             break;
         }
         for row in &rows {
-            let mut record = transfer_from_row(row)?;
-            record.refunds = row.get(14);
-            record.refunded = row.get(15);
+            let record = transfer_from_row(row)?;
             if filter.keeps(&record) && !each(record)? {
                 break 'fetch;
             }

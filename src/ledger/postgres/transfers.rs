@@ -11,9 +11,10 @@ use crate::ledger::model::{EXTERNAL_ACCOUNT, HistoryQuery, Status, TransferRecor
 use crate::ledger::rules;
 
 /// A transfer as readers show it: a hold past its expiry reads EXPIRED
-/// (by the server's clock) whether or not `settle` has marked it; the
-/// last column is the balance after it of the user `balance_of` names.
-fn select_transfer(balance_of: &str) -> String {
+/// (by the server's clock) whether or not `settle` has marked it; then the
+/// balance after it of the user `balance_of` names, and its refunds (their
+/// ids, and the sum of those COMPLETED).
+pub fn select_transfer(balance_of: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
             CASE WHEN t.status = 'HELD' AND t.expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE t.status END,
@@ -21,31 +22,15 @@ fn select_transfer(balance_of: &str) -> String {
             t.refund_of,
             CASE WHEN t.status = 'COMPLETED' THEN
                 CASE WHEN t.src = {balance_of} THEN t.src_balance WHEN t.dst = {balance_of} THEN t.dst_balance END
-            END
+            END,
+            (SELECT coalesce(array_agg(r.tx_id ORDER BY r.tx_id), '{{}}') FROM transfers r
+              WHERE r.refund_of = t.tx_id),
+            (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+              WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst"
     )
-}
-
-/// Fills in the refunds of each record: their ids and the sum of those
-/// COMPLETED.
-fn with_refunds(
-    client: &mut Client,
-    mut records: Vec<TransferRecord>,
-) -> PgResult<Vec<TransferRecord>> {
-    for record in &mut records {
-        for row in client.query(
-            "SELECT tx_id, status, amount FROM transfers WHERE refund_of = $1 ORDER BY tx_id",
-            &[&record.tx_id],
-        )? {
-            record.refunds.push(row.get(0));
-            if row.get::<_, String>(1) == Status::Completed.as_str() {
-                record.refunded += row.get::<_, i64>(2);
-            }
-        }
-    }
-    Ok(records)
 }
 
 pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
@@ -65,8 +50,7 @@ pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<Transfe
         })
         .into());
     };
-    let record = transfer_from_row(&row)?;
-    Ok(with_refunds(client, vec![record])?.remove(0))
+    transfer_from_row(&row)
 }
 
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
@@ -174,11 +158,7 @@ pub fn history(
         Some(status) => client.query(&sql, &[&user.id, &before, &limit, &status.as_str()])?,
         None => client.query(&sql, &[&user.id, &before, &limit])?,
     };
-    let records = rows
-        .iter()
-        .map(transfer_from_row)
-        .collect::<PgResult<Vec<_>>>()?;
-    with_refunds(client, records)
+    rows.iter().map(transfer_from_row).collect()
 }
 
 pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
@@ -197,8 +177,8 @@ pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         hold_amount: row.get(10),
         expires_at: row.get(11),
         refund_of: row.get(12),
-        refunds: Vec::new(),
-        refunded: 0,
+        refunds: row.get(14),
+        refunded: row.get(15),
         balance_after: row.get(13),
     })
 }

@@ -4,9 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::error::{SqlResult, commit};
-use crate::ledger::chain::{
-    self, ChainState, Hash, LINK_MAX, LinkHasher, LinkHeader, Sealed, StoredLink,
-};
+use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
 use crate::ledger::clock;
 use crate::money::Currency;
 
@@ -80,6 +78,12 @@ fn covered(
 /// Seals what can be sealed, a link of at most [`LINK_MAX`] transfers at a
 /// time, in one write transaction; returns how many links it added.
 pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64> {
+    let waiting: bool = conn
+        .prepare_cached(chain::ANYTHING_TO_SEAL)?
+        .query_row([], |r| r.get(0))?;
+    if !waiting {
+        return Ok(0);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut added = 0u64;
     loop {
@@ -100,29 +104,14 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
 
 fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
     let (seq, last, prev) = head(tx, currency)?;
-    let first_pending: Option<i64> = tx
-        .prepare_cached(
-            "SELECT min(tx_id) FROM transfers INDEXED BY transfers_pending WHERE status = 'PENDING'",
-        )?
-        .query_row([], |r| r.get(0))?;
-    let max_tx: Option<i64> = tx
-        .prepare_cached("SELECT max(tx_id) FROM transfers")?
-        .query_row([], |r| r.get(0))?;
-    let Some(max_tx) = max_tx else {
+    let (min_tx, max_tx): (Option<i64>, Option<i64>) = tx
+        .prepare_cached("SELECT min(tx_id), max(tx_id) FROM transfers")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (Some(min_tx), Some(max_tx)) = (min_tx, max_tx) else {
         return Ok(false);
     };
-    let start = if last == i64::MIN { i64::MIN } else { last };
-    // Everything queued so far: what can still change by its queue fields.
-    let _ = first_pending;
-    let reach = max_tx;
-    let cap = if last == i64::MIN {
-        // The first link: from the smallest id on.
-        let min_tx: i64 = tx.query_row("SELECT min(tx_id) FROM transfers", [], |r| r.get(0))?;
-        min_tx.saturating_add(LINK_MAX - 1)
-    } else {
-        last.saturating_add(LINK_MAX)
-    };
-    let end = reach.min(cap);
+    let start = last;
+    let end = chain::link_end(last, min_tx, max_tx);
     let late: Vec<i64> = tx
         .prepare_cached(
             "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id

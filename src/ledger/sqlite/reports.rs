@@ -83,20 +83,10 @@ pub(super) fn export(
     each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
 ) -> SqlResult<()> {
     let now = clock::now_ms();
-    let mut stmt = conn.prepare(
-        "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status, t.reason, t.idem_key,
-                t.created_at, t.settled_at, t.hold_amount, t.expires_at, t.refund_of, NULL,
-                (SELECT group_concat(r.tx_id, ' ') FROM
-                    (SELECT tx_id FROM transfers INDEXED BY transfers_by_refund_of
-                      WHERE refund_of = t.tx_id ORDER BY tx_id) r),
-                (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
-                  WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
-         FROM transfers t
-         JOIN accounts s ON s.id = t.src
-         JOIN accounts d ON d.id = t.dst
-         WHERE t.created_at >= ?1 AND t.created_at <= ?2
-         ORDER BY t.tx_id",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "{} WHERE t.created_at >= ?1 AND t.created_at <= ?2 ORDER BY t.tx_id",
+        super::transfers::select_transfer("NULL")
+    ))?;
     let mut rows = stmt.query(params![
         filter.since.unwrap_or(i64::MIN),
         filter.until.unwrap_or(i64::MAX)

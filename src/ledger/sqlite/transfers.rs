@@ -10,53 +10,49 @@ use crate::ledger::clock;
 use crate::ledger::model::{HistoryQuery, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
-const SELECT_TRANSFER: &str = "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
-        t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-        t.refund_of, NULL
-     FROM transfers t
-     JOIN accounts s ON s.id = t.src
-     JOIN accounts d ON d.id = t.dst";
+/// A transfer's refunds, as the last two columns of every read of
+/// transfers `t`: their ids (space-separated; sorted when read) and the sum
+/// of those COMPLETED, each from the index of refunds.
+pub(super) const REFUND_COLUMNS: &str = "(SELECT group_concat(r.tx_id, ' ') FROM transfers r
+          INDEXED BY transfers_by_refund_of WHERE r.refund_of = t.tx_id),
+        (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
+          WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')";
 
-/// A record as readers show it: its status as of now, and its refunds.
-pub(super) fn completed(conn: &Connection, record: TransferRecord) -> SqlResult<TransferRecord> {
-    let mut record = record.as_of(clock::now_ms());
-    let mut stmt = conn.prepare_cached(
-        "SELECT tx_id, status, amount FROM transfers INDEXED BY transfers_by_refund_of
-         WHERE refund_of = ?1 ORDER BY tx_id",
-    )?;
-    let mut rows = stmt.query([record.tx_id])?;
-    while let Some(row) = rows.next()? {
-        record.refunds.push(row.get(0)?);
-        if row.get::<_, String>(1)? == Status::Completed.as_str() {
-            record.refunded += row.get::<_, i64>(2)?;
-        }
-    }
-    Ok(record)
+/// A transfer as readers show it; `?balance` is the column for
+/// `balance_after` (NULL where no user is asked about).
+pub(super) fn select_transfer(balance: &str) -> String {
+    format!(
+        "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
+            t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+            t.refund_of, {balance}, {REFUND_COLUMNS}
+         FROM transfers t
+         JOIN accounts s ON s.id = t.src
+         JOIN accounts d ON d.id = t.dst"
+    )
 }
 
-/// One transfer, by id or by idempotency key.
+/// One transfer, by id or by idempotency key, with its status as of now.
 pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<TransferRecord> {
-    completed(conn, stored_transfer(conn, which)?)
-}
-
-/// One transfer as stored.
-fn stored_transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<TransferRecord> {
     let found = match which {
         TransferRef::Id(tx_id) => conn
-            .prepare_cached(&format!("{SELECT_TRANSFER} WHERE t.tx_id = ?1"))?
+            .prepare_cached(&format!("{} WHERE t.tx_id = ?1", select_transfer("NULL")))?
             .query_row([tx_id], transfer_from_row)
             .optional()?,
         TransferRef::Key(key) => conn
-            .prepare_cached(&format!("{SELECT_TRANSFER} WHERE t.idem_key = ?1"))?
+            .prepare_cached(&format!(
+                "{} WHERE t.idem_key = ?1",
+                select_transfer("NULL")
+            ))?
             .query_row([key.as_str()], transfer_from_row)
             .optional()?,
     };
-    Ok(found.ok_or_else(|| {
+    let found = found.ok_or_else(|| {
         WalletError::TransferNotFound(match which {
             TransferRef::Id(tx_id) => tx_id.to_string(),
             TransferRef::Key(key) => format!("with key '{}'", key.as_str()),
         })
-    })?)
+    })?;
+    Ok(found.as_of(clock::now_ms()))
 }
 
 /// Cancels a PENDING transfer. The status is checked under the write
@@ -104,7 +100,7 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         std::iter::once((tx_id, src, None, dst, None)),
         &mut Vec::new(),
     )?;
-    let record = completed(&tx, stored_transfer(&tx, TransferRef::Id(tx_id))?)?;
+    let record = transfer(&tx, TransferRef::Id(tx_id))?;
     commit(
         tx,
         &format!("the cancel of transfer {tx_id}"),
@@ -134,10 +130,10 @@ pub(super) fn history(
         None => stmt.query_map(params![user.id, before, query.limit], transfer_from_row)?,
     };
     let records: Vec<TransferRecord> = rows.collect::<Result<_, _>>()?;
-    records
+    Ok(records
         .into_iter()
-        .map(|record| completed(conn, record))
-        .collect()
+        .map(|record| record.as_of(now))
+        .collect())
 }
 
 /// The page query of [`history`]: `?1` user id, `?2` exclusive upper
@@ -200,16 +196,12 @@ fn history_sql(status: Option<Status>) -> String {
     };
     format!(
         "WITH page(tx_id) AS ({})
-         SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
-             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-             t.refund_of, mine.balance_after
-         FROM transfers t
-         JOIN accounts s ON s.id = t.src
-         JOIN accounts d ON d.id = t.dst
+         {}
          LEFT JOIN postings mine ON mine.account = ?1 AND mine.tx_id = t.tx_id
          WHERE t.tx_id IN (SELECT tx_id FROM page){filtered}
          ORDER BY t.tx_id DESC LIMIT ?3",
-        parts.join(" UNION ALL ")
+        parts.join(" UNION ALL "),
+        select_transfer("mine.balance_after")
     )
 }
 
@@ -236,8 +228,15 @@ pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tra
         hold_amount: row.get(10)?,
         expires_at: row.get(11)?,
         refund_of: row.get(12)?,
-        refunds: Vec::new(),
-        refunded: 0,
+        refunds: {
+            let mut ids: Vec<i64> = row
+                .get::<_, Option<String>>(14)?
+                .map(|ids| ids.split(' ').filter_map(|id| id.parse().ok()).collect())
+                .unwrap_or_default();
+            ids.sort_unstable();
+            ids
+        },
+        refunded: row.get(15)?,
         balance_after: row.get(13)?,
     })
 }
