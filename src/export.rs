@@ -99,11 +99,20 @@ impl<W: Write> ExportWriter for Csv<W> {
                 .collect::<Vec<_>>()
                 .join(" "),
         };
-        self.out.serialize(row).map_err(io::Error::other)
+        self.out.serialize(row).map_err(csv_to_io)
     }
 
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// The writer's own I/O error, kind and all: a reader gone away
+/// (`BrokenPipe`) must stay that, so the export ends quietly.
+fn csv_to_io(err: csv::Error) -> io::Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(err) => err,
+        other => io::Error::other(format!("{other:?}")),
     }
 }
 

@@ -79,15 +79,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
-    // With stdout closed (`>&-`) nothing could tell the caller what was
-    // done, so nothing is done.
-    if stdout_was_closed() {
-        let err = WalletError::Io(anyhow::anyhow!(
-            "standard output is closed, so no answer could be printed; nothing was done (redirect it to /dev/null to drop the answer)"
-        ));
-        output::print_error(&err, mode.json);
-        return err.exit_code();
-    }
+    // Stdout on `/dev/null`, however it was opened, is an answer the
+    // caller chose to drop; a stdout closed with `>&-` is `/dev/null` too
+    // by the time `main` runs (Rust's runtime reopens it), so both run the
+    // command as any other stdout would.
     match commands::run(cli) {
         Ok(report) => match output::print_report(&report, mode) {
             Ok(()) => 0,
@@ -121,23 +116,6 @@ fn output_failed(report: &Report, err: io::Error, json: bool) -> u8 {
     };
     output::print_error(&error, json);
     error.exit_code()
-}
-
-/// Whether the caller closed stdout (`>&-`). Rust's runtime puts
-/// `/dev/null` in the place of a closed standard stream before `main`, so
-/// that writes cannot land in some other file; it opens it read-write,
-/// where a shell's `>/dev/null` opens it write-only.
-fn stdout_was_closed() -> bool {
-    use rustix::fs::{FileType, OFlags, fcntl_getfl, fstat, major, minor};
-    let stdout = io::stdout();
-    let Ok(stat) = fstat(&stdout) else {
-        return true;
-    };
-    let null = FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
-        && (major(stat.st_rdev), minor(stat.st_rdev)) == (1, 3);
-    let read_write =
-        fcntl_getfl(&stdout).is_ok_and(|flags| flags & OFlags::ACCMODE == OFlags::RDWR);
-    null && read_write
 }
 
 /// A user name or email that begins with `-` (`create-user -bob`) reaches

@@ -1245,6 +1245,37 @@ fn a_write_ahead_log_of_another_database_is_refused_not_replayed() {
     }
 }
 
+/// A sound ledger of an older schema is `upgrade_needed` for `verify`, as
+/// for every other read: never `integrity`, and left as it was.
+#[test]
+fn verify_of_an_older_ledger_asks_for_an_upgrade() {
+    for (version, sql) in [
+        (
+            1,
+            format!(
+                "{} {TO_VERSION_2} DROP INDEX transfers_unapplied_by_src; DROP INDEX transfers_unapplied_by_dst;
+                 PRAGMA user_version = 1;",
+                to_version_3()
+            ),
+        ),
+        (2, format!("{} {TO_VERSION_2}", to_version_3())),
+        (3, to_version_3()),
+    ] {
+        let s = Sandbox::new();
+        users(&s);
+        s.ok(&["deposit", "alice", "10"]);
+        s.ok(&["settle"]);
+        s.sqlite().execute_batch(&sql).unwrap();
+        let before = s.ledger_bytes();
+        let message = s.fails(&["verify"], "upgrade_needed", 7);
+        assert!(message.contains("wallet migrate"), "v{version}: {message}");
+        assert!(before == s.ledger_bytes(), "v{version}: verify changed nothing");
+        s.ok(&["migrate"]);
+        let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
+        assert_eq!(report["ok"], true, "v{version}: {report}");
+    }
+}
+
 #[test]
 fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let s = Sandbox::new();
@@ -1257,9 +1288,9 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let before = s.ok(&["--json", "history", "alice"]);
     s.sqlite().execute_batch(&to_version_3()).unwrap();
     s.fails(&["get-user", "alice", "--at-tx", "2"], "upgrade_needed", 7);
-    // A sound older ledger passes verify, which reads it as it is.
-    let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
-    assert_eq!(report["ok"], true, "{report}");
+    // A sound older ledger is never `integrity`: verify, a read, asks
+    // for the upgrade as every read does.
+    s.fails(&["verify"], "upgrade_needed", 7);
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,

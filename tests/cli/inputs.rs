@@ -210,19 +210,44 @@ fn amounts_with_leading_zeros_are_refused() {
     s.fails(&["transfer", "alice", "bob", "-5"], "invalid_amount", 5);
 }
 
+/// Scripts drop an answer with a `/dev/null` stdout, opened however the
+/// harness likes: Python's `DEVNULL` and systemd's `StandardOutput=null`
+/// open it read-write, like a shell's `<>`. A stdout closed with `>&-` is
+/// the same `/dev/null` by the time the program runs. Each runs the command
+/// and exits with the command's own status.
 #[test]
-fn a_closed_standard_output_does_nothing_and_says_so() {
+fn a_dev_null_stdout_however_opened_runs_the_command() {
     let s = Sandbox::new();
     users(&s);
-    let script = format!(
-        "'{}' --db '{}' deposit alice 5 >&-",
-        env!("CARGO_BIN_EXE_wallet"),
-        s.db().display()
+    let wallet = env!("CARGO_BIN_EXE_wallet");
+    let db = s.db().display().to_string();
+    let python = "import subprocess, sys\n\
+         ok = subprocess.run([sys.argv[1], '--db', sys.argv[2], 'deposit', 'alice', '5'], stdout=subprocess.DEVNULL)\n\
+         missing = subprocess.run([sys.argv[1], '--db', sys.argv[2], 'get-user', 'nobody'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+         print(ok.returncode, missing.returncode)\n";
+    let out = Command::new("python3")
+        .args(["-c", python, wallet, &db])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0 3",
+        "{out:?}"
     );
-    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("standard output is closed"));
-    assert_eq!(pending_in(&s, "alice"), "0.00", "nothing was done");
+    assert_eq!(pending_in(&s, "alice"), "5.00");
+
+    for redirect in ["1<>/dev/null", ">&-"] {
+        let script = format!("'{wallet}' --db '{db}' deposit alice 5 {redirect}");
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{redirect}: {out:?}");
+        assert!(out.stderr.is_empty(), "{redirect}: {out:?}");
+        let script = format!("'{wallet}' --db '{db}' --json get-user nobody {redirect}");
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{redirect}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("user_not_found"));
+    }
+    assert_eq!(pending_in(&s, "alice"), "15.00", "every deposit was queued");
 }
 
 #[test]

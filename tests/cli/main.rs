@@ -23,6 +23,7 @@ mod holds;
 mod inputs;
 #[allow(dead_code)]
 mod pgserver;
+mod pipes;
 mod scripting;
 mod tamper;
 mod throughput;

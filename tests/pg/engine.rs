@@ -774,6 +774,10 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let before = s.ok(&["--json", "history", "alice"]);
     s.tamper(TO_VERSION_1);
     s.fails(&["get-user", "alice"], "upgrade_needed", 7);
+    // A sound older ledger is never `integrity`: verify, a read, asks
+    // for the upgrade as every read does.
+    let message = s.fails(&["verify"], "upgrade_needed", 7);
+    assert!(message.contains("wallet migrate"), "{message}");
     let migrated: serde_json::Value = s.json(&["migrate"]);
     assert_eq!(
         migrated,

@@ -37,6 +37,8 @@ mod holds;
 mod inputs;
 #[path = "../cli/pgserver.rs"]
 mod pgserver;
+#[path = "../cli/pipes.rs"]
+mod pipes;
 #[path = "../cli/scripting.rs"]
 mod scripting;
 #[path = "../cli/verify.rs"]

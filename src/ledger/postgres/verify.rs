@@ -6,6 +6,7 @@ use postgres::Client;
 
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
+use crate::error::WalletError;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
@@ -26,6 +27,32 @@ pub fn verify(
     errors: &ErrorContext,
 ) -> PgResult<VerifyReport> {
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    // Behind a savepoint: a schema without the table must not end the
+    // snapshot the other checks read.
+    client.batch_execute("SAVEPOINT a_version")?;
+    let version: i32 =
+        match client.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]) {
+            Ok(row) => {
+                client.batch_execute("RELEASE SAVEPOINT a_version")?;
+                row.get(0)
+            }
+            Err(_) => {
+                client.batch_execute("ROLLBACK TO SAVEPOINT a_version")?;
+                0
+            }
+        };
+    // The checks judge a ledger against the schema this binary builds; an
+    // older one would fail them for its age alone, not for damage. A read
+    // never upgrades, so it is `upgrade_needed`, as for every other read.
+    let latest = schema::latest_version();
+    if (1..latest).contains(&i64::from(version)) {
+        client.batch_execute("ROLLBACK")?;
+        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
+            path: errors.shown.clone(),
+            found: i64::from(version),
+            latest,
+        }));
+    }
     let mut checks = Vec::new();
     // A failed statement ends the transaction's use; each check runs
     // behind a savepoint so that the next can still read the snapshot.
@@ -55,28 +82,7 @@ pub fn verify(
     checks.push(guarded(client, "ledger_meta", &ledger_meta)?);
     checks.push(guarded(client, "foreign_keys", &foreign_keys)?);
     checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
-    // Behind a savepoint: a schema without the table must not end the
-    // snapshot the other checks read.
-    client.batch_execute("SAVEPOINT a_version")?;
-    let version: i32 =
-        match client.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]) {
-            Ok(row) => {
-                client.batch_execute("RELEASE SAVEPOINT a_version")?;
-                row.get(0)
-            }
-            Err(_) => {
-                client.batch_execute("ROLLBACK TO SAVEPOINT a_version")?;
-                0
-            }
-        };
-    if version >= 2 {
-        checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
-    } else {
-        checks.push(Findings::default().into_check(
-            HOLDS_CHECK,
-            format!("not part of schema version {version}; runs once a write upgrades the ledger"),
-        ));
-    }
+    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
     client.batch_execute("SAVEPOINT a_check")?;
     match accounts_and_tally(client) {
         Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),

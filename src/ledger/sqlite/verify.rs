@@ -6,6 +6,7 @@ use rusqlite::Connection;
 
 use super::error::{ErrorContext, Fault, SqlResult};
 use super::schema;
+use crate::error::WalletError;
 use crate::ledger::model::{
     Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
 };
@@ -41,18 +42,25 @@ pub(super) fn verify(
         "integrity_check"
     };
     let version = schema::version_of(conn).unwrap_or(0);
+    // The checks judge a ledger against the schema this binary builds; an
+    // older one would fail them for its age alone, not for damage. A read
+    // never upgrades, so it is `upgrade_needed`, as for every other read.
+    if (1..schema::latest_version()).contains(&version) {
+        return Err(WalletError::UpgradeNeeded {
+            path: errors.path.clone(),
+            found: version,
+            latest: schema::latest_version(),
+        }
+        .into());
+    }
     let mut checks = vec![
         guard(file_pragma, file_check(conn, file_pragma))?,
         guard("schema", schema_check(conn))?,
         guard("ledger_meta", ledger_meta(conn))?,
         guard("foreign_keys", foreign_keys(conn))?,
-        guard("postings", postings(conn, version))?,
+        guard("postings", postings(conn))?,
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
-        if version >= 4 {
-            guard(HOLDS_CHECK, holds(conn, currency))?
-        } else {
-            not_yet(HOLDS_CHECK, version)
-        },
+        guard(HOLDS_CHECK, holds(conn, currency))?,
     ];
     match accounts_and_tally(conn) {
         Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
@@ -164,22 +172,9 @@ fn foreign_keys(conn: &Connection) -> SqlResult<Check> {
 /// decided transfers have user sides. The key rules out a doubled entry,
 /// so together these say the histories are exact; the transfers an entry
 /// is missing for are looked up only when the counts disagree.
-/// A check of what an older schema does not have yet: it passes, saying
-/// when it will run.
-fn not_yet(name: &'static str, version: i64) -> Check {
-    Findings::default().into_check(
-        name,
-        format!("not part of schema version {version}; runs once a write upgrades the ledger"),
-    )
-}
-
-fn postings(conn: &Connection, version: i64) -> SqlResult<Check> {
-    // Holds, posted when placed, exist from schema version 4 on.
-    let holds = if version >= 4 {
-        " OR hold_amount IS NOT NULL"
-    } else {
-        ""
-    };
+fn postings(conn: &Connection) -> SqlResult<Check> {
+    // Holds are posted when placed.
+    let holds = " OR hold_amount IS NOT NULL";
     let expected: i64 = conn.query_row(
         &format!(
             "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers
@@ -192,11 +187,7 @@ fn postings(conn: &Connection, version: i64) -> SqlResult<Check> {
     let mut findings = Findings::default();
     let mut strays = 0i64;
     {
-        let held_null = if version >= 4 {
-            " AND t.hold_amount IS NULL"
-        } else {
-            ""
-        };
+        let held_null = " AND t.hold_amount IS NULL";
         let mut stmt = conn.prepare(&format!(
             "SELECT p.account, p.tx_id FROM postings p
                LEFT JOIN transfers t ON t.tx_id = p.tx_id
