@@ -71,13 +71,23 @@ pub struct TransferView {
     pub expires_at: Option<String>,
     /// For a refund: the transfer it pays back.
     pub refund_of: Option<i64>,
-    /// The sum of this transfer's COMPLETED refunds.
+    /// The sum of this transfer's COMPLETED refunds: what was paid back.
     pub refunded: String,
     /// The ids of its refunds, oldest first, whatever their status.
     pub refunds: Vec<i64>,
+    /// Each refund with its amount and status, in the order of `refunds`.
+    pub refund_details: Vec<RefundView>,
     /// In a user's history: that user's balance right after it was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<Option<String>>,
+}
+
+/// One refund of a transfer, as its original lists it.
+#[derive(Debug, Serialize)]
+pub struct RefundView {
+    pub tx_id: i64,
+    pub amount: String,
+    pub status: &'static str,
 }
 
 /// How the external account appears in tables.
@@ -95,12 +105,21 @@ impl TransferView {
             status: record.status.as_str(),
             reason: record.reason.clone(),
             created_at: clock::rfc3339(record.created_at),
-            settled_at: record.settled_at.map(clock::rfc3339),
+            settled_at: record.decided_at().map(clock::rfc3339),
             hold_amount: record.hold_amount.map(|a| currency.format(a)),
             expires_at: record.expires_at.map(clock::rfc3339),
             refund_of: record.refund_of,
             refunded: currency.format(record.refunded),
-            refunds: record.refunds.clone(),
+            refunds: record.refunds.iter().map(|refund| refund.tx_id).collect(),
+            refund_details: record
+                .refunds
+                .iter()
+                .map(|refund| RefundView {
+                    tx_id: refund.tx_id,
+                    amount: currency.format(refund.amount),
+                    status: refund.status.as_str(),
+                })
+                .collect(),
             balance_after: None,
         }
     }
@@ -134,9 +153,9 @@ impl TransferView {
             ("refunded", self.refunded.clone()),
             (
                 "refunds",
-                self.refunds
+                self.refund_details
                     .iter()
-                    .map(|id| id.to_string())
+                    .map(|r| format!("{} ({} {})", r.tx_id, r.amount, r.status))
                     .collect::<Vec<_>>()
                     .join(", "),
             ),

@@ -269,16 +269,6 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    /// The expiry a request fixes, for comparing a retry with the hold it
-    /// replays: an instant or none; `None` for one relative to placement.
-    pub fn pinned(self) -> Option<Option<i64>> {
-        match self {
-            Expiry::Never => Some(None),
-            Expiry::At(at) => Some(Some(at)),
-            Expiry::After(_) => None,
-        }
-    }
-
     /// The instant it names, for a hold placed at `now`.
     pub fn instant(self, now: i64) -> Option<i64> {
         match self {
@@ -308,12 +298,44 @@ pub struct TransferRecord {
     pub expires_at: Option<i64>,
     /// For a refund: the transfer it pays back.
     pub refund_of: Option<i64>,
-    /// The refunds of this transfer (ids, oldest first) and the sum of
-    /// those COMPLETED.
-    pub refunds: Vec<i64>,
+    /// The refunds of this transfer, oldest first, whatever their status,
+    /// and the sum of those COMPLETED.
+    pub refunds: Vec<Refund>,
     pub refunded: i64,
     /// In a user's history: that user's balance right after it was applied.
     pub balance_after: Option<i64>,
+}
+
+/// One refund of a transfer, as its original's readers list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    pub tx_id: i64,
+    pub amount: i64,
+    pub status: Status,
+}
+
+impl Refund {
+    /// The form both engines read a refund in: `tx_id:amount:status`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let refund = Self {
+            tx_id: parts.next()?.parse().ok()?,
+            amount: parts.next()?.parse().ok()?,
+            status: Status::parse(parts.next()?)?,
+        };
+        parts.next().is_none().then_some(refund)
+    }
+
+    /// A list of refunds in that form, in any order, oldest first; `None`
+    /// if any is unreadable (a damaged ledger).
+    pub fn parse_all<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<Vec<Self>> {
+        let mut refunds = texts
+            .into_iter()
+            .map(Self::parse)
+            .collect::<Option<Vec<_>>>()?;
+        refunds.sort_unstable_by_key(|refund| refund.tx_id);
+        Some(refunds)
+    }
 }
 
 /// Which transfer to read.
@@ -337,6 +359,17 @@ impl TransferRecord {
     pub fn as_of(mut self, now: i64) -> Self {
         self.status = self.status.as_of(self.expires_at, now);
         self
+    }
+
+    /// When the transfer was decided, as readers report it. An EXPIRED
+    /// hold ended at its expiry, not when `settle` came to mark it (or
+    /// before any did): a reconciliation needs the instant the money was
+    /// free again.
+    pub fn decided_at(&self) -> Option<i64> {
+        match self.status {
+            Status::Expired => self.expires_at.or(self.settled_at),
+            _ => self.settled_at,
+        }
     }
 }
 

@@ -165,13 +165,25 @@ fn a_hold_expires_by_the_clock_before_anything_marks_it() {
         (money(&later, "held"), money(&later, "available")),
         ("0.00".into(), "100.00".into())
     );
-    assert_eq!(at(&s, T2, &["get-transfer", &id])["status"], "EXPIRED");
+    let expired = at(&s, T2, &["get-transfer", &id]);
+    assert_eq!(expired["status"], "EXPIRED");
+    // It ended at its expiry, which is what a reconciliation needs.
+    assert_eq!(
+        expired["expires_at"],
+        at(&s, T0, &["get-transfer", &id])["expires_at"]
+    );
+    assert_eq!(expired["settled_at"], expired["expires_at"], "{expired}");
     let listed = at(&s, T2, &["history", "alice", "--status", "EXPIRED"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
     fails_at(&s, T2, &["capture", &id], "not_held", 4);
     // settle marks it; the stored figures then agree.
     let settled = at(&s, T2, &["settle"]);
     assert_eq!(settled["expired"], 1);
+    let marked = at(&s, T3, &["get-transfer", &id]);
+    assert_eq!(marked["settled_at"], expired["expires_at"], "{marked}");
+    let exported = s.ok(&["export", "--status", "EXPIRED"]);
+    let line: Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    assert_eq!(line["settled_at"], expired["expires_at"], "{line}");
     let report: Value = s.json(&["verify"]);
     assert_eq!(report["ok"], true, "{report}");
     // A hold whose expiry has passed cannot be placed.
@@ -226,6 +238,8 @@ fn refunds_never_add_up_to_more_than_the_transfer() {
     at(&s, T0, &["settle"]);
     let first = at(&s, T0, &["refund", &paid, "15"]);
     assert_eq!(first["status"], "PENDING");
+    let dropped = at(&s, T0, &["refund", &paid, "5"])["tx_id"].clone();
+    at(&s, T0, &["cancel", &dropped.to_string()]);
     // 15 queued: 25 left, counting the refund not yet settled.
     let message = fails_at(
         &s,
@@ -245,10 +259,25 @@ fn refunds_never_add_up_to_more_than_the_transfer() {
     );
     at(&s, T1, &["settle"]);
     let original = at(&s, T1, &["get-transfer", &paid]);
+    // `refunded` counts what was paid back (COMPLETED); `refunds` lists
+    // every refund, and `refund_details` says what became of each.
     assert_eq!(original["refunded"], "40.00");
     assert_eq!(
         original["refunds"],
-        serde_json::json!([first["tx_id"], second["tx_id"]])
+        serde_json::json!([first["tx_id"], dropped, second["tx_id"]])
+    );
+    assert_eq!(
+        original["refund_details"],
+        serde_json::json!([
+            {"tx_id": first["tx_id"], "amount": "15.00", "status": "COMPLETED"},
+            {"tx_id": dropped, "amount": "5.00", "status": "CANCELLED"},
+            {"tx_id": second["tx_id"], "amount": "25.00", "status": "COMPLETED"},
+        ])
+    );
+    let table = s.ok(&["get-transfer", &paid]);
+    assert!(
+        table.contains(&format!("{dropped} (5.00 CANCELLED)")),
+        "{table}"
     );
     let refund = at(&s, T1, &["get-transfer", &first["tx_id"].to_string()]);
     assert_eq!(
@@ -541,6 +570,34 @@ fn a_hold_retried_with_another_expiry_is_a_conflict_and_bad_expiries_are_invalid
         ],
     );
     assert_eq!(again["replayed"], true);
+    // The same duration however written replays; another duration, an
+    // instant or no expiry at all is another request.
+    let same = at(
+        &s,
+        T2,
+        &[
+            "hold",
+            "alice",
+            "bob",
+            "5",
+            "--id",
+            "r",
+            "--expires-in",
+            "60m",
+        ],
+    );
+    assert_eq!(same["replayed"], true);
+    for other in [
+        &["--expires-in", "7d"][..],
+        &["--expires-in", "59m"],
+        &["--expires-at", T3],
+        &[],
+    ] {
+        let mut args = vec!["hold", "alice", "bob", "5", "--id", "r"];
+        args.extend_from_slice(other);
+        let message = fails_at(&s, T0, &args, "idempotency_conflict", 4);
+        assert!(message.contains("expiry"), "{other:?}: {message}");
+    }
     for bad in ["3000000d", "-5m", "+5m", " 5m"] {
         let message = fails_at(
             &s,

@@ -9,7 +9,7 @@ use crate::error::{Result, WalletError};
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status, TransferRecord, TransferRef,
 };
-use crate::ledger::rules::{self, Pinned};
+use crate::ledger::rules::{self, Pinned, PinnedExpiry};
 use crate::money::Currency;
 
 fn currency(client: &mut Client) -> PgResult<Currency> {
@@ -55,7 +55,7 @@ pub fn queue_line(
         let earlier = client.query_opt(
             &format!(
                 "SELECT tx_id, src, dst, coalesce(hold_amount, amount), memo, hold_amount IS NOT NULL,
-                        refund_of, expires_at,
+                        refund_of, expires_at, created_at,
                         CASE WHEN status = 'HELD' AND expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE status END
                    FROM transfers WHERE idem_key = $1"
             ),
@@ -70,9 +70,12 @@ pub fn queue_line(
                 memo: memo.as_deref(),
                 hold: row.get(5),
                 refund_of: row.get(6),
-                expiry: Some(row.get(7)),
+                expiry: row
+                    .get::<_, bool>(5)
+                    .then(|| PinnedExpiry::stored(row.get(8), row.get(7)))
+                    .flatten(),
             };
-            let status = rules::stored_status(&row.get::<_, String>(8))?;
+            let status = rules::stored_status(&row.get::<_, String>(9))?;
             return Ok(rules::replay_or_conflict(
                 key,
                 row.get(0),

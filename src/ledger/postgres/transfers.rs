@@ -7,13 +7,15 @@ use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
-use crate::ledger::model::{EXTERNAL_ACCOUNT, HistoryQuery, Status, TransferRecord, TransferRef};
+use crate::ledger::model::{
+    EXTERNAL_ACCOUNT, HistoryQuery, Refund, Status, TransferRecord, TransferRef,
+};
 use crate::ledger::rules;
 
 /// A transfer as readers show it: a hold past its expiry reads EXPIRED
 /// (by the server's clock) whether or not `settle` has marked it; then the
-/// balance after it of the user `balance_of` names, and its refunds (their
-/// ids, and the sum of those COMPLETED).
+/// balance after it of the user `balance_of` names, and its refunds (each
+/// as `tx_id:amount:status`, and the sum of those COMPLETED).
 pub fn select_transfer(balance_of: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
@@ -23,7 +25,8 @@ pub fn select_transfer(balance_of: &str) -> String {
             CASE WHEN t.status = 'COMPLETED' THEN
                 CASE WHEN t.src = {balance_of} THEN t.src_balance WHEN t.dst = {balance_of} THEN t.dst_balance END
             END,
-            (SELECT coalesce(array_agg(r.tx_id ORDER BY r.tx_id), '{{}}') FROM transfers r
+            (SELECT coalesce(array_agg(r.tx_id || ':' || r.amount || ':' || r.status ORDER BY r.tx_id),
+                             '{{}}') FROM transfers r
               WHERE r.refund_of = t.tx_id),
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
               WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
@@ -177,7 +180,15 @@ pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         hold_amount: row.get(10),
         expires_at: row.get(11),
         refund_of: row.get(12),
-        refunds: row.get(14),
+        refunds: {
+            let listed: Vec<String> = row.get(14);
+            Refund::parse_all(listed.iter().map(String::as_str)).ok_or_else(|| {
+                WalletError::Integrity(format!(
+                    "transfer {} has unreadable refunds {listed:?}",
+                    row.get::<_, i64>(0)
+                ))
+            })?
+        },
         refunded: row.get(15),
         balance_after: row.get(13),
     })

@@ -13,7 +13,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
-use super::model::{EXTERNAL_ACCOUNT, FailReason, Kind, NewTransfer, Queued, Status};
+use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.
@@ -49,10 +49,31 @@ pub struct Pinned<'a> {
     pub memo: Option<&'a str>,
     pub hold: bool,
     pub refund_of: Option<i64>,
-    /// A hold's expiry as the request fixes it (`--expires-at`, or none);
-    /// `None` where it does not (`--expires-in` counts from whenever the
-    /// hold was placed), and for an earlier transfer, its stored expiry.
-    pub expiry: Option<Option<i64>>,
+    /// A hold's expiry: as a request asks it, or as an earlier hold was
+    /// stored; `None` for anything that is not a hold.
+    pub expiry: Option<PinnedExpiry>,
+}
+
+/// A hold's expiry on either side of a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedExpiry {
+    /// What a request asks: none, an instant, or a time after placement.
+    Asked(Expiry),
+    /// What an earlier hold holds: when it was placed and when it expires.
+    Stored {
+        placed_at: i64,
+        expires_at: Option<i64>,
+    },
+}
+
+impl PinnedExpiry {
+    /// An earlier hold's expiry as stored.
+    pub fn stored(placed_at: i64, expires_at: Option<i64>) -> Option<Self> {
+        Some(Self::Stored {
+            placed_at,
+            expires_at,
+        })
+    }
 }
 
 impl<'a> Pinned<'a> {
@@ -69,7 +90,7 @@ impl<'a> Pinned<'a> {
                 _ => None,
             },
             expiry: match transfer.kind() {
-                Kind::Hold(expiry) => expiry.pinned(),
+                Kind::Hold(expiry) => Some(PinnedExpiry::Asked(expiry)),
                 _ => None,
             },
         }
@@ -98,10 +119,13 @@ pub fn replay_or_conflict(
         Some("kind (hold or transfer)")
     } else if earlier.refund_of != requested.refund_of {
         Some("refunded transfer")
-    } else if requested.hold
-        && let Some(wanted) = requested.expiry
-        && earlier.expiry != Some(wanted)
+    } else if let Some(PinnedExpiry::Asked(wanted)) = requested.expiry
+        && !matches!(earlier.expiry, Some(PinnedExpiry::Stored { placed_at, expires_at })
+                     if wanted.instant(placed_at) == expires_at)
     {
+        // A relative expiry is compared as the time it asks after the
+        // hold was placed, never as an instant taken from the retry's own
+        // clock: `--expires-in 7d` does not replay a hold of `1h`.
         Some("expiry")
     } else {
         None

@@ -20,7 +20,7 @@ use crate::ledger::clock;
 use crate::ledger::model::{
     BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Span, Status,
 };
-use crate::ledger::rules::{self, Pinned};
+use crate::ledger::rules::{self, Pinned, PinnedExpiry};
 use rustc_hash::FxHashMap as FastMap;
 
 /// Past this many cached names or accounts the caches start over, so that
@@ -206,7 +206,8 @@ fn ingest(
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
         by_key: tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of
+            "SELECT tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of,
+                    created_at
              FROM transfers WHERE idem_key = ?1",
         )?,
         insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
@@ -689,10 +690,22 @@ fn replay(
                 row.get::<_, Option<i64>>(6)?,
                 row.get::<_, Option<i64>>(7)?,
                 row.get::<_, Option<i64>>(8)?,
+                row.get::<_, i64>(9)?,
             ))
         })
         .optional()?;
-    let Some((tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of)) = earlier
+    let Some((
+        tx_id,
+        src,
+        dst,
+        amount,
+        memo,
+        status,
+        hold_amount,
+        expires_at,
+        refund_of,
+        placed_at,
+    )) = earlier
     else {
         return Ok(None);
     };
@@ -703,7 +716,7 @@ fn replay(
         memo: memo.as_deref(),
         hold: hold_amount.is_some(),
         refund_of,
-        expiry: Some(expires_at),
+        expiry: hold_amount.and(PinnedExpiry::stored(placed_at, expires_at)),
     };
     let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
     Ok(Some(rules::replay_or_conflict(

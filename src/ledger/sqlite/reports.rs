@@ -92,11 +92,7 @@ pub(super) fn export(
         filter.until.unwrap_or(i64::MAX)
     ])?;
     while let Some(row) = rows.next()? {
-        let mut record = super::transfers::transfer_from_row(row)?.as_of(now);
-        if let Some(ids) = row.get::<_, Option<String>>(14)? {
-            record.refunds = ids.split(' ').filter_map(|id| id.parse().ok()).collect();
-        }
-        record.refunded = row.get(15)?;
+        let record = super::transfers::transfer_from_row(row)?.as_of(now);
         if filter.keeps(&record) && !each(record)? {
             break;
         }

@@ -7,13 +7,14 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
-use crate::ledger::model::{HistoryQuery, Status, TransferRecord, TransferRef};
+use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
 /// A transfer's refunds, as the last two columns of every read of
-/// transfers `t`: their ids (space-separated; sorted when read) and the sum
-/// of those COMPLETED, each from the index of refunds.
-pub(super) const REFUND_COLUMNS: &str = "(SELECT group_concat(r.tx_id, ' ') FROM transfers r
+/// transfers `t`: each as `tx_id:amount:status` (space-separated; sorted
+/// when read) and the sum of those COMPLETED, each from the index of refunds.
+pub(super) const REFUND_COLUMNS: &str =
+    "(SELECT group_concat(r.tx_id || ':' || r.amount || ':' || r.status, ' ') FROM transfers r
           INDEXED BY transfers_by_refund_of WHERE r.refund_of = t.tx_id),
         (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
           WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')";
@@ -229,12 +230,16 @@ pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tra
         expires_at: row.get(11)?,
         refund_of: row.get(12)?,
         refunds: {
-            let mut ids: Vec<i64> = row
-                .get::<_, Option<String>>(14)?
-                .map(|ids| ids.split(' ').filter_map(|id| id.parse().ok()).collect())
-                .unwrap_or_default();
-            ids.sort_unstable();
-            ids
+            let listed = row.get::<_, Option<String>>(14)?.unwrap_or_default();
+            Refund::parse_all(listed.split(' ').filter(|item| !item.is_empty())).ok_or_else(
+                || {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        14,
+                        rusqlite::types::Type::Text,
+                        format!("unreadable refunds '{listed}'").into(),
+                    )
+                },
+            )?
         },
         refunded: row.get(15)?,
         balance_after: row.get(13)?,
