@@ -272,7 +272,12 @@ The hold is placed only if SRC's available money covers AMOUNT; from then on \
 moves. `wallet capture` turns it into a PENDING transfer (all of it or \
 part), `wallet release` voids it, and past --expires-in/--expires-at it \
 stops reserving money and can no longer be captured (status EXPIRED). Prints \
-the hold's tx_id with status HELD.",
+the hold's tx_id with status HELD.
+
+A retry with the same --id replays the hold only if it asks the same expiry: \
+the same --expires-at instant, or the same --expires-in duration (counted from \
+when the hold was placed, so `60m` replays `1h`); any other is an \
+idempotency_conflict.",
         after_help = "Examples:
   wallet hold alice shop 30.00 --expires-in 7d --id order-42
   wallet capture 42 25.00
