@@ -23,6 +23,7 @@ mod holds;
 mod inputs;
 #[allow(dead_code)]
 mod pgserver;
+mod power_loss;
 mod scripting;
 mod tamper;
 mod throughput;
