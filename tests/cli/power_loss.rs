@@ -57,7 +57,7 @@ struct Recording {
 
 /// Bytes from strace's `-xx` form: `\x41\x42…`.
 fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 4 == 0, "not -xx output: {text:.80}");
+    assert!(text.len().is_multiple_of(4), "not -xx output: {text:.80}");
     text.as_bytes()
         .chunks(4)
         .map(|chunk| {
@@ -416,24 +416,40 @@ fn power_loss(name: &str, setup: fn(&Sandbox), steps: &[Vec<String>], images: us
     let Some(strace) = strace() else { return };
     let recording = record(&strace, setup, steps);
     let events = recording.events.len();
-    // The cuts that leave most unsynced: just before each sync completes,
-    // and after the last call. Every other image is cut anywhere.
-    let mut before_sync: Vec<usize> = recording
+    // The cuts that leave most unsynced, just before each sync completes,
+    // and those that test an answer, just after each is printed. Every
+    // other image is cut anywhere.
+    let mut chosen: Vec<usize> = recording
         .events
         .iter()
         .enumerate()
-        .filter(|(_, e)| matches!(e, Event::Sync { .. }))
+        .filter_map(|(i, e)| match e {
+            Event::Sync { .. } => Some(i),
+            Event::Print { .. } => Some(i + 1),
+            _ => None,
+        })
+        .collect();
+    chosen.push(events);
+    chosen.dedup();
+    let mut rng = Rng(seed);
+    let answers: Vec<usize> = recording
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::Print { .. }))
         .map(|(i, _)| i)
         .collect();
-    before_sync.push(events);
-    let mut rng = Rng(seed);
+    let (first_answer, last_answer) = (answers[0], answers[answers.len() - 1]);
     let mut failures = Vec::new();
+    let (mut answered, mut cut_short) = (0, 0);
     for n in 0..images {
         let cut = if n % 2 == 0 {
-            before_sync[(n / 2) % before_sync.len()]
+            chosen[rng.below(chosen.len() as u64) as usize]
         } else {
             rng.below(events as u64 + 1) as usize
         };
+        answered += usize::from(cut > first_answer);
+        cut_short += usize::from(cut <= last_answer);
         let files = image(&recording, cut, &mut rng);
         let s = Sandbox::new();
         for (name, bytes) in FILES.iter().zip(&files) {
@@ -446,8 +462,12 @@ fn power_loss(name: &str, setup: fn(&Sandbox), steps: &[Vec<String>], images: us
         }
     }
     eprintln!(
-        "{name}: {images} power-loss images of {events} recorded calls, {} failed",
+        "{name}: {images} power-loss images of {events} recorded calls ({answered} cut after an answer, {cut_short} before the last), {} failed",
         failures.len()
+    );
+    assert!(
+        answered > 0 && cut_short > 0,
+        "{name}: images are cut both before and after answers"
     );
     assert!(
         failures.is_empty(),
@@ -500,7 +520,7 @@ fn power_loss_images_of_settle() {
         },
         &[args("--json settle --batch-size 15")],
         90,
-        0x5e77_1e,
+        0x5e77,
     );
 }
 
@@ -514,7 +534,7 @@ fn power_loss_images_of_a_batch() {
         },
         &[args("--json transfer --batch batch.jsonl --chunk-size 8")],
         70,
-        0xba7c_4,
+        0xba7c,
     );
 }
 
