@@ -248,9 +248,14 @@ mod tests {
 
     /// A log SQLite wrote (and kept: no checkpoint), and its database.
     fn sqlite_log(statements: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        sqlite_log_of(4096, statements)
+    }
+
+    fn sqlite_log_of(page_size: u32, statements: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "page_size", page_size).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         conn.execute_batch(statements).unwrap();
@@ -354,20 +359,31 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_first_page_past_the_last_commit_is_not_replayed_so_not_refused() {
+    fn a_foreign_first_page_is_refused_only_if_sqlite_would_replay_it() {
         let (dir, db, mut log) = sqlite_log(TWO_COMMITS);
-        let header = header_of(&log);
         let log_path = dir.path().join("copy-wal");
-        let ledger = dir.path().join("ledger.db");
-        // A ledger-like first page: only its page size is read here.
-        std::fs::copy(&db, &ledger).unwrap();
+        // Judged against its own database the page sizes agree: the image
+        // of a first page that is not a wallet ledger's makes it foreign.
+        assert_eq!(header_of(&log).page_size, 4096);
+        std::fs::write(&log_path, &log).unwrap();
+        let refused = scan_log(&db, &log_path).unwrap_err();
+        assert!(refused.to_string().contains("another program"), "{refused}");
+        // With the chain broken in the first frame, nothing is replayed.
+        log[LOG_HEADER + FRAME_HEADER + 100] ^= 0xFF;
+        std::fs::write(&log_path, &log).unwrap();
+        scan_log(&db, &log_path).unwrap();
+    }
+
+    #[test]
+    fn pages_of_another_size_are_refused_only_if_sqlite_would_replay_them() {
+        let (dir, _, mut log) = sqlite_log_of(8192, TWO_COMMITS);
+        let (_ledger_dir, ledger, _) = sqlite_log(TWO_COMMITS);
+        let log_path = dir.path().join("copy-wal");
         std::fs::write(&log_path, &log).unwrap();
         let refused = scan_log(&ledger, &log_path).unwrap_err();
-        assert!(refused.to_string().contains("another program"), "{refused}");
-        // Break the chain in the first frame: nothing is replayed.
+        assert!(refused.to_string().contains("8192 bytes"), "{refused}");
         log[LOG_HEADER + FRAME_HEADER + 100] ^= 0xFF;
         std::fs::write(&log_path, &log).unwrap();
         scan_log(&ledger, &log_path).unwrap();
-        assert_eq!(header.page_size, 4096);
     }
 }
