@@ -17,7 +17,7 @@ use crate::common::Sandbox;
 
 /// `strace`, or why a test that needs it is skipped. Under `CI=true` the
 /// tool is installed by `.ci/run`, so a missing one fails instead.
-fn strace() -> Option<PathBuf> {
+pub(crate) fn strace() -> Option<PathBuf> {
     let found = ["/usr/bin/strace", "/bin/strace"]
         .iter()
         .map(PathBuf::from)

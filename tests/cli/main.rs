@@ -24,6 +24,7 @@ mod inputs;
 #[allow(dead_code)]
 mod pgserver;
 mod pipes;
+mod power_loss;
 mod scripting;
 mod tamper;
 mod throughput;

@@ -25,10 +25,11 @@ mod settle;
 mod transfers;
 mod users;
 mod verify;
+mod wal;
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -281,7 +282,7 @@ impl SqliteStore {
             Ok(_) => {}
         }
         check_header(path)?;
-        check_log(path)?;
+        wal::check_log(path)?;
         if gate != SchemaGate::Refuse
             && let Some(store) = Self::open_unshared(path, options, gate)?
         {
@@ -631,95 +632,6 @@ impl CommitWatch {
         let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
         Ok(self.0.replace(version) != Some(version))
     }
-}
-
-/// Refuses a write-ahead log beside the ledger that cannot be the ledger's
-/// own, before SQLite would replay it into the file: one written for pages
-/// of another size, or one whose image of the first page is not a wallet
-/// ledger's (another program's database). Only frames that belong to the
-/// log's current generation (their salts match its header) are looked at,
-/// as only those would be replayed. A log of another wallet ledger with the
-/// same page size cannot be told apart this way.
-///
-/// A log that a live writer is appending to may show a frame whose page
-/// is not written yet; so a log that looks foreign is looked at again a
-/// moment later, and refused only if it still does and has not changed.
-fn check_log(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    let log_path = PathBuf::from(name);
-    let stamp = |path: &Path| {
-        fs::metadata(path)
-            .ok()
-            .map(|m| (m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-    };
-    let before = stamp(&log_path);
-    let Err(refused) = scan_log(path, &log_path) else {
-        return Ok(());
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    match scan_log(path, &log_path) {
-        Err(_) if stamp(&log_path) == before => Err(refused),
-        _ => Ok(()),
-    }
-}
-
-fn scan_log(path: &Path, log_path: &Path) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let Ok(log) = fs::File::open(log_path) else {
-        return Ok(());
-    };
-    let be32 = |bytes: &[u8], at: usize| {
-        u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-    };
-    let mut header = [0u8; 32];
-    if log.read_exact_at(&mut header, 0).is_err() {
-        return Ok(()); // empty or shorter than a header: nothing to replay
-    }
-    if !matches!(be32(&header, 0), 0x377f_0682 | 0x377f_0683) {
-        return Ok(()); // not a log SQLite would read
-    }
-    let log_page_size = be32(&header, 8) as usize;
-    let mut db_header = [0u8; 18];
-    fs::File::open(path)
-        .and_then(|db| db.read_exact_at(&mut db_header, 0))
-        .map_err(|e| io_error(e, "cannot read", path))?;
-    let db_page_size = match u16::from_be_bytes([db_header[16], db_header[17]]) {
-        1 => 65_536,
-        size => usize::from(size),
-    };
-    let foreign = |why: String| {
-        Err(WalletError::Integrity(format!(
-            "the write-ahead log '{}' beside the ledger is not its own ({why}); move it away if the ledger is not in use, then run `wallet verify`",
-            crate::error::shown_path(log_path)
-        )))
-    };
-    if log_page_size != db_page_size {
-        return foreign(format!(
-            "its pages are {log_page_size} bytes, the ledger's {db_page_size}"
-        ));
-    }
-    let salts = (be32(&header, 16), be32(&header, 20));
-    let mut frame_header = [0u8; 24];
-    let mut page = vec![0u8; 72];
-    let mut offset = 32u64;
-    while log.read_exact_at(&mut frame_header, offset).is_ok() {
-        if (be32(&frame_header, 8), be32(&frame_header, 12)) != salts {
-            break;
-        }
-        if be32(&frame_header, 0) == 1 {
-            if log.read_exact_at(&mut page, offset + 24).is_err() {
-                break;
-            }
-            let application_id = i32::from_be_bytes([page[68], page[69], page[70], page[71]]);
-            if &page[..16] != b"SQLite format 3\0" || application_id != schema::APPLICATION_ID {
-                return foreign("its first page is another program's database".into());
-            }
-        }
-        offset += 24 + log_page_size as u64;
-    }
-    Ok(())
 }
 
 /// Refuses a file whose header does not mark it as a wallet ledger before
