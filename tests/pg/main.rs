@@ -30,6 +30,7 @@ mod chain;
 mod common;
 #[path = "../cli/core.rs"]
 mod core;
+mod crash;
 mod engine;
 #[path = "../cli/holds.rs"]
 mod holds;
