@@ -40,5 +40,6 @@ mod inputs;
 mod pgserver;
 #[path = "../cli/scripting.rs"]
 mod scripting;
+mod urls;
 #[path = "../cli/verify.rs"]
 mod verify;
