@@ -687,7 +687,9 @@ impl BatchSink for LineStream {
 }
 
 /// One result line; a replay says so, as the single commands' answer does,
-/// and so does a dry run (its `tx_id` is the one the line would take now).
+/// and so does a dry run (its `tx_id` is the one the line took in the
+/// rolled-back transaction: on a file the next run takes the same if
+/// nothing writes between, but a server's sequence never rolls back).
 fn write_queued(out: &mut impl Write, line: u64, queued: &Queued, dry_run: bool) -> io::Result<()> {
     writeln!(
         out,

@@ -31,6 +31,7 @@ mod common;
 #[path = "../cli/core.rs"]
 mod core;
 mod crash;
+mod dry_run;
 mod engine;
 #[path = "../cli/holds.rs"]
 mod holds;
