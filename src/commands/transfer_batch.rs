@@ -68,7 +68,7 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
     sink.dry_run = args.dry_run;
     let queued = ledger.queue_batch(lines, &options, &mut sink);
     sink.finish();
-    let summary = queued.map_err(stopped_part_way)?;
+    let summary = queued.map_err(|stopped| stopped_part_way(*stopped))?;
     if args.dry_run {
         // Nothing was written, so nothing is unknown: what would have been
         // queued is printed as it stands.

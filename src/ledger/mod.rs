@@ -175,16 +175,18 @@ impl Ledger {
         lines: impl Iterator<Item = Result<BatchLine>>,
         options: &BatchOptions,
         sink: &mut dyn BatchSink,
-    ) -> std::result::Result<BatchSummary, BatchStopped> {
+    ) -> std::result::Result<BatchSummary, Box<BatchStopped>> {
         let mut summary = BatchSummary {
             committed: true,
             ..BatchSummary::default()
         };
         let mut last_line = None;
-        let stopped = |done: BatchSummary, last_line, error| BatchStopped {
-            done,
-            last_line,
-            error,
+        let stopped = |done: BatchSummary, last_line, error| {
+            Box::new(BatchStopped {
+                done,
+                last_line,
+                error,
+            })
         };
         if let Err(error) = self.store.expect_bulk_ingest() {
             return Err(stopped(BatchSummary::default(), None, error));

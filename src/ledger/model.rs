@@ -433,8 +433,8 @@ pub struct BatchStopped {
     pub error: WalletError,
 }
 
-impl From<BatchStopped> for WalletError {
-    fn from(stopped: BatchStopped) -> Self {
+impl From<Box<BatchStopped>> for WalletError {
+    fn from(stopped: Box<BatchStopped>) -> Self {
         stopped.error
     }
 }

@@ -22,10 +22,10 @@ fn ledger_with_users(server: &PgServer, users: usize) -> String {
         .collect();
     for i in 0..users {
         let email = format!("u{i}@example.com");
-        run(&s, &url, &["create-user", &format!("u{i}"), &email]);
+        run(&url, &["create-user", &format!("u{i}"), &email]);
     }
-    batch_file_run(&s, &url, &deposits);
-    run(&s, &url, &["settle"]);
+    batch_file_run(&url, &deposits);
+    run(&url, &["settle"]);
     url
 }
 
@@ -38,7 +38,7 @@ fn wallet(url: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(_s: &Sandbox, url: &str, args: &[&str]) -> Output {
+fn run(url: &str, args: &[&str]) -> Output {
     let out = wallet(url, args).output().unwrap();
     assert!(
         out.status.success(),
@@ -108,7 +108,7 @@ fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
     let mut server = PgServer::start();
     let url = ledger_with_users(&server, 20);
     let s = Sandbox::new();
-    batch_file_run(&s, &url, &transfers(20, 4000));
+    batch_file_run(&url, &transfers(20, 4000));
     let pending = "SELECT count(*) FROM wallet.transfers WHERE status = 'PENDING'";
     let queued = count(&server, pending);
     assert_eq!(queued, 4000);
@@ -158,7 +158,7 @@ fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
         }
         other => panic!("exit {other:?}: {message}"),
     }
-    let out = run(&s, &url, &["--json", "settle"]);
+    let out = run(&url, &["--json", "settle"]);
     let rest: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rest["processed"].as_i64().unwrap(), left);
     assert_eq!(rest["remaining"], 0);
@@ -201,7 +201,7 @@ fn a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     let lines = printed.len() as i64;
-    assert!(lines >= 100 && lines < 20_000, "{lines} lines printed");
+    assert!((100..20_000).contains(&lines), "{lines} lines printed");
     assert_eq!(lines % 100, 0, "whole chunks are printed");
     let stored = count(&server, "SELECT count(*) FROM wallet.transfers") - before;
     let (code, message) = error_of(&out);
