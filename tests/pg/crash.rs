@@ -24,7 +24,7 @@ fn ledger_with_users(server: &PgServer, users: usize) -> String {
         let email = format!("u{i}@example.com");
         run(&url, &["create-user", &format!("u{i}"), &email]);
     }
-    batch_file_run(&url, &deposits);
+    batch_file_run(&s, &url, &deposits);
     run(&url, &["settle"]);
     url
 }
@@ -51,11 +51,7 @@ fn run(url: &str, args: &[&str]) -> Output {
 fn batch_file_run(s: &Sandbox, url: &str, lines: &str) {
     let path = s.dir.path().join("setup.jsonl");
     std::fs::write(&path, lines).unwrap();
-    run(
-        s,
-        url,
-        &["-q", "transfer", "--batch", path.to_str().unwrap()],
-    );
+    run(url, &["-q", "transfer", "--batch", path.to_str().unwrap()]);
 }
 
 /// `count` transfers between the `users` users, keyed on even lines.
@@ -108,7 +104,7 @@ fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
     let mut server = PgServer::start();
     let url = ledger_with_users(&server, 20);
     let s = Sandbox::new();
-    batch_file_run(&url, &transfers(20, 4000));
+    batch_file_run(&s, &url, &transfers(20, 4000));
     let pending = "SELECT count(*) FROM wallet.transfers WHERE status = 'PENDING'";
     let queued = count(&server, pending);
     assert_eq!(queued, 4000);
