@@ -115,7 +115,8 @@ fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&server, decided, decided_before);
+    // Two batches in: the first one's answer has surely come back.
+    wait_for(&server, decided, decided_before + 5);
     server.crash();
     let out = settle.wait_with_output().unwrap();
     server.run();
