@@ -111,7 +111,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --atomic 'With --batch: queue all lines or, if any line fails, none'
-            cand --dry-run 'With --batch: check every line against the ledger and print what would be queued, writing nothing'
+            cand --dry-run 'With --batch: check every line against the ledger and print what would be queued, writing nothing (a later real run may take other tx_ids)'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'

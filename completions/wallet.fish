@@ -93,7 +93,7 @@ csv\t''"
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l atomic -d 'With --batch: queue all lines or, if any line fails, none'
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l dry-run -d 'With --batch: check every line against the ledger and print what would be queued, writing nothing'
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l dry-run -d 'With --batch: check every line against the ledger and print what would be queued, writing nothing (a later real run may take other tx_ids)'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -166,7 +166,8 @@ printed, in order, once its transfer is committed: \
 Good lines are queued and bad ones reported (exit 5 if any failed); with \
 --atomic a single bad line queues nothing. With --format csv the file is CSV \
 with a header row (src,dst,amount and optionally id,memo); with --dry-run \
-every line is checked against the ledger and nothing is written.",
+every line is checked against the ledger and nothing is written (on \
+PostgreSQL the tx_ids it prints are used up: a later real run takes others).",
         after_help = "Examples:
   wallet transfer alice bob 25.50
   wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"
@@ -596,7 +597,7 @@ pub struct TransferArgs {
     pub format: BatchFormat,
 
     /// With --batch: check every line against the ledger and print what would
-    /// be queued, writing nothing
+    /// be queued, writing nothing (a later real run may take other tx_ids)
     #[arg(long, requires = "batch")]
     pub dry_run: bool,
 }

@@ -103,10 +103,13 @@ pub enum WalletError {
     ServerUnavailable(String),
     /// A command stopped part-way by an error after committing some of its
     /// work: the report of what was done goes to stdout, the error to stderr.
-    #[error("{error}")]
+    /// The error's own "nothing was written" no longer holds, so the message
+    /// is its cause and then `committed`: what was, and what may be retried.
+    #[error("{}; {committed}", error.cause())]
     StoppedPartWay {
         done: Box<Report>,
         error: Box<WalletError>,
+        committed: String,
     },
 
     /// A fault struck at or after the commit point: the change may be in the
@@ -228,6 +231,17 @@ impl WalletError {
             | Self::Integrity(_)
             | Self::VerifyFailed { .. } => 7,
             Self::OutcomeUnknown(_) => 8,
+        }
+    }
+
+    /// What went wrong, without what that means for the ledger where the
+    /// message says so ("nothing was written, safe to retry"): a command
+    /// that stopped part-way says that itself.
+    pub fn cause(&self) -> String {
+        match self {
+            Self::ServerUnavailable(cause) => cause.clone(),
+            Self::Busy(ms) => format!("the ledger is locked by another process (waited {ms} ms)"),
+            other => other.to_string(),
         }
     }
 
@@ -408,7 +422,12 @@ mod tests {
         let partial = WalletError::StoppedPartWay {
             done: Box::new(Report::streamed()),
             error: Box::new(WalletError::Busy(7)),
+            committed: "3 transfers were settled before it".into(),
         };
         assert_eq!((partial.code(), partial.exit_code()), ("busy", 6));
+        assert_eq!(
+            partial.to_string(),
+            "the ledger is locked by another process (waited 7 ms); 3 transfers were settled before it"
+        );
     }
 }

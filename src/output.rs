@@ -104,15 +104,18 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
 /// Prints an error once on stderr: one `error: …` line, or a JSON document
 /// (with the report that goes with the error, if any, under `report`).
 pub fn print_error(err: &WalletError, json: bool) {
+    // Messages show `--db` redacted already; a URL echoed as some other
+    // argument (a misplaced one, a name or email) is hidden here.
+    let message = crate::ledger::hide_passwords_in(&err.to_string());
     let mut stderr = io::stderr().lock();
     let _ = if json {
-        let mut body = json!({"code": err.code(), "message": err.to_string()});
+        let mut body = json!({"code": err.code(), "message": message});
         if let Some(report) = err.report().filter(|_| !err.report_is_output()) {
             body["report"] = report.json.clone();
         }
         writeln!(stderr, "{}", json!({ "error": body }))
     } else {
-        writeln!(stderr, "error: {err}")
+        writeln!(stderr, "error: {message}")
     };
 }
 

@@ -104,7 +104,7 @@ fn reference_sections() -> String {
         ),
         (
             "6",
-            "The ledger is busy past the lock timeout (busy); nothing was written, retry.",
+            "The ledger is busy past the lock timeout, or its PostgreSQL server unreachable (busy, server_unavailable); retry. Nothing was written, unless the message says what was: a settle or a batch that stopped part-way prints what its earlier transactions committed.",
         ),
         (
             "7",

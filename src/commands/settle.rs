@@ -19,7 +19,8 @@ struct Settled {
     processed: u64,
     completed: u64,
     failed: u64,
-    remaining: u64,
+    /// `null` when it could not be counted.
+    remaining: Option<u64>,
     /// Holds found past their expiry and marked EXPIRED.
     expired: u64,
 }
@@ -105,7 +106,7 @@ fn drain_in_parallel(
         })
     });
     progress.finish_and_clear();
-    total.remaining = ledger.pending_count().unwrap_or(total.remaining);
+    total.remaining = ledger.pending_count().ok();
     match failure {
         None => Ok(report(total)),
         Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
@@ -157,15 +158,37 @@ fn add(total: &mut SettleSummary, done: &SettleSummary) {
 }
 
 /// An error after some batches committed: those batches are the output,
-/// so a script can tell what was applied; the error says why it stopped.
+/// so a script can tell what was applied; the error says why it stopped
+/// and that those batches stay.
 fn stopped_part_way(stopped: SettleStopped) -> WalletError {
-    if stopped.done.processed == 0 {
+    let SettleSummary {
+        processed, expired, ..
+    } = stopped.done;
+    if processed == 0 && expired == 0 {
         return stopped.error;
     }
+    let mut committed = format!(
+        "before it, {processed} transfer{} had been settled and committed",
+        plural(processed)
+    );
+    if expired > 0 {
+        committed.push_str(&format!(
+            " and {expired} expired hold{} marked",
+            plural(expired)
+        ));
+    }
+    committed.push_str(
+        " (the summary on stdout); `wallet settle` again is safe: it applies each transfer once",
+    );
     WalletError::StoppedPartWay {
         done: Box::new(report(stopped.done)),
         error: Box::new(stopped.error),
+        committed,
     }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// How long a worker waits for the write lock before it looks at its stop
@@ -215,12 +238,12 @@ fn watch(
     });
     // The connection opened first may have died with a server that came
     // back since: a fresh one counts what is left.
-    let remaining = ledger.pending_count().or_else(|_| {
-        Ledger::open(&context.db, &open_options).and_then(|mut fresh| fresh.pending_count())
-    });
-    if let Ok(remaining) = remaining {
-        total.remaining = remaining;
-    }
+    total.remaining = ledger
+        .pending_count()
+        .or_else(|_| {
+            Ledger::open(&context.db, &open_options).and_then(|mut fresh| fresh.pending_count())
+        })
+        .ok();
     match failure {
         None => Ok(report(total)),
         Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
@@ -319,16 +342,18 @@ fn open_patiently(
     }
 }
 
-/// One line on stderr for a failure the worker rides out.
+/// One line on stderr for a failure the worker rides out: its cause alone,
+/// since batches before it in the same pass may have committed.
 fn log_retry(error: &WalletError, pause: Duration, json: bool) {
     let pause_ms = pause.as_millis();
+    let cause = error.cause();
     if json {
         eprintln!(
             "{}",
-            serde_json::json!({"warning": {"code": error.code(), "message": error.to_string(), "retry_in_ms": pause_ms}})
+            serde_json::json!({"warning": {"code": error.code(), "message": cause, "retry_in_ms": pause_ms}})
         );
     } else {
-        eprintln!("warning: {error}; retrying in {pause_ms} ms");
+        eprintln!("warning: {cause}; retrying in {pause_ms} ms");
     }
 }
 
@@ -354,12 +379,15 @@ fn report(summary: SettleSummary) -> Report {
     } = summary;
     // Counts for people, written as the progress bar writes them; JSON keeps numbers.
     let mut line = format!(
-        "settled {} transfer{}: {} completed, {} failed, {} still pending",
+        "settled {} transfer{}: {} completed, {} failed, {}",
         HumanCount(processed),
-        if processed == 1 { "" } else { "s" },
+        plural(processed),
         HumanCount(completed),
         HumanCount(failed),
-        HumanCount(remaining)
+        match remaining {
+            Some(remaining) => format!("{} still pending", HumanCount(remaining)),
+            None => "how many are still pending could not be read".to_string(),
+        }
     );
     if expired > 0 {
         line.push_str(&format!(

@@ -21,8 +21,8 @@ use crate::cli::{BatchFormat, TransferArgs};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{
-    BatchLine, BatchOptions, BatchSink, DEFAULT_CHUNK_SIZE, Expiry, Kind, NewTransfer, Queued,
-    Span, clock, rules,
+    BatchLine, BatchOptions, BatchSink, BatchStopped, DEFAULT_CHUNK_SIZE, Expiry, Kind,
+    NewTransfer, Queued, Span, clock, rules,
 };
 use crate::money::Currency;
 use crate::report::Report;
@@ -68,7 +68,7 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
     sink.dry_run = args.dry_run;
     let queued = ledger.queue_batch(lines, &options, &mut sink);
     sink.finish();
-    let summary = queued?;
+    let summary = queued.map_err(|stopped| stopped_part_way(*stopped))?;
     if args.dry_run {
         // Nothing was written, so nothing is unknown: what would have been
         // queued is printed as it stands.
@@ -130,6 +130,55 @@ pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report
         );
     }
     Ok(Report::streamed())
+}
+
+/// An error after earlier chunks committed: their results are on stdout,
+/// so the message says how many lines they hold and which lines a retry may
+/// send again, rather than the error's own "nothing was written".
+fn stopped_part_way(stopped: BatchStopped) -> WalletError {
+    let BatchStopped {
+        done,
+        last_line,
+        error,
+    } = stopped;
+    if done.lines == 0 {
+        return error;
+    }
+    let mut outcomes = vec![format!(
+        "{} new transfer{} queued",
+        done.queued,
+        plural(done.queued)
+    )];
+    if done.replayed > 0 {
+        outcomes.push(format!(
+            "{} already queued with the same key",
+            done.replayed
+        ));
+    }
+    if done.failed > 0 {
+        outcomes.push(format!("{} refused", done.failed));
+    }
+    let through = last_line.map_or(String::new(), |line| format!(" through line {line}"));
+    // Any error but an unknown outcome rolled back the chunk in hand.
+    let after = match last_line {
+        Some(line) if error.code() != "outcome_unknown" => {
+            format!("; no line after line {line} was queued")
+        }
+        _ => String::new(),
+    };
+    let committed = format!(
+        "before it, earlier chunks committed {} line{}{through}, whose results are on stdout ({}){after}. \
+         To finish, a line with an \"id\" may be sent again as it is (it replays), but a line without one \
+         whose result was printed must not be sent again, or it is queued twice",
+        done.lines,
+        plural(done.lines),
+        outcomes.join(", ")
+    );
+    WalletError::StoppedPartWay {
+        done: Box::new(Report::streamed()),
+        error: Box::new(error),
+        committed,
+    }
 }
 
 fn plural(n: u64) -> &'static str {
@@ -638,7 +687,9 @@ impl BatchSink for LineStream {
 }
 
 /// One result line; a replay says so, as the single commands' answer does,
-/// and so does a dry run (its `tx_id` is the one the line would take now).
+/// and so does a dry run (its `tx_id` is the one the line took in the
+/// rolled-back transaction: on a file the next run takes the same if
+/// nothing writes between, but a server's sequence never rolls back).
 fn write_queued(out: &mut impl Write, line: u64, queued: &Queued, dry_run: bool) -> io::Result<()> {
     writeln!(
         out,

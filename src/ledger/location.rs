@@ -67,48 +67,78 @@ impl fmt::Display for Location {
     }
 }
 
-/// A connection URL with every password hidden, in the user part and in a
-/// `password=` parameter: `postgres://ann:secret@host/db` shows as
-/// `postgres://ann:***@host/db`.
+/// A connection URL with every password hidden: in the user part
+/// (`postgres://ann:secret@host/db` shows as `postgres://ann:***@host/db`),
+/// and in any parameter whose name, percent-decoded, says `password`, well
+/// formed (`password=`, `pass%77ord=`, `sslpassword=`, shown as `NAME=***`)
+/// or not (`password%3Dsecret`, shown as `***`).
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     // The driver takes everything up to the first `@` for the user and
     // password, even a `/` or `?` in the password, so the same is hidden.
-    let (authority, tail) = match rest.split_once('@') {
-        Some((user_info, after)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            let hidden = if user_info.contains(':') { ":***" } else { "" };
-            let host_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-            let (host, tail) = after.split_at(host_end);
-            (format!("{user}{hidden}@{host}"), tail)
-        }
-        None => {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(end);
-            (authority.to_string(), tail)
-        }
+    let rest = match rest.split_once('@') {
+        Some((user_info, after)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{after}"),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    // Names are percent-decoded as the driver decodes them.
-                    Some((name, _)) if percent_decoded(name).eq_ignore_ascii_case("password") => {
-                        format!("{name}=***")
-                    }
-                    _ => param.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
+    // Parameters from the first `?` on, wherever it is: a user part without
+    // a password may hold one too.
+    let rest = match rest.split_once('?') {
+        Some((head, query)) => {
+            let params: Vec<String> = query.split('&').map(hidden_param).collect();
+            format!("{head}?{}", params.join("&"))
         }
-        None => tail.to_string(),
+        None => rest,
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{rest}")
+}
+
+/// One `name=value` parameter as messages show it.
+fn hidden_param(param: &str) -> String {
+    let name = param.split_once('=').map_or(param, |(name, _)| name);
+    let decoded = percent_decoded(name);
+    if !names_a_password(&decoded) {
+        return param.to_string();
+    }
+    if decoded.contains('=') || !param.contains('=') {
+        // `password%3Dsecret`: the value is inside the name.
+        "***".to_string()
+    } else {
+        format!("{name}=***")
+    }
+}
+
+/// Whether a parameter's decoded name is, or hides, a password's.
+pub fn names_a_password(decoded_name: &str) -> bool {
+    decoded_name.to_ascii_lowercase().contains("password")
+}
+
+/// `text` with every `postgres://` or `postgresql://` URL in it shown as
+/// [`redacted`]: for messages that quote a command line (a misplaced URL
+/// is echoed by a usage error).
+pub fn hide_passwords_in(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = ["postgres://", "postgresql://"]
+        .iter()
+        .filter_map(|scheme| lower[at..].find(scheme))
+        .min()
+    {
+        let start = at + found;
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`'))
+            .map_or(text.len(), |n| start + n);
+        out.push_str(&text[at..start]);
+        out.push_str(&redacted(&text[start..end]));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// `%xx` escapes decoded; anything else kept as it is.
@@ -180,6 +210,31 @@ mod tests {
         assert_eq!(
             shown("postgres://ann:ab/cd?e@127.0.0.1:1/books"),
             "postgres://ann:***@127.0.0.1:1/books"
+        );
+        for (url, hidden) in [
+            (
+                "postgres:///db?password%3Ds3cret&x=1",
+                "postgres:///db?***&x=1",
+            ),
+            ("postgres:///db?password%3ds3cret=1", "postgres:///db?***"),
+            (
+                "postgres:///db?sslpassword=s3cret",
+                "postgres:///db?sslpassword=***",
+            ),
+            (
+                "postgres:///db?PassWord=s3cret",
+                "postgres:///db?PassWord=***",
+            ),
+            (
+                "postgres://h/db?user=a&password=s@cret",
+                "postgres://h/db?user=a&password=***",
+            ),
+        ] {
+            assert_eq!(shown(url), hidden);
+        }
+        assert_eq!(
+            hide_passwords_in("unexpected argument 'postgres://a:s3cret@h/db' found"),
+            "unexpected argument 'postgres://a:***@h/db' found"
         );
     }
 }

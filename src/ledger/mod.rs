@@ -23,9 +23,9 @@ use crate::domain::{Email, IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::{Amount, Currency};
 
-pub use location::Location;
+pub use location::{Location, hide_passwords_in};
 pub use model::{
-    BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchSummary, Check,
+    BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchStopped, BatchSummary, Check,
     DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, ExportFilter, FailReason,
     Findings, HistoryQuery, Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued,
     SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
@@ -167,34 +167,61 @@ impl Ledger {
     /// Queues every line of `lines`, a chunk per transaction (or all of
     /// them in one, if `options.atomic`). Bad lines are reported to `sink`
     /// and, unless atomic, skipped while the good ones are kept. An error
-    /// returned here (I/O, lock time-out) rolls back the chunk in hand;
-    /// chunks already reported committed stay.
+    /// (I/O, lock time-out, a server gone) rolls back the chunk in hand;
+    /// chunks already reported committed stay, and the error comes with
+    /// their counts.
     pub fn queue_batch(
         &mut self,
         lines: impl Iterator<Item = Result<BatchLine>>,
         options: &BatchOptions,
         sink: &mut dyn BatchSink,
-    ) -> Result<BatchSummary> {
-        self.store.expect_bulk_ingest()?;
+    ) -> std::result::Result<BatchSummary, Box<BatchStopped>> {
+        let mut summary = BatchSummary {
+            committed: true,
+            ..BatchSummary::default()
+        };
+        let mut last_line = None;
+        let stopped = |done: BatchSummary, last_line, error| {
+            Box::new(BatchStopped {
+                done,
+                last_line,
+                error,
+            })
+        };
+        if let Err(error) = self.store.expect_bulk_ingest() {
+            return Err(stopped(BatchSummary::default(), None, error));
+        }
         let mut lines = lines.peekable();
         let max = if options.atomic {
             usize::MAX
         } else {
             options.chunk_size.max(1)
         };
-        let mut summary = BatchSummary {
-            committed: true,
-            ..BatchSummary::default()
-        };
         while lines.peek().is_some() {
+            let mut taken = None;
+            let mut noted = (&mut lines).inspect(|line| {
+                if let Ok(line) = line {
+                    taken = Some(line.line);
+                }
+            });
             let chunk = self
                 .store
-                .queue_chunk(&mut lines, max, options.atomic, sink)?;
-            summary.add(&chunk);
+                .queue_chunk(&mut noted, max, options.atomic, sink);
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => return Err(stopped(summary, last_line, error)),
+            };
             if !chunk.committed {
+                summary.add(&chunk);
                 break;
             }
-            sink.committed()?;
+            // Lines whose results could not be printed are named by the
+            // error; the summary keeps those that were.
+            if let Err(error) = sink.committed() {
+                return Err(stopped(summary, last_line, error));
+            }
+            summary.add(&chunk);
+            last_line = taken.or(last_line);
         }
         self.store.finish_bulk_ingest(&summary);
         Ok(summary)
@@ -294,7 +321,9 @@ impl Ledger {
         match self.settle_batches(options, on_progress, &mut summary) {
             Ok(()) => Ok(summary),
             Err(error) => {
-                summary.remaining = self.store.pending_count().unwrap_or(summary.remaining);
+                // The connection may have gone with the error: then what is
+                // left is unknown, not zero.
+                summary.remaining = self.store.pending_count().ok();
                 Err(SettleStopped {
                     done: summary,
                     error,
@@ -342,7 +371,7 @@ impl Ledger {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        summary.remaining = self.store.pending_count()?;
+        summary.remaining = Some(self.store.pending_count()?);
         // What this call decided goes into the hash chain now, by one
         // process at a time, after the batches: no worker waits on it.
         self.store.seal()?;

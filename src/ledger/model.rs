@@ -438,7 +438,9 @@ pub struct SettleSummary {
     pub completed: u64,
     pub failed: u64,
     pub expired: u64,
-    pub remaining: u64,
+    /// `None` when it could not be counted (the server went away): an
+    /// unknown count is never shown as 0.
+    pub remaining: Option<u64>,
 }
 
 /// A `settle` stopped by an error after it had applied `done`.
@@ -450,6 +452,22 @@ pub struct SettleStopped {
 
 impl From<SettleStopped> for WalletError {
     fn from(stopped: SettleStopped) -> Self {
+        stopped.error
+    }
+}
+
+/// A batch input stopped by an error after earlier chunks had committed
+/// `done` (all zero if none had).
+#[derive(Debug)]
+pub struct BatchStopped {
+    pub done: BatchSummary,
+    /// The input line the last committed chunk ended on.
+    pub last_line: Option<u64>,
+    pub error: WalletError,
+}
+
+impl From<Box<BatchStopped>> for WalletError {
+    fn from(stopped: Box<BatchStopped>) -> Self {
         stopped.error
     }
 }

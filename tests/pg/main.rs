@@ -30,6 +30,8 @@ mod chain;
 mod common;
 #[path = "../cli/core.rs"]
 mod core;
+mod crash;
+mod dry_run;
 mod engine;
 #[path = "../cli/holds.rs"]
 mod holds;
@@ -41,5 +43,6 @@ mod pgserver;
 mod pipes;
 #[path = "../cli/scripting.rs"]
 mod scripting;
+mod urls;
 #[path = "../cli/verify.rs"]
 mod verify;

@@ -15,7 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::error::{PgFault, lift_connect};
 use crate::error::WalletError;
-use crate::ledger::location::{percent_decoded, redacted};
+use crate::ledger::location::{names_a_password, percent_decoded, redacted};
 
 /// The schema a ledger lives in when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wallet";
@@ -46,6 +46,14 @@ impl Target {
                 crate::error::shown_path(&shown)
             ))
         };
+        // The server reads every setting as a C string: a NUL would cut it
+        // short, so the driver refuses it only when it sends it, which
+        // would look like a server gone away and be retried for ever.
+        if percent_decoded(url).contains('\0') {
+            return Err(invalid(
+                "it holds a NUL character (%00), which no connection setting can carry".into(),
+            ));
+        }
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, Some(query)),
             None => (url, None),
@@ -54,8 +62,23 @@ impl Target {
         let mut verify = None;
         let mut rootcert = None;
         let mut kept = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for param in query.into_iter().flat_map(|q| q.split('&')) {
             let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            let decoded = percent_decoded(name);
+            if names_a_password(&decoded) && (decoded.contains('=') || !param.contains('=')) {
+                return Err(invalid(
+                    "a password parameter is malformed (not shown); write password=VALUE, its '=' not encoded as %3D".into(),
+                ));
+            }
+            // libpq and the driver would each take a different one of two
+            // (the last, or both hosts): the URL is ambiguous.
+            if !param.is_empty() && !seen.insert(decoded.clone()) {
+                return Err(invalid(format!(
+                    "the parameter '{}' is given twice; give it once",
+                    crate::error::echo(&decoded)
+                )));
+            }
             match name {
                 "schema" => schema = Some(percent_decoded(value)),
                 "sslrootcert" => rootcert = Some(PathBuf::from(percent_decoded(value))),

@@ -223,11 +223,20 @@ fn context(target: &Target, options: &OpenOptions) -> ErrorContext {
 
 /// Commits the open transaction. A commit that fails with the server's
 /// own error was rolled back; one whose answer never came (the connection
-/// broke) may have been made durable, so it is `outcome_unknown`.
+/// broke), or that the server's shutdown or crash cut short (`57P…`: its
+/// commit record may already be written), may have been made durable, so
+/// it is `outcome_unknown`.
 fn commit(client: &mut Client, what: &str, advice: &str) -> PgResult<()> {
     match client.batch_execute("COMMIT") {
         Ok(()) => Ok(()),
-        Err(err) if !error::is_connection_failure(&err) => Err(PgFault::Pg(err)),
+        Err(err)
+            if !error::is_connection_failure(&err)
+                && !err
+                    .code()
+                    .is_some_and(|code| code.code().starts_with("57P")) =>
+        {
+            Err(PgFault::Pg(err))
+        }
         Err(err) => Err(PgFault::Wallet(WalletError::at_commit(
             what,
             error::error_chain(&err),

@@ -569,7 +569,7 @@ mod tests {
             let by_one = settle_all(&mut one, 1);
             let by_batch = settle_all(&mut batched, batch_size);
             prop_assert_eq!(by_one, by_batch);
-            prop_assert_eq!(by_batch.remaining, 0);
+            prop_assert_eq!(by_batch.remaining, Some(0));
             let (accounts, statuses) = snapshot(&batch_dir);
             prop_assert_eq!(snapshot(&one_dir), (accounts.clone(), statuses));
             prop_assert_eq!(accounts.iter().map(|a| a.1).sum::<i64>(), 0, "money is conserved");
@@ -657,6 +657,6 @@ mod tests {
         let summary = ledger
             .settle(&options, |_| stop.store(true, Ordering::Relaxed))
             .unwrap();
-        assert_eq!((summary.processed, summary.remaining), (4, 6));
+        assert_eq!((summary.processed, summary.remaining), (4, Some(6)));
     }
 }

@@ -1,0 +1,110 @@
+//! `--db` URLs that are malformed or ambiguous are usage errors, said once
+//! and never retried, and no form of a password in one ever shows.
+
+use std::process::Command;
+
+use crate::common::{Sandbox, assert_error};
+
+fn run(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
+    s.process(&[])
+        .args(["--db", db, "--json"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_parameter_given_twice_is_refused_not_the_last_one_taken() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    let url = s.db().to_string_lossy().into_owned();
+    for extra in [
+        "&schema=other",
+        "&schema=other&schema=wallet",
+        "&sslmode=disable&sslmode=prefer",
+    ] {
+        let out = run(&s, &format!("{url}{extra}"), &["get-user", "alice"]);
+        let message = assert_error(&out, "usage", 2, &["get-user", extra]);
+        assert!(message.contains("twice"), "{message}");
+    }
+}
+
+#[test]
+fn a_nul_in_a_parameter_is_a_usage_error_not_a_server_away() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    let url = s.db().to_string_lossy().into_owned();
+    for extra in [
+        "&application_name=a%00b",
+        "&options=-c%20x%00",
+        "&connect_timeout=5%00",
+    ] {
+        let out = run(&s, &format!("{url}{extra}"), &["get-user", "alice"]);
+        let message = assert_error(&out, "usage", 2, &["get-user", extra]);
+        assert!(message.contains("NUL"), "{message}");
+    }
+    // A watch worker gives up on it at once instead of retrying for ever.
+    let out = s
+        .process(&[])
+        .args([
+            "--db",
+            &format!("{url}&application_name=%00"),
+            "--json",
+            "settle",
+            "--watch",
+        ])
+        .output()
+        .unwrap();
+    assert_error(&out, "usage", 2, &["settle", "--watch"]);
+}
+
+#[test]
+fn no_form_of_a_password_shows_in_an_error_or_in_help() {
+    let s = Sandbox::new();
+    let url = s.db().to_string_lossy().into_owned();
+    let (base, query) = url.split_once('?').unwrap();
+    let forms = [
+        format!("{url}&password=s3cret&bogus=1"),
+        format!("{url}&PASSWORD=s3cret&bogus=1"),
+        format!("{url}&pass%77ord=s3cret&bogus=1"),
+        format!("{url}&password%3Ds3cret"),
+        format!("{url}&password%3ds3cret&bogus=1"),
+        format!("{url}&password%3Ds3cret=x"),
+        format!("{url}&pass%77ord%3Ds3cret"),
+        format!("{url}&sslpassword=s3cret"),
+        format!("{url}&password"),
+        format!("{}?password%3Ds3cret&{query}", base),
+        "postgres://ann:s3cret@/books?bogus=1".to_string(),
+        "postgres://ann:s3cret@h/books?schema=a&schema=b".to_string(),
+        format!("{url}&password=s3cret&application_name=%00"),
+        format!("{url}&password=s3cret&schema=a&schema=b"),
+    ];
+    for db in &forms {
+        let out = run(&s, db, &["get-user", "alice"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{db}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{db}: {stderr}");
+        let help = Command::new(env!("CARGO_BIN_EXE_wallet"))
+            .env("WALLET_DB", db)
+            .args(["settle", "--help"])
+            .output()
+            .unwrap();
+        assert!(help.status.success());
+        assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
+    }
+    // A URL where another argument belongs is echoed by its error, hidden.
+    for args in [
+        &["get-user", "alice", "postgres://ann:s3cret@h/books"][..],
+        &["create-user", "alice", "postgres://ann:s3cret@h/books"],
+        &["--json", "balances", "postgresql://ann:s3cret@h/books"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wallet"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(2 | 5)), "{stderr}");
+        assert!(stderr.contains("***"), "{stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}
