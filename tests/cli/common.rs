@@ -504,8 +504,18 @@ pub mod shapes {
         pub refund_of: Option<i64>,
         pub refunded: String,
         pub refunds: Vec<i64>,
+        pub refund_details: Vec<RefundDetail>,
         #[serde(default)]
         pub balance_after: Option<String>,
+    }
+
+    /// One refund as its original lists it.
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct RefundDetail {
+        pub tx_id: i64,
+        pub amount: String,
+        pub status: String,
     }
 }
 
