@@ -479,10 +479,11 @@ fn hledger_reads_every_scale_currency_memo_and_key_exactly() {
                 transfer["refund_of"].as_i64().map(|id| id.to_string())
             );
             // A memo hledger can show as its description is shown there.
-            if let Some(memo) = transfer["memo"].as_str() {
-                if !memo.contains(';') && memo.trim() == memo {
-                    assert_eq!(entry["tdescription"], memo);
-                }
+            if let Some(memo) = transfer["memo"].as_str()
+                && !memo.contains(';')
+                && memo.trim() == memo
+            {
+                assert_eq!(entry["tdescription"], memo);
             }
         }
     }

@@ -3,11 +3,11 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read};
 use std::iter::Peekable;
 use std::rc::Rc;
 
-use super::csv_error;
+use super::{csv_error, read_error};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError, echo};
 use crate::ledger::{BatchLine, NewTransfer, rules};
@@ -22,13 +22,16 @@ const COLUMNS: [&str; 5] = ["src", "dst", "amount", "id", "memo"];
 /// many fields as the header: an unquoted comma in an amount or a memo
 /// would otherwise move money the file never said.
 pub(super) struct CsvLines<R: io::Read> {
-    records: Peekable<csv::StringRecordsIntoIter<LineTracker<R>>>,
+    records: Peekable<csv::StringRecordsIntoIter<LineTracker<Restarted<R>>>>,
     tracked: Rc<RefCell<Tracked>>,
     columns: CsvColumns,
     width: usize,
     currency: Currency,
     source: String,
 }
+
+/// The input with its first bytes, read to look for a byte-order mark, put back.
+type Restarted<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
 #[derive(Clone, Copy)]
 struct CsvColumns {
@@ -40,10 +43,20 @@ struct CsvColumns {
 }
 
 impl<R: io::Read> CsvLines<R> {
-    pub(super) fn new(input: R, currency: Currency, source: String) -> Result<Self> {
+    pub(super) fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
+        // A byte-order mark some spreadsheets write: the reader drops one
+        // only if its first read holds all three bytes, so it goes here.
+        let mut start = Vec::with_capacity(3);
+        (&mut input)
+            .take(3)
+            .read_to_end(&mut start)
+            .map_err(|e| read_error(e, &source))?;
+        if start == "\u{feff}".as_bytes() {
+            start.clear();
+        }
         let tracked = Rc::new(RefCell::new(Tracked::default()));
         let input = LineTracker {
-            inner: input,
+            inner: io::Cursor::new(start).chain(input),
             tracked: Rc::clone(&tracked),
             offset: 0,
             line: 1,
@@ -65,12 +78,12 @@ impl<R: io::Read> CsvLines<R> {
         // The tracker has seen the end of the input only if the header took
         // all of it, or the input is that short: peeking then waits for nothing.
         let unterminated = tracked.borrow().unterminated;
-        if let Some((_, line)) = unterminated {
-            if records.peek().is_none() {
-                return Err(WalletError::InvalidLine(format!(
-                    "the CSV header of {source} opens a quoted field on line {line} that is never closed"
-                )));
-            }
+        if let Some((_, line)) = unterminated
+            && records.peek().is_none()
+        {
+            return Err(WalletError::InvalidLine(format!(
+                "the CSV header of {source} opens a quoted field on line {line} that is never closed"
+            )));
         }
         let names: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
         for (i, (name, column)) in names.iter().zip(&header).enumerate() {
@@ -278,11 +291,7 @@ impl<R: io::Read> io::Read for LineTracker<R> {
                 tracked.ends.push_back((self.offset, self.line));
             }
             self.after_cr = byte == b'\r';
-            // The reader drops a byte-order mark at the very start.
-            let bom = self.offset < 3 && byte == b"\xef\xbb\xbf"[self.offset as usize];
-            if !bom {
-                self.state = self.step(byte, line_end);
-            }
+            self.state = self.step(byte, line_end);
             self.offset += 1;
         }
         Ok(read)
@@ -305,5 +314,53 @@ impl<R> LineTracker<R> {
             _ if line_end => StartRecord,
             _ => InField,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Read};
+
+    use super::CsvLines;
+    use crate::money::Currency;
+
+    /// Hands out its bytes one at a time, so that a CRLF, a quote and a
+    /// byte-order mark are each split across reads.
+    struct Trickle(Vec<u8>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.get(self.1) {
+                Some(&byte) if !buf.is_empty() => {
+                    buf[0] = byte;
+                    self.1 += 1;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn lines(input: &[u8], trickle: bool) -> Vec<(u64, bool)> {
+        let reader: Box<dyn Read> = if trickle {
+            Box::new(Trickle(input.to_vec(), 0))
+        } else {
+            Box::new(input)
+        };
+        CsvLines::new(reader, Currency::default(), "a test".into())
+            .unwrap()
+            .map(|line| {
+                let line = line.unwrap();
+                (line.line, line.transfer.is_ok())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_the_same_however_the_input_is_read() {
+        let input = b"\xef\xbb\xbf\"src\",dst,amount\r\n\r\n,alice,1\r\r\n,bob,\"2\r\n\"\r,bob,3\n\n\n,bob,\"4";
+        let expected = [(3, true), (5, false), (7, true), (10, false)];
+        assert_eq!(lines(input, false), expected);
+        assert_eq!(lines(input, true), expected);
     }
 }
