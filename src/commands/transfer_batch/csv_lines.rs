@@ -85,7 +85,10 @@ impl<R: io::Read> CsvLines<R> {
                 "the CSV header of {source} opens a quoted field on line {line} that is never closed"
             )));
         }
-        let names: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
         for (i, (name, column)) in names.iter().zip(&header).enumerate() {
             if !COLUMNS.contains(&name.as_str()) {
                 return Err(WalletError::InvalidLine(format!(
