@@ -165,9 +165,11 @@ printed, in order, once its transfer is committed: \
 {\"line\":N,\"tx_id\":…,\"status\":\"PENDING\"} or {\"line\":N,\"error\":{…}}. \
 Good lines are queued and bad ones reported (exit 5 if any failed); with \
 --atomic a single bad line queues nothing. With --format csv the file is CSV \
-with a header row (src,dst,amount and optionally id,memo); with --dry-run \
-every line is checked against the ledger and nothing is written (on \
-PostgreSQL the tx_ids it prints are used up: a later real run takes others).",
+with a header row (src,dst,amount and optionally id,memo, each named once), \
+every record with as many fields as the header and numbered by the file line \
+it starts on; with --dry-run every line is checked against the ledger and \
+nothing is written (on PostgreSQL the tx_ids it prints are used up: a later \
+real run takes others).",
         after_help = "Examples:
   wallet transfer alice bob 25.50
   wallet transfer alice bob 25.50 --id order-42 --memo \"dinner\"
@@ -253,7 +255,7 @@ transfer settled at or before TIME had left.",
 (each line the object `get-transfer --json` prints), as CSV with a header row \
 of the same fields (RFC 4180 quoting; the outside world and every absent \
 value an empty field), or as an hledger journal (`*` COMPLETED, `!` \
-PENDING; FAILED, CANCELLED and holds as comment lines; one account per \
+PENDING, the tx_id as the code, memos and keys kept exactly; FAILED, CANCELLED and holds as comment lines; one account per \
 user, assets:wallet:NAME, and equity:external for the outside world). \
 --since and --until bound the time each transfer was created (inclusive).",
         after_help = "Examples:

@@ -126,9 +126,14 @@ pub fn hledger_account(user: Option<&str>) -> String {
 
 /// An hledger journal: a transaction per PENDING (`!`) or COMPLETED (`*`)
 /// transfer, dated the day it was queued (PENDING) or applied (COMPLETED),
-/// `tx_id` and key as tags; every other transfer (FAILED, CANCELLED, a
-/// hold) moved no money and is written as a comment line, so the journal
-/// still accounts for every `tx_id`.
+/// its `tx_id` as the transaction's code and as a tag; every other transfer
+/// (FAILED, CANCELLED, a hold) moved no money and is written as a comment
+/// line, so the journal still accounts for every `tx_id`.
+///
+/// Memos and keys come back from hledger exactly: the description is the
+/// memo when hledger keeps a description as written, and the key is a tag
+/// when hledger keeps a tag value as written; otherwise each is a tag
+/// holding a JSON string (see [`tag_value`]).
 pub struct Hledger<W: Write> {
     pub out: W,
     pub currency: Currency,
@@ -139,13 +144,64 @@ pub struct Hledger<W: Write> {
 
 impl<W: Write> Hledger<W> {
     fn amount(&self, minor: i64) -> String {
-        format!("{} {}", self.currency.format(minor), self.currency.code)
+        format!("{} {}", self.currency.format(minor), self.symbol())
+    }
+
+    /// hledger reads a commodity symbol with a digit only in double quotes.
+    fn symbol(&self) -> String {
+        let code = &self.currency.code;
+        if code.chars().all(|c| c.is_ascii_alphabetic()) {
+            code.clone()
+        } else {
+            format!("\"{code}\"")
+        }
+    }
+
+    /// The `commodity` directive's sample amount: hledger takes the decimal
+    /// places from it, and refuses one without a decimal mark (`0` for a
+    /// currency without decimals must be `0.`).
+    fn commodity_format(&self) -> String {
+        let zero = self.currency.format(0);
+        if self.currency.scale == 0 {
+            format!("{zero}. {}", self.symbol())
+        } else {
+            format!("{zero} {}", self.symbol())
+        }
     }
 }
 
-/// A tag value must not end the tag (a comma) or the comment (a newline).
+/// Whether hledger reads `text` back unchanged as a transaction's
+/// description: a `;` would start a comment, a line end the next line, and
+/// blanks at either end are trimmed. (A leading `(…)` would be a code, but
+/// the code, the `tx_id`, comes first.)
+fn description_safe(text: &str) -> bool {
+    !text.is_empty()
+        && !text.contains(';')
+        && !text.chars().any(char::is_control)
+        && text.trim() == text
+}
+
+/// Whether hledger reads `text` back unchanged as a tag's value, which ends
+/// at a comma or the line's end and is trimmed. One that starts with a
+/// quote would be taken for the JSON form.
 fn tag_safe(text: &str) -> bool {
-    !text.contains([',', '\n', '\r', ';'])
+    !text.is_empty()
+        && !text.contains(',')
+        && !text.starts_with('"')
+        && !text.chars().any(char::is_control)
+        && text.trim() == text
+}
+
+/// A tag's value: the text as it is where hledger keeps it so, else a JSON
+/// string with its commas written `\u002c`, which hledger keeps whole and
+/// any JSON reader turns back into the text.
+fn tag_value(text: &str) -> String {
+    if tag_safe(text) {
+        return text.to_string();
+    }
+    serde_json::to_string(text)
+        .unwrap_or_default()
+        .replace(',', "\\u002c")
 }
 
 impl<W: Write> ExportWriter for Hledger<W> {
@@ -158,7 +214,11 @@ impl<W: Write> ExportWriter for Hledger<W> {
             self.out,
             "; * COMPLETED, ! PENDING; FAILED, CANCELLED and holds moved no money and appear as comments"
         )?;
-        writeln!(self.out, "commodity {}", self.amount(0))?;
+        writeln!(
+            self.out,
+            "; the code is the tx_id; the memo is the description, or the memo tag if there is one; a tag value in double quotes is a JSON string"
+        )?;
+        writeln!(self.out, "commodity {}", self.commodity_format())?;
         writeln!(self.out, "account {}", hledger_account(None))?;
         writeln!(self.out)
     }
@@ -189,22 +249,31 @@ impl<W: Write> ExportWriter for Hledger<W> {
             _ => record.created_at,
         };
         let date = &crate::ledger::clock::rfc3339(when)[..10];
-        let description = match &record.memo {
-            Some(memo) => memo.replace(['\n', '\r', ';', '|'], " "),
-            None => format!("transfer {}", record.tx_id),
-        };
         let mut tags = format!("tx_id:{}", record.tx_id);
-        if let Some(key) = record.idempotency_key.as_deref().filter(|k| tag_safe(k)) {
-            tags.push_str(&format!(", key:{key}"));
+        if let Some(key) = record.idempotency_key.as_deref() {
+            tags.push_str(&format!(", key:{}", tag_value(key)));
         }
         if let Some(original) = record.refund_of {
             tags.push_str(&format!(", refund_of:{original}"));
         }
-        writeln!(self.out, "{date} {mark} {description}  ; {tags}")?;
-        if let Some(key) = record.idempotency_key.as_deref().filter(|k| !tag_safe(k)) {
-            // Kept whole, as JSON, where a tag could not hold it.
-            writeln!(self.out, "    ; key {}", serde_json::to_string(key)?)?;
-        }
+        // No memo is an empty description; a memo hledger would not keep
+        // as written is a `memo` tag, with a readable likeness described.
+        let description = match record.memo.as_deref() {
+            None => String::new(),
+            Some(memo) if description_safe(memo) => memo.to_string(),
+            Some(memo) => {
+                tags.push_str(&format!(", memo:{}", tag_value(memo)));
+                memo.replace(|c: char| c == ';' || c.is_control(), " ")
+                    .trim()
+                    .to_string()
+            }
+        };
+        let space = if description.is_empty() { "" } else { " " };
+        writeln!(
+            self.out,
+            "{date} {mark} ({}){space}{description}  ; {tags}",
+            record.tx_id
+        )?;
         let (to, from) = (
             hledger_account(record.dst.as_deref()),
             hledger_account(record.src.as_deref()),

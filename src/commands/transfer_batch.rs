@@ -8,6 +8,8 @@
 //! it is printed at once; if any line is bad, nothing is committed and the
 //! bad lines are all that is printed.
 
+mod csv_lines;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
@@ -16,6 +18,7 @@ use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::json;
 
+use self::csv_lines::CsvLines;
 use super::Context;
 use crate::cli::{BatchFormat, TransferArgs};
 use crate::domain::{IdempotencyKey, Memo, UserName};
@@ -353,192 +356,6 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             }));
         }
         None
-    }
-}
-
-/// Reads CSV records with a header row naming the columns: `src`, `dst`
-/// and `amount`, and optionally `id` and `memo`, in any order. An empty
-/// `src` or `dst` is the outside world. Each record is numbered by the line
-/// it starts on, as a JSON Lines line is.
-struct CsvLines<R> {
-    records: csv::StringRecordsIntoIter<BlankLines<R>>,
-    /// Where the blank lines the reader dropped were, to number records by
-    /// the file's own lines.
-    skipped: std::rc::Rc<std::cell::RefCell<Vec<u64>>>,
-    columns: CsvColumns,
-    currency: Currency,
-    source: String,
-}
-
-#[derive(Clone, Copy)]
-struct CsvColumns {
-    src: usize,
-    dst: usize,
-    amount: usize,
-    id: Option<usize>,
-    memo: Option<usize>,
-}
-
-impl<R: io::Read> CsvLines<R> {
-    fn new(input: R, currency: Currency, source: String) -> Result<Self> {
-        let skipped = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        let input = BlankLines {
-            inner: input,
-            quoted: false,
-            line_start: true,
-            kept_lines: 0,
-            skipped: std::rc::Rc::clone(&skipped),
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(input);
-        let header = reader
-            .headers()
-            .map_err(|e| csv_error(&e, &source))?
-            .clone();
-        let find = |name: &str| {
-            header
-                .iter()
-                .position(|h| h.trim().eq_ignore_ascii_case(name))
-        };
-        for column in &header {
-            let known = ["src", "dst", "amount", "id", "memo"];
-            if !known.iter().any(|k| column.trim().eq_ignore_ascii_case(k)) {
-                return Err(WalletError::InvalidLine(format!(
-                    "the CSV header of {source} names the unknown column '{}'; the columns are src,dst,amount and optionally id,memo",
-                    crate::error::echo(column)
-                )));
-            }
-        }
-        let needed = |name: &str| {
-            find(name).ok_or_else(|| {
-                WalletError::InvalidLine(format!(
-                    "the CSV header of {source} has no column '{name}'; it must name src,dst,amount (and may name id,memo)"
-                ))
-            })
-        };
-        let columns = CsvColumns {
-            src: needed("src")?,
-            dst: needed("dst")?,
-            amount: needed("amount")?,
-            id: find("id"),
-            memo: find("memo"),
-        };
-        Ok(Self {
-            records: reader.into_records(),
-            skipped,
-            columns,
-            currency,
-            source,
-        })
-    }
-
-    fn parse(&self, record: &csv::StringRecord) -> Result<NewTransfer> {
-        let field = |i: usize| record.get(i).unwrap_or("");
-        let optional = |i: Option<usize>| i.map(field).filter(|v| !v.is_empty());
-        let c = self.columns;
-        let side = |i: usize| -> Result<Option<UserName>> {
-            match field(i).trim() {
-                "" => Ok(None),
-                name => UserName::parse(name).map(Some),
-            }
-        };
-        let (src, dst) = (side(c.src)?, side(c.dst)?);
-        rules::check_parties(src.as_ref(), dst.as_ref())?;
-        let amount = self.currency.parse_amount(field(c.amount))?;
-        let key = IdempotencyKey::parse_optional(optional(c.id))?;
-        let memo = Memo::parse_optional(optional(c.memo))?;
-        NewTransfer::new(src, dst, amount, memo, key)
-    }
-}
-
-impl<R: io::Read> Iterator for CsvLines<R> {
-    type Item = Result<BatchLine>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let record = match self.records.next()? {
-                Ok(record) => record,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    return Some(match e.kind() {
-                        csv::ErrorKind::Io(_) => Err(csv_error(&e, &self.source)),
-                        _ => Ok(BatchLine {
-                            line,
-                            transfer: Err(WalletError::InvalidLine(format!(
-                                "it is not a valid CSV record ({e})"
-                            ))),
-                        }),
-                    });
-                }
-            };
-            if record.iter().all(|f| f.trim().is_empty()) {
-                continue;
-            }
-            let line = self.file_line(record.position().map_or(0, |p| p.line()));
-            return Some(Ok(BatchLine {
-                line,
-                transfer: self.parse(&record),
-            }));
-        }
-    }
-}
-
-impl<R> CsvLines<R> {
-    /// The file's line number of line `kept` of the stream without its
-    /// blank lines.
-    fn file_line(&self, kept: u64) -> u64 {
-        let skipped = self.skipped.borrow();
-        // Each entry is the kept-line count when a blank line was dropped:
-        // every one at or before `kept` shifts it down the file by one.
-        kept + skipped.partition_point(|&at| at <= kept) as u64
-    }
-}
-
-/// The input without its blank lines outside quoted fields, which the CSV
-/// reader would skip without counting; each dropped line is noted so that
-/// records keep the file's line numbers.
-struct BlankLines<R> {
-    inner: R,
-    quoted: bool,
-    line_start: bool,
-    /// Lines passed on so far.
-    kept_lines: u64,
-    skipped: std::rc::Rc<std::cell::RefCell<Vec<u64>>>,
-}
-
-impl<R: io::Read> io::Read for BlankLines<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let read = self.inner.read(buf)?;
-            if read == 0 {
-                return Ok(0);
-            }
-            let mut kept = 0;
-            for i in 0..read {
-                let byte = buf[i];
-                let blank = !self.quoted && self.line_start && (byte == b'\n' || byte == b'\r');
-                if blank {
-                    if byte == b'\n' {
-                        self.skipped.borrow_mut().push(self.kept_lines + 1);
-                    }
-                    continue;
-                }
-                if byte == b'"' {
-                    self.quoted = !self.quoted;
-                }
-                self.line_start = byte == b'\n';
-                if byte == b'\n' {
-                    self.kept_lines += 1;
-                }
-                buf[kept] = byte;
-                kept += 1;
-            }
-            if kept > 0 {
-                return Ok(kept);
-            }
-        }
     }
 }
 

@@ -336,3 +336,155 @@ fn a_dry_run_checks_every_line_and_writes_nothing() {
     assert!(before == s.ledger_bytes(), "a dry run writes nothing");
     s.fails(&["get-transfer", "--id", "d-1"], "transfer_not_found", 3);
 }
+
+/// `hledger -f JOURNAL ARGS…`, asserting success; its stdout.
+fn hledger(journal: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("hledger")
+        .arg("-f")
+        .arg(journal)
+        .args(args)
+        .output()
+        .expect("hledger is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "hledger {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(journal).unwrap()
+    );
+    out.stdout
+}
+
+/// A tag value as the journal writes it: the text itself, or a JSON string
+/// where the text would not survive as a tag value.
+fn tag_text(value: &str) -> String {
+    if value.starts_with('"') {
+        serde_json::from_str(value).unwrap_or_else(|e| panic!("{value}: {e}"))
+    } else {
+        value.to_string()
+    }
+}
+
+#[test]
+fn hledger_reads_every_scale_currency_memo_and_key_exactly() {
+    let memos = [
+        "(x) a leading code",
+        "semi; colon",
+        "pipe | note | more",
+        "tags? a: b, c:d",
+        "say \"hi\", 'there'",
+        "ünïcødé ✓ 日本 (paid)",
+        "  edge blanks  ",
+        "\"quoted\" start",
+        "* ! marks",
+    ];
+    let keys = [
+        "plain-1",
+        "comma,1",
+        "k: v, w:z",
+        " lead",
+        "\"q\"",
+        "semi;colon|pipe",
+        "ü (x) 日本",
+    ];
+    for (code, scale) in [("JPY", "0"), ("A1", "2"), ("KWD", "3"), ("X12", "8")] {
+        let s = Sandbox::new();
+        s.ok(&["init", "--currency", code, "--scale", scale]);
+        s.alice_and_bob();
+        let part = if scale == "0" { "3" } else { "0.5" };
+        for (i, memo) in memos.iter().enumerate() {
+            let amount = (1000 + i).to_string();
+            s.ok(&["deposit", "alice", &amount, "--memo", memo]);
+        }
+        for key in keys {
+            s.ok(&["transfer", "alice", "bob", part, "--id", key, "--memo", key]);
+        }
+        s.ok(&["settle"]);
+        s.ok(&["refund", "2", part, "--id", "refund, of: 2"]);
+        s.ok(&["transfer", "bob", "alice", "1", "--memo", "still; pending"]);
+        let journal = s.dir.path().join("wallet.journal");
+        std::fs::write(&journal, s.ok(&["export", "--format", "hledger"])).unwrap();
+        hledger(&journal, &["check", "--strict"]);
+
+        // Cleared entries are the COMPLETED transfers: their balances are the ledger's.
+        let balances: Value = s.json(&["balances"]);
+        let mut from_wallet: Vec<(String, String)> = balances["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    format!("assets:wallet:{}", u["name"].as_str().unwrap()),
+                    u["balance"].as_str().unwrap().to_string(),
+                )
+            })
+            .chain([(
+                "equity:external".to_string(),
+                balances["external"].as_str().unwrap().to_string(),
+            )])
+            .collect();
+        from_wallet.sort();
+        let table = hledger(&journal, &["bal", "-C", "--flat", "-N", "-O", "csv"]);
+        let mut from_hledger: Vec<(String, String)> = csv::Reader::from_reader(table.as_slice())
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                let (number, commodity) = r[1].split_once(' ').unwrap();
+                assert_eq!(commodity.trim_matches('"'), code, "{}", &r[1]);
+                (r[0].to_string(), number.to_string())
+            })
+            .collect();
+        from_hledger.sort();
+        assert_eq!(from_hledger, from_wallet, "{code}, scale {scale}");
+
+        // Every memo and key comes back from hledger's own reading, exactly.
+        let exported = lines(&s.ok(&["export"]));
+        let read: Vec<Value> =
+            serde_json::from_slice(&hledger(&journal, &["print", "-O", "json"])).unwrap();
+        let moved: Vec<&Value> = exported
+            .iter()
+            .filter(|t| t["status"] == "COMPLETED" || t["status"] == "PENDING")
+            .collect();
+        assert_eq!(read.len(), moved.len());
+        for (transfer, entry) in moved.iter().zip(&read) {
+            let tags: Vec<(String, String)> = entry["ttags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t[0].as_str().unwrap().into(), t[1].as_str().unwrap().into()))
+                .collect();
+            let tag = |name: &str| {
+                tags.iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| tag_text(v))
+            };
+            for (name, _) in &tags {
+                assert!(
+                    ["tx_id", "key", "memo", "refund_of"].contains(&name.as_str()),
+                    "a stray tag {name}: {tags:?}"
+                );
+            }
+            assert_eq!(tag("tx_id"), Some(transfer["tx_id"].to_string()));
+            assert_eq!(entry["tcode"], transfer["tx_id"].to_string());
+            let memo = tag("memo").or_else(|| {
+                Some(entry["tdescription"].as_str().unwrap().to_string()).filter(|d| !d.is_empty())
+            });
+            assert_eq!(
+                memo.as_deref(),
+                transfer["memo"].as_str(),
+                "{code}: {entry}"
+            );
+            assert_eq!(tag("key").as_deref(), transfer["key"].as_str(), "{entry}");
+            assert_eq!(
+                tag("refund_of"),
+                transfer["refund_of"].as_i64().map(|id| id.to_string())
+            );
+            // A memo hledger can show as its description is shown there.
+            if let Some(memo) = transfer["memo"].as_str()
+                && !memo.contains(';')
+                && memo.trim() == memo
+            {
+                assert_eq!(entry["tdescription"], memo);
+            }
+        }
+    }
+}

@@ -591,3 +591,163 @@ fn piped_tables_keep_one_field_per_column_for_awk() {
         "every row, the header included, has the same number of fields"
     );
 }
+
+/// `transfer --batch - --format csv` fed `input` with `--json`.
+fn csv_batch(s: &Sandbox, input: &[u8]) -> (Vec<Value>, Option<i32>, String) {
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-", "--format", "csv"])
+        .write_stdin(input.to_vec())
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (
+        lines,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_csv_record_with_more_or_fewer_fields_than_the_header_is_refused() {
+    let s = Sandbox::new();
+    users(&s);
+    let input = "src,dst,amount\n\
+                 alice,bob,1,000.50\n\
+                 alice,bob\n\
+                 alice,bob,7\n\
+                 alice,bob,\"2\n";
+    let (results, code, _) = csv_batch(&s, input.as_bytes());
+    assert_eq!(code, Some(5), "{results:?}");
+    assert_eq!(results.len(), 4, "{results:?}");
+    let refused = |i: usize, line: u64, says: &str| {
+        assert_eq!(results[i]["line"], line, "{results:?}");
+        assert_eq!(results[i]["error"]["code"], "invalid_line", "{results:?}");
+        let message = results[i]["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "line {line}: {message}");
+    };
+    refused(0, 2, "4 fields; the header has 3");
+    refused(1, 3, "2 fields; the header has 3");
+    assert_eq!(results[2]["line"], 4);
+    assert_eq!(results[2]["status"], "PENDING");
+    // The file ends inside the quote: that, not a short row, is the cause.
+    refused(3, 5, "quote");
+    let message = results[3]["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("fields"), "{message}");
+    assert_eq!(
+        pending_in(&s, "bob"),
+        "7.00",
+        "only the whole record queued"
+    );
+
+    // An unquoted comma in a memo is a field too many, not a shorter memo.
+    let (results, code, _) = csv_batch(&s, b"src,dst,amount,memo\nalice,bob,1,rent, May\n");
+    assert_eq!(code, Some(5));
+    assert_eq!(results[0]["error"]["code"], "invalid_line", "{results:?}");
+    assert!(
+        results[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("5 fields; the header has 4"),
+        "{results:?}"
+    );
+    assert_eq!(pending_in(&s, "bob"), "7.00");
+}
+
+#[test]
+fn a_csv_header_naming_a_column_twice_or_an_unknown_one_is_refused_before_any_line() {
+    let s = Sandbox::new();
+    users(&s);
+    for (header, says) in [
+        ("src,dst,amount,src", "'src' twice"),
+        ("src,dst,amount,Amount", "'amount' twice"),
+        ("src,dst,amount,note", "unknown column 'note'"),
+    ] {
+        // The input stays open: the header alone must decide.
+        let mut child = s
+            .process(&["--json", "transfer", "--batch", "-", "--format", "csv"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        use std::io::Write;
+        stdin
+            .write_all(format!("{header}\nalice,bob,1,x\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{header}: still reading"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let message =
+            crate::common::assert_error(&out, "invalid_line", 5, &["transfer", "--batch"]);
+        assert!(message.contains(says), "{header}: {message}");
+    }
+    assert_eq!(pending_in(&s, "bob"), "0.00", "no line was queued");
+}
+
+#[test]
+fn csv_records_are_numbered_by_the_physical_line_they_start_on_whatever_the_line_end() {
+    let s = Sandbox::new();
+    users(&s);
+    let lines = [
+        "src,dst,amount,memo",
+        "alice,bob,1,one",
+        "",
+        "alice,bob,2,\"two",
+        "lines\"",
+        "alice,bob,3,\"three, \"\"quoted\"\"\"",
+        "   ",
+        "",
+        "alice,bob,4,four",
+    ];
+    for (ending, final_end) in [("\n", true), ("\r\n", true), ("\n", false), ("\r\n", false)] {
+        let mut text = lines.join(ending);
+        if final_end {
+            text.push_str(ending);
+        }
+        let (results, code, _) = csv_batch(&s, text.as_bytes());
+        let what = format!("{ending:?}, final line end: {final_end}");
+        assert_eq!(code, Some(5), "{what}: {results:?}");
+        let numbers: Vec<u64> = results
+            .iter()
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [2, 4, 6, 9], "{what}: {results:?}");
+        assert_eq!(results[1]["error"]["code"], "invalid_memo", "{what}");
+        let last: Value = s.json(&["get-transfer", &results[3]["tx_id"].to_string()]);
+        assert_eq!(last["amount"], "4.00", "{what}");
+        assert_eq!(last["memo"], "four", "{what}");
+        let third: Value = s.json(&["get-transfer", &results[2]["tx_id"].to_string()]);
+        assert_eq!(third["memo"], "three, \"quoted\"", "{what}");
+    }
+}
+
+#[test]
+fn a_quoted_csv_memo_with_a_line_break_is_refused_by_the_memo_rule_on_its_line() {
+    let s = Sandbox::new();
+    users(&s);
+    let (results, code, _) = csv_batch(
+        &s,
+        b"src,dst,amount,memo\r\nalice,bob,1,ok\r\nalice,bob,2,\"first\r\nsecond\"\r\n",
+    );
+    assert_eq!(code, Some(5), "{results:?}");
+    assert_eq!(results[1]["line"], 3, "{results:?}");
+    assert_eq!(results[1]["error"]["code"], "invalid_memo");
+    let message = results[1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("control") && message.contains("first\\r\\nsecond"),
+        "{message}"
+    );
+    assert_eq!(pending_in(&s, "bob"), "1.00");
+}
