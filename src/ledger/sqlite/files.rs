@@ -121,6 +121,10 @@ pub(super) fn side_files_unusable(path: &Path) -> WalletError {
 /// What a `-wal` or `-shm` was when looked at: none, or its identity.
 type Identity = Option<(u64, u64)>;
 
+/// A `-shm` when looked at: its identity and its index header (empty if
+/// it could not be read).
+type ShmStamp = Option<((u64, u64), Vec<u8>)>;
+
 fn identity(meta: &fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
@@ -138,12 +142,12 @@ fn identity(meta: &fs::Metadata) -> (u64, u64) {
 pub(super) struct Unshared {
     file: (u64, u64, u64, (i64, i64)),
     wal: Identity,
-    shm: Option<((u64, u64), Vec<u8>)>,
+    shm: ShmStamp,
 }
 
 impl Unshared {
     pub(super) fn of(path: &Path) -> Option<Self> {
-        let sides = || -> Option<(Identity, Option<((u64, u64), Vec<u8>)>)> {
+        let sides = || -> Option<(Identity, ShmStamp)> {
             let wal = match fs::symlink_metadata(with_suffix(path, "-wal")) {
                 Ok(meta) if meta.len() > 0 => return None,
                 Ok(meta) => Some(identity(&meta)),
