@@ -289,6 +289,13 @@ sqlite_only! {
                 assert!(message.contains(&format!("uid {OTHER}")), "{message}");
             }
             assert_eq!(bytes, file_bytes(&s.db()));
+            // A ledger its group may write is shared by that group: a side
+            // file a member made, in the ledger's group, is theirs.
+            std::os::unix::fs::chown(side(&s, suffix), Some(OTHER), Some(0)).unwrap();
+            s.fails(&["get-user", "alice"], "io_error", 1);
+            chmod(&s.db(), 0o660);
+            s.ok(&["get-user", "alice"]);
+            chmod(&s.db(), 0o600);
             // The ledger's owner's own side files are fine for any reader.
             std::os::unix::fs::chown(side(&s, suffix), Some(0), Some(0)).unwrap();
             s.ok(&["deposit", "alice", "1"]);

@@ -52,7 +52,7 @@ pub(super) fn create_file(
         return Ok(false);
     }
     // The new ledger would take up a `-wal` or `-shm` already there.
-    super::files::check_side_files(path, super::files::me())?;
+    super::files::check_before_creating(path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

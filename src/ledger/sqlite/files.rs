@@ -37,7 +37,7 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The effective user: whose files this process makes.
-pub(super) fn me() -> u32 {
+fn me() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
@@ -80,9 +80,23 @@ pub(super) fn ledger_path(path: &Path) -> Result<PathBuf> {
 /// Refuses a `-wal` or `-shm` beside the ledger that it cannot be sure is
 /// the ledger's own: a symbolic link (SQLite would follow a `-wal` link and
 /// write the log wherever it leads), anything but a regular file, or a file
-/// of a user other than the ledger's owner (`owner`) and this user. Such a
+/// of a user other than the ledger's owner and this user. Such a
 /// file is left as it is; the error names it.
-pub(super) fn check_side_files(path: &Path, owner: u32) -> Result<()> {
+///
+/// A ledger its group may write (mode `g+w`) is shared by that group, and
+/// a writer of it makes side files as itself: a file in the ledger's group
+/// is taken as theirs, since only a member could have given it that group.
+pub(super) fn check_side_files(path: &Path, ledger: &fs::Metadata) -> Result<()> {
+    let group = (ledger.mode() & 0o020 != 0).then_some(ledger.gid());
+    refuse_foreign(path, ledger.uid(), group)
+}
+
+/// [`check_side_files`] for a ledger about to be made at `path` by this user.
+pub(super) fn check_before_creating(path: &Path) -> Result<()> {
+    refuse_foreign(path, me(), None)
+}
+
+fn refuse_foreign(path: &Path, owner: u32, group: Option<u32>) -> Result<()> {
     for suffix in ["-wal", "-shm"] {
         let side = with_suffix(path, suffix);
         let Ok(meta) = fs::symlink_metadata(&side) else {
@@ -92,7 +106,7 @@ pub(super) fn check_side_files(path: &Path, owner: u32) -> Result<()> {
             "it is a symbolic link".to_string()
         } else if !meta.is_file() {
             "it is not a regular file".to_string()
-        } else if meta.uid() != owner && meta.uid() != me() {
+        } else if meta.uid() != owner && meta.uid() != me() && group != Some(meta.gid()) {
             format!(
                 "it belongs to another user (uid {}), not to the ledger's owner (uid {owner}) or to this user",
                 meta.uid()

@@ -232,7 +232,7 @@ impl SqliteStore {
 
     fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
         let path = &files::ledger_path(path)?;
-        let owner = match fs::metadata(path) {
+        let ledger = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(path).is_ok() => {
                 return Err(io_error(
                     e,
@@ -247,9 +247,9 @@ impl SqliteStore {
             Ok(meta) if !meta.is_file() => {
                 return Err(not_a_ledger(path, "it is not a regular file"));
             }
-            Ok(meta) => std::os::unix::fs::MetadataExt::uid(&meta),
+            Ok(meta) => meta,
         };
-        files::check_side_files(path, owner)?;
+        files::check_side_files(path, &ledger)?;
         check_header(path)?;
         check_log(path)?;
         if gate != SchemaGate::Refuse
@@ -299,7 +299,7 @@ impl SqliteStore {
             None
         } else {
             let meta = fs::metadata(path).map_err(|e| io_error(e, "cannot read", path))?;
-            files::check_side_files(path, std::os::unix::fs::MetadataExt::uid(&meta))?;
+            files::check_side_files(path, &meta)?;
             files::made_shm(path)?
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
