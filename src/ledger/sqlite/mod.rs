@@ -333,17 +333,34 @@ impl SqliteStore {
     }
 
     /// Runs a read. One made without side files is kept only if the file
-    /// is still as it was when opened; otherwise the ledger is opened as
-    /// writers open it and the read is made again.
+    /// is still as it was when opened; otherwise it is made again from a
+    /// new view: again without side files while the file holds every
+    /// commit (opening them while the log is empty could change their
+    /// mode, see `files`), and after a few such tries, or once the log
+    /// holds commits, as writers open the ledger.
     fn read<T>(&mut self, mut work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
-        let outcome = work(self).map_err(|fault| self.errors.lift(fault));
-        match self.unshared {
-            Some(ref stamp) if files::Unshared::of(&self.errors.path).as_ref() != Some(stamp) => {
-                self.share()?;
-                self.run(work)
+        let mut outcome = work(self).map_err(|fault| self.errors.lift(fault));
+        for _ in 0..3 {
+            match self.unshared {
+                Some(ref stamp)
+                    if files::Unshared::of(&self.errors.path).as_ref() != Some(stamp) => {}
+                _ => return outcome,
             }
-            _ => outcome,
+            let Some((options, gate)) = self.reopen.clone() else {
+                return outcome;
+            };
+            let path = self.errors.path.clone();
+            *self = match Self::open_unshared(&path, &options, gate)? {
+                Some(store) => store,
+                None => Self::open_shared(&path, &options, gate)?,
+            };
+            outcome = work(self).map_err(|fault| self.errors.lift(fault));
         }
+        if self.unshared.is_some() {
+            self.share()?;
+            return self.run(work);
+        }
+        outcome
     }
 
     /// Leaves an unshared, read-only view for the shared one writers use.
