@@ -563,7 +563,11 @@ fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_c
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let _lock = LockHolder::take(&s, Lock::Exclusive, &["cancel", "999"]);
+        let probe: &[&str] = match crate::ENGINE {
+            Engine::Sqlite => &["cancel", "999"],
+            Engine::Postgres => &["get-user", "alice"],
+        };
+        let _lock = LockHolder::take(&s, Lock::Exclusive, probe);
         for args in ALL_COMMANDS {
             let mut with_timeout = vec!["--lock-timeout", "100"];
             with_timeout.extend_from_slice(args);
