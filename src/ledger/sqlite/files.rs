@@ -50,8 +50,16 @@ pub(super) fn ledger_path(path: &Path) -> Result<PathBuf> {
     let mut current = path.to_path_buf();
     // As many links as the kernel follows in one path before giving up.
     for _ in 0..40 {
-        let Ok(meta) = fs::symlink_metadata(&current) else {
-            return Ok(current);
+        let meta = match fs::symlink_metadata(&current) {
+            Ok(meta) => meta,
+            Err(e) if current != path => {
+                return Err(io_error(
+                    e,
+                    "cannot follow the symbolic link (its target is missing)",
+                    path,
+                ));
+            }
+            Err(_) => return Ok(current),
         };
         if !meta.is_symlink() {
             return Ok(current);
