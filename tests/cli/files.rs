@@ -241,6 +241,36 @@ sqlite_only! {
             &wallet_as(OWNER, s.dir.path(), &s.db(), &["deposit", "alice", "1"]),
             &["deposit"],
         );
+
+        // A log that holds commits and no -shm: only the owner may make one.
+        commit_left_in_log(&s);
+        give(&s, OWNER);
+        for file in [s.db(), side(&s, "-wal")] {
+            chmod(&file, 0o644);
+        }
+        let before = modes(&s);
+        let out = wallet_as(OTHER, s.dir.path(), &s.db(), &["get-user", "alice"]);
+        let message = assert_error(&out, "io_error", 1, &["get-user"]);
+        assert!(message.contains("wallet.db-shm"), "{message}");
+        assert_eq!(modes(&s), before, "no file made");
+        // The copy, with its log, reads the commit the log holds.
+        let mine = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(mine.path(), Some(OTHER), Some(OTHER)).unwrap();
+        let cp = StdCommand::new("setpriv")
+            .arg(format!("--reuid={OTHER}"))
+            .arg(format!("--regid={OTHER}"))
+            .args(["--clear-groups", "--", "cp"])
+            .arg(s.db())
+            .arg(side(&s, "-wal"))
+            .arg(mine.path())
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        let alice = succeeded(
+            &wallet_as(OTHER, mine.path(), &mine.path().join("wallet.db"), &["get-user", "alice"]),
+            &["get-user"],
+        );
+        assert!(alice.contains("alice@new.example.com"), "{alice}");
     }
 
     /// A ledger in a directory anyone may write to (sticky, as `/tmp`).

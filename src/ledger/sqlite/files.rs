@@ -17,7 +17,11 @@
 //! any it needs as the user who reads. So a read uses the side files only
 //! when the log holds commits the file lacks ([`Unshared`]); then a `-shm`
 //! it has to make is made by [`made_shm`] with the ledger's owner and an
-//! owner-writable mode, and removed on exit by [`MadeShm`].
+//! owner-writable mode, and removed on exit by [`MadeShm`]. SQLite leaves
+//! the mode of a log that holds commits alone; only a checkpoint that
+//! empties it between that look and SQLite's open could still let SQLite
+//! give it the ledger's mode, and a ledger someone is writing is
+//! owner-writable anyway.
 
 use std::fs;
 use std::io::{self, Read};
@@ -136,7 +140,7 @@ fn refuse_foreign(path: &Path, owner: u32, group: Option<u32>) -> Result<()> {
 pub(super) fn side_files_unusable(path: &Path) -> WalletError {
     let shown = shown_path(path);
     WalletError::Io(anyhow::anyhow!(
-        "cannot read the ledger '{shown}' as this user: unable to open database file: a read needs its side files '{shown}-wal' and '{shown}-shm' to be readable by this user, and write access to the directory when one of them is missing. Either the ledger's owner makes them readable (`chmod a+r '{shown}-wal' '{shown}-shm'`) or gives this user the directory, or read a copy: copy '{shown}' (with '{shown}-wal' if it is not empty) into a directory of your own and pass the copy with --db"
+        "cannot read the ledger '{shown}' as this user: unable to open database file: a read needs its side files '{shown}-wal' and '{shown}-shm' to be readable by this user, and only the ledger's owner may make a missing one (with write access to the directory). Either the ledger's owner makes them readable (`chmod a+r '{shown}-wal' '{shown}-shm'`), or read a copy: copy '{shown}' (with '{shown}-wal' if it is not empty) into a directory of your own and pass the copy with --db"
     ))
 }
 
