@@ -261,12 +261,13 @@ impl SqliteStore {
     }
 
     /// Opens the ledger read-only without its side files (`-wal`, `-shm`),
-    /// if it has none: a command that only reads must not leave files it
-    /// did not find, and ones it made (owned by another user, or with a
-    /// read-only ledger's mode) would stop the owner's next write. Without
-    /// a `-wal` the file holds every commit, so it is read as it stands
-    /// (SQLite's `immutable`), and each read is checked afterwards against
-    /// a writer that may have started meanwhile (see [`files::Unshared`]).
+    /// if its file holds every commit (no `-wal`, or an empty one): a
+    /// command that only reads must not leave files it did not find, and
+    /// SQLite gives side files it makes or opens empty the ledger's owner
+    /// and mode, which could stop the owner's next write. The file is read
+    /// as it stands (SQLite's `immutable`), and each read is checked
+    /// afterwards against a writer that may have started meanwhile (see
+    /// [`files::Unshared`]).
     fn open_unshared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Option<Self>> {
         let Some(stamp) = files::Unshared::of(path) else {
             return Ok(None);
