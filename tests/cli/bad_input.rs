@@ -559,15 +559,27 @@ fn a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on() 
 }
 
 #[test]
-fn an_exclusive_lock_makes_even_readers_busy() {
+fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_commit_carry_on() {
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let _lock = LockHolder::take(&s, Lock::Exclusive, &["get-user", "alice"]);
+        let probe: &[&str] = match crate::ENGINE {
+            Engine::Sqlite => &["cancel", "999"],
+            Engine::Postgres => &["get-user", "alice"],
+        };
+        let _lock = LockHolder::take(&s, Lock::Exclusive, probe);
         for args in ALL_COMMANDS {
             let mut with_timeout = vec!["--lock-timeout", "100"];
             with_timeout.extend_from_slice(args);
-            refused(&s, &with_timeout, "busy", 6);
+            let reads = ["get-user", "history", "get-transfer", "verify"];
+            if crate::ENGINE == Engine::Sqlite && reads.contains(&args[0]) {
+                // The log is empty, so the file holds every commit: a read
+                // answers from it without SQLite's locks (see README), and
+                // the holder's uncommitted change is not in it.
+                s.ok(&with_timeout);
+            } else {
+                refused(&s, &with_timeout, "busy", 6);
+            }
         }
     }
     assert_eq!(before, s.ledger_bytes());

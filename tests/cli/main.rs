@@ -19,6 +19,7 @@ mod chain;
 mod common;
 mod core;
 mod faults;
+mod files;
 mod holds;
 mod inputs;
 #[allow(dead_code)]

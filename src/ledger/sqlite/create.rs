@@ -51,6 +51,8 @@ pub(super) fn create_file(
     if !replace && fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
+    // The new ledger would take up a `-wal` or `-shm` already there.
+    super::files::check_before_creating(path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -17,6 +17,7 @@
 mod chain;
 mod create;
 mod error;
+mod files;
 mod holds;
 mod queue;
 mod reports;
@@ -63,6 +64,9 @@ enum SchemaGate {
 /// statement the engine runs is in this module.
 pub struct SqliteStore {
     conn: Connection,
+    /// A `-shm` this store made to read, removed once `conn` has closed
+    /// (fields drop in order).
+    made_shm: Option<files::MadeShm>,
     currency: Currency,
     errors: ErrorContext,
     caches: Caches,
@@ -71,44 +75,8 @@ pub struct SqliteStore {
     wrote: bool,
     /// Set while the ledger is read without side files: the file as it was
     /// when opened, and how to open it the usual way if it changes.
-    unshared: Option<Unshared>,
+    unshared: Option<files::Unshared>,
     reopen: Option<(OpenOptions, SchemaGate)>,
-}
-
-/// A ledger file with no `-wal` or `-shm` beside it, as found: its identity,
-/// size and modification time. A writer that starts makes a `-wal` before it
-/// touches the file (a wallet writer leaves it in place), and its
-/// checkpoint changes the file's time; a read during which neither happened
-/// saw one committed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Unshared {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-}
-
-impl Unshared {
-    fn of(path: &Path) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let side_file = |suffix: &str| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            fs::symlink_metadata(name).is_ok()
-        };
-        if side_file("-wal") || side_file("-shm") {
-            return None;
-        }
-        let meta = fs::metadata(path).ok()?;
-        let stamp = Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-        };
-        // Looked at again: side files that appeared in between count.
-        (!side_file("-wal") && !side_file("-shm")).then_some(stamp)
-    }
 }
 
 impl Drop for SqliteStore {
@@ -264,7 +232,8 @@ impl SqliteStore {
     }
 
     fn open_with(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
-        match fs::metadata(path) {
+        let path = &files::ledger_path(path)?;
+        let ledger = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(path).is_ok() => {
                 return Err(io_error(
                     e,
@@ -279,8 +248,9 @@ impl SqliteStore {
             Ok(meta) if !meta.is_file() => {
                 return Err(not_a_ledger(path, "it is not a regular file"));
             }
-            Ok(_) => {}
-        }
+            Ok(meta) => meta,
+        };
+        files::check_side_files(path, &ledger)?;
         check_header(path)?;
         wal::check_log(path)?;
         if gate != SchemaGate::Refuse
@@ -292,14 +262,15 @@ impl SqliteStore {
     }
 
     /// Opens the ledger read-only without its side files (`-wal`, `-shm`),
-    /// if it has none: a command that only reads must not leave files it
-    /// did not find, and ones it made (owned by another user, or with a
-    /// read-only ledger's mode) would stop the owner's next write. Without
-    /// a `-wal` the file holds every commit, so it is read as it stands
-    /// (SQLite's `immutable`), and each read is checked afterwards against
-    /// a writer that may have started meanwhile (see [`Unshared`]).
+    /// if its file holds every commit (no `-wal`, or an empty one): a
+    /// command that only reads must not leave files it did not find, and
+    /// SQLite gives side files it makes or opens empty the ledger's owner
+    /// and mode, which could stop the owner's next write. The file is read
+    /// as it stands (SQLite's `immutable`), and each read is checked
+    /// afterwards against a writer that may have started meanwhile (see
+    /// [`files::Unshared`]).
     fn open_unshared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Option<Self>> {
-        let Some(stamp) = Unshared::of(path) else {
+        let Some(stamp) = files::Unshared::of(path) else {
             return Ok(None);
         };
         let errors = error_context(path, options);
@@ -324,6 +295,15 @@ impl SqliteStore {
     /// Opens the ledger with SQLite's locks and side files, as every
     /// process that writes does.
     fn open_shared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
+        // A read may come here from a view without side files that a
+        // writer overtook, so the side files are looked at again.
+        let made_shm = if gate == SchemaGate::Refuse {
+            None
+        } else {
+            let meta = fs::metadata(path).map_err(|e| io_error(e, "cannot read", path))?;
+            files::check_side_files(path, &meta)?;
+            files::made_shm(path)?
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| io_error(e, "cannot open", path))?;
@@ -337,7 +317,17 @@ impl SqliteStore {
         // `Drop for SqliteStore`).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| errors.lift(e.into()))?;
-        validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))
+        let mut store = validate(conn, path, options, gate).map_err(|fault| match fault {
+            error::Fault::Sql(e)
+                if gate != SchemaGate::Refuse
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+            {
+                files::side_files_unusable(path)
+            }
+            fault => errors.lift(fault),
+        })?;
+        store.made_shm = made_shm;
+        Ok(store)
     }
 
     fn run_read<T>(&self, work: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
@@ -345,17 +335,34 @@ impl SqliteStore {
     }
 
     /// Runs a read. One made without side files is kept only if the file
-    /// is still as it was when opened; otherwise the ledger is opened as
-    /// writers open it and the read is made again.
+    /// is still as it was when opened; otherwise it is made again from a
+    /// new view: again without side files while the file holds every
+    /// commit (opening them while the log is empty could change their
+    /// mode, see `files`), and after a few such tries, or once the log
+    /// holds commits, as writers open the ledger.
     fn read<T>(&mut self, mut work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
-        let outcome = work(self).map_err(|fault| self.errors.lift(fault));
-        match self.unshared {
-            Some(stamp) if Unshared::of(&self.errors.path) != Some(stamp) => {
-                self.share()?;
-                self.run(work)
+        let mut outcome = work(self).map_err(|fault| self.errors.lift(fault));
+        for _ in 0..3 {
+            match self.unshared {
+                Some(ref stamp)
+                    if files::Unshared::of(&self.errors.path).as_ref() != Some(stamp) => {}
+                _ => return outcome,
             }
-            _ => outcome,
+            let Some((options, gate)) = self.reopen.clone() else {
+                return outcome;
+            };
+            let path = self.errors.path.clone();
+            *self = match Self::open_unshared(&path, &options, gate)? {
+                Some(store) => store,
+                None => Self::open_shared(&path, &options, gate)?,
+            };
+            outcome = work(self).map_err(|fault| self.errors.lift(fault));
         }
+        if self.unshared.is_some() {
+            self.share()?;
+            return self.run(work);
+        }
+        outcome
     }
 
     /// Leaves an unshared, read-only view for the shared one writers use.
@@ -456,6 +463,7 @@ fn validate(
     };
     Ok(SqliteStore {
         conn,
+        made_shm: None,
         currency,
         errors: error_context(path, options),
         caches: Caches::default(),
