@@ -104,7 +104,7 @@ fn hidden_param(param: &str) -> String {
     if !names_a_password(&decoded) {
         return param.to_string();
     }
-    if decoded.contains('=') || !param.contains('=') {
+    if is_malformed_password(param) {
         // `password%3Dsecret`: the value is inside the name.
         "***".to_string()
     } else {
@@ -112,8 +112,17 @@ fn hidden_param(param: &str) -> String {
     }
 }
 
+/// Whether `param` is a password parameter whose value hides in its name
+/// (`password%3Dsecret`, or `password` with no `=`), which no driver reads
+/// as meant and no message may show.
+pub fn is_malformed_password(param: &str) -> bool {
+    let name = param.split_once('=').map_or(param, |(name, _)| name);
+    let decoded = percent_decoded(name);
+    names_a_password(&decoded) && (decoded.contains('=') || !param.contains('='))
+}
+
 /// Whether a parameter's decoded name is, or hides, a password's.
-pub fn names_a_password(decoded_name: &str) -> bool {
+fn names_a_password(decoded_name: &str) -> bool {
     decoded_name.to_ascii_lowercase().contains("password")
 }
 
@@ -130,8 +139,9 @@ pub fn hide_passwords_in(text: &str) -> String {
         .min()
     {
         let start = at + found;
+        // Up to the next blank only: a quote may be part of the password.
         let end = text[start..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`'))
+            .find(char::is_whitespace)
             .map_or(text.len(), |n| start + n);
         out.push_str(&text[at..start]);
         out.push_str(&redacted(&text[start..end]));

@@ -27,6 +27,16 @@ fn a_parameter_given_twice_is_refused_not_the_last_one_taken() {
         let message = assert_error(&out, "usage", 2, &["get-user", extra]);
         assert!(message.contains("twice"), "{message}");
     }
+    // Hosts (and their ports) are a list of servers to try in turn: a
+    // down one first, then the test server, reach the ledger.
+    let socket = url
+        .split(['?', '&'])
+        .find_map(|param| param.strip_prefix("host="))
+        .unwrap()
+        .to_string();
+    let listed = format!("{url}&host=/nonexistent-socket-dir&host={socket}");
+    let out = run(&s, &listed, &["get-user", "alice"]);
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
@@ -97,6 +107,8 @@ fn no_form_of_a_password_shows_in_an_error_or_in_help() {
         &["get-user", "alice", "postgres://ann:s3cret@h/books"][..],
         &["create-user", "alice", "postgres://ann:s3cret@h/books"],
         &["--json", "balances", "postgresql://ann:s3cret@h/books"],
+        &["get-user", "alice", "postgres://ann:s3cret'x@h/books"],
+        &["get-user", "alice", "postgres://ann:x\"s3cret@h/books"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_wallet"))
             .args(args)

@@ -15,7 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::error::{PgFault, lift_connect};
 use crate::error::WalletError;
-use crate::ledger::location::{names_a_password, percent_decoded, redacted};
+use crate::ledger::location::{is_malformed_password, percent_decoded, redacted};
 
 /// The schema a ledger lives in when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wallet";
@@ -66,14 +66,17 @@ impl Target {
         for param in query.into_iter().flat_map(|q| q.split('&')) {
             let (name, value) = param.split_once('=').unwrap_or((param, ""));
             let decoded = percent_decoded(name);
-            if names_a_password(&decoded) && (decoded.contains('=') || !param.contains('=')) {
+            if is_malformed_password(param) {
                 return Err(invalid(
                     "a password parameter is malformed (not shown); write password=VALUE, its '=' not encoded as %3D".into(),
                 ));
             }
             // libpq and the driver would each take a different one of two
-            // (the last, or both hosts): the URL is ambiguous.
-            if !param.is_empty() && !seen.insert(decoded.clone()) {
+            // (the last, or both): the URL is ambiguous. Hosts and ports
+            // are the exception: each one given is a server to try in
+            // turn, as the driver has always read them.
+            let listed = matches!(decoded.as_str(), "host" | "hostaddr" | "port");
+            if !param.is_empty() && !listed && !seen.insert(decoded.clone()) {
                 return Err(invalid(format!(
                     "the parameter '{}' is given twice; give it once",
                     crate::error::echo(&decoded)

@@ -6,12 +6,13 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::Connection;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 use super::error::{error_context, io_error, not_a_ledger};
+use super::files::with_suffix;
 use super::schema;
 use crate::error::{Result, WalletError};
 use crate::ledger::{OpenOptions, clock};
@@ -179,12 +180,6 @@ fn abandoned_by(name: &OsStr, prefix: &str) -> Option<u32> {
         "creating-shm",
     ];
     known.contains(&tail).then_some(pid)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Removes the private file and its side files unless it was given its name.

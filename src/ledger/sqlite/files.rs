@@ -140,7 +140,7 @@ fn refuse_foreign(path: &Path, owner: u32, group: Option<u32>) -> Result<()> {
 pub(super) fn side_files_unusable(path: &Path) -> WalletError {
     let shown = shown_path(path);
     WalletError::Io(anyhow::anyhow!(
-        "cannot read the ledger '{shown}' as this user: unable to open database file: a read needs its side files '{shown}-wal' and '{shown}-shm' to be readable by this user, and only the ledger's owner may make a missing one (with write access to the directory). Either the ledger's owner makes them readable (`chmod a+r '{shown}-wal' '{shown}-shm'`), or read a copy: copy '{shown}' (with '{shown}-wal' if it is not empty) into a directory of your own and pass the copy with --db"
+        "cannot read the ledger '{shown}' as this user: unable to open database file: reading it needs '{shown}-wal' and '{shown}-shm' readable by this user; a missing '{shown}-shm' is made only by the ledger's owner or a user who may write the ledger. Either the ledger's owner makes the side files readable (`chmod a+r '{shown}-wal' '{shown}-shm'`), or read a copy: copy '{shown}' (with '{shown}-wal' if it is not empty) into a directory of your own and pass the copy with --db"
     ))
 }
 
@@ -157,7 +157,9 @@ fn identity(meta: &fs::Metadata) -> (u64, u64) {
 
 /// A ledger whose file holds every commit, as found: no `-wal`, or an
 /// empty one (a log is emptied only after a checkpoint has put all of it
-/// in the file). Such a ledger is read as the file stands (SQLite's
+/// in the file), with a `-shm`, if any, this user can read (its header is
+/// what tells a writer's commits apart within one tick of the file's
+/// time). Such a ledger is read as the file stands (SQLite's
 /// `immutable`), with no side file opened, and each read is checked
 /// afterwards against a writer that may have started meanwhile: a writer
 /// fills the log before it touches the file, and a wallet writer leaves the
@@ -238,7 +240,11 @@ impl Drop for MadeShm {
     ///
     /// Runs after the connection has closed (see the field order in
     /// `SqliteStore`): the lock's file is closed here, and closing a file
-    /// drops every lock this process holds on it.
+    /// drops every lock this process holds on it. These are process-wide
+    /// POSIX locks, so this relies on the process holding no other
+    /// connection to the ledger (a read makes a `-shm` only in a process
+    /// that opened the ledger once); a second one's locks would neither
+    /// stop the removal nor survive the close.
     fn drop(&mut self) {
         let unlocked =
             |file: &fs::File| fcntl_lock(file, FlockOperation::NonBlockingLockExclusive).is_ok();
@@ -282,6 +288,11 @@ pub(super) fn made_shm(path: &Path) -> Result<Option<MadeShm>> {
     let ledger = fs::metadata(path).map_err(|e| io_error(e, "cannot read", path))?;
     let me = me();
     if me != 0 && me != ledger.uid() {
+        // A user who may write the ledger (a member of a group it is
+        // shared with) makes side files as every writer of it does.
+        if rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok() {
+            return Ok(None);
+        }
         return Err(side_files_unusable(path));
     }
     let name = path

@@ -354,7 +354,7 @@ impl SqliteStore {
             let path = self.errors.path.clone();
             *self = match Self::open_unshared(&path, &options, gate)? {
                 Some(store) => store,
-                None => Self::open_shared(&path, &options, gate)?,
+                None => Self::reopen_shared(&path, &options, gate)?,
             };
             outcome = work(self).map_err(|fault| self.errors.lift(fault));
         }
@@ -368,9 +368,17 @@ impl SqliteStore {
     /// Leaves an unshared, read-only view for the shared one writers use.
     fn share(&mut self) -> Result<()> {
         if let Some((options, gate)) = self.reopen.take() {
-            *self = Self::open_shared(&self.errors.path.clone(), &options, gate)?;
+            *self = Self::reopen_shared(&self.errors.path.clone(), &options, gate)?;
         }
         Ok(())
+    }
+
+    /// Opens the shared view after a view without side files: the log a
+    /// writer made meanwhile has not been judged yet, and SQLite would
+    /// replay it.
+    fn reopen_shared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
+        wal::check_log(path)?;
+        Self::open_shared(path, options, gate)
     }
 
     /// Runs `work` and turns whatever it raised into the contract's error.

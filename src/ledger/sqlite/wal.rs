@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::error::io_error;
@@ -32,9 +32,7 @@ const FRAME_HEADER: usize = 24;
 /// later, and refused only if it still does and has not changed.
 pub(super) fn check_log(path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    let log_path = PathBuf::from(name);
+    let log_path = super::files::with_suffix(path, "-wal");
     let stamp = |path: &Path| {
         std::fs::metadata(path)
             .ok()
