@@ -17,8 +17,9 @@ Transfers, deposits and withdrawals are queued as PENDING and applied by \
 currency; balances never go below zero.
 
 Exit status: 0 success; 1 I/O or internal error; 2 usage error; 3 not found; \
-4 conflict; 5 invalid input; 6 busy or the server unreachable, nothing \
-changed: retry; 7 the ledger is \
+4 conflict; 5 invalid input; 6 busy or the server unreachable: retry (nothing \
+changed, but for what a settle or batch that stopped part-way printed and \
+named); 7 the ledger is \
 damaged, foreign, newer, or older than a read can use (`wallet verify`, \
 `wallet migrate`): stop; 8 outcome unknown, the change may have been written: \
 look it up (`get-transfer`), or retry with the same --id, which is exact.";
