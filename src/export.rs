@@ -110,9 +110,12 @@ impl<W: Write> ExportWriter for Csv<W> {
 /// The writer's own I/O error, kind and all: a reader gone away
 /// (`BrokenPipe`) must stay that, so the export ends quietly.
 fn csv_to_io(err: csv::Error) -> io::Error {
+    if !err.is_io_error() {
+        return io::Error::other(err);
+    }
     match err.into_kind() {
         csv::ErrorKind::Io(err) => err,
-        other => io::Error::other(format!("{other:?}")),
+        _ => unreachable!("is_io_error said so"),
     }
 }
 

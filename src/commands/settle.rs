@@ -106,8 +106,11 @@ fn drain_in_parallel(
         })
     });
     progress.finish_and_clear();
-    total.remaining = ledger.pending_count().ok();
-    match failure {
+    let counted = ledger.pending_count();
+    total.remaining = counted.as_ref().ok().copied();
+    // What is left that cannot be counted is no success: the summary says
+    // what was applied, the error why the rest is unknown.
+    match failure.or(counted.err()) {
         None => Ok(report(total)),
         Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
     }
@@ -238,13 +241,11 @@ fn watch(
     });
     // The connection opened first may have died with a server that came
     // back since: a fresh one counts what is left.
-    total.remaining = ledger
-        .pending_count()
-        .or_else(|_| {
-            Ledger::open(&context.db, &open_options).and_then(|mut fresh| fresh.pending_count())
-        })
-        .ok();
-    match failure {
+    let counted = ledger.pending_count().or_else(|_| {
+        Ledger::open(&context.db, &open_options).and_then(|mut fresh| fresh.pending_count())
+    });
+    total.remaining = counted.as_ref().ok().copied();
+    match failure.or(counted.err()) {
         None => Ok(report(total)),
         Some(error) => Err(stopped_part_way(SettleStopped { done: total, error })),
     }

@@ -296,6 +296,23 @@ fn refunds_never_add_up_to_more_than_the_transfer() {
         (withdrawal["src"].clone(), withdrawal["dst"].clone()),
         (Value::from("alice"), Value::Null)
     );
+    // A refund whose source has spent the money fails at settle; one still
+    // queued is PENDING. Both are listed; neither counts as refunded.
+    at(&s, T1, &["settle"]);
+    at(&s, T1, &["transfer", "alice", "bob", "90"]);
+    let failed = at(&s, T1, &["refund", "1", "5"])["tx_id"].clone();
+    at(&s, T1, &["settle"]);
+    let pending = at(&s, T1, &["refund", "1", "5"])["tx_id"].clone();
+    let original = at(&s, T1, &["get-transfer", "1"]);
+    assert_eq!(original["refunded"], "10.00", "{original}");
+    assert_eq!(
+        original["refund_details"],
+        serde_json::json!([
+            {"tx_id": deposit["tx_id"], "amount": "10.00", "status": "COMPLETED"},
+            {"tx_id": failed, "amount": "5.00", "status": "FAILED"},
+            {"tx_id": pending, "amount": "5.00", "status": "PENDING"},
+        ])
+    );
     let report: Value = s.json(&["verify"]);
     assert_eq!(report["ok"], true, "{report}");
 }

@@ -72,8 +72,7 @@ pub fn queue_line(
                 refund_of: row.get(6),
                 expiry: row
                     .get::<_, bool>(5)
-                    .then(|| PinnedExpiry::stored(row.get(8), row.get(7)))
-                    .flatten(),
+                    .then(|| PinnedExpiry::stored(row.get(8), row.get(7))),
             };
             let status = rules::stored_status(&row.get::<_, String>(9))?;
             return Ok(rules::replay_or_conflict(

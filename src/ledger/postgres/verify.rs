@@ -41,18 +41,6 @@ pub fn verify(
                 0
             }
         };
-    // The checks judge a ledger against the schema this binary builds; an
-    // older one would fail them for its age alone, not for damage. A read
-    // never upgrades, so it is `upgrade_needed`, as for every other read.
-    let latest = schema::latest_version();
-    if (1..latest).contains(&i64::from(version)) {
-        client.batch_execute("ROLLBACK")?;
-        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
-            path: errors.shown.clone(),
-            found: i64::from(version),
-            latest,
-        }));
-    }
     let mut checks = Vec::new();
     // A failed statement ends the transaction's use; each check runs
     // behind a savepoint so that the next can still read the snapshot.
@@ -73,9 +61,27 @@ pub fn verify(
             }
         }
     };
-    checks.push(guarded(client, "amcheck", &|c| {
-        amcheck(c, schema_name, options)
-    })?);
+    let storage = guarded(client, "amcheck", &|c| amcheck(c, schema_name, options))?;
+    // The checks judge a ledger against the schema this binary builds; an
+    // older one would fail them for its age alone, not for damage. A read
+    // never upgrades, so it is `upgrade_needed`, as for every other read;
+    // but damaged indexes are reported first, since an upgrade would
+    // write through them.
+    let latest = schema::latest_version();
+    if (1..latest).contains(&i64::from(version)) {
+        client.batch_execute("ROLLBACK")?;
+        if !storage.ok {
+            return Ok(VerifyReport {
+                checks: vec![storage],
+            });
+        }
+        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
+            path: errors.shown.clone(),
+            found: i64::from(version),
+            latest,
+        }));
+    }
+    checks.push(storage);
     checks.push(guarded(client, "schema", &|c| {
         schema_check(c, schema_name)
     })?);

@@ -68,11 +68,11 @@ pub enum PinnedExpiry {
 
 impl PinnedExpiry {
     /// An earlier hold's expiry as stored.
-    pub fn stored(placed_at: i64, expires_at: Option<i64>) -> Option<Self> {
-        Some(Self::Stored {
+    pub fn stored(placed_at: i64, expires_at: Option<i64>) -> Self {
+        Self::Stored {
             placed_at,
             expires_at,
-        })
+        }
     }
 }
 

@@ -716,7 +716,7 @@ fn replay(
         memo: memo.as_deref(),
         hold: hold_amount.is_some(),
         refund_of,
-        expiry: hold_amount.and(PinnedExpiry::stored(placed_at, expires_at)),
+        expiry: hold_amount.map(|_| PinnedExpiry::stored(placed_at, expires_at)),
     };
     let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
     Ok(Some(rules::replay_or_conflict(

@@ -44,8 +44,16 @@ pub(super) fn verify(
     let version = schema::version_of(conn).unwrap_or(0);
     // The checks judge a ledger against the schema this binary builds; an
     // older one would fail them for its age alone, not for damage. A read
-    // never upgrades, so it is `upgrade_needed`, as for every other read.
+    // never upgrades, so it is `upgrade_needed`, as for every other read;
+    // but a damaged file is reported as damaged first, since an upgrade
+    // would write into it.
     if (1..schema::latest_version()).contains(&version) {
+        let storage = guard(file_pragma, file_check(conn, file_pragma))?;
+        if !storage.ok {
+            return Ok(VerifyReport {
+                checks: vec![storage],
+            });
+        }
         return Err(WalletError::UpgradeNeeded {
             path: errors.path.clone(),
             found: version,
