@@ -242,6 +242,8 @@ fn replayed_frames(log: &File, header: &LogHeader, enough: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// A log SQLite wrote (and kept: no checkpoint), and its database.
