@@ -287,6 +287,33 @@ impl Sandbox {
         rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
     }
 
+    /// Scribbles over the last 1,000 bytes of the root page of the table
+    /// or index `name` (where its cells are), as a failing disk might, and
+    /// returns the file's bytes as left. A ledger file's only: the
+    /// PostgreSQL suite has no pages to damage.
+    #[allow(dead_code)]
+    pub fn damage_root_page(&self, name: &str) -> Vec<u8> {
+        let (root, page_size): (i64, i64) = {
+            let conn = self.sqlite();
+            let root = conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let page_size = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (root, page_size)
+        };
+        let mut bytes = self.ledger_bytes();
+        let start = usize::try_from(root * page_size - 1000).unwrap();
+        bytes[start..start + 1000].fill(0xff);
+        std::fs::write(self.db(), &bytes).unwrap();
+        bytes
+    }
+
     /// Everything the ledger holds, to compare before and after a command:
     /// the file and its write-ahead log (committed changes may sit in the
     /// log until a checkpoint moves them into the file), or every row of

@@ -1291,24 +1291,7 @@ fn verify_of_an_older_ledger_asks_for_an_upgrade() {
     }
     s.ok(&["settle"]);
     s.sqlite().execute_batch(&to_version_3()).unwrap();
-    let (root, page_size): (i64, i64) = {
-        let conn = s.sqlite();
-        let root = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 'transfers'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let page_size = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
-        (root, page_size)
-    };
-    let mut bytes = s.ledger_bytes();
-    let start = usize::try_from(root * page_size - 1000).unwrap();
-    bytes[start..start + 1000].fill(0xff);
-    std::fs::write(s.db(), &bytes).unwrap();
+    let bytes = s.damage_root_page("transfers");
     let error = s.verify_fails();
     assert_eq!(error.report.checks[0].name, "integrity_check");
     assert!(!error.report.checks[0].ok, "{:?}", error.report);

@@ -260,26 +260,8 @@ sqlite_only! {
             ]);
         }
         s.ok(&["settle"]);
-        let (root, page_size): (i64, i64) = {
-            let conn = s.sqlite();
-            let root = conn
-                .query_row(
-                    "SELECT rootpage FROM sqlite_schema WHERE name = 'postings'",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            let page_size = conn
-                .query_row("PRAGMA page_size", [], |r| r.get(0))
-                .unwrap();
-            (root, page_size)
-        };
         // Scribble over the index's cells, as a failing disk might.
-        let mut bytes = s.ledger_bytes();
-        // Cells fill a page from its end.
-        let start = usize::try_from(root * page_size - 1000).unwrap();
-        bytes[start..start + 1000].fill(0xff);
-        std::fs::write(s.db(), &bytes).unwrap();
+        let bytes = s.damage_root_page("postings");
 
         let error = s.verify_fails();
         let integrity = check(&error.report, "integrity_check");
