@@ -466,12 +466,6 @@ pub struct BatchStopped {
     pub error: WalletError,
 }
 
-impl From<Box<BatchStopped>> for WalletError {
-    fn from(stopped: Box<BatchStopped>) -> Self {
-        stopped.error
-    }
-}
-
 /// One input line, numbered from 1, already parsed into a transfer or refused.
 #[derive(Debug)]
 pub struct BatchLine {

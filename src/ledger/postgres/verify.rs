@@ -6,12 +6,11 @@ use postgres::Client;
 
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
-use crate::error::WalletError;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
     OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
-    holds_check, transfer_field_problem,
+    holds_check, older_schema, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -62,24 +61,11 @@ pub fn verify(
         }
     };
     let storage = guarded(client, "amcheck", &|c| amcheck(c, schema_name, options))?;
-    // The checks judge a ledger against the schema this binary builds; an
-    // older one would fail them for its age alone, not for damage. A read
-    // never upgrades, so it is `upgrade_needed`, as for every other read;
-    // but damaged indexes are reported first, since an upgrade would
-    // write through them.
     let latest = schema::latest_version();
     if (1..latest).contains(&i64::from(version)) {
         client.batch_execute("ROLLBACK")?;
-        if !storage.ok {
-            return Ok(VerifyReport {
-                checks: vec![storage],
-            });
-        }
-        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
-            path: errors.shown.clone(),
-            found: i64::from(version),
-            latest,
-        }));
+        return older_schema(storage, &errors.shown, i64::from(version), latest)
+            .map_err(PgFault::Wallet);
     }
     checks.push(storage);
     checks.push(guarded(client, "schema", &|c| {

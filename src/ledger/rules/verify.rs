@@ -8,8 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::echo;
-use crate::ledger::model::{Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status};
+use crate::error::{Result, WalletError, echo};
+use crate::ledger::model::{
+    Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
+};
 use crate::money::Currency;
 
 /// The names of the checks [`figure_checks`] returns, in order.
@@ -358,6 +360,30 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
         user: None,
         tx_id: Some(t.tx_id),
         message: format!("transfer {} {}", t.tx_id, wrong.join(", ")),
+    })
+}
+
+/// `verify` of a ledger whose schema is older than this binary's: the
+/// checks judge a ledger against the schema the migrations build, so an
+/// older one would fail them for its age alone, not for damage. A read
+/// never upgrades, so it is `upgrade_needed`, as for every other read; but
+/// a file the engine's own storage check (`storage`) finds damaged is
+/// reported as damaged first, since an upgrade would write into it.
+pub fn older_schema(
+    storage: Check,
+    ledger: &std::path::Path,
+    found: i64,
+    latest: i64,
+) -> Result<VerifyReport> {
+    if storage.ok {
+        return Err(WalletError::UpgradeNeeded {
+            path: ledger.to_path_buf(),
+            found,
+            latest,
+        });
+    }
+    Ok(VerifyReport {
+        checks: vec![storage],
     })
 }
 

@@ -295,13 +295,9 @@ impl SqliteStore {
     /// Opens the ledger with SQLite's locks and side files, as every
     /// process that writes does.
     fn open_shared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
-        // A read may come here from a view without side files that a
-        // writer overtook, so the side files are looked at again.
         let made_shm = if gate == SchemaGate::Refuse {
             None
         } else {
-            let meta = fs::metadata(path).map_err(|e| io_error(e, "cannot read", path))?;
-            files::check_side_files(path, &meta)?;
             files::made_shm(path)?
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -373,10 +369,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Opens the shared view after a view without side files: the log a
-    /// writer made meanwhile has not been judged yet, and SQLite would
-    /// replay it.
+    /// Opens the shared view after a view without side files: the side
+    /// files and the log a writer made meanwhile have not been judged yet,
+    /// and SQLite would use them and replay the log.
     fn reopen_shared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Self> {
+        let meta = fs::metadata(path).map_err(|e| io_error(e, "cannot read", path))?;
+        files::check_side_files(path, &meta)?;
         wal::check_log(path)?;
         Self::open_shared(path, options, gate)
     }
@@ -657,7 +655,6 @@ impl CommitWatch {
 /// was. Our ledgers get their application id at creation, before they are
 /// linked into place, so it is always in the main file.
 fn check_header(path: &Path) -> Result<()> {
-    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
     let mut header = [0u8; 72];
     let mut file = fs::File::open(path).map_err(|e| io_error(e, "cannot read", path))?;
     let mut filled = 0;
@@ -669,7 +666,8 @@ fn check_header(path: &Path) -> Result<()> {
             Err(e) => return Err(io_error(e, "cannot read", path)),
         }
     }
-    if filled < header.len() || &header[..16] != MAGIC {
+    let (sqlite, ledger) = schema::header_marks(&header);
+    if filled < header.len() || !sqlite {
         return Err(not_a_ledger(
             path,
             if filled == 0 {
@@ -679,8 +677,7 @@ fn check_header(path: &Path) -> Result<()> {
             },
         ));
     }
-    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
-    if application_id != schema::APPLICATION_ID {
+    if !ledger {
         return Err(not_a_ledger(
             path,
             "it is an SQLite database of another program",

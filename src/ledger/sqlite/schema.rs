@@ -9,6 +9,17 @@ use crate::error::echo;
 /// database of another program is told apart without reading its tables.
 pub const APPLICATION_ID: i32 = 0x574C_4554;
 
+/// The first bytes of every SQLite database.
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether a database's first 72 bytes (its header, up to the application
+/// id) are an SQLite database's, and whether they mark a wallet ledger.
+pub fn header_marks(header: &[u8; 72]) -> (bool, bool) {
+    let sqlite = &header[..16] == MAGIC;
+    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    (sqlite, sqlite && application_id == APPLICATION_ID)
+}
+
 /// Each step moves the schema one version up. Shipped steps are never edited
 /// or reordered: ledgers in the field were built by them.
 const MIGRATIONS: &[&str] = &[

@@ -6,14 +6,13 @@ use rusqlite::Connection;
 
 use super::error::{ErrorContext, Fault, SqlResult};
 use super::schema;
-use crate::error::WalletError;
 use crate::ledger::model::{
     Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
 };
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
     OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
-    holds_check, transfer_field_problem,
+    holds_check, older_schema, transfer_field_problem,
 };
 use crate::money::Currency;
 
@@ -42,24 +41,10 @@ pub(super) fn verify(
         "integrity_check"
     };
     let version = schema::version_of(conn).unwrap_or(0);
-    // The checks judge a ledger against the schema this binary builds; an
-    // older one would fail them for its age alone, not for damage. A read
-    // never upgrades, so it is `upgrade_needed`, as for every other read;
-    // but a damaged file is reported as damaged first, since an upgrade
-    // would write into it.
     if (1..schema::latest_version()).contains(&version) {
         let storage = guard(file_pragma, file_check(conn, file_pragma))?;
-        if !storage.ok {
-            return Ok(VerifyReport {
-                checks: vec![storage],
-            });
-        }
-        return Err(WalletError::UpgradeNeeded {
-            path: errors.path.clone(),
-            found: version,
-            latest: schema::latest_version(),
-        }
-        .into());
+        let older = older_schema(storage, &errors.path, version, schema::latest_version());
+        return older.map_err(Fault::from);
     }
     let mut checks = vec![
         guard(file_pragma, file_check(conn, file_pragma))?,
@@ -182,12 +167,9 @@ fn foreign_keys(conn: &Connection) -> SqlResult<Check> {
 /// is missing for are looked up only when the counts disagree.
 fn postings(conn: &Connection) -> SqlResult<Check> {
     // Holds are posted when placed.
-    let holds = " OR hold_amount IS NOT NULL";
     let expected: i64 = conn.query_row(
-        &format!(
-            "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers
-              WHERE status <> 'PENDING'{holds}"
-        ),
+        "SELECT coalesce(sum((src <> 0) + (dst <> 0)), 0) FROM transfers
+          WHERE status <> 'PENDING' OR hold_amount IS NOT NULL",
         [],
         |row| row.get(0),
     )?;
@@ -195,14 +177,13 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
     let mut findings = Findings::default();
     let mut strays = 0i64;
     {
-        let held_null = " AND t.hold_amount IS NULL";
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare(
             "SELECT p.account, p.tx_id FROM postings p
                LEFT JOIN transfers t ON t.tx_id = p.tx_id
-              WHERE t.tx_id IS NULL OR (t.status = 'PENDING'{held_null})
+              WHERE t.tx_id IS NULL OR (t.status = 'PENDING' AND t.hold_amount IS NULL)
                  OR (p.account <> t.src AND p.account <> t.dst)
-              ORDER BY p.tx_id"
-        ))?;
+              ORDER BY p.tx_id",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let (account, tx_id): (i64, i64) = (row.get(0)?, row.get(1)?);
@@ -217,12 +198,12 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
         }
     }
     if found - strays != expected {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT tx_id FROM transfers t WHERE (status <> 'PENDING'{holds})
+        let mut stmt = conn.prepare(
+            "SELECT tx_id FROM transfers t WHERE (status <> 'PENDING' OR hold_amount IS NOT NULL)
                 AND ((src <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.src AND p.tx_id = t.tx_id))
                   OR (dst <> 0 AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account = t.dst AND p.tx_id = t.tx_id)))
-              ORDER BY tx_id"
-        ))?;
+              ORDER BY tx_id",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let tx_id: i64 = row.get(0)?;

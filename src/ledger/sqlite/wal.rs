@@ -193,14 +193,7 @@ fn first_suspect(path: &Path, log: &File, header: &LogHeader) -> Result<Option<S
             if log.read_exact_at(&mut page_start, at).is_err() {
                 break;
             }
-            let application_id = i32::from_be_bytes([
-                page_start[68],
-                page_start[69],
-                page_start[70],
-                page_start[71],
-            ]);
-            if &page_start[..16] != b"SQLite format 3\0" || application_id != schema::APPLICATION_ID
-            {
+            if !schema::header_marks(&page_start).1 {
                 return Ok(Some(Suspect {
                     frame,
                     why: "its first page is another program's database".into(),
