@@ -95,7 +95,7 @@ pub enum WalletError {
         replayed: u64,
     },
 
-    #[error("the ledger is locked by another process (waited {0} ms); safe to retry")]
+    #[error("{}; safe to retry", locked_for(*.0))]
     Busy(u64),
     /// The database server cannot be reached, or the connection to it was
     /// lost before anything was committed: nothing was written.
@@ -240,7 +240,7 @@ impl WalletError {
     pub fn cause(&self) -> String {
         match self {
             Self::ServerUnavailable(cause) => cause.clone(),
-            Self::Busy(ms) => format!("the ledger is locked by another process (waited {ms} ms)"),
+            Self::Busy(ms) => locked_for(*ms),
             other => other.to_string(),
         }
     }
@@ -383,6 +383,11 @@ fn is_default_ignorable(c: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E0FFF}'
     )
+}
+
+/// Why a command gave up on the lock, without what that means for the ledger.
+fn locked_for(ms: u64) -> String {
+    format!("the ledger is locked by another process (waited {ms} ms)")
 }
 
 #[cfg(test)]

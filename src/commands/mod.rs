@@ -99,3 +99,8 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Migrate => migrate::run(&context),
     }
 }
+
+/// The plural ending for a count in a message: `1 transfer`, `2 transfers`.
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

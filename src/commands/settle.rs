@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::Context;
+use super::{Context, plural};
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
 use crate::ledger::{Ledger, Location, OpenOptions, SettleOptions, SettleStopped, SettleSummary};
@@ -188,10 +188,6 @@ fn stopped_part_way(stopped: SettleStopped) -> WalletError {
         error: Box::new(stopped.error),
         committed,
     }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// How long a worker waits for the write lock before it looks at its stop
@@ -394,7 +390,7 @@ fn report(summary: SettleSummary) -> Report {
         line.push_str(&format!(
             "; {} expired hold{} marked",
             HumanCount(expired),
-            if expired == 1 { "" } else { "s" }
+            plural(expired)
         ));
     }
     let report = Report::new(
@@ -413,7 +409,7 @@ fn report(summary: SettleSummary) -> Report {
     report.committed(
         format!(
             "the settlement of {processed} transfer{}",
-            if processed == 1 { "" } else { "s" }
+            plural(processed)
         ),
         "`wallet settle` again is safe: it applies each transfer once",
     )

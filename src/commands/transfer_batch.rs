@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use self::csv_lines::CsvLines;
-use super::Context;
+use super::{Context, plural};
 use crate::cli::{BatchFormat, TransferArgs};
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
@@ -182,10 +182,6 @@ fn stopped_part_way(stopped: BatchStopped) -> WalletError {
         error: Box::new(error),
         committed,
     }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 fn spinner() -> ProgressBar {

@@ -100,15 +100,13 @@ pub fn redacted(url: &str) -> String {
 /// One `name=value` parameter as messages show it.
 fn hidden_param(param: &str) -> String {
     let name = param.split_once('=').map_or(param, |(name, _)| name);
-    let decoded = percent_decoded(name);
-    if !names_a_password(&decoded) {
-        return param.to_string();
-    }
     if is_malformed_password(param) {
         // `password%3Dsecret`: the value is inside the name.
         "***".to_string()
-    } else {
+    } else if names_a_password(&percent_decoded(name)) {
         format!("{name}=***")
+    } else {
+        param.to_string()
     }
 }
 
