@@ -1195,7 +1195,7 @@ fn a_batch_whose_reader_went_away_stops_and_names_what_it_committed() {
 
 /// Puts beside the ledger the log of another program's live database,
 /// built with `page_size` bytes a page.
-fn plant_foreign_log(s: &Sandbox, page_size: u32) {
+pub(crate) fn plant_foreign_log(s: &Sandbox, page_size: u32) {
     let other = tempfile::tempdir().unwrap();
     let path = other.path().join("other.db");
     let conn = rusqlite::Connection::open(&path).unwrap();

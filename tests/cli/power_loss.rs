@@ -620,22 +620,7 @@ fn a_committed_log_of_another_database_is_still_refused_untouched() {
     let s = Sandbox::new();
     s.alice_and_bob();
     s.ok(&["deposit", "alice", "5"]);
-    let other = tempfile::tempdir().unwrap();
-    let path = other.path().join("other.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE notes (body TEXT);
-         INSERT INTO notes VALUES ('not a ledger');",
-    )
-    .unwrap();
-    std::fs::copy(
-        other.path().join("other.db-wal"),
-        s.dir.path().join("wallet.db-wal"),
-    )
-    .unwrap();
-    drop(conn);
+    crate::faults::plant_foreign_log(&s, 4096);
     append_torn_first_page(&s);
     let before = s.ledger_bytes();
     for args in [

@@ -688,9 +688,23 @@ fn check_header(path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use crate::domain::{Email, UserName};
     use crate::ledger::{Ledger, Location, NewTransfer, OpenOptions};
     use crate::money::{Amount, Currency};
+
+    /// A deposit of 5.00 to `to`, as a writer that overtakes a read queues it.
+    fn deposit_500(to: &UserName) -> NewTransfer {
+        NewTransfer::new(
+            None,
+            Some(to.clone()),
+            Amount::from_minor_units(500).unwrap(),
+            None,
+            None,
+        )
+        .unwrap()
+    }
 
     /// A read made without side files, during which a writer commits, is
     /// made again the usual way: it never answers from a file that changed
@@ -717,16 +731,49 @@ mod tests {
             "the read made no file"
         );
         let mut writer = Ledger::open(&location, &options).unwrap();
-        let deposit = NewTransfer::new(
-            None,
-            Some(alice.clone()),
-            Amount::from_minor_units(500).unwrap(),
-            None,
-            None,
-        )
-        .unwrap();
-        writer.queue_transfer(deposit).unwrap();
+        writer.queue_transfer(deposit_500(&alice)).unwrap();
         // The commit sits in the writer's log, which the first view cannot see.
         assert_eq!(reader.user(&alice).unwrap().pending_in, 500);
+    }
+
+    /// A read made without side files that a writer overtook, and whose
+    /// log that writer emptied on exit, is made again the same way: the
+    /// empty `-wal`, whose mode differs from the ledger's, keeps its mode.
+    #[test]
+    fn a_read_overtaken_by_a_writer_that_emptied_its_log_changes_no_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.db");
+        let location = Location::File(path.clone());
+        let options = OpenOptions::default();
+        Ledger::create(&location, &Currency::default(), &options).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        let email = Email::parse("alice@example.com").unwrap();
+        Ledger::open(&location, &options)
+            .unwrap()
+            .create_user(&alice, &email)
+            .unwrap();
+        let wal = super::files::with_suffix(&path, "-wal");
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let wal_mode = mode(&wal);
+        assert_ne!(wal_mode, 0o640);
+
+        let mut reader = Ledger::open_to_read(&location, &options).unwrap();
+        assert_eq!(reader.user(&alice).unwrap().pending_in, 0);
+        assert_eq!(mode(&wal), wal_mode);
+        {
+            let mut writer = Ledger::open(&location, &options).unwrap();
+            writer.queue_transfer(deposit_500(&alice)).unwrap();
+        }
+        assert_eq!(
+            std::fs::metadata(&wal).unwrap().len(),
+            0,
+            "the writer emptied its log"
+        );
+        // A writer gives an empty log the ledger's mode; a read must not.
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(wal_mode)).unwrap();
+        assert_eq!(reader.user(&alice).unwrap().pending_in, 500);
+        assert_eq!(mode(&wal), wal_mode);
     }
 }
