@@ -1,12 +1,14 @@
-//! What both benchmarks need: the release binary and the machine's name.
+//! What both benchmarks need: the optimised binary and the machine's name.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The release `wallet` next to this benchmark, built if it is missing.
+/// The `wallet` of the `profiling` profile (the release build with line
+/// tables, so a profile of a benchmark names source lines), built if it is
+/// missing.
 pub fn release_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "wallet"])
+        .args(["build", "--profile", "profiling", "--quiet", "--bin", "wallet"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo build");
@@ -14,7 +16,7 @@ pub fn release_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("wallet")
+    target.join("profiling").join("wallet")
 }
 
 /// The CPU's model name and how many cores this process may use.
