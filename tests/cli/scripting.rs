@@ -1237,13 +1237,21 @@ fn readme_opens_with_the_commands_that_work_on_a_fresh_machine() {
     assert!(ci.lines().any(|line| line == "cargo test --locked"), "{ci}");
 }
 
+/// A line that opens or closes a fenced block: a run of backticks and an
+/// info string without one (a line that starts with a code span is prose).
+fn is_fence(line: &str) -> bool {
+    let line = line.trim_start();
+    let info = line.trim_start_matches('`');
+    line.len() - info.len() >= 3 && !info.contains('`')
+}
+
 /// The anchors GitHub gives a document's headings: lower case, spaces as
 /// `-`, punctuation but `-` and `_` dropped, a repeated one numbered.
 fn heading_anchors(text: &str) -> BTreeSet<String> {
     let mut anchors = BTreeSet::new();
     let mut in_fence = false;
     for line in text.lines() {
-        if line.trim_start().starts_with("```") {
+        if is_fence(line) {
             in_fence = !in_fence;
             continue;
         }
@@ -1284,7 +1292,7 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
     let mut targets = Vec::new();
     let mut in_fence = false;
     for (index, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with("```") {
+        if is_fence(line) {
             in_fence = !in_fence;
             continue;
         }
@@ -1342,9 +1350,9 @@ fn relative_links_in_readme_and_docs_resolve() {
 
 #[test]
 fn links_and_anchors_are_read_as_github_renders_them() {
-    let text = "# A `b` (c)\n## A b c\n```\n# not a heading [x](y)\n```\n[one](a.md#x) `[no](z)` [two](#a-b-c)\n";
+    let text = "# A `b` (c)\n## A b c\n```\n# not a heading [x](y)\n```\n[one](a.md#x) `[no](z)` [two](#a-b-c)\n```` ```sh ```` is prose\n# After\n";
     let anchors: Vec<String> = heading_anchors(text).into_iter().collect();
-    assert_eq!(anchors, ["a-b-c", "a-b-c-1"]);
+    assert_eq!(anchors, ["a-b-c", "a-b-c-1", "after"]);
     assert_eq!(
         link_targets(text),
         [(6, "a.md#x".to_string()), (6, "#a-b-c".to_string())]
