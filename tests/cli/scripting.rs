@@ -1,5 +1,5 @@
 //! Scripting: idempotency keys, get-transfer, history paging, cancel, memos,
-//! completions and manual pages, output into pipes, and the README's examples.
+//! completions and manual pages, output into pipes, and the examples and links of the docs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
