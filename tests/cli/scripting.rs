@@ -1,5 +1,5 @@
 //! Scripting: idempotency keys, get-transfer, history paging, cancel, memos,
-//! completions and manual pages, output into pipes, and the README's examples.
+//! completions and manual pages, output into pipes, and the examples and links of the docs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1078,12 +1078,33 @@ struct Example {
     expected: Vec<String>,
 }
 
-/// The README's console examples in order. `> ` lines continue a command,
+/// The Markdown files whose examples and links are checked: README.md and
+/// every `.md` under docs/, by path relative to the repository.
+fn doc_files() -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, found);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                let relative = path.strip_prefix(root).unwrap();
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let root = repo_file("");
+    let mut found = vec!["README.md".to_string()];
+    walk(&repo_file("docs"), &root, &mut found);
+    found[1..].sort();
+    found
+}
+
+/// A document's console examples in order. `> ` lines continue a command,
 /// as a shell's second prompt does; other lines are its expected output.
-fn console_examples(readme: &str) -> Vec<Example> {
+fn console_examples(name: &str, text: &str) -> Vec<Example> {
     let mut examples: Vec<Example> = Vec::new();
     let mut in_console = false;
-    for (index, line) in readme.lines().enumerate() {
+    for (index, line) in text.lines().enumerate() {
         if !in_console {
             in_console = line.trim_end() == "```console";
             continue;
@@ -1099,7 +1120,7 @@ fn console_examples(readme: &str) -> Vec<Example> {
         } else {
             let example = examples
                 .last_mut()
-                .unwrap_or_else(|| panic!("README.md:{}: output before any `$ `", index + 1));
+                .unwrap_or_else(|| panic!("{name}:{}: output before any `$ `", index + 1));
             match line.strip_prefix("> ") {
                 Some(more) if example.expected.is_empty() => {
                     example.command.push('\n');
@@ -1109,7 +1130,7 @@ fn console_examples(readme: &str) -> Vec<Example> {
             }
         }
     }
-    assert!(!in_console, "README.md ends inside a console block");
+    assert!(!in_console, "{name} ends inside a console block");
     examples
 }
 
@@ -1133,16 +1154,9 @@ fn normalized(text: &str) -> String {
     out.trim_end_matches('\n').to_string()
 }
 
-#[test]
-fn readme_console_examples_print_what_they_show() {
-    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
-    let examples = console_examples(&readme);
-    let piped_to_jq = examples
-        .iter()
-        .filter(|e| e.command.contains("| jq"))
-        .count();
-    assert!(piped_to_jq >= 5, "the README shows jq pipelines");
-
+/// Runs one document's examples top to bottom as one session in a fresh
+/// directory; returns a description of each that printed something else.
+fn run_console_examples(name: &str, examples: &[Example]) -> Vec<String> {
     let s = Sandbox::new();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_wallet")).parent().unwrap();
     let path = format!(
@@ -1151,7 +1165,7 @@ fn readme_console_examples_print_what_they_show() {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut mismatches = Vec::new();
-    for example in &examples {
+    for example in examples {
         // Bounded, so an example that leaves a process holding stdout open
         // (a worker sent to the background) fails instead of hanging the suite.
         let out = StdCommand::new("timeout")
@@ -1171,24 +1185,184 @@ fn readme_console_examples_print_what_they_show() {
         let expected = normalized(&example.expected.join("\n"));
         if got != expected {
             mismatches.push(format!(
-                "README.md:{}: $ {}\n--- shown\n{expected}\n--- printed\n{got}\n",
+                "{name}:{}: $ {}\n--- shown\n{expected}\n--- printed\n{got}\n",
                 example.line, example.command
             ));
         }
     }
+    mismatches
+}
+
+#[test]
+fn console_examples_in_readme_and_docs_print_what_they_show() {
+    let mut mismatches = Vec::new();
+    let (mut run, mut piped_to_jq) = (0, 0);
+    for name in doc_files() {
+        let text = std::fs::read_to_string(repo_file(&name)).unwrap();
+        let examples = console_examples(&name, &text);
+        run += examples.len();
+        piped_to_jq += examples
+            .iter()
+            .filter(|e| e.command.contains("| jq"))
+            .count();
+        mismatches.extend(run_console_examples(&name, &examples));
+    }
+    assert!(piped_to_jq >= 5, "the docs show jq pipelines");
     assert!(
         mismatches.is_empty(),
-        "{} of {} README examples differ:\n{}",
+        "{} of {run} examples differ:\n{}",
         mismatches.len(),
-        examples.len(),
         mismatches.join("\n")
+    );
+}
+
+#[test]
+fn readme_opens_with_the_commands_that_work_on_a_fresh_machine() {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let first_block: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("```"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("```"))
+        .collect();
+    assert!(
+        first_block[0].starts_with("cargo run --release -- "),
+        "{first_block:?}"
+    );
+    assert!(
+        first_block[1].starts_with("cargo test --locked "),
+        "{first_block:?}"
+    );
+    let ci = std::fs::read_to_string(repo_file(".ci/run")).unwrap();
+    assert!(ci.lines().any(|line| line == "cargo test --locked"), "{ci}");
+}
+
+/// A line that opens or closes a fenced block: a run of backticks and an
+/// info string without one (a line that starts with a code span is prose).
+fn is_fence(line: &str) -> bool {
+    let line = line.trim_start();
+    let info = line.trim_start_matches('`');
+    line.len() - info.len() >= 3 && !info.contains('`')
+}
+
+/// The anchors GitHub gives a document's headings: lower case, spaces as
+/// `-`, punctuation but `-` and `_` dropped, a repeated one numbered.
+fn heading_anchors(text: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if is_fence(line) {
+            in_fence = !in_fence;
+            continue;
+        }
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
+        if in_fence {
+            continue;
+        }
+        let title = heading.trim_start_matches('#');
+        if !title.starts_with(' ') {
+            continue;
+        }
+        let slug: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut anchor = slug.clone();
+        let mut n = 0;
+        while anchors.contains(&anchor) {
+            n += 1;
+            anchor = format!("{slug}-{n}");
+        }
+        anchors.insert(anchor);
+    }
+    anchors
+}
+
+/// The targets of a document's inline links `[text](target)`, with the
+/// line each is on, outside fenced blocks and code spans.
+fn link_targets(text: &str) -> Vec<(usize, String)> {
+    let mut targets = Vec::new();
+    let mut in_fence = false;
+    for (index, line) in text.lines().enumerate() {
+        if is_fence(line) {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join("");
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            targets.push((index + 1, rest[..end].to_string()));
+            rest = &rest[end..];
+        }
+    }
+    targets
+}
+
+#[test]
+fn relative_links_in_readme_and_docs_resolve() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for name in doc_files() {
+        let text = std::fs::read_to_string(repo_file(&name)).unwrap();
+        let dir = repo_file(&name).parent().unwrap().to_path_buf();
+        for (line, target) in link_targets(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (file, anchor) = match target.split_once('#') {
+                Some((file, anchor)) => (file, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let path = if file.is_empty() {
+                repo_file(&name)
+            } else {
+                dir.join(file)
+            };
+            if !path.exists() {
+                broken.push(format!("{name}:{line}: {target}: no such file"));
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                let heading_text = std::fs::read_to_string(&path).unwrap_or_default();
+                if !heading_anchors(&heading_text).contains(anchor) {
+                    broken.push(format!("{name}:{line}: {target}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "no relative links found");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn links_and_anchors_are_read_as_github_renders_them() {
+    let text = "# A `b` (c)\n## A b c\n```\n# not a heading [x](y)\n```\n[one](a.md#x) `[no](z)` [two](#a-b-c)\n```` ```sh ```` is prose\n# After\n";
+    let anchors: Vec<String> = heading_anchors(text).into_iter().collect();
+    assert_eq!(anchors, ["a-b-c", "a-b-c-1", "after"]);
+    assert_eq!(
+        link_targets(text),
+        [(6, "a.md#x".to_string()), (6, "#a-b-c".to_string())]
     );
 }
 
 #[test]
 fn console_examples_are_read_with_continuations_and_outputs() {
     let text = "intro\n```console\n$ a | b\nout 1\nout 2\n$ c\n> d\n```\n```sh\n$ not run\n```\n";
-    let examples = console_examples(text);
+    let examples = console_examples("text", text);
     assert_eq!(examples.len(), 2);
     assert_eq!(
         (examples[0].line, examples[0].command.as_str()),
