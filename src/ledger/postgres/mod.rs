@@ -28,13 +28,12 @@ use postgres::Client;
 
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::OpenOptions;
 use crate::ledger::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
-use crate::ledger::store::Store;
+use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::money::Currency;
 
 pub use connect::Target;
@@ -437,9 +436,46 @@ fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
     )
 }
 
+/// The ledger a connection URL names.
+pub struct PgEngine<'a>(pub &'a str);
+
+impl Engine for PgEngine<'_> {
+    fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(match access {
+            Access::Write => PgStore::open(self.0, options)?,
+            Access::Read => PgStore::open_to_read(self.0, options)?,
+            Access::Verify => PgStore::open_to_verify(self.0, options)?,
+        }))
+    }
+
+    fn open_or_create(
+        &self,
+        currency: &Currency,
+        options: &OpenOptions,
+    ) -> Result<Box<dyn Store>> {
+        Ok(Box::new(PgStore::open_or_create(self.0, currency, options)?))
+    }
+
+    fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()> {
+        PgStore::create(self.0, currency, options)
+    }
+
+    fn migrate(&self, options: &OpenOptions) -> Result<(i64, i64)> {
+        PgStore::migrate(self.0, options)
+    }
+}
+
 impl Store for PgStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            // Workers share the queue by lanes, each on its own connection.
+            max_writers: usize::MAX,
+            settle_batch: crate::ledger::model::DEFAULT_SERVER_BATCH_SIZE,
+        }
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {

@@ -36,13 +36,12 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::OpenOptions;
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
-use super::store::Store;
+use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
@@ -480,9 +479,49 @@ fn validate(
     })
 }
 
+/// The ledger files at a path.
+pub struct SqliteEngine<'a>(pub &'a Path);
+
+impl Engine for SqliteEngine<'_> {
+    fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(match access {
+            Access::Write => SqliteStore::open(self.0, options)?,
+            Access::Read => SqliteStore::open_to_read(self.0, options)?,
+            Access::Verify => SqliteStore::open_to_verify(self.0, options)?,
+        }))
+    }
+
+    fn open_or_create(
+        &self,
+        currency: &Currency,
+        options: &OpenOptions,
+    ) -> Result<Box<dyn Store>> {
+        Ok(Box::new(SqliteStore::open_or_create(
+            self.0, currency, options,
+        )?))
+    }
+
+    fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()> {
+        SqliteStore::create(self.0, currency, options)
+    }
+
+    fn migrate(&self, options: &OpenOptions) -> Result<(i64, i64)> {
+        SqliteStore::migrate(self.0, options)
+    }
+}
+
 impl Store for SqliteStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            // A file takes one writer at a time: a second would only queue
+            // for its lock.
+            max_writers: 1,
+            settle_batch: super::model::DEFAULT_BATCH_SIZE,
+        }
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
