@@ -255,7 +255,7 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
     let schema = &target.schema;
     let not_a_ledger = |why: String| {
         PgFault::Wallet(WalletError::NotALedger {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             why,
         })
     };
@@ -282,14 +282,14 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
     let latest = schema::latest_version();
     if version > latest {
         return Err(PgFault::Wallet(WalletError::SchemaTooNew {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             found: version,
             known: latest,
         }));
     }
     if version < latest && gate == Gate::Read {
         return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             found: version,
             latest,
         }));
@@ -400,14 +400,14 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
     )?;
     commit(
         client,
-        &format!("the ledger '{}'", crate::error::shown_path(&target.shown)),
+        &format!("the ledger '{}'", target.shown),
         "`wallet get-user` on any name tells whether it exists",
     )
 }
 
 fn exists(target: &Target, is_ledger: bool) -> PgFault {
     PgFault::Wallet(WalletError::LedgerExists {
-        path: target.shown.clone(),
+        ledger: target.shown.clone(),
         what: if is_ledger {
             "a ledger"
         } else {
@@ -429,7 +429,7 @@ fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
         client,
         &format!(
             "the upgrade of '{}' to schema version {}",
-            crate::error::shown_path(&target.shown),
+            target.shown,
             schema::latest_version()
         ),
         "`wallet migrate` finishes it if it did not",

@@ -41,6 +41,7 @@ use super::model::{
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
+use super::location::Location;
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
@@ -213,7 +214,7 @@ impl SqliteStore {
     /// for an empty file (as `mktemp` or `touch` leave), which it fills.
     pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
         let exists = |what| WalletError::LedgerExists {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             what,
         };
         let replace_empty = match fs::symlink_metadata(path) {
@@ -241,7 +242,9 @@ impl SqliteStore {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(WalletError::LedgerNotFound(path.to_path_buf()));
+                return Err(WalletError::LedgerNotFound(Location::File(
+                    path.to_path_buf(),
+                )));
             }
             Err(e) => return Err(io_error(e, "cannot read", path)),
             Ok(meta) if !meta.is_file() => {
@@ -404,7 +407,7 @@ fn validate(
     let version = schema::version_of(&conn)?;
     if version > schema::latest_version() {
         return Err(WalletError::SchemaTooNew {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             found: version,
             known: schema::latest_version(),
         }
@@ -412,7 +415,7 @@ fn validate(
     }
     if version < schema::latest_version() && gate == SchemaGate::Read {
         return Err(WalletError::UpgradeNeeded {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             found: version,
             latest: schema::latest_version(),
         }
