@@ -1,11 +1,13 @@
 //! The ledger: the facade commands talk to, over one storage engine.
 //!
 //! Commands hand it validated values and get records back; they never see
-//! an engine's types. The engine is chosen once, from the [`Location`],
-//! when the ledger is opened. The loops that span transactions (settle's
-//! batches, a batch input's chunks) live here, so every engine stops,
-//! limits and reports progress the same way; each step inside them is one
-//! call to the [`Store`].
+//! an engine's types. The engine is chosen once, from the [`Location`], by
+//! [`open`], and says what callers need of it through [`Store::profile`].
+//! The loops that span transactions (settle's batches, a batch input's
+//! chunks) live here, so every engine stops, limits and reports progress
+//! the same way; each step inside them is one call to the [`Store`].
+//! [`worker`] runs settle's loop as a process does: workers, `--watch`,
+//! retries.
 
 pub mod chain;
 pub mod clock;
@@ -33,8 +35,8 @@ pub use model::{
     SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
-pub use store::{Access, OpenOptions, Profile};
 use store::Store;
+pub use store::{Access, OpenOptions, Profile};
 
 /// An open, validated ledger.
 pub struct Ledger {

@@ -66,8 +66,7 @@ pub trait Engine {
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>>;
 
     /// Opens the ledger to write, creating it with `currency` if there is none.
-    fn open_or_create(&self, currency: &Currency, options: &OpenOptions)
-    -> Result<Box<dyn Store>>;
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>>;
 
     /// Creates a new ledger; refuses if one (or anything else) is already there.
     fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()>;

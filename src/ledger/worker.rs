@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::Ledger;
 use super::location::Location;
 use super::model::{SettleOptions, SettleStopped, SettleSummary};
 use super::store::OpenOptions;
-use super::Ledger;
 use crate::error::WalletError;
 
 /// How a settle run goes.
@@ -332,5 +332,218 @@ fn sleep_unless(stop: &AtomicBool, duration: Duration) {
             break;
         }
         std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
+
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::domain::{Email, UserName};
+    use crate::ledger::NewTransfer;
+    use crate::money::{Amount, Currency};
+
+    /// Everything a run told its caller.
+    #[derive(Default)]
+    struct Recorded {
+        started: Mutex<Option<(u64, u64)>>,
+        settled: AtomicU64,
+        retries: Mutex<Vec<String>>,
+    }
+
+    impl Events for Recorded {
+        fn wants_total(&self) -> bool {
+            true
+        }
+
+        fn started(&self, total: u64, batch_size: u64) {
+            *self.started.lock().unwrap() = Some((total, batch_size));
+        }
+
+        fn settled(&self, more: u64) {
+            self.settled.fetch_add(more, Ordering::Relaxed);
+        }
+
+        fn retrying(&self, error: &WalletError, _pause: Duration) {
+            self.retries.lock().unwrap().push(error.code().to_string());
+        }
+    }
+
+    /// A ledger file with one user, alice.
+    fn ledger(dir: &TempDir) -> Location {
+        let location = Location::File(dir.path().join("wallet.db"));
+        let options = OpenOptions::default();
+        Ledger::create(&location, &Currency::default(), &options).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        let email = Email::parse("alice@example.com").unwrap();
+        Ledger::open(&location, &options)
+            .unwrap()
+            .create_user(&alice, &email)
+            .unwrap();
+        location
+    }
+
+    /// Queues `n` deposits of 1.00 to alice.
+    fn deposit(location: &Location, n: usize) {
+        let mut ledger = Ledger::open(location, &OpenOptions::default()).unwrap();
+        for _ in 0..n {
+            let deposit = NewTransfer::new(
+                None,
+                Some(UserName::parse("alice").unwrap()),
+                Amount::from_minor_units(100).unwrap(),
+                None,
+                None,
+            )
+            .unwrap();
+            ledger.queue_transfer(deposit).unwrap();
+        }
+    }
+
+    fn pending(location: &Location) -> u64 {
+        Ledger::open(location, &OpenOptions::default())
+            .unwrap()
+            .pending_count()
+            .unwrap()
+    }
+
+    /// Runs a watch on its own thread; returns its stop flag and handle.
+    fn watching(
+        location: &Location,
+        options: OpenOptions,
+        events: Arc<Recorded>,
+    ) -> (Arc<AtomicBool>, std::thread::JoinHandle<Outcome>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let plan = Plan {
+            workers: 1,
+            watch: Some(Duration::from_millis(10)),
+            stop: Some(Arc::clone(&stop)),
+            ..Plan::default()
+        };
+        let location = location.clone();
+        let handle =
+            std::thread::spawn(move || settle(&location, &options, &plan, events.as_ref()));
+        (stop, handle)
+    }
+
+    /// Waits, for at most ten seconds, until nothing is pending.
+    fn until_drained(location: &Location) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while pending(location) > 0 {
+            assert!(Instant::now() < until, "the watch left transfers pending");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_file_takes_one_writer_and_settles_in_large_batches() {
+        let dir = TempDir::new().unwrap();
+        let location = ledger(&dir);
+        let profile = Ledger::open(&location, &OpenOptions::default())
+            .unwrap()
+            .profile();
+        assert_eq!(profile.max_writers, 1);
+        assert_eq!(profile.settle_batch, crate::ledger::DEFAULT_BATCH_SIZE);
+    }
+
+    #[test]
+    fn a_drain_settles_up_to_its_limit_and_counts_what_is_left() {
+        let dir = TempDir::new().unwrap();
+        let location = ledger(&dir);
+        deposit(&location, 5);
+        let events = Recorded::default();
+        // More workers than a file takes run as one.
+        let plan = Plan {
+            limit: Some(3),
+            batch_size: Some(2),
+            workers: 4,
+            ..Plan::default()
+        };
+        let done = settle(&location, &OpenOptions::default(), &plan, &events).unwrap();
+        assert_eq!(
+            (done.processed, done.completed, done.remaining),
+            (3, 3, Some(2))
+        );
+        assert_eq!(*events.started.lock().unwrap(), Some((3, 2)));
+        assert_eq!(events.settled.load(Ordering::Relaxed), 3);
+
+        let rest = settle(
+            &location,
+            &OpenOptions::default(),
+            &Plan::default(),
+            &Silent,
+        )
+        .unwrap();
+        assert_eq!((rest.processed, rest.remaining), (2, Some(0)));
+    }
+
+    #[test]
+    fn a_watch_settles_what_is_queued_while_it_runs_until_stopped() {
+        let dir = TempDir::new().unwrap();
+        let location = ledger(&dir);
+        deposit(&location, 2);
+        let events = Arc::new(Recorded::default());
+        let (stop, handle) = watching(&location, OpenOptions::default(), Arc::clone(&events));
+        until_drained(&location);
+        deposit(&location, 3);
+        until_drained(&location);
+        stop.store(true, Ordering::Relaxed);
+        let done = handle.join().unwrap().unwrap();
+        assert_eq!((done.processed, done.remaining), (5, Some(0)));
+        assert_eq!(events.settled.load(Ordering::Relaxed), 5);
+        assert!(events.retries.lock().unwrap().is_empty());
+        // A watch has no end to count towards.
+        assert_eq!(*events.started.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn a_watch_waits_its_turn_while_another_process_holds_the_lock() {
+        let dir = TempDir::new().unwrap();
+        let location = ledger(&dir);
+        deposit(&location, 4);
+        let holder = rusqlite::Connection::open(dir.path().join("wallet.db")).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let options = OpenOptions {
+            lock_timeout: Duration::from_millis(50),
+        };
+        let events = Arc::new(Recorded::default());
+        let (stop, handle) = watching(&location, options, Arc::clone(&events));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(pending(&location), 4, "settled under another's lock");
+        holder.execute_batch("ROLLBACK").unwrap();
+        until_drained(&location);
+        stop.store(true, Ordering::Relaxed);
+        let done = handle.join().unwrap().unwrap();
+        assert_eq!(done.processed, 4);
+        // A lock held elsewhere is a turn to wait, not a failure to report.
+        assert!(events.retries.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_watch_on_a_missing_ledger_fails_at_once() {
+        let dir = TempDir::new().unwrap();
+        let location = Location::File(dir.path().join("none.db"));
+        let events = Arc::new(Recorded::default());
+        let (_stop, handle) = watching(&location, OpenOptions::default(), Arc::clone(&events));
+        let stopped = handle.join().unwrap().unwrap_err();
+        assert_eq!(stopped.error.code(), "ledger_not_found");
+        assert_eq!(stopped.done.processed, 0);
+        assert!(events.retries.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stop_before_the_first_batch_settles_nothing() {
+        let dir = TempDir::new().unwrap();
+        let location = ledger(&dir);
+        deposit(&location, 2);
+        let plan = Plan {
+            stop: Some(Arc::new(AtomicBool::new(true))),
+            ..Plan::default()
+        };
+        let done = settle(&location, &OpenOptions::default(), &plan, &Silent).unwrap();
+        assert_eq!((done.processed, done.remaining), (0, Some(2)));
     }
 }

@@ -40,8 +40,9 @@ impl Target {
     /// `PGPASSWORD`, `PGDATABASE`) fills what the URL leaves out.
     pub fn parse(url: &str) -> Result<Self, WalletError> {
         let shown = Location::Server(url.to_string());
-        let invalid =
-            |why: String| WalletError::Usage(format!("invalid PostgreSQL URL '{shown}' for --db: {why}"));
+        let invalid = |why: String| {
+            WalletError::Usage(format!("invalid PostgreSQL URL '{shown}' for --db: {why}"))
+        };
         // The server reads every setting as a C string: a NUL would cut it
         // short, so the driver refuses it only when it sends it, which
         // would look like a server gone away and be retried for ever.

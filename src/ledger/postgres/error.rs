@@ -150,11 +150,7 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
             database: target.database(),
         }
     } else if code.code().starts_with("28") || *code == SqlState::INSUFFICIENT_PRIVILEGE {
-        WalletError::AccessDenied(format!(
-            "cannot log in to '{}': {}",
-            shown,
-            db.message()
-        ))
+        WalletError::AccessDenied(format!("cannot log in to '{}': {}", shown, db.message()))
     } else if code.code().starts_with("57P")
         || code.code().starts_with("08")
         || *code == SqlState::TOO_MANY_CONNECTIONS

@@ -448,12 +448,10 @@ impl Engine for PgEngine<'_> {
         }))
     }
 
-    fn open_or_create(
-        &self,
-        currency: &Currency,
-        options: &OpenOptions,
-    ) -> Result<Box<dyn Store>> {
-        Ok(Box::new(PgStore::open_or_create(self.0, currency, options)?))
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(PgStore::open_or_create(
+            self.0, currency, options,
+        )?))
     }
 
     fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()> {

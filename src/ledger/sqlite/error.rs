@@ -122,7 +122,10 @@ impl ErrorContext {
     }
 }
 
-pub(super) fn error_context(path: &Path, options: &crate::ledger::store::OpenOptions) -> ErrorContext {
+pub(super) fn error_context(
+    path: &Path,
+    options: &crate::ledger::store::OpenOptions,
+) -> ErrorContext {
     ErrorContext {
         path: path.to_path_buf(),
         lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),

@@ -36,12 +36,12 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::location::Location;
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
-use super::location::Location;
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
@@ -494,11 +494,7 @@ impl Engine for SqliteEngine<'_> {
         }))
     }
 
-    fn open_or_create(
-        &self,
-        currency: &Currency,
-        options: &OpenOptions,
-    ) -> Result<Box<dyn Store>> {
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>> {
         Ok(Box::new(SqliteStore::open_or_create(
             self.0, currency, options,
         )?))
