@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::HumanCount;
 use serde::Serialize;
+
+mod shown;
 
 use super::{Context, plural};
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::worker::{self, Events, Plan};
+use crate::ledger::worker::{self, Plan};
 use crate::ledger::{SettleStopped, SettleSummary};
 use crate::report::{Human, Report};
+use shown::Shown;
 
 #[derive(Serialize)]
 struct Settled {
@@ -41,15 +44,9 @@ pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
         watch: args.watch.then(|| Duration::from_millis(args.interval)),
         stop,
     };
-    let shown = Shown {
-        bar: std::sync::OnceLock::new(),
-        show_progress: context.show_progress && !args.watch,
-        json: context.json_errors,
-    };
+    let shown = Shown::new(context.show_progress && !args.watch, context.json_errors);
     let settled = worker::settle(&context.db, &context.open_options, &plan, &shown);
-    if let Some(bar) = shown.bar.get() {
-        bar.finish_and_clear();
-    }
+    shown.finish();
     match settled {
         Ok(summary) => Ok(report(summary)),
         Err(stopped) => Err(stopped_part_way(stopped)),
@@ -70,44 +67,6 @@ fn on_signals() -> Result<Arc<AtomicBool>> {
         })?;
     }
     Ok(stop)
-}
-
-/// What the run shows on stderr: a progress bar, and a line per retry.
-struct Shown {
-    bar: std::sync::OnceLock<ProgressBar>,
-    show_progress: bool,
-    json: bool,
-}
-
-impl Events for Shown {
-    fn wants_total(&self) -> bool {
-        self.show_progress
-    }
-
-    fn started(&self, total: u64, batch_size: u64) {
-        let _ = self.bar.set(progress_bar(total, batch_size));
-    }
-
-    fn settled(&self, more: u64) {
-        if let Some(bar) = self.bar.get() {
-            bar.inc(more);
-        }
-    }
-
-    /// One line for a failure the worker rides out: its cause alone, since
-    /// batches before it in the same pass may have committed.
-    fn retrying(&self, error: &WalletError, pause: Duration) {
-        let pause_ms = pause.as_millis();
-        let cause = error.cause();
-        if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"warning": {"code": error.code(), "message": cause, "retry_in_ms": pause_ms}})
-            );
-        } else {
-            eprintln!("warning: {cause}; retrying in {pause_ms} ms");
-        }
-    }
 }
 
 /// An error after some batches committed: those batches are the output,
@@ -187,18 +146,4 @@ fn report(summary: SettleSummary) -> Report {
         ),
         "`wallet settle` again is safe: it applies each transfer once",
     )
-}
-
-/// A bar only when there is more than one batch to wait for.
-fn progress_bar(total: u64, batch_size: u64) -> ProgressBar {
-    if total <= batch_size {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "settling {bar:40} {human_pos}/{human_len} transfers ({eta} left)",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }

@@ -790,3 +790,65 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let report: serde_json::Value = s.json(&["verify"]);
     assert_eq!(report["ok"], true, "{report}");
 }
+
+/// What the settle worker told its caller.
+#[derive(Default)]
+struct Told {
+    started: std::sync::Mutex<Option<(u64, u64)>>,
+    settled: std::sync::atomic::AtomicU64,
+}
+
+impl wallet::ledger::worker::Events for Told {
+    fn wants_total(&self) -> bool {
+        true
+    }
+
+    fn started(&self, total: u64, batch_size: u64) {
+        *self.started.lock().unwrap() = Some((total, batch_size));
+    }
+
+    fn settled(&self, more: u64) {
+        self.settled
+            .fetch_add(more, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch() {
+    use wallet::ledger::worker::{self, Plan};
+    use wallet::ledger::{Ledger, Location, OpenOptions};
+
+    let s = Sandbox::new();
+    funded_users(&s, 20, 1);
+    let lines: String = (0..500)
+        .map(|i| {
+            format!(
+                "{{\"src\":null,\"dst\":\"u{}\",\"amount\":\"1\"}}\n",
+                i % 20
+            )
+        })
+        .collect();
+    queue_batch(&s, &lines);
+    let location = Location::parse(&s.db()).unwrap();
+    let options = OpenOptions::default();
+    let profile = Ledger::open(&location, &options).unwrap().profile();
+    assert!(profile.max_writers > 1, "a server takes parallel workers");
+
+    let told = Told::default();
+    let plan = Plan {
+        limit: Some(301),
+        batch_size: Some(10),
+        workers: 4,
+        ..Plan::default()
+    };
+    let done = worker::settle(&location, &options, &plan, &told).unwrap();
+    assert_eq!((done.processed, done.remaining), (301, Some(199)));
+    assert_eq!(*told.started.lock().unwrap(), Some((301, 10)));
+    assert_eq!(told.settled.load(std::sync::atomic::Ordering::Relaxed), 301);
+
+    let rest = worker::settle(&location, &options, &Plan::default(), &worker::Silent).unwrap();
+    assert_eq!(
+        (rest.processed, rest.completed, rest.remaining),
+        (199, 199, Some(0))
+    );
+}
