@@ -796,6 +796,26 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
 struct Told {
     started: std::sync::Mutex<Option<(u64, u64)>>,
     settled: std::sync::atomic::AtomicU64,
+    retries: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Told {
+    fn settled(&self) -> u64 {
+        self.settled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits, for at most `seconds`, until `n` transfers were reported settled.
+    fn until_settled(&self, n: u64, seconds: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while self.settled() < n {
+            assert!(
+                std::time::Instant::now() < until,
+                "settled {} of {n}",
+                self.settled()
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl wallet::ledger::worker::Events for Told {
@@ -810,6 +830,10 @@ impl wallet::ledger::worker::Events for Told {
     fn settled(&self, more: u64) {
         self.settled
             .fetch_add(more, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn retrying(&self, error: &wallet::error::WalletError, _pause: std::time::Duration) {
+        self.retries.lock().unwrap().push(error.code());
     }
 }
 
@@ -850,5 +874,56 @@ fn the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch() 
     assert_eq!(
         (rest.processed, rest.completed, rest.remaining),
         (199, 199, Some(0))
+    );
+}
+
+#[test]
+fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use wallet::ledger::worker::{self, Plan};
+    use wallet::ledger::{Location, OpenOptions};
+
+    let mut server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE books");
+    let url = server.url("books", "wallet");
+    let s = Sandbox::new();
+    let run = |args: &[&str]| {
+        let out = json_on(&s, &url, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["create-user", "alice", "alice@example.com"]);
+    run(&["deposit", "alice", "5"]);
+    let location = Location::parse(std::path::Path::new(&url)).unwrap();
+    let told = Told::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let plan = Plan {
+        workers: 2,
+        watch: Some(std::time::Duration::from_millis(20)),
+        stop: Some(Arc::clone(&stop)),
+        ..Plan::default()
+    };
+    let done = thread::scope(|scope| {
+        let watch =
+            scope.spawn(|| worker::settle(&location, &OpenOptions::default(), &plan, &told));
+        told.until_settled(1, 20);
+        server.crash();
+        thread::sleep(std::time::Duration::from_millis(300));
+        server.run();
+        run(&["deposit", "alice", "3"]);
+        told.until_settled(2, 30);
+        stop.store(true, Ordering::Relaxed);
+        watch.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!((done.processed, done.remaining), (2, Some(0)));
+    let retries = told.retries.lock().unwrap();
+    assert!(
+        !retries.is_empty() && retries.iter().all(|code| *code == "server_unavailable"),
+        "{retries:?}"
     );
 }
