@@ -87,20 +87,20 @@ enum Gate {
 }
 
 impl PgStore {
-    pub fn open(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Write)
     }
 
-    pub fn open_to_read(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open_to_read(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Read)
     }
 
-    pub fn open_to_verify(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open_to_verify(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Report)
     }
 
     /// Opens the ledger, creating it first if the schema does not exist.
-    pub fn open_or_create(
+    fn open_or_create(
         location: &str,
         currency: &Currency,
         options: &OpenOptions,
@@ -119,7 +119,7 @@ impl PgStore {
     /// Creates the ledger's schema with every migration, in one
     /// transaction. Two `init`s at once make one ledger: the second waits
     /// on the first's new schema name and then finds it taken.
-    pub fn create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<()> {
+    fn create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<()> {
         let target = Target::parse(location)?;
         let errors = context(&target, options);
         let mut client = target
@@ -136,7 +136,7 @@ impl PgStore {
     }
 
     /// Brings the schema up to the version this binary writes.
-    pub fn migrate(location: &str, options: &OpenOptions) -> Result<(i64, i64)> {
+    fn migrate(location: &str, options: &OpenOptions) -> Result<(i64, i64)> {
         let target = Target::parse(location)?;
         let errors = context(&target, options);
         let mut client = target

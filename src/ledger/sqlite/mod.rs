@@ -157,18 +157,18 @@ impl Caches {
 
 impl SqliteStore {
     /// Opens a ledger that must already exist; never creates a file.
-    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
         Self::open_with(path, options, SchemaGate::Refuse)
     }
 
     /// Opens a ledger that must exist, for reading only; an older schema is
     /// refused with `upgrade_needed`, never upgraded.
-    pub fn open_to_read(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open_to_read(path: &Path, options: &OpenOptions) -> Result<Self> {
         Self::open_with(path, options, SchemaGate::Read)
     }
 
     /// Upgrades the ledger at `path`; returns its versions before and after.
-    pub fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
+    fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
         let before = Self::open_with(path, options, SchemaGate::Report)?;
         let found = before.run_read(schema::version_of)?;
         drop(before);
@@ -181,7 +181,7 @@ impl SqliteStore {
     /// Opens an existing ledger for `verify`: a schema that differs from
     /// ours is left for the checks to report instead of refused, and nothing
     /// is migrated or written. A foreign or newer file is still refused.
-    pub fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
         let store = Self::open_with(path, options, SchemaGate::Report)?;
         let tune = |conn: &Connection| -> rusqlite::Result<()> {
             conn.pragma_update(None, "query_only", true)?;
@@ -197,7 +197,7 @@ impl SqliteStore {
     }
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
-    pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+    fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
         let created = create::create_file(path, currency, options, false)?;
         Self::open(path, options).map_err(|err| match err {
             // The new ledger is in place; the caller's own change is not.
@@ -212,7 +212,7 @@ impl SqliteStore {
 
     /// Creates a new ledger; refuses if anything is already at `path`, but
     /// for an empty file (as `mktemp` or `touch` leave), which it fills.
-    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
+    fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
         let exists = |what| WalletError::LedgerExists {
             ledger: Location::File(path.to_path_buf()),
             what,
