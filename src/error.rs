@@ -1,9 +1,10 @@
 //! The errors a user or script can branch on, each carrying its contract code and exit code.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use thiserror::Error;
 
+use crate::ledger::Location;
 use crate::report::Report;
 
 /// Every failure `wallet` reports. The variant decides the machine-readable
@@ -13,23 +14,25 @@ pub enum WalletError {
     #[error("{0}")]
     Usage(String),
 
-    #[error("no ledger at '{}' (create one with `wallet init` or `wallet create-user`)", shown_path(.0))]
-    LedgerNotFound(PathBuf),
+    #[error("no ledger at '{0}' (create one with `wallet init` or `wallet create-user`)")]
+    LedgerNotFound(Location),
     #[error("user '{0}' not found")]
     UserNotFound(String),
     /// The server answers, but the database named in the URL does not exist.
     #[error(
-        "no database '{database}' on the server of '{}'; create it (`createdb {database}`), then run `wallet init`",
-        shown_path(url)
+        "no database '{database}' on the server of '{ledger}'; create it (`createdb {database}`), then run `wallet init`"
     )]
-    DatabaseNotFound { url: PathBuf, database: String },
+    DatabaseNotFound { ledger: Location, database: String },
     #[error("transfer {0} not found")]
     TransferNotFound(String),
 
     #[error("user '{0}' already exists")]
     UserExists(String),
-    #[error("{what} already exists at '{}'", shown_path(path))]
-    LedgerExists { path: PathBuf, what: &'static str },
+    #[error("{what} already exists at '{ledger}'")]
+    LedgerExists {
+        ledger: Location,
+        what: &'static str,
+    },
     #[error("idempotency key '{key}' was already used with a different {field} ({})", match earlier_line {
         Some(line) => format!("by line {line} of this batch"),
         None => format!("transfer {tx_id}"),
@@ -117,25 +120,23 @@ pub enum WalletError {
     #[error("{0}")]
     OutcomeUnknown(String),
 
-    #[error("'{}' is not a wallet ledger: {why}", shown_path(path))]
-    NotALedger { path: PathBuf, why: String },
+    #[error("'{ledger}' is not a wallet ledger: {why}")]
+    NotALedger { ledger: Location, why: String },
     #[error(
-        "'{}' was written by a newer wallet (schema version {found}, this binary knows up to {known})",
-        shown_path(path)
+        "'{ledger}' was written by a newer wallet (schema version {found}, this binary knows up to {known})"
     )]
     SchemaTooNew {
-        path: PathBuf,
+        ledger: Location,
         found: i64,
         known: i64,
     },
     #[error("ledger check failed: {0}")]
     Integrity(String),
     #[error(
-        "'{}' has schema version {found}, older than this binary reads (version {latest}); run `wallet migrate` to upgrade it",
-        shown_path(path)
+        "'{ledger}' has schema version {found}, older than this binary reads (version {latest}); run `wallet migrate` to upgrade it"
     )]
     UpgradeNeeded {
-        path: PathBuf,
+        ledger: Location,
         found: i64,
         latest: i64,
     },

@@ -46,16 +46,6 @@ impl Location {
     }
 }
 
-impl Location {
-    /// Transfers per settle transaction when `--batch-size` is not given.
-    pub fn default_settle_batch(&self) -> usize {
-        match self {
-            Location::File(_) => super::model::DEFAULT_BATCH_SIZE,
-            Location::Server(_) => super::model::DEFAULT_SERVER_BATCH_SIZE,
-        }
-    }
-}
-
 impl fmt::Display for Location {
     /// As errors and messages show it: one line, control characters
     /// escaped, and a password in a URL replaced by `***`.

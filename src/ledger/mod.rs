@@ -1,20 +1,24 @@
 //! The ledger: the facade commands talk to, over one storage engine.
 //!
 //! Commands hand it validated values and get records back; they never see
-//! an engine's types. The engine is chosen once, from the [`Location`],
-//! when the ledger is opened. The loops that span transactions (settle's
-//! batches, a batch input's chunks) live here, so every engine stops,
-//! limits and reports progress the same way; each step inside them is one
-//! call to the [`Store`].
+//! an engine's types. The engine is chosen once, from the [`Location`], by
+//! [`open`], and says what callers need of it through [`Store::profile`].
+//! The loops that span transactions (settle's batches, a batch input's
+//! chunks) live here, so every engine stops, limits and reports progress
+//! the same way; each step inside them is one call to the [`Store`].
+//! [`worker`] runs settle's loop as a process does: workers, `--watch`,
+//! retries.
 
 pub mod chain;
 pub mod clock;
 mod location;
 mod model;
+mod open;
 mod postgres;
 pub mod rules;
 mod sqlite;
 mod store;
+pub mod worker;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,21 +36,7 @@ pub use model::{
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 use store::Store;
-
-/// How a process wants the ledger opened.
-#[derive(Debug, Clone)]
-pub struct OpenOptions {
-    /// How long to wait for another process's write lock before `busy`.
-    pub lock_timeout: Duration,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        Self {
-            lock_timeout: Duration::from_secs(5),
-        }
-    }
-}
+pub use store::{Access, OpenOptions, Profile};
 
 /// An open, validated ledger.
 pub struct Ledger {
@@ -56,45 +46,34 @@ pub struct Ledger {
 impl Ledger {
     /// Opens a ledger that must already exist; never creates one.
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Self> {
-        match location {
-            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open(path, options)?)),
-            Location::Server(url) => Ok(Self::over(postgres::PgStore::open(url, options)?)),
-        }
+        Self::open_for(location, Access::Write, options)
     }
 
     /// Opens a ledger that must already exist, only to read: nothing in it
     /// changes, and a schema older than this binary reads is refused with
     /// `upgrade_needed` rather than upgraded.
     pub fn open_to_read(location: &Location, options: &OpenOptions) -> Result<Self> {
-        match location {
-            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_to_read(
-                path, options,
-            )?)),
-            Location::Server(url) => Ok(Self::over(postgres::PgStore::open_to_read(url, options)?)),
-        }
-    }
-
-    /// Brings the ledger's schema up to the version this binary writes;
-    /// returns the versions before and after.
-    pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
-        match location {
-            Location::File(path) => sqlite::SqliteStore::migrate(path, options),
-            Location::Server(url) => postgres::PgStore::migrate(url, options),
-        }
+        Self::open_for(location, Access::Read, options)
     }
 
     /// Opens an existing ledger for `verify`: a schema that differs from
     /// ours is left for the checks to report instead of refused, and nothing
     /// is migrated or written. A foreign or newer ledger is still refused.
     pub fn open_to_verify(location: &Location, options: &OpenOptions) -> Result<Self> {
-        match location {
-            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_to_verify(
-                path, options,
-            )?)),
-            Location::Server(url) => {
-                Ok(Self::over(postgres::PgStore::open_to_verify(url, options)?))
-            }
-        }
+        Self::open_for(location, Access::Verify, options)
+    }
+
+    /// Opens a ledger that must already exist, as far as `access` allows.
+    pub fn open_for(location: &Location, access: Access, options: &OpenOptions) -> Result<Self> {
+        Ok(Self {
+            store: open::open(location, access, options)?,
+        })
+    }
+
+    /// Brings the ledger's schema up to the version this binary writes;
+    /// returns the versions before and after.
+    pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
+        open::migrate(location, options)
     }
 
     /// Opens the ledger, creating it with `currency` if there is none.
@@ -103,30 +82,21 @@ impl Ledger {
         currency: &Currency,
         options: &OpenOptions,
     ) -> Result<Self> {
-        match location {
-            Location::File(path) => Ok(Self::over(sqlite::SqliteStore::open_or_create(
-                path, currency, options,
-            )?)),
-            Location::Server(url) => Ok(Self::over(postgres::PgStore::open_or_create(
-                url, currency, options,
-            )?)),
-        }
+        Ok(Self {
+            store: open::open_or_create(location, currency, options)?,
+        })
     }
 
     /// Creates a new ledger; refuses if one (or anything else) is already
     /// there. Nothing more is done with it, so that the creation is the
     /// command's last step: nothing can fail after it but its answer.
     pub fn create(location: &Location, currency: &Currency, options: &OpenOptions) -> Result<()> {
-        match location {
-            Location::File(path) => sqlite::SqliteStore::create(path, currency, options),
-            Location::Server(url) => postgres::PgStore::create(url, currency, options),
-        }
+        open::create(location, currency, options)
     }
 
-    fn over(store: impl Store + 'static) -> Self {
-        Self {
-            store: Box::new(store),
-        }
+    /// What the engine takes at once and in one transaction.
+    pub fn profile(&self) -> Profile {
+        self.store.profile()
     }
 
     pub fn currency(&self) -> &Currency {

@@ -6,6 +6,8 @@
 //! next. Engines only store, read and lock; what a figure should become is
 //! decided by [`super::rules`], which every engine calls.
 
+use std::time::Duration;
+
 use crate::domain::{Email, UserName};
 use crate::error::Result;
 use crate::money::Currency;
@@ -16,9 +18,70 @@ use super::model::{
     VerifyReport,
 };
 
+/// How a process wants the ledger opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long to wait for another process's write lock before `busy`.
+    pub lock_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a command may do with the ledger it opens, which decides how far
+/// opening goes with the schema it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Write: an older schema is upgraded first; a changed one is refused.
+    Write,
+    /// Only read: nothing changes, and an older schema is `upgrade_needed`.
+    Read,
+    /// `verify`: a schema that differs is left for the checks to report,
+    /// and nothing is migrated or written; a foreign or newer ledger is
+    /// still refused.
+    Verify,
+}
+
+/// What an engine says of itself to the loops that drive it, so that no
+/// caller asks which engine it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// How many connections may write at once to any purpose: more settle
+    /// workers than this would only queue for a lock.
+    pub max_writers: usize,
+    /// Transfers per settle transaction when the caller names no number.
+    pub settle_batch: usize,
+}
+
+/// How the ledgers of one engine are opened, created and upgraded: one
+/// implementation per engine, chosen from the [`super::Location`] by
+/// [`super::open`], and the only way a [`Store`] comes to be.
+pub trait Engine {
+    /// Opens a ledger that must already exist; never creates one.
+    fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>>;
+
+    /// Opens the ledger to write, creating it with `currency` if there is none.
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>>;
+
+    /// Creates a new ledger; refuses if one (or anything else) is already there.
+    fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()>;
+
+    /// Brings the ledger's schema up to the version this binary writes;
+    /// returns the versions before and after.
+    fn migrate(&self, options: &OpenOptions) -> Result<(i64, i64)>;
+}
+
 pub trait Store {
     /// The ledger's currency, read when it was opened.
     fn currency(&self) -> &Currency;
+
+    /// What this engine takes at once and in one transaction.
+    fn profile(&self) -> Profile;
 
     /// Adds a user with a zero balance; names are unique regardless of case.
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord>;

@@ -790,3 +790,140 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let report: serde_json::Value = s.json(&["verify"]);
     assert_eq!(report["ok"], true, "{report}");
 }
+
+/// What the settle worker told its caller.
+#[derive(Default)]
+struct Told {
+    started: std::sync::Mutex<Option<(u64, u64)>>,
+    settled: std::sync::atomic::AtomicU64,
+    retries: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Told {
+    fn settled(&self) -> u64 {
+        self.settled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits, for at most `seconds`, until `n` transfers were reported settled.
+    fn until_settled(&self, n: u64, seconds: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while self.settled() < n {
+            assert!(
+                std::time::Instant::now() < until,
+                "settled {} of {n}",
+                self.settled()
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl wallet::ledger::worker::Events for Told {
+    fn wants_total(&self) -> bool {
+        true
+    }
+
+    fn started(&self, total: u64, batch_size: u64) {
+        *self.started.lock().unwrap() = Some((total, batch_size));
+    }
+
+    fn settled(&self, more: u64) {
+        self.settled
+            .fetch_add(more, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn retrying(&self, error: &wallet::error::WalletError, _pause: std::time::Duration) {
+        self.retries.lock().unwrap().push(error.code());
+    }
+}
+
+#[test]
+fn the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch() {
+    use wallet::ledger::worker::{self, Plan};
+    use wallet::ledger::{Ledger, Location, OpenOptions};
+
+    let s = Sandbox::new();
+    funded_users(&s, 20, 1);
+    let lines: String = (0..500)
+        .map(|i| {
+            format!(
+                "{{\"src\":null,\"dst\":\"u{}\",\"amount\":\"1\"}}\n",
+                i % 20
+            )
+        })
+        .collect();
+    queue_batch(&s, &lines);
+    let location = Location::parse(&s.db()).unwrap();
+    let options = OpenOptions::default();
+    let profile = Ledger::open(&location, &options).unwrap().profile();
+    assert!(profile.max_writers > 1, "a server takes parallel workers");
+
+    let told = Told::default();
+    let plan = Plan {
+        limit: Some(301),
+        batch_size: Some(10),
+        workers: 4,
+        ..Plan::default()
+    };
+    let done = worker::settle(&location, &options, &plan, &told).unwrap();
+    assert_eq!((done.processed, done.remaining), (301, Some(199)));
+    assert_eq!(*told.started.lock().unwrap(), Some((301, 10)));
+    assert_eq!(told.settled.load(std::sync::atomic::Ordering::Relaxed), 301);
+
+    let rest = worker::settle(&location, &options, &Plan::default(), &worker::Silent).unwrap();
+    assert_eq!(
+        (rest.processed, rest.completed, rest.remaining),
+        (199, 199, Some(0))
+    );
+}
+
+#[test]
+fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use wallet::ledger::worker::{self, Plan};
+    use wallet::ledger::{Location, OpenOptions};
+
+    let mut server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE books");
+    let url = server.url("books", "wallet");
+    let s = Sandbox::new();
+    let run = |args: &[&str]| {
+        let out = json_on(&s, &url, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["create-user", "alice", "alice@example.com"]);
+    run(&["deposit", "alice", "5"]);
+    let location = Location::parse(std::path::Path::new(&url)).unwrap();
+    let told = Told::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let plan = Plan {
+        workers: 2,
+        watch: Some(std::time::Duration::from_millis(20)),
+        stop: Some(Arc::clone(&stop)),
+        ..Plan::default()
+    };
+    let done = thread::scope(|scope| {
+        let watch =
+            scope.spawn(|| worker::settle(&location, &OpenOptions::default(), &plan, &told));
+        told.until_settled(1, 20);
+        server.crash();
+        thread::sleep(std::time::Duration::from_millis(300));
+        server.run();
+        run(&["deposit", "alice", "3"]);
+        told.until_settled(2, 30);
+        stop.store(true, Ordering::Relaxed);
+        watch.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!((done.processed, done.remaining), (2, Some(0)));
+    let retries = told.retries.lock().unwrap();
+    assert!(
+        !retries.is_empty() && retries.iter().all(|code| *code == "server_unavailable"),
+        "{retries:?}"
+    );
+}

@@ -15,7 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::error::{PgFault, lift_connect};
 use crate::error::WalletError;
-use crate::ledger::location::{is_malformed_password, percent_decoded, redacted};
+use crate::ledger::location::{Location, is_malformed_password, percent_decoded};
 
 /// The schema a ledger lives in when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wallet";
@@ -25,8 +25,8 @@ pub const DEFAULT_SCHEMA: &str = "wallet";
 pub struct Target {
     pub config: Config,
     pub schema: String,
-    /// The URL as messages show it: password hidden.
-    pub shown: PathBuf,
+    /// The ledger as messages name it (its Display hides the password).
+    pub shown: Location,
     /// Whether the server's certificate is checked (`verify-ca`,
     /// `verify-full`), and against which roots.
     verify: Option<Option<PathBuf>>,
@@ -39,12 +39,9 @@ impl Target {
     /// what libpq takes from the environment (`PGHOST`, `PGPORT`, `PGUSER`,
     /// `PGPASSWORD`, `PGDATABASE`) fills what the URL leaves out.
     pub fn parse(url: &str) -> Result<Self, WalletError> {
-        let shown = PathBuf::from(redacted(url));
+        let shown = Location::Server(url.to_string());
         let invalid = |why: String| {
-            WalletError::Usage(format!(
-                "invalid PostgreSQL URL '{}' for --db: {why}",
-                crate::error::shown_path(&shown)
-            ))
+            WalletError::Usage(format!("invalid PostgreSQL URL '{shown}' for --db: {why}"))
         };
         // The server reads every setting as a C string: a NUL would cut it
         // short, so the driver refuses it only when it sends it, which
@@ -406,7 +403,7 @@ mod tests {
         assert_eq!(target.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(target.config.get_application_name(), Some("ci"));
         assert_eq!(target.config.get_ports(), [6432]);
-        assert!(!target.shown.to_string_lossy().contains("pw"));
+        assert!(!target.shown.to_string().contains("pw"));
         let default = Target::parse("postgresql:///books?host=/tmp").unwrap();
         assert_eq!(default.schema, DEFAULT_SCHEMA);
         for bad in [

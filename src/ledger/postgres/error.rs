@@ -4,7 +4,8 @@
 use postgres::error::SqlState;
 
 use super::connect::Target;
-use crate::error::{WalletError, shown_path};
+use crate::error::WalletError;
+use crate::ledger::location::Location;
 
 /// What can go wrong inside the engine: the server's error, or one of the
 /// contract's that the engine raised itself.
@@ -59,7 +60,7 @@ impl PgFault {
 /// What a contract error about this ledger must name.
 #[derive(Debug, Clone)]
 pub struct ErrorContext {
-    pub shown: std::path::PathBuf,
+    pub shown: Location,
     pub lock_timeout_ms: u64,
 }
 
@@ -103,17 +104,17 @@ impl ErrorContext {
         } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
             WalletError::AccessDenied(format!(
                 "the server refused this role access to '{}': {message}",
-                shown_path(&self.shown)
+                self.shown
             ))
         } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
             WalletError::AccessDenied(format!(
                 "the server of '{}' takes no writes (a standby?): {message}",
-                shown_path(&self.shown)
+                self.shown
             ))
         } else if *code == SqlState::DISK_FULL || code.code().starts_with("58") {
             WalletError::Io(anyhow::anyhow!(
                 "the server of '{}' failed: {message}",
-                shown_path(&self.shown)
+                self.shown
             ))
         } else {
             WalletError::Internal(anyhow::anyhow!("{code:?}: {message}"))
@@ -130,14 +131,14 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
         if text.contains("authentication") || text.contains("password missing") {
             return PgFault::Wallet(WalletError::AccessDenied(format!(
                 "cannot log in to '{}': {text} (the server asks for a password: give it in the URL, PGPASSWORD or ~/.pgpass)",
-                shown_path(shown)
+                shown
             )));
         }
         if text.contains("TLS") || text.contains("tls") || text.contains("certificate") {
             // A setting that cannot work with this server: retrying won't help.
             return PgFault::Wallet(WalletError::Io(anyhow::anyhow!(
                 "cannot connect to '{}' as its sslmode asks: {text}",
-                shown_path(shown)
+                shown
             )));
         }
         return PgFault::Wallet(lost(&err, shown));
@@ -145,15 +146,11 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
     let code = db.code();
     let wallet = if *code == SqlState::INVALID_CATALOG_NAME {
         WalletError::DatabaseNotFound {
-            url: shown.clone(),
+            ledger: shown.clone(),
             database: target.database(),
         }
     } else if code.code().starts_with("28") || *code == SqlState::INSUFFICIENT_PRIVILEGE {
-        WalletError::AccessDenied(format!(
-            "cannot log in to '{}': {}",
-            shown_path(shown),
-            db.message()
-        ))
+        WalletError::AccessDenied(format!("cannot log in to '{}': {}", shown, db.message()))
     } else if code.code().starts_with("57P")
         || code.code().starts_with("08")
         || *code == SqlState::TOO_MANY_CONNECTIONS
@@ -162,7 +159,7 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
     } else {
         WalletError::Io(anyhow::anyhow!(
             "cannot connect to '{}': {}",
-            shown_path(shown),
+            shown,
             db.message()
         ))
     };
@@ -172,7 +169,7 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
 /// A connection that could not be made, or broke: transient by nature.
 /// Anything else without the server's own error (a value of a type this
 /// binary does not read) is a defect or damage, not a reason to retry.
-fn lost(err: &postgres::Error, shown: &std::path::Path) -> WalletError {
+fn lost(err: &postgres::Error, shown: &Location) -> WalletError {
     if is_connection_failure(err) {
         unavailable(shown, &error_chain(err))
     } else {
@@ -200,10 +197,10 @@ pub fn is_connection_failure(err: &postgres::Error) -> bool {
         || text.starts_with("error performing TLS")
 }
 
-fn unavailable(shown: &std::path::Path, why: &str) -> WalletError {
+fn unavailable(shown: &Location, why: &str) -> WalletError {
     WalletError::ServerUnavailable(format!(
         "the PostgreSQL server of '{}' is unreachable or went away ({why})",
-        shown_path(shown)
+        shown
     ))
 }
 

@@ -28,13 +28,12 @@ use postgres::Client;
 
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::OpenOptions;
 use crate::ledger::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
-use crate::ledger::store::Store;
+use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::money::Currency;
 
 pub use connect::Target;
@@ -88,20 +87,20 @@ enum Gate {
 }
 
 impl PgStore {
-    pub fn open(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Write)
     }
 
-    pub fn open_to_read(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open_to_read(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Read)
     }
 
-    pub fn open_to_verify(location: &str, options: &OpenOptions) -> Result<Self> {
+    fn open_to_verify(location: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(location, options, Gate::Report)
     }
 
     /// Opens the ledger, creating it first if the schema does not exist.
-    pub fn open_or_create(
+    fn open_or_create(
         location: &str,
         currency: &Currency,
         options: &OpenOptions,
@@ -120,7 +119,7 @@ impl PgStore {
     /// Creates the ledger's schema with every migration, in one
     /// transaction. Two `init`s at once make one ledger: the second waits
     /// on the first's new schema name and then finds it taken.
-    pub fn create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<()> {
+    fn create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<()> {
         let target = Target::parse(location)?;
         let errors = context(&target, options);
         let mut client = target
@@ -137,7 +136,7 @@ impl PgStore {
     }
 
     /// Brings the schema up to the version this binary writes.
-    pub fn migrate(location: &str, options: &OpenOptions) -> Result<(i64, i64)> {
+    fn migrate(location: &str, options: &OpenOptions) -> Result<(i64, i64)> {
         let target = Target::parse(location)?;
         let errors = context(&target, options);
         let mut client = target
@@ -256,7 +255,7 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
     let schema = &target.schema;
     let not_a_ledger = |why: String| {
         PgFault::Wallet(WalletError::NotALedger {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             why,
         })
     };
@@ -283,14 +282,14 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
     let latest = schema::latest_version();
     if version > latest {
         return Err(PgFault::Wallet(WalletError::SchemaTooNew {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             found: version,
             known: latest,
         }));
     }
     if version < latest && gate == Gate::Read {
         return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
-            path: target.shown.clone(),
+            ledger: target.shown.clone(),
             found: version,
             latest,
         }));
@@ -401,14 +400,14 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
     )?;
     commit(
         client,
-        &format!("the ledger '{}'", crate::error::shown_path(&target.shown)),
+        &format!("the ledger '{}'", target.shown),
         "`wallet get-user` on any name tells whether it exists",
     )
 }
 
 fn exists(target: &Target, is_ledger: bool) -> PgFault {
     PgFault::Wallet(WalletError::LedgerExists {
-        path: target.shown.clone(),
+        ledger: target.shown.clone(),
         what: if is_ledger {
             "a ledger"
         } else {
@@ -430,16 +429,51 @@ fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
         client,
         &format!(
             "the upgrade of '{}' to schema version {}",
-            crate::error::shown_path(&target.shown),
+            target.shown,
             schema::latest_version()
         ),
         "`wallet migrate` finishes it if it did not",
     )
 }
 
+/// The ledger a connection URL names.
+pub struct PgEngine<'a>(pub &'a str);
+
+impl Engine for PgEngine<'_> {
+    fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(match access {
+            Access::Write => PgStore::open(self.0, options)?,
+            Access::Read => PgStore::open_to_read(self.0, options)?,
+            Access::Verify => PgStore::open_to_verify(self.0, options)?,
+        }))
+    }
+
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(PgStore::open_or_create(
+            self.0, currency, options,
+        )?))
+    }
+
+    fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()> {
+        PgStore::create(self.0, currency, options)
+    }
+
+    fn migrate(&self, options: &OpenOptions) -> Result<(i64, i64)> {
+        PgStore::migrate(self.0, options)
+    }
+}
+
 impl Store for PgStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            // Workers share the queue by lanes, each on its own connection.
+            max_writers: usize::MAX,
+            settle_batch: crate::ledger::model::DEFAULT_SERVER_BATCH_SIZE,
+        }
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {

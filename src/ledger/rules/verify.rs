@@ -371,13 +371,13 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
 /// reported as damaged first, since an upgrade would write into it.
 pub fn older_schema(
     storage: Check,
-    ledger: &std::path::Path,
+    ledger: &crate::ledger::Location,
     found: i64,
     latest: i64,
 ) -> Result<VerifyReport> {
     if storage.ok {
         return Err(WalletError::UpgradeNeeded {
-            path: ledger.to_path_buf(),
+            ledger: ledger.clone(),
             found,
             latest,
         });

@@ -15,7 +15,8 @@ use super::error::{error_context, io_error, not_a_ledger};
 use super::files::with_suffix;
 use super::schema;
 use crate::error::{Result, WalletError};
-use crate::ledger::{OpenOptions, clock};
+use crate::ledger::clock;
+use crate::ledger::store::OpenOptions;
 use crate::money::Currency;
 
 /// Builds a complete ledger in a private temporary file beside `path` and

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{WalletError, shown_path};
+use crate::ledger::location::Location;
 
 /// What can go wrong inside the engine: SQLite's own error, or one of the
 /// contract's that the engine raised itself (a refused line, a missing user).
@@ -58,6 +59,11 @@ pub(super) struct ErrorContext {
 }
 
 impl ErrorContext {
+    /// The ledger, as errors about it name it.
+    pub(super) fn ledger(&self) -> Location {
+        Location::File(self.path.clone())
+    }
+
     /// The contract's error for a fault on this ledger.
     pub(super) fn lift(&self, fault: Fault) -> WalletError {
         use rusqlite::ErrorCode;
@@ -85,7 +91,7 @@ impl ErrorContext {
                 WalletError::Busy(self.lock_timeout_ms)
             }
             Some(ErrorCode::NotADatabase) => WalletError::NotALedger {
-                path: self.path.clone(),
+                ledger: self.ledger(),
                 why: "the file is not an SQLite database".into(),
             },
             Some(ErrorCode::DatabaseCorrupt) => {
@@ -116,7 +122,10 @@ impl ErrorContext {
     }
 }
 
-pub(super) fn error_context(path: &Path, options: &crate::ledger::OpenOptions) -> ErrorContext {
+pub(super) fn error_context(
+    path: &Path,
+    options: &crate::ledger::store::OpenOptions,
+) -> ErrorContext {
     ErrorContext {
         path: path.to_path_buf(),
         lock_timeout_ms: u64::try_from(options.lock_timeout.as_millis()).unwrap_or(u64::MAX),
@@ -139,7 +148,7 @@ pub(super) fn io_error(err: impl Into<anyhow::Error>, what: &str, path: &Path) -
 
 pub(super) fn not_a_ledger(path: &Path, why: &str) -> WalletError {
     WalletError::NotALedger {
-        path: path.to_path_buf(),
+        ledger: Location::File(path.to_path_buf()),
         why: why.to_string(),
     }
 }

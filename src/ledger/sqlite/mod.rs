@@ -36,13 +36,13 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::OpenOptions;
+use super::location::Location;
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
     VerifyReport,
 };
-use super::store::Store;
+use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
@@ -157,18 +157,18 @@ impl Caches {
 
 impl SqliteStore {
     /// Opens a ledger that must already exist; never creates a file.
-    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
         Self::open_with(path, options, SchemaGate::Refuse)
     }
 
     /// Opens a ledger that must exist, for reading only; an older schema is
     /// refused with `upgrade_needed`, never upgraded.
-    pub fn open_to_read(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open_to_read(path: &Path, options: &OpenOptions) -> Result<Self> {
         Self::open_with(path, options, SchemaGate::Read)
     }
 
     /// Upgrades the ledger at `path`; returns its versions before and after.
-    pub fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
+    fn migrate(path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
         let before = Self::open_with(path, options, SchemaGate::Report)?;
         let found = before.run_read(schema::version_of)?;
         drop(before);
@@ -181,7 +181,7 @@ impl SqliteStore {
     /// Opens an existing ledger for `verify`: a schema that differs from
     /// ours is left for the checks to report instead of refused, and nothing
     /// is migrated or written. A foreign or newer file is still refused.
-    pub fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
+    fn open_to_verify(path: &Path, options: &OpenOptions) -> Result<Self> {
         let store = Self::open_with(path, options, SchemaGate::Report)?;
         let tune = |conn: &Connection| -> rusqlite::Result<()> {
             conn.pragma_update(None, "query_only", true)?;
@@ -197,7 +197,7 @@ impl SqliteStore {
     }
 
     /// Opens the ledger at `path`, creating it with `currency` if no file is there.
-    pub fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
+    fn open_or_create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<Self> {
         let created = create::create_file(path, currency, options, false)?;
         Self::open(path, options).map_err(|err| match err {
             // The new ledger is in place; the caller's own change is not.
@@ -212,9 +212,9 @@ impl SqliteStore {
 
     /// Creates a new ledger; refuses if anything is already at `path`, but
     /// for an empty file (as `mktemp` or `touch` leave), which it fills.
-    pub fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
+    fn create(path: &Path, currency: &Currency, options: &OpenOptions) -> Result<()> {
         let exists = |what| WalletError::LedgerExists {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             what,
         };
         let replace_empty = match fs::symlink_metadata(path) {
@@ -242,7 +242,9 @@ impl SqliteStore {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(WalletError::LedgerNotFound(path.to_path_buf()));
+                return Err(WalletError::LedgerNotFound(Location::File(
+                    path.to_path_buf(),
+                )));
             }
             Err(e) => return Err(io_error(e, "cannot read", path)),
             Ok(meta) if !meta.is_file() => {
@@ -405,7 +407,7 @@ fn validate(
     let version = schema::version_of(&conn)?;
     if version > schema::latest_version() {
         return Err(WalletError::SchemaTooNew {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             found: version,
             known: schema::latest_version(),
         }
@@ -413,7 +415,7 @@ fn validate(
     }
     if version < schema::latest_version() && gate == SchemaGate::Read {
         return Err(WalletError::UpgradeNeeded {
-            path: path.to_path_buf(),
+            ledger: Location::File(path.to_path_buf()),
             found: version,
             latest: schema::latest_version(),
         }
@@ -480,9 +482,45 @@ fn validate(
     })
 }
 
+/// The ledger files at a path.
+pub struct SqliteEngine<'a>(pub &'a Path);
+
+impl Engine for SqliteEngine<'_> {
+    fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(match access {
+            Access::Write => SqliteStore::open(self.0, options)?,
+            Access::Read => SqliteStore::open_to_read(self.0, options)?,
+            Access::Verify => SqliteStore::open_to_verify(self.0, options)?,
+        }))
+    }
+
+    fn open_or_create(&self, currency: &Currency, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(Box::new(SqliteStore::open_or_create(
+            self.0, currency, options,
+        )?))
+    }
+
+    fn create(&self, currency: &Currency, options: &OpenOptions) -> Result<()> {
+        SqliteStore::create(self.0, currency, options)
+    }
+
+    fn migrate(&self, options: &OpenOptions) -> Result<(i64, i64)> {
+        SqliteStore::migrate(self.0, options)
+    }
+}
+
 impl Store for SqliteStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            // A file takes one writer at a time: a second would only queue
+            // for its lock.
+            max_writers: 1,
+            settle_batch: super::model::DEFAULT_BATCH_SIZE,
+        }
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {

@@ -43,7 +43,7 @@ pub(super) fn verify(
     let version = schema::version_of(conn).unwrap_or(0);
     if (1..schema::latest_version()).contains(&version) {
         let storage = guard(file_pragma, file_check(conn, file_pragma))?;
-        let older = older_schema(storage, &errors.path, version, schema::latest_version());
+        let older = older_schema(storage, &errors.ledger(), version, schema::latest_version());
         return older.map_err(Fault::from);
     }
     let mut checks = vec![
