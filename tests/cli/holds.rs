@@ -710,8 +710,14 @@ fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed()
         // Nothing is kept, so only the refused line is reported.
         assert_eq!(lines.len(), 1, "{flag}: {lines:?}");
         assert_eq!(lines[0]["line"], 2, "{flag}: {lines:?}");
-        assert_eq!(lines[0]["error"]["code"], "user_not_found", "{flag}: {lines:?}");
-        assert!(stderr.contains("1 of 2 batch lines failed"), "{flag}: {stderr}");
+        assert_eq!(
+            lines[0]["error"]["code"], "user_not_found",
+            "{flag}: {lines:?}"
+        );
+        assert!(
+            stderr.contains("1 of 2 batch lines failed"),
+            "{flag}: {stderr}"
+        );
     }
     let csv = "src,dst,amount\nalice,bob,10\nalice,nobody,1\n";
     for flag in ["--atomic", "--dry-run"] {
@@ -719,8 +725,14 @@ fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed()
         assert_eq!(code, Some(5), "{flag}: {lines:?} {stderr}");
         assert_eq!(lines.len(), 1, "{flag}: {lines:?}");
         assert_eq!(lines[0]["line"], 3, "{flag}: {lines:?}");
-        assert_eq!(lines[0]["error"]["code"], "user_not_found", "{flag}: {lines:?}");
-        assert!(stderr.contains("1 of 2 batch lines failed"), "{flag}: {stderr}");
+        assert_eq!(
+            lines[0]["error"]["code"], "user_not_found",
+            "{flag}: {lines:?}"
+        );
+        assert!(
+            stderr.contains("1 of 2 batch lines failed"),
+            "{flag}: {stderr}"
+        );
     }
     let alice = at(&s, T0, &["get-user", "alice"]);
     assert_eq!(

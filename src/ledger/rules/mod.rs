@@ -94,7 +94,13 @@ pub enum StoredAs {
 impl<'a> Pinned<'a> {
     /// What a stored transfer pins: its accounts, its amount as stored
     /// (a hold's own amount instead), its memo and what it was.
-    pub fn stored(src: i64, dst: i64, amount: i64, memo: Option<&'a str>, stored_as: StoredAs) -> Self {
+    pub fn stored(
+        src: i64,
+        dst: i64,
+        amount: i64,
+        memo: Option<&'a str>,
+        stored_as: StoredAs,
+    ) -> Self {
         match stored_as {
             StoredAs::Transfer { refund_of } => Self {
                 src,

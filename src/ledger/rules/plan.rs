@@ -11,7 +11,9 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{Pinned, StoredAs, check_expiry, check_hold, check_refund, replay_or_conflict, stored_status};
+use super::{
+    Pinned, StoredAs, check_expiry, check_hold, check_refund, replay_or_conflict, stored_status,
+};
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
@@ -306,9 +308,16 @@ pub fn plan_chunk<F: ChunkFacts>(
     for (index, line) in lines.iter().enumerate() {
         let planned = match &line.transfer {
             Err(_) => Planned::BadLine,
-            Ok(transfer) => {
-                decide_line(lines, index, transfer, facts, now, currency, &mut plan, &mut decided)?
-            }
+            Ok(transfer) => decide_line(
+                lines,
+                index,
+                transfer,
+                facts,
+                now,
+                currency,
+                &mut plan,
+                &mut decided,
+            )?,
         };
         plan.lines.push(planned);
     }
@@ -341,7 +350,11 @@ fn decide_line<'a, F: ChunkFacts>(
     if let Some(key) = transfer.key() {
         if let Some(&row) = decided.keys.get(key.as_str()) {
             let earlier = &plan.rows[row];
-            let memo = lines[earlier.line].transfer.as_ref().ok().and_then(NewTransfer::memo);
+            let memo = lines[earlier.line]
+                .transfer
+                .as_ref()
+                .ok()
+                .and_then(NewTransfer::memo);
             let conflict = match replay_or_conflict(
                 key,
                 0,
