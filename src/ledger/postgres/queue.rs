@@ -138,16 +138,21 @@ pub fn plan_and_write(
         ),
         &[&users],
     )?;
+    // One row even in a ledger that lost its external account: the insert
+    // then names the damage.
     let external = client.query_one(
-        &format!("SELECT pending_out, pending_in, {NOW_MS} FROM accounts WHERE id = 0"),
+        &format!(
+            "SELECT {NOW_MS}, e.pending_out, e.pending_in
+               FROM (SELECT 1) AS one LEFT JOIN accounts e ON e.id = 0"
+        ),
         &[],
     )?;
-    let now: i64 = external.get(2);
+    let now: i64 = external.get(0);
     facts.sums.insert(
         EXTERNAL_ACCOUNT,
         PendingSums {
-            out: external.get(0),
-            r#in: external.get(1),
+            out: external.get::<_, Option<i64>>(1).unwrap_or(0),
+            r#in: external.get::<_, Option<i64>>(2).unwrap_or(0),
         },
     );
     for row in &read {
