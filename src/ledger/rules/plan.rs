@@ -501,3 +501,7 @@ fn reserve<F: ChunkFacts>(
         Err(refused) => Ok(Err(refused)),
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -542,8 +542,9 @@ fn record(
 mod tests {
     use super::*;
     use crate::domain::Email;
+    use crate::ledger::model::NewTransfer;
     use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
-    use crate::money::{Amount, Currency};
+    use crate::money::Amount;
     use tempfile::TempDir;
 
     /// Keeps every outcome, and runs `between` after each commit.
