@@ -305,20 +305,8 @@ pub fn plan_chunk<F: ChunkFacts>(
         held: Vec::new(),
     };
     let mut decided = Decided::default();
-    for (index, line) in lines.iter().enumerate() {
-        let planned = match &line.transfer {
-            Err(_) => Planned::BadLine,
-            Ok(transfer) => decide_line(
-                lines,
-                index,
-                transfer,
-                facts,
-                now,
-                currency,
-                &mut plan,
-                &mut decided,
-            )?,
-        };
+    for index in 0..lines.len() {
+        let planned = decide_line(lines, index, facts, now, currency, &mut plan, &mut decided)?;
         plan.lines.push(planned);
     }
     plan.held = decided
@@ -332,13 +320,15 @@ pub fn plan_chunk<F: ChunkFacts>(
 fn decide_line<'a, F: ChunkFacts>(
     lines: &'a [BatchLine],
     index: usize,
-    transfer: &'a NewTransfer,
     facts: &mut F,
     now: i64,
     currency: &Currency,
     plan: &mut ChunkPlan,
     decided: &mut Decided<'a>,
 ) -> std::result::Result<Planned, F::Fault> {
+    let Ok(transfer) = &lines[index].transfer else {
+        return Ok(Planned::BadLine);
+    };
     let (src, dst) = match (
         account(facts, transfer.src())?,
         account(facts, transfer.dst())?,

@@ -234,6 +234,9 @@ fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
     (answers, ledger)
 }
 
+/// What a key pins in the model: kind, parties, amount, memo, original.
+type Fields = (u8, i64, i64, i64, bool, i64);
+
 /// What each line should answer, decided one after another by the rules
 /// as the contract states them, without the planner.
 fn model(specs: &[Spec], lines: &[BatchLine]) -> Vec<Answer> {
@@ -249,7 +252,7 @@ fn model(specs: &[Spec], lines: &[BatchLine]) -> Vec<Answer> {
     .collect();
     let mut refunded: HashMap<i64, i64> = HashMap::new();
     // key → (id, status, the fields it pins)
-    let mut keys: HashMap<u8, (i64, Status, (u8, i64, i64, i64, bool, i64))> = HashMap::new();
+    let mut keys: HashMap<u8, (i64, Status, Fields)> = HashMap::new();
     let mut next_id = 10;
     let mut out = Vec::new();
     for (spec, line) in specs.iter().zip(lines) {

@@ -84,11 +84,11 @@ fn queue_chunk_in_one_transaction(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
+    let mut lines = lines.take(max);
     let span = ingest(
         &tx,
         currency,
-        lines,
-        max,
+        &mut lines,
         all_or_nothing,
         cache,
         sink,
@@ -269,7 +269,6 @@ fn ingest(
     tx: &Transaction<'_>,
     currency: &Currency,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
-    max: usize,
     all_or_nothing: bool,
     cache: &mut IngestCache,
     sink: &mut dyn BatchSink,
@@ -284,19 +283,17 @@ fn ingest(
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
         by_keys: tx.prepare_cached(&by_keys)?,
     };
-    let mut taken = 0usize;
-    let mut group: Vec<BatchLine> = Vec::with_capacity(LINES_PER_GROUP.min(max));
-    let mut ids: Vec<i64> = Vec::with_capacity(LINES_PER_GROUP.min(max));
-    let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::with_capacity(LINES_PER_GROUP.min(max));
-    while taken < max {
+    let mut group: Vec<BatchLine> = Vec::new();
+    let mut ids: Vec<i64> = Vec::new();
+    let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
+    loop {
         group.clear();
-        for item in (&mut *lines).take((max - taken).min(LINES_PER_GROUP)) {
+        for item in (&mut *lines).take(LINES_PER_GROUP) {
             group.push(item?);
         }
         if group.is_empty() {
             break;
         }
-        taken += group.len();
         let keys = stored_keys(&mut statements.by_keys, &group)?;
         let plan = {
             let mut facts = Facts {
