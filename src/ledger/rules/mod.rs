@@ -4,8 +4,9 @@
 //! An engine reads and locks rows; these functions decide what the rows
 //! become: whether a request names two distinct parties, whether a reused
 //! idempotency key replays or conflicts, how pending sums move, and whether
-//! a due transfer completes or fails. `verify`'s checks over the figures are
-//! in [`verify`].
+//! a due transfer completes or fails. A chunk of queued lines is decided
+//! in input order by [`plan::plan_chunk`], the one planner every engine
+//! calls; `verify`'s checks over the figures are in [`verify`].
 
 pub mod plan;
 pub mod verify;

@@ -1,10 +1,13 @@
 //! Queueing: the one path every new transfer takes, a single `transfer`
 //! (a chunk of one line) and a batch input (chunks of many) alike.
 //!
-//! Each chunk is one `BEGIN IMMEDIATE` transaction. Names resolve through a
-//! cache, and the pending sums of the accounts a chunk touches are kept in
-//! memory and written once per chunk, so a line costs one insert rather than
-//! an insert and two updates. Both caches are kept from chunk to chunk only
+//! Each chunk is one `BEGIN IMMEDIATE` transaction, read, decided and
+//! written a group of lines at a time: the group's keys are read by one
+//! statement, [`rules::plan::plan_chunk`] decides its lines in input order,
+//! and its rows go in in that order. Names resolve through a cache, and
+//! the pending sums of the accounts a chunk touches are kept in memory
+//! (the plan moves them there) and written once per chunk, so a line costs
+//! a share of one insert rather than an insert and two updates. Both caches are kept from chunk to chunk only
 //! while no other connection commits in between; a chunk that does not
 //! commit drops them.
 
