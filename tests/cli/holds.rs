@@ -650,3 +650,93 @@ fn an_expired_hold_is_named_expired_by_cancel_and_refund_too() {
     let message = fails_at(&s, T2, &["refund", &id], "not_refundable", 4);
     assert!(message.contains("EXPIRED"), "{message}");
 }
+
+/// `wallet --json transfer --batch - ARGS…` fed `input` at T0: each line's
+/// result, the exit status and stderr.
+fn batch_at_t0(s: &Sandbox, input: &str, args: &[&str]) -> (Vec<Value>, Option<i32>, String) {
+    let mut full = vec!["--json", "transfer", "--batch", "-"];
+    full.extend_from_slice(args);
+    let out = s
+        .cmd(&full)
+        .env("WALLET_TEST_NOW", T0)
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (
+        lines,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let input = concat!(
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"60\",\"hold\":true}\n",
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"50\"}\n",
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"30\",\"hold\":true}\n",
+    );
+    let (lines, code, _) = batch_at_t0(&s, input, &[]);
+    assert_eq!(code, Some(5), "{lines:?}");
+    assert_eq!(lines[0]["status"], "HELD", "{lines:?}");
+    assert_eq!(lines[1]["status"], "PENDING", "{lines:?}");
+    assert_eq!(lines[2]["error"]["code"], "insufficient_funds", "{lines:?}");
+    let (first, second) = (lines[0]["tx_id"].as_i64(), lines[1]["tx_id"].as_i64());
+    assert!(first.unwrap() < second.unwrap(), "{lines:?}");
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&alice, "held"), money(&alice, "available")),
+        ("60.00".into(), "-10.00".into())
+    );
+}
+
+#[test]
+fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let jsonl = concat!(
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"10\",\"hold\":true}\n",
+        "{\"src\":\"alice\",\"dst\":\"nobody\",\"amount\":\"1\"}\n",
+    );
+    for flag in ["--atomic", "--dry-run"] {
+        let (lines, code, stderr) = batch_at_t0(&s, jsonl, &[flag]);
+        assert_eq!(code, Some(5), "{flag}: {lines:?} {stderr}");
+        // Nothing is kept, so only the refused line is reported.
+        assert_eq!(lines.len(), 1, "{flag}: {lines:?}");
+        assert_eq!(lines[0]["line"], 2, "{flag}: {lines:?}");
+        assert_eq!(
+            lines[0]["error"]["code"], "user_not_found",
+            "{flag}: {lines:?}"
+        );
+        assert!(
+            stderr.contains("1 of 2 batch lines failed"),
+            "{flag}: {stderr}"
+        );
+    }
+    let csv = "src,dst,amount\nalice,bob,10\nalice,nobody,1\n";
+    for flag in ["--atomic", "--dry-run"] {
+        let (lines, code, stderr) = batch_at_t0(&s, csv, &["--format", "csv", flag]);
+        assert_eq!(code, Some(5), "{flag}: {lines:?} {stderr}");
+        assert_eq!(lines.len(), 1, "{flag}: {lines:?}");
+        assert_eq!(lines[0]["line"], 3, "{flag}: {lines:?}");
+        assert_eq!(
+            lines[0]["error"]["code"], "user_not_found",
+            "{flag}: {lines:?}"
+        );
+        assert!(
+            stderr.contains("1 of 2 batch lines failed"),
+            "{flag}: {stderr}"
+        );
+    }
+    let alice = at(&s, T0, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&alice, "held"), money(&alice, "available")),
+        ("0.00".into(), "100.00".into())
+    );
+}

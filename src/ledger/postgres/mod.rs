@@ -513,26 +513,14 @@ impl Store for PgStore {
                     queue::create_staging(&mut store.client)?;
                     store.staging = true;
                 }
-                let attempt = queue::plan_and_write(
+                queue::plan_and_write(
                     &mut store.client,
+                    &store.currency,
                     &chunk,
                     all_or_nothing,
                     lanes,
                     careful,
-                )?;
-                match attempt {
-                    queue::Attempt::Done(mut planned) => {
-                        queue::queue_special_lines(
-                            &mut store.client,
-                            &chunk,
-                            &mut planned,
-                            all_or_nothing,
-                            lanes,
-                        )?;
-                        Ok(queue::Attempt::Done(planned))
-                    }
-                    other => Ok(other),
-                }
+                )
             });
             match attempt {
                 Ok(queue::Attempt::Done(planned)) => break planned,
@@ -551,7 +539,7 @@ impl Store for PgStore {
                 Err(err) => return Err(err),
             }
         };
-        let outcome = queue::finish(&mut self.client, planned, all_or_nothing, sink);
+        let outcome = queue::finish(&mut self.client, &chunk, planned, all_or_nothing, sink);
         match outcome {
             Ok(summary) => Ok(summary),
             Err(fault) => {

@@ -1,11 +1,12 @@
-//! Queueing on PostgreSQL: a chunk of lines decided in memory from a few
-//! set-based reads, then written with one insert (binary `COPY` into a
-//! staging table and one `INSERT … SELECT` for a large chunk) and one
-//! update of the pending sums per account.
+//! Queueing on PostgreSQL: a chunk's facts read with a few set-based
+//! statements, its lines decided by [`rules::plan::plan_chunk`], and its
+//! new rows written with one insert (binary `COPY` into a staging table and
+//! one `INSERT … SELECT` for a large chunk; holds and refunds by one more)
+//! and one update of the pending sums per account.
 //!
 //! Ids come from the table's sequence, taken in one round trip for the
-//! whole chunk, so each line knows its `tx_id` before anything is written.
-//! The idempotency key's unique index is the truth about keys: a line whose
+//! whole chunk in the plan's row order, so ids follow the lines. The
+//! idempotency key's unique index is the truth about keys: a line whose
 //! key another process inserted meanwhile is skipped by `ON CONFLICT DO
 //! NOTHING` and answered from that process's transfer.
 
@@ -18,12 +19,16 @@ use postgres::types::Type;
 use super::NOW_MS;
 use super::commit;
 use super::error::{PgFault, PgResult};
-use crate::domain::IdempotencyKey;
-use crate::error::{Result, WalletError};
+use crate::domain::{IdempotencyKey, UserName};
+use crate::error::WalletError;
 use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, Queued, Span, Status,
+    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
+};
+use crate::ledger::rules::plan::{
+    ChunkFacts, ChunkPlan, HoldFigures, NewRow, Original, PendingSums, Planned, RowKind, StoredKey,
 };
 use crate::ledger::rules::{self, Pinned};
+use crate::money::Currency;
 
 /// From this many new transfers on, a chunk is written through `COPY`;
 /// below it, one `INSERT … SELECT FROM unnest(…)` costs less than the
@@ -42,37 +47,12 @@ pub fn create_staging(client: &mut Client) -> PgResult<()> {
     Ok(())
 }
 
-/// What became of one line, before ids are known to the sink.
-enum Planned {
-    /// Refused, or answered by a transfer queued before this chunk.
-    Settled(Result<Queued>),
-    /// Queued as the `n`th new row of the chunk.
-    New(usize),
-    /// Its key names the new row `n` of an earlier line of this chunk, with
-    /// the same fields (a replay) or not (a conflict, naming the field and
-    /// the key); the line's own accounts and amount are kept to answer it
-    /// again should that row lose its key to another process.
-    SameKeyAs(usize, Option<(&'static str, String)>, (i64, i64, i64)),
-    /// A hold or a refund, decided after the chunk's plain rows are written
-    /// (see [`queue_special_lines`]).
-    Special,
-}
-
 /// A chunk decided and written, not yet committed.
 pub struct PlannedChunk {
-    lines: Vec<(u64, Planned)>,
-    rows: Vec<NewRow>,
-    /// The line each new row came from, to name it in a conflict.
-    row_lines: Vec<u64>,
+    plan: ChunkPlan,
+    /// The id of each new row, in the plan's order.
+    ids: Vec<i64>,
     write: bool,
-}
-
-/// One new transfer of a chunk.
-struct NewRow {
-    tx_id: i64,
-    src: i64,
-    dst: i64,
-    amount: i64,
 }
 
 pub enum Attempt {
@@ -81,24 +61,70 @@ pub enum Attempt {
     Careful,
 }
 
-/// Decides every line and writes the new transfers and pending sums, in an
-/// open transaction. `careful` locks the accounts before reading their
-/// sums; otherwise the sums are read unlocked and moved by relative
-/// updates, so concurrent writers only queue for the moment of the update,
-/// and a line that an unlocked sum would refuse sends the chunk back here
-/// with `careful` set.
+/// What a chunk is decided over, read before the plan.
+#[derive(Default)]
+struct Prefetched {
+    names: HashMap<String, i64>,
+    keys: HashMap<String, StoredKey>,
+    sums: HashMap<i64, PendingSums>,
+    figures: HashMap<i64, HoldFigures>,
+    originals: HashMap<i64, Original>,
+}
+
+impl ChunkFacts for Prefetched {
+    type Fault = PgFault;
+
+    fn account(&mut self, name: &UserName) -> PgResult<Option<i64>> {
+        Ok(self.names.get(&name.as_str().to_ascii_lowercase()).copied())
+    }
+
+    fn stored_key(&mut self, key: &IdempotencyKey) -> PgResult<Option<StoredKey>> {
+        Ok(self.keys.get(key.as_str()).cloned())
+    }
+
+    fn sums(&mut self, account: i64) -> PgResult<PendingSums> {
+        Ok(self.sums.get(&account).copied().unwrap_or_default())
+    }
+
+    fn set_sums(&mut self, account: i64, sums: PendingSums) {
+        self.sums.insert(account, sums);
+    }
+
+    fn hold_figures(&mut self, account: i64) -> PgResult<HoldFigures> {
+        Ok(self.figures.get(&account).copied().unwrap_or_default())
+    }
+
+    fn original(&mut self, tx_id: i64) -> PgResult<Option<Original>> {
+        Ok(self.originals.get(&tx_id).cloned())
+    }
+}
+
+/// Reads the chunk's facts, has the rules decide every line, and writes
+/// the new transfers and sums, in an open transaction. `careful` locks the
+/// accounts before reading their sums; otherwise the sums are read
+/// unlocked and moved by relative updates, so concurrent writers only
+/// queue for the moment of the update, and a line that an unlocked sum
+/// would refuse sends the chunk back here with `careful` set. A chunk with
+/// a hold or a refund is always careful: those are decided against
+/// balances and holds that must not move before the commit.
 pub fn plan_and_write(
     client: &mut Client,
+    currency: &Currency,
     chunk: &[BatchLine],
     all_or_nothing: bool,
     lanes: i32,
     careful: bool,
 ) -> PgResult<Attempt> {
     client.batch_execute("BEGIN")?;
-    let names = resolve_names(client, chunk)?;
-    let keyed = earlier_uses(client, chunk)?;
+    let requests = || chunk.iter().filter_map(|line| line.transfer.as_ref().ok());
+    let careful = careful || requests().any(|t| t.kind() != Kind::Transfer);
+    let mut facts = Prefetched {
+        names: resolve_names(client, chunk)?,
+        keys: earlier_uses(client, requests())?,
+        ..Prefetched::default()
+    };
     let users: Vec<i64> = {
-        let mut ids: Vec<i64> = names.values().copied().collect();
+        let mut ids: Vec<i64> = facts.names.values().copied().collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -106,161 +132,71 @@ pub fn plan_and_write(
     // Careful: the users locked in id order, as every writer locks them;
     // the external account is never locked before the end of a transaction.
     let lock = if careful { " FOR UPDATE" } else { "" };
-    let mut sums: HashMap<i64, (i64, i64)> = client
-        .query(
-            &format!(
-                "SELECT id, pending_out, pending_in FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
-            ),
-            &[&users],
-        )?
-        .iter()
-        .chain(
-            client
-                .query(
-                    "SELECT id, pending_out, pending_in FROM accounts WHERE id = 0",
-                    &[],
-                )?
-                .iter(),
-        )
-        .map(|row| (row.get(0), (row.get(1), row.get(2))))
-        .collect();
-    let mut lines = Vec::with_capacity(chunk.len());
-    let mut rows: Vec<NewRow> = Vec::new();
-    let mut row_lines: Vec<u64> = Vec::new();
-    let mut first_use: HashMap<&str, usize> = HashMap::new();
-    let mut refused = false;
-    for BatchLine { line, transfer } in chunk {
-        let transfer = match transfer {
-            Ok(transfer) => transfer,
-            Err(err) => {
-                refused = true;
-                lines.push((*line, Planned::Settled(Err(clone_refusal(err)))));
-                continue;
-            }
+    let read = client.query(
+        &format!(
+            "SELECT id, pending_out, pending_in, balance, held FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
+        ),
+        &[&users],
+    )?;
+    // One row even in a ledger that lost its external account: the insert
+    // then names the damage.
+    let external = client.query_one(
+        &format!(
+            "SELECT {NOW_MS}, e.pending_out, e.pending_in
+               FROM (SELECT 1) AS one LEFT JOIN accounts e ON e.id = 0"
+        ),
+        &[],
+    )?;
+    let now: i64 = external.get(0);
+    facts.sums.insert(
+        EXTERNAL_ACCOUNT,
+        PendingSums {
+            out: external.get::<_, Option<i64>>(1).unwrap_or(0),
+            r#in: external.get::<_, Option<i64>>(2).unwrap_or(0),
+        },
+    );
+    for row in &read {
+        let id = row.get(0);
+        let sums = PendingSums {
+            out: row.get(1),
+            r#in: row.get(2),
         };
-        if transfer.kind() != Kind::Transfer {
-            lines.push((*line, Planned::Special));
-            continue;
-        }
-        let side = |name: Option<&crate::domain::UserName>| match name {
-            None => Ok(EXTERNAL_ACCOUNT),
-            Some(name) => names
-                .get(&name.as_str().to_ascii_lowercase())
-                .copied()
-                .ok_or_else(|| WalletError::UserNotFound(name.to_string())),
+        facts.sums.insert(id, sums);
+        let figures = HoldFigures {
+            balance: row.get(3),
+            held: row.get(4),
         };
-        let (src, dst) = match (side(transfer.src()), side(transfer.dst())) {
-            (Ok(src), Ok(dst)) => (src, dst),
-            (Err(err), _) | (_, Err(err)) => {
-                refused = true;
-                lines.push((*line, Planned::Settled(Err(err))));
-                continue;
-            }
-        };
-        let requested = Pinned {
-            src,
-            dst,
-            amount: transfer.amount().minor_units(),
-            memo: transfer.memo(),
-            hold: false,
-            refund_of: None,
-            expiry: None,
-        };
-        if let Some(key) = transfer.key() {
-            if let Some(earlier) = keyed.get(key.as_str()) {
-                let outcome = earlier.answer(key, requested);
-                refused |= outcome.is_err();
-                lines.push((*line, Planned::Settled(outcome)));
-                continue;
-            }
-            if let Some(&row) = first_use.get(key.as_str()) {
-                let earlier = &rows[row];
-                let (earlier_memo, _) = memo_of(chunk, row_lines[row]);
-                let field = rules::replay_or_conflict(
-                    key,
-                    0,
-                    Status::Pending,
-                    Pinned {
-                        src: earlier.src,
-                        dst: earlier.dst,
-                        amount: earlier.amount,
-                        memo: earlier_memo,
-                        hold: false,
-                        refund_of: None,
-                        expiry: None,
-                    },
-                    requested,
-                )
-                .err()
-                .and_then(|err| match err {
-                    WalletError::IdempotencyConflict { field, key, .. } => Some((field, key)),
-                    _ => None,
-                });
-                refused |= field.is_some();
-                lines.push((
-                    *line,
-                    Planned::SameKeyAs(row, field, (src, dst, requested.amount)),
-                ));
-                continue;
-            }
-        }
-        let (src_out, _) = sums.get(&src).copied().unwrap_or_default();
-        let (_, dst_in) = sums.get(&dst).copied().unwrap_or_default();
-        match rules::reserve_pending(transfer, src_out, dst_in) {
-            Ok((out, r#in)) => {
-                sums.entry(src).or_default().0 = out;
-                sums.entry(dst).or_default().1 = r#in;
-            }
-            Err(err) => {
-                if !careful {
-                    return Ok(Attempt::Careful);
-                }
-                refused = true;
-                lines.push((*line, Planned::Settled(Err(err))));
-                continue;
-            }
-        }
-        if let Some(key) = transfer.key() {
-            first_use.insert(key.as_str(), rows.len());
-        }
-        lines.push((*line, Planned::New(rows.len())));
-        row_lines.push(*line);
-        rows.push(NewRow {
-            tx_id: 0,
-            src,
-            dst,
-            amount: requested.amount,
-        });
+        facts.figures.insert(id, figures);
+    }
+    let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
+    read_originals(client, &mut facts, chunk)?;
+    let plan = rules::plan::plan_chunk(chunk, &mut facts, now, currency)?;
+    if !careful && plan.overflows() {
+        return Ok(Attempt::Careful);
     }
     let mut planned = PlannedChunk {
-        lines,
-        rows,
-        row_lines,
-        write: !(all_or_nothing && refused),
+        write: !(all_or_nothing && plan.refused() > 0),
+        plan,
+        ids: Vec::new(),
     };
     if planned.write {
-        lock_users(client, &planned.rows)?;
+        lock_users(client, &planned.plan.rows)?;
     }
-    let now = take_ids(client, &mut planned.rows)?;
-    if !planned.write || planned.rows.is_empty() {
+    planned.ids = take_ids(client, planned.plan.rows.len())?;
+    if !planned.write || (planned.plan.rows.is_empty() && expired.is_empty()) {
         return Ok(Attempt::Done(planned));
     }
     let inserted = insert(client, chunk, &planned, lanes, now)?;
-    if inserted.len() != planned.rows.len() {
+    if inserted.len() != planned.plan.rows.len() {
         // Another process committed one of these keys after they were
         // looked up: answer those lines from its transfer instead.
-        lost_key_races(client, chunk, &mut planned, &inserted)?;
-        if all_or_nothing
-            && planned
-                .lines
-                .iter()
-                .any(|(_, p)| matches!(p, Planned::Settled(Err(_))))
-        {
+        lost_key_races(client, chunk, &mut planned, &inserted, now)?;
+        if all_or_nothing && planned.plan.refused() > 0 {
             planned.write = false;
             return Ok(Attempt::Done(planned));
         }
     }
-    match move_pending_sums(client, &planned, &inserted) {
+    match move_sums(client, &planned, &inserted, &expired) {
         // Sums read unlocked were raised meanwhile past what 64 bits hold.
         Err(fault) if fault.is_out_of_range() && !careful => Ok(Attempt::Careful),
         Err(fault) => Err(fault),
@@ -268,41 +204,100 @@ pub fn plan_and_write(
     }
 }
 
-/// Places the chunk's holds and queues its refunds, in line order, in the
-/// transaction that wrote its plain rows; each reads and locks what it
-/// depends on. A refused one rolls an all-or-nothing chunk back.
-pub fn queue_special_lines(
+/// Marks the holds of the chunk's hold sources that are past their expiry
+/// EXPIRED, and takes their reservations out of the figures the plan
+/// reads; returns what each source's `held` must give back.
+fn expire_holds_of_sources(
     client: &mut Client,
+    facts: &mut Prefetched,
     chunk: &[BatchLine],
-    planned: &mut PlannedChunk,
-    all_or_nothing: bool,
-    lanes: i32,
-) -> PgResult<()> {
-    if !planned.write {
-        for (_, plan) in &mut planned.lines {
-            if matches!(plan, Planned::Special) {
-                *plan = Planned::Settled(Err(WalletError::BatchFailed {
-                    failed: 1,
-                    lines: 1,
-                    queued: 0,
-                    replayed: 0,
-                }));
-            }
+) -> PgResult<HashMap<i64, i64>> {
+    let mut sources: Vec<i64> = chunk
+        .iter()
+        .filter_map(|line| line.transfer.as_ref().ok())
+        .filter(|t| matches!(t.kind(), Kind::Hold(_)))
+        .filter_map(|t| t.src())
+        .filter_map(|name| {
+            facts
+                .names
+                .get(&name.as_str().to_ascii_lowercase())
+                .copied()
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(HashMap::new());
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    let rows = client.query(
+        &format!(
+            "WITH gone AS (
+                UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
+                 WHERE src = ANY($1) AND status = 'HELD' AND expires_at <= {NOW_MS}
+                RETURNING src, hold_amount)
+             SELECT src, sum(hold_amount)::bigint FROM gone GROUP BY src"
+        ),
+        &[&sources],
+    )?;
+    let mut expired = HashMap::new();
+    for row in &rows {
+        let (src, amount): (i64, i64) = (row.get(0), row.get(1));
+        if let Some(figures) = facts.figures.get_mut(&src) {
+            figures.held -= amount;
         }
+        expired.insert(src, amount);
+    }
+    Ok(expired)
+}
+
+/// Reads and locks the transfers the chunk's refunds pay back, with the
+/// refunds of each queued or completed so far. The original's row lock
+/// orders refunds of one transfer.
+fn read_originals(
+    client: &mut Client,
+    facts: &mut Prefetched,
+    chunk: &[BatchLine],
+) -> PgResult<()> {
+    let mut wanted: Vec<i64> = chunk
+        .iter()
+        .filter_map(|line| line.transfer.as_ref().ok())
+        .filter_map(|t| match t.kind() {
+            Kind::Refund(original) => Some(original),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
         return Ok(());
     }
-    for (line, plan) in &mut planned.lines {
-        if !matches!(plan, Planned::Special) {
-            continue;
-        }
-        let Some(Ok(transfer)) = chunk.iter().find(|l| l.line == *line).map(|l| &l.transfer) else {
-            continue;
-        };
-        let outcome = super::holds::queue_line(client, transfer, lanes)?;
-        if outcome.is_err() && all_or_nothing {
-            planned.write = false;
-        }
-        *plan = Planned::Settled(outcome);
+    wanted.sort_unstable();
+    wanted.dedup();
+    let rows = client.query(
+        "SELECT tx_id, src, dst, amount, status, expires_at FROM transfers
+          WHERE tx_id = ANY($1) ORDER BY tx_id FOR UPDATE",
+        &[&wanted],
+    )?;
+    let refunded: HashMap<i64, i64> = client
+        .query(
+            "SELECT refund_of, sum(amount)::bigint FROM transfers
+              WHERE refund_of = ANY($1) AND status IN ('PENDING', 'COMPLETED') GROUP BY refund_of",
+            &[&wanted],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for row in &rows {
+        let tx_id: i64 = row.get(0);
+        facts.originals.insert(
+            tx_id,
+            Original {
+                src: row.get(1),
+                dst: row.get(2),
+                amount: row.get(3),
+                status: row.get(4),
+                expires_at: row.get(5),
+                refunded: refunded.get(&tx_id).copied().unwrap_or(0),
+            },
+        );
     }
     Ok(())
 }
@@ -311,46 +306,25 @@ pub fn queue_special_lines(
 /// all-or-nothing chunk that has a refused line.
 pub fn finish(
     client: &mut Client,
+    chunk: &[BatchLine],
     planned: PlannedChunk,
     all_or_nothing: bool,
     sink: &mut dyn BatchSink,
 ) -> PgResult<BatchSummary> {
     let mut summary = BatchSummary::default();
     let mut span = Span::default();
-    let PlannedChunk {
-        lines,
-        rows,
-        row_lines,
-        write,
-    } = planned;
-    for (line, planned) in lines {
-        let outcome = match planned {
-            Planned::Settled(outcome) => outcome,
-            Planned::New(row) => Ok(Queued {
-                tx_id: rows[row].tx_id,
-                status: Status::Pending,
-                replayed: false,
-            }),
-            Planned::SameKeyAs(row, None, _) => Ok(Queued {
-                tx_id: rows[row].tx_id,
-                status: Status::Pending,
-                replayed: true,
-            }),
-            Planned::SameKeyAs(row, Some((field, key)), _) => {
-                Err(WalletError::IdempotencyConflict {
-                    key,
-                    field,
-                    tx_id: rows[row].tx_id,
-                    earlier_line: all_or_nothing.then_some(row_lines[row]),
-                })
-            }
-            Planned::Special => Err(WalletError::internal(anyhow::anyhow!(
-                "a hold or refund line was never decided"
+    let PlannedChunk { plan, ids, write } = planned;
+    for (line, answer) in chunk.iter().zip(plan.answers(chunk, &ids, all_or_nothing)) {
+        let outcome = match (answer, &line.transfer) {
+            (Some(outcome), _) => outcome,
+            (None, Err(refused)) => Err(clone_refusal(refused)),
+            (None, Ok(_)) => Err(WalletError::internal(anyhow::anyhow!(
+                "a line read well was planned as refused when read"
             ))),
         };
-        span.note(line, &outcome);
+        span.note(line.line, &outcome);
         summary.count(&outcome);
-        sink.record(line, outcome)?;
+        sink.record(line.line, outcome)?;
     }
     if !write || sink.dry_run() {
         client.batch_execute("ROLLBACK")?;
@@ -387,46 +361,20 @@ fn resolve_names(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<S
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
-/// A transfer that already holds a key.
-struct Earlier {
-    tx_id: i64,
-    src: i64,
-    dst: i64,
-    amount: i64,
-    memo: Option<String>,
-    status: String,
-    hold_amount: Option<i64>,
-    refund_of: Option<i64>,
-}
-
-impl Earlier {
-    fn answer(&self, key: &IdempotencyKey, requested: Pinned<'_>) -> Result<Queued> {
-        let status = rules::stored_status(&self.status)?;
-        let earlier = Pinned {
-            src: self.src,
-            dst: self.dst,
-            amount: self.hold_amount.unwrap_or(self.amount),
-            memo: self.memo.as_deref(),
-            hold: self.hold_amount.is_some(),
-            refund_of: self.refund_of,
-            expiry: None,
-        };
-        rules::replay_or_conflict(key, self.tx_id, status, earlier, requested)
-    }
-}
-
-/// The transfers that already hold any key the chunk uses, in one query.
-fn earlier_uses(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<String, Earlier>> {
-    let keys: Vec<&str> = chunk
-        .iter()
-        .filter_map(|line| line.transfer.as_ref().ok())
+/// The transfers that already hold any key the requests use, in one query.
+fn earlier_uses<'t>(
+    client: &mut Client,
+    requests: impl Iterator<Item = &'t NewTransfer>,
+) -> PgResult<HashMap<String, StoredKey>> {
+    let keys: Vec<&str> = requests
         .filter_map(|t| t.key().map(IdempotencyKey::as_str))
         .collect();
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = client.query(
-        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, refund_of
+        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
+                refund_of, created_at
            FROM transfers WHERE idem_key = ANY($1)",
         &[&keys],
     )?;
@@ -435,7 +383,7 @@ fn earlier_uses(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<St
         .map(|row| {
             (
                 row.get(0),
-                Earlier {
+                StoredKey {
                     tx_id: row.get(1),
                     src: row.get(2),
                     dst: row.get(3),
@@ -443,22 +391,13 @@ fn earlier_uses(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<St
                     memo: row.get(5),
                     status: row.get(6),
                     hold_amount: row.get(7),
-                    refund_of: row.get(8),
+                    expires_at: row.get(8),
+                    refund_of: row.get(9),
+                    created_at: row.get(10),
                 },
             )
         })
         .collect())
-}
-
-/// The memo and key of the line numbered `line`.
-fn memo_of(chunk: &[BatchLine], line: u64) -> (Option<&str>, Option<&str>) {
-    chunk
-        .iter()
-        .find(|l| l.line == line)
-        .and_then(|l| l.transfer.as_ref().ok())
-        .map_or((None, None), |t| {
-            (t.memo(), t.key().map(IdempotencyKey::as_str))
-        })
 }
 
 /// Locks the user accounts of the new rows, in id order as every writer
@@ -483,11 +422,11 @@ fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
     Ok(())
 }
 
-/// Ids for the new rows, in line order, from the table's own sequence, and
-/// the server's clock to stamp them with, in one round trip.
-fn take_ids(client: &mut Client, rows: &mut [NewRow]) -> PgResult<i64> {
-    if rows.is_empty() {
-        return Ok(0);
+/// Ids for the new rows, in line order, from the table's own sequence, in
+/// one round trip.
+fn take_ids(client: &mut Client, rows: usize) -> PgResult<Vec<i64>> {
+    if rows == 0 {
+        return Ok(Vec::new());
     }
     // The lock every insert takes anyway, taken before the ids are drawn:
     // the hash chain's sealer waits for such transactions before it fixes
@@ -495,19 +434,19 @@ fn take_ids(client: &mut Client, rows: &mut [NewRow]) -> PgResult<i64> {
     // the bound it sealed. Writers do not conflict on it.
     client.batch_execute("LOCK TABLE transfers IN ROW EXCLUSIVE MODE")?;
     let ids = client.query(
-        &format!(
-            "SELECT nextval('transfers_tx_id_seq'), {NOW_MS} FROM generate_series(1, $1::bigint)"
-        ),
-        &[&(rows.len() as i64)],
+        "SELECT nextval('transfers_tx_id_seq') FROM generate_series(1, $1::bigint)",
+        &[&(rows as i64)],
     )?;
-    for (row, id) in rows.iter_mut().zip(&ids) {
-        row.tx_id = id.get(0);
-    }
-    Ok(ids[0].get(1))
+    Ok(ids.iter().map(|row| row.get(0)).collect())
 }
 
+const INSERT: &str = "INSERT INTO transfers
+             (tx_id, lane, src, dst, amount, status, memo, idem_key, created_at";
+const ON_KEY: &str = "ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING RETURNING tx_id";
+
 /// Inserts the new rows, skipping any whose key is taken; returns the ids
-/// inserted.
+/// inserted. Plain transfers go in by one statement (through `COPY` when
+/// many), holds and refunds by another.
 fn insert(
     client: &mut Client,
     chunk: &[BatchLine],
@@ -523,25 +462,31 @@ fn insert(
         };
         (owner % i64::from(lanes)) as i32
     };
-    let by_line: HashMap<u64, &BatchLine> = chunk.iter().map(|l| (l.line, l)).collect();
-    let extras = |i: usize| {
-        by_line
-            .get(&planned.row_lines[i])
-            .and_then(|l| l.transfer.as_ref().ok())
+    let extras = |row: &NewRow| {
+        chunk[row.line]
+            .transfer
+            .as_ref()
+            .ok()
             .map_or((None, None), |t| {
                 (t.memo(), t.key().map(IdempotencyKey::as_str))
             })
     };
-    const INSERT: &str = "INSERT INTO transfers
-             (tx_id, lane, src, dst, amount, status, memo, idem_key, created_at)";
-    const ON_KEY: &str =
-        "ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING RETURNING tx_id";
-    let rows = if planned.rows.len() < COPY_THRESHOLD {
+    let rows = &planned.plan.rows;
+    let plain = || {
+        rows.iter()
+            .zip(&planned.ids)
+            .filter(|(row, _)| row.kind == RowKind::Transfer)
+    };
+    let plain_count = plain().count();
+    let mut inserted: Vec<i64> = Vec::with_capacity(rows.len());
+    if plain_count == 0 {
+        // Nothing plain to write.
+    } else if plain_count < COPY_THRESHOLD {
         let (mut ids, mut lanes_, mut srcs, mut dsts, mut amounts, mut memos, mut keys) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        for (i, row) in planned.rows.iter().enumerate() {
-            let (memo, key) = extras(i);
-            ids.push(row.tx_id);
+        for (row, id) in plain() {
+            let (memo, key) = extras(row);
+            ids.push(*id);
             lanes_.push(lane(row));
             srcs.push(row.src);
             dsts.push(row.dst);
@@ -549,15 +494,16 @@ fn insert(
             memos.push(memo);
             keys.push(key);
         }
-        client.query(
+        let written = client.query(
             &format!(
-                "{INSERT} SELECT i, l, s, d, a, 'PENDING', m, k, $8
+                "{INSERT}) SELECT i, l, s, d, a, 'PENDING', m, k, $8
                  FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
                              $5::bigint[], $6::text[], $7::text[]) AS u(i, l, s, d, a, m, k)
                  ORDER BY i {ON_KEY}"
             ),
             &[&ids, &lanes_, &srcs, &dsts, &amounts, &memos, &keys, &now],
-        )?
+        )?;
+        inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
     } else {
         let sink = client.copy_in(
             "COPY wallet_staging (tx_id, lane, src, dst, amount, memo, idem_key, created_at) FROM STDIN BINARY",
@@ -575,10 +521,10 @@ fn insert(
                 Type::INT8,
             ],
         );
-        for (i, row) in planned.rows.iter().enumerate() {
-            let (memo, key) = extras(i);
+        for (row, id) in plain() {
+            let (memo, key) = extras(row);
             writer.write(&[
-                &row.tx_id,
+                id,
                 &lane(row),
                 &row.src,
                 &row.dst,
@@ -589,17 +535,58 @@ fn insert(
             ])?;
         }
         writer.finish()?;
-        let inserted = client.query(
+        let written = client.query(
             &format!(
-                "{INSERT} SELECT tx_id, lane, src, dst, amount, 'PENDING', memo, idem_key, created_at
+                "{INSERT}) SELECT tx_id, lane, src, dst, amount, 'PENDING', memo, idem_key, created_at
                  FROM wallet_staging ORDER BY tx_id {ON_KEY}"
             ),
             &[],
         )?;
         client.batch_execute("TRUNCATE wallet_staging")?;
-        inserted
-    };
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+        inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
+    }
+    if plain_count < rows.len() {
+        let (mut ids, mut lanes_, mut srcs, mut dsts, mut amounts, mut statuses) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut memos, mut keys, mut held, mut expiries, mut originals) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (row, id) in rows.iter().zip(&planned.ids) {
+            let (hold, expires_at, original) = match row.kind {
+                RowKind::Transfer => continue,
+                RowKind::Hold { expires_at } => (Some(row.amount), expires_at, None),
+                RowKind::Refund { original } => (None, None, Some(original)),
+            };
+            let (memo, key) = extras(row);
+            ids.push(*id);
+            lanes_.push(lane(row));
+            srcs.push(row.src);
+            dsts.push(row.dst);
+            amounts.push(row.amount);
+            statuses.push(row.status().as_str());
+            memos.push(memo);
+            keys.push(key);
+            held.push(hold);
+            expiries.push(expires_at);
+            originals.push(original);
+        }
+        let written = client.query(
+            &format!(
+                "{INSERT}, hold_amount, expires_at, refund_of)
+                 SELECT i, l, s, d, a, st, m, k, $12, h, e, r
+                 FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
+                             $5::bigint[], $6::text[], $7::text[], $8::text[],
+                             $9::bigint[], $10::bigint[], $11::bigint[])
+                      AS u(i, l, s, d, a, st, m, k, h, e, r)
+                 ORDER BY i {ON_KEY}"
+            ),
+            &[
+                &ids, &lanes_, &srcs, &dsts, &amounts, &statuses, &memos, &keys, &held, &expiries,
+                &originals, &now,
+            ],
+        )?;
+        inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
+    }
+    Ok(inserted)
 }
 
 /// Answers the lines whose new row was not inserted because another
@@ -609,90 +596,99 @@ fn lost_key_races(
     chunk: &[BatchLine],
     planned: &mut PlannedChunk,
     inserted: &[i64],
+    now: i64,
 ) -> PgResult<()> {
     let inserted: std::collections::HashSet<i64> = inserted.iter().copied().collect();
-    let lost: Vec<usize> = (0..planned.rows.len())
-        .filter(|&i| !inserted.contains(&planned.rows[i].tx_id))
+    let lost: Vec<usize> = (0..planned.plan.rows.len())
+        .filter(|&i| !inserted.contains(&planned.ids[i]))
         .collect();
-    let lost_lines: Vec<&BatchLine> = lost
+    let requests = lost
         .iter()
-        .filter_map(|&i| chunk.iter().find(|l| l.line == planned.row_lines[i]))
-        .collect();
-    let owned: Vec<BatchLine> = lost_lines
-        .iter()
-        .map(|l| BatchLine {
-            line: l.line,
-            transfer: l.transfer.as_ref().map(Clone::clone).map_err(clone_refusal),
-        })
-        .collect();
-    let earlier = earlier_uses(client, &owned)?;
+        .filter_map(|&i| chunk[planned.plan.rows[i].line].transfer.as_ref().ok());
+    let found = earlier_uses(client, requests)?;
     for &i in &lost {
-        let line = planned.row_lines[i];
-        let (_, key) = memo_of(chunk, line);
-        let (Some(key), Some(found)) = (key, key.and_then(|k| earlier.get(k))) else {
+        let row = planned.plan.rows[i];
+        let line = chunk[row.line].line;
+        let key = chunk[row.line]
+            .transfer
+            .as_ref()
+            .ok()
+            .and_then(NewTransfer::key);
+        let (Some(key), Some(stored)) = (key, key.and_then(|k| found.get(k.as_str()))) else {
             return Err(PgFault::Wallet(WalletError::internal(anyhow::anyhow!(
                 "line {line} was neither queued nor found under its key"
             ))));
         };
-        let key = IdempotencyKey::parse(key)?;
         // Each line that leaned on the lost row is answered from the
         // transfer that holds the key now, by its own fields: a line that
         // repeated the first one replays it, one that differed conflicts.
-        for (l, p) in planned.lines.iter_mut() {
-            let own = match p {
-                Planned::New(r) if *r == i => {
-                    let row = &planned.rows[i];
-                    (row.src, row.dst, row.amount)
-                }
-                Planned::SameKeyAs(r, _, own) if *r == i => *own,
+        for (l, p) in planned.plan.lines.iter_mut().enumerate() {
+            let (src, dst) = match p {
+                Planned::New(r) if *r == i => (row.src, row.dst),
+                Planned::SameKeyAs {
+                    row: r, src, dst, ..
+                } if *r == i => (*src, *dst),
                 _ => continue,
             };
-            let (memo, _) = memo_of(chunk, *l);
-            *p = Planned::Settled(found.answer(
-                &key,
-                Pinned {
-                    src: own.0,
-                    dst: own.1,
-                    amount: own.2,
-                    memo,
-                    hold: false,
-                    refund_of: None,
-                    expiry: None,
-                },
-            ));
+            let Ok(transfer) = &chunk[l].transfer else {
+                continue;
+            };
+            let requested = Pinned::requested(transfer, src, dst);
+            *p = match stored.answer(key, requested, now)? {
+                Ok(queued) => Planned::Replayed(queued),
+                Err(conflict) => Planned::Refused(conflict),
+            };
         }
     }
     Ok(())
 }
 
-/// Adds what the inserted rows hold pending to their accounts: the users
-/// (locked by [`lock_users`]) first, the external account last.
-fn move_pending_sums(
+/// Adds what the inserted rows hold pending to their accounts, and what
+/// the inserted holds reserve less what expired holds gave back to their
+/// sources' `held`: the users (locked by [`lock_users`]) first, the
+/// external account last.
+fn move_sums(
     client: &mut Client,
     planned: &PlannedChunk,
     inserted: &[i64],
+    expired: &HashMap<i64, i64>,
 ) -> PgResult<()> {
     let inserted: std::collections::HashSet<i64> = inserted.iter().copied().collect();
-    let mut deltas: HashMap<i64, (i64, i64)> = HashMap::new();
-    for row in planned.rows.iter().filter(|r| inserted.contains(&r.tx_id)) {
-        deltas.entry(row.src).or_default().0 += row.amount;
-        deltas.entry(row.dst).or_default().1 += row.amount;
+    let mut deltas: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    for (row, _) in planned
+        .plan
+        .rows
+        .iter()
+        .zip(&planned.ids)
+        .filter(|(_, id)| inserted.contains(id))
+    {
+        if let RowKind::Hold { .. } = row.kind {
+            deltas.entry(row.src).or_default().2 += row.amount;
+        } else {
+            deltas.entry(row.src).or_default().0 += row.amount;
+            deltas.entry(row.dst).or_default().1 += row.amount;
+        }
+    }
+    for (src, amount) in expired {
+        deltas.entry(*src).or_default().2 -= amount;
     }
     let external = deltas.remove(&EXTERNAL_ACCOUNT);
-    let mut users: Vec<(i64, (i64, i64))> = deltas.into_iter().collect();
+    let mut users: Vec<(i64, (i64, i64, i64))> = deltas.into_iter().collect();
     users.sort_unstable_by_key(|(id, _)| *id);
     if !users.is_empty() {
         let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
         let outs: Vec<i64> = users.iter().map(|(_, d)| d.0).collect();
         let ins: Vec<i64> = users.iter().map(|(_, d)| d.1).collect();
+        let held: Vec<i64> = users.iter().map(|(_, d)| d.2).collect();
         client.execute(
-            "UPDATE accounts a SET pending_out = a.pending_out + u.o, pending_in = a.pending_in + u.i
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, o, i)
+            "UPDATE accounts a SET pending_out = a.pending_out + u.o, pending_in = a.pending_in + u.i,
+                                   held = a.held + u.h
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(id, o, i, h)
              WHERE a.id = u.id",
-            &[&ids, &outs, &ins],
+            &[&ids, &outs, &ins, &held],
         )?;
     }
-    if let Some((out, r#in)) = external {
+    if let Some((out, r#in, _)) = external {
         client.execute(
             "UPDATE accounts SET pending_out = pending_out + $1, pending_in = pending_in + $2 WHERE id = 0",
             &[&out, &r#in],

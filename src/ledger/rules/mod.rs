@@ -4,9 +4,11 @@
 //! An engine reads and locks rows; these functions decide what the rows
 //! become: whether a request names two distinct parties, whether a reused
 //! idempotency key replays or conflicts, how pending sums move, and whether
-//! a due transfer completes or fails. `verify`'s checks over the figures are
-//! in [`verify`].
+//! a due transfer completes or fails. A chunk of queued lines is decided
+//! in input order by [`plan::plan_chunk`], the one planner every engine
+//! calls; `verify`'s checks over the figures are in [`verify`].
 
+pub mod plan;
 pub mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
@@ -76,7 +78,56 @@ impl PinnedExpiry {
     }
 }
 
+/// What a stored transfer was, as far as its key pins it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAs {
+    /// A transfer, or a refund of `refund_of`.
+    Transfer { refund_of: Option<i64> },
+    /// A hold of `amount` (whatever was captured since), placed at
+    /// `placed_at`.
+    Hold {
+        amount: i64,
+        placed_at: i64,
+        expires_at: Option<i64>,
+    },
+}
+
 impl<'a> Pinned<'a> {
+    /// What a stored transfer pins: its accounts, its amount as stored
+    /// (a hold's own amount instead), its memo and what it was.
+    pub fn stored(
+        src: i64,
+        dst: i64,
+        amount: i64,
+        memo: Option<&'a str>,
+        stored_as: StoredAs,
+    ) -> Self {
+        match stored_as {
+            StoredAs::Transfer { refund_of } => Self {
+                src,
+                dst,
+                amount,
+                memo,
+                hold: false,
+                refund_of,
+                expiry: None,
+            },
+            StoredAs::Hold {
+                amount,
+                placed_at,
+                expires_at,
+            } => Self {
+                src,
+                dst,
+                amount,
+                memo,
+                hold: true,
+                refund_of: None,
+                expiry: Some(PinnedExpiry::stored(placed_at, expires_at)),
+            },
+        }
+    }
+
     /// What a request pins, once its parties are resolved to accounts.
     pub fn requested(transfer: &'a NewTransfer, src: i64, dst: i64) -> Self {
         Self {

@@ -48,15 +48,13 @@ fn a_request_names_a_user_and_never_one_account_twice() {
 #[test]
 fn a_reused_key_replays_only_when_every_pinned_field_matches() {
     let key = IdempotencyKey::parse("order-7").unwrap();
-    let earlier = Pinned {
-        src: 1,
-        dst: 2,
-        amount: 500,
-        memo: Some("rent"),
-        hold: false,
-        refund_of: None,
-        expiry: None,
-    };
+    let earlier = Pinned::stored(
+        1,
+        2,
+        500,
+        Some("rent"),
+        StoredAs::Transfer { refund_of: None },
+    );
     let replayed = replay_or_conflict(&key, 9, Status::Completed, earlier, earlier).unwrap();
     assert_eq!(
         replayed,
@@ -86,15 +84,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
     ];
     // Several fields differ: the first in the order source, destination,
     // amount, memo is named.
-    let all_differ = Pinned {
-        src: 3,
-        dst: 4,
-        amount: 1,
-        memo: None,
-        hold: false,
-        refund_of: None,
-        expiry: None,
-    };
+    let all_differ = Pinned::stored(3, 4, 1, None, StoredAs::Transfer { refund_of: None });
     match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
         Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),
         other => panic!("{other:?}"),

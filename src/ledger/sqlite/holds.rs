@@ -1,13 +1,17 @@
-//! Holds and refunds: placing a hold, capturing or releasing it, and
-//! checking a refund against the transfer it pays back.
+//! Holds and refunds: what a chunk's plan reads of them (a hold source's
+//! figures, a refund's original), writing a placed hold, and capturing or
+//! releasing one.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::error::{SqlResult, commit};
 use super::transfers;
-use crate::error::{Result, WalletError};
-use crate::ledger::model::{Expiry, NewTransfer, Queued, Status, TransferRecord, TransferRef};
-use crate::ledger::rules::{self, Pinned};
+use crate::error::WalletError;
+use crate::ledger::model::{TransferRecord, TransferRef};
+use crate::ledger::rules::{
+    self,
+    plan::{HoldFigures, NewRow, Original},
+};
 use crate::money::Currency;
 
 fn currency(tx: &Connection) -> SqlResult<Currency> {
@@ -40,113 +44,67 @@ fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()
     Ok(())
 }
 
-/// Places a hold inside a queueing transaction: only if the source's
-/// available money (`pending_out` as this chunk has left it) covers it.
-pub(super) fn place(
-    tx: &Transaction<'_>,
-    transfer: &NewTransfer,
-    requested: Pinned<'_>,
-    pending_out: i64,
-    expiry: Expiry,
-    now: i64,
-) -> SqlResult<Result<Queued>> {
-    let source = transfer
-        .src()
-        .ok_or_else(|| WalletError::internal(anyhow::anyhow!("a hold without a source")))?;
-    let expires_at = expiry.instant(now);
-    if let Err(refused) = rules::check_expiry(expires_at, now) {
-        return Ok(Err(refused));
-    }
-    expire_holds_of(tx, requested.src, now)?;
-    let (balance, held): (i64, i64) = tx
+/// A hold source's balance and what its live holds reserve, its holds
+/// past their expiry given back first.
+pub(super) fn hold_figures(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<HoldFigures> {
+    expire_holds_of(tx, account, now)?;
+    Ok(tx
         .prepare_cached("SELECT balance, held FROM accounts WHERE id = ?1")?
-        .query_row([requested.src], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let currency = currency(tx)?;
-    let new_held = match rules::check_hold(
-        source,
-        balance,
-        pending_out,
-        held,
-        requested.amount,
-        &currency,
-    ) {
-        Ok(new_held) => new_held,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
-                                    hold_amount, expires_at)
-             VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7)
-             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
-        )?
-        .execute(params![
-            requested.src,
-            requested.dst,
-            requested.amount,
-            requested.memo,
-            transfer.key().map(|k| k.as_str()),
-            now,
-            expires_at
-        ])?;
-    if inserted != 1 {
-        return Err(WalletError::internal(anyhow::anyhow!(
-            "a hold was neither placed nor found under its key"
-        ))
-        .into());
-    }
-    let tx_id = tx.last_insert_rowid();
-    tx.prepare_cached("UPDATE accounts SET held = ?2 WHERE id = ?1")?
-        .execute(params![requested.src, new_held])?;
-    super::settle::post(
-        tx,
-        std::iter::once((tx_id, requested.src, None, requested.dst, None)),
-        &mut Vec::new(),
-    )?;
-    Ok(Ok(Queued {
-        tx_id,
-        status: Status::Held,
-        replayed: false,
-    }))
+        .query_row([account], |row| {
+            Ok(HoldFigures {
+                balance: row.get(0)?,
+                held: row.get(1)?,
+            })
+        })?)
 }
 
-/// A refund pays back a COMPLETED transfer in the other direction, and
-/// with the refunds queued or completed before it, not more than it moved.
-pub(super) fn check_refund(
+/// Writes a hold a chunk's plan placed; returns its id.
+pub(super) fn place(
     tx: &Transaction<'_>,
-    original: i64,
-    requested: Pinned<'_>,
-) -> SqlResult<Result<()>> {
-    let found: Option<(i64, i64, i64, String, i64)> = tx
+    row: &NewRow,
+    memo: Option<&str>,
+    key: Option<&str>,
+    now: i64,
+    expires_at: Option<i64>,
+) -> SqlResult<i64> {
+    tx.prepare_cached(
+        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
+                                hold_amount, expires_at)
+         VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7)",
+    )?
+    .execute(params![
+        row.src, row.dst, row.amount, memo, key, now, expires_at
+    ])?;
+    let tx_id = tx.last_insert_rowid();
+    super::settle::post(
+        tx,
+        std::iter::once((tx_id, row.src, None, row.dst, None)),
+        &mut Vec::new(),
+    )?;
+    Ok(tx_id)
+}
+
+/// The transfer a refund pays back, with its refunds queued or completed.
+pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Original>> {
+    Ok(tx
         .prepare_cached(
-            "SELECT o.src, o.dst, o.amount,
-                    CASE WHEN o.status = 'HELD' AND o.expires_at <= ?2 THEN 'EXPIRED' ELSE o.status END,
+            "SELECT o.src, o.dst, o.amount, o.status, o.expires_at,
                     (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                      INDEXED BY transfers_by_refund_of
                      WHERE r.refund_of = o.tx_id AND (r.status = 'PENDING' OR r.status = 'COMPLETED'))
              FROM transfers o WHERE o.tx_id = ?1",
         )?
-        .query_row(params![original, crate::ledger::clock::now_ms()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        .query_row([tx_id], |row| {
+            Ok(Original {
+                src: row.get(0)?,
+                dst: row.get(1)?,
+                amount: row.get(2)?,
+                status: row.get(3)?,
+                expires_at: row.get(4)?,
+                refunded: row.get(5)?,
+            })
         })
-        .optional()?;
-    let Some((src, dst, amount, status, already)) = found else {
-        return Ok(Err(WalletError::TransferNotFound(original.to_string())));
-    };
-    if (requested.src, requested.dst) != (dst, src) {
-        return Ok(Err(WalletError::InvalidLine(format!(
-            "a refund of transfer {original} goes from its destination back to its source"
-        ))));
-    }
-    let currency = currency(tx)?;
-    Ok(rules::check_refund(
-        original,
-        &status,
-        amount,
-        already,
-        requested.amount,
-        &currency,
-    ))
+        .optional()?)
 }
 
 /// The row of a hold as capture and release read it under the write lock.

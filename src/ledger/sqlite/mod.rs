@@ -563,6 +563,7 @@ impl Store for SqliteStore {
             queue::queue_chunk(
                 &mut store.conn,
                 &mut store.caches.ingest,
+                &store.currency,
                 lines,
                 max,
                 all_or_nothing,

@@ -1,10 +1,13 @@
 //! Queueing: the one path every new transfer takes, a single `transfer`
 //! (a chunk of one line) and a batch input (chunks of many) alike.
 //!
-//! Each chunk is one `BEGIN IMMEDIATE` transaction. Names resolve through a
-//! cache, and the pending sums of the accounts a chunk touches are kept in
-//! memory and written once per chunk, so a line costs one insert rather than
-//! an insert and two updates. Both caches are kept from chunk to chunk only
+//! Each chunk is one `BEGIN IMMEDIATE` transaction, read, decided and
+//! written a group of lines at a time: the group's keys are read by one
+//! statement, [`rules::plan::plan_chunk`] decides its lines in input order,
+//! and its rows go in in that order. Names resolve through a cache, and
+//! the pending sums of the accounts a chunk touches are kept in memory
+//! (the plan moves them there) and written once per chunk, so a line costs
+//! a share of one insert rather than an insert and two updates. Both caches are kept from chunk to chunk only
 //! while no other connection commits in between; a chunk that does not
 //! commit drops them.
 
@@ -13,14 +16,16 @@ use rusqlite::{
 };
 
 use super::CommitWatch;
-use super::error::{SqlResult, commit};
+use super::error::{Fault, SqlResult, commit};
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
-use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Span, Status,
+use crate::ledger::model::{BatchLine, BatchSink, BatchSummary, Queued, Span};
+use crate::ledger::rules::{
+    self,
+    plan::{ChunkFacts, ChunkPlan, HoldFigures, NewRow, Original, PendingSums, RowKind, StoredKey},
 };
-use crate::ledger::rules::{self, Pinned, PinnedExpiry};
+use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
 
 /// Past this many cached names or accounts the caches start over, so that
@@ -31,6 +36,7 @@ const MAX_CACHED: usize = 1 << 20;
 pub(super) fn queue_chunk(
     conn: &mut Connection,
     cache: &mut IngestCache,
+    currency: &Currency,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -42,7 +48,8 @@ pub(super) fn queue_chunk(
     // would only repeat that work; they cost a third of an insert. The
     // pragma is a no-op inside a transaction, so it brackets this one.
     conn.pragma_update(None, "foreign_keys", false)?;
-    let outcome = queue_chunk_in_one_transaction(conn, cache, lines, max, all_or_nothing, sink);
+    let outcome =
+        queue_chunk_in_one_transaction(conn, cache, currency, lines, max, all_or_nothing, sink);
     // Restoring the pragma touches no file; should it fail all the same, a
     // committed chunk must still be reported as committed.
     let restored = conn.pragma_update(None, "foreign_keys", true);
@@ -71,6 +78,7 @@ pub(super) fn queue_chunk(
 fn queue_chunk_in_one_transaction(
     conn: &mut Connection,
     cache: &mut IngestCache,
+    currency: &Currency,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -79,7 +87,16 @@ fn queue_chunk_in_one_transaction(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
-    let span = ingest(&tx, lines, max, all_or_nothing, cache, sink, &mut summary)?;
+    let mut lines = lines.take(max);
+    let span = ingest(
+        &tx,
+        currency,
+        &mut lines,
+        all_or_nothing,
+        cache,
+        sink,
+        &mut summary,
+    )?;
     if (all_or_nothing && summary.failed > 0) || sink.dry_run() {
         tx.rollback()?;
         return Ok(summary);
@@ -177,23 +194,84 @@ impl IngestCache {
     }
 }
 
-/// Queues a transfer, or does nothing if its key is already taken.
-const INSERT_TRANSFER_UNLESS_KEY_USED: &str =
-    "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
-     VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6)
-     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+/// Lines decided by one plan and written by one statement a run of plain
+/// transfers: each execution of a statement costs about as much as the row
+/// it inserts, and the transfers holding a group's keys are read by one.
+const LINES_PER_GROUP: usize = 64;
+
+/// The transfers holding any of up to [`LINES_PER_GROUP`] keys; unused
+/// places are bound to NULL, which matches nothing, so one statement
+/// serves every group.
+fn stored_keys_query() -> String {
+    let places = (1..=LINES_PER_GROUP)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
+                refund_of, created_at
+         FROM transfers WHERE idem_key IN ({places})"
+    )
+}
 
 struct Statements<'c> {
     by_name: CachedStatement<'c>,
     pending: CachedStatement<'c>,
-    by_key: CachedStatement<'c>,
-    insert: CachedStatement<'c>,
+    by_keys: CachedStatement<'c>,
+}
+
+/// What a group of lines is decided over: names and pending sums from the
+/// single-writer cache, the group's stored keys read ahead, and a hold's
+/// figures or a refund's original read as the plan asks, all under the
+/// write lock this transaction holds.
+struct Facts<'f, 's, 'c> {
+    tx: &'f Transaction<'c>,
+    now: i64,
+    cache: &'f mut IngestCache,
+    statements: &'f mut Statements<'s>,
+    keys: FastMap<String, StoredKey>,
+}
+
+impl ChunkFacts for Facts<'_, '_, '_> {
+    type Fault = Fault;
+
+    fn account(&mut self, name: &UserName) -> SqlResult<Option<i64>> {
+        self.cache.user_id(&mut self.statements.by_name, name)
+    }
+
+    fn stored_key(&mut self, key: &IdempotencyKey) -> SqlResult<Option<StoredKey>> {
+        Ok(self.keys.get(key.as_str()).cloned())
+    }
+
+    fn sums(&mut self, account: i64) -> SqlResult<PendingSums> {
+        let pending = self.cache.load(&mut self.statements.pending, account)?;
+        Ok(PendingSums {
+            out: pending.out,
+            r#in: pending.r#in,
+        })
+    }
+
+    fn set_sums(&mut self, account: i64, sums: PendingSums) {
+        if let Some(pending) = self.cache.accounts.get_mut(&account) {
+            pending.out = sums.out;
+            pending.r#in = sums.r#in;
+            pending.dirty = true;
+        }
+    }
+
+    fn hold_figures(&mut self, account: i64) -> SqlResult<HoldFigures> {
+        super::holds::hold_figures(self.tx, account, self.now)
+    }
+
+    fn original(&mut self, tx_id: i64) -> SqlResult<Option<Original>> {
+        super::holds::original(self.tx, tx_id)
+    }
 }
 
 fn ingest(
     tx: &Transaction<'_>,
+    currency: &Currency,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
-    max: usize,
     all_or_nothing: bool,
     cache: &mut IngestCache,
     sink: &mut dyn BatchSink,
@@ -202,92 +280,51 @@ fn ingest(
     let now = clock::now_ms();
     let mut span = Span::default();
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
+    let by_keys = stored_keys_query();
     let mut statements = Statements {
         by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
-        by_key: tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, memo, status, hold_amount, expires_at, refund_of,
-                    created_at
-             FROM transfers WHERE idem_key = ?1",
-        )?,
-        insert: tx.prepare_cached(INSERT_TRANSFER_UNLESS_KEY_USED)?,
+        by_keys: tx.prepare_cached(&by_keys)?,
     };
-    let mut taken = 0usize;
-    // Keyless lines that queue a transfer wait here, their rows and their
-    // line numbers, to go in a statement at a time; every other line waits
-    // for them, so that ids and results keep the order of the lines.
-    let mut waiting = Waiting::default();
+    let mut group: Vec<BatchLine> = Vec::new();
+    let mut ids: Vec<i64> = Vec::new();
     let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
     loop {
-        let item = if taken < max { lines.next() } else { None };
-        let Some(item) = item else {
-            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
-            report(
-                &mut outcomes,
-                all_or_nothing,
-                &mut queued_by,
-                &mut span,
-                summary,
-                sink,
-            )?;
-            break;
-        };
-        let BatchLine { line, transfer } = item?;
-        taken += 1;
-        // A line may wait with the ones before it unless it is refused
-        // already, the batch of waiting rows is full, or its key is one a
-        // waiting row holds (it must then see that row in the table).
-        let may_wait = match &transfer {
-            Ok(t) => {
-                t.kind() == Kind::Transfer
-                    && t.key()
-                        .is_none_or(|key| !waiting.keys.contains(key.as_str()))
-            }
-            Err(_) => false,
-        };
-        if !may_wait || waiting.rows.len() >= ROWS_PER_INSERT {
-            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
+        group.clear();
+        for item in (&mut *lines).take(LINES_PER_GROUP) {
+            group.push(item?);
         }
-        let mut before = waiting.rows.len();
-        let outcome = match transfer {
-            Ok(transfer) => {
-                let mut outcome = queue_one(
-                    tx,
-                    &transfer,
-                    now,
-                    &mut statements,
-                    cache,
-                    Some(&mut waiting.rows),
-                )?;
-                if outcome.is_err() && waiting.rows.len() == before && before > 0 {
-                    // Refused against sums that waiting rows reserved: one
-                    // whose key turns out taken gives its share back when
-                    // it goes in, so the line is decided again after them.
-                    waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
-                    before = 0;
-                    outcome = queue_one(
-                        tx,
-                        &transfer,
-                        now,
-                        &mut statements,
-                        cache,
-                        Some(&mut waiting.rows),
-                    )?;
-                }
-                outcome
-            }
-            Err(refused) => Err(refused),
+        if group.is_empty() {
+            break;
+        }
+        let keys = stored_keys(&mut statements.by_keys, &group)?;
+        let plan = {
+            let mut facts = Facts {
+                tx,
+                now,
+                cache: &mut *cache,
+                statements: &mut statements,
+                keys,
+            };
+            rules::plan::plan_chunk(&group, &mut facts, now, currency)?
         };
-        if waiting.rows.len() > before {
-            waiting.lines.push(line);
-            if let Some(key) = &waiting.rows[before].key {
-                waiting.keys.insert(key.clone());
-            }
-        } else {
-            // Answered at once (refused, or replayed from a committed
-            // transfer): the lines before it are answered first.
-            waiting.flush(tx, now, cache, &mut statements.by_key, &mut outcomes)?;
-            outcomes.push((line, outcome));
+        write_rows(tx, &group, &plan, now, &mut ids)?;
+        for (account, held) in &plan.held {
+            tx.prepare_cached("UPDATE accounts SET held = ?2 WHERE id = ?1")?
+                .execute(params![account, held])?;
+        }
+        let answers: Vec<Option<Result<Queued>>> =
+            plan.answers(&group, &ids, all_or_nothing).collect();
+        for (answer, line) in answers.into_iter().zip(group.drain(..)) {
+            let outcome = match (answer, line.transfer) {
+                (Some(outcome), _) => outcome,
+                // Refused when read: the line's own error.
+                (None, Err(refused)) => Err(refused),
+                (None, Ok(_)) => Err(WalletError::internal(anyhow::anyhow!(
+                    "a line read well was planned as refused when read"
+                ))),
+            };
+            outcomes.push((line.line, outcome));
         }
         report(
             &mut outcomes,
@@ -308,76 +345,139 @@ fn ingest(
     Ok(span)
 }
 
-/// Lines decided and waiting to go in with the rows after them.
-#[derive(Default)]
-struct Waiting {
-    rows: Vec<DeferredRow>,
-    lines: Vec<u64>,
-    /// The keys the waiting rows hold.
-    keys: rustc_hash::FxHashSet<String>,
+/// The transfers stored before this group that hold a key its lines use,
+/// by one statement.
+fn stored_keys(
+    by_keys: &mut CachedStatement<'_>,
+    group: &[BatchLine],
+) -> SqlResult<FastMap<String, StoredKey>> {
+    let mut found = FastMap::default();
+    let mut keys = group
+        .iter()
+        .filter_map(|line| line.transfer.as_ref().ok())
+        .filter_map(|t| t.key().map(IdempotencyKey::as_str))
+        .peekable();
+    if keys.peek().is_none() {
+        return Ok(found);
+    }
+    let mut bound = 0;
+    for (place, key) in keys.enumerate() {
+        by_keys.raw_bind_parameter(place + 1, key)?;
+        bound = place + 1;
+    }
+    for place in bound..LINES_PER_GROUP {
+        by_keys.raw_bind_parameter(place + 1, rusqlite::types::Null)?;
+    }
+    let mut rows = by_keys.raw_query();
+    while let Some(row) = rows.next()? {
+        found.insert(
+            row.get(0)?,
+            StoredKey {
+                tx_id: row.get(1)?,
+                src: row.get(2)?,
+                dst: row.get(3)?,
+                amount: row.get(4)?,
+                memo: row.get(5)?,
+                status: row.get(6)?,
+                hold_amount: row.get(7)?,
+                expires_at: row.get(8)?,
+                refund_of: row.get(9)?,
+                created_at: row.get(10)?,
+            },
+        );
+    }
+    Ok(found)
 }
 
-impl Waiting {
-    /// Inserts the waiting rows and turns their lines into results,
-    /// appended to `outcomes` in line order. A row whose key a committed
-    /// transfer holds is not inserted: its line is answered by that
-    /// transfer (a replay or a conflict) and gives back the pending sums it
-    /// had reserved.
-    fn flush(
-        &mut self,
-        tx: &Transaction<'_>,
-        now: i64,
-        cache: &mut IngestCache,
-        by_key: &mut CachedStatement<'_>,
-        outcomes: &mut Vec<(u64, Result<Queued>)>,
-    ) -> SqlResult<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let ids = insert_deferred(tx, &self.rows, now)?;
-        for ((row, line), tx_id) in self.rows.drain(..).zip(self.lines.drain(..)).zip(ids) {
-            let outcome = match tx_id {
-                Some(tx_id) => Ok(Queued {
-                    tx_id,
-                    status: Status::Pending,
-                    replayed: false,
-                }),
-                None => {
-                    unreserve(cache, &row);
-                    let key = IdempotencyKey::parse(row.key.as_deref().unwrap_or_default())?;
-                    let requested = Pinned {
-                        src: row.src,
-                        dst: row.dst,
-                        amount: row.amount,
-                        memo: row.memo.as_deref(),
-                        hold: false,
-                        refund_of: None,
-                        expiry: None,
-                    };
-                    replay(by_key, &key, requested)?.ok_or_else(|| {
-                        WalletError::internal(anyhow::anyhow!(
-                            "a transfer was neither queued nor found under its key"
-                        ))
-                    })?
+/// Writes the plan's rows in its order and sets `ids` to the id of each.
+/// Under the write lock a new row takes the largest id plus one, and the
+/// plan already found every key a committed transfer holds, so no row is
+/// skipped and a run of rows takes consecutive ids. SQLite picks ids at
+/// random once the largest reaches `i64::MAX`, so a run that could reach it
+/// is refused before it goes in.
+fn write_rows(
+    tx: &Transaction<'_>,
+    group: &[BatchLine],
+    plan: &ChunkPlan,
+    now: i64,
+    ids: &mut Vec<i64>,
+) -> SqlResult<()> {
+    ids.clear();
+    let extras = |row: &NewRow| {
+        group[row.line]
+            .transfer
+            .as_ref()
+            .ok()
+            .map_or((None, None), |t| {
+                (t.memo(), t.key().map(IdempotencyKey::as_str))
+            })
+    };
+    let mut rows = plan.rows.as_slice();
+    while let Some(first) = rows.first() {
+        let run = rows
+            .iter()
+            .take_while(|row| row.kind == RowKind::Transfer)
+            .count();
+        if run == 0 {
+            let (memo, key) = extras(first);
+            let tx_id = match first.kind {
+                RowKind::Hold { expires_at } => {
+                    super::holds::place(tx, first, memo, key, now, expires_at)?
                 }
+                RowKind::Refund { original } => {
+                    tx.prepare_cached(
+                        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
+                                                refund_of)
+                         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![first.src, first.dst, first.amount, memo, key, now, original])?;
+                    tx.last_insert_rowid()
+                }
+                RowKind::Transfer => unreachable!("a run of transfers is written below"),
             };
-            outcomes.push((line, outcome));
+            ids.push(tx_id);
+            rows = &rows[1..];
+            continue;
         }
-        self.keys.clear();
-        Ok(())
+        let (head, rest) = rows.split_at(run);
+        let top: i64 = tx
+            .prepare_cached("SELECT coalesce(max(tx_id), 0) FROM transfers")?
+            .query_row([], |row| row.get(0))?;
+        if top > i64::MAX - run as i64 {
+            return Err(WalletError::internal(anyhow::anyhow!(
+                "transfer ids have reached their limit ({top})"
+            ))
+            .into());
+        }
+        let values = vec!["(?, ?, ?, 'PENDING', ?, ?, ?)"; run].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at) VALUES {values}"
+        ))?;
+        let mut bound: Vec<(Option<&str>, Option<&str>)> = Vec::with_capacity(run);
+        bound.extend(head.iter().map(extras));
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(run * 6);
+        for (row, (memo, key)) in head.iter().zip(&bound) {
+            params.extend([
+                &row.src as &dyn rusqlite::ToSql,
+                &row.dst,
+                &row.amount,
+                memo,
+                key,
+                &now,
+            ]);
+        }
+        let inserted = insert.execute(params.as_slice())?;
+        let last = tx.last_insert_rowid();
+        if inserted != run || last != top + run as i64 {
+            return Err(WalletError::internal(anyhow::anyhow!(
+                "{inserted} of {run} rows went in, the last as {last}"
+            ))
+            .into());
+        }
+        ids.extend(last - run as i64 + 1..=last);
+        rows = rest;
     }
-}
-
-/// Gives back the pending sums a row reserved when it was decided.
-fn unreserve(cache: &mut IngestCache, row: &DeferredRow) {
-    if let Some(pending) = cache.accounts.get_mut(&row.src) {
-        pending.out -= row.amount;
-        pending.dirty = true;
-    }
-    if let Some(pending) = cache.accounts.get_mut(&row.dst) {
-        pending.r#in -= row.amount;
-        pending.dirty = true;
-    }
+    Ok(())
 }
 
 /// Hands the results gathered so far to the sink, in line order.
@@ -438,298 +538,13 @@ fn record(
     summary.count(outcome);
 }
 
-/// Queues one transfer. The outer error is fatal to the chunk (SQLite,
-/// I/O); the inner one refuses only this line.
-fn queue_one(
-    tx: &Transaction<'_>,
-    transfer: &NewTransfer,
-    now: i64,
-    statements: &mut Statements<'_>,
-    cache: &mut IngestCache,
-    deferred: Option<&mut Vec<DeferredRow>>,
-) -> SqlResult<Result<Queued>> {
-    let mut side = |name: Option<&UserName>| -> SqlResult<Result<i64>> {
-        match name {
-            None => Ok(Ok(EXTERNAL_ACCOUNT)),
-            Some(name) => Ok(cache
-                .user_id(&mut statements.by_name, name)?
-                .ok_or_else(|| WalletError::UserNotFound(name.to_string()))),
-        }
-    };
-    let src = match side(transfer.src())? {
-        Ok(id) => id,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let dst = match side(transfer.dst())? {
-        Ok(id) => id,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let requested = Pinned::requested(transfer, src, dst);
-    let mut deferred = deferred;
-    if transfer.kind() != Kind::Transfer {
-        // A hold or a refund reads what it depends on, so it is never
-        // deferred; a key taken before answers it as for any line.
-        deferred = None;
-        if let Some(key) = transfer.key()
-            && let Some(earlier) = replay(&mut statements.by_key, key, requested)?
-        {
-            return Ok(earlier);
-        }
-        match transfer.kind() {
-            Kind::Hold(expiry) => {
-                let pending_out = cache.load(&mut statements.pending, src)?.out;
-                return super::holds::place(tx, transfer, requested, pending_out, expiry, now);
-            }
-            Kind::Refund(original) => {
-                if let Err(refused) = super::holds::check_refund(tx, original, requested)? {
-                    return Ok(Err(refused));
-                }
-            }
-            Kind::Transfer => {}
-        }
-    }
-    let src_pending = cache.load(&mut statements.pending, src)?;
-    let dst_pending = cache.load(&mut statements.pending, dst)?;
-    let (new_out, new_in) =
-        match rules::reserve_pending(transfer, src_pending.out, dst_pending.r#in) {
-            Ok(sums) => sums,
-            Err(refused) => {
-                // A request whose key was used before is answered by that
-                // use, whatever the sums say now.
-                if let Some(key) = transfer.key()
-                    && let Some(earlier) = replay(&mut statements.by_key, key, requested)?
-                {
-                    return Ok(earlier);
-                }
-                return Ok(Err(refused));
-            }
-        };
-    if let Some(deferred) = deferred {
-        // It goes in with the next rows; only a key another transfer
-        // already holds can still turn it into a replay or a conflict.
-        deferred.push(DeferredRow {
-            src,
-            dst,
-            amount: requested.amount,
-            memo: transfer.memo().map(str::to_string),
-            key: transfer.key().map(|key| key.as_str().to_string()),
-        });
-        reserve(cache, src, dst, new_out, new_in);
-        return Ok(Ok(Queued {
-            tx_id: 0,
-            status: Status::Pending,
-            replayed: false,
-        }));
-    }
-    // The unique index on keys finds an earlier use of the key as it
-    // inserts; only then is the earlier transfer read, to replay it or to
-    // report the conflict. New keys cost no lookup of their own.
-    let inserted = statements.insert.execute(params![
-        src,
-        dst,
-        requested.amount,
-        requested.memo,
-        transfer.key().map(IdempotencyKey::as_str),
-        now
-    ])?;
-    if inserted == 0 {
-        let earlier = match transfer.key() {
-            Some(key) => replay(&mut statements.by_key, key, requested)?,
-            None => None,
-        };
-        return earlier.ok_or_else(|| {
-            WalletError::internal(anyhow::anyhow!(
-                "a transfer was neither queued nor found under its key"
-            ))
-            .into()
-        });
-    }
-    let tx_id = tx.last_insert_rowid();
-    if let Some(original) = requested.refund_of {
-        tx.prepare_cached("UPDATE transfers SET refund_of = ?2 WHERE tx_id = ?1")?
-            .execute(params![tx_id, original])?;
-    }
-    reserve(cache, src, dst, new_out, new_in);
-    Ok(Ok(Queued {
-        tx_id,
-        status: Status::Pending,
-        replayed: false,
-    }))
-}
-
-/// Records the new pending sums of a queued transfer's two accounts.
-fn reserve(cache: &mut IngestCache, src: i64, dst: i64, new_out: i64, new_in: i64) {
-    if let Some(pending) = cache.accounts.get_mut(&src) {
-        pending.out = new_out;
-        pending.dirty = true;
-    }
-    if let Some(pending) = cache.accounts.get_mut(&dst) {
-        pending.r#in = new_in;
-        pending.dirty = true;
-    }
-}
-
-/// A transfer decided and waiting to go in with the rows after it.
-struct DeferredRow {
-    src: i64,
-    dst: i64,
-    amount: i64,
-    memo: Option<String>,
-    key: Option<String>,
-}
-
-/// Rows inserted by one statement: each execution of a statement costs
-/// about as much as the row it inserts.
-const ROWS_PER_INSERT: usize = 64;
-
-/// Inserts the waiting rows, `ROWS_PER_INSERT` a statement, and returns
-/// the id of each in order, `None` for a row whose key a committed transfer
-/// holds. The rows that go in take consecutive ids in the order they are
-/// listed (under the write lock a new row takes the largest id plus one),
-/// so the ids the statement returns, sorted, are theirs in order. SQLite
-/// picks ids at random once the largest reaches `i64::MAX`, so a group that
-/// could reach it is refused before it goes in.
-fn insert_deferred(
-    tx: &Transaction<'_>,
-    rows: &[DeferredRow],
-    now: i64,
-) -> SqlResult<Vec<Option<i64>>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut largest = tx.prepare_cached("SELECT coalesce(max(tx_id), 0) FROM transfers")?;
-    for group in rows.chunks(ROWS_PER_INSERT) {
-        let top: i64 = largest.query_row([], |row| row.get(0))?;
-        if top > i64::MAX - group.len() as i64 {
-            return Err(WalletError::internal(anyhow::anyhow!(
-                "transfer ids have reached their limit ({top})"
-            ))
-            .into());
-        }
-        if group.iter().all(|row| row.key.is_none()) {
-            // No key to conflict: every row goes in, the last one's id
-            // says them all, and the statement needs no answer rows.
-            let values = vec!["(?, ?, ?, 'PENDING', ?, NULL, ?)"; group.len()].join(", ");
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at) VALUES {values}"
-            ))?;
-            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 5);
-            for row in group {
-                params.extend([
-                    &row.src as &dyn rusqlite::ToSql,
-                    &row.dst,
-                    &row.amount,
-                    &row.memo,
-                    &now,
-                ]);
-            }
-            let inserted = insert.execute(params.as_slice())?;
-            let last = tx.last_insert_rowid();
-            if inserted != group.len() || last != top + group.len() as i64 {
-                return Err(WalletError::internal(anyhow::anyhow!(
-                    "{inserted} of {} rows went in, the last as {last}",
-                    group.len()
-                ))
-                .into());
-            }
-            let first = last - group.len() as i64 + 1;
-            ids.extend((first..=last).map(Some));
-            continue;
-        }
-        let values = vec!["(?, ?, ?, 'PENDING', ?, ?, ?)"; group.len()].join(", ");
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at)
-             VALUES {values}
-             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING
-             RETURNING tx_id, idem_key"
-        ))?;
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(group.len() * 6);
-        for row in group {
-            params.extend([
-                &row.src as &dyn rusqlite::ToSql,
-                &row.dst,
-                &row.amount,
-                &row.memo,
-                &row.key,
-                &now,
-            ]);
-        }
-        let mut inserted: Vec<i64> = Vec::with_capacity(group.len());
-        let mut taken_keys = rustc_hash::FxHashSet::default();
-        let mut returned = insert.query(params.as_slice())?;
-        while let Some(row) = returned.next()? {
-            inserted.push(row.get(0)?);
-            if let Some(key) = row.get::<_, Option<String>>(1)? {
-                taken_keys.insert(key);
-            }
-        }
-        inserted.sort_unstable();
-        let mut next = inserted.into_iter();
-        for row in group {
-            let went_in = row.key.as_ref().is_none_or(|key| taken_keys.contains(key));
-            ids.push(if went_in { next.next() } else { None });
-        }
-    }
-    Ok(ids)
-}
-
-/// The answer to a request whose key an earlier transfer holds, decided by
-/// [`rules::replay_or_conflict`]; `None` if no transfer holds the key.
-fn replay(
-    by_key: &mut CachedStatement<'_>,
-    key: &IdempotencyKey,
-    requested: Pinned<'_>,
-) -> SqlResult<Option<Result<Queued>>> {
-    let earlier = by_key
-        .query_row([key.as_str()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, Option<i64>>(6)?,
-                row.get::<_, Option<i64>>(7)?,
-                row.get::<_, Option<i64>>(8)?,
-                row.get::<_, i64>(9)?,
-            ))
-        })
-        .optional()?;
-    let Some((
-        tx_id,
-        src,
-        dst,
-        amount,
-        memo,
-        status,
-        hold_amount,
-        expires_at,
-        refund_of,
-        placed_at,
-    )) = earlier
-    else {
-        return Ok(None);
-    };
-    let earlier = Pinned {
-        src,
-        dst,
-        amount: hold_amount.unwrap_or(amount),
-        memo: memo.as_deref(),
-        hold: hold_amount.is_some(),
-        refund_of,
-        expiry: hold_amount.map(|_| PinnedExpiry::stored(placed_at, expires_at)),
-    };
-    let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
-    Ok(Some(rules::replay_or_conflict(
-        key, tx_id, status, earlier, requested,
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Email;
+    use crate::ledger::model::NewTransfer;
     use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
-    use crate::money::{Amount, Currency};
+    use crate::money::Amount;
     use tempfile::TempDir;
 
     /// Keeps every outcome, and runs `between` after each commit.

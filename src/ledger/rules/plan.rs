@@ -1,0 +1,497 @@
+//! A chunk's plan: the lines of a batch decided in input order, once for
+//! every engine, over what the engine read for them.
+//!
+//! The engine lends a [`ChunkFacts`]: user names to accounts, the stored
+//! transfers holding the keys the lines use, each account's pending sums
+//! (which the plan moves as it reserves), a hold's source figures and a
+//! refund's original. [`plan_chunk`] decides each line after the ones
+//! before it (its parties, its key, its reservation, the hold and refund
+//! checks) and returns what each line became and the rows to write, in
+//! input order, so that ids drawn in that order follow the lines.
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    Pinned, StoredAs, check_expiry, check_hold, check_refund, replay_or_conflict, stored_status,
+};
+use crate::domain::{IdempotencyKey, UserName};
+use crate::error::{Result, WalletError};
+use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
+use crate::money::Currency;
+
+/// An account's pending sums as the chunk has left them so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingSums {
+    pub out: i64,
+    pub r#in: i64,
+}
+
+/// What a hold is checked against besides `pending_out`: the source's
+/// balance and what its live holds reserve (holds past their expiry
+/// already given back).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HoldFigures {
+    pub balance: i64,
+    pub held: i64,
+}
+
+/// A transfer stored before the chunk that holds a key a line uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub tx_id: i64,
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    pub memo: Option<String>,
+    /// The status column as stored (a HELD hold may be past its expiry).
+    pub status: String,
+    pub hold_amount: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub refund_of: Option<i64>,
+    pub created_at: i64,
+}
+
+impl StoredKey {
+    /// What the stored transfer pins.
+    pub fn pinned(&self) -> Pinned<'_> {
+        let stored_as = match self.hold_amount {
+            Some(amount) => StoredAs::Hold {
+                amount,
+                placed_at: self.created_at,
+                expires_at: self.expires_at,
+            },
+            None => StoredAs::Transfer {
+                refund_of: self.refund_of,
+            },
+        };
+        Pinned::stored(
+            self.src,
+            self.dst,
+            self.amount,
+            self.memo.as_deref(),
+            stored_as,
+        )
+    }
+
+    /// The answer to a request under the same key: a replay of this
+    /// transfer (with its status as of `now`) or a conflict.
+    pub fn answer(
+        &self,
+        key: &IdempotencyKey,
+        requested: Pinned<'_>,
+        now: i64,
+    ) -> Result<Result<Queued>> {
+        let status = stored_status(&self.status)?.as_of(self.expires_at, now);
+        Ok(replay_or_conflict(
+            key,
+            self.tx_id,
+            status,
+            self.pinned(),
+            requested,
+        ))
+    }
+}
+
+/// The transfer a refund line pays back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    /// The status column as stored.
+    pub status: String,
+    pub expires_at: Option<i64>,
+    /// Its refunds queued or completed before the chunk.
+    pub refunded: i64,
+}
+
+/// What a chunk is decided over, lent by the engine: read ahead of the
+/// plan, or looked up as the plan asks (under a lock that keeps it true
+/// for the whole chunk). `Fault` is the engine's own failure.
+pub trait ChunkFacts {
+    type Fault: From<WalletError>;
+    /// The account of a user name, regardless of ASCII case.
+    fn account(&mut self, name: &UserName) -> std::result::Result<Option<i64>, Self::Fault>;
+    /// The transfer stored before this chunk that holds `key`.
+    fn stored_key(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> std::result::Result<Option<StoredKey>, Self::Fault>;
+    /// An account's pending sums, as the chunk has left them.
+    fn sums(&mut self, account: i64) -> std::result::Result<PendingSums, Self::Fault>;
+    /// Records an account's new pending sums.
+    fn set_sums(&mut self, account: i64, sums: PendingSums);
+    /// A hold source's balance and held, as before the chunk.
+    fn hold_figures(&mut self, account: i64) -> std::result::Result<HoldFigures, Self::Fault>;
+    /// The transfer a refund pays back, as before the chunk.
+    fn original(&mut self, tx_id: i64) -> std::result::Result<Option<Original>, Self::Fault>;
+}
+
+/// What a new row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    Transfer,
+    Hold { expires_at: Option<i64> },
+    Refund { original: i64 },
+}
+
+/// A transfer the chunk writes, in input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRow {
+    /// The index, in the chunk, of the line it comes from.
+    pub line: usize,
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    pub kind: RowKind,
+}
+
+impl NewRow {
+    /// The status it is written with.
+    pub fn status(&self) -> Status {
+        match self.kind {
+            RowKind::Hold { .. } => Status::Held,
+            _ => Status::Pending,
+        }
+    }
+
+    /// What the row pins once written at `now` with its line's memo.
+    pub fn pinned<'m>(&self, memo: Option<&'m str>, now: i64) -> Pinned<'m> {
+        let stored_as = match self.kind {
+            RowKind::Hold { expires_at } => StoredAs::Hold {
+                amount: self.amount,
+                placed_at: now,
+                expires_at,
+            },
+            RowKind::Refund { original } => StoredAs::Transfer {
+                refund_of: Some(original),
+            },
+            RowKind::Transfer => StoredAs::Transfer { refund_of: None },
+        };
+        Pinned::stored(self.src, self.dst, self.amount, memo, stored_as)
+    }
+}
+
+/// What one line became.
+#[derive(Debug)]
+pub enum Planned {
+    /// Refused when it was read; the engine hands on the line's own error.
+    BadLine,
+    /// Refused by a rule.
+    Refused(WalletError),
+    /// Answered by the transfer stored before the chunk under its key.
+    Replayed(Queued),
+    /// The chunk's new row `n`.
+    New(usize),
+    /// Its key names the new row `row` of an earlier line: a replay, or a
+    /// conflict naming the first field that differs. Its own accounts are
+    /// kept to answer it again should the row lose its key.
+    SameKeyAs {
+        row: usize,
+        conflict: Option<&'static str>,
+        src: i64,
+        dst: i64,
+    },
+}
+
+/// A chunk decided: one entry per line and the rows to write, both in input
+/// order, and the sources whose `held` the chunk's holds raised.
+#[derive(Debug, Default)]
+pub struct ChunkPlan {
+    pub lines: Vec<Planned>,
+    pub rows: Vec<NewRow>,
+    /// Each hold source's `held` after the chunk, in the order first met.
+    pub held: Vec<(i64, i64)>,
+}
+
+impl ChunkPlan {
+    /// How many lines are refused (read badly, refused, or a conflict).
+    pub fn refused(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    Planned::BadLine
+                        | Planned::Refused(_)
+                        | Planned::SameKeyAs {
+                            conflict: Some(_),
+                            ..
+                        }
+                )
+            })
+            .count()
+    }
+
+    /// Whether some line asks for more than an unlocked read of the sums
+    /// can promise (a pending sum at the limit of 64 bits).
+    pub fn overflows(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|p| matches!(p, Planned::Refused(WalletError::PendingOverflow(_))))
+    }
+
+    /// Each line's answer in input order, once `ids[n]` is the id of row
+    /// `n`; `None` for a line refused when read. In an all-or-nothing chunk
+    /// a conflict names the earlier line, since its transfer is rolled back.
+    pub fn answers<'a>(
+        self,
+        lines: &'a [BatchLine],
+        ids: &'a [i64],
+        all_or_nothing: bool,
+    ) -> impl Iterator<Item = Option<Result<Queued>>> + 'a {
+        let rows = self.rows;
+        self.lines
+            .into_iter()
+            .zip(lines)
+            .map(move |(planned, line)| match planned {
+                Planned::BadLine => None,
+                Planned::Refused(refused) => Some(Err(refused)),
+                Planned::Replayed(queued) => Some(Ok(queued)),
+                Planned::New(row) => Some(Ok(Queued {
+                    tx_id: ids[row],
+                    status: rows[row].status(),
+                    replayed: false,
+                })),
+                Planned::SameKeyAs {
+                    row,
+                    conflict: None,
+                    ..
+                } => Some(Ok(Queued {
+                    tx_id: ids[row],
+                    status: rows[row].status(),
+                    replayed: true,
+                })),
+                Planned::SameKeyAs {
+                    row,
+                    conflict: Some(field),
+                    ..
+                } => Some(Err(WalletError::IdempotencyConflict {
+                    key: line
+                        .transfer
+                        .as_ref()
+                        .ok()
+                        .and_then(NewTransfer::key)
+                        .map_or_else(String::new, |key| key.as_str().to_string()),
+                    field,
+                    tx_id: ids[row],
+                    earlier_line: all_or_nothing.then_some(lines[rows[row].line].line),
+                })),
+            })
+    }
+}
+
+/// What the plan itself keeps while it decides: the keys the chunk's new
+/// rows took, and what its holds and refunds have added so far.
+#[derive(Default)]
+struct Decided<'a> {
+    keys: FxHashMap<&'a str, usize>,
+    /// Each hold source's figures with the chunk's holds counted.
+    held: Vec<(i64, HoldFigures)>,
+    /// Each refunded original's refunds with the chunk's counted.
+    refunded: Vec<(i64, i64)>,
+}
+
+/// Decides `lines` in input order over `facts`, at the ledger's clock `now`.
+pub fn plan_chunk<F: ChunkFacts>(
+    lines: &[BatchLine],
+    facts: &mut F,
+    now: i64,
+    currency: &Currency,
+) -> std::result::Result<ChunkPlan, F::Fault> {
+    let mut plan = ChunkPlan {
+        lines: Vec::with_capacity(lines.len()),
+        rows: Vec::with_capacity(lines.len()),
+        held: Vec::new(),
+    };
+    let mut decided = Decided::default();
+    for index in 0..lines.len() {
+        let planned = decide_line(lines, index, facts, now, currency, &mut plan, &mut decided)?;
+        plan.lines.push(planned);
+    }
+    plan.held = decided
+        .held
+        .into_iter()
+        .map(|(account, figures)| (account, figures.held))
+        .collect();
+    Ok(plan)
+}
+
+fn decide_line<'a, F: ChunkFacts>(
+    lines: &'a [BatchLine],
+    index: usize,
+    facts: &mut F,
+    now: i64,
+    currency: &Currency,
+    plan: &mut ChunkPlan,
+    decided: &mut Decided<'a>,
+) -> std::result::Result<Planned, F::Fault> {
+    let Ok(transfer) = &lines[index].transfer else {
+        return Ok(Planned::BadLine);
+    };
+    let (src, dst) = match (
+        account(facts, transfer.src())?,
+        account(facts, transfer.dst())?,
+    ) {
+        (Ok(src), Ok(dst)) => (src, dst),
+        (Err(refused), _) | (_, Err(refused)) => return Ok(Planned::Refused(refused)),
+    };
+    let requested = Pinned::requested(transfer, src, dst);
+    if let Some(key) = transfer.key() {
+        if let Some(&row) = decided.keys.get(key.as_str()) {
+            let earlier = &plan.rows[row];
+            let memo = lines[earlier.line]
+                .transfer
+                .as_ref()
+                .ok()
+                .and_then(NewTransfer::memo);
+            let conflict = match replay_or_conflict(
+                key,
+                0,
+                earlier.status(),
+                earlier.pinned(memo, now),
+                requested,
+            ) {
+                Err(WalletError::IdempotencyConflict { field, .. }) => Some(field),
+                _ => None,
+            };
+            return Ok(Planned::SameKeyAs {
+                row,
+                conflict,
+                src,
+                dst,
+            });
+        }
+        if let Some(stored) = facts.stored_key(key)? {
+            return Ok(match stored.answer(key, requested, now)? {
+                Ok(queued) => Planned::Replayed(queued),
+                Err(conflict) => Planned::Refused(conflict),
+            });
+        }
+    }
+    let amount = requested.amount;
+    let kind = match transfer.kind() {
+        Kind::Hold(expiry) => {
+            let Some(source) = transfer.src() else {
+                return Ok(Planned::Refused(WalletError::InvalidLine(
+                    "a hold needs a user as src: it reserves that user's money".into(),
+                )));
+            };
+            let expires_at = expiry.instant(now);
+            if let Err(refused) = check_expiry(expires_at, now) {
+                return Ok(Planned::Refused(refused));
+            }
+            let pending_out = facts.sums(src)?.out;
+            let slot = match decided.held.iter().position(|(a, _)| *a == src) {
+                Some(slot) => slot,
+                None => {
+                    decided.held.push((src, facts.hold_figures(src)?));
+                    decided.held.len() - 1
+                }
+            };
+            let figures = &mut decided.held[slot].1;
+            match check_hold(
+                source,
+                figures.balance,
+                pending_out,
+                figures.held,
+                amount,
+                currency,
+            ) {
+                Ok(held) => figures.held = held,
+                Err(refused) => return Ok(Planned::Refused(refused)),
+            }
+            RowKind::Hold { expires_at }
+        }
+        Kind::Refund(original) => {
+            let Some(found) = facts.original(original)? else {
+                return Ok(Planned::Refused(WalletError::TransferNotFound(
+                    original.to_string(),
+                )));
+            };
+            if (src, dst) != (found.dst, found.src) {
+                return Ok(Planned::Refused(WalletError::InvalidLine(format!(
+                    "a refund of transfer {original} goes from its destination back to its source"
+                ))));
+            }
+            let slot = match decided.refunded.iter().position(|(o, _)| *o == original) {
+                Some(slot) => slot,
+                None => {
+                    decided.refunded.push((original, found.refunded));
+                    decided.refunded.len() - 1
+                }
+            };
+            let status = stored_status(&found.status)?.as_of(found.expires_at, now);
+            if let Err(refused) = check_refund(
+                original,
+                status.as_str(),
+                found.amount,
+                decided.refunded[slot].1,
+                amount,
+                currency,
+            ) {
+                return Ok(Planned::Refused(refused));
+            }
+            if let Err(refused) = reserve(transfer, src, dst, facts)? {
+                return Ok(Planned::Refused(refused));
+            }
+            decided.refunded[slot].1 += amount;
+            RowKind::Refund { original }
+        }
+        Kind::Transfer => {
+            if let Err(refused) = reserve(transfer, src, dst, facts)? {
+                return Ok(Planned::Refused(refused));
+            }
+            RowKind::Transfer
+        }
+    };
+    let row = plan.rows.len();
+    if let Some(key) = transfer.key() {
+        decided.keys.insert(key.as_str(), row);
+    }
+    plan.rows.push(NewRow {
+        line: index,
+        src,
+        dst,
+        amount,
+        kind,
+    });
+    Ok(Planned::New(row))
+}
+
+fn account<F: ChunkFacts>(
+    facts: &mut F,
+    name: Option<&UserName>,
+) -> std::result::Result<Result<i64>, F::Fault> {
+    match name {
+        None => Ok(Ok(EXTERNAL_ACCOUNT)),
+        Some(name) => Ok(facts
+            .account(name)?
+            .ok_or_else(|| WalletError::UserNotFound(name.to_string()))),
+    }
+}
+
+/// Reserves a queued transfer's amount in its accounts' pending sums.
+fn reserve<F: ChunkFacts>(
+    transfer: &NewTransfer,
+    src: i64,
+    dst: i64,
+    facts: &mut F,
+) -> std::result::Result<Result<()>, F::Fault> {
+    let mut src_sums = facts.sums(src)?;
+    let mut dst_sums = facts.sums(dst)?;
+    match super::reserve_pending(transfer, src_sums.out, dst_sums.r#in) {
+        Ok((out, r#in)) => {
+            src_sums.out = out;
+            dst_sums.r#in = r#in;
+            facts.set_sums(src, src_sums);
+            facts.set_sums(dst, dst_sums);
+            Ok(Ok(()))
+        }
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,364 @@
+//! [`plan_chunk`] itself, driven over random chunks of transfers, holds and
+//! refunds with reused keys, held to a plain model that decides one line
+//! after another without the planner; and the same lines cut into chunks
+//! differently, each chunk's plan applied before the next is decided.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::domain::{IdempotencyKey, Memo};
+use crate::ledger::model::Expiry;
+use crate::money::Amount;
+
+const NOW: i64 = 1_000_000;
+const HOUR: i64 = 3_600_000;
+/// Users 1 to 3 exist; 4 names a user that does not.
+const USERS: i64 = 3;
+
+fn name(account: i64) -> Option<UserName> {
+    (account != EXTERNAL_ACCOUNT).then(|| UserName::parse(&format!("u{account}")).unwrap())
+}
+
+/// One generated line: kind (0 transfer, 1 hold, 2 hold expiring in an
+/// hour, 3 refund), parties, amount, key, memo, refunded original.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    kind: u8,
+    src: i64,
+    dst: i64,
+    amount: i64,
+    key: Option<u8>,
+    memo: bool,
+    original: i64,
+}
+
+fn specs() -> impl Strategy<Value = Vec<Spec>> {
+    prop::collection::vec(
+        (
+            0u8..4,
+            0i64..=USERS + 1,
+            0i64..=USERS + 1,
+            1i64..60,
+            prop::option::of(0u8..3),
+            any::<bool>(),
+            1i64..=4,
+        )
+            .prop_map(|(kind, src, dst, amount, key, memo, original)| Spec {
+                kind,
+                src,
+                dst,
+                amount,
+                key,
+                memo,
+                original,
+            }),
+        1..40,
+    )
+}
+
+fn line(number: u64, spec: Spec) -> BatchLine {
+    let transfer = NewTransfer::new(
+        name(spec.src),
+        name(spec.dst),
+        Amount::from_minor_units(spec.amount).unwrap(),
+        spec.memo.then(|| Memo::parse("m").unwrap()),
+        spec.key
+            .map(|k| IdempotencyKey::parse(&format!("k{k}")).unwrap()),
+    )
+    .and_then(|t| match spec.kind {
+        1 => t.with_kind(Kind::Hold(Expiry::Never)),
+        2 => t.with_kind(Kind::Hold(Expiry::After(HOUR))),
+        3 => t.with_kind(Kind::Refund(spec.original)),
+        _ => Ok(t),
+    });
+    BatchLine {
+        line: number,
+        transfer,
+    }
+}
+
+/// A ledger in memory as an engine would lend it, and what writing a plan
+/// does to it.
+#[derive(Debug, Clone)]
+struct Ledger {
+    sums: HashMap<i64, PendingSums>,
+    figures: HashMap<i64, HoldFigures>,
+    keys: HashMap<String, StoredKey>,
+    originals: HashMap<i64, Original>,
+    next_id: i64,
+}
+
+impl Ledger {
+    /// Users with balances 100, 40 and 0; transfer 1 (u1 → u2, 50) and 2
+    /// (u2 → u3, 30) COMPLETED, 3 (u1 → u3, 10) PENDING, 4 absent.
+    fn new() -> Self {
+        let completed = |src, dst, amount, status: &str| Original {
+            src,
+            dst,
+            amount,
+            status: status.to_string(),
+            expires_at: None,
+            refunded: 0,
+        };
+        Self {
+            sums: HashMap::new(),
+            figures: [(1, 100), (2, 40), (3, 0)]
+                .into_iter()
+                .map(|(id, balance)| (id, HoldFigures { balance, held: 0 }))
+                .collect(),
+            keys: HashMap::new(),
+            originals: [
+                (1, completed(1, 2, 50, "COMPLETED")),
+                (2, completed(2, 3, 30, "COMPLETED")),
+                (3, completed(1, 3, 10, "PENDING")),
+            ]
+            .into_iter()
+            .collect(),
+            next_id: 10,
+        }
+    }
+
+    /// Writes a plan as an engine does: ids in row order, the rows' keys
+    /// and refunds stored, the holds' `held`.
+    fn apply(&mut self, lines: &[BatchLine], plan: &ChunkPlan) -> Vec<i64> {
+        let ids: Vec<i64> = (0..plan.rows.len() as i64)
+            .map(|n| self.next_id + n)
+            .collect();
+        self.next_id += plan.rows.len() as i64;
+        for (row, id) in plan.rows.iter().zip(&ids) {
+            let transfer = lines[row.line].transfer.as_ref().unwrap();
+            if let Some(key) = transfer.key() {
+                let (hold_amount, expires_at, refund_of) = match row.kind {
+                    RowKind::Hold { expires_at } => (Some(row.amount), expires_at, None),
+                    RowKind::Refund { original } => (None, None, Some(original)),
+                    RowKind::Transfer => (None, None, None),
+                };
+                self.keys.insert(
+                    key.as_str().to_string(),
+                    StoredKey {
+                        tx_id: *id,
+                        src: row.src,
+                        dst: row.dst,
+                        amount: row.amount,
+                        memo: transfer.memo().map(str::to_string),
+                        status: row.status().as_str().to_string(),
+                        hold_amount,
+                        expires_at,
+                        refund_of,
+                        created_at: NOW,
+                    },
+                );
+            }
+            if let RowKind::Refund { original } = row.kind {
+                self.originals.get_mut(&original).unwrap().refunded += row.amount;
+            }
+        }
+        for (account, held) in &plan.held {
+            self.figures.get_mut(account).unwrap().held = *held;
+        }
+        ids
+    }
+}
+
+impl ChunkFacts for Ledger {
+    type Fault = WalletError;
+
+    fn account(&mut self, name: &UserName) -> Result<Option<i64>> {
+        Ok((1..=USERS).find(|id| name.as_str() == format!("u{id}")))
+    }
+
+    fn stored_key(&mut self, key: &IdempotencyKey) -> Result<Option<StoredKey>> {
+        Ok(self.keys.get(key.as_str()).cloned())
+    }
+
+    fn sums(&mut self, account: i64) -> Result<PendingSums> {
+        Ok(self.sums.get(&account).copied().unwrap_or_default())
+    }
+
+    fn set_sums(&mut self, account: i64, sums: PendingSums) {
+        self.sums.insert(account, sums);
+    }
+
+    fn hold_figures(&mut self, account: i64) -> Result<HoldFigures> {
+        Ok(self.figures[&account])
+    }
+
+    fn original(&mut self, tx_id: i64) -> Result<Option<Original>> {
+        Ok(self.originals.get(&tx_id).cloned())
+    }
+}
+
+/// A line's answer as compared: its id, status and whether replayed, or
+/// its error code and the id it names.
+type Answer = std::result::Result<(i64, Status, bool), (&'static str, Option<i64>)>;
+
+fn answer(outcome: Option<Result<Queued>>, line: &BatchLine) -> Answer {
+    match outcome {
+        Some(Ok(q)) => Ok((q.tx_id, q.status, q.replayed)),
+        Some(Err(WalletError::IdempotencyConflict { tx_id, .. })) => {
+            Err(("idempotency_conflict", Some(tx_id)))
+        }
+        Some(Err(err)) => Err((err.code(), None)),
+        None => Err((line.transfer.as_ref().unwrap_err().code(), None)),
+    }
+}
+
+/// Plans `lines` cut after each length in `cuts`, applying each chunk.
+fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
+    let mut ledger = Ledger::new();
+    let mut answers = Vec::new();
+    let mut rest = lines;
+    let mut cuts = cuts.iter();
+    while !rest.is_empty() {
+        let size = cuts
+            .next()
+            .copied()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len());
+        let (chunk, after) = rest.split_at(size);
+        let currency = Currency::default();
+        let plan = plan_chunk(chunk, &mut ledger, NOW, &currency).unwrap();
+        assert_eq!(plan.lines.len(), chunk.len());
+        assert!(
+            plan.rows.windows(2).all(|w| w[0].line < w[1].line),
+            "rows follow the lines"
+        );
+        let ids = ledger.apply(chunk, &plan);
+        for (outcome, line) in plan.answers(chunk, &ids, false).zip(chunk) {
+            answers.push(answer(outcome, line));
+        }
+        rest = after;
+    }
+    (answers, ledger)
+}
+
+/// What a key pins in the model: kind, parties, amount, memo, original.
+type Fields = (u8, i64, i64, i64, bool, i64);
+
+/// What each line should answer, decided one after another by the rules
+/// as the contract states them, without the planner.
+fn model(specs: &[Spec], lines: &[BatchLine]) -> Vec<Answer> {
+    let balance: HashMap<i64, i64> = [(1, 100), (2, 40), (3, 0)].into_iter().collect();
+    let mut held: HashMap<i64, i64> = HashMap::new();
+    let mut pending_out: HashMap<i64, i64> = HashMap::new();
+    let originals: HashMap<i64, (i64, i64, i64, &str)> = [
+        (1, (1, 2, 50, "COMPLETED")),
+        (2, (2, 3, 30, "COMPLETED")),
+        (3, (1, 3, 10, "PENDING")),
+    ]
+    .into_iter()
+    .collect();
+    let mut refunded: HashMap<i64, i64> = HashMap::new();
+    // key → (id, status, the fields it pins)
+    let mut keys: HashMap<u8, (i64, Status, Fields)> = HashMap::new();
+    let mut next_id = 10;
+    let mut out = Vec::new();
+    for (spec, line) in specs.iter().zip(lines) {
+        if let Err(err) = &line.transfer {
+            out.push(Err((err.code(), None)));
+            continue;
+        }
+        if spec.src > USERS || spec.dst > USERS {
+            out.push(Err(("user_not_found", None)));
+            continue;
+        }
+        // Holds of either expiry pin "hold"; an hour after NOW differs
+        // from none.
+        let kind = spec.kind;
+        let original = if kind == 3 { spec.original } else { 0 };
+        let pinned = (kind, spec.src, spec.dst, spec.amount, spec.memo, original);
+        if let Some(key) = spec.key
+            && let Some((id, status, earlier)) = keys.get(&key)
+        {
+            out.push(if *earlier == pinned {
+                Ok((*id, *status, true))
+            } else {
+                Err(("idempotency_conflict", Some(*id)))
+            });
+            continue;
+        }
+        let status = match kind {
+            1 | 2 => {
+                let available = balance[&spec.src]
+                    - pending_out.get(&spec.src).copied().unwrap_or(0)
+                    - held.get(&spec.src).copied().unwrap_or(0);
+                if available < spec.amount {
+                    out.push(Err(("insufficient_funds", None)));
+                    continue;
+                }
+                *held.entry(spec.src).or_default() += spec.amount;
+                Status::Held
+            }
+            3 => {
+                let Some(&(o_src, o_dst, o_amount, o_status)) = originals.get(&spec.original)
+                else {
+                    out.push(Err(("transfer_not_found", None)));
+                    continue;
+                };
+                if (spec.src, spec.dst) != (o_dst, o_src) {
+                    out.push(Err(("invalid_line", None)));
+                    continue;
+                }
+                if o_status != "COMPLETED" {
+                    out.push(Err(("not_refundable", None)));
+                    continue;
+                }
+                let already = refunded.get(&spec.original).copied().unwrap_or(0);
+                if already + spec.amount > o_amount {
+                    out.push(Err(("refund_exceeds_original", None)));
+                    continue;
+                }
+                *refunded.entry(spec.original).or_default() += spec.amount;
+                *pending_out.entry(spec.src).or_default() += spec.amount;
+                Status::Pending
+            }
+            _ => {
+                *pending_out.entry(spec.src).or_default() += spec.amount;
+                Status::Pending
+            }
+        };
+        if let Some(key) = spec.key {
+            keys.insert(key, (next_id, status, pinned));
+        }
+        out.push(Ok((next_id, status, false)));
+        next_id += 1;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn a_chunk_is_decided_in_input_order_however_it_is_cut(
+        specs in specs(),
+        cuts in prop::collection::vec(1usize..8, 0..10),
+    ) {
+        let lines: Vec<BatchLine> = specs
+            .iter()
+            .enumerate()
+            .map(|(n, spec)| line(n as u64 + 1, *spec))
+            .collect();
+        let expected = model(&specs, &lines);
+        let (whole, ledger) = run_in_chunks(&lines, &[]);
+        prop_assert_eq!(&whole, &expected);
+        let (cut, _) = run_in_chunks(&lines, &cuts);
+        prop_assert_eq!(&cut, &expected);
+        // Holds never reserve more than a balance, and the pending sums
+        // are what the new rows reserve.
+        for (account, figures) in &ledger.figures {
+            prop_assert!(figures.held <= figures.balance, "account {}", account);
+        }
+        let mut reserved: HashMap<i64, i64> = HashMap::new();
+        for (answer, spec) in whole.iter().zip(&specs) {
+            if let Ok((_, Status::Pending, false)) = answer {
+                *reserved.entry(spec.src).or_default() += spec.amount;
+            }
+        }
+        for (account, sums) in &ledger.sums {
+            prop_assert_eq!(sums.out, reserved.get(account).copied().unwrap_or(0));
+        }
+    }
+}
