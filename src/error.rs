@@ -1,10 +1,15 @@
 //! The errors a user or script can branch on, each carrying its contract code and exit code.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::report::Report;
+/// What a command did or found before its error (its summary, the checks
+/// `verify` ran), carried to where the error is printed. An error speaks
+/// the contract and does not know how a result is shown, so this is opaque
+/// here; the output module prints it.
+pub type Done = Box<dyn Any + Send + Sync>;
 
 /// Every failure `wallet` reports. The variant decides the machine-readable
 /// `code` and the process exit status, so the mapping lives in one place.
@@ -107,7 +112,7 @@ pub enum WalletError {
     /// is its cause and then `committed`: what was, and what may be retried.
     #[error("{}; {committed}", error.cause())]
     StoppedPartWay {
-        done: Box<Report>,
+        done: Done,
         error: Box<WalletError>,
         committed: String,
     },
@@ -141,10 +146,7 @@ pub enum WalletError {
     },
     /// `verify` found broken invariants; the full report goes with the error.
     #[error("ledger check failed: {summary}")]
-    VerifyFailed {
-        summary: String,
-        report: Box<Report>,
-    },
+    VerifyFailed { summary: String, report: Done },
 
     #[error("{0:#}")]
     Io(anyhow::Error),
@@ -245,18 +247,18 @@ impl WalletError {
         }
     }
 
-    /// The report that goes with this error, printed along with it.
-    pub fn report(&self) -> Option<&Report> {
+    /// What goes with this error, printed along with it.
+    pub fn done(&self) -> Option<&(dyn Any + Send + Sync)> {
         match self {
-            Self::VerifyFailed { report, .. } => Some(report),
-            Self::StoppedPartWay { done, .. } => Some(done),
+            Self::VerifyFailed { report, .. } => Some(report.as_ref()),
+            Self::StoppedPartWay { done, .. } => Some(done.as_ref()),
             _ => None,
         }
     }
 
-    /// Whether the report goes to stdout even in JSON mode, as the one
-    /// document there: it says what was committed before the error.
-    pub fn report_is_output(&self) -> bool {
+    /// Whether what goes with this error goes to stdout even in JSON mode,
+    /// as the one document there: it says what was committed before the error.
+    pub fn done_is_output(&self) -> bool {
         matches!(self, Self::StoppedPartWay { .. })
     }
 
@@ -425,7 +427,7 @@ mod tests {
             ("outcome_unknown", 8)
         );
         let partial = WalletError::StoppedPartWay {
-            done: Box::new(Report::streamed()),
+            done: Box::new(()),
             error: Box::new(WalletError::Busy(7)),
             committed: "3 transfers were settled before it".into(),
         };

@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::BalancesArgs;
 use crate::error::Result;
-use crate::ledger::clock;
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
+use crate::time;
 
 #[derive(Serialize)]
 struct UserBalance {
@@ -28,7 +28,7 @@ struct TrialBalanceView {
 }
 
 pub fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
-    let at = args.at.as_deref().map(clock::parse_instant).transpose()?;
+    let at = args.at.as_deref().map(time::parse_instant).transpose()?;
     let mut ledger = context.open_to_read()?;
     let balances = ledger.trial_balance(at)?;
     let currency = ledger.currency().clone();
@@ -42,7 +42,7 @@ pub fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
         .map_or_else(|_| format!("{total} minor units"), |t| currency.format(t));
     let view = TrialBalanceView {
         currency: currency.code.clone(),
-        at: at.map(clock::rfc3339),
+        at: at.map(time::rfc3339),
         users: balances
             .users
             .iter()

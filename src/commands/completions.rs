@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, CompletionsArgs};
 use crate::error::Result;
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
 
 #[derive(Serialize)]
 struct Completions {

@@ -7,9 +7,10 @@ use super::Context;
 use crate::cli::GetUserArgs;
 use crate::domain::UserName;
 use crate::error::Result;
-use crate::ledger::{PointInTime, clock};
-use crate::report::{Human, Report};
-use crate::views::UserView;
+use crate::ledger::PointInTime;
+use crate::output::views::UserView;
+use crate::output::{Human, Report};
+use crate::time;
 
 /// `get-user --at`/`--at-tx`: the balance then, and the transfer that left it.
 #[derive(Serialize)]
@@ -27,7 +28,7 @@ struct BalanceAtView {
 pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let point = match (&args.at, args.at_tx) {
-        (Some(at), _) => Some(PointInTime::Time(clock::parse_instant(at)?)),
+        (Some(at), _) => Some(PointInTime::Time(time::parse_instant(at)?)),
         (None, Some(tx_id)) => Some(PointInTime::Transfer(tx_id)),
         (None, None) => None,
     };
@@ -45,11 +46,11 @@ pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
         balance: currency.format(then.balance),
         currency: currency.code.clone(),
         at: match point {
-            PointInTime::Time(ms) => Some(clock::rfc3339(ms)),
+            PointInTime::Time(ms) => Some(time::rfc3339(ms)),
             PointInTime::Transfer(_) => None,
         },
         tx_id: then.tx_id,
-        settled_at: then.settled_at.map(clock::rfc3339),
+        settled_at: then.settled_at.map(time::rfc3339),
     };
     let mut fields = vec![
         ("name", view.name.clone()),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, ManArgs};
 use crate::error::{Result, WalletError};
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
 
 #[derive(Serialize)]
 struct Page {

@@ -12,7 +12,7 @@ use super::{Context, plural};
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
 use crate::ledger::{Ledger, Location, OpenOptions, SettleOptions, SettleStopped, SettleSummary};
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
 
 #[derive(Serialize)]
 struct Settled {

@@ -4,8 +4,8 @@ use super::Context;
 use crate::cli::UsersArgs;
 use crate::domain::UserName;
 use crate::error::Result;
-use crate::report::{Human, Report};
-use crate::views::UserView;
+use crate::output::views::UserView;
+use crate::output::{Human, Report};
 
 pub fn run(context: &Context, args: UsersArgs) -> Result<Report> {
     let after = args.after.as_deref().map(UserName::parse).transpose()?;
