@@ -4,6 +4,7 @@
 
 pub mod batch_stream;
 pub mod export;
+pub mod man_page;
 mod report;
 mod table;
 pub mod verify_view;
