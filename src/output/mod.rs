@@ -2,6 +2,7 @@
 //! or tables and lines for people; an error on stderr; the streams that
 //! print as they go (a batch's results, an export).
 
+pub mod balance_views;
 pub mod batch_stream;
 pub mod export;
 pub mod man_page;

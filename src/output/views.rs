@@ -47,6 +47,36 @@ impl UserView {
         ])
     }
 
+    /// A page of users as one table, a row each.
+    pub fn rows(views: &[UserView], empty: String) -> Human {
+        Human::Rows {
+            header: vec![
+                "name",
+                "balance",
+                "available",
+                "pending_in",
+                "pending_out",
+                "held",
+                "email",
+            ],
+            rows: views
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        v.balance.clone(),
+                        v.available.clone(),
+                        v.pending_in.clone(),
+                        v.pending_out.clone(),
+                        v.held.clone(),
+                        v.email.clone(),
+                    ]
+                })
+                .collect(),
+            empty,
+        }
+    }
+
     fn with_code(&self, amount: &str) -> String {
         format!("{amount} {}", self.currency)
     }
