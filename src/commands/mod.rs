@@ -30,7 +30,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 use crate::ledger::{Ledger, Location, OpenOptions};
 use crate::money::Currency;
-use crate::output::{Report, plural};
+use crate::output::Report;
 
 /// What every command needs besides its own arguments.
 pub struct Context {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::{Context, plural};
+use super::Context;
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
 use crate::ledger::{Ledger, Location, OpenOptions, SettleOptions, SettleStopped, SettleSummary};
-use crate::output::{Human, Report};
+use crate::output::{Human, Report, plural};
 
 #[derive(Serialize)]
 struct Settled {
