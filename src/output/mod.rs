@@ -4,6 +4,7 @@
 
 pub mod balance_views;
 pub mod batch_stream;
+pub mod completion_script;
 pub mod export;
 pub mod man_page;
 mod report;
