@@ -1,15 +1,16 @@
 //! The errors a user or script can branch on, each carrying its contract code and exit code.
 
 use std::any::Any;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 /// What a command did or found before its error (its summary, the checks
 /// `verify` ran), carried to where the error is printed. An error speaks
-/// the contract and does not know how a result is shown, so this is opaque
-/// here; the output module prints it.
-pub type Done = Box<dyn Any + Send + Sync>;
+/// the contract and does not know how a result is shown, so here it is
+/// only something the output module opted in to print.
+pub trait Done: Any + Debug + Send + Sync {}
 
 /// Every failure `wallet` reports. The variant decides the machine-readable
 /// `code` and the process exit status, so the mapping lives in one place.
@@ -112,7 +113,7 @@ pub enum WalletError {
     /// is its cause and then `committed`: what was, and what may be retried.
     #[error("{}; {committed}", error.cause())]
     StoppedPartWay {
-        done: Done,
+        done: Box<dyn Done>,
         error: Box<WalletError>,
         committed: String,
     },
@@ -146,7 +147,10 @@ pub enum WalletError {
     },
     /// `verify` found broken invariants; the full report goes with the error.
     #[error("ledger check failed: {summary}")]
-    VerifyFailed { summary: String, report: Done },
+    VerifyFailed {
+        summary: String,
+        report: Box<dyn Done>,
+    },
 
     #[error("{0:#}")]
     Io(anyhow::Error),
@@ -248,10 +252,10 @@ impl WalletError {
     }
 
     /// What goes with this error, printed along with it.
-    pub fn done(&self) -> Option<&(dyn Any + Send + Sync)> {
+    pub fn done(&self) -> Option<&dyn Any> {
         match self {
-            Self::VerifyFailed { report, .. } => Some(report.as_ref()),
-            Self::StoppedPartWay { done, .. } => Some(done.as_ref()),
+            Self::VerifyFailed { report, .. } => Some(report.as_ref() as &dyn Any),
+            Self::StoppedPartWay { done, .. } => Some(done.as_ref() as &dyn Any),
             _ => None,
         }
     }
@@ -407,6 +411,11 @@ mod tests {
         );
     }
 
+    #[derive(Debug)]
+    struct Settled;
+
+    impl Done for Settled {}
+
     #[test]
     fn every_class_has_the_contract_exit_code() {
         assert_eq!(WalletError::UserNotFound("a".into()).exit_code(), 3);
@@ -427,7 +436,7 @@ mod tests {
             ("outcome_unknown", 8)
         );
         let partial = WalletError::StoppedPartWay {
-            done: Box::new(()),
+            done: Box::new(Settled),
             error: Box::new(WalletError::Busy(7)),
             committed: "3 transfers were settled before it".into(),
         };
