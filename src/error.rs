@@ -1,11 +1,18 @@
 //! The errors a user or script can branch on, each carrying its contract code and exit code.
 
+use std::any::Any;
+use std::fmt::Debug;
 use std::path::Path;
 
 use thiserror::Error;
 
 use crate::ledger::Location;
-use crate::report::Report;
+
+/// What a command did or found before its error (its summary, the checks
+/// `verify` ran), carried to where the error is printed. An error speaks
+/// the contract and does not know how a result is shown, so here it is
+/// only something the output module opted in to print.
+pub trait Done: Any + Debug + Send + Sync {}
 
 /// Every failure `wallet` reports. The variant decides the machine-readable
 /// `code` and the process exit status, so the mapping lives in one place.
@@ -110,7 +117,7 @@ pub enum WalletError {
     /// is its cause and then `committed`: what was, and what may be retried.
     #[error("{}; {committed}", error.cause())]
     StoppedPartWay {
-        done: Box<Report>,
+        done: Box<dyn Done>,
         error: Box<WalletError>,
         committed: String,
     },
@@ -144,7 +151,7 @@ pub enum WalletError {
     #[error("ledger check failed: {summary}")]
     VerifyFailed {
         summary: String,
-        report: Box<Report>,
+        report: Box<dyn Done>,
     },
 
     #[error("{0:#}")]
@@ -246,18 +253,18 @@ impl WalletError {
         }
     }
 
-    /// The report that goes with this error, printed along with it.
-    pub fn report(&self) -> Option<&Report> {
+    /// What goes with this error, printed along with it.
+    pub fn done(&self) -> Option<&dyn Any> {
         match self {
-            Self::VerifyFailed { report, .. } => Some(report),
-            Self::StoppedPartWay { done, .. } => Some(done),
+            Self::VerifyFailed { report, .. } => Some(report.as_ref() as &dyn Any),
+            Self::StoppedPartWay { done, .. } => Some(done.as_ref() as &dyn Any),
             _ => None,
         }
     }
 
-    /// Whether the report goes to stdout even in JSON mode, as the one
-    /// document there: it says what was committed before the error.
-    pub fn report_is_output(&self) -> bool {
+    /// Whether what goes with this error goes to stdout even in JSON mode,
+    /// as the one document there: it says what was committed before the error.
+    pub fn done_is_output(&self) -> bool {
         matches!(self, Self::StoppedPartWay { .. })
     }
 
@@ -406,6 +413,11 @@ mod tests {
         );
     }
 
+    #[derive(Debug)]
+    struct Settled;
+
+    impl Done for Settled {}
+
     #[test]
     fn every_class_has_the_contract_exit_code() {
         assert_eq!(WalletError::UserNotFound("a".into()).exit_code(), 3);
@@ -426,7 +438,7 @@ mod tests {
             ("outcome_unknown", 8)
         );
         let partial = WalletError::StoppedPartWay {
-            done: Box::new(Report::streamed()),
+            done: Box::new(Settled),
             error: Box::new(WalletError::Busy(7)),
             committed: "3 transfers were settled before it".into(),
         };

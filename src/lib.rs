@@ -4,12 +4,11 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod error;
-pub mod export;
+pub mod input;
 pub mod ledger;
 pub mod money;
 pub mod output;
-pub mod report;
-pub mod views;
+pub mod time;
 
 use std::ffi::OsString;
 use std::io;
@@ -19,8 +18,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::error::WalletError;
-use crate::output::OutputMode;
-use crate::report::Report;
+use crate::output::{OutputMode, Report};
 
 /// Runs `wallet` with these arguments and returns the process exit status.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
@@ -92,9 +90,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             // What was done before the error is the command's output; a
             // person also sees the report that explains an error (the
             // checks `verify` ran), which in JSON travels inside the error.
-            if let Some(report) = err
-                .report()
-                .filter(|_| err.report_is_output() || !mode.json)
+            if let Some(report) =
+                output::report_of(&err).filter(|_| err.done_is_output() || !mode.json)
                 && let Err(output) = output::print_report(report, mode)
             {
                 return output_failed(report, output, mode.json);

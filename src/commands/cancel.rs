@@ -3,8 +3,8 @@
 use super::Context;
 use crate::cli::CancelArgs;
 use crate::error::Result;
-use crate::report::{Report, WhenQuiet};
-use crate::views::TransferView;
+use crate::output::views::TransferView;
+use crate::output::{Report, WhenQuiet};
 
 pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
     let mut ledger = context.open()?;

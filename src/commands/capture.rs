@@ -3,8 +3,8 @@
 use super::Context;
 use crate::cli::CaptureArgs;
 use crate::error::Result;
-use crate::report::{Report, WhenQuiet};
-use crate::views::TransferView;
+use crate::output::views::TransferView;
+use crate::output::{Report, WhenQuiet};
 
 pub fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
     let mut ledger = context.open()?;

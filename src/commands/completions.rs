@@ -1,12 +1,11 @@
 //! `wallet completions`: a shell completion script generated from the command line's definition.
 
-use clap::{Command, CommandFactory, ValueHint};
-use clap_complete::{Generator, Shell};
+use clap_complete::Generator;
 use serde::Serialize;
 
-use crate::cli::{Cli, CompletionsArgs};
+use crate::cli::CompletionsArgs;
 use crate::error::Result;
-use crate::report::{Human, Report};
+use crate::output::{Human, Report, completion_script};
 
 #[derive(Serialize)]
 struct Completions {
@@ -16,7 +15,7 @@ struct Completions {
 }
 
 pub fn run(args: CompletionsArgs) -> Result<Report> {
-    let script = script(args.shell);
+    let script = completion_script::script(args.shell);
     Ok(Report::new(
         Completions {
             shell: args.shell.to_string(),
@@ -25,46 +24,4 @@ pub fn run(args: CompletionsArgs) -> Result<Report> {
         },
         Human::Text(script),
     ))
-}
-
-/// The completion script for `shell`, as committed under `completions/`.
-pub fn script(shell: Shell) -> String {
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut completed_command(), "wallet", &mut buf);
-    String::from_utf8(buf).expect("clap_complete writes UTF-8")
-}
-
-/// The command line as completion offers it: hidden commands left out, and
-/// every value told apart, so that only the two flags that take a file
-/// (`--db`, `--batch`) complete file names; statuses and shells complete
-/// from their lists.
-fn completed_command() -> Command {
-    let root = Cli::command();
-    let mut visible = Command::new("wallet")
-        .about(root.get_about().cloned().unwrap_or_default())
-        .version(env!("CARGO_PKG_VERSION"));
-    for arg in root.get_arguments() {
-        visible = visible.arg(arg.clone());
-    }
-    for sub in root.get_subcommands().filter(|sub| !sub.is_hide_set()) {
-        visible = visible.subcommand(sub.clone());
-    }
-    with_value_hints(visible)
-}
-
-fn with_value_hints(command: Command) -> Command {
-    command
-        .mut_args(|arg| {
-            let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values())
-                || !arg.is_positional() && arg.get_action().takes_values();
-            if !takes_value || arg.get_value_hint() != ValueHint::Unknown {
-                return arg;
-            }
-            let hint = match arg.get_id().as_str() {
-                "db" | "batch" => ValueHint::FilePath,
-                _ => ValueHint::Other,
-            };
-            arg.value_hint(hint)
-        })
-        .mut_subcommands(with_value_hints)
 }

@@ -6,7 +6,7 @@ use super::Context;
 use crate::cli::CreateUserArgs;
 use crate::domain::{Email, UserName};
 use crate::error::Result;
-use crate::report::{Human, Report, WhenQuiet};
+use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Created {

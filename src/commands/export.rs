@@ -6,22 +6,19 @@ use std::io::{self, BufWriter};
 use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Result, WalletError};
-use crate::export::{Csv, ExportWriter, Hledger, JsonLines};
-use crate::ledger::{ExportFilter, clock};
-use crate::report::Report;
+use crate::ledger::ExportFilter;
+use crate::output::Report;
+use crate::output::export::{Csv, ExportWriter, Hledger, JsonLines};
+use crate::time;
 
 pub fn run(context: &Context, args: ExportArgs) -> Result<Report> {
     let filter = ExportFilter {
         since: args
             .since
             .as_deref()
-            .map(clock::parse_instant_from)
+            .map(time::parse_instant_from)
             .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(clock::parse_instant)
-            .transpose()?,
+        until: args.until.as_deref().map(time::parse_instant).transpose()?,
         statuses: args.status.iter().map(|s| (*s).into()).collect(),
     };
     let mut ledger = context.open_to_read()?;

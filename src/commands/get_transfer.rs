@@ -5,8 +5,8 @@ use crate::cli::GetTransferArgs;
 use crate::domain::IdempotencyKey;
 use crate::error::{Result, WalletError};
 use crate::ledger::TransferRef;
-use crate::report::Report;
-use crate::views::TransferView;
+use crate::output::Report;
+use crate::output::views::TransferView;
 
 pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.key.as_deref())?;

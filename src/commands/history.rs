@@ -5,8 +5,8 @@ use crate::cli::HistoryArgs;
 use crate::domain::UserName;
 use crate::error::Result;
 use crate::ledger::HistoryQuery;
-use crate::report::Report;
-use crate::views::TransferView;
+use crate::output::Report;
+use crate::output::views::TransferView;
 
 pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;

@@ -4,13 +4,14 @@ use super::Context;
 use super::queue::queue;
 use crate::cli::HoldArgs;
 use crate::error::Result;
-use crate::ledger::{Expiry, Kind, clock};
-use crate::report::Report;
+use crate::ledger::{Expiry, Kind};
+use crate::output::Report;
+use crate::time;
 
 pub fn run(context: &Context, args: HoldArgs) -> Result<Report> {
     let expiry = match (&args.expires_in, &args.expires_at) {
-        (Some(duration), _) => Expiry::After(clock::parse_duration(duration)?),
-        (None, Some(at)) => Expiry::At(clock::parse_instant(at)?),
+        (Some(duration), _) => Expiry::After(time::parse_duration(duration)?),
+        (None, Some(at)) => Expiry::At(time::parse_instant(at)?),
         (None, None) => Expiry::Never,
     };
     queue(

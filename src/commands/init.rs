@@ -7,7 +7,7 @@ use crate::cli::InitArgs;
 use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::money::Currency;
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
 
 #[derive(Serialize)]
 struct Created<'a> {

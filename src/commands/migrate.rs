@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Context;
 use crate::error::Result;
 use crate::ledger::Ledger;
-use crate::report::{Human, Report};
+use crate::output::{Human, Report};
 
 #[derive(Serialize)]
 struct Migrated {

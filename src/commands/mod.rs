@@ -30,7 +30,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 use crate::ledger::{Ledger, Location, OpenOptions};
 use crate::money::Currency;
-use crate::report::Report;
+use crate::output::Report;
 
 /// What every command needs besides its own arguments.
 pub struct Context {
@@ -98,9 +98,4 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Verify(args) => verify::run(&context, args),
         Command::Migrate => migrate::run(&context),
     }
-}
-
-/// The plural ending for a count in a message: `1 transfer`, `2 transfers`.
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }

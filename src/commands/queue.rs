@@ -7,7 +7,7 @@ use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
 use crate::ledger::{Kind, NewTransfer, rules};
-use crate::report::{Human, Report, WhenQuiet};
+use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Queued {

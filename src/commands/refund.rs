@@ -5,7 +5,7 @@ use super::queue::queued_report;
 use crate::cli::RefundArgs;
 use crate::domain::{IdempotencyKey, Memo};
 use crate::error::Result;
-use crate::report::Report;
+use crate::output::Report;
 
 pub fn run(context: &Context, args: RefundArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;

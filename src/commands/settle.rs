@@ -10,12 +10,12 @@ use serde::Serialize;
 
 mod shown;
 
-use super::{Context, plural};
+use super::Context;
 use crate::cli::SettleArgs;
 use crate::error::{Result, WalletError};
 use crate::ledger::worker::{self, Plan};
 use crate::ledger::{SettleStopped, SettleSummary};
-use crate::report::{Human, Report};
+use crate::output::{Human, Report, plural};
 use shown::Shown;
 
 #[derive(Serialize)]

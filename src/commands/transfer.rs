@@ -5,7 +5,7 @@ use super::queue::queue;
 use super::transfer_batch;
 use crate::cli::TransferArgs;
 use crate::error::{Result, WalletError};
-use crate::report::Report;
+use crate::output::Report;
 
 pub fn run(context: &Context, args: TransferArgs) -> Result<Report> {
     if let Some(file) = &args.batch {

@@ -4,8 +4,8 @@ use super::Context;
 use crate::cli::UsersArgs;
 use crate::domain::UserName;
 use crate::error::Result;
-use crate::report::{Human, Report};
-use crate::views::UserView;
+use crate::output::Report;
+use crate::output::views::UserView;
 
 pub fn run(context: &Context, args: UsersArgs) -> Result<Report> {
     let after = args.after.as_deref().map(UserName::parse).transpose()?;
@@ -27,34 +27,10 @@ pub fn run(context: &Context, args: UsersArgs) -> Result<Report> {
             last.name
         );
     }
-    let human = Human::Rows {
-        header: vec![
-            "name",
-            "balance",
-            "available",
-            "pending_in",
-            "pending_out",
-            "held",
-            "email",
-        ],
-        rows: views
-            .iter()
-            .map(|v| {
-                vec![
-                    v.name.clone(),
-                    v.balance.clone(),
-                    v.available.clone(),
-                    v.pending_in.clone(),
-                    v.pending_out.clone(),
-                    v.held.clone(),
-                    v.email.clone(),
-                ]
-            })
-            .collect(),
-        empty: match &after {
-            Some(name) => format!("no users after {name}"),
-            None => "no users yet".to_string(),
-        },
+    let empty = match &after {
+        Some(name) => format!("no users after {name}"),
+        None => "no users yet".to_string(),
     };
+    let human = UserView::rows(&views, empty);
     Ok(Report::new(views, human))
 }

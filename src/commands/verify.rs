@@ -1,48 +1,10 @@
 //! `wallet verify`: check every ledger invariant and report each check by name.
 
-use serde::Serialize;
-
 use super::Context;
 use crate::cli::VerifyArgs;
-use crate::error::{Result, WalletError};
-use crate::ledger::{Check, Ledger, Problem, VerifyOptions, VerifyReport, chain};
-use crate::report::{Human, Report};
-
-#[derive(Serialize)]
-struct ReportView {
-    ok: bool,
-    checks: Vec<CheckView>,
-    /// With `--head`: the chain's head.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    head: Option<HeadView>,
-}
-
-#[derive(Serialize)]
-struct HeadView {
-    /// The last sealed link's hash (hex), or null before any.
-    hash: Option<String>,
-    link: i64,
-    /// The largest `tx_id` the sealed links cover.
-    last_tx: Option<i64>,
-    sealed: i64,
-    unsealed: i64,
-}
-
-#[derive(Serialize)]
-struct CheckView {
-    name: &'static str,
-    ok: bool,
-    detail: String,
-    problem_count: u64,
-    problems: Vec<ProblemView>,
-}
-
-#[derive(Serialize)]
-struct ProblemView {
-    user: Option<String>,
-    tx_id: Option<i64>,
-    message: String,
-}
+use crate::error::{Result, WalletError, echo};
+use crate::ledger::{Findings, Ledger, Problem, VerifyOptions, chain};
+use crate::output::{Report, verify_view};
 
 pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let expected = match &args.expect_head {
@@ -52,7 +14,7 @@ pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
                 .ok_or_else(|| {
                     WalletError::Usage(format!(
                         "--expect-head takes the 64 hex digits `wallet verify --head` prints, not '{}'",
-                        crate::error::echo(text)
+                        echo(text)
                     ))
                 })?,
         ),
@@ -66,7 +28,7 @@ pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
         None
     };
     if let (Some(expected), Some(state)) = (&expected, &state) {
-        let mut findings = crate::ledger::Findings::default();
+        let mut findings = Findings::default();
         if !state.good_hashes.contains(expected) {
             findings.push(Problem::about_file(format!(
                 "the chain does not extend head {expected}: what it sealed was rewritten, or that head is of another ledger"
@@ -78,118 +40,14 @@ pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
         ));
     }
     let ok = report.ok();
-    let summary = summary(&report);
-    let mut human = human(&report);
-    let head = state.filter(|_| args.head).map(|state| HeadView {
-        hash: state.head.as_ref().map(|(h, _, _)| h.clone()),
-        link: state.head.as_ref().map_or(0, |(_, seq, _)| *seq),
-        last_tx: state.head.as_ref().map(|(_, _, last)| *last),
-        sealed: state.sealed,
-        unsealed: state.unsealed,
-    });
-    if let (Some(head), Human::Rows { rows, .. }) = (&head, &mut human) {
-        rows.push(vec![
-            "head".into(),
-            "".into(),
-            match &head.hash {
-                Some(hash) => format!(
-                    "{hash} (link {}, up to tx_id {})",
-                    head.link,
-                    head.last_tx.unwrap_or_default()
-                ),
-                None => "none yet: nothing is sealed".into(),
-            },
-        ]);
-    }
-    let view = ReportView {
-        ok,
-        checks: report.checks.into_iter().map(CheckView::from).collect(),
-        head,
-    };
-    let report = Report::new(view, human);
+    let summary = verify_view::summary(&report);
+    let printed = verify_view::report(report, state.filter(|_| args.head));
     if ok {
-        Ok(report)
+        Ok(printed)
     } else {
         Err(WalletError::VerifyFailed {
             summary,
-            report: Box::new(report),
+            report: Box::new(printed),
         })
-    }
-}
-
-impl From<Check> for CheckView {
-    fn from(check: Check) -> Self {
-        Self {
-            name: check.name,
-            ok: check.ok,
-            detail: check.detail,
-            problem_count: check.problem_count,
-            problems: check.problems.into_iter().map(ProblemView::from).collect(),
-        }
-    }
-}
-
-impl From<Problem> for ProblemView {
-    fn from(problem: Problem) -> Self {
-        Self {
-            user: problem.user,
-            tx_id: problem.tx_id,
-            message: problem.message,
-        }
-    }
-}
-
-/// The error's one line: which checks failed and the first thing each found.
-fn summary(report: &VerifyReport) -> String {
-    let failed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|check| !check.ok)
-        .map(|check| {
-            let first = check
-                .problems
-                .first()
-                .map_or_else(String::new, |p| p.message.clone());
-            let more = check.problem_count.saturating_sub(1);
-            if more == 0 {
-                format!("{} ({first})", check.name)
-            } else {
-                format!("{} ({first}; {more} more)", check.name)
-            }
-        })
-        .collect();
-    format!(
-        "{} of {} checks failed: {}",
-        failed.len(),
-        report.checks.len(),
-        failed.join(", ")
-    )
-}
-
-/// One row per check, then one per problem under the check that found it.
-fn human(report: &VerifyReport) -> Human {
-    let mut rows = Vec::new();
-    for check in &report.checks {
-        rows.push(vec![
-            check.name.to_string(),
-            if check.ok { "ok" } else { "FAILED" }.to_string(),
-            check.detail.clone(),
-        ]);
-        for problem in &check.problems {
-            rows.push(vec![String::new(), String::new(), problem.message.clone()]);
-        }
-        let unlisted = check.problem_count - check.problems.len() as u64;
-        if unlisted > 0 {
-            rows.push(vec![
-                String::new(),
-                String::new(),
-                format!("… and {unlisted} more"),
-            ]);
-        }
-    }
-    Human::Rows {
-        header: vec!["check", "status", "detail"],
-        rows,
-        empty: "no checks ran".into(),
     }
 }

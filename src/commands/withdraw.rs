@@ -4,7 +4,7 @@ use super::Context;
 use super::queue::queue;
 use crate::cli::ExternalArgs;
 use crate::error::Result;
-use crate::report::Report;
+use crate::output::Report;
 
 pub fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
     queue(

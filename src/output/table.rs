@@ -1,122 +1,70 @@
-//! Printing reports and errors: JSON for scripts, tables and single lines for people.
+//! Tables for people: boxed and fitted to a terminal, plain aligned columns when piped.
 
 use std::env;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
-use serde_json::json;
 
-use crate::error::WalletError;
-use crate::report::{Human, Report, WhenQuiet};
-
-/// How this process was asked to print.
-#[derive(Debug, Clone, Copy)]
-pub struct OutputMode {
-    pub json: bool,
-    pub quiet: bool,
+/// One record as a two-column table of field and value.
+pub(super) fn write_record(
+    out: &mut impl Write,
+    fields: &[(&'static str, String)],
+    decorated: bool,
+) -> io::Result<()> {
+    let mut table = new_table(decorated);
+    for (field, value) in fields {
+        let value = placeholder(value, decorated);
+        table.add_row(vec![Cell::new(field), status_cell(value, decorated)]);
+    }
+    write_table(out, &table, decorated)
 }
 
-/// Prints a report on stdout as one newline-terminated JSON document or as
-/// human text.
-pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
-    if matches!(report.human, Human::Streamed) {
-        return Ok(());
-    }
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if mode.json {
-        serde_json::to_writer(&mut out, &report.json)?;
-        writeln!(out)?;
-        return out.flush();
-    }
-    if mode.quiet {
-        match &report.when_quiet {
-            WhenQuiet::Id(id) => {
-                writeln!(out, "{id}")?;
-                return out.flush();
+/// Several records as a table, a row each; on a terminal, the columns that
+/// do not fit are left out and named on stderr unless `quiet`.
+pub(super) fn write_rows(
+    out: &mut impl Write,
+    header: &[&'static str],
+    rows: &[Vec<String>],
+    decorated: bool,
+    quiet: bool,
+) -> io::Result<()> {
+    let mut table = new_table(decorated);
+    let (header, rows) = match table.width().filter(|width| *width > 0) {
+        Some(width) if decorated => {
+            let fitted = fit_columns(width, header, rows);
+            let left_out: Vec<&str> = header
+                .iter()
+                .filter(|h| !fitted.0.contains(h))
+                .copied()
+                .collect();
+            if !left_out.is_empty() && !quiet {
+                let _ = writeln!(
+                    io::stderr(),
+                    "left out to fit the terminal: {} (--json or get-transfer shows every field)",
+                    left_out.join(", ")
+                );
             }
-            WhenQuiet::Nothing => return Ok(()),
-            WhenQuiet::Unchanged => {}
+            fitted
         }
-    }
-    let decorated = out.is_terminal();
-    match &report.human {
-        Human::Line(line) if !mode.quiet => writeln!(out, "{line}")?,
-        Human::Line(_) | Human::Streamed => {}
-        Human::Text(text) => out.write_all(text.as_bytes())?,
-        Human::Record(fields) => {
-            let mut table = new_table(decorated);
-            for (field, value) in fields {
-                let value = placeholder(value, decorated);
-                table.add_row(vec![Cell::new(field), status_cell(value, decorated)]);
-            }
-            write_table(&mut out, &table, decorated)?;
-        }
-        // Nothing on stdout, so `| wc -l` counts rows; the note is for a person.
-        Human::Rows { empty, rows, .. } if rows.is_empty() => {
-            if !mode.quiet {
-                let _ = writeln!(io::stderr(), "{empty}");
-            }
-        }
-        Human::Rows { header, rows, .. } => {
-            let mut table = new_table(decorated);
-            let (header, rows) = match table.width().filter(|width| *width > 0) {
-                Some(width) if decorated => {
-                    let fitted = fit_columns(width, header, rows);
-                    let left_out: Vec<&str> = header
-                        .iter()
-                        .filter(|h| !fitted.0.contains(h))
-                        .copied()
-                        .collect();
-                    if !left_out.is_empty() && !mode.quiet {
-                        let _ = writeln!(
-                            io::stderr(),
-                            "left out to fit the terminal: {} (--json or get-transfer shows every field)",
-                            left_out.join(", ")
-                        );
-                    }
-                    fitted
-                }
-                _ => (header.clone(), rows.clone()),
-            };
-            let (header, rows) = (&header, &rows);
-            table.set_header(header.clone());
-            let status_column = header.iter().position(|h| *h == "status");
-            for row in rows {
-                table.add_row(row.iter().enumerate().map(|(i, value)| {
-                    let value = placeholder(value, decorated);
-                    if Some(i) == status_column {
-                        status_cell(value, decorated)
-                    } else {
-                        Cell::new(value)
-                    }
-                }));
-            }
-            if decorated {
-                keep_columns_whole(&mut table, header, rows);
-            }
-            write_table(&mut out, &table, decorated)?;
-        }
-    }
-    out.flush()
-}
-
-/// Prints an error once on stderr: one `error: …` line, or a JSON document
-/// (with the report that goes with the error, if any, under `report`).
-pub fn print_error(err: &WalletError, json: bool) {
-    // Messages show `--db` redacted already; a URL echoed as some other
-    // argument (a misplaced one, a name or email) is hidden here.
-    let message = crate::ledger::hide_passwords_in(&err.to_string());
-    let mut stderr = io::stderr().lock();
-    let _ = if json {
-        let mut body = json!({"code": err.code(), "message": message});
-        if let Some(report) = err.report().filter(|_| !err.report_is_output()) {
-            body["report"] = report.json.clone();
-        }
-        writeln!(stderr, "{}", json!({ "error": body }))
-    } else {
-        writeln!(stderr, "error: {message}")
+        _ => (header.to_vec(), rows.to_vec()),
     };
+    let (header, rows) = (&header, &rows);
+    table.set_header(header.clone());
+    let status_column = header.iter().position(|h| *h == "status");
+    for row in rows {
+        table.add_row(row.iter().enumerate().map(|(i, value)| {
+            let value = placeholder(value, decorated);
+            if Some(i) == status_column {
+                status_cell(value, decorated)
+            } else {
+                Cell::new(value)
+            }
+        }));
+    }
+    if decorated {
+        keep_columns_whole(&mut table, header, rows);
+    }
+    write_table(out, &table, decorated)
 }
 
 /// Tables are boxed and fitted to the terminal only when a person is

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::error::Done;
+
 /// The result of a successful command, before it is printed.
 #[derive(Debug)]
 pub struct Report {
@@ -13,6 +15,10 @@ pub struct Report {
     /// What `--quiet` leaves of the human form.
     pub when_quiet: WhenQuiet,
 }
+
+/// A report travels with an error that stopped a command part-way, or
+/// with `verify`'s, to be printed with it.
+impl Done for Report {}
 
 /// What a report prints under `--quiet` (JSON is never changed by it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! `transfer --batch --format csv`: records read under a header row, each
-//! numbered by the physical line it starts on.
+//! `transfer --batch --format csv`: records read under a header row (which
+//! names the columns), each numbered by the physical line it starts on.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::iter::Peekable;
 use std::rc::Rc;
 
-use super::{csv_error, read_error};
+use super::read_error;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError, echo};
 use crate::ledger::{BatchLine, NewTransfer, rules};
@@ -21,7 +21,7 @@ const COLUMNS: [&str; 5] = ["src", "dst", "amount", "id", "memo"];
 /// An empty `src` or `dst` is the outside world. A record must have as
 /// many fields as the header: an unquoted comma in an amount or a memo
 /// would otherwise move money the file never said.
-pub(super) struct CsvLines<R: io::Read> {
+pub struct CsvLines<R: io::Read> {
     records: Peekable<csv::StringRecordsIntoIter<LineTracker<Restarted<R>>>>,
     tracked: Rc<RefCell<Tracked>>,
     columns: CsvColumns,
@@ -43,7 +43,7 @@ struct CsvColumns {
 }
 
 impl<R: io::Read> CsvLines<R> {
-    pub(super) fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
+    pub fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
         // A byte-order mark some spreadsheets write: the reader drops one
         // only if its first read holds all three bytes, so it goes here.
         let mut start = Vec::with_capacity(3);
@@ -212,6 +212,10 @@ impl<R: io::Read> Iterator for CsvLines<R> {
             }));
         }
     }
+}
+
+fn csv_error(e: &csv::Error, source: &str) -> WalletError {
+    WalletError::Io(anyhow::anyhow!("cannot read {source}: {e}"))
 }
 
 /// What the tracker learnt of the input that the CSV reader does not say.

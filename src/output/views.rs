@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-use crate::ledger::{TransferRecord, UserRecord, clock};
+use crate::ledger::{TransferRecord, UserRecord};
 use crate::money::Currency;
-use crate::report::Human;
+use crate::output::Human;
+use crate::time;
 
 /// A user as `get-user` shows it.
 #[derive(Debug, Serialize)]
@@ -44,6 +45,36 @@ impl UserView {
             ("pending_out", self.with_code(&self.pending_out)),
             ("held", self.with_code(&self.held)),
         ])
+    }
+
+    /// A page of users as one table, a row each.
+    pub fn rows(views: &[UserView], empty: String) -> Human {
+        Human::Rows {
+            header: vec![
+                "name",
+                "balance",
+                "available",
+                "pending_in",
+                "pending_out",
+                "held",
+                "email",
+            ],
+            rows: views
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        v.balance.clone(),
+                        v.available.clone(),
+                        v.pending_in.clone(),
+                        v.pending_out.clone(),
+                        v.held.clone(),
+                        v.email.clone(),
+                    ]
+                })
+                .collect(),
+            empty,
+        }
     }
 
     fn with_code(&self, amount: &str) -> String {
@@ -104,10 +135,10 @@ impl TransferView {
             key: record.idempotency_key.clone(),
             status: record.status.as_str(),
             reason: record.reason.clone(),
-            created_at: clock::rfc3339(record.created_at),
-            settled_at: record.decided_at().map(clock::rfc3339),
+            created_at: time::rfc3339(record.created_at),
+            settled_at: record.decided_at().map(time::rfc3339),
             hold_amount: record.hold_amount.map(|a| currency.format(a)),
-            expires_at: record.expires_at.map(clock::rfc3339),
+            expires_at: record.expires_at.map(time::rfc3339),
             refund_of: record.refund_of,
             refunded: currency.format(record.refunded),
             refunds: record.refunds.iter().map(|refund| refund.tx_id).collect(),

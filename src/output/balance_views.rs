@@ -1,0 +1,112 @@
+//! The JSON shapes and tables of balances at a point of time: one user's
+//! (`get-user --at`/`--at-tx`) and every account's (`balances`).
+
+use serde::Serialize;
+
+use super::{Human, Report};
+use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
+use crate::money::Currency;
+use crate::time;
+
+/// `get-user --at`/`--at-tx`: the balance then, and the transfer that left it.
+#[derive(Serialize)]
+struct BalanceAtView {
+    name: String,
+    balance: String,
+    currency: String,
+    /// The instant asked about (`--at`), RFC 3339.
+    at: Option<String>,
+    /// The last transfer applied to the user by then, if any.
+    tx_id: Option<i64>,
+    settled_at: Option<String>,
+}
+
+/// A user's balance at `point`, as a record.
+pub fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currency) -> Report {
+    let view = BalanceAtView {
+        name: then.name,
+        balance: currency.format(then.balance),
+        currency: currency.code.clone(),
+        at: match point {
+            PointInTime::Time(ms) => Some(time::rfc3339(ms)),
+            PointInTime::Transfer(_) => None,
+        },
+        tx_id: then.tx_id,
+        settled_at: then.settled_at.map(time::rfc3339),
+    };
+    let mut fields = vec![
+        ("name", view.name.clone()),
+        ("balance", format!("{} {}", view.balance, view.currency)),
+    ];
+    if let Some(at) = &view.at {
+        fields.push(("at", at.clone()));
+    }
+    fields.push((
+        "after tx_id",
+        view.tx_id
+            .map_or_else(|| "(none yet)".to_string(), |id| id.to_string()),
+    ));
+    fields.push(("settled_at", view.settled_at.clone().unwrap_or_default()));
+    Report::new(view, Human::Record(fields))
+}
+
+#[derive(Serialize)]
+struct UserBalance {
+    name: String,
+    balance: String,
+}
+
+#[derive(Serialize)]
+struct TrialBalanceView {
+    currency: String,
+    /// The instant asked about (`--at`), RFC 3339; null for now.
+    at: Option<String>,
+    users: Vec<UserBalance>,
+    /// The outside world's account: the negative of the money that came
+    /// in net of what went out.
+    external: String,
+    /// Every balance summed: zero in a sound ledger.
+    total: String,
+}
+
+/// Every account's balance at `at` (now if `None`), with the outside
+/// world's and their total, as a table.
+pub fn trial_balance(balances: &TrialBalance, at: Option<i64>, currency: &Currency) -> Report {
+    // Summed wider than a balance: a damaged ledger's total may not fit,
+    // and it is shown whatever it is.
+    let total: i128 = balances
+        .users
+        .iter()
+        .map(|(_, b)| i128::from(*b))
+        .sum::<i128>()
+        + i128::from(balances.external);
+    let total = i64::try_from(total)
+        .map_or_else(|_| format!("{total} minor units"), |t| currency.format(t));
+    let view = TrialBalanceView {
+        currency: currency.code.clone(),
+        at: at.map(time::rfc3339),
+        users: balances
+            .users
+            .iter()
+            .map(|(name, balance)| UserBalance {
+                name: name.clone(),
+                balance: currency.format(*balance),
+            })
+            .collect(),
+        external: currency.format(balances.external),
+        total,
+    };
+    let mut rows: Vec<Vec<String>> = view
+        .users
+        .iter()
+        .map(|u| vec![u.name.clone(), u.balance.clone()])
+        .collect();
+    rows.push(vec!["(external)".into(), view.external.clone()]);
+    rows.push(vec!["total".into(), view.total.clone()]);
+    let human = Human::Rows {
+        header: vec!["account", "balance"],
+        rows,
+        empty: String::new(),
+    };
+    Report::new(view, human)
+}
