@@ -7,6 +7,7 @@
 //! a due transfer completes or fails. `verify`'s checks over the figures are
 //! in [`verify`].
 
+pub mod settle;
 pub mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
