@@ -79,8 +79,10 @@ pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
         &[],
     )?;
     let mut released = Vec::new();
-    let count =
-        rules::settle::expire_holds(found.iter().map(|row| (row.get(0), row.get(1))), &mut released);
+    let count = rules::settle::expire_holds(
+        found.iter().map(|row| (row.get(0), row.get(1))),
+        &mut released,
+    );
     if count == 0 {
         client.batch_execute("ROLLBACK")?;
         return Ok(0);
@@ -272,7 +274,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     for (d, outcome) in due.iter().zip(&outcomes) {
         // The external account's side is left empty: read unlocked, its
         // balance here is this worker's view, not the balance right after.
-        let (src_balance, dst_balance) = outcome.balances_after(d);
+        let (src_balance, dst_balance) = outcome.balances_seen(d);
         decided.push(
             d.tx_id,
             outcome.status(),

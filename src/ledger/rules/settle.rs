@@ -111,15 +111,14 @@ pub fn release_holds<S: BuildHasher>(
 
 /// Decides `due` (oldest first) over `accounts`, which must hold every
 /// account a due transfer names, and `originals`, which must hold every
-/// transfer a due refund pays back. Each transfer's outcome goes into
-/// `outcomes`, in the order of `due`: completed with each side's balance
-/// right after it, or failed with its reason. Every account a transfer
+/// transfer a due refund pays back. Each transfer's [`Outcome`] goes into
+/// `outcomes`, in the order of `due`. Every account a transfer
 /// names leaves its pending sum whatever the outcome, and is marked dirty.
 pub fn settle_due<S: BuildHasher, T: BuildHasher>(
     due: &[Due],
     accounts: &mut HashMap<i64, Account, S>,
     originals: &mut HashMap<i64, Original, T>,
-    outcomes: &mut Vec<Decision>,
+    outcomes: &mut Vec<Outcome>,
 ) -> Result<BatchCounts> {
     outcomes.clear();
     outcomes.reserve(due.len());
@@ -170,7 +169,11 @@ pub fn settle_due<S: BuildHasher, T: BuildHasher>(
         dst.balance = dst_balance;
         dst.pending_in = dst_pending_in;
         dst.dirty = true;
-        outcomes.push(decision);
+        outcomes.push(Outcome {
+            decision,
+            src_balance,
+            dst_balance,
+        });
     }
     Ok(counts)
 }
@@ -183,10 +186,20 @@ fn figures<S: BuildHasher>(accounts: &HashMap<i64, Account, S>, id: i64) -> Resu
     })
 }
 
-impl Decision {
+/// What settlement made of one due transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Each side's balance once it was decided: after it moved, or as the
+    /// failed transfer found it.
+    pub src_balance: i64,
+    pub dst_balance: i64,
+}
+
+impl Outcome {
     /// The status a decided transfer is stored with.
     pub fn status(self) -> Status {
-        match self {
+        match self.decision {
             Decision::Complete { .. } => Status::Completed,
             Decision::Fail(_) => Status::Failed,
         }
@@ -194,23 +207,30 @@ impl Decision {
 
     /// Why it failed, as stored; none for a completed transfer.
     pub fn reason(self) -> Option<FailReason> {
-        match self {
+        match self.decision {
             Decision::Complete { .. } => None,
             Decision::Fail(reason) => Some(reason),
         }
     }
 
-    /// Each user side's balance right after the transfer, as its history
-    /// records it: none where it failed, and none for the external
-    /// account, which keeps no history.
+    /// Each user side's balance right after the transfer was applied, as
+    /// its history records it: none where it failed, and none for the
+    /// external account, which keeps no history.
     pub fn balances_after(self, due: &Due) -> (Option<i64>, Option<i64>) {
-        let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
-        match self {
-            Decision::Complete {
-                src_balance,
-                dst_balance,
-            } => (user(due.src, src_balance), user(due.dst, dst_balance)),
+        match self.decision {
+            Decision::Complete { .. } => self.balances_seen(due),
             Decision::Fail(_) => (None, None),
         }
+    }
+
+    /// Each user side's balance once the transfer was decided, applied or
+    /// not: what an audit of a failure compares with its amount. None for
+    /// the external account, whose figures a worker may read unlocked.
+    pub fn balances_seen(self, due: &Due) -> (Option<i64>, Option<i64>) {
+        let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
+        (
+            user(due.src, self.src_balance),
+            user(due.dst, self.dst_balance),
+        )
     }
 }

@@ -184,16 +184,30 @@ fn settlement_decides_by_the_balance_it_sees() {
 /// One step of a random session. Accounts are numbered, 0 the outside.
 #[derive(Debug, Clone)]
 enum Op {
-    Queue { src: usize, dst: usize, amount: i64 },
+    Queue {
+        src: usize,
+        dst: usize,
+        amount: i64,
+    },
     /// Queues a refund of the `nth` transfer if it is COMPLETED. Only
     /// settlement caps it, so that the cap is exercised.
-    Refund { nth: usize, amount: i64 },
+    Refund {
+        nth: usize,
+        amount: i64,
+    },
     /// Places a hold on a user's money.
-    Hold { src: usize, amount: i64 },
+    Hold {
+        src: usize,
+        amount: i64,
+    },
     /// Every hold passes its expiry.
     Expire,
-    Cancel { nth: usize },
-    Settle { up_to: usize },
+    Cancel {
+        nth: usize,
+    },
+    Settle {
+        up_to: usize,
+    },
 }
 
 const USERS: usize = 4;

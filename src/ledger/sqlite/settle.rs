@@ -8,8 +8,8 @@ use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
-use crate::ledger::rules::settle::{Account, Due, Original};
-use crate::ledger::rules::{self, Decision};
+use crate::ledger::rules;
+use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
 
@@ -34,7 +34,7 @@ pub(super) struct SettleCache {
     /// before they go in.
     postings: Vec<Posting>,
     /// Each due transfer's outcome, in the order of `due`.
-    outcomes: Vec<Decision>,
+    outcomes: Vec<Outcome>,
     /// (account, reservation given back) of the holds that expired.
     released: Vec<(i64, i64)>,
     /// Whether another connection committed since the last batch began.
@@ -270,12 +270,7 @@ pub(super) fn post(
 /// Records the batch in `settle_log`, and in `late_applied` the user sides
 /// of any transfer it applied after a larger `tx_id` had been decided (a
 /// hold captured late): what `get-user --at` needs to place an instant.
-fn log_batch(
-    tx: &Transaction<'_>,
-    now: i64,
-    due: &[Due],
-    outcomes: &[Decision],
-) -> SqlResult<()> {
+fn log_batch(tx: &Transaction<'_>, now: i64, due: &[Due], outcomes: &[Outcome]) -> SqlResult<()> {
     let (batch, before): (i64, i64) = tx
         .prepare_cached(
             "SELECT coalesce(max(batch), 0) + 1,
@@ -290,7 +285,11 @@ fn log_batch(
     let mut late = tx.prepare_cached(
         "INSERT OR REPLACE INTO late_applied (account, tx_id, batch) VALUES (?1, ?2, ?3)",
     )?;
-    for (d, outcome) in due.iter().zip(outcomes).take_while(|(d, _)| d.tx_id < before) {
+    for (d, outcome) in due
+        .iter()
+        .zip(outcomes)
+        .take_while(|(d, _)| d.tx_id < before)
+    {
         if outcome.reason().is_some() {
             continue;
         }
@@ -375,7 +374,12 @@ fn load_account(
         return Ok(());
     }
     let state = load.query_row([id], |row| {
-        Ok(Account::read(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        Ok(Account::read(
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+        ))
     })?;
     accounts.insert(id, state);
     Ok(())
