@@ -31,7 +31,7 @@ pub use model::{
     SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
-use store::Store;
+pub use store::Store;
 
 /// How a process wants the ledger opened.
 #[derive(Debug, Clone)]

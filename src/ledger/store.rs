@@ -110,3 +110,11 @@ pub trait Store {
     /// own checks of its storage, then [`super::rules::verify`]'s.
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport>;
 }
+
+impl super::Ledger {
+    /// The engine under the facade, for code written once against any
+    /// engine's [`Store`] (the conformance story in `tests/story`).
+    pub fn store(&mut self) -> &mut dyn Store {
+        &mut *self.store
+    }
+}
