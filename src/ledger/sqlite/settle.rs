@@ -12,6 +12,7 @@ use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
+use std::collections::hash_map::Entry;
 
 pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     let count: i64 = conn.query_row(
@@ -131,11 +132,9 @@ fn settle_batch_in_one_transaction(
             load_account(&mut cache.accounts, &mut load, d.src)?;
             load_account(&mut cache.accounts, &mut load, d.dst)?;
             if let Some(original) = d.refund_of
-                && !cache.originals.contains_key(&original)
+                && let Entry::Vacant(slot) = cache.originals.entry(original)
             {
-                cache
-                    .originals
-                    .insert(original, refunded_so_far(&tx, original)?);
+                slot.insert(refunded_so_far(&tx, original)?);
             }
         }
     }
@@ -370,18 +369,16 @@ fn load_account(
     load: &mut CachedStatement<'_>,
     id: i64,
 ) -> SqlResult<()> {
-    if accounts.contains_key(&id) {
-        return Ok(());
+    if let Entry::Vacant(slot) = accounts.entry(id) {
+        slot.insert(load.query_row([id], |row| {
+            Ok(Account::read(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })?);
     }
-    let state = load.query_row([id], |row| {
-        Ok(Account::read(
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-        ))
-    })?;
-    accounts.insert(id, state);
     Ok(())
 }
 
