@@ -98,9 +98,10 @@ pub trait Store {
 
     /// Marks the holds past their expiry EXPIRED, then decides up to `max`
     /// of the oldest PENDING transfers with
-    /// [`super::rules::decide`] in one transaction: statuses and balances
-    /// commit together, and only a transfer still PENDING under the lock is
-    /// applied, so concurrent or re-run settles never apply one twice.
+    /// [`super::rules::settle::settle_due`] in one transaction: statuses
+    /// and balances commit together, and only a transfer still PENDING
+    /// under the lock is applied, so concurrent or re-run settles never
+    /// apply one twice.
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts>;
 
     /// How many transfers wait for settlement.

@@ -4,14 +4,14 @@
 //! A transfer's lane is its source account's (a deposit's, its
 //! destination's). A worker's batch locks lanes, then the PENDING transfers
 //! it claims in them, then the user accounts they name, in id order, and
-//! decides the transfers in `tx_id` order with [`rules::decide`]. The lanes
-//! it locks are those of the oldest PENDING transfers that no other worker
-//! holds, as many as the oldest `max` transfers span. One worker alone
-//! therefore takes exactly the oldest `max` transfers, as the SQLite engine
-//! does, and reaches the same outcomes; with several, each takes the
-//! oldest work of the lanes the others leave, and a source account's
-//! transfers, all in its lane, are still decided one batch after another
-//! in `tx_id` order. What may differ from one worker: a credit from another
+//! has [`rules::settle::settle_due`] decide the transfers in `tx_id` order.
+//! The lanes it locks are those of the oldest PENDING transfers that no
+//! other worker holds, as many as the oldest `max` transfers span. One
+//! worker alone therefore takes exactly the oldest `max` transfers, as the
+//! SQLite engine does, and reaches the same outcomes; with several, each
+//! takes the oldest work of the lanes the others leave, and a source
+//! account's transfers, all in its lane, are still decided one batch after
+//! another in `tx_id` order. What may differ from one worker: a credit from another
 //! lane may land before or after a debit that one worker would have
 //! decided in the other order.
 //!

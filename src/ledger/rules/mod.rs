@@ -4,8 +4,9 @@
 //! An engine reads and locks rows; these functions decide what the rows
 //! become: whether a request names two distinct parties, whether a reused
 //! idempotency key replays or conflicts, how pending sums move, and whether
-//! a due transfer completes or fails. `verify`'s checks over the figures are
-//! in [`verify`].
+//! a due transfer completes or fails, what a status reads as at an instant
+//! and what can still change. Settlement's loop over a batch is in
+//! [`settle`], `verify`'s checks over the figures in [`verify`].
 
 pub mod settle;
 pub mod verify;

@@ -1,5 +1,6 @@
 //! Settlement: applying PENDING transfers oldest first, each exactly once,
-//! a batch per transaction, each transfer decided by [`rules::decide`].
+//! a batch per transaction, decided by [`rules::settle::settle_due`] over
+//! the accounts this engine reads for it and keeps between batches.
 
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
