@@ -15,6 +15,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::ledger::rules;
 use crate::money::Currency;
 
 /// At most this many transfers in one link: a broken link names a range
@@ -27,13 +28,18 @@ pub type Hash = [u8; 32];
 /// link, or one a link left open that is decided now. Read before a sealer
 /// takes any lock, so that a `settle` with nothing new (a watch worker
 /// between batches) locks nothing. SQL both engines run.
-pub const ANYTHING_TO_SEAL: &str = "SELECT coalesce(
+pub fn anything_to_seal() -> String {
+    format!(
+        "SELECT coalesce(
         (SELECT max(tx_id) FROM transfers) > coalesce(
             (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
             (SELECT min(tx_id) FROM transfers) - 1)
         OR EXISTS (SELECT 1 FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-                   WHERE t.status <> 'PENDING' AND t.status <> 'HELD'),
-        false)";
+                   WHERE t.status NOT IN ({})),
+        false)",
+        rules::changing_statuses_sql()
+    )
+}
 
 /// The last `tx_id` the next link covers: everything queued so far, at most
 /// [`LINK_MAX`] transfers past the head (`last`, `i64::MIN` before the first
@@ -71,12 +77,6 @@ pub struct Sealed {
     pub hold_amount: Option<i64>,
     pub expires_at: Option<i64>,
     pub refund_of: Option<i64>,
-}
-
-/// Whether a transfer in this status can still change: such a transfer is
-/// not sealed until it is decided.
-pub fn is_open(status: &str) -> bool {
-    status == "PENDING" || status == "HELD"
 }
 
 /// Which transfers a link covers, besides its hash.

@@ -35,7 +35,7 @@ pub use model::{
     SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
-use store::Store;
+pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
 
 /// An open, validated ledger.

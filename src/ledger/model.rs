@@ -53,10 +53,7 @@ impl Status {
     /// The status a reader reports: a hold past its expiry is `Expired`
     /// from that instant, whether or not `settle` has marked it yet.
     pub fn as_of(self, expires_at: Option<i64>, now: i64) -> Self {
-        match (self, expires_at) {
-            (Status::Held, Some(at)) if at <= now => Status::Expired,
-            _ => self,
-        }
+        rules::status_as_of(self, expires_at, now)
     }
 
     pub fn parse(text: &str) -> Option<Self> {

@@ -161,9 +161,10 @@ pub trait Store {
 
     /// Marks the holds past their expiry EXPIRED, then decides up to `max`
     /// of the oldest PENDING transfers with
-    /// [`super::rules::decide`] in one transaction: statuses and balances
-    /// commit together, and only a transfer still PENDING under the lock is
-    /// applied, so concurrent or re-run settles never apply one twice.
+    /// [`super::rules::settle::settle_due`] in one transaction: statuses
+    /// and balances commit together, and only a transfer still PENDING
+    /// under the lock is applied, so concurrent or re-run settles never
+    /// apply one twice.
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts>;
 
     /// How many transfers wait for settlement.
@@ -172,4 +173,12 @@ pub trait Store {
     /// Every check of the ledger from one consistent snapshot: the engine's
     /// own checks of its storage, then [`super::rules::verify`]'s.
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport>;
+}
+
+impl super::Ledger {
+    /// The engine under the facade, for code written once against any
+    /// engine's [`Store`] (the conformance story in `tests/story`).
+    pub fn store(&mut self) -> &mut dyn Store {
+        &mut *self.store
+    }
 }

@@ -149,6 +149,27 @@ fn a_release_gives_the_money_back_and_moves_nothing() {
 }
 
 #[test]
+fn an_expired_hold_stops_reserving_what_it_reserved_not_its_amount() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "80", "--expires-in", "1h"],
+    );
+    // `held` counts a hold's `hold_amount`; its `amount` is what a capture
+    // takes. Were the two ever apart, the reservation is what expiry frees.
+    s.tamper("UPDATE transfers SET amount = 30 WHERE status = 'HELD'");
+    let later = at(&s, T2, &["get-user", "alice"]);
+    assert_eq!(
+        (money(&later, "held"), money(&later, "available")),
+        ("0.00".into(), "100.00".into())
+    );
+    let listed = at(&s, T2, &["users"]);
+    assert!(listed.to_string().contains("\"held\":\"0.00\""), "{listed}");
+}
+
+#[test]
 fn a_hold_expires_by_the_clock_before_anything_marks_it() {
     let s = Sandbox::new();
     alice_with_100(&s);

@@ -7,6 +7,7 @@ use postgres::{Client, Row};
 use super::NOW_MS;
 use super::error::PgResult;
 use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
+use crate::ledger::rules;
 use crate::money::Currency;
 
 const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
@@ -90,7 +91,7 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
 /// Seals what can be sealed unless another process is sealing, in one
 /// transaction that holds the chain's advisory lock.
 pub fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
-    let waiting: bool = client.query_one(chain::ANYTHING_TO_SEAL, &[])?.get(0);
+    let waiting: bool = client.query_one(&chain::anything_to_seal(), &[])?.get(0);
     if !waiting {
         return Ok(0);
     }
@@ -136,10 +137,13 @@ fn seal_one(
     };
     let start = last;
     let end = chain::link_end(last, min_tx, max_tx);
+    let changing = rules::changing_statuses_sql();
     let late: Vec<i64> = tx
         .query(
-            "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-              WHERE t.status NOT IN ('PENDING', 'HELD') ORDER BY o.tx_id",
+            &format!(
+                "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
+                  WHERE t.status NOT IN ({changing}) ORDER BY o.tx_id"
+            ),
             &[],
         )?
         .iter()
@@ -151,8 +155,10 @@ fn seal_one(
     let end = end.max(start);
     let excluded: Vec<i64> = tx
         .query(
-            "SELECT tx_id FROM transfers WHERE status IN ('HELD', 'PENDING') AND tx_id > $1 AND tx_id <= $2
-              ORDER BY tx_id",
+            &format!(
+                "SELECT tx_id FROM transfers WHERE status IN ({changing}) AND tx_id > $1 AND tx_id <= $2
+                  ORDER BY tx_id"
+            ),
             &[&start, &end],
         )?
         .iter()

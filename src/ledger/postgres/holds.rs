@@ -114,39 +114,3 @@ pub fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     )?;
     Ok(record)
 }
-
-/// Marks every hold past its expiry EXPIRED and gives its reservation
-/// back, in a transaction of its own; returns how many.
-pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
-    client.batch_execute("BEGIN")?;
-    let rows = client.query(
-        &format!(
-            "WITH gone AS (
-                UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-                 WHERE tx_id IN (SELECT tx_id FROM transfers
-                                  WHERE status = 'HELD' AND expires_at <= {NOW_MS}
-                                  FOR UPDATE SKIP LOCKED)
-                RETURNING src, hold_amount)
-             SELECT src, sum(hold_amount)::bigint, count(*) FROM gone GROUP BY src ORDER BY src"
-        ),
-        &[],
-    )?;
-    let mut count = 0u64;
-    for row in &rows {
-        client.execute(
-            "UPDATE accounts SET held = held - $2 WHERE id = $1",
-            &[&row.get::<_, i64>(0), &row.get::<_, i64>(1)],
-        )?;
-        count += row.get::<_, i64>(2) as u64;
-    }
-    if count == 0 {
-        client.batch_execute("ROLLBACK")?;
-        return Ok(0);
-    }
-    commit(
-        client,
-        &format!("the expiry of {count} holds"),
-        "`wallet settle` again marks any that are left",
-    )?;
-    Ok(count)
-}

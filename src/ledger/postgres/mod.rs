@@ -628,7 +628,7 @@ impl Store for PgStore {
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
-        let expired = self.retrying(|store| holds::expire_holds(&mut store.client))?;
+        let expired = self.retrying(|store| settle::expire_holds(&mut store.client))?;
         let counts = self.retrying(|store| settle::settle_batch(&mut store.client, max))?;
         Ok(BatchCounts { expired, ..counts })
     }

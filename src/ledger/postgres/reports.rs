@@ -24,27 +24,16 @@ pub fn users(
 ) -> PgResult<Vec<UserRecord>> {
     let rows = client.query(
         &format!(
-            "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out,
-                    a.held - (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                              WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
+            "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
+                    (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                      WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
              FROM accounts a
              WHERE a.name IS NOT NULL AND lower(a.name) > lower($1)
              ORDER BY lower(a.name) LIMIT $2"
         ),
         &[&after.map_or("", UserName::as_str), &i64::from(limit)],
     )?;
-    Ok(rows
-        .iter()
-        .map(|row| UserRecord {
-            id: row.get(0),
-            name: row.get(1),
-            email: row.get(2),
-            balance: row.get(3),
-            pending_in: row.get(4),
-            pending_out: row.get(5),
-            held: row.get(6),
-        })
-        .collect())
+    Ok(rows.iter().map(super::users::user_from_row).collect())
 }
 
 /// Every account's balance from one snapshot; at an instant, each user's

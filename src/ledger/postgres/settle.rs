@@ -4,14 +4,14 @@
 //! A transfer's lane is its source account's (a deposit's, its
 //! destination's). A worker's batch locks lanes, then the PENDING transfers
 //! it claims in them, then the user accounts they name, in id order, and
-//! decides the transfers in `tx_id` order with [`rules::decide`]. The lanes
-//! it locks are those of the oldest PENDING transfers that no other worker
-//! holds, as many as the oldest `max` transfers span. One worker alone
-//! therefore takes exactly the oldest `max` transfers, as the SQLite engine
-//! does, and reaches the same outcomes; with several, each takes the
-//! oldest work of the lanes the others leave, and a source account's
-//! transfers, all in its lane, are still decided one batch after another
-//! in `tx_id` order. What may differ from one worker: a credit from another
+//! has [`rules::settle::settle_due`] decide the transfers in `tx_id` order.
+//! The lanes it locks are those of the oldest PENDING transfers that no
+//! other worker holds, as many as the oldest `max` transfers span. One
+//! worker alone therefore takes exactly the oldest `max` transfers, as the
+//! SQLite engine does, and reaches the same outcomes; with several, each
+//! takes the oldest work of the lanes the others leave, and a source
+//! account's transfers, all in its lane, are still decided one batch after
+//! another in `tx_id` order. What may differ from one worker: a credit from another
 //! lane may land before or after a debit that one worker would have
 //! decided in the other order.
 //!
@@ -34,7 +34,8 @@ use super::commit;
 use super::error::PgResult;
 use crate::error::WalletError;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
-use crate::ledger::rules::{self, Decision};
+use crate::ledger::rules;
+use crate::ledger::rules::settle::{Account, Due, Original};
 use crate::money::Currency;
 
 pub fn pending_count(client: &mut Client) -> PgResult<u64> {
@@ -61,12 +62,48 @@ pub fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-struct Account {
-    balance: i64,
-    pending_in: i64,
-    pending_out: i64,
-    held: i64,
+/// Marks every hold past its expiry EXPIRED and gives its reservation
+/// back, in a transaction of its own; returns how many. The accounts are
+/// locked in id order, as every writer locks them, before one update
+/// gives each its reservations back.
+pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
+    client.batch_execute("BEGIN")?;
+    let found = client.query(
+        &format!(
+            "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
+              WHERE tx_id IN (SELECT tx_id FROM transfers
+                               WHERE status = 'HELD' AND expires_at <= {NOW_MS}
+                               FOR UPDATE SKIP LOCKED)
+             RETURNING src, hold_amount"
+        ),
+        &[],
+    )?;
+    let mut released = Vec::new();
+    let count = rules::settle::expire_holds(
+        found.iter().map(|row| (row.get(0), row.get(1))),
+        &mut released,
+    );
+    if count == 0 {
+        client.batch_execute("ROLLBACK")?;
+        return Ok(0);
+    }
+    let (ids, amounts): (Vec<i64>, Vec<i64>) = released.into_iter().unzip();
+    client.execute(
+        "SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&ids],
+    )?;
+    client.execute(
+        "UPDATE accounts a SET held = a.held - u.amount
+           FROM unnest($1::bigint[], $2::bigint[]) AS u(id, amount)
+          WHERE a.id = u.id",
+        &[&ids, &amounts],
+    )?;
+    commit(
+        client,
+        &format!("the expiry of {count} holds"),
+        "`wallet settle` again marks any that are left",
+    )?;
+    Ok(count)
 }
 
 /// How far past the oldest `max` PENDING transfers a worker looks for
@@ -137,7 +174,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     let drained = (window.len() as i64) < window_limit
         && lanes.len() == candidates.len()
         && claim.len() == window.len();
-    let due: Vec<(i64, i64, i64, i64, Option<i64>)> = client
+    let due: Vec<Due> = client
         .query(
             "SELECT tx_id, src, dst, amount, refund_of FROM transfers
               WHERE tx_id = ANY($1) AND status = 'PENDING'
@@ -146,7 +183,13 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             &[&claim],
         )?
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+        .map(|row| Due {
+            tx_id: row.get(0),
+            src: row.get(1),
+            dst: row.get(2),
+            amount: row.get(3),
+            refund_of: row.get(4),
+        })
         .collect();
     if due.is_empty() {
         // Cancelled or settled by another worker between the look and the lock.
@@ -160,7 +203,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     // writer locks them, so that no two transactions deadlock.
     let mut users: Vec<i64> = due
         .iter()
-        .flat_map(|&(_, src, dst, _, _)| [src, dst])
+        .flat_map(|d| [d.src, d.dst])
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
     users.sort_unstable();
@@ -170,12 +213,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             .map(|row| {
                 (
                     row.get(0),
-                    Account {
-                        balance: row.get(1),
-                        pending_in: row.get(2),
-                        pending_out: row.get(3),
-                        held: row.get(4),
-                    },
+                    Account::read(row.get(1), row.get(2), row.get(3), row.get(4)),
                 )
             })
             .collect()
@@ -200,74 +238,49 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         )
         .into());
     }
-    let mut counts = BatchCounts::default();
-    let mut decided = Decided::with_capacity(due.len());
-    // Refunds completed in this batch, by the transfer they refund. Every
-    // refund of one transfer has that transfer's payee as its source, so
-    // they are all in one lane, decided by one worker at a time.
-    let mut refunded_here: HashMap<i64, i64> = HashMap::new();
-    for &(tx_id, src, dst, amount, refund_of) in &due {
-        let before_src = accounts[&src];
-        let before_dst = accounts[&dst];
-        let mut decision = rules::decide(
-            src,
-            before_src.balance,
-            before_src.held,
-            before_dst.balance,
-            amount,
+    // The transfers the batch's refunds pay back, with their refunds
+    // completed so far, in one statement. Every refund of one transfer has
+    // that transfer's payee as its source, so they are all in one lane,
+    // decided by one worker at a time.
+    let mut refunded: Vec<i64> = due.iter().filter_map(|d| d.refund_of).collect();
+    let mut originals: HashMap<i64, Original> = HashMap::new();
+    if !refunded.is_empty() {
+        refunded.sort_unstable();
+        refunded.dedup();
+        originals.extend(
+            client
+                .query(
+                    "SELECT o.tx_id, o.amount,
+                            (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+                              WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
+                       FROM transfers o WHERE o.tx_id = ANY($1)",
+                    &[&refunded],
+                )?
+                .iter()
+                .map(|row| {
+                    (
+                        row.get(0),
+                        Original {
+                            amount: row.get(1),
+                            refunded: row.get(2),
+                        },
+                    )
+                }),
         );
-        if let (Some(original), Decision::Complete { .. }) = (refund_of, decision) {
-            let row = client.query_one(
-                "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-                                    WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
-                   FROM transfers o WHERE o.tx_id = $1",
-                &[&original],
-            )?;
-            let (original_amount, completed): (i64, i64) = (row.get(0), row.get(1));
-            let here = refunded_here.entry(original).or_default();
-            if rules::refund_fits(original_amount, completed + *here, amount) {
-                *here += amount;
-            } else {
-                decision = Decision::Fail(FailReason::RefundExceedsOriginal);
-            }
-        }
-        let (status, reason, src_balance, dst_balance) = match decision {
-            Decision::Complete {
-                src_balance,
-                dst_balance,
-            } => {
-                counts.completed += 1;
-                (Status::Completed, None, src_balance, dst_balance)
-            }
-            Decision::Fail(reason) => {
-                counts.failed += 1;
-                (
-                    Status::Failed,
-                    Some(reason.as_str()),
-                    before_src.balance,
-                    before_dst.balance,
-                )
-            }
-        };
-        let src_out = rules::release_pending(src, before_src.pending_out, amount)?;
-        let dst_in = rules::release_pending(dst, before_dst.pending_in, amount)?;
-        if let Some(account) = accounts.get_mut(&src) {
-            account.balance = src_balance;
-            account.pending_out = src_out;
-        }
-        if let Some(account) = accounts.get_mut(&dst) {
-            account.balance = dst_balance;
-            account.pending_in = dst_in;
-        }
+    }
+    let mut outcomes = Vec::new();
+    let counts = rules::settle::settle_due(&due, &mut accounts, &mut originals, &mut outcomes)?;
+    let mut decided = Decided::with_capacity(due.len());
+    for (d, outcome) in due.iter().zip(&outcomes) {
         // The external account's side is left empty: read unlocked, its
         // balance here is this worker's view, not the balance right after.
-        let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
+        let (src_balance, dst_balance) = outcome.balances_seen(d);
         decided.push(
-            tx_id,
-            status,
-            reason,
-            user(src, src_balance),
-            user(dst, dst_balance),
+            d.tx_id,
+            outcome.status(),
+            outcome.reason().map(FailReason::as_str),
+            src_balance,
+            dst_balance,
         );
     }
     let column =
@@ -318,7 +331,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         |f: fn(&Account) -> i64| f(&accounts[&EXTERNAL_ACCOUNT]) - f(&before[&EXTERNAL_ACCOUNT]);
     if due
         .iter()
-        .any(|&(_, src, dst, _, _)| src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT)
+        .any(|d| d.src == EXTERNAL_ACCOUNT || d.dst == EXTERNAL_ACCOUNT)
     {
         client.execute(
             "UPDATE accounts SET balance = balance + $1, pending_in = pending_in + $2,
@@ -330,7 +343,7 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
             ],
         )?;
     }
-    let (first, last) = (due[0].0, due[due.len() - 1].0);
+    let (first, last) = (due[0].tx_id, due[due.len() - 1].tx_id);
     commit(
         client,
         &format!("the settlement of transfers {first}–{last}"),

@@ -12,15 +12,14 @@ use crate::ledger::model::{
 };
 use crate::ledger::rules;
 
-/// A transfer as readers show it: a hold past its expiry reads EXPIRED
-/// (by the server's clock) whether or not `settle` has marked it; then the
-/// balance after it of the user `balance_of` names, and its refunds (each
-/// as `tx_id:amount:status`, and the sum of those COMPLETED).
+/// A transfer as stored, with the balance after it of the user
+/// `balance_of` names, its refunds (each as `tx_id:amount:status`, and the
+/// sum of those COMPLETED), and the server's clock, by which
+/// [`transfer_from_row`] reports a hold past its expiry as EXPIRED.
 pub fn select_transfer(balance_of: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
-            CASE WHEN t.status = 'HELD' AND t.expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE t.status END,
-            t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
+            t.status, t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
             t.refund_of,
             CASE WHEN t.status = 'COMPLETED' THEN
                 CASE WHEN t.src = {balance_of} THEN t.src_balance WHEN t.dst = {balance_of} THEN t.dst_balance END
@@ -29,7 +28,8 @@ pub fn select_transfer(balance_of: &str) -> String {
                              '{{}}') FROM transfers r
               WHERE r.refund_of = t.tx_id),
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-              WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')
+              WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED'),
+            {NOW_MS}
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst"
@@ -64,16 +64,17 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     let row = client
         .query_opt(
             &format!(
-                "SELECT src, dst, amount,
-                        CASE WHEN status = 'HELD' AND expires_at <= {NOW_MS} THEN 'EXPIRED' ELSE status END
+                "SELECT src, dst, amount, status, expires_at, {NOW_MS}
                    FROM transfers WHERE tx_id = $1 FOR UPDATE"
             ),
             &[&tx_id],
         )?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
-    let (src, dst, amount, status): (i64, i64, i64, String) =
+    let (src, dst, amount, stored): (i64, i64, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
-    rules::check_cancellable(tx_id, &status)?;
+    // An expired hold is named EXPIRED, as every reader names it.
+    let status = rules::status_as_of(rules::stored_status(&stored)?, row.get(4), row.get(5));
+    rules::check_cancellable(tx_id, status.as_str())?;
     client.execute(
         &format!(
             "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
@@ -166,19 +167,20 @@ pub fn history(
 
 pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
     let status: String = row.get(5);
+    let expires_at: Option<i64> = row.get(11);
     Ok(TransferRecord {
         tx_id: row.get(0),
         src: row.get(1),
         dst: row.get(2),
         amount: row.get(3),
         memo: row.get(4),
-        status: rules::stored_status(&status)?,
+        status: rules::status_as_of(rules::stored_status(&status)?, expires_at, row.get(16)),
         reason: row.get(6),
         idempotency_key: row.get(7),
         created_at: row.get(8),
         settled_at: row.get(9),
         hold_amount: row.get(10),
-        expires_at: row.get(11),
+        expires_at,
         refund_of: row.get(12),
         refunds: {
             let listed: Vec<String> = row.get(14);

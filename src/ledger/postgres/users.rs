@@ -8,14 +8,15 @@ use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
+use crate::ledger::rules;
 
-/// `held` as of now: holds past their expiry, even those `settle` has not
-/// marked yet, reserve nothing.
+/// `held`, then what holds past their expiry, even those `settle` has not
+/// marked yet, reserve in it: [`user_from_row`] leaves that out.
 fn select_user() -> String {
     format!(
-        "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out,
-                a.held - (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                          WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
+        "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
+                (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                  WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
          FROM accounts a WHERE lower(a.name) = lower($1)"
     )
 }
@@ -29,7 +30,7 @@ pub fn create_user(client: &mut Client, name: &UserName, email: &Email) -> PgRes
         &format!(
             "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
              ON CONFLICT ((lower(name))) DO NOTHING
-             RETURNING id, name, email, balance, pending_in, pending_out, held"
+             RETURNING id, name, email, balance, pending_in, pending_out, held, 0::bigint"
         ),
         &[&name.as_str(), &email.as_str()],
     )?;
@@ -140,7 +141,9 @@ pub fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>
     Ok(row.as_ref().map(user_from_row))
 }
 
-fn user_from_row(row: &Row) -> UserRecord {
+/// A user as read with `held` and the expired part of it (see
+/// [`select_user`]), held as of now by [`rules::held_as_of`].
+pub fn user_from_row(row: &Row) -> UserRecord {
     UserRecord {
         id: row.get(0),
         name: row.get(1),
@@ -148,6 +151,6 @@ fn user_from_row(row: &Row) -> UserRecord {
         balance: row.get(3),
         pending_in: row.get(4),
         pending_out: row.get(5),
-        held: row.get(6),
+        held: rules::held_as_of(row.get(6), row.get(7)),
     }
 }

@@ -4,11 +4,14 @@
 //! An engine reads and locks rows; these functions decide what the rows
 //! become: whether a request names two distinct parties, whether a reused
 //! idempotency key replays or conflicts, how pending sums move, and whether
-//! a due transfer completes or fails. A chunk of queued lines is decided
-//! in input order by [`plan::plan_chunk`], the one planner every engine
-//! calls; `verify`'s checks over the figures are in [`verify`].
+//! a due transfer completes or fails, what a status reads as at an instant
+//! and what can still change. A chunk of queued lines is decided in input
+//! order by [`plan::plan_chunk`], the one planner every engine calls;
+//! settlement's loop over a batch is in [`settle`], `verify`'s checks over
+//! the figures in [`verify`].
 
 pub mod plan;
+pub mod settle;
 pub mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
@@ -206,6 +209,42 @@ pub fn stored_status(text: &str) -> Result<Status> {
     })
 }
 
+/// A transfer's status as of `now`: a hold past its expiry is EXPIRED from
+/// that instant, whether or not `settle` has marked it yet. Every reader
+/// maps the status it stored through this.
+pub fn status_as_of(stored: Status, expires_at: Option<i64>, now: i64) -> Status {
+    match (stored, expires_at) {
+        (Status::Held, Some(at)) if at <= now => Status::Expired,
+        _ => stored,
+    }
+}
+
+/// Whether a transfer in this stored status can still change: a PENDING
+/// one is decided by settlement or a cancel, a HELD one by a capture, a
+/// release or its expiry (a hold past its expiry is still HELD on disk
+/// until `settle` marks it). The hash chain seals only what cannot.
+pub fn can_change(stored: Status) -> bool {
+    matches!(stored, Status::Pending | Status::Held)
+}
+
+/// The stored statuses [`can_change`] names, as an SQL list (`'PENDING',
+/// 'HELD'`), for the statements that select transfers by it.
+pub fn changing_statuses_sql() -> String {
+    Status::ALL
+        .into_iter()
+        .filter(|status| can_change(*status))
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A user's `held` as readers report it: the stored sum less what holds
+/// past their expiry, not yet marked, reserved (their `hold_amount`: what a
+/// hold reserves, which a partial capture leaves in `amount` smaller).
+pub fn held_as_of(stored_held: i64, expired_reserved: i64) -> i64 {
+    stored_held.saturating_sub(expired_reserved)
+}
+
 /// Only a PENDING transfer can be cancelled; one that settlement (or an
 /// earlier cancel) already decided stays as it is.
 pub fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
@@ -329,7 +368,7 @@ pub fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<()> {
 /// Whether a hold still reserves money at `now`: HELD and not past its
 /// expiry. Only a live hold can be captured or released.
 pub fn check_live_hold(tx_id: i64, stored: &str, expires_at: Option<i64>, now: i64) -> Result<()> {
-    let status = stored_status(stored)?.as_of(expires_at, now);
+    let status = status_as_of(stored_status(stored)?, expires_at, now);
     if status == Status::Held {
         return Ok(());
     }

@@ -2,11 +2,13 @@
 //! sequences of queue, cancel and settle decided by the rules held to a
 //! plain model written without them.
 
+use std::collections::HashMap;
+
 use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{IdempotencyKey, UserName};
-use crate::ledger::model::{FailReason, Status};
+use crate::ledger::model::{BatchCounts, FailReason, Status};
 use crate::money::Amount;
 
 fn user(name: &str) -> Option<UserName> {
@@ -172,9 +174,30 @@ fn settlement_decides_by_the_balance_it_sees() {
 /// One step of a random session. Accounts are numbered, 0 the outside.
 #[derive(Debug, Clone)]
 enum Op {
-    Queue { src: usize, dst: usize, amount: i64 },
-    Cancel { nth: usize },
-    Settle { up_to: usize },
+    Queue {
+        src: usize,
+        dst: usize,
+        amount: i64,
+    },
+    /// Queues a refund of the `nth` transfer if it is COMPLETED. Only
+    /// settlement caps it, so that the cap is exercised.
+    Refund {
+        nth: usize,
+        amount: i64,
+    },
+    /// Places a hold on a user's money.
+    Hold {
+        src: usize,
+        amount: i64,
+    },
+    /// Every hold passes its expiry.
+    Expire,
+    Cancel {
+        nth: usize,
+    },
+    Settle {
+        up_to: usize,
+    },
 }
 
 const USERS: usize = 4;
@@ -182,12 +205,17 @@ const USERS: usize = 4;
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     // Mostly everyday amounts, sometimes one near the top of the range,
     // so that pending sums and balances reach their limits.
-    let amount = prop_oneof![
-        8 => 1i64..400,
-        1 => (i64::MAX - 1000)..=i64::MAX,
-    ];
+    let amount = || {
+        prop_oneof![
+            8 => 1i64..400,
+            1 => (i64::MAX - 1000)..=i64::MAX,
+        ]
+    };
     let op = prop_oneof![
-        6 => (0..=USERS, 0..=USERS, amount).prop_map(|(src, dst, amount)| Op::Queue { src, dst, amount }),
+        6 => (0..=USERS, 0..=USERS, amount()).prop_map(|(src, dst, amount)| Op::Queue { src, dst, amount }),
+        1 => (0usize..64, 1i64..300).prop_map(|(nth, amount)| Op::Refund { nth, amount }),
+        1 => (1..=USERS, amount()).prop_map(|(src, amount)| Op::Hold { src, amount }),
+        1 => Just(Op::Expire),
         1 => (0usize..64).prop_map(|nth| Op::Cancel { nth }),
         2 => (1usize..8).prop_map(|up_to| Op::Settle { up_to }),
     ];
@@ -205,6 +233,20 @@ struct Row {
     amount: i64,
     status: Status,
     reason: Option<FailReason>,
+    refund_of: Option<usize>,
+}
+
+impl Row {
+    fn new(src: usize, dst: usize, amount: i64, status: Status, refund_of: Option<usize>) -> Self {
+        Self {
+            src,
+            dst,
+            amount,
+            status,
+            reason: None,
+            refund_of,
+        }
+    }
 }
 
 /// The indexes of the oldest `up_to` PENDING rows: what a settle of that
@@ -216,17 +258,40 @@ fn oldest_pending(rows: &[Row], up_to: usize) -> Vec<usize> {
         .collect()
 }
 
-/// What an engine stores, kept in vectors and changed only as the rules say.
-#[derive(Default)]
+/// The refund this op would queue, if its original is COMPLETED: the
+/// original's payee pays its payer back.
+fn refund_of(rows: &[Row], nth: usize, amount: i64) -> Option<(usize, usize, usize, i64)> {
+    if rows.is_empty() {
+        return None;
+    }
+    let i = nth % rows.len();
+    (rows[i].status == Status::Completed).then_some((rows[i].dst, rows[i].src, i, amount))
+}
+
+/// What an engine stores, changed only as the rules say: the account map
+/// an engine lends [`settle::settle_due`], and the transfers.
 struct RulesBook {
-    balance: [i64; USERS + 1],
-    pending_in: [i64; USERS + 1],
-    pending_out: [i64; USERS + 1],
+    accounts: HashMap<i64, settle::Account>,
     rows: Vec<Row>,
 }
 
+impl Default for RulesBook {
+    fn default() -> Self {
+        Self {
+            accounts: (0..=USERS as i64)
+                .map(|id| (id, settle::Account::default()))
+                .collect(),
+            rows: Vec::new(),
+        }
+    }
+}
+
 impl RulesBook {
-    fn queue(&mut self, src: usize, dst: usize, amount: i64) -> bool {
+    fn account(&mut self, id: usize) -> &mut settle::Account {
+        self.accounts.get_mut(&(id as i64)).unwrap()
+    }
+
+    fn queue(&mut self, src: usize, dst: usize, amount: i64, refunds: Option<usize>) -> bool {
         let Ok(transfer) = NewTransfer::new(
             name_of(src),
             name_of(dst),
@@ -236,61 +301,120 @@ impl RulesBook {
         ) else {
             return false;
         };
-        let Ok((out, r#in)) =
-            reserve_pending(&transfer, self.pending_out[src], self.pending_in[dst])
-        else {
+        let Ok((out, r#in)) = reserve_pending(
+            &transfer,
+            self.account(src).pending_out,
+            self.account(dst).pending_in,
+        ) else {
             return false;
         };
-        self.pending_out[src] = out;
-        self.pending_in[dst] = r#in;
-        self.rows.push(Row {
-            src,
-            dst,
-            amount,
-            status: Status::Pending,
-            reason: None,
-        });
+        self.account(src).pending_out = out;
+        self.account(dst).pending_in = r#in;
+        self.rows
+            .push(Row::new(src, dst, amount, Status::Pending, refunds));
         true
     }
 
-    fn leave_pending(&mut self, i: usize) {
-        let Row {
-            src, dst, amount, ..
-        } = self.rows[i];
-        self.pending_out[src] = release_pending(src as i64, self.pending_out[src], amount).unwrap();
-        self.pending_in[dst] = release_pending(dst as i64, self.pending_in[dst], amount).unwrap();
+    fn hold(&mut self, src: usize, amount: i64) -> bool {
+        let name = name_of(src).unwrap();
+        let a = *self.account(src);
+        let Ok(held) = check_hold(
+            &name,
+            a.balance,
+            a.pending_out,
+            a.held,
+            amount,
+            &crate::money::Currency::default(),
+        ) else {
+            return false;
+        };
+        self.account(src).held = held;
+        self.rows.push(Row::new(src, 0, amount, Status::Held, None));
+        true
+    }
+
+    /// Marks every hold EXPIRED, as an engine's statement does, and hands
+    /// what it found to the rules.
+    fn expire(&mut self) -> u64 {
+        let mut found = Vec::new();
+        for row in self.rows.iter_mut().filter(|r| r.status == Status::Held) {
+            row.status = Status::Expired;
+            found.push((row.src as i64, row.amount));
+        }
+        let mut released = Vec::new();
+        let count = settle::expire_holds(found, &mut released);
+        settle::release_holds(&released, &mut self.accounts).unwrap();
+        count
     }
 
     fn cancel(&mut self, i: usize) -> bool {
-        if stored_status(self.rows[i].status.as_str()).unwrap() != Status::Pending {
+        if check_cancellable(i as i64, self.rows[i].status.as_str()).is_err() {
             return false;
         }
-        self.leave_pending(i);
+        let Row {
+            src, dst, amount, ..
+        } = self.rows[i];
+        let (out, r#in) = (self.account(src).pending_out, self.account(dst).pending_in);
+        self.account(src).pending_out = release_pending(src as i64, out, amount).unwrap();
+        self.account(dst).pending_in = release_pending(dst as i64, r#in, amount).unwrap();
         self.rows[i].status = Status::Cancelled;
         true
     }
 
-    fn settle(&mut self, up_to: usize) {
-        for i in oldest_pending(&self.rows, up_to) {
-            let Row {
-                src, dst, amount, ..
-            } = self.rows[i];
-            match decide(src as i64, self.balance[src], 0, self.balance[dst], amount) {
-                Decision::Complete {
-                    src_balance,
-                    dst_balance,
-                } => {
-                    self.balance[src] = src_balance;
-                    self.balance[dst] = dst_balance;
-                    self.rows[i].status = Status::Completed;
-                }
-                Decision::Fail(reason) => {
-                    self.rows[i].status = Status::Failed;
-                    self.rows[i].reason = Some(reason);
-                }
-            }
-            self.leave_pending(i);
+    /// Reads the batch and what its refunds pay back as an engine does,
+    /// has [`settle::settle_due`] decide it and stores the outcomes.
+    fn settle(&mut self, up_to: usize) -> BatchCounts {
+        let due: Vec<settle::Due> = oldest_pending(&self.rows, up_to)
+            .into_iter()
+            .map(|i| settle::Due {
+                tx_id: i as i64,
+                src: self.rows[i].src as i64,
+                dst: self.rows[i].dst as i64,
+                amount: self.rows[i].amount,
+                refund_of: self.rows[i].refund_of.map(|o| o as i64),
+            })
+            .collect();
+        let mut originals = HashMap::new();
+        for original in due.iter().filter_map(|d| d.refund_of) {
+            let refunded = self
+                .rows
+                .iter()
+                .filter(|r| r.refund_of == Some(original as usize))
+                .filter(|r| r.status == Status::Completed)
+                .map(|r| r.amount)
+                .sum();
+            originals.insert(
+                original,
+                settle::Original {
+                    amount: self.rows[original as usize].amount,
+                    refunded,
+                },
+            );
         }
+        let mut outcomes = Vec::new();
+        let counts =
+            settle::settle_due(&due, &mut self.accounts, &mut originals, &mut outcomes).unwrap();
+        assert_eq!(outcomes.len(), due.len());
+        for (d, outcome) in due.iter().zip(outcomes) {
+            let row = &mut self.rows[d.tx_id as usize];
+            row.status = outcome.status();
+            row.reason = outcome.reason();
+        }
+        counts
+    }
+
+    /// One transfer per batch until `up_to` are decided or none is left.
+    fn settle_one_by_one(&mut self, up_to: usize) -> BatchCounts {
+        let mut total = BatchCounts::default();
+        for _ in 0..up_to {
+            let counts = self.settle(1);
+            if counts.processed() == 0 {
+                break;
+            }
+            total.completed += counts.completed;
+            total.failed += counts.failed;
+        }
+        total
     }
 }
 
@@ -316,6 +440,14 @@ impl PlainModel {
             .sum()
     }
 
+    fn held(&self, account: usize) -> i128 {
+        self.rows
+            .iter()
+            .filter(|r| r.status == Status::Held && r.src == account)
+            .map(|r| i128::from(r.amount))
+            .sum()
+    }
+
     fn balance(&self, account: usize) -> i128 {
         self.rows
             .iter()
@@ -331,21 +463,36 @@ impl PlainModel {
             .sum()
     }
 
-    fn queue(&mut self, src: usize, dst: usize, amount: i64) -> bool {
+    fn queue(&mut self, src: usize, dst: usize, amount: i64, refunds: Option<usize>) -> bool {
         let max = i128::from(i64::MAX);
         let refused = src == dst
             || self.pending_sum(src, true) + i128::from(amount) > max
             || self.pending_sum(dst, false) + i128::from(amount) > max;
         if !refused {
-            self.rows.push(Row {
-                src,
-                dst,
-                amount,
-                status: Status::Pending,
-                reason: None,
-            });
+            self.rows
+                .push(Row::new(src, dst, amount, Status::Pending, refunds));
         }
         !refused
+    }
+
+    fn hold(&mut self, src: usize, amount: i64) -> bool {
+        let amount = i128::from(amount);
+        let available = self.balance(src) - self.pending_sum(src, true) - self.held(src);
+        let placed = available >= amount && self.held(src) + amount <= i128::from(i64::MAX);
+        if placed {
+            self.rows
+                .push(Row::new(src, 0, amount as i64, Status::Held, None));
+        }
+        placed
+    }
+
+    fn expire(&mut self) -> u64 {
+        let mut count = 0;
+        for row in self.rows.iter_mut().filter(|r| r.status == Status::Held) {
+            row.status = Status::Expired;
+            count += 1;
+        }
+        count
     }
 
     fn cancel(&mut self, i: usize) -> bool {
@@ -356,60 +503,115 @@ impl PlainModel {
         pending
     }
 
-    fn settle(&mut self, up_to: usize) {
+    fn settle(&mut self, up_to: usize) -> BatchCounts {
+        let mut counts = BatchCounts::default();
         for i in oldest_pending(&self.rows, up_to) {
             let (src, dst, amount) = (self.rows[i].src, self.rows[i].dst, self.rows[i].amount);
-            let (from, to) = (self.balance(src), self.balance(dst));
+            let (from, to) = (self.balance(src) - self.held(src), self.balance(dst));
             let amount = i128::from(amount);
             let range = i128::from(i64::MIN)..=i128::from(i64::MAX);
+            let refunded = |original: usize| -> i128 {
+                self.rows
+                    .iter()
+                    .filter(|r| r.refund_of == Some(original) && r.status == Status::Completed)
+                    .map(|r| i128::from(r.amount))
+                    .sum()
+            };
             let (status, reason) = if src != 0 && from < amount {
                 (Status::Failed, Some(FailReason::InsufficientFunds))
-            } else if !range.contains(&(from - amount)) || !range.contains(&(to + amount)) {
+            } else if !range.contains(&(self.balance(src) - amount))
+                || !range.contains(&(to + amount))
+            {
                 (Status::Failed, Some(FailReason::BalanceOverflow))
+            } else if let Some(original) = self.rows[i].refund_of
+                && refunded(original) + amount > i128::from(self.rows[original].amount)
+            {
+                (Status::Failed, Some(FailReason::RefundExceedsOriginal))
             } else {
                 (Status::Completed, None)
             };
+            match status {
+                Status::Completed => counts.completed += 1,
+                _ => counts.failed += 1,
+            }
             self.rows[i].status = status;
             self.rows[i].reason = reason;
         }
+        counts
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// The rules' settle loop, fed batches of any size, against the plain
+    /// model; and the same session settled one transfer per batch, which
+    /// must reach the same outcomes and balances.
     #[test]
     fn sessions_decided_by_the_rules_equal_the_plain_model(ops in ops()) {
         let mut book = RulesBook::default();
+        let mut single = RulesBook::default();
         let mut plain = PlainModel::default();
         for op in &ops {
             match *op {
                 Op::Queue { src, dst, amount } => {
-                    prop_assert_eq!(book.queue(src, dst, amount), plain.queue(src, dst, amount), "{:?}", op);
+                    let queued = plain.queue(src, dst, amount, None);
+                    prop_assert_eq!(book.queue(src, dst, amount, None), queued, "{:?}", op);
+                    prop_assert_eq!(single.queue(src, dst, amount, None), queued, "{:?}", op);
+                }
+                Op::Refund { nth, amount } => {
+                    if let Some((src, dst, original, amount)) = refund_of(&plain.rows, nth, amount) {
+                        let queued = plain.queue(src, dst, amount, Some(original));
+                        prop_assert_eq!(book.queue(src, dst, amount, Some(original)), queued, "{:?}", op);
+                        prop_assert_eq!(single.queue(src, dst, amount, Some(original)), queued, "{:?}", op);
+                    }
+                }
+                Op::Hold { src, amount } => {
+                    let placed = plain.hold(src, amount);
+                    prop_assert_eq!(book.hold(src, amount), placed, "{:?}", op);
+                    prop_assert_eq!(single.hold(src, amount), placed, "{:?}", op);
+                }
+                Op::Expire => {
+                    let count = plain.expire();
+                    prop_assert_eq!(book.expire(), count);
+                    prop_assert_eq!(single.expire(), count);
                 }
                 Op::Cancel { nth } if !book.rows.is_empty() => {
                     let i = nth % book.rows.len();
-                    prop_assert_eq!(book.cancel(i), plain.cancel(i), "{:?}", op);
+                    let cancelled = plain.cancel(i);
+                    prop_assert_eq!(book.cancel(i), cancelled, "{:?}", op);
+                    prop_assert_eq!(single.cancel(i), cancelled, "{:?}", op);
                 }
                 Op::Cancel { .. } => {}
                 Op::Settle { up_to } => {
-                    book.settle(up_to);
-                    plain.settle(up_to);
+                    let counts = plain.settle(up_to);
+                    prop_assert_eq!(book.settle(up_to), counts);
+                    prop_assert_eq!(single.settle_one_by_one(up_to), counts);
                 }
             }
             prop_assert_eq!(&book.rows, &plain.rows);
+            prop_assert_eq!(&single.rows, &plain.rows);
+            prop_assert_eq!(&single.accounts, &book.accounts);
         }
         book.settle(usize::MAX);
+        single.settle_one_by_one(usize::MAX);
         plain.settle(usize::MAX);
         prop_assert_eq!(&book.rows, &plain.rows);
+        prop_assert_eq!(&single.rows, &plain.rows);
         for account in 0..=USERS {
-            prop_assert_eq!(i128::from(book.balance[account]), plain.balance(account));
-            prop_assert_eq!(i128::from(book.pending_out[account]), plain.pending_sum(account, true));
-            prop_assert_eq!(i128::from(book.pending_in[account]), plain.pending_sum(account, false));
+            let figures = book.accounts[&(account as i64)];
+            prop_assert_eq!(i128::from(figures.balance), plain.balance(account));
+            prop_assert_eq!(i128::from(figures.pending_out), plain.pending_sum(account, true));
+            prop_assert_eq!(i128::from(figures.pending_in), plain.pending_sum(account, false));
+            prop_assert_eq!(i128::from(figures.held), plain.held(account));
             if account > 0 {
-                prop_assert!(book.balance[account] >= 0, "no user below zero");
+                prop_assert!(figures.balance >= 0, "no user below zero");
             }
         }
-        prop_assert_eq!(book.balance.iter().map(|b| i128::from(*b)).sum::<i128>(), 0, "money is conserved");
+        prop_assert_eq!(
+            book.accounts.values().map(|a| i128::from(a.balance)).sum::<i128>(),
+            0,
+            "money is conserved"
+        );
     }
 }

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::error::{SqlResult, commit};
 use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
 use crate::ledger::clock;
+use crate::ledger::rules;
 use crate::money::Currency;
 
 const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
@@ -79,7 +80,7 @@ fn covered(
 /// time, in one write transaction; returns how many links it added.
 pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64> {
     let waiting: bool = conn
-        .prepare_cached(chain::ANYTHING_TO_SEAL)?
+        .prepare_cached(&chain::anything_to_seal())?
         .query_row([], |r| r.get(0))?;
     if !waiting {
         return Ok(0);
@@ -112,11 +113,12 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
     };
     let start = last;
     let end = chain::link_end(last, min_tx, max_tx);
+    let changing = rules::changing_statuses_sql();
     let late: Vec<i64> = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-             WHERE t.status <> 'PENDING' AND t.status <> 'HELD' ORDER BY o.tx_id",
-        )?
+             WHERE t.status NOT IN ({changing}) ORDER BY o.tx_id"
+        ))?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if end <= start && late.is_empty() {
@@ -124,11 +126,11 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
     }
     let end = end.max(start);
     let excluded: Vec<i64> = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT tx_id FROM transfers
-             WHERE tx_id > ?1 AND tx_id <= ?2 AND (status = 'PENDING' OR status = 'HELD')
-             ORDER BY tx_id",
-        )?
+             WHERE tx_id > ?1 AND tx_id <= ?2 AND status IN ({changing})
+             ORDER BY tx_id"
+        ))?
         .query_map(params![start, end], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let header = LinkHeader {

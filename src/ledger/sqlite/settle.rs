@@ -1,5 +1,6 @@
 //! Settlement: applying PENDING transfers oldest first, each exactly once,
-//! a batch per transaction, each transfer decided by [`rules::decide`].
+//! a batch per transaction, decided by [`rules::settle::settle_due`] over
+//! the accounts this engine reads for it and keeps between batches.
 
 use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
@@ -7,10 +8,12 @@ use super::CommitWatch;
 use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason};
-use crate::ledger::rules::{self, Decision};
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
+use crate::ledger::rules;
+use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
+use std::collections::hash_map::Entry;
 
 pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     let count: i64 = conn.query_row(
@@ -21,39 +24,21 @@ pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     Ok(count as u64)
 }
 
-/// An account's figures while batches are applied in memory.
-#[derive(Debug, Clone, Copy)]
-struct AccountState {
-    balance: i64,
-    pending_in: i64,
-    pending_out: i64,
-    /// Reserved by live holds: not for PENDING transfers to spend.
-    held: i64,
-    /// Changed in the open batch and not yet written back.
-    dirty: bool,
-}
-
-/// A PENDING transfer as settlement reads it.
-#[derive(Debug, Clone, Copy)]
-struct Due {
-    tx_id: i64,
-    src: i64,
-    dst: i64,
-    amount: i64,
-    refund_of: Option<i64>,
-}
-
 /// What settlement carries from batch to batch: the accounts it has read
-/// (valid while no other connection commits) and a reused buffer.
+/// (valid while no other connection commits) and reused buffers.
 #[derive(Default)]
 pub(super) struct SettleCache {
-    accounts: FastMap<i64, AccountState>,
+    accounts: FastMap<i64, Account>,
     due: Vec<Due>,
+    /// The transfers the batch's refunds pay back, read for it.
+    originals: FastMap<i64, Original>,
     /// (account, tx_id, balance after) of the batch's postings, sorted
     /// before they go in.
     postings: Vec<Posting>,
-    /// Each due transfer's balances after it (none where it failed).
-    after: Vec<(Option<i64>, Option<i64>)>,
+    /// Each due transfer's outcome, in the order of `due`.
+    outcomes: Vec<Outcome>,
+    /// (account, reservation given back) of the holds that expired.
+    released: Vec<(i64, i64)>,
     /// Whether another connection committed since the last batch began.
     commits: CommitWatch,
 }
@@ -137,77 +122,40 @@ fn settle_batch_in_one_transaction(
         // damage (a balance raised by hand) from being carried forward.
         check_books(&tx, currency)?;
     }
-    let mut counts = BatchCounts {
-        expired,
-        ..BatchCounts::default()
-    };
-    cache.after.clear();
-    // Refunds completed in this batch, by the transfer they refund: the
-    // table learns of them only when the batch is written.
-    let mut refunded_here: FastMap<i64, i64> = FastMap::default();
     {
+        // Every account and refunded transfer the batch names, read before
+        // the rules decide it: the accounts once while the cache stays fresh.
         let mut load = tx.prepare_cached(
             "SELECT balance, pending_in, pending_out, held FROM accounts WHERE id = ?1",
         )?;
+        cache.originals.clear();
+        for d in &cache.due {
+            load_account(&mut cache.accounts, &mut load, d.src)?;
+            load_account(&mut cache.accounts, &mut load, d.dst)?;
+            if let Some(original) = d.refund_of
+                && let Entry::Vacant(slot) = cache.originals.entry(original)
+            {
+                slot.insert(refunded_so_far(&tx, original)?);
+            }
+        }
+    }
+    let counts = rules::settle::settle_due(
+        &cache.due,
+        &mut cache.accounts,
+        &mut cache.originals,
+        &mut cache.outcomes,
+    )?;
+    let counts = BatchCounts { expired, ..counts };
+    {
         let mut mark_failed = tx.prepare_cached(
             "UPDATE transfers SET status = 'FAILED', reason = ?2, settled_at = ?3
              WHERE tx_id = ?1 AND status = 'PENDING'",
         )?;
-        for &Due {
-            tx_id,
-            src,
-            dst,
-            amount,
-            refund_of,
-        } in &cache.due
-        {
-            let src_before = account(&mut cache.accounts, &mut load, src)?;
-            let dst_before = account(&mut cache.accounts, &mut load, dst)?;
-            let mut decision = rules::decide(
-                src,
-                src_before.balance,
-                src_before.held,
-                dst_before.balance,
-                amount,
-            );
-            if let (Some(original), Decision::Complete { .. }) = (refund_of, decision) {
-                let (original_amount, completed) = refunded_so_far(&tx, original)?;
-                let here = refunded_here.entry(original).or_default();
-                if rules::refund_fits(original_amount, completed + *here, amount) {
-                    *here += amount;
-                } else {
-                    decision = Decision::Fail(FailReason::RefundExceedsOriginal);
-                }
-            }
-            let (src_balance, dst_balance) = match decision {
-                Decision::Complete {
-                    src_balance,
-                    dst_balance,
-                } => {
-                    counts.completed += 1;
-                    cache.after.push((Some(src_balance), Some(dst_balance)));
-                    (src_balance, dst_balance)
-                }
-                Decision::Fail(reason) => {
-                    counts.failed += 1;
-                    cache.after.push((None, None));
-                    if mark_failed.execute(params![tx_id, reason.as_str(), now])? != 1 {
-                        return Err(stopped_pending(tx_id).into());
-                    }
-                    (src_before.balance, dst_before.balance)
-                }
-            };
-            let src_pending_out = rules::release_pending(src, src_before.pending_out, amount)?;
-            let dst_pending_in = rules::release_pending(dst, dst_before.pending_in, amount)?;
-            if let Some(account) = cache.accounts.get_mut(&src) {
-                account.balance = src_balance;
-                account.pending_out = src_pending_out;
-                account.dirty = true;
-            }
-            if let Some(account) = cache.accounts.get_mut(&dst) {
-                account.balance = dst_balance;
-                account.pending_in = dst_pending_in;
-                account.dirty = true;
+        for (d, outcome) in cache.due.iter().zip(&cache.outcomes) {
+            if let Some(reason) = outcome.reason()
+                && mark_failed.execute(params![d.tx_id, reason.as_str(), now])? != 1
+            {
+                return Err(stopped_pending(d.tx_id).into());
             }
         }
     }
@@ -229,16 +177,13 @@ fn settle_batch_in_one_transaction(
     }
     post(
         &tx,
-        cache
-            .due
-            .iter()
-            .zip(&cache.after)
-            .map(|(due, &(src_after, dst_after))| {
-                (due.tx_id, due.src, src_after, due.dst, dst_after)
-            }),
+        cache.due.iter().zip(&cache.outcomes).map(|(due, outcome)| {
+            let (src_after, dst_after) = outcome.balances_after(due);
+            (due.tx_id, due.src, src_after, due.dst, dst_after)
+        }),
         &mut cache.postings,
     )?;
-    log_batch(&tx, now, &cache.due, &cache.after)?;
+    log_batch(&tx, now, &cache.due, &cache.outcomes)?;
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
@@ -325,12 +270,7 @@ pub(super) fn post(
 /// Records the batch in `settle_log`, and in `late_applied` the user sides
 /// of any transfer it applied after a larger `tx_id` had been decided (a
 /// hold captured late): what `get-user --at` needs to place an instant.
-fn log_batch(
-    tx: &Transaction<'_>,
-    now: i64,
-    due: &[Due],
-    after: &[(Option<i64>, Option<i64>)],
-) -> SqlResult<()> {
+fn log_batch(tx: &Transaction<'_>, now: i64, due: &[Due], outcomes: &[Outcome]) -> SqlResult<()> {
     let (batch, before): (i64, i64) = tx
         .prepare_cached(
             "SELECT coalesce(max(batch), 0) + 1,
@@ -345,8 +285,12 @@ fn log_batch(
     let mut late = tx.prepare_cached(
         "INSERT OR REPLACE INTO late_applied (account, tx_id, batch) VALUES (?1, ?2, ?3)",
     )?;
-    for (d, (src_after, _)) in due.iter().zip(after).take_while(|(d, _)| d.tx_id < before) {
-        if src_after.is_none() {
+    for (d, outcome) in due
+        .iter()
+        .zip(outcomes)
+        .take_while(|(d, _)| d.tx_id < before)
+    {
+        if outcome.reason().is_some() {
             continue;
         }
         for account in [d.src, d.dst] {
@@ -361,41 +305,37 @@ fn log_batch(
 /// Marks every hold past its expiry EXPIRED and gives its reservation
 /// back; returns how many. Readers already leave such holds out.
 fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlResult<u64> {
-    let mut released: FastMap<i64, i64> = FastMap::default();
-    let mut count = 0u64;
-    {
+    let count = {
         let mut stmt = tx.prepare_cached(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
                              WHERE status = 'HELD' AND expires_at <= ?1)
              RETURNING src, hold_amount",
         )?;
-        let mut rows = stmt.query([now])?;
-        while let Some(row) = rows.next()? {
-            *released.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?;
-            count += 1;
-        }
-    }
+        let found = stmt
+            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+        rules::settle::expire_holds(found, &mut cache.released)
+    };
     let mut write = tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?;
-    for (id, amount) in released {
+    for &(id, amount) in &cache.released {
         write.execute(params![id, amount])?;
-        if let Some(account) = cache.accounts.get_mut(&id) {
-            account.held -= amount;
-        }
     }
+    rules::settle::release_holds(&cache.released, &mut cache.accounts)?;
     Ok(count)
 }
 
 /// A transfer's amount and the sum of its refunds completed so far.
-fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<(i64, i64)> {
-    Ok(tx
+fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<Original> {
+    let (amount, refunded) = tx
         .prepare_cached(
             "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                                 INDEXED BY transfers_by_refund_of
                                 WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
              FROM transfers o WHERE o.tx_id = ?1",
         )?
-        .query_row([original], |row| Ok((row.get(0)?, row.get(1)?)))?)
+        .query_row([original], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(Original { amount, refunded })
 }
 
 /// The invariants of the accounts table as a whole that a write must not
@@ -424,26 +364,23 @@ fn stopped_pending(tx_id: i64) -> WalletError {
     ))
 }
 
-/// The account's figures, read from the file the first time a batch needs them.
-fn account(
-    accounts: &mut FastMap<i64, AccountState>,
+/// Reads an account's figures from the file the first time a batch needs them.
+fn load_account(
+    accounts: &mut FastMap<i64, Account>,
     load: &mut CachedStatement<'_>,
     id: i64,
-) -> SqlResult<AccountState> {
-    if let Some(&state) = accounts.get(&id) {
-        return Ok(state);
+) -> SqlResult<()> {
+    if let Entry::Vacant(slot) = accounts.entry(id) {
+        slot.insert(load.query_row([id], |row| {
+            Ok(Account::read(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })?);
     }
-    let state = load.query_row([id], |row| {
-        Ok(AccountState {
-            balance: row.get(0)?,
-            pending_in: row.get(1)?,
-            pending_out: row.get(2)?,
-            held: row.get(3)?,
-            dirty: false,
-        })
-    })?;
-    accounts.insert(id, state);
-    Ok(state)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
+use crate::ledger::rules;
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held
      FROM accounts WHERE name = ?1 COLLATE NOCASE";
 
-/// The part of `held` that expired holds not yet marked still count:
-/// readers leave it out, so a hold stops reserving money at its expiry.
+/// What holds past their expiry, not yet marked, still reserve in `held`:
+/// readers leave it out ([`rules::held_as_of`]), so a hold stops reserving
+/// money at its expiry.
 const EXPIRED_HELD: &str =
-    "SELECT coalesce(sum(amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
+    "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
      WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2";
 
 /// Adds a user with a zero balance. Names are unique regardless of case.
@@ -81,7 +83,7 @@ pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> Sql
         let expired: i64 = conn
             .prepare_cached(EXPIRED_HELD)?
             .query_row(params![user.id, clock::now_ms()], |row| row.get(0))?;
-        user.held -= expired;
+        user.held = rules::held_as_of(user.held, expired);
     }
     Ok(())
 }

@@ -1,0 +1,236 @@
+//! Settlement's decisions, once for every engine: a batch of due transfers
+//! decided oldest first over the accounts an engine read for it.
+//!
+//! An engine reads the batch (the oldest PENDING transfers it may take),
+//! the accounts they name and, for refunds, the transfers they pay back;
+//! [`settle_due`] decides every transfer against those figures as earlier
+//! ones of the batch left them, and the engine writes what it returns.
+//! The account map is the engine's: SQLite keeps it from batch to batch
+//! while it can prove it fresh, PostgreSQL reads it anew under its locks.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use crate::error::{Result, WalletError};
+use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
+
+use super::{Decision, decide, refund_fits, release_pending};
+
+/// A PENDING transfer as settlement reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub tx_id: i64,
+    pub src: i64,
+    pub dst: i64,
+    pub amount: i64,
+    /// For a refund: the transfer it pays back.
+    pub refund_of: Option<i64>,
+}
+
+/// An account's figures as settlement reads and changes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Account {
+    pub balance: i64,
+    pub pending_in: i64,
+    pub pending_out: i64,
+    /// Reserved by live holds: not for PENDING transfers to spend.
+    pub held: i64,
+    /// Changed since the engine last wrote it back; the engine clears it.
+    pub dirty: bool,
+}
+
+impl Account {
+    /// Figures as read, not yet changed.
+    pub fn read(balance: i64, pending_in: i64, pending_out: i64, held: i64) -> Self {
+        Self {
+            balance,
+            pending_in,
+            pending_out,
+            held,
+            dirty: false,
+        }
+    }
+}
+
+/// A transfer that refunds are paid back from, as settlement reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Original {
+    pub amount: i64,
+    /// Its refunds COMPLETED so far, those of this batch included once
+    /// [`settle_due`] completed them.
+    pub refunded: i64,
+}
+
+/// Holds past their expiry, as found by an engine (source, amount reserved):
+/// the reservation each source gets back, by account in id order, so an
+/// engine can write them in the order it locks accounts. Returns how many
+/// holds expired.
+pub fn expire_holds(
+    found: impl IntoIterator<Item = (i64, i64)>,
+    released: &mut Vec<(i64, i64)>,
+) -> u64 {
+    released.clear();
+    let mut count = 0u64;
+    for (src, hold_amount) in found {
+        count += 1;
+        released.push((src, hold_amount));
+    }
+    released.sort_unstable_by_key(|&(src, _)| src);
+    released.dedup_by(|later, kept| {
+        if later.0 != kept.0 {
+            return false;
+        }
+        kept.1 = kept.1.saturating_add(later.1);
+        true
+    });
+    count
+}
+
+/// Gives the reservations of expired holds back to the accounts of `accounts`
+/// they belong to; the engine writes the same amounts for every account
+/// (those it has not read included) as relative updates of `held`.
+pub fn release_holds<S: BuildHasher>(
+    released: &[(i64, i64)],
+    accounts: &mut HashMap<i64, Account, S>,
+) -> Result<()> {
+    for &(id, amount) in released {
+        if let Some(account) = accounts.get_mut(&id) {
+            account.held = account
+                .held
+                .checked_sub(amount)
+                .filter(|left| *left >= 0)
+                .ok_or_else(|| {
+                    WalletError::Integrity(format!(
+                        "account {id} holds less than the holds that expired reserved"
+                    ))
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// Decides `due` (oldest first) over `accounts`, which must hold every
+/// account a due transfer names, and `originals`, which must hold every
+/// transfer a due refund pays back. Each transfer's [`Outcome`] goes into
+/// `outcomes`, in the order of `due`. Every account a transfer
+/// names leaves its pending sum whatever the outcome, and is marked dirty.
+pub fn settle_due<S: BuildHasher, T: BuildHasher>(
+    due: &[Due],
+    accounts: &mut HashMap<i64, Account, S>,
+    originals: &mut HashMap<i64, Original, T>,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<BatchCounts> {
+    outcomes.clear();
+    outcomes.reserve(due.len());
+    let mut counts = BatchCounts::default();
+    for d in due {
+        let src_before = figures(accounts, d.src)?;
+        let dst_before = figures(accounts, d.dst)?;
+        let mut decision = decide(
+            d.src,
+            src_before.balance,
+            src_before.held,
+            dst_before.balance,
+            d.amount,
+        );
+        if let (Some(refunded), Decision::Complete { .. }) = (d.refund_of, decision) {
+            let original = originals.get_mut(&refunded).ok_or_else(|| {
+                WalletError::Integrity(format!(
+                    "refund {} pays back transfer {refunded}, which does not exist; run `wallet verify`",
+                    d.tx_id
+                ))
+            })?;
+            if refund_fits(original.amount, original.refunded, d.amount) {
+                original.refunded += d.amount;
+            } else {
+                decision = Decision::Fail(FailReason::RefundExceedsOriginal);
+            }
+        }
+        let (src_balance, dst_balance) = match decision {
+            Decision::Complete {
+                src_balance,
+                dst_balance,
+            } => {
+                counts.completed += 1;
+                (src_balance, dst_balance)
+            }
+            Decision::Fail(_) => {
+                counts.failed += 1;
+                (src_before.balance, dst_before.balance)
+            }
+        };
+        let src_pending_out = release_pending(d.src, src_before.pending_out, d.amount)?;
+        let dst_pending_in = release_pending(d.dst, dst_before.pending_in, d.amount)?;
+        let src = accounts.get_mut(&d.src).expect("read above");
+        src.balance = src_balance;
+        src.pending_out = src_pending_out;
+        src.dirty = true;
+        let dst = accounts.get_mut(&d.dst).expect("read above");
+        dst.balance = dst_balance;
+        dst.pending_in = dst_pending_in;
+        dst.dirty = true;
+        outcomes.push(Outcome {
+            decision,
+            src_balance,
+            dst_balance,
+        });
+    }
+    Ok(counts)
+}
+
+fn figures<S: BuildHasher>(accounts: &HashMap<i64, Account, S>, id: i64) -> Result<Account> {
+    accounts.get(&id).copied().ok_or_else(|| {
+        WalletError::Integrity(format!(
+            "a transfer names account {id}, which does not exist; run `wallet verify`"
+        ))
+    })
+}
+
+/// What settlement made of one due transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Each side's balance once it was decided: after it moved, or as the
+    /// failed transfer found it.
+    pub src_balance: i64,
+    pub dst_balance: i64,
+}
+
+impl Outcome {
+    /// The status a decided transfer is stored with.
+    pub fn status(self) -> Status {
+        match self.decision {
+            Decision::Complete { .. } => Status::Completed,
+            Decision::Fail(_) => Status::Failed,
+        }
+    }
+
+    /// Why it failed, as stored; none for a completed transfer.
+    pub fn reason(self) -> Option<FailReason> {
+        match self.decision {
+            Decision::Complete { .. } => None,
+            Decision::Fail(reason) => Some(reason),
+        }
+    }
+
+    /// Each user side's balance right after the transfer was applied, as
+    /// its history records it: none where it failed, and none for the
+    /// external account, which keeps no history.
+    pub fn balances_after(self, due: &Due) -> (Option<i64>, Option<i64>) {
+        match self.decision {
+            Decision::Complete { .. } => self.balances_seen(due),
+            Decision::Fail(_) => (None, None),
+        }
+    }
+
+    /// Each user side's balance once the transfer was decided, applied or
+    /// not: what an audit of a failure compares with its amount. None for
+    /// the external account, whose figures a worker may read unlocked.
+    pub fn balances_seen(self, due: &Due) -> (Option<i64>, Option<i64>) {
+        let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
+        (
+            user(due.src, self.src_balance),
+            user(due.dst, self.dst_balance),
+        )
+    }
+}
