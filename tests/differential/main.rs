@@ -678,9 +678,8 @@ impl Generator {
             step = step.arg("--id").arg(&key);
         }
         if self.rng.chance(15) {
-            step = step
-                .arg("--memo")
-                .arg(*self.rng.pick(&["rent", "lunch", ""]));
+            let memo: &str = self.rng.pick(&["rent", "lunch", ""]);
+            step = step.arg("--memo").arg(memo);
         }
         step
     }
