@@ -678,7 +678,7 @@ impl Generator {
             step = step.arg("--id").arg(&key);
         }
         if self.rng.chance(15) {
-            let memo: &str = self.rng.pick(&["rent", "lunch", ""]);
+            let memo = ["rent", "lunch", ""][self.rng.below(3)];
             step = step.arg("--memo").arg(memo);
         }
         step
