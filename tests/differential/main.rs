@@ -455,8 +455,8 @@ fn parse_csv(text: &str) -> Value {
 #[derive(Default)]
 struct Seen {
     transfers: usize,
-    holds: Vec<usize>,
-    completed: Vec<usize>,
+    /// The last status each transfer was shown with.
+    status: BTreeMap<usize, String>,
     keys: Vec<Step>,
 }
 
@@ -470,21 +470,21 @@ impl Seen {
                     (map.get("tx_id"), map.get("status"))
                     && let Some(n) = id.strip_prefix('#').and_then(|n| n.parse().ok())
                 {
-                    let list = match status.as_str() {
-                        "HELD" => Some(&mut self.holds),
-                        "COMPLETED" => Some(&mut self.completed),
-                        _ => None,
-                    };
-                    if let Some(list) = list
-                        && !list.contains(&n)
-                    {
-                        list.push(n);
-                    }
+                    self.status.insert(n, status.clone());
                 }
                 map.values().for_each(|v| self.learn(v, transfers));
             }
             _ => {}
         }
+    }
+
+    /// The transfers last shown with `status`.
+    fn with_status(&self, status: &str) -> Vec<usize> {
+        self.status
+            .iter()
+            .filter(|(_, s)| s.as_str() == status)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
@@ -607,6 +607,9 @@ struct Generator {
     users: Vec<&'static str>,
     steps: usize,
     setup: Vec<Step>,
+    /// Making a batch meant to pass every check but funds: only users that
+    /// exist and valid amounts.
+    clean: bool,
 }
 
 impl Generator {
@@ -643,12 +646,16 @@ impl Generator {
             users,
             steps: 0,
             setup,
+            clean: false,
         }
     }
 
     /// A user of the population, now and then one in another case or one
     /// that does not exist.
     fn user(&mut self) -> String {
+        if self.clean {
+            return self.rng.pick(&self.users).to_string();
+        }
         match self.rng.below(30) {
             0 => "zed".into(),
             1 => self.rng.pick(&self.users).to_uppercase(),
@@ -657,6 +664,9 @@ impl Generator {
     }
 
     fn amount(&mut self) -> String {
+        if self.clean {
+            return (1 + self.rng.below(40)).to_string();
+        }
         match self.rng.below(40) {
             0 => "0".into(),
             1 => "-5".into(),
@@ -744,7 +754,7 @@ impl Generator {
                 step
             }
             38..=44 => {
-                let tx = self.tx(seen, &seen.holds);
+                let tx = self.tx(seen, &seen.with_status("HELD"));
                 let step = Step::new(&["capture"]).tx(tx);
                 if self.rng.chance(50) {
                     let amount = self.amount();
@@ -754,11 +764,11 @@ impl Generator {
                 }
             }
             45..=48 => {
-                let tx = self.tx(seen, &seen.holds);
+                let tx = self.tx(seen, &seen.with_status("HELD"));
                 Step::new(&["release"]).tx(tx)
             }
             49..=53 => {
-                let tx = self.tx(seen, &seen.completed);
+                let tx = self.tx(seen, &seen.with_status("COMPLETED"));
                 let mut step = Step::new(&["refund"]).tx(tx);
                 if self.rng.chance(50) {
                     let amount = (1 + self.rng.below(20)).to_string();
@@ -782,7 +792,7 @@ impl Generator {
                 let user = self.user();
                 let mut step = Step::new(&["get-user", &user]);
                 if self.rng.chance(30) {
-                    let tx = self.tx(seen, &seen.completed);
+                    let tx = self.tx(seen, &seen.with_status("COMPLETED"));
                     step = step.arg("--at-tx").tx(tx);
                 }
                 step
@@ -830,7 +840,24 @@ impl Generator {
         Some(step)
     }
 
+    /// Two users, different when making a clean batch.
+    fn pair(&mut self) -> (String, String) {
+        let (src, dst) = (self.user(), self.user());
+        if self.clean && src == dst {
+            let i = self.users.iter().position(|u| *u == src).unwrap();
+            return (src, self.users[(i + 1) % self.users.len()].to_string());
+        }
+        (src, dst)
+    }
+
     fn batch(&mut self) -> Step {
+        self.clean = self.rng.chance(50);
+        let step = self.batch_lines();
+        self.clean = false;
+        step
+    }
+
+    fn batch_lines(&mut self) -> Step {
         let mut flags = Vec::new();
         match self.rng.below(6) {
             0 => flags.push("--atomic"),
@@ -844,12 +871,13 @@ impl Generator {
             let mut text = String::from("src,dst,amount,id,memo\n");
             for _ in 0..lines {
                 let line = match self.rng.below(12) {
-                    0 => "alice,bob\n".to_string(),
+                    0 if !self.clean => "alice,bob\n".to_string(),
                     1 => format!(",{},{},,\n", self.user(), self.amount()),
                     2 => format!("{},,{},,\n", self.user(), self.amount()),
                     _ => {
                         let key = self.key().unwrap_or_default();
-                        format!("{},{},{},{key},\n", self.user(), self.user(), self.amount())
+                        let (src, dst) = self.pair();
+                        format!("{src},{dst},{},{key},\n", self.amount())
                     }
                 };
                 text.push_str(&line);
@@ -860,7 +888,7 @@ impl Generator {
         let holds_allowed = !(GATE_HOLDS_IN_ATOMIC_BATCHES && atomic);
         let only_holds = holds_allowed && self.rng.chance(30);
         for _ in 0..lines {
-            let (src, dst, amount) = (self.user(), self.user(), self.amount());
+            let ((src, dst), amount) = (self.pair(), self.amount());
             let mut doc = json!({"src": src, "dst": dst, "amount": amount});
             let hold = if GATE_MIXED_HOLD_BATCHES {
                 only_holds
@@ -871,11 +899,11 @@ impl Generator {
                 doc["hold"] = json!(true);
             }
             match self.rng.below(12) {
-                0 => {
+                0 if !self.clean => {
                     text.push_str("not json\n");
                     continue;
                 }
-                1 => doc["amount"] = json!(5),
+                1 if !self.clean => doc["amount"] = json!(5),
                 2 if !hold => doc["src"] = Value::Null,
                 3 if !hold => doc["dst"] = Value::Null,
                 _ => {}
