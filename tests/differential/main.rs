@@ -48,7 +48,8 @@
 //!   `atomic_batch_with_a_bad_line_and_a_hold`, `dry_run_with_a_bad_line_and_a_hold`).
 //!
 //! `WALLET_DIFF_SEED=N` runs only seed N; `WALLET_DIFF_SEQUENCES=N` runs N
-//! seeds (default 200) and `WALLET_DIFF_THREADS` in how many threads. A
+//! seeds (default 200) from `WALLET_DIFF_FIRST` (default 0), in
+//! `WALLET_DIFF_THREADS` threads (default 6). A
 //! failure prints the seed, the command that diverged, both answers and the
 //! sequence so far.
 
@@ -925,7 +926,10 @@ fn sequences() -> Vec<u64> {
     let count = std::env::var("WALLET_DIFF_SEQUENCES")
         .map(|n| n.trim().parse().expect("WALLET_DIFF_SEQUENCES is a count"))
         .unwrap_or(DEFAULT_SEQUENCES);
-    (0..count).collect()
+    let first = std::env::var("WALLET_DIFF_FIRST")
+        .map(|n| n.trim().parse().expect("WALLET_DIFF_FIRST is a u64"))
+        .unwrap_or(0);
+    (first..first + count).collect()
 }
 
 #[test]
