@@ -192,7 +192,6 @@ fn funded() -> Sandbox {
 
 const CASES: u32 = 3_000;
 
-#[test]
 fn arbitrary_command_lines_run_in_process_never_panic_and_keep_the_ledger_sound() {
     let s = funded();
     let mut runner = TestRunner::new(Config {
@@ -230,7 +229,6 @@ fn arbitrary_command_lines_run_in_process_never_panic_and_keep_the_ledger_sound(
     assert!(report.ok, "{report:?}");
 }
 
-#[test]
 fn arbitrary_command_lines_through_the_binary_exit_with_a_contract_code() {
     let s = funded();
     let mut runner = TestRunner::new(Config {
@@ -273,4 +271,13 @@ fn arbitrary_command_lines_through_the_binary_exit_with_a_contract_code() {
         .unwrap();
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
+}
+
+engine_tests! {
+    both: [
+        arbitrary_command_lines_run_in_process_never_panic_and_keep_the_ledger_sound,
+        arbitrary_command_lines_through_the_binary_exit_with_a_contract_code,
+    ],
+    sqlite: [],
+    postgres: [],
 }

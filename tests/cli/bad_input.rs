@@ -4,11 +4,9 @@ use std::io::Write;
 use std::process::{Child, ChildStdin, Output, Stdio};
 use std::time::{Duration, Instant};
 
-sqlite_only! {
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-    use std::process::Command as StdCommand;
-}
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command as StdCommand;
 
 use crate::common::{Engine, Sandbox, assert_error, shapes};
 
@@ -89,7 +87,6 @@ fn bad_amounts() -> Vec<String> {
     amounts
 }
 
-#[test]
 fn every_malformed_amount_is_refused_as_invalid_amount() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -110,7 +107,6 @@ fn every_malformed_amount_is_refused_as_invalid_amount() {
     );
 }
 
-#[test]
 fn every_malformed_name_is_refused_as_invalid_name() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -154,7 +150,6 @@ fn every_malformed_name_is_refused_as_invalid_name() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn every_malformed_email_is_refused_as_invalid_email() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -181,7 +176,6 @@ fn every_malformed_email_is_refused_as_invalid_email() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn every_malformed_key_memo_and_flag_is_refused_with_its_code() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -252,7 +246,6 @@ fn every_malformed_key_memo_and_flag_is_refused_with_its_code() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn a_megabyte_argument_cannot_reach_the_binary_and_is_refused_in_process() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -279,7 +272,6 @@ fn a_megabyte_argument_cannot_reach_the_binary_and_is_refused_in_process() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
     let s = ledger();
     let texts = [
@@ -331,13 +323,13 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
     s.ok(&["settle"]);
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
-    let tables = s.query_text(match crate::ENGINE {
+    let tables = s.query_text(match crate::common::engine() {
         Engine::Sqlite => "SELECT count(*) || '' FROM sqlite_schema WHERE type = 'table'",
         Engine::Postgres => {
             "SELECT count(*)::text FROM pg_tables WHERE schemaname = current_schema()"
         }
     });
-    let expected = match crate::ENGINE {
+    let expected = match crate::common::engine() {
         Engine::Sqlite => "8",
         Engine::Postgres => "7",
     };
@@ -376,72 +368,65 @@ fn damaged(s: &Sandbox, code: &str, what: &str) {
     assert_eq!(before, s.ledger_bytes(), "{what} was modified");
 }
 
-sqlite_only! {
-    #[test]
-    fn damaged_and_foreign_files_are_refused_by_every_command() {
-        let real = ledger();
-        let ledger_bytes = real.ledger_bytes();
-        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            ("a text file", b"not a database\n".to_vec(), "not_a_ledger"),
-            ("an empty file", Vec::new(), "not_a_ledger"),
-            ("a file of zeros", vec![0; 4096], "not_a_ledger"),
-            (
-                "random bytes",
-                (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
-                "not_a_ledger",
-            ),
-            (
-                "a ledger cut to its header",
-                ledger_bytes[..100].to_vec(),
-                "integrity",
-            ),
-            (
-                "a ledger cut short",
-                ledger_bytes[..ledger_bytes.len() / 2].to_vec(),
-                "integrity",
-            ),
-        ];
-        for (what, bytes, code) in cases {
-            let s = Sandbox::new();
-            fs::write(s.db(), &bytes).unwrap();
-            damaged(&s, code, what);
-        }
-
-        // Another program's database, even one with an `accounts` table.
+fn damaged_and_foreign_files_are_refused_by_every_command() {
+    let real = ledger();
+    let ledger_bytes = real.ledger_bytes();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a text file", b"not a database\n".to_vec(), "not_a_ledger"),
+        ("an empty file", Vec::new(), "not_a_ledger"),
+        ("a file of zeros", vec![0; 4096], "not_a_ledger"),
+        (
+            "random bytes",
+            (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            "not_a_ledger",
+        ),
+        (
+            "a ledger cut to its header",
+            ledger_bytes[..100].to_vec(),
+            "integrity",
+        ),
+        (
+            "a ledger cut short",
+            ledger_bytes[..ledger_bytes.len() / 2].to_vec(),
+            "integrity",
+        ),
+    ];
+    for (what, bytes, code) in cases {
         let s = Sandbox::new();
-        s.sqlite()
-            .execute_batch(
-                "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, balance INTEGER);
-                 INSERT INTO accounts VALUES (1, 'alice', 100);",
-            )
-            .unwrap();
-        damaged(&s, "not_a_ledger", "another program's database");
+        fs::write(s.db(), &bytes).unwrap();
+        damaged(&s, code, what);
     }
+
+    // Another program's database, even one with an `accounts` table.
+    let s = Sandbox::new();
+    s.sqlite()
+        .execute_batch(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, balance INTEGER);
+                 INSERT INTO accounts VALUES (1, 'alice', 100);",
+        )
+        .unwrap();
+    damaged(&s, "not_a_ledger", "another program's database");
 }
 
-#[test]
 fn a_ledger_from_a_newer_version_is_refused_by_every_command() {
     let s = ledger();
     s.set_schema_version(2_000_000);
     damaged(&s, "schema_too_new", "a newer ledger");
 }
 
-sqlite_only! {
-    #[test]
-    fn a_directory_at_the_ledger_path_is_refused() {
-        let s = Sandbox::new();
-        fs::create_dir(s.db()).unwrap();
-        for args in ALL_COMMANDS {
-            let message = s.fails(args, "not_a_ledger", 7);
-            assert!(message.contains("not a regular file"), "{message}");
-        }
-        s.fails(&["init"], "ledger_exists", 4);
-        assert_eq!(
-            fs::read_dir(s.db()).unwrap().count(),
-            0,
-            "nothing created inside"
-        );
+fn a_directory_at_the_ledger_path_is_refused() {
+    let s = Sandbox::new();
+    fs::create_dir(s.db()).unwrap();
+    for args in ALL_COMMANDS {
+        let message = s.fails(args, "not_a_ledger", 7);
+        assert!(message.contains("not a regular file"), "{message}");
     }
+    s.fails(&["init"], "ledger_exists", 4);
+    assert_eq!(
+        fs::read_dir(s.db()).unwrap().count(),
+        0,
+        "nothing created inside"
+    );
 }
 
 /// The engine's own SQL shell (`sqlite3`, `psql`) holding a lock on the
@@ -461,7 +446,7 @@ enum Lock {
 
 impl Lock {
     fn sql(&self) -> &'static str {
-        match (self, crate::ENGINE) {
+        match (self, crate::common::engine()) {
             (Lock::Write, Engine::Sqlite) => "BEGIN IMMEDIATE;",
             (Lock::Exclusive, Engine::Sqlite) => {
                 "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
@@ -492,7 +477,7 @@ impl LockHolder {
             .expect("sqlite3");
         let mut stdin = child.stdin.take().unwrap();
         // sqlite3 must wait out the probe's own brief read lock, not give up.
-        let wait = match crate::ENGINE {
+        let wait = match crate::common::engine() {
             Engine::Sqlite => ".timeout 10000",
             Engine::Postgres => "",
         };
@@ -515,7 +500,7 @@ impl LockHolder {
 
 impl Drop for LockHolder {
     fn drop(&mut self) {
-        let quit = match crate::ENGINE {
+        let quit = match crate::common::engine() {
             Engine::Sqlite => ".quit",
             Engine::Postgres => "\\q",
         };
@@ -524,7 +509,6 @@ impl Drop for LockHolder {
     }
 }
 
-#[test]
 fn a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on() {
     let s = ledger();
     let before = s.ledger_bytes();
@@ -558,12 +542,11 @@ fn a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on() 
     s.ok(&["deposit", "alice", "1"]);
 }
 
-#[test]
 fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_commit_carry_on() {
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let probe: &[&str] = match crate::ENGINE {
+        let probe: &[&str] = match crate::common::engine() {
             Engine::Sqlite => &["cancel", "999"],
             Engine::Postgres => &["get-user", "alice"],
         };
@@ -572,7 +555,7 @@ fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_c
             let mut with_timeout = vec!["--lock-timeout", "100"];
             with_timeout.extend_from_slice(args);
             let reads = ["get-user", "history", "get-transfer", "verify"];
-            if crate::ENGINE == Engine::Sqlite && reads.contains(&args[0]) {
+            if crate::common::engine() == Engine::Sqlite && reads.contains(&args[0]) {
                 // The log is empty, so the file holds every commit: a read
                 // answers from it without SQLite's locks (see README), and
                 // the holder's uncommitted change is not in it.
@@ -586,176 +569,183 @@ fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_c
     s.ok(&["get-user", "alice"]);
 }
 
-sqlite_only! {
-    /// Runs the binary as an unprivileged user. Root ignores file permission
-    /// bits, so when the tests run as root `setpriv` drops to `nobody`; `None`
-    /// when that is impossible here.
-    fn unprivileged(s: &Sandbox, args: &[&str]) -> Option<Output> {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        if !running_as_root() {
-            return Some(s.cmd(&full).output().unwrap());
-        }
-        let mut cmd = StdCommand::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_wallet"))
-            .arg("--db")
-            .arg(s.db())
-            .args(&full)
-            .current_dir(s.dir.path())
-            .env_remove("WALLET_DB")
-            .env_remove("WALLET_LOCK_TIMEOUT");
-        match cmd.output() {
-            Ok(out) if out.status.code() == Some(127) || out.status.code() == Some(126) => None,
-            Ok(out) => Some(out),
-            Err(_) => None,
-        }
+/// Runs the binary as an unprivileged user. Root ignores file permission
+/// bits, so when the tests run as root `setpriv` drops to `nobody`; `None`
+/// when that is impossible here.
+fn unprivileged(s: &Sandbox, args: &[&str]) -> Option<Output> {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    if !running_as_root() {
+        return Some(s.cmd(&full).output().unwrap());
+    }
+    let mut cmd = StdCommand::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_wallet"))
+        .arg("--db")
+        .arg(s.db())
+        .args(&full)
+        .current_dir(s.dir.path())
+        .env_remove("WALLET_DB")
+        .env_remove("WALLET_LOCK_TIMEOUT");
+    match cmd.output() {
+        Ok(out) if out.status.code() == Some(127) || out.status.code() == Some(126) => None,
+        Ok(out) => Some(out),
+        Err(_) => None,
     }
 }
 
-sqlite_only! {
-    /// Whether permission bits fail to stop this process: it can open a
-    /// read-only file for writing.
-    fn running_as_root() -> bool {
-        let dir = tempfile::tempdir().unwrap();
-        let probe = dir.path().join("probe");
-        fs::write(&probe, b"").unwrap();
-        fs::set_permissions(&probe, fs::Permissions::from_mode(0o444)).unwrap();
-        let writable = fs::OpenOptions::new().write(true).open(&probe).is_ok();
-        fs::remove_file(&probe).unwrap();
-        writable
+/// Whether permission bits fail to stop this process: it can open a
+/// read-only file for writing.
+fn running_as_root() -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    fs::write(&probe, b"").unwrap();
+    fs::set_permissions(&probe, fs::Permissions::from_mode(0o444)).unwrap();
+    let writable = fs::OpenOptions::new().write(true).open(&probe).is_ok();
+    fs::remove_file(&probe).unwrap();
+    writable
+}
+
+/// Hands the sandbox to `nobody` when running as root, so it can be opened unprivileged.
+fn give_away(s: &Sandbox) {
+    if running_as_root() {
+        for entry in fs::read_dir(s.dir.path()).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+        }
+        std::os::unix::fs::chown(s.dir.path(), Some(65534), Some(65534)).unwrap();
     }
 }
 
-sqlite_only! {
-    /// Hands the sandbox to `nobody` when running as root, so it can be opened unprivileged.
-    fn give_away(s: &Sandbox) {
-        if running_as_root() {
-            for entry in fs::read_dir(s.dir.path()).unwrap() {
-                std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
-            }
-            std::os::unix::fs::chown(s.dir.path(), Some(65534), Some(65534)).unwrap();
-        }
+fn a_read_by_another_user_leaves_no_file_behind() {
+    let s = ledger();
+    for side in ["wallet.db-wal", "wallet.db-shm"] {
+        let _ = fs::remove_file(s.dir.path().join(side));
     }
-}
-
-sqlite_only! {
-    #[test]
-    fn a_read_by_another_user_leaves_no_file_behind() {
-        let s = ledger();
-        for side in ["wallet.db-wal", "wallet.db-shm"] {
-            let _ = fs::remove_file(s.dir.path().join(side));
-        }
-        // Anyone may read the ledger and make files beside it.
-        fs::set_permissions(s.db(), fs::Permissions::from_mode(0o644)).unwrap();
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let before = s.ledger_bytes();
-        for args in [
-            &["get-user", "alice"][..],
-            &["history", "alice"],
-            &["verify"],
-        ] {
-            let Some(out) = unprivileged(&s, args) else {
-                eprintln!("note: running as root without setpriv; another user cannot be tested here");
-                return;
-            };
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let names: Vec<String> = fs::read_dir(s.dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            assert_eq!(names, ["wallet.db"], "{args:?} left files of its own");
-        }
-        assert_eq!(before, s.ledger_bytes());
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        s.ok(&["deposit", "alice", "1"]);
-    }
-}
-
-sqlite_only! {
-    #[test]
-    fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
-        let s = ledger();
-        give_away(&s);
-        fs::set_permissions(s.db(), fs::Permissions::from_mode(0o444)).unwrap();
-        let before = s.ledger_bytes();
-        let Some(out) = unprivileged(&s, &["get-user", "alice"]) else {
-            eprintln!("note: running as root without setpriv; a read-only file cannot be tested here");
+    // Anyone may read the ledger and make files beside it.
+    fs::set_permissions(s.db(), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let before = s.ledger_bytes();
+    for args in [
+        &["get-user", "alice"][..],
+        &["history", "alice"],
+        &["verify"],
+    ] {
+        let Some(out) = unprivileged(&s, args) else {
+            eprintln!("note: running as root without setpriv; another user cannot be tested here");
             return;
         };
         assert!(
             out.status.success(),
-            "{}",
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let alice: shapes::User = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(alice.balance, "100.00");
-        for args in [&["history", "bob"][..], &["get-transfer", "3"], &["verify"]] {
-            let out = unprivileged(&s, args).unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        for args in [
-            &["deposit", "alice", "1"][..],
-            &["settle"],
-            &["cancel", "3"],
-            &["create-user", "carol", "carol@example.com"],
-        ] {
-            let out = unprivileged(&s, args).unwrap();
-            assert_no_panic(&out, args);
-            let message = assert_error(&out, "io_error", 1, args);
-            assert!(message.contains("read-only for this user"), "{message}");
-            assert!(message.contains("wallet.db"), "names the ledger: {message}");
-        }
-        assert_eq!(before, s.ledger_bytes());
+        let names: Vec<String> = fs::read_dir(s.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["wallet.db"], "{args:?} left files of its own");
     }
+    assert_eq!(before, s.ledger_bytes());
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    s.ok(&["deposit", "alice", "1"]);
 }
 
-sqlite_only! {
-    #[test]
-    fn a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched() {
-        let s = ledger();
-        // The ledger alone, as a copy into the directory leaves it: its
-        // write-ahead log and shared memory file stay beside a ledger once made.
-        for side in ["wallet.db-wal", "wallet.db-shm"] {
-            let _ = fs::remove_file(s.dir.path().join(side));
-        }
-        give_away(&s);
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
-        let before = s.ledger_bytes();
-        let Some(out) = unprivileged(&s, &["deposit", "alice", "1"]) else {
-            fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            eprintln!(
-                "note: running as root without setpriv; a read-only directory cannot be tested here"
-            );
-            return;
-        };
-        // A writer needs `wallet.db-wal` and `-shm` beside the ledger, so without
-        // a writable directory every write says so with `io_error`. A read of a
-        // ledger with no side files reads the file as it stands.
-        assert_no_panic(&out, &["deposit"]);
-        assert_error(&out, "io_error", 1, &["deposit"]);
-        for args in ALL_COMMANDS {
-            let out = unprivileged(&s, args).unwrap();
-            assert_no_panic(&out, args);
-            let reads = ["get-user", "history", "get-transfer", "verify"];
-            if reads.contains(&args[0]) {
-                assert!(out.status.success(), "{args:?}: {out:?}");
-            } else {
-                assert_error(&out, "io_error", 1, args);
-            }
-        }
-        assert_eq!(before, s.ledger_bytes());
-        let leftovers: Vec<_> = fs::read_dir(s.dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no -wal or -shm appeared");
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(crate::common::file_bytes(&s.db()), before);
+fn a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly() {
+    let s = ledger();
+    give_away(&s);
+    fs::set_permissions(s.db(), fs::Permissions::from_mode(0o444)).unwrap();
+    let before = s.ledger_bytes();
+    let Some(out) = unprivileged(&s, &["get-user", "alice"]) else {
+        eprintln!("note: running as root without setpriv; a read-only file cannot be tested here");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice: shapes::User = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(alice.balance, "100.00");
+    for args in [&["history", "bob"][..], &["get-transfer", "3"], &["verify"]] {
+        let out = unprivileged(&s, args).unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+    for args in [
+        &["deposit", "alice", "1"][..],
+        &["settle"],
+        &["cancel", "3"],
+        &["create-user", "carol", "carol@example.com"],
+    ] {
+        let out = unprivileged(&s, args).unwrap();
+        assert_no_panic(&out, args);
+        let message = assert_error(&out, "io_error", 1, args);
+        assert!(message.contains("read-only for this user"), "{message}");
+        assert!(message.contains("wallet.db"), "names the ledger: {message}");
+    }
+    assert_eq!(before, s.ledger_bytes());
+}
+
+fn a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched() {
+    let s = ledger();
+    // The ledger alone, as a copy into the directory leaves it: its
+    // write-ahead log and shared memory file stay beside a ledger once made.
+    for side in ["wallet.db-wal", "wallet.db-shm"] {
+        let _ = fs::remove_file(s.dir.path().join(side));
+    }
+    give_away(&s);
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
+    let before = s.ledger_bytes();
+    let Some(out) = unprivileged(&s, &["deposit", "alice", "1"]) else {
+        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!(
+            "note: running as root without setpriv; a read-only directory cannot be tested here"
+        );
+        return;
+    };
+    // A writer needs `wallet.db-wal` and `-shm` beside the ledger, so without
+    // a writable directory every write says so with `io_error`. A read of a
+    // ledger with no side files reads the file as it stands.
+    assert_no_panic(&out, &["deposit"]);
+    assert_error(&out, "io_error", 1, &["deposit"]);
+    for args in ALL_COMMANDS {
+        let out = unprivileged(&s, args).unwrap();
+        assert_no_panic(&out, args);
+        let reads = ["get-user", "history", "get-transfer", "verify"];
+        if reads.contains(&args[0]) {
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        } else {
+            assert_error(&out, "io_error", 1, args);
+        }
+    }
+    assert_eq!(before, s.ledger_bytes());
+    let leftovers: Vec<_> = fs::read_dir(s.dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no -wal or -shm appeared");
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(crate::common::file_bytes(&s.db()), before);
+}
+
+engine_tests! {
+    both: [
+        every_malformed_amount_is_refused_as_invalid_amount,
+        every_malformed_name_is_refused_as_invalid_name,
+        every_malformed_email_is_refused_as_invalid_email,
+        every_malformed_key_memo_and_flag_is_refused_with_its_code,
+        a_megabyte_argument_cannot_reach_the_binary_and_is_refused_in_process,
+        sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters,
+        a_ledger_from_a_newer_version_is_refused_by_every_command,
+        a_write_lock_held_past_the_timeout_makes_writers_busy_and_readers_carry_on,
+        an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_commit_carry_on,
+    ],
+    sqlite: [
+        damaged_and_foreign_files_are_refused_by_every_command,
+        a_directory_at_the_ledger_path_is_refused,
+        a_read_by_another_user_leaves_no_file_behind,
+        a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly,
+        a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched,
+    ],
+    postgres: [],
 }

@@ -246,7 +246,6 @@ fn killer(s: &Sandbox, mut rng: Rng, counters: &Counters) {
     }
 }
 
-#[test]
 fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
     let seed = seed();
     eprintln!("bank: seed {seed} (replay with WALLET_BANK_SEED={seed})");
@@ -459,4 +458,12 @@ fn read_transfers(s: &Sandbox) -> BTreeMap<i64, StoredTransfer> {
         )
     })
     .collect()
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [
+        bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once,
+    ],
+    postgres: [],
 }

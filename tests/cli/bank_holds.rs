@@ -219,7 +219,6 @@ fn killer(s: &Sandbox, mut rng: Rng, told: &Mutex<Told>, kills: &AtomicU64) {
     }
 }
 
-#[test]
 fn bank_with_holds_refunds_expiries_and_kills_ends_as_told() {
     let seed = seed();
     eprintln!("bank with holds: seed {seed} (replay with WALLET_BANK_SEED={seed})");
@@ -359,4 +358,12 @@ fn bank_with_holds_refunds_expiries_and_kills_ends_as_told() {
         started.elapsed()
     );
     assert!(!told.captured.is_empty() && !told.holds.is_empty());
+}
+
+engine_tests! {
+    both: [
+        bank_with_holds_refunds_expiries_and_kills_ends_as_told,
+    ],
+    sqlite: [],
+    postgres: [],
 }

@@ -34,7 +34,6 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
 fn users_lists_every_user_by_name_a_page_at_a_time() {
     let s = books();
     let all: Vec<Value> = s.json(&["users"]);
@@ -54,7 +53,6 @@ fn users_lists_every_user_by_name_a_page_at_a_time() {
     assert!(none.is_empty());
 }
 
-#[test]
 fn balances_sum_to_zero_now_and_at_an_instant() {
     let s = books();
     let now: Value = s.json(&["balances"]);
@@ -93,7 +91,6 @@ fn balances_sum_to_zero_now_and_at_an_instant() {
     );
 }
 
-#[test]
 fn export_as_json_lines_is_get_transfer_object_for_object() {
     let s = books();
     let exported = lines(&s.ok(&["export"]));
@@ -112,7 +109,6 @@ fn export_as_json_lines_is_get_transfer_object_for_object() {
     assert_eq!(lines(&s.ok(&["export", "--until", "2999-01-01"])).len(), 6);
 }
 
-#[test]
 fn export_as_csv_quotes_commas_quotes_and_newlines() {
     let s = books();
     // A newline cannot come in through the command line; one put there by
@@ -157,7 +153,6 @@ lines' WHERE tx_id = 4",
     );
 }
 
-#[test]
 fn hledger_reads_the_journal_and_agrees_with_the_balances() {
     let s = books();
     let journal = s.dir.path().join("wallet.journal");
@@ -242,7 +237,6 @@ fn batch(s: &Sandbox, file: &str, text: &str, args: &[&str]) -> (i32, Vec<Value>
     )
 }
 
-#[test]
 fn a_csv_batch_queues_with_the_same_results_keys_and_atomicity_as_json_lines() {
     let s = books();
     let text = "src,dst,amount,id,memo\n\
@@ -287,7 +281,6 @@ fn a_csv_batch_queues_with_the_same_results_keys_and_atomicity_as_json_lines() {
     assert_eq!((code, results.len()), (5, 0));
 }
 
-#[test]
 fn a_dry_run_checks_every_line_and_writes_nothing() {
     let s = books();
     let before = s.ledger_bytes();
@@ -364,7 +357,6 @@ fn tag_text(value: &str) -> String {
     }
 }
 
-#[test]
 fn hledger_reads_every_scale_currency_memo_and_key_exactly() {
     let memos = [
         "(x) a leading code",
@@ -487,4 +479,19 @@ fn hledger_reads_every_scale_currency_memo_and_key_exactly() {
             }
         }
     }
+}
+
+engine_tests! {
+    both: [
+        users_lists_every_user_by_name_a_page_at_a_time,
+        balances_sum_to_zero_now_and_at_an_instant,
+        export_as_json_lines_is_get_transfer_object_for_object,
+        export_as_csv_quotes_commas_quotes_and_newlines,
+        hledger_reads_the_journal_and_agrees_with_the_balances,
+        a_csv_batch_queues_with_the_same_results_keys_and_atomicity_as_json_lines,
+        a_dry_run_checks_every_line_and_writes_nothing,
+        hledger_reads_every_scale_currency_memo_and_key_exactly,
+    ],
+    sqlite: [],
+    postgres: [],
 }

@@ -30,7 +30,6 @@ fn only_the_chain_fails(s: &Sandbox) -> String {
     chain.problems[0].message.clone()
 }
 
-#[test]
 fn a_changed_currency_scale_breaks_the_first_link() {
     let s = sealed();
     s.tamper("UPDATE ledger_meta SET scale = 0");
@@ -38,7 +37,6 @@ fn a_changed_currency_scale_breaks_the_first_link() {
     assert!(problem.starts_with("link 1 of the hash chain"), "{problem}");
 }
 
-#[test]
 fn an_amount_edited_with_both_balances_is_caught() {
     let s = sealed();
     s.tamper(
@@ -53,14 +51,13 @@ fn an_amount_edited_with_both_balances_is_caught() {
     );
 }
 
-#[test]
 fn a_transfer_deleted_with_its_balances_corrected_is_caught() {
     let s = sealed();
     let mut sql = "DELETE FROM transfers WHERE tx_id = 2;
          UPDATE accounts SET balance = 10000 WHERE name = 'alice';
          UPDATE accounts SET balance = 0 WHERE name = 'bob';"
         .to_string();
-    if crate::ENGINE == Engine::Sqlite {
+    if crate::common::engine() == Engine::Sqlite {
         sql.push_str("DELETE FROM postings WHERE tx_id = 2;");
     }
     s.tamper(&sql);
@@ -68,15 +65,14 @@ fn a_transfer_deleted_with_its_balances_corrected_is_caught() {
     assert!(problem.contains("link 1"), "{problem}");
 }
 
-#[test]
 fn a_row_inserted_among_sealed_ones_is_caught() {
     let s = sealed();
-    let lane = if crate::ENGINE == Engine::Postgres {
+    let lane = if crate::common::engine() == Engine::Postgres {
         "lane, "
     } else {
         ""
     };
-    let lane_value = if crate::ENGINE == Engine::Postgres {
+    let lane_value = if crate::common::engine() == Engine::Postgres {
         "2, "
     } else {
         ""
@@ -87,7 +83,7 @@ fn a_row_inserted_among_sealed_ones_is_caught() {
          UPDATE accounts SET balance = balance + 500 WHERE name = 'bob';
          UPDATE accounts SET balance = balance - 500 WHERE id = 0;"
     );
-    if crate::ENGINE == Engine::Sqlite {
+    if crate::common::engine() == Engine::Sqlite {
         sql.push_str("INSERT INTO postings (account, tx_id, balance_after) VALUES (2, 0, 500);");
     }
     s.tamper(&sql);
@@ -95,7 +91,6 @@ fn a_row_inserted_among_sealed_ones_is_caught() {
     assert!(problem.contains("link 1"), "{problem}");
 }
 
-#[test]
 fn a_recorded_head_proves_the_books_before_it_were_not_rewritten() {
     let s = sealed();
     let head: Value = s.json(&["verify", "--head"]);
@@ -131,7 +126,6 @@ fn a_recorded_head_proves_the_books_before_it_were_not_rewritten() {
     s.fails(&["verify", "--expect-head", "xyz"], "usage", 2);
 }
 
-#[test]
 fn a_hold_is_sealed_once_it_is_decided() {
     let s = sealed();
     let hold: Value = s.json(&["hold", "alice", "bob", "10"]);
@@ -152,7 +146,6 @@ fn a_hold_is_sealed_once_it_is_decided() {
     only_the_chain_fails(&s);
 }
 
-#[test]
 fn a_queued_transfer_is_sealed_by_what_it_asked_for_until_it_is_decided() {
     let s = sealed();
     s.ok(&["transfer", "alice", "bob", "1"]);
@@ -173,4 +166,18 @@ fn a_queued_transfer_is_sealed_by_what_it_asked_for_until_it_is_decided() {
     );
     s.tamper(&sql);
     only_the_chain_fails(&s);
+}
+
+engine_tests! {
+    both: [
+        a_changed_currency_scale_breaks_the_first_link,
+        an_amount_edited_with_both_balances_is_caught,
+        a_transfer_deleted_with_its_balances_corrected_is_caught,
+        a_row_inserted_among_sealed_ones_is_caught,
+        a_recorded_head_proves_the_books_before_it_were_not_rewritten,
+        a_hold_is_sealed_once_it_is_decided,
+        a_queued_transfer_is_sealed_by_what_it_asked_for_until_it_is_decided,
+    ],
+    sqlite: [],
+    postgres: [],
 }

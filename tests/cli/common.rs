@@ -7,24 +7,48 @@ use assert_cmd::Command;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
-/// The engine a test binary runs the suite on: `tests/cli` on SQLite,
-/// `tests/pg` on PostgreSQL, from the same test code.
+/// The engine a test runs on: each shared test runs once on each
+/// (`engine_tests!` in `main.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,
     Postgres,
 }
 
+thread_local! {
+    static ENGINE: std::cell::Cell<Option<Engine>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs one test with `engine` as the engine of its sandboxes; a test on
+/// PostgreSQL is skipped, with a note, where no server can be started
+/// (unless `CI=true`), and the SQLite tests beside it still run.
+pub fn run_on(engine: Engine, test: fn()) {
+    if engine == Engine::Postgres && !crate::pgserver::available() {
+        return;
+    }
+    ENGINE.with(|e| e.set(Some(engine)));
+    test();
+}
+
+/// The engine of the running test, set by its `engine_tests!` wrapper.
+pub fn engine() -> Engine {
+    ENGINE.with(|e| e.get()).expect(
+        "no engine set: a CLI test is a plain fn listed in its file's engine_tests!, not a #[test]",
+    )
+}
+
 /// A temporary directory (the working directory of every run), and one
 /// ledger: a file in it, or a schema of its own on the test server.
 pub struct Sandbox {
     pub dir: TempDir,
+    engine: Engine,
     schema: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
-        let schema = (crate::ENGINE == Engine::Postgres).then(|| {
+        let engine = engine();
+        let schema = (engine == Engine::Postgres).then(|| {
             static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             crate::pgserver::shared();
             format!(
@@ -34,6 +58,7 @@ impl Sandbox {
         });
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            engine,
             schema,
         }
     }
@@ -168,7 +193,7 @@ impl Sandbox {
     /// tamper with it: the same SQL works on both engines, whose tables and
     /// columns have the same names.
     pub fn tamper(&self, sql: &str) {
-        match crate::ENGINE {
+        match self.engine {
             Engine::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
             Engine::Postgres => self
                 .postgres()
@@ -179,7 +204,7 @@ impl Sandbox {
 
     /// Marks the ledger as written by a wallet with schema `version`.
     pub fn set_schema_version(&self, version: i64) {
-        match crate::ENGINE {
+        match self.engine {
             Engine::Sqlite => self
                 .sqlite()
                 .pragma_update(None, "user_version", version)
@@ -193,7 +218,7 @@ impl Sandbox {
     /// The first row of a query on the ledger, each column as text
     /// (written to return text on both engines).
     pub fn query_text(&self, sql: &str) -> Vec<Option<String>> {
-        match crate::ENGINE {
+        match self.engine {
             Engine::Sqlite => {
                 let conn = self.sqlite();
                 let mut stmt = conn.prepare(sql).unwrap();
@@ -217,7 +242,7 @@ impl Sandbox {
     /// Holds the write lock of the ledger, as another writer in the middle
     /// of a transaction would, until dropped.
     pub fn hold_write_lock(&self) -> HeldLock {
-        match crate::ENGINE {
+        match self.engine {
             Engine::Sqlite => {
                 let conn = self.sqlite();
                 conn.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -289,9 +314,8 @@ impl Sandbox {
 
     /// Scribbles over the last 1,000 bytes of the root page of the table
     /// or index `name` (where its cells are), as a failing disk might, and
-    /// returns the file's bytes as left. A ledger file's only: the
-    /// PostgreSQL suite has no pages to damage.
-    #[allow(dead_code)]
+    /// returns the file's bytes as left. A ledger file's only: a server's
+    /// ledger has no pages to damage.
     pub fn damage_root_page(&self, name: &str) -> Vec<u8> {
         let (root, page_size): (i64, i64) = {
             let conn = self.sqlite();

@@ -5,21 +5,19 @@ use std::process::{Command as StdCommand, Stdio};
 
 use crate::common::{Engine, Sandbox, shapes};
 
-#[test]
 fn init_creates_a_ledger_with_the_default_currency() {
     let s = Sandbox::new();
     let init: shapes::Init = s.json(&["init"]);
     assert_eq!(init.status, "created");
     assert_eq!(init.currency, "PHP");
     assert_eq!(init.scale, 2);
-    if crate::ENGINE == Engine::Sqlite {
+    if crate::common::engine() == Engine::Sqlite {
         let mode = std::fs::metadata(s.db()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "ledger readable by its owner only");
     }
     assert!(s.ledger_exists());
 }
 
-#[test]
 fn init_takes_a_currency_and_scale_and_amounts_follow_it() {
     let s = Sandbox::new();
     let init: shapes::Init = s.json(&["init", "--currency", "jpy", "--scale", "0"]);
@@ -35,7 +33,6 @@ fn init_takes_a_currency_and_scale_and_amounts_follow_it() {
     );
 }
 
-#[test]
 fn init_refuses_an_existing_ledger_and_bad_currencies() {
     let s = Sandbox::new();
     s.ok(&["init"]);
@@ -50,7 +47,6 @@ fn init_refuses_an_existing_ledger_and_bad_currencies() {
     assert!(!other.ledger_exists(), "a refused init creates no file");
 }
 
-#[test]
 fn create_user_then_get_user_shows_a_zero_balance() {
     let s = Sandbox::new();
     let created: shapes::UserCreated = s.json(&["create-user", "Alice", "alice@example.com"]);
@@ -73,7 +69,6 @@ fn create_user_then_get_user_shows_a_zero_balance() {
     );
 }
 
-#[test]
 fn user_names_are_unique_regardless_of_case() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "a@example.com"]);
@@ -81,7 +76,6 @@ fn user_names_are_unique_regardless_of_case() {
     assert!(message.contains("alice"), "{message}");
 }
 
-#[test]
 fn invalid_names_and_emails_are_refused_without_creating_a_ledger() {
     let s = Sandbox::new();
     s.fails(&["create-user", "-bob", "b@example.com"], "invalid_name", 5);
@@ -104,7 +98,6 @@ fn invalid_names_and_emails_are_refused_without_creating_a_ledger() {
     assert!(!s.ledger_exists());
 }
 
-#[test]
 fn reads_never_create_a_ledger() {
     let s = Sandbox::new();
     s.fails(&["get-user", "alice"], "ledger_not_found", 3);
@@ -119,7 +112,6 @@ fn reads_never_create_a_ledger() {
     );
 }
 
-#[test]
 fn deposit_transfer_withdraw_and_settle_move_money_exactly() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -161,7 +153,6 @@ fn deposit_transfer_withdraw_and_settle_move_money_exactly() {
     assert_eq!(bob.balance, "19.75");
 }
 
-#[test]
 fn settle_fails_a_transfer_that_would_overdraw_and_keeps_order() {
     let s = Sandbox::new();
     s.funded(&[("alice", "50"), ("bob", "0.01")]);
@@ -182,7 +173,6 @@ fn settle_fails_a_transfer_that_would_overdraw_and_keeps_order() {
     assert_eq!(bob.balance, "0.01");
 }
 
-#[test]
 fn settle_limit_leaves_the_rest_pending() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -199,7 +189,6 @@ fn settle_limit_leaves_the_rest_pending() {
     assert_eq!(alice.balance, "5.00");
 }
 
-#[test]
 fn transfer_checks_users_and_amounts_but_not_funds() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -229,7 +218,6 @@ fn transfer_checks_users_and_amounts_but_not_funds() {
     assert_eq!(queued.status, "PENDING");
 }
 
-#[test]
 fn human_output_is_one_line_for_actions_and_a_table_for_records() {
     let s = Sandbox::new();
     let line = s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -262,7 +250,6 @@ fn human_output_is_one_line_for_actions_and_a_table_for_records() {
     assert!(err.stdout.is_empty());
 }
 
-#[test]
 fn json_output_pipes_into_jq() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100.50")]);
@@ -281,7 +268,6 @@ fn json_output_pipes_into_jq() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "100.50\n");
 }
 
-#[test]
 fn the_ledger_comes_from_flag_then_env_then_current_directory() {
     let s = Sandbox::new();
     let bin = env!("CARGO_BIN_EXE_wallet");
@@ -314,43 +300,39 @@ fn the_ledger_comes_from_flag_then_env_then_current_directory() {
     assert!(from_flag.exists());
 }
 
-sqlite_only! {
-    #[test]
-    fn foreign_files_are_refused_and_left_untouched() {
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("text", b"hello, I am not a database\n".to_vec()),
-            ("empty", Vec::new()),
-            ("zeros", vec![0; 8192]),
-        ];
-        for (name, content) in cases {
-            let s = Sandbox::new();
-            std::fs::write(s.db(), &content).unwrap();
-            s.fails(&["get-user", "alice"], "not_a_ledger", 7);
-            s.fails(
-                &["create-user", "alice", "a@example.com"],
-                "not_a_ledger",
-                7,
-            );
-            if !content.is_empty() {
-                s.fails(&["init"], "ledger_exists", 4);
-            }
-            assert_eq!(s.ledger_bytes(), content, "{name} was modified");
-        }
-
+fn foreign_files_are_refused_and_left_untouched() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("text", b"hello, I am not a database\n".to_vec()),
+        ("empty", Vec::new()),
+        ("zeros", vec![0; 8192]),
+    ];
+    for (name, content) in cases {
         let s = Sandbox::new();
-        {
-            let conn = rusqlite::Connection::open(s.db()).unwrap();
-            conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
-                .unwrap();
+        std::fs::write(s.db(), &content).unwrap();
+        s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+        s.fails(
+            &["create-user", "alice", "a@example.com"],
+            "not_a_ledger",
+            7,
+        );
+        if !content.is_empty() {
+            s.fails(&["init"], "ledger_exists", 4);
         }
-        let before = s.ledger_bytes();
-        s.fails(&["deposit", "alice", "5"], "not_a_ledger", 7);
-        s.fails(&["settle"], "not_a_ledger", 7);
-        assert_eq!(before, s.ledger_bytes());
+        assert_eq!(s.ledger_bytes(), content, "{name} was modified");
     }
+
+    let s = Sandbox::new();
+    {
+        let conn = rusqlite::Connection::open(s.db()).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
+            .unwrap();
+    }
+    let before = s.ledger_bytes();
+    s.fails(&["deposit", "alice", "5"], "not_a_ledger", 7);
+    s.fails(&["settle"], "not_a_ledger", 7);
+    assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn a_ledger_from_a_newer_version_is_refused_untouched() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -362,7 +344,6 @@ fn a_ledger_from_a_newer_version_is_refused_untouched() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn a_ledger_locked_past_the_timeout_reports_busy() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -377,7 +358,6 @@ fn a_ledger_locked_past_the_timeout_reports_busy() {
     s.ok(&["deposit", "alice", "1"]);
 }
 
-#[test]
 fn concurrent_settles_apply_each_transfer_once() {
     let s = Sandbox::new();
     s.funded(&[("alice", "1000"), ("bob", "0.01")]);
@@ -409,7 +389,6 @@ fn concurrent_settles_apply_each_transfer_once() {
     assert_eq!(alice.balance, "800.00");
 }
 
-#[test]
 fn usage_errors_exit_2_and_help_has_examples() {
     let s = Sandbox::new();
     s.fails(&["transfer", "alice"], "usage", 2);
@@ -428,7 +407,6 @@ fn usage_errors_exit_2_and_help_has_examples() {
     assert!(version.starts_with("wallet "), "{version}");
 }
 
-#[test]
 fn processes_racing_to_create_the_ledger_all_see_one_whole_ledger() {
     let s = Sandbox::new();
     let names: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
@@ -461,7 +439,6 @@ fn processes_racing_to_create_the_ledger_all_see_one_whole_ledger() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
 fn memos_and_keys_may_start_with_a_dash_but_not_hide_formatting() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -486,7 +463,6 @@ fn memos_and_keys_may_start_with_a_dash_but_not_hide_formatting() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn an_overflowing_pending_total_names_the_account_and_the_typed_amount_is_not_mangled() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -508,7 +484,6 @@ fn an_overflowing_pending_total_names_the_account_and_the_typed_amount_is_not_ma
     assert_eq!(line["error"]["message"], message.as_str());
 }
 
-#[test]
 fn a_path_with_a_newline_stays_on_one_error_line() {
     let s = Sandbox::new();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"))
@@ -523,35 +498,64 @@ fn a_path_with_a_newline_stays_on_one_error_line() {
     assert!(stderr.contains("miss\\ning.db"), "{stderr}");
 }
 
-sqlite_only! {
-    #[test]
-    fn a_foreign_database_with_a_leftover_write_ahead_log_is_not_replayed_into() {
-        let s = Sandbox::new();
-        let live = s.dir.path().join("other.db");
-        let conn = rusqlite::Connection::open(&live).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.execute_batch(
-            "CREATE TABLE notes (body TEXT);
+fn a_foreign_database_with_a_leftover_write_ahead_log_is_not_replayed_into() {
+    let s = Sandbox::new();
+    let live = s.dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&live).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE notes (body TEXT);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
              INSERT INTO notes SELECT hex(randomblob(100)) FROM n;",
-        )
-        .unwrap();
-        // A copy taken while the other program still runs is the state a crash
-        // leaves: committed pages sit in the -wal file, not yet in the database.
-        std::fs::copy(&live, s.db()).unwrap();
-        std::fs::copy(
-            live.with_extension("db-wal"),
-            s.dir.path().join("wallet.db-wal"),
-        )
-        .unwrap();
-        drop(conn);
-        let before = s.ledger_bytes();
-        s.fails(&["get-user", "alice"], "not_a_ledger", 7);
-        s.fails(&["deposit", "alice", "1"], "not_a_ledger", 7);
-        s.fails(&["verify"], "not_a_ledger", 7);
-        assert!(
-            before == s.ledger_bytes(),
-            "the foreign file and its log are untouched"
-        );
-    }
+    )
+    .unwrap();
+    // A copy taken while the other program still runs is the state a crash
+    // leaves: committed pages sit in the -wal file, not yet in the database.
+    std::fs::copy(&live, s.db()).unwrap();
+    std::fs::copy(
+        live.with_extension("db-wal"),
+        s.dir.path().join("wallet.db-wal"),
+    )
+    .unwrap();
+    drop(conn);
+    let before = s.ledger_bytes();
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    s.fails(&["deposit", "alice", "1"], "not_a_ledger", 7);
+    s.fails(&["verify"], "not_a_ledger", 7);
+    assert!(
+        before == s.ledger_bytes(),
+        "the foreign file and its log are untouched"
+    );
+}
+
+engine_tests! {
+    both: [
+        init_creates_a_ledger_with_the_default_currency,
+        init_takes_a_currency_and_scale_and_amounts_follow_it,
+        init_refuses_an_existing_ledger_and_bad_currencies,
+        create_user_then_get_user_shows_a_zero_balance,
+        user_names_are_unique_regardless_of_case,
+        invalid_names_and_emails_are_refused_without_creating_a_ledger,
+        reads_never_create_a_ledger,
+        deposit_transfer_withdraw_and_settle_move_money_exactly,
+        settle_fails_a_transfer_that_would_overdraw_and_keeps_order,
+        settle_limit_leaves_the_rest_pending,
+        transfer_checks_users_and_amounts_but_not_funds,
+        human_output_is_one_line_for_actions_and_a_table_for_records,
+        json_output_pipes_into_jq,
+        the_ledger_comes_from_flag_then_env_then_current_directory,
+        a_ledger_from_a_newer_version_is_refused_untouched,
+        a_ledger_locked_past_the_timeout_reports_busy,
+        concurrent_settles_apply_each_transfer_once,
+        usage_errors_exit_2_and_help_has_examples,
+        processes_racing_to_create_the_ledger_all_see_one_whole_ledger,
+        memos_and_keys_may_start_with_a_dash_but_not_hide_formatting,
+        an_overflowing_pending_total_names_the_account_and_the_typed_amount_is_not_mangled,
+        a_path_with_a_newline_stays_on_one_error_line,
+    ],
+    sqlite: [
+        foreign_files_are_refused_and_left_untouched,
+        a_foreign_database_with_a_leftover_write_ahead_log_is_not_replayed_into,
+    ],
+    postgres: [],
 }

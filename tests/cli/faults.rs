@@ -259,7 +259,6 @@ fn agrees(run: &Faulted, present: bool) {
     }
 }
 
-#[test]
 fn sweep_a_single_deposit() {
     sweep(&Sweep {
         name: "deposit",
@@ -311,7 +310,6 @@ fn batch_rerun(s: &Sandbox, extra: &[&str]) {
     assert_eq!(transfer_count(s, "alice") + transfer_count(s, "bob"), 4);
 }
 
-#[test]
 fn sweep_a_chunked_batch() {
     sweep(&Sweep {
         name: "transfer --batch --chunk-size 1",
@@ -343,7 +341,6 @@ fn sweep_a_chunked_batch() {
     });
 }
 
-#[test]
 fn sweep_an_atomic_batch() {
     sweep(&Sweep {
         name: "transfer --batch --atomic",
@@ -374,7 +371,6 @@ fn balance(s: &Sandbox, name: &str) -> String {
     s.figure(name, "balance")
 }
 
-#[test]
 fn sweep_settle() {
     sweep(&Sweep {
         name: "settle --batch-size 2",
@@ -416,7 +412,6 @@ fn status_of(s: &Sandbox, tx_id: &str) -> String {
     doc["status"].as_str().unwrap().to_string()
 }
 
-#[test]
 fn sweep_cancel() {
     sweep(&Sweep {
         name: "cancel",
@@ -444,7 +439,6 @@ fn leftovers(s: &Sandbox) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn sweep_ledger_creation() {
     sweep(&Sweep {
         name: "init",
@@ -511,7 +505,6 @@ fn pending_in(s: &Sandbox, name: &str) -> String {
     s.figure(name, "pending_in")
 }
 
-#[test]
 fn an_atomic_batch_whose_results_cannot_be_kept_queues_nothing() {
     let Some(full) = FullDisk::new() else { return };
     let s = Sandbox::new();
@@ -532,7 +525,6 @@ fn an_atomic_batch_whose_results_cannot_be_kept_queues_nothing() {
     assert_eq!(with_key(&s, "b1"), 0);
 }
 
-#[test]
 fn settle_does_not_need_the_temporary_directory() {
     let Some(full) = FullDisk::new() else { return };
     let s = Sandbox::new();
@@ -553,7 +545,6 @@ fn settle_does_not_need_the_temporary_directory() {
     assert_eq!(balance(&s, "bob"), "30.00");
 }
 
-#[test]
 fn a_commit_whose_sync_fails_is_an_unknown_outcome_naming_the_transfer() {
     let Some(strace) = strace() else { return };
     let template = Sandbox::new();
@@ -589,7 +580,6 @@ fn a_commit_whose_sync_fails_is_an_unknown_outcome_naming_the_transfer() {
     assert!(named > 0, "no fsync of {n} was the commit's");
 }
 
-#[test]
 fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() {
     let s = Sandbox::new();
     users(&s);
@@ -632,7 +622,6 @@ fn output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed() 
     assert!(out.stderr.is_empty());
 }
 
-#[test]
 fn a_settle_that_loses_the_lock_part_way_prints_what_it_applied() {
     let Some(strace) = strace() else { return };
     let template = Sandbox::new();
@@ -684,7 +673,6 @@ fn a_settle_that_loses_the_lock_part_way_prints_what_it_applied() {
     );
 }
 
-#[test]
 fn a_watch_worker_rides_out_io_errors() {
     let Some(strace) = strace() else { return };
     let s = Sandbox::new();
@@ -730,7 +718,6 @@ fn a_watch_worker_rides_out_io_errors() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("settled 1 transfer"));
 }
 
-#[test]
 fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
     let s = Sandbox::new();
     users(&s);
@@ -790,7 +777,6 @@ fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("settled 0 transfers"));
 }
 
-#[test]
 fn a_watch_worker_stops_on_sighup_with_its_summary() {
     let s = Sandbox::new();
     users(&s);
@@ -816,7 +802,6 @@ fn a_watch_worker_stops_on_sighup_with_its_summary() {
     assert_eq!(summary["processed"], 1);
 }
 
-#[test]
 fn a_watch_worker_whose_shared_memory_file_is_deleted_stops() {
     let s = Sandbox::new();
     users(&s);
@@ -848,7 +833,6 @@ fn wait_or_kill(mut child: std::process::Child, tries: usize) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
 fn abandoned_creations_are_cleaned_and_a_live_one_is_left() {
     let s = Sandbox::new();
     let dead = s
@@ -874,7 +858,6 @@ fn abandoned_creations_are_cleaned_and_a_live_one_is_left() {
     assert!(live.exists(), "a running process's build is left alone");
 }
 
-#[test]
 fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let s = Sandbox::new();
     users(&s);
@@ -965,7 +948,6 @@ const TO_VERSION_2: &str = "DROP TABLE postings;
      CREATE INDEX transfers_by_dst ON transfers (dst, tx_id);
      PRAGMA user_version = 2;";
 
-#[test]
 fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
     let s = Sandbox::new();
     users(&s);
@@ -1019,7 +1001,6 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
     assert_eq!(report["ok"], true, "{report}");
 }
 
-#[test]
 fn settle_does_not_pay_out_of_damaged_figures() {
     let s = Sandbox::new();
     users(&s);
@@ -1069,7 +1050,6 @@ fn crashed_copy(build: impl FnOnce(&rusqlite::Connection)) -> Sandbox {
     copy
 }
 
-#[test]
 fn a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed() {
     // A planted view, committed only to the log: the ledger is refused.
     let s = crashed_copy(|conn| {
@@ -1100,7 +1080,6 @@ fn a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed() {
     assert_eq!(user["email"], "new@example.com", "the log's commit is read");
 }
 
-#[test]
 fn a_writer_stopped_while_it_checkpoints_holds_up_no_reader() {
     let Some(strace) = strace() else { return };
     let template = Sandbox::new();
@@ -1169,7 +1148,6 @@ fn a_writer_stopped_while_it_checkpoints_holds_up_no_reader() {
     assert!(writer.status.success(), "{writer:?}");
 }
 
-#[test]
 fn a_batch_whose_reader_went_away_stops_and_names_what_it_committed() {
     let s = Sandbox::new();
     batch_file(&s);
@@ -1215,7 +1193,6 @@ pub(crate) fn plant_foreign_log(s: &Sandbox, page_size: u32) {
     drop(conn);
 }
 
-#[test]
 fn a_write_ahead_log_of_another_database_is_refused_not_replayed() {
     for page_size in [4096, 8192] {
         let s = Sandbox::new();
@@ -1247,7 +1224,6 @@ fn a_write_ahead_log_of_another_database_is_refused_not_replayed() {
 
 /// A sound ledger of an older schema is `upgrade_needed` for `verify`, as
 /// for every other read: never `integrity`, and left as it was.
-#[test]
 fn verify_of_an_older_ledger_asks_for_an_upgrade() {
     for (version, sql) in [
         (
@@ -1301,7 +1277,6 @@ fn verify_of_an_older_ledger_asks_for_an_upgrade() {
     );
 }
 
-#[test]
 fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let s = Sandbox::new();
     users(&s);
@@ -1329,4 +1304,36 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     assert_eq!(at["balance"], "6.00");
     let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
     assert_eq!(report["ok"], true, "{report}");
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [
+        sweep_a_single_deposit,
+        sweep_a_chunked_batch,
+        sweep_an_atomic_batch,
+        sweep_settle,
+        sweep_cancel,
+        sweep_ledger_creation,
+        an_atomic_batch_whose_results_cannot_be_kept_queues_nothing,
+        settle_does_not_need_the_temporary_directory,
+        a_commit_whose_sync_fails_is_an_unknown_outcome_naming_the_transfer,
+        output_lost_after_a_commit_is_an_unknown_outcome_naming_what_was_committed,
+        a_settle_that_loses_the_lock_part_way_prints_what_it_applied,
+        a_watch_worker_rides_out_io_errors,
+        a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock,
+        a_watch_worker_stops_on_sighup_with_its_summary,
+        a_watch_worker_whose_shared_memory_file_is_deleted_stops,
+        abandoned_creations_are_cleaned_and_a_live_one_is_left,
+        reads_never_upgrade_an_older_ledger_and_migrate_does,
+        a_version_2_ledger_with_history_moves_forward_in_one_write,
+        settle_does_not_pay_out_of_damaged_figures,
+        a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed,
+        a_writer_stopped_while_it_checkpoints_holds_up_no_reader,
+        a_batch_whose_reader_went_away_stops_and_names_what_it_committed,
+        a_write_ahead_log_of_another_database_is_refused_not_replayed,
+        verify_of_an_older_ledger_asks_for_an_upgrade,
+        a_version_3_ledger_gains_balances_in_time_in_one_write,
+    ],
+    postgres: [],
 }

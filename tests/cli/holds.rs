@@ -1,5 +1,5 @@
-//! Holds, refunds and balances in time, through the real binary, on either
-//! engine (the PostgreSQL suite compiles this file again).
+//! Holds, refunds and balances in time, through the real binary, on each
+//! engine.
 
 use serde_json::Value;
 
@@ -47,7 +47,6 @@ fn alice_with_100(s: &Sandbox) {
     at(s, T0, &["settle"]);
 }
 
-#[test]
 fn a_hold_reserves_money_and_one_beyond_available_is_refused() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -79,7 +78,6 @@ fn a_hold_reserves_money_and_one_beyond_available_is_refused() {
     assert_eq!(money(&alice, "held"), "60.00");
 }
 
-#[test]
 fn a_partial_capture_settles_what_was_captured_and_releases_the_rest() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -109,7 +107,6 @@ fn a_partial_capture_settles_what_was_captured_and_releases_the_rest() {
     assert_eq!(report["ok"], true, "{report}");
 }
 
-#[test]
 fn a_full_capture_is_never_failed_for_funds() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -130,7 +127,6 @@ fn a_full_capture_is_never_failed_for_funds() {
     );
 }
 
-#[test]
 fn a_release_gives_the_money_back_and_moves_nothing() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -148,7 +144,6 @@ fn a_release_gives_the_money_back_and_moves_nothing() {
     fails_at(&s, T0, &["capture", "999"], "transfer_not_found", 3);
 }
 
-#[test]
 fn an_expired_hold_stops_reserving_what_it_reserved_not_its_amount() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -169,7 +164,6 @@ fn an_expired_hold_stops_reserving_what_it_reserved_not_its_amount() {
     assert!(listed.to_string().contains("\"held\":\"0.00\""), "{listed}");
 }
 
-#[test]
 fn a_hold_expires_by_the_clock_before_anything_marks_it() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -224,7 +218,6 @@ fn a_hold_expires_by_the_clock_before_anything_marks_it() {
     );
 }
 
-#[test]
 fn concurrent_captures_of_one_hold_let_exactly_one_win() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -249,7 +242,6 @@ fn concurrent_captures_of_one_hold_let_exactly_one_win() {
     assert_eq!(report["ok"], true, "{report}");
 }
 
-#[test]
 fn refunds_never_add_up_to_more_than_the_transfer() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -338,7 +330,6 @@ fn refunds_never_add_up_to_more_than_the_transfer() {
     assert_eq!(report["ok"], true, "{report}");
 }
 
-#[test]
 fn balances_in_time_before_between_and_after_transfers() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -386,7 +377,6 @@ fn balances_in_time_before_between_and_after_transfers() {
     assert_eq!(running, ["70.00", "100.00"]);
 }
 
-#[test]
 fn batch_lines_place_holds() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -427,7 +417,6 @@ fn batch_lines_place_holds() {
     );
 }
 
-#[test]
 fn verify_finds_a_reservation_that_is_not_the_sum_of_its_holds() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -453,7 +442,6 @@ fn verify_finds_a_reservation_that_is_not_the_sum_of_its_holds() {
     );
 }
 
-#[test]
 fn a_hold_with_a_key_replays_and_a_transfer_cannot_take_its_key() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -490,7 +478,6 @@ fn a_hold_with_a_key_replays_and_a_transfer_cannot_take_its_key() {
     );
 }
 
-#[test]
 fn a_hold_captured_after_later_transfers_counts_from_when_it_was_applied() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -536,7 +523,6 @@ fn a_hold_captured_after_later_transfers_counts_from_when_it_was_applied() {
     );
 }
 
-#[test]
 fn a_hold_retried_with_another_expiry_is_a_conflict_and_bad_expiries_are_invalid_time() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -656,7 +642,6 @@ fn a_hold_retried_with_another_expiry_is_a_conflict_and_bad_expiries_are_invalid
     );
 }
 
-#[test]
 fn an_expired_hold_is_named_expired_by_cancel_and_refund_too() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -694,7 +679,6 @@ fn batch_at_t0(s: &Sandbox, input: &str, args: &[&str]) -> (Vec<Value>, Option<i
     )
 }
 
-#[test]
 fn holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -717,7 +701,6 @@ fn holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order() {
     );
 }
 
-#[test]
 fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed() {
     let s = Sandbox::new();
     alice_with_100(&s);
@@ -760,4 +743,28 @@ fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed()
         (money(&alice, "held"), money(&alice, "available")),
         ("0.00".into(), "100.00".into())
     );
+}
+
+engine_tests! {
+    both: [
+        a_hold_reserves_money_and_one_beyond_available_is_refused,
+        a_partial_capture_settles_what_was_captured_and_releases_the_rest,
+        a_full_capture_is_never_failed_for_funds,
+        a_release_gives_the_money_back_and_moves_nothing,
+        a_hold_expires_by_the_clock_before_anything_marks_it,
+        concurrent_captures_of_one_hold_let_exactly_one_win,
+        refunds_never_add_up_to_more_than_the_transfer,
+        balances_in_time_before_between_and_after_transfers,
+        batch_lines_place_holds,
+        verify_finds_a_reservation_that_is_not_the_sum_of_its_holds,
+        a_hold_with_a_key_replays_and_a_transfer_cannot_take_its_key,
+        a_hold_captured_after_later_transfers_counts_from_when_it_was_applied,
+        a_hold_retried_with_another_expiry_is_a_conflict_and_bad_expiries_are_invalid_time,
+        an_expired_hold_is_named_expired_by_cancel_and_refund_too,
+        an_expired_hold_stops_reserving_what_it_reserved_not_its_amount,
+        holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order,
+        a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed,
+    ],
+    sqlite: [],
+    postgres: [],
 }

@@ -29,7 +29,6 @@ fn pending_in(s: &Sandbox, name: &str) -> String {
     s.figure(name, "pending_in")
 }
 
-#[test]
 fn only_a_json_object_is_a_batch_line() {
     let s = Sandbox::new();
     users(&s);
@@ -63,7 +62,6 @@ fn only_a_json_object_is_a_batch_line() {
     assert!(message.contains("never a JSON number"), "{message}");
 }
 
-#[test]
 fn a_batch_whose_every_line_failed_says_nothing_was_queued() {
     let s = Sandbox::new();
     users(&s);
@@ -79,7 +77,6 @@ fn a_batch_whose_every_line_failed_says_nothing_was_queued() {
     );
 }
 
-#[test]
 fn an_empty_environment_variable_is_named_not_the_flag() {
     let s = Sandbox::new();
     users(&s);
@@ -110,7 +107,6 @@ fn an_empty_environment_variable_is_named_not_the_flag() {
     assert!(out.status.success(), "{out:?}");
 }
 
-#[test]
 fn only_init_and_create_user_create_a_ledger() {
     let s = Sandbox::new();
     s.fails(&["settle"], "ledger_not_found", 3);
@@ -123,28 +119,24 @@ fn only_init_and_create_user_create_a_ledger() {
     assert!(!s.ledger_exists(), "nothing was created");
 }
 
-sqlite_only! {
-    #[test]
-    fn init_fills_an_empty_file_as_mktemp_leaves_it() {
-        let s = Sandbox::new();
-        std::fs::write(s.db(), b"").unwrap();
-        s.fails(&["get-user", "alice"], "not_a_ledger", 7);
-        s.ok(&["init"]);
-        users(&s);
-        s.ok(&["verify"]);
-        let dir = s.dir.path().join("books");
-        std::fs::create_dir(&dir).unwrap();
-        let message = s.fails(&["--db", dir.to_str().unwrap(), "init"], "ledger_exists", 4);
-        assert!(
-            message.starts_with("a directory already exists"),
-            "{message}"
-        );
-        let message = s.fails(&["--db", "/dev/null", "init"], "ledger_exists", 4);
-        assert!(message.contains("not a regular file"), "{message}");
-    }
+fn init_fills_an_empty_file_as_mktemp_leaves_it() {
+    let s = Sandbox::new();
+    std::fs::write(s.db(), b"").unwrap();
+    s.fails(&["get-user", "alice"], "not_a_ledger", 7);
+    s.ok(&["init"]);
+    users(&s);
+    s.ok(&["verify"]);
+    let dir = s.dir.path().join("books");
+    std::fs::create_dir(&dir).unwrap();
+    let message = s.fails(&["--db", dir.to_str().unwrap(), "init"], "ledger_exists", 4);
+    assert!(
+        message.starts_with("a directory already exists"),
+        "{message}"
+    );
+    let message = s.fails(&["--db", "/dev/null", "init"], "ledger_exists", 4);
+    assert!(message.contains("not a regular file"), "{message}");
 }
 
-#[test]
 fn every_limit_refuses_zero_alike() {
     let s = Sandbox::new();
     users(&s);
@@ -155,7 +147,6 @@ fn every_limit_refuses_zero_alike() {
     assert_eq!(why(&settle), why(&history));
 }
 
-#[test]
 fn global_flags_may_be_repeated_and_the_last_counts() {
     let s = Sandbox::new();
     users(&s);
@@ -175,7 +166,6 @@ fn global_flags_may_be_repeated_and_the_last_counts() {
     assert!(!other.exists());
 }
 
-#[test]
 fn refused_keys_memos_and_emails_are_quoted_and_explained() {
     let s = Sandbox::new();
     users(&s);
@@ -198,7 +188,6 @@ fn refused_keys_memos_and_emails_are_quoted_and_explained() {
     assert!(message.contains("it is empty"), "{message}");
 }
 
-#[test]
 fn amounts_with_leading_zeros_are_refused() {
     let s = Sandbox::new();
     users(&s);
@@ -215,7 +204,6 @@ fn amounts_with_leading_zeros_are_refused() {
 /// open it read-write, like a shell's `<>`. A stdout closed with `>&-` is
 /// the same `/dev/null` by the time the program runs. Each runs the command
 /// and exits with the command's own status.
-#[test]
 fn a_dev_null_stdout_however_opened_runs_the_command() {
     let s = Sandbox::new();
     users(&s);
@@ -250,12 +238,11 @@ fn a_dev_null_stdout_however_opened_runs_the_command() {
     assert_eq!(pending_in(&s, "alice"), "15.00", "every deposit was queued");
 }
 
-#[test]
 fn a_ledger_missing_a_row_every_ledger_has_is_damaged_not_internal() {
     let s = Sandbox::new();
     users(&s);
     // No external account: a deposit has nothing to come from.
-    s.tamper(match crate::ENGINE {
+    s.tamper(match crate::common::engine() {
         Engine::Sqlite => "PRAGMA foreign_keys = OFF; DELETE FROM accounts WHERE id = 0;",
         // The references are triggers, which a replica session skips.
         Engine::Postgres => {
@@ -280,7 +267,6 @@ fn a_ledger_missing_a_row_every_ledger_has_is_damaged_not_internal() {
     assert_eq!(failed, ["ledger_meta"]);
 }
 
-#[test]
 fn a_full_history_page_says_how_to_read_on_at_a_terminal() {
     let s = Sandbox::new();
     users(&s);
@@ -310,7 +296,6 @@ fn a_full_history_page_says_how_to_read_on_at_a_terminal() {
     assert!(piped.stderr.is_empty());
 }
 
-#[test]
 fn usage_errors_keep_the_names_and_values_that_matter_on_one_line() {
     let s = Sandbox::new();
     users(&s);
@@ -340,7 +325,6 @@ fn usage_errors_keep_the_names_and_values_that_matter_on_one_line() {
     }
 }
 
-#[test]
 fn invisible_characters_are_refused_by_property_in_keys_memos_and_emails() {
     let s = Sandbox::new();
     users(&s);
@@ -391,7 +375,6 @@ fn invisible_characters_are_refused_by_property_in_keys_memos_and_emails() {
     ]);
 }
 
-#[test]
 fn a_key_conflict_inside_an_atomic_batch_names_the_line_not_a_rolled_back_transfer() {
     let s = Sandbox::new();
     users(&s);
@@ -417,7 +400,6 @@ fn a_key_conflict_inside_an_atomic_batch_names_the_line_not_a_rolled_back_transf
     );
 }
 
-#[test]
 fn values_that_begin_with_a_dash_are_refused_as_values() {
     let s = Sandbox::new();
     users(&s);
@@ -430,7 +412,6 @@ fn values_that_begin_with_a_dash_are_refused_as_values() {
     s.fails(&["get-user", "--bogus"], "usage", 2);
 }
 
-#[test]
 fn counts_for_people_are_written_one_way() {
     let s = Sandbox::new();
     users(&s);
@@ -457,7 +438,6 @@ fn counts_for_people_are_written_one_way() {
     assert_eq!(settled["processed"], 1);
 }
 
-#[test]
 fn an_unreachable_server_is_transient_and_its_password_never_shows() {
     let s = Sandbox::new();
     let url = "postgresql://ann:s3cret@127.0.0.1:1/books?connect_timeout=5";
@@ -498,7 +478,6 @@ fn an_unreachable_server_is_transient_and_its_password_never_shows() {
     assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
 }
 
-#[test]
 fn a_line_that_is_not_json_is_called_so() {
     let s = Sandbox::new();
     users(&s);
@@ -512,7 +491,6 @@ fn a_line_that_is_not_json_is_called_so() {
     assert!(messages[2].contains("it is an array"), "{messages:?}");
 }
 
-#[test]
 fn a_terminal_that_reports_no_width_gets_whole_tables() {
     let s = Sandbox::new();
     users(&s);
@@ -534,7 +512,6 @@ fn a_terminal_that_reports_no_width_gets_whole_tables() {
     );
 }
 
-#[test]
 fn negative_and_zero_numbers_are_refused_naming_their_flag() {
     let s = Sandbox::new();
     users(&s);
@@ -570,7 +547,6 @@ fn negative_and_zero_numbers_are_refused_naming_their_flag() {
     assert!(message.contains("JPY has no decimal places"), "{message}");
 }
 
-#[test]
 fn piped_tables_keep_one_field_per_column_for_awk() {
     let s = Sandbox::new();
     users(&s);
@@ -610,7 +586,6 @@ fn csv_batch(s: &Sandbox, input: &[u8]) -> (Vec<Value>, Option<i32>, String) {
     )
 }
 
-#[test]
 fn a_csv_record_with_more_or_fewer_fields_than_the_header_is_refused() {
     let s = Sandbox::new();
     users(&s);
@@ -656,7 +631,6 @@ fn a_csv_record_with_more_or_fewer_fields_than_the_header_is_refused() {
     assert_eq!(pending_in(&s, "bob"), "7.00");
 }
 
-#[test]
 fn a_csv_header_naming_a_column_twice_or_an_unknown_one_is_refused_before_any_line() {
     let s = Sandbox::new();
     users(&s);
@@ -696,7 +670,6 @@ fn a_csv_header_naming_a_column_twice_or_an_unknown_one_is_refused_before_any_li
     assert_eq!(pending_in(&s, "bob"), "0.00", "no line was queued");
 }
 
-#[test]
 fn csv_records_are_numbered_by_the_physical_line_they_start_on_whatever_the_line_end() {
     let s = Sandbox::new();
     users(&s);
@@ -733,7 +706,6 @@ fn csv_records_are_numbered_by_the_physical_line_they_start_on_whatever_the_line
     }
 }
 
-#[test]
 fn a_quoted_csv_memo_with_a_line_break_is_refused_by_the_memo_rule_on_its_line() {
     let s = Sandbox::new();
     users(&s);
@@ -750,4 +722,38 @@ fn a_quoted_csv_memo_with_a_line_break_is_refused_by_the_memo_rule_on_its_line()
         "{message}"
     );
     assert_eq!(pending_in(&s, "bob"), "1.00");
+}
+
+engine_tests! {
+    both: [
+        only_a_json_object_is_a_batch_line,
+        a_batch_whose_every_line_failed_says_nothing_was_queued,
+        an_empty_environment_variable_is_named_not_the_flag,
+        only_init_and_create_user_create_a_ledger,
+        every_limit_refuses_zero_alike,
+        global_flags_may_be_repeated_and_the_last_counts,
+        refused_keys_memos_and_emails_are_quoted_and_explained,
+        amounts_with_leading_zeros_are_refused,
+        a_dev_null_stdout_however_opened_runs_the_command,
+        a_ledger_missing_a_row_every_ledger_has_is_damaged_not_internal,
+        a_full_history_page_says_how_to_read_on_at_a_terminal,
+        usage_errors_keep_the_names_and_values_that_matter_on_one_line,
+        invisible_characters_are_refused_by_property_in_keys_memos_and_emails,
+        a_key_conflict_inside_an_atomic_batch_names_the_line_not_a_rolled_back_transfer,
+        values_that_begin_with_a_dash_are_refused_as_values,
+        counts_for_people_are_written_one_way,
+        an_unreachable_server_is_transient_and_its_password_never_shows,
+        a_line_that_is_not_json_is_called_so,
+        a_terminal_that_reports_no_width_gets_whole_tables,
+        negative_and_zero_numbers_are_refused_naming_their_flag,
+        piped_tables_keep_one_field_per_column_for_awk,
+        a_csv_record_with_more_or_fewer_fields_than_the_header_is_refused,
+        a_csv_header_naming_a_column_twice_or_an_unknown_one_is_refused_before_any_line,
+        csv_records_are_numbered_by_the_physical_line_they_start_on_whatever_the_line_end,
+        a_quoted_csv_memo_with_a_line_break_is_refused_by_the_memo_rule_on_its_line,
+    ],
+    sqlite: [
+        init_fills_an_empty_file_as_mktemp_leaves_it,
+    ],
+    postgres: [],
 }

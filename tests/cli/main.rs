@@ -1,32 +1,80 @@
-//! Integration tests: the built `wallet` binary against real ledger files.
-//! One test binary, so the suite links once.
+//! Integration tests: the built `wallet` binary against real ledgers, one
+//! test binary for both engines, so the suite compiles and links once.
+//!
+//! A test is a plain `fn` in its file, listed at the file's end in
+//! `engine_tests!`, which makes a `#[test]` of it per engine it runs on:
+//! `FILE::sqlite::NAME` on a ledger file in a temp dir and
+//! `FILE::postgres::NAME` in a schema of its own on the server the harness
+//! starts (`pgserver.rs`), so `cargo test --test cli postgres` runs the
+//! server's half. The list `both` runs on each engine; `sqlite` holds what
+//! only a ledger file has (its bytes, its header, SQLite's own locks and
+//! pages, faults injected into file system calls: `tamper`, `faults`,
+//! `files`, `power_loss`, `throughput` and the SQLite `bank` test as
+//! whole files); `postgres` what only a server has (`engine`, `crash`,
+//! `dry_run`, `urls`, `bank_server`).
 
-/// The engine this binary runs the suite on.
-pub const ENGINE: common::Engine = common::Engine::Sqlite;
-
-/// Tests of what only a ledger file has (its bytes, its header, SQLite's
-/// own locks and pages): compiled here, left out of the PostgreSQL suite.
-macro_rules! sqlite_only {
-    ($($item:item)*) => { $($item)* };
+/// A `#[test]` per engine for each listed test function of the file:
+/// `sqlite::NAME` for `both` and `sqlite`, `postgres::NAME` for `both`
+/// and `postgres`, each running the function with its engine set for
+/// [`common::Sandbox::new`].
+macro_rules! engine_tests {
+    (
+        both: [$($both:ident),* $(,)?],
+        sqlite: [$($sqlite:ident),* $(,)?],
+        postgres: [$($postgres:ident),* $(,)?] $(,)?
+    ) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $both() {
+                    crate::common::run_on(crate::common::Engine::Sqlite, super::$both);
+                }
+            )*
+            $(
+                #[test]
+                fn $sqlite() {
+                    crate::common::run_on(crate::common::Engine::Sqlite, super::$sqlite);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $both() {
+                    crate::common::run_on(crate::common::Engine::Postgres, super::$both);
+                }
+            )*
+            $(
+                #[test]
+                fn $postgres() {
+                    crate::common::run_on(crate::common::Engine::Postgres, super::$postgres);
+                }
+            )*
+        }
+    };
 }
 
 mod argv;
 mod bad_input;
 mod bank;
 mod bank_holds;
+mod bank_server;
 mod books;
 mod chain;
 mod common;
 mod core;
+mod crash;
+mod dry_run;
+mod engine;
 mod faults;
 mod files;
 mod holds;
 mod inputs;
-#[allow(dead_code)]
 mod pgserver;
 mod pipes;
 mod power_loss;
 mod scripting;
 mod tamper;
 mod throughput;
+mod urls;
 mod verify;

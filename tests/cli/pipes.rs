@@ -28,7 +28,6 @@ fn piped_to_head(s: &Sandbox, args: &str) -> (String, String, String) {
     )
 }
 
-#[test]
 fn every_read_ends_quietly_when_its_reader_goes_away() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -57,4 +56,12 @@ fn every_read_ends_quietly_when_its_reader_goes_away() {
         assert_eq!(stderr, "", "{args}");
         assert!(!first.is_empty(), "{args}: head printed a line");
     }
+}
+
+engine_tests! {
+    both: [
+        every_read_ends_quietly_when_its_reader_goes_away,
+    ],
+    sqlite: [],
+    postgres: [],
 }

@@ -507,7 +507,6 @@ fn batch_lines(prefix: &str, count: usize) -> String {
         .collect()
 }
 
-#[test]
 fn power_loss_images_of_settle() {
     power_loss(
         "settle --batch-size 15",
@@ -524,7 +523,6 @@ fn power_loss_images_of_settle() {
     );
 }
 
-#[test]
 fn power_loss_images_of_a_batch() {
     power_loss(
         "transfer --batch --chunk-size 8",
@@ -538,7 +536,6 @@ fn power_loss_images_of_a_batch() {
     );
 }
 
-#[test]
 fn power_loss_images_of_holds_and_captures() {
     // The deposits are transfers 1 to 4: the holds are 5 and 6.
     power_loss(
@@ -598,7 +595,6 @@ fn append_torn_first_page(s: &Sandbox) {
     std::fs::write(&log_path, log).unwrap();
 }
 
-#[test]
 fn a_half_written_frame_for_the_first_page_is_dropped_as_sqlite_drops_it() {
     let s = ledger_with_committed_log();
     append_torn_first_page(&s);
@@ -615,7 +611,6 @@ fn a_half_written_frame_for_the_first_page_is_dropped_as_sqlite_drops_it() {
 /// The log of another program's database, with a valid checksum chain and
 /// a committed image of its page 1, and after its commit the torn frame a
 /// power cut leaves.
-#[test]
 fn a_committed_log_of_another_database_is_still_refused_untouched() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -635,4 +630,16 @@ fn a_committed_log_of_another_database_is_still_refused_untouched() {
         before == s.ledger_bytes(),
         "the ledger and the log are untouched"
     );
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [
+        power_loss_images_of_settle,
+        power_loss_images_of_a_batch,
+        power_loss_images_of_holds_and_captures,
+        a_half_written_frame_for_the_first_page_is_dropped_as_sqlite_drops_it,
+        a_committed_log_of_another_database_is_still_refused_untouched,
+    ],
+    postgres: [],
 }

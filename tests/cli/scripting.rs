@@ -51,7 +51,6 @@ fn ids(transfers: &[shapes::Transfer]) -> Vec<i64> {
 
 // ---------------------------------------------------------------- keys
 
-#[test]
 fn a_retried_transfer_with_a_key_queues_once_and_answers_the_same_tx_id() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100")]);
@@ -93,7 +92,6 @@ fn a_retried_transfer_with_a_key_queues_once_and_answers_the_same_tx_id() {
     assert_eq!(user(&s, "bob").balance, "12.34");
 }
 
-#[test]
 fn concurrent_runs_with_one_key_queue_one_transfer() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100")]);
@@ -138,7 +136,6 @@ fn concurrent_runs_with_one_key_queue_one_transfer() {
     assert_eq!(history(&s, &["bob"]).len(), 1);
 }
 
-#[test]
 fn deposits_and_withdrawals_take_keys_too() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -155,7 +152,6 @@ fn deposits_and_withdrawals_take_keys_too() {
     assert_eq!(history(&s, &["alice"]).len(), 2);
 }
 
-#[test]
 fn a_reused_key_with_any_field_changed_fails_naming_it_and_changes_nothing() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100"), ("carol", "100")]);
@@ -230,7 +226,6 @@ fn a_reused_key_with_any_field_changed_fails_naming_it_and_changes_nothing() {
     assert_eq!(user(&s, "bob").pending_in, "10.00");
 }
 
-#[test]
 fn a_replay_after_settlement_reports_the_current_status() {
     let s = Sandbox::new();
     s.funded(&[("alice", "5")]);
@@ -258,7 +253,6 @@ fn a_replay_after_settlement_reports_the_current_status() {
     assert_eq!(user(&s, "bob").balance, "3.00");
 }
 
-#[test]
 fn keys_must_be_printable_and_at_most_128_characters() {
     let s = Sandbox::new();
     s.funded(&[("alice", "5")]);
@@ -273,7 +267,6 @@ fn keys_must_be_printable_and_at_most_128_characters() {
 
 // ---------------------------------------------------------- get-transfer
 
-#[test]
 fn get_transfer_shows_the_full_object_by_id_or_by_key() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -385,7 +378,6 @@ fn busy_ledger() -> Sandbox {
     s
 }
 
-#[test]
 fn history_pages_newest_first_by_cursor_and_by_status() {
     // One ledger serves both checks: building it is most of the cost.
     let s = busy_ledger();
@@ -493,7 +485,6 @@ fn history_filters_by_status_and_pages_within_it(s: &Sandbox) {
 
 // ------------------------------------------------------------------ cancel
 
-#[test]
 fn cancel_turns_pending_into_cancelled_and_refuses_anything_else() {
     let s = Sandbox::new();
     s.funded(&[("alice", "10")]);
@@ -534,7 +525,6 @@ fn cancel_turns_pending_into_cancelled_and_refuses_anything_else() {
     s.fails(&["cancel", "many"], "usage", 2);
 }
 
-#[test]
 fn cancel_racing_settle_never_applies_a_cancelled_transfer() {
     const ROUNDS: i64 = 6;
     const PER_ROUND: i64 = 12;
@@ -625,7 +615,6 @@ fn parse_cents(amount: &str) -> i64 {
 
 // -------------------------------------------------------------------- memo
 
-#[test]
 fn memos_are_stored_and_shown_wherever_a_transfer_is_shown() {
     let s = Sandbox::new();
     s.funded(&[("alice", "50")]);
@@ -709,7 +698,6 @@ struct CompletionsDoc {
     script: String,
 }
 
-#[test]
 fn generated_completions_are_committed_and_up_to_date() {
     let s = Sandbox::new();
     let mut stale = Vec::new();
@@ -739,7 +727,6 @@ fn generated_completions_are_committed_and_up_to_date() {
     assert!(!s.ledger_exists(), "completions never touch a ledger");
 }
 
-#[test]
 fn generated_man_pages_are_committed_and_up_to_date() {
     let s = Sandbox::new();
     let mut stale = Vec::new();
@@ -777,7 +764,6 @@ fn generated_man_pages_are_committed_and_up_to_date() {
     s.fails(&["man", "nosuch"], "usage", 2);
 }
 
-#[test]
 fn the_bash_completion_script_parses_and_completes_commands_and_flags() {
     let s = Sandbox::new();
     let out = bash(
@@ -828,7 +814,7 @@ fn ledger_with_deposits(count: u32) -> Sandbox {
     s.ok(&["create-user", "alice", "alice@example.com"]);
     // A PostgreSQL ledger files each transfer in a settle lane: its
     // destination's for a deposit.
-    let (begin, lane_column, lane) = match crate::ENGINE {
+    let (begin, lane_column, lane) = match crate::common::engine() {
         Engine::Sqlite => ("BEGIN IMMEDIATE", "", ""),
         Engine::Postgres => (
             "BEGIN",
@@ -856,7 +842,6 @@ fn ledger_with_deposits(count: u32) -> Sandbox {
     s
 }
 
-#[test]
 fn a_reader_that_stops_early_is_not_an_error() {
     let s = ledger_with_deposits(3000);
     for format in ["", "--json"] {
@@ -960,7 +945,6 @@ fn small_mixed_ledger() -> Sandbox {
     s
 }
 
-#[test]
 fn colour_only_on_a_terminal_without_no_color_or_a_dumb_term() {
     let s = small_mixed_ledger();
     let coloured = on_terminal(&s, 120, &[], "history alice");
@@ -994,7 +978,6 @@ fn colour_only_on_a_terminal_without_no_color_or_a_dumb_term() {
     assert!(!piped.contains('┆'), "plain columns when piped:\n{piped}");
 }
 
-#[test]
 fn tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room() {
     let s = small_mixed_ledger();
     for columns in [40, 60, 80, 120, 200] {
@@ -1193,7 +1176,6 @@ fn run_console_examples(name: &str, examples: &[Example]) -> Vec<String> {
     mismatches
 }
 
-#[test]
 fn console_examples_in_readme_and_docs_print_what_they_show() {
     let mut mismatches = Vec::new();
     let (mut run, mut piped_to_jq) = (0, 0);
@@ -1216,7 +1198,6 @@ fn console_examples_in_readme_and_docs_print_what_they_show() {
     );
 }
 
-#[test]
 fn readme_opens_with_the_commands_that_work_on_a_fresh_machine() {
     let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
     let first_block: Vec<&str> = readme
@@ -1311,7 +1292,6 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
     targets
 }
 
-#[test]
 fn relative_links_in_readme_and_docs_resolve() {
     let mut broken = Vec::new();
     let mut checked = 0;
@@ -1348,7 +1328,6 @@ fn relative_links_in_readme_and_docs_resolve() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
-#[test]
 fn links_and_anchors_are_read_as_github_renders_them() {
     let text = "# A `b` (c)\n## A b c\n```\n# not a heading [x](y)\n```\n[one](a.md#x) `[no](z)` [two](#a-b-c)\n```` ```sh ```` is prose\n# After\n";
     let anchors: Vec<String> = heading_anchors(text).into_iter().collect();
@@ -1359,7 +1338,6 @@ fn links_and_anchors_are_read_as_github_renders_them() {
     );
 }
 
-#[test]
 fn console_examples_are_read_with_continuations_and_outputs() {
     let text = "intro\n```console\n$ a | b\nout 1\nout 2\n$ c\n> d\n```\n```sh\n$ not run\n```\n";
     let examples = console_examples("text", text);
@@ -1375,4 +1353,33 @@ fn console_examples_are_read_with_continuations_and_outputs() {
         normalized("x 2026-11-25T19:56:05.123Z  \ny\n\n"),
         "x <timestamp>  \ny"
     );
+}
+
+engine_tests! {
+    both: [
+        a_retried_transfer_with_a_key_queues_once_and_answers_the_same_tx_id,
+        concurrent_runs_with_one_key_queue_one_transfer,
+        deposits_and_withdrawals_take_keys_too,
+        a_reused_key_with_any_field_changed_fails_naming_it_and_changes_nothing,
+        a_replay_after_settlement_reports_the_current_status,
+        keys_must_be_printable_and_at_most_128_characters,
+        get_transfer_shows_the_full_object_by_id_or_by_key,
+        history_pages_newest_first_by_cursor_and_by_status,
+        cancel_turns_pending_into_cancelled_and_refuses_anything_else,
+        cancel_racing_settle_never_applies_a_cancelled_transfer,
+        memos_are_stored_and_shown_wherever_a_transfer_is_shown,
+        generated_completions_are_committed_and_up_to_date,
+        generated_man_pages_are_committed_and_up_to_date,
+        the_bash_completion_script_parses_and_completes_commands_and_flags,
+        a_reader_that_stops_early_is_not_an_error,
+        colour_only_on_a_terminal_without_no_color_or_a_dumb_term,
+        tables_fit_the_terminal_and_keep_key_columns_whole_when_there_is_room,
+        console_examples_in_readme_and_docs_print_what_they_show,
+        readme_opens_with_the_commands_that_work_on_a_fresh_machine,
+        relative_links_in_readme_and_docs_resolve,
+        links_and_anchors_are_read_as_github_renders_them,
+        console_examples_are_read_with_continuations_and_outputs,
+    ],
+    sqlite: [],
+    postgres: [],
 }

@@ -65,7 +65,6 @@ fn scalar(s: &Sandbox, sql: &str) -> i64 {
     s.sqlite().query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
-#[test]
 fn a_planted_trigger_is_refused_and_never_fires() {
     let s = ledger();
     s.sqlite()
@@ -104,7 +103,6 @@ fn a_planted_trigger_is_refused_and_never_fires() {
     );
 }
 
-#[test]
 fn a_planted_view_or_table_is_refused_and_reported() {
     let s = ledger();
     s.sqlite()
@@ -121,7 +119,6 @@ fn a_planted_view_or_table_is_refused_and_reported() {
     verify_names(&s, "table 'audit_log' is not part of the wallet schema");
 }
 
-#[test]
 fn a_table_with_an_added_column_is_refused_and_reported() {
     let s = ledger();
     s.sqlite()
@@ -135,7 +132,6 @@ fn a_table_with_an_added_column_is_refused_and_reported() {
     assert_eq!(failed, ["schema"]);
 }
 
-#[test]
 fn a_dropped_index_is_refused_and_reported() {
     let s = ledger();
     s.sqlite()
@@ -146,7 +142,6 @@ fn a_dropped_index_is_refused_and_reported() {
     verify_names(&s, missing);
 }
 
-#[test]
 fn a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported() {
     let s = ledger();
     {
@@ -207,7 +202,6 @@ fn a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported() 
     );
 }
 
-#[test]
 fn hostile_names_in_a_tampered_file_are_quoted_safely() {
     let s = ledger();
     s.sqlite()
@@ -223,4 +217,17 @@ fn hostile_names_in_a_tampered_file_are_quoted_safely() {
         assert!(stderr.contains("trigger 'x\\u{1b}[2J\\ny'"), "{stderr}");
         assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b));
     }
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [
+        a_planted_trigger_is_refused_and_never_fires,
+        a_planted_view_or_table_is_refused_and_reported,
+        a_table_with_an_added_column_is_refused_and_reported,
+        a_dropped_index_is_refused_and_reported,
+        a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported,
+        hostile_names_in_a_tampered_file_are_quoted_safely,
+    ],
+    postgres: [],
 }

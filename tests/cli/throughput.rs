@@ -95,7 +95,6 @@ fn pending_count(s: &Sandbox, user: &str) -> usize {
     list.len()
 }
 
-#[test]
 fn a_good_file_queues_every_line_in_order() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100"), ("bob", "0.01")]);
@@ -159,7 +158,6 @@ fn a_good_file_queues_every_line_in_order() {
     );
 }
 
-#[test]
 fn a_mixed_file_queues_the_good_lines_and_reports_the_bad_by_line_number() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100"), ("bob", "0.01")]);
@@ -215,7 +213,6 @@ fn a_mixed_file_queues_the_good_lines_and_reports_the_bad_by_line_number() {
     assert_eq!(alice.pending_out, "5.00");
 }
 
-#[test]
 fn atomic_leaves_the_ledger_byte_identical_when_any_line_is_bad() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100"), ("bob", "0.01")]);
@@ -248,7 +245,6 @@ fn atomic_leaves_the_ledger_byte_identical_when_any_line_is_bad() {
     assert_eq!(pending_count(&s, "alice"), 3);
 }
 
-#[test]
 fn idempotency_keys_replay_across_chunks_and_across_runs() {
     let s = Sandbox::new();
     s.funded(&[("alice", "100"), ("bob", "0.01")]);
@@ -299,7 +295,6 @@ fn idempotency_keys_replay_across_chunks_and_across_runs() {
     assert_eq!(third_run[0].code(), "idempotency_conflict");
 }
 
-#[test]
 fn stdin_and_human_mode_print_the_same_json_lines_and_a_summary() {
     let s = Sandbox::new();
     s.funded(&[("alice", "10")]);
@@ -317,7 +312,6 @@ fn stdin_and_human_mode_print_the_same_json_lines_and_a_summary() {
     assert_eq!(outcomes(&quiet).len(), 2);
 }
 
-#[test]
 fn batch_output_pipes_into_jq() {
     let s = Sandbox::new();
     s.funded(&[("alice", "10"), ("bob", "0.01")]);
@@ -340,7 +334,6 @@ fn batch_output_pipes_into_jq() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2 user_not_found\n");
 }
 
-#[test]
 fn batch_flags_are_checked_by_the_command_line() {
     let s = Sandbox::new();
     s.funded(&[("alice", "10")]);
@@ -439,17 +432,14 @@ fn watch_drains_then_stops_on(signal: &str) {
     );
 }
 
-#[test]
 fn watch_drains_transfers_queued_while_it_runs_and_stops_on_sigterm() {
     watch_drains_then_stops_on("TERM");
 }
 
-#[test]
 fn watch_stops_cleanly_on_sigint() {
     watch_drains_then_stops_on("INT");
 }
 
-#[test]
 fn a_watch_killed_outright_loses_and_doubles_nothing() {
     let s = Sandbox::new();
     s.funded(&[("alice", "0.01"), ("bob", "0.01")]);
@@ -494,4 +484,21 @@ fn a_watch_killed_outright_loses_and_doubles_nothing() {
     let failed: Vec<shapes::Transfer> =
         s.json(&["history", "bob", "--status", "FAILED", "--limit", "10"]);
     assert!(failed.is_empty(), "every payment found its deposit first");
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [
+        a_good_file_queues_every_line_in_order,
+        a_mixed_file_queues_the_good_lines_and_reports_the_bad_by_line_number,
+        atomic_leaves_the_ledger_byte_identical_when_any_line_is_bad,
+        idempotency_keys_replay_across_chunks_and_across_runs,
+        stdin_and_human_mode_print_the_same_json_lines_and_a_summary,
+        batch_output_pipes_into_jq,
+        batch_flags_are_checked_by_the_command_line,
+        watch_drains_transfers_queued_while_it_runs_and_stops_on_sigterm,
+        watch_stops_cleanly_on_sigint,
+        a_watch_killed_outright_loses_and_doubles_nothing,
+    ],
+    postgres: [],
 }

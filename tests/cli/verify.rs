@@ -22,7 +22,7 @@ fn checks() -> Vec<&'static str> {
         "no_negative_balances",
         "chain",
     ];
-    if crate::ENGINE == Engine::Postgres {
+    if crate::common::engine() == Engine::Postgres {
         names[0] = "amcheck";
         names.retain(|name| *name != "postings");
     }
@@ -53,7 +53,6 @@ fn check<'a>(report: &'a shapes::VerifyReport, name: &str) -> &'a shapes::Check 
         .unwrap_or_else(|| panic!("no check {name} in {report:?}"))
 }
 
-#[test]
 fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     let s = busy_ledger();
     let before = s.ledger_bytes();
@@ -82,7 +81,7 @@ fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     }
 
     let quick: shapes::VerifyReport = s.json(&["verify", "--quick"]);
-    let quick_check = match crate::ENGINE {
+    let quick_check = match crate::common::engine() {
         Engine::Sqlite => "quick_check",
         Engine::Postgres => "amcheck",
     };
@@ -90,7 +89,6 @@ fn verify_passes_on_a_sound_ledger_and_reports_every_check_by_name() {
     assert!(quick.ok);
 }
 
-#[test]
 fn verify_ok_pipes_into_jq() {
     let s = busy_ledger();
     let out = StdCommand::new("sh")
@@ -107,14 +105,12 @@ fn verify_ok_pipes_into_jq() {
     );
 }
 
-#[test]
 fn verify_never_creates_a_ledger() {
     let s = Sandbox::new();
     s.fails(&["verify"], "ledger_not_found", 3);
     assert!(!s.ledger_exists());
 }
 
-#[test]
 fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     let s = busy_ledger();
     s.tamper("UPDATE accounts SET balance = balance + 1 WHERE name = 'bob'");
@@ -152,7 +148,6 @@ fn a_balance_out_of_step_is_named_in_the_report_and_the_error() {
     assert_eq!(before, s.ledger_bytes(), "a failing verify writes nothing");
 }
 
-#[test]
 fn a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero() {
     let s = busy_ledger();
     // Replay transfer 3 (alice -> bob, 30) on the balances a second time.
@@ -174,7 +169,6 @@ fn a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero() {
     assert_eq!(users, [Some("alice"), Some("bob")]);
 }
 
-#[test]
 fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
     // COMPLETED but its money never moved.
     let s = busy_ledger();
@@ -204,7 +198,6 @@ fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
     );
 }
 
-#[test]
 fn pending_totals_out_of_step_are_caught() {
     let s = busy_ledger();
     s.tamper("UPDATE accounts SET pending_out = pending_out + 5 WHERE name = 'alice'");
@@ -220,7 +213,6 @@ fn pending_totals_out_of_step_are_caught() {
     );
 }
 
-#[test]
 fn settled_at_and_status_that_disagree_name_the_transfer() {
     let s = busy_ledger();
     s.tamper(
@@ -244,60 +236,72 @@ fn settled_at_and_status_that_disagree_name_the_transfer() {
     );
 }
 
-sqlite_only! {
-    #[test]
-    fn a_damaged_index_page_fails_the_integrity_check() {
-        let s = Sandbox::new();
-        s.ok(&["create-user", "alice", "alice@example.com"]);
-        for i in 0..40 {
-            s.ok(&[
-                "-q",
-                "deposit",
-                "alice",
-                "1",
-                "--memo",
-                &format!("{i:0>100}"),
-            ]);
-        }
-        s.ok(&["settle"]);
-        // Scribble over the index's cells, as a failing disk might.
-        let bytes = s.damage_root_page("postings");
-
-        let error = s.verify_fails();
-        let integrity = check(&error.report, "integrity_check");
-        assert!(!integrity.ok, "{integrity:?}");
-        assert!(
-            error.message.contains("integrity_check ("),
-            "{}",
-            error.message
-        );
-        assert_eq!(
-            bytes,
-            s.ledger_bytes(),
-            "verify leaves the damaged file as it was"
-        );
+fn a_damaged_index_page_fails_the_integrity_check() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    for i in 0..40 {
+        s.ok(&[
+            "-q",
+            "deposit",
+            "alice",
+            "1",
+            "--memo",
+            &format!("{i:0>100}"),
+        ]);
     }
+    s.ok(&["settle"]);
+    // Scribble over the index's cells, as a failing disk might.
+    let bytes = s.damage_root_page("postings");
+
+    let error = s.verify_fails();
+    let integrity = check(&error.report, "integrity_check");
+    assert!(!integrity.ok, "{integrity:?}");
+    assert!(
+        error.message.contains("integrity_check ("),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        bytes,
+        s.ledger_bytes(),
+        "verify leaves the damaged file as it was"
+    );
 }
 
-sqlite_only! {
-    /// A ledger file keeps each user's history of decided transfers apart
-    /// from the transfers (`postings`); an entry lost or planted is found.
-    #[test]
-    fn a_history_entry_lost_or_planted_is_caught() {
-        let s = busy_ledger();
-        s.tamper("DELETE FROM postings WHERE tx_id = 3 AND account = (SELECT src FROM transfers WHERE tx_id = 3)");
-        let error = s.verify_fails();
-        assert_eq!(error.report.failed(), ["postings"]);
-        let found = check(&error.report, "postings");
-        assert_eq!(found.problems[0].tx_id, Some(3), "{found:?}");
+/// A ledger file keeps each user's history of decided transfers apart
+/// from the transfers (`postings`); an entry lost or planted is found.
+fn a_history_entry_lost_or_planted_is_caught() {
+    let s = busy_ledger();
+    s.tamper("DELETE FROM postings WHERE tx_id = 3 AND account = (SELECT src FROM transfers WHERE tx_id = 3)");
+    let error = s.verify_fails();
+    assert_eq!(error.report.failed(), ["postings"]);
+    let found = check(&error.report, "postings");
+    assert_eq!(found.problems[0].tx_id, Some(3), "{found:?}");
 
-        let s = busy_ledger();
-        // A PENDING transfer (the last one queued) listed as if decided.
-        s.tamper(
-            "INSERT INTO postings (account, tx_id)
+    let s = busy_ledger();
+    // A PENDING transfer (the last one queued) listed as if decided.
+    s.tamper(
+        "INSERT INTO postings (account, tx_id)
              SELECT dst, max(tx_id) FROM transfers WHERE status = 'PENDING'",
-        );
-        let error = s.verify_fails();
-        assert_eq!(error.report.failed(), ["postings"]);
-    }
+    );
+    let error = s.verify_fails();
+    assert_eq!(error.report.failed(), ["postings"]);
+}
+
+engine_tests! {
+    both: [
+        verify_passes_on_a_sound_ledger_and_reports_every_check_by_name,
+        verify_ok_pipes_into_jq,
+        verify_never_creates_a_ledger,
+        a_balance_out_of_step_is_named_in_the_report_and_the_error,
+        a_transfer_applied_twice_is_caught_even_though_the_sum_stays_zero,
+        a_transfer_whose_status_lies_about_what_moved_is_caught,
+        pending_totals_out_of_step_are_caught,
+        settled_at_and_status_that_disagree_name_the_transfer,
+    ],
+    sqlite: [
+        a_damaged_index_page_fails_the_integrity_check,
+        a_history_entry_lost_or_planted_is_caught,
+    ],
+    postgres: [],
 }

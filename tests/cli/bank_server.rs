@@ -230,7 +230,6 @@ fn killer(bank: &Bank, mut rng: Rng, watchers: &Mutex<Vec<Reaped>>, counters: &C
     }
 }
 
-#[test]
 fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
     let seed = seed();
     eprintln!("bank (PostgreSQL): seed {seed} (replay with WALLET_BANK_SEED={seed})");
@@ -419,4 +418,12 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         counters.retries.load(Ordering::Relaxed) > 0,
         "the crash was felt"
     );
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [],
+    postgres: [
+        bank_on_a_server_with_parallel_workers_kills_and_a_crash,
+    ],
 }

@@ -13,7 +13,6 @@ fn run(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
 fn a_parameter_given_twice_is_refused_not_the_last_one_taken() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -39,7 +38,6 @@ fn a_parameter_given_twice_is_refused_not_the_last_one_taken() {
     assert!(out.status.success(), "{out:?}");
 }
 
-#[test]
 fn a_nul_in_a_parameter_is_a_usage_error_not_a_server_away() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -68,7 +66,6 @@ fn a_nul_in_a_parameter_is_a_usage_error_not_a_server_away() {
     assert_error(&out, "usage", 2, &["settle", "--watch"]);
 }
 
-#[test]
 fn no_form_of_a_password_shows_in_an_error_or_in_help() {
     let s = Sandbox::new();
     let url = s.db().to_string_lossy().into_owned();
@@ -119,4 +116,14 @@ fn no_form_of_a_password_shows_in_an_error_or_in_help() {
         assert!(stderr.contains("***"), "{stderr}");
         assert!(!stderr.contains("s3cret"), "{stderr}");
     }
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [],
+    postgres: [
+        a_parameter_given_twice_is_refused_not_the_last_one_taken,
+        a_nul_in_a_parameter_is_a_usage_error_not_a_server_away,
+        no_form_of_a_password_shows_in_an_error_or_in_help,
+    ],
 }

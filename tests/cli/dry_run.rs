@@ -65,7 +65,6 @@ fn split(lines: &[Value]) -> (Vec<Value>, Vec<i64>) {
     (shapes, ids)
 }
 
-#[test]
 fn a_dry_run_prints_what_a_file_prints_but_its_ids_are_not_kept() {
     let s = Sandbox::new();
     let server = s.db().to_string_lossy().into_owned();
@@ -93,4 +92,12 @@ fn a_dry_run_prints_what_a_file_prints_but_its_ids_are_not_kept() {
         server_ids.iter().min() > server_dry_ids.iter().max(),
         "{server_ids:?} after {server_dry_ids:?}"
     );
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [],
+    postgres: [
+        a_dry_run_prints_what_a_file_prints_but_its_ids_are_not_kept,
+    ],
 }

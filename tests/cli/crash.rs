@@ -99,7 +99,6 @@ fn error_of(out: &Output) -> (String, String) {
     )
 }
 
-#[test]
 fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
     let mut server = PgServer::start();
     let url = ledger_with_users(&server, 20);
@@ -161,7 +160,6 @@ fn a_settle_whose_server_crashes_part_way_prints_what_it_applied() {
     assert_eq!(rest["remaining"], 0);
 }
 
-#[test]
 fn a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed() {
     let mut server = PgServer::start();
     let url = ledger_with_users(&server, 10);
@@ -234,4 +232,13 @@ fn a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed()
             .get(0);
         assert_eq!(found, 1, "{doc}");
     }
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [],
+    postgres: [
+        a_settle_whose_server_crashes_part_way_prints_what_it_applied,
+        a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed,
+    ],
 }

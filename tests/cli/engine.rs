@@ -55,7 +55,7 @@ struct Decided {
     dst_balance: Option<i64>,
 }
 
-fn decisions(client: &mut postgres::Client) -> BTreeMap<i64, Decided> {
+fn decisions(client: &mut ::postgres::Client) -> BTreeMap<i64, Decided> {
     client
         .query(
             "SELECT tx_id, src, dst, amount, status, settle_batch, src_balance, dst_balance
@@ -88,7 +88,7 @@ pub struct Start {
     after_batch: i64,
 }
 
-pub fn start(client: &mut postgres::Client) -> Start {
+pub fn start(client: &mut ::postgres::Client) -> Start {
     let balances = client
         .query("SELECT id, balance FROM accounts WHERE id <> 0", &[])
         .unwrap()
@@ -111,7 +111,7 @@ pub fn start(client: &mut postgres::Client) -> Start {
 /// running one, no user balance goes below zero, every FAILED transfer's
 /// source lacked the amount at that moment, and each source's transfers
 /// were decided in `tx_id` order.
-pub fn audit_decisions(client: &mut postgres::Client, start: &Start) {
+pub fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
     let decided = decisions(client);
     let mut by_account: BTreeMap<i64, Vec<(i64, i64, &Decided)>> = BTreeMap::new();
     for (tx_id, d) in &decided {
@@ -217,7 +217,6 @@ fn run_on(s: &Sandbox, db: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
 fn several_settle_processes_with_workers_each_apply_every_transfer_once() {
     let s = Sandbox::new();
     funded_users(&s, 12, 50);
@@ -261,7 +260,6 @@ fn several_settle_processes_with_workers_each_apply_every_transfer_once() {
     assert!(statuses.values().all(|d| d.status != "PENDING"));
 }
 
-#[test]
 fn one_worker_decides_exactly_as_a_ledger_file_does() {
     let batch = random_batch(8, 1500, 30, 11);
     let s = Sandbox::new();
@@ -318,7 +316,6 @@ fn one_worker_decides_exactly_as_a_ledger_file_does() {
     assert_eq!(outcomes[0], outcomes[1]);
 }
 
-#[test]
 fn concurrent_inits_make_exactly_one_ledger() {
     let s = Sandbox::new();
     let children: Vec<_> = (0..8)
@@ -348,7 +345,6 @@ fn concurrent_inits_make_exactly_one_ledger() {
     assert!(report.ok);
 }
 
-#[test]
 fn concurrent_requests_with_one_key_queue_one_transfer() {
     let s = Sandbox::new();
     funded_users(&s, 2, 100);
@@ -369,7 +365,6 @@ fn concurrent_requests_with_one_key_queue_one_transfer() {
     assert_eq!(alice.pending_out, "1.00");
 }
 
-#[test]
 fn ledgers_in_other_schemas_of_one_database_are_apart() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
@@ -387,7 +382,6 @@ fn ledgers_in_other_schemas_of_one_database_are_apart() {
     assert_eq!(mine.balance, "10.00");
 }
 
-#[test]
 fn a_schema_with_foreign_or_changed_objects_is_not_a_ledger() {
     // Another program's schema of the same name.
     let s = Sandbox::new();
@@ -422,7 +416,6 @@ fn a_schema_with_foreign_or_changed_objects_is_not_a_ledger() {
     }
 }
 
-#[test]
 fn a_ledger_from_a_newer_version_is_refused() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -431,7 +424,6 @@ fn a_ledger_from_a_newer_version_is_refused() {
     assert!(message.contains('7'), "{message}");
 }
 
-#[test]
 fn a_server_that_goes_away_is_transient_and_comes_back() {
     let mut server = PgServer::start();
     server.psql("postgres", "CREATE DATABASE books");
@@ -467,7 +459,6 @@ fn a_server_that_goes_away_is_transient_and_comes_back() {
     );
 }
 
-#[test]
 fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
@@ -491,7 +482,6 @@ fn a_role_that_may_only_read_reads_and_is_refused_writes_cleanly() {
     assert_eq!(before, s.ledger_bytes());
 }
 
-#[test]
 fn watch_workers_drain_what_is_queued_while_they_run() {
     let s = Sandbox::new();
     funded_users(&s, 6, 100);
@@ -535,7 +525,6 @@ fn watch_workers_drain_what_is_queued_while_they_run() {
     audit_decisions(&mut s.postgres(), &start);
 }
 
-#[test]
 fn verify_runs_amcheck_where_the_extension_is_installed() {
     let server = crate::pgserver::shared();
     let s = Sandbox::new();
@@ -571,7 +560,6 @@ fn verify_runs_amcheck_where_the_extension_is_installed() {
     );
 }
 
-#[test]
 fn init_fills_an_empty_schema_made_beforehand_and_nothing_else_does() {
     let s = Sandbox::new();
     let schema = schema_of(&s);
@@ -588,7 +576,6 @@ fn init_fills_an_empty_schema_made_beforehand_and_nothing_else_does() {
     s.fails(&["init"], "ledger_exists", 4);
 }
 
-#[test]
 fn settings_that_cannot_work_are_not_called_transient() {
     let s = Sandbox::new();
     let url = s.db().to_string_lossy().into_owned();
@@ -601,7 +588,6 @@ fn settings_that_cannot_work_are_not_called_transient() {
     assert!(message.contains("bogus"), "{message}");
 }
 
-#[test]
 fn a_worker_that_may_not_write_stops_instead_of_retrying_for_ever() {
     let s = Sandbox::new();
     funded_users(&s, 1, 10);
@@ -616,7 +602,6 @@ fn a_worker_that_may_not_write_stops_instead_of_retrying_for_ever() {
     assert!(message.contains("refused this role access"), "{message}");
 }
 
-#[test]
 fn many_workers_with_small_batches_drain_the_whole_queue() {
     // Half the work in one lane, the rest spread: workers often find only
     // a few rows in the lanes the others leave them, and a short batch must
@@ -641,7 +626,6 @@ fn many_workers_with_small_batches_drain_the_whole_queue() {
     }
 }
 
-#[test]
 fn lines_that_lose_their_key_to_another_process_are_each_answered_by_their_own_fields() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -699,7 +683,6 @@ fn lines_that_lose_their_key_to_another_process_are_each_answered_by_their_own_f
 /// A deadlock the server breaks by rolling `wallet`'s transaction back is
 /// retried inside the command and never shown: another program holds bob
 /// and then asks for alice while `wallet` holds alice and waits for bob.
-#[test]
 fn a_deadlock_is_retried_inside_the_command_and_never_shown() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -764,7 +747,6 @@ const TO_VERSION_1: &str = "
     ALTER TABLE accounts DROP COLUMN held;
     DELETE FROM schema_version WHERE version = 2;";
 
-#[test]
 fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -837,7 +819,6 @@ impl wallet::ledger::worker::Events for Told {
     }
 }
 
-#[test]
 fn the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch() {
     use wallet::ledger::worker::{self, Plan};
     use wallet::ledger::{Ledger, Location, OpenOptions};
@@ -877,7 +858,6 @@ fn the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch() 
     );
 }
 
-#[test]
 fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -926,4 +906,31 @@ fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
         !retries.is_empty() && retries.iter().all(|code| *code == "server_unavailable"),
         "{retries:?}"
     );
+}
+
+engine_tests! {
+    both: [],
+    sqlite: [],
+    postgres: [
+        several_settle_processes_with_workers_each_apply_every_transfer_once,
+        one_worker_decides_exactly_as_a_ledger_file_does,
+        concurrent_inits_make_exactly_one_ledger,
+        concurrent_requests_with_one_key_queue_one_transfer,
+        ledgers_in_other_schemas_of_one_database_are_apart,
+        a_schema_with_foreign_or_changed_objects_is_not_a_ledger,
+        a_ledger_from_a_newer_version_is_refused,
+        a_server_that_goes_away_is_transient_and_comes_back,
+        a_role_that_may_only_read_reads_and_is_refused_writes_cleanly,
+        watch_workers_drain_what_is_queued_while_they_run,
+        verify_runs_amcheck_where_the_extension_is_installed,
+        init_fills_an_empty_schema_made_beforehand_and_nothing_else_does,
+        settings_that_cannot_work_are_not_called_transient,
+        a_worker_that_may_not_write_stops_instead_of_retrying_for_ever,
+        many_workers_with_small_batches_drain_the_whole_queue,
+        lines_that_lose_their_key_to_another_process_are_each_answered_by_their_own_fields,
+        a_deadlock_is_retried_inside_the_command_and_never_shown,
+        a_version_1_ledger_moves_to_holds_in_one_transaction,
+        the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch,
+        a_watching_worker_rides_out_a_server_restart_and_says_so,
+    ],
 }
