@@ -8,7 +8,14 @@ use std::process::Command;
 /// missing.
 pub fn release_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--profile", "profiling", "--quiet", "--bin", "wallet"])
+        .args([
+            "build",
+            "--profile",
+            "profiling",
+            "--quiet",
+            "--bin",
+            "wallet",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo build");

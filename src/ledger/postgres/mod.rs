@@ -100,11 +100,7 @@ impl PgStore {
     }
 
     /// Opens the ledger, creating it first if the schema does not exist.
-    fn open_or_create(
-        location: &str,
-        currency: &Currency,
-        options: &OpenOptions,
-    ) -> Result<Self> {
+    fn open_or_create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<Self> {
         match Self::open(location, options) {
             Err(WalletError::LedgerNotFound(_)) => {
                 match Self::create(location, currency, options) {

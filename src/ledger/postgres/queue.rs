@@ -278,8 +278,11 @@ fn read_originals(
     )?;
     let refunded: HashMap<i64, i64> = client
         .query(
-            "SELECT refund_of, sum(amount)::bigint FROM transfers
-              WHERE refund_of = ANY($1) AND status IN ('PENDING', 'COMPLETED') GROUP BY refund_of",
+            &format!(
+                "SELECT refund_of, sum(amount)::bigint FROM transfers
+                  WHERE refund_of = ANY($1) AND status IN ({}) GROUP BY refund_of",
+                rules::refund_counting_statuses_sql()
+            ),
             &[&wanted],
         )?
         .iter()

@@ -250,10 +250,13 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         originals.extend(
             client
                 .query(
-                    "SELECT o.tx_id, o.amount,
-                            (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-                              WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
-                       FROM transfers o WHERE o.tx_id = ANY($1)",
+                    &format!(
+                        "SELECT o.tx_id, o.amount,
+                                (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+                                  WHERE r.refund_of = o.tx_id AND r.status IN ({}))
+                           FROM transfers o WHERE o.tx_id = ANY($1)",
+                        rules::refund_paid_statuses_sql()
+                    ),
                     &[&refunded],
                 )?
                 .iter()

@@ -230,9 +230,41 @@ pub fn can_change(stored: Status) -> bool {
 /// The stored statuses [`can_change`] names, as an SQL list (`'PENDING',
 /// 'HELD'`), for the statements that select transfers by it.
 pub fn changing_statuses_sql() -> String {
+    statuses_sql(can_change)
+}
+
+/// Whether a refund in this stored status counts against what is left of
+/// its original when another refund is queued: a completed one paid money
+/// back and a pending one may yet, so the refunds queued never promise
+/// more than the original. A failed or cancelled one gives its amount back.
+pub fn refund_counts_when_queued(stored: Status) -> bool {
+    matches!(stored, Status::Pending | Status::Completed)
+}
+
+/// Whether a refund in this stored status has paid money back: only a
+/// completed one. Settlement decides a refund against these
+/// ([`refund_fits`]) and readers report their sum as `refunded`.
+pub fn refund_paid(stored: Status) -> bool {
+    stored == Status::Completed
+}
+
+/// The stored statuses [`refund_counts_when_queued`] names, as an SQL list,
+/// for the statements that sum a transfer's refunds when one is queued.
+pub fn refund_counting_statuses_sql() -> String {
+    statuses_sql(refund_counts_when_queued)
+}
+
+/// The stored statuses [`refund_paid`] names, as an SQL list, for the
+/// statements that sum a transfer's refunds paid back.
+pub fn refund_paid_statuses_sql() -> String {
+    statuses_sql(refund_paid)
+}
+
+/// The statuses a rule picks, quoted and comma-separated for an SQL `IN`.
+fn statuses_sql(picked: fn(Status) -> bool) -> String {
     Status::ALL
         .into_iter()
-        .filter(|status| can_change(*status))
+        .filter(|status| picked(*status))
         .map(|status| format!("'{}'", status.as_str()))
         .collect::<Vec<_>>()
         .join(", ")

@@ -404,13 +404,18 @@ pub const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
 pub const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
     WHERE hold_amount IS NOT NULL AND amount > hold_amount ORDER BY tx_id";
 
-/// Transfers whose COMPLETED refunds add up to more than they moved:
-/// (tx_id, amount, refunded).
-pub const OVER_REFUNDED: &str = "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
+/// Transfers whose paid refunds ([`super::refund_paid`]) add up to more
+/// than they moved: (tx_id, amount, refunded).
+pub fn over_refunded() -> String {
+    format!(
+        "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
      FROM transfers r JOIN transfers o ON o.tx_id = r.refund_of
-    WHERE r.refund_of IS NOT NULL AND r.status = 'COMPLETED'
+    WHERE r.refund_of IS NOT NULL AND r.status IN ({})
     GROUP BY o.tx_id, o.amount HAVING sum(r.amount) > o.amount
-    ORDER BY o.tx_id";
+    ORDER BY o.tx_id",
+        super::refund_paid_statuses_sql()
+    )
+}
 
 /// What the three queries of the holds check found.
 #[derive(Debug, Default)]

@@ -87,13 +87,14 @@ pub(super) fn place(
 /// The transfer a refund pays back, with its refunds queued or completed.
 pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Original>> {
     Ok(tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT o.src, o.dst, o.amount, o.status, o.expires_at,
                     (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                      INDEXED BY transfers_by_refund_of
-                     WHERE r.refund_of = o.tx_id AND (r.status = 'PENDING' OR r.status = 'COMPLETED'))
+                     WHERE r.refund_of = o.tx_id AND r.status IN ({}))
              FROM transfers o WHERE o.tx_id = ?1",
-        )?
+            rules::refund_counting_statuses_sql()
+        ))?
         .query_row([tx_id], |row| {
             Ok(Original {
                 src: row.get(0)?,

@@ -328,12 +328,13 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
 /// A transfer's amount and the sum of its refunds completed so far.
 fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<Original> {
     let (amount, refunded) = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                                 INDEXED BY transfers_by_refund_of
-                                WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
+                                WHERE r.refund_of = o.tx_id AND r.status IN ({}))
              FROM transfers o WHERE o.tx_id = ?1",
-        )?
+            rules::refund_paid_statuses_sql()
+        ))?
         .query_row([original], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(Original { amount, refunded })
 }

@@ -12,12 +12,17 @@ use crate::ledger::rules;
 
 /// A transfer's refunds, as the last two columns of every read of
 /// transfers `t`: each as `tx_id:amount:status` (space-separated; sorted
-/// when read) and the sum of those COMPLETED, each from the index of refunds.
-pub(super) const REFUND_COLUMNS: &str =
-    "(SELECT group_concat(r.tx_id || ':' || r.amount || ':' || r.status, ' ') FROM transfers r
+/// when read) and the sum of those paid ([`rules::refund_paid`]), each from
+/// the index of refunds.
+pub(super) fn refund_columns() -> String {
+    format!(
+        "(SELECT group_concat(r.tx_id || ':' || r.amount || ':' || r.status, ' ') FROM transfers r
           INDEXED BY transfers_by_refund_of WHERE r.refund_of = t.tx_id),
         (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
-          WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')";
+          WHERE r.refund_of = t.tx_id AND r.status IN ({}))",
+        rules::refund_paid_statuses_sql()
+    )
+}
 
 /// A transfer as readers show it; `?balance` is the column for
 /// `balance_after` (NULL where no user is asked about).
@@ -25,10 +30,11 @@ pub(super) fn select_transfer(balance: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-            t.refund_of, {balance}, {REFUND_COLUMNS}
+            t.refund_of, {balance}, {refunds}
          FROM transfers t
          JOIN accounts s ON s.id = t.src
-         JOIN accounts d ON d.id = t.dst"
+         JOIN accounts d ON d.id = t.dst",
+        refunds = refund_columns()
     )
 }
 
