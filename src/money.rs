@@ -1,6 +1,7 @@
 //! Exact money: a ledger currency and amounts held as `i64` counts of minor units.
 
-use crate::error::{WalletError, echo};
+use crate::error::WalletError;
+use crate::text::echo;
 
 /// The most decimal places a ledger may use; more would leave too little
 /// room in an `i64` for whole units.

@@ -76,7 +76,7 @@ impl Target {
             if !param.is_empty() && !listed && !seen.insert(decoded.clone()) {
                 return Err(invalid(format!(
                     "the parameter '{}' is given twice; give it once",
-                    crate::error::echo(&decoded)
+                    crate::text::echo(&decoded)
                 )));
             }
             match name {
@@ -321,7 +321,7 @@ fn roots(rootcert: Option<&Path>) -> Result<rustls::RootCertStore, PgFault> {
                 .map_err(|e| {
                     io(format!(
                         "cannot read sslrootcert '{}': {e}",
-                        crate::error::shown_path(path)
+                        crate::text::shown_path(path)
                     ))
                 })?;
             store.add_parsable_certificates(certs);

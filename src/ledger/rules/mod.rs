@@ -204,7 +204,7 @@ pub fn stored_status(text: &str) -> Result<Status> {
     Status::parse(text).ok_or_else(|| {
         WalletError::Integrity(format!(
             "a transfer has the unknown status '{}'",
-            crate::error::echo(text)
+            crate::text::echo(text)
         ))
     })
 }

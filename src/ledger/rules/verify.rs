@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Result, WalletError, echo};
+use crate::error::{Result, WalletError};
 use crate::ledger::model::{
     Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
 };
 use crate::money::Currency;
+use crate::text::echo;
 
 /// The names of the checks [`figure_checks`] returns, in order.
 pub const FIGURE_CHECKS: [&str; 4] = [
