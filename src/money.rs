@@ -121,6 +121,15 @@ impl Currency {
             width = scale as usize
         )
     }
+
+    /// Formats a recomputed sum, which may lie outside `i64` on a damaged
+    /// ledger.
+    pub fn format_wide(&self, minor: i128) -> String {
+        match i64::try_from(minor) {
+            Ok(minor) => self.format(minor),
+            Err(_) => format!("{minor} minor units"),
+        }
+    }
 }
 
 /// A strictly positive amount of money in minor units.

@@ -135,7 +135,9 @@ impl Target {
         ));
         config.options(options.trim_start());
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
-        config.connect(tls).map_err(|e| lift_connect(e, self))
+        config
+            .connect(tls)
+            .map_err(|e| lift_connect(e, &self.shown, self.database()))
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig, PgFault> {

@@ -336,14 +336,14 @@ pub fn check_account_sums(
     if balances != 0 {
         return Err(WalletError::Integrity(format!(
             "the balances sum to {}, not zero; run `wallet verify`",
-            verify::format_wide(balances, currency)
+            currency.format_wide(balances)
         )));
     }
     if pending_in != pending_out {
         return Err(WalletError::Integrity(format!(
             "the pending totals disagree ({} out, {} in); run `wallet verify`",
-            verify::format_wide(pending_out, currency),
-            verify::format_wide(pending_in, currency)
+            currency.format_wide(pending_out),
+            currency.format_wide(pending_in)
         )));
     }
     Ok(())

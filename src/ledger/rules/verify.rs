@@ -173,7 +173,7 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
                     "{} has balance {} but its COMPLETED transfers net {}",
                     account.label(),
                     currency.format(account.balance),
-                    format_wide(expected, currency)
+                    currency.format_wide(expected)
                 ),
             });
         }
@@ -242,7 +242,7 @@ fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currenc
                         "{} has {what} {} but its PENDING transfers sum to {}",
                         account.label(),
                         currency.format(stored),
-                        format_wide(expected, currency)
+                        currency.format_wide(expected)
                     ),
                 });
             }
@@ -265,7 +265,7 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
     if total != 0 {
         findings.push(Problem::about_file(format!(
             "the balances sum to {}, not zero",
-            format_wide(total, currency)
+            currency.format_wide(total)
         )));
     }
     let users: i128 = accounts
@@ -277,8 +277,8 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
         "zero_sum",
         format!(
             "all balances, the external account's included, sum to {}; users hold {}",
-            format_wide(total, currency),
-            format_wide(users, currency)
+            currency.format_wide(total),
+            currency.format_wide(users)
         ),
     )
 }
@@ -482,14 +482,6 @@ pub fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// Formats a recomputed sum, which may lie outside `i64` on a damaged ledger.
-pub(crate) fn format_wide(minor: i128, currency: &Currency) -> String {
-    match i64::try_from(minor) {
-        Ok(minor) => currency.format(minor),
-        Err(_) => format!("{minor} minor units"),
-    }
 }
 
 #[cfg(test)]
