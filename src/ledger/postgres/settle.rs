@@ -72,9 +72,10 @@ pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
         &format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
               WHERE tx_id IN (SELECT tx_id FROM transfers
-                               WHERE status = 'HELD' AND expires_at <= {NOW_MS}
+                               WHERE {past_expiry}
                                FOR UPDATE SKIP LOCKED)
-             RETURNING src, hold_amount"
+             RETURNING src, hold_amount",
+            past_expiry = rules::past_expiry_sql("", NOW_MS)
         ),
         &[],
     )?;

@@ -145,7 +145,10 @@ pub fn history(
             format!(" AND status = $4 AND (expires_at IS NULL OR expires_at > {NOW_MS})")
         }
         Some(Status::Expired) => {
-            format!(" AND (status = $4 OR (status = 'HELD' AND expires_at <= {NOW_MS}))")
+            format!(
+                " AND (status = $4 OR ({}))",
+                rules::past_expiry_sql("", NOW_MS)
+            )
         }
         Some(_) => " AND status = $4".to_string(),
     };

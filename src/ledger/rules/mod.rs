@@ -219,6 +219,17 @@ pub fn status_as_of(stored: Status, expires_at: Option<i64>, now: i64) -> Status
     }
 }
 
+/// The SQL condition picking the rows [`status_as_of`] reads as EXPIRED
+/// though they are stored HELD: `row` prefixes the columns (`""`, `"h."`)
+/// and `now` is the SQL expression of the instant. It names HELD as a
+/// partial index over held transfers does, so that index serves it.
+pub fn past_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+    format!(
+        "{row}status = '{}' AND {row}expires_at <= {now}",
+        Status::Held.as_str()
+    )
+}
+
 /// Whether a transfer in this stored status can still change: a PENDING
 /// one is decided by settlement or a cancel, a HELD one by a capture, a
 /// release or its expiry (a hold past its expiry is still HELD on disk

@@ -306,12 +306,13 @@ fn log_batch(tx: &Transaction<'_>, now: i64, due: &[Due], outcomes: &[Outcome]) 
 /// back; returns how many. Readers already leave such holds out.
 fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlResult<u64> {
     let count = {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare_cached(&format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                             WHERE status = 'HELD' AND expires_at <= ?1)
+                             WHERE {})
              RETURNING src, hold_amount",
-        )?;
+            rules::past_expiry_sql("", "?1")
+        ))?;
         let found = stmt
             .query_map([now], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;

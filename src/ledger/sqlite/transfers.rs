@@ -189,10 +189,10 @@ fn history_sql(status: Option<Status>) -> String {
             " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4
                  AND (d.expires_at IS NULL OR d.expires_at > ?5)",
         )],
-        Some(Status::Expired) => vec![decided(
-            " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4
-                 OR (d.status = 'HELD' AND d.expires_at <= ?5))",
-        )],
+        Some(Status::Expired) => vec![decided(&format!(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4 OR ({}))",
+            rules::past_expiry_sql("d.", "?5")
+        ))],
         Some(Status::Pending) => vec![pending(" AND status = ?4 AND ?5 IS NOT NULL")],
         Some(Status::Failed | Status::Cancelled) => vec![unapplied("src"), unapplied("dst")],
     };
@@ -355,5 +355,34 @@ mod tests {
         )
         .unwrap();
         assert_served_by_indexes(&conn);
+    }
+
+    /// The SQL form of "past its expiry" picks exactly the rows the rule
+    /// reads as EXPIRED though stored otherwise.
+    #[test]
+    fn the_sql_past_expiry_agrees_with_status_as_of() {
+        let conn = Connection::open_in_memory().unwrap();
+        let now = 1_000;
+        let sql = format!(
+            "SELECT coalesce(({}), 0) FROM (SELECT ?1 AS status, ?2 AS expires_at) t",
+            crate::ledger::rules::past_expiry_sql("t.", "?3")
+        );
+        for status in Status::ALL {
+            for expires_at in [None, Some(now - 1), Some(now), Some(now + 1)] {
+                let picked: bool = conn
+                    .query_row(
+                        &sql,
+                        rusqlite::params![status.as_str(), expires_at, now],
+                        |row| row.get(0),
+                    )
+                    .unwrap();
+                let read = crate::ledger::rules::status_as_of(status, expires_at, now);
+                assert_eq!(
+                    picked,
+                    read != status,
+                    "{status:?} expiring at {expires_at:?}"
+                );
+            }
+        }
     }
 }
