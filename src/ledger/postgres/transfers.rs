@@ -142,7 +142,10 @@ pub fn history(
             " AND status = $4 AND status IN ('FAILED', 'CANCELLED')".to_string()
         }
         Some(Status::Held) => {
-            format!(" AND status = $4 AND (expires_at IS NULL OR expires_at > {NOW_MS})")
+            format!(
+                " AND status = $4 AND {}",
+                rules::before_expiry_sql("", NOW_MS)
+            )
         }
         Some(Status::Expired) => {
             format!(

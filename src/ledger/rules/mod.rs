@@ -230,6 +230,12 @@ pub fn past_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
     )
 }
 
+/// The SQL condition on a hold's expiry alone under which [`status_as_of`]
+/// leaves a stored HELD as HELD: it has none, or it lies after `now`.
+pub fn before_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+    format!("({row}expires_at IS NULL OR {row}expires_at > {now})")
+}
+
 /// Whether a transfer in this stored status can still change: a PENDING
 /// one is decided by settlement or a cancel, a HELD one by a capture, a
 /// release or its expiry (a hold past its expiry is still HELD on disk

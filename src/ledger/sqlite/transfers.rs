@@ -185,10 +185,10 @@ fn history_sql(status: Option<Status>) -> String {
         Some(Status::Completed | Status::Released) => vec![decided(
             " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4 AND ?5 IS NOT NULL",
         )],
-        Some(Status::Held) => vec![decided(
-            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4
-                 AND (d.expires_at IS NULL OR d.expires_at > ?5)",
-        )],
+        Some(Status::Held) => vec![decided(&format!(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4 AND {}",
+            rules::before_expiry_sql("d.", "?5")
+        ))],
         Some(Status::Expired) => vec![decided(&format!(
             " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4 OR ({}))",
             rules::past_expiry_sql("d.", "?5")
@@ -357,31 +357,33 @@ mod tests {
         assert_served_by_indexes(&conn);
     }
 
-    /// The SQL form of "past its expiry" picks exactly the rows the rule
-    /// reads as EXPIRED though stored otherwise.
+    /// The SQL forms of "past its expiry" and "before it" pick exactly the
+    /// rows the rule reads as EXPIRED though stored otherwise, and the
+    /// HELD ones it leaves HELD.
     #[test]
-    fn the_sql_past_expiry_agrees_with_status_as_of() {
+    fn the_sql_expiry_conditions_agree_with_status_as_of() {
+        use crate::ledger::rules::{before_expiry_sql, past_expiry_sql};
         let conn = Connection::open_in_memory().unwrap();
         let now = 1_000;
         let sql = format!(
-            "SELECT coalesce(({}), 0) FROM (SELECT ?1 AS status, ?2 AS expires_at) t",
-            crate::ledger::rules::past_expiry_sql("t.", "?3")
+            "SELECT coalesce(({}), 0), coalesce(t.status = 'HELD' AND {}, 0)
+               FROM (SELECT ?1 AS status, ?2 AS expires_at) t",
+            past_expiry_sql("t.", "?3"),
+            before_expiry_sql("t.", "?3")
         );
         for status in Status::ALL {
             for expires_at in [None, Some(now - 1), Some(now), Some(now + 1)] {
-                let picked: bool = conn
+                let (past, live): (bool, bool) = conn
                     .query_row(
                         &sql,
                         rusqlite::params![status.as_str(), expires_at, now],
-                        |row| row.get(0),
+                        |row| Ok((row.get(0)?, row.get(1)?)),
                     )
                     .unwrap();
                 let read = crate::ledger::rules::status_as_of(status, expires_at, now);
-                assert_eq!(
-                    picked,
-                    read != status,
-                    "{status:?} expiring at {expires_at:?}"
-                );
+                let case = format!("{status:?} expiring at {expires_at:?}");
+                assert_eq!(past, read != status, "{case}");
+                assert_eq!(live, read == Status::Held, "{case}");
             }
         }
     }
