@@ -27,17 +27,29 @@ pub const FIGURE_CHECKS: [&str; 4] = [
 /// engines run: a cheap superset of the rule, so that a sound ledger of a
 /// million transfers hands it no row at all. Columns in the order
 /// [`StoredFields`] takes them.
-pub const TRANSFER_FIELD_SUSPECTS: &str =
-    "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
+pub fn transfer_field_suspects() -> String {
+    fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
+        names
+            .map(|name| format!("'{name}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    format!(
+        "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
      FROM transfers
-     WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED')
-        OR (status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)
-        OR (status = 'FAILED') <> (reason IS NOT NULL)
-        OR (reason IS NOT NULL
-            AND reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original'))
+     WHERE status NOT IN ({known})
+        OR (status IN ({changing})) = (settled_at IS NOT NULL)
+        OR (status = '{failed}') <> (reason IS NOT NULL)
+        OR (reason IS NOT NULL AND reason NOT IN ({reasons}))
         OR amount <= 0
         OR src = dst
-     ORDER BY tx_id";
+     ORDER BY tx_id",
+        known = quoted(Status::ALL.iter().map(|s| s.as_str())),
+        changing = super::changing_statuses_sql(),
+        failed = Status::Failed.as_str(),
+        reasons = quoted(FailReason::ALL.iter().map(|r| r.as_str())),
+    )
+}
 
 /// An account as stored, with the maintained figures the checks recompute.
 #[derive(Debug, Clone)]
@@ -331,13 +343,11 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
     let status = echo(t.status);
     match Status::parse(t.status) {
         None => wrong.push(format!("has the unknown status '{status}'")),
-        Some(known) if t.settled == matches!(known, Status::Pending | Status::Held) => {
-            wrong.push(if t.settled {
-                format!("is {status} but has settled_at set")
-            } else {
-                format!("is {status} but has no settled_at")
-            })
-        }
+        Some(known) if t.settled == super::can_change(known) => wrong.push(if t.settled {
+            format!("is {status} but has settled_at set")
+        } else {
+            format!("is {status} but has no settled_at")
+        }),
         Some(_) => {}
     }
     let failed = t.status == Status::Failed.as_str();
@@ -500,6 +510,19 @@ mod tests {
 
     fn failed(checks: &[Check]) -> Vec<&'static str> {
         checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn the_suspects_query_names_every_status_and_reason_the_rules_know() {
+        let sql = transfer_field_suspects();
+        assert!(sql.contains(
+            "status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED')"
+        ));
+        assert!(sql.contains("(status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)"));
+        assert!(sql.contains("(status = 'FAILED') <> (reason IS NOT NULL)"));
+        assert!(sql.contains(
+            "reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original')"
+        ));
     }
 
     #[test]
