@@ -328,8 +328,9 @@ shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids).",
     #[command(
         long_about = "Print a shell completion script on stdout.
 
-The same scripts are kept in the source tree under completions/; the README \
-says where each shell looks for them.",
+The same scripts are kept in the source tree under completions/; the guide's \
+section on shell completions (docs/guide.md) says where each shell looks for \
+them.",
         after_help = "Examples:
   wallet completions bash > ~/.local/share/bash-completion/completions/wallet
   wallet completions zsh > ~/.zfunc/_wallet

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::error::{WalletError, echo, is_invisible};
+use crate::error::WalletError;
+use crate::text::{echo, is_invisible};
 
 /// A user name: 1–32 ASCII letters, digits, `.`, `_`, `-`, starting with a
 /// letter or digit. Kept as typed; the ledger compares it without case.

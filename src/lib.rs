@@ -8,6 +8,7 @@ pub mod input;
 pub mod ledger;
 pub mod money;
 pub mod output;
+pub mod text;
 pub mod time;
 
 use std::ffi::OsString;

@@ -1,6 +1,7 @@
 //! Exact money: a ledger currency and amounts held as `i64` counts of minor units.
 
-use crate::error::{WalletError, echo};
+use crate::error::WalletError;
+use crate::text::echo;
 
 /// The most decimal places a ledger may use; more would leave too little
 /// room in an `i64` for whole units.
@@ -119,6 +120,15 @@ impl Currency {
             magnitude % unit,
             width = scale as usize
         )
+    }
+
+    /// Formats a recomputed sum, which may lie outside `i64` on a damaged
+    /// ledger.
+    pub fn format_wide(&self, minor: i128) -> String {
+        match i64::try_from(minor) {
+            Ok(minor) => self.format(minor),
+            Err(_) => format!("{minor} minor units"),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 
 use ::time::OffsetDateTime;
 
-use crate::error::{Result, WalletError, echo};
+use crate::error::{Result, WalletError};
+use crate::text::echo;
 
 /// `2026-11-25T19:56:05.123Z`: RFC 3339 in UTC with millisecond precision,
 /// fixed width so that the strings sort as the instants do.

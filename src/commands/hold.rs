@@ -6,14 +6,9 @@ use crate::cli::HoldArgs;
 use crate::error::Result;
 use crate::ledger::{Expiry, Kind};
 use crate::output::Report;
-use crate::time;
 
 pub fn run(context: &Context, args: HoldArgs) -> Result<Report> {
-    let expiry = match (&args.expires_in, &args.expires_at) {
-        (Some(duration), _) => Expiry::After(time::parse_duration(duration)?),
-        (None, Some(at)) => Expiry::At(time::parse_instant(at)?),
-        (None, None) => Expiry::Never,
-    };
+    let expiry = Expiry::asked(args.expires_in.as_deref(), args.expires_at.as_deref())?;
     queue(
         context,
         Some(&args.src),

@@ -2,9 +2,10 @@
 
 use super::Context;
 use crate::cli::VerifyArgs;
-use crate::error::{Result, WalletError, echo};
+use crate::error::{Result, WalletError};
 use crate::ledger::{Findings, Ledger, Problem, VerifyOptions, chain};
 use crate::output::{Report, verify_view};
+use crate::text::echo;
 
 pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let expected = match &args.expect_head {

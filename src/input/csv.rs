@@ -9,9 +9,10 @@ use std::rc::Rc;
 
 use super::read_error;
 use crate::domain::{IdempotencyKey, Memo, UserName};
-use crate::error::{Result, WalletError, echo};
+use crate::error::{Result, WalletError};
 use crate::ledger::{BatchLine, NewTransfer, rules};
 use crate::money::Currency;
+use crate::text::echo;
 
 /// The columns a header may name; the first three it must.
 const COLUMNS: [&str; 5] = ["src", "dst", "amount", "id", "memo"];

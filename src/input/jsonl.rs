@@ -10,7 +10,6 @@ use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{BatchLine, Expiry, Kind, NewTransfer, rules};
 use crate::money::Currency;
-use crate::time;
 
 /// Longer lines are refused (and skipped) rather than read into memory whole.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
@@ -115,16 +114,7 @@ impl<R: BufRead> JsonLines<R> {
             }
             return Ok(transfer);
         }
-        let expiry = match (&doc.expires_in, &doc.expires_at) {
-            (Some(_), Some(_)) => {
-                return Err(WalletError::InvalidLine(
-                    "a hold takes expires_in or expires_at, not both".into(),
-                ));
-            }
-            (Some(duration), None) => Expiry::After(time::parse_duration(duration)?),
-            (None, Some(at)) => Expiry::At(time::parse_instant(at)?),
-            (None, None) => Expiry::Never,
-        };
+        let expiry = Expiry::asked(doc.expires_in.as_deref(), doc.expires_at.as_deref())?;
         transfer.with_kind(Kind::Hold(expiry))
     }
 }

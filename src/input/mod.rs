@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use crate::error::{Result, WalletError, shown_path};
+use crate::error::{Result, WalletError};
+use crate::text::shown_path;
 
 /// A batch file opened to read, or standard input for `-`.
 pub struct BatchInput {

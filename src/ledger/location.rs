@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{WalletError, shown_path};
+use crate::error::WalletError;
+use crate::text::shown_path;
 
 /// The ledger a process works on. Every engine is chosen from this value,
 /// once, when the ledger is opened.

@@ -274,6 +274,21 @@ impl Expiry {
             Expiry::At(at) => Some(at),
         }
     }
+
+    /// The expiry a hold request asks for, as every front end takes it:
+    /// `expires_in` a duration after the hold is placed, `expires_at` an
+    /// instant, neither for none. Both at once is refused before either
+    /// is read (the command line's parser refuses it first).
+    pub fn asked(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Self> {
+        match (expires_in, expires_at) {
+            (Some(_), Some(_)) => Err(WalletError::InvalidLine(
+                "a hold takes expires_in or expires_at, not both".into(),
+            )),
+            (Some(duration), None) => Ok(Expiry::After(crate::time::parse_duration(duration)?)),
+            (None, Some(at)) => Ok(Expiry::At(crate::time::parse_instant(at)?)),
+            (None, None) => Ok(Expiry::Never),
+        }
+    }
 }
 
 /// A transfer as stored, with user names in place of account ids.

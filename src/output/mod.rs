@@ -8,6 +8,7 @@ pub mod completion_script;
 pub mod export;
 pub mod man_page;
 mod report;
+pub mod settle_report;
 mod table;
 pub mod verify_view;
 pub mod views;

@@ -557,8 +557,9 @@ fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_c
             let reads = ["get-user", "history", "get-transfer", "verify"];
             if crate::common::engine() == Engine::Sqlite && reads.contains(&args[0]) {
                 // The log is empty, so the file holds every commit: a read
-                // answers from it without SQLite's locks (see README), and
-                // the holder's uncommitted change is not in it.
+                // answers from it without SQLite's locks (see
+                // docs/operating/ledger-file.md), and the holder's
+                // uncommitted change is not in it.
                 s.ok(&with_timeout);
             } else {
                 refused(&s, &with_timeout, "busy", 6);

@@ -167,7 +167,8 @@ fn a_side_file_a_read_must_make_is_the_owners_and_is_removed_after() {
         return;
     }
     // A ledger only others may write (0464) keeps the -shm: it cannot be
-    // removed safely without a write lock on the ledger (see README).
+    // removed safely without a write lock on the ledger (see
+    // docs/operating/ledger-file.md).
     for (reader, mode) in [(OWNER, 0o444), (OWNER, 0o640), (0, 0o444), (OWNER, 0o464)] {
         let s = owned_ledger();
         commit_left_in_log(&s);

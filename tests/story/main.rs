@@ -360,6 +360,60 @@ fn refunds(place: &Place) {
     assert_eq!(figures(store, "bob"), (0, 0, 0, 0));
 }
 
+/// A queued refund counts against its original until it fails; only a
+/// completed one counts as refunded.
+fn refunds_that_count(place: &Place) {
+    let mut ledger = place.open();
+    let store = ledger.store();
+    queue(store, transfer("", "alice", 100, None)).unwrap();
+    let paid = queue(store, transfer("alice", "bob", 60, None)).unwrap();
+    settle(store, 10);
+    let refund = |store: &mut dyn Store, minor: i64| {
+        let back = transfer("bob", "alice", minor, None)
+            .with_kind(Kind::Refund(paid.tx_id))
+            .unwrap();
+        queue(store, back)
+    };
+    // Bob spends the money first, so the refund fails at settlement.
+    queue(store, transfer("bob", "carol", 60, None)).unwrap();
+    let failing = refund(store, 40).unwrap();
+    assert_eq!(
+        store
+            .transfer(TransferRef::Id(paid.tx_id))
+            .unwrap()
+            .refunded,
+        0
+    );
+    assert_eq!(
+        refund(store, 21).unwrap_err().code(),
+        "refund_exceeds_original"
+    );
+    settle(store, 10);
+    assert_eq!(
+        status(store, failing.tx_id),
+        (Status::Failed, Some("insufficient_funds".to_string()))
+    );
+    assert_eq!(
+        store
+            .transfer(TransferRef::Id(paid.tx_id))
+            .unwrap()
+            .refunded,
+        0
+    );
+    queue(store, transfer("carol", "bob", 60, None)).unwrap();
+    let whole = refund(store, 60).unwrap();
+    settle(store, 10);
+    assert_eq!(status(store, whole.tx_id).0, Status::Completed);
+    assert_eq!(
+        store
+            .transfer(TransferRef::Id(paid.tx_id))
+            .unwrap()
+            .refunded,
+        60
+    );
+    assert_eq!(figures(store, "alice"), (100, 0, 0, 0));
+}
+
 /// A cancel and a settle on two connections race for the same transfers:
 /// each transfer is won by exactly one of them.
 fn cancel_races_settle(place: &Place) {
@@ -458,6 +512,11 @@ macro_rules! story {
             #[test]
             fn refunds() {
                 super::refunds(&Place::$engine());
+            }
+
+            #[test]
+            fn refunds_that_count() {
+                super::refunds_that_count(&Place::$engine());
             }
 
             #[test]

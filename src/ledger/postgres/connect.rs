@@ -76,7 +76,7 @@ impl Target {
             if !param.is_empty() && !listed && !seen.insert(decoded.clone()) {
                 return Err(invalid(format!(
                     "the parameter '{}' is given twice; give it once",
-                    crate::error::echo(&decoded)
+                    crate::text::echo(&decoded)
                 )));
             }
             match name {
@@ -135,7 +135,9 @@ impl Target {
         ));
         config.options(options.trim_start());
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
-        config.connect(tls).map_err(|e| lift_connect(e, self))
+        config
+            .connect(tls)
+            .map_err(|e| lift_connect(e, &self.shown, self.database()))
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig, PgFault> {
@@ -321,7 +323,7 @@ fn roots(rootcert: Option<&Path>) -> Result<rustls::RootCertStore, PgFault> {
                 .map_err(|e| {
                     io(format!(
                         "cannot read sslrootcert '{}': {e}",
-                        crate::error::shown_path(path)
+                        crate::text::shown_path(path)
                     ))
                 })?;
             store.add_parsable_certificates(certs);

@@ -3,7 +3,6 @@
 
 use postgres::error::SqlState;
 
-use super::connect::Target;
 use crate::error::WalletError;
 use crate::ledger::location::Location;
 
@@ -122,10 +121,9 @@ impl ErrorContext {
     }
 }
 
-/// An error while connecting: the server may be down, the database absent,
-/// the login refused.
-pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
-    let shown = &target.shown;
+/// An error while connecting to the ledger `shown` in `database`: the
+/// server may be down, the database absent, the login refused.
+pub fn lift_connect(err: postgres::Error, shown: &Location, database: String) -> PgFault {
     let Some(db) = err.as_db_error() else {
         let text = error_chain(&err);
         if text.contains("authentication") || text.contains("password missing") {
@@ -147,7 +145,7 @@ pub fn lift_connect(err: postgres::Error, target: &Target) -> PgFault {
     let wallet = if *code == SqlState::INVALID_CATALOG_NAME {
         WalletError::DatabaseNotFound {
             ledger: shown.clone(),
-            database: target.database(),
+            database,
         }
     } else if code.code().starts_with("28") || *code == SqlState::INSUFFICIENT_PRIVILEGE {
         WalletError::AccessDenied(format!("cannot log in to '{}': {}", shown, db.message()))

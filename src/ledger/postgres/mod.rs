@@ -322,7 +322,7 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
                 .ok_or_else(|| {
                     PgFault::Wallet(WalletError::Integrity(format!(
                         "the ledger's currency ({}, {scale} places) is not one wallet writes",
-                        crate::error::echo(&code)
+                        crate::text::echo(&code)
                     )))
                 })?;
             Some((currency, lanes))

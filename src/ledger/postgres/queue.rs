@@ -233,9 +233,10 @@ fn expire_holds_of_sources(
         &format!(
             "WITH gone AS (
                 UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-                 WHERE src = ANY($1) AND status = 'HELD' AND expires_at <= {NOW_MS}
+                 WHERE src = ANY($1) AND {past_expiry}
                 RETURNING src, hold_amount)
-             SELECT src, sum(hold_amount)::bigint FROM gone GROUP BY src"
+             SELECT src, sum(hold_amount)::bigint FROM gone GROUP BY src",
+            past_expiry = rules::past_expiry_sql("", NOW_MS)
         ),
         &[&sources],
     )?;
@@ -278,8 +279,11 @@ fn read_originals(
     )?;
     let refunded: HashMap<i64, i64> = client
         .query(
-            "SELECT refund_of, sum(amount)::bigint FROM transfers
-              WHERE refund_of = ANY($1) AND status IN ('PENDING', 'COMPLETED') GROUP BY refund_of",
+            &format!(
+                "SELECT refund_of, sum(amount)::bigint FROM transfers
+                  WHERE refund_of = ANY($1) AND status IN ({}) GROUP BY refund_of",
+                rules::refund_counting_statuses_sql()
+            ),
             &[&wanted],
         )?
         .iter()

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, TransferRecord, TrialBalance, UserRecord,
 };
+use crate::ledger::rules;
 
 /// Rows fetched at a time while exporting: memory stays flat at any size.
 const EXPORT_FETCH: i32 = 1_000;
@@ -26,10 +27,11 @@ pub fn users(
         &format!(
             "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                     (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                      WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
+                      WHERE h.src = a.id AND {past_expiry})
              FROM accounts a
              WHERE a.name IS NOT NULL AND lower(a.name) > lower($1)
-             ORDER BY lower(a.name) LIMIT $2"
+             ORDER BY lower(a.name) LIMIT $2",
+            past_expiry = rules::past_expiry_sql("h.", NOW_MS)
         ),
         &[&after.map_or("", UserName::as_str), &i64::from(limit)],
     )?;

@@ -213,7 +213,7 @@ pub fn differences(found: &[String]) -> Vec<String> {
         if !expected.contains(&line.as_str()) {
             out.push(format!(
                 "{} is not part of the wallet schema",
-                crate::error::echo(line)
+                crate::text::echo(line)
             ));
         }
     }

@@ -72,9 +72,10 @@ pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
         &format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
               WHERE tx_id IN (SELECT tx_id FROM transfers
-                               WHERE status = 'HELD' AND expires_at <= {NOW_MS}
+                               WHERE {past_expiry}
                                FOR UPDATE SKIP LOCKED)
-             RETURNING src, hold_amount"
+             RETURNING src, hold_amount",
+            past_expiry = rules::past_expiry_sql("", NOW_MS)
         ),
         &[],
     )?;
@@ -250,10 +251,13 @@ pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
         originals.extend(
             client
                 .query(
-                    "SELECT o.tx_id, o.amount,
-                            (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-                              WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
-                       FROM transfers o WHERE o.tx_id = ANY($1)",
+                    &format!(
+                        "SELECT o.tx_id, o.amount,
+                                (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
+                                  WHERE r.refund_of = o.tx_id AND r.status IN ({}))
+                           FROM transfers o WHERE o.tx_id = ANY($1)",
+                        rules::refund_paid_statuses_sql()
+                    ),
                     &[&refunded],
                 )?
                 .iter()

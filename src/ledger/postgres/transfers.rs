@@ -14,7 +14,7 @@ use crate::ledger::rules;
 
 /// A transfer as stored, with the balance after it of the user
 /// `balance_of` names, its refunds (each as `tx_id:amount:status`, and the
-/// sum of those COMPLETED), and the server's clock, by which
+/// sum of those paid, [`rules::refund_paid`]), and the server's clock, by which
 /// [`transfer_from_row`] reports a hold past its expiry as EXPIRED.
 pub fn select_transfer(balance_of: &str) -> String {
     format!(
@@ -28,11 +28,12 @@ pub fn select_transfer(balance_of: &str) -> String {
                              '{{}}') FROM transfers r
               WHERE r.refund_of = t.tx_id),
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
-              WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED'),
+              WHERE r.refund_of = t.tx_id AND r.status IN ({paid})),
             {NOW_MS}
          FROM transfers t
          JOIN accounts s ON s.id = t.src
-         JOIN accounts d ON d.id = t.dst"
+         JOIN accounts d ON d.id = t.dst",
+        paid = rules::refund_paid_statuses_sql()
     )
 }
 
@@ -141,10 +142,16 @@ pub fn history(
             " AND status = $4 AND status IN ('FAILED', 'CANCELLED')".to_string()
         }
         Some(Status::Held) => {
-            format!(" AND status = $4 AND (expires_at IS NULL OR expires_at > {NOW_MS})")
+            format!(
+                " AND status = $4 AND {}",
+                rules::before_expiry_sql("", NOW_MS)
+            )
         }
         Some(Status::Expired) => {
-            format!(" AND (status = $4 OR (status = 'HELD' AND expires_at <= {NOW_MS}))")
+            format!(
+                " AND (status = $4 OR ({}))",
+                rules::past_expiry_sql("", NOW_MS)
+            )
         }
         Some(_) => " AND status = $4".to_string(),
     };

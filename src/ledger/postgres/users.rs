@@ -16,8 +16,9 @@ fn select_user() -> String {
     format!(
         "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                 (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                  WHERE h.src = a.id AND h.status = 'HELD' AND h.expires_at <= {NOW_MS})
-         FROM accounts a WHERE lower(a.name) = lower($1)"
+                  WHERE h.src = a.id AND {past_expiry})
+         FROM accounts a WHERE lower(a.name) = lower($1)",
+        past_expiry = rules::past_expiry_sql("h.", NOW_MS)
     )
 }
 

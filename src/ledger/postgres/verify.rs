@@ -9,8 +9,8 @@ use super::schema;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
-    OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
-    holds_check, older_schema, transfer_field_problem,
+    StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
+    transfer_field_problem, transfer_field_suspects,
 };
 use crate::money::Currency;
 
@@ -231,7 +231,7 @@ fn holds(client: &mut Client, currency: &Currency) -> PgResult<Check> {
             .over_captured
             .push((row.get(0), row.get(1), row.get(2)));
     }
-    for row in client.query(OVER_REFUNDED, &[])? {
+    for row in client.query(&over_refunded(), &[])? {
         found
             .over_refunded
             .push((row.get(0), row.get(1), row.get(2)));
@@ -240,7 +240,7 @@ fn holds(client: &mut Client, currency: &Currency) -> PgResult<Check> {
 }
 
 fn transfer_fields(client: &mut Client) -> PgResult<Check> {
-    let rows = client.query(TRANSFER_FIELD_SUSPECTS, &[])?;
+    let rows = client.query(&transfer_field_suspects(), &[])?;
     let mut findings = Findings::default();
     for row in rows {
         let status: String = row.get(1);

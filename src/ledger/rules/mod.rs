@@ -204,7 +204,7 @@ pub fn stored_status(text: &str) -> Result<Status> {
     Status::parse(text).ok_or_else(|| {
         WalletError::Integrity(format!(
             "a transfer has the unknown status '{}'",
-            crate::error::echo(text)
+            crate::text::echo(text)
         ))
     })
 }
@@ -219,6 +219,23 @@ pub fn status_as_of(stored: Status, expires_at: Option<i64>, now: i64) -> Status
     }
 }
 
+/// The SQL condition picking the rows [`status_as_of`] reads as EXPIRED
+/// though they are stored HELD: `row` prefixes the columns (`""`, `"h."`)
+/// and `now` is the SQL expression of the instant. It names HELD as a
+/// partial index over held transfers does, so that index serves it.
+pub fn past_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+    format!(
+        "{row}status = '{}' AND {row}expires_at <= {now}",
+        Status::Held.as_str()
+    )
+}
+
+/// The SQL condition on a hold's expiry alone under which [`status_as_of`]
+/// leaves a stored HELD as HELD: it has none, or it lies after `now`.
+pub fn before_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+    format!("({row}expires_at IS NULL OR {row}expires_at > {now})")
+}
+
 /// Whether a transfer in this stored status can still change: a PENDING
 /// one is decided by settlement or a cancel, a HELD one by a capture, a
 /// release or its expiry (a hold past its expiry is still HELD on disk
@@ -230,9 +247,41 @@ pub fn can_change(stored: Status) -> bool {
 /// The stored statuses [`can_change`] names, as an SQL list (`'PENDING',
 /// 'HELD'`), for the statements that select transfers by it.
 pub fn changing_statuses_sql() -> String {
+    statuses_sql(can_change)
+}
+
+/// Whether a refund in this stored status counts against what is left of
+/// its original when another refund is queued: a completed one paid money
+/// back and a pending one may yet, so the refunds queued never promise
+/// more than the original. A failed or cancelled one gives its amount back.
+pub fn refund_counts_when_queued(stored: Status) -> bool {
+    matches!(stored, Status::Pending | Status::Completed)
+}
+
+/// Whether a refund in this stored status has paid money back: only a
+/// completed one. Settlement decides a refund against these
+/// ([`refund_fits`]) and readers report their sum as `refunded`.
+pub fn refund_paid(stored: Status) -> bool {
+    stored == Status::Completed
+}
+
+/// The stored statuses [`refund_counts_when_queued`] names, as an SQL list,
+/// for the statements that sum a transfer's refunds when one is queued.
+pub fn refund_counting_statuses_sql() -> String {
+    statuses_sql(refund_counts_when_queued)
+}
+
+/// The stored statuses [`refund_paid`] names, as an SQL list, for the
+/// statements that sum a transfer's refunds paid back.
+pub fn refund_paid_statuses_sql() -> String {
+    statuses_sql(refund_paid)
+}
+
+/// The statuses a rule picks, quoted and comma-separated for an SQL `IN`.
+fn statuses_sql(picked: fn(Status) -> bool) -> String {
     Status::ALL
         .into_iter()
-        .filter(|status| can_change(*status))
+        .filter(|status| picked(*status))
         .map(|status| format!("'{}'", status.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
@@ -304,14 +353,14 @@ pub fn check_account_sums(
     if balances != 0 {
         return Err(WalletError::Integrity(format!(
             "the balances sum to {}, not zero; run `wallet verify`",
-            verify::format_wide(balances, currency)
+            currency.format_wide(balances)
         )));
     }
     if pending_in != pending_out {
         return Err(WalletError::Integrity(format!(
             "the pending totals disagree ({} out, {} in); run `wallet verify`",
-            verify::format_wide(pending_out, currency),
-            verify::format_wide(pending_in, currency)
+            currency.format_wide(pending_out),
+            currency.format_wide(pending_in)
         )));
     }
     Ok(())

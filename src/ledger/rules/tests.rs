@@ -119,6 +119,16 @@ fn a_stored_status_that_is_not_one_of_ours_is_damage() {
 }
 
 #[test]
+fn refunds_count_against_their_original_by_status() {
+    assert_eq!(refund_counting_statuses_sql(), "'PENDING', 'COMPLETED'");
+    assert_eq!(refund_paid_statuses_sql(), "'COMPLETED'");
+    assert_eq!(changing_statuses_sql(), "'PENDING', 'HELD'");
+    for status in Status::ALL {
+        assert!(!refund_paid(status) || refund_counts_when_queued(status));
+    }
+}
+
+#[test]
 fn a_full_pending_sum_refuses_naming_its_account_not_minor_units() {
     let deposit = request(None, user("bob"), 1);
     assert_eq!(reserve_pending(&deposit, 5, 7).unwrap(), (6, 8));

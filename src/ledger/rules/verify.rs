@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Result, WalletError, echo};
+use crate::error::{Result, WalletError};
 use crate::ledger::model::{
     Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
 };
 use crate::money::Currency;
+use crate::text::echo;
 
 /// The names of the checks [`figure_checks`] returns, in order.
 pub const FIGURE_CHECKS: [&str; 4] = [
@@ -26,17 +27,29 @@ pub const FIGURE_CHECKS: [&str; 4] = [
 /// engines run: a cheap superset of the rule, so that a sound ledger of a
 /// million transfers hands it no row at all. Columns in the order
 /// [`StoredFields`] takes them.
-pub const TRANSFER_FIELD_SUSPECTS: &str =
-    "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
+pub fn transfer_field_suspects() -> String {
+    fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
+        names
+            .map(|name| format!("'{name}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    format!(
+        "SELECT tx_id, status, reason, settled_at IS NOT NULL, amount, src, dst
      FROM transfers
-     WHERE status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED')
-        OR (status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)
-        OR (status = 'FAILED') <> (reason IS NOT NULL)
-        OR (reason IS NOT NULL
-            AND reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original'))
+     WHERE status NOT IN ({known})
+        OR (status IN ({changing})) = (settled_at IS NOT NULL)
+        OR (status = '{failed}') <> (reason IS NOT NULL)
+        OR (reason IS NOT NULL AND reason NOT IN ({reasons}))
         OR amount <= 0
         OR src = dst
-     ORDER BY tx_id";
+     ORDER BY tx_id",
+        known = quoted(Status::ALL.iter().map(|s| s.as_str())),
+        changing = super::changing_statuses_sql(),
+        failed = Status::Failed.as_str(),
+        reasons = quoted(FailReason::ALL.iter().map(|r| r.as_str())),
+    )
+}
 
 /// An account as stored, with the maintained figures the checks recompute.
 #[derive(Debug, Clone)]
@@ -172,7 +185,7 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
                     "{} has balance {} but its COMPLETED transfers net {}",
                     account.label(),
                     currency.format(account.balance),
-                    format_wide(expected, currency)
+                    currency.format_wide(expected)
                 ),
             });
         }
@@ -241,7 +254,7 @@ fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currenc
                         "{} has {what} {} but its PENDING transfers sum to {}",
                         account.label(),
                         currency.format(stored),
-                        format_wide(expected, currency)
+                        currency.format_wide(expected)
                     ),
                 });
             }
@@ -264,7 +277,7 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
     if total != 0 {
         findings.push(Problem::about_file(format!(
             "the balances sum to {}, not zero",
-            format_wide(total, currency)
+            currency.format_wide(total)
         )));
     }
     let users: i128 = accounts
@@ -276,8 +289,8 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
         "zero_sum",
         format!(
             "all balances, the external account's included, sum to {}; users hold {}",
-            format_wide(total, currency),
-            format_wide(users, currency)
+            currency.format_wide(total),
+            currency.format_wide(users)
         ),
     )
 }
@@ -330,13 +343,11 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
     let status = echo(t.status);
     match Status::parse(t.status) {
         None => wrong.push(format!("has the unknown status '{status}'")),
-        Some(known) if t.settled == matches!(known, Status::Pending | Status::Held) => {
-            wrong.push(if t.settled {
-                format!("is {status} but has settled_at set")
-            } else {
-                format!("is {status} but has no settled_at")
-            })
-        }
+        Some(known) if t.settled == super::can_change(known) => wrong.push(if t.settled {
+            format!("is {status} but has settled_at set")
+        } else {
+            format!("is {status} but has no settled_at")
+        }),
         Some(_) => {}
     }
     let failed = t.status == Status::Failed.as_str();
@@ -404,13 +415,18 @@ pub const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
 pub const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
     WHERE hold_amount IS NOT NULL AND amount > hold_amount ORDER BY tx_id";
 
-/// Transfers whose COMPLETED refunds add up to more than they moved:
-/// (tx_id, amount, refunded).
-pub const OVER_REFUNDED: &str = "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
+/// Transfers whose paid refunds ([`super::refund_paid`]) add up to more
+/// than they moved: (tx_id, amount, refunded).
+pub fn over_refunded() -> String {
+    format!(
+        "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
      FROM transfers r JOIN transfers o ON o.tx_id = r.refund_of
-    WHERE r.refund_of IS NOT NULL AND r.status = 'COMPLETED'
+    WHERE r.refund_of IS NOT NULL AND r.status IN ({})
     GROUP BY o.tx_id, o.amount HAVING sum(r.amount) > o.amount
-    ORDER BY o.tx_id";
+    ORDER BY o.tx_id",
+        super::refund_paid_statuses_sql()
+    )
+}
 
 /// What the three queries of the holds check found.
 #[derive(Debug, Default)]
@@ -478,14 +494,6 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Formats a recomputed sum, which may lie outside `i64` on a damaged ledger.
-pub(crate) fn format_wide(minor: i128, currency: &Currency) -> String {
-    match i64::try_from(minor) {
-        Ok(minor) => currency.format(minor),
-        Err(_) => format!("{minor} minor units"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +510,19 @@ mod tests {
 
     fn failed(checks: &[Check]) -> Vec<&'static str> {
         checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn the_suspects_query_names_every_status_and_reason_the_rules_know() {
+        let sql = transfer_field_suspects();
+        assert!(sql.contains(
+            "status NOT IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'HELD', 'RELEASED', 'EXPIRED')"
+        ));
+        assert!(sql.contains("(status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)"));
+        assert!(sql.contains("(status = 'FAILED') <> (reason IS NOT NULL)"));
+        assert!(sql.contains(
+            "reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original')"
+        ));
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub(super) fn create_file(
         .and_then(|dir| dir.sync_all())
         .map_err(|e| {
             WalletError::at_commit(
-                &format!("the new ledger '{}'", crate::error::shown_path(path)),
+                &format!("the new ledger '{}'", crate::text::shown_path(path)),
                 format_args!("cannot sync its directory: {e}"),
                 "`wallet verify` shows whether it is there",
             )

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{WalletError, shown_path};
+use crate::error::WalletError;
 use crate::ledger::location::Location;
+use crate::text::shown_path;
 
 /// What can go wrong inside the engine: SQLite's own error, or one of the
 /// contract's that the engine raised itself (a refused line, a missing user).
@@ -104,7 +105,7 @@ impl ErrorContext {
             )),
             Some(ErrorCode::ReadOnly) => WalletError::Io(anyhow::anyhow!(
                 "cannot write the ledger '{}': it, its directory, or its -wal or -shm file is read-only for this user",
-                crate::error::shown_path(&self.path)
+                crate::text::shown_path(&self.path)
             )),
             Some(
                 ErrorCode::SystemIoFailure
@@ -114,7 +115,7 @@ impl ErrorContext {
                 | ErrorCode::FileLockingProtocolFailed,
             ) => WalletError::Io(anyhow::anyhow!(
                 "ledger I/O failed on '{}': {}",
-                crate::error::shown_path(&self.path),
+                crate::text::shown_path(&self.path),
                 sqlite_message(&err)
             )),
             _ => WalletError::Internal(err.into()),

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, FlockOperation, RenameFlags, fcntl_lock, renameat_with};
 
 use super::error::io_error;
-use crate::error::{Result, WalletError, shown_path};
+use crate::error::{Result, WalletError};
+use crate::text::shown_path;
 
 /// `path` with `suffix` added to its file name (`wallet.db-wal`).
 pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

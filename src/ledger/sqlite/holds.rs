@@ -25,18 +25,19 @@ fn currency(tx: &Connection) -> SqlResult<Currency> {
 /// expiry, marking them EXPIRED: a write that reads `held` first makes it
 /// exact, as `settle` does for every account.
 fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()> {
+    let past_expiry = rules::past_expiry_sql("", "?2");
     let expired: i64 = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-             WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2",
-        )?
+             WHERE src = ?1 AND {past_expiry}"
+        ))?
         .query_row(params![account, now], |row| row.get(0))?;
     if expired > 0 {
-        tx.prepare_cached(
+        tx.prepare_cached(&format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                             WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2)",
-        )?
+                             WHERE src = ?1 AND {past_expiry})"
+        ))?
         .execute(params![account, now])?;
         tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?
             .execute(params![account, expired])?;
@@ -87,13 +88,14 @@ pub(super) fn place(
 /// The transfer a refund pays back, with its refunds queued or completed.
 pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Original>> {
     Ok(tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT o.src, o.dst, o.amount, o.status, o.expires_at,
                     (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                      INDEXED BY transfers_by_refund_of
-                     WHERE r.refund_of = o.tx_id AND (r.status = 'PENDING' OR r.status = 'COMPLETED'))
+                     WHERE r.refund_of = o.tx_id AND r.status IN ({}))
              FROM transfers o WHERE o.tx_id = ?1",
-        )?
+            rules::refund_counting_statuses_sql()
+        ))?
         .query_row([tx_id], |row| {
             Ok(Original {
                 src: row.get(0)?,

@@ -130,7 +130,7 @@ impl FileIdentity {
                 let file = ["the ledger file", "its -wal file", "its -shm file"][i];
                 return Err(WalletError::Integrity(format!(
                     "{file} was removed or replaced while this process had it open; stop every wallet process on '{}' and run `wallet verify`",
-                    crate::error::shown_path(path)
+                    crate::text::shown_path(path)
                 )));
             }
         }
@@ -202,7 +202,7 @@ impl SqliteStore {
         Self::open(path, options).map_err(|err| match err {
             // The new ledger is in place; the caller's own change is not.
             err if created => WalletError::at_commit(
-                &format!("a new, empty ledger '{}'", crate::error::shown_path(path)),
+                &format!("a new, empty ledger '{}'", crate::text::shown_path(path)),
                 format_args!("it was created, then could not be opened: {err}"),
                 "running the command again is safe",
             ),

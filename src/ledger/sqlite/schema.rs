@@ -3,7 +3,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::error::SqlResult as Result;
-use crate::error::echo;
+use crate::text::echo;
 
 /// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
 /// database of another program is told apart without reading its tables.

@@ -306,12 +306,13 @@ fn log_batch(tx: &Transaction<'_>, now: i64, due: &[Due], outcomes: &[Outcome]) 
 /// back; returns how many. Readers already leave such holds out.
 fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlResult<u64> {
     let count = {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare_cached(&format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                             WHERE status = 'HELD' AND expires_at <= ?1)
+                             WHERE {})
              RETURNING src, hold_amount",
-        )?;
+            rules::past_expiry_sql("", "?1")
+        ))?;
         let found = stmt
             .query_map([now], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
@@ -328,12 +329,13 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
 /// A transfer's amount and the sum of its refunds completed so far.
 fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<Original> {
     let (amount, refunded) = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT o.amount, (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                                 INDEXED BY transfers_by_refund_of
-                                WHERE r.refund_of = o.tx_id AND r.status = 'COMPLETED')
+                                WHERE r.refund_of = o.tx_id AND r.status IN ({}))
              FROM transfers o WHERE o.tx_id = ?1",
-        )?
+            rules::refund_paid_statuses_sql()
+        ))?
         .query_row([original], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(Original { amount, refunded })
 }

@@ -12,12 +12,17 @@ use crate::ledger::rules;
 
 /// A transfer's refunds, as the last two columns of every read of
 /// transfers `t`: each as `tx_id:amount:status` (space-separated; sorted
-/// when read) and the sum of those COMPLETED, each from the index of refunds.
-pub(super) const REFUND_COLUMNS: &str =
-    "(SELECT group_concat(r.tx_id || ':' || r.amount || ':' || r.status, ' ') FROM transfers r
+/// when read) and the sum of those paid ([`rules::refund_paid`]), each from
+/// the index of refunds.
+pub(super) fn refund_columns() -> String {
+    format!(
+        "(SELECT group_concat(r.tx_id || ':' || r.amount || ':' || r.status, ' ') FROM transfers r
           INDEXED BY transfers_by_refund_of WHERE r.refund_of = t.tx_id),
         (SELECT coalesce(sum(r.amount), 0) FROM transfers r INDEXED BY transfers_by_refund_of
-          WHERE r.refund_of = t.tx_id AND r.status = 'COMPLETED')";
+          WHERE r.refund_of = t.tx_id AND r.status IN ({}))",
+        rules::refund_paid_statuses_sql()
+    )
+}
 
 /// A transfer as readers show it; `?balance` is the column for
 /// `balance_after` (NULL where no user is asked about).
@@ -25,10 +30,11 @@ pub(super) fn select_transfer(balance: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-            t.refund_of, {balance}, {REFUND_COLUMNS}
+            t.refund_of, {balance}, {refunds}
          FROM transfers t
          JOIN accounts s ON s.id = t.src
-         JOIN accounts d ON d.id = t.dst"
+         JOIN accounts d ON d.id = t.dst",
+        refunds = refund_columns()
     )
 }
 
@@ -179,14 +185,14 @@ fn history_sql(status: Option<Status>) -> String {
         Some(Status::Completed | Status::Released) => vec![decided(
             " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4 AND ?5 IS NOT NULL",
         )],
-        Some(Status::Held) => vec![decided(
-            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4
-                 AND (d.expires_at IS NULL OR d.expires_at > ?5)",
-        )],
-        Some(Status::Expired) => vec![decided(
-            " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4
-                 OR (d.status = 'HELD' AND d.expires_at <= ?5))",
-        )],
+        Some(Status::Held) => vec![decided(&format!(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND d.status = ?4 AND {}",
+            rules::before_expiry_sql("d.", "?5")
+        ))],
+        Some(Status::Expired) => vec![decided(&format!(
+            " JOIN transfers d ON d.tx_id = p.tx_id AND (d.status = ?4 OR ({}))",
+            rules::past_expiry_sql("d.", "?5")
+        ))],
         Some(Status::Pending) => vec![pending(" AND status = ?4 AND ?5 IS NOT NULL")],
         Some(Status::Failed | Status::Cancelled) => vec![unapplied("src"), unapplied("dst")],
     };
@@ -349,5 +355,36 @@ mod tests {
         )
         .unwrap();
         assert_served_by_indexes(&conn);
+    }
+
+    /// The SQL forms of "past its expiry" and "before it" pick exactly the
+    /// rows the rule reads as EXPIRED though stored otherwise, and the
+    /// HELD ones it leaves HELD.
+    #[test]
+    fn the_sql_expiry_conditions_agree_with_status_as_of() {
+        use crate::ledger::rules::{before_expiry_sql, past_expiry_sql};
+        let conn = Connection::open_in_memory().unwrap();
+        let now = 1_000;
+        let sql = format!(
+            "SELECT coalesce(({}), 0), coalesce(t.status = 'HELD' AND {}, 0)
+               FROM (SELECT ?1 AS status, ?2 AS expires_at) t",
+            past_expiry_sql("t.", "?3"),
+            before_expiry_sql("t.", "?3")
+        );
+        for status in Status::ALL {
+            for expires_at in [None, Some(now - 1), Some(now), Some(now + 1)] {
+                let (past, live): (bool, bool) = conn
+                    .query_row(
+                        &sql,
+                        rusqlite::params![status.as_str(), expires_at, now],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .unwrap();
+                let read = crate::ledger::rules::status_as_of(status, expires_at, now);
+                let case = format!("{status:?} expiring at {expires_at:?}");
+                assert_eq!(past, read != status, "{case}");
+                assert_eq!(live, read == Status::Held, "{case}");
+            }
+        }
     }
 }

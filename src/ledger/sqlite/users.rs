@@ -15,9 +15,13 @@ const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_
 /// What holds past their expiry, not yet marked, still reserve in `held`:
 /// readers leave it out ([`rules::held_as_of`]), so a hold stops reserving
 /// money at its expiry.
-const EXPIRED_HELD: &str =
-    "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-     WHERE src = ?1 AND status = 'HELD' AND expires_at <= ?2";
+fn expired_held() -> String {
+    format!(
+        "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
+     WHERE src = ?1 AND {}",
+        rules::past_expiry_sql("", "?2")
+    )
+}
 
 /// Adds a user with a zero balance. Names are unique regardless of case.
 pub(super) fn create_user(
@@ -81,7 +85,7 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
 pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
     if user.held > 0 {
         let expired: i64 = conn
-            .prepare_cached(EXPIRED_HELD)?
+            .prepare_cached(&expired_held())?
             .query_row(params![user.id, clock::now_ms()], |row| row.get(0))?;
         user.held = rules::held_as_of(user.held, expired);
     }

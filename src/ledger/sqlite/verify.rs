@@ -11,8 +11,8 @@ use crate::ledger::model::{
 };
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
-    OVER_REFUNDED, StoredFields, TRANSFER_FIELD_SUSPECTS, TRANSFER_FIELDS, Tally, figure_checks,
-    holds_check, older_schema, transfer_field_problem,
+    StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
+    transfer_field_problem, transfer_field_suspects,
 };
 use crate::money::Currency;
 
@@ -232,9 +232,10 @@ fn holds(conn: &Connection, currency: &Currency) -> SqlResult<Check> {
             .held
             .push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
     }
+    let over_refunded = over_refunded();
     for (sql, into) in [
         (OVER_CAPTURED, &mut found.over_captured),
-        (OVER_REFUNDED, &mut found.over_refunded),
+        (over_refunded.as_str(), &mut found.over_refunded),
     ] {
         let mut stmt = conn.prepare(sql)?;
         let mut rows = stmt.query([])?;
@@ -246,7 +247,7 @@ fn holds(conn: &Connection, currency: &Currency) -> SqlResult<Check> {
 }
 
 fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
-    let mut stmt = conn.prepare(TRANSFER_FIELD_SUSPECTS)?;
+    let mut stmt = conn.prepare(&transfer_field_suspects())?;
     let mut rows = stmt.query([])?;
     let mut findings = Findings::default();
     while let Some(row) = rows.next()? {

@@ -151,7 +151,7 @@ fn scan_log(path: &Path, log_path: &Path) -> Result<()> {
     if suspect.frame < replayed_frames(&log, &header, suspect.frame + 1) {
         return Err(WalletError::Integrity(format!(
             "the write-ahead log '{}' beside the ledger is not its own ({}); move it away if the ledger is not in use, then run `wallet verify`",
-            crate::error::shown_path(log_path),
+            crate::text::shown_path(log_path),
             suspect.why
         )));
     }
