@@ -271,10 +271,14 @@ impl SqliteStore {
     /// as it stands (SQLite's `immutable`), and each read is checked
     /// afterwards against a writer that may have started meanwhile (see
     /// [`files::Unshared`]).
+    ///
+    /// Opening reads the schema and the ledger's currency from the file, so
+    /// it is checked like a read: a writer that checkpoints into the file
+    /// meanwhile can hand it pages of two versions, which look damaged (a
+    /// "malformed" image, a foreign schema, a missing row). A failure is
+    /// believed only if the file is still as it was; otherwise the open is
+    /// made again, and after a few tries the way writers open the ledger.
     fn open_unshared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Option<Self>> {
-        let Some(stamp) = files::Unshared::of(path) else {
-            return Ok(None);
-        };
         let errors = error_context(path, options);
         let mut uri = std::ffi::OsString::from("file:");
         uri.push(path.as_os_str());
@@ -286,12 +290,25 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)
-            .map_err(|e| io_error(e, "cannot open", path))?;
-        let mut store = validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))?;
-        store.unshared = Some(stamp);
-        store.reopen = Some((options.clone(), gate));
-        Ok(Some(store))
+        for _ in 0..3 {
+            let Some(stamp) = files::Unshared::of(path) else {
+                return Ok(None);
+            };
+            let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)
+                .map_err(|e| io_error(e, "cannot open", path))?;
+            match validate(conn, path, options, gate) {
+                Ok(mut store) => {
+                    store.unshared = Some(stamp);
+                    store.reopen = Some((options.clone(), gate));
+                    return Ok(Some(store));
+                }
+                Err(fault) if files::Unshared::of(path).as_ref() == Some(&stamp) => {
+                    return Err(errors.lift(fault));
+                }
+                Err(_) => {}
+            }
+        }
+        Self::reopen_shared(path, options, gate).map(Some)
     }
 
     /// Opens the ledger with SQLite's locks and side files, as every
