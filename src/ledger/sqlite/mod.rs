@@ -355,29 +355,51 @@ impl SqliteStore {
     /// commit (opening them while the log is empty could change their
     /// mode, see `files`), and after a few such tries, or once the log
     /// holds commits, as writers open the ledger.
-    fn read<T>(&mut self, mut work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
-        let mut outcome = work(self).map_err(|fault| self.errors.lift(fault));
-        for _ in 0..3 {
-            match self.unshared {
-                Some(ref stamp)
-                    if files::Unshared::of(&self.errors.path).as_ref() != Some(stamp) => {}
-                _ => return outcome,
-            }
+    fn read<T>(&mut self, work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
+        self.read_believed(work, |_| false)
+    }
+
+    /// [`Self::read`], for a read whose answer can say the ledger is
+    /// damaged (`looks_damaged`), as SQLite's own corruption errors do. A
+    /// view without side files has no lock to keep a writer's checkpoint
+    /// out of the file it reads, and only the file's stamp tells one
+    /// happened; so such an answer from it is not believed until the read
+    /// made again the shared way, under SQLite's locks, gives it too. A
+    /// ledger that cannot be opened that way (side files this user may not
+    /// make) keeps the first answer.
+    fn read_believed<T>(
+        &mut self,
+        mut work: impl FnMut(&mut Self) -> SqlResult<T>,
+        looks_damaged: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let mut outcome = work(self);
+        let mut tries = 0;
+        while let Some(ref stamp) = self.unshared
+            && files::Unshared::of(&self.errors.path).as_ref() != Some(stamp)
+        {
             let Some((options, gate)) = self.reopen.clone() else {
-                return outcome;
+                break;
             };
+            if tries == 3 {
+                self.share()?;
+                return self.run(work);
+            }
+            tries += 1;
             let path = self.errors.path.clone();
             *self = match Self::open_unshared(&path, &options, gate)? {
                 Some(store) => store,
                 None => Self::reopen_shared(&path, &options, gate)?,
             };
-            outcome = work(self).map_err(|fault| self.errors.lift(fault));
+            outcome = work(self);
         }
-        if self.unshared.is_some() {
-            self.share()?;
+        let damaged = match &outcome {
+            Ok(answer) => looks_damaged(answer),
+            Err(fault) => fault.is_damage(),
+        };
+        if damaged && self.unshared.is_some() && self.share().is_ok() {
             return self.run(work);
         }
-        outcome
+        outcome.map_err(|fault| self.errors.lift(fault))
     }
 
     /// Leaves an unshared, read-only view for the shared one writers use.
@@ -684,7 +706,10 @@ impl Store for SqliteStore {
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let errors = self.errors.clone();
         let currency = self.currency.clone();
-        self.read(|store| verify::verify(&mut store.conn, options, &currency, &errors))
+        self.read_believed(
+            |store| verify::verify(&mut store.conn, options, &currency, &errors),
+            |report| !report.ok(),
+        )
     }
 }
 
