@@ -29,6 +29,28 @@ impl From<WalletError> for Fault {
 }
 
 impl Fault {
+    /// Whether this says the ledger is damaged: what SQLite finds wrong
+    /// with its pages, and stored values or figures the wallet never writes.
+    pub(super) fn is_damage(&self) -> bool {
+        match self {
+            Self::Sql(err) => {
+                matches!(
+                    err,
+                    rusqlite::Error::FromSqlConversionFailure(..)
+                        | rusqlite::Error::InvalidColumnType(..)
+                        | rusqlite::Error::IntegralValueOutOfRange(..)
+                ) || matches!(
+                    err.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                )
+            }
+            Self::Wallet(err) => matches!(
+                err,
+                WalletError::Integrity(_) | WalletError::NotALedger { .. }
+            ),
+        }
+    }
+
     /// Whether another process held the lock past the time-out.
     pub(super) fn is_busy(&self) -> bool {
         match self {

@@ -271,10 +271,14 @@ impl SqliteStore {
     /// as it stands (SQLite's `immutable`), and each read is checked
     /// afterwards against a writer that may have started meanwhile (see
     /// [`files::Unshared`]).
+    ///
+    /// Opening reads the schema and the ledger's currency from the file, so
+    /// it is checked like a read: a writer that checkpoints into the file
+    /// meanwhile can hand it pages of two versions, which look damaged (a
+    /// "malformed" image, a foreign schema, a missing row). A failure is
+    /// believed only if the file is still as it was; otherwise the open is
+    /// made again, and after a few tries the way writers open the ledger.
     fn open_unshared(path: &Path, options: &OpenOptions, gate: SchemaGate) -> Result<Option<Self>> {
-        let Some(stamp) = files::Unshared::of(path) else {
-            return Ok(None);
-        };
         let errors = error_context(path, options);
         let mut uri = std::ffi::OsString::from("file:");
         uri.push(path.as_os_str());
@@ -286,12 +290,25 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)
-            .map_err(|e| io_error(e, "cannot open", path))?;
-        let mut store = validate(conn, path, options, gate).map_err(|fault| errors.lift(fault))?;
-        store.unshared = Some(stamp);
-        store.reopen = Some((options.clone(), gate));
-        Ok(Some(store))
+        for _ in 0..3 {
+            let Some(stamp) = files::Unshared::of(path) else {
+                return Ok(None);
+            };
+            let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)
+                .map_err(|e| io_error(e, "cannot open", path))?;
+            match validate(conn, path, options, gate) {
+                Ok(mut store) => {
+                    store.unshared = Some(stamp);
+                    store.reopen = Some((options.clone(), gate));
+                    return Ok(Some(store));
+                }
+                Err(fault) if files::Unshared::of(path).as_ref() == Some(&stamp) => {
+                    return Err(errors.lift(fault));
+                }
+                Err(_) => {}
+            }
+        }
+        Self::reopen_shared(path, options, gate).map(Some)
     }
 
     /// Opens the ledger with SQLite's locks and side files, as every
@@ -338,29 +355,51 @@ impl SqliteStore {
     /// commit (opening them while the log is empty could change their
     /// mode, see `files`), and after a few such tries, or once the log
     /// holds commits, as writers open the ledger.
-    fn read<T>(&mut self, mut work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
-        let mut outcome = work(self).map_err(|fault| self.errors.lift(fault));
-        for _ in 0..3 {
-            match self.unshared {
-                Some(ref stamp)
-                    if files::Unshared::of(&self.errors.path).as_ref() != Some(stamp) => {}
-                _ => return outcome,
-            }
+    fn read<T>(&mut self, work: impl FnMut(&mut Self) -> SqlResult<T>) -> Result<T> {
+        self.read_believed(work, |_| false)
+    }
+
+    /// [`Self::read`], for a read whose answer can say the ledger is
+    /// damaged (`looks_damaged`), as SQLite's own corruption errors do. A
+    /// view without side files has no lock to keep a writer's checkpoint
+    /// out of the file it reads, and only the file's stamp tells one
+    /// happened; so such an answer from it is not believed until the read
+    /// made again the shared way, under SQLite's locks, gives it too. A
+    /// ledger that cannot be opened that way (side files this user may not
+    /// make) keeps the first answer.
+    fn read_believed<T>(
+        &mut self,
+        mut work: impl FnMut(&mut Self) -> SqlResult<T>,
+        looks_damaged: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let mut outcome = work(self);
+        let mut tries = 0;
+        while let Some(ref stamp) = self.unshared
+            && files::Unshared::of(&self.errors.path).as_ref() != Some(stamp)
+        {
             let Some((options, gate)) = self.reopen.clone() else {
-                return outcome;
+                break;
             };
+            if tries == 3 {
+                self.share()?;
+                return self.run(work);
+            }
+            tries += 1;
             let path = self.errors.path.clone();
             *self = match Self::open_unshared(&path, &options, gate)? {
                 Some(store) => store,
                 None => Self::reopen_shared(&path, &options, gate)?,
             };
-            outcome = work(self).map_err(|fault| self.errors.lift(fault));
+            outcome = work(self);
         }
-        if self.unshared.is_some() {
-            self.share()?;
+        let damaged = match &outcome {
+            Ok(answer) => looks_damaged(answer),
+            Err(fault) => fault.is_damage(),
+        };
+        if damaged && self.unshared.is_some() && self.share().is_ok() {
             return self.run(work);
         }
-        outcome
+        outcome.map_err(|fault| self.errors.lift(fault))
     }
 
     /// Leaves an unshared, read-only view for the shared one writers use.
@@ -667,7 +706,10 @@ impl Store for SqliteStore {
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let errors = self.errors.clone();
         let currency = self.currency.clone();
-        self.read(|store| verify::verify(&mut store.conn, options, &currency, &errors))
+        self.read_believed(
+            |store| verify::verify(&mut store.conn, options, &currency, &errors),
+            |report| !report.ok(),
+        )
     }
 }
 
