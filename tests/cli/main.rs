@@ -5,7 +5,7 @@
 //! `engine_tests!`, which makes a `#[test]` of it per engine it runs on:
 //! `FILE::sqlite::NAME` on a ledger file in a temp dir and
 //! `FILE::postgres::NAME` in a schema of its own on the server the harness
-//! starts (`pgserver.rs`), so `cargo test --test cli postgres` runs the
+//! starts (`tests/engines/pgserver.rs`), so `cargo test --test cli postgres` runs the
 //! server's half. The list `both` runs on each engine; `sqlite` holds what
 //! only a ledger file has (its bytes, its header, SQLite's own locks and
 //! pages, faults injected into file system calls: `tamper`, `faults`,
@@ -16,38 +16,23 @@
 /// A `#[test]` per engine for each listed test function of the file:
 /// `sqlite::NAME` for `both` and `sqlite`, `postgres::NAME` for `both`
 /// and `postgres`, each running the function with its engine set for
-/// [`common::Sandbox::new`].
+/// [`common::Sandbox::new`]. An engine is a list here and a line below.
 macro_rules! engine_tests {
     (
         both: [$($both:ident),* $(,)?],
         sqlite: [$($sqlite:ident),* $(,)?],
         postgres: [$($postgres:ident),* $(,)?] $(,)?
     ) => {
-        mod sqlite {
+        engine_tests!(@on sqlite: $($both,)* $($sqlite,)*);
+        engine_tests!(@on postgres: $($both,)* $($postgres,)*);
+    };
+    (@on $engine:ident: $($test:ident,)*) => {
+        /// The file's tests on the engine of this name (`engines::ALL`).
+        mod $engine {
             $(
                 #[test]
-                fn $both() {
-                    crate::common::run_on(crate::common::Engine::Sqlite, super::$both);
-                }
-            )*
-            $(
-                #[test]
-                fn $sqlite() {
-                    crate::common::run_on(crate::common::Engine::Sqlite, super::$sqlite);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $both() {
-                    crate::common::run_on(crate::common::Engine::Postgres, super::$both);
-                }
-            )*
-            $(
-                #[test]
-                fn $postgres() {
-                    crate::common::run_on(crate::common::Engine::Postgres, super::$postgres);
+                fn $test() {
+                    crate::common::run_on(stringify!($engine), super::$test);
                 }
             )*
         }
@@ -66,11 +51,14 @@ mod core;
 mod crash;
 mod dry_run;
 mod engine;
+// Shared with the story and the differential test, each using a part.
+#[allow(dead_code)]
+#[path = "../engines/mod.rs"]
+mod engines;
 mod faults;
 mod files;
 mod holds;
 mod inputs;
-mod pgserver;
 mod pipes;
 mod power_loss;
 mod scripting;
@@ -78,3 +66,6 @@ mod tamper;
 mod throughput;
 mod urls;
 mod verify;
+
+// The PostgreSQL-only tests start servers of their own.
+use engines::pgserver;
