@@ -1,38 +1,45 @@
 //! Integration tests: the built `wallet` binary against real ledgers, one
-//! test binary for both engines, so the suite compiles and links once.
+//! test binary for every engine (`tests/engines`), so the suite compiles
+//! and links once.
 //!
 //! A test is a plain `fn` in its file, listed at the file's end in
 //! `engine_tests!`, which makes a `#[test]` of it per engine it runs on:
 //! `FILE::sqlite::NAME` on a ledger file in a temp dir and
 //! `FILE::postgres::NAME` in a schema of its own on the server the harness
-//! starts (`tests/engines/pgserver.rs`), so `cargo test --test cli postgres` runs the
-//! server's half. The list `both` runs on each engine; `sqlite` holds what
+//! starts (`tests/engines/pgserver.rs`), so `cargo test --test cli
+//! postgres` runs the server's half. The list `both` runs on each engine; `sqlite` holds what
 //! only a ledger file has (its bytes, its header, SQLite's own locks and
 //! pages, faults injected into file system calls: `tamper`, `faults`,
 //! `files`, `power_loss`, `throughput` and the SQLite `bank` test as
 //! whole files); `postgres` what only a server has (`engine`, `crash`,
 //! `dry_run`, `urls`, `bank_server`).
 
-/// A `#[test]` per engine for each listed test function of the file:
-/// `sqlite::NAME` for `both` and `sqlite`, `postgres::NAME` for `both`
-/// and `postgres`, each running the function with its engine set for
-/// [`common::Sandbox::new`]. An engine is a list here and a line below.
+/// A `#[test]` per engine for each listed test function of the file: for
+/// each engine list (`sqlite: […]`, `postgres: […]`, named as in
+/// `engines::ALL`), a module of that name holding the tests of `both` and
+/// of that list, each running the function with its engine set for
+/// [`common::Sandbox::new`]. The macro names no engine: an engine runs a
+/// file's tests where the file lists it.
 macro_rules! engine_tests {
     (
-        both: [$($both:ident),* $(,)?],
-        sqlite: [$($sqlite:ident),* $(,)?],
-        postgres: [$($postgres:ident),* $(,)?] $(,)?
+        both: $both:tt
+        $(, $engine:ident: [$($only:ident),* $(,)?])* $(,)?
     ) => {
-        engine_tests!(@on sqlite: $($both,)* $($sqlite,)*);
-        engine_tests!(@on postgres: $($both,)* $($postgres,)*);
+        $(engine_tests!(@on $engine $both [$($only),*]);)*
     };
-    (@on $engine:ident: $($test:ident,)*) => {
-        /// The file's tests on the engine of this name (`engines::ALL`).
+    (@on $engine:ident [$($both:ident),* $(,)?] [$($only:ident),*]) => {
+        /// The file's tests on the engine of this name.
         mod $engine {
             $(
                 #[test]
-                fn $test() {
-                    crate::common::run_on(stringify!($engine), super::$test);
+                fn $both() {
+                    crate::common::run_on(stringify!($engine), super::$both);
+                }
+            )*
+            $(
+                #[test]
+                fn $only() {
+                    crate::common::run_on(stringify!($engine), super::$only);
                 }
             )*
         }
