@@ -4,9 +4,11 @@
 //! writer, the ledger's contents to compare). [`ALL`] lists them; a test
 //! binary includes this directory once, with `#[path]`.
 //!
-//! Adding an engine to the tests is a module here and a line in [`ALL`]
-//! (and, for the CLI suite and the story, a line in their per-engine
-//! macros, which name a test module after [`TestEngine::name`]).
+//! Adding an engine to the tests is a module here and a line in [`ALL`];
+//! the story then needs a `story!(NAME);` line, and each CLI test file
+//! lists the engine (`NAME: [its own tests]`) in its `engine_tests!` for
+//! its `both` tests to run on it. The differential test takes every engine
+//! of [`ALL`] by itself.
 
 pub mod pgserver;
 pub mod postgres;
