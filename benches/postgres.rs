@@ -19,7 +19,7 @@
 
 mod support;
 
-#[path = "../tests/cli/pgserver.rs"]
+#[path = "../tests/engines/pgserver.rs"]
 #[allow(dead_code)]
 mod pgserver;
 

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command as StdCommand;
 
-use crate::common::{Engine, Sandbox, assert_error, shapes};
+use crate::common::{Sandbox, assert_error, shapes};
 
 /// Linux refuses a single argument longer than 128 KiB (`MAX_ARG_STRLEN`)
 /// before any program runs, so this is the largest that reaches `wallet`.
@@ -323,15 +323,15 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
     s.ok(&["settle"]);
     let report: shapes::VerifyReport = s.json(&["verify"]);
     assert!(report.ok, "{report:?}");
-    let tables = s.query_text(match crate::common::engine() {
-        Engine::Sqlite => "SELECT count(*) || '' FROM sqlite_schema WHERE type = 'table'",
-        Engine::Postgres => {
-            "SELECT count(*)::text FROM pg_tables WHERE schemaname = current_schema()"
-        }
+    let tables = s.query_text(match crate::common::engine().name() {
+        "sqlite" => "SELECT count(*) || '' FROM sqlite_schema WHERE type = 'table'",
+        "postgres" => "SELECT count(*)::text FROM pg_tables WHERE schemaname = current_schema()",
+        other => crate::common::no_case(other),
     });
-    let expected = match crate::common::engine() {
-        Engine::Sqlite => "8",
-        Engine::Postgres => "7",
+    let expected = match crate::common::engine().name() {
+        "sqlite" => "8",
+        "postgres" => "7",
+        other => crate::common::no_case(other),
     };
     assert_eq!(
         tables,
@@ -446,19 +446,20 @@ enum Lock {
 
 impl Lock {
     fn sql(&self) -> &'static str {
-        match (self, crate::common::engine()) {
-            (Lock::Write, Engine::Sqlite) => "BEGIN IMMEDIATE;",
-            (Lock::Exclusive, Engine::Sqlite) => {
+        match (self, crate::common::engine().name()) {
+            (Lock::Write, "sqlite") => "BEGIN IMMEDIATE;",
+            (Lock::Exclusive, "sqlite") => {
                 "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
                  UPDATE ledger_meta SET created_at = created_at;"
             }
-            (Lock::Write, Engine::Postgres) => {
+            (Lock::Write, "postgres") => {
                 "BEGIN; LOCK TABLE accounts, transfers, lanes IN EXCLUSIVE MODE;"
             }
-            (Lock::Exclusive, Engine::Postgres) => {
+            (Lock::Exclusive, "postgres") => {
                 "BEGIN; LOCK TABLE ledger_meta, schema_version, accounts, transfers, lanes
                  IN ACCESS EXCLUSIVE MODE;"
             }
+            (_, other) => crate::common::no_case(other),
         }
     }
 }
@@ -477,9 +478,10 @@ impl LockHolder {
             .expect("sqlite3");
         let mut stdin = child.stdin.take().unwrap();
         // sqlite3 must wait out the probe's own brief read lock, not give up.
-        let wait = match crate::common::engine() {
-            Engine::Sqlite => ".timeout 10000",
-            Engine::Postgres => "",
+        let wait = match crate::common::engine().name() {
+            "sqlite" => ".timeout 10000",
+            "postgres" => "",
+            other => crate::common::no_case(other),
         };
         writeln!(stdin, "{wait}\n{sql}").unwrap();
         stdin.flush().unwrap();
@@ -500,9 +502,10 @@ impl LockHolder {
 
 impl Drop for LockHolder {
     fn drop(&mut self) {
-        let quit = match crate::common::engine() {
-            Engine::Sqlite => ".quit",
-            Engine::Postgres => "\\q",
+        let quit = match crate::common::engine().name() {
+            "sqlite" => ".quit",
+            "postgres" => "\\q",
+            other => crate::common::no_case(other),
         };
         let _ = writeln!(self.stdin, "ROLLBACK;\n{quit}");
         let _ = self.child.wait();
@@ -546,16 +549,17 @@ fn an_exclusive_lock_makes_writers_busy_and_readers_of_a_file_that_holds_every_c
     let s = ledger();
     let before = s.ledger_bytes();
     {
-        let probe: &[&str] = match crate::common::engine() {
-            Engine::Sqlite => &["cancel", "999"],
-            Engine::Postgres => &["get-user", "alice"],
+        let probe: &[&str] = match crate::common::engine().name() {
+            "sqlite" => &["cancel", "999"],
+            "postgres" => &["get-user", "alice"],
+            other => crate::common::no_case(other),
         };
         let _lock = LockHolder::take(&s, Lock::Exclusive, probe);
         for args in ALL_COMMANDS {
             let mut with_timeout = vec!["--lock-timeout", "100"];
             with_timeout.extend_from_slice(args);
             let reads = ["get-user", "history", "get-transfer", "verify"];
-            if crate::common::engine() == Engine::Sqlite && reads.contains(&args[0]) {
+            if crate::common::engine().name() == "sqlite" && reads.contains(&args[0]) {
                 // The log is empty, so the file holds every commit: a read
                 // answers from it without SQLite's locks (see
                 // docs/operating/ledger-file.md), and the holder's

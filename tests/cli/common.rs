@@ -1,29 +1,27 @@
 //! Helpers for driving the real `wallet` binary against a ledger in a temp dir.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use assert_cmd::Command;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
-/// The engine a test runs on: each shared test runs once on each
-/// (`engine_tests!` in `main.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
+pub use crate::engines::HeldLock;
+use crate::engines::TestEngine;
+use crate::engines::TestLedger;
 
 thread_local! {
-    static ENGINE: std::cell::Cell<Option<Engine>> = const { std::cell::Cell::new(None) };
+    static ENGINE: std::cell::Cell<Option<&'static dyn TestEngine>> = const { std::cell::Cell::new(None) };
 }
 
-/// Runs one test with `engine` as the engine of its sandboxes; a test on
-/// PostgreSQL is skipped, with a note, where no server can be started
-/// (unless `CI=true`), and the SQLite tests beside it still run.
-pub fn run_on(engine: Engine, test: fn()) {
-    if engine == Engine::Postgres && !crate::pgserver::available() {
+/// Runs one test with the engine called `name` (in `engines::ALL`) as the
+/// engine of its sandboxes; a test on an engine that cannot run here is
+/// skipped, with a note (unless `CI=true`), and the tests beside it still
+/// run.
+pub fn run_on(name: &str, test: fn()) {
+    let engine = crate::engines::named(name);
+    if !engine.available() {
         return;
     }
     ENGINE.with(|e| e.set(Some(engine)));
@@ -31,70 +29,44 @@ pub fn run_on(engine: Engine, test: fn()) {
 }
 
 /// The engine of the running test, set by its `engine_tests!` wrapper.
-pub fn engine() -> Engine {
+pub fn engine() -> &'static dyn TestEngine {
     ENGINE.with(|e| e.get()).expect(
         "no engine set: a CLI test is a plain fn listed in its file's engine_tests!, not a #[test]",
     )
 }
 
 /// A temporary directory (the working directory of every run), and one
-/// ledger: a file in it, or a schema of its own on the test server.
+/// ledger of the test's engine.
 pub struct Sandbox {
     pub dir: TempDir,
-    engine: Engine,
-    schema: Option<String>,
+    ledger: Box<dyn TestLedger>,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
-        let engine = engine();
-        let schema = (engine == Engine::Postgres).then(|| {
-            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            crate::pgserver::shared();
-            format!(
-                "t{}",
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            )
-        });
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-            engine,
-            schema,
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = engine().new_ledger(dir.path());
+        Self { dir, ledger }
     }
 
     /// The ledger as `--db` names it: the file's path, or the server's URL.
     pub fn db(&self) -> PathBuf {
-        match &self.schema {
-            None => self.dir.path().join("wallet.db"),
-            Some(schema) => PathBuf::from(crate::pgserver::shared().url("wallet_tests", schema)),
-        }
+        self.ledger.db()
     }
 
-    /// Whether a ledger exists at [`Sandbox::db`]: the file, or the schema.
+    /// Whether a ledger exists at [`Sandbox::db`].
     pub fn ledger_exists(&self) -> bool {
-        match &self.schema {
-            None => self.db().exists(),
-            Some(schema) => crate::pgserver::shared()
-                .connect("wallet_tests")
-                .query_one(
-                    "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
-                    &[schema],
-                )
-                .map(|row| row.get::<_, i64>(0) == 1)
-                .unwrap(),
-        }
+        self.ledger.exists()
     }
 
     /// A direct connection to the sandbox's database on the test server,
     /// with `search_path` on its ledger's schema.
     pub fn postgres(&self) -> postgres::Client {
-        let schema = self.schema.as_ref().expect("a PostgreSQL sandbox");
-        let mut client = crate::pgserver::shared().connect("wallet_tests");
-        client
-            .batch_execute(&format!("SET search_path = {schema}"))
-            .unwrap();
-        client
+        self.ledger
+            .as_any()
+            .downcast_ref::<crate::engines::postgres::PostgresLedger>()
+            .expect("a PostgreSQL sandbox")
+            .connect()
     }
 
     /// `wallet --db <sandbox ledger> ARGS…` as a plain process, for spawning.
@@ -190,114 +162,43 @@ impl Sandbox {
     }
 
     /// Runs SQL on the ledger the way another program would, to damage or
-    /// tamper with it: the same SQL works on both engines, whose tables and
+    /// tamper with it: the same SQL works on every engine, whose tables and
     /// columns have the same names.
     pub fn tamper(&self, sql: &str) {
-        match self.engine {
-            Engine::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
-            Engine::Postgres => self
-                .postgres()
-                .batch_execute(sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
-        }
+        self.ledger.tamper(sql);
     }
 
     /// Marks the ledger as written by a wallet with schema `version`.
     pub fn set_schema_version(&self, version: i64) {
-        match self.engine {
-            Engine::Sqlite => self
-                .sqlite()
-                .pragma_update(None, "user_version", version)
-                .unwrap(),
-            Engine::Postgres => self.tamper(&format!(
-                "INSERT INTO schema_version (version, applied_at) VALUES ({version}, 0)"
-            )),
-        }
+        self.ledger.set_schema_version(version);
     }
 
     /// The first row of a query on the ledger, each column as text
-    /// (written to return text on both engines).
+    /// (written to return text on every engine).
     pub fn query_text(&self, sql: &str) -> Vec<Option<String>> {
-        match self.engine {
-            Engine::Sqlite => {
-                let conn = self.sqlite();
-                let mut stmt = conn.prepare(sql).unwrap();
-                let columns = stmt.column_count();
-                stmt.query_row([], |row| {
-                    (0..columns)
-                        .map(|i| row.get::<_, Option<String>>(i))
-                        .collect()
-                })
-                .unwrap()
-            }
-            Engine::Postgres => {
-                let row = self.postgres().query_one(sql, &[]).unwrap();
-                (0..row.len())
-                    .map(|i| row.get::<_, Option<String>>(i))
-                    .collect()
-            }
-        }
+        self.ledger.query_text(sql)
     }
 
     /// Holds the write lock of the ledger, as another writer in the middle
     /// of a transaction would, until dropped.
     pub fn hold_write_lock(&self) -> HeldLock {
-        match self.engine {
-            Engine::Sqlite => {
-                let conn = self.sqlite();
-                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-                HeldLock::Sqlite(conn)
-            }
-            Engine::Postgres => {
-                let mut client = self.postgres();
-                client
-                    .batch_execute("BEGIN; LOCK TABLE accounts, transfers IN EXCLUSIVE MODE")
-                    .unwrap();
-                HeldLock::Postgres(client)
-            }
-        }
+        self.ledger.hold_write_lock()
     }
 
     /// The engine's SQL shell on the ledger (`sqlite3 FILE`, or `psql` with
-    /// `search_path` on the ledger's schema), taking SQL on stdin or, with
-    /// [`Sandbox::sql_shell_running`], as an argument.
+    /// `search_path` on the ledger's schema), taking SQL on stdin.
     pub fn sql_shell(&self) -> std::process::Command {
-        match &self.schema {
-            None => {
-                let mut cmd = std::process::Command::new("sqlite3");
-                cmd.arg(self.db());
-                cmd
-            }
-            Some(schema) => {
-                let server = crate::pgserver::shared();
-                let mut cmd = std::process::Command::new(server.psql_binary());
-                cmd.args([
-                    "-X",
-                    "-q",
-                    "-tA",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "wallet_tests",
-                    "-h",
-                ])
-                .arg(&server.dir)
-                .env("PGOPTIONS", format!("-c search_path={schema}"));
-                cmd
-            }
-        }
+        self.ledger.sql_shell()
     }
 
     /// Runs one SQL statement in the engine's shell; returns its output, one
-    /// row a line with `|` between columns on both engines.
+    /// row a line with `|` between columns on every engine.
     pub fn sql_shell_running(&self, sql: &str) -> String {
-        let mut cmd = self.sql_shell();
-        if self.schema.is_some() {
-            cmd.arg("-c");
-        }
-        let out = cmd.arg(sql).output().expect("run the SQL shell");
+        let out = self
+            .ledger
+            .sql_shell_running(sql)
+            .output()
+            .expect("run the SQL shell");
         assert!(
             out.status.success(),
             "{sql}: {}",
@@ -309,7 +210,11 @@ impl Sandbox {
     /// A direct connection to the sandbox ledger, for building damaged or
     /// tampered files the way another program would.
     pub fn sqlite(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
+        self.ledger
+            .as_any()
+            .downcast_ref::<crate::engines::sqlite::SqliteLedger>()
+            .expect("a SQLite sandbox")
+            .connect()
     }
 
     /// Scribbles over the last 1,000 bytes of the root page of the table
@@ -339,63 +244,14 @@ impl Sandbox {
     }
 
     /// Everything the ledger holds, to compare before and after a command:
-    /// the file and its write-ahead log (committed changes may sit in the
-    /// log until a checkpoint moves them into the file), or every row of
-    /// every table of the schema. Sequences are left out: the server never
-    /// rolls them back, and a refused command may have drawn from one.
+    /// the file and its write-ahead log, or every row of every table of the
+    /// schema.
     pub fn ledger_bytes(&self) -> Vec<u8> {
-        if self.schema.is_none() {
-            let mut bytes = file_bytes(&self.db());
-            bytes.extend(file_bytes(&self.dir.path().join("wallet.db-wal")));
-            return bytes;
-        }
-        if !self.ledger_exists() {
-            return Vec::new();
-        }
-        let mut client = self.postgres();
-        let mut dump = String::new();
-        for table in [
-            "ledger_meta",
-            "schema_version",
-            "lanes",
-            "accounts",
-            "transfers",
-        ] {
-            let row = client
-                .query_one(
-                    &format!(
-                        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {table} t"
-                    ),
-                    &[],
-                )
-                .unwrap();
-            dump.push_str(table);
-            dump.push('\n');
-            dump.push_str(&row.get::<_, String>(0));
-            dump.push('\n');
-        }
-        dump.into_bytes()
+        self.ledger.ledger_bytes()
     }
 }
 
-/// A lock held by another connection; released when dropped.
-pub enum HeldLock {
-    Sqlite(rusqlite::Connection),
-    Postgres(postgres::Client),
-}
-
-impl Drop for HeldLock {
-    fn drop(&mut self) {
-        let _ = match self {
-            HeldLock::Sqlite(conn) => conn.execute_batch("ROLLBACK").map_err(|_| ()),
-            HeldLock::Postgres(client) => client.batch_execute("ROLLBACK").map_err(|_| ()),
-        };
-    }
-}
-
-pub fn file_bytes(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_default()
-}
+pub use crate::engines::file_bytes;
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -596,4 +452,11 @@ pub fn seed() -> u64 {
             .unwrap()
             .as_nanos() as u64,
     }
+}
+
+/// The arm of a test's `match` on [`engine`]`().name()` for an engine it
+/// has no case for: a test that differs per engine names each one, and an
+/// engine added to `engines::ALL` is given its case there.
+pub fn no_case(engine: &str) -> ! {
+    panic!("this test has no case for the engine {engine}")
 }

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command as StdCommand, Stdio};
 
-use crate::common::{Engine, Sandbox, shapes};
+use crate::common::{Sandbox, shapes};
 
 fn init_creates_a_ledger_with_the_default_currency() {
     let s = Sandbox::new();
@@ -11,7 +11,7 @@ fn init_creates_a_ledger_with_the_default_currency() {
     assert_eq!(init.status, "created");
     assert_eq!(init.currency, "PHP");
     assert_eq!(init.scale, 2);
-    if crate::common::engine() == Engine::Sqlite {
+    if crate::common::engine().name() == "sqlite" {
         let mode = std::fs::metadata(s.db()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "ledger readable by its owner only");
     }

@@ -7,7 +7,7 @@ use std::process::{Command as StdCommand, Output, Stdio};
 
 use clap::CommandFactory;
 
-use crate::common::{Engine, Sandbox, file_bytes, shapes};
+use crate::common::{Sandbox, file_bytes, shapes};
 
 /// `bash -c SCRIPT` in the sandbox with `$WALLET` naming the binary and
 /// `$WALLET_DB` the sandbox ledger.
@@ -814,13 +814,14 @@ fn ledger_with_deposits(count: u32) -> Sandbox {
     s.ok(&["create-user", "alice", "alice@example.com"]);
     // A PostgreSQL ledger files each transfer in a settle lane: its
     // destination's for a deposit.
-    let (begin, lane_column, lane) = match crate::common::engine() {
-        Engine::Sqlite => ("BEGIN IMMEDIATE", "", ""),
-        Engine::Postgres => (
+    let (begin, lane_column, lane) = match crate::common::engine().name() {
+        "sqlite" => ("BEGIN IMMEDIATE", "", ""),
+        "postgres" => (
             "BEGIN",
             ", lane",
             ", (SELECT id % 1024 FROM accounts WHERE name = 'alice')",
         ),
+        other => crate::common::no_case(other),
     };
     sqlite(
         &s,

@@ -1,7 +1,8 @@
 //! The differential test: seeded random command sequences run through the
-//! real `wallet` binary on both engines, a SQLite file in a temp dir and a
-//! schema of its own on the test PostgreSQL server (`tests/cli/pgserver.rs`),
-//! in lockstep; after every command both answers, normalised, must be equal.
+//! real `wallet` binary on every engine of `tests/engines` (a SQLite file in
+//! a temp dir, a schema of its own on the test PostgreSQL server), in
+//! lockstep; after every command each engine's answer, normalised, must
+//! equal the first engine's.
 //!
 //! A sequence creates 3–5 users with small amounts, so funds run out, holds
 //! compete and idempotency keys collide. It mixes `create-user`, `deposit`,
@@ -28,7 +29,8 @@
 //!   names a path on one engine and a URL on the other.
 //!
 //! Documented differences, left out of the comparison:
-//! - `verify`'s checks of one engine's storage ([`ENGINE_CHECKS`]): SQLite's
+//! - `verify`'s checks of one engine's storage
+//!   ([`engines::TestEngine::storage_checks`]): SQLite's
 //!   `integrity_check` of the file's pages, its `schema` of objects and its
 //!   `postings` (the per-user history table only a ledger file keeps);
 //!   PostgreSQL's `amcheck` of its indexes. Each check's `detail` describes
@@ -51,19 +53,15 @@
 //! (each engine's own tx_id).
 
 #[allow(dead_code)]
-#[path = "../cli/pgserver.rs"]
-mod pgserver;
+#[path = "../engines/mod.rs"]
+mod engines;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
-
-/// `verify`'s checks of one engine's storage, which the other has not.
-const ENGINE_CHECKS: [&str; 4] = ["integrity_check", "schema", "postings", "amcheck"];
 
 const DEFAULT_SEQUENCES: u64 = 200;
 const STEPS: usize = 16;
@@ -149,16 +147,12 @@ impl std::fmt::Display for Step {
 // ---------------------------------------------------------------------------
 // Engines
 
-enum Kind {
-    Sqlite,
-    Postgres(String),
-}
-
-/// One ledger and the working directory its commands run in, with the
-/// tx_ids it has printed in order of first appearance.
+/// One engine's ledger and the working directory its commands run in,
+/// with the tx_ids it has printed in order of first appearance.
 struct Engine {
+    name: &'static str,
+    ledger: Box<dyn engines::TestLedger>,
     dir: TempDir,
-    kind: Kind,
     ids: Vec<i64>,
     index: HashMap<i64, usize>,
 }
@@ -180,32 +174,14 @@ impl std::fmt::Display for Answer {
 }
 
 impl Engine {
-    fn sqlite() -> Self {
-        Self::with(Kind::Sqlite)
-    }
-
-    fn postgres() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        pgserver::shared();
-        Self::with(Kind::Postgres(format!(
-            "diff{}",
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-
-    fn with(kind: Kind) -> Self {
+    fn new(engine: &'static dyn engines::TestEngine) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
         Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-            kind,
+            name: engine.name(),
+            ledger: engine.new_ledger(dir.path()),
+            dir,
             ids: Vec::new(),
             index: HashMap::new(),
-        }
-    }
-
-    fn db(&self) -> PathBuf {
-        match &self.kind {
-            Kind::Sqlite => self.dir.path().join("wallet.db"),
-            Kind::Postgres(schema) => PathBuf::from(pgserver::shared().url("wallet_tests", schema)),
         }
     }
 
@@ -233,7 +209,7 @@ impl Engine {
             .env_remove("WALLET_LOCK_TIMEOUT")
             .env("NO_COLOR", "1")
             .arg("--db")
-            .arg(self.db())
+            .arg(self.ledger.db())
             .arg("--json")
             .args(&args)
             .output()
@@ -386,7 +362,10 @@ fn verify_report(map: Map<String, Value>) -> Value {
         .flatten()
         .filter_map(|check| {
             let name = check["name"].as_str()?;
-            if ENGINE_CHECKS.contains(&name) {
+            if engines::ALL
+                .iter()
+                .any(|engine| engine.storage_checks().contains(&name))
+            {
                 return None;
             }
             Some((
@@ -438,7 +417,7 @@ fn parse_csv(text: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------
-// Running a sequence on both engines
+// Running a sequence on every engine
 
 /// What the sequence has learnt from the answers so far, to aim its next
 /// commands at transfers that exist.
@@ -488,25 +467,28 @@ fn lines(value: &Value) -> Vec<String> {
 }
 
 /// The first lines where two answers differ, to read before both in full.
-fn difference(a: &Answer, b: &Answer) -> String {
+fn difference(a: &Engine, x: &Answer, b: &Engine, y: &Answer) -> String {
     let mut out = String::new();
-    if a.exit != b.exit {
-        out.push_str(&format!("exit: {:?} | {:?}\n", a.exit, b.exit));
+    if x.exit != y.exit {
+        out.push_str(&format!("exit: {:?} | {:?}\n", x.exit, y.exit));
     }
-    for (stream, x, y) in [
-        ("stdout", &a.stdout, &b.stdout),
-        ("stderr", &a.stderr, &b.stderr),
+    let width = a.name.len().max(b.name.len());
+    for (stream, p, q) in [
+        ("stdout", &x.stdout, &y.stdout),
+        ("stderr", &x.stderr, &y.stderr),
     ] {
-        let (x, y) = (lines(x), lines(y));
-        let differing = (0..x.len().max(y.len()))
-            .filter(|&i| x.get(i) != y.get(i))
+        let (p, q) = (lines(p), lines(q));
+        let differing = (0..p.len().max(q.len()))
+            .filter(|&i| p.get(i) != q.get(i))
             .take(3);
         for i in differing {
             out.push_str(&format!(
-                "{stream} line {}:\n  SQLite     {}\n  PostgreSQL {}\n",
+                "{stream} line {}:\n  {:width$} {}\n  {:width$} {}\n",
                 i + 1,
-                x.get(i).map_or("(none)", String::as_str),
-                y.get(i).map_or("(none)", String::as_str)
+                a.name,
+                p.get(i).map_or("(none)", String::as_str),
+                b.name,
+                q.get(i).map_or("(none)", String::as_str)
             ));
         }
     }
@@ -519,28 +501,49 @@ struct Divergence {
     report: String,
 }
 
-/// Runs `steps` on both engines, stopping at the first command they answer
-/// differently. `next` makes the next step from what was seen (None ends).
+/// The engines to compare: every one of `engines::ALL` that can run here
+/// (each says why not when it cannot).
+fn compared() -> &'static [&'static dyn engines::TestEngine] {
+    static RUNNING: OnceLock<Vec<&'static dyn engines::TestEngine>> = OnceLock::new();
+    RUNNING.get_or_init(|| {
+        engines::ALL
+            .iter()
+            .copied()
+            .filter(|engine| engine.available())
+            .collect()
+    })
+}
+
+/// Runs `steps` on every engine, stopping at the first command another
+/// engine answers differently from the first. `next` makes the next step
+/// from what was seen (None ends). With fewer than two engines there is
+/// nothing to compare, and the sequence is skipped.
 fn run_sequence(seed: &str, mut next: impl FnMut(&Seen) -> Option<Step>) -> Result<(), Divergence> {
-    let mut sqlite = Engine::sqlite();
-    let mut postgres = Engine::postgres();
+    if compared().len() < 2 {
+        return Ok(());
+    }
+    let mut engines: Vec<Engine> = compared().iter().map(|e| Engine::new(*e)).collect();
     let mut seen = Seen::default();
     let mut done: Vec<String> = Vec::new();
     while let Some(step) = next(&seen) {
-        let a = sqlite.run(&step);
-        let b = postgres.run(&step);
-        if a != b {
-            return Err(Divergence {
-                seed: seed.to_string(),
-                report: format!(
-                    "seed {seed}: the engines diverged at command {}:\n{step}\n{}SQLite answered:\n{a}\nPostgreSQL answered:\n{b}\nthe sequence so far:\n{}",
-                    done.len() + 1,
-                    difference(&a, &b),
-                    done.join("\n")
-                ),
-            });
+        let answers: Vec<Answer> = engines.iter_mut().map(|e| e.run(&step)).collect();
+        let (first, a) = (&engines[0], &answers[0]);
+        for (other, b) in engines.iter().zip(&answers).skip(1) {
+            if a != b {
+                return Err(Divergence {
+                    seed: seed.to_string(),
+                    report: format!(
+                        "seed {seed}: the engines diverged at command {}:\n{step}\n{}{} answered:\n{a}\n{} answered:\n{b}\nthe sequence so far:\n{}",
+                        done.len() + 1,
+                        difference(first, a, other, b),
+                        first.name,
+                        other.name,
+                        done.join("\n")
+                    ),
+                });
+            }
         }
-        seen.learn(&a.stdout, sqlite.ids.len());
+        seen.learn(&a.stdout, first.ids.len());
         if a.exit == Some(0)
             && step
                 .args
@@ -917,7 +920,7 @@ fn sequences() -> Vec<u64> {
 }
 
 #[test]
-fn random_sequences_answer_alike_on_both_engines() {
+fn random_sequences_answer_alike_on_every_engine() {
     let seeds = sequences();
     let threads = std::env::var("WALLET_DIFF_THREADS")
         .ok()
