@@ -278,6 +278,4 @@ engine_tests! {
         arbitrary_command_lines_run_in_process_never_panic_and_keep_the_ledger_sound,
         arbitrary_command_lines_through_the_binary_exit_with_a_contract_code,
     ],
-    sqlite: [],
-    postgres: [],
 }

@@ -752,5 +752,4 @@ engine_tests! {
         a_read_only_ledger_still_answers_reads_and_refuses_writes_cleanly,
         a_ledger_in_a_read_only_directory_fails_cleanly_and_stays_untouched,
     ],
-    postgres: [],
 }

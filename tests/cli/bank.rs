@@ -465,5 +465,4 @@ engine_tests! {
     sqlite: [
         bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once,
     ],
-    postgres: [],
 }

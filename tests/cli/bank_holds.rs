@@ -364,6 +364,4 @@ engine_tests! {
     both: [
         bank_with_holds_refunds_expiries_and_kills_ends_as_told,
     ],
-    sqlite: [],
-    postgres: [],
 }

@@ -422,7 +422,6 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
 
 engine_tests! {
     both: [],
-    sqlite: [],
     postgres: [
         bank_on_a_server_with_parallel_workers_kills_and_a_crash,
     ],

@@ -492,6 +492,4 @@ engine_tests! {
         a_dry_run_checks_every_line_and_writes_nothing,
         hledger_reads_every_scale_currency_memo_and_key_exactly,
     ],
-    sqlite: [],
-    postgres: [],
 }

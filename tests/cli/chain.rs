@@ -178,6 +178,4 @@ engine_tests! {
         a_hold_is_sealed_once_it_is_decided,
         a_queued_transfer_is_sealed_by_what_it_asked_for_until_it_is_decided,
     ],
-    sqlite: [],
-    postgres: [],
 }

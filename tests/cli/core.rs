@@ -557,5 +557,4 @@ engine_tests! {
         foreign_files_are_refused_and_left_untouched,
         a_foreign_database_with_a_leftover_write_ahead_log_is_not_replayed_into,
     ],
-    postgres: [],
 }

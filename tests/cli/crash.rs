@@ -236,7 +236,6 @@ fn a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed()
 
 engine_tests! {
     both: [],
-    sqlite: [],
     postgres: [
         a_settle_whose_server_crashes_part_way_prints_what_it_applied,
         a_batch_whose_server_crashes_part_way_reports_what_earlier_chunks_committed,

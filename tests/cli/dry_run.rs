@@ -96,7 +96,6 @@ fn a_dry_run_prints_what_a_file_prints_but_its_ids_are_not_kept() {
 
 engine_tests! {
     both: [],
-    sqlite: [],
     postgres: [
         a_dry_run_prints_what_a_file_prints_but_its_ids_are_not_kept,
     ],

@@ -910,7 +910,6 @@ fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
 
 engine_tests! {
     both: [],
-    sqlite: [],
     postgres: [
         several_settle_processes_with_workers_each_apply_every_transfer_once,
         one_worker_decides_exactly_as_a_ledger_file_does,

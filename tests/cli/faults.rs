@@ -1335,5 +1335,4 @@ engine_tests! {
         verify_of_an_older_ledger_asks_for_an_upgrade,
         a_version_3_ledger_gains_balances_in_time_in_one_write,
     ],
-    postgres: [],
 }

@@ -480,5 +480,4 @@ engine_tests! {
         creating_a_ledger_beside_planted_side_files_is_refused,
         reads_beside_writers_that_checkpoint_into_the_file_never_report_damage,
     ],
-    postgres: [],
 }

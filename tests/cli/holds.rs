@@ -765,6 +765,4 @@ engine_tests! {
         holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order,
         a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed,
     ],
-    sqlite: [],
-    postgres: [],
 }

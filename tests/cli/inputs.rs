@@ -754,5 +754,4 @@ engine_tests! {
     sqlite: [
         init_fills_an_empty_file_as_mktemp_leaves_it,
     ],
-    postgres: [],
 }

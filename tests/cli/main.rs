@@ -14,34 +14,53 @@
 //! whole files); `postgres` what only a server has (`engine`, `crash`,
 //! `dry_run`, `urls`, `bank_server`).
 
+// Shared with the story and the differential test, each using a part;
+// first, so that every file below sees `for_each_engine!`.
+#[allow(dead_code)]
+#[macro_use]
+#[path = "../engines/mod.rs"]
+mod engines;
+
 /// A `#[test]` per engine for each listed test function of the file: for
-/// each engine list (`sqlite: […]`, `postgres: […]`, named as in
-/// `engines::ALL`), a module of that name holding the tests of `both` and
-/// of that list, each running the function with its engine set for
-/// [`common::Sandbox::new`]. The macro names no engine: an engine runs a
-/// file's tests where the file lists it.
+/// every engine of `engines::ALL`, a module of its name holding the tests
+/// of `both` and of the file's list for that engine (`sqlite: […]`,
+/// `postgres: […]`, each optional), each running the function with its
+/// engine set for [`common::Sandbox::new`]. The engines' names come from
+/// `for_each_engine!`, so a new engine runs every file's `both` tests.
 macro_rules! engine_tests {
     (
-        both: $both:tt
-        $(, $engine:ident: [$($only:ident),* $(,)?])* $(,)?
+        both: [$($both:ident),* $(,)?]
+        $(, $listed:ident: [$($only:ident),* $(,)?])* $(,)?
     ) => {
-        $(engine_tests!(@on $engine $both [$($only),*]);)*
+        for_each_engine!(engine_tests!(@on [$($both),*] [$($listed: [$($only),*]),*] $));
     };
-    (@on $engine:ident [$($both:ident),* $(,)?] [$($only:ident),*]) => {
+    // `$d` is a `$`, passed in so that the macro made here can take lists.
+    (
+        $engine:ident @on [$($both:ident),*]
+        [$($listed:ident: [$($only:ident),*]),*] $d:tt
+    ) => {
         /// The file's tests on the engine of this name.
         mod $engine {
+            /// The tests of a list named after this engine; other lists, none.
+            #[allow(unused_macros)]
+            macro_rules! this_engine_only {
+                ($engine: [$d($d name:ident),*]) => {
+                    $d(
+                        #[test]
+                        fn $d name() {
+                            crate::common::run_on(stringify!($engine), super::$d name);
+                        }
+                    )*
+                };
+                ($d other:ident: [$d($d name:ident),*]) => {};
+            }
             $(
                 #[test]
                 fn $both() {
                     crate::common::run_on(stringify!($engine), super::$both);
                 }
             )*
-            $(
-                #[test]
-                fn $only() {
-                    crate::common::run_on(stringify!($engine), super::$only);
-                }
-            )*
+            $(this_engine_only!($listed: [$($only),*]);)*
         }
     };
 }
@@ -58,10 +77,6 @@ mod core;
 mod crash;
 mod dry_run;
 mod engine;
-// Shared with the story and the differential test, each using a part.
-#[allow(dead_code)]
-#[path = "../engines/mod.rs"]
-mod engines;
 mod faults;
 mod files;
 mod holds;

@@ -62,6 +62,4 @@ engine_tests! {
     both: [
         every_read_ends_quietly_when_its_reader_goes_away,
     ],
-    sqlite: [],
-    postgres: [],
 }

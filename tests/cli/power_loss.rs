@@ -641,5 +641,4 @@ engine_tests! {
         a_half_written_frame_for_the_first_page_is_dropped_as_sqlite_drops_it,
         a_committed_log_of_another_database_is_still_refused_untouched,
     ],
-    postgres: [],
 }

@@ -1381,6 +1381,4 @@ engine_tests! {
         links_and_anchors_are_read_as_github_renders_them,
         console_examples_are_read_with_continuations_and_outputs,
     ],
-    sqlite: [],
-    postgres: [],
 }

@@ -229,5 +229,4 @@ engine_tests! {
         a_check_dropped_through_writable_schema_is_refused_and_its_damage_reported,
         hostile_names_in_a_tampered_file_are_quoted_safely,
     ],
-    postgres: [],
 }

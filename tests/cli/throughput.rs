@@ -500,5 +500,4 @@ engine_tests! {
         watch_stops_cleanly_on_sigint,
         a_watch_killed_outright_loses_and_doubles_nothing,
     ],
-    postgres: [],
 }

@@ -120,7 +120,6 @@ fn no_form_of_a_password_shows_in_an_error_or_in_help() {
 
 engine_tests! {
     both: [],
-    sqlite: [],
     postgres: [
         a_parameter_given_twice_is_refused_not_the_last_one_taken,
         a_nul_in_a_parameter_is_a_usage_error_not_a_server_away,

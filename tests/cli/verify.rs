@@ -304,5 +304,4 @@ engine_tests! {
         a_damaged_index_page_fails_the_integrity_check,
         a_history_entry_lost_or_planted_is_caught,
     ],
-    postgres: [],
 }

@@ -4,11 +4,10 @@
 //! writer, the ledger's contents to compare). [`ALL`] lists them; a test
 //! binary includes this directory once, with `#[path]`.
 //!
-//! Adding an engine to the tests is a module here and a line in [`ALL`];
-//! the story then needs a `story!(NAME);` line, and each CLI test file
-//! lists the engine (`NAME: [its own tests]`) in its `engine_tests!` for
-//! its `both` tests to run on it. The differential test takes every engine
-//! of [`ALL`] by itself.
+//! Adding an engine to the tests is a module here, its line in [`ALL`] and
+//! its name in [`for_each_engine!`]: the CLI suite, the story and the
+//! differential test then run on it. A CLI test file lists tests only it
+//! has as `NAME: [...]`.
 
 pub mod pgserver;
 pub mod postgres;
@@ -77,6 +76,17 @@ pub trait TestLedger: Send + Sync {
 
 /// A lock held by another connection; released (rolled back) when dropped.
 pub struct HeldLock(#[allow(dead_code)] pub Box<dyn std::any::Any>);
+
+/// Calls `$callback!(NAME …)` once per engine of [`ALL`]: the one list of
+/// engine names that macros read (a test binary includes this directory
+/// with `#[macro_use]`, before the modules that use it).
+#[allow(unused_macros)]
+macro_rules! for_each_engine {
+    ($callback:ident! ($($args:tt)*)) => {
+        $callback!(sqlite $($args)*);
+        $callback!(postgres $($args)*);
+    };
+}
 
 /// Every engine, the first being the one the differential test compares
 /// the others with.

@@ -7,6 +7,7 @@
 
 // The story needs a fresh ledger of each engine only, not the other tools.
 #[allow(dead_code)]
+#[macro_use]
 #[path = "../engines/mod.rs"]
 mod engines;
 
@@ -547,5 +548,4 @@ macro_rules! story {
     };
 }
 
-story!(sqlite);
-story!(postgres);
+for_each_engine!(story!());
