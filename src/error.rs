@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use thiserror::Error;
 
-use crate::ledger::Location;
+use crate::location::{Location, NotAUrl};
 
 /// What a command did or found before its error (its summary, the checks
 /// `verify` ran), carried to where the error is printed. An error speaks
@@ -309,6 +309,12 @@ fn batch_failed(failed: u64, lines: u64, queued: u64, replayed: u64) -> String {
 /// Why a command gave up on the lock, without what that means for the ledger.
 fn locked_for(ms: u64) -> String {
     format!("the ledger is locked by another process (waited {ms} ms)")
+}
+
+impl From<NotAUrl> for WalletError {
+    fn from(not_a_url: NotAUrl) -> Self {
+        WalletError::Usage(not_a_url.to_string())
+    }
 }
 
 #[cfg(test)]

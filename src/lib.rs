@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod input;
 pub mod ledger;
+mod location;
 pub mod money;
 pub mod output;
 pub mod text;

@@ -11,7 +11,6 @@
 
 pub mod chain;
 pub mod clock;
-mod location;
 mod model;
 mod open;
 mod postgres;
@@ -27,7 +26,7 @@ use crate::domain::{Email, IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::{Amount, Currency};
 
-pub use location::{Location, hide_passwords_in};
+pub use crate::location::{Location, hide_passwords_in};
 pub use model::{
     BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchStopped, BatchSummary, Check,
     DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, ExportFilter, FailReason,

@@ -4,11 +4,11 @@
 //! needs to know of its engine ([`Store::profile`]); a new engine is one arm
 //! here.
 
-use super::location::Location;
 use super::postgres::PgEngine;
 use super::sqlite::SqliteEngine;
 use super::store::{Access, Engine, OpenOptions, Store};
 use crate::error::Result;
+use crate::location::Location;
 use crate::money::Currency;
 
 /// The engine that keeps the ledger at `location`.

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Ledger;
-use super::location::Location;
 use super::model::{SettleOptions, SettleStopped, SettleSummary};
 use super::store::OpenOptions;
 use crate::error::WalletError;
+use crate::location::Location;
 
 /// How a settle run goes.
 #[derive(Debug, Clone, Default)]

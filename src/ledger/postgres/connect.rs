@@ -15,7 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::error::{PgFault, lift_connect};
 use crate::error::WalletError;
-use crate::ledger::location::{Location, is_malformed_password, percent_decoded};
+use crate::location::{Location, is_malformed_password, percent_decoded};
 
 /// The schema a ledger lives in when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wallet";

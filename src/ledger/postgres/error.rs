@@ -4,7 +4,7 @@
 use postgres::error::SqlState;
 
 use crate::error::WalletError;
-use crate::ledger::location::Location;
+use crate::location::Location;
 
 /// What can go wrong inside the engine: the server's error, or one of the
 /// contract's that the engine raised itself.

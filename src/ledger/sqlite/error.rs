@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::WalletError;
-use crate::ledger::location::Location;
+use crate::location::Location;
 use crate::text::shown_path;
 
 /// What can go wrong inside the engine: SQLite's own error, or one of the

@@ -36,7 +36,6 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::location::Location;
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
@@ -45,6 +44,7 @@ use super::model::{
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::location::Location;
 use crate::money::Currency;
 use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
 

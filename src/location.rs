@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::WalletError;
 use crate::text::shown_path;
 
 /// The ledger a process works on. Every engine is chosen from this value,
@@ -23,7 +22,7 @@ impl Location {
     /// without `//`, a leading space) is refused rather than taken for a
     /// file name, which would put the URL's password in a file's name; the
     /// scheme's case does not matter.
-    pub fn parse(db: &Path) -> Result<Self, WalletError> {
+    pub fn parse(db: &Path) -> Result<Self, NotAUrl> {
         let Some(text) = db.to_str() else {
             return Ok(Self::File(db.to_path_buf()));
         };
@@ -39,11 +38,28 @@ impl Location {
             } else {
                 "postgres"
             };
-            return Err(WalletError::Usage(format!(
-                "invalid value for '--db': it starts like a PostgreSQL URL but is not one; write {scheme}://USER@HOST/DATABASE (the rest is not shown, as it may hold a password)"
-            )));
+            return Err(NotAUrl { scheme });
         }
         Ok(Self::File(db.to_path_buf()))
+    }
+}
+
+/// A `--db` value that starts like a PostgreSQL URL but is not one; the
+/// contract's error for it (a usage error) is made in `error.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAUrl {
+    /// The scheme it seems to mean: `postgres` or `postgresql`.
+    pub scheme: &'static str,
+}
+
+impl fmt::Display for NotAUrl {
+    /// Names only the scheme: the rest may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid value for '--db': it starts like a PostgreSQL URL but is not one; write {}://USER@HOST/DATABASE (the rest is not shown, as it may hold a password)",
+            self.scheme
+        )
     }
 }
 
@@ -198,7 +214,8 @@ mod tests {
             "postgres:/h/db",
             " postgres://u:s3cret@h/db",
         ] {
-            let err = Location::parse(Path::new(near)).unwrap_err();
+            let err =
+                crate::error::WalletError::from(Location::parse(Path::new(near)).unwrap_err());
             assert_eq!(err.code(), "usage");
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
