@@ -33,7 +33,7 @@ impl UserName {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -89,7 +89,7 @@ impl Email {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -100,7 +100,7 @@ pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     /// A key given or not; every front end reads `--id`/`"id"` the same way.
-    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+    pub(crate) fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
         input.map(Self::parse).transpose()
     }
 
@@ -123,7 +123,7 @@ impl IdempotencyKey {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -133,11 +133,11 @@ impl IdempotencyKey {
 pub struct Memo(String);
 
 impl Memo {
-    pub const MAX_CHARS: usize = 256;
+    pub(crate) const MAX_CHARS: usize = 256;
 
     /// A memo given or not; an empty memo is no memo, so it is stored as
     /// none and compares equal to none when a key is replayed.
-    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+    pub(crate) fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
         input
             .filter(|memo| !memo.is_empty())
             .map(Self::parse)
@@ -160,7 +160,7 @@ impl Memo {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

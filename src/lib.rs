@@ -4,11 +4,11 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod error;
-pub mod input;
+pub(crate) mod input;
 pub mod ledger;
 pub mod money;
-pub mod output;
-pub mod time;
+pub(crate) mod output;
+pub(crate) mod time;
 
 use std::ffi::OsString;
 use std::io;

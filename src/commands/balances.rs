@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::output::{Report, balance_views};
 use crate::time;
 
-pub fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
     let at = args.at.as_deref().map(time::parse_instant).transpose()?;
     let mut ledger = context.open_to_read()?;
     let balances = ledger.trial_balance(at)?;

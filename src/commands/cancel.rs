@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::output::views::TransferView;
 use crate::output::{Report, WhenQuiet};
 
-pub fn run(context: &Context, args: CancelArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: CancelArgs) -> Result<Report> {
     let mut ledger = context.open()?;
     let record = ledger.cancel(args.tx_id)?;
     let view = TransferView::new(&record, ledger.currency());

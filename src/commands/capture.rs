@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::output::views::TransferView;
 use crate::output::{Report, WhenQuiet};
 
-pub fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
     let mut ledger = context.open()?;
     let amount = args
         .amount

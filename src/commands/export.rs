@@ -11,7 +11,7 @@ use crate::output::Report;
 use crate::output::export::{Csv, ExportWriter, Hledger, JsonLines};
 use crate::time;
 
-pub fn run(context: &Context, args: ExportArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
     let filter = ExportFilter {
         since: args
             .since

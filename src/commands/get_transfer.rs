@@ -8,7 +8,7 @@ use crate::ledger::TransferRef;
 use crate::output::Report;
 use crate::output::views::TransferView;
 
-pub fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.key.as_deref())?;
     let mut ledger = context.open_to_read()?;
     let record = match (args.tx_id, key) {

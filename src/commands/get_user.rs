@@ -10,7 +10,7 @@ use crate::output::views::UserView;
 use crate::output::{Report, balance_views};
 use crate::time;
 
-pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let point = match (&args.at, args.at_tx) {
         (Some(at), _) => Some(PointInTime::Time(time::parse_instant(at)?)),

@@ -8,7 +8,7 @@ use crate::ledger::HistoryQuery;
 use crate::output::Report;
 use crate::output::views::TransferView;
 
-pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let mut ledger = context.open_to_read()?;
     let records = ledger.history(

@@ -8,7 +8,7 @@ use crate::ledger::{Expiry, Kind};
 use crate::output::Report;
 use crate::time;
 
-pub fn run(context: &Context, args: HoldArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: HoldArgs) -> Result<Report> {
     let expiry = match (&args.expires_in, &args.expires_at) {
         (Some(duration), _) => Expiry::After(time::parse_duration(duration)?),
         (None, Some(at)) => Expiry::At(time::parse_instant(at)?),

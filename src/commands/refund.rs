@@ -7,7 +7,7 @@ use crate::domain::{IdempotencyKey, Memo};
 use crate::error::Result;
 use crate::output::Report;
 
-pub fn run(context: &Context, args: RefundArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: RefundArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;
     let memo = Memo::parse_optional(args.queue.memo.as_deref())?;
     let mut ledger = context.open()?;

@@ -29,7 +29,7 @@ struct Settled {
     expired: u64,
 }
 
-pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     let stop = if args.watch {
         Some(on_signals()?)
     } else {

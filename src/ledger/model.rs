@@ -11,7 +11,7 @@ use crate::money::Amount;
 
 /// The id of the built-in account on the other side of deposits and
 /// withdrawals. It has no name, so no user can collide with it.
-pub const EXTERNAL_ACCOUNT: i64 = 0;
+pub(crate) const EXTERNAL_ACCOUNT: i64 = 0;
 
 /// Where a transfer is in its life. Only `Pending` and `Held` ever change:
 /// a hold becomes `Pending` when captured, `Released` or `Expired` when
@@ -69,7 +69,7 @@ impl fmt::Display for Status {
 
 /// Why settlement refused a transfer, as stored in its `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
+pub(crate) enum FailReason {
     /// The source's balance did not cover the amount when it was decided.
     InsufficientFunds,
     /// A balance would leave the range of a 64-bit count of minor units.
@@ -80,13 +80,13 @@ pub enum FailReason {
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 3] = [
+    pub(crate) const ALL: [FailReason; 3] = [
         FailReason::InsufficientFunds,
         FailReason::BalanceOverflow,
         FailReason::RefundExceedsOriginal,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailReason::InsufficientFunds => "insufficient_funds",
             FailReason::BalanceOverflow => "balance_overflow",
@@ -94,7 +94,7 @@ impl FailReason {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
 }
@@ -372,7 +372,7 @@ impl TransferRecord {
 
 /// How much `settle` may do in one call.
 #[derive(Debug, Clone)]
-pub struct SettleOptions {
+pub(crate) struct SettleOptions {
     /// Stop after this many transfers; `None` drains the queue.
     pub limit: Option<u64>,
     /// Transfers applied per transaction.
@@ -407,7 +407,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 100_000;
 /// --bench postgres`): one worker settled 21k/s in batches of 250, 30k/s
 /// in batches of 1,000 and 37k/s in batches of 4,000, where two workers
 /// gained 26 %, 7 % and nothing over one.
-pub const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
+pub(super) const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
 
 /// What one settle transaction decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -456,7 +456,7 @@ impl From<SettleStopped> for WalletError {
 /// A batch input stopped by an error after earlier chunks had committed
 /// `done` (all zero if none had).
 #[derive(Debug)]
-pub struct BatchStopped {
+pub(crate) struct BatchStopped {
     pub done: BatchSummary,
     /// The input line the last committed chunk ended on.
     pub last_line: Option<u64>,
@@ -472,7 +472,7 @@ pub struct BatchLine {
 
 /// How a batch is committed.
 #[derive(Debug, Clone)]
-pub struct BatchOptions {
+pub(crate) struct BatchOptions {
     /// Lines per transaction when not atomic.
     pub chunk_size: usize,
     /// One transaction for the whole input, rolled back if any line fails.
@@ -536,14 +536,14 @@ impl BatchSummary {
 /// The lines a chunk read and the new transfers it queued, to name them
 /// when their fate cannot be told for sure (a failed commit, lost results).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Span {
+pub(crate) struct Span {
     lines: Option<(u64, u64)>,
     queued: Option<(i64, i64)>,
 }
 
 impl Span {
     /// Counts one line's outcome in.
-    pub fn note(&mut self, line: u64, outcome: &Result<Queued>) {
+    pub(crate) fn note(&mut self, line: u64, outcome: &Result<Queued>) {
         self.lines = Some(self.lines.map_or((line, line), |(first, _)| (first, line)));
         if let Ok(Queued {
             tx_id,
@@ -559,7 +559,7 @@ impl Span {
     }
 
     /// `transfer 5`, `the transfers 5–9 queued from lines 3–7`, …
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (self.lines, self.queued) {
             (Some((a, b)), Some((x, y))) if a == b && x == y => format!("transfer {x}"),
             (Some((a, b)), Some((x, y))) => {
@@ -623,7 +623,7 @@ pub struct Check {
 }
 
 /// At most this many problems are listed per check; the count covers all.
-pub const MAX_LISTED_PROBLEMS: usize = 100;
+pub(crate) const MAX_LISTED_PROBLEMS: usize = 100;
 
 /// One broken invariant, naming the user or transfer it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -646,24 +646,24 @@ impl Problem {
 
 /// Collects the problems of one check, listing only the first few.
 #[derive(Debug, Default)]
-pub struct Findings {
+pub(crate) struct Findings {
     problems: Vec<Problem>,
     count: u64,
 }
 
 impl Findings {
-    pub fn push(&mut self, problem: Problem) {
+    pub(crate) fn push(&mut self, problem: Problem) {
         self.count += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
             self.problems.push(problem);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    pub fn into_check(self, name: &'static str, detail: String) -> Check {
+    pub(crate) fn into_check(self, name: &'static str, detail: String) -> Check {
         Check {
             name,
             ok: self.count == 0,
@@ -675,7 +675,7 @@ impl Findings {
 }
 
 /// A check that could not run counts as failed, naming why.
-pub fn failed_to_run(name: &'static str, err: &WalletError) -> Check {
+pub(super) fn failed_to_run(name: &'static str, err: &WalletError) -> Check {
     let mut findings = Findings::default();
     findings.push(Problem::about_file(format!(
         "the check could not run: {err}"

@@ -61,7 +61,7 @@ pub struct Profile {
 /// How the ledgers of one engine are opened, created and upgraded: one
 /// implementation per engine, chosen from the [`super::Location`] by
 /// [`super::open`], and the only way a [`Store`] comes to be.
-pub trait Engine {
+pub(super) trait Engine {
     /// Opens a ledger that must already exist; never creates one.
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>>;
 

@@ -22,7 +22,7 @@ struct BalanceAtView {
 }
 
 /// A user's balance at `point`, as a record.
-pub fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currency) -> Report {
+pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currency) -> Report {
     let view = BalanceAtView {
         name: then.name,
         balance: currency.format(then.balance),
@@ -71,7 +71,11 @@ struct TrialBalanceView {
 
 /// Every account's balance at `at` (now if `None`), with the outside
 /// world's and their total, as a table.
-pub fn trial_balance(balances: &TrialBalance, at: Option<i64>, currency: &Currency) -> Report {
+pub(crate) fn trial_balance(
+    balances: &TrialBalance,
+    at: Option<i64>,
+    currency: &Currency,
+) -> Report {
     // Summed wider than a balance: a damaged ledger's total may not fit,
     // and it is shown whatever it is.
     let total: i128 = balances

@@ -10,7 +10,7 @@ use crate::money::Currency;
 use crate::output::views::TransferView;
 
 /// One output format, fed transfers in `tx_id` order.
-pub trait ExportWriter {
+pub(crate) trait ExportWriter {
     fn begin(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -19,7 +19,7 @@ pub trait ExportWriter {
 }
 
 /// One transfer object per line, exactly as `get-transfer --json` prints it.
-pub struct JsonLines<W: Write> {
+pub(crate) struct JsonLines<W: Write> {
     pub out: W,
     pub currency: Currency,
 }
@@ -58,7 +58,7 @@ struct CsvRow<'a> {
 }
 
 /// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
-pub struct Csv<W: Write> {
+pub(crate) struct Csv<W: Write> {
     pub out: csv::Writer<W>,
     pub currency: Currency,
 }
@@ -120,7 +120,7 @@ fn csv_to_io(err: csv::Error) -> io::Error {
 }
 
 /// The account a user's money is kept in, in the journal.
-pub fn hledger_account(user: Option<&str>) -> String {
+pub(crate) fn hledger_account(user: Option<&str>) -> String {
     match user {
         Some(name) => format!("assets:wallet:{name}"),
         None => "equity:external".to_string(),
@@ -137,7 +137,7 @@ pub fn hledger_account(user: Option<&str>) -> String {
 /// memo when hledger keeps a description as written, and the key is a tag
 /// when hledger keeps a tag value as written; otherwise each is a tag
 /// holding a JSON string (see [`tag_value`]).
-pub struct Hledger<W: Write> {
+pub(crate) struct Hledger<W: Write> {
     pub out: W,
     pub currency: Currency,
     /// The user accounts the journal used, declared at its end so that

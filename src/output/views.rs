@@ -9,7 +9,7 @@ use crate::time;
 
 /// A user as `get-user` shows it.
 #[derive(Debug, Serialize)]
-pub struct UserView {
+pub(crate) struct UserView {
     pub name: String,
     pub email: String,
     pub balance: String,
@@ -22,7 +22,7 @@ pub struct UserView {
 }
 
 impl UserView {
-    pub fn new(user: &UserRecord, currency: &Currency) -> Self {
+    pub(crate) fn new(user: &UserRecord, currency: &Currency) -> Self {
         Self {
             name: user.name.clone(),
             email: user.email.clone(),
@@ -35,7 +35,7 @@ impl UserView {
         }
     }
 
-    pub fn human(&self) -> Human {
+    pub(crate) fn human(&self) -> Human {
         Human::Record(vec![
             ("name", self.name.clone()),
             ("email", self.email.clone()),
@@ -48,7 +48,7 @@ impl UserView {
     }
 
     /// A page of users as one table, a row each.
-    pub fn rows(views: &[UserView], empty: String) -> Human {
+    pub(crate) fn rows(views: &[UserView], empty: String) -> Human {
         Human::Rows {
             header: vec![
                 "name",
@@ -84,7 +84,7 @@ impl UserView {
 
 /// The transfer object of the contract.
 #[derive(Debug, Serialize)]
-pub struct TransferView {
+pub(crate) struct TransferView {
     pub tx_id: i64,
     pub src: Option<String>,
     pub dst: Option<String>,
@@ -115,7 +115,7 @@ pub struct TransferView {
 
 /// One refund of a transfer, as its original lists it.
 #[derive(Debug, Serialize)]
-pub struct RefundView {
+pub(crate) struct RefundView {
     pub tx_id: i64,
     pub amount: String,
     pub status: &'static str,
@@ -125,7 +125,7 @@ pub struct RefundView {
 const EXTERNAL: &str = "(external)";
 
 impl TransferView {
-    pub fn new(record: &TransferRecord, currency: &Currency) -> Self {
+    pub(crate) fn new(record: &TransferRecord, currency: &Currency) -> Self {
         Self {
             tx_id: record.tx_id,
             src: record.src.clone(),
@@ -156,14 +156,14 @@ impl TransferView {
     }
 
     /// As a user's history shows it: with that user's balance right after.
-    pub fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
+    pub(crate) fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
         Self {
             balance_after: Some(record.balance_after.map(|b| currency.format(b))),
             ..Self::new(record, currency)
         }
     }
 
-    pub fn human(&self) -> Human {
+    pub(crate) fn human(&self) -> Human {
         Human::Record(vec![
             ("tx_id", self.tx_id.to_string()),
             ("src", self.src.clone().unwrap_or_else(|| EXTERNAL.into())),
@@ -194,7 +194,7 @@ impl TransferView {
     }
 
     /// A list of transfers as one table, a row each.
-    pub fn rows(views: &[TransferView], empty: String) -> Human {
+    pub(crate) fn rows(views: &[TransferView], empty: String) -> Human {
         Human::Rows {
             header: vec![
                 "tx_id",

@@ -17,13 +17,13 @@ pub enum Engine {
 
 /// A temporary directory (the working directory of every run), and one
 /// ledger: a file in it, or a schema of its own on the test server.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub dir: TempDir,
     schema: Option<String>,
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let schema = (crate::ENGINE == Engine::Postgres).then(|| {
             static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             crate::pgserver::shared();
@@ -39,7 +39,7 @@ impl Sandbox {
     }
 
     /// The ledger as `--db` names it: the file's path, or the server's URL.
-    pub fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         match &self.schema {
             None => self.dir.path().join("wallet.db"),
             Some(schema) => PathBuf::from(crate::pgserver::shared().url("wallet_tests", schema)),
@@ -47,7 +47,7 @@ impl Sandbox {
     }
 
     /// Whether a ledger exists at [`Sandbox::db`]: the file, or the schema.
-    pub fn ledger_exists(&self) -> bool {
+    pub(crate) fn ledger_exists(&self) -> bool {
         match &self.schema {
             None => self.db().exists(),
             Some(schema) => crate::pgserver::shared()
@@ -63,7 +63,7 @@ impl Sandbox {
 
     /// A direct connection to the sandbox's database on the test server,
     /// with `search_path` on its ledger's schema.
-    pub fn postgres(&self) -> postgres::Client {
+    pub(crate) fn postgres(&self) -> postgres::Client {
         let schema = self.schema.as_ref().expect("a PostgreSQL sandbox");
         let mut client = crate::pgserver::shared().connect("wallet_tests");
         client
@@ -73,7 +73,7 @@ impl Sandbox {
     }
 
     /// `wallet --db <sandbox ledger> ARGS…` as a plain process, for spawning.
-    pub fn process(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn process(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"));
         cmd.current_dir(self.dir.path())
             .env_remove("WALLET_DB")
@@ -86,12 +86,12 @@ impl Sandbox {
     }
 
     /// `wallet --db <sandbox ledger> ARGS…`, not yet run.
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         Command::from_std(self.process(args))
     }
 
     /// Runs and asserts success, returning stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().expect("run wallet");
         assert!(
             out.status.success(),
@@ -103,7 +103,7 @@ impl Sandbox {
     }
 
     /// Runs with `--json`, asserts success, and parses stdout as `T`.
-    pub fn json<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+    pub(crate) fn json<T: DeserializeOwned>(&self, args: &[&str]) -> T {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         let stdout = self.ok(&with_json);
@@ -114,7 +114,7 @@ impl Sandbox {
 
     /// Runs with `--json`, asserts it fails with `code` and `exit`, stdout
     /// empty, and returns the error message.
-    pub fn fails(&self, args: &[&str], code: &str, exit: i32) -> String {
+    pub(crate) fn fails(&self, args: &[&str], code: &str, exit: i32) -> String {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         let out = self.cmd(&with_json).output().expect("run wallet");
@@ -122,20 +122,20 @@ impl Sandbox {
     }
 
     /// Creates the users alice and bob, with nothing in their accounts.
-    pub fn alice_and_bob(&self) {
+    pub(crate) fn alice_and_bob(&self) {
         self.ok(&["create-user", "alice", "alice@example.com"]);
         self.ok(&["create-user", "bob", "bob@example.com"]);
     }
 
     /// One figure of `get-user --json` (`balance`, `pending_in`, …).
-    pub fn figure(&self, user: &str, field: &str) -> String {
+    pub(crate) fn figure(&self, user: &str, field: &str) -> String {
         let doc: serde_json::Value =
             serde_json::from_str(&self.ok(&["--json", "get-user", user])).unwrap();
         doc[field].as_str().unwrap().to_string()
     }
 
     /// Creates users and funds them with settled deposits.
-    pub fn funded(&self, users: &[(&str, &str)]) {
+    pub(crate) fn funded(&self, users: &[(&str, &str)]) {
         for (name, amount) in users {
             self.ok(&["create-user", name, &format!("{name}@example.com")]);
             self.ok(&["deposit", name, amount]);
@@ -145,7 +145,7 @@ impl Sandbox {
 
     /// Runs `verify --json` expecting it to find broken invariants: exit 7,
     /// code `integrity`, stdout empty, the report inside the error.
-    pub fn verify_fails(&self) -> shapes::VerifyError {
+    pub(crate) fn verify_fails(&self) -> shapes::VerifyError {
         let out = self
             .cmd(&["--json", "verify"])
             .output()
@@ -167,7 +167,7 @@ impl Sandbox {
     /// Runs SQL on the ledger the way another program would, to damage or
     /// tamper with it: the same SQL works on both engines, whose tables and
     /// columns have the same names.
-    pub fn tamper(&self, sql: &str) {
+    pub(crate) fn tamper(&self, sql: &str) {
         match crate::ENGINE {
             Engine::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
             Engine::Postgres => self
@@ -178,7 +178,7 @@ impl Sandbox {
     }
 
     /// Marks the ledger as written by a wallet with schema `version`.
-    pub fn set_schema_version(&self, version: i64) {
+    pub(crate) fn set_schema_version(&self, version: i64) {
         match crate::ENGINE {
             Engine::Sqlite => self
                 .sqlite()
@@ -192,7 +192,7 @@ impl Sandbox {
 
     /// The first row of a query on the ledger, each column as text
     /// (written to return text on both engines).
-    pub fn query_text(&self, sql: &str) -> Vec<Option<String>> {
+    pub(crate) fn query_text(&self, sql: &str) -> Vec<Option<String>> {
         match crate::ENGINE {
             Engine::Sqlite => {
                 let conn = self.sqlite();
@@ -216,7 +216,7 @@ impl Sandbox {
 
     /// Holds the write lock of the ledger, as another writer in the middle
     /// of a transaction would, until dropped.
-    pub fn hold_write_lock(&self) -> HeldLock {
+    pub(crate) fn hold_write_lock(&self) -> HeldLock {
         match crate::ENGINE {
             Engine::Sqlite => {
                 let conn = self.sqlite();
@@ -236,7 +236,7 @@ impl Sandbox {
     /// The engine's SQL shell on the ledger (`sqlite3 FILE`, or `psql` with
     /// `search_path` on the ledger's schema), taking SQL on stdin or, with
     /// [`Sandbox::sql_shell_running`], as an argument.
-    pub fn sql_shell(&self) -> std::process::Command {
+    pub(crate) fn sql_shell(&self) -> std::process::Command {
         match &self.schema {
             None => {
                 let mut cmd = std::process::Command::new("sqlite3");
@@ -267,7 +267,7 @@ impl Sandbox {
 
     /// Runs one SQL statement in the engine's shell; returns its output, one
     /// row a line with `|` between columns on both engines.
-    pub fn sql_shell_running(&self, sql: &str) -> String {
+    pub(crate) fn sql_shell_running(&self, sql: &str) -> String {
         let mut cmd = self.sql_shell();
         if self.schema.is_some() {
             cmd.arg("-c");
@@ -283,7 +283,7 @@ impl Sandbox {
 
     /// A direct connection to the sandbox ledger, for building damaged or
     /// tampered files the way another program would.
-    pub fn sqlite(&self) -> rusqlite::Connection {
+    pub(crate) fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
     }
 
@@ -292,7 +292,7 @@ impl Sandbox {
     /// returns the file's bytes as left. A ledger file's only: the
     /// PostgreSQL suite has no pages to damage.
     #[allow(dead_code)]
-    pub fn damage_root_page(&self, name: &str) -> Vec<u8> {
+    pub(crate) fn damage_root_page(&self, name: &str) -> Vec<u8> {
         let (root, page_size): (i64, i64) = {
             let conn = self.sqlite();
             let root = conn
@@ -319,7 +319,7 @@ impl Sandbox {
     /// log until a checkpoint moves them into the file), or every row of
     /// every table of the schema. Sequences are left out: the server never
     /// rolls them back, and a refused command may have drawn from one.
-    pub fn ledger_bytes(&self) -> Vec<u8> {
+    pub(crate) fn ledger_bytes(&self) -> Vec<u8> {
         if self.schema.is_none() {
             let mut bytes = file_bytes(&self.db());
             bytes.extend(file_bytes(&self.dir.path().join("wallet.db-wal")));
@@ -355,7 +355,7 @@ impl Sandbox {
 }
 
 /// A lock held by another connection; released when dropped.
-pub enum HeldLock {
+pub(crate) enum HeldLock {
     Sqlite(rusqlite::Connection),
     Postgres(postgres::Client),
 }
@@ -369,25 +369,25 @@ impl Drop for HeldLock {
     }
 }
 
-pub fn file_bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorDoc {
+pub(crate) struct ErrorDoc {
     pub error: ErrorBody,
 }
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub code: String,
     pub message: String,
 }
 
 /// Checks a failed `--json` run: exit status, stdout empty, one JSON error on stderr.
-pub fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
+pub(crate) fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
     assert_eq!(
         out.status.code(),
         Some(exit),
@@ -411,12 +411,12 @@ pub fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> Strin
 }
 
 /// The contract's JSON documents, strict so that any drift fails a test.
-pub mod shapes {
+pub(crate) mod shapes {
     use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct Init {
+    pub(crate) struct Init {
         pub status: String,
         pub currency: String,
         pub scale: u8,
@@ -424,7 +424,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct UserCreated {
+    pub(crate) struct UserCreated {
         pub status: String,
         pub name: String,
         pub email: String,
@@ -432,7 +432,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct User {
+    pub(crate) struct User {
         pub name: String,
         pub email: String,
         pub balance: String,
@@ -445,7 +445,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct Queued {
+    pub(crate) struct Queued {
         pub tx_id: i64,
         pub status: String,
         pub replayed: bool,
@@ -453,7 +453,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct Settled {
+    pub(crate) struct Settled {
         pub processed: u64,
         pub completed: u64,
         pub failed: u64,
@@ -464,14 +464,14 @@ pub mod shapes {
     /// `verify`'s report, on stdout on success and under `error.report` on failure.
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyReport {
+    pub(crate) struct VerifyReport {
         pub ok: bool,
         pub checks: Vec<Check>,
     }
 
     impl VerifyReport {
         /// The names of the checks that failed, in report order.
-        pub fn failed(&self) -> Vec<&str> {
+        pub(crate) fn failed(&self) -> Vec<&str> {
             self.checks
                 .iter()
                 .filter(|c| !c.ok)
@@ -482,7 +482,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Check {
+    pub(crate) struct Check {
         pub name: String,
         pub ok: bool,
         pub detail: String,
@@ -492,7 +492,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Problem {
+    pub(crate) struct Problem {
         pub user: Option<String>,
         pub tx_id: Option<i64>,
         pub message: String,
@@ -501,13 +501,13 @@ pub mod shapes {
     /// A failed `verify --json`: the error with its report.
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyFailure {
+    pub(crate) struct VerifyFailure {
         pub error: VerifyError,
     }
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyError {
+    pub(crate) struct VerifyError {
         pub code: String,
         pub message: String,
         pub report: VerifyReport,
@@ -515,7 +515,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Transfer {
+    pub(crate) struct Transfer {
         pub tx_id: i64,
         pub src: Option<String>,
         pub dst: Option<String>,
@@ -539,7 +539,7 @@ pub mod shapes {
     /// One refund as its original lists it.
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct RefundDetail {
+    pub(crate) struct RefundDetail {
         pub tx_id: i64,
         pub amount: String,
         pub status: String,
@@ -547,10 +547,10 @@ pub mod shapes {
 }
 
 /// SplitMix64: small, seedable, good enough to pick amounts and users.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -558,13 +558,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// The seed of a randomised test: `WALLET_BANK_SEED`, else the clock.
-pub fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     match std::env::var("WALLET_BANK_SEED") {
         Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
         Err(_) => std::time::SystemTime::now()

@@ -68,7 +68,11 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
 }
 
 /// Turns a live hold into a PENDING transfer of `amount` (all by default).
-pub fn capture(client: &mut Client, tx_id: i64, amount: Option<i64>) -> PgResult<TransferRecord> {
+pub(super) fn capture(
+    client: &mut Client,
+    tx_id: i64,
+    amount: Option<i64>,
+) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let hold = lock_hold(client, tx_id)?;
     let currency = currency(client)?;
@@ -95,7 +99,7 @@ pub fn capture(client: &mut Client, tx_id: i64, amount: Option<i64>) -> PgResult
 }
 
 /// Voids a live hold: its reservation is given back, nothing moves.
-pub fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
+pub(super) fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let hold = lock_hold(client, tx_id)?;
     client.execute(

@@ -36,15 +36,15 @@ use crate::ledger::model::{
 use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::money::Currency;
 
-pub use connect::Target;
+pub(super) use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
 
 /// The server's clock in Unix milliseconds, the one clock every machine
 /// sharing the ledger stamps with: SQL text, written where a statement
 /// needs "now" (a debug build with the test clock set writes its instant).
-pub const NOW_MS: NowMs = NowMs;
+pub(super) const NOW_MS: NowMs = NowMs;
 
-pub struct NowMs;
+pub(super) struct NowMs;
 
 impl std::fmt::Display for NowMs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +63,7 @@ const BULK_ANALYZE_ROWS: u64 = 20_000;
 /// failure or a deadlock is run again before the command gives up as `busy`.
 const RETRIES: u32 = 50;
 
-pub struct PgStore {
+pub(super) struct PgStore {
     client: Client,
     target: Target,
     currency: Currency,
@@ -100,11 +100,7 @@ impl PgStore {
     }
 
     /// Opens the ledger, creating it first if the schema does not exist.
-    fn open_or_create(
-        location: &str,
-        currency: &Currency,
-        options: &OpenOptions,
-    ) -> Result<Self> {
+    fn open_or_create(location: &str, currency: &Currency, options: &OpenOptions) -> Result<Self> {
         match Self::open(location, options) {
             Err(WalletError::LedgerNotFound(_)) => {
                 match Self::create(location, currency, options) {
@@ -437,7 +433,7 @@ fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
 }
 
 /// The ledger a connection URL names.
-pub struct PgEngine<'a>(pub &'a str);
+pub(super) struct PgEngine<'a>(pub &'a str);
 
 impl Engine for PgEngine<'_> {
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {

@@ -17,7 +17,7 @@ const EXPORT_FETCH: i32 = 1_000;
 
 /// Up to `limit` users after `after`, by name regardless of case, from
 /// the index on `lower(name)`.
-pub fn users(
+pub(super) fn users(
     client: &mut Client,
     after: Option<&UserName>,
     limit: u32,
@@ -38,7 +38,7 @@ pub fn users(
 
 /// Every account's balance from one snapshot; at an instant, each user's
 /// from the index of applied transfers by account and time.
-pub fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
+pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
     let mut tx = client
         .build_transaction()
         .read_only(true)
@@ -87,7 +87,7 @@ pub fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBala
 
 /// Every transfer created within the filter's bounds, oldest first, with
 /// its refunds, through a portal in one read-only snapshot.
-pub fn export(
+pub(super) fn export(
     client: &mut Client,
     filter: &ExportFilter,
     each: &mut dyn FnMut(TransferRecord) -> Result<bool>,

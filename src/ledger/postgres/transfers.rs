@@ -16,7 +16,7 @@ use crate::ledger::rules;
 /// `balance_of` names, its refunds (each as `tx_id:amount:status`, and the
 /// sum of those COMPLETED), and the server's clock, by which
 /// [`transfer_from_row`] reports a hold past its expiry as EXPIRED.
-pub fn select_transfer(balance_of: &str) -> String {
+pub(super) fn select_transfer(balance_of: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
             t.status, t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
@@ -36,7 +36,7 @@ pub fn select_transfer(balance_of: &str) -> String {
     )
 }
 
-pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
+pub(super) fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
     let select = select_transfer("NULL");
     let row = match which {
         TransferRef::Id(tx_id) => {
@@ -59,7 +59,7 @@ pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<Transfe
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
 /// it, so one of the two wins cleanly: a settle that claimed it first makes
 /// this `not_pending`, and a settle after this finds it gone from the queue.
-pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
+pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let row = client
         .query_opt(
@@ -127,7 +127,7 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
 /// A user's transfers, newest first: each side read newest first from its
 /// index, at most `limit` rows each, and the two short lists merged, so a
 /// page costs the same however long the history.
-pub fn history(
+pub(super) fn history(
     client: &mut Client,
     name: &UserName,
     query: &HistoryQuery,
@@ -165,7 +165,7 @@ pub fn history(
     rows.iter().map(transfer_from_row).collect()
 }
 
-pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
+pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
     let status: String = row.get(5);
     let expires_at: Option<i64> = row.get(11);
     Ok(TransferRecord {

@@ -62,7 +62,7 @@ enum SchemaGate {
 
 /// An open, validated SQLite ledger. The connection is private: every
 /// statement the engine runs is in this module.
-pub struct SqliteStore {
+pub(super) struct SqliteStore {
     conn: Connection,
     /// A `-shm` this store made to read, removed once `conn` has closed
     /// (fields drop in order).
@@ -483,7 +483,7 @@ fn validate(
 }
 
 /// The ledger files at a path.
-pub struct SqliteEngine<'a>(pub &'a Path);
+pub(super) struct SqliteEngine<'a>(pub &'a Path);
 
 impl Engine for SqliteEngine<'_> {
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {

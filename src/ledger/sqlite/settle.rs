@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(transfers[0].1, "FAILED");
         assert_eq!(
             transfers[0].2.as_deref(),
-            Some(crate::ledger::FailReason::InsufficientFunds.as_str())
+            Some(crate::ledger::model::FailReason::InsufficientFunds.as_str())
         );
         assert_eq!(transfers[2].1, "COMPLETED");
         assert_eq!((accounts[1].1, accounts[2].1), (0, 100));
