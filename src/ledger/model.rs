@@ -353,7 +353,7 @@ pub struct HistoryQuery {
 
 impl TransferRecord {
     /// The record with its effective status at `now` (see [`Status::as_of`]).
-    pub fn as_of(mut self, now: i64) -> Self {
+    pub fn seen_at(mut self, now: i64) -> Self {
         self.status = self.status.as_of(self.expires_at, now);
         self
     }

@@ -92,7 +92,7 @@ pub(super) fn export(
         filter.until.unwrap_or(i64::MAX)
     ])?;
     while let Some(row) = rows.next()? {
-        let record = super::transfers::transfer_from_row(row)?.as_of(now);
+        let record = super::transfers::transfer_from_row(row)?.seen_at(now);
         if filter.keeps(&record) && !each(record)? {
             break;
         }

@@ -53,7 +53,7 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
             TransferRef::Key(key) => format!("with key '{}'", key.as_str()),
         })
     })?;
-    Ok(found.as_of(clock::now_ms()))
+    Ok(found.seen_at(clock::now_ms()))
 }
 
 /// Cancels a PENDING transfer. The status is checked under the write
@@ -133,7 +133,7 @@ pub(super) fn history(
     let records: Vec<TransferRecord> = rows.collect::<Result<_, _>>()?;
     Ok(records
         .into_iter()
-        .map(|record| record.as_of(now))
+        .map(|record| record.seen_at(now))
         .collect())
 }
 
