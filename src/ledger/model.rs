@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::rules;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Amount;
@@ -53,7 +52,10 @@ impl Status {
     /// The status a reader reports: a hold past its expiry is `Expired`
     /// from that instant, whether or not `settle` has marked it yet.
     pub fn as_of(self, expires_at: Option<i64>, now: i64) -> Self {
-        rules::status_as_of(self, expires_at, now)
+        match (self, expires_at) {
+            (Status::Held, Some(at)) if at <= now => Status::Expired,
+            _ => self,
+        }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -99,7 +101,22 @@ impl FailReason {
     }
 }
 
-/// A transfer to queue, checked by [`rules::check_parties`] when built. `None`
+/// A transfer request names at least one user, and never the same account
+/// on both sides. Names are unique regardless of ASCII case, so two names
+/// that differ only in case are one account.
+pub(crate) fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<()> {
+    match (src, dst) {
+        (None, None) => Err(WalletError::InvalidLine(
+            "src and dst are both null; at least one must name a user".into(),
+        )),
+        (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
+            Err(WalletError::SameAccount(src.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A transfer to queue, checked by [`check_parties`] when built. `None`
 /// on one side means the external account: a deposit has no source user, a
 /// withdrawal no destination user.
 #[derive(Debug, Clone)]
@@ -131,7 +148,7 @@ impl NewTransfer {
         memo: Option<Memo>,
         key: Option<IdempotencyKey>,
     ) -> Result<Self> {
-        rules::check_parties(src.as_ref(), dst.as_ref())?;
+        check_parties(src.as_ref(), dst.as_ref())?;
         Ok(Self {
             src,
             dst,
@@ -206,8 +223,14 @@ impl UserRecord {
     /// What the user can still commit without a transfer failing; negative
     /// when queued transfers already exceed the balance.
     pub fn available(&self) -> i64 {
-        self.balance - self.pending_out - self.held
+        available(self.balance, self.pending_out, self.held)
     }
+}
+
+/// Money a user can still commit: the balance less what is pending out and
+/// what live holds reserve.
+pub(crate) fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
+    balance.saturating_sub(pending_out).saturating_sub(held)
 }
 
 /// A user's balance at a point of the past.

@@ -73,7 +73,7 @@ pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord
     let (src, dst, amount, stored): (i64, i64, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     // An expired hold is named EXPIRED, as every reader names it.
-    let status = rules::status_as_of(rules::stored_status(&stored)?, row.get(4), row.get(5));
+    let status = rules::stored_status(&stored)?.as_of(row.get(4), row.get(5));
     rules::check_cancellable(tx_id, status.as_str())?;
     client.execute(
         &format!(
@@ -174,7 +174,7 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         dst: row.get(2),
         amount: row.get(3),
         memo: row.get(4),
-        status: rules::status_as_of(rules::stored_status(&status)?, expires_at, row.get(16)),
+        status: rules::stored_status(&status)?.as_of(expires_at, row.get(16)),
         reason: row.get(6),
         idempotency_key: row.get(7),
         created_at: row.get(8),

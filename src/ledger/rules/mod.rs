@@ -19,6 +19,7 @@ use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
 use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status};
+pub(crate) use super::model::{available, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.
@@ -26,21 +27,6 @@ pub(crate) fn refund_fits(original_amount: i64, completed_refunds: i64, amount: 
     completed_refunds
         .checked_add(amount)
         .is_some_and(|total| total <= original_amount)
-}
-
-/// A transfer request names at least one user, and never the same account
-/// on both sides. Names are unique regardless of ASCII case, so two names
-/// that differ only in case are one account.
-pub(crate) fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<()> {
-    match (src, dst) {
-        (None, None) => Err(WalletError::InvalidLine(
-            "src and dst are both null; at least one must name a user".into(),
-        )),
-        (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
-            Err(WalletError::SameAccount(src.to_string()))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The fields an idempotency key pins: a second request under the same key
@@ -209,16 +195,6 @@ pub(crate) fn stored_status(text: &str) -> Result<Status> {
     })
 }
 
-/// A transfer's status as of `now`: a hold past its expiry is EXPIRED from
-/// that instant, whether or not `settle` has marked it yet. Every reader
-/// maps the status it stored through this.
-pub(crate) fn status_as_of(stored: Status, expires_at: Option<i64>, now: i64) -> Status {
-    match (stored, expires_at) {
-        (Status::Held, Some(at)) if at <= now => Status::Expired,
-        _ => stored,
-    }
-}
-
 /// Whether a transfer in this stored status can still change: a PENDING
 /// one is decided by settlement or a cancel, a HELD one by a capture, a
 /// release or its expiry (a hold past its expiry is still HELD on disk
@@ -321,12 +297,6 @@ pub(crate) fn check_account_sums(
     Ok(())
 }
 
-/// Money a user can still commit: the balance less what is pending out and
-/// what live holds reserve.
-pub(crate) fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
-    balance.saturating_sub(pending_out).saturating_sub(held)
-}
-
 /// A hold is placed only if the source's available money covers it; the
 /// sum of the source's holds must stay a 64-bit count.
 pub(crate) fn check_hold(
@@ -377,7 +347,7 @@ pub(crate) fn check_live_hold(
     expires_at: Option<i64>,
     now: i64,
 ) -> Result<()> {
-    let status = status_as_of(stored_status(stored)?, expires_at, now);
+    let status = stored_status(stored)?.as_of(expires_at, now);
     if status == Status::Held {
         return Ok(());
     }
