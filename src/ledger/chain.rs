@@ -223,16 +223,35 @@ pub(crate) struct StoredLink {
     pub hash: String,
 }
 
+/// The chain's head: the last link that matches what it seals, which
+/// `verify --head` prints and a later `--expect-head` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The link's hash, 64 hex digits.
+    pub hash: String,
+    /// The link's number, from 1.
+    pub seq: i64,
+    /// The last `tx_id` the chain seals up to this link.
+    pub last_tx: i64,
+}
+
+/// The first link that does not match what it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub first_tx: i64,
+    pub last_tx: i64,
+    pub why: String,
+}
+
 /// What `verify` learns of the chain, and `verify --head` prints.
 #[derive(Debug, Clone, Default)]
 pub struct ChainState {
     pub links: i64,
-    pub head: Option<(String, i64, i64)>,
+    pub head: Option<Head>,
     pub sealed: i64,
     pub unsealed: i64,
-    /// The first link that does not match what it covers: (seq, first_tx,
-    /// last_tx, why).
-    pub broken: Option<(i64, i64, i64, String)>,
+    pub broken: Option<BrokenLink>,
     /// Every recomputed hash up to the first broken link, for
     /// `--expect-head`.
     pub good_hashes: Vec<String>,
@@ -282,12 +301,21 @@ pub(crate) fn walk<E>(
             ));
         }
         if let Some(why) = why {
-            state.broken = Some((h.seq, h.first_tx, h.last_tx, why));
+            state.broken = Some(BrokenLink {
+                seq: h.seq,
+                first_tx: h.first_tx,
+                last_tx: h.last_tx,
+                why,
+            });
             break;
         }
         state.good_hashes.push(recomputed);
         state.sealed += count;
-        state.head = Some((link.hash.clone(), h.seq, h.last_tx));
+        state.head = Some(Head {
+            hash: link.hash.clone(),
+            seq: h.seq,
+            last_tx: h.last_tx,
+        });
         prev = from_hex(&link.hash).unwrap_or([0; 32]);
         expected_first = h.last_tx.saturating_add(1);
     }
@@ -303,7 +331,13 @@ pub(crate) const CHAIN_CHECK: &str = "chain";
 pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
     use crate::ledger::model::{Findings, Problem};
     let mut findings = Findings::default();
-    if let Some((seq, first, last, why)) = &state.broken {
+    if let Some(BrokenLink {
+        seq,
+        first_tx: first,
+        last_tx: last,
+        why,
+    }) = &state.broken
+    {
         let range = if *first == i64::MIN + 1 {
             format!("transfers up to {last}")
         } else {
@@ -319,13 +353,13 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
         return findings.into_check(CHAIN_CHECK, why.clone());
     }
     let detail = match (&state.broken, &state.head) {
-        (Some((seq, ..)), _) => format!(
+        (Some(BrokenLink { seq, .. }), _) => format!(
             "{} links; link {seq} and every link after it no longer match what they seal",
             state.links
         ),
         (None, head) => match head {
-            Some((_, _, last)) => format!(
-                "{} links seal {} transfers up to tx_id {last} (`verify --head` prints the head); {} not sealed yet",
+            Some(Head { last_tx, .. }) => format!(
+                "{} links seal {} transfers up to tx_id {last_tx} (`verify --head` prints the head); {} not sealed yet",
                 state.links, state.sealed, state.unsealed
             ),
             None => format!(

@@ -12,9 +12,9 @@ use crate::ledger::{Check, Problem, VerifyReport};
 pub(crate) fn report(report: VerifyReport, head: Option<ChainState>) -> Report {
     let mut human = human(&report);
     let head = head.map(|state| HeadView {
-        hash: state.head.as_ref().map(|(h, _, _)| h.clone()),
-        link: state.head.as_ref().map_or(0, |(_, seq, _)| *seq),
-        last_tx: state.head.as_ref().map(|(_, _, last)| *last),
+        link: state.head.as_ref().map_or(0, |head| head.seq),
+        last_tx: state.head.as_ref().map(|head| head.last_tx),
+        hash: state.head.map(|head| head.hash),
         sealed: state.sealed,
         unsealed: state.unsealed,
     });
