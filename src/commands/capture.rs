@@ -3,6 +3,7 @@
 use super::Context;
 use crate::cli::CaptureArgs;
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::output::views::TransferView;
 use crate::output::{Report, WhenQuiet};
 
@@ -13,7 +14,7 @@ pub(super) fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
         .as_deref()
         .map(|text| ledger.currency().parse_amount(text))
         .transpose()?;
-    let record = ledger.capture(args.tx_id, amount)?;
+    let record = ledger.capture(TxId::new(args.tx_id), amount)?;
     let view = TransferView::new(&record, ledger.currency());
     let human = view.human();
     Ok(Report::new(view, human)

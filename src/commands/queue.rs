@@ -6,12 +6,13 @@ use super::Context;
 use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::ledger::{Kind, NewTransfer, rules};
 use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Queued {
-    tx_id: i64,
+    tx_id: TxId,
     status: &'static str,
     /// True when an earlier request with the same key had queued it.
     replayed: bool,

@@ -35,7 +35,7 @@ pub(crate) use model::{
 };
 pub use model::{
     BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Kind,
-    NewTransfer, Queued, Status, TransferRef,
+    NewTransfer, Queued, Status, TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -208,17 +208,21 @@ impl Ledger {
     }
 
     /// Cancels a PENDING transfer; anything else fails with `not_pending`.
-    pub(crate) fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    pub(crate) fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.store.cancel(tx_id)
     }
 
     /// Turns a live hold into a PENDING transfer of all of it or part.
-    pub(crate) fn capture(&mut self, tx_id: i64, amount: Option<Amount>) -> Result<TransferRecord> {
+    pub(crate) fn capture(
+        &mut self,
+        tx_id: TxId,
+        amount: Option<Amount>,
+    ) -> Result<TransferRecord> {
         self.store.capture(tx_id, amount.map(|a| a.minor_units()))
     }
 
     /// Voids a live hold: its money is available again.
-    pub(crate) fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    pub(crate) fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.store.release(tx_id)
     }
 
@@ -226,7 +230,7 @@ impl Ledger {
     /// to its source, all of it unless `amount` says less.
     pub(crate) fn refund(
         &mut self,
-        tx_id: i64,
+        tx_id: TxId,
         amount: Option<Amount>,
         memo: Option<Memo>,
         key: Option<IdempotencyKey>,

@@ -12,6 +12,36 @@ use crate::money::Amount;
 /// withdrawals. It has no name, so no user can collide with it.
 pub(crate) const EXTERNAL_ACCOUNT: i64 = 0;
 
+/// A transfer's id: the order transfers were queued in. Engines turn it
+/// into an integer only at their SQL boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct TxId(i64);
+
+impl TxId {
+    pub const fn new(id: i64) -> Self {
+        Self(id)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for TxId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        text.parse().map(Self)
+    }
+}
+
 /// Where a transfer is in its life. Only `Pending` and `Held` ever change:
 /// a hold becomes `Pending` when captured, `Released` or `Expired` when
 /// voided.
@@ -135,7 +165,7 @@ pub struct NewTransfer {
 pub enum Kind {
     Transfer,
     Hold(Expiry),
-    Refund(i64),
+    Refund(TxId),
 }
 
 impl NewTransfer {
@@ -200,7 +230,7 @@ impl NewTransfer {
 /// whether an earlier request with the same key had already queued it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Queued {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub status: Status,
     pub replayed: bool,
 }
@@ -239,7 +269,7 @@ pub struct BalanceAt {
     pub name: String,
     pub balance: i64,
     /// The last transfer applied to the user by then; `None` before any.
-    pub tx_id: Option<i64>,
+    pub tx_id: Option<TxId>,
     /// When that transfer was applied.
     pub settled_at: Option<i64>,
 }
@@ -302,7 +332,7 @@ impl Expiry {
 /// A transfer as stored, with user names in place of account ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub src: Option<String>,
     pub dst: Option<String>,
     pub amount: i64,
@@ -317,7 +347,7 @@ pub struct TransferRecord {
     /// For a hold: when it stops reserving money unless captured first.
     pub expires_at: Option<i64>,
     /// For a refund: the transfer it pays back.
-    pub refund_of: Option<i64>,
+    pub refund_of: Option<TxId>,
     /// The refunds of this transfer, oldest first, whatever their status,
     /// and the sum of those COMPLETED.
     pub refunds: Vec<Refund>,
@@ -329,7 +359,7 @@ pub struct TransferRecord {
 /// One refund of a transfer, as its original's readers list it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refund {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub amount: i64,
     pub status: Status,
 }
@@ -361,7 +391,7 @@ impl Refund {
 /// Which transfer to read.
 #[derive(Debug, Clone, Copy)]
 pub enum TransferRef<'a> {
-    Id(i64),
+    Id(TxId),
     Key(&'a IdempotencyKey),
 }
 
@@ -371,7 +401,7 @@ pub struct HistoryQuery {
     pub limit: u32,
     pub status: Option<Status>,
     /// Only transfers with a smaller `tx_id`: the paging cursor.
-    pub before: Option<i64>,
+    pub before: Option<TxId>,
 }
 
 impl TransferRecord {
@@ -561,7 +591,7 @@ impl BatchSummary {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Span {
     lines: Option<(u64, u64)>,
-    queued: Option<(i64, i64)>,
+    queued: Option<(TxId, TxId)>,
 }
 
 impl Span {

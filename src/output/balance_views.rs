@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{Human, Report};
+use crate::ledger::TxId;
 use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
 use crate::money::Currency;
 use crate::time;
@@ -17,7 +18,7 @@ struct BalanceAtView {
     /// The instant asked about (`--at`), RFC 3339.
     at: Option<String>,
     /// The last transfer applied to the user by then, if any.
-    tx_id: Option<i64>,
+    tx_id: Option<TxId>,
     settled_at: Option<String>,
 }
 

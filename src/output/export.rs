@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::ledger::TxId;
 use crate::ledger::{Status, TransferRecord};
 use crate::money::Currency;
 use crate::output::views::TransferView;
@@ -40,7 +41,7 @@ impl<W: Write> ExportWriter for JsonLines<W> {
 /// ids separated by spaces.
 #[derive(Serialize)]
 struct CsvRow<'a> {
-    tx_id: i64,
+    tx_id: TxId,
     src: &'a str,
     dst: &'a str,
     amount: &'a str,

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::ledger::TxId;
 use crate::ledger::{TransferRecord, UserRecord};
 use crate::money::Currency;
 use crate::output::Human;
@@ -85,7 +86,7 @@ impl UserView {
 /// The transfer object of the contract.
 #[derive(Debug, Serialize)]
 pub(crate) struct TransferView {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub src: Option<String>,
     pub dst: Option<String>,
     pub amount: String,
@@ -101,11 +102,11 @@ pub(crate) struct TransferView {
     /// For a hold: when it stops reserving money unless captured first.
     pub expires_at: Option<String>,
     /// For a refund: the transfer it pays back.
-    pub refund_of: Option<i64>,
+    pub refund_of: Option<TxId>,
     /// The sum of this transfer's COMPLETED refunds: what was paid back.
     pub refunded: String,
     /// The ids of its refunds, oldest first, whatever their status.
-    pub refunds: Vec<i64>,
+    pub refunds: Vec<TxId>,
     /// Each refund with its amount and status, in the order of `refunds`.
     pub refund_details: Vec<RefundView>,
     /// In a user's history: that user's balance right after it was applied.
@@ -116,7 +117,7 @@ pub(crate) struct TransferView {
 /// One refund of a transfer, as its original lists it.
 #[derive(Debug, Serialize)]
 pub(crate) struct RefundView {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub amount: String,
     pub status: &'static str,
 }

@@ -6,6 +6,7 @@ use postgres::Client;
 use super::error::PgResult;
 use super::{NOW_MS, commit, transfers};
 use crate::error::WalletError;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{EXTERNAL_ACCOUNT, TransferRecord, TransferRef};
 use crate::ledger::rules;
 use crate::money::Currency;
@@ -89,7 +90,7 @@ pub(super) fn capture(
         "UPDATE accounts SET pending_in = pending_in + $2 WHERE id = $1",
         &[&hold.dst, &captured],
     )?;
-    let record = transfers::transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the capture of hold {tx_id}"),
@@ -110,7 +111,7 @@ pub(super) fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecor
         "UPDATE accounts SET held = held - $2 WHERE id = $1",
         &[&hold.src, &hold.hold_amount],
     )?;
-    let record = transfers::transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the release of hold {tx_id}"),

@@ -18,6 +18,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod sql_types;
 mod transfers;
 mod users;
 mod verify;
@@ -28,6 +29,7 @@ use postgres::Client;
 
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::TxId;
 use crate::ledger::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
@@ -558,20 +560,20 @@ impl Store for PgStore {
         self.reading(|store| transfers::transfer(&mut store.client, which))
     }
 
-    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
-        self.retrying(|store| transfers::cancel(&mut store.client, tx_id))
+    fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
+        self.retrying(|store| transfers::cancel(&mut store.client, tx_id.get()))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         self.reading(|store| transfers::history(&mut store.client, name, query))
     }
 
-    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
-        self.retrying(|store| holds::capture(&mut store.client, tx_id, amount))
+    fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
+        self.retrying(|store| holds::capture(&mut store.client, tx_id.get(), amount))
     }
 
-    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
-        self.retrying(|store| holds::release(&mut store.client, tx_id))
+    fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
+        self.retrying(|store| holds::release(&mut store.client, tx_id.get()))
     }
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {

@@ -262,7 +262,7 @@ fn read_originals(
         .iter()
         .filter_map(|line| line.transfer.as_ref().ok())
         .filter_map(|t| match t.kind() {
-            Kind::Refund(original) => Some(original),
+            Kind::Refund(original) => Some(original.get()),
             _ => None,
         })
         .collect();

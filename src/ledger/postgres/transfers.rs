@@ -7,6 +7,7 @@ use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, HistoryQuery, Refund, Status, TransferRecord, TransferRef,
 };
@@ -115,7 +116,7 @@ pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord
             &[&out, &r#in],
         )?;
     }
-    let record = transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the cancel of transfer {tx_id}"),
@@ -133,7 +134,7 @@ pub(super) fn history(
     query: &HistoryQuery,
 ) -> PgResult<Vec<TransferRecord>> {
     let user = users::user(client, name)?;
-    let before = query.before.unwrap_or(i64::MAX);
+    let before = query.before.map_or(i64::MAX, TxId::get);
     let limit = i64::from(query.limit);
     let filter = match query.status {
         None => String::new(),

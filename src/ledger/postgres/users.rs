@@ -7,6 +7,7 @@ use super::commit;
 use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 use crate::ledger::rules;
 
@@ -126,7 +127,7 @@ pub(super) fn balance_at(
         Some((tx_id, balance, settled_at)) => BalanceAt {
             name: user.name,
             balance,
-            tx_id: Some(tx_id),
+            tx_id: Some(TxId::new(tx_id)),
             settled_at: Some(settled_at),
         },
         None => BalanceAt {

@@ -18,7 +18,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
-use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status};
+use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status, TxId};
 pub(crate) use super::model::{available, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
@@ -126,7 +126,7 @@ impl<'a> Pinned<'a> {
             memo: transfer.memo(),
             hold: matches!(transfer.kind(), Kind::Hold(_)),
             refund_of: match transfer.kind() {
-                Kind::Refund(original) => Some(original),
+                Kind::Refund(original) => Some(original.get()),
                 _ => None,
             },
             expiry: match transfer.kind() {
@@ -178,7 +178,7 @@ pub(crate) fn replay_or_conflict(
             earlier_line: None,
         }),
         None => Ok(Queued {
-            tx_id: earlier_id,
+            tx_id: TxId::new(earlier_id),
             status: earlier_status,
             replayed: true,
         }),

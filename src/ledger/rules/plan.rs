@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::TxId;
 use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
 use crate::money::Currency;
 
@@ -249,7 +250,7 @@ impl ChunkPlan {
                 Planned::Refused(refused) => Some(Err(refused)),
                 Planned::Replayed(queued) => Some(Ok(queued)),
                 Planned::New(row) => Some(Ok(Queued {
-                    tx_id: ids[row],
+                    tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: false,
                 })),
@@ -258,7 +259,7 @@ impl ChunkPlan {
                     conflict: None,
                     ..
                 } => Some(Ok(Queued {
-                    tx_id: ids[row],
+                    tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: true,
                 })),
@@ -404,6 +405,7 @@ fn decide_line<'a, F: ChunkFacts>(
             RowKind::Hold { expires_at }
         }
         Kind::Refund(original) => {
+            let original = original.get();
             let Some(found) = facts.original(original)? else {
                 return Ok(Planned::Refused(WalletError::TransferNotFound(
                     original.to_string(),

@@ -23,6 +23,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod sql_types;
 mod transfers;
 mod users;
 mod verify;
@@ -45,6 +46,7 @@ use super::model::{
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::TxId;
 use crate::money::Currency;
 use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
 
@@ -576,29 +578,29 @@ impl Store for SqliteStore {
         self.read(|store| transfers::transfer(&store.conn, which))
     }
 
-    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| transfers::cancel(&mut store.conn, tx_id))
+        self.run(|store| transfers::cancel(&mut store.conn, tx_id.get()))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         self.read(|store| transfers::history(&store.conn, name, query))
     }
 
-    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
+    fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| holds::capture(&mut store.conn, tx_id, amount))
+        self.run(|store| holds::capture(&mut store.conn, tx_id.get(), amount))
     }
 
-    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| holds::release(&mut store.conn, tx_id))
+        self.run(|store| holds::release(&mut store.conn, tx_id.get()))
     }
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {

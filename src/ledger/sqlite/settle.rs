@@ -385,6 +385,7 @@ fn load_account(
 
 #[cfg(test)]
 mod tests {
+    use crate::ledger::model::TxId;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -550,7 +551,7 @@ mod tests {
             .settle(&options, |_| {
                 if !cancelled {
                     // Between batches: cancel the last transfer, which moves u1's pending_in.
-                    other.cancel(10).unwrap();
+                    other.cancel(TxId::new(10)).unwrap();
                     cancelled = true;
                 }
             })

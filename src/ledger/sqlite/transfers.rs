@@ -7,6 +7,7 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
@@ -101,7 +102,7 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         std::iter::once((tx_id, src, None, dst, None)),
         &mut Vec::new(),
     )?;
-    let record = transfer(&tx, TransferRef::Id(tx_id))?;
+    let record = transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,
         &format!("the cancel of transfer {tx_id}"),
@@ -120,7 +121,7 @@ pub(super) fn history(
     query: &HistoryQuery,
 ) -> SqlResult<Vec<TransferRecord>> {
     let user = users::user(conn, name)?;
-    let before = query.before.unwrap_or(i64::MAX);
+    let before = query.before.map_or(i64::MAX, TxId::get);
     let mut stmt = conn.prepare_cached(&history_sql(query.status))?;
     let now = clock::now_ms();
     let rows = match query.status {

@@ -6,6 +6,7 @@ use super::error::{SqlResult, commit};
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 use crate::ledger::rules;
 
@@ -138,7 +139,7 @@ pub(super) fn balance_of(
         Some((tx_id, Some(balance), settled_at)) => BalanceAt {
             name: user.name,
             balance,
-            tx_id: Some(tx_id),
+            tx_id: Some(TxId::new(tx_id)),
             settled_at,
         },
         _ => BalanceAt {
