@@ -34,8 +34,8 @@ pub(crate) use model::{
     TransferRecord, TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 pub use model::{
-    BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Kind,
-    NewTransfer, Queued, Status, TransferRef, TxId,
+    BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Instant,
+    Kind, NewTransfer, Queued, Status, TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -271,7 +271,7 @@ impl Ledger {
     }
 
     /// Every account's balance now, or at an instant.
-    pub(crate) fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    pub(crate) fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
         self.store.trial_balance(at)
     }
 

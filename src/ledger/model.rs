@@ -42,6 +42,22 @@ impl std::str::FromStr for TxId {
     }
 }
 
+/// An instant, in milliseconds since the Unix epoch: the form the ledger
+/// keeps time in. Engines turn it into an integer only at their SQL
+/// boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(i64);
+
+impl Instant {
+    pub const fn new(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
 /// Where a transfer is in its life. Only `Pending` and `Held` ever change:
 /// a hold becomes `Pending` when captured, `Released` or `Expired` when
 /// voided.
@@ -81,7 +97,7 @@ impl Status {
 
     /// The status a reader reports: a hold past its expiry is `Expired`
     /// from that instant, whether or not `settle` has marked it yet.
-    pub fn as_of(self, expires_at: Option<i64>, now: i64) -> Self {
+    pub fn as_of(self, expires_at: Option<Instant>, now: Instant) -> Self {
         match (self, expires_at) {
             (Status::Held, Some(at)) if at <= now => Status::Expired,
             _ => self,
@@ -271,7 +287,7 @@ pub struct BalanceAt {
     /// The last transfer applied to the user by then; `None` before any.
     pub tx_id: Option<TxId>,
     /// When that transfer was applied.
-    pub settled_at: Option<i64>,
+    pub settled_at: Option<Instant>,
 }
 
 /// Which transfers `export` streams: created within `[since, until]`
@@ -279,8 +295,8 @@ pub struct BalanceAt {
 /// `statuses` (as readers report them: an expired hold is EXPIRED).
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
-    pub since: Option<i64>,
-    pub until: Option<i64>,
+    pub since: Option<Instant>,
+    pub until: Option<Instant>,
     pub statuses: Vec<Status>,
 }
 
@@ -303,9 +319,9 @@ pub struct TrialBalance {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointInTime {
     /// Everything settled at or before this instant (Unix milliseconds).
-    Time(i64),
+    Time(Instant),
     /// Right after this transfer was applied.
-    Transfer(i64),
+    Transfer(TxId),
 }
 
 /// When a hold stops reserving money unless captured first.
@@ -340,12 +356,12 @@ pub struct TransferRecord {
     pub status: Status,
     pub reason: Option<String>,
     pub idempotency_key: Option<String>,
-    pub created_at: i64,
-    pub settled_at: Option<i64>,
+    pub created_at: Instant,
+    pub settled_at: Option<Instant>,
     /// For a hold: the amount it reserved (`amount` is what was captured).
     pub hold_amount: Option<i64>,
     /// For a hold: when it stops reserving money unless captured first.
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<Instant>,
     /// For a refund: the transfer it pays back.
     pub refund_of: Option<TxId>,
     /// The refunds of this transfer, oldest first, whatever their status,
@@ -406,7 +422,7 @@ pub struct HistoryQuery {
 
 impl TransferRecord {
     /// The record with its effective status at `now` (see [`Status::as_of`]).
-    pub fn seen_at(mut self, now: i64) -> Self {
+    pub fn seen_at(mut self, now: Instant) -> Self {
         self.status = self.status.as_of(self.expires_at, now);
         self
     }
@@ -415,7 +431,7 @@ impl TransferRecord {
     /// hold ended at its expiry, not when `settle` came to mark it (or
     /// before any did): a reconciliation needs the instant the money was
     /// free again.
-    pub fn decided_at(&self) -> Option<i64> {
+    pub fn decided_at(&self) -> Option<Instant> {
         match self.status {
             Status::Expired => self.expires_at.or(self.settled_at),
             _ => self.settled_at,

@@ -14,8 +14,8 @@ use crate::money::Currency;
 
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
-    PointInTime, TransferRecord, TransferRef, TrialBalance, TxId, UserRecord, VerifyOptions,
-    VerifyReport,
+    Instant, PointInTime, TransferRecord, TransferRef, TrialBalance, TxId, UserRecord,
+    VerifyOptions, VerifyReport,
 };
 
 /// How a process wants the ledger opened.
@@ -149,7 +149,7 @@ pub trait Store {
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>>;
 
     /// Every account's balance now, or at an instant, from one snapshot.
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance>;
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance>;
 
     /// Streams every transfer `filter` keeps, oldest first, to `each`, from
     /// one snapshot and in constant memory; `each` returns false to stop.

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{Human, Report};
-use crate::ledger::TxId;
 use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
+use crate::ledger::{Instant, TxId};
 use crate::money::Currency;
 use crate::time;
 
@@ -29,11 +29,11 @@ pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currenc
         balance: currency.format(then.balance),
         currency: currency.code.clone(),
         at: match point {
-            PointInTime::Time(ms) => Some(time::rfc3339(ms)),
+            PointInTime::Time(ms) => Some(time::rfc3339(ms.get())),
             PointInTime::Transfer(_) => None,
         },
         tx_id: then.tx_id,
-        settled_at: then.settled_at.map(time::rfc3339),
+        settled_at: then.settled_at.map(|at| time::rfc3339(at.get())),
     };
     let mut fields = vec![
         ("name", view.name.clone()),
@@ -74,7 +74,7 @@ struct TrialBalanceView {
 /// world's and their total, as a table.
 pub(crate) fn trial_balance(
     balances: &TrialBalance,
-    at: Option<i64>,
+    at: Option<Instant>,
     currency: &Currency,
 ) -> Report {
     // Summed wider than a balance: a damaged ledger's total may not fit,
@@ -89,7 +89,7 @@ pub(crate) fn trial_balance(
         .map_or_else(|_| format!("{total} minor units"), |t| currency.format(t));
     let view = TrialBalanceView {
         currency: currency.code.clone(),
-        at: at.map(time::rfc3339),
+        at: at.map(|at| time::rfc3339(at.get())),
         users: balances
             .users
             .iter()

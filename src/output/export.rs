@@ -252,7 +252,7 @@ impl<W: Write> ExportWriter for Hledger<W> {
             Status::Completed => record.settled_at.unwrap_or(record.created_at),
             _ => record.created_at,
         };
-        let date = &crate::time::rfc3339(when)[..10];
+        let date = &crate::time::rfc3339(when.get())[..10];
         let mut tags = format!("tx_id:{}", record.tx_id);
         if let Some(key) = record.idempotency_key.as_deref() {
             tags.push_str(&format!(", key:{}", tag_value(key)));

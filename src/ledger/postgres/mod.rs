@@ -29,6 +29,7 @@ use postgres::Client;
 
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
@@ -608,7 +609,8 @@ impl Store for PgStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+        let at = at.map(Instant::get);
         self.reading(|store| reports::trial_balance(&mut store.client, at))
     }
 

@@ -8,6 +8,7 @@ use super::error::PgResult;
 use super::transfers::transfer_from_row;
 use crate::domain::UserName;
 use crate::error::Result;
+use crate::ledger::model::Instant;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, TransferRecord, TrialBalance, UserRecord,
 };
@@ -97,8 +98,8 @@ pub(super) fn export(
         .read_only(true)
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()?;
-    let since = filter.since.unwrap_or(i64::MIN);
-    let until = filter.until.unwrap_or(i64::MAX);
+    let since = filter.since.map_or(i64::MIN, Instant::get);
+    let until = filter.until.map_or(i64::MAX, Instant::get);
     let portal = tx.bind(
         &format!(
             "{} WHERE t.created_at >= $1 AND t.created_at <= $2 ORDER BY t.tx_id",

@@ -7,6 +7,7 @@ use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
+use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, HistoryQuery, Refund, Status, TransferRecord, TransferRef,
@@ -168,7 +169,7 @@ pub(super) fn history(
 
 pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
     let status: String = row.get(5);
-    let expires_at: Option<i64> = row.get(11);
+    let expires_at: Option<Instant> = row.get(11);
     Ok(TransferRecord {
         tx_id: row.get(0),
         src: row.get(1),

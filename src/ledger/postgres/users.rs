@@ -7,6 +7,7 @@ use super::commit;
 use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
+use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 use crate::ledger::rules;
@@ -128,7 +129,7 @@ pub(super) fn balance_at(
             name: user.name,
             balance,
             tx_id: Some(TxId::new(tx_id)),
-            settled_at: Some(settled_at),
+            settled_at: Some(Instant::new(settled_at)),
         },
         None => BalanceAt {
             name: user.name,

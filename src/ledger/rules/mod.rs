@@ -18,7 +18,9 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
-use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status, TxId};
+use super::model::{
+    EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Queued, Status, TxId,
+};
 pub(crate) use super::model::{available, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
@@ -347,7 +349,7 @@ pub(crate) fn check_live_hold(
     expires_at: Option<i64>,
     now: i64,
 ) -> Result<()> {
-    let status = stored_status(stored)?.as_of(expires_at, now);
+    let status = stored_status(stored)?.as_of(expires_at.map(Instant::new), Instant::new(now));
     if status == Status::Held {
         return Ok(());
     }
@@ -405,7 +407,7 @@ pub(crate) fn check_refund(
 }
 
 /// `get-user --at-tx` names a transfer that never moved this user's balance.
-pub(crate) fn not_applied_to(tx_id: i64, user: &str) -> WalletError {
+pub(crate) fn not_applied_to(tx_id: TxId, user: &str) -> WalletError {
     WalletError::TransferNotFound(format!(
         "{tx_id} among the transfers applied to '{user}' (it does not exist, was not applied, or is not theirs)"
     ))

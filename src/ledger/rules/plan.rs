@@ -16,8 +16,8 @@ use super::{
 };
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::model::TxId;
 use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
+use crate::ledger::model::{Instant, TxId};
 use crate::money::Currency;
 
 /// An account's pending sums as the chunk has left them so far.
@@ -82,7 +82,8 @@ impl StoredKey {
         requested: Pinned<'_>,
         now: i64,
     ) -> Result<Result<Queued>> {
-        let status = stored_status(&self.status)?.as_of(self.expires_at, now);
+        let status = stored_status(&self.status)?
+            .as_of(self.expires_at.map(Instant::new), Instant::new(now));
         Ok(replay_or_conflict(
             key,
             self.tx_id,
@@ -423,7 +424,8 @@ fn decide_line<'a, F: ChunkFacts>(
                     decided.refunded.len() - 1
                 }
             };
-            let status = stored_status(&found.status)?.as_of(found.expires_at, now);
+            let status = stored_status(&found.status)?
+                .as_of(found.expires_at.map(Instant::new), Instant::new(now));
             if let Err(refused) = check_refund(
                 original,
                 status.as_str(),

@@ -46,6 +46,7 @@ use super::model::{
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::money::Currency;
 use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
@@ -638,7 +639,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+        let at = at.map(Instant::get);
         self.read(|store| reports::trial_balance(&mut store.conn, at))
     }
 

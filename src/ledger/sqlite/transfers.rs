@@ -7,6 +7,7 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
@@ -54,7 +55,7 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
             TransferRef::Key(key) => format!("with key '{}'", key.as_str()),
         })
     })?;
-    Ok(found.seen_at(clock::now_ms()))
+    Ok(found.seen_at(Instant::new(clock::now_ms())))
 }
 
 /// Cancels a PENDING transfer. The status is checked under the write
@@ -79,7 +80,8 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         .optional()?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
     // A hold past its expiry is reported as EXPIRED, as every read does.
-    let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
+    let status = rules::stored_status(&status)?
+        .as_of(expires_at.map(Instant::new), Instant::new(clock::now_ms()));
     rules::check_cancellable(tx_id, status.as_str())?;
     tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
@@ -134,7 +136,7 @@ pub(super) fn history(
     let records: Vec<TransferRecord> = rows.collect::<Result<_, _>>()?;
     Ok(records
         .into_iter()
-        .map(|record| record.seen_at(now))
+        .map(|record| record.seen_at(Instant::new(now)))
         .collect())
 }
 
