@@ -34,7 +34,7 @@ impl UserName {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -90,7 +90,7 @@ impl Email {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -101,7 +101,7 @@ pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     /// A key given or not; every front end reads `--id`/`"id"` the same way.
-    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+    pub(crate) fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
         input.map(Self::parse).transpose()
     }
 
@@ -124,7 +124,7 @@ impl IdempotencyKey {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -134,11 +134,11 @@ impl IdempotencyKey {
 pub struct Memo(String);
 
 impl Memo {
-    pub const MAX_CHARS: usize = 256;
+    pub(crate) const MAX_CHARS: usize = 256;
 
     /// A memo given or not; an empty memo is no memo, so it is stored as
     /// none and compares equal to none when a key is replayed.
-    pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
+    pub(crate) fn parse_optional(input: Option<&str>) -> Result<Option<Self>, WalletError> {
         input
             .filter(|memo| !memo.is_empty())
             .map(Self::parse)
@@ -161,7 +161,7 @@ impl Memo {
         Ok(Self(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -244,7 +244,7 @@ impl WalletError {
     /// What went wrong, without what that means for the ledger where the
     /// message says so ("nothing was written, safe to retry"): a command
     /// that stopped part-way says that itself.
-    pub fn cause(&self) -> String {
+    pub(crate) fn cause(&self) -> String {
         match self {
             Self::ServerUnavailable(cause) => cause.clone(),
             Self::Busy(ms) => locked_for(*ms),
@@ -253,7 +253,7 @@ impl WalletError {
     }
 
     /// What goes with this error, printed along with it.
-    pub fn done(&self) -> Option<&dyn Any> {
+    pub(crate) fn done(&self) -> Option<&dyn Any> {
         match self {
             Self::VerifyFailed { report, .. } => Some(report.as_ref() as &dyn Any),
             Self::StoppedPartWay { done, .. } => Some(done.as_ref() as &dyn Any),
@@ -263,27 +263,27 @@ impl WalletError {
 
     /// Whether what goes with this error goes to stdout even in JSON mode,
     /// as the one document there: it says what was committed before the error.
-    pub fn done_is_output(&self) -> bool {
+    pub(crate) fn done_is_output(&self) -> bool {
         matches!(self, Self::StoppedPartWay { .. })
     }
 
     /// A commit that failed: SQLite (or a server) may have made it durable
     /// before the failure was seen. `what` names the change, `advice` says
     /// how to find out or retry safely.
-    pub fn at_commit(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
+    pub(crate) fn at_commit(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
         Self::OutcomeUnknown(format!(
             "{what} may have been written: the commit failed ({cause}); {advice}"
         ))
     }
 
     /// A change that committed but whose result could not be printed.
-    pub fn unreported(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
+    pub(crate) fn unreported(what: &str, cause: impl std::fmt::Display, advice: &str) -> Self {
         Self::OutcomeUnknown(format!(
             "committed {what}, but could not print the result ({cause}); {advice}"
         ))
     }
 
-    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(err.into())
     }
 }

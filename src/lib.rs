@@ -4,13 +4,13 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod error;
-pub mod input;
+pub(crate) mod input;
 pub mod ledger;
 mod location;
 pub mod money;
-pub mod output;
-pub mod text;
-pub mod time;
+pub(crate) mod output;
+pub(crate) mod text;
+pub(crate) mod time;
 
 use std::ffi::OsString;
 use std::io;

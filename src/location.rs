@@ -79,7 +79,7 @@ impl fmt::Display for Location {
 /// and in any parameter whose name, percent-decoded, says `password`, well
 /// formed (`password=`, `pass%77ord=`, `sslpassword=`, shown as `NAME=***`)
 /// or not (`password%3Dsecret`, shown as `***`).
-pub fn redacted(url: &str) -> String {
+pub(super) fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -120,7 +120,7 @@ fn hidden_param(param: &str) -> String {
 /// Whether `param` is a password parameter whose value hides in its name
 /// (`password%3Dsecret`, or `password` with no `=`), which no driver reads
 /// as meant and no message may show.
-pub fn is_malformed_password(param: &str) -> bool {
+pub(super) fn is_malformed_password(param: &str) -> bool {
     let name = param.split_once('=').map_or(param, |(name, _)| name);
     let decoded = percent_decoded(name);
     names_a_password(&decoded) && (decoded.contains('=') || !param.contains('='))
@@ -157,7 +157,7 @@ pub fn hide_passwords_in(text: &str) -> String {
 }
 
 /// `%xx` escapes decoded; anything else kept as it is.
-pub fn percent_decoded(text: &str) -> String {
+pub(super) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

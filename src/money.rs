@@ -5,7 +5,7 @@ use crate::text::echo;
 
 /// The most decimal places a ledger may use; more would leave too little
 /// room in an `i64` for whole units.
-pub const MAX_SCALE: u8 = 12;
+pub(crate) const MAX_SCALE: u8 = 12;
 
 /// A ledger's currency: a code shown next to amounts and the number of
 /// decimal places every amount has.

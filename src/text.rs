@@ -7,7 +7,7 @@ use std::path::Path;
 /// escaped, so the message stays one line and cannot drive a terminal, and
 /// anything past 64 characters cut off, so a megabyte argument yields a
 /// short error.
-pub fn echo(input: &str) -> String {
+pub(crate) fn echo(input: &str) -> String {
     const SHOWN: usize = 64;
     let count = input.chars().count();
     if count <= SHOWN {
@@ -19,7 +19,7 @@ pub fn echo(input: &str) -> String {
 
 /// A path as errors show it: whole, but escaped like [`echo`] so that a
 /// file name with a newline cannot split the one-line error.
-pub fn shown_path(path: &Path) -> String {
+pub(crate) fn shown_path(path: &Path) -> String {
     escaped(&path.to_string_lossy())
 }
 
@@ -44,7 +44,7 @@ fn escaped(input: &str) -> String {
 /// Cn (unassigned), and every default-ignorable code point (Hangul fillers,
 /// variation selectors, the combining grapheme joiner, musical formatting
 /// marks).
-pub fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     // Every key and memo of a batch passes here character by character;
     // the category tables are a binary search, and in ASCII only the

@@ -9,7 +9,7 @@ use crate::text::echo;
 
 /// `2026-11-25T19:56:05.123Z`: RFC 3339 in UTC with millisecond precision,
 /// fixed width so that the strings sort as the instants do.
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
         return format!("invalid timestamp {ms}");
@@ -29,13 +29,13 @@ pub fn rfc3339(ms: i64) -> String {
 /// An instant given on the command line: RFC 3339 (`2026-11-25T19:56:05Z`,
 /// any offset), or a date (`2026-11-25`), which means the end of that day
 /// in UTC: the last millisecond before the next one begins.
-pub fn parse_instant(text: &str) -> Result<i64> {
+pub(crate) fn parse_instant(text: &str) -> Result<i64> {
     parse_bound(text, false)
 }
 
 /// As [`parse_instant`], but a date means the start of that day (UTC): the
 /// lower bound of a range such as `export --since`.
-pub fn parse_instant_from(text: &str) -> Result<i64> {
+pub(crate) fn parse_instant_from(text: &str) -> Result<i64> {
     parse_bound(text, true)
 }
 
@@ -71,7 +71,7 @@ fn parse_bound(text: &str, day_start: bool) -> Result<i64> {
 }
 
 /// A duration such as `90s`, `30m`, `12h` or `7d`, in milliseconds.
-pub fn parse_duration(text: &str) -> Result<i64> {
+pub(crate) fn parse_duration(text: &str) -> Result<i64> {
     let refuse = |why| WalletError::InvalidTime {
         input: echo(text),
         why,

@@ -6,7 +6,7 @@ use std::process::Command;
 /// The `wallet` of the `profiling` profile (the release build with line
 /// tables, so a profile of a benchmark names source lines), built if it is
 /// missing.
-pub fn release_binary() -> PathBuf {
+pub(crate) fn release_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -27,7 +27,7 @@ pub fn release_binary() -> PathBuf {
 }
 
 /// The CPU's model name and how many cores this process may use.
-pub fn cpu() -> (String, usize) {
+pub(crate) fn cpu() -> (String, usize) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -3,11 +3,17 @@
 use super::Context;
 use crate::cli::BalancesArgs;
 use crate::error::Result;
+use crate::ledger::Instant;
 use crate::output::{Report, balance_views};
 use crate::time;
 
-pub fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
-    let at = args.at.as_deref().map(time::parse_instant).transpose()?;
+pub(super) fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
+    let at = args
+        .at
+        .as_deref()
+        .map(time::parse_instant)
+        .transpose()?
+        .map(Instant::new);
     let mut ledger = context.open_to_read()?;
     let balances = ledger.trial_balance(at)?;
     Ok(balance_views::trial_balance(

@@ -3,17 +3,18 @@
 use super::Context;
 use crate::cli::CaptureArgs;
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::output::views::TransferView;
 use crate::output::{Report, WhenQuiet};
 
-pub fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
     let mut ledger = context.open()?;
     let amount = args
         .amount
         .as_deref()
         .map(|text| ledger.currency().parse_amount(text))
         .transpose()?;
-    let record = ledger.capture(args.tx_id, amount)?;
+    let record = ledger.capture(TxId::new(args.tx_id), amount)?;
     let view = TransferView::new(&record, ledger.currency());
     let human = view.human();
     Ok(Report::new(view, human)

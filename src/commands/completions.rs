@@ -14,7 +14,7 @@ struct Completions {
     script: String,
 }
 
-pub fn run(args: CompletionsArgs) -> Result<Report> {
+pub(super) fn run(args: CompletionsArgs) -> Result<Report> {
     let script = completion_script::script(args.shell);
     Ok(Report::new(
         Completions {

@@ -15,7 +15,7 @@ struct Created {
     email: String,
 }
 
-pub fn run(context: &Context, args: CreateUserArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: CreateUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let email = Email::parse(&args.email)?;
     let user = context.open_or_create()?.create_user(&name, &email)?;

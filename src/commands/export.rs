@@ -7,18 +7,25 @@ use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Result, WalletError};
 use crate::ledger::ExportFilter;
+use crate::ledger::Instant;
 use crate::output::Report;
 use crate::output::export::{Csv, ExportWriter, Hledger, JsonLines};
 use crate::time;
 
-pub fn run(context: &Context, args: ExportArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
     let filter = ExportFilter {
         since: args
             .since
             .as_deref()
             .map(time::parse_instant_from)
-            .transpose()?,
-        until: args.until.as_deref().map(time::parse_instant).transpose()?,
+            .transpose()?
+            .map(Instant::new),
+        until: args
+            .until
+            .as_deref()
+            .map(time::parse_instant)
+            .transpose()?
+            .map(Instant::new),
         statuses: args.status.iter().map(|s| (*s).into()).collect(),
     };
     let mut ledger = context.open_to_read()?;

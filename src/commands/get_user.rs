@@ -6,15 +6,16 @@ use crate::cli::GetUserArgs;
 use crate::domain::UserName;
 use crate::error::Result;
 use crate::ledger::PointInTime;
+use crate::ledger::{Instant, TxId};
 use crate::output::views::UserView;
 use crate::output::{Report, balance_views};
 use crate::time;
 
-pub fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let point = match (&args.at, args.at_tx) {
-        (Some(at), _) => Some(PointInTime::Time(time::parse_instant(at)?)),
-        (None, Some(tx_id)) => Some(PointInTime::Transfer(tx_id)),
+        (Some(at), _) => Some(PointInTime::Time(Instant::new(time::parse_instant(at)?))),
+        (None, Some(tx_id)) => Some(PointInTime::Transfer(TxId::new(tx_id))),
         (None, None) => None,
     };
     let mut ledger = context.open_to_read()?;

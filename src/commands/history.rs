@@ -5,10 +5,11 @@ use crate::cli::HistoryArgs;
 use crate::domain::UserName;
 use crate::error::Result;
 use crate::ledger::HistoryQuery;
+use crate::ledger::TxId;
 use crate::output::Report;
 use crate::output::views::TransferView;
 
-pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     let name = UserName::parse(&args.name)?;
     let mut ledger = context.open_to_read()?;
     let records = ledger.history(
@@ -16,7 +17,7 @@ pub fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
         &HistoryQuery {
             limit: u32::try_from(args.limit).unwrap_or(u32::MAX),
             status: args.status.map(Into::into),
-            before: args.before,
+            before: args.before.map(TxId::new),
         },
     )?;
     let views: Vec<TransferView> = records

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::ledger::{Expiry, Kind};
 use crate::output::Report;
 
-pub fn run(context: &Context, args: HoldArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: HoldArgs) -> Result<Report> {
     let expiry = Expiry::asked(args.expires_in.as_deref(), args.expires_at.as_deref())?;
     queue(
         context,

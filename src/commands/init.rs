@@ -16,7 +16,7 @@ struct Created<'a> {
     scale: u8,
 }
 
-pub fn run(context: &Context, args: InitArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: InitArgs) -> Result<Report> {
     let currency = Currency::new(&args.currency, args.scale)?;
     Ledger::create(&context.db, &currency, &context.open_options)?;
     let line = format!(

@@ -12,7 +12,7 @@ struct Page {
     roff: String,
 }
 
-pub fn run(args: ManArgs) -> Result<Report> {
+pub(super) fn run(args: ManArgs) -> Result<Report> {
     let (file_name, roff) = man_page::page(args.command.as_deref())?;
     Ok(Report::new(
         Page {

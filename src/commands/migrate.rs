@@ -14,7 +14,7 @@ struct Migrated {
     to: i64,
 }
 
-pub fn run(context: &Context) -> Result<Report> {
+pub(super) fn run(context: &Context) -> Result<Report> {
     let (from, to) = Ledger::migrate(&context.db, &context.open_options)?;
     if from == to {
         let line = format!("the ledger is up to date (schema version {to})");

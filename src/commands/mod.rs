@@ -48,18 +48,18 @@ pub struct Context {
 impl Context {
     /// Opens the ledger, which must exist, to write to it; an older schema
     /// is upgraded first.
-    pub fn open(&self) -> Result<Ledger> {
+    pub(crate) fn open(&self) -> Result<Ledger> {
         Ledger::open(&self.db, &self.open_options)
     }
 
     /// Opens the ledger, which must exist, only to read it: nothing in it
     /// changes, and an older schema is `upgrade_needed`.
-    pub fn open_to_read(&self) -> Result<Ledger> {
+    pub(crate) fn open_to_read(&self) -> Result<Ledger> {
         Ledger::open_to_read(&self.db, &self.open_options)
     }
 
     /// Opens the ledger, creating an empty one with the default currency.
-    pub fn open_or_create(&self) -> Result<Ledger> {
+    pub(crate) fn open_or_create(&self) -> Result<Ledger> {
         Ledger::open_or_create(&self.db, &Currency::default(), &self.open_options)
     }
 }

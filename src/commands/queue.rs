@@ -6,12 +6,13 @@ use super::Context;
 use crate::cli::QueueArgs;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::ledger::{Kind, NewTransfer, rules};
 use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
 struct Queued {
-    tx_id: i64,
+    tx_id: TxId,
     status: &'static str,
     /// True when an earlier request with the same key had queued it.
     replayed: bool,
@@ -19,7 +20,7 @@ struct Queued {
 
 /// Validates the parts of a transfer request and queues it. `None` on a
 /// side is the ledger's external account.
-pub fn queue(
+pub(super) fn queue(
     context: &Context,
     src: Option<&str>,
     dst: Option<&str>,
@@ -44,7 +45,11 @@ pub fn queue(
 
 /// What a queued request prints: its id and status, or that its key
 /// named an earlier one.
-pub fn queued_report(queued: crate::ledger::Queued, what: &str, options: &QueueArgs) -> Report {
+pub(super) fn queued_report(
+    queued: crate::ledger::Queued,
+    what: &str,
+    options: &QueueArgs,
+) -> Report {
     let line = if queued.replayed {
         format!(
             "{what} {} was already queued with this key; it is {}",

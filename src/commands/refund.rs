@@ -5,9 +5,10 @@ use super::queue::queued_report;
 use crate::cli::RefundArgs;
 use crate::domain::{IdempotencyKey, Memo};
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::output::Report;
 
-pub fn run(context: &Context, args: RefundArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: RefundArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;
     let memo = Memo::parse_optional(args.queue.memo.as_deref())?;
     let mut ledger = context.open()?;
@@ -16,6 +17,6 @@ pub fn run(context: &Context, args: RefundArgs) -> Result<Report> {
         .as_deref()
         .map(|text| ledger.currency().parse_amount(text))
         .transpose()?;
-    let queued = ledger.refund(args.tx_id, amount, memo, key)?;
+    let queued = ledger.refund(TxId::new(args.tx_id), amount, memo, key)?;
     Ok(queued_report(queued, "refund", &args.queue))
 }

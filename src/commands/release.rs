@@ -3,12 +3,13 @@
 use super::Context;
 use crate::cli::ReleaseArgs;
 use crate::error::Result;
+use crate::ledger::TxId;
 use crate::output::views::TransferView;
 use crate::output::{Report, WhenQuiet};
 
-pub fn run(context: &Context, args: ReleaseArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: ReleaseArgs) -> Result<Report> {
     let mut ledger = context.open()?;
-    let record = ledger.release(args.tx_id)?;
+    let record = ledger.release(TxId::new(args.tx_id))?;
     let view = TransferView::new(&record, ledger.currency());
     let human = view.human();
     Ok(Report::new(view, human)

@@ -15,7 +15,7 @@ use crate::output::Report;
 use crate::output::settle_report::{report, stopped_part_way};
 use shown::Shown;
 
-pub fn run(context: &Context, args: SettleArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     let stop = if args.watch {
         Some(on_signals()?)
     } else {

@@ -7,7 +7,7 @@ use crate::cli::TransferArgs;
 use crate::error::{Result, WalletError};
 use crate::output::Report;
 
-pub fn run(context: &Context, args: TransferArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: TransferArgs) -> Result<Report> {
     if let Some(file) = &args.batch {
         return transfer_batch::run(context, file, &args);
     }

@@ -14,7 +14,7 @@ use crate::ledger::{BatchLine, BatchOptions, DEFAULT_CHUNK_SIZE};
 use crate::output::Report;
 use crate::output::batch_stream::{LineStream, closing_line, stopped_part_way};
 
-pub fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report> {
     let BatchInput { reader, source } = BatchInput::open(file)?;
     let mut ledger = context.open()?;
     let currency = ledger.currency().clone();

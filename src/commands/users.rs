@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::output::Report;
 use crate::output::views::UserView;
 
-pub fn run(context: &Context, args: UsersArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: UsersArgs) -> Result<Report> {
     let after = args.after.as_deref().map(UserName::parse).transpose()?;
     let mut ledger = context.open_to_read()?;
     let limit = u32::try_from(args.limit).unwrap_or(u32::MAX);

@@ -7,7 +7,7 @@ use crate::ledger::{Findings, Ledger, Problem, VerifyOptions, chain};
 use crate::output::{Report, verify_view};
 use crate::text::echo;
 
-pub fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let expected = match &args.expect_head {
         Some(text) => Some(
             chain::from_hex(text.trim())

@@ -6,7 +6,7 @@ use crate::cli::ExternalArgs;
 use crate::error::Result;
 use crate::output::Report;
 
-pub fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
+pub(super) fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
     queue(
         context,
         Some(&args.name),

@@ -22,7 +22,7 @@ const COLUMNS: [&str; 5] = ["src", "dst", "amount", "id", "memo"];
 /// An empty `src` or `dst` is the outside world. A record must have as
 /// many fields as the header: an unquoted comma in an amount or a memo
 /// would otherwise move money the file never said.
-pub struct CsvLines<R: io::Read> {
+pub(crate) struct CsvLines<R: io::Read> {
     records: Peekable<csv::StringRecordsIntoIter<LineTracker<Restarted<R>>>>,
     tracked: Rc<RefCell<Tracked>>,
     columns: CsvColumns,
@@ -44,7 +44,7 @@ struct CsvColumns {
 }
 
 impl<R: io::Read> CsvLines<R> {
-    pub fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
+    pub(crate) fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
         // A byte-order mark some spreadsheets write: the reader drops one
         // only if its first read holds all three bytes, so it goes here.
         let mut start = Vec::with_capacity(3);

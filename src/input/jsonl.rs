@@ -40,7 +40,7 @@ struct LineDoc {
 }
 
 /// Reads numbered lines and parses each into a transfer, skipping blank ones.
-pub struct JsonLines<R> {
+pub(crate) struct JsonLines<R> {
     reader: R,
     buf: Vec<u8>,
     line: u64,
@@ -53,7 +53,7 @@ pub struct JsonLines<R> {
 }
 
 impl<R: BufRead> JsonLines<R> {
-    pub fn new(reader: R, currency: Currency, source: String) -> Self {
+    pub(crate) fn new(reader: R, currency: Currency, source: String) -> Self {
         Self {
             reader,
             buf: Vec::with_capacity(256),

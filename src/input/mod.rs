@@ -2,8 +2,8 @@
 //! a transfer at the edge and numbered by the line it starts on, so that
 //! results and errors name the line a person sees in an editor.
 
-pub mod csv;
-pub mod jsonl;
+pub(crate) mod csv;
+pub(crate) mod jsonl;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -13,14 +13,14 @@ use crate::error::{Result, WalletError};
 use crate::text::shown_path;
 
 /// A batch file opened to read, or standard input for `-`.
-pub struct BatchInput {
+pub(crate) struct BatchInput {
     pub reader: Box<dyn BufRead>,
     /// The input as errors name it: `'payroll.jsonl'` or `standard input`.
     pub source: String,
 }
 
 impl BatchInput {
-    pub fn open(file: &Path) -> Result<Self> {
+    pub(crate) fn open(file: &Path) -> Result<Self> {
         if file.as_os_str() == "-" {
             return Ok(Self {
                 reader: Box::new(io::stdin().lock()),

@@ -20,15 +20,15 @@ use crate::money::Currency;
 
 /// At most this many transfers in one link: a broken link names a range
 /// short enough to look through.
-pub const LINK_MAX: i64 = 100_000;
+pub(crate) const LINK_MAX: i64 = 100_000;
 
-pub type Hash = [u8; 32];
+pub(crate) type Hash = [u8; 32];
 
 /// Whether anything waits to be sealed: a transfer queued after the last
 /// link, or one a link left open that is decided now. Read before a sealer
 /// takes any lock, so that a `settle` with nothing new (a watch worker
 /// between batches) locks nothing. SQL both engines run.
-pub fn anything_to_seal() -> String {
+pub(crate) fn anything_to_seal() -> String {
     format!(
         "SELECT coalesce(
         (SELECT max(tx_id) FROM transfers) > coalesce(
@@ -44,7 +44,7 @@ pub fn anything_to_seal() -> String {
 /// The last `tx_id` the next link covers: everything queued so far, at most
 /// [`LINK_MAX`] transfers past the head (`last`, `i64::MIN` before the first
 /// link, which starts at the smallest id).
-pub fn link_end(last: i64, min_tx: i64, max_tx: i64) -> i64 {
+pub(crate) fn link_end(last: i64, min_tx: i64, max_tx: i64) -> i64 {
     let cap = if last == i64::MIN {
         min_tx.saturating_add(LINK_MAX - 1)
     } else {
@@ -54,7 +54,7 @@ pub fn link_end(last: i64, min_tx: i64, max_tx: i64) -> i64 {
 }
 
 /// The hash the first link chains from: the ledger's currency and scale.
-pub fn genesis(currency: &Currency) -> Hash {
+pub(crate) fn genesis(currency: &Currency) -> Hash {
     let mut bytes = b"wallet chain v1\0".to_vec();
     field(&mut bytes, currency.code.as_bytes());
     bytes.push(currency.scale);
@@ -63,7 +63,7 @@ pub fn genesis(currency: &Currency) -> Hash {
 
 /// A transfer's fields as a link hashes them (account ids, not names).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealed {
+pub(crate) struct Sealed {
     pub tx_id: i64,
     pub src: i64,
     pub dst: i64,
@@ -81,7 +81,7 @@ pub struct Sealed {
 
 /// Which transfers a link covers, besides its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkHeader {
+pub(crate) struct LinkHeader {
     pub seq: i64,
     /// The covered range is `(first_tx - 1, last_tx]`.
     pub first_tx: i64,
@@ -94,7 +94,7 @@ pub struct LinkHeader {
 
 /// Hashes one link, fed its transfers in order: the late ones, then those
 /// of its range.
-pub struct LinkHasher {
+pub(crate) struct LinkHasher {
     h: Sha256,
     /// One row's encoding, reused: the hash takes a row in one call rather
     /// than a call per field, which cost more than the hashing itself.
@@ -103,7 +103,7 @@ pub struct LinkHasher {
 }
 
 impl LinkHasher {
-    pub fn new(prev: &Hash, header: &LinkHeader) -> Self {
+    pub(crate) fn new(prev: &Hash, header: &LinkHeader) -> Self {
         let mut h = Sha256::new();
         h.update(prev);
         for n in [header.seq, header.first_tx, header.last_tx] {
@@ -122,7 +122,7 @@ impl LinkHasher {
         }
     }
 
-    pub fn add(&mut self, t: &Sealed) {
+    pub(crate) fn add(&mut self, t: &Sealed) {
         self.count += 1;
         let row = &mut self.row;
         row.clear();
@@ -142,7 +142,7 @@ impl LinkHasher {
     /// A transfer that can still change (PENDING, or a live hold), by the
     /// fields fixed when it was queued; its decision is sealed by a later
     /// link, in its `late` list.
-    pub fn add_queued(&mut self, t: &Sealed) {
+    pub(crate) fn add_queued(&mut self, t: &Sealed) {
         self.count += 1;
         let row = &mut self.row;
         row.clear();
@@ -165,7 +165,7 @@ impl LinkHasher {
         self.h.update(&self.row);
     }
 
-    pub fn finish(self) -> Hash {
+    pub(crate) fn finish(self) -> Hash {
         self.h.finalize().into()
     }
 }
@@ -186,11 +186,11 @@ fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-pub fn hex(hash: &Hash) -> String {
+pub(crate) fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn from_hex(text: &str) -> Option<Hash> {
+pub(crate) fn from_hex(text: &str) -> Option<Hash> {
     if text.len() != 64 {
         return None;
     }
@@ -202,14 +202,14 @@ pub fn from_hex(text: &str) -> Option<Hash> {
 }
 
 /// Ids as a link row stores them: space-separated, in order.
-pub fn ids_to_text(ids: &[i64]) -> String {
+pub(crate) fn ids_to_text(ids: &[i64]) -> String {
     ids.iter()
         .map(|id| id.to_string())
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-pub fn ids_from_text(text: &str) -> Vec<i64> {
+pub(crate) fn ids_from_text(text: &str) -> Vec<i64> {
     text.split_whitespace()
         .filter_map(|id| id.parse().ok())
         .collect()
@@ -217,22 +217,41 @@ pub fn ids_from_text(text: &str) -> Vec<i64> {
 
 /// A link as stored.
 #[derive(Debug, Clone)]
-pub struct StoredLink {
+pub(crate) struct StoredLink {
     pub header: LinkHeader,
     pub count: i64,
     pub hash: String,
+}
+
+/// The chain's head: the last link that matches what it seals, which
+/// `verify --head` prints and a later `--expect-head` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The link's hash, 64 hex digits.
+    pub hash: String,
+    /// The link's number, from 1.
+    pub seq: i64,
+    /// The last `tx_id` the chain seals up to this link.
+    pub last_tx: i64,
+}
+
+/// The first link that does not match what it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub first_tx: i64,
+    pub last_tx: i64,
+    pub why: String,
 }
 
 /// What `verify` learns of the chain, and `verify --head` prints.
 #[derive(Debug, Clone, Default)]
 pub struct ChainState {
     pub links: i64,
-    pub head: Option<(String, i64, i64)>,
+    pub head: Option<Head>,
     pub sealed: i64,
     pub unsealed: i64,
-    /// The first link that does not match what it covers: (seq, first_tx,
-    /// last_tx, why).
-    pub broken: Option<(i64, i64, i64, String)>,
+    pub broken: Option<BrokenLink>,
     /// Every recomputed hash up to the first broken link, for
     /// `--expect-head`.
     pub good_hashes: Vec<String>,
@@ -244,7 +263,7 @@ pub struct ChainState {
 /// (decided ones to the first callback, those sealed by their queue fields
 /// to the second; it returns the late ids it could not find), and stops at
 /// the first that does not match. The engine adds what is not sealed yet.
-pub fn walk<E>(
+pub(crate) fn walk<E>(
     links: &[StoredLink],
     currency: &Currency,
     mut cover: impl FnMut(
@@ -282,12 +301,21 @@ pub fn walk<E>(
             ));
         }
         if let Some(why) = why {
-            state.broken = Some((h.seq, h.first_tx, h.last_tx, why));
+            state.broken = Some(BrokenLink {
+                seq: h.seq,
+                first_tx: h.first_tx,
+                last_tx: h.last_tx,
+                why,
+            });
             break;
         }
         state.good_hashes.push(recomputed);
         state.sealed += count;
-        state.head = Some((link.hash.clone(), h.seq, h.last_tx));
+        state.head = Some(Head {
+            hash: link.hash.clone(),
+            seq: h.seq,
+            last_tx: h.last_tx,
+        });
         prev = from_hex(&link.hash).unwrap_or([0; 32]);
         expected_first = h.last_tx.saturating_add(1);
     }
@@ -295,15 +323,21 @@ pub fn walk<E>(
 }
 
 /// The name of `verify`'s check of the chain.
-pub const CHAIN_CHECK: &str = "chain";
+pub(crate) const CHAIN_CHECK: &str = "chain";
 
 /// `verify`'s check of the chain: every sealed link matches what it covers
 /// (the first that does not is named, with its `tx_id` range), and how much
 /// is not sealed yet.
-pub fn check(state: &ChainState) -> crate::ledger::model::Check {
+pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
     use crate::ledger::model::{Findings, Problem};
     let mut findings = Findings::default();
-    if let Some((seq, first, last, why)) = &state.broken {
+    if let Some(BrokenLink {
+        seq,
+        first_tx: first,
+        last_tx: last,
+        why,
+    }) = &state.broken
+    {
         let range = if *first == i64::MIN + 1 {
             format!("transfers up to {last}")
         } else {
@@ -319,13 +353,13 @@ pub fn check(state: &ChainState) -> crate::ledger::model::Check {
         return findings.into_check(CHAIN_CHECK, why.clone());
     }
     let detail = match (&state.broken, &state.head) {
-        (Some((seq, ..)), _) => format!(
+        (Some(BrokenLink { seq, .. }), _) => format!(
             "{} links; link {seq} and every link after it no longer match what they seal",
             state.links
         ),
         (None, head) => match head {
-            Some((_, _, last)) => format!(
-                "{} links seal {} transfers up to tx_id {last} (`verify --head` prints the head); {} not sealed yet",
+            Some(Head { last_tx, .. }) => format!(
+                "{} links seal {} transfers up to tx_id {last_tx} (`verify --head` prints the head); {} not sealed yet",
                 state.links, state.sealed, state.unsealed
             ),
             None => format!(

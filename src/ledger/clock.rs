@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Read by debug builds only: an instant (RFC 3339 or Unix milliseconds)
 /// that stands for "now", so tests can place holds and let them expire.
-pub const TEST_CLOCK_VAR: &str = "WALLET_TEST_NOW";
+pub(crate) const TEST_CLOCK_VAR: &str = "WALLET_TEST_NOW";
 
 /// The instant the test clock names, in a debug build where it is set.
-pub fn test_now() -> Option<i64> {
+pub(crate) fn test_now() -> Option<i64> {
     if !cfg!(debug_assertions) {
         return None;
     }
@@ -19,7 +19,7 @@ pub fn test_now() -> Option<i64> {
 }
 
 /// Milliseconds since the Unix epoch, the form timestamps take in the ledger.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     if let Some(now) = test_now() {
         return now;
     }
@@ -30,4 +30,4 @@ pub fn now_ms() -> i64 {
 }
 
 /// How an instant is shown, for the messages the ledger writes.
-pub use crate::time::rfc3339;
+pub(crate) use crate::time::rfc3339;

@@ -9,12 +9,12 @@
 //! [`worker`] runs settle's loop as a process does: workers, `--watch`,
 //! retries.
 
-pub mod chain;
-pub mod clock;
+pub(crate) mod chain;
+pub(crate) mod clock;
 mod model;
 mod open;
 mod postgres;
-pub mod rules;
+pub(crate) mod rules;
 mod sqlite;
 mod store;
 pub mod worker;
@@ -27,12 +27,14 @@ use crate::error::{Result, WalletError};
 use crate::money::{Amount, Currency};
 
 pub use crate::location::{Location, hide_passwords_in};
+pub(crate) use model::{
+    BalanceAt, BatchOptions, BatchStopped, BatchSummary, Check, ExportFilter, Findings,
+    HistoryQuery, PointInTime, Problem, SettleOptions, SettleStopped, SettleSummary, Span,
+    TransferRecord, TrialBalance, UserRecord, VerifyOptions, VerifyReport,
+};
 pub use model::{
-    BalanceAt, BatchCounts, BatchLine, BatchOptions, BatchSink, BatchStopped, BatchSummary, Check,
-    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, EXTERNAL_ACCOUNT, Expiry, ExportFilter, FailReason,
-    Findings, HistoryQuery, Kind, MAX_LISTED_PROBLEMS, NewTransfer, PointInTime, Problem, Queued,
-    SettleOptions, SettleStopped, SettleSummary, Span, Status, TransferRecord, TransferRef,
-    TrialBalance, UserRecord, VerifyOptions, VerifyReport,
+    BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Instant,
+    Kind, NewTransfer, Queued, Status, TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -51,19 +53,23 @@ impl Ledger {
     /// Opens a ledger that must already exist, only to read: nothing in it
     /// changes, and a schema older than this binary reads is refused with
     /// `upgrade_needed` rather than upgraded.
-    pub fn open_to_read(location: &Location, options: &OpenOptions) -> Result<Self> {
+    pub(crate) fn open_to_read(location: &Location, options: &OpenOptions) -> Result<Self> {
         Self::open_for(location, Access::Read, options)
     }
 
     /// Opens an existing ledger for `verify`: a schema that differs from
     /// ours is left for the checks to report instead of refused, and nothing
     /// is migrated or written. A foreign or newer ledger is still refused.
-    pub fn open_to_verify(location: &Location, options: &OpenOptions) -> Result<Self> {
+    pub(crate) fn open_to_verify(location: &Location, options: &OpenOptions) -> Result<Self> {
         Self::open_for(location, Access::Verify, options)
     }
 
     /// Opens a ledger that must already exist, as far as `access` allows.
-    pub fn open_for(location: &Location, access: Access, options: &OpenOptions) -> Result<Self> {
+    pub(crate) fn open_for(
+        location: &Location,
+        access: Access,
+        options: &OpenOptions,
+    ) -> Result<Self> {
         Ok(Self {
             store: open::open(location, access, options)?,
         })
@@ -71,12 +77,12 @@ impl Ledger {
 
     /// Brings the ledger's schema up to the version this binary writes;
     /// returns the versions before and after.
-    pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
+    pub(crate) fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
         open::migrate(location, options)
     }
 
     /// Opens the ledger, creating it with `currency` if there is none.
-    pub fn open_or_create(
+    pub(crate) fn open_or_create(
         location: &Location,
         currency: &Currency,
         options: &OpenOptions,
@@ -98,11 +104,11 @@ impl Ledger {
         self.store.profile()
     }
 
-    pub fn currency(&self) -> &Currency {
+    pub(crate) fn currency(&self) -> &Currency {
         self.store.currency()
     }
 
-    pub fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+    pub(crate) fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
         self.store.create_user(name, email)
     }
 
@@ -111,14 +117,14 @@ impl Ledger {
         self.store.create_users(users)
     }
 
-    pub fn user(&mut self, name: &UserName) -> Result<UserRecord> {
+    pub(crate) fn user(&mut self, name: &UserName) -> Result<UserRecord> {
         self.store.user(name)
     }
 
     /// Queues one transfer: a batch of one line through the same path as
     /// [`Ledger::queue_batch`], so a single request meets every check and
     /// every message a batch line does.
-    pub fn queue_transfer(&mut self, transfer: NewTransfer) -> Result<Queued> {
+    pub(crate) fn queue_transfer(&mut self, transfer: NewTransfer) -> Result<Queued> {
         let mut line = std::iter::once(Ok(BatchLine {
             line: 1,
             transfer: Ok(transfer),
@@ -139,7 +145,7 @@ impl Ledger {
     /// (I/O, lock time-out, a server gone) rolls back the chunk in hand;
     /// chunks already reported committed stay, and the error comes with
     /// their counts.
-    pub fn queue_batch(
+    pub(crate) fn queue_batch(
         &mut self,
         lines: impl Iterator<Item = Result<BatchLine>>,
         options: &BatchOptions,
@@ -196,30 +202,34 @@ impl Ledger {
         Ok(summary)
     }
 
-    pub fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
+    pub(crate) fn transfer(&mut self, which: TransferRef<'_>) -> Result<TransferRecord> {
         self.store.transfer(which)
     }
 
     /// Cancels a PENDING transfer; anything else fails with `not_pending`.
-    pub fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    pub(crate) fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.store.cancel(tx_id)
     }
 
     /// Turns a live hold into a PENDING transfer of all of it or part.
-    pub fn capture(&mut self, tx_id: i64, amount: Option<Amount>) -> Result<TransferRecord> {
+    pub(crate) fn capture(
+        &mut self,
+        tx_id: TxId,
+        amount: Option<Amount>,
+    ) -> Result<TransferRecord> {
         self.store.capture(tx_id, amount.map(|a| a.minor_units()))
     }
 
     /// Voids a live hold: its money is available again.
-    pub fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    pub(crate) fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.store.release(tx_id)
     }
 
     /// Queues a refund of a COMPLETED transfer: from its destination back
     /// to its source, all of it unless `amount` says less.
-    pub fn refund(
+    pub(crate) fn refund(
         &mut self,
-        tx_id: i64,
+        tx_id: TxId,
         amount: Option<Amount>,
         memo: Option<Memo>,
         key: Option<IdempotencyKey>,
@@ -246,22 +256,26 @@ impl Ledger {
     }
 
     /// A user's balance right after a transfer, or at an instant.
-    pub fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
+    pub(crate) fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
         self.store.balance_at(name, at)
     }
 
     /// Up to `limit` users after `after`, by name regardless of case.
-    pub fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
+    pub(crate) fn users(
+        &mut self,
+        after: Option<&UserName>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>> {
         self.store.users(after, limit)
     }
 
     /// Every account's balance now, or at an instant.
-    pub fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    pub(crate) fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
         self.store.trial_balance(at)
     }
 
     /// Streams the transfers `filter` keeps, oldest first.
-    pub fn export(
+    pub(crate) fn export(
         &mut self,
         filter: &ExportFilter,
         each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
@@ -270,7 +284,7 @@ impl Ledger {
     }
 
     /// A user's transfers, newest first, one page.
-    pub fn history(
+    pub(crate) fn history(
         &mut self,
         name: &UserName,
         query: &HistoryQuery,
@@ -281,7 +295,7 @@ impl Ledger {
     /// Applies PENDING transfers oldest first, one transaction per batch,
     /// until the queue is empty, the limit is reached or the stop flag is
     /// set. An error stops it with what the batches before it applied.
-    pub fn settle(
+    pub(crate) fn settle(
         &mut self,
         options: &SettleOptions,
         on_progress: impl FnMut(&SettleSummary),
@@ -348,13 +362,13 @@ impl Ledger {
     }
 
     /// How many transfers wait for settlement.
-    pub fn pending_count(&mut self) -> Result<u64> {
+    pub(crate) fn pending_count(&mut self) -> Result<u64> {
         self.store.pending_count()
     }
 
     /// Every check, from one consistent snapshot, then the hash chain
     /// recomputed from a snapshot of its own.
-    pub fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
+    pub(crate) fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let mut report = self.store.verify(options)?;
         let check = match self.store.chain() {
             Ok(state) => chain::check(&state),
@@ -366,13 +380,8 @@ impl Ledger {
     }
 
     /// The hash chain, every link recomputed.
-    pub fn chain(&mut self) -> Result<chain::ChainState> {
+    pub(crate) fn chain(&mut self) -> Result<chain::ChainState> {
         self.store.chain()
-    }
-
-    /// Seals what can be sealed into the hash chain; returns the links added.
-    pub fn seal(&mut self) -> Result<u64> {
-        self.store.seal()
     }
 }
 

@@ -4,14 +4,59 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::rules;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Amount;
 
 /// The id of the built-in account on the other side of deposits and
 /// withdrawals. It has no name, so no user can collide with it.
-pub const EXTERNAL_ACCOUNT: i64 = 0;
+pub(crate) const EXTERNAL_ACCOUNT: i64 = 0;
+
+/// A transfer's id: the order transfers were queued in. Engines turn it
+/// into an integer only at their SQL boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct TxId(i64);
+
+impl TxId {
+    pub const fn new(id: i64) -> Self {
+        Self(id)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for TxId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        text.parse().map(Self)
+    }
+}
+
+/// An instant, in milliseconds since the Unix epoch: the form the ledger
+/// keeps time in. Engines turn it into an integer only at their SQL
+/// boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(i64);
+
+impl Instant {
+    pub const fn new(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
 
 /// Where a transfer is in its life. Only `Pending` and `Held` ever change:
 /// a hold becomes `Pending` when captured, `Released` or `Expired` when
@@ -52,8 +97,11 @@ impl Status {
 
     /// The status a reader reports: a hold past its expiry is `Expired`
     /// from that instant, whether or not `settle` has marked it yet.
-    pub fn as_of(self, expires_at: Option<i64>, now: i64) -> Self {
-        rules::status_as_of(self, expires_at, now)
+    pub fn as_of(self, expires_at: Option<Instant>, now: Instant) -> Self {
+        match (self, expires_at) {
+            (Status::Held, Some(at)) if at <= now => Status::Expired,
+            _ => self,
+        }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -69,7 +117,7 @@ impl fmt::Display for Status {
 
 /// Why settlement refused a transfer, as stored in its `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
+pub(crate) enum FailReason {
     /// The source's balance did not cover the amount when it was decided.
     InsufficientFunds,
     /// A balance would leave the range of a 64-bit count of minor units.
@@ -80,13 +128,13 @@ pub enum FailReason {
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 3] = [
+    pub(crate) const ALL: [FailReason; 3] = [
         FailReason::InsufficientFunds,
         FailReason::BalanceOverflow,
         FailReason::RefundExceedsOriginal,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailReason::InsufficientFunds => "insufficient_funds",
             FailReason::BalanceOverflow => "balance_overflow",
@@ -94,12 +142,27 @@ impl FailReason {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
 }
 
-/// A transfer to queue, checked by [`rules::check_parties`] when built. `None`
+/// A transfer request names at least one user, and never the same account
+/// on both sides. Names are unique regardless of ASCII case, so two names
+/// that differ only in case are one account.
+pub(crate) fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<()> {
+    match (src, dst) {
+        (None, None) => Err(WalletError::InvalidLine(
+            "src and dst are both null; at least one must name a user".into(),
+        )),
+        (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
+            Err(WalletError::SameAccount(src.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A transfer to queue, checked by [`check_parties`] when built. `None`
 /// on one side means the external account: a deposit has no source user, a
 /// withdrawal no destination user.
 #[derive(Debug, Clone)]
@@ -118,7 +181,7 @@ pub struct NewTransfer {
 pub enum Kind {
     Transfer,
     Hold(Expiry),
-    Refund(i64),
+    Refund(TxId),
 }
 
 impl NewTransfer {
@@ -131,7 +194,7 @@ impl NewTransfer {
         memo: Option<Memo>,
         key: Option<IdempotencyKey>,
     ) -> Result<Self> {
-        rules::check_parties(src.as_ref(), dst.as_ref())?;
+        check_parties(src.as_ref(), dst.as_ref())?;
         Ok(Self {
             src,
             dst,
@@ -183,7 +246,7 @@ impl NewTransfer {
 /// whether an earlier request with the same key had already queued it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Queued {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub status: Status,
     pub replayed: bool,
 }
@@ -206,8 +269,14 @@ impl UserRecord {
     /// What the user can still commit without a transfer failing; negative
     /// when queued transfers already exceed the balance.
     pub fn available(&self) -> i64 {
-        self.balance - self.pending_out - self.held
+        available(self.balance, self.pending_out, self.held)
     }
+}
+
+/// Money a user can still commit: the balance less what is pending out and
+/// what live holds reserve.
+pub(crate) fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
+    balance.saturating_sub(pending_out).saturating_sub(held)
 }
 
 /// A user's balance at a point of the past.
@@ -216,9 +285,9 @@ pub struct BalanceAt {
     pub name: String,
     pub balance: i64,
     /// The last transfer applied to the user by then; `None` before any.
-    pub tx_id: Option<i64>,
+    pub tx_id: Option<TxId>,
     /// When that transfer was applied.
-    pub settled_at: Option<i64>,
+    pub settled_at: Option<Instant>,
 }
 
 /// Which transfers `export` streams: created within `[since, until]`
@@ -226,8 +295,8 @@ pub struct BalanceAt {
 /// `statuses` (as readers report them: an expired hold is EXPIRED).
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
-    pub since: Option<i64>,
-    pub until: Option<i64>,
+    pub since: Option<Instant>,
+    pub until: Option<Instant>,
     pub statuses: Vec<Status>,
 }
 
@@ -250,9 +319,9 @@ pub struct TrialBalance {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointInTime {
     /// Everything settled at or before this instant (Unix milliseconds).
-    Time(i64),
+    Time(Instant),
     /// Right after this transfer was applied.
-    Transfer(i64),
+    Transfer(TxId),
 }
 
 /// When a hold stops reserving money unless captured first.
@@ -294,7 +363,7 @@ impl Expiry {
 /// A transfer as stored, with user names in place of account ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub src: Option<String>,
     pub dst: Option<String>,
     pub amount: i64,
@@ -302,14 +371,14 @@ pub struct TransferRecord {
     pub status: Status,
     pub reason: Option<String>,
     pub idempotency_key: Option<String>,
-    pub created_at: i64,
-    pub settled_at: Option<i64>,
+    pub created_at: Instant,
+    pub settled_at: Option<Instant>,
     /// For a hold: the amount it reserved (`amount` is what was captured).
     pub hold_amount: Option<i64>,
     /// For a hold: when it stops reserving money unless captured first.
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<Instant>,
     /// For a refund: the transfer it pays back.
-    pub refund_of: Option<i64>,
+    pub refund_of: Option<TxId>,
     /// The refunds of this transfer, oldest first, whatever their status,
     /// and the sum of those COMPLETED.
     pub refunds: Vec<Refund>,
@@ -321,7 +390,7 @@ pub struct TransferRecord {
 /// One refund of a transfer, as its original's readers list it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refund {
-    pub tx_id: i64,
+    pub tx_id: TxId,
     pub amount: i64,
     pub status: Status,
 }
@@ -353,7 +422,7 @@ impl Refund {
 /// Which transfer to read.
 #[derive(Debug, Clone, Copy)]
 pub enum TransferRef<'a> {
-    Id(i64),
+    Id(TxId),
     Key(&'a IdempotencyKey),
 }
 
@@ -363,12 +432,12 @@ pub struct HistoryQuery {
     pub limit: u32,
     pub status: Option<Status>,
     /// Only transfers with a smaller `tx_id`: the paging cursor.
-    pub before: Option<i64>,
+    pub before: Option<TxId>,
 }
 
 impl TransferRecord {
     /// The record with its effective status at `now` (see [`Status::as_of`]).
-    pub fn as_of(mut self, now: i64) -> Self {
+    pub fn seen_at(mut self, now: Instant) -> Self {
         self.status = self.status.as_of(self.expires_at, now);
         self
     }
@@ -377,7 +446,7 @@ impl TransferRecord {
     /// hold ended at its expiry, not when `settle` came to mark it (or
     /// before any did): a reconciliation needs the instant the money was
     /// free again.
-    pub fn decided_at(&self) -> Option<i64> {
+    pub fn decided_at(&self) -> Option<Instant> {
         match self.status {
             Status::Expired => self.expires_at.or(self.settled_at),
             _ => self.settled_at,
@@ -387,7 +456,7 @@ impl TransferRecord {
 
 /// How much `settle` may do in one call.
 #[derive(Debug, Clone)]
-pub struct SettleOptions {
+pub(crate) struct SettleOptions {
     /// Stop after this many transfers; `None` drains the queue.
     pub limit: Option<u64>,
     /// Transfers applied per transaction.
@@ -422,7 +491,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 100_000;
 /// --bench postgres`): one worker settled 21k/s in batches of 250, 30k/s
 /// in batches of 1,000 and 37k/s in batches of 4,000, where two workers
 /// gained 26 %, 7 % and nothing over one.
-pub const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
+pub(super) const DEFAULT_SERVER_BATCH_SIZE: usize = 1_000;
 
 /// What one settle transaction decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -471,7 +540,7 @@ impl From<SettleStopped> for WalletError {
 /// A batch input stopped by an error after earlier chunks had committed
 /// `done` (all zero if none had).
 #[derive(Debug)]
-pub struct BatchStopped {
+pub(crate) struct BatchStopped {
     pub done: BatchSummary,
     /// The input line the last committed chunk ended on.
     pub last_line: Option<u64>,
@@ -487,7 +556,7 @@ pub struct BatchLine {
 
 /// How a batch is committed.
 #[derive(Debug, Clone)]
-pub struct BatchOptions {
+pub(crate) struct BatchOptions {
     /// Lines per transaction when not atomic.
     pub chunk_size: usize,
     /// One transaction for the whole input, rolled back if any line fails.
@@ -551,14 +620,14 @@ impl BatchSummary {
 /// The lines a chunk read and the new transfers it queued, to name them
 /// when their fate cannot be told for sure (a failed commit, lost results).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Span {
+pub(crate) struct Span {
     lines: Option<(u64, u64)>,
-    queued: Option<(i64, i64)>,
+    queued: Option<(TxId, TxId)>,
 }
 
 impl Span {
     /// Counts one line's outcome in.
-    pub fn note(&mut self, line: u64, outcome: &Result<Queued>) {
+    pub(crate) fn note(&mut self, line: u64, outcome: &Result<Queued>) {
         self.lines = Some(self.lines.map_or((line, line), |(first, _)| (first, line)));
         if let Ok(Queued {
             tx_id,
@@ -574,7 +643,7 @@ impl Span {
     }
 
     /// `transfer 5`, `the transfers 5–9 queued from lines 3–7`, …
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (self.lines, self.queued) {
             (Some((a, b)), Some((x, y))) if a == b && x == y => format!("transfer {x}"),
             (Some((a, b)), Some((x, y))) => {
@@ -638,7 +707,7 @@ pub struct Check {
 }
 
 /// At most this many problems are listed per check; the count covers all.
-pub const MAX_LISTED_PROBLEMS: usize = 100;
+pub(crate) const MAX_LISTED_PROBLEMS: usize = 100;
 
 /// One broken invariant, naming the user or transfer it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -661,24 +730,24 @@ impl Problem {
 
 /// Collects the problems of one check, listing only the first few.
 #[derive(Debug, Default)]
-pub struct Findings {
+pub(crate) struct Findings {
     problems: Vec<Problem>,
     count: u64,
 }
 
 impl Findings {
-    pub fn push(&mut self, problem: Problem) {
+    pub(crate) fn push(&mut self, problem: Problem) {
         self.count += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
             self.problems.push(problem);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    pub fn into_check(self, name: &'static str, detail: String) -> Check {
+    pub(crate) fn into_check(self, name: &'static str, detail: String) -> Check {
         Check {
             name,
             ok: self.count == 0,
@@ -690,7 +759,7 @@ impl Findings {
 }
 
 /// A check that could not run counts as failed, naming why.
-pub fn failed_to_run(name: &'static str, err: &WalletError) -> Check {
+pub(super) fn failed_to_run(name: &'static str, err: &WalletError) -> Check {
     let mut findings = Findings::default();
     findings.push(Problem::about_file(format!(
         "the check could not run: {err}"

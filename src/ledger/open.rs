@@ -20,12 +20,16 @@ fn engine(location: &Location) -> Box<dyn Engine + '_> {
 }
 
 /// Opens a ledger that must already exist, as far as `access` allows.
-pub fn open(location: &Location, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
+pub(super) fn open(
+    location: &Location,
+    access: Access,
+    options: &OpenOptions,
+) -> Result<Box<dyn Store>> {
     engine(location).open(access, options)
 }
 
 /// Opens the ledger to write, creating it with `currency` if there is none.
-pub fn open_or_create(
+pub(super) fn open_or_create(
     location: &Location,
     currency: &Currency,
     options: &OpenOptions,
@@ -34,11 +38,15 @@ pub fn open_or_create(
 }
 
 /// Creates a new ledger; refuses if one (or anything else) is already there.
-pub fn create(location: &Location, currency: &Currency, options: &OpenOptions) -> Result<()> {
+pub(super) fn create(
+    location: &Location,
+    currency: &Currency,
+    options: &OpenOptions,
+) -> Result<()> {
     engine(location).create(currency, options)
 }
 
 /// Brings the ledger's schema up to date; returns the versions before and after.
-pub fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
+pub(super) fn migrate(location: &Location, options: &OpenOptions) -> Result<(i64, i64)> {
     engine(location).migrate(options)
 }

@@ -14,8 +14,8 @@ use crate::money::Currency;
 
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
-    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
-    VerifyReport,
+    Instant, PointInTime, TransferRecord, TransferRef, TrialBalance, TxId, UserRecord,
+    VerifyOptions, VerifyReport,
 };
 
 /// How a process wants the ledger opened.
@@ -61,7 +61,7 @@ pub struct Profile {
 /// How the ledgers of one engine are opened, created and upgraded: one
 /// implementation per engine, chosen from the [`super::Location`] by
 /// [`super::open`], and the only way a [`Store`] comes to be.
-pub trait Engine {
+pub(super) trait Engine {
     /// Opens a ledger that must already exist; never creates one.
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>>;
 
@@ -121,7 +121,7 @@ pub trait Store {
 
     /// Cancels a PENDING transfer, checking its status under the lock that
     /// settlement takes, so one of the two wins cleanly.
-    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord>;
+    fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord>;
 
     /// One page of a user's transfers, newest first.
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>>;
@@ -129,10 +129,10 @@ pub trait Store {
     /// Turns a live hold into a PENDING transfer of `amount` (all of it if
     /// `None`), deciding by [`super::rules::check_live_hold`] under the
     /// lock that a concurrent capture or release takes, so one wins.
-    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord>;
+    fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord>;
 
     /// Voids a live hold, under the same lock as [`Store::capture`].
-    fn release(&mut self, tx_id: i64) -> Result<TransferRecord>;
+    fn release(&mut self, tx_id: TxId) -> Result<TransferRecord>;
 
     /// A user's balance at a point of the past, from an index.
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt>;
@@ -149,7 +149,7 @@ pub trait Store {
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>>;
 
     /// Every account's balance now, or at an instant, from one snapshot.
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance>;
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance>;
 
     /// Streams every transfer `filter` keeps, oldest first, to `each`, from
     /// one snapshot and in constant memory; `each` returns false to stop.

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{Human, Report};
 use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
+use crate::ledger::{Instant, TxId};
 use crate::money::Currency;
 use crate::time;
 
@@ -17,22 +18,22 @@ struct BalanceAtView {
     /// The instant asked about (`--at`), RFC 3339.
     at: Option<String>,
     /// The last transfer applied to the user by then, if any.
-    tx_id: Option<i64>,
+    tx_id: Option<TxId>,
     settled_at: Option<String>,
 }
 
 /// A user's balance at `point`, as a record.
-pub fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currency) -> Report {
+pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currency) -> Report {
     let view = BalanceAtView {
         name: then.name,
         balance: currency.format(then.balance),
         currency: currency.code.clone(),
         at: match point {
-            PointInTime::Time(ms) => Some(time::rfc3339(ms)),
+            PointInTime::Time(ms) => Some(time::rfc3339(ms.get())),
             PointInTime::Transfer(_) => None,
         },
         tx_id: then.tx_id,
-        settled_at: then.settled_at.map(time::rfc3339),
+        settled_at: then.settled_at.map(|at| time::rfc3339(at.get())),
     };
     let mut fields = vec![
         ("name", view.name.clone()),
@@ -71,7 +72,11 @@ struct TrialBalanceView {
 
 /// Every account's balance at `at` (now if `None`), with the outside
 /// world's and their total, as a table.
-pub fn trial_balance(balances: &TrialBalance, at: Option<i64>, currency: &Currency) -> Report {
+pub(crate) fn trial_balance(
+    balances: &TrialBalance,
+    at: Option<Instant>,
+    currency: &Currency,
+) -> Report {
     // Summed wider than a balance: a damaged ledger's total may not fit,
     // and it is shown whatever it is.
     let total: i128 = balances
@@ -84,7 +89,7 @@ pub fn trial_balance(balances: &TrialBalance, at: Option<i64>, currency: &Curren
         .map_or_else(|_| format!("{total} minor units"), |t| currency.format(t));
     let view = TrialBalanceView {
         currency: currency.code.clone(),
-        at: at.map(time::rfc3339),
+        at: at.map(|at| time::rfc3339(at.get())),
         users: balances
             .users
             .iter()

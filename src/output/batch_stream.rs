@@ -19,7 +19,7 @@ use crate::error::{Result, WalletError};
 use crate::ledger::{BatchSink, BatchStopped, BatchSummary, Queued, Span};
 
 /// Prints each line's result on stdout once it is committed.
-pub struct LineStream {
+pub(crate) struct LineStream {
     stdout: io::Stdout,
     /// Results of the open chunk, printed at its commit.
     chunk: Vec<u8>,
@@ -38,7 +38,7 @@ pub struct LineStream {
 
 impl LineStream {
     /// `progress`: whether a spinner counts the lines on stderr.
-    pub fn new(atomic: bool, dry_run: bool, progress: bool) -> Result<Self> {
+    pub(crate) fn new(atomic: bool, dry_run: bool, progress: bool) -> Result<Self> {
         let progress = if progress {
             spinner()
         } else {
@@ -71,7 +71,7 @@ impl LineStream {
 
     /// Prints what the commit just made durable: the chunk's lines, and
     /// under `--atomic` the spooled ones.
-    pub fn print_committed(&mut self) -> io::Result<()> {
+    pub(crate) fn print_committed(&mut self) -> io::Result<()> {
         let chunk = std::mem::take(&mut self.chunk);
         let printed = self.emit(&chunk);
         self.chunk = chunk;
@@ -101,7 +101,7 @@ impl LineStream {
         )
     }
 
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.progress.finish_and_clear();
     }
 }
@@ -203,7 +203,7 @@ fn spinner() -> ProgressBar {
 
 /// The closing line for a person on stderr, its counts written as the
 /// progress line writes them.
-pub fn closing_line(summary: &BatchSummary, dry_run: bool) -> String {
+pub(crate) fn closing_line(summary: &BatchSummary, dry_run: bool) -> String {
     if dry_run {
         return format!(
             "dry run: {} line{} would queue {} transfer{}; nothing was written",
@@ -233,7 +233,7 @@ pub fn closing_line(summary: &BatchSummary, dry_run: bool) -> String {
 /// An error after earlier chunks committed: their results are on stdout,
 /// so the message says how many lines they hold and which lines a retry may
 /// send again, rather than the error's own "nothing was written".
-pub fn stopped_part_way(stopped: BatchStopped) -> WalletError {
+pub(crate) fn stopped_part_way(stopped: BatchStopped) -> WalletError {
     let BatchStopped {
         done,
         last_line,

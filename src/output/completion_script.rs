@@ -7,7 +7,7 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// The completion script for `shell`, as committed under `completions/`.
-pub fn script(shell: Shell) -> String {
+pub(crate) fn script(shell: Shell) -> String {
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut completed_command(), "wallet", &mut buf);
     String::from_utf8(buf).expect("clap_complete writes UTF-8")

@@ -5,12 +5,13 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::ledger::TxId;
 use crate::ledger::{Status, TransferRecord};
 use crate::money::Currency;
 use crate::output::views::TransferView;
 
 /// One output format, fed transfers in `tx_id` order.
-pub trait ExportWriter {
+pub(crate) trait ExportWriter {
     fn begin(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -19,7 +20,7 @@ pub trait ExportWriter {
 }
 
 /// One transfer object per line, exactly as `get-transfer --json` prints it.
-pub struct JsonLines<W: Write> {
+pub(crate) struct JsonLines<W: Write> {
     pub out: W,
     pub currency: Currency,
 }
@@ -40,7 +41,7 @@ impl<W: Write> ExportWriter for JsonLines<W> {
 /// ids separated by spaces.
 #[derive(Serialize)]
 struct CsvRow<'a> {
-    tx_id: i64,
+    tx_id: TxId,
     src: &'a str,
     dst: &'a str,
     amount: &'a str,
@@ -58,7 +59,7 @@ struct CsvRow<'a> {
 }
 
 /// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
-pub struct Csv<W: Write> {
+pub(crate) struct Csv<W: Write> {
     pub out: csv::Writer<W>,
     pub currency: Currency,
 }
@@ -120,7 +121,7 @@ fn csv_to_io(err: csv::Error) -> io::Error {
 }
 
 /// The account a user's money is kept in, in the journal.
-pub fn hledger_account(user: Option<&str>) -> String {
+pub(crate) fn hledger_account(user: Option<&str>) -> String {
     match user {
         Some(name) => format!("assets:wallet:{name}"),
         None => "equity:external".to_string(),
@@ -137,7 +138,7 @@ pub fn hledger_account(user: Option<&str>) -> String {
 /// memo when hledger keeps a description as written, and the key is a tag
 /// when hledger keeps a tag value as written; otherwise each is a tag
 /// holding a JSON string (see [`tag_value`]).
-pub struct Hledger<W: Write> {
+pub(crate) struct Hledger<W: Write> {
     pub out: W,
     pub currency: Currency,
     /// The user accounts the journal used, declared at its end so that
@@ -251,7 +252,7 @@ impl<W: Write> ExportWriter for Hledger<W> {
             Status::Completed => record.settled_at.unwrap_or(record.created_at),
             _ => record.created_at,
         };
-        let date = &crate::time::rfc3339(when)[..10];
+        let date = &crate::time::rfc3339(when.get())[..10];
         let mut tags = format!("tx_id:{}", record.tx_id);
         if let Some(key) = record.idempotency_key.as_deref() {
             tags.push_str(&format!(", key:{}", tag_value(key)));

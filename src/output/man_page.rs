@@ -11,7 +11,7 @@ use crate::error::{Result, WalletError};
 
 /// The page `wallet.1`, or `wallet-COMMAND.1` for a visible subcommand:
 /// its file name and its roff text.
-pub fn page(command: Option<&str>) -> Result<(String, String)> {
+pub(crate) fn page(command: Option<&str>) -> Result<(String, String)> {
     let mut cli = Cli::command().disable_help_subcommand(true);
     // Building gives subcommands their display names (`wallet-transfer`),
     // which the pages use for their titles and cross-references.

@@ -2,34 +2,34 @@
 //! or tables and lines for people; an error on stderr; the streams that
 //! print as they go (a batch's results, an export).
 
-pub mod balance_views;
-pub mod batch_stream;
-pub mod completion_script;
-pub mod export;
-pub mod man_page;
+pub(crate) mod balance_views;
+pub(crate) mod batch_stream;
+pub(crate) mod completion_script;
+pub(crate) mod export;
+pub(crate) mod man_page;
 mod report;
-pub mod settle_report;
+pub(crate) mod settle_report;
 mod table;
-pub mod verify_view;
-pub mod views;
+pub(crate) mod verify_view;
+pub(crate) mod views;
 
 use std::io::{self, IsTerminal, Write};
 
 use serde_json::json;
 
-pub use self::report::{Human, Report, WhenQuiet};
+pub(crate) use self::report::{Human, Report, WhenQuiet};
 use crate::error::WalletError;
 
 /// How this process was asked to print.
 #[derive(Debug, Clone, Copy)]
-pub struct OutputMode {
+pub(crate) struct OutputMode {
     pub json: bool,
     pub quiet: bool,
 }
 
 /// Prints a report on stdout as one newline-terminated JSON document or as
 /// human text.
-pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
+pub(crate) fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
     if matches!(report.human, Human::Streamed) {
         return Ok(());
     }
@@ -71,7 +71,7 @@ pub fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> {
 
 /// Prints an error once on stderr: one `error: …` line, or a JSON document
 /// (with the report that goes with the error, if any, under `report`).
-pub fn print_error(err: &WalletError, json: bool) {
+pub(crate) fn print_error(err: &WalletError, json: bool) {
     // Messages show `--db` redacted already; a URL echoed as some other
     // argument (a misplaced one, a name or email) is hidden here.
     let message = crate::ledger::hide_passwords_in(&err.to_string());
@@ -89,11 +89,11 @@ pub fn print_error(err: &WalletError, json: bool) {
 
 /// The report that goes with an error, printed along with it: what a
 /// command did before it stopped, or the checks `verify` ran.
-pub fn report_of(err: &WalletError) -> Option<&Report> {
+pub(crate) fn report_of(err: &WalletError) -> Option<&Report> {
     err.done()?.downcast_ref::<Report>()
 }
 
 /// The plural ending for a count in a message: `1 transfer`, `2 transfers`.
-pub fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -23,7 +23,7 @@ struct Settled {
 /// An error after some batches committed: those batches are the output,
 /// so a script can tell what was applied; the error says why it stopped
 /// and that those batches stay.
-pub fn stopped_part_way(stopped: SettleStopped) -> WalletError {
+pub(crate) fn stopped_part_way(stopped: SettleStopped) -> WalletError {
     let SettleSummary {
         processed, expired, ..
     } = stopped.done;
@@ -51,7 +51,7 @@ pub fn stopped_part_way(stopped: SettleStopped) -> WalletError {
 }
 
 /// The summary of a settlement that ran to its end.
-pub fn report(summary: SettleSummary) -> Report {
+pub(crate) fn report(summary: SettleSummary) -> Report {
     let SettleSummary {
         processed,
         completed,

@@ -9,12 +9,12 @@ use crate::ledger::{Check, Problem, VerifyReport};
 
 /// The report as printed: each check, and the chain's head when `head`
 /// is given (`--head`), as a last row of the table too.
-pub fn report(report: VerifyReport, head: Option<ChainState>) -> Report {
+pub(crate) fn report(report: VerifyReport, head: Option<ChainState>) -> Report {
     let mut human = human(&report);
     let head = head.map(|state| HeadView {
-        hash: state.head.as_ref().map(|(h, _, _)| h.clone()),
-        link: state.head.as_ref().map_or(0, |(_, seq, _)| *seq),
-        last_tx: state.head.as_ref().map(|(_, _, last)| *last),
+        link: state.head.as_ref().map_or(0, |head| head.seq),
+        last_tx: state.head.as_ref().map(|head| head.last_tx),
+        hash: state.head.map(|head| head.hash),
         sealed: state.sealed,
         unsealed: state.unsealed,
     });
@@ -99,7 +99,7 @@ impl From<Problem> for ProblemView {
 }
 
 /// The error's one line: which checks failed and the first thing each found.
-pub fn summary(report: &VerifyReport) -> String {
+pub(crate) fn summary(report: &VerifyReport) -> String {
     let failed: Vec<String> = report
         .checks
         .iter()

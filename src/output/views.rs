@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::ledger::TxId;
 use crate::ledger::{TransferRecord, UserRecord};
 use crate::money::Currency;
 use crate::output::Human;
@@ -9,7 +10,7 @@ use crate::time;
 
 /// A user as `get-user` shows it.
 #[derive(Debug, Serialize)]
-pub struct UserView {
+pub(crate) struct UserView {
     pub name: String,
     pub email: String,
     pub balance: String,
@@ -22,7 +23,7 @@ pub struct UserView {
 }
 
 impl UserView {
-    pub fn new(user: &UserRecord, currency: &Currency) -> Self {
+    pub(crate) fn new(user: &UserRecord, currency: &Currency) -> Self {
         Self {
             name: user.name.clone(),
             email: user.email.clone(),
@@ -35,7 +36,7 @@ impl UserView {
         }
     }
 
-    pub fn human(&self) -> Human {
+    pub(crate) fn human(&self) -> Human {
         Human::Record(vec![
             ("name", self.name.clone()),
             ("email", self.email.clone()),
@@ -48,7 +49,7 @@ impl UserView {
     }
 
     /// A page of users as one table, a row each.
-    pub fn rows(views: &[UserView], empty: String) -> Human {
+    pub(crate) fn rows(views: &[UserView], empty: String) -> Human {
         Human::Rows {
             header: vec![
                 "name",
@@ -84,8 +85,8 @@ impl UserView {
 
 /// The transfer object of the contract.
 #[derive(Debug, Serialize)]
-pub struct TransferView {
-    pub tx_id: i64,
+pub(crate) struct TransferView {
+    pub tx_id: TxId,
     pub src: Option<String>,
     pub dst: Option<String>,
     pub amount: String,
@@ -101,11 +102,11 @@ pub struct TransferView {
     /// For a hold: when it stops reserving money unless captured first.
     pub expires_at: Option<String>,
     /// For a refund: the transfer it pays back.
-    pub refund_of: Option<i64>,
+    pub refund_of: Option<TxId>,
     /// The sum of this transfer's COMPLETED refunds: what was paid back.
     pub refunded: String,
     /// The ids of its refunds, oldest first, whatever their status.
-    pub refunds: Vec<i64>,
+    pub refunds: Vec<TxId>,
     /// Each refund with its amount and status, in the order of `refunds`.
     pub refund_details: Vec<RefundView>,
     /// In a user's history: that user's balance right after it was applied.
@@ -115,8 +116,8 @@ pub struct TransferView {
 
 /// One refund of a transfer, as its original lists it.
 #[derive(Debug, Serialize)]
-pub struct RefundView {
-    pub tx_id: i64,
+pub(crate) struct RefundView {
+    pub tx_id: TxId,
     pub amount: String,
     pub status: &'static str,
 }
@@ -125,7 +126,7 @@ pub struct RefundView {
 const EXTERNAL: &str = "(external)";
 
 impl TransferView {
-    pub fn new(record: &TransferRecord, currency: &Currency) -> Self {
+    pub(crate) fn new(record: &TransferRecord, currency: &Currency) -> Self {
         Self {
             tx_id: record.tx_id,
             src: record.src.clone(),
@@ -135,10 +136,10 @@ impl TransferView {
             key: record.idempotency_key.clone(),
             status: record.status.as_str(),
             reason: record.reason.clone(),
-            created_at: time::rfc3339(record.created_at),
-            settled_at: record.decided_at().map(time::rfc3339),
+            created_at: time::rfc3339(record.created_at.get()),
+            settled_at: record.decided_at().map(|at| time::rfc3339(at.get())),
             hold_amount: record.hold_amount.map(|a| currency.format(a)),
-            expires_at: record.expires_at.map(time::rfc3339),
+            expires_at: record.expires_at.map(|at| time::rfc3339(at.get())),
             refund_of: record.refund_of,
             refunded: currency.format(record.refunded),
             refunds: record.refunds.iter().map(|refund| refund.tx_id).collect(),
@@ -156,14 +157,14 @@ impl TransferView {
     }
 
     /// As a user's history shows it: with that user's balance right after.
-    pub fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
+    pub(crate) fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
         Self {
             balance_after: Some(record.balance_after.map(|b| currency.format(b))),
             ..Self::new(record, currency)
         }
     }
 
-    pub fn human(&self) -> Human {
+    pub(crate) fn human(&self) -> Human {
         Human::Record(vec![
             ("tx_id", self.tx_id.to_string()),
             ("src", self.src.clone().unwrap_or_else(|| EXTERNAL.into())),
@@ -194,7 +195,7 @@ impl TransferView {
     }
 
     /// A list of transfers as one table, a row each.
-    pub fn rows(views: &[TransferView], empty: String) -> Human {
+    pub(crate) fn rows(views: &[TransferView], empty: String) -> Human {
         Human::Rows {
             header: vec![
                 "tx_id",

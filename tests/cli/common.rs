@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
-pub use crate::engines::HeldLock;
+pub(crate) use crate::engines::HeldLock;
 use crate::engines::TestEngine;
 use crate::engines::TestLedger;
 
@@ -19,7 +19,7 @@ thread_local! {
 /// engine of its sandboxes; a test on an engine that cannot run here is
 /// skipped, with a note (unless `CI=true`), and the tests beside it still
 /// run.
-pub fn run_on(name: &str, test: fn()) {
+pub(crate) fn run_on(name: &str, test: fn()) {
     let engine = crate::engines::named(name);
     if !engine.available() {
         return;
@@ -29,7 +29,7 @@ pub fn run_on(name: &str, test: fn()) {
 }
 
 /// The engine of the running test, set by its `engine_tests!` wrapper.
-pub fn engine() -> &'static dyn TestEngine {
+pub(crate) fn engine() -> &'static dyn TestEngine {
     ENGINE.with(|e| e.get()).expect(
         "no engine set: a CLI test is a plain fn listed in its file's engine_tests!, not a #[test]",
     )
@@ -37,31 +37,31 @@ pub fn engine() -> &'static dyn TestEngine {
 
 /// A temporary directory (the working directory of every run), and one
 /// ledger of the test's engine.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub dir: TempDir,
     ledger: Box<dyn TestLedger>,
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let ledger = engine().new_ledger(dir.path());
         Self { dir, ledger }
     }
 
     /// The ledger as `--db` names it: the file's path, or the server's URL.
-    pub fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.ledger.db()
     }
 
     /// Whether a ledger exists at [`Sandbox::db`].
-    pub fn ledger_exists(&self) -> bool {
+    pub(crate) fn ledger_exists(&self) -> bool {
         self.ledger.exists()
     }
 
     /// A direct connection to the sandbox's database on the test server,
     /// with `search_path` on its ledger's schema.
-    pub fn postgres(&self) -> postgres::Client {
+    pub(crate) fn postgres(&self) -> postgres::Client {
         self.ledger
             .as_any()
             .downcast_ref::<crate::engines::postgres::PostgresLedger>()
@@ -70,7 +70,7 @@ impl Sandbox {
     }
 
     /// `wallet --db <sandbox ledger> ARGS…` as a plain process, for spawning.
-    pub fn process(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn process(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"));
         cmd.current_dir(self.dir.path())
             .env_remove("WALLET_DB")
@@ -83,12 +83,12 @@ impl Sandbox {
     }
 
     /// `wallet --db <sandbox ledger> ARGS…`, not yet run.
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         Command::from_std(self.process(args))
     }
 
     /// Runs and asserts success, returning stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().expect("run wallet");
         assert!(
             out.status.success(),
@@ -100,7 +100,7 @@ impl Sandbox {
     }
 
     /// Runs with `--json`, asserts success, and parses stdout as `T`.
-    pub fn json<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+    pub(crate) fn json<T: DeserializeOwned>(&self, args: &[&str]) -> T {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         let stdout = self.ok(&with_json);
@@ -111,7 +111,7 @@ impl Sandbox {
 
     /// Runs with `--json`, asserts it fails with `code` and `exit`, stdout
     /// empty, and returns the error message.
-    pub fn fails(&self, args: &[&str], code: &str, exit: i32) -> String {
+    pub(crate) fn fails(&self, args: &[&str], code: &str, exit: i32) -> String {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         let out = self.cmd(&with_json).output().expect("run wallet");
@@ -119,20 +119,20 @@ impl Sandbox {
     }
 
     /// Creates the users alice and bob, with nothing in their accounts.
-    pub fn alice_and_bob(&self) {
+    pub(crate) fn alice_and_bob(&self) {
         self.ok(&["create-user", "alice", "alice@example.com"]);
         self.ok(&["create-user", "bob", "bob@example.com"]);
     }
 
     /// One figure of `get-user --json` (`balance`, `pending_in`, …).
-    pub fn figure(&self, user: &str, field: &str) -> String {
+    pub(crate) fn figure(&self, user: &str, field: &str) -> String {
         let doc: serde_json::Value =
             serde_json::from_str(&self.ok(&["--json", "get-user", user])).unwrap();
         doc[field].as_str().unwrap().to_string()
     }
 
     /// Creates users and funds them with settled deposits.
-    pub fn funded(&self, users: &[(&str, &str)]) {
+    pub(crate) fn funded(&self, users: &[(&str, &str)]) {
         for (name, amount) in users {
             self.ok(&["create-user", name, &format!("{name}@example.com")]);
             self.ok(&["deposit", name, amount]);
@@ -142,7 +142,7 @@ impl Sandbox {
 
     /// Runs `verify --json` expecting it to find broken invariants: exit 7,
     /// code `integrity`, stdout empty, the report inside the error.
-    pub fn verify_fails(&self) -> shapes::VerifyError {
+    pub(crate) fn verify_fails(&self) -> shapes::VerifyError {
         let out = self
             .cmd(&["--json", "verify"])
             .output()
@@ -164,36 +164,36 @@ impl Sandbox {
     /// Runs SQL on the ledger the way another program would, to damage or
     /// tamper with it: the same SQL works on every engine, whose tables and
     /// columns have the same names.
-    pub fn tamper(&self, sql: &str) {
+    pub(crate) fn tamper(&self, sql: &str) {
         self.ledger.tamper(sql);
     }
 
     /// Marks the ledger as written by a wallet with schema `version`.
-    pub fn set_schema_version(&self, version: i64) {
+    pub(crate) fn set_schema_version(&self, version: i64) {
         self.ledger.set_schema_version(version);
     }
 
     /// The first row of a query on the ledger, each column as text
     /// (written to return text on every engine).
-    pub fn query_text(&self, sql: &str) -> Vec<Option<String>> {
+    pub(crate) fn query_text(&self, sql: &str) -> Vec<Option<String>> {
         self.ledger.query_text(sql)
     }
 
     /// Holds the write lock of the ledger, as another writer in the middle
     /// of a transaction would, until dropped.
-    pub fn hold_write_lock(&self) -> HeldLock {
+    pub(crate) fn hold_write_lock(&self) -> HeldLock {
         self.ledger.hold_write_lock()
     }
 
     /// The engine's SQL shell on the ledger (`sqlite3 FILE`, or `psql` with
     /// `search_path` on the ledger's schema), taking SQL on stdin.
-    pub fn sql_shell(&self) -> std::process::Command {
+    pub(crate) fn sql_shell(&self) -> std::process::Command {
         self.ledger.sql_shell()
     }
 
     /// Runs one SQL statement in the engine's shell; returns its output, one
     /// row a line with `|` between columns on every engine.
-    pub fn sql_shell_running(&self, sql: &str) -> String {
+    pub(crate) fn sql_shell_running(&self, sql: &str) -> String {
         let out = self
             .ledger
             .sql_shell_running(sql)
@@ -209,7 +209,7 @@ impl Sandbox {
 
     /// A direct connection to the sandbox ledger, for building damaged or
     /// tampered files the way another program would.
-    pub fn sqlite(&self) -> rusqlite::Connection {
+    pub(crate) fn sqlite(&self) -> rusqlite::Connection {
         self.ledger
             .as_any()
             .downcast_ref::<crate::engines::sqlite::SqliteLedger>()
@@ -221,7 +221,7 @@ impl Sandbox {
     /// or index `name` (where its cells are), as a failing disk might, and
     /// returns the file's bytes as left. A ledger file's only: a server's
     /// ledger has no pages to damage.
-    pub fn damage_root_page(&self, name: &str) -> Vec<u8> {
+    pub(crate) fn damage_root_page(&self, name: &str) -> Vec<u8> {
         let (root, page_size): (i64, i64) = {
             let conn = self.sqlite();
             let root = conn
@@ -246,28 +246,28 @@ impl Sandbox {
     /// Everything the ledger holds, to compare before and after a command:
     /// the file and its write-ahead log, or every row of every table of the
     /// schema.
-    pub fn ledger_bytes(&self) -> Vec<u8> {
+    pub(crate) fn ledger_bytes(&self) -> Vec<u8> {
         self.ledger.ledger_bytes()
     }
 }
 
-pub use crate::engines::file_bytes;
+pub(crate) use crate::engines::file_bytes;
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorDoc {
+pub(crate) struct ErrorDoc {
     pub error: ErrorBody,
 }
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub code: String,
     pub message: String,
 }
 
 /// Checks a failed `--json` run: exit status, stdout empty, one JSON error on stderr.
-pub fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
+pub(crate) fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
     assert_eq!(
         out.status.code(),
         Some(exit),
@@ -291,12 +291,12 @@ pub fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> Strin
 }
 
 /// The contract's JSON documents, strict so that any drift fails a test.
-pub mod shapes {
+pub(crate) mod shapes {
     use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct Init {
+    pub(crate) struct Init {
         pub status: String,
         pub currency: String,
         pub scale: u8,
@@ -304,7 +304,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct UserCreated {
+    pub(crate) struct UserCreated {
         pub status: String,
         pub name: String,
         pub email: String,
@@ -312,7 +312,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct User {
+    pub(crate) struct User {
         pub name: String,
         pub email: String,
         pub balance: String,
@@ -325,7 +325,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct Queued {
+    pub(crate) struct Queued {
         pub tx_id: i64,
         pub status: String,
         pub replayed: bool,
@@ -333,7 +333,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
-    pub struct Settled {
+    pub(crate) struct Settled {
         pub processed: u64,
         pub completed: u64,
         pub failed: u64,
@@ -344,14 +344,14 @@ pub mod shapes {
     /// `verify`'s report, on stdout on success and under `error.report` on failure.
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyReport {
+    pub(crate) struct VerifyReport {
         pub ok: bool,
         pub checks: Vec<Check>,
     }
 
     impl VerifyReport {
         /// The names of the checks that failed, in report order.
-        pub fn failed(&self) -> Vec<&str> {
+        pub(crate) fn failed(&self) -> Vec<&str> {
             self.checks
                 .iter()
                 .filter(|c| !c.ok)
@@ -362,7 +362,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Check {
+    pub(crate) struct Check {
         pub name: String,
         pub ok: bool,
         pub detail: String,
@@ -372,7 +372,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Problem {
+    pub(crate) struct Problem {
         pub user: Option<String>,
         pub tx_id: Option<i64>,
         pub message: String,
@@ -381,13 +381,13 @@ pub mod shapes {
     /// A failed `verify --json`: the error with its report.
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyFailure {
+    pub(crate) struct VerifyFailure {
         pub error: VerifyError,
     }
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    pub struct VerifyError {
+    pub(crate) struct VerifyError {
         pub code: String,
         pub message: String,
         pub report: VerifyReport,
@@ -395,7 +395,7 @@ pub mod shapes {
 
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct Transfer {
+    pub(crate) struct Transfer {
         pub tx_id: i64,
         pub src: Option<String>,
         pub dst: Option<String>,
@@ -419,7 +419,7 @@ pub mod shapes {
     /// One refund as its original lists it.
     #[derive(Deserialize, Debug, PartialEq, Clone)]
     #[serde(deny_unknown_fields)]
-    pub struct RefundDetail {
+    pub(crate) struct RefundDetail {
         pub tx_id: i64,
         pub amount: String,
         pub status: String,
@@ -427,10 +427,10 @@ pub mod shapes {
 }
 
 /// SplitMix64: small, seedable, good enough to pick amounts and users.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -438,13 +438,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// The seed of a randomised test: `WALLET_BANK_SEED`, else the clock.
-pub fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     match std::env::var("WALLET_BANK_SEED") {
         Ok(text) => text.trim().parse().expect("WALLET_BANK_SEED is a u64"),
         Err(_) => std::time::SystemTime::now()
@@ -457,6 +457,6 @@ pub fn seed() -> u64 {
 /// The arm of a test's `match` on [`engine`]`().name()` for an engine it
 /// has no case for: a test that differs per engine names each one, and an
 /// engine added to `engines::ALL` is given its case there.
-pub fn no_case(engine: &str) -> ! {
+pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }

@@ -83,12 +83,12 @@ fn decisions(client: &mut ::postgres::Client) -> BTreeMap<i64, Decided> {
 
 /// Every user's balance, and the last settle batch, before the work a
 /// test audits.
-pub struct Start {
+pub(crate) struct Start {
     balances: BTreeMap<i64, i64>,
     after_batch: i64,
 }
 
-pub fn start(client: &mut ::postgres::Client) -> Start {
+pub(crate) fn start(client: &mut ::postgres::Client) -> Start {
     let balances = client
         .query("SELECT id, balance FROM accounts WHERE id <> 0", &[])
         .unwrap()
@@ -111,7 +111,7 @@ pub fn start(client: &mut ::postgres::Client) -> Start {
 /// running one, no user balance goes below zero, every FAILED transfer's
 /// source lacked the amount at that moment, and each source's transfers
 /// were decided in `tx_id` order.
-pub fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
+pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
     let decided = decisions(client);
     let mut by_account: BTreeMap<i64, Vec<(i64, i64, &Decided)>> = BTreeMap::new();
     for (tx_id, d) in &decided {

@@ -9,14 +9,14 @@
 //! differential test then run on it. A CLI test file lists tests only it
 //! has as `NAME: [...]`.
 
-pub mod pgserver;
-pub mod postgres;
-pub mod sqlite;
+pub(crate) mod pgserver;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use std::path::{Path, PathBuf};
 
 /// One engine, as the tests see it.
-pub trait TestEngine: Sync {
+pub(crate) trait TestEngine: Sync {
     /// Its name, as a test's path names it (`cli::core::sqlite::…`).
     fn name(&self) -> &'static str;
 
@@ -37,7 +37,7 @@ pub trait TestEngine: Sync {
 }
 
 /// One ledger of one engine, for a test to reach beside the binary.
-pub trait TestLedger: Send + Sync {
+pub(crate) trait TestLedger: Send + Sync {
     /// The ledger as `--db` names it: a file's path, or a server's URL.
     fn db(&self) -> PathBuf;
 
@@ -75,7 +75,7 @@ pub trait TestLedger: Send + Sync {
 }
 
 /// A lock held by another connection; released (rolled back) when dropped.
-pub struct HeldLock(#[allow(dead_code)] pub Box<dyn std::any::Any>);
+pub(crate) struct HeldLock(#[allow(dead_code)] pub Box<dyn std::any::Any>);
 
 /// Calls `$callback!(NAME …)` once per engine of [`ALL`]: the one list of
 /// engine names that macros read (a test binary includes this directory
@@ -90,10 +90,10 @@ macro_rules! for_each_engine {
 
 /// Every engine, the first being the one the differential test compares
 /// the others with.
-pub static ALL: &[&dyn TestEngine] = &[&sqlite::Sqlite, &postgres::Postgres];
+pub(crate) static ALL: &[&dyn TestEngine] = &[&sqlite::Sqlite, &postgres::Postgres];
 
 /// The engine called `name` in [`ALL`].
-pub fn named(name: &str) -> &'static dyn TestEngine {
+pub(crate) fn named(name: &str) -> &'static dyn TestEngine {
     ALL.iter()
         .copied()
         .find(|engine| engine.name() == name)
@@ -101,6 +101,6 @@ pub fn named(name: &str) -> &'static dyn TestEngine {
 }
 
 /// The bytes of a file, none if it does not exist.
-pub fn file_bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// One server: its data directory and socket directory.
-pub struct PgServer {
+pub(crate) struct PgServer {
     bin: PathBuf,
     pub dir: PathBuf,
     child: Option<Child>,
@@ -23,7 +23,7 @@ pub struct PgServer {
 
 /// The server every test on PostgreSQL shares: one database
 /// (`wallet_tests`), one schema per test.
-pub fn shared() -> &'static PgServer {
+pub(crate) fn shared() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -83,7 +83,7 @@ fn binaries() -> Option<PathBuf> {
 /// Whether a test on PostgreSQL can run: the server binaries are there, or
 /// `CI=true` (where [`shared`] then fails a test that finds none). Without
 /// them each such test is skipped, with a note, leaving the rest to run.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     if binaries().is_some() || std::env::var("CI").is_ok_and(|v| v == "true") {
         return true;
     }
@@ -137,14 +137,14 @@ impl PgServer {
     /// Initialises a cluster in a new directory and starts it, with
     /// `fsync` off: a crash of the server loses nothing the operating system
     /// holds, which is all the tests need.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(false)
     }
 
     /// A server whose commits are durable, as a production one's are (the
     /// benchmark's).
     #[allow(dead_code)]
-    pub fn start_durable() -> Self {
+    pub(crate) fn start_durable() -> Self {
         Self::start_with(true)
     }
 
@@ -190,7 +190,7 @@ impl PgServer {
     }
 
     /// Starts the server on the existing cluster and waits until it answers.
-    pub fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         let log = std::fs::File::create(self.dir.join("log")).unwrap();
         let speed: &[&str] = if self.durable {
             &[]
@@ -228,7 +228,7 @@ impl PgServer {
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m
     /// immediate`): no checkpoint, recovery at the next start.
-    pub fn crash(&mut self) {
+    pub(crate) fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = child.id();
             let _ = Command::new("kill")
@@ -250,12 +250,12 @@ impl PgServer {
     }
 
     /// The `psql` beside the server.
-    pub fn psql_binary(&self) -> PathBuf {
+    pub(crate) fn psql_binary(&self) -> PathBuf {
         self.bin.join("psql")
     }
 
     /// A `postgres://` URL for `database`, in the ledger schema `schema`.
-    pub fn url(&self, database: &str, schema: &str) -> String {
+    pub(crate) fn url(&self, database: &str, schema: &str) -> String {
         format!(
             "postgresql:///{database}?host={}&user=postgres&schema={schema}",
             self.dir.display()
@@ -263,7 +263,7 @@ impl PgServer {
     }
 
     /// A direct connection, as another program would make.
-    pub fn connect(&self, database: &str) -> postgres::Client {
+    pub(crate) fn connect(&self, database: &str) -> postgres::Client {
         postgres::Config::new()
             .host_path(&self.dir)
             .user("postgres")
@@ -273,7 +273,7 @@ impl PgServer {
     }
 
     /// Runs SQL as the superuser, panicking on failure.
-    pub fn psql(&self, database: &str, sql: &str) {
+    pub(crate) fn psql(&self, database: &str, sql: &str) {
         self.connect(database)
             .batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e:?}"));

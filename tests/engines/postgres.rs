@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{HeldLock, TestEngine, TestLedger, pgserver};
 
-pub struct Postgres;
+pub(crate) struct Postgres;
 
 impl TestEngine for Postgres {
     fn name(&self) -> &'static str {
@@ -33,14 +33,14 @@ impl TestEngine for Postgres {
     }
 }
 
-pub struct PostgresLedger {
+pub(crate) struct PostgresLedger {
     schema: String,
 }
 
 impl PostgresLedger {
     /// A direct connection to the ledger's database, with `search_path` on
     /// its schema.
-    pub fn connect(&self) -> postgres::Client {
+    pub(crate) fn connect(&self) -> postgres::Client {
         let mut client = pgserver::shared().connect("wallet_tests");
         client
             .batch_execute(&format!("SET search_path = {}", self.schema))

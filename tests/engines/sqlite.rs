@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::{HeldLock, TestEngine, TestLedger, file_bytes};
 
-pub struct Sqlite;
+pub(crate) struct Sqlite;
 
 impl TestEngine for Sqlite {
     fn name(&self) -> &'static str {
@@ -28,13 +28,13 @@ impl TestEngine for Sqlite {
     }
 }
 
-pub struct SqliteLedger {
+pub(crate) struct SqliteLedger {
     dir: PathBuf,
 }
 
 impl SqliteLedger {
     /// A direct connection to the file, as another program would open it.
-    pub fn connect(&self) -> rusqlite::Connection {
+    pub(crate) fn connect(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).expect("open ledger with rusqlite")
     }
 }

@@ -18,7 +18,7 @@ use wallet::domain::{Email, IdempotencyKey, UserName};
 use wallet::error::{Result, WalletError};
 use wallet::ledger::{
     BatchCounts, BatchLine, BatchSink, Expiry, Kind, Ledger, Location, NewTransfer, OpenOptions,
-    Queued, Status, Store, TransferRef,
+    Queued, Status, Store, TransferRef, TxId,
 };
 use wallet::money::{Amount, Currency};
 
@@ -142,7 +142,7 @@ fn figures(store: &mut dyn Store, name: &str) -> (i64, i64, i64, i64) {
     (u.balance, u.pending_in, u.pending_out, u.held)
 }
 
-fn status(store: &mut dyn Store, tx_id: i64) -> (Status, Option<String>) {
+fn status(store: &mut dyn Store, tx_id: TxId) -> (Status, Option<String>) {
     let t = store.transfer(TransferRef::Id(tx_id)).unwrap();
     (t.status, t.reason)
 }
@@ -171,7 +171,7 @@ fn key_replay(place: &Place) {
     );
     match queue(store, transfer("", "alice", 101, Some("k1"))) {
         Err(WalletError::IdempotencyConflict { field, tx_id, .. }) => {
-            assert_eq!((field, tx_id), ("amount", first.tx_id));
+            assert_eq!((field, tx_id), ("amount", first.tx_id.get()));
         }
         other => panic!("{other:?}"),
     }
@@ -239,7 +239,7 @@ fn one_batch_equals_one_per_batch(new_place: &dyn Fn() -> Place) {
         let place = new_place();
         let mut ledger = place.open();
         let store = ledger.store();
-        let ids: Vec<i64> = work
+        let ids: Vec<TxId> = work
             .iter()
             .map(|&(src, dst, minor)| queue(store, transfer(src, dst, minor, None)).unwrap().tx_id)
             .collect();
@@ -413,7 +413,7 @@ fn refunds_that_count(place: &Place) {
 /// each transfer is won by exactly one of them.
 fn cancel_races_settle(place: &Place) {
     const N: i64 = 60;
-    let ids: Vec<i64> = {
+    let ids: Vec<TxId> = {
         let mut ledger = place.open();
         let store = ledger.store();
         queue(store, transfer("", "alice", N * 10, None)).unwrap();
@@ -461,7 +461,7 @@ fn cancel_races_settle(place: &Place) {
     });
     let mut ledger = place.open();
     let store = ledger.store();
-    let cancelled: Vec<i64> = cancelled.into_iter().flatten().collect();
+    let cancelled: Vec<TxId> = cancelled.into_iter().flatten().collect();
     assert_eq!(settled + cancelled.len() as u64, N as u64);
     for id in &ids {
         let want = if cancelled.contains(id) {

@@ -10,14 +10,14 @@ use crate::error::WalletError;
 use crate::ledger::worker::Events;
 
 /// What the run shows on stderr: a progress bar, and a line per retry.
-pub struct Shown {
+pub(super) struct Shown {
     bar: OnceLock<ProgressBar>,
     show_progress: bool,
     json: bool,
 }
 
 impl Shown {
-    pub fn new(show_progress: bool, json: bool) -> Self {
+    pub(super) fn new(show_progress: bool, json: bool) -> Self {
         Self {
             bar: OnceLock::new(),
             show_progress,
@@ -26,7 +26,7 @@ impl Shown {
     }
 
     /// Clears the bar, if one was drawn, before the summary is printed.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = self.bar.get() {
             bar.finish_and_clear();
         }

@@ -90,7 +90,7 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
 
 /// Seals what can be sealed unless another process is sealing, in one
 /// transaction that holds the chain's advisory lock.
-pub fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
+pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
     let waiting: bool = client.query_one(&chain::anything_to_seal(), &[])?.get(0);
     if !waiting {
         return Ok(0);
@@ -208,7 +208,7 @@ fn seal_one(
 }
 
 /// Recomputes every link, in one read-only snapshot.
-pub fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainState> {
+pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainState> {
     let mut tx = client
         .build_transaction()
         .read_only(true)

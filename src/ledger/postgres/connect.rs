@@ -18,11 +18,11 @@ use crate::error::WalletError;
 use crate::location::{Location, is_malformed_password, percent_decoded};
 
 /// The schema a ledger lives in when the URL names none.
-pub const DEFAULT_SCHEMA: &str = "wallet";
+pub(super) const DEFAULT_SCHEMA: &str = "wallet";
 
 /// Where a PostgreSQL ledger is: how to connect, and which schema holds it.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub config: Config,
     pub schema: String,
     /// The ledger as messages name it (its Display hides the password).
@@ -38,7 +38,7 @@ impl Target {
     /// `verify-*` modes) are taken out first, since it refuses unknown ones;
     /// what libpq takes from the environment (`PGHOST`, `PGPORT`, `PGUSER`,
     /// `PGPASSWORD`, `PGDATABASE`) fills what the URL leaves out.
-    pub fn parse(url: &str) -> Result<Self, WalletError> {
+    pub(crate) fn parse(url: &str) -> Result<Self, WalletError> {
         let shown = Location::Server(url.to_string());
         let invalid = |why: String| {
             WalletError::Usage(format!("invalid PostgreSQL URL '{shown}' for --db: {why}"))
@@ -114,7 +114,7 @@ impl Target {
     }
 
     /// The database the URL names, for messages.
-    pub fn database(&self) -> String {
+    pub(crate) fn database(&self) -> String {
         self.config
             .get_dbname()
             .or(self.config.get_user())
@@ -125,7 +125,7 @@ impl Target {
     /// Connects, with `search_path` set to the ledger's schema alone (so no
     /// object elsewhere can stand in for one of ours) and the lock time-out
     /// of `--lock-timeout`.
-    pub fn connect(&self, lock_timeout: Duration) -> Result<Client, PgFault> {
+    pub(crate) fn connect(&self, lock_timeout: Duration) -> Result<Client, PgFault> {
         let mut config = self.config.clone();
         let mut options = config.get_options().unwrap_or("").to_string();
         options.push_str(&format!(

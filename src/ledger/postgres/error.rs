@@ -9,7 +9,7 @@ use crate::location::Location;
 /// What can go wrong inside the engine: the server's error, or one of the
 /// contract's that the engine raised itself.
 #[derive(Debug)]
-pub enum PgFault {
+pub(crate) enum PgFault {
     Pg(postgres::Error),
     Wallet(WalletError),
 }
@@ -26,22 +26,22 @@ impl From<WalletError> for PgFault {
     }
 }
 
-pub type PgResult<T> = Result<T, PgFault>;
+pub(super) type PgResult<T> = Result<T, PgFault>;
 
 impl PgFault {
     /// A serialization failure or deadlock: the server rolled the
     /// transaction back, and running it again is the documented cure.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(self.sqlstate(), Some(s) if *s == SqlState::T_R_SERIALIZATION_FAILURE || *s == SqlState::T_R_DEADLOCK_DETECTED)
     }
 
     /// A sum that left the range of `bigint`.
-    pub fn is_out_of_range(&self) -> bool {
+    pub(crate) fn is_out_of_range(&self) -> bool {
         matches!(self.sqlstate(), Some(s) if *s == SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
     }
 
     /// A lock waited on past `lock_timeout`.
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         match self {
             Self::Pg(_) => matches!(self.sqlstate(), Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE),
             Self::Wallet(err) => matches!(err, WalletError::Busy(_)),
@@ -58,14 +58,14 @@ impl PgFault {
 
 /// What a contract error about this ledger must name.
 #[derive(Debug, Clone)]
-pub struct ErrorContext {
+pub(super) struct ErrorContext {
     pub shown: Location,
     pub lock_timeout_ms: u64,
 }
 
 impl ErrorContext {
     /// The contract's error for a fault on this ledger.
-    pub fn lift(&self, fault: PgFault) -> WalletError {
+    pub(super) fn lift(&self, fault: PgFault) -> WalletError {
         let err = match fault {
             PgFault::Wallet(err) => return err,
             PgFault::Pg(err) => err,
@@ -123,7 +123,7 @@ impl ErrorContext {
 
 /// An error while connecting to the ledger `shown` in `database`: the
 /// server may be down, the database absent, the login refused.
-pub fn lift_connect(err: postgres::Error, shown: &Location, database: String) -> PgFault {
+pub(super) fn lift_connect(err: postgres::Error, shown: &Location, database: String) -> PgFault {
     let Some(db) = err.as_db_error() else {
         let text = error_chain(&err);
         if text.contains("authentication") || text.contains("password missing") {
@@ -177,7 +177,7 @@ fn lost(err: &postgres::Error, shown: &Location) -> WalletError {
 
 /// Whether the error is about the connection itself: closed, broken, timed
 /// out, or never made.
-pub fn is_connection_failure(err: &postgres::Error) -> bool {
+pub(super) fn is_connection_failure(err: &postgres::Error) -> bool {
     if err.is_closed() {
         return true;
     }
@@ -203,7 +203,7 @@ fn unavailable(shown: &Location, why: &str) -> WalletError {
 }
 
 /// The error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

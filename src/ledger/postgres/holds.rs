@@ -6,6 +6,7 @@ use postgres::Client;
 use super::error::PgResult;
 use super::{NOW_MS, commit, transfers};
 use crate::error::WalletError;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{EXTERNAL_ACCOUNT, TransferRecord, TransferRef};
 use crate::ledger::rules;
 use crate::money::Currency;
@@ -68,7 +69,11 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
 }
 
 /// Turns a live hold into a PENDING transfer of `amount` (all by default).
-pub fn capture(client: &mut Client, tx_id: i64, amount: Option<i64>) -> PgResult<TransferRecord> {
+pub(super) fn capture(
+    client: &mut Client,
+    tx_id: i64,
+    amount: Option<i64>,
+) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let hold = lock_hold(client, tx_id)?;
     let currency = currency(client)?;
@@ -85,7 +90,7 @@ pub fn capture(client: &mut Client, tx_id: i64, amount: Option<i64>) -> PgResult
         "UPDATE accounts SET pending_in = pending_in + $2 WHERE id = $1",
         &[&hold.dst, &captured],
     )?;
-    let record = transfers::transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the capture of hold {tx_id}"),
@@ -95,7 +100,7 @@ pub fn capture(client: &mut Client, tx_id: i64, amount: Option<i64>) -> PgResult
 }
 
 /// Voids a live hold: its reservation is given back, nothing moves.
-pub fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
+pub(super) fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let hold = lock_hold(client, tx_id)?;
     client.execute(
@@ -106,7 +111,7 @@ pub fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
         "UPDATE accounts SET held = held - $2 WHERE id = $1",
         &[&hold.src, &hold.hold_amount],
     )?;
-    let record = transfers::transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the release of hold {tx_id}"),

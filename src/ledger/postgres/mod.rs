@@ -18,6 +18,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod sql_types;
 mod transfers;
 mod users;
 mod verify;
@@ -28,6 +29,8 @@ use postgres::Client;
 
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
     PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
@@ -36,15 +39,15 @@ use crate::ledger::model::{
 use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::money::Currency;
 
-pub use connect::Target;
+pub(super) use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
 
 /// The server's clock in Unix milliseconds, the one clock every machine
 /// sharing the ledger stamps with: SQL text, written where a statement
 /// needs "now" (a debug build with the test clock set writes its instant).
-pub const NOW_MS: NowMs = NowMs;
+pub(super) const NOW_MS: NowMs = NowMs;
 
-pub struct NowMs;
+pub(super) struct NowMs;
 
 impl std::fmt::Display for NowMs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +66,7 @@ const BULK_ANALYZE_ROWS: u64 = 20_000;
 /// failure or a deadlock is run again before the command gives up as `busy`.
 const RETRIES: u32 = 50;
 
-pub struct PgStore {
+pub(super) struct PgStore {
     client: Client,
     target: Target,
     currency: Currency,
@@ -433,7 +436,7 @@ fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
 }
 
 /// The ledger a connection URL names.
-pub struct PgEngine<'a>(pub &'a str);
+pub(super) struct PgEngine<'a>(pub &'a str);
 
 impl Engine for PgEngine<'_> {
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
@@ -558,20 +561,20 @@ impl Store for PgStore {
         self.reading(|store| transfers::transfer(&mut store.client, which))
     }
 
-    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
-        self.retrying(|store| transfers::cancel(&mut store.client, tx_id))
+    fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
+        self.retrying(|store| transfers::cancel(&mut store.client, tx_id.get()))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         self.reading(|store| transfers::history(&mut store.client, name, query))
     }
 
-    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
-        self.retrying(|store| holds::capture(&mut store.client, tx_id, amount))
+    fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
+        self.retrying(|store| holds::capture(&mut store.client, tx_id.get(), amount))
     }
 
-    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
-        self.retrying(|store| holds::release(&mut store.client, tx_id))
+    fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
+        self.retrying(|store| holds::release(&mut store.client, tx_id.get()))
     }
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
@@ -606,7 +609,8 @@ impl Store for PgStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+        let at = at.map(Instant::get);
         self.reading(|store| reports::trial_balance(&mut store.client, at))
     }
 

@@ -33,11 +33,11 @@ use crate::money::Currency;
 /// From this many new transfers on, a chunk is written through `COPY`;
 /// below it, one `INSERT … SELECT FROM unnest(…)` costs less than the
 /// staging table's round trips.
-pub const COPY_THRESHOLD: usize = 512;
+pub(super) const COPY_THRESHOLD: usize = 512;
 
 /// The staging table a connection copies a chunk into. Temporary (only this
 /// session sees it, and it is never logged) and emptied at each commit.
-pub fn create_staging(client: &mut Client) -> PgResult<()> {
+pub(super) fn create_staging(client: &mut Client) -> PgResult<()> {
     client.batch_execute(
         "CREATE TEMPORARY TABLE IF NOT EXISTS wallet_staging (
              tx_id bigint, lane integer, src bigint, dst bigint, amount bigint,
@@ -48,14 +48,14 @@ pub fn create_staging(client: &mut Client) -> PgResult<()> {
 }
 
 /// A chunk decided and written, not yet committed.
-pub struct PlannedChunk {
+pub(super) struct PlannedChunk {
     plan: ChunkPlan,
     /// The id of each new row, in the plan's order.
     ids: Vec<i64>,
     write: bool,
 }
 
-pub enum Attempt {
+pub(super) enum Attempt {
     Done(PlannedChunk),
     /// A pending sum may overflow: decide again with the accounts locked.
     Careful,
@@ -107,7 +107,7 @@ impl ChunkFacts for Prefetched {
 /// would refuse sends the chunk back here with `careful` set. A chunk with
 /// a hold or a refund is always careful: those are decided against
 /// balances and holds that must not move before the commit.
-pub fn plan_and_write(
+pub(super) fn plan_and_write(
     client: &mut Client,
     currency: &Currency,
     chunk: &[BatchLine],
@@ -263,7 +263,7 @@ fn read_originals(
         .iter()
         .filter_map(|line| line.transfer.as_ref().ok())
         .filter_map(|t| match t.kind() {
-            Kind::Refund(original) => Some(original),
+            Kind::Refund(original) => Some(original.get()),
             _ => None,
         })
         .collect();
@@ -308,7 +308,7 @@ fn read_originals(
 
 /// Reports every line to the sink and commits, or rolls back an
 /// all-or-nothing chunk that has a refused line.
-pub fn finish(
+pub(super) fn finish(
     client: &mut Client,
     chunk: &[BatchLine],
     planned: PlannedChunk,

@@ -8,6 +8,7 @@ use super::error::PgResult;
 use super::transfers::transfer_from_row;
 use crate::domain::UserName;
 use crate::error::Result;
+use crate::ledger::model::Instant;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, TransferRecord, TrialBalance, UserRecord,
 };
@@ -18,7 +19,7 @@ const EXPORT_FETCH: i32 = 1_000;
 
 /// Up to `limit` users after `after`, by name regardless of case, from
 /// the index on `lower(name)`.
-pub fn users(
+pub(super) fn users(
     client: &mut Client,
     after: Option<&UserName>,
     limit: u32,
@@ -40,7 +41,7 @@ pub fn users(
 
 /// Every account's balance from one snapshot; at an instant, each user's
 /// from the index of applied transfers by account and time.
-pub fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
+pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
     let mut tx = client
         .build_transaction()
         .read_only(true)
@@ -89,7 +90,7 @@ pub fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBala
 
 /// Every transfer created within the filter's bounds, oldest first, with
 /// its refunds, through a portal in one read-only snapshot.
-pub fn export(
+pub(super) fn export(
     client: &mut Client,
     filter: &ExportFilter,
     each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
@@ -99,8 +100,8 @@ pub fn export(
         .read_only(true)
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()?;
-    let since = filter.since.unwrap_or(i64::MIN);
-    let until = filter.until.unwrap_or(i64::MAX);
+    let since = filter.since.map_or(i64::MIN, Instant::get);
+    let until = filter.until.map_or(i64::MAX, Instant::get);
     let portal = tx.bind(
         &format!(
             "{} WHERE t.created_at >= $1 AND t.created_at <= $2 ORDER BY t.tx_id",

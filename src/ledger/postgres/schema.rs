@@ -130,14 +130,14 @@ CREATE TABLE chain_open (
 /// Lanes of a new ledger. Each source account's transfers fall in lane
 /// `id % LANES`; a settle batch locks the lanes it works on, so lanes far
 /// more than a batch's transfers let several workers find work at once.
-pub const LANES: i32 = 1024;
+pub(super) const LANES: i32 = 1024;
 
-pub fn latest_version() -> i64 {
+pub(super) fn latest_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
 /// Applies the steps after `current`, inside the caller's transaction.
-pub fn apply_from(client: &mut Client, current: i64) -> PgResult<()> {
+pub(super) fn apply_from(client: &mut Client, current: i64) -> PgResult<()> {
     for (index, step) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         client.batch_execute(step)?;
         client.execute(
@@ -198,7 +198,7 @@ SELECT line FROM (
 const EXPECTED: &str = include_str!("schema.catalog");
 
 /// The catalog lines found in `schema`.
-pub fn catalog(client: &mut Client, schema: &str) -> PgResult<Vec<String>> {
+pub(super) fn catalog(client: &mut Client, schema: &str) -> PgResult<Vec<String>> {
     let rows = client.query(CATALOG, &[&schema])?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
@@ -206,7 +206,7 @@ pub fn catalog(client: &mut Client, schema: &str) -> PgResult<Vec<String>> {
 /// How the schema differs from what the migrations build: lines it has that
 /// ours lacks (a planted trigger, an edited `CHECK`), then lines of ours it
 /// lacks. Empty when the schema is ours.
-pub fn differences(found: &[String]) -> Vec<String> {
+pub(super) fn differences(found: &[String]) -> Vec<String> {
     let expected: Vec<&str> = EXPECTED.lines().filter(|l| !l.is_empty()).collect();
     let mut out = Vec::new();
     for line in found {
@@ -226,6 +226,6 @@ pub fn differences(found: &[String]) -> Vec<String> {
 }
 
 /// How many objects a ledger's schema holds, for `verify`'s report.
-pub fn expected_len() -> usize {
+pub(super) fn expected_len() -> usize {
     EXPECTED.lines().filter(|l| !l.is_empty()).count()
 }

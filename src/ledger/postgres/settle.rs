@@ -38,7 +38,7 @@ use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original};
 use crate::money::Currency;
 
-pub fn pending_count(client: &mut Client) -> PgResult<u64> {
+pub(super) fn pending_count(client: &mut Client) -> PgResult<u64> {
     let count: i64 = client
         .query_one(
             "SELECT count(*) FROM transfers WHERE status = 'PENDING'",
@@ -51,7 +51,7 @@ pub fn pending_count(client: &mut Client) -> PgResult<u64> {
 /// Balances sum to zero and what is pending out is what is pending in,
 /// read from one snapshot; checked before a process first pays out of
 /// figures it reads, so damage is not carried forward.
-pub fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
+pub(super) fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
     let row = client.query_one(
         "SELECT coalesce(sum(balance), 0)::text, coalesce(sum(pending_in), 0)::text,
                 coalesce(sum(pending_out), 0)::text FROM accounts",
@@ -66,7 +66,7 @@ pub fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
 /// back, in a transaction of its own; returns how many. The accounts are
 /// locked in id order, as every writer locks them, before one update
 /// gives each its reservations back.
-pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
+pub(super) fn expire_holds(client: &mut Client) -> PgResult<u64> {
     client.batch_execute("BEGIN")?;
     let found = client.query(
         &format!(
@@ -112,7 +112,7 @@ pub fn expire_holds(client: &mut Client) -> PgResult<u64> {
 const LOOK_AHEAD: i64 = 4;
 
 /// Settles up to `max` transfers in one transaction; see the module's notes.
-pub fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
+pub(super) fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
     let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
     client.batch_execute("BEGIN")?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest

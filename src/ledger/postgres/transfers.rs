@@ -7,6 +7,8 @@ use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, HistoryQuery, Refund, Status, TransferRecord, TransferRef,
 };
@@ -16,7 +18,7 @@ use crate::ledger::rules;
 /// `balance_of` names, its refunds (each as `tx_id:amount:status`, and the
 /// sum of those paid, [`rules::refund_paid`]), and the server's clock, by which
 /// [`transfer_from_row`] reports a hold past its expiry as EXPIRED.
-pub fn select_transfer(balance_of: &str) -> String {
+pub(super) fn select_transfer(balance_of: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo,
             t.status, t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
@@ -37,7 +39,7 @@ pub fn select_transfer(balance_of: &str) -> String {
     )
 }
 
-pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
+pub(super) fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<TransferRecord> {
     let select = select_transfer("NULL");
     let row = match which {
         TransferRef::Id(tx_id) => {
@@ -60,7 +62,7 @@ pub fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<Transfe
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
 /// it, so one of the two wins cleanly: a settle that claimed it first makes
 /// this `not_pending`, and a settle after this finds it gone from the queue.
-pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
+pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     client.batch_execute("BEGIN")?;
     let row = client
         .query_opt(
@@ -74,7 +76,7 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
     let (src, dst, amount, stored): (i64, i64, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     // An expired hold is named EXPIRED, as every reader names it.
-    let status = rules::status_as_of(rules::stored_status(&stored)?, row.get(4), row.get(5));
+    let status = rules::stored_status(&stored)?.as_of(row.get(4), row.get(5));
     rules::check_cancellable(tx_id, status.as_str())?;
     client.execute(
         &format!(
@@ -116,7 +118,7 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
             &[&out, &r#in],
         )?;
     }
-    let record = transfer(client, TransferRef::Id(tx_id))?;
+    let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
         &format!("the cancel of transfer {tx_id}"),
@@ -128,13 +130,13 @@ pub fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
 /// A user's transfers, newest first: each side read newest first from its
 /// index, at most `limit` rows each, and the two short lists merged, so a
 /// page costs the same however long the history.
-pub fn history(
+pub(super) fn history(
     client: &mut Client,
     name: &UserName,
     query: &HistoryQuery,
 ) -> PgResult<Vec<TransferRecord>> {
     let user = users::user(client, name)?;
-    let before = query.before.unwrap_or(i64::MAX);
+    let before = query.before.map_or(i64::MAX, TxId::get);
     let limit = i64::from(query.limit);
     let filter = match query.status {
         None => String::new(),
@@ -172,16 +174,16 @@ pub fn history(
     rows.iter().map(transfer_from_row).collect()
 }
 
-pub fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
+pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
     let status: String = row.get(5);
-    let expires_at: Option<i64> = row.get(11);
+    let expires_at: Option<Instant> = row.get(11);
     Ok(TransferRecord {
         tx_id: row.get(0),
         src: row.get(1),
         dst: row.get(2),
         amount: row.get(3),
         memo: row.get(4),
-        status: rules::status_as_of(rules::stored_status(&status)?, expires_at, row.get(16)),
+        status: rules::stored_status(&status)?.as_of(expires_at, row.get(16)),
         reason: row.get(6),
         idempotency_key: row.get(7),
         created_at: row.get(8),

@@ -7,6 +7,8 @@ use super::commit;
 use super::error::PgResult;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 use crate::ledger::rules;
 
@@ -25,7 +27,11 @@ fn select_user() -> String {
 /// Adds a user with a zero balance. Names are unique regardless of case:
 /// the unique index on `lower(name)` decides between two processes adding
 /// the same name at once.
-pub fn create_user(client: &mut Client, name: &UserName, email: &Email) -> PgResult<UserRecord> {
+pub(super) fn create_user(
+    client: &mut Client,
+    name: &UserName,
+    email: &Email,
+) -> PgResult<UserRecord> {
     client.batch_execute("BEGIN")?;
     let inserted = client.query_opt(
         &format!(
@@ -50,7 +56,7 @@ pub fn create_user(client: &mut Client, name: &UserName, email: &Email) -> PgRes
 }
 
 /// Adds many users with zero balances in one transaction: all or none.
-pub fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResult<()> {
+pub(super) fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResult<()> {
     client.batch_execute("BEGIN")?;
     let names: Vec<&str> = users.iter().map(|(name, _)| name.as_str()).collect();
     let emails: Vec<&str> = users.iter().map(|(_, email)| email.as_str()).collect();
@@ -83,7 +89,11 @@ pub fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResul
 /// last one settled by an instant, each from an index: applied transfers
 /// by account and time, in the order the account saw them
 /// (`settled_at`, then `settle_batch`, then `tx_id`).
-pub fn balance_at(client: &mut Client, name: &UserName, at: PointInTime) -> PgResult<BalanceAt> {
+pub(super) fn balance_at(
+    client: &mut Client,
+    name: &UserName,
+    at: PointInTime,
+) -> PgResult<BalanceAt> {
     let user = user(client, name)?;
     let found: Option<(i64, i64, i64)> = match at {
         PointInTime::Transfer(tx_id) => {
@@ -119,8 +129,8 @@ pub fn balance_at(client: &mut Client, name: &UserName, at: PointInTime) -> PgRe
         Some((tx_id, balance, settled_at)) => BalanceAt {
             name: user.name,
             balance,
-            tx_id: Some(tx_id),
-            settled_at: Some(settled_at),
+            tx_id: Some(TxId::new(tx_id)),
+            settled_at: Some(Instant::new(settled_at)),
         },
         None => BalanceAt {
             name: user.name,
@@ -132,19 +142,19 @@ pub fn balance_at(client: &mut Client, name: &UserName, at: PointInTime) -> PgRe
 }
 
 /// Looks a user up by name, regardless of case.
-pub fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
+pub(super) fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
     Ok(find_user(client, name.as_str())?
         .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?)
 }
 
-pub fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {
+pub(super) fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {
     let row = client.query_opt(&select_user(), &[&name])?;
     Ok(row.as_ref().map(user_from_row))
 }
 
 /// A user as read with `held` and the expired part of it (see
 /// [`select_user`]), held as of now by [`rules::held_as_of`].
-pub fn user_from_row(row: &Row) -> UserRecord {
+pub(super) fn user_from_row(row: &Row) -> UserRecord {
     UserRecord {
         id: row.get(0),
         name: row.get(1),

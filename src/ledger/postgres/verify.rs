@@ -18,7 +18,7 @@ use crate::money::Currency;
 /// settle workers committing meanwhile cannot make balances and transfers
 /// look out of step. Only a lock time-out or a lost server is an error; any
 /// other failure fails the check that ran into it.
-pub fn verify(
+pub(super) fn verify(
     client: &mut Client,
     schema_name: &str,
     options: &VerifyOptions,

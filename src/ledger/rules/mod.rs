@@ -10,43 +10,31 @@
 //! settlement's loop over a batch is in [`settle`], `verify`'s checks over
 //! the figures in [`verify`].
 
-pub mod plan;
-pub mod settle;
-pub mod verify;
+pub(crate) mod plan;
+pub(crate) mod settle;
+pub(crate) mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
-use super::model::{EXTERNAL_ACCOUNT, Expiry, FailReason, Kind, NewTransfer, Queued, Status};
+use super::model::{
+    EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Queued, Status, TxId,
+};
+pub(crate) use super::model::{available, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.
-pub fn refund_fits(original_amount: i64, completed_refunds: i64, amount: i64) -> bool {
+pub(crate) fn refund_fits(original_amount: i64, completed_refunds: i64, amount: i64) -> bool {
     completed_refunds
         .checked_add(amount)
         .is_some_and(|total| total <= original_amount)
 }
 
-/// A transfer request names at least one user, and never the same account
-/// on both sides. Names are unique regardless of ASCII case, so two names
-/// that differ only in case are one account.
-pub fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> Result<()> {
-    match (src, dst) {
-        (None, None) => Err(WalletError::InvalidLine(
-            "src and dst are both null; at least one must name a user".into(),
-        )),
-        (Some(src), Some(dst)) if src.as_str().eq_ignore_ascii_case(dst.as_str()) => {
-            Err(WalletError::SameAccount(src.to_string()))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The fields an idempotency key pins: a second request under the same key
 /// must repeat all of them to be a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pinned<'a> {
+pub(crate) struct Pinned<'a> {
     pub src: i64,
     pub dst: i64,
     /// For a hold, the amount it reserved, whatever was captured since.
@@ -61,7 +49,7 @@ pub struct Pinned<'a> {
 
 /// A hold's expiry on either side of a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinnedExpiry {
+pub(crate) enum PinnedExpiry {
     /// What a request asks: none, an instant, or a time after placement.
     Asked(Expiry),
     /// What an earlier hold holds: when it was placed and when it expires.
@@ -73,7 +61,7 @@ pub enum PinnedExpiry {
 
 impl PinnedExpiry {
     /// An earlier hold's expiry as stored.
-    pub fn stored(placed_at: i64, expires_at: Option<i64>) -> Self {
+    pub(crate) fn stored(placed_at: i64, expires_at: Option<i64>) -> Self {
         Self::Stored {
             placed_at,
             expires_at,
@@ -83,7 +71,7 @@ impl PinnedExpiry {
 
 /// What a stored transfer was, as far as its key pins it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredAs {
+pub(crate) enum StoredAs {
     /// A transfer, or a refund of `refund_of`.
     Transfer { refund_of: Option<i64> },
     /// A hold of `amount` (whatever was captured since), placed at
@@ -98,7 +86,7 @@ pub enum StoredAs {
 impl<'a> Pinned<'a> {
     /// What a stored transfer pins: its accounts, its amount as stored
     /// (a hold's own amount instead), its memo and what it was.
-    pub fn stored(
+    pub(crate) fn stored(
         src: i64,
         dst: i64,
         amount: i64,
@@ -132,7 +120,7 @@ impl<'a> Pinned<'a> {
     }
 
     /// What a request pins, once its parties are resolved to accounts.
-    pub fn requested(transfer: &'a NewTransfer, src: i64, dst: i64) -> Self {
+    pub(crate) fn requested(transfer: &'a NewTransfer, src: i64, dst: i64) -> Self {
         Self {
             src,
             dst,
@@ -140,7 +128,7 @@ impl<'a> Pinned<'a> {
             memo: transfer.memo(),
             hold: matches!(transfer.kind(), Kind::Hold(_)),
             refund_of: match transfer.kind() {
-                Kind::Refund(original) => Some(original),
+                Kind::Refund(original) => Some(original.get()),
                 _ => None,
             },
             expiry: match transfer.kind() {
@@ -154,7 +142,7 @@ impl<'a> Pinned<'a> {
 /// Decides a request whose key is already taken by transfer `earlier_id`:
 /// the same fields replay it (its id and current status), any field that
 /// differs is a conflict naming the first such field.
-pub fn replay_or_conflict(
+pub(crate) fn replay_or_conflict(
     key: &IdempotencyKey,
     earlier_id: i64,
     earlier_status: Status,
@@ -192,7 +180,7 @@ pub fn replay_or_conflict(
             earlier_line: None,
         }),
         None => Ok(Queued {
-            tx_id: earlier_id,
+            tx_id: TxId::new(earlier_id),
             status: earlier_status,
             replayed: true,
         }),
@@ -200,7 +188,7 @@ pub fn replay_or_conflict(
 }
 
 /// A status as an engine stored it; anything unknown means a damaged ledger.
-pub fn stored_status(text: &str) -> Result<Status> {
+pub(crate) fn stored_status(text: &str) -> Result<Status> {
     Status::parse(text).ok_or_else(|| {
         WalletError::Integrity(format!(
             "a transfer has the unknown status '{}'",
@@ -209,30 +197,20 @@ pub fn stored_status(text: &str) -> Result<Status> {
     })
 }
 
-/// A transfer's status as of `now`: a hold past its expiry is EXPIRED from
-/// that instant, whether or not `settle` has marked it yet. Every reader
-/// maps the status it stored through this.
-pub fn status_as_of(stored: Status, expires_at: Option<i64>, now: i64) -> Status {
-    match (stored, expires_at) {
-        (Status::Held, Some(at)) if at <= now => Status::Expired,
-        _ => stored,
-    }
-}
-
-/// The SQL condition picking the rows [`status_as_of`] reads as EXPIRED
+/// The SQL condition picking the rows [`Status::as_of`] reads as EXPIRED
 /// though they are stored HELD: `row` prefixes the columns (`""`, `"h."`)
 /// and `now` is the SQL expression of the instant. It names HELD as a
 /// partial index over held transfers does, so that index serves it.
-pub fn past_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+pub(crate) fn past_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
     format!(
         "{row}status = '{}' AND {row}expires_at <= {now}",
         Status::Held.as_str()
     )
 }
 
-/// The SQL condition on a hold's expiry alone under which [`status_as_of`]
+/// The SQL condition on a hold's expiry alone under which [`Status::as_of`]
 /// leaves a stored HELD as HELD: it has none, or it lies after `now`.
-pub fn before_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
+pub(crate) fn before_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
     format!("({row}expires_at IS NULL OR {row}expires_at > {now})")
 }
 
@@ -240,13 +218,13 @@ pub fn before_expiry_sql(row: &str, now: impl std::fmt::Display) -> String {
 /// one is decided by settlement or a cancel, a HELD one by a capture, a
 /// release or its expiry (a hold past its expiry is still HELD on disk
 /// until `settle` marks it). The hash chain seals only what cannot.
-pub fn can_change(stored: Status) -> bool {
+pub(crate) fn can_change(stored: Status) -> bool {
     matches!(stored, Status::Pending | Status::Held)
 }
 
 /// The stored statuses [`can_change`] names, as an SQL list (`'PENDING',
 /// 'HELD'`), for the statements that select transfers by it.
-pub fn changing_statuses_sql() -> String {
+pub(crate) fn changing_statuses_sql() -> String {
     statuses_sql(can_change)
 }
 
@@ -254,26 +232,26 @@ pub fn changing_statuses_sql() -> String {
 /// its original when another refund is queued: a completed one paid money
 /// back and a pending one may yet, so the refunds queued never promise
 /// more than the original. A failed or cancelled one gives its amount back.
-pub fn refund_counts_when_queued(stored: Status) -> bool {
+pub(crate) fn refund_counts_when_queued(stored: Status) -> bool {
     matches!(stored, Status::Pending | Status::Completed)
 }
 
 /// Whether a refund in this stored status has paid money back: only a
 /// completed one. Settlement decides a refund against these
 /// ([`refund_fits`]) and readers report their sum as `refunded`.
-pub fn refund_paid(stored: Status) -> bool {
+pub(crate) fn refund_paid(stored: Status) -> bool {
     stored == Status::Completed
 }
 
 /// The stored statuses [`refund_counts_when_queued`] names, as an SQL list,
 /// for the statements that sum a transfer's refunds when one is queued.
-pub fn refund_counting_statuses_sql() -> String {
+pub(crate) fn refund_counting_statuses_sql() -> String {
     statuses_sql(refund_counts_when_queued)
 }
 
 /// The stored statuses [`refund_paid`] names, as an SQL list, for the
 /// statements that sum a transfer's refunds paid back.
-pub fn refund_paid_statuses_sql() -> String {
+pub(crate) fn refund_paid_statuses_sql() -> String {
     statuses_sql(refund_paid)
 }
 
@@ -290,13 +268,13 @@ fn statuses_sql(picked: fn(Status) -> bool) -> String {
 /// A user's `held` as readers report it: the stored sum less what holds
 /// past their expiry, not yet marked, reserved (their `hold_amount`: what a
 /// hold reserves, which a partial capture leaves in `amount` smaller).
-pub fn held_as_of(stored_held: i64, expired_reserved: i64) -> i64 {
+pub(crate) fn held_as_of(stored_held: i64, expired_reserved: i64) -> i64 {
     stored_held.saturating_sub(expired_reserved)
 }
 
 /// Only a PENDING transfer can be cancelled; one that settlement (or an
 /// earlier cancel) already decided stays as it is.
-pub fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
+pub(crate) fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
     match stored_status(stored)? {
         Status::Pending => Ok(()),
         _ => Err(WalletError::NotPending {
@@ -309,7 +287,11 @@ pub fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
 /// The pending sums after queueing `transfer`: the source's `pending_out`
 /// and the destination's `pending_in`, each grown by the amount. A sum that
 /// would overflow refuses the request, naming the account whose sum is full.
-pub fn reserve_pending(transfer: &NewTransfer, src_out: i64, dst_in: i64) -> Result<(i64, i64)> {
+pub(crate) fn reserve_pending(
+    transfer: &NewTransfer,
+    src_out: i64,
+    dst_in: i64,
+) -> Result<(i64, i64)> {
     let amount = transfer.amount().minor_units();
     let Some(out) = src_out.checked_add(amount) else {
         return Err(pending_overflow(transfer.src()));
@@ -330,7 +312,7 @@ fn pending_overflow(side: Option<&UserName>) -> WalletError {
 /// A pending sum after a transfer of `amount` leaves PENDING (settled or
 /// cancelled). A sum smaller than a transfer it holds can only come from a
 /// damaged ledger.
-pub fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
+pub(crate) fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
     sum.checked_sub(amount)
         .filter(|left| *left >= 0)
         .ok_or_else(|| {
@@ -344,7 +326,7 @@ pub fn release_pending(account: i64, sum: i64, amount: i64) -> Result<i64> {
 /// moved, so balances sum to zero, and each pending transfer is counted once
 /// out of an account and once into one. Settlement checks them before it
 /// pays out of figures it has read.
-pub fn check_account_sums(
+pub(crate) fn check_account_sums(
     balances: i128,
     pending_in: i128,
     pending_out: i128,
@@ -366,15 +348,9 @@ pub fn check_account_sums(
     Ok(())
 }
 
-/// Money a user can still commit: the balance less what is pending out and
-/// what live holds reserve.
-pub fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
-    balance.saturating_sub(pending_out).saturating_sub(held)
-}
-
 /// A hold is placed only if the source's available money covers it; the
 /// sum of the source's holds must stay a 64-bit count.
-pub fn check_hold(
+pub(crate) fn check_hold(
     source: &UserName,
     balance: i64,
     pending_out: i64,
@@ -396,11 +372,11 @@ pub fn check_hold(
 
 /// The last instant a timestamp may name: the end of the year 9999, the
 /// last one RFC 3339 can write.
-pub const LAST_INSTANT_MS: i64 = 253_402_300_799_999;
+pub(crate) const LAST_INSTANT_MS: i64 = 253_402_300_799_999;
 
 /// A hold's expiry must lie ahead of `now`, and within what a timestamp can
 /// show; checked before the funds, since no amount of money fixes it.
-pub fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<()> {
+pub(crate) fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<()> {
     match expires_at {
         Some(at) if at <= now => Err(WalletError::InvalidTime {
             input: super::clock::rfc3339(at),
@@ -416,8 +392,13 @@ pub fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<()> {
 
 /// Whether a hold still reserves money at `now`: HELD and not past its
 /// expiry. Only a live hold can be captured or released.
-pub fn check_live_hold(tx_id: i64, stored: &str, expires_at: Option<i64>, now: i64) -> Result<()> {
-    let status = status_as_of(stored_status(stored)?, expires_at, now);
+pub(crate) fn check_live_hold(
+    tx_id: i64,
+    stored: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let status = stored_status(stored)?.as_of(expires_at.map(Instant::new), Instant::new(now));
     if status == Status::Held {
         return Ok(());
     }
@@ -428,7 +409,11 @@ pub fn check_live_hold(tx_id: i64, stored: &str, expires_at: Option<i64>, now: i
 }
 
 /// A capture takes all of a hold or part of it, never more.
-pub fn captured_amount(hold_amount: i64, wanted: Option<i64>, currency: &Currency) -> Result<i64> {
+pub(crate) fn captured_amount(
+    hold_amount: i64,
+    wanted: Option<i64>,
+    currency: &Currency,
+) -> Result<i64> {
     let amount = wanted.unwrap_or(hold_amount);
     if amount > hold_amount {
         return Err(WalletError::InvalidAmount {
@@ -445,7 +430,7 @@ pub fn captured_amount(hold_amount: i64, wanted: Option<i64>, currency: &Currenc
 /// A refund pays back a COMPLETED transfer, in the other direction, and
 /// the refunds of one transfer (queued or completed) never add up to more
 /// than it.
-pub fn check_refund(
+pub(crate) fn check_refund(
     original: i64,
     stored: &str,
     original_amount: i64,
@@ -471,7 +456,7 @@ pub fn check_refund(
 }
 
 /// `get-user --at-tx` names a transfer that never moved this user's balance.
-pub fn not_applied_to(tx_id: i64, user: &str) -> WalletError {
+pub(crate) fn not_applied_to(tx_id: TxId, user: &str) -> WalletError {
     WalletError::TransferNotFound(format!(
         "{tx_id} among the transfers applied to '{user}' (it does not exist, was not applied, or is not theirs)"
     ))
@@ -479,7 +464,7 @@ pub fn not_applied_to(tx_id: i64, user: &str) -> WalletError {
 
 /// What settlement makes of one due transfer, given the balances it sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Apply it: the two balances afterwards.
     Complete { src_balance: i64, dst_balance: i64 },
     /// Refuse it, for this reason; no balance moves.
@@ -491,7 +476,7 @@ pub enum Decision {
 /// below zero (it is the world outside); a user may not, and a user's
 /// money reserved by live holds (`src_held`) cannot pay for it: a captured
 /// hold no longer counts there, so it is paid from what it reserved.
-pub fn decide(
+pub(crate) fn decide(
     src: i64,
     src_balance: i64,
     src_held: i64,

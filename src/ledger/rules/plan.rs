@@ -17,11 +17,12 @@ use super::{
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
+use crate::ledger::model::{Instant, TxId};
 use crate::money::Currency;
 
 /// An account's pending sums as the chunk has left them so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PendingSums {
+pub(crate) struct PendingSums {
     pub out: i64,
     pub r#in: i64,
 }
@@ -30,14 +31,14 @@ pub struct PendingSums {
 /// balance and what its live holds reserve (holds past their expiry
 /// already given back).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HoldFigures {
+pub(crate) struct HoldFigures {
     pub balance: i64,
     pub held: i64,
 }
 
 /// A transfer stored before the chunk that holds a key a line uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredKey {
+pub(crate) struct StoredKey {
     pub tx_id: i64,
     pub src: i64,
     pub dst: i64,
@@ -53,7 +54,7 @@ pub struct StoredKey {
 
 impl StoredKey {
     /// What the stored transfer pins.
-    pub fn pinned(&self) -> Pinned<'_> {
+    pub(crate) fn pinned(&self) -> Pinned<'_> {
         let stored_as = match self.hold_amount {
             Some(amount) => StoredAs::Hold {
                 amount,
@@ -75,13 +76,14 @@ impl StoredKey {
 
     /// The answer to a request under the same key: a replay of this
     /// transfer (with its status as of `now`) or a conflict.
-    pub fn answer(
+    pub(crate) fn answer(
         &self,
         key: &IdempotencyKey,
         requested: Pinned<'_>,
         now: i64,
     ) -> Result<Result<Queued>> {
-        let status = stored_status(&self.status)?.as_of(self.expires_at, now);
+        let status = stored_status(&self.status)?
+            .as_of(self.expires_at.map(Instant::new), Instant::new(now));
         Ok(replay_or_conflict(
             key,
             self.tx_id,
@@ -94,7 +96,7 @@ impl StoredKey {
 
 /// The transfer a refund line pays back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
+pub(crate) struct Original {
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
@@ -108,7 +110,7 @@ pub struct Original {
 /// What a chunk is decided over, lent by the engine: read ahead of the
 /// plan, or looked up as the plan asks (under a lock that keeps it true
 /// for the whole chunk). `Fault` is the engine's own failure.
-pub trait ChunkFacts {
+pub(crate) trait ChunkFacts {
     type Fault: From<WalletError>;
     /// The account of a user name, regardless of ASCII case.
     fn account(&mut self, name: &UserName) -> std::result::Result<Option<i64>, Self::Fault>;
@@ -129,7 +131,7 @@ pub trait ChunkFacts {
 
 /// What a new row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowKind {
+pub(crate) enum RowKind {
     Transfer,
     Hold { expires_at: Option<i64> },
     Refund { original: i64 },
@@ -137,7 +139,7 @@ pub enum RowKind {
 
 /// A transfer the chunk writes, in input order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewRow {
+pub(crate) struct NewRow {
     /// The index, in the chunk, of the line it comes from.
     pub line: usize,
     pub src: i64,
@@ -148,7 +150,7 @@ pub struct NewRow {
 
 impl NewRow {
     /// The status it is written with.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         match self.kind {
             RowKind::Hold { .. } => Status::Held,
             _ => Status::Pending,
@@ -156,7 +158,7 @@ impl NewRow {
     }
 
     /// What the row pins once written at `now` with its line's memo.
-    pub fn pinned<'m>(&self, memo: Option<&'m str>, now: i64) -> Pinned<'m> {
+    pub(crate) fn pinned<'m>(&self, memo: Option<&'m str>, now: i64) -> Pinned<'m> {
         let stored_as = match self.kind {
             RowKind::Hold { expires_at } => StoredAs::Hold {
                 amount: self.amount,
@@ -174,7 +176,7 @@ impl NewRow {
 
 /// What one line became.
 #[derive(Debug)]
-pub enum Planned {
+pub(crate) enum Planned {
     /// Refused when it was read; the engine hands on the line's own error.
     BadLine,
     /// Refused by a rule.
@@ -197,7 +199,7 @@ pub enum Planned {
 /// A chunk decided: one entry per line and the rows to write, both in input
 /// order, and the sources whose `held` the chunk's holds raised.
 #[derive(Debug, Default)]
-pub struct ChunkPlan {
+pub(crate) struct ChunkPlan {
     pub lines: Vec<Planned>,
     pub rows: Vec<NewRow>,
     /// Each hold source's `held` after the chunk, in the order first met.
@@ -206,7 +208,7 @@ pub struct ChunkPlan {
 
 impl ChunkPlan {
     /// How many lines are refused (read badly, refused, or a conflict).
-    pub fn refused(&self) -> usize {
+    pub(crate) fn refused(&self) -> usize {
         self.lines
             .iter()
             .filter(|p| {
@@ -225,7 +227,7 @@ impl ChunkPlan {
 
     /// Whether some line asks for more than an unlocked read of the sums
     /// can promise (a pending sum at the limit of 64 bits).
-    pub fn overflows(&self) -> bool {
+    pub(crate) fn overflows(&self) -> bool {
         self.lines
             .iter()
             .any(|p| matches!(p, Planned::Refused(WalletError::PendingOverflow(_))))
@@ -234,7 +236,7 @@ impl ChunkPlan {
     /// Each line's answer in input order, once `ids[n]` is the id of row
     /// `n`; `None` for a line refused when read. In an all-or-nothing chunk
     /// a conflict names the earlier line, since its transfer is rolled back.
-    pub fn answers<'a>(
+    pub(crate) fn answers<'a>(
         self,
         lines: &'a [BatchLine],
         ids: &'a [i64],
@@ -249,7 +251,7 @@ impl ChunkPlan {
                 Planned::Refused(refused) => Some(Err(refused)),
                 Planned::Replayed(queued) => Some(Ok(queued)),
                 Planned::New(row) => Some(Ok(Queued {
-                    tx_id: ids[row],
+                    tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: false,
                 })),
@@ -258,7 +260,7 @@ impl ChunkPlan {
                     conflict: None,
                     ..
                 } => Some(Ok(Queued {
-                    tx_id: ids[row],
+                    tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: true,
                 })),
@@ -293,7 +295,7 @@ struct Decided<'a> {
 }
 
 /// Decides `lines` in input order over `facts`, at the ledger's clock `now`.
-pub fn plan_chunk<F: ChunkFacts>(
+pub(crate) fn plan_chunk<F: ChunkFacts>(
     lines: &[BatchLine],
     facts: &mut F,
     now: i64,
@@ -404,6 +406,7 @@ fn decide_line<'a, F: ChunkFacts>(
             RowKind::Hold { expires_at }
         }
         Kind::Refund(original) => {
+            let original = original.get();
             let Some(found) = facts.original(original)? else {
                 return Ok(Planned::Refused(WalletError::TransferNotFound(
                     original.to_string(),
@@ -421,7 +424,8 @@ fn decide_line<'a, F: ChunkFacts>(
                     decided.refunded.len() - 1
                 }
             };
-            let status = stored_status(&found.status)?.as_of(found.expires_at, now);
+            let status = stored_status(&found.status)?
+                .as_of(found.expires_at.map(Instant::new), Instant::new(now));
             if let Err(refused) = check_refund(
                 original,
                 status.as_str(),

@@ -70,7 +70,7 @@ fn line(number: u64, spec: Spec) -> BatchLine {
     .and_then(|t| match spec.kind {
         1 => t.with_kind(Kind::Hold(Expiry::Never)),
         2 => t.with_kind(Kind::Hold(Expiry::After(HOUR))),
-        3 => t.with_kind(Kind::Refund(spec.original)),
+        3 => t.with_kind(Kind::Refund(TxId::new(spec.original))),
         _ => Ok(t),
     });
     BatchLine {
@@ -196,7 +196,7 @@ type Answer = std::result::Result<(i64, Status, bool), (&'static str, Option<i64
 
 fn answer(outcome: Option<Result<Queued>>, line: &BatchLine) -> Answer {
     match outcome {
-        Some(Ok(q)) => Ok((q.tx_id, q.status, q.replayed)),
+        Some(Ok(q)) => Ok((q.tx_id.get(), q.status, q.replayed)),
         Some(Err(WalletError::IdempotencyConflict { tx_id, .. })) => {
             Err(("idempotency_conflict", Some(tx_id)))
         }

@@ -18,7 +18,7 @@ use super::{Decision, decide, refund_fits, release_pending};
 
 /// A PENDING transfer as settlement reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Due {
+pub(crate) struct Due {
     pub tx_id: i64,
     pub src: i64,
     pub dst: i64,
@@ -29,7 +29,7 @@ pub struct Due {
 
 /// An account's figures as settlement reads and changes them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     pub balance: i64,
     pub pending_in: i64,
     pub pending_out: i64,
@@ -41,7 +41,7 @@ pub struct Account {
 
 impl Account {
     /// Figures as read, not yet changed.
-    pub fn read(balance: i64, pending_in: i64, pending_out: i64, held: i64) -> Self {
+    pub(crate) fn read(balance: i64, pending_in: i64, pending_out: i64, held: i64) -> Self {
         Self {
             balance,
             pending_in,
@@ -54,7 +54,7 @@ impl Account {
 
 /// A transfer that refunds are paid back from, as settlement reads it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Original {
+pub(crate) struct Original {
     pub amount: i64,
     /// Its refunds COMPLETED so far, those of this batch included once
     /// [`settle_due`] completed them.
@@ -65,7 +65,7 @@ pub struct Original {
 /// the reservation each source gets back, by account in id order, so an
 /// engine can write them in the order it locks accounts. Returns how many
 /// holds expired.
-pub fn expire_holds(
+pub(crate) fn expire_holds(
     found: impl IntoIterator<Item = (i64, i64)>,
     released: &mut Vec<(i64, i64)>,
 ) -> u64 {
@@ -89,7 +89,7 @@ pub fn expire_holds(
 /// Gives the reservations of expired holds back to the accounts of `accounts`
 /// they belong to; the engine writes the same amounts for every account
 /// (those it has not read included) as relative updates of `held`.
-pub fn release_holds<S: BuildHasher>(
+pub(crate) fn release_holds<S: BuildHasher>(
     released: &[(i64, i64)],
     accounts: &mut HashMap<i64, Account, S>,
 ) -> Result<()> {
@@ -114,7 +114,7 @@ pub fn release_holds<S: BuildHasher>(
 /// transfer a due refund pays back. Each transfer's [`Outcome`] goes into
 /// `outcomes`, in the order of `due`. Every account a transfer
 /// names leaves its pending sum whatever the outcome, and is marked dirty.
-pub fn settle_due<S: BuildHasher, T: BuildHasher>(
+pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     due: &[Due],
     accounts: &mut HashMap<i64, Account, S>,
     originals: &mut HashMap<i64, Original, T>,
@@ -188,7 +188,7 @@ fn figures<S: BuildHasher>(accounts: &HashMap<i64, Account, S>, id: i64) -> Resu
 
 /// What settlement made of one due transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub decision: Decision,
     /// Each side's balance once it was decided: after it moved, or as the
     /// failed transfer found it.
@@ -198,7 +198,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The status a decided transfer is stored with.
-    pub fn status(self) -> Status {
+    pub(crate) fn status(self) -> Status {
         match self.decision {
             Decision::Complete { .. } => Status::Completed,
             Decision::Fail(_) => Status::Failed,
@@ -206,7 +206,7 @@ impl Outcome {
     }
 
     /// Why it failed, as stored; none for a completed transfer.
-    pub fn reason(self) -> Option<FailReason> {
+    pub(crate) fn reason(self) -> Option<FailReason> {
         match self.decision {
             Decision::Complete { .. } => None,
             Decision::Fail(reason) => Some(reason),
@@ -216,7 +216,7 @@ impl Outcome {
     /// Each user side's balance right after the transfer was applied, as
     /// its history records it: none where it failed, and none for the
     /// external account, which keeps no history.
-    pub fn balances_after(self, due: &Due) -> (Option<i64>, Option<i64>) {
+    pub(crate) fn balances_after(self, due: &Due) -> (Option<i64>, Option<i64>) {
         match self.decision {
             Decision::Complete { .. } => self.balances_seen(due),
             Decision::Fail(_) => (None, None),
@@ -226,7 +226,7 @@ impl Outcome {
     /// Each user side's balance once the transfer was decided, applied or
     /// not: what an audit of a failure compares with its amount. None for
     /// the external account, whose figures a worker may read unlocked.
-    pub fn balances_seen(self, due: &Due) -> (Option<i64>, Option<i64>) {
+    pub(crate) fn balances_seen(self, due: &Due) -> (Option<i64>, Option<i64>) {
         let user = |id: i64, balance: i64| (id != EXTERNAL_ACCOUNT).then_some(balance);
         (
             user(due.src, self.src_balance),

@@ -61,7 +61,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
     assert_eq!(
         replayed,
         Queued {
-            tx_id: 9,
+            tx_id: TxId::new(9),
             status: Status::Completed,
             replayed: true
         }

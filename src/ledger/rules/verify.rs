@@ -16,7 +16,7 @@ use crate::money::Currency;
 use crate::text::echo;
 
 /// The names of the checks [`figure_checks`] returns, in order.
-pub const FIGURE_CHECKS: [&str; 4] = [
+pub(crate) const FIGURE_CHECKS: [&str; 4] = [
     "balances",
     "pending_totals",
     "zero_sum",
@@ -27,7 +27,7 @@ pub const FIGURE_CHECKS: [&str; 4] = [
 /// engines run: a cheap superset of the rule, so that a sound ledger of a
 /// million transfers hands it no row at all. Columns in the order
 /// [`StoredFields`] takes them.
-pub fn transfer_field_suspects() -> String {
+pub(crate) fn transfer_field_suspects() -> String {
     fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
         names
             .map(|name| format!("'{name}'"))
@@ -53,7 +53,7 @@ pub fn transfer_field_suspects() -> String {
 
 /// An account as stored, with the maintained figures the checks recompute.
 #[derive(Debug, Clone)]
-pub struct AccountFigures {
+pub(crate) struct AccountFigures {
     pub id: i64,
     pub name: Option<String>,
     pub balance: i64,
@@ -85,13 +85,13 @@ struct Flows {
 /// What the transfers add up to, per account and per status; fed one
 /// transfer at a time, so an engine can stream the log through it.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     flows: HashMap<i64, Flows>,
     counts: BTreeMap<String, u64>,
 }
 
 impl Tally {
-    pub fn with_capacity(accounts: usize) -> Self {
+    pub(crate) fn with_capacity(accounts: usize) -> Self {
         Self {
             flows: HashMap::with_capacity(accounts),
             counts: BTreeMap::new(),
@@ -99,7 +99,7 @@ impl Tally {
     }
 
     /// Counts one transfer as stored (a damaged ledger may hold any status text).
-    pub fn add(&mut self, src: i64, dst: i64, status: &str, amount: i64) {
+    pub(crate) fn add(&mut self, src: i64, dst: i64, status: &str, amount: i64) {
         let amount = i128::from(amount);
         match Status::parse(status) {
             Some(Status::Completed) => {
@@ -126,7 +126,7 @@ impl Tally {
     /// Counts, from an engine that sums on its side, what `count`
     /// transfers of one status took out of `src` in all (`sum`): the
     /// transfers are counted here, once.
-    pub fn add_out(&mut self, src: i64, status: &str, sum: i128, count: u64) {
+    pub(crate) fn add_out(&mut self, src: i64, status: &str, sum: i128, count: u64) {
         let flow = self.flows.entry(src).or_default();
         match Status::parse(status) {
             Some(Status::Completed) => flow.completed_out += sum,
@@ -138,7 +138,7 @@ impl Tally {
 
     /// What transfers of one status brought into `dst` in all; the
     /// counterpart of [`Tally::add_out`], counting no transfer.
-    pub fn add_in(&mut self, dst: i64, status: &str, sum: i128) {
+    pub(crate) fn add_in(&mut self, dst: i64, status: &str, sum: i128) {
         let flow = self.flows.entry(dst).or_default();
         match Status::parse(status) {
             Some(Status::Completed) => flow.completed_in += sum,
@@ -153,7 +153,7 @@ impl Tally {
 }
 
 /// The checks of [`FIGURE_CHECKS`] over every account and the tally of every transfer.
-pub fn figure_checks(
+pub(crate) fn figure_checks(
     accounts: &[AccountFigures],
     tally: &Tally,
     currency: &Currency,
@@ -317,14 +317,14 @@ fn no_negative_balances(accounts: &[AccountFigures], currency: &Currency) -> Che
 }
 
 /// The name and one-line description of the per-transfer field check.
-pub const TRANSFER_FIELDS: (&str, &str) = (
+pub(crate) const TRANSFER_FIELDS: (&str, &str) = (
     "transfer_fields",
     "settled_at is set exactly when a transfer left PENDING, reason exactly when it FAILED, amounts are positive, source and destination differ",
 );
 
 /// One transfer's fields as stored, for [`transfer_field_problem`].
 #[derive(Debug, Clone, Copy)]
-pub struct StoredFields<'a> {
+pub(crate) struct StoredFields<'a> {
     pub tx_id: i64,
     pub status: &'a str,
     pub reason: Option<&'a str>,
@@ -337,7 +337,7 @@ pub struct StoredFields<'a> {
 /// What is wrong with one transfer's fields, if anything: only a settled
 /// transfer has `settled_at`, only a FAILED one a `reason`, and that reason
 /// is one settlement gives; amounts are positive and the sides distinct.
-pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
+pub(crate) fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
     let mut wrong = Vec::new();
     // Quoted safely: a tampered ledger may hold any text here.
     let status = echo(t.status);
@@ -380,7 +380,7 @@ pub fn transfer_field_problem(t: StoredFields<'_>) -> Option<Problem> {
 /// never upgrades, so it is `upgrade_needed`, as for every other read; but
 /// a file the engine's own storage check (`storage`) finds damaged is
 /// reported as damaged first, since an upgrade would write into it.
-pub fn older_schema(
+pub(crate) fn older_schema(
     storage: Check,
     ledger: &crate::ledger::Location,
     found: i64,
@@ -399,11 +399,11 @@ pub fn older_schema(
 }
 
 /// The name of the check of holds and refunds.
-pub const HOLDS_CHECK: &str = "holds";
+pub(crate) const HOLDS_CHECK: &str = "holds";
 
 /// Accounts whose `held` is not the sum of their HELD holds: (id, name,
 /// held, the sum). SQL both engines run.
-pub const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
+pub(crate) const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
         CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
                        WHERE h.src = a.id AND h.status = 'HELD'), 0) AS BIGINT)
      FROM accounts a
@@ -412,12 +412,12 @@ pub const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
     ORDER BY a.id";
 
 /// Holds captured for more than they reserved: (tx_id, amount, hold_amount).
-pub const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
+pub(crate) const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
     WHERE hold_amount IS NOT NULL AND amount > hold_amount ORDER BY tx_id";
 
 /// Transfers whose paid refunds ([`super::refund_paid`]) add up to more
 /// than they moved: (tx_id, amount, refunded).
-pub fn over_refunded() -> String {
+pub(crate) fn over_refunded() -> String {
     format!(
         "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
      FROM transfers r JOIN transfers o ON o.tx_id = r.refund_of
@@ -430,7 +430,7 @@ pub fn over_refunded() -> String {
 
 /// What the three queries of the holds check found.
 #[derive(Debug, Default)]
-pub struct HoldFindings {
+pub(crate) struct HoldFindings {
     /// (account id, name, held, sum of its HELD holds).
     pub held: Vec<(i64, Option<String>, i64, i64)>,
     /// (tx_id, amount, hold_amount).
@@ -441,7 +441,7 @@ pub struct HoldFindings {
 
 /// Reservations equal the sum of live holds, no hold is captured beyond
 /// its amount, and no transfer is refunded beyond what it moved.
-pub fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
+pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
     let mut findings = Findings::default();
     for (id, name, held, sum) in found.held {
         let label = AccountFigures {

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::error::{SqlResult, commit};
 use super::transfers;
 use crate::error::WalletError;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{TransferRecord, TransferRef};
 use crate::ledger::rules::{
     self,
@@ -184,7 +185,7 @@ pub(super) fn capture(
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
         params![hold.dst, r#in],
     )?;
-    let record = transfers::transfer(&tx, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,
         &format!("the capture of hold {tx_id}"),
@@ -212,7 +213,7 @@ pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRe
         "UPDATE accounts SET held = ?2 WHERE id = ?1",
         params![hold.src, held],
     )?;
-    let record = transfers::transfer(&tx, TransferRef::Id(tx_id))?;
+    let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,
         &format!("the release of hold {tx_id}"),

@@ -23,6 +23,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod sql_types;
 mod transfers;
 mod users;
 mod verify;
@@ -44,6 +45,8 @@ use super::model::{
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
 use crate::error::{Result, WalletError};
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::location::Location;
 use crate::money::Currency;
 use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
@@ -62,7 +65,7 @@ enum SchemaGate {
 
 /// An open, validated SQLite ledger. The connection is private: every
 /// statement the engine runs is in this module.
-pub struct SqliteStore {
+pub(super) struct SqliteStore {
     conn: Connection,
     /// A `-shm` this store made to read, removed once `conn` has closed
     /// (fields drop in order).
@@ -522,7 +525,7 @@ fn validate(
 }
 
 /// The ledger files at a path.
-pub struct SqliteEngine<'a>(pub &'a Path);
+pub(super) struct SqliteEngine<'a>(pub &'a Path);
 
 impl Engine for SqliteEngine<'_> {
     fn open(&self, access: Access, options: &OpenOptions) -> Result<Box<dyn Store>> {
@@ -615,29 +618,29 @@ impl Store for SqliteStore {
         self.read(|store| transfers::transfer(&store.conn, which))
     }
 
-    fn cancel(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| transfers::cancel(&mut store.conn, tx_id))
+        self.run(|store| transfers::cancel(&mut store.conn, tx_id.get()))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
         self.read(|store| transfers::history(&store.conn, name, query))
     }
 
-    fn capture(&mut self, tx_id: i64, amount: Option<i64>) -> Result<TransferRecord> {
+    fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| holds::capture(&mut store.conn, tx_id, amount))
+        self.run(|store| holds::capture(&mut store.conn, tx_id.get(), amount))
     }
 
-    fn release(&mut self, tx_id: i64) -> Result<TransferRecord> {
+    fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| holds::release(&mut store.conn, tx_id))
+        self.run(|store| holds::release(&mut store.conn, tx_id.get()))
     }
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
@@ -675,7 +678,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<i64>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+        let at = at.map(Instant::get);
         self.read(|store| reports::trial_balance(&mut store.conn, at))
     }
 

@@ -516,7 +516,7 @@ fn record(
                 replayed: false,
                 ..
             }) => queued_by
-                .get_or_insert_with(|| (*tx_id, Vec::new()))
+                .get_or_insert_with(|| (tx_id.get(), Vec::new()))
                 .1
                 .push(line),
             Err(WalletError::IdempotencyConflict {
@@ -543,6 +543,7 @@ mod tests {
     use super::*;
     use crate::domain::Email;
     use crate::ledger::model::NewTransfer;
+    use crate::ledger::model::TxId;
     use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
     use crate::money::Amount;
     use tempfile::TempDir;
@@ -649,7 +650,12 @@ mod tests {
         let ids: Vec<_> = sink
             .outcomes
             .iter()
-            .map(|(n, o)| (*n, o.as_ref().map(|q| q.tx_id).map_err(String::as_str)))
+            .map(|(n, o)| {
+                (
+                    *n,
+                    o.as_ref().map(|q| q.tx_id.get()).map_err(String::as_str),
+                )
+            })
             .collect();
         assert_eq!(
             ids,
@@ -720,9 +726,9 @@ mod tests {
         for (n, outcome) in &sink.outcomes {
             match n {
                 71 => assert_eq!(outcome.as_ref().unwrap_err(), "user_not_found"),
-                140 => assert_eq!(outcome.as_ref().unwrap().tx_id, 70),
+                140 => assert_eq!(outcome.as_ref().unwrap().tx_id.get(), 70),
                 _ => {
-                    assert_eq!(outcome.as_ref().unwrap().tx_id, next, "line {n}");
+                    assert_eq!(outcome.as_ref().unwrap().tx_id.get(), next, "line {n}");
                     next += 1;
                 }
             }
@@ -789,7 +795,7 @@ mod tests {
         let options = BatchOptions::default();
         let lines = (1..=3).map(|n| line(n, "", "alice", 10, None));
         ledger.queue_batch(lines, &options, &mut sink).unwrap();
-        ledger.cancel(3).unwrap();
+        ledger.cancel(TxId::new(3)).unwrap();
         let lines = (1..=1).map(|n| line(n, "alice", "bob", 5, None));
         ledger.queue_batch(lines, &options, &mut sink).unwrap();
         assert_eq!(pending(&mut ledger, "alice"), (5, 20));

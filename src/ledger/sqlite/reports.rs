@@ -8,6 +8,7 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::Result;
 use crate::ledger::clock;
+use crate::ledger::model::Instant;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, PointInTime, TransferRecord, TrialBalance, UserRecord,
 };
@@ -67,7 +68,9 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
             .collect::<rusqlite::Result<_>>()?;
         let mut total: i64 = 0;
         for ((name, balance), id) in balances.users.iter_mut().zip(ids) {
-            *balance = users::balance_of(&tx, id, name.clone(), PointInTime::Time(at))?.balance;
+            *balance =
+                users::balance_of(&tx, id, name.clone(), PointInTime::Time(Instant::new(at)))?
+                    .balance;
             total = total.saturating_add(*balance);
         }
         balances.external = total.saturating_neg();
@@ -88,11 +91,11 @@ pub(super) fn export(
         super::transfers::select_transfer("NULL")
     ))?;
     let mut rows = stmt.query(params![
-        filter.since.unwrap_or(i64::MIN),
-        filter.until.unwrap_or(i64::MAX)
+        filter.since.map_or(i64::MIN, Instant::get),
+        filter.until.map_or(i64::MAX, Instant::get)
     ])?;
     while let Some(row) = rows.next()? {
-        let record = super::transfers::transfer_from_row(row)?.as_of(now);
+        let record = super::transfers::transfer_from_row(row)?.seen_at(Instant::new(now));
         if filter.keeps(&record) && !each(record)? {
             break;
         }

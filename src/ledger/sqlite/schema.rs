@@ -7,14 +7,14 @@ use crate::text::echo;
 
 /// Marks a file as a wallet ledger in the SQLite header ("WLET"), so a
 /// database of another program is told apart without reading its tables.
-pub const APPLICATION_ID: i32 = 0x574C_4554;
+pub(super) const APPLICATION_ID: i32 = 0x574C_4554;
 
 /// The first bytes of every SQLite database.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// Whether a database's first 72 bytes (its header, up to the application
 /// id) are an SQLite database's, and whether they mark a wallet ledger.
-pub fn header_marks(header: &[u8; 72]) -> (bool, bool) {
+pub(super) fn header_marks(header: &[u8; 72]) -> (bool, bool) {
     let sqlite = &header[..16] == MAGIC;
     let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
     (sqlite, sqlite && application_id == APPLICATION_ID)
@@ -216,14 +216,14 @@ CREATE TABLE chain_open (
 ];
 
 /// The schema version this binary writes and fully understands.
-pub fn latest_version() -> i64 {
+pub(super) fn latest_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
 /// The `(type, name)` of every object a ledger at [`latest_version`] holds,
 /// sorted by name; anything else in the file (a trigger, a view) is foreign.
 #[cfg(test)]
-pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
+pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
     ("table", "chain_links"),
@@ -247,7 +247,7 @@ pub const EXPECTED_OBJECTS: &[(&str, &str)] = &[
 /// Brings a ledger up to [`latest_version`] in one transaction. The version
 /// is read again under the write lock, so two processes upgrading the same
 /// file at once apply each step once.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for step in MIGRATIONS.iter().skip(current.max(0) as usize) {
@@ -264,7 +264,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// The objects (type, name) found in a ledger file, sorted by name, leaving
 /// out SQLite's own bookkeeping tables such as `sqlite_stat1`.
-pub fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
+pub(super) fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )?;
@@ -274,7 +274,7 @@ pub fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
 
 /// The full `CREATE` text of every object, for comparing a ledger against a
 /// freshly built one.
-pub fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
+pub(super) fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
     let mut stmt = conn.prepare(
         "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )?;
@@ -284,7 +284,7 @@ pub fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>
 
 /// The definitions a ledger at [`latest_version`] must have, built in memory.
 #[cfg(test)]
-pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
+pub(super) fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
     let mut conn = Connection::open_in_memory()?;
     migrate(&mut conn)?;
     definitions_in(&conn)
@@ -298,7 +298,7 @@ pub fn expected_definitions() -> Result<Vec<(String, Option<String>)>> {
 /// every command checks the schema on open, and SQLite keeps a `CREATE`
 /// statement's text as written (ours are written in its normal form), so
 /// the text is the definition. A test holds this to what SQLite builds.
-pub fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
+pub(super) fn expected_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
     let steps = usize::try_from(version.clamp(0, latest_version())).unwrap_or(0);
     let mut definitions: Vec<(String, Option<String>)> = Vec::new();
     for statement in MIGRATIONS[..steps].iter().flat_map(|step| step.split(';')) {
@@ -388,7 +388,7 @@ fn built_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
 }
 
 /// The schema version recorded in a ledger.
-pub fn version_of(conn: &Connection) -> Result<i64> {
+pub(super) fn version_of(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
 }
 
@@ -397,7 +397,7 @@ pub fn version_of(conn: &Connection) -> Result<i64> {
 /// it holds that ours does not (a planted trigger or view), objects it lacks,
 /// and objects whose `CREATE` text was changed (a column added, a `CHECK`
 /// edited out through `writable_schema`). Empty when the schema is ours.
-pub fn differences(conn: &Connection) -> Result<Vec<String>> {
+pub(super) fn differences(conn: &Connection) -> Result<Vec<String>> {
     let expected = expected_definitions_at(version_of(conn)?)?;
     let found = definitions_in(conn)?;
     let kinds: Vec<(String, String)> = objects_in(conn)?;

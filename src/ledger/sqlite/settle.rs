@@ -387,6 +387,7 @@ fn load_account(
 
 #[cfg(test)]
 mod tests {
+    use crate::ledger::model::TxId;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -527,7 +528,7 @@ mod tests {
         assert_eq!(transfers[0].1, "FAILED");
         assert_eq!(
             transfers[0].2.as_deref(),
-            Some(crate::ledger::FailReason::InsufficientFunds.as_str())
+            Some(crate::ledger::model::FailReason::InsufficientFunds.as_str())
         );
         assert_eq!(transfers[2].1, "COMPLETED");
         assert_eq!((accounts[1].1, accounts[2].1), (0, 100));
@@ -552,7 +553,7 @@ mod tests {
             .settle(&options, |_| {
                 if !cancelled {
                     // Between batches: cancel the last transfer, which moves u1's pending_in.
-                    other.cancel(10).unwrap();
+                    other.cancel(TxId::new(10)).unwrap();
                     cancelled = true;
                 }
             })

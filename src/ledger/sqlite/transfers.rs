@@ -7,6 +7,8 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
 use crate::ledger::rules;
 
@@ -59,7 +61,7 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
             TransferRef::Key(key) => format!("with key '{}'", key.as_str()),
         })
     })?;
-    Ok(found.as_of(clock::now_ms()))
+    Ok(found.seen_at(Instant::new(clock::now_ms())))
 }
 
 /// Cancels a PENDING transfer. The status is checked under the write
@@ -84,7 +86,8 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         .optional()?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
     // A hold past its expiry is reported as EXPIRED, as every read does.
-    let status = rules::stored_status(&status)?.as_of(expires_at, clock::now_ms());
+    let status = rules::stored_status(&status)?
+        .as_of(expires_at.map(Instant::new), Instant::new(clock::now_ms()));
     rules::check_cancellable(tx_id, status.as_str())?;
     tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
@@ -107,7 +110,7 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         std::iter::once((tx_id, src, None, dst, None)),
         &mut Vec::new(),
     )?;
-    let record = transfer(&tx, TransferRef::Id(tx_id))?;
+    let record = transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,
         &format!("the cancel of transfer {tx_id}"),
@@ -126,7 +129,7 @@ pub(super) fn history(
     query: &HistoryQuery,
 ) -> SqlResult<Vec<TransferRecord>> {
     let user = users::user(conn, name)?;
-    let before = query.before.unwrap_or(i64::MAX);
+    let before = query.before.map_or(i64::MAX, TxId::get);
     let mut stmt = conn.prepare_cached(&history_sql(query.status))?;
     let now = clock::now_ms();
     let rows = match query.status {
@@ -139,7 +142,7 @@ pub(super) fn history(
     let records: Vec<TransferRecord> = rows.collect::<Result<_, _>>()?;
     Ok(records
         .into_iter()
-        .map(|record| record.as_of(now))
+        .map(|record| record.seen_at(Instant::new(now)))
         .collect())
 }
 
@@ -257,6 +260,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{Status, history_sql};
+    use crate::ledger::model::Instant;
     use crate::ledger::sqlite::schema;
 
     /// The `detail` column of `EXPLAIN QUERY PLAN` for the history query,
@@ -361,7 +365,7 @@ mod tests {
     /// rows the rule reads as EXPIRED though stored otherwise, and the
     /// HELD ones it leaves HELD.
     #[test]
-    fn the_sql_expiry_conditions_agree_with_status_as_of() {
+    fn the_sql_expiry_conditions_agree_with_the_status_as_of_an_instant() {
         use crate::ledger::rules::{before_expiry_sql, past_expiry_sql};
         let conn = Connection::open_in_memory().unwrap();
         let now = 1_000;
@@ -380,7 +384,7 @@ mod tests {
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
                     .unwrap();
-                let read = crate::ledger::rules::status_as_of(status, expires_at, now);
+                let read = status.as_of(expires_at.map(Instant::new), Instant::new(now));
                 let case = format!("{status:?} expiring at {expires_at:?}");
                 assert_eq!(past, read != status, "{case}");
                 assert_eq!(live, read == Status::Held, "{case}");

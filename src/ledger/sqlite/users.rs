@@ -6,6 +6,8 @@ use super::error::{SqlResult, commit};
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::model::Instant;
+use crate::ledger::model::TxId;
 use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
 use crate::ledger::rules;
 
@@ -112,7 +114,7 @@ pub(super) fn balance_of(
 ) -> SqlResult<BalanceAt> {
     let user = IdName { id, name };
     let found: Option<i64> = match at {
-        PointInTime::Time(ms) => last_applied_by(conn, user.id, ms)?,
+        PointInTime::Time(ms) => last_applied_by(conn, user.id, ms.get())?,
         PointInTime::Transfer(tx_id) => {
             let applied: Option<Option<i64>> = conn
                 .prepare_cached(
@@ -121,7 +123,7 @@ pub(super) fn balance_of(
                 .query_row(params![user.id, tx_id], |r| r.get(0))
                 .optional()?;
             match applied {
-                Some(Some(_)) => Some(tx_id),
+                Some(Some(_)) => Some(tx_id.get()),
                 _ => return Err(crate::ledger::rules::not_applied_to(tx_id, &user.name).into()),
             }
         }
@@ -142,8 +144,8 @@ pub(super) fn balance_of(
         Some((tx_id, Some(balance), settled_at)) => BalanceAt {
             name: user.name,
             balance,
-            tx_id: Some(tx_id),
-            settled_at,
+            tx_id: Some(TxId::new(tx_id)),
+            settled_at: settled_at.map(Instant::new),
         },
         _ => BalanceAt {
             name: user.name,
