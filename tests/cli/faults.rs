@@ -743,9 +743,11 @@ fn a_watch_worker_stops_on_a_signal_while_another_process_holds_the_lock() {
         .unwrap();
     use std::io::Write as _;
     let stdin = holder.stdin.as_mut().unwrap();
+    // The shell waits for the lock (its own busy time-out is none): the
+    // watching worker may hold it for a moment when the shell begins.
     writeln!(
         stdin,
-        "BEGIN IMMEDIATE; UPDATE accounts SET email = email WHERE id = 1;"
+        ".timeout 20000\nBEGIN IMMEDIATE; UPDATE accounts SET email = email WHERE id = 1;"
     )
     .unwrap();
     stdin.flush().unwrap();
