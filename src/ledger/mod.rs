@@ -398,3 +398,19 @@ impl BatchSink for OneOutcome {
         Ok(())
     }
 }
+
+/// A new ledger file at `path` with one user, alice: the start of the
+/// ledger's own tests.
+#[cfg(test)]
+pub(crate) fn file_with_alice(path: &std::path::Path) -> Location {
+    let location = Location::File(path.to_path_buf());
+    let options = OpenOptions::default();
+    Ledger::create(&location, &Currency::default(), &options).unwrap();
+    let alice = UserName::parse("alice").unwrap();
+    let email = Email::parse("alice@example.com").unwrap();
+    Ledger::open(&location, &options)
+        .unwrap()
+        .create_user(&alice, &email)
+        .unwrap();
+    location
+}

@@ -343,9 +343,9 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::domain::{Email, UserName};
+    use crate::domain::UserName;
     use crate::ledger::NewTransfer;
-    use crate::money::{Amount, Currency};
+    use crate::money::Amount;
 
     /// Everything a run told its caller.
     #[derive(Default)]
@@ -375,16 +375,7 @@ mod tests {
 
     /// A ledger file with one user, alice.
     fn ledger(dir: &TempDir) -> Location {
-        let location = Location::File(dir.path().join("wallet.db"));
-        let options = OpenOptions::default();
-        Ledger::create(&location, &Currency::default(), &options).unwrap();
-        let alice = UserName::parse("alice").unwrap();
-        let email = Email::parse("alice@example.com").unwrap();
-        Ledger::open(&location, &options)
-            .unwrap()
-            .create_user(&alice, &email)
-            .unwrap();
-        location
+        crate::ledger::file_with_alice(&dir.path().join("wallet.db"))
     }
 
     /// Queues `n` deposits of 1.00 to alice.

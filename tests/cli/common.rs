@@ -266,6 +266,19 @@ pub(crate) struct ErrorBody {
     pub message: String,
 }
 
+/// A `--json transfer --batch` run's answer: each line's result as JSON,
+/// the exit status and stderr.
+pub(crate) fn batch_results(out: &Output) -> (Vec<serde_json::Value>, Option<i32>, String) {
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (
+        lines,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 /// Checks a failed `--json` run: exit status, stdout empty, one JSON error on stderr.
 pub(crate) fn assert_error(out: &Output, code: &str, exit: i32, args: &[&str]) -> String {
     assert_eq!(

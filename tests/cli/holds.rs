@@ -668,15 +668,7 @@ fn batch_at_t0(s: &Sandbox, input: &str, args: &[&str]) -> (Vec<Value>, Option<i
         .write_stdin(input.to_string())
         .output()
         .unwrap();
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    (
-        lines,
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::common::batch_results(&out)
 }
 
 fn holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order() {

@@ -18,11 +18,8 @@ fn batch(s: &Sandbox, input: &str) -> (Vec<Value>, Option<i32>) {
         .write_stdin(input.to_string())
         .output()
         .unwrap();
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    (lines, out.status.code())
+    let (lines, code, _) = crate::common::batch_results(&out);
+    (lines, code)
 }
 
 fn pending_in(s: &Sandbox, name: &str) -> String {
@@ -574,15 +571,7 @@ fn csv_batch(s: &Sandbox, input: &[u8]) -> (Vec<Value>, Option<i32>, String) {
         .write_stdin(input.to_vec())
         .output()
         .unwrap();
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    (
-        lines,
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::common::batch_results(&out)
 }
 
 fn a_csv_record_with_more_or_fewer_fields_than_the_header_is_refused() {

@@ -775,9 +775,9 @@ fn check_header(path: &Path) -> Result<()> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use crate::domain::{Email, UserName};
-    use crate::ledger::{Ledger, Location, NewTransfer, OpenOptions};
-    use crate::money::{Amount, Currency};
+    use crate::domain::UserName;
+    use crate::ledger::{Ledger, NewTransfer, OpenOptions};
+    use crate::money::Amount;
 
     /// A deposit of 5.00 to `to`, as a writer that overtakes a read queues it.
     fn deposit_500(to: &UserName) -> NewTransfer {
@@ -797,15 +797,9 @@ mod tests {
     #[test]
     fn a_read_without_side_files_that_a_writer_overtakes_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
-        let location = Location::File(dir.path().join("wallet.db"));
+        let location = crate::ledger::file_with_alice(&dir.path().join("wallet.db"));
         let options = OpenOptions::default();
-        Ledger::create(&location, &Currency::default(), &options).unwrap();
         let alice = UserName::parse("alice").unwrap();
-        {
-            let mut ledger = Ledger::open(&location, &options).unwrap();
-            let email = Email::parse("alice@example.com").unwrap();
-            ledger.create_user(&alice, &email).unwrap();
-        }
         for side in ["wallet.db-wal", "wallet.db-shm"] {
             let _ = std::fs::remove_file(dir.path().join(side));
         }
@@ -828,15 +822,9 @@ mod tests {
     fn a_read_overtaken_by_a_writer_that_emptied_its_log_changes_no_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wallet.db");
-        let location = Location::File(path.clone());
+        let location = crate::ledger::file_with_alice(&path);
         let options = OpenOptions::default();
-        Ledger::create(&location, &Currency::default(), &options).unwrap();
         let alice = UserName::parse("alice").unwrap();
-        let email = Email::parse("alice@example.com").unwrap();
-        Ledger::open(&location, &options)
-            .unwrap()
-            .create_user(&alice, &email)
-            .unwrap();
         let wal = super::files::with_suffix(&path, "-wal");
         assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
