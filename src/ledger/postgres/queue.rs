@@ -666,12 +666,11 @@ fn move_sums(
         .zip(&planned.ids)
         .filter(|(_, id)| inserted.contains(id))
     {
-        if let RowKind::Hold { .. } = row.kind {
-            deltas.entry(row.src).or_default().2 += row.amount;
-        } else {
-            deltas.entry(row.src).or_default().0 += row.amount;
-            deltas.entry(row.dst).or_default().1 += row.amount;
-        }
+        let reserves = row.reserves();
+        let src = deltas.entry(row.src).or_default();
+        src.0 += reserves.src_out;
+        src.2 += reserves.src_held;
+        deltas.entry(row.dst).or_default().1 += reserves.dst_in;
     }
     for (src, amount) in expired {
         deltas.entry(*src).or_default().2 -= amount;

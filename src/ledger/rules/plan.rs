@@ -148,7 +148,34 @@ pub(crate) struct NewRow {
     pub kind: RowKind,
 }
 
+/// What a new row moves in its accounts' figures once written: a queued
+/// transfer adds to its source's `pending_out` and its destination's
+/// `pending_in`; a hold adds to its source's `held` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reserves {
+    pub src_out: i64,
+    pub dst_in: i64,
+    pub src_held: i64,
+}
+
 impl NewRow {
+    /// What it reserves: the one statement of it, which `plan_chunk` moves
+    /// in the facts it keeps and an engine that sums written rows adds up.
+    pub(crate) fn reserves(&self) -> Reserves {
+        match self.kind {
+            RowKind::Hold { .. } => Reserves {
+                src_out: 0,
+                dst_in: 0,
+                src_held: self.amount,
+            },
+            _ => Reserves {
+                src_out: self.amount,
+                dst_in: self.amount,
+                src_held: 0,
+            },
+        }
+    }
+
     /// The status it is written with.
     pub(crate) fn status(&self) -> Status {
         match self.kind {

@@ -219,7 +219,9 @@ fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
             .clamp(1, rest.len());
         let (chunk, after) = rest.split_at(size);
         let currency = Currency::default();
+        let before = (ledger.sums.clone(), ledger.figures.clone());
         let plan = plan_chunk(chunk, &mut ledger, NOW, &currency).unwrap();
+        reserves_add_up(&before, &ledger, &plan);
         assert_eq!(plan.lines.len(), chunk.len());
         assert!(
             plan.rows.windows(2).all(|w| w[0].line < w[1].line),
@@ -232,6 +234,37 @@ fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
         rest = after;
     }
     (answers, ledger)
+}
+
+/// What the rows of a plan reserve, summed as an engine that counts the
+/// rows it wrote sums them, is what the plan moved in the pending sums
+/// and in `held`.
+fn reserves_add_up(
+    (sums, figures): &(HashMap<i64, PendingSums>, HashMap<i64, HoldFigures>),
+    after: &Ledger,
+    plan: &ChunkPlan,
+) {
+    let mut moved: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    for row in &plan.rows {
+        let reserves = row.reserves();
+        moved.entry(row.src).or_default().0 += reserves.src_out;
+        moved.entry(row.src).or_default().2 += reserves.src_held;
+        moved.entry(row.dst).or_default().1 += reserves.dst_in;
+    }
+    for account in 0..=USERS {
+        let was = sums.get(&account).copied().unwrap_or_default();
+        let now = after.sums.get(&account).copied().unwrap_or_default();
+        let held = |f: &HashMap<i64, HoldFigures>| f.get(&account).map_or(0, |f| f.held);
+        let planned_held = plan
+            .held
+            .iter()
+            .find(|(a, _)| *a == account)
+            .map_or(held(figures), |(_, h)| *h);
+        let (out, r#in, h) = moved.get(&account).copied().unwrap_or_default();
+        assert_eq!(now.out - was.out, out, "pending_out of {account}");
+        assert_eq!(now.r#in - was.r#in, r#in, "pending_in of {account}");
+        assert_eq!(planned_held - held(figures), h, "held of {account}");
+    }
 }
 
 /// What a key pins in the model: kind, parties, amount, memo, original.
