@@ -97,7 +97,11 @@ pub enum WalletError {
     /// A line of a file of recorded chain heads (`verify --heads`) that is
     /// neither a head `--record-head` wrote nor 64 hex digits.
     #[error("invalid head at line {line} of '{file}': {why}")]
-    InvalidHead { file: String, line: u64, why: String },
+    InvalidHead {
+        file: String,
+        line: u64,
+        why: String,
+    },
     #[error("{}", batch_failed(*.failed, *.lines, *.queued, *.replayed))]
     BatchFailed {
         failed: u64,

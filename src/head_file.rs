@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, WalletError};
 use crate::ledger::chain::{self, ChainState, Head};
 use crate::ledger::{Check, Findings, Problem};
+use crate::output::plural;
 use crate::text::shown_path;
 
 /// The name of `verify`'s check of the recorded heads.
@@ -140,8 +141,9 @@ fn not_extended(head: &RecordedHead, state: &ChainState) -> Option<String> {
     }
     if link > state.links {
         return Some(format!(
-            "link {link} is missing: the chain is shorter ({} links)",
-            state.links
+            "link {link} is missing: the chain is shorter ({} link{})",
+            state.links,
+            plural(state.links.unsigned_abs())
         ));
     }
     Some(format!(
@@ -270,7 +272,11 @@ mod tests {
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].link, Some(2));
         assert_eq!((read[1].line, read[1].hash.clone()), (3, hash('b')));
-        for bad in ["xyz", "{\"hash\":1}", "{\"hash\":\"aa\",\"link\":1,\"last_tx\":1,\"recorded_at\":\"\"}"] {
+        for bad in [
+            "xyz",
+            "{\"hash\":1}",
+            "{\"hash\":\"aa\",\"link\":1,\"last_tx\":1,\"recorded_at\":\"\"}",
+        ] {
             let err = heads(&format!("{a}\n{bad}\n")).unwrap_err();
             assert_eq!(err.code(), "invalid_head");
             assert!(err.to_string().contains("line 2"), "{err}");
@@ -288,8 +294,16 @@ mod tests {
         };
         assert_eq!(not_extended(&at(Some(2), &b), &chain), None);
         assert_eq!(not_extended(&at(None, &a), &chain), None);
-        assert!(not_extended(&at(Some(1), &b), &chain).unwrap().contains("rewritten"));
-        assert!(not_extended(&at(Some(3), &c), &chain).unwrap().contains("missing"));
+        assert!(
+            not_extended(&at(Some(1), &b), &chain)
+                .unwrap()
+                .contains("rewritten")
+        );
+        assert!(
+            not_extended(&at(Some(3), &c), &chain)
+                .unwrap()
+                .contains("missing")
+        );
         assert!(not_extended(&at(None, &c), &chain).is_some());
         let broken = state(&[&a], 2);
         assert!(

@@ -30,15 +30,12 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     };
     let mut ledger = Ledger::open_to_verify(&context.db, &context.open_options)?;
     let mut report = ledger.verify(&VerifyOptions { quick: args.quick })?;
-    let state = if args.head
-        || expected.is_some()
-        || recorded.is_some()
-        || args.record_head.is_some()
-    {
-        Some(ledger.chain()?)
-    } else {
-        None
-    };
+    let state =
+        if args.head || expected.is_some() || recorded.is_some() || args.record_head.is_some() {
+            Some(ledger.chain()?)
+        } else {
+            None
+        };
     if let (Some(expected), Some(state)) = (&expected, &state) {
         let mut findings = Findings::default();
         if !state.good_hashes.contains(expected) {
@@ -52,9 +49,7 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
         ));
     }
     if let (Some(recorded), Some(path), Some(state)) = (&recorded, &args.heads, &state) {
-        report
-            .checks
-            .push(head_file::check(recorded, state, path));
+        report.checks.push(head_file::check(recorded, state, path));
     }
     let ok = report.ok();
     // Only books that pass every check get their head recorded: a head of
@@ -90,7 +85,10 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
 /// `recorded_head`).
 fn recorded_note(outcome: Recorded, state: &chain::ChainState, file: &str) -> String {
     let position = state.head.as_ref().map_or_else(String::new, |head| {
-        format!("the head of link {} (up to tx_id {})", head.seq, head.last_tx)
+        format!(
+            "the head of link {} (up to tx_id {})",
+            head.seq, head.last_tx
+        )
     });
     match outcome {
         Recorded::Appended => format!("recorded {position} in {file}"),
