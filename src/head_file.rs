@@ -117,10 +117,14 @@ pub(crate) fn check(heads: &[RecordedHead], state: &ChainState, path: &Path) -> 
             )));
         }
     }
-    let detail = match (heads.len(), findings.is_empty()) {
+    let n = heads.len() as u64;
+    let detail = match (n, findings.is_empty()) {
         (0, _) => format!("no heads recorded in {file}"),
-        (n, true) => format!("the chain extends all {n} heads recorded in {file}"),
-        (n, false) => format!("{n} heads recorded in {file} checked"),
+        (n, true) => format!(
+            "{n} head{} recorded in {file}, each still a link of the chain",
+            plural(n)
+        ),
+        (n, false) => format!("{n} head{} recorded in {file} checked", plural(n)),
     };
     findings.into_check(HEADS_CHECK, detail)
 }

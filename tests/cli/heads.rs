@@ -133,7 +133,10 @@ fn heads_recorded_after_each_settle_all_pass_and_a_repeat_appends_nothing() {
         .find(|c| c["name"] == "heads")
         .unwrap();
     assert!(
-        check["detail"].as_str().unwrap().contains("all 4 heads"),
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("4 heads recorded in "),
         "{check}"
     );
     // Checking and recording compose: the check first, then the record.
