@@ -46,10 +46,10 @@ pub(crate) struct RecordedHead {
 /// Reads every head recorded in `path`; blank lines are skipped. A missing
 /// or unreadable file is an I/O error, a malformed line `invalid_head`.
 pub(crate) fn read(path: &Path) -> Result<Vec<RecordedHead>> {
-    let text = fs::read_to_string(path)
+    let bytes = fs::read(path)
         .with_context(|| format!("cannot read the heads file '{}'", shown_path(path)))
         .map_err(WalletError::Io)?;
-    parse(path, &text)
+    parse(path, &String::from_utf8_lossy(&bytes))
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<RecordedHead>> {
@@ -189,14 +189,14 @@ pub(crate) fn record(path: &Path, head: Option<&Head>, now_ms: i64) -> Result<Re
             shown_path(path)
         )))
     };
-    let existing = match fs::read_to_string(path) {
-        Ok(text) => Some(parse(path, &text)?),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+    let existing = match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io_error("read", e)),
     };
-    if existing
-        .as_ref()
-        .and_then(|heads| heads.last())
+    // Every line is read, so a file that `--heads` would refuse is refused now.
+    if parse(path, &existing)?
+        .last()
         .is_some_and(|last| last.hash == head.hash)
     {
         return Ok(Recorded::SameAsLast);
@@ -207,7 +207,13 @@ pub(crate) fn record(path: &Path, head: Option<&Head>, now_ms: i64) -> Result<Re
         last_tx: head.last_tx,
         recorded_at: crate::time::rfc3339(now_ms),
     };
-    let mut text = serde_json::to_string(&line).map_err(WalletError::internal)?;
+    // A last line left without its newline (an edit by hand) keeps its own line.
+    let mut text = if existing.is_empty() || existing.ends_with('\n') {
+        String::new()
+    } else {
+        "\n".to_string()
+    };
+    text.push_str(&serde_json::to_string(&line).map_err(WalletError::internal)?);
     text.push('\n');
     let (mut file, created) = open_to_append(path).map_err(|e| io_error("open", e))?;
     // One write of the whole line: with O_APPEND, two recorders at once
@@ -315,5 +321,38 @@ mod tests {
                 .unwrap()
                 .contains("no longer matches")
         );
+    }
+
+    #[test]
+    fn a_recorded_head_is_a_whole_line_of_its_own_and_a_repeat_adds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heads");
+        let head = |c| Head {
+            hash: hash(c),
+            seq: 1,
+            last_tx: 2,
+        };
+        assert_eq!(record(&path, None, 0).unwrap(), Recorded::NothingSealed);
+        assert!(!path.exists());
+        assert_eq!(
+            record(&path, Some(&head('a')), 0).unwrap(),
+            Recorded::Appended
+        );
+        assert_eq!(
+            record(&path, Some(&head('a')), 0).unwrap(),
+            Recorded::SameAsLast
+        );
+        // A line added by hand without its newline.
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.push_str(&hash('b'));
+        fs::write(&path, text).unwrap();
+        assert_eq!(
+            record(&path, Some(&head('c')), 0).unwrap(),
+            Recorded::Appended
+        );
+        let read = read(&path).unwrap();
+        let hashes: Vec<&str> = read.iter().map(|h| h.hash.as_str()).collect();
+        assert_eq!(hashes, [hash('a'), hash('b'), hash('c')]);
+        assert_eq!(read[2].link, Some(1));
     }
 }
