@@ -23,13 +23,21 @@ use crate::text::shown_path;
 pub(crate) const HEADS_CHECK: &str = "heads";
 
 /// One line as `--record-head` writes it: readable, `grep`-able, and one
-/// `jq` document. Fields a later version adds are ignored when read.
-#[derive(Serialize, Deserialize)]
+/// `jq` document.
+#[derive(Serialize)]
 struct HeadLine {
     hash: String,
     link: i64,
     last_tx: i64,
     recorded_at: String,
+}
+
+/// What `--heads` needs of a line; the other fields, and any a later
+/// version adds, are for people.
+#[derive(Deserialize)]
+struct HeadRead {
+    hash: String,
+    link: i64,
 }
 
 /// A head read back from the file.
@@ -66,7 +74,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<RecordedHead>> {
             why,
         };
         let (hash, link) = if line.starts_with('{') {
-            let head: HeadLine = serde_json::from_str(line).map_err(|e| {
+            let head: HeadRead = serde_json::from_str(line).map_err(|e| {
                 invalid(format!(
                     "not a head `verify --record-head` writes ({e}): {}",
                     crate::text::echo(line)
