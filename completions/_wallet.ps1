@@ -272,6 +272,8 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         }
         'wallet;verify' {
             [CompletionResult]::new('--expect-head', '--expect-head', [CompletionResultType]::ParameterName, 'Fail unless the hash chain still extends this head (a hash printed by --head earlier): nothing sealed before it was rewritten')
+            [CompletionResult]::new('--record-head', '--record-head', [CompletionResultType]::ParameterName, 'Once every check passes, append the chain''s head to FILE as one JSON line (created if missing); nothing when nothing is sealed yet or FILE ends with this head already')
+            [CompletionResult]::new('--heads', '--heads', [CompletionResultType]::ParameterName, 'Fail unless the hash chain still extends every head recorded in FILE (lines --record-head wrote, or bare hashes --head printed)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--head', '--head', [CompletionResultType]::ParameterName, 'Print the hash chain''s head (its hash and position) after checking it')

@@ -1153,7 +1153,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__verify)
-            opts="-q -h --head --expect-head --quick --db --json --quiet --lock-timeout --help"
+            opts="-q -h --head --expect-head --record-head --heads --quick --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1164,6 +1164,14 @@ _wallet() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --record-head)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --heads)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --db)

@@ -250,6 +250,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;verify'= {
             cand --expect-head 'Fail unless the hash chain still extends this head (a hash printed by --head earlier): nothing sealed before it was rewritten'
+            cand --record-head 'Once every check passes, append the chain''s head to FILE as one JSON line (created if missing); nothing when nothing is sealed yet or FILE ends with this head already'
+            cand --heads 'Fail unless the hash chain still extends every head recorded in FILE (lines --record-head wrote, or bare hashes --head printed)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --head 'Print the hash chain''s head (its hash and position) after checking it'

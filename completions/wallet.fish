@@ -194,6 +194,8 @@ complete -c wallet -n "__fish_wallet_using_subcommand completions" -l json -d 'P
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l expect-head -d 'Fail unless the hash chain still extends this head (a hash printed by --head earlier): nothing sealed before it was rewritten' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l record-head -d 'Once every check passes, append the chain\'s head to FILE as one JSON line (created if missing); nothing when nothing is sealed yet or FILE ends with this head already' -r -F
+complete -c wallet -n "__fish_wallet_using_subcommand verify" -l heads -d 'Fail unless the hash chain still extends every head recorded in FILE (lines --record-head wrote, or bare hashes --head printed)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand verify" -l head -d 'Print the hash chain\'s head (its hash and position) after checking it'

@@ -361,12 +361,21 @@ The check `chain` recomputes the hash chain that `settle` seals over \
 decided transfers: a transfer edited, deleted or inserted, or the ledger's \
 currency or scale changed, breaks the first link that covers it. --head \
 prints the chain's head hash and position; --expect-head HASH fails unless \
-the chain still extends a head recorded earlier.",
+the chain still extends a head recorded earlier.
+
+Whoever can write the ledger can also delete its newest links and let the \
+next `settle` seal edited books again: plain `verify` then passes. Only a \
+head kept outside the ledger catches that. --record-head FILE appends \
+today's head to FILE (one JSON line: hash, link, last_tx, recorded_at) once \
+every check passed; --heads FILE fails unless the chain still extends every \
+head recorded in FILE. Keep FILE on another machine or append-only storage.",
         after_help = "Examples:
   wallet verify
   wallet verify --quick
   wallet --json verify --head | jq -r .head.hash
   wallet verify --expect-head 3f9a…  (a head recorded earlier)
+  wallet settle && wallet verify --record-head /backup/wallet-heads.jsonl
+  wallet --db restored.db verify --heads /backup/wallet-heads.jsonl
   wallet --json verify | jq -r '.checks[] | \"\\(.name) \\(.ok)\"'"
     )]
     Verify(VerifyArgs),
@@ -397,6 +406,17 @@ pub struct VerifyArgs {
     /// --head earlier): nothing sealed before it was rewritten
     #[arg(long, value_name = "HASH")]
     pub expect_head: Option<String>,
+
+    /// Once every check passes, append the chain's head to FILE as one JSON
+    /// line (created if missing); nothing when nothing is sealed yet or FILE
+    /// ends with this head already
+    #[arg(long, value_name = "FILE")]
+    pub record_head: Option<PathBuf>,
+
+    /// Fail unless the hash chain still extends every head recorded in FILE
+    /// (lines --record-head wrote, or bare hashes --head printed)
+    #[arg(long, value_name = "FILE")]
+    pub heads: Option<PathBuf>,
 
     /// Check the file's pages with SQLite's quick_check instead of the full
     /// integrity_check (which also compares every index with its table)

@@ -94,6 +94,14 @@ pub enum WalletError {
     InvalidCurrency(String),
     #[error("invalid batch line: {0}")]
     InvalidLine(String),
+    /// A line of a file of recorded chain heads (`verify --heads`) that is
+    /// neither a head `--record-head` wrote nor 64 hex digits.
+    #[error("invalid head at line {line} of '{file}': {why}")]
+    InvalidHead {
+        file: String,
+        line: u64,
+        why: String,
+    },
     #[error("{}", batch_failed(*.failed, *.lines, *.queued, *.replayed))]
     BatchFailed {
         failed: u64,
@@ -188,6 +196,7 @@ impl WalletError {
             Self::InvalidMemo { .. } => "invalid_memo",
             Self::InvalidCurrency(_) => "invalid_currency",
             Self::InvalidLine(_) => "invalid_line",
+            Self::InvalidHead { .. } => "invalid_head",
             Self::BatchFailed { .. } => "batch_failed",
             Self::Busy(_) => "busy",
             Self::ServerUnavailable(_) => "server_unavailable",
@@ -228,6 +237,7 @@ impl WalletError {
             | Self::InvalidMemo { .. }
             | Self::InvalidCurrency(_)
             | Self::InvalidLine(_)
+            | Self::InvalidHead { .. }
             | Self::InvalidTime { .. }
             | Self::BatchFailed { .. } => 5,
             Self::Busy(_) | Self::ServerUnavailable(_) => 6,

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod domain;
 pub mod error;
+mod head_file;
 pub(crate) mod input;
 pub mod ledger;
 mod location;

@@ -3,9 +3,10 @@
 use super::Context;
 use crate::cli::VerifyArgs;
 use crate::error::{Result, WalletError};
-use crate::ledger::{Findings, Ledger, Problem, VerifyOptions, chain};
+use crate::head_file::{self, Recorded};
+use crate::ledger::{Findings, Ledger, Problem, VerifyOptions, chain, clock};
 use crate::output::{Report, verify_view};
-use crate::text::echo;
+use crate::text::{echo, shown_path};
 
 pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let expected = match &args.expect_head {
@@ -21,13 +22,20 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
         ),
         None => None,
     };
+    // Read before the ledger is opened: a file that cannot be read, or a
+    // malformed line, is the caller's to fix, whatever the ledger holds.
+    let recorded = match &args.heads {
+        Some(path) => Some(head_file::read(path)?),
+        None => None,
+    };
     let mut ledger = Ledger::open_to_verify(&context.db, &context.open_options)?;
     let mut report = ledger.verify(&VerifyOptions { quick: args.quick })?;
-    let state = if args.head || expected.is_some() {
-        Some(ledger.chain()?)
-    } else {
-        None
-    };
+    let state =
+        if args.head || expected.is_some() || recorded.is_some() || args.record_head.is_some() {
+            Some(ledger.chain()?)
+        } else {
+            None
+        };
     if let (Some(expected), Some(state)) = (&expected, &state) {
         let mut findings = Findings::default();
         if !state.good_hashes.contains(expected) {
@@ -40,9 +48,29 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
             format!("the chain still extends head {}…", &expected[..16]),
         ));
     }
+    if let (Some(recorded), Some(path), Some(state)) = (&recorded, &args.heads, &state) {
+        report.checks.push(head_file::check(recorded, state, path));
+    }
     let ok = report.ok();
+    // Only books that pass every check get their head recorded: a head of
+    // edited books kept outside would vouch for them later.
+    let recording = match (&args.record_head, &state) {
+        (Some(path), Some(state)) if ok => {
+            let outcome = head_file::record(path, state.head.as_ref(), clock::now_ms())?;
+            if !context.quiet_summary {
+                eprintln!("{}", recorded_note(outcome, state, &shown_path(path)));
+            }
+            Some(outcome)
+        }
+        _ => None,
+    };
     let summary = verify_view::summary(&report);
-    let printed = verify_view::report(report, state.filter(|_| args.head));
+    let extras = verify_view::Extras {
+        head: state.filter(|_| args.head),
+        heads_checked: recorded.map(|heads| heads.len() as u64),
+        recorded_head: recording,
+    };
+    let printed = verify_view::report(report, extras);
     if ok {
         Ok(printed)
     } else {
@@ -50,5 +78,25 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
             summary,
             report: Box::new(printed),
         })
+    }
+}
+
+/// What `--record-head` says on stderr (the JSON report says it in
+/// `recorded_head`).
+fn recorded_note(outcome: Recorded, state: &chain::ChainState, file: &str) -> String {
+    let position = state.head.as_ref().map_or_else(String::new, |head| {
+        format!(
+            "the head of link {} (up to tx_id {})",
+            head.seq, head.last_tx
+        )
+    });
+    match outcome {
+        Recorded::Appended => format!("recorded {position} in {file}"),
+        Recorded::SameAsLast => {
+            format!("{file} ends with {position} already; nothing appended")
+        }
+        Recorded::NothingSealed => {
+            format!("nothing is sealed yet (`wallet settle` seals); nothing recorded in {file}")
+        }
     }
 }

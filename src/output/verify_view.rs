@@ -4,14 +4,24 @@
 use serde::Serialize;
 
 use super::{Human, Report};
+use crate::head_file::Recorded;
 use crate::ledger::chain::ChainState;
 use crate::ledger::{Check, Problem, VerifyReport};
 
-/// The report as printed: each check, and the chain's head when `head`
-/// is given (`--head`), as a last row of the table too.
-pub(crate) fn report(report: VerifyReport, head: Option<ChainState>) -> Report {
+/// What `verify` adds to its checks on request.
+pub(crate) struct Extras {
+    /// The chain's head (`--head`), printed as a last row of the table too.
+    pub head: Option<ChainState>,
+    /// How many recorded heads `--heads` checked.
+    pub heads_checked: Option<u64>,
+    /// What `--record-head` did.
+    pub recorded_head: Option<Recorded>,
+}
+
+/// The report as printed: each check, and what `extras` adds.
+pub(crate) fn report(report: VerifyReport, extras: Extras) -> Report {
     let mut human = human(&report);
-    let head = head.map(|state| HeadView {
+    let head = extras.head.map(|state| HeadView {
         link: state.head.as_ref().map_or(0, |head| head.seq),
         last_tx: state.head.as_ref().map(|head| head.last_tx),
         hash: state.head.map(|head| head.hash),
@@ -36,6 +46,8 @@ pub(crate) fn report(report: VerifyReport, head: Option<ChainState>) -> Report {
         ok: report.ok(),
         checks: report.checks.into_iter().map(CheckView::from).collect(),
         head,
+        heads_checked: extras.heads_checked,
+        recorded_head: extras.recorded_head.map(Recorded::name),
     };
     Report::new(view, human)
 }
@@ -47,6 +59,13 @@ struct ReportView {
     /// With `--head`: the chain's head.
     #[serde(skip_serializing_if = "Option::is_none")]
     head: Option<HeadView>,
+    /// With `--heads`: how many heads recorded in the file were checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heads_checked: Option<u64>,
+    /// With `--record-head`, when every check passed: `appended`,
+    /// `same_as_last` or `nothing_sealed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_head: Option<&'static str>,
 }
 
 #[derive(Serialize)]

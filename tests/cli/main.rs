@@ -79,6 +79,7 @@ mod dry_run;
 mod engine;
 mod faults;
 mod files;
+mod heads;
 mod holds;
 mod inputs;
 mod pipes;
