@@ -372,13 +372,14 @@ fn indexes_of(index: &str, table: &str, definitions: &[(String, Option<String>)]
 }
 
 /// The text SQLite stores for a table after `ADD COLUMN`: the new column
-/// right after the last column definition, before any table constraint.
+/// right after the last column definition, before any table constraint,
+/// or else right before the closing parenthesis (after the line break).
 fn add_column(table_sql: &mut String, column: &str) {
     let end = ["CHECK", "PRIMARY KEY", "UNIQUE", "FOREIGN KEY"]
         .iter()
         .filter_map(|constraint| table_sql.find(&format!(",\n    {constraint}")))
         .min()
-        .or_else(|| table_sql.rfind("\n)"))
+        .or_else(|| table_sql.rfind("\n)").map(|at| at + 1))
         .unwrap_or(table_sql.len());
     table_sql.insert_str(end, &format!(", {column}"));
 }
