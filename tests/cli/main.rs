@@ -81,6 +81,7 @@ mod faults;
 mod files;
 mod holds;
 mod inputs;
+mod insider;
 mod pipes;
 mod power_loss;
 mod scripting;

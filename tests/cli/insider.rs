@@ -1,0 +1,258 @@
+//! The hash chain against an insider with write access to the ledger, on
+//! either engine: edits that keep the books consistent and reach past what
+//! the links' hashes covered before (a side table emptied, a row below the
+//! first link, who an account is).
+
+use serde_json::Value;
+
+use crate::common::{Sandbox, engine};
+
+/// The smallest `tx_id`, which lies below the first link's range.
+const SMALLEST: &str = "-9223372036854775808";
+
+/// alice paid bob 30.00 of a 100.00 deposit; mallory has an account too;
+/// everything settled and sealed.
+fn sealed() -> Sandbox {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["create-user", "mallory", "mallory@example.com"]);
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["transfer", "alice", "bob", "30", "--memo", "rent"]);
+    s.ok(&["settle"]);
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    s
+}
+
+fn on_postgres() -> bool {
+    engine().name() == "postgres"
+}
+
+/// The chain's head as `verify --head` prints it, which a careful operator
+/// keeps outside the ledger.
+fn head(s: &Sandbox) -> String {
+    let doc: Value = s.json(&["verify", "--head"]);
+    assert_eq!(doc["ok"], true, "{doc}");
+    doc["head"]["hash"].as_str().unwrap().to_string()
+}
+
+/// Runs verify, which must fail on the chain (other checks may fail too);
+/// returns the chain's problems.
+fn the_chain_fails(s: &Sandbox) -> Vec<String> {
+    let failure = s.verify_fails();
+    assert!(
+        failure.report.failed().contains(&"chain"),
+        "{:?}",
+        failure.report
+    );
+    failure
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == "chain")
+        .unwrap()
+        .problems
+        .iter()
+        .map(|p| p.message.clone())
+        .collect()
+}
+
+/// `verify --expect-head` with a head recorded before the edit fails too.
+fn the_recorded_head_fails(s: &Sandbox, head: &str) {
+    let out = s
+        .cmd(&["--json", "verify", "--expect-head", head])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Empties whatever table the chain keeps beside its links to remember
+/// which transfers it still owes a seal (a ledger before the chain read
+/// that from its links kept one).
+fn empty_side_tables(s: &Sandbox) {
+    let found = if on_postgres() {
+        s.query_text("SELECT (to_regclass('chain_open') IS NOT NULL)::text")
+    } else {
+        s.query_text(
+            "SELECT CAST(count(*) > 0 AS TEXT) FROM sqlite_schema WHERE name = 'chain_open'",
+        )
+    };
+    if matches!(found[0].as_deref(), Some("true" | "1")) {
+        s.tamper("DELETE FROM chain_open");
+    }
+}
+
+/// Turns a COMPLETED transfer into a FAILED one, with both balances and the
+/// figures recorded after it made to agree.
+fn flip_to_failed(s: &Sandbox, tx_id: &str) {
+    let amount = format!("(SELECT amount FROM transfers WHERE tx_id = {tx_id})");
+    let mut sql = format!(
+        "UPDATE accounts SET balance = balance + {amount}
+             WHERE id = (SELECT src FROM transfers WHERE tx_id = {tx_id});
+         UPDATE accounts SET balance = balance - {amount}
+             WHERE id = (SELECT dst FROM transfers WHERE tx_id = {tx_id});"
+    );
+    if on_postgres() {
+        sql.push_str(&format!(
+            "UPDATE transfers SET src_balance = src_balance + amount,
+                 dst_balance = dst_balance - amount WHERE tx_id = {tx_id};"
+        ));
+    } else {
+        sql.push_str(&format!(
+            "UPDATE postings SET balance_after = NULL WHERE tx_id = {tx_id};"
+        ));
+    }
+    sql.push_str(&format!(
+        "UPDATE transfers SET status = 'FAILED', reason = 'insufficient_funds' WHERE tx_id = {tx_id};"
+    ));
+    s.tamper(&sql);
+}
+
+/// Settles what waits, checks that the chain sealed it all, and returns
+/// the head recorded then.
+fn settle_and_record(s: &Sandbox) -> String {
+    s.ok(&["settle"]);
+    let doc: Value = s.json(&["verify", "--head"]);
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["head"]["unsealed"], 0, "every decision is sealed: {doc}");
+    head(s)
+}
+
+fn a_hold_captured_after_a_seal_is_sealed_whatever_side_table_is_emptied() {
+    let s = sealed();
+    let hold: Value = s.json(&["hold", "alice", "bob", "10"]);
+    let id = hold["tx_id"].to_string();
+    s.ok(&["settle"]);
+    empty_side_tables(&s);
+    s.ok(&["capture", &id]);
+    let recorded = settle_and_record(&s);
+    flip_to_failed(&s, &id);
+    let problems = the_chain_fails(&s);
+    assert!(problems[0].contains("link 3"), "{problems:?}");
+    the_recorded_head_fails(&s, &recorded);
+}
+
+fn a_transfer_pending_at_a_seal_is_sealed_once_decided_whatever_side_table_is_emptied() {
+    let s = sealed();
+    s.ok(&["transfer", "alice", "bob", "1"]);
+    s.ok(&["transfer", "alice", "bob", "2"]);
+    s.ok(&["settle", "--limit", "1"]);
+    empty_side_tables(&s);
+    let recorded = settle_and_record(&s);
+    flip_to_failed(&s, "4");
+    the_chain_fails(&s);
+    the_recorded_head_fails(&s, &recorded);
+}
+
+fn a_deposit_forged_below_the_first_link_is_caught() {
+    let s = sealed();
+    let recorded = head(&s);
+    let (lane, lane_value) = if on_postgres() {
+        ("lane, ", "0, ")
+    } else {
+        ("", "")
+    };
+    let mut sql = format!(
+        "INSERT INTO transfers (tx_id, {lane}src, dst, amount, status, created_at, settled_at)
+             VALUES ({SMALLEST}, {lane_value}0, 1, 100000000, 'COMPLETED', 1, 1);
+         UPDATE accounts SET balance = balance + 100000000 WHERE name = 'alice';
+         UPDATE accounts SET balance = balance - 100000000 WHERE id = 0;"
+    );
+    if on_postgres() {
+        sql.push_str(&format!(
+            "UPDATE transfers SET dst_balance = 100000000 WHERE tx_id = {SMALLEST};"
+        ));
+    } else {
+        sql.push_str(&format!(
+            "INSERT INTO postings (account, tx_id, balance_after) VALUES (1, {SMALLEST}, 100000000);"
+        ));
+    }
+    s.tamper(&sql);
+    let problems = the_chain_fails(&s);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("transfer {SMALLEST} lies outside every link"))),
+        "{problems:?}"
+    );
+    the_recorded_head_fails(&s, &recorded);
+}
+
+fn swapped_names_and_emails_break_the_chain() {
+    let s = sealed();
+    let recorded = head(&s);
+    s.tamper(
+        "UPDATE accounts SET name = 'swap', email = 'swap@example.com' WHERE name = 'alice';
+         UPDATE accounts SET name = 'alice', email = 'alice@example.com' WHERE name = 'mallory';
+         UPDATE accounts SET name = 'mallory', email = 'mallory@example.com' WHERE name = 'swap';",
+    );
+    let problems = the_chain_fails(&s);
+    assert!(problems[0].starts_with("link 1 "), "{problems:?}");
+    the_recorded_head_fails(&s, &recorded);
+}
+
+fn an_email_edited_after_its_account_was_sealed_breaks_the_chain() {
+    let s = sealed();
+    s.ok(&["create-user", "carol", "carol@example.com"]);
+    let before: Value = s.json(&["verify"]);
+    let chain = before["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "chain")
+        .unwrap();
+    assert!(
+        chain["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("; 1 account not sealed yet"),
+        "{chain}"
+    );
+    // Nothing but the new account waits: settle seals it all the same.
+    let recorded = settle_and_record(&s);
+    s.tamper("UPDATE accounts SET email = 'mallory@example.com' WHERE name = 'carol'");
+    let problems = the_chain_fails(&s);
+    assert!(problems[0].starts_with("link 2 "), "{problems:?}");
+    the_recorded_head_fails(&s, &recorded);
+}
+
+fn an_account_s_creation_time_moved_breaks_the_chain() {
+    let s = sealed();
+    s.tamper("UPDATE accounts SET created_at = created_at - 86400000 WHERE name = 'mallory'");
+    the_chain_fails(&s);
+}
+
+fn an_account_forged_below_the_sealed_ones_breaks_the_chain() {
+    let s = sealed();
+    s.tamper(
+        "INSERT INTO accounts (id, name, email, created_at) VALUES (-7, 'eve', 'eve@example.com', 1)",
+    );
+    let problems = the_chain_fails(&s);
+    assert!(problems[0].starts_with("link 1 "), "{problems:?}");
+}
+
+fn a_sealed_account_deleted_breaks_the_chain() {
+    let s = sealed();
+    s.ok(&["create-user", "carol", "carol@example.com"]);
+    s.ok(&["settle"]);
+    s.tamper("DELETE FROM accounts WHERE name = 'carol'");
+    the_chain_fails(&s);
+}
+
+engine_tests! {
+    both: [
+        a_hold_captured_after_a_seal_is_sealed_whatever_side_table_is_emptied,
+        a_transfer_pending_at_a_seal_is_sealed_once_decided_whatever_side_table_is_emptied,
+        a_deposit_forged_below_the_first_link_is_caught,
+        swapped_names_and_emails_break_the_chain,
+        an_email_edited_after_its_account_was_sealed_breaks_the_chain,
+        an_account_s_creation_time_moved_breaks_the_chain,
+        an_account_forged_below_the_sealed_ones_breaks_the_chain,
+        a_sealed_account_deleted_breaks_the_chain,
+    ],
+}
