@@ -971,7 +971,7 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
         .sqlite()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let posted: i64 = s
         .sqlite()
         .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
