@@ -252,6 +252,139 @@ fn a_sealed_account_deleted_breaks_the_chain() {
     the_chain_fails(&s);
 }
 
+/// The `chain_links` and `chain_open` tables as the schema before links
+/// sealed accounts built them (SQLite version 5, PostgreSQL version 3).
+const SQLITE_CHAIN_V5: &str = "DROP TABLE chain_links;
+CREATE TABLE chain_links (
+    seq         INTEGER PRIMARY KEY,
+    first_tx    INTEGER NOT NULL,
+    last_tx     INTEGER NOT NULL,
+    excluded    TEXT    NOT NULL,
+    late        TEXT    NOT NULL,
+    count       INTEGER NOT NULL,
+    hash        TEXT    NOT NULL,
+    sealed_at   INTEGER NOT NULL
+) STRICT;
+CREATE TABLE chain_open (
+    tx_id       INTEGER PRIMARY KEY
+) STRICT;
+PRAGMA user_version = 5;";
+
+const POSTGRES_CHAIN_V3: &str = "DROP TABLE chain_links;
+CREATE TABLE chain_links (
+    seq         bigint  PRIMARY KEY,
+    first_tx    bigint  NOT NULL,
+    last_tx     bigint  NOT NULL,
+    excluded    text    NOT NULL,
+    late        text    NOT NULL,
+    count       bigint  NOT NULL,
+    hash        text    NOT NULL,
+    sealed_at   bigint  NOT NULL
+);
+CREATE TABLE chain_open (
+    tx_id       bigint  PRIMARY KEY
+);
+DELETE FROM schema_version WHERE version = 4;";
+
+/// A link's hash as the version before links sealed accounts took it, over
+/// decided transfers `1..=last` and no lists: written out here, apart from
+/// the code under test.
+fn link_hash_before_accounts(s: &Sandbox, last: i64) -> String {
+    use sha2::{Digest, Sha256};
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+        match bytes {
+            None => out.push(0),
+            Some(bytes) => {
+                out.push(1);
+                field(out, bytes);
+            }
+        }
+    }
+    let meta = s.query_text("SELECT currency, CAST(scale AS TEXT) FROM ledger_meta");
+    let mut genesis = b"wallet chain v1\0".to_vec();
+    field(&mut genesis, meta[0].as_deref().unwrap().as_bytes());
+    genesis.push(meta[1].as_deref().unwrap().parse::<u8>().unwrap());
+    let mut h = Sha256::new();
+    h.update(Sha256::digest(&genesis));
+    for n in [1, i64::MIN + 1, last] {
+        h.update(n.to_be_bytes());
+    }
+    h.update(0u64.to_be_bytes());
+    h.update(0u64.to_be_bytes());
+    for tx_id in 1..=last {
+        let row = s.query_text(&format!(
+            "SELECT CAST(tx_id AS TEXT), CAST(src AS TEXT), CAST(dst AS TEXT),
+                    CAST(amount AS TEXT), CAST(created_at AS TEXT), status, reason, memo,
+                    idem_key, CAST(settled_at AS TEXT), CAST(hold_amount AS TEXT),
+                    CAST(expires_at AS TEXT), CAST(refund_of AS TEXT)
+               FROM transfers WHERE tx_id = {tx_id}"
+        ));
+        let number = |i: usize| row[i].as_deref().map(|n| n.parse::<i64>().unwrap());
+        let mut bytes = Vec::new();
+        for i in 0..5 {
+            bytes.extend_from_slice(&number(i).unwrap().to_be_bytes());
+        }
+        field(&mut bytes, row[5].as_deref().unwrap().as_bytes());
+        for i in 6..9 {
+            optional(&mut bytes, row[i].as_deref().map(str::as_bytes));
+        }
+        for i in 9..13 {
+            optional(
+                &mut bytes,
+                number(i).map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
+            );
+        }
+        h.update(&bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["transfer", "alice", "bob", "30", "--memo", "rent"]);
+    s.ok(&["settle"]);
+    s.tamper(if on_postgres() {
+        POSTGRES_CHAIN_V3
+    } else {
+        SQLITE_CHAIN_V5
+    });
+    let hash = link_hash_before_accounts(&s, 2);
+    s.tamper(&format!(
+        "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at)
+         VALUES (1, -9223372036854775807, 2, '', '', 2, '{hash}', 1)"
+    ));
+    s.ok(&["migrate"]);
+    let doc: Value = s.json(&["verify", "--head", "--expect-head", &hash]);
+    assert_eq!(doc["ok"], true, "{doc}");
+    let report: Value = s.json(&["verify"]);
+    let detail = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "chain")
+        .unwrap()["detail"]
+        .to_string();
+    assert!(
+        detail.contains("1 links seal 2 transfers") && detail.contains("3 accounts not sealed yet"),
+        "{detail}"
+    );
+    // The next settle seals every account, the old ones included.
+    s.ok(&["settle"]);
+    let doc: Value = s.json(&["verify", "--head", "--expect-head", &hash]);
+    assert_eq!(doc["head"]["link"], 2, "{doc}");
+    s.tamper(
+        "UPDATE accounts SET email = 'mallory@example.com' WHERE name = 'alice'",
+    );
+    let problems = the_chain_fails(&s);
+    assert!(problems[0].starts_with("link 2 "), "{problems:?}");
+}
+
 engine_tests! {
     both: [
         a_hold_captured_after_a_seal_is_sealed_whatever_side_table_is_emptied,
@@ -263,5 +396,6 @@ engine_tests! {
         an_account_s_creation_time_moved_breaks_the_chain,
         an_account_forged_below_the_sealed_ones_breaks_the_chain,
         a_sealed_account_deleted_breaks_the_chain,
+        a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade,
     ],
 }
