@@ -122,7 +122,10 @@ pub(crate) struct AccountRange {
 impl AccountRange {
     /// The range as inclusive bounds, for SQL.
     pub(crate) fn bounds(self) -> (i64, i64) {
-        (self.after.map_or(i64::MIN, |a| a.saturating_add(1)), self.to)
+        (
+            self.after.map_or(i64::MIN, |a| a.saturating_add(1)),
+            self.to,
+        )
     }
 }
 
@@ -544,9 +547,7 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
         findings.push(Problem {
             user: None,
             tx_id: Some(id).filter(|id| *id > 0),
-            message: format!(
-                "transfer {id}, left open by link {seq} of the hash chain, is gone"
-            ),
+            message: format!("transfer {id}, left open by link {seq} of the hash chain, is gone"),
         });
     }
     for &id in &state.outside {
@@ -710,7 +711,11 @@ mod tests {
         assert_ne!(base, with_accounts(&[account(1, "alice"), later]));
         assert_ne!(base, with_accounts(&[account(1, "alice")]));
         let without = link(&genesis(&Currency::default()), &[sealed(1, 100)]);
-        assert_ne!(with_accounts(&[]), without, "a link with accounts is told apart");
+        assert_ne!(
+            with_accounts(&[]),
+            without,
+            "a link with accounts is told apart"
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ fn settle_and_record(s: &Sandbox) -> String {
     s.ok(&["settle"]);
     let doc: Value = s.json(&["verify", "--head"]);
     assert_eq!(doc["ok"], true, "{doc}");
-    assert_eq!(doc["head"]["unsealed"], 0, "every decision is sealed: {doc}");
+    assert_eq!(
+        doc["head"]["unsealed"], 0,
+        "every decision is sealed: {doc}"
+    );
     head(s)
 }
 
@@ -329,8 +332,8 @@ fn link_hash_before_accounts(s: &Sandbox, last: i64) -> String {
             bytes.extend_from_slice(&number(i).unwrap().to_be_bytes());
         }
         field(&mut bytes, row[5].as_deref().unwrap().as_bytes());
-        for i in 6..9 {
-            optional(&mut bytes, row[i].as_deref().map(str::as_bytes));
+        for text in &row[6..9] {
+            optional(&mut bytes, text.as_deref().map(str::as_bytes));
         }
         for i in 9..13 {
             optional(
@@ -378,9 +381,7 @@ fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
     s.ok(&["settle"]);
     let doc: Value = s.json(&["verify", "--head", "--expect-head", &hash]);
     assert_eq!(doc["head"]["link"], 2, "{doc}");
-    s.tamper(
-        "UPDATE accounts SET email = 'mallory@example.com' WHERE name = 'alice'",
-    );
+    s.tamper("UPDATE accounts SET email = 'mallory@example.com' WHERE name = 'alice'");
     let problems = the_chain_fails(&s);
     assert!(problems[0].starts_with("link 2 "), "{problems:?}");
 }
