@@ -452,7 +452,6 @@ pub(crate) fn walk<E>(
     let mut expected_first = i64::MIN;
     let mut owed = Owed::new();
     let mut accounts_after: Option<i64> = None;
-    let mut accounts_sealed = false;
     for (i, link) in links.iter().enumerate() {
         let h = &link.header;
         let mut why = None;
@@ -464,7 +463,7 @@ pub(crate) fn walk<E>(
                 after: accounts_after,
                 to,
             }),
-            None if !accounts_sealed => None,
+            None if accounts_after.is_none() => None,
             _ => {
                 why.get_or_insert_with(|| {
                     "its accounts do not follow those of the link before it".to_string()
@@ -477,14 +476,18 @@ pub(crate) fn walk<E>(
         }
         let mut hasher = LinkHasher::new(&prev, h);
         let missing = cover(h, accounts, &mut hasher)?;
-        let count = hasher.count;
+        let (count, account_count) = (hasher.count, hasher.accounts);
         let recomputed = hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {
             why = Some(format!("transfer {} it sealed is gone", missing[0]));
         }
         if why.is_none() && recomputed != link.hash {
+            let what = match h.accounts_to {
+                None => format!("its {count} transfers"),
+                Some(_) => format!("its {count} transfers or its {account_count} accounts"),
+            };
             why = Some(format!(
-                "its {count} transfers, its accounts (or the ledger's currency and scale, for the first) differ from what was sealed ({} transfers then)",
+                "{what} (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
                 link.count
             ));
         }
@@ -506,10 +509,7 @@ pub(crate) fn walk<E>(
         });
         prev = from_hex(&link.hash).unwrap_or([0; 32]);
         expected_first = h.last_tx.saturating_add(1);
-        if let Some(to) = h.accounts_to {
-            accounts_after = Some(to);
-            accounts_sealed = true;
-        }
+        accounts_after = h.accounts_to.or(accounts_after);
     }
     state.owed = owed;
     state.accounts_to = accounts_after;
