@@ -5,17 +5,24 @@
 //! last_tx]`: those decided by every field, those that could still change
 //! then (PENDING, or a live hold: its `excluded` list) by the fields fixed
 //! when they were queued; their decision is sealed by the link that finds
-//! them decided, in its `late` list. Its hash is taken over
-//! the previous link's hash, its own header and every covered transfer's
-//! canonical fields, in order; the first link's "previous hash" is taken
-//! over the ledger's currency and scale. Links are sealed after the fact, by
+//! them decided, in its `late` list. Which ids the chain still owes is read
+//! from those lists alone ([`owe`]), never from a table an insider could
+//! empty. A link also seals who each account is: those created since the
+//! link before it (`accounts_to`), by id, name, email and creation time.
+//! Its hash is taken over
+//! the previous link's hash, its own header, every covered transfer's
+//! canonical fields, in order, and then its accounts; the first link's
+//! "previous hash" is taken over the ledger's currency and scale. Every
+//! transfer lies in a link's range or in the open tail above the last one:
+//! a row below the first link is a finding. Links are sealed after the fact, by
 //! one process at a time (`settle` seals at its end), so no settle worker
 //! ever waits on the chain; `verify` recomputes every link and counts what
 //! is not sealed yet.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
-use crate::ledger::rules;
 use crate::money::Currency;
 
 /// At most this many transfers in one link: a broken link names a range
@@ -24,21 +31,128 @@ pub(crate) const LINK_MAX: i64 = 100_000;
 
 pub(crate) type Hash = [u8; 32];
 
+/// What a sealer reads before it takes any lock, to learn whether anything
+/// waits: the last link's `last_tx` and `accounts_to`, the largest `tx_id`
+/// and the largest account id. SQL both engines run.
+pub(crate) const SEAL_FACTS: &str = "SELECT
+        (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
+        (SELECT accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1),
+        (SELECT max(tx_id) FROM transfers),
+        (SELECT max(id) FROM accounts)";
+
+/// The links whose lists say what the chain owes, in order: those with an
+/// empty `excluded` and `late` change nothing, and are most links.
+pub(crate) const OWING_LINKS: &str = "SELECT seq, first_tx, last_tx, excluded, late
+        FROM chain_links WHERE excluded <> '' OR late <> '' ORDER BY seq";
+
 /// Whether anything waits to be sealed: a transfer queued after the last
-/// link, or one a link left open that is decided now. Read before a sealer
-/// takes any lock, so that a `settle` with nothing new (a watch worker
-/// between batches) locks nothing. SQL both engines run.
-pub(crate) fn anything_to_seal() -> String {
-    format!(
-        "SELECT coalesce(
-        (SELECT max(tx_id) FROM transfers) > coalesce(
-            (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
-            (SELECT min(tx_id) FROM transfers) - 1)
-        OR EXISTS (SELECT 1 FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-                   WHERE t.status NOT IN ({})),
-        false)",
-        rules::changing_statuses_sql()
-    )
+/// link, an id the chain owes that is decided now (`decided_owed`), or an
+/// account created since the last link sealed accounts (every account, when
+/// none did). Asked before a sealer takes any lock, so that a `settle` with
+/// nothing new (a watch worker between batches) locks nothing.
+pub(crate) fn anything_to_seal(
+    last_tx: Option<i64>,
+    accounts_to: Option<i64>,
+    max_tx: Option<i64>,
+    max_account: Option<i64>,
+    decided_owed: bool,
+) -> bool {
+    let new_transfers = max_tx.is_some_and(|max| last_tx.is_none_or(|last| max > last));
+    let new_accounts = max_account.is_some_and(|max| accounts_to.is_none_or(|to| max > to));
+    new_transfers || new_accounts || decided_owed
+}
+
+/// The ids the chain still owes (left open by a link, sealed by none since),
+/// each with the link that left it open.
+pub(crate) type Owed = BTreeMap<i64, i64>;
+
+/// Folds one link's lists into what the chain owes: its `excluded` ids are
+/// owed from now on, its `late` ones are paid. A link that pays an id no
+/// earlier link left open, leaves one open twice, or leaves open one outside
+/// its range is broken (the reason is returned, `owed` left as it was).
+pub(crate) fn owe(owed: &mut Owed, header: &LinkHeader) -> Result<(), String> {
+    if let Some(id) = header.late.iter().find(|id| !owed.contains_key(id)) {
+        return Err(format!(
+            "it seals the decision of transfer {id}, which no earlier link left open"
+        ));
+    }
+    if let Some(id) = header.excluded.iter().find(|id| owed.contains_key(id)) {
+        return Err(format!(
+            "it leaves transfer {id} open again, still open since link {}",
+            owed[id]
+        ));
+    }
+    let lower = header.first_tx.saturating_sub(1);
+    if let Some(id) = header
+        .excluded
+        .iter()
+        .find(|&&id| id <= lower || id > header.last_tx)
+    {
+        return Err(format!("it leaves open transfer {id}, outside its range"));
+    }
+    for id in &header.late {
+        owed.remove(id);
+    }
+    for id in &header.excluded {
+        owed.insert(*id, header.seq);
+    }
+    Ok(())
+}
+
+/// What the chain owes after `links` (in order), or the first link whose
+/// lists do not fold, with why.
+pub(crate) fn owed_after<'a>(
+    links: impl IntoIterator<Item = &'a LinkHeader>,
+) -> Result<Owed, (i64, String)> {
+    let mut owed = Owed::new();
+    for header in links {
+        owe(&mut owed, header).map_err(|why| (header.seq, why))?;
+    }
+    Ok(owed)
+}
+
+/// The accounts a link seals: ids in `(after, to]`, every id up to `to`
+/// when no earlier link sealed any (`after` is `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccountRange {
+    pub after: Option<i64>,
+    pub to: i64,
+}
+
+impl AccountRange {
+    /// The range as inclusive bounds, for SQL.
+    pub(crate) fn bounds(self) -> (i64, i64) {
+        (
+            self.after.map_or(i64::MIN, |a| a.saturating_add(1)),
+            self.to,
+        )
+    }
+}
+
+/// The accounts the next link seals, given the last link's `accounts_to`
+/// and the largest account id now: never below what a link sealed already,
+/// so that a link with no new account seals an empty range.
+pub(crate) fn next_accounts(after: Option<i64>, max_account: Option<i64>) -> AccountRange {
+    let to = match (after, max_account) {
+        (Some(after), Some(max)) => after.max(max),
+        (Some(after), None) => after,
+        (None, Some(max)) => max,
+        (None, None) => i64::MIN,
+    };
+    AccountRange { after, to }
+}
+
+/// Whether the next link has anything to seal: new transfers (its range
+/// `(start, end]` is not empty), decisions of transfers it owes, or accounts.
+pub(crate) fn link_due(start: i64, end: i64, late: &[i64], accounts: AccountRange) -> bool {
+    end > start || !late.is_empty() || accounts.after.is_none_or(|after| accounts.to > after)
+}
+
+/// The smallest `tx_id` the chain accounts for: every row below the first
+/// link's range lies outside every link (a link's range starts where the one
+/// before it ended, and rows above the last link are the open tail).
+pub(crate) fn first_covered(links: &[StoredLink]) -> Option<i64> {
+    links.first().map(|link| link.header.first_tx)
 }
 
 /// The last `tx_id` the next link covers: everything queued so far, at most
@@ -90,21 +204,41 @@ pub(crate) struct LinkHeader {
     pub excluded: Vec<i64>,
     /// Transfers of earlier ranges, excluded then, sealed by this link.
     pub late: Vec<i64>,
+    /// The largest account id sealed by this link or one before it; `None`
+    /// in a link sealed before links sealed accounts, which hashes as then.
+    pub accounts_to: Option<i64>,
 }
 
-/// Hashes one link, fed its transfers in order: the late ones, then those
-/// of its range.
+/// An account's identity as a link hashes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedAccount {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+/// Marks a link that seals accounts, before anything else it hashes, so
+/// that no such link hashes like one sealed before accounts were.
+const LINK_WITH_ACCOUNTS: &[u8] = b"wallet link v2\0";
+
+/// Hashes one link, fed its transfers in order (the late ones, then those
+/// of its range), then its accounts by id.
 pub(crate) struct LinkHasher {
     h: Sha256,
     /// One row's encoding, reused: the hash takes a row in one call rather
     /// than a call per field, which cost more than the hashing itself.
     row: Vec<u8>,
     pub count: i64,
+    pub accounts: i64,
 }
 
 impl LinkHasher {
     pub(crate) fn new(prev: &Hash, header: &LinkHeader) -> Self {
         let mut h = Sha256::new();
+        if header.accounts_to.is_some() {
+            h.update(LINK_WITH_ACCOUNTS);
+        }
         h.update(prev);
         for n in [header.seq, header.first_tx, header.last_tx] {
             h.update(n.to_be_bytes());
@@ -115,11 +249,30 @@ impl LinkHasher {
                 h.update(id.to_be_bytes());
             }
         }
+        if let Some(to) = header.accounts_to {
+            h.update(to.to_be_bytes());
+        }
         Self {
             h,
             row: Vec::with_capacity(256),
             count: 0,
+            accounts: 0,
         }
+    }
+
+    /// An account the link seals, after its transfers.
+    pub(crate) fn add_account(&mut self, a: &SealedAccount) {
+        self.accounts += 1;
+        let row = &mut self.row;
+        row.clear();
+        row.push(b'a');
+        for n in [a.id, a.created_at] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        for text in [&a.name, &a.email] {
+            optional(row, text.as_deref().map(str::as_bytes));
+        }
+        self.h.update(&self.row);
     }
 
     pub(crate) fn add(&mut self, t: &Sealed) {
@@ -257,20 +410,39 @@ pub struct ChainState {
     pub good_hashes: Vec<String>,
     /// Why the ledger has no chain yet (a schema older than the chain).
     pub unavailable: Option<String>,
+    /// What the links up to the first broken one leave owed.
+    pub owed: Owed,
+    /// Owed ids whose row is gone, each with the link that left it open.
+    pub gone: Vec<(i64, i64)>,
+    /// Transfers below the first link's range, which no link accounts for.
+    pub outside: Vec<i64>,
+    /// The last `accounts_to` of the links that match.
+    pub accounts_to: Option<i64>,
+    /// Accounts created after the last link that sealed accounts.
+    pub unsealed_accounts: i64,
 }
 
-/// Recomputes `links` in order, each from the transfers `cover` feeds it
-/// (decided ones to the first callback, those sealed by their queue fields
-/// to the second; it returns the late ids it could not find), and stops at
-/// the first that does not match. The engine adds what is not sealed yet.
+impl ChainState {
+    /// Takes in the owed ids the engine found no row for.
+    pub(crate) fn owed_rows_found(&mut self, found: &[i64]) {
+        self.gone = self
+            .owed
+            .iter()
+            .filter(|(id, _)| !found.contains(id))
+            .map(|(&id, &seq)| (id, seq))
+            .collect();
+    }
+}
+
+/// Recomputes `links` in order, each from what `cover` feeds its hasher
+/// (its transfers, then the accounts of the range it is given; it returns
+/// the late ids it could not find), folds what each leaves owed, and stops
+/// at the first that does not match. The engine adds what is not sealed
+/// yet, and what lies outside every link.
 pub(crate) fn walk<E>(
     links: &[StoredLink],
     currency: &Currency,
-    mut cover: impl FnMut(
-        &LinkHeader,
-        &mut dyn FnMut(Sealed),
-        &mut dyn FnMut(Sealed),
-    ) -> Result<Vec<i64>, E>,
+    mut cover: impl FnMut(&LinkHeader, Option<AccountRange>, &mut LinkHasher) -> Result<Vec<i64>, E>,
 ) -> Result<ChainState, E> {
     let mut state = ChainState {
         links: links.len() as i64,
@@ -278,25 +450,44 @@ pub(crate) fn walk<E>(
     };
     let mut prev = genesis(currency);
     let mut expected_first = i64::MIN;
+    let mut owed = Owed::new();
+    let mut accounts_after: Option<i64> = None;
     for (i, link) in links.iter().enumerate() {
         let h = &link.header;
         let mut why = None;
         if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
             why = Some("the links before it are missing or out of order".to_string());
         }
-        let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, h));
-        let missing = cover(h, &mut |t| hasher.borrow_mut().add(&t), &mut |t| {
-            hasher.borrow_mut().add_queued(&t)
-        })?;
-        let hasher = hasher.into_inner();
-        let count = hasher.count;
+        let accounts = match h.accounts_to {
+            Some(to) if accounts_after.is_none_or(|after| to >= after) => Some(AccountRange {
+                after: accounts_after,
+                to,
+            }),
+            None if accounts_after.is_none() => None,
+            _ => {
+                why.get_or_insert_with(|| {
+                    "its accounts do not follow those of the link before it".to_string()
+                });
+                None
+            }
+        };
+        if why.is_none() {
+            why = owe(&mut owed, h).err();
+        }
+        let mut hasher = LinkHasher::new(&prev, h);
+        let missing = cover(h, accounts, &mut hasher)?;
+        let (count, account_count) = (hasher.count, hasher.accounts);
         let recomputed = hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {
             why = Some(format!("transfer {} it sealed is gone", missing[0]));
         }
         if why.is_none() && recomputed != link.hash {
+            let what = match h.accounts_to {
+                None => format!("its {count} transfers"),
+                Some(_) => format!("its {count} transfers or its {account_count} accounts"),
+            };
             why = Some(format!(
-                "its {count} transfers (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
+                "{what} (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
                 link.count
             ));
         }
@@ -318,7 +509,10 @@ pub(crate) fn walk<E>(
         });
         prev = from_hex(&link.hash).unwrap_or([0; 32]);
         expected_first = h.last_tx.saturating_add(1);
+        accounts_after = h.accounts_to.or(accounts_after);
     }
+    state.owed = owed;
+    state.accounts_to = accounts_after;
     Ok(state)
 }
 
@@ -349,6 +543,20 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
             message: format!("link {seq} of the hash chain ({range}) is broken: {why}"),
         });
     }
+    for &(id, seq) in &state.gone {
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(id).filter(|id| *id > 0),
+            message: format!("transfer {id}, left open by link {seq} of the hash chain, is gone"),
+        });
+    }
+    for &id in &state.outside {
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(id).filter(|id| *id > 0),
+            message: format!("transfer {id} lies outside every link of the hash chain"),
+        });
+    }
     if let Some(why) = &state.unavailable {
         return findings.into_check(CHAIN_CHECK, why.clone());
     }
@@ -367,6 +575,11 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
                 state.unsealed
             ),
         },
+    };
+    let detail = match state.unsealed_accounts {
+        0 => detail,
+        1 => format!("{detail}; 1 account not sealed yet"),
+        n => format!("{detail}; {n} accounts not sealed yet"),
     };
     findings.into_check(CHAIN_CHECK, detail)
 }
@@ -400,6 +613,7 @@ mod tests {
             last_tx: 10,
             excluded: vec![],
             late: vec![],
+            accounts_to: None,
         };
         let mut h = LinkHasher::new(prev, &header);
         for row in rows {
@@ -425,5 +639,123 @@ mod tests {
         memo.memo = None;
         assert_ne!(base, link(&php2, &[sealed(1, 100), memo]));
         assert_eq!(from_hex(&hex(&base)), Some(base));
+    }
+
+    fn header(seq: i64, first_tx: i64, last_tx: i64, excluded: &[i64], late: &[i64]) -> LinkHeader {
+        LinkHeader {
+            seq,
+            first_tx,
+            last_tx,
+            excluded: excluded.to_vec(),
+            late: late.to_vec(),
+            accounts_to: None,
+        }
+    }
+
+    /// A link sealed before links sealed accounts hashes as it did then: a
+    /// hash recorded by that version, pinned.
+    #[test]
+    fn a_link_without_accounts_hashes_as_before_accounts_were_sealed() {
+        let prev = genesis(&Currency::default());
+        assert_eq!(
+            hex(&prev),
+            "d5961c6100d7708191d45d1dab054550d741f3f4ca505f533ac0466657eb1834"
+        );
+        let mut row = sealed(1, 500);
+        row.memo = Some("rent".into());
+        row.key = Some("k-1".into());
+        let mut hasher = LinkHasher::new(&prev, &header(2, 3, 9, &[5], &[1]));
+        hasher.add(&row);
+        row.tx_id = 5;
+        row.status = "HELD".into();
+        row.hold_amount = Some(700);
+        row.expires_at = Some(99);
+        row.settled_at = None;
+        hasher.add_queued(&row);
+        assert_eq!(
+            hex(&hasher.finish()),
+            "816c74693a56b9b691c5c20dac7db251c8faacac3d2d072403a9d74d83feb11a"
+        );
+    }
+
+    fn account(id: i64, name: &str) -> SealedAccount {
+        SealedAccount {
+            id,
+            name: Some(name.into()),
+            email: Some(format!("{name}@example.com")),
+            created_at: 7,
+        }
+    }
+
+    fn with_accounts(accounts: &[SealedAccount]) -> Hash {
+        let mut h = header(1, 1, 10, &[], &[]);
+        h.accounts_to = Some(2);
+        let mut hasher = LinkHasher::new(&genesis(&Currency::default()), &h);
+        hasher.add(&sealed(1, 100));
+        for a in accounts {
+            hasher.add_account(a);
+        }
+        hasher.finish()
+    }
+
+    #[test]
+    fn who_an_account_is_is_part_of_its_link() {
+        let base = with_accounts(&[account(1, "alice"), account(2, "mallory")]);
+        let mut swapped = [account(1, "mallory"), account(2, "alice")];
+        assert_ne!(base, with_accounts(&swapped));
+        swapped[0].email = Some("alice@example.com".into());
+        swapped[1].email = Some("mallory@example.com".into());
+        assert_ne!(base, with_accounts(&swapped));
+        let mut later = account(2, "mallory");
+        later.created_at = 8;
+        assert_ne!(base, with_accounts(&[account(1, "alice"), later]));
+        assert_ne!(base, with_accounts(&[account(1, "alice")]));
+        let without = link(&genesis(&Currency::default()), &[sealed(1, 100)]);
+        assert_ne!(
+            with_accounts(&[]),
+            without,
+            "a link with accounts is told apart"
+        );
+    }
+
+    #[test]
+    fn what_the_chain_owes_comes_from_its_links_alone() {
+        let links = [
+            header(1, 1, 10, &[3, 7], &[]),
+            header(2, 11, 20, &[12], &[3]),
+            header(3, 21, 20, &[], &[7, 12]),
+        ];
+        let owed = owed_after(&links[..2]).unwrap();
+        assert_eq!(owed.into_iter().collect::<Vec<_>>(), [(7, 1), (12, 2)]);
+        assert!(owed_after(&links).unwrap().is_empty());
+        let never_left_open = [header(1, 1, 10, &[], &[4])];
+        let (seq, why) = owed_after(&never_left_open).unwrap_err();
+        assert_eq!(seq, 1);
+        assert!(why.contains("transfer 4"), "{why}");
+        let twice = [header(1, 1, 10, &[3], &[]), header(2, 11, 20, &[3], &[])];
+        assert_eq!(owed_after(&twice).unwrap_err().0, 2);
+        let outside = [header(1, 1, 10, &[11], &[])];
+        assert_eq!(owed_after(&outside).unwrap_err().0, 1);
+        let paid_twice = [
+            header(1, 1, 10, &[3], &[]),
+            header(2, 11, 20, &[], &[3]),
+            header(3, 21, 30, &[], &[3]),
+        ];
+        assert_eq!(owed_after(&paid_twice).unwrap_err().0, 3);
+    }
+
+    #[test]
+    fn a_seal_is_due_for_new_transfers_decisions_or_accounts() {
+        assert!(!anything_to_seal(Some(5), Some(3), Some(5), Some(3), false));
+        assert!(anything_to_seal(Some(5), Some(3), Some(6), Some(3), false));
+        assert!(anything_to_seal(Some(5), Some(3), Some(5), Some(4), false));
+        assert!(anything_to_seal(Some(5), Some(3), Some(5), Some(3), true));
+        assert!(anything_to_seal(Some(5), None, Some(5), Some(0), false));
+        assert!(anything_to_seal(None, None, None, Some(0), false));
+        let none_new = next_accounts(Some(3), Some(3));
+        assert!(!link_due(5, 5, &[], none_new));
+        assert!(link_due(5, 5, &[], next_accounts(None, Some(0))));
+        assert_eq!(next_accounts(Some(3), Some(4)).bounds(), (4, 4));
+        assert_eq!(next_accounts(None, Some(4)).bounds(), (i64::MIN, 4));
     }
 }

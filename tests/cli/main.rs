@@ -82,6 +82,7 @@ mod files;
 mod heads;
 mod holds;
 mod inputs;
+mod insider;
 mod pipes;
 mod power_loss;
 mod scripting;

@@ -2,11 +2,13 @@
 //! time (an advisory lock; a process that finds it taken leaves the work to
 //! the holder), so settle workers never wait on it.
 
-use postgres::{Client, Row};
+use postgres::{Client, GenericClient, Row};
 
 use super::NOW_MS;
 use super::error::PgResult;
-use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
+use crate::ledger::chain::{
+    self, AccountRange, ChainState, Hash, LinkHasher, LinkHeader, Sealed, SealedAccount, StoredLink,
+};
 use crate::ledger::rules;
 use crate::money::Currency;
 
@@ -34,16 +36,72 @@ fn sealed_from_row(row: &Row) -> Sealed {
     }
 }
 
+fn link_from_row(r: &Row) -> StoredLink {
+    StoredLink {
+        header: LinkHeader {
+            seq: r.get(0),
+            first_tx: r.get(1),
+            last_tx: r.get(2),
+            excluded: chain::ids_from_text(&r.get::<_, String>(3)),
+            late: chain::ids_from_text(&r.get::<_, String>(4)),
+            accounts_to: r.get(7),
+        },
+        count: r.get(5),
+        hash: r.get(6),
+    }
+}
+
+/// What the chain owes, folded from the lists of its links; `None` when they
+/// do not fold (`verify` names the link), and nothing is sealed on top.
+fn owed(client: &mut impl GenericClient) -> PgResult<Option<chain::Owed>> {
+    let headers: Vec<LinkHeader> = client
+        .query(chain::OWING_LINKS, &[])?
+        .iter()
+        .map(|r| LinkHeader {
+            seq: r.get(0),
+            first_tx: r.get(1),
+            last_tx: r.get(2),
+            excluded: chain::ids_from_text(&r.get::<_, String>(3)),
+            late: chain::ids_from_text(&r.get::<_, String>(4)),
+            accounts_to: None,
+        })
+        .collect();
+    Ok(chain::owed_after(&headers).ok())
+}
+
+/// The owed ids whose transfer is decided now, in order.
+fn decided(client: &mut impl GenericClient, owed: &chain::Owed) -> PgResult<Vec<i64>> {
+    if owed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = owed.keys().copied().collect();
+    Ok(client
+        .query(
+            &format!(
+                "SELECT tx_id FROM transfers WHERE tx_id = ANY($1) AND status NOT IN ({})
+                  ORDER BY tx_id",
+                rules::changing_statuses_sql()
+            ),
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Feeds a link's transfers to `hasher` in the order it hashes them: the
+/// late ones by id, then those of its range, the excluded ones by their
+/// queue fields; then the accounts of `accounts`, by id.
 fn covered(
     tx: &mut postgres::Transaction<'_>,
     header: &LinkHeader,
-    each: &mut dyn FnMut(Sealed),
-    queued: &mut dyn FnMut(Sealed),
+    accounts: Option<AccountRange>,
+    hasher: &mut LinkHasher,
 ) -> PgResult<Vec<i64>> {
     let mut missing = Vec::new();
     for &id in &header.late {
         match tx.query_opt(&format!("{SEALED_FIELDS} WHERE tx_id = $1"), &[&id])? {
-            Some(row) => each(sealed_from_row(&row)),
+            Some(row) => hasher.add(&sealed_from_row(&row)),
             None => missing.push(id),
         }
     }
@@ -64,35 +122,65 @@ fn covered(
                 excluded.next();
             }
             if excluded.peek() == Some(&&t.tx_id) {
-                queued(t);
+                hasher.add_queued(&t);
                 continue;
             }
-            each(t);
+            hasher.add(&t);
+        }
+    }
+    if let Some(accounts) = accounts {
+        let (low, high) = accounts.bounds();
+        for r in tx.query(
+            "SELECT id, name, email, created_at FROM accounts WHERE id >= $1 AND id <= $2 ORDER BY id",
+            &[&low, &high],
+        )? {
+            hasher.add_account(&SealedAccount {
+                id: r.get(0),
+                name: r.get(1),
+                email: r.get(2),
+                created_at: r.get(3),
+            });
         }
     }
     Ok(missing)
 }
 
-/// The ids a seal may cover: (smallest, largest), read
-/// under a lock that waits for every transaction that drew transfer ids or
-/// changed transfers: any id drawn later is larger than these, so no row can
-/// appear below them after the seal.
-type Bounds = (Option<i64>, Option<i64>);
+/// The ids a seal may cover: (smallest transfer, largest transfer, largest
+/// account), each read under a lock that waits for every transaction that
+/// drew such ids or changed such rows: any id drawn later is larger than
+/// these, so no row can appear below them after the seal.
+type Bounds = (Option<i64>, Option<i64>, Option<i64>);
 
 fn bounds(client: &mut Client) -> PgResult<Bounds> {
     let mut tx = client.transaction()?;
     tx.batch_execute("LOCK TABLE transfers IN SHARE MODE")?;
     let row = tx.query_one("SELECT min(tx_id), max(tx_id) FROM transfers", &[])?;
-    let bounds = (row.get(0), row.get(1));
+    let (min_tx, max_tx) = (row.get(0), row.get(1));
     tx.commit()?;
-    Ok(bounds)
+    // A transaction of its own, so that the sealer never holds one table's
+    // lock while it waits for the other's: writers take them in either order.
+    let mut tx = client.transaction()?;
+    tx.batch_execute("LOCK TABLE accounts IN SHARE MODE")?;
+    let max_account = tx.query_one("SELECT max(id) FROM accounts", &[])?.get(0);
+    tx.commit()?;
+    Ok((min_tx, max_tx, max_account))
 }
 
 /// Seals what can be sealed unless another process is sealing, in one
 /// transaction that holds the chain's advisory lock.
 pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
-    let waiting: bool = client.query_one(&chain::anything_to_seal(), &[])?.get(0);
-    if !waiting {
+    let facts = client.query_one(chain::SEAL_FACTS, &[])?;
+    let decided_owed = match owed(client)? {
+        Some(owed) => !decided(client, &owed)?.is_empty(),
+        None => return Ok(0),
+    };
+    if !chain::anything_to_seal(
+        facts.get(0),
+        facts.get(1),
+        facts.get(2),
+        facts.get(3),
+        decided_owed,
+    ) {
         return Ok(0);
     }
     let bounds = bounds(client)?;
@@ -107,8 +195,12 @@ pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
         tx.rollback()?;
         return Ok(0);
     }
+    let Some(mut owed) = owed(&mut tx)? else {
+        tx.rollback()?;
+        return Ok(0);
+    };
     let mut added = 0u64;
-    while seal_one(&mut tx, currency, bounds)? {
+    while seal_one(&mut tx, currency, bounds, &mut owed)? {
         added += 1;
     }
     tx.commit()?;
@@ -118,41 +210,33 @@ pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
 fn seal_one(
     tx: &mut postgres::Transaction<'_>,
     currency: &Currency,
-    (min_tx, max_tx): Bounds,
+    (min_tx, max_tx, max_account): Bounds,
+    owed: &mut chain::Owed,
 ) -> PgResult<bool> {
     let head = tx.query_opt(
-        "SELECT seq, last_tx, hash FROM chain_links ORDER BY seq DESC LIMIT 1",
+        "SELECT seq, last_tx, hash, accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1",
         &[],
     )?;
-    let (seq, last, prev): (i64, i64, Hash) = match head {
+    let (seq, last, prev, accounts_after): (i64, i64, Hash, Option<i64>) = match head {
         Some(row) => (
             row.get(0),
             row.get(1),
             chain::from_hex(&row.get::<_, String>(2)).unwrap_or([0; 32]),
+            row.get(3),
         ),
-        None => (0, i64::MIN, chain::genesis(currency)),
-    };
-    let (Some(max_tx), Some(min_tx)) = (max_tx, min_tx) else {
-        return Ok(false);
+        None => (0, i64::MIN, chain::genesis(currency), None),
     };
     let start = last;
-    let end = chain::link_end(last, min_tx, max_tx);
-    let changing = rules::changing_statuses_sql();
-    let late: Vec<i64> = tx
-        .query(
-            &format!(
-                "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-                  WHERE t.status NOT IN ({changing}) ORDER BY o.tx_id"
-            ),
-            &[],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if end <= start && late.is_empty() {
+    let end = match (min_tx, max_tx) {
+        (Some(min_tx), Some(max_tx)) => chain::link_end(last, min_tx, max_tx).max(start),
+        _ => start,
+    };
+    let accounts = chain::next_accounts(accounts_after, max_account);
+    let late = decided(tx, owed)?;
+    if !chain::link_due(start, end, &late, accounts) {
         return Ok(false);
     }
-    let end = end.max(start);
+    let changing = rules::changing_statuses_sql();
     let excluded: Vec<i64> = tx
         .query(
             &format!(
@@ -170,21 +254,16 @@ fn seal_one(
         last_tx: end,
         excluded,
         late,
+        accounts_to: Some(accounts.to),
     };
-    let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, &header));
-    covered(
-        tx,
-        &header,
-        &mut |t| hasher.borrow_mut().add(&t),
-        &mut |t| hasher.borrow_mut().add_queued(&t),
-    )?;
-    let hasher = hasher.into_inner();
+    let mut hasher = LinkHasher::new(&prev, &header);
+    covered(tx, &header, Some(accounts), &mut hasher)?;
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.execute(
         &format!(
-            "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS})"
+            "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS}, $8)"
         ),
         &[
             &header.seq,
@@ -194,16 +273,11 @@ fn seal_one(
             &chain::ids_to_text(&header.late),
             &count,
             &hash,
+            &header.accounts_to,
         ],
     )?;
-    tx.execute(
-        "DELETE FROM chain_open WHERE tx_id = ANY($1)",
-        &[&header.late],
-    )?;
-    tx.execute(
-        "INSERT INTO chain_open (tx_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING",
-        &[&header.excluded],
-    )?;
+    // The sealer wrote this link's lists itself, so they fold.
+    let _ = chain::owe(owed, &header);
     Ok(true)
 }
 
@@ -216,31 +290,45 @@ pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainS
         .start()?;
     let links: Vec<StoredLink> = tx
         .query(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash FROM chain_links ORDER BY seq",
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to
+               FROM chain_links ORDER BY seq",
             &[],
         )?
         .iter()
-        .map(|r| StoredLink {
-            header: LinkHeader {
-                seq: r.get(0),
-                first_tx: r.get(1),
-                last_tx: r.get(2),
-                excluded: chain::ids_from_text(&r.get::<_, String>(3)),
-                late: chain::ids_from_text(&r.get::<_, String>(4)),
-            },
-            count: r.get(5),
-            hash: r.get(6),
-        })
+        .map(link_from_row)
         .collect();
-    let mut state = chain::walk(&links, currency, |h, each, queued| {
-        covered(&mut tx, h, each, queued)
+    let mut state = chain::walk(&links, currency, |h, accounts, hasher| {
+        covered(&mut tx, h, accounts, hasher)
     })?;
     let last = links.last().map_or(i64::MIN, |l| l.header.last_tx);
     let after: i64 = tx
         .query_one("SELECT count(*) FROM transfers WHERE tx_id > $1", &[&last])?
         .get(0);
-    let open: i64 = tx.query_one("SELECT count(*) FROM chain_open", &[])?.get(0);
-    state.unsealed = after + open;
+    let owed: Vec<i64> = state.owed.keys().copied().collect();
+    let found: Vec<i64> = tx
+        .query(
+            "SELECT tx_id FROM transfers WHERE tx_id = ANY($1)",
+            &[&owed],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    state.owed_rows_found(&found);
+    state.unsealed = after + owed.len() as i64;
+    if let Some(first) = chain::first_covered(&links) {
+        state.outside = tx
+            .query(
+                "SELECT tx_id FROM transfers WHERE tx_id < $1 ORDER BY tx_id LIMIT 10",
+                &[&first],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
+    let (low, _) = chain::next_accounts(state.accounts_to, None).bounds();
+    state.unsealed_accounts = tx
+        .query_one("SELECT count(*) FROM accounts WHERE id >= $1", &[&low])?
+        .get(0);
     tx.commit()?;
     Ok(state)
 }

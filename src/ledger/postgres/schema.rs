@@ -125,6 +125,15 @@ CREATE TABLE chain_open (
     tx_id       bigint  PRIMARY KEY
 );
 "#,
+    // 4: the chain reads what it still owes from its links' own lists, which
+    // their hashes cover, so the side table an insider could empty goes;
+    // and a link seals who each account is, up to `accounts_to` (empty in
+    // the links before, which hash as they did).
+    r#"
+ALTER TABLE chain_links ADD COLUMN accounts_to bigint;
+
+DROP TABLE chain_open;
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

@@ -4,7 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::error::{SqlResult, commit};
-use crate::ledger::chain::{self, ChainState, Hash, LinkHasher, LinkHeader, Sealed, StoredLink};
+use crate::ledger::chain::{
+    self, AccountRange, ChainState, Hash, LinkHasher, LinkHeader, Sealed, SealedAccount, StoredLink,
+};
 use crate::ledger::clock;
 use crate::ledger::rules;
 use crate::money::Currency;
@@ -30,30 +32,87 @@ fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
     })
 }
 
-fn head(conn: &Connection, currency: &Currency) -> SqlResult<(i64, i64, Hash)> {
-    let found: Option<(i64, i64, String)> = conn
-        .prepare_cached("SELECT seq, last_tx, hash FROM chain_links ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+fn head(conn: &Connection, currency: &Currency) -> SqlResult<(i64, i64, Hash, Option<i64>)> {
+    let found: Option<(i64, i64, String, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT seq, last_tx, hash, accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     Ok(match found {
-        Some((seq, last, hash)) => (seq, last, chain::from_hex(&hash).unwrap_or([0; 32])),
-        None => (0, i64::MIN, chain::genesis(currency)),
+        Some((seq, last, hash, accounts_to)) => (
+            seq,
+            last,
+            chain::from_hex(&hash).unwrap_or([0; 32]),
+            accounts_to,
+        ),
+        None => (0, i64::MIN, chain::genesis(currency), None),
     })
 }
 
-/// Feeds a link's transfers to `each` in the order it hashes them: the late
-/// ones by id, then those of its range but the excluded ones.
+fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
+    Ok(StoredLink {
+        header: LinkHeader {
+            seq: r.get(0)?,
+            first_tx: r.get(1)?,
+            last_tx: r.get(2)?,
+            excluded: chain::ids_from_text(&r.get::<_, String>(3)?),
+            late: chain::ids_from_text(&r.get::<_, String>(4)?),
+            accounts_to: r.get(7)?,
+        },
+        count: r.get(5)?,
+        hash: r.get(6)?,
+    })
+}
+
+/// What the chain owes, folded from the lists of its links; `None` when they
+/// do not fold (`verify` names the link), and nothing is sealed on top.
+fn owed(conn: &Connection) -> SqlResult<Option<chain::Owed>> {
+    let headers: Vec<LinkHeader> = conn
+        .prepare_cached(chain::OWING_LINKS)?
+        .query_map([], |r| {
+            Ok(LinkHeader {
+                seq: r.get(0)?,
+                first_tx: r.get(1)?,
+                last_tx: r.get(2)?,
+                excluded: chain::ids_from_text(&r.get::<_, String>(3)?),
+                late: chain::ids_from_text(&r.get::<_, String>(4)?),
+                accounts_to: None,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(chain::owed_after(&headers).ok())
+}
+
+/// The owed ids whose transfer is decided now, in order.
+fn decided(conn: &Connection, owed: &chain::Owed) -> SqlResult<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT 1 FROM transfers WHERE tx_id = ?1 AND status NOT IN ({})",
+        rules::changing_statuses_sql()
+    ))?;
+    let mut out = Vec::new();
+    for &id in owed.keys() {
+        if stmt.exists([id])? {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Feeds a link's transfers to `hasher` in the order it hashes them: the
+/// late ones by id, then those of its range, the excluded ones by their
+/// queue fields; then the accounts of `accounts`, by id.
 fn covered(
     conn: &Connection,
     header: &LinkHeader,
-    each: &mut dyn FnMut(Sealed),
-    queued: &mut dyn FnMut(Sealed),
+    accounts: Option<AccountRange>,
+    hasher: &mut LinkHasher,
 ) -> SqlResult<Vec<i64>> {
     let mut missing = Vec::new();
     let mut one = conn.prepare_cached(&format!("{SEALED_FIELDS} WHERE tx_id = ?1"))?;
     for &id in &header.late {
         match one.query_row([id], sealed_from_row).optional()? {
-            Some(t) => each(t),
+            Some(t) => hasher.add(&t),
             None => missing.push(id),
         }
     }
@@ -68,10 +127,25 @@ fn covered(
             excluded.next();
         }
         if excluded.peek() == Some(&&t.tx_id) {
-            queued(t);
+            hasher.add_queued(&t);
             continue;
         }
-        each(t);
+        hasher.add(&t);
+    }
+    if let Some(accounts) = accounts {
+        let (low, high) = accounts.bounds();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, name, email, created_at FROM accounts WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([low, high])?;
+        while let Some(r) = rows.next()? {
+            hasher.add_account(&SealedAccount {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                email: r.get(2)?,
+                created_at: r.get(3)?,
+            });
+        }
     }
     Ok(missing)
 }
@@ -79,18 +153,22 @@ fn covered(
 /// Seals what can be sealed, a link of at most [`LINK_MAX`] transfers at a
 /// time, in one write transaction; returns how many links it added.
 pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64> {
-    let waiting: bool = conn
-        .prepare_cached(&chain::anything_to_seal())?
-        .query_row([], |r| r.get(0))?;
-    if !waiting {
+    let (last_tx, accounts_to, max_tx, max_account) = conn
+        .prepare_cached(chain::SEAL_FACTS)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let decided_owed = match owed(conn)? {
+        Some(owed) => !decided(conn, &owed)?.is_empty(),
+        None => return Ok(0),
+    };
+    if !chain::anything_to_seal(last_tx, accounts_to, max_tx, max_account, decided_owed) {
         return Ok(0);
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(mut owed) = owed(&tx)? else {
+        return Ok(0);
+    };
     let mut added = 0u64;
-    loop {
-        if !seal_one(&tx, currency)? {
-            break;
-        }
+    while seal_one(&tx, currency, &mut owed)? {
         added += 1;
     }
     if added > 0 {
@@ -103,28 +181,25 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
     Ok(added)
 }
 
-fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
-    let (seq, last, prev) = head(tx, currency)?;
-    let (min_tx, max_tx): (Option<i64>, Option<i64>) = tx
-        .prepare_cached("SELECT min(tx_id), max(tx_id) FROM transfers")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let (Some(min_tx), Some(max_tx)) = (min_tx, max_tx) else {
-        return Ok(false);
-    };
+fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -> SqlResult<bool> {
+    let (seq, last, prev, accounts_after) = head(tx, currency)?;
+    let (min_tx, max_tx, max_account): (Option<i64>, Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT (SELECT min(tx_id) FROM transfers), (SELECT max(tx_id) FROM transfers),
+                    (SELECT max(id) FROM accounts)",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let start = last;
-    let end = chain::link_end(last, min_tx, max_tx);
-    let changing = rules::changing_statuses_sql();
-    let late: Vec<i64> = tx
-        .prepare_cached(&format!(
-            "SELECT o.tx_id FROM chain_open o JOIN transfers t ON t.tx_id = o.tx_id
-             WHERE t.status NOT IN ({changing}) ORDER BY o.tx_id"
-        ))?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if end <= start && late.is_empty() {
+    let end = match (min_tx, max_tx) {
+        (Some(min_tx), Some(max_tx)) => chain::link_end(last, min_tx, max_tx).max(start),
+        _ => start,
+    };
+    let accounts = chain::next_accounts(accounts_after, max_account);
+    let late = decided(tx, owed)?;
+    if !chain::link_due(start, end, &late, accounts) {
         return Ok(false);
     }
-    let end = end.max(start);
+    let changing = rules::changing_statuses_sql();
     let excluded: Vec<i64> = tx
         .prepare_cached(&format!(
             "SELECT tx_id FROM transfers
@@ -139,20 +214,15 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
         last_tx: end,
         excluded,
         late,
+        accounts_to: Some(accounts.to),
     };
-    let hasher = std::cell::RefCell::new(LinkHasher::new(&prev, &header));
-    covered(
-        tx,
-        &header,
-        &mut |t| hasher.borrow_mut().add(&t),
-        &mut |t| hasher.borrow_mut().add_queued(&t),
-    )?;
-    let hasher = hasher.into_inner();
+    let mut hasher = LinkHasher::new(&prev, &header);
+    covered(tx, &header, Some(accounts), &mut hasher)?;
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.prepare_cached(
-        "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         header.seq,
@@ -162,41 +232,25 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<bool> {
         chain::ids_to_text(&header.late),
         count,
         hash,
-        clock::now_ms()
+        clock::now_ms(),
+        header.accounts_to,
     ])?;
-    for id in &header.late {
-        tx.prepare_cached("DELETE FROM chain_open WHERE tx_id = ?1")?
-            .execute([id])?;
-    }
-    for id in &header.excluded {
-        tx.prepare_cached("INSERT OR IGNORE INTO chain_open (tx_id) VALUES (?1)")?
-            .execute([id])?;
-    }
+    // The sealer wrote this link's lists itself, so they fold.
+    let _ = chain::owe(owed, &header);
     Ok(true)
 }
 
-/// Recomputes every link from the transfers it covers.
+/// Recomputes every link from the transfers and accounts it covers.
 pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainState> {
     let links: Vec<StoredLink> = conn
         .prepare(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash FROM chain_links ORDER BY seq",
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to
+             FROM chain_links ORDER BY seq",
         )?
-        .query_map([], |r| {
-            Ok(StoredLink {
-                header: LinkHeader {
-                    seq: r.get(0)?,
-                    first_tx: r.get(1)?,
-                    last_tx: r.get(2)?,
-                    excluded: chain::ids_from_text(&r.get::<_, String>(3)?),
-                    late: chain::ids_from_text(&r.get::<_, String>(4)?),
-                },
-                count: r.get(5)?,
-                hash: r.get(6)?,
-            })
-        })?
+        .query_map([], link_from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let mut state = chain::walk(&links, currency, |h, each, queued| {
-        covered(conn, h, each, queued)
+    let mut state = chain::walk(&links, currency, |h, accounts, hasher| {
+        covered(conn, h, accounts, hasher)
     })?;
     let last = links.last().map_or(i64::MIN, |l| l.header.last_tx);
     let after: i64 = conn.query_row(
@@ -204,7 +258,25 @@ pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainSt
         [last],
         |r| r.get(0),
     )?;
-    let open: i64 = conn.query_row("SELECT count(*) FROM chain_open", [], |r| r.get(0))?;
-    state.unsealed = after + open;
+    let mut exists = conn.prepare("SELECT 1 FROM transfers WHERE tx_id = ?1")?;
+    let mut found = Vec::new();
+    for &id in state.owed.keys() {
+        if exists.exists([id])? {
+            found.push(id);
+        }
+    }
+    state.owed_rows_found(&found);
+    state.unsealed = after + state.owed.len() as i64;
+    if let Some(first) = chain::first_covered(&links) {
+        state.outside = conn
+            .prepare("SELECT tx_id FROM transfers WHERE tx_id < ?1 ORDER BY tx_id LIMIT 10")?
+            .query_map([first], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    let (low, _) = chain::next_accounts(state.accounts_to, None).bounds();
+    state.unsealed_accounts =
+        conn.query_row("SELECT count(*) FROM accounts WHERE id >= ?1", [low], |r| {
+            r.get(0)
+        })?;
     Ok(state)
 }

@@ -213,6 +213,15 @@ CREATE TABLE chain_open (
     tx_id       INTEGER PRIMARY KEY
 ) STRICT;
 "#,
+    // 6: the chain reads what it still owes from its links' own lists, which
+    // their hashes cover, so the side table an insider could empty goes;
+    // and a link seals who each account is, up to `accounts_to` (empty in
+    // the links before, which hash as they did).
+    r#"
+ALTER TABLE chain_links ADD COLUMN accounts_to INTEGER;
+
+DROP TABLE chain_open;
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -227,7 +236,6 @@ pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
     ("table", "chain_links"),
-    ("table", "chain_open"),
     ("table", "late_applied"),
     ("index", "late_applied_by_batch"),
     ("table", "ledger_meta"),
@@ -364,13 +372,14 @@ fn indexes_of(index: &str, table: &str, definitions: &[(String, Option<String>)]
 }
 
 /// The text SQLite stores for a table after `ADD COLUMN`: the new column
-/// right after the last column definition, before any table constraint.
+/// right after the last column definition, before any table constraint,
+/// or else right before the closing parenthesis (after the line break).
 fn add_column(table_sql: &mut String, column: &str) {
     let end = ["CHECK", "PRIMARY KEY", "UNIQUE", "FOREIGN KEY"]
         .iter()
         .filter_map(|constraint| table_sql.find(&format!(",\n    {constraint}")))
         .min()
-        .or_else(|| table_sql.rfind("\n)"))
+        .or_else(|| table_sql.rfind("\n)").map(|at| at + 1))
         .unwrap_or(table_sql.len());
     table_sql.insert_str(end, &format!(", {column}"));
 }
