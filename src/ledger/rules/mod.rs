@@ -11,6 +11,7 @@
 //! the figures in [`verify`].
 
 pub(crate) mod plan;
+pub(crate) mod replay;
 pub(crate) mod settle;
 pub(crate) mod verify;
 

@@ -1,0 +1,535 @@
+//! `verify`'s replay of the figures `history` and `get-user --at/--at-tx`
+//! read: each user's running balance, recorded beside every transfer
+//! decided for it, and the settle batch and instant that place the
+//! transfer in time.
+//!
+//! None of these figures is hashed by the chain, so an edit of one alone
+//! (a balance raised in one history entry, a batch's time moved) would
+//! keep every other check green. They are derived from the transfers,
+//! whose fields the chain seals: replaying each user's transfers in the
+//! order they were decided must give every recorded balance, and the
+//! batches that place them must be in order and agree with the
+//! transfers' own settlement times.
+//!
+//! An engine streams the user sides of its transfers here, in the order
+//! its readers take them (by settle batch, then `tx_id`), and the replay
+//! keeps one running figure per account: a pass over the log, in memory
+//! for the accounts only.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ledger::model::{Check, EXTERNAL_ACCOUNT, Findings, Problem, Status};
+use crate::ledger::rules::verify::AccountFigures;
+use crate::money::Currency;
+use crate::time::rfc3339;
+
+/// The name of the check [`Replay::finish`] returns.
+pub(crate) const HISTORY_CHECK: &str = "history";
+
+/// Which decided transfers record a user's balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Only those that moved money: the balance right after
+    /// ([`super::settle::Outcome::balances_after`]).
+    WhenApplied,
+    /// Failed ones too, with the balance as the decision found it
+    /// ([`super::settle::Outcome::balances_seen`]).
+    WhenDecided,
+}
+
+/// Where a ledger's index of time places a decided transfer: the settle
+/// batch that decided it and that batch's instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placed {
+    pub batch: i64,
+    pub at: i64,
+}
+
+/// One user side of a transfer, as stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Side<'a> {
+    pub account: i64,
+    pub tx_id: i64,
+    /// As stored: a damaged ledger may hold any text.
+    pub status: &'a str,
+    pub amount: i64,
+    /// Whether the account is the transfer's destination.
+    pub incoming: bool,
+    /// Whether the ledger has an entry for this side to record a balance
+    /// in; a missing one is the `postings` check's to report.
+    pub listed: bool,
+    /// The balance recorded after the transfer.
+    pub stored: Option<i64>,
+    /// Where the index of time places it, if anywhere.
+    pub placed: Option<Placed>,
+    /// The transfer's own settlement time (sealed by the chain).
+    pub settled_at: Option<i64>,
+}
+
+/// A side applied after transfers with larger ids had been decided (a hold
+/// captured late), as a ledger that records them apart lists it: its
+/// batch, that batch's instant if the batch is logged, and the largest id
+/// the batches before it had decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LateSide {
+    pub account: i64,
+    pub tx_id: i64,
+    pub batch: i64,
+    pub at: Option<i64>,
+    pub decided_before: Option<i64>,
+}
+
+/// A side as the replay keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    account: i64,
+    tx_id: i64,
+    status: Option<Status>,
+    amount: i64,
+    incoming: bool,
+    listed: bool,
+    stored: Option<i64>,
+    placed: Option<Placed>,
+    settled_at: Option<i64>,
+}
+
+/// One account's replay so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Running {
+    balance: i128,
+    /// The last placed side: (batch, instant, tx_id).
+    last: Option<(i64, i64, i64)>,
+}
+
+/// What the replay found, kept as data until the users' names are known.
+#[derive(Debug, Clone)]
+enum Finding {
+    Balance {
+        account: i64,
+        tx_id: i64,
+        status: Option<Status>,
+        stored: Option<i64>,
+        replayed: Option<i128>,
+    },
+    Unplaced {
+        account: i64,
+        tx_id: i64,
+    },
+    Time {
+        account: i64,
+        tx_id: i64,
+        placed: Placed,
+        settled_at: Option<i64>,
+    },
+    Order {
+        account: i64,
+        tx_id: i64,
+        at: i64,
+        earlier_tx: i64,
+        earlier_at: i64,
+        same_batch: bool,
+    },
+    LogTime {
+        batch: i64,
+        at: i64,
+        previous: i64,
+        previous_at: i64,
+    },
+    LogCover {
+        batch: i64,
+        max_tx: i64,
+        previous: i64,
+        previous_max: i64,
+    },
+    LateStray(LateSide),
+    LateUnlogged(LateSide),
+    LateNotLate(LateSide),
+}
+
+/// The replay of every user's history; see the module's notes.
+#[derive(Debug)]
+pub(crate) struct Replay<'a> {
+    recorded: Recorded,
+    /// Every account, to name the users a finding concerns.
+    names: &'a [AccountFigures],
+    /// Positions in `names` by id, built at the first finding.
+    index: HashMap<i64, usize>,
+    currency: &'a Currency,
+    accounts: HashMap<i64, Running>,
+    /// Sides a ledger lists as applied late, until their transfer streams by.
+    late: HashMap<(i64, i64), LateSide>,
+    /// Late sides met, waiting for their place: by (batch, tx_id, account).
+    waiting: BTreeMap<(i64, i64, i64), Entry>,
+    /// The last settle batch logged: (batch, instant, largest id decided).
+    logged: Option<(i64, i64, i64)>,
+    batches: u64,
+    replayed: u64,
+    findings: Findings,
+}
+
+impl<'a> Replay<'a> {
+    /// A replay that names users from `accounts`, as `verify` read them.
+    pub(crate) fn new(
+        recorded: Recorded,
+        accounts: &'a [AccountFigures],
+        currency: &'a Currency,
+    ) -> Self {
+        Self {
+            recorded,
+            names: accounts,
+            index: HashMap::new(),
+            currency,
+            accounts: HashMap::new(),
+            late: HashMap::new(),
+            waiting: BTreeMap::new(),
+            logged: None,
+            batches: 0,
+            replayed: 0,
+            findings: Findings::default(),
+        }
+    }
+
+    /// A side the ledger lists as applied late; given before the stream.
+    pub(crate) fn late(&mut self, side: LateSide) {
+        self.late.insert((side.account, side.tx_id), side);
+    }
+
+    /// A settle batch of a ledger that logs them, in batch order: each
+    /// ran no earlier than the one before and decided up to an id no
+    /// smaller.
+    pub(crate) fn logged(&mut self, batch: i64, at: i64, max_tx: i64) {
+        self.batches += 1;
+        if let Some((previous, previous_at, previous_max)) = self.logged {
+            if at < previous_at {
+                self.find(Finding::LogTime {
+                    batch,
+                    at,
+                    previous,
+                    previous_at,
+                });
+            }
+            if max_tx < previous_max {
+                self.find(Finding::LogCover {
+                    batch,
+                    max_tx,
+                    previous,
+                    previous_max,
+                });
+            }
+        }
+        self.logged = Some((batch, at, max_tx));
+    }
+
+    /// One side, in the order the engine streams them: by batch, then
+    /// `tx_id`, save the sides listed as late, which may come early and
+    /// wait here for their place. The external account's side is passed
+    /// over: it keeps no history.
+    pub(crate) fn side(&mut self, side: Side<'_>) {
+        if side.account == EXTERNAL_ACCOUNT {
+            return;
+        }
+        let mut entry = Entry {
+            account: side.account,
+            tx_id: side.tx_id,
+            status: Status::parse(side.status),
+            amount: side.amount,
+            incoming: side.incoming,
+            listed: side.listed,
+            stored: side.stored,
+            placed: side.placed,
+            settled_at: side.settled_at,
+        };
+        if let Some(late) = self.late.remove(&(side.account, side.tx_id)) {
+            if entry.status != Some(Status::Completed) {
+                self.find(Finding::LateStray(late));
+            } else {
+                if !late.decided_before.is_some_and(|max| late.tx_id < max) {
+                    self.find(Finding::LateNotLate(late));
+                }
+                match late.at {
+                    Some(at) => {
+                        entry.placed = Some(Placed {
+                            batch: late.batch,
+                            at,
+                        });
+                        self.waiting
+                            .insert((late.batch, late.tx_id, late.account), entry);
+                        return;
+                    }
+                    None => {
+                        self.find(Finding::LateUnlogged(late));
+                        entry.placed = None;
+                    }
+                }
+            }
+        }
+        if let Some(placed) = entry.placed {
+            self.flush_before((placed.batch, entry.tx_id, entry.account));
+        }
+        self.apply(entry);
+    }
+
+    fn flush_before(&mut self, bound: (i64, i64, i64)) {
+        while let Some(first) = self.waiting.first_entry() {
+            if *first.key() >= bound {
+                break;
+            }
+            let entry = first.remove();
+            self.apply(entry);
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let applied = entry.status == Some(Status::Completed);
+        let mut found = Vec::new();
+        let running = self.accounts.entry(entry.account).or_default();
+        match entry.placed {
+            Some(placed) => {
+                if let Some((batch, at, tx_id)) = running.last
+                    && (placed.at < at || (placed.batch == batch && placed.at != at))
+                {
+                    found.push(Finding::Order {
+                        account: entry.account,
+                        tx_id: entry.tx_id,
+                        at: placed.at,
+                        earlier_tx: tx_id,
+                        earlier_at: at,
+                        same_batch: placed.batch == batch,
+                    });
+                }
+                running.last = Some((placed.batch, placed.at, entry.tx_id));
+                if applied && entry.settled_at != Some(placed.at) {
+                    found.push(Finding::Time {
+                        account: entry.account,
+                        tx_id: entry.tx_id,
+                        placed,
+                        settled_at: entry.settled_at,
+                    });
+                }
+            }
+            None if applied => found.push(Finding::Unplaced {
+                account: entry.account,
+                tx_id: entry.tx_id,
+            }),
+            None => {}
+        }
+        let before = running.balance;
+        if applied {
+            let amount = i128::from(entry.amount);
+            running.balance += if entry.incoming { amount } else { -amount };
+        }
+        let replayed = match (entry.status, self.recorded) {
+            (Some(Status::Completed), _) => Some(running.balance),
+            (Some(Status::Failed), Recorded::WhenDecided) => Some(before),
+            _ => None,
+        };
+        if entry.listed {
+            self.replayed += u64::from(replayed.is_some());
+            if entry.stored.map(i128::from) != replayed {
+                found.push(Finding::Balance {
+                    account: entry.account,
+                    tx_id: entry.tx_id,
+                    status: entry.status,
+                    stored: entry.stored,
+                    replayed,
+                });
+            }
+        }
+        for finding in found {
+            self.find(finding);
+        }
+    }
+
+    fn find(&mut self, finding: Finding) {
+        if self.index.is_empty() {
+            self.index = self
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.id, i))
+                .collect();
+        }
+        let who = |account: i64| -> (Option<String>, String) {
+            match self.index.get(&account).map(|&i| &self.names[i]) {
+                Some(figures) => (figures.name.clone(), figures.label()),
+                None => (None, format!("account {account}")),
+            }
+        };
+        let problem = problem(&finding, &who, self.currency);
+        self.findings.push(problem);
+    }
+
+    /// The check, once every side has streamed by: what still waits takes
+    /// its place, and a late side whose transfer never came is reported.
+    pub(crate) fn finish(mut self) -> Check {
+        self.flush_before((i64::MAX, i64::MAX, i64::MAX));
+        let mut strays: Vec<LateSide> = self.late.drain().map(|(_, side)| side).collect();
+        strays.sort_unstable_by_key(|side| (side.tx_id, side.account));
+        for side in strays {
+            self.find(Finding::LateStray(side));
+        }
+        let findings = self.findings;
+        let batches = if self.batches > 0 {
+            format!(
+                "; {} settle batch{} logged in order",
+                self.batches,
+                if self.batches == 1 { "" } else { "es" }
+            )
+        } else {
+            String::new()
+        };
+        let detail = if findings.is_empty() {
+            format!(
+                "{} recorded balance{} replayed from the transfers in the order they were decided, each as recorded; settle times in order{batches}",
+                self.replayed,
+                if self.replayed == 1 { "" } else { "s" }
+            )
+        } else {
+            "recorded balances and settle times checked against the transfers replayed in the order they were decided, and they disagree".into()
+        };
+        findings.into_check(HISTORY_CHECK, detail)
+    }
+}
+
+/// One finding in words, naming the user and transfer it concerns.
+fn problem(
+    finding: &Finding,
+    who: &dyn Fn(i64) -> (Option<String>, String),
+    currency: &Currency,
+) -> Problem {
+    let about = |account: i64, tx_id: i64, message: String| Problem {
+        user: who(account).0,
+        tx_id: Some(tx_id),
+        message,
+    };
+    match *finding {
+        Finding::Balance {
+            account,
+            tx_id,
+            status,
+            stored,
+            replayed,
+        } => {
+            let label = who(account).1;
+            let message = match (stored, replayed) {
+                (Some(stored), Some(replayed)) => format!(
+                    "{label} has {} recorded as the balance after transfer {tx_id}, but the transfers replayed in the order they were decided give {}",
+                    currency.format(stored),
+                    currency.format_wide(replayed)
+                ),
+                (None, Some(replayed)) => format!(
+                    "{label} has no balance recorded after transfer {tx_id}, but the transfers replayed in the order they were decided give {}",
+                    currency.format_wide(replayed)
+                ),
+                (stored, None) => format!(
+                    "{label} has {} recorded as the balance after transfer {tx_id}, which is {} and records none",
+                    stored.map_or_else(|| "none".into(), |s| currency.format(s)),
+                    status.map_or("of an unknown status", Status::as_str)
+                ),
+            };
+            about(account, tx_id, message)
+        }
+        Finding::Unplaced { account, tx_id } => about(
+            account,
+            tx_id,
+            format!(
+                "transfer {tx_id} was applied to {}, but no settle batch places it in time",
+                who(account).1
+            ),
+        ),
+        Finding::Time {
+            account,
+            tx_id,
+            placed,
+            settled_at,
+        } => about(
+            account,
+            tx_id,
+            format!(
+                "transfer {tx_id} was settled at {}, but settle batch {}, which places it in the history of {}, ran at {}",
+                settled_at.map_or_else(|| "no time".into(), rfc3339),
+                placed.batch,
+                who(account).1,
+                rfc3339(placed.at)
+            ),
+        ),
+        Finding::Order {
+            account,
+            tx_id,
+            at,
+            earlier_tx,
+            earlier_at,
+            same_batch,
+        } => about(
+            account,
+            tx_id,
+            if same_batch {
+                format!(
+                    "transfer {tx_id} of {} is placed at {}, and transfer {earlier_tx} of the same settle batch at {}",
+                    who(account).1,
+                    rfc3339(at),
+                    rfc3339(earlier_at)
+                )
+            } else {
+                format!(
+                    "transfer {tx_id} of {} is placed at {}, before transfer {earlier_tx} ({}), which was decided earlier",
+                    who(account).1,
+                    rfc3339(at),
+                    rfc3339(earlier_at)
+                )
+            },
+        ),
+        Finding::LogTime {
+            batch,
+            at,
+            previous,
+            previous_at,
+        } => Problem::about_file(format!(
+            "settle batch {batch} is logged at {}, before batch {previous} ({})",
+            rfc3339(at),
+            rfc3339(previous_at)
+        )),
+        Finding::LogCover {
+            batch,
+            max_tx,
+            previous,
+            previous_max,
+        } => Problem::about_file(format!(
+            "settle batch {batch} is logged as deciding up to transfer {max_tx}, less than batch {previous} (up to {previous_max})"
+        )),
+        Finding::LateStray(late) => about(
+            late.account,
+            late.tx_id,
+            format!(
+                "transfer {} is listed as applied to {} late, in settle batch {}, but it is not a COMPLETED transfer of that account",
+                late.tx_id,
+                who(late.account).1,
+                late.batch
+            ),
+        ),
+        Finding::LateUnlogged(late) => about(
+            late.account,
+            late.tx_id,
+            format!(
+                "transfer {} is listed as applied to {} late, in settle batch {}, which is not logged",
+                late.tx_id,
+                who(late.account).1,
+                late.batch
+            ),
+        ),
+        Finding::LateNotLate(late) => about(
+            late.account,
+            late.tx_id,
+            format!(
+                "transfer {} is listed as applied to {} late, in settle batch {}, but the batches before it had decided {}",
+                late.tx_id,
+                who(late.account).1,
+                late.batch,
+                late.decided_before.map_or_else(
+                    || "nothing".into(),
+                    |max| format!("only up to transfer {max}")
+                )
+            ),
+        ),
+    }
+}
