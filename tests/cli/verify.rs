@@ -17,6 +17,7 @@ fn checks() -> Vec<&'static str> {
         "transfer_fields",
         "holds",
         "balances",
+        "history",
         "pending_totals",
         "zero_sum",
         "no_negative_balances",

@@ -242,25 +242,20 @@ impl<'a> Replay<'a> {
         if let Some(late) = self.late.remove(&(side.account, side.tx_id)) {
             if entry.status != Some(Status::Completed) {
                 self.find(Finding::LateStray(late));
-            } else {
+            } else if let Some(at) = late.at {
                 if !late.decided_before.is_some_and(|max| late.tx_id < max) {
                     self.find(Finding::LateNotLate(late));
                 }
-                match late.at {
-                    Some(at) => {
-                        entry.placed = Some(Placed {
-                            batch: late.batch,
-                            at,
-                        });
-                        self.waiting
-                            .insert((late.batch, late.tx_id, late.account), entry);
-                        return;
-                    }
-                    None => {
-                        self.find(Finding::LateUnlogged(late));
-                        entry.placed = None;
-                    }
-                }
+                entry.placed = Some(Placed {
+                    batch: late.batch,
+                    at,
+                });
+                self.waiting
+                    .insert((late.batch, late.tx_id, late.account), entry);
+                return;
+            } else {
+                // Placed as if it were not late: the side is judged too.
+                self.find(Finding::LateUnlogged(late));
             }
         }
         if let Some(placed) = entry.placed {
