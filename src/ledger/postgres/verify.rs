@@ -7,7 +7,7 @@ use postgres::Client;
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
-use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Recorded, Replay, Side};
+use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
     StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
@@ -340,7 +340,7 @@ fn history(
                 incoming,
                 listed: true,
                 stored,
-                placed,
+                placed: Placement::Stored(placed),
                 settled_at,
             });
         }

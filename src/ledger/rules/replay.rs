@@ -18,6 +18,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use crate::ledger::model::{Check, EXTERNAL_ACCOUNT, Findings, Problem, Status};
 use crate::ledger::rules::verify::AccountFigures;
 use crate::money::Currency;
@@ -45,6 +47,18 @@ pub(crate) struct Placed {
     pub at: i64,
 }
 
+/// How a ledger places a decided transfer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// By what its own row holds (PostgreSQL's `settle_batch` and
+    /// `settled_at`), if anything.
+    Stored(Option<Placed>),
+    /// By the log of settle batches ([`Replay::logged`]): an applied
+    /// transfer belongs to the first batch that decided up to its id,
+    /// unless it is listed as applied late.
+    Logged,
+}
+
 /// One user side of a transfer, as stored.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Side<'a> {
@@ -60,8 +74,8 @@ pub(crate) struct Side<'a> {
     pub listed: bool,
     /// The balance recorded after the transfer.
     pub stored: Option<i64>,
-    /// Where the index of time places it, if anywhere.
-    pub placed: Option<Placed>,
+    /// Where the index of time places it.
+    pub placed: Placement,
     /// The transfer's own settlement time (sealed by the chain).
     pub settled_at: Option<i64>,
 }
@@ -79,7 +93,7 @@ pub(crate) struct LateSide {
     pub decided_before: Option<i64>,
 }
 
-/// A side as the replay keeps it.
+/// A side as the replay keeps it, placed.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     account: i64,
@@ -155,13 +169,15 @@ pub(crate) struct Replay<'a> {
     /// Positions in `names` by id, built at the first finding.
     index: HashMap<i64, usize>,
     currency: &'a Currency,
-    accounts: HashMap<i64, Running>,
+    accounts: FxHashMap<i64, Running>,
     /// Sides a ledger lists as applied late, until their transfer streams by.
     late: HashMap<(i64, i64), LateSide>,
     /// Late sides met, waiting for their place: by (batch, tx_id, account).
     waiting: BTreeMap<(i64, i64, i64), Entry>,
     /// The last settle batch logged: (batch, instant, largest id decided).
     logged: Option<(i64, i64, i64)>,
+    /// Whether the log has no more batches to give.
+    log_ended: bool,
     batches: u64,
     replayed: u64,
     findings: Findings,
@@ -179,10 +195,11 @@ impl<'a> Replay<'a> {
             names: accounts,
             index: HashMap::new(),
             currency,
-            accounts: HashMap::new(),
+            accounts: FxHashMap::default(),
             late: HashMap::new(),
             waiting: BTreeMap::new(),
             logged: None,
+            log_ended: false,
             batches: 0,
             replayed: 0,
             findings: Findings::default(),
@@ -192,6 +209,19 @@ impl<'a> Replay<'a> {
     /// A side the ledger lists as applied late; given before the stream.
     pub(crate) fn late(&mut self, side: LateSide) {
         self.late.insert((side.account, side.tx_id), side);
+    }
+
+    /// Whether the log must give its next batch before `tx_id` can be
+    /// placed: the batches logged so far decided only smaller ids. A
+    /// ledger that logs batches streams them in batch order, interleaved
+    /// with the transfers as this asks, so that neither is held in memory.
+    pub(crate) fn wants_log(&self, tx_id: i64) -> bool {
+        !self.log_ended && self.logged.is_none_or(|(_, _, max_tx)| max_tx < tx_id)
+    }
+
+    /// The log has given every batch.
+    pub(crate) fn log_ended(&mut self) {
+        self.log_ended = true;
     }
 
     /// A settle batch of a ledger that logs them, in batch order: each
@@ -228,15 +258,27 @@ impl<'a> Replay<'a> {
         if side.account == EXTERNAL_ACCOUNT {
             return;
         }
+        let status = Status::parse(side.status);
+        let placed = match side.placed {
+            Placement::Stored(placed) => placed,
+            // Only applied transfers are placed by the log; ordered as the
+            // log is, the first batch that decided up to the id is the last
+            // one it gave.
+            Placement::Logged if status == Some(Status::Completed) => self
+                .logged
+                .filter(|&(_, _, max_tx)| max_tx >= side.tx_id)
+                .map(|(batch, at, _)| Placed { batch, at }),
+            Placement::Logged => None,
+        };
         let mut entry = Entry {
             account: side.account,
             tx_id: side.tx_id,
-            status: Status::parse(side.status),
+            status,
             amount: side.amount,
             incoming: side.incoming,
             listed: side.listed,
             stored: side.stored,
-            placed: side.placed,
+            placed,
             settled_at: side.settled_at,
         };
         if let Some(late) = self.late.remove(&(side.account, side.tx_id)) {
