@@ -285,7 +285,7 @@ impl<'a> Replay<'a> {
             if entry.status != Some(Status::Completed) {
                 self.find(Finding::LateStray(late));
             } else if let Some(at) = late.at {
-                if !late.decided_before.is_some_and(|max| late.tx_id < max) {
+                if late.decided_before.is_none_or(|max| late.tx_id >= max) {
                     self.find(Finding::LateNotLate(late));
                 }
                 entry.placed = Some(Placed {
