@@ -75,6 +75,7 @@ mod chain;
 mod common;
 mod core;
 mod crash;
+mod derived;
 mod dry_run;
 mod engine;
 mod faults;

@@ -17,6 +17,7 @@ fn checks() -> Vec<&'static str> {
         "transfer_fields",
         "holds",
         "balances",
+        "history",
         "pending_totals",
         "zero_sum",
         "no_negative_balances",
@@ -177,14 +178,14 @@ fn a_transfer_whose_status_lies_about_what_moved_is_caught() {
         "UPDATE transfers SET status = 'FAILED', reason = 'insufficient_funds' WHERE tx_id = 3",
     );
     let error = s.verify_fails();
-    assert_eq!(error.report.failed(), ["balances", "chain"]);
+    assert_eq!(error.report.failed(), ["balances", "history", "chain"]);
     assert_eq!(check(&error.report, "balances").problem_count, 2);
 
     // FAILED, yet counted as COMPLETED: money that moved without a transfer.
     let s = busy_ledger();
     s.tamper("UPDATE transfers SET status = 'COMPLETED', reason = NULL WHERE tx_id = 4");
     let error = s.verify_fails();
-    assert_eq!(error.report.failed(), ["balances", "chain"]);
+    assert_eq!(error.report.failed(), ["balances", "history", "chain"]);
     let messages: Vec<&str> = check(&error.report, "balances")
         .problems
         .iter()
@@ -221,7 +222,10 @@ fn settled_at_and_status_that_disagree_name_the_transfer() {
              UPDATE transfers SET settled_at = 1 WHERE status = 'PENDING' AND amount = 250;",
     );
     let error = s.verify_fails();
-    assert_eq!(error.report.failed(), ["transfer_fields", "chain"]);
+    assert_eq!(
+        error.report.failed(),
+        ["transfer_fields", "history", "chain"]
+    );
     let fields = check(&error.report, "transfer_fields");
     let found: Vec<(Option<i64>, &str)> = fields
         .problems

@@ -7,6 +7,7 @@ use postgres::Client;
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
 use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
+use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
     StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
@@ -77,7 +78,11 @@ pub(super) fn verify(
     checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
     client.batch_execute("SAVEPOINT a_check")?;
     match accounts_and_tally(client) {
-        Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
+        Ok((accounts, tally)) => {
+            client.batch_execute("RELEASE SAVEPOINT a_check")?;
+            let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
+            checks.extend(figure_checks(&accounts, &tally, history, currency));
+        }
         Err(fault) if is_fatal(&fault) => return Err(fault),
         Err(fault) => {
             let err = errors.lift(fault);
@@ -296,4 +301,49 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
         tally.add_in(row.get(0), &status, sum);
     }
     Ok((accounts, tally))
+}
+
+/// The users' histories replayed ([`Replay`]): every transfer in the order
+/// each account saw its decisions, `(settle_batch, tx_id)` (what
+/// `get-user --at` orders by after `settled_at`), streamed from the server
+/// as it sorts them, with each side's recorded balance. A FAILED transfer
+/// records the balance that lacked the funds, so it is replayed too.
+fn history(
+    client: &mut Client,
+    accounts: &[AccountFigures],
+    currency: &Currency,
+) -> PgResult<Check> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut replay = Replay::new(Recorded::WhenDecided, accounts, currency);
+    let mut rows = client.query_raw(
+        "SELECT tx_id, src, dst, amount, status, settled_at, settle_batch, src_balance, dst_balance
+           FROM transfers ORDER BY settle_batch, tx_id",
+        std::iter::empty::<i64>(),
+    )?;
+    while let Some(row) = rows.next()? {
+        let status: &str = row.get(4);
+        let settled_at: Option<i64> = row.get(5);
+        let batch: Option<i64> = row.get(6);
+        let placed = batch
+            .zip(settled_at)
+            .map(|(batch, at)| Placed { batch, at });
+        let (tx_id, amount) = (row.get(0), row.get(3));
+        for (account, incoming, stored) in [
+            (row.get(1), false, row.get(7)),
+            (row.get(2), true, row.get(8)),
+        ] {
+            replay.side(Side {
+                account,
+                tx_id,
+                status,
+                amount,
+                incoming,
+                listed: true,
+                stored,
+                placed: Placement::Stored(placed),
+                settled_at,
+            });
+        }
+    }
+    Ok(replay.finish())
 }

@@ -8,9 +8,11 @@
 //! and what can still change. A chunk of queued lines is decided in input
 //! order by [`plan::plan_chunk`], the one planner every engine calls;
 //! settlement's loop over a batch is in [`settle`], `verify`'s checks over
-//! the figures in [`verify`].
+//! the figures in [`verify`], and its replay of the running balances and
+//! settle times the histories read in [`replay`].
 
 pub(crate) mod plan;
+pub(crate) mod replay;
 pub(crate) mod settle;
 pub(crate) mod verify;
 

@@ -16,8 +16,9 @@ use crate::money::Currency;
 use crate::text::echo;
 
 /// The names of the checks [`figure_checks`] returns, in order.
-pub(crate) const FIGURE_CHECKS: [&str; 4] = [
+pub(crate) const FIGURE_CHECKS: [&str; 5] = [
     "balances",
+    super::replay::HISTORY_CHECK,
     "pending_totals",
     "zero_sum",
     "no_negative_balances",
@@ -62,7 +63,7 @@ pub(crate) struct AccountFigures {
 }
 
 impl AccountFigures {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.name {
             // A tampered ledger may hold any name; quote it safely.
             Some(name) => format!("user '{}'", echo(name)),
@@ -152,14 +153,18 @@ impl Tally {
     }
 }
 
-/// The checks of [`FIGURE_CHECKS`] over every account and the tally of every transfer.
+/// The checks of [`FIGURE_CHECKS`] over every account and the tally of
+/// every transfer, with the replay of the users' histories
+/// ([`super::replay::Replay`]) in its place after the balances.
 pub(crate) fn figure_checks(
     accounts: &[AccountFigures],
     tally: &Tally,
+    history: Check,
     currency: &Currency,
 ) -> Vec<Check> {
     vec![
         balances(accounts, tally, currency),
+        history,
         pending_totals(accounts, tally, currency),
         zero_sum(accounts, currency),
         no_negative_balances(accounts, currency),
@@ -508,6 +513,10 @@ mod tests {
         }
     }
 
+    fn sound_history() -> Check {
+        Findings::default().into_check(super::super::replay::HISTORY_CHECK, String::new())
+    }
+
     fn failed(checks: &[Check]) -> Vec<&'static str> {
         checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
     }
@@ -537,7 +546,7 @@ mod tests {
             account(1, Some("alice"), 300, (0, 50)),
             account(2, Some("bob"), 200, (50, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, &Currency::default());
+        let checks = figure_checks(&accounts, &tally, sound_history(), &Currency::default());
         assert_eq!(checks.len(), FIGURE_CHECKS.len());
         assert!(failed(&checks).is_empty(), "{checks:?}");
         assert!(
@@ -556,7 +565,7 @@ mod tests {
             account(0, None, -1000, (0, 0)),
             account(1, Some("alice"), 1000, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, &Currency::default());
+        let checks = figure_checks(&accounts, &tally, sound_history(), &Currency::default());
         assert_eq!(failed(&checks), ["balances"]);
         assert_eq!(checks[0].problem_count, 2);
         assert_eq!(checks[0].problems[1].user.as_deref(), Some("alice"));
@@ -577,15 +586,15 @@ mod tests {
             account(0, None, 0, (10, 0)),
             account(1, Some("alice"), 0, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, &currency);
+        let checks = figure_checks(&accounts, &tally, sound_history(), &currency);
         assert_eq!(failed(&checks), ["pending_totals"]);
-        assert_eq!(checks[1].problems[0].user.as_deref(), Some("alice"));
+        assert_eq!(checks[2].problems[0].user.as_deref(), Some("alice"));
         // Money from nowhere, with no transfer to explain it.
         let rich = [
             account(0, None, 0, (0, 0)),
             account(1, Some("alice"), 5, (0, 0)),
         ];
-        let checks = figure_checks(&rich, &Tally::default(), &currency);
+        let checks = figure_checks(&rich, &Tally::default(), sound_history(), &currency);
         assert_eq!(failed(&checks), ["balances", "zero_sum"]);
         // An overdraft the log does explain: only the overdraft check fails.
         let mut overdrawn = Tally::default();
@@ -594,12 +603,12 @@ mod tests {
             account(0, None, 5, (0, 0)),
             account(1, Some("alice"), -5, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &overdrawn, &currency);
+        let checks = figure_checks(&accounts, &overdrawn, sound_history(), &currency);
         assert_eq!(failed(&checks), ["no_negative_balances"]);
         // An account the log names but the ledger lacks.
         let mut strangers = Tally::default();
         strangers.add(9, 1, "CANCELLED", 1);
-        let checks = figure_checks(&rich, &strangers, &currency);
+        let checks = figure_checks(&rich, &strangers, sound_history(), &currency);
         let messages: Vec<&str> = checks[0]
             .problems
             .iter()

@@ -9,6 +9,7 @@ use super::schema;
 use crate::ledger::model::{
     Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
 };
+use crate::ledger::rules::replay::{HISTORY_CHECK, LateSide, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
     StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
@@ -56,7 +57,10 @@ pub(super) fn verify(
         guard(HOLDS_CHECK, holds(conn, currency))?,
     ];
     match accounts_and_tally(conn) {
-        Ok((accounts, tally)) => checks.extend(figure_checks(&accounts, &tally, currency)),
+        Ok((accounts, tally)) => {
+            let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
+            checks.extend(figure_checks(&accounts, &tally, history, currency));
+        }
         Err(fault) if fault.is_busy() => return Err(fault),
         Err(fault) => {
             let err = errors.lift(fault);
@@ -300,4 +304,90 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
         tally.add(row.get(0)?, row.get(1)?, status, row.get(3)?);
     }
     Ok((accounts, tally))
+}
+
+/// The users' histories replayed ([`Replay`]): the postings listed as
+/// applied late, then every transfer in `tx_id` order with its postings,
+/// and the settle log in batch order beside them, each batch read when
+/// the replay needs it to place the next transfer. One pass over the
+/// transfers and one over the log, with two look-ups into the postings
+/// for each transfer.
+fn history(
+    conn: &Connection,
+    accounts: &[AccountFigures],
+    currency: &Currency,
+) -> SqlResult<Check> {
+    let mut replay = Replay::new(Recorded::WhenApplied, accounts, currency);
+    {
+        let mut stmt = conn.prepare(
+            "SELECT l.account, l.tx_id, l.batch, s.settled_at,
+                    (SELECT p.max_tx FROM settle_log p WHERE p.batch < l.batch
+                      ORDER BY p.batch DESC LIMIT 1)
+               FROM late_applied l LEFT JOIN settle_log s ON s.batch = l.batch",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            replay.late(LateSide {
+                account: row.get(0)?,
+                tx_id: row.get(1)?,
+                batch: row.get(2)?,
+                at: row.get(3)?,
+                decided_before: row.get(4)?,
+            });
+        }
+    }
+    let mut log =
+        conn.prepare("SELECT batch, settled_at, max_tx FROM settle_log ORDER BY batch")?;
+    let mut batches = log.query([])?;
+    let mut stmt = conn.prepare(
+        "SELECT t.tx_id, t.src, t.dst, t.amount, t.status, t.settled_at,
+                ps.account IS NOT NULL, ps.balance_after,
+                pd.account IS NOT NULL, pd.balance_after
+           FROM transfers t
+           LEFT JOIN postings ps ON ps.account = t.src AND ps.tx_id = t.tx_id
+           LEFT JOIN postings pd ON pd.account = t.dst AND pd.tx_id = t.tx_id
+          ORDER BY t.tx_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    // Reads the log's next batch; false once it has given every one.
+    let mut next_batch = |replay: &mut Replay<'_>| -> SqlResult<bool> {
+        match batches.next()? {
+            Some(row) => replay.logged(row.get(0)?, row.get(1)?, row.get(2)?),
+            None => {
+                replay.log_ended();
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    while let Some(row) = rows.next()? {
+        let tx_id = row.get(0)?;
+        while replay.wants_log(tx_id) {
+            next_batch(&mut replay)?;
+        }
+        let status = row
+            .get_ref(4)?
+            .as_str()
+            .map_err(|e| Fault::Sql(rusqlite::Error::from(e)))?;
+        let (amount, settled_at) = (row.get(3)?, row.get(5)?);
+        for (account, incoming, listed, stored) in [
+            (row.get(1)?, false, row.get(6)?, row.get(7)?),
+            (row.get(2)?, true, row.get(8)?, row.get(9)?),
+        ] {
+            replay.side(Side {
+                account,
+                tx_id,
+                status,
+                amount,
+                incoming,
+                listed,
+                stored,
+                placed: Placement::Logged,
+                settled_at,
+            });
+        }
+    }
+    // The batches past the last transfer are checked for order too.
+    while next_batch(&mut replay)? {}
+    Ok(replay.finish())
 }
