@@ -313,6 +313,34 @@ fn a_late_posting_moved_to_another_batch_is_caught() {
     );
 }
 
+/// The clock stepped back between two settles (an NTP step): the later
+/// batch is stamped no earlier than the one before, so the ledger still
+/// verifies and `get-user --at` never sees the later batch first.
+fn a_clock_stepped_back_between_settles_keeps_batches_in_order() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    at(&s, T0, &["deposit", "alice", "100"]);
+    at(&s, T2, &["settle"]);
+    at(&s, T2, &["transfer", "alice", "bob", "30"]);
+    let second = at(&s, T1, &["settle"]);
+    assert_eq!(second["completed"], 1, "{second}");
+    let report: Value = s.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let paid = at(&s, T3, &["get-transfer", "2"]);
+    assert_eq!(
+        paid["settled_at"], "2026-01-01T02:00:00.000Z",
+        "stamped with the batch before it: {paid}"
+    );
+    assert_eq!(
+        balance(&at(&s, T3, &["get-user", "alice", "--at", T1])),
+        "0.00"
+    );
+    assert_eq!(
+        balance(&at(&s, T3, &["get-user", "alice", "--at", T2])),
+        "70.00"
+    );
+}
+
 engine_tests! {
     both: [
         a_busy_sound_ledger_replays_clean,
@@ -323,6 +351,7 @@ engine_tests! {
         a_running_balance_set_to_null_is_caught,
     ],
     sqlite: [
+        a_clock_stepped_back_between_settles_keeps_batches_in_order,
         a_late_posting_forgotten_is_caught,
         a_late_posting_moved_to_another_batch_is_caught,
     ],

@@ -61,6 +61,14 @@ pub(crate) struct Original {
     pub refunded: i64,
 }
 
+/// The instant a settle batch is stamped with: the clock's, but never
+/// before the batch it follows, so that a clock stepped back cannot place a
+/// later batch before an earlier one (`get-user --at` finds batches by
+/// time, and `verify`'s history holds them in order).
+pub(crate) fn batch_instant(clock: i64, previous_batch: Option<i64>) -> i64 {
+    previous_batch.map_or(clock, |previous| clock.max(previous))
+}
+
 /// Holds past their expiry, as found by an engine (source, amount reserved):
 /// the reservation each source gets back, by account in id order, so an
 /// engine can write them in the order it locks accounts. Returns how many

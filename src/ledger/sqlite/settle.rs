@@ -2,7 +2,9 @@
 //! a batch per transaction, decided by [`rules::settle::settle_due`] over
 //! the accounts this engine reads for it and keeps between batches.
 
-use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::CommitWatch;
 use super::error::{SqlResult, commit};
@@ -82,7 +84,11 @@ fn settle_batch_in_one_transaction(
 ) -> SqlResult<BatchCounts> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     cache.revalidate(&tx)?;
-    let now = clock::now_ms();
+    let previous: Option<i64> = tx
+        .prepare_cached("SELECT settled_at FROM settle_log ORDER BY batch DESC LIMIT 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    let now = rules::settle::batch_instant(clock::now_ms(), previous);
     let expired = expire_holds(&tx, now, cache)?;
     cache.due.clear();
     {
