@@ -82,6 +82,7 @@ mod files;
 mod holds;
 mod inputs;
 mod pipes;
+mod planted;
 mod power_loss;
 mod scripting;
 mod tamper;
