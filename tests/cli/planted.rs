@@ -135,13 +135,13 @@ fn a_watch_worker_stops_at_a_trigger_planted_between_its_batches() {
     holder
         .batch_execute("BEGIN; LOCK TABLE lanes IN EXCLUSIVE MODE")
         .unwrap();
-    assert!(waits_for(&s, "lanes"), "the worker waits for the lanes");
     s.ok(&["transfer", "alice", "bob", "30"]);
+    assert!(waits_for(&s, "lanes"), "the worker waits for the lanes");
     s.tamper(&plant_sql(&s));
     holder.batch_execute("ROLLBACK").unwrap();
     let out = wait_or_kill(worker);
-    stopped_at_the_trigger(&out);
     assert_eq!(fired(&s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
     assert_eq!(balance(&s, "alice"), "10000");
     assert_eq!(balance(&s, "bob"), "0");
     assert_eq!(
@@ -164,8 +164,8 @@ fn a_watch_worker_stops_at_a_trigger_planted_after_it_opened() {
     s.tamper(&plant_sql(&s));
     holder.batch_execute("ROLLBACK").unwrap();
     let out = wait_or_kill(worker);
-    stopped_at_the_trigger(&out);
     assert_eq!(fired(&s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
     assert_eq!(balance(&s, "alice"), "0");
     assert_eq!(
         stored(&s, "SELECT status FROM transfers WHERE tx_id = 1"),
@@ -200,8 +200,8 @@ fn a_transfer_stops_at_a_trigger_planted_after_it_opened() {
     holder.batch_execute(&plant_sql(&s)).unwrap();
     holder.batch_execute("COMMIT").unwrap();
     let out = wait_or_kill(transfer);
-    stopped_at_the_trigger(&out);
     assert_eq!(fired(&s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
     assert_eq!(stored(&s, "SELECT count(*)::text FROM transfers"), "1");
     assert_eq!(
         stored(&s, "SELECT pending_out::text FROM accounts WHERE name = 'alice'"),
@@ -230,8 +230,8 @@ fn a_batch_stops_at_a_trigger_planted_between_its_chunks() {
     writeln!(input, r#"{{"src":"alice","dst":"bob","amount":"2"}}"#).unwrap();
     drop(input);
     let out = wait_or_kill(batch);
-    stopped_at_the_trigger(&out);
     assert_eq!(fired(&s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
     assert_eq!(stored(&s, count), "2", "the second line was not queued");
 }
 
