@@ -48,9 +48,7 @@ fn plant_sql(s: &Sandbox) -> String {
 /// How often the planted trigger ran.
 fn fired(s: &Sandbox) -> String {
     let schema = schema(s);
-    s.query_text(&format!(
-        "SELECT count(*)::text FROM {schema}_side.fired"
-    ))[0]
+    s.query_text(&format!("SELECT count(*)::text FROM {schema}_side.fired"))[0]
         .clone()
         .unwrap()
 }
@@ -204,7 +202,10 @@ fn a_transfer_stops_at_a_trigger_planted_after_it_opened() {
     stopped_at_the_trigger(&out);
     assert_eq!(stored(&s, "SELECT count(*)::text FROM transfers"), "1");
     assert_eq!(
-        stored(&s, "SELECT pending_out::text FROM accounts WHERE name = 'alice'"),
+        stored(
+            &s,
+            "SELECT pending_out::text FROM accounts WHERE name = 'alice'"
+        ),
         "0"
     );
 }
@@ -225,7 +226,10 @@ fn a_batch_stops_at_a_trigger_planted_between_its_chunks() {
     writeln!(input, r#"{{"src":"alice","dst":"bob","amount":"1"}}"#).unwrap();
     input.flush().unwrap();
     let count = "SELECT count(*)::text FROM transfers";
-    assert!(until(|| stored(&s, count) == "2"), "its first chunk committed");
+    assert!(
+        until(|| stored(&s, count) == "2"),
+        "its first chunk committed"
+    );
     s.tamper(&plant_sql(&s));
     writeln!(input, r#"{{"src":"alice","dst":"bob","amount":"2"}}"#).unwrap();
     drop(input);

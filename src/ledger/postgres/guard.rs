@@ -148,7 +148,10 @@ impl Guard {
             ));
         }
         if !reads.is_empty() {
-            sql.push_str(&format!(" LOCK TABLE {} IN ACCESS SHARE MODE;", reads.join(", ")));
+            sql.push_str(&format!(
+                " LOCK TABLE {} IN ACCESS SHARE MODE;",
+                reads.join(", ")
+            ));
         }
         sql.push_str(&self.fingerprint);
         let seen = first_value(&client.simple_query(&sql)?);

@@ -147,8 +147,8 @@ impl PgStore {
             .connect(options.lock_timeout)
             .map_err(|f| errors.lift(f))?;
         let mut guard = Guard::new(&target);
-        let before = inspect(&mut client, &target, &mut guard, Gate::Report)
-            .map_err(|f| errors.lift(f))?;
+        let before =
+            inspect(&mut client, &target, &mut guard, Gate::Report).map_err(|f| errors.lift(f))?;
         if before.version < schema::latest_version() {
             upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
@@ -261,12 +261,7 @@ struct Found {
 }
 
 /// Checks that the schema is a ledger this binary can use, as `gate` allows.
-fn inspect(
-    client: &mut Client,
-    target: &Target,
-    guard: &mut Guard,
-    gate: Gate,
-) -> PgResult<Found> {
+fn inspect(client: &mut Client, target: &Target, guard: &mut Guard, gate: Gate) -> PgResult<Found> {
     let schema = &target.schema;
     let not_a_ledger = |why: String| {
         PgFault::Wallet(WalletError::NotALedger {
@@ -567,7 +562,11 @@ impl Store for PgStore {
         let outcome = queue::finish(
             &mut self.client,
             &self.guard,
-            &chunk, planned, all_or_nothing, sink);
+            &chunk,
+            planned,
+            all_or_nothing,
+            sink,
+        );
         match outcome {
             Ok(summary) => Ok(summary),
             Err(fault) => {
@@ -599,7 +598,9 @@ impl Store for PgStore {
     }
 
     fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
-        self.retrying(|store| holds::capture(&mut store.client, &mut store.guard, tx_id.get(), amount))
+        self.retrying(|store| {
+            holds::capture(&mut store.client, &mut store.guard, tx_id.get(), amount)
+        })
     }
 
     fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
@@ -657,8 +658,10 @@ impl Store for PgStore {
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
-        let expired = self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
-        let counts = self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
+        let expired =
+            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
+        let counts =
+            self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
         Ok(BatchCounts { expired, ..counts })
     }
 
