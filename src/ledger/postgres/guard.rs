@@ -32,7 +32,7 @@
 //! nothing of ours names (event triggers, casts) need a superuser, who is
 //! not the insider this guards against.
 
-use postgres::{Client, SimpleQueryMessage};
+use postgres::{Client, SimpleQueryMessage, Statement};
 
 use super::connect::Target;
 use super::error::{PgFault, PgResult};
@@ -40,40 +40,20 @@ use super::schema;
 use crate::error::WalletError;
 use crate::location::Location;
 
-/// The schema's fingerprint, with `{S}` for the schema's oid (its name is
-/// read again each time: a schema renamed and replaced is another oid).
-const FINGERPRINT: &str = r#"
+/// What can change in the schema while a transaction of ours holds its
+/// locks: the schema itself (renamed and replaced), the relations in it
+/// (an index built `CONCURRENTLY`, a view added), tables inheriting from
+/// ours, and every object other than a relation in it. Read as a
+/// transaction begins and again as it commits. `{S}` is the schema's oid.
+const NARROW: &str = r#"
 SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
     SELECT 's' || n.oid || ':' || n.xmin FROM pg_namespace n WHERE n.oid = {S}
     UNION ALL
     SELECT 'c' || c.oid || ':' || c.xmin FROM pg_class c WHERE c.relnamespace = {S}
     UNION ALL
-    SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin
-      FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-     WHERE c.relnamespace = {S} AND a.attnum > 0
-    UNION ALL
-    SELECT 'd' || d.oid || ':' || d.xmin
-      FROM pg_class c JOIN pg_attrdef d ON d.adrelid = c.oid WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 'k' || k.oid || ':' || k.xmin
-      FROM pg_class c JOIN pg_constraint k ON k.conrelid = c.oid OR k.confrelid = c.oid
-     WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 'i' || i.indexrelid || ':' || i.xmin
-      FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 't' || t.oid || ':' || t.xmin
-      FROM pg_class c JOIN pg_trigger t ON t.tgrelid = c.oid WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 'r' || r.oid || ':' || r.xmin
-      FROM pg_class c JOIN pg_rewrite r ON r.ev_class = c.oid WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 'p' || p.oid || ':' || p.xmin
-      FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid WHERE c.relnamespace = {S}
-    UNION ALL
-    SELECT 'h' || h.inhrelid || '.' || h.inhparent || ':' || h.xmin
-      FROM pg_class c JOIN pg_inherits h ON h.inhparent = c.oid OR h.inhrelid = c.oid
-     WHERE c.relnamespace = {S}
+    SELECT 'h' || h.inhrelid || '.' || h.inhparent || ':' || h.xmin FROM pg_inherits h
+     WHERE h.inhparent IN (SELECT oid FROM pg_class WHERE relnamespace = {S})
+        OR h.inhrelid IN (SELECT oid FROM pg_class WHERE relnamespace = {S})
     UNION ALL
     SELECT 'o' || d.classid || '.' || d.objid FROM pg_depend d
      WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = {S}
@@ -81,59 +61,101 @@ SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
 ) parts(f)
 "#;
 
+/// Everything [`NARROW`] reads, and each catalog row of the schema's
+/// relations that only a lock conflicting with ours can change: columns,
+/// defaults, constraints (and foreign keys elsewhere that reference ours),
+/// indexes, triggers, rules and policies. Read between transactions, it
+/// tells whether the whole catalog must be compared again.
+const FULL: &str = r#"
+WITH rels AS (SELECT oid FROM pg_class WHERE relnamespace = {S})
+SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
+    SELECT 'n' || ({NARROW})
+    UNION ALL
+    SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_attribute a
+     WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0
+    UNION ALL
+    SELECT 'd' || d.oid || ':' || d.xmin FROM pg_attrdef d WHERE d.adrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'k' || k.oid || ':' || k.xmin FROM pg_constraint k
+     WHERE k.conrelid IN (SELECT oid FROM rels) OR k.confrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 't' || t.oid || ':' || t.xmin FROM pg_trigger t WHERE t.tgrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'r' || r.oid || ':' || r.xmin FROM pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'p' || p.oid || ':' || p.xmin FROM pg_policy p WHERE p.polrelid IN (SELECT oid FROM rels)
+) parts(f)
+"#;
+
 /// Links between the schema's tables and tables elsewhere, which the
 /// catalog of the schema alone does not list: a table that inherits from
 /// ours (our updates would reach its rows and fire its triggers), one ours
 /// inherits from, and a foreign key of another schema's table that
-/// references ours. A ledger has none. `$1` is the schema's name.
+/// references ours. A ledger has none. One line, empty when there are none.
 const FOREIGN_LINKS: &str = r#"
-SELECT 'inheritance ' || h.inhrelid::regclass::text || ' of ' || h.inhparent::regclass::text
-  FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhparent OR c.oid = h.inhrelid
- WHERE c.relnamespace = $1::text::regnamespace
-UNION ALL
-SELECT 'constraint ' || k.conname || ' of ' || k.conrelid::regclass::text
-  FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid
- WHERE c.relnamespace = $1::text::regnamespace AND k.connamespace <> c.relnamespace
+SELECT coalesce(string_agg(line, E'\n'), '') FROM (
+    SELECT 'inheritance ' || h.inhrelid::regclass::text || ' of ' || h.inhparent::regclass::text
+      FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhparent OR c.oid = h.inhrelid
+     WHERE c.relnamespace = {S}
+    UNION ALL
+    SELECT 'constraint ' || k.conname || ' of ' || k.conrelid::regclass::text
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid
+     WHERE c.relnamespace = {S} AND k.connamespace <> c.relnamespace
+) links(line)
 "#;
 
-/// What a connection knows of its ledger's schema: which fingerprint it
-/// last saw with the whole catalog matching.
+/// What this connection has checked of its ledger's schema.
+enum Seen {
+    /// Nothing yet: its first writing transaction compares the catalog.
+    Nothing,
+    /// The whole catalog matched under a transaction's locks.
+    Matched,
+    /// The whole catalog matched when [`FULL`] read this.
+    Fingerprint(String),
+}
+
+/// The schema check of one connection's writing transactions.
 pub(super) struct Guard {
     schema: String,
     shown: Location,
-    /// The fingerprint's SQL for this schema, made once.
-    fingerprint: String,
-    verified: Option<String>,
+    /// The queries for this schema, written once.
+    narrow: String,
+    full: String,
+    links: String,
+    seen: Seen,
+    /// [`FULL`], prepared on this connection once a second transaction
+    /// begins: a process that writes once never plans it.
+    full_statement: Option<Statement>,
+    /// What [`NARROW`] read as the open transaction began.
+    began: Option<String>,
 }
 
 impl Guard {
     pub(super) fn new(target: &Target) -> Self {
-        // The schema's name is checked to be lower-case letters, digits and
-        // `_` (`connect::check_schema_name`), so it is written as a literal.
+        // The schema's name is lower-case letters, digits and `_`
+        // (`connect::check_schema_name`), so it is written as a literal.
         let oid = format!("'{}'::regnamespace", target.schema);
+        let narrow = NARROW.replace("{S}", &oid);
         Self {
             schema: target.schema.clone(),
             shown: target.shown.clone(),
-            fingerprint: FINGERPRINT.replace("{S}", &oid),
-            verified: None,
+            full: FULL.replace("{NARROW}", &narrow).replace("{S}", &oid),
+            links: FOREIGN_LINKS.replace("{S}", &oid),
+            narrow,
+            seen: Seen::Nothing,
+            full_statement: None,
+            began: None,
         }
     }
 
-    /// Compares the whole catalog with what the migrations build, and
-    /// remembers the fingerprint read just before it: a change after the
-    /// fingerprint is read only makes the next one differ.
-    pub(super) fn check_all(&mut self, client: &mut Client) -> PgResult<()> {
-        let seen = self.read_fingerprint(client)?;
-        self.compare_catalog(client)?;
-        self.verified = seen;
-        Ok(())
-    }
-
     /// Begins a writing transaction: locks `writes` in `ROW EXCLUSIVE` mode
-    /// and `reads` in `ACCESS SHARE` mode, and reads the fingerprint, in the
-    /// round trip that `BEGIN` takes anyway; compares the whole catalog only
-    /// when the fingerprint changed. Fails with `not_a_ledger` before the
-    /// transaction writes anything; the caller rolls it back.
+    /// and `reads` in `ACCESS SHARE` mode and reads [`NARROW`], in the round
+    /// trip `BEGIN` takes anyway; then compares the whole catalog, or, once
+    /// this connection has a fingerprint of it, only [`FULL`] with that
+    /// fingerprint. Fails with `not_a_ledger` before the transaction writes
+    /// anything; the caller rolls it back.
     pub(super) fn begin(
         &mut self,
         client: &mut Client,
@@ -153,46 +175,98 @@ impl Guard {
                 reads.join(", ")
             ));
         }
-        sql.push_str(&self.fingerprint);
-        let seen = first_value(&client.simple_query(&sql)?);
-        if seen.is_some() && seen == self.verified {
-            return Ok(());
+        let first = matches!(self.seen, Seen::Nothing);
+        if first {
+            sql.push_str(&format!("SELECT ({}), ({})", self.narrow, self.links));
+        } else {
+            sql.push_str(&self.narrow);
         }
-        self.compare_catalog(client)?;
-        self.verified = seen;
+        let row = first_row(&client.simple_query(&sql)?);
+        self.began = row.first().cloned().flatten();
+        match &self.seen {
+            Seen::Nothing => {
+                self.compare_catalog(client, row.get(1).cloned().flatten())?;
+                self.seen = Seen::Matched;
+            }
+            Seen::Matched => {
+                let now = self.read_full(client)?;
+                self.compare_catalog(client, None)?;
+                self.seen = Seen::Fingerprint(now);
+            }
+            Seen::Fingerprint(before) => {
+                let before = before.clone();
+                let now = self.read_full(client)?;
+                if now != before {
+                    self.compare_catalog(client, None)?;
+                    self.seen = Seen::Fingerprint(now);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The statement that commits a transaction begun by [`Guard::begin`]:
-    /// it fails, and the server rolls the transaction back, when the
-    /// fingerprint changed while the transaction ran.
+    /// Compares the whole catalog inside the open transaction (one that
+    /// built or upgraded the schema), and reads [`NARROW`] for its commit.
+    pub(super) fn check_here(&mut self, client: &mut Client) -> PgResult<()> {
+        self.began = first_row(&client.simple_query(&self.narrow)?)
+            .first()
+            .cloned()
+            .flatten();
+        self.compare_catalog(client, None)?;
+        self.seen = Seen::Matched;
+        Ok(())
+    }
+
+    /// The statement that commits a transaction begun by [`Guard::begin`].
+    /// It fails, and the server rolls the transaction back, when [`NARROW`]
+    /// reads otherwise than it did at the start ([`changed`] tells that
+    /// failure). The failure is a cast of text to a number, evaluated only
+    /// then: it needs no procedural language, and keeps the check in the
+    /// commit's round trip.
     pub(super) fn commit_sql(&self) -> String {
-        match &self.verified {
+        match &self.began {
             // Only hex digits: safe as a literal.
-            Some(seen) => format!(
-                "DO $guard$ BEGIN
-                    IF ({fingerprint}) IS DISTINCT FROM '{seen}' THEN
-                        RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = '{CHANGED}';
-                    END IF;
-                 END $guard$; COMMIT",
-                fingerprint = self.fingerprint
+            Some(began) => format!(
+                "SELECT CASE WHEN coalesce(f, '') = '{began}' THEN 0
+                             ELSE ('{CHANGED} ' || coalesce(f, 'gone'))::integer END
+                   FROM ({narrow}) now(f);
+                 COMMIT",
+                narrow = self.narrow
             ),
             None => "COMMIT".to_string(),
         }
     }
 
-    fn read_fingerprint(&self, client: &mut Client) -> PgResult<Option<String>> {
-        Ok(first_value(&client.simple_query(&self.fingerprint)?))
+    fn read_full(&mut self, client: &mut Client) -> PgResult<String> {
+        let statement = match &self.full_statement {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = client.prepare(&self.full)?;
+                self.full_statement = Some(statement.clone());
+                statement
+            }
+        };
+        let row = client.query_one(&statement, &[])?;
+        Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
     }
 
-    fn compare_catalog(&self, client: &mut Client) -> PgResult<()> {
+    /// The catalog against what the migrations build, and the links to
+    /// tables elsewhere (`links`, when already read).
+    fn compare_catalog(&self, client: &mut Client, links: Option<String>) -> PgResult<()> {
         let found = schema::catalog(client, &self.schema)?;
         let mut differences = schema::differences(&found);
-        for row in client.query(FOREIGN_LINKS, &[&self.schema])? {
-            let line: String = row.get(0);
+        let links = match links {
+            Some(links) => links,
+            None => first_row(&client.simple_query(&self.links)?)
+                .first()
+                .cloned()
+                .flatten()
+                .unwrap_or_default(),
+        };
+        for line in links.lines().filter(|l| !l.is_empty()) {
             differences.push(format!(
                 "{} is not part of the wallet schema",
-                crate::text::echo(&line)
+                crate::text::echo(line)
             ));
         }
         match differences.into_iter().next() {
@@ -205,13 +279,28 @@ impl Guard {
     }
 }
 
-/// The message of a commit refused because the schema changed meanwhile;
-/// the transaction is run again, and its start names what changed.
-const CHANGED: &str = "the schema of the ledger changed while this transaction ran";
+/// What a commit refused because the schema changed while the transaction
+/// ran says; the transaction is run again, and its start compares the
+/// whole catalog.
+const CHANGED: &str = "the schema of the ledger changed while this transaction ran:";
 
-fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
-    messages.iter().find_map(|message| match message {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    })
+/// Whether a commit failed because the schema changed meanwhile.
+pub(super) fn changed(err: &postgres::Error) -> bool {
+    err.code() == Some(&postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
+        && err
+            .as_db_error()
+            .is_some_and(|db| db.message().contains(CHANGED))
+}
+
+/// The first row of a simple query's answer, each column as text.
+fn first_row(messages: &[SimpleQueryMessage]) -> Vec<Option<String>> {
+    messages
+        .iter()
+        .find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => {
+                Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }

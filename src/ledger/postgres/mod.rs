@@ -148,7 +148,7 @@ impl PgStore {
             .map_err(|f| errors.lift(f))?;
         let mut guard = Guard::new(&target);
         let before =
-            inspect(&mut client, &target, &mut guard, Gate::Report).map_err(|f| errors.lift(f))?;
+            inspect(&mut client, &target, Gate::Report).map_err(|f| errors.lift(f))?;
         if before.version < schema::latest_version() {
             upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
@@ -162,7 +162,7 @@ impl PgStore {
             .connect(options.lock_timeout)
             .map_err(|f| errors.lift(f))?;
         let mut guard = Guard::new(&target);
-        let found = inspect(&mut client, &target, &mut guard, gate).map_err(|f| errors.lift(f))?;
+        let found = inspect(&mut client, &target, gate).map_err(|f| errors.lift(f))?;
         if found.version < schema::latest_version() && gate == Gate::Write {
             upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
@@ -229,9 +229,9 @@ fn context(target: &Target, options: &OpenOptions) -> ErrorContext {
 }
 
 /// Commits the open transaction, unless the schema changed while it ran
-/// ([`Guard::commit_sql`]). A commit that fails with the server's own
-/// error was rolled back (a changed schema is a serialization failure, so
-/// the transaction runs again and its start names the change); one whose answer never came (the connection
+/// ([`Guard::commit_sql`]: the transaction runs again, and its start
+/// compares the whole catalog). A commit that fails with the server's own
+/// error was rolled back; one whose answer never came (the connection
 /// broke), or that the server's shutdown or crash cut short (`57P…`: its
 /// commit record may already be written), may have been made durable, so
 /// it is `outcome_unknown`.
@@ -261,7 +261,7 @@ struct Found {
 }
 
 /// Checks that the schema is a ledger this binary can use, as `gate` allows.
-fn inspect(client: &mut Client, target: &Target, guard: &mut Guard, gate: Gate) -> PgResult<Found> {
+fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> {
     let schema = &target.schema;
     let not_a_ledger = |why: String| {
         PgFault::Wallet(WalletError::NotALedger {
@@ -304,12 +304,17 @@ fn inspect(client: &mut Client, target: &Target, guard: &mut Guard, gate: Gate) 
             latest,
         }));
     }
-    // Reads are checked here, once: a read runs no trigger, and a view
-    // put in a table's place needs the table dropped or renamed under a
-    // lock that waits for the read. Writes are checked again in each
-    // transaction, under its locks (`guard`).
-    if gate != Gate::Report && version == latest {
-        guard.check_all(client)?;
+    // A read is checked here, before its statements. A write is checked
+    // in each of its transactions instead, under the locks of the tables
+    // it writes (`Guard::begin`): checked here as well, it would pay for
+    // the catalog twice.
+    if gate == Gate::Read && version == latest {
+        let found = schema::catalog(client, schema)?;
+        if let Some(first) = schema::differences(&found).into_iter().next() {
+            return Err(not_a_ledger(format!(
+                "its schema differs from what wallet builds: {first}"
+            )));
+        }
     }
     let meta = match client.query_opt(
         "SELECT currency, scale, lanes FROM ledger_meta WHERE id = 1",
@@ -410,7 +415,7 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
     // What was built, seen from inside this transaction: nothing planted in
     // an empty schema before the first table is committed with it.
     let mut guard = Guard::new(target);
-    guard.check_all(client)?;
+    guard.check_here(client)?;
     commit(
         client,
         &guard,
@@ -442,7 +447,7 @@ fn upgrade(client: &mut Client, target: &Target, guard: &mut Guard) -> PgResult<
     // An older schema has no catalog to compare with before the steps run;
     // what they built is compared before it commits, so an upgrade never
     // commits what a planted trigger did while it ran.
-    guard.check_all(client)?;
+    guard.check_here(client)?;
     commit(
         client,
         guard,
@@ -653,13 +658,14 @@ impl Store for PgStore {
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
+        // Expiry first: its transaction is the first to check the schema.
+        let expired =
+            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
         if !self.books_checked {
             let currency = self.currency.clone();
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
-        let expired =
-            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
         let counts =
             self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
         Ok(BatchCounts { expired, ..counts })
