@@ -239,6 +239,60 @@ fn a_batch_stops_at_a_trigger_planted_between_its_chunks() {
     assert_eq!(stored(&s, count), "2", "the second line was not queued");
 }
 
+fn a_function_planted_while_a_transfer_runs_leaves_nothing_written() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["settle"]);
+    // alice's row is locked: the transfer checks the schema, then waits
+    // for her account in the middle of its transaction.
+    let mut holder = s.postgres();
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM accounts WHERE name = 'alice' FOR UPDATE")
+        .unwrap();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let transfer = s
+        .process(&[
+            "--json",
+            "--lock-timeout",
+            "20000",
+            "transfer",
+            "alice",
+            "bob",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let blocked = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+    );
+    assert!(until(|| stored(&s, &blocked) != "0"), "the transfer waits");
+    // No lock of the transfer's keeps a function out of the schema.
+    let schema = schema(&s);
+    s.tamper(&format!(
+        "CREATE FUNCTION {schema}.planted() RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+    ));
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = wait_or_kill(transfer);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{said}");
+    assert!(said.contains("not_a_ledger"), "{said}");
+    assert_eq!(stored(&s, "SELECT count(*)::text FROM transfers"), "1");
+    assert_eq!(
+        stored(
+            &s,
+            "SELECT pending_out::text FROM accounts WHERE name = 'alice'"
+        ),
+        "0"
+    );
+}
+
 engine_tests! {
     both: [],
     postgres: [
@@ -246,5 +300,6 @@ engine_tests! {
         a_watch_worker_stops_at_a_trigger_planted_after_it_opened,
         a_transfer_stops_at_a_trigger_planted_after_it_opened,
         a_batch_stops_at_a_trigger_planted_between_its_chunks,
+        a_function_planted_while_a_transfer_runs_leaves_nothing_written,
     ],
 }

@@ -297,9 +297,11 @@ fn first_row(messages: &[SimpleQueryMessage]) -> Vec<Option<String>> {
     messages
         .iter()
         .find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => {
-                Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
-            }
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
             _ => None,
         })
         .unwrap_or_default()

@@ -147,8 +147,7 @@ impl PgStore {
             .connect(options.lock_timeout)
             .map_err(|f| errors.lift(f))?;
         let mut guard = Guard::new(&target);
-        let before =
-            inspect(&mut client, &target, Gate::Report).map_err(|f| errors.lift(f))?;
+        let before = inspect(&mut client, &target, Gate::Report).map_err(|f| errors.lift(f))?;
         if before.version < schema::latest_version() {
             upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
