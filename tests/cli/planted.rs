@@ -33,8 +33,12 @@ fn plant_sql(s: &Sandbox) -> String {
          CREATE FUNCTION {schema}_side.doubled() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              INSERT INTO {schema}_side.fired VALUES (1);
-             IF TG_TABLE_NAME = 'accounts' AND TG_OP = 'UPDATE' AND NEW.balance > OLD.balance THEN
-                 NEW.balance := 2 * NEW.balance - OLD.balance;
+             IF TG_TABLE_NAME = 'accounts' THEN
+                 IF TG_OP = 'UPDATE' THEN
+                     IF NEW.balance > OLD.balance THEN
+                         NEW.balance := 2 * NEW.balance - OLD.balance;
+                     END IF;
+                 END IF;
              END IF;
              RETURN NEW;
          END $$;
