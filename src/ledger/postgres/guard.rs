@@ -1,36 +1,38 @@
 //! The check each writing transaction makes of the schema it writes, under
 //! its locks, so that code planted in the schema after a process opened the
 //! ledger (a trigger, a rule, a policy, a function) never runs in a
-//! transaction of ours, or, if planted while one runs, never commits.
+//! transaction of ours, or, planted while one runs, never commits with it.
 //!
 //! A transaction begins by locking every table it writes in `ROW EXCLUSIVE`
 //! mode and every table it only reads in `ACCESS SHARE` mode. Whatever is
 //! attached to a table needs a lock that conflicts with those (`CREATE
-//! TRIGGER` and `ALTER TABLE … ENABLE TRIGGER` and `ADD FOREIGN KEY` take
+//! TRIGGER`, `ALTER TABLE … ENABLE TRIGGER` and `ADD FOREIGN KEY` take
 //! `SHARE ROW EXCLUSIVE`; `CREATE INDEX`, `SHARE`; `CREATE RULE`, `CREATE
 //! POLICY`, `ALTER TABLE … SET DEFAULT`, `ADD CONSTRAINT … CHECK`, `ALTER
 //! COLUMN … TYPE`, `DROP` and `RENAME`, `ACCESS EXCLUSIVE`), so once the
-//! locks are held it stays as the check found it until the commit. In the
-//! same round trip a fingerprint of the schema is read: each catalog row of
-//! its relations, their columns, defaults, constraints, indexes, triggers,
-//! rules, policies and inheritance, each with the id of the transaction
-//! that last wrote it (`xmin`), and every object other than a relation that
-//! lives in the schema (functions, operators, types: a ledger has none).
-//! Any change to any of them writes a new row, so a fingerprint equal to
-//! the one last seen with the whole catalog matching (`schema::catalog`,
-//! plus [`FOREIGN_LINKS`]) means nothing changed; a different one has the
-//! whole catalog compared again, in the transaction, before it writes.
+//! locks are held it stays as the check finds it until the commit.
 //!
-//! What takes no lock on our tables (a function, an operator or a type
-//! created in the schema, which a later statement could resolve to; a
-//! table made to inherit from ours, which `CREATE TABLE … INHERITS` does
-//! with `SHARE UPDATE EXCLUSIVE`; the schema renamed and another put in
-//! its place) changes the fingerprint too: the commit reads it again, in
-//! the commit's own round trip, and a transaction that sees it changed is
-//! rolled back as a serialization failure, so it is run again and its new
-//! start compares the whole catalog. Objects outside the schema that
-//! nothing of ours names (event triggers, casts) need a superuser, who is
-//! not the insider this guards against.
+//! The check: the first writing transaction of a connection compares the
+//! whole catalog with what the migrations build (`schema::catalog`, as a
+//! read does when it opens the ledger) and with [`FOREIGN_LINKS`]. Later
+//! ones read [`FULL`], a fingerprint of every catalog row that can make
+//! code run in a write (each with `xmin`, the transaction that last wrote
+//! it, so any change is a new value), and compare the catalog again only
+//! when it differs from the one read when the catalog last matched. A
+//! process that writes once thus reads the catalog once, as it did when
+//! the check ran at open; a worker pays for a prepared fingerprint a batch.
+//!
+//! What no lock of ours keeps out (a function, an operator or a type made
+//! in the schema, to which a later statement of the transaction could
+//! resolve; a table made to inherit from ours, which `CREATE TABLE …
+//! INHERITS` does under `SHARE UPDATE EXCLUSIVE`; an index built
+//! `CONCURRENTLY`; the schema renamed and another put in its place) is in
+//! [`NARROW`], read in the `BEGIN`'s round trip and again in the
+//! `COMMIT`'s: a commit that finds it changed fails, so the transaction is
+//! rolled back and run again, and its new start compares the catalog.
+//! Objects outside the schema that nothing of ours names (event triggers,
+//! casts between built-in types) need a superuser, who is not the insider
+//! this guards against.
 
 use postgres::{Client, SimpleQueryMessage, Statement};
 
@@ -67,25 +69,30 @@ SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
 /// indexes, triggers, rules and policies. Read between transactions, it
 /// tells whether the whole catalog must be compared again.
 const FULL: &str = r#"
-WITH rels AS (SELECT oid FROM pg_class WHERE relnamespace = {S})
+WITH rels AS (SELECT array_agg(oid) AS oids FROM pg_class WHERE relnamespace = {S})
 SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
     SELECT 'n' || ({NARROW})
     UNION ALL
     SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_attribute a
-     WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0
+     WHERE a.attrelid = ANY ((SELECT oids FROM rels)::oid[]) AND a.attnum > 0
     UNION ALL
-    SELECT 'd' || d.oid || ':' || d.xmin FROM pg_attrdef d WHERE d.adrelid IN (SELECT oid FROM rels)
+    SELECT 'd' || d.oid || ':' || d.xmin FROM pg_attrdef d
+     WHERE d.adrelid = ANY ((SELECT oids FROM rels)::oid[])
     UNION ALL
     SELECT 'k' || k.oid || ':' || k.xmin FROM pg_constraint k
-     WHERE k.conrelid IN (SELECT oid FROM rels) OR k.confrelid IN (SELECT oid FROM rels)
+     WHERE k.conrelid = ANY ((SELECT oids FROM rels)::oid[]) OR k.confrelid = ANY ((SELECT oids FROM rels)::oid[])
     UNION ALL
-    SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM rels)
+    SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i
+     WHERE i.indrelid = ANY ((SELECT oids FROM rels)::oid[])
     UNION ALL
-    SELECT 't' || t.oid || ':' || t.xmin FROM pg_trigger t WHERE t.tgrelid IN (SELECT oid FROM rels)
+    SELECT 't' || t.oid || ':' || t.xmin FROM pg_trigger t
+     WHERE t.tgrelid = ANY ((SELECT oids FROM rels)::oid[])
     UNION ALL
-    SELECT 'r' || r.oid || ':' || r.xmin FROM pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rels)
+    SELECT 'r' || r.oid || ':' || r.xmin FROM pg_rewrite r
+     WHERE r.ev_class = ANY ((SELECT oids FROM rels)::oid[])
     UNION ALL
-    SELECT 'p' || p.oid || ':' || p.xmin FROM pg_policy p WHERE p.polrelid IN (SELECT oid FROM rels)
+    SELECT 'p' || p.oid || ':' || p.xmin FROM pg_policy p
+     WHERE p.polrelid = ANY ((SELECT oids FROM rels)::oid[])
 ) parts(f)
 "#;
 
