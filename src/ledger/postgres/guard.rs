@@ -137,6 +137,9 @@ pub(super) struct Guard {
     full_statement: Option<Statement>,
     /// What [`NARROW`] read as the open transaction began.
     began: Option<String>,
+    /// Whether this connection has [`NARROW`] and the commit's check
+    /// prepared (`wallet_guard_narrow`, `wallet_guard_commit`).
+    prepared: bool,
 }
 
 impl Guard {
@@ -154,6 +157,7 @@ impl Guard {
             seen: Seen::Nothing,
             full_statement: None,
             began: None,
+            prepared: false,
         }
     }
 
@@ -182,11 +186,11 @@ impl Guard {
                 reads.join(", ")
             ));
         }
-        let first = matches!(self.seen, Seen::Nothing);
-        if first {
+        if matches!(self.seen, Seen::Nothing) {
             sql.push_str(&format!("SELECT ({}), ({})", self.narrow, self.links));
         } else {
-            sql.push_str(&self.narrow);
+            self.prepare(client)?;
+            sql.push_str(" EXECUTE wallet_guard_narrow");
         }
         let row = first_row(&client.simple_query(&sql)?);
         self.began = row.first().cloned().flatten();
@@ -233,15 +237,38 @@ impl Guard {
     pub(super) fn commit_sql(&self) -> String {
         match &self.began {
             // Only hex digits: safe as a literal.
-            Some(began) => format!(
-                "SELECT CASE WHEN coalesce(f, '') = '{began}' THEN 0
-                             ELSE ('{CHANGED} ' || coalesce(f, 'gone'))::integer END
-                   FROM ({narrow}) now(f);
-                 COMMIT",
-                narrow = self.narrow
-            ),
+            Some(began) if self.prepared => {
+                format!("EXECUTE wallet_guard_commit('{began}'); COMMIT")
+            }
+            Some(began) => format!("{}; COMMIT", self.commit_check(&format!("'{began}'"))),
             None => "COMMIT".to_string(),
         }
+    }
+
+    /// The query that fails unless [`NARROW`] reads `began` (SQL).
+    fn commit_check(&self, began: &str) -> String {
+        format!(
+            "SELECT CASE WHEN coalesce(f, '') = {began} THEN 0
+                         ELSE ('{CHANGED} ' || coalesce(f, 'gone'))::integer END
+               FROM ({narrow}) now(f)",
+            narrow = self.narrow
+        )
+    }
+
+    /// Prepares [`NARROW`] and the commit's check on this connection, so a
+    /// connection that keeps writing (a settle worker) plans them once. In
+    /// a round trip of its own: a `PREPARE` is not undone by a rollback.
+    fn prepare(&mut self, client: &mut Client) -> PgResult<()> {
+        if !self.prepared {
+            client.batch_execute(&format!(
+                "PREPARE wallet_guard_narrow AS {narrow};
+                 PREPARE wallet_guard_commit(text) AS {check};",
+                narrow = self.narrow,
+                check = self.commit_check("$1")
+            ))?;
+            self.prepared = true;
+        }
+        Ok(())
     }
 
     fn read_full(&mut self, client: &mut Client) -> PgResult<String> {
