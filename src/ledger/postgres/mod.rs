@@ -657,14 +657,13 @@ impl Store for PgStore {
     }
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
-        // Expiry first: its transaction is the first to check the schema.
-        let expired =
-            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
         if !self.books_checked {
             let currency = self.currency.clone();
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
+        let expired =
+            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
         let counts =
             self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
         Ok(BatchCounts { expired, ..counts })
