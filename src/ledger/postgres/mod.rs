@@ -86,7 +86,8 @@ pub(super) struct PgStore {
 /// How far `open` may go with the schema it finds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Gate {
-    /// Bring an older schema up to date; refuse anything changed.
+    /// Bring an older schema up to date; anything changed is refused by
+    /// each writing transaction, under its locks (`guard`).
     Write,
     /// Refuse an older schema (`upgrade_needed`) and anything changed.
     Read,
