@@ -6,9 +6,8 @@
 //!
 //! Each race is made certain by a lock a session of the test holds: the
 //! process waits on it, past its open-time check, while the trigger is
-//! planted. A ledger file has no counterpart: SQLite has no trigger that a
-//! process of its own did not run, since every writer of the file takes the
-//! one write lock, and the schema is read again at each `BEGIN IMMEDIATE`.
+//! planted. These are the server's: a ledger file is checked when a
+//! command opens it, by the file engine's own means.
 
 use std::io::Write as _;
 use std::process::{Child, Output, Stdio};
