@@ -1,5 +1,11 @@
 //! The PostgreSQL benchmark: `cargo bench --bench postgres [-- --users N --transfers N --batch N --runs N --repeat N]`.
 //!
+//! With `--against OTHER` (another build of `wallet` that writes the same
+//! schema version), it measures only this tree's binary beside OTHER,
+//! interleaved run by run on one server: batch ingest and settle with one
+//! worker (best of `--repeat`), and one `transfer` process (median of
+//! `--runs`).
+//!
 //! Starts its own durable PostgreSQL server (`fsync` on, unix socket, as
 //! the tests do) and measures, each beside a floor doing the same row work
 //! through the same crate in the same run:
@@ -51,8 +57,12 @@ fn main() {
         floor_process(&args[1], &args[2]);
         return;
     }
-    let settings = parse(&args);
+    let (settings, other) = parse(&args);
     let wallet = support::release_binary();
+    if let Some(other) = other {
+        against(&wallet, Path::new(&other), &settings);
+        return;
+    }
     let dir = tempfile::Builder::new()
         .prefix("wallet-pg-bench")
         .tempdir()
@@ -222,7 +232,7 @@ fn row(name: &str, n: f64, took: Duration, floor: Duration) -> [String; 4] {
     ]
 }
 
-fn parse(args: &[String]) -> Settings {
+fn parse(args: &[String]) -> (Settings, Option<String>) {
     let mut settings = Settings {
         users: 10_000,
         transfers: 200_000,
@@ -230,6 +240,7 @@ fn parse(args: &[String]) -> Settings {
         runs: 31,
         repeat: 2,
     };
+    let mut other = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || -> usize {
@@ -243,13 +254,79 @@ fn parse(args: &[String]) -> Settings {
             "--batch" => settings.batch = value().max(1),
             "--runs" => settings.runs = value().max(1),
             "--repeat" => settings.repeat = value().max(1),
+            "--against" => other = Some(it.next().expect("--against needs a binary").clone()),
             "--bench" => {}
             other => panic!(
-                "unknown argument {other}; use --users N --transfers N --batch N --runs N --repeat N"
+                "unknown argument {other}; use --users N --transfers N --batch N --runs N --repeat N [--against BINARY]"
             ),
         }
     }
-    settings
+    (settings, other)
+}
+
+/// This tree's binary beside `other` on the same workload, each phase run
+/// by one and then the other in turn, so a machine that slows down or
+/// speeds up weighs on both alike.
+fn against(wallet: &Path, other: &Path, settings: &Settings) {
+    let dir = tempfile::Builder::new()
+        .prefix("wallet-pg-against")
+        .tempdir()
+        .expect("temp dir");
+    let server = PgServer::start_durable();
+    println!("# wallet PostgreSQL: this tree against {}", other.display());
+    println!();
+    machine(&server);
+    println!(
+        "users {}, transfers {}, settle batch {}, process runs {}, best of {} for throughput",
+        settings.users, settings.transfers, settings.batch, settings.runs, settings.repeat
+    );
+    println!();
+    let plain = dir.path().join("plain.jsonl");
+    write_workload(&plain, settings, false);
+    build_users(&server, "users", settings.users);
+    let binaries = [wallet, other];
+    let batch = settings.batch.to_string();
+    let (mut ingest, mut settle) = ([Duration::MAX; 2], [Duration::MAX; 2]);
+    for _ in 0..settings.repeat {
+        for (i, binary) in binaries.iter().enumerate() {
+            copy_database(&server, "users", "scratch");
+            let url = server.url("scratch", "wallet");
+            let args = ["transfer", "--batch"];
+            ingest[i] = ingest[i].min(time_wallet(binary, &url, &args, Some(&plain)));
+            let args = ["settle", "--workers", "1", "--batch-size", &batch];
+            settle[i] = settle[i].min(time_wallet(binary, &url, &args, None));
+        }
+    }
+    copy_database(&server, "users", "settled");
+    let settled = server.url("settled", "wallet");
+    time_wallet(wallet, &settled, &["transfer", "--batch"], Some(&plain));
+    time_wallet(wallet, &settled, &["settle"], None);
+    let mut single: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..settings.runs {
+        for (i, binary) in binaries.iter().enumerate() {
+            let args = ["transfer", "u1", "u2", "0.01"];
+            single[i].push(time_wallet(binary, &settled, &args, None));
+        }
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let single = single.map(|mut times| median(&mut times));
+    println!("| phase | this tree | other | this / other |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, [mine, theirs]) in [
+        ("batch ingest", ingest),
+        ("settle, 1 worker", settle),
+        ("transfer, one process (median)", single),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.3} |",
+            millis(mine),
+            millis(theirs),
+            mine.as_secs_f64() / theirs.as_secs_f64()
+        );
+    }
 }
 
 fn machine(server: &PgServer) {

@@ -85,6 +85,7 @@ mod holds;
 mod inputs;
 mod insider;
 mod pipes;
+mod planted;
 mod power_loss;
 mod scripting;
 mod tamper;

@@ -32,7 +32,10 @@ impl PgFault {
     /// A serialization failure or deadlock: the server rolled the
     /// transaction back, and running it again is the documented cure.
     pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self.sqlstate(), Some(s) if *s == SqlState::T_R_SERIALIZATION_FAILURE || *s == SqlState::T_R_DEADLOCK_DETECTED)
+        // A commit the guard refused because the schema changed meanwhile
+        // is run again too: its new start compares the whole catalog.
+        matches!(self, Self::Pg(err) if super::guard::changed(err))
+            || matches!(self.sqlstate(), Some(s) if *s == SqlState::T_R_SERIALIZATION_FAILURE || *s == SqlState::T_R_DEADLOCK_DETECTED)
     }
 
     /// A sum that left the range of `bigint`.
@@ -75,7 +78,12 @@ impl ErrorContext {
         };
         let code = db.code();
         let message = db.message();
-        if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED {
+        if super::guard::changed(&err) {
+            WalletError::NotALedger {
+                ledger: self.shown.clone(),
+                why: "its schema kept changing while this command wrote (nothing of what it was writing then was kept); run `wallet verify`".into(),
+            }
+        } else if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED {
             // A lock waited on past `lock_timeout`, or a statement past a
             // `statement_timeout` set on the role: both rolled back.
             WalletError::Busy(self.lock_timeout_ms)

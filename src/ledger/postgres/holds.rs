@@ -4,6 +4,7 @@
 use postgres::Client;
 
 use super::error::PgResult;
+use super::guard::Guard;
 use super::{NOW_MS, commit, transfers};
 use crate::error::WalletError;
 use crate::ledger::model::TxId;
@@ -71,10 +72,11 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
 /// Turns a live hold into a PENDING transfer of `amount` (all by default).
 pub(super) fn capture(
     client: &mut Client,
+    guard: &mut Guard,
     tx_id: i64,
     amount: Option<i64>,
 ) -> PgResult<TransferRecord> {
-    client.batch_execute("BEGIN")?;
+    guard.begin(client, &["transfers", "accounts"], &["ledger_meta"])?;
     let hold = lock_hold(client, tx_id)?;
     let currency = currency(client)?;
     let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
@@ -93,6 +95,7 @@ pub(super) fn capture(
     let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
+        guard,
         &format!("the capture of hold {tx_id}"),
         "`wallet get-transfer` shows whether it is PENDING",
     )?;
@@ -100,8 +103,12 @@ pub(super) fn capture(
 }
 
 /// Voids a live hold: its reservation is given back, nothing moves.
-pub(super) fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
-    client.batch_execute("BEGIN")?;
+pub(super) fn release(
+    client: &mut Client,
+    guard: &mut Guard,
+    tx_id: i64,
+) -> PgResult<TransferRecord> {
+    guard.begin(client, &["transfers", "accounts"], &[])?;
     let hold = lock_hold(client, tx_id)?;
     client.execute(
         "UPDATE transfers SET status = 'RELEASED', settled_at = $2 WHERE tx_id = $1 AND status = 'HELD'",
@@ -114,6 +121,7 @@ pub(super) fn release(client: &mut Client, tx_id: i64) -> PgResult<TransferRecor
     let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
+        guard,
         &format!("the release of hold {tx_id}"),
         "`wallet get-transfer` shows whether it is RELEASED",
     )?;

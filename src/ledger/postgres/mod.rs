@@ -13,6 +13,7 @@
 mod chain;
 mod connect;
 mod error;
+mod guard;
 mod holds;
 mod queue;
 mod reports;
@@ -41,6 +42,7 @@ use crate::money::Currency;
 
 pub(super) use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
+use guard::Guard;
 
 /// The server's clock in Unix milliseconds, the one clock every machine
 /// sharing the ledger stamps with: SQL text, written where a statement
@@ -72,6 +74,9 @@ pub(super) struct PgStore {
     currency: Currency,
     lanes: i32,
     errors: ErrorContext,
+    /// What this connection last found of the schema; every writing
+    /// transaction begins and commits through it.
+    guard: Guard,
     /// Whether this process has summed the accounts since it began settling.
     books_checked: bool,
     /// Whether this connection has its COPY staging table.
@@ -81,7 +86,8 @@ pub(super) struct PgStore {
 /// How far `open` may go with the schema it finds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Gate {
-    /// Bring an older schema up to date; refuse anything changed.
+    /// Bring an older schema up to date; anything changed is refused by
+    /// each writing transaction, under its locks (`guard`).
     Write,
     /// Refuse an older schema (`upgrade_needed`) and anything changed.
     Read,
@@ -141,9 +147,10 @@ impl PgStore {
         let mut client = target
             .connect(options.lock_timeout)
             .map_err(|f| errors.lift(f))?;
+        let mut guard = Guard::new(&target);
         let before = inspect(&mut client, &target, Gate::Report).map_err(|f| errors.lift(f))?;
         if before.version < schema::latest_version() {
-            upgrade(&mut client, &target).map_err(|f| errors.lift(f))?;
+            upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
         Ok((before.version, schema::latest_version()))
     }
@@ -154,9 +161,10 @@ impl PgStore {
         let mut client = target
             .connect(options.lock_timeout)
             .map_err(|f| errors.lift(f))?;
+        let mut guard = Guard::new(&target);
         let found = inspect(&mut client, &target, gate).map_err(|f| errors.lift(f))?;
         if found.version < schema::latest_version() && gate == Gate::Write {
-            upgrade(&mut client, &target).map_err(|f| errors.lift(f))?;
+            upgrade(&mut client, &target, &mut guard).map_err(|f| errors.lift(f))?;
         }
         let (currency, lanes) = match found.meta {
             Some(meta) => meta,
@@ -173,6 +181,7 @@ impl PgStore {
             currency,
             lanes,
             errors,
+            guard,
             books_checked: false,
             staging: false,
         })
@@ -219,13 +228,15 @@ fn context(target: &Target, options: &OpenOptions) -> ErrorContext {
     }
 }
 
-/// Commits the open transaction. A commit that fails with the server's
-/// own error was rolled back; one whose answer never came (the connection
+/// Commits the open transaction, unless the schema changed while it ran
+/// ([`Guard::commit_sql`]: the transaction runs again, and its start
+/// compares the whole catalog). A commit that fails with the server's own
+/// error was rolled back; one whose answer never came (the connection
 /// broke), or that the server's shutdown or crash cut short (`57P…`: its
 /// commit record may already be written), may have been made durable, so
 /// it is `outcome_unknown`.
-fn commit(client: &mut Client, what: &str, advice: &str) -> PgResult<()> {
-    match client.batch_execute("COMMIT") {
+fn commit(client: &mut Client, guard: &Guard, what: &str, advice: &str) -> PgResult<()> {
+    match client.batch_execute(&guard.commit_sql()) {
         Ok(()) => Ok(()),
         Err(err)
             if !error::is_connection_failure(&err)
@@ -293,7 +304,11 @@ fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> 
             latest,
         }));
     }
-    if gate != Gate::Report && version == latest {
+    // A read is checked here, before its statements. A write is checked
+    // in each of its transactions instead, under the locks of the tables
+    // it writes (`Guard::begin`): checked here as well, it would pay for
+    // the catalog twice.
+    if gate == Gate::Read && version == latest {
         let found = schema::catalog(client, schema)?;
         if let Some(first) = schema::differences(&found).into_iter().next() {
             return Err(not_a_ledger(format!(
@@ -397,8 +412,13 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
         "INSERT INTO lanes (lane) SELECT generate_series(0, $1 - 1)",
         &[&schema::LANES],
     )?;
+    // What was built, seen from inside this transaction: nothing planted in
+    // an empty schema before the first table is committed with it.
+    let mut guard = Guard::new(target);
+    guard.check_here(client)?;
     commit(
         client,
+        &guard,
         &format!("the ledger '{}'", target.shown),
         "`wallet get-user` on any name tells whether it exists",
     )
@@ -418,14 +438,19 @@ fn exists(target: &Target, is_ledger: bool) -> PgFault {
 /// Applies the missing migrations in one transaction, reading the version
 /// again under a lock on the version table so that two upgrades at once
 /// apply each step once.
-fn upgrade(client: &mut Client, target: &Target) -> PgResult<()> {
+fn upgrade(client: &mut Client, target: &Target, guard: &mut Guard) -> PgResult<()> {
     client.batch_execute("BEGIN; LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
     let version: Option<i32> = client
         .query_one("SELECT max(version) FROM schema_version", &[])?
         .get(0);
     schema::apply_from(client, i64::from(version.unwrap_or(0)))?;
+    // An older schema has no catalog to compare with before the steps run;
+    // what they built is compared before it commits, so an upgrade never
+    // commits what a planted trigger did while it ran.
+    guard.check_here(client)?;
     commit(
         client,
+        guard,
         &format!(
             "the upgrade of '{}' to schema version {}",
             target.shown,
@@ -476,11 +501,11 @@ impl Store for PgStore {
     }
 
     fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
-        self.retrying(|store| users::create_user(&mut store.client, name, email))
+        self.retrying(|store| users::create_user(&mut store.client, &mut store.guard, name, email))
     }
 
     fn create_users(&mut self, list: &[(UserName, Email)]) -> Result<()> {
-        self.retrying(|store| users::create_users(&mut store.client, list))
+        self.retrying(|store| users::create_users(&mut store.client, &mut store.guard, list))
     }
 
     fn user(&mut self, name: &UserName) -> Result<UserRecord> {
@@ -514,6 +539,7 @@ impl Store for PgStore {
                 }
                 queue::plan_and_write(
                     &mut store.client,
+                    &mut store.guard,
                     &store.currency,
                     &chunk,
                     all_or_nothing,
@@ -538,7 +564,14 @@ impl Store for PgStore {
                 Err(err) => return Err(err),
             }
         };
-        let outcome = queue::finish(&mut self.client, &chunk, planned, all_or_nothing, sink);
+        let outcome = queue::finish(
+            &mut self.client,
+            &self.guard,
+            &chunk,
+            planned,
+            all_or_nothing,
+            sink,
+        );
         match outcome {
             Ok(summary) => Ok(summary),
             Err(fault) => {
@@ -562,7 +595,7 @@ impl Store for PgStore {
     }
 
     fn cancel(&mut self, tx_id: TxId) -> Result<TransferRecord> {
-        self.retrying(|store| transfers::cancel(&mut store.client, tx_id.get()))
+        self.retrying(|store| transfers::cancel(&mut store.client, &mut store.guard, tx_id.get()))
     }
 
     fn history(&mut self, name: &UserName, query: &HistoryQuery) -> Result<Vec<TransferRecord>> {
@@ -570,11 +603,13 @@ impl Store for PgStore {
     }
 
     fn capture(&mut self, tx_id: TxId, amount: Option<i64>) -> Result<TransferRecord> {
-        self.retrying(|store| holds::capture(&mut store.client, tx_id.get(), amount))
+        self.retrying(|store| {
+            holds::capture(&mut store.client, &mut store.guard, tx_id.get(), amount)
+        })
     }
 
     fn release(&mut self, tx_id: TxId) -> Result<TransferRecord> {
-        self.retrying(|store| holds::release(&mut store.client, tx_id.get()))
+        self.retrying(|store| holds::release(&mut store.client, &mut store.guard, tx_id.get()))
     }
 
     fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
@@ -628,8 +663,10 @@ impl Store for PgStore {
             self.reading(|store| settle::check_books(&mut store.client, &currency))?;
             self.books_checked = true;
         }
-        let expired = self.retrying(|store| settle::expire_holds(&mut store.client))?;
-        let counts = self.retrying(|store| settle::settle_batch(&mut store.client, max))?;
+        let expired =
+            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
+        let counts =
+            self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
         Ok(BatchCounts { expired, ..counts })
     }
 

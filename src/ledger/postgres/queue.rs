@@ -19,6 +19,7 @@ use postgres::types::Type;
 use super::NOW_MS;
 use super::commit;
 use super::error::{PgFault, PgResult};
+use super::guard::Guard;
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::{
@@ -109,13 +110,14 @@ impl ChunkFacts for Prefetched {
 /// balances and holds that must not move before the commit.
 pub(super) fn plan_and_write(
     client: &mut Client,
+    guard: &mut Guard,
     currency: &Currency,
     chunk: &[BatchLine],
     all_or_nothing: bool,
     lanes: i32,
     careful: bool,
 ) -> PgResult<Attempt> {
-    client.batch_execute("BEGIN")?;
+    guard.begin(client, &["transfers", "accounts"], &[])?;
     let requests = || chunk.iter().filter_map(|line| line.transfer.as_ref().ok());
     let careful = careful || requests().any(|t| t.kind() != Kind::Transfer);
     let mut facts = Prefetched {
@@ -310,6 +312,7 @@ fn read_originals(
 /// all-or-nothing chunk that has a refused line.
 pub(super) fn finish(
     client: &mut Client,
+    guard: &Guard,
     chunk: &[BatchLine],
     planned: PlannedChunk,
     all_or_nothing: bool,
@@ -337,6 +340,7 @@ pub(super) fn finish(
     sink.before_commit()?;
     commit(
         client,
+        guard,
         &span.describe(),
         "`wallet get-transfer` shows what is there; only a retry with the same --id (or \"id\") is exact, without one it queues again",
     )?;
@@ -432,11 +436,11 @@ fn take_ids(client: &mut Client, rows: usize) -> PgResult<Vec<i64>> {
     if rows == 0 {
         return Ok(Vec::new());
     }
-    // The lock every insert takes anyway, taken before the ids are drawn:
-    // the hash chain's sealer waits for such transactions before it fixes
-    // which ids are final (`chain::seal`), so none can commit an id below
-    // the bound it sealed. Writers do not conflict on it.
-    client.batch_execute("LOCK TABLE transfers IN ROW EXCLUSIVE MODE")?;
+    // The lock every insert takes anyway is held from the transaction's
+    // start (`Guard::begin`), before the ids are drawn: the hash chain's
+    // sealer waits for such transactions before it fixes which ids are
+    // final (`chain::seal`), so none can commit an id below the bound it
+    // sealed. Writers do not conflict on it.
     let ids = client.query(
         "SELECT nextval('transfers_tx_id_seq') FROM generate_series(1, $1::bigint)",
         &[&(rows as i64)],

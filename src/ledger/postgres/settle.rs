@@ -32,6 +32,7 @@ use postgres::Client;
 use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
+use super::guard::Guard;
 use crate::error::WalletError;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules;
@@ -66,8 +67,22 @@ pub(super) fn check_books(client: &mut Client, currency: &Currency) -> PgResult<
 /// back, in a transaction of its own; returns how many. The accounts are
 /// locked in id order, as every writer locks them, before one update
 /// gives each its reservations back.
-pub(super) fn expire_holds(client: &mut Client) -> PgResult<u64> {
-    client.batch_execute("BEGIN")?;
+pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u64> {
+    // Most batches find none: a read tells, so that they begin no
+    // transaction and pay for no schema check.
+    let any: bool = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM transfers WHERE {})",
+                rules::past_expiry_sql("", NOW_MS)
+            ),
+            &[],
+        )?
+        .get(0);
+    if !any {
+        return Ok(0);
+    }
+    guard.begin(client, &["transfers", "accounts"], &[])?;
     let found = client.query(
         &format!(
             "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
@@ -101,6 +116,7 @@ pub(super) fn expire_holds(client: &mut Client) -> PgResult<u64> {
     )?;
     commit(
         client,
+        guard,
         &format!("the expiry of {count} holds"),
         "`wallet settle` again marks any that are left",
     )?;
@@ -112,9 +128,14 @@ pub(super) fn expire_holds(client: &mut Client) -> PgResult<u64> {
 const LOOK_AHEAD: i64 = 4;
 
 /// Settles up to `max` transfers in one transaction; see the module's notes.
-pub(super) fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCounts> {
+pub(super) fn settle_batch(
+    client: &mut Client,
+    guard: &mut Guard,
+    max: u64,
+) -> PgResult<BatchCounts> {
     let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
-    client.batch_execute("BEGIN")?;
+    // The lanes first: a batch waiting for them holds no other lock.
+    guard.begin(client, &["lanes", "transfers", "accounts"], &[])?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
     let window_limit = max.saturating_mul(LOOK_AHEAD);
@@ -350,6 +371,7 @@ pub(super) fn settle_batch(client: &mut Client, max: u64) -> PgResult<BatchCount
     let (first, last) = (due[0].tx_id, due[due.len() - 1].tx_id);
     commit(
         client,
+        guard,
         &format!("the settlement of transfers {first}–{last}"),
         "`wallet settle` again is safe: it applies each transfer once",
     )?;

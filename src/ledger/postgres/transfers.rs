@@ -3,6 +3,7 @@
 use postgres::{Client, Row};
 
 use super::error::PgResult;
+use super::guard::Guard;
 use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
@@ -62,8 +63,12 @@ pub(super) fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
 /// it, so one of the two wins cleanly: a settle that claimed it first makes
 /// this `not_pending`, and a settle after this finds it gone from the queue.
-pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord> {
-    client.batch_execute("BEGIN")?;
+pub(super) fn cancel(
+    client: &mut Client,
+    guard: &mut Guard,
+    tx_id: i64,
+) -> PgResult<TransferRecord> {
+    guard.begin(client, &["transfers", "accounts"], &[])?;
     let row = client
         .query_opt(
             &format!(
@@ -121,6 +126,7 @@ pub(super) fn cancel(client: &mut Client, tx_id: i64) -> PgResult<TransferRecord
     let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
+        guard,
         &format!("the cancel of transfer {tx_id}"),
         "`wallet get-transfer` shows its status",
     )?;

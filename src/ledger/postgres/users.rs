@@ -5,6 +5,7 @@ use postgres::{Client, Row};
 use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
+use super::guard::Guard;
 use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
@@ -29,10 +30,11 @@ fn select_user() -> String {
 /// the same name at once.
 pub(super) fn create_user(
     client: &mut Client,
+    guard: &mut Guard,
     name: &UserName,
     email: &Email,
 ) -> PgResult<UserRecord> {
-    client.batch_execute("BEGIN")?;
+    guard.begin(client, &["accounts"], &["transfers"])?;
     let inserted = client.query_opt(
         &format!(
             "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
@@ -49,6 +51,7 @@ pub(super) fn create_user(
     let user = user_from_row(&row);
     commit(
         client,
+        guard,
         &format!("user '{}'", user.name),
         "`wallet get-user` shows whether it exists",
     )?;
@@ -56,8 +59,12 @@ pub(super) fn create_user(
 }
 
 /// Adds many users with zero balances in one transaction: all or none.
-pub(super) fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> PgResult<()> {
-    client.batch_execute("BEGIN")?;
+pub(super) fn create_users(
+    client: &mut Client,
+    guard: &mut Guard,
+    users: &[(UserName, Email)],
+) -> PgResult<()> {
+    guard.begin(client, &["accounts"], &["transfers"])?;
     let names: Vec<&str> = users.iter().map(|(name, _)| name.as_str()).collect();
     let emails: Vec<&str> = users.iter().map(|(_, email)| email.as_str()).collect();
     let inserted = client.query(
@@ -80,6 +87,7 @@ pub(super) fn create_users(client: &mut Client, users: &[(UserName, Email)]) -> 
     }
     commit(
         client,
+        guard,
         &format!("{} new users", users.len()),
         "`wallet get-user` shows whether they exist",
     )
