@@ -6,8 +6,8 @@
 //!
 //! Each race is made certain by a lock a session of the test holds: the
 //! process waits on it, past its open-time check, while the trigger is
-//! planted. These are the server's: a ledger file is checked when a
-//! command opens it, by the file engine's own means.
+//! planted. A ledger file's writer checks under its write lock too, for
+//! the triggers a file can hold.
 
 use std::io::Write as _;
 use std::process::{Child, Output, Stdio};
@@ -296,13 +296,113 @@ fn a_function_planted_while_a_transfer_runs_leaves_nothing_written() {
     );
 }
 
+/// A trigger on the chain's links and its record, planted in a schema of
+/// its own beside the ledger's.
+fn plant_on_the_chain_sql(s: &Sandbox) -> String {
+    let schema = schema(s);
+    format!(
+        "CREATE SCHEMA {schema}_side;
+         CREATE TABLE {schema}_side.fired (n integer);
+         CREATE FUNCTION {schema}_side.noted() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO {schema}_side.fired VALUES (1);
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER planted BEFORE INSERT OR UPDATE ON {schema}.chain_links
+             FOR EACH ROW EXECUTE FUNCTION {schema}_side.noted();"
+    )
+}
+
+fn a_seal_stops_at_a_trigger_planted_on_the_chain_after_the_batches() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "100"]);
+    // Writers of transfers pass; the seal, which reads the queue's bounds
+    // under a SHARE lock, waits, past every check the settle made so far.
+    let mut holder = s.postgres();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE transfers IN ROW EXCLUSIVE MODE")
+        .unwrap();
+    let settle = s
+        .process(&["--json", "--lock-timeout", "20000", "settle"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(waits_for(&s, "transfers"), "the seal waits for the queue");
+    assert_eq!(balance(&s, "alice"), "10000", "the batch was settled");
+    s.tamper(&plant_on_the_chain_sql(&s));
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = wait_or_kill(settle);
+    assert_eq!(fired(&s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
+    assert_eq!(stored(&s, "SELECT count(*)::text FROM chain_links"), "0");
+}
+
+/// Waits until `child` sleeps in a busy wait: a ledger file's writer that
+/// has opened (and checked) the ledger and waits for the write lock.
+fn sleeps(child: &Child) -> bool {
+    let wchan = format!("/proc/{}/wchan", child.id());
+    until(|| std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("nanosleep")))
+}
+
+fn a_transfer_on_a_file_stops_at_a_trigger_planted_while_it_waited_for_the_lock() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["settle"]);
+    let holder = rusqlite::Connection::open(s.db()).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let transfer = s
+        .process(&[
+            "--json",
+            "--lock-timeout",
+            "20000",
+            "transfer",
+            "alice",
+            "bob",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(sleeps(&transfer), "the transfer waits for the write lock");
+    holder
+        .execute_batch(
+            "CREATE TABLE fired (n INTEGER);
+             CREATE TRIGGER planted AFTER INSERT ON transfers
+                 BEGIN INSERT INTO fired VALUES (1); END;
+             COMMIT;",
+        )
+        .unwrap();
+    let out = wait_or_kill(transfer);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{said}");
+    assert!(
+        said.contains("not a wallet ledger") && said.contains("trigger 'planted'"),
+        "{said}"
+    );
+    assert_eq!(
+        stored(&s, "SELECT CAST(count(*) AS TEXT) FROM fired"),
+        "0",
+        "it never ran"
+    );
+    assert_eq!(
+        stored(&s, "SELECT CAST(count(*) AS TEXT) FROM transfers"),
+        "1"
+    );
+}
+
 engine_tests! {
     both: [],
+    sqlite: [a_transfer_on_a_file_stops_at_a_trigger_planted_while_it_waited_for_the_lock],
     postgres: [
         a_watch_worker_stops_at_a_trigger_planted_between_its_batches,
         a_watch_worker_stops_at_a_trigger_planted_after_it_opened,
         a_transfer_stops_at_a_trigger_planted_after_it_opened,
         a_batch_stops_at_a_trigger_planted_between_its_chunks,
         a_function_planted_while_a_transfer_runs_leaves_nothing_written,
+        a_seal_stops_at_a_trigger_planted_on_the_chain_after_the_batches,
     ],
 }

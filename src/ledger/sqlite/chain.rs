@@ -1,7 +1,7 @@
 //! The hash chain on a ledger file: sealing decided transfers into links,
 //! and recomputing every link for `verify`.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::error::{SqlResult, commit};
 use crate::ledger::chain::{
@@ -163,7 +163,7 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
     if !chain::anything_to_seal(last_tx, accounts_to, max_tx, max_account, decided_owed) {
         return Ok(0);
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     let Some(mut owed) = owed(&tx)? else {
         return Ok(0);
     };

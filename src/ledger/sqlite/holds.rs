@@ -2,7 +2,7 @@
 //! figures, a refund's original), writing a placed hold, and capturing or
 //! releasing one.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::error::{SqlResult, commit};
 use super::transfers;
@@ -157,7 +157,7 @@ pub(super) fn capture(
     tx_id: i64,
     amount: Option<i64>,
 ) -> SqlResult<TransferRecord> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     let now = crate::ledger::clock::now_ms();
     let hold = read_hold(&tx, tx_id)?;
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
@@ -196,7 +196,7 @@ pub(super) fn capture(
 
 /// Voids a live hold: its reservation is given back, nothing moves.
 pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     let now = crate::ledger::clock::now_ms();
     let hold = read_hold(&tx, tx_id)?;
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;

@@ -18,6 +18,7 @@ mod chain;
 mod create;
 mod error;
 mod files;
+mod guard;
 mod holds;
 mod queue;
 mod reports;

@@ -11,9 +11,7 @@
 //! while no other connection commits in between; a chunk that does not
 //! commit drops them.
 
-use rusqlite::{
-    CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::CommitWatch;
 use super::error::{Fault, SqlResult, commit};
@@ -84,7 +82,7 @@ fn queue_chunk_in_one_transaction(
     all_or_nothing: bool,
     sink: &mut dyn BatchSink,
 ) -> SqlResult<BatchSummary> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     cache.revalidate(&tx)?;
     let mut summary = BatchSummary::default();
     let mut lines = lines.take(max);

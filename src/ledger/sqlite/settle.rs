@@ -2,9 +2,7 @@
 //! a batch per transaction, decided by [`rules::settle::settle_due`] over
 //! the accounts this engine reads for it and keeps between batches.
 
-use rusqlite::{
-    CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::CommitWatch;
 use super::error::{SqlResult, commit};
@@ -82,7 +80,7 @@ fn settle_batch_in_one_transaction(
     cache: &mut SettleCache,
     currency: &Currency,
 ) -> SqlResult<BatchCounts> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     cache.revalidate(&tx)?;
     let previous: Option<i64> = tx
         .prepare_cached("SELECT settled_at FROM settle_log ORDER BY batch DESC LIMIT 1")?

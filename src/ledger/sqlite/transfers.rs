@@ -1,6 +1,6 @@
 //! Transfers: reading them by id or key, cancelling, and history pages.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::{SqlResult, commit};
 use super::users;
@@ -68,7 +68,7 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
 /// lock, so a concurrent `settle` either applied it first (and this
 /// fails with `not_pending`) or will find it cancelled.
 pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     let (src, dst, amount, status, expires_at): (i64, i64, i64, String, Option<i64>) = tx
         .query_row(
             "SELECT src, dst, amount, status, expires_at FROM transfers WHERE tx_id = ?1",

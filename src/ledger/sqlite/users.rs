@@ -1,6 +1,6 @@
 //! Users: creating them and reading their maintained balances.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::error::{SqlResult, commit};
 use crate::domain::{Email, UserName};
@@ -31,7 +31,7 @@ pub(super) fn create_user(
     name: &UserName,
     email: &Email,
 ) -> SqlResult<UserRecord> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     if let Some(existing) = find_user(&tx, name.as_str())? {
         return Err(WalletError::UserExists(existing.name).into());
     }
@@ -51,7 +51,7 @@ pub(super) fn create_user(
 
 /// Adds many users with zero balances in one transaction: all or none.
 pub(super) fn create_users(conn: &mut Connection, users: &[(UserName, Email)]) -> SqlResult<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::guard::begin_write(conn)?;
     let now = clock::now_ms();
     {
         let mut insert = tx
