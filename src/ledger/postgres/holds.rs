@@ -32,10 +32,8 @@ struct HoldRow {
 fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
     let row = client
         .query_opt(
-            &format!(
-                "SELECT src, dst, hold_amount, status, expires_at, {NOW_MS}
-                   FROM transfers WHERE tx_id = $1 FOR UPDATE"
-            ),
+            "SELECT src, dst, hold_amount, status, expires_at
+               FROM transfers WHERE tx_id = $1 FOR UPDATE",
             &[&tx_id],
         )?
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
@@ -47,25 +45,36 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
         }
         .into());
     };
-    let hold = HoldRow {
-        src: row.get(0),
-        dst: row.get(1),
-        hold_amount,
-        status,
-        expires_at: row.get(4),
-        now: row.get(5),
-    };
-    rules::check_live_hold(tx_id, &hold.status, hold.expires_at, hold.now)?;
-    // The user accounts in id order, as every writer locks them.
-    let mut users: Vec<i64> = [hold.src, hold.dst]
+    let (src, dst): (i64, i64) = (row.get(0), row.get(1));
+    // The user accounts in id order, as every writer locks them; the clock
+    // is read once they are locked. A writer that held them first (a settle
+    // that spent what an expired hold had reserved, a hold placed with it)
+    // has committed by then, so a hold it took as expired is expired here
+    // too, and is not captured into money that is gone.
+    let mut users: Vec<i64> = [src, dst]
         .into_iter()
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
     users.sort_unstable();
-    client.query(
-        "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &[&users],
-    )?;
+    let now: i64 = client
+        .query_one(
+            &format!(
+                "SELECT {NOW_MS}, count(*) FROM (
+                     SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE
+                 ) AS locked"
+            ),
+            &[&users],
+        )?
+        .get(0);
+    let hold = HoldRow {
+        src,
+        dst,
+        hold_amount,
+        status,
+        expires_at: row.get(4),
+        now,
+    };
+    rules::check_live_hold(tx_id, &hold.status, hold.expires_at, hold.now)?;
     Ok(hold)
 }
 
