@@ -6,6 +6,7 @@ use postgres::{Client, GenericClient, Row};
 
 use super::NOW_MS;
 use super::error::PgResult;
+use super::guard::Guard;
 use crate::ledger::chain::{
     self, AccountRange, ChainState, Hash, LinkHasher, LinkHeader, Sealed, SealedAccount, StoredLink,
 };
@@ -168,7 +169,7 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
 
 /// Seals what can be sealed unless another process is sealing, in one
 /// transaction that holds the chain's advisory lock.
-pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
+pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) -> PgResult<u64> {
     let facts = client.query_one(chain::SEAL_FACTS, &[])?;
     let decided_owed = match owed(client)? {
         Some(owed) => !decided(client, &owed)?.is_empty(),
@@ -185,6 +186,7 @@ pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
     }
     let bounds = bounds(client)?;
     let mut tx = client.transaction()?;
+    guard.enter(&mut tx, &["chain_links"], &["transfers", "accounts"])?;
     let locked: bool = tx
         .query_one(
             "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.chain'))",
@@ -202,6 +204,9 @@ pub(super) fn seal(client: &mut Client, currency: &Currency) -> PgResult<u64> {
     let mut added = 0u64;
     while seal_one(&mut tx, currency, bounds, &mut owed)? {
         added += 1;
+    }
+    if let Some(check) = guard.commit_check_sql() {
+        tx.batch_execute(&check)?;
     }
     tx.commit()?;
     Ok(added)

@@ -34,7 +34,7 @@
 //! casts between built-in types) need a superuser, who is not the insider
 //! this guards against.
 
-use postgres::{Client, SimpleQueryMessage, Statement};
+use postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use super::connect::Target;
 use super::error::{PgFault, PgResult};
@@ -63,15 +63,17 @@ SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
 ) parts(f)
 "#;
 
-/// Everything [`NARROW`] reads, and each catalog row of the schema's
-/// relations that only a lock conflicting with ours can change: columns,
-/// defaults, constraints (and foreign keys elsewhere that reference ours),
-/// indexes, triggers, rules and policies. Read between transactions, it
-/// tells whether the whole catalog must be compared again.
+/// [`NARROW`], and a fingerprint of everything it reads and each catalog
+/// row of the schema's relations that only a lock conflicting with ours
+/// can change: columns, defaults, constraints (and foreign keys elsewhere
+/// that reference ours), indexes, triggers, rules and policies. Read as a
+/// transaction begins, in its `BEGIN`'s round trip, it tells whether the
+/// whole catalog must be compared again.
 const FULL: &str = r#"
-WITH rels AS (SELECT array_agg(oid) AS oids FROM pg_class WHERE relnamespace = {S})
-SELECT md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
-    SELECT 'n' || ({NARROW})
+WITH narrow(f) AS ({NARROW}),
+     rels AS (SELECT array_agg(oid) AS oids FROM pg_class WHERE relnamespace = {S})
+SELECT (SELECT f FROM narrow), md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FROM (
+    SELECT 'n' || (SELECT f FROM narrow)
     UNION ALL
     SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_attribute a
      WHERE a.attrelid = ANY ((SELECT oids FROM rels)::oid[]) AND a.attnum > 0
@@ -131,14 +133,14 @@ pub(super) struct Guard {
     narrow: String,
     full: String,
     links: String,
+    /// The catalog's lines as one text ([`schema::catalog_text_sql`]).
+    catalog: String,
     seen: Seen,
-    /// [`FULL`], prepared on this connection once a second transaction
-    /// begins: a process that writes once never plans it.
-    full_statement: Option<Statement>,
     /// What [`NARROW`] read as the open transaction began.
     began: Option<String>,
-    /// Whether this connection has [`NARROW`] and the commit's check
-    /// prepared (`wallet_guard_narrow`, `wallet_guard_commit`).
+    /// Whether this connection has [`FULL`] and the commit's check
+    /// prepared (`wallet_guard_full`, `wallet_guard_commit`): a process
+    /// that writes once never plans them.
     prepared: bool,
 }
 
@@ -153,9 +155,9 @@ impl Guard {
             shown: target.shown.clone(),
             full: FULL.replace("{NARROW}", &narrow).replace("{S}", &oid),
             links: FOREIGN_LINKS.replace("{S}", &oid),
+            catalog: schema::catalog_text_sql(&target.schema),
             narrow,
             seen: Seen::Nothing,
-            full_statement: None,
             began: None,
             prepared: false,
         }
@@ -173,7 +175,29 @@ impl Guard {
         writes: &[&str],
         reads: &[&str],
     ) -> PgResult<()> {
-        let mut sql = String::from("BEGIN;");
+        self.start(client, "BEGIN;", writes, reads)
+    }
+
+    /// [`Guard::begin`] for a transaction the caller has begun (one that
+    /// needs a `postgres::Transaction`, as a portal does); its commit then
+    /// runs [`Guard::commit_check_sql`] first.
+    pub(super) fn enter(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        writes: &[&str],
+        reads: &[&str],
+    ) -> PgResult<()> {
+        self.start(tx, "", writes, reads)
+    }
+
+    fn start(
+        &mut self,
+        client: &mut impl GenericClient,
+        begin: &str,
+        writes: &[&str],
+        reads: &[&str],
+    ) -> PgResult<()> {
+        let mut sql = String::from(begin);
         if !writes.is_empty() {
             sql.push_str(&format!(
                 " LOCK TABLE {} IN ROW EXCLUSIVE MODE;",
@@ -186,29 +210,35 @@ impl Guard {
                 reads.join(", ")
             ));
         }
+        // The first transaction of a connection compares the catalog read
+        // in the same round trip; later ones read the fingerprints there.
         if matches!(self.seen, Seen::Nothing) {
-            sql.push_str(&format!("SELECT ({}), ({})", self.narrow, self.links));
+            sql.push_str(&format!(
+                "SELECT ({}), ({}), ({})",
+                self.narrow, self.links, self.catalog
+            ));
         } else {
             self.prepare(client)?;
-            sql.push_str(" EXECUTE wallet_guard_narrow");
+            sql.push_str(" EXECUTE wallet_guard_full");
         }
         let row = first_row(&client.simple_query(&sql)?);
-        self.began = row.first().cloned().flatten();
+        let column = |i: usize| row.get(i).cloned().flatten();
+        self.began = column(0);
         match &self.seen {
             Seen::Nothing => {
-                self.compare_catalog(client, row.get(1).cloned().flatten())?;
+                let found = column(2).unwrap_or_default();
+                let found: Vec<String> = found.lines().map(str::to_string).collect();
+                self.compare(found, column(1).unwrap_or_default())?;
                 self.seen = Seen::Matched;
             }
             Seen::Matched => {
-                let now = self.read_full(client)?;
-                self.compare_catalog(client, None)?;
-                self.seen = Seen::Fingerprint(now);
+                self.compare_catalog(client)?;
+                self.seen = Seen::Fingerprint(column(1).unwrap_or_default());
             }
             Seen::Fingerprint(before) => {
-                let before = before.clone();
-                let now = self.read_full(client)?;
-                if now != before {
-                    self.compare_catalog(client, None)?;
+                let now = column(1).unwrap_or_default();
+                if &now != before {
+                    self.compare_catalog(client)?;
                     self.seen = Seen::Fingerprint(now);
                 }
             }
@@ -223,7 +253,7 @@ impl Guard {
             .first()
             .cloned()
             .flatten();
-        self.compare_catalog(client, None)?;
+        self.compare_catalog(client)?;
         self.seen = Seen::Matched;
         Ok(())
     }
@@ -245,6 +275,15 @@ impl Guard {
         }
     }
 
+    /// The check of [`Guard::commit_sql`] without its `COMMIT`, for a
+    /// transaction begun with [`Guard::enter`], to run just before its
+    /// commit: nothing of the transaction runs after it.
+    pub(super) fn commit_check_sql(&self) -> Option<String> {
+        self.began
+            .as_ref()
+            .map(|began| self.commit_check(&format!("'{began}'")))
+    }
+
     /// The query that fails unless [`NARROW`] reads `began` (SQL).
     fn commit_check(&self, began: &str) -> String {
         format!(
@@ -258,12 +297,12 @@ impl Guard {
     /// Prepares [`NARROW`] and the commit's check on this connection, so a
     /// connection that keeps writing (a settle worker) plans them once. In
     /// a round trip of its own: a `PREPARE` is not undone by a rollback.
-    fn prepare(&mut self, client: &mut Client) -> PgResult<()> {
+    fn prepare(&mut self, client: &mut impl GenericClient) -> PgResult<()> {
         if !self.prepared {
             client.batch_execute(&format!(
-                "PREPARE wallet_guard_narrow AS {narrow};
+                "PREPARE wallet_guard_full AS {full};
                  PREPARE wallet_guard_commit(text) AS {check};",
-                narrow = self.narrow,
+                full = self.full,
                 check = self.commit_check("$1")
             ))?;
             self.prepared = true;
@@ -271,32 +310,22 @@ impl Guard {
         Ok(())
     }
 
-    fn read_full(&mut self, client: &mut Client) -> PgResult<String> {
-        let statement = match &self.full_statement {
-            Some(statement) => statement.clone(),
-            None => {
-                let statement = client.prepare(&self.full)?;
-                self.full_statement = Some(statement.clone());
-                statement
-            }
-        };
-        let row = client.query_one(&statement, &[])?;
-        Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
+    /// The catalog against what the migrations build, read in the open
+    /// transaction, with the links to tables elsewhere.
+    fn compare_catalog(&self, client: &mut impl GenericClient) -> PgResult<()> {
+        let found = schema::catalog(client, &self.schema)?;
+        let links = first_row(&client.simple_query(&self.links)?)
+            .first()
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        self.compare(found, links)
     }
 
-    /// The catalog against what the migrations build, and the links to
-    /// tables elsewhere (`links`, when already read).
-    fn compare_catalog(&self, client: &mut Client, links: Option<String>) -> PgResult<()> {
-        let found = schema::catalog(client, &self.schema)?;
+    /// Catalog lines and links to tables elsewhere, as read, against what
+    /// the migrations build: `not_a_ledger` naming the first difference.
+    fn compare(&self, found: Vec<String>, links: String) -> PgResult<()> {
         let mut differences = schema::differences(&found);
-        let links = match links {
-            Some(links) => links,
-            None => first_row(&client.simple_query(&self.links)?)
-                .first()
-                .cloned()
-                .flatten()
-                .unwrap_or_default(),
-        };
         for line in links.lines().filter(|l| !l.is_empty()) {
             differences.push(format!(
                 "{} is not part of the wallet schema",

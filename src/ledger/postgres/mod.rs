@@ -622,7 +622,7 @@ impl Store for PgStore {
 
     fn seal(&mut self) -> Result<u64> {
         let currency = self.currency.clone();
-        self.retrying(|store| chain::seal(&mut store.client, &currency))
+        self.retrying(|store| chain::seal(&mut store.client, &mut store.guard, &currency))
     }
 
     fn chain(&mut self) -> Result<crate::ledger::chain::ChainState> {

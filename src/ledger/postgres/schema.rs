@@ -1,7 +1,7 @@
 //! A ledger on PostgreSQL: one schema, built by an append-only list of
 //! migrations, each applied in the transaction that records it.
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 use super::error::PgResult;
 
@@ -206,8 +206,19 @@ SELECT line FROM (
 /// them from a schema the migrations built (a test holds the two together).
 const EXPECTED: &str = include_str!("schema.catalog");
 
+/// [`CATALOG`] for `schema` as one query of one text, its lines joined by
+/// newlines, to ride in another statement's round trip. The schema's name
+/// is lower-case letters, digits and `_` (`connect::check_schema_name`),
+/// so it is written as a literal.
+pub(super) fn catalog_text_sql(schema: &str) -> String {
+    format!(
+        "SELECT coalesce(string_agg(line, E'\\n'), '') FROM ({}) AS catalog_lines",
+        CATALOG.trim().replace("$1", &format!("'{schema}'"))
+    )
+}
+
 /// The catalog lines found in `schema`.
-pub(super) fn catalog(client: &mut Client, schema: &str) -> PgResult<Vec<String>> {
+pub(super) fn catalog(client: &mut impl GenericClient, schema: &str) -> PgResult<Vec<String>> {
     let rows = client.query(CATALOG, &[&schema])?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
