@@ -205,9 +205,7 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
     while seal_one(&mut tx, currency, bounds, &mut owed)? {
         added += 1;
     }
-    if let Some(check) = guard.commit_check_sql() {
-        tx.batch_execute(&check)?;
-    }
+    tx.batch_execute(&guard.commit_check_sql())?;
     tx.commit()?;
     Ok(added)
 }

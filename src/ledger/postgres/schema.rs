@@ -199,6 +199,14 @@ SELECT line FROM (
     UNION ALL
     SELECT 'type ' || t.typname FROM pg_type t
      WHERE t.typnamespace = $1::text::regnamespace AND t.typrelid = 0 AND t.typelem = 0
+    UNION ALL
+    SELECT 'inheritance ' || h.inhrelid::regclass::text || ' of ' || h.inhparent::regclass::text
+      FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhparent OR c.oid = h.inhrelid
+     WHERE c.relnamespace = $1::text::regnamespace
+    UNION ALL
+    SELECT 'constraint ' || k.conname || ' of ' || k.conrelid::regclass::text
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid
+     WHERE c.relnamespace = $1::text::regnamespace AND k.connamespace <> c.relnamespace
 ) lines ORDER BY line COLLATE "C"
 "#;
 
