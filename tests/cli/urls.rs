@@ -38,6 +38,37 @@ fn a_parameter_given_twice_is_refused_not_the_last_one_taken() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// libpq's list form, `host=a,b` (sockets percent-encoded or not), with a
+/// port each or one for all: each host is a server to try in turn.
+fn a_comma_list_of_hosts_is_tried_in_turn_as_libpq_reads_it() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    let url = s.db().to_string_lossy().into_owned();
+    let socket = url
+        .split(['?', '&'])
+        .find_map(|param| param.strip_prefix("host="))
+        .unwrap()
+        .to_string();
+    let (base, params) = url.split_once('?').unwrap();
+    let rest: String = params
+        .split('&')
+        .filter(|param| !param.starts_with("host="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let encoded = socket.replace('/', "%2F");
+    for hosts in [
+        format!("host=/nonexistent-socket-dir,{socket}"),
+        format!("host=%2Fnonexistent-socket-dir,{encoded}"),
+        format!("host=/nonexistent-socket-dir,{socket}&port=5432,5432"),
+    ] {
+        let listed = format!("{base}?{hosts}&{rest}");
+        let out = run(&s, &listed, &["get-user", "alice"]);
+        assert!(out.status.success(), "{listed}: {out:?}");
+        let deposit = run(&s, &listed, &["deposit", "alice", "1"]);
+        assert!(deposit.status.success(), "{listed}: {deposit:?}");
+    }
+}
+
 fn a_nul_in_a_parameter_is_a_usage_error_not_a_server_away() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
@@ -123,6 +154,7 @@ engine_tests! {
     postgres: [
         a_parameter_given_twice_is_refused_not_the_last_one_taken,
         a_nul_in_a_parameter_is_a_usage_error_not_a_server_away,
+        a_comma_list_of_hosts_is_tried_in_turn_as_libpq_reads_it,
         no_form_of_a_password_shows_in_an_error_or_in_help,
     ],
 }

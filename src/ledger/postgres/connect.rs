@@ -80,6 +80,12 @@ impl Target {
                 )));
             }
             match name {
+                // libpq reads `host=a,b` (and `hostaddr`) as a list of
+                // servers to try in turn; the driver would take the whole
+                // value for one host's name, so each becomes its own.
+                "host" | "hostaddr" if value.contains(',') => {
+                    kept.extend(value.split(',').map(|one| format!("{name}={one}")))
+                }
                 "schema" => schema = Some(percent_decoded(value)),
                 "sslrootcert" => rootcert = Some(PathBuf::from(percent_decoded(value))),
                 "sslmode" if matches!(value, "verify-ca" | "verify-full") => {
