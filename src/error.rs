@@ -118,6 +118,10 @@ pub enum WalletError {
     /// lost before anything was committed: nothing was written.
     #[error("{0}; nothing was written, safe to retry")]
     ServerUnavailable(String),
+    /// The server reached takes no writes (a standby, which a failover
+    /// may promote): nothing was written.
+    #[error("{0}; nothing was written, retry later (a standby may be promoted)")]
+    ReadOnly(String),
     /// A command stopped part-way by an error after committing some of its
     /// work: the report of what was done goes to stdout, the error to stderr.
     /// The error's own "nothing was written" no longer holds, so the message
@@ -200,6 +204,7 @@ impl WalletError {
             Self::BatchFailed { .. } => "batch_failed",
             Self::Busy(_) => "busy",
             Self::ServerUnavailable(_) => "server_unavailable",
+            Self::ReadOnly(_) => "read_only",
             Self::StoppedPartWay { error, .. } => error.code(),
             Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::NotALedger { .. } => "not_a_ledger",
@@ -240,7 +245,7 @@ impl WalletError {
             | Self::InvalidHead { .. }
             | Self::InvalidTime { .. }
             | Self::BatchFailed { .. } => 5,
-            Self::Busy(_) | Self::ServerUnavailable(_) => 6,
+            Self::Busy(_) | Self::ServerUnavailable(_) | Self::ReadOnly(_) => 6,
             Self::StoppedPartWay { error, .. } => error.exit_code(),
             Self::NotALedger { .. }
             | Self::SchemaTooNew { .. }
@@ -256,7 +261,7 @@ impl WalletError {
     /// that stopped part-way says that itself.
     pub(crate) fn cause(&self) -> String {
         match self {
-            Self::ServerUnavailable(cause) => cause.clone(),
+            Self::ServerUnavailable(cause) | Self::ReadOnly(cause) => cause.clone(),
             Self::Busy(ms) => locked_for(*ms),
             other => other.to_string(),
         }

@@ -264,9 +264,11 @@ fn watch_worker(
             None => interval,
             // Another writer held the lock; a worker waits its turn.
             Some(WalletError::Busy(_)) => interval.min(WATCH_LOCK_SLICE),
-            Some(error @ WalletError::ServerUnavailable(_)) => {
-                // The connection is gone with the server: a new one, once
-                // the server is back. Settling again is always safe.
+            Some(error @ (WalletError::ServerUnavailable(_) | WalletError::ReadOnly(_))) => {
+                // The connection is gone with the server, or reached one
+                // that takes no writes (a standby not promoted yet): a new
+                // one, once a server takes writes. Settling again is
+                // always safe.
                 events.retrying(&error, Duration::ZERO);
                 match open_patiently(location, options, stop, events) {
                     Ok(Some(fresh)) => {
@@ -310,7 +312,7 @@ fn open_patiently(
     loop {
         match Ledger::open(location, options) {
             Ok(ledger) => return Ok(Some(ledger)),
-            Err(error @ WalletError::ServerUnavailable(_)) => {
+            Err(error @ (WalletError::ServerUnavailable(_) | WalletError::ReadOnly(_))) => {
                 events.retrying(&error, backoff);
                 sleep_unless(stop, backoff);
                 backoff = (backoff * 2).min(RECONNECT_MAX_PAUSE);

@@ -149,12 +149,48 @@ fn no_form_of_a_password_shows_in_an_error_or_in_help() {
     }
 }
 
+/// A server that takes no writes (as a standby does, here one whose
+/// sessions are read-only): a write is `read_only`, exit 6, retry later,
+/// and nothing was written; reads still answer.
+fn a_server_that_takes_no_writes_is_read_only_and_reads_still_work() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["deposit", "alice", "5"]);
+    s.ok(&["settle"]);
+    // Work for a settle to find.
+    s.ok(&["deposit", "alice", "2"]);
+    let url = s.db().to_string_lossy().into_owned();
+    let read_only = format!("{url}&options=-c%20default_transaction_read_only%3Don");
+    for write in [
+        vec!["deposit", "alice", "1"],
+        vec!["create-user", "bob", "bob@example.com"],
+        vec!["settle"],
+    ] {
+        let out = run(&s, &read_only, &write);
+        let message = assert_error(&out, "read_only", 6, &write);
+        assert!(message.contains("takes no writes"), "{message}");
+    }
+    for read in [
+        vec!["get-user", "alice"],
+        vec!["history", "alice"],
+        vec!["balances"],
+        vec!["verify"],
+    ] {
+        let out = run(&s, &read_only, &read);
+        assert!(out.status.success(), "{read:?}: {out:?}");
+    }
+    let shown: serde_json::Value = s.json(&["get-user", "alice"]);
+    assert_eq!(shown["balance"], "5.00", "nothing was written: {shown}");
+    assert_eq!(shown["pending_in"], "2.00", "{shown}");
+}
+
 engine_tests! {
     both: [],
     postgres: [
         a_parameter_given_twice_is_refused_not_the_last_one_taken,
         a_nul_in_a_parameter_is_a_usage_error_not_a_server_away,
         a_comma_list_of_hosts_is_tried_in_turn_as_libpq_reads_it,
+        a_server_that_takes_no_writes_is_read_only_and_reads_still_work,
         no_form_of_a_password_shows_in_an_error_or_in_help,
     ],
 }

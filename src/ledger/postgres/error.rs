@@ -114,7 +114,7 @@ impl ErrorContext {
                 self.shown
             ))
         } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
-            WalletError::AccessDenied(format!(
+            WalletError::ReadOnly(format!(
                 "the server of '{}' takes no writes (a standby?): {message}",
                 self.shown
             ))
