@@ -124,6 +124,25 @@ fn watcher(s: &Sandbox) -> Child {
     .unwrap()
 }
 
+/// Once `process` waits for a lock the session `holder` holds on `table`,
+/// plants `sql`, lets the process go and waits for it: it must stop at
+/// the trigger, which never ran.
+fn planted_while_it_waits(
+    s: &Sandbox,
+    mut holder: ::postgres::Client,
+    table: &str,
+    sql: &str,
+    process: Child,
+) -> Output {
+    assert!(waits_for(s, table), "it waits for {table}");
+    s.tamper(sql);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = wait_or_kill(process);
+    assert_eq!(fired(s), "0", "the trigger never ran");
+    stopped_at_the_trigger(&out);
+    out
+}
+
 fn a_watch_worker_stops_at_a_trigger_planted_between_its_batches() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -137,12 +156,7 @@ fn a_watch_worker_stops_at_a_trigger_planted_between_its_batches() {
         .batch_execute("BEGIN; LOCK TABLE lanes IN EXCLUSIVE MODE")
         .unwrap();
     s.ok(&["transfer", "alice", "bob", "30"]);
-    assert!(waits_for(&s, "lanes"), "the worker waits for the lanes");
-    s.tamper(&plant_sql(&s));
-    holder.batch_execute("ROLLBACK").unwrap();
-    let out = wait_or_kill(worker);
-    assert_eq!(fired(&s), "0", "the trigger never ran");
-    stopped_at_the_trigger(&out);
+    planted_while_it_waits(&s, holder, "lanes", &plant_sql(&s), worker);
     assert_eq!(balance(&s, "alice"), "10000");
     assert_eq!(balance(&s, "bob"), "0");
     assert_eq!(
@@ -159,14 +173,9 @@ fn a_watch_worker_stops_at_a_trigger_planted_after_it_opened() {
     holder
         .batch_execute("BEGIN; LOCK TABLE lanes IN EXCLUSIVE MODE")
         .unwrap();
+    // It opens the ledger (the trigger is not there) and waits to settle.
     let worker = watcher(&s);
-    // It opened the ledger (the trigger was not there) and waits to settle.
-    assert!(waits_for(&s, "lanes"), "the worker waits for the lanes");
-    s.tamper(&plant_sql(&s));
-    holder.batch_execute("ROLLBACK").unwrap();
-    let out = wait_or_kill(worker);
-    assert_eq!(fired(&s), "0", "the trigger never ran");
-    stopped_at_the_trigger(&out);
+    planted_while_it_waits(&s, holder, "lanes", &plant_sql(&s), worker);
     assert_eq!(balance(&s, "alice"), "0");
     assert_eq!(
         stored(&s, "SELECT status FROM transfers WHERE tx_id = 1"),
@@ -329,13 +338,9 @@ fn a_seal_stops_at_a_trigger_planted_on_the_chain_after_the_batches() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(waits_for(&s, "transfers"), "the seal waits for the queue");
+    let plant = plant_on_the_chain_sql(&s);
+    planted_while_it_waits(&s, holder, "transfers", &plant, settle);
     assert_eq!(balance(&s, "alice"), "10000", "the batch was settled");
-    s.tamper(&plant_on_the_chain_sql(&s));
-    holder.batch_execute("ROLLBACK").unwrap();
-    let out = wait_or_kill(settle);
-    assert_eq!(fired(&s), "0", "the trigger never ran");
-    stopped_at_the_trigger(&out);
     assert_eq!(stored(&s, "SELECT count(*)::text FROM chain_links"), "0");
 }
 
