@@ -34,7 +34,7 @@ impl PgFault {
     pub(crate) fn is_retryable(&self) -> bool {
         // A commit the guard refused because the schema changed meanwhile
         // is run again too: its new start compares the whole catalog.
-        matches!(self, Self::Pg(err) if super::guard::changed(err))
+        matches!(self, Self::Pg(err) if schema_changed(err))
             || matches!(self.sqlstate(), Some(s) if *s == SqlState::T_R_SERIALIZATION_FAILURE || *s == SqlState::T_R_DEADLOCK_DETECTED)
     }
 
@@ -78,7 +78,7 @@ impl ErrorContext {
         };
         let code = db.code();
         let message = db.message();
-        if super::guard::changed(&err) {
+        if schema_changed(&err) {
             WalletError::NotALedger {
                 ledger: self.shown.clone(),
                 why: "its schema kept changing while this command wrote (nothing of what it was writing then was kept); run `wallet verify`".into(),
@@ -220,4 +220,18 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What a commit refused because the schema changed while the transaction
+/// ran says; the transaction is run again, and its start compares the
+/// whole catalog.
+pub(super) const SCHEMA_CHANGED: &str =
+    "the schema of the ledger changed while this transaction ran:";
+
+/// Whether a commit failed because the schema changed meanwhile.
+fn schema_changed(err: &postgres::Error) -> bool {
+    err.code() == Some(&postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
+        && err
+            .as_db_error()
+            .is_some_and(|db| db.message().contains(SCHEMA_CHANGED))
 }

@@ -37,7 +37,7 @@
 use postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use super::connect::Target;
-use super::error::{PgFault, PgResult};
+use super::error::{PgFault, PgResult, SCHEMA_CHANGED as CHANGED};
 use super::schema;
 use crate::error::WalletError;
 use crate::location::Location;
@@ -334,19 +334,6 @@ impl Guard {
             })),
         }
     }
-}
-
-/// What a commit refused because the schema changed while the transaction
-/// ran says; the transaction is run again, and its start compares the
-/// whole catalog.
-const CHANGED: &str = "the schema of the ledger changed while this transaction ran:";
-
-/// Whether a commit failed because the schema changed meanwhile.
-pub(super) fn changed(err: &postgres::Error) -> bool {
-    err.code() == Some(&postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
-        && err
-            .as_db_error()
-            .is_some_and(|db| db.message().contains(CHANGED))
 }
 
 /// The first row of a simple query's answer, each column as text.

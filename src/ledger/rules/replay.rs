@@ -25,8 +25,7 @@ use crate::ledger::rules::verify::AccountFigures;
 use crate::money::Currency;
 use crate::time::rfc3339;
 
-/// The name of the check [`Replay::finish`] returns.
-pub(crate) const HISTORY_CHECK: &str = "history";
+pub(crate) use super::verify::HISTORY_CHECK;
 
 /// Which decided transfers record a user's balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,14 @@ use crate::ledger::model::{
 use crate::money::Currency;
 use crate::text::echo;
 
+/// The name of the check `replay::Replay::finish` returns, which
+/// [`figure_checks`] places after the balances.
+pub(crate) const HISTORY_CHECK: &str = "history";
+
 /// The names of the checks [`figure_checks`] returns, in order.
 pub(crate) const FIGURE_CHECKS: [&str; 5] = [
     "balances",
-    super::replay::HISTORY_CHECK,
+    HISTORY_CHECK,
     "pending_totals",
     "zero_sum",
     "no_negative_balances",
@@ -514,7 +518,7 @@ mod tests {
     }
 
     fn sound_history() -> Check {
-        Findings::default().into_check(super::super::replay::HISTORY_CHECK, String::new())
+        Findings::default().into_check(HISTORY_CHECK, String::new())
     }
 
     fn failed(checks: &[Check]) -> Vec<&'static str> {
