@@ -437,15 +437,28 @@ fn a_server_that_goes_away_is_transient_and_comes_back() {
     );
     assert!(run(&["deposit", "alice", "5"]).status.success());
     server.crash();
+    // A write waits for a server that takes writes at most --lock-timeout.
     for args in [
         &["get-user", "alice"][..],
-        &["deposit", "alice", "1"],
-        &["settle"],
+        &["--lock-timeout", "300", "deposit", "alice", "1"],
+        &["--lock-timeout", "300", "settle"],
     ] {
         let out = run(args);
         crate::common::assert_error(&out, "server_unavailable", 6, args);
     }
+    // One that comes back within it: the write waits, then succeeds.
+    let waiting = s
+        .process(&[])
+        .args(["--db", &url, "--json", "--lock-timeout", "30000"])
+        .args(["deposit", "alice", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
     server.run();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
     let out = run(&["settle"]);
     assert!(
         out.status.success(),
@@ -454,8 +467,8 @@ fn a_server_that_goes_away_is_transient_and_comes_back() {
     );
     let alice: shapes::User = serde_json::from_slice(&run(&["get-user", "alice"]).stdout).unwrap();
     assert_eq!(
-        alice.balance, "5.00",
-        "the deposit queued before the crash survived it"
+        alice.balance, "7.00",
+        "the deposit queued before the crash survived it, and the one that waited was made"
     );
 }
 

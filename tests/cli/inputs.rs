@@ -443,7 +443,8 @@ fn an_unreachable_server_is_transient_and_its_password_never_shows() {
         &["create-user", "a", "a@b.co"],
         &["settle"],
     ] {
-        let mut full = vec!["--db", url];
+        // A writer would wait up to --lock-timeout for a server.
+        let mut full = vec!["--db", url, "--lock-timeout", "100"];
         full.extend_from_slice(args);
         let message = s.fails(&full, "server_unavailable", 6);
         assert!(!message.contains("s3cret"), "{message}");
