@@ -67,6 +67,11 @@ fn a_comma_list_of_hosts_is_tried_in_turn_as_libpq_reads_it() {
         let deposit = run(&s, &listed, &["deposit", "alice", "1"]);
         assert!(deposit.status.success(), "{listed}: {deposit:?}");
     }
+    // A port for each host, or one for all: three for two is a usage error.
+    let listed = format!("{base}?host=/nonexistent-socket-dir,{socket}&port=1,2,3&{rest}");
+    let out = run(&s, &listed, &["get-user", "alice"]);
+    let message = assert_error(&out, "usage", 2, &["get-user"]);
+    assert!(message.contains("3 ports for 2 hosts"), "{message}");
 }
 
 fn a_nul_in_a_parameter_is_a_usage_error_not_a_server_away() {

@@ -102,6 +102,14 @@ impl Target {
         };
         let mut config =
             Config::from_str(&stripped).map_err(|e| invalid(super::error::error_chain(&e)))?;
+        // One port for every host, or a port each: anything else the
+        // driver would refuse only as it connects, as a fault of its own.
+        let (hosts, ports) = (config.get_hosts().len(), config.get_ports().len());
+        if ports > 1 && ports != hosts {
+            return Err(invalid(format!(
+                "it gives {ports} ports for {hosts} hosts; give one port for all, or one for each host"
+            )));
+        }
         let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         check_schema_name(&schema).map_err(|why| invalid(why.to_string()))?;
         fill_from_environment(&mut config);
