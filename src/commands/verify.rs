@@ -40,7 +40,7 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
         let mut findings = Findings::default();
         if !state.good_hashes.contains(expected) {
             findings.push(Problem::about_file(format!(
-                "the chain does not extend head {expected}: what it sealed was rewritten, or that head is of another ledger"
+                "the chain does not extend head {expected}: what it sealed was rewritten, this copy is behind it (a standby that lags, an older backup), or that head is of another ledger"
             )));
         }
         report.checks.push(findings.into_check(
