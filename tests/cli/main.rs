@@ -78,6 +78,7 @@ mod crash;
 mod derived;
 mod dry_run;
 mod engine;
+mod failover;
 mod faults;
 mod files;
 mod heads;
