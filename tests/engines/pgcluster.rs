@@ -135,11 +135,13 @@ impl PgCluster {
             .wait_for_primary("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
         if replication == Replication::Synchronous {
             let mut client = cluster.connect_to(true, "postgres");
-            client
-                .batch_execute(
-                    "ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf()",
-                )
-                .unwrap();
+            // One statement a call: ALTER SYSTEM runs outside any transaction.
+            for sql in [
+                "ALTER SYSTEM SET synchronous_standby_names = '*'",
+                "SELECT pg_reload_conf()",
+            ] {
+                client.batch_execute(sql).unwrap();
+            }
             cluster.wait_for_primary(
                 "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
             );
