@@ -281,6 +281,8 @@ impl PgCluster {
         }
         signal("STOP", &[pid]);
         let mut victims = children_of(pid);
+        // The checkpointer, WAL writer, walsender and the rest at least.
+        assert!(victims.len() >= 4, "the primary's processes: {victims:?}");
         victims.push(pid);
         signal("KILL", &victims);
         let _ = self.primary.child.take().map(|mut child| child.wait());
