@@ -434,6 +434,8 @@ fn bank_across_failover(replication: Replication) -> (Audit, Summary) {
         }
     }
 
+    // What the watchers said on the way: a warning before each retry.
+    let watcher_warnings = watchers_log().lines().count();
     let verified = bank.answer(&["verify"]);
     if !verified.status.success() {
         audit.wrong.push(format!(
@@ -533,7 +535,7 @@ fn bank_across_failover(replication: Replication) -> (Audit, Summary) {
         elapsed: started.elapsed(),
     };
     println!(
-        "failover ({replication:?}): seed {seed}, k {k}: {} transfers, {} acknowledged before the kill, {} processes, {} retries, {} timeouts, {} lost, {} other findings, {:.1?}",
+        "failover ({replication:?}): seed {seed}, k {k}: {} transfers, {} acknowledged before the kill, {} processes, {} retries, {} timeouts, {watcher_warnings} watcher warnings, {} lost, {} other findings, {:.1?}",
         summary.transfers,
         summary.acked_before_kill,
         bank.tally.processes.load(Ordering::Relaxed),
