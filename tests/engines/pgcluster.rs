@@ -327,7 +327,7 @@ impl PgCluster {
     }
 
     /// The standby's WAL receiver process.
-    pub(crate) fn wal_receiver(&self) -> u32 {
+    fn wal_receiver(&self) -> u32 {
         let pid: i32 = self
             .connect_to(false, "postgres")
             .query_one("SELECT pid FROM pg_stat_wal_receiver", &[])
@@ -362,15 +362,6 @@ impl PgCluster {
             )
             .unwrap();
         (row.get(0), row.get(1))
-    }
-
-    /// Both servers' logs, for a failing test to show.
-    pub(crate) fn logs(&self) -> String {
-        format!(
-            "--- primary log\n{}\n--- standby log\n{}",
-            self.primary.log(),
-            self.standby.log()
-        )
     }
 }
 
@@ -411,15 +402,15 @@ fn encoded(dir: &Path) -> String {
         .collect()
 }
 
+/// Sends a signal; a process that exited on its own in the meantime is not
+/// a failure.
 fn signal(name: &str, pids: &[u32]) {
-    let status = Command::new("kill")
+    Command::new("kill")
         .arg(format!("-{name}"))
         .args(pids.iter().map(u32::to_string))
         .stderr(Stdio::null())
         .status()
-        .unwrap();
-    // A child that exited on its own in the meantime is not a failure.
-    let _ = status;
+        .expect("run kill");
 }
 
 /// The processes whose parent is `pid`, from `/proc`.
