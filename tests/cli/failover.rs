@@ -66,6 +66,8 @@ struct Tally {
     processes: AtomicU64,
     retries: AtomicU64,
     timeouts: AtomicU64,
+    /// The error codes that were retried, and how often.
+    codes: Mutex<BTreeMap<String, u64>>,
 }
 
 struct Bank {
@@ -130,6 +132,11 @@ impl Bank {
                     if !matches!(out.status.code(), Some(6 | 8)) {
                         return out;
                     }
+                    let code = serde_json::from_slice::<serde_json::Value>(&out.stderr)
+                        .ok()
+                        .and_then(|e| e["error"]["code"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "not JSON".to_string());
+                    *self.tally.codes.lock().unwrap().entry(code).or_default() += 1;
                     stderr
                 }
             };
@@ -535,11 +542,12 @@ fn bank_across_failover(replication: Replication) -> (Audit, Summary) {
         elapsed: started.elapsed(),
     };
     println!(
-        "failover ({replication:?}): seed {seed}, k {k}: {} transfers, {} acknowledged before the kill, {} processes, {} retries, {} timeouts, {watcher_warnings} watcher warnings, {} lost, {} other findings, {:.1?}",
+        "failover ({replication:?}): seed {seed}, k {k}: {} transfers, {} acknowledged before the kill, {} processes, {} retries ({:?}), {} timeouts, {watcher_warnings} watcher warnings, {} lost, {} other findings, {:.1?}",
         summary.transfers,
         summary.acked_before_kill,
         bank.tally.processes.load(Ordering::Relaxed),
         bank.tally.retries.load(Ordering::Relaxed),
+        bank.tally.codes.lock().unwrap(),
         bank.tally.timeouts.load(Ordering::Relaxed),
         audit.lost.len(),
         audit.wrong.len(),
