@@ -12,7 +12,8 @@
 //! pages, faults injected into file system calls: `tamper`, `faults`,
 //! `files`, `power_loss`, `throughput` and the SQLite `bank` test as
 //! whole files); `postgres` what only a server has (`engine`, `crash`,
-//! `dry_run`, `urls`, `bank_server`).
+//! `dry_run`, `urls`, `bank_server`, and `failover` on a primary and its
+//! standby from `tests/engines/pgcluster.rs`).
 
 // Shared with the story and the differential test, each using a part;
 // first, so that every file below sees `for_each_engine!`.
@@ -78,6 +79,7 @@ mod crash;
 mod derived;
 mod dry_run;
 mod engine;
+mod failover;
 mod faults;
 mod files;
 mod heads;

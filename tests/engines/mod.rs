@@ -9,6 +9,7 @@
 //! differential test then run on it. A CLI test file lists tests only it
 //! has as `NAME: [...]`.
 
+pub(crate) mod pgcluster;
 pub(crate) mod pgserver;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;

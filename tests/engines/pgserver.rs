@@ -53,7 +53,7 @@ pub(crate) fn shared() -> &'static PgServer {
 
 /// Where the server binaries are: `WALLET_TEST_PG_BIN`, else Debian's
 /// newest `/usr/lib/postgresql/*/bin`, else `PATH`.
-fn binaries() -> Option<PathBuf> {
+pub(crate) fn binaries() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("WALLET_TEST_PG_BIN") {
         return Some(PathBuf::from(dir));
     }
@@ -97,7 +97,7 @@ pub(crate) fn available() -> bool {
 /// server whose binaries are there but which does not start (ending the
 /// process would hide the results of the tests beside it); without the
 /// binaries it is skipped with the reason printed, ending the test process.
-fn missing(why: &str) -> ! {
+pub(crate) fn missing(why: &str) -> ! {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true and no PostgreSQL server could be started: {why}");
     }
@@ -110,7 +110,7 @@ fn missing(why: &str) -> ! {
     std::process::exit(0);
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
@@ -118,7 +118,7 @@ fn is_root() -> bool {
 
 /// `cmd` as the user that runs the server: `postgres` when we are root
 /// (the server refuses to run as root), else ourselves.
-fn as_server_user(program: &Path) -> Command {
+pub(crate) fn as_server_user(program: &Path) -> Command {
     let mut cmd = Command::new("setpriv");
     if is_root() {
         cmd.args([
@@ -290,7 +290,7 @@ impl Drop for PgServer {
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Directories of servers whose test process is gone.
-fn remove_stale() {
+pub(crate) fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
