@@ -581,10 +581,93 @@ fn the_audit_sees_acknowledged_transfers_lost_with_an_asynchronous_standby_left_
     );
 }
 
+/// `wallet --db URL --json ARGS…`, its output whatever its status.
+fn on(url: &str, lock_timeout: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wallet"));
+    cmd.env_remove("WALLET_DB")
+        .env_remove("WALLET_LOCK_TIMEOUT")
+        .args(["--db", url, "--json", "--lock-timeout", lock_timeout])
+        .args(args);
+    cmd
+}
+
+fn ok_on(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = on(url, "5000", args).output().unwrap();
+    assert!(out.status.success(), "{args:?} on {url}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// A hot standby answers every read and writes nothing; a write there is
+/// `read_only` (exit 6); and a write through the two-host URL, sent while
+/// the primary is dead and the standby not promoted yet, waits for a
+/// server that takes writes within its `--lock-timeout`, then is made.
+fn a_standby_serves_reads_refuses_writes_and_a_write_waits_out_its_promotion() {
+    let mut cluster = PgCluster::start(Replication::Synchronous);
+    cluster.psql_primary("postgres", "CREATE DATABASE books");
+    let both = cluster.url("books", "wallet");
+    let standby = cluster.standby_url("books", "wallet");
+    ok_on(&both, &["create-user", "alice", "alice@example.com"]);
+    ok_on(&both, &["create-user", "bob", "bob@example.com"]);
+    ok_on(&both, &["deposit", "alice", "10"]);
+    ok_on(&both, &["transfer", "alice", "bob", "4"]);
+    ok_on(&both, &["settle"]);
+    // A synchronous commit is on the standby's disk; it shows once replayed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(&standby, "5000", &["get-user", "bob"])
+        .output()
+        .map(|out| !String::from_utf8_lossy(&out.stdout).contains("\"4.00\""))
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the standby never showed bob's 4.00"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    for read in [
+        &["get-user", "alice"][..],
+        &["history", "alice"],
+        &["get-transfer", "2"],
+        &["users"],
+        &["balances"],
+        &["export"],
+        &["verify"],
+    ] {
+        ok_on(&standby, read);
+    }
+    let out = on(&standby, "5000", &["deposit", "alice", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"read_only\""),
+        "{out:?}"
+    );
+    cluster.kill_primary();
+    let waiting = on(
+        &both,
+        "60000",
+        &["deposit", "alice", "1", "--id", "after-the-kill"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    cluster.promote_standby();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    ok_on(&both, &["settle"]);
+    let alice = ok_on(&both, &["get-user", "alice"]);
+    assert_eq!(alice["balance"], "7.00", "{alice}");
+    assert_eq!(ok_on(&both, &["verify"])["ok"], true);
+}
+
 engine_tests! {
     both: [],
     postgres: [
         no_acknowledged_transfer_is_lost_across_a_failover_to_a_synchronous_standby,
         the_audit_sees_acknowledged_transfers_lost_with_an_asynchronous_standby_left_behind,
+        a_standby_serves_reads_refuses_writes_and_a_write_waits_out_its_promotion,
     ],
 }

@@ -240,6 +240,15 @@ impl PgCluster {
         )
     }
 
+    /// A URL naming the standby alone, as a reader that wants it (and
+    /// never the primary) gives it.
+    pub(crate) fn standby_url(&self, database: &str, schema: &str) -> String {
+        format!(
+            "postgresql://postgres@{}/{database}?schema={schema}",
+            encoded(&self.standby.dir)
+        )
+    }
+
     /// A direct connection to the primary (`true`) or the standby, as
     /// another program would make.
     pub(crate) fn connect_to(&self, primary: bool, database: &str) -> postgres::Client {
