@@ -468,6 +468,57 @@ fn reads_beside_writers_that_checkpoint_into_the_file_never_report_damage() {
     assert_eq!(report["ok"], true, "{report}");
 }
 
+/// A watching `settle` holds the ledger open on two connections (one counts
+/// what is left, one settles). Another program that opens and closes the
+/// ledger meanwhile (an online backup with the `sqlite3` shell) must find
+/// it in use: had the worker's shared lock been dropped, the shell's close
+/// would checkpoint and delete the log under the worker, which then stops.
+fn a_watching_worker_keeps_its_lock_while_another_program_backs_the_ledger_up() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "1"]);
+    let mut worker = s
+        .process(&["--json", "settle", "--watch", "--interval", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let balance_is = |want: &str| {
+        (0..400).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            s.figure("alice", "balance") == want
+        })
+    };
+    assert!(balance_is("1.00"), "the worker settled the deposit");
+    let backup = s.db().with_file_name("backup.db");
+    let shell = std::process::Command::new("sqlite3")
+        .arg(s.db())
+        .arg(format!(".backup '{}'", backup.display()))
+        .status()
+        .unwrap();
+    assert!(shell.success());
+    assert!(
+        s.db().with_file_name("wallet.db-wal").exists(),
+        "the log is still there: the shell found the ledger in use"
+    );
+    s.ok(&["deposit", "alice", "2"]);
+    assert!(balance_is("3.00"), "the worker settled on");
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker still runs"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let out = worker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["processed"], 2, "{summary}");
+}
+
 engine_tests! {
     both: [],
     sqlite: [
@@ -479,5 +530,6 @@ engine_tests! {
         a_ledger_path_that_is_a_link_is_followed_only_when_the_user_owns_the_link,
         creating_a_ledger_beside_planted_side_files_is_refused,
         reads_beside_writers_that_checkpoint_into_the_file_never_report_damage,
+        a_watching_worker_keeps_its_lock_while_another_program_backs_the_ledger_up,
     ],
 }

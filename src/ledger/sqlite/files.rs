@@ -24,7 +24,7 @@
 //! owner-writable anyway.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -188,11 +188,10 @@ impl Unshared {
                 Ok(meta) => {
                     // Both copies of the index header, written on each
                     // commit; readers only touch the bytes after them.
-                    let mut header = Vec::with_capacity(96);
-                    let read = fs::File::open(&shm_path)
-                        .and_then(|file| file.take(96).read_to_end(&mut header));
+                    let mut header = vec![0u8; 96];
+                    let read = super::kept_files::read_at(&shm_path, &mut header, 0);
                     match read {
-                        Ok(_) => {}
+                        Ok(n) => header.truncate(n),
                         // Without a log, a writer that starts makes one.
                         Err(_) if wal.is_none() => header.clear(),
                         Err(_) => return None,

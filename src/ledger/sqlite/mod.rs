@@ -20,6 +20,7 @@ mod error;
 mod files;
 mod guard;
 mod holds;
+mod kept_files;
 mod queue;
 mod reports;
 mod schema;
@@ -31,7 +32,7 @@ mod verify;
 mod wal;
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -742,16 +743,8 @@ impl CommitWatch {
 /// linked into place, so it is always in the main file.
 fn check_header(path: &Path) -> Result<()> {
     let mut header = [0u8; 72];
-    let mut file = fs::File::open(path).map_err(|e| io_error(e, "cannot read", path))?;
-    let mut filled = 0;
-    while filled < header.len() {
-        match file.read(&mut header[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(e, "cannot read", path)),
-        }
-    }
+    let filled =
+        kept_files::read_at(path, &mut header, 0).map_err(|e| io_error(e, "cannot read", path))?;
     let (sqlite, ledger) = schema::header_marks(&header);
     if filled < header.len() || !sqlite {
         return Err(not_a_ledger(

@@ -164,9 +164,14 @@ fn scan_log(path: &Path, log_path: &Path) -> Result<()> {
 /// then no checksum is computed at all.
 fn first_suspect(path: &Path, log: &File, header: &LogHeader) -> Result<Option<Suspect>> {
     let mut db_header = [0u8; 18];
-    File::open(path)
-        .and_then(|db| db.read_exact_at(&mut db_header, 0))
-        .map_err(|e| io_error(e, "cannot read", path))?;
+    match super::kept_files::read_at(path, &mut db_header, 0) {
+        Ok(n) if n == db_header.len() => {}
+        Ok(_) => {
+            let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+            return Err(io_error(short, "cannot read", path));
+        }
+        Err(e) => return Err(io_error(e, "cannot read", path)),
+    }
     let db_page_size = match u16::from_be_bytes([db_header[16], db_header[17]]) {
         1 => 65_536,
         size => usize::from(size),
