@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,16 @@ use crate::ledger::chain::{self, ChainState, Head};
 use crate::ledger::{Check, Findings, Problem};
 use crate::output::plural;
 use crate::text::shown_path;
+
+/// Why a heads file is read: named by `--heads` to check the chain
+/// against, which an empty file cannot do; or the file `--record-head`
+/// appends to, whose heads the chain must still extend before another is
+/// added, and which may be empty yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Check,
+    Record,
+}
 
 /// The name of `verify`'s check of the recorded heads.
 pub(crate) const HEADS_CHECK: &str = "heads";
@@ -49,6 +59,29 @@ pub(crate) struct RecordedHead {
     pub hash: String,
     /// The link it is the hash of; unknown for a line that is only a hash.
     pub link: Option<i64>,
+}
+
+/// The heads files a `verify` reads, each with why and what it holds:
+/// the one `--heads` names, and the one `--record-head` appends to when
+/// it is another and exists. The latter is checked as `--heads` checks: a
+/// chain that no longer extends a head recorded there is an alarm, not a
+/// reason to add another. Read before the ledger is opened: a file that
+/// cannot be read, or a malformed line, is the caller's to fix.
+pub(crate) fn read_to_check(
+    heads: Option<&Path>,
+    record: Option<&Path>,
+) -> Result<Vec<(PathBuf, Purpose, Vec<RecordedHead>)>> {
+    let mut files = Vec::new();
+    if let Some(path) = heads {
+        files.push((path, Purpose::Check));
+    }
+    if let Some(path) = record.filter(|path| Some(*path) != heads && path.exists()) {
+        files.push((path, Purpose::Record));
+    }
+    files
+        .into_iter()
+        .map(|(path, purpose)| Ok((path.to_path_buf(), purpose, read(path)?)))
+        .collect()
 }
 
 /// Reads every head recorded in `path`; blank lines are skipped. A missing
@@ -111,9 +144,20 @@ fn parse(path: &Path, text: &str) -> Result<Vec<RecordedHead>> {
 /// head with a link number must be that link's recomputed hash; one given
 /// as a bare hash, any good link's. Each head that is not is a problem
 /// naming its line, link and hash, and why.
-pub(crate) fn check(heads: &[RecordedHead], state: &ChainState, path: &Path) -> Check {
+pub(crate) fn check(
+    heads: &[RecordedHead],
+    state: &ChainState,
+    path: &Path,
+    kept_for: Purpose,
+) -> Check {
     let file = shown_path(path);
     let mut findings = Findings::default();
+    if heads.is_empty() && kept_for == Purpose::Check {
+        // A file emptied, or the wrong one named, must not pass as proof.
+        findings.push(Problem::about_file(format!(
+            "no head is recorded in {file}: it holds nothing to check the chain against (emptied, or not the heads file?)"
+        )));
+    }
     for head in heads {
         if let Some(why) = not_extended(head, state) {
             let link = head

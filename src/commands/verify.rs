@@ -24,14 +24,11 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     };
     // Read before the ledger is opened: a file that cannot be read, or a
     // malformed line, is the caller's to fix, whatever the ledger holds.
-    let recorded = match &args.heads {
-        Some(path) => Some(head_file::read(path)?),
-        None => None,
-    };
+    let recorded = head_file::read_to_check(args.heads.as_deref(), args.record_head.as_deref())?;
     let mut ledger = Ledger::open_to_verify(&context.db, &context.open_options)?;
     let mut report = ledger.verify(&VerifyOptions { quick: args.quick })?;
     let state =
-        if args.head || expected.is_some() || recorded.is_some() || args.record_head.is_some() {
+        if args.head || expected.is_some() || !recorded.is_empty() || args.record_head.is_some() {
             Some(ledger.chain()?)
         } else {
             None
@@ -48,8 +45,12 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
             format!("the chain still extends head {}…", &expected[..16]),
         ));
     }
-    if let (Some(recorded), Some(path), Some(state)) = (&recorded, &args.heads, &state) {
-        report.checks.push(head_file::check(recorded, state, path));
+    if let Some(state) = &state {
+        for (path, purpose, heads) in &recorded {
+            report
+                .checks
+                .push(head_file::check(heads, state, path, *purpose));
+        }
     }
     let ok = report.ok();
     // Only books that pass every check get their head recorded: a head of
@@ -67,7 +68,12 @@ pub(super) fn run(context: &Context, args: VerifyArgs) -> Result<Report> {
     let summary = verify_view::summary(&report);
     let extras = verify_view::Extras {
         head: state.filter(|_| args.head),
-        heads_checked: recorded.map(|heads| heads.len() as u64),
+        heads_checked: (!recorded.is_empty()).then(|| {
+            recorded
+                .iter()
+                .map(|(_, _, heads)| heads.len() as u64)
+                .sum()
+        }),
         recorded_head: recording,
     };
     let printed = verify_view::report(report, extras);

@@ -399,14 +399,47 @@ fn an_empty_ledger_records_nothing_and_succeeds() {
     s.ok(&["deposit", "alice", "1"]);
     assert_eq!(record(&s, &file), "nothing_sealed");
     assert!(!file.exists());
-    // An empty heads file checks nothing, and passes.
+    // An empty heads file named to check against proves nothing: it fails
+    // (emptied by someone, or the wrong file named); one to record into
+    // takes its first head.
     std::fs::write(&file, "").unwrap();
-    let report: Value = s.json(&["verify", "--heads", text(&file)]);
-    assert_eq!(report["heads_checked"], 0, "{report}");
+    let check = heads_fail(&check_heads(&s, &db(&s), &file));
+    let problem = check["problems"][0]["message"].as_str().unwrap();
+    assert!(problem.contains("no head is recorded"), "{problem}");
+    s.ok(&["settle"]);
+    assert_eq!(record(&s, &file), "appended");
+}
+
+/// `--record-head` checks the heads already in its file first: over books
+/// whose chain no longer extends them (the newest link deleted, edits
+/// resealed) it fails with `integrity` and appends nothing, so the habit
+/// of recording after each settle raises the alarm by itself.
+fn recording_over_a_rewritten_chain_fails_and_appends_nothing() {
+    let s = sealed();
+    let file = heads_file(&s);
+    record(&s, &file);
+    s.ok(&["deposit", "bob", "5"]);
+    s.ok(&["settle"]);
+    assert_eq!(record(&s, &file), "appended");
+    delete_the_newest_link_and_its_transfer(&s);
+    s.ok(&["transfer", "alice", "bob", "1"]);
+    s.ok(&["settle"]);
+    let before = std::fs::read(&file).unwrap();
+    let out = s
+        .cmd(&["--json", "verify", "--record-head", text(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("heads (line 2 of "),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before, "nothing appended");
 }
 
 engine_tests! {
     both: [
+        recording_over_a_rewritten_chain_fails_and_appends_nothing,
         heads_recorded_after_each_settle_all_pass_and_a_repeat_appends_nothing,
         deleting_the_newest_link_with_its_transfers_passes_plain_verify_but_not_the_heads,
         a_shorter_chain_names_the_missing_link,
