@@ -539,7 +539,8 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
         };
         findings.push(Problem {
             user: None,
-            tx_id: Some(*first.max(&0)),
+            // The first link's range starts below every id: no one transfer.
+            tx_id: Some(*first).filter(|first| *first > 0),
             message: format!("link {seq} of the hash chain ({range}) is broken: {why}"),
         });
     }
@@ -562,26 +563,37 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
     }
     let detail = match (&state.broken, &state.head) {
         (Some(BrokenLink { seq, .. }), _) => format!(
-            "{} links; link {seq} and every link after it no longer match what they seal",
-            state.links
+            "{}; link {seq} and every link after it no longer match what they seal",
+            counted(state.links, "link")
         ),
         (None, head) => match head {
             Some(Head { last_tx, .. }) => format!(
-                "{} links seal {} transfers up to tx_id {last_tx} (`verify --head` prints the head); {} not sealed yet",
-                state.links, state.sealed, state.unsealed
+                "{} seal{} {} up to tx_id {last_tx} (`verify --head` prints the head); {} not sealed yet",
+                counted(state.links, "link"),
+                if state.links == 1 { "s" } else { "" },
+                counted(state.sealed, "transfer"),
+                state.unsealed
             ),
             None => format!(
-                "no link sealed yet; {} transfers not sealed yet",
-                state.unsealed
+                "no link sealed yet; {} not sealed yet",
+                counted(state.unsealed, "transfer")
             ),
         },
     };
     let detail = match state.unsealed_accounts {
         0 => detail,
-        1 => format!("{detail}; 1 account not sealed yet"),
-        n => format!("{detail}; {n} accounts not sealed yet"),
+        n => format!("{detail}; {} not sealed yet", counted(n, "account")),
     };
     findings.into_check(CHAIN_CHECK, detail)
+}
+
+/// `n` and the noun, plural unless `n` is 1.
+fn counted(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]

@@ -374,7 +374,7 @@ fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
         .unwrap()["detail"]
         .to_string();
     assert!(
-        detail.contains("1 links seal 2 transfers") && detail.contains("3 accounts not sealed yet"),
+        detail.contains("1 link seals 2 transfers") && detail.contains("3 accounts not sealed yet"),
         "{detail}"
     );
     // The next settle seals every account, the old ones included.
