@@ -73,6 +73,16 @@ pub enum WalletError {
         available: String,
         wanted: String,
     },
+    /// The user is frozen: nothing leaves the account until it is
+    /// unfrozen (`action` says what was refused).
+    #[error("user '{user}' is frozen: {action}; `wallet unfreeze {user}` lifts it")]
+    AccountFrozen { user: String, action: &'static str },
+    /// The user was closed for good: it takes no new transfer or change.
+    #[error("user '{user}' is closed and takes no {what}")]
+    AccountClosed { user: String, what: &'static str },
+    /// `close` of a user with money or transfers still on the account.
+    #[error("user '{user}' cannot be closed while it has {left}")]
+    AccountNotEmpty { user: String, left: String },
     #[error("invalid time '{input}': {why}")]
     InvalidTime { input: String, why: &'static str },
 
@@ -191,6 +201,9 @@ impl WalletError {
             Self::NotRefundable { .. } => "not_refundable",
             Self::RefundExceedsOriginal { .. } => "refund_exceeds_original",
             Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::AccountFrozen { .. } => "account_frozen",
+            Self::AccountClosed { .. } => "account_closed",
+            Self::AccountNotEmpty { .. } => "account_not_empty",
             Self::InvalidTime { .. } => "invalid_time",
             Self::InvalidAmount { .. } | Self::PendingOverflow(_) => "invalid_amount",
             Self::InvalidName { .. } => "invalid_name",
@@ -232,7 +245,10 @@ impl WalletError {
             | Self::NotHeld { .. }
             | Self::NotRefundable { .. }
             | Self::RefundExceedsOriginal { .. }
-            | Self::InsufficientFunds { .. } => 4,
+            | Self::InsufficientFunds { .. }
+            | Self::AccountFrozen { .. }
+            | Self::AccountClosed { .. }
+            | Self::AccountNotEmpty { .. } => 4,
             Self::InvalidAmount { .. }
             | Self::PendingOverflow(_)
             | Self::InvalidName { .. }

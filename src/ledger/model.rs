@@ -125,13 +125,16 @@ pub(crate) enum FailReason {
     /// A refund that, with the refunds completed before it, would return
     /// more than the transfer it refunds.
     RefundExceedsOriginal,
+    /// The source was frozen when settlement decided it.
+    AccountFrozen,
 }
 
 impl FailReason {
-    pub(crate) const ALL: [FailReason; 3] = [
+    pub(crate) const ALL: [FailReason; 4] = [
         FailReason::InsufficientFunds,
         FailReason::BalanceOverflow,
         FailReason::RefundExceedsOriginal,
+        FailReason::AccountFrozen,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -139,6 +142,7 @@ impl FailReason {
             FailReason::InsufficientFunds => "insufficient_funds",
             FailReason::BalanceOverflow => "balance_overflow",
             FailReason::RefundExceedsOriginal => "refund_exceeds_original",
+            FailReason::AccountFrozen => "account_frozen",
         }
     }
 
@@ -263,20 +267,41 @@ pub struct UserRecord {
     pub pending_out: i64,
     /// The sum of the user's live holds: reserved, not yet moved.
     pub held: i64,
+    /// The user's policy in force now.
+    pub policy: Policy,
 }
 
 impl UserRecord {
     /// What the user can still commit without a transfer failing; negative
-    /// when queued transfers already exceed the balance.
+    /// when queued transfers already exceed the balance and the limit.
     pub fn available(&self) -> i64 {
-        available(self.balance, self.pending_out, self.held)
+        available(
+            self.balance,
+            self.policy.overdraft,
+            self.pending_out,
+            self.held,
+        )
     }
 }
 
-/// Money a user can still commit: the balance less what is pending out and
-/// what live holds reserve.
-pub(crate) fn available(balance: i64, pending_out: i64, held: i64) -> i64 {
-    balance.saturating_sub(pending_out).saturating_sub(held)
+/// What an account allows: how far below zero its balance may go, and
+/// whether money may leave it (frozen) or it takes transfers at all
+/// (closed). The external account has none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Minor units the balance may go below zero; 0 when none is set.
+    pub overdraft: i64,
+    pub frozen: bool,
+    pub closed: bool,
+}
+
+/// Money a user can still commit: the balance and the overdraft limit,
+/// less what is pending out and what live holds reserve.
+pub(crate) fn available(balance: i64, overdraft: i64, pending_out: i64, held: i64) -> i64 {
+    balance
+        .saturating_add(overdraft)
+        .saturating_sub(pending_out)
+        .saturating_sub(held)
 }
 
 /// A user's balance at a point of the past.

@@ -473,3 +473,41 @@ pub(crate) fn seed() -> u64 {
 pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }
+
+/// SQL that takes a ledger file of the current schema (version 7) back to
+/// what version 6 built, text for text: no account policies, no change
+/// feed. The accounts table is built again as versions 1 and 4 left it.
+pub(crate) const SQLITE_TO_VERSION_6: &str = "PRAGMA foreign_keys = OFF;
+PRAGMA legacy_alter_table = ON;
+DROP TABLE events;
+DROP TABLE policy_changes;
+ALTER TABLE chain_links DROP COLUMN changes_to;
+ALTER TABLE accounts RENAME TO accounts_v7;
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT,
+    email       TEXT,
+    balance     INTEGER NOT NULL DEFAULT 0,
+    pending_in  INTEGER NOT NULL DEFAULT 0 CHECK (pending_in >= 0),
+    pending_out INTEGER NOT NULL DEFAULT 0 CHECK (pending_out >= 0),
+    created_at  INTEGER NOT NULL,
+    CHECK ((id = 0) = (name IS NULL)),
+    CHECK (id = 0 OR balance >= 0)
+) STRICT;
+ALTER TABLE accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0);
+INSERT INTO accounts SELECT id, name, email, balance, pending_in, pending_out, created_at, held
+    FROM accounts_v7;
+DROP TABLE accounts_v7;
+CREATE UNIQUE INDEX accounts_by_name ON accounts (name COLLATE NOCASE);
+PRAGMA legacy_alter_table = OFF;
+PRAGMA foreign_keys = ON;
+PRAGMA user_version = 6;";
+
+/// SQL that takes a PostgreSQL ledger of the current schema (version 5)
+/// back to what version 4 built.
+pub(crate) const POSTGRES_TO_VERSION_4: &str = "DROP TABLE events;
+DROP TABLE policy_changes;
+ALTER TABLE chain_links DROP COLUMN changes_to;
+ALTER TABLE accounts DROP COLUMN overdraft, DROP COLUMN frozen, DROP COLUMN closed;
+ALTER TABLE accounts ADD CONSTRAINT accounts_check1 CHECK (id = 0 OR balance >= 0);
+DELETE FROM schema_version WHERE version = 5;";

@@ -395,7 +395,7 @@ fn a_schema_with_foreign_or_changed_objects_is_not_a_ledger() {
     for tamper in [
         "CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
          CREATE TRIGGER skim BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION steal()",
-        "ALTER TABLE accounts DROP CONSTRAINT accounts_check1",
+        "ALTER TABLE accounts DROP CONSTRAINT accounts_overdraft_check",
         "ALTER TABLE transfers ADD COLUMN note text",
     ] {
         let s = Sandbox::new();

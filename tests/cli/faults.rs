@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::Sandbox;
+use crate::common::{SQLITE_TO_VERSION_6, Sandbox};
 
 /// `strace`, or why a test that needs it is skipped. Under `CI=true` the
 /// tool is installed by `.ci/run`, so a missing one fails instead.
@@ -885,7 +885,7 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 6})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 7})
     );
     s.ok(&["get-user", "alice"]);
     let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
@@ -896,7 +896,8 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
 /// version 3 built, text for text: no holds, refunds or balances in time.
 fn to_version_3() -> String {
     format!(
-        "ALTER TABLE accounts DROP COLUMN held;
+        "{SQLITE_TO_VERSION_6}
+         ALTER TABLE accounts DROP COLUMN held;
          ALTER TABLE transfers RENAME TO transfers_v4;
          {TRANSFERS_V1};
          INSERT INTO transfers SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Sandbox, engine};
+use crate::common::{POSTGRES_TO_VERSION_4, SQLITE_TO_VERSION_6, Sandbox, engine};
 
 /// The smallest `tx_id`, which lies below the first link's range.
 const SMALLEST: &str = "-9223372036854775808";
@@ -352,6 +352,11 @@ fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
     s.ok(&["deposit", "alice", "100"]);
     s.ok(&["transfer", "alice", "bob", "30", "--memo", "rent"]);
     s.ok(&["settle"]);
+    s.tamper(if on_postgres() {
+        POSTGRES_TO_VERSION_4
+    } else {
+        SQLITE_TO_VERSION_6
+    });
     s.tamper(if on_postgres() {
         POSTGRES_CHAIN_V3
     } else {

@@ -28,7 +28,8 @@ pub(super) fn users(
         &format!(
             "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                     (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                      WHERE h.src = a.id AND {past_expiry})
+                      WHERE h.src = a.id AND {past_expiry}),
+                    a.overdraft, a.frozen, a.closed
              FROM accounts a
              WHERE a.name IS NOT NULL AND lower(a.name) > lower($1)
              ORDER BY lower(a.name) LIMIT $2",

@@ -10,7 +10,7 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
 
 /// `held`, then what holds past their expiry, even those `settle` has not
@@ -19,7 +19,8 @@ fn select_user() -> String {
     format!(
         "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                 (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                  WHERE h.src = a.id AND {past_expiry})
+                  WHERE h.src = a.id AND {past_expiry}),
+                a.overdraft, a.frozen, a.closed
          FROM accounts a WHERE lower(a.name) = lower($1)",
         past_expiry = rules::past_expiry_sql("h.", NOW_MS)
     )
@@ -39,7 +40,8 @@ pub(super) fn create_user(
         &format!(
             "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
              ON CONFLICT ((lower(name))) DO NOTHING
-             RETURNING id, name, email, balance, pending_in, pending_out, held, 0::bigint"
+             RETURNING id, name, email, balance, pending_in, pending_out, held, 0::bigint,
+                       overdraft, frozen, closed"
         ),
         &[&name.as_str(), &email.as_str()],
     )?;
@@ -171,5 +173,10 @@ pub(super) fn user_from_row(row: &Row) -> UserRecord {
         pending_in: row.get(4),
         pending_out: row.get(5),
         held: rules::held_as_of(row.get(6), row.get(7)),
+        policy: Policy {
+            overdraft: row.get(8),
+            frozen: row.get(9),
+            closed: row.get(10),
+        },
     }
 }

@@ -360,7 +360,7 @@ pub(crate) fn check_hold(
     amount: i64,
     currency: &Currency,
 ) -> Result<i64> {
-    let available = available(balance, pending_out, held);
+    let available = available(balance, 0, pending_out, held);
     if available < amount {
         return Err(WalletError::InsufficientFunds {
             user: source.to_string(),

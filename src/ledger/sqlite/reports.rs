@@ -22,7 +22,8 @@ pub(super) fn users(
 ) -> SqlResult<Vec<UserRecord>> {
     let mut found: Vec<UserRecord> = conn
         .prepare_cached(
-            "SELECT id, name, email, balance, pending_in, pending_out, held
+            "SELECT id, name, email, balance, pending_in, pending_out, held,
+                    overdraft, frozen, closed
              FROM accounts INDEXED BY accounts_by_name
              WHERE name IS NOT NULL AND name > ?1 COLLATE NOCASE
              ORDER BY name COLLATE NOCASE LIMIT ?2",

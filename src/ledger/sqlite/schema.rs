@@ -222,6 +222,68 @@ ALTER TABLE chain_links ADD COLUMN accounts_to INTEGER;
 
 DROP TABLE chain_open;
 "#,
+    // 7: account policies. A balance may go below zero down to the
+    // account's overdraft limit, so the check that it never does goes (the
+    // table is built again, the only way to drop a check); every change of
+    // a policy is a row of `policy_changes`, sealed by the links up to
+    // `changes_to`; and `events` is the change feed, one row per event in
+    // the order the events committed (one writer at a time on a file).
+    // `migrate` turns foreign keys off around the steps, so renaming the
+    // old table leaves the references to `accounts` as they are.
+    r#"
+PRAGMA legacy_alter_table = ON;
+
+ALTER TABLE accounts RENAME TO accounts_v6;
+
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT,
+    email       TEXT,
+    balance     INTEGER NOT NULL DEFAULT 0,
+    pending_in  INTEGER NOT NULL DEFAULT 0 CHECK (pending_in >= 0),
+    pending_out INTEGER NOT NULL DEFAULT 0 CHECK (pending_out >= 0),
+    created_at  INTEGER NOT NULL,
+    held        INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    overdraft   INTEGER NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    frozen      INTEGER NOT NULL DEFAULT 0 CHECK (frozen = 0 OR frozen = 1),
+    closed      INTEGER NOT NULL DEFAULT 0 CHECK (closed = 0 OR closed = 1),
+    CHECK ((id = 0) = (name IS NULL)),
+    CHECK (id <> 0 OR (overdraft = 0 AND frozen = 0 AND closed = 0))
+) STRICT;
+
+INSERT INTO accounts (id, name, email, balance, pending_in, pending_out, created_at, held)
+    SELECT id, name, email, balance, pending_in, pending_out, created_at, held FROM accounts_v6;
+
+DROP TABLE accounts_v6;
+
+PRAGMA legacy_alter_table = OFF;
+
+CREATE UNIQUE INDEX accounts_by_name ON accounts (name COLLATE NOCASE);
+
+CREATE TABLE policy_changes (
+    change_id   INTEGER PRIMARY KEY,
+    account     INTEGER NOT NULL REFERENCES accounts (id),
+    kind        TEXT    NOT NULL CHECK (kind = 'overdraft' OR kind = 'freeze' OR kind = 'unfreeze' OR kind = 'close'),
+    overdraft   INTEGER CHECK (overdraft >= 0),
+    memo        TEXT,
+    at          INTEGER NOT NULL,
+    CHECK (account <> 0),
+    CHECK ((kind = 'overdraft') = (overdraft IS NOT NULL))
+) STRICT;
+
+CREATE INDEX policy_changes_by_account ON policy_changes (account, change_id);
+
+CREATE TABLE events (
+    event_id    INTEGER PRIMARY KEY,
+    kind        TEXT    NOT NULL CHECK (kind = 'transfer_decided' OR kind = 'hold_placed' OR kind = 'hold_captured' OR kind = 'hold_released' OR kind = 'hold_expired' OR kind = 'policy_changed'),
+    tx_id       INTEGER,
+    change_id   INTEGER,
+    at          INTEGER NOT NULL,
+    CHECK ((tx_id IS NULL) <> (change_id IS NULL))
+) STRICT;
+
+ALTER TABLE chain_links ADD COLUMN changes_to INTEGER;
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -236,9 +298,12 @@ pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
     ("table", "chain_links"),
+    ("table", "events"),
     ("table", "late_applied"),
     ("index", "late_applied_by_batch"),
     ("table", "ledger_meta"),
+    ("table", "policy_changes"),
+    ("index", "policy_changes_by_account"),
     ("table", "postings"),
     ("table", "settle_log"),
     ("index", "settle_log_by_time"),
@@ -256,6 +321,18 @@ pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
 /// is read again under the write lock, so two processes upgrading the same
 /// file at once apply each step once.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    // A step that builds a table again renames the old one away; with
+    // foreign keys on, SQLite would point the references to it at the
+    // old name. The pragma cannot change inside a transaction.
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let migrated = migrate_steps(conn);
+    let restored = conn.pragma_update(None, "foreign_keys", enforced);
+    migrated?;
+    Ok(restored?)
+}
+
+fn migrate_steps(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for step in MIGRATIONS.iter().skip(current.max(0) as usize) {
@@ -379,7 +456,9 @@ fn add_column(table_sql: &mut String, column: &str) {
         .iter()
         .filter_map(|constraint| table_sql.find(&format!(",\n    {constraint}")))
         .min()
-        .or_else(|| table_sql.rfind("\n)").map(|at| at + 1))
+        // The definition's closing parenthesis: table options after it
+        // (`STRICT`, `WITHOUT ROWID`) hold none.
+        .or_else(|| table_sql.rfind(')'))
         .unwrap_or(table_sql.len());
     table_sql.insert_str(end, &format!(", {column}"));
 }
@@ -390,6 +469,7 @@ fn add_column(table_sql: &mut String, column: &str) {
 fn built_definitions_at(version: i64) -> Result<Vec<(String, Option<String>)>> {
     let steps = usize::try_from(version.clamp(0, latest_version())).unwrap_or(0);
     let conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "foreign_keys", false)?;
     for step in &MIGRATIONS[..steps] {
         conn.execute_batch(step)?;
     }

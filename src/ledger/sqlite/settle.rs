@@ -578,7 +578,11 @@ mod tests {
         let mut ledger = ledger_with(&dir, 2, &[(0, 1, 10), (1, 2, 50)]);
         settle_all(&mut ledger, 10);
         for sql in [
-            "UPDATE accounts SET balance = -1 WHERE id = 1",
+            // A balance may go below zero down to its overdraft limit,
+            // which `verify` checks against the limit in force; a limit
+            // itself never goes below zero.
+            "UPDATE accounts SET overdraft = -1 WHERE id = 1",
+            "UPDATE accounts SET frozen = 2 WHERE id = 1",
             "UPDATE transfers SET status = 'LOST' WHERE tx_id = 1",
             "UPDATE transfers SET reason = NULL WHERE tx_id = 2",
         ] {

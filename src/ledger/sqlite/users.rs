@@ -8,10 +8,11 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, UserRecord};
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
 
-const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held
+const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held,
+            overdraft, frozen, closed
      FROM accounts WHERE name = ?1 COLLATE NOCASE";
 
 /// What holds past their expiry, not yet marked, still reserve in `held`:
@@ -232,5 +233,10 @@ pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRec
         pending_in: row.get(4)?,
         pending_out: row.get(5)?,
         held: row.get(6)?,
+        policy: Policy {
+            overdraft: row.get(7)?,
+            frozen: row.get(8)?,
+            closed: row.get(9)?,
+        },
     })
 }
