@@ -972,7 +972,7 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
         .sqlite()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let posted: i64 = s
         .sqlite()
         .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
@@ -1296,7 +1296,7 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 3, "to": 6})
+        serde_json::json!({"status": "migrated", "from": 3, "to": 7})
     );
     let after = s.ok(&["--json", "history", "alice"]);
     let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
