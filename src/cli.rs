@@ -14,7 +14,8 @@ or in a schema of a PostgreSQL database that many machines share.
 
 Transfers, deposits and withdrawals are queued as PENDING and applied by \
 `settle`, each exactly once. Amounts are exact decimals in the ledger's \
-currency; balances never go below zero.
+currency; a balance never goes below zero, or below minus the user's \
+overdraft limit when one is set.
 
 Exit status: 0 success; 1 I/O or internal error; 2 usage error; 3 not found; \
 4 conflict; 5 invalid input; 6 busy or the server unreachable: retry (nothing \
@@ -121,20 +122,29 @@ pub enum Command {
     Init(InitArgs),
 
     /// Add a user with a zero balance
-    #[command(after_help = "Example:
-  wallet create-user alice alice@example.com")]
+    #[command(
+        long_about = "Add a user with a zero balance.
+
+Names are unique regardless of case, and a closed user's name stays taken. \
+With --overdraft AMOUNT the user's balance may go down to -AMOUNT; the limit \
+is recorded as the user's first policy change (0 means none).",
+        after_help = "Examples:
+  wallet create-user alice alice@example.com
+  wallet create-user shop shop@example.com --overdraft 500.00"
+    )]
     CreateUser(CreateUserArgs),
 
     /// Show a user's balance and pending totals, now or at a point of the past
     #[command(
         long_about = "Show a user's balance, available money, pending totals and held money.
 
-`available` is balance - pending_out - held: what the user can still commit \
-without a transfer failing. With --at TIME it shows instead the balance \
-then: what every transfer settled at or before TIME had left (a date means \
-the end of that day, UTC); with --at-tx TX_ID the balance right after that \
-transfer was applied to the user. Both are read from an index, however \
-long the history.",
+`available` is balance + overdraft - pending_out - held: what the user can \
+still commit without a transfer failing. `overdraft`, `frozen` and `closed` \
+are the user's policy. With --at TIME it shows instead the balance then: \
+what every transfer settled at or before TIME had left (a date means the end \
+of that day, UTC), and the policy in force then; with --at-tx TX_ID the \
+balance right after that transfer was applied to the user, and the policy in \
+force when it was. Both are read from an index, however long the history.",
         after_help = "Examples:
   wallet get-user alice
   wallet --json get-user alice | jq -r .available
@@ -324,6 +334,54 @@ shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids).",
     )]
     Refund(RefundArgs),
 
+    /// Set a user's overdraft limit: how far below zero its balance may go
+    #[command(
+        long_about = "Set a user's overdraft limit: how far below zero its balance may go.
+
+`available` counts the limit (balance + overdraft - pending_out - held), and \
+settle and holds decide against it. An AMOUNT of 0 removes the limit. A limit \
+lowered below what is already drawn is taken, but new debits then fail until \
+the balance is back within it. Every change is recorded with its time (`get-user \
+--at` shows the limit in force then) and printed as \
+{\"change_id\",\"user\",\"change\",\"overdraft\",\"memo\",\"at\"}. A closed \
+user takes no change (`account_closed`, exit 4).",
+        after_help = "Examples:
+  wallet overdraft shop 500.00 --memo \"credit line approved\"
+  wallet overdraft shop 0"
+    )]
+    Overdraft(OverdraftArgs),
+
+    /// Freeze a user: no money leaves the account until it is unfrozen
+    #[command(
+        long_about = "Freeze a user: no money leaves the account until it is unfrozen.
+
+While frozen, transfers from the user fail at settle with reason \
+`account_frozen`, new holds from it and captures of its holds are refused; \
+transfers to it are still accepted, and queueing still works. The change is \
+recorded (`change_id`, time, memo) even when the user was frozen already.",
+        after_help = "Example:
+  wallet freeze alice --memo \"under review, ticket 4411\""
+    )]
+    Freeze(PolicyArgs),
+
+    /// Unfreeze a user: money may leave the account again
+    #[command(after_help = "Example:
+  wallet unfreeze alice --memo \"review closed\"")]
+    Unfreeze(PolicyArgs),
+
+    /// Close a user for good: only an empty account, never reopened
+    #[command(
+        long_about = "Close a user for good.
+
+Only an empty account closes: a balance, money pending in or out, or money \
+held fails with `account_not_empty` (exit 4), saying what is left. A closed \
+user takes no new transfer and no policy change, cannot be reopened, keeps \
+its history, and its name stays taken.",
+        after_help = "Example:
+  wallet close alice --memo \"customer request\""
+    )]
+    Close(PolicyArgs),
+
     /// Print a shell completion script
     #[command(
         long_about = "Print a shell completion script on stdout.
@@ -441,6 +499,34 @@ pub struct CreateUserArgs {
     pub name: String,
     /// Email address
     pub email: String,
+
+    /// How far below zero the balance may go, e.g. 500.00 (0: none)
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub overdraft: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OverdraftArgs {
+    /// User name (any case)
+    pub name: String,
+    /// The new limit, e.g. 500 or 500.00; 0 removes it
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+
+    /// A note recorded with the change
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub memo: Option<String>,
+}
+
+/// The arguments of `freeze`, `unfreeze` and `close`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// User name (any case)
+    pub name: String,
+
+    /// A note recorded with the change
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub memo: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,24 @@ impl Currency {
     /// guessed at: signs, exponents, separators, whitespace, more decimals
     /// than the currency has, zero, and values past `i64`.
     pub fn parse_amount(&self, input: &str) -> Result<Amount, WalletError> {
+        let minor = self.parse_minor(input)?;
+        if minor == 0 {
+            return Err(WalletError::InvalidAmount {
+                input: echo(input),
+                why: "it must be greater than zero".into(),
+            });
+        }
+        Ok(Amount(minor))
+    }
+
+    /// Parses a limit: written like an amount ([`Currency::parse_amount`]),
+    /// but zero is allowed and means none.
+    pub(crate) fn parse_limit(&self, input: &str) -> Result<i64, WalletError> {
+        self.parse_minor(input)
+    }
+
+    /// A plain decimal, zero included, in minor units.
+    fn parse_minor(&self, input: &str) -> Result<i64, WalletError> {
         let refuse = |why: String| WalletError::InvalidAmount {
             input: echo(input),
             why,
@@ -98,10 +116,7 @@ impl Currency {
                 .and_then(|m| m.checked_add(i64::from(digit - b'0')))
                 .ok_or_else(too_large)?;
         }
-        if minor == 0 {
-            return Err(refuse("it must be greater than zero".into()));
-        }
-        Ok(Amount(minor))
+        Ok(minor)
     }
 
     /// Formats minor units with exactly the currency's decimals; negative

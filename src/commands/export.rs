@@ -6,8 +6,8 @@ use std::io::{self, BufWriter};
 use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Result, WalletError};
-use crate::ledger::ExportFilter;
 use crate::ledger::Instant;
+use crate::ledger::{ExportFilter, Exported};
 use crate::output::Report;
 use crate::output::export::{Csv, ExportWriter, Hledger, JsonLines};
 use crate::time;
@@ -27,6 +27,8 @@ pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
             .transpose()?
             .map(Instant::new),
         statuses: args.status.iter().map(|s| (*s).into()).collect(),
+        // Only the journal has a place for them: comment lines.
+        changes: matches!(args.format, ExportFormat::Hledger),
     };
     let mut ledger = context.open_to_read()?;
     let currency = ledger.currency().clone();
@@ -41,6 +43,7 @@ pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
             out,
             currency,
             accounts: Default::default(),
+            changes: Default::default(),
         }),
     };
     // A reader that stops early (`| head`) ends the export quietly: it
@@ -56,8 +59,12 @@ pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
         }
     };
     if keep_going(writer.begin(), &mut stopped) {
-        ledger.export(&filter, &mut |record| {
-            Ok(keep_going(writer.write(&record), &mut stopped))
+        ledger.export(&filter, &mut |item| {
+            let written = match &item {
+                Exported::Change(change) => writer.change(change),
+                Exported::Transfer(record) => writer.write(record),
+            };
+            Ok(keep_going(written, &mut stopped))
         })?;
         if stopped.is_none() {
             let finished = writer.finish();

@@ -3,10 +3,13 @@
 mod balances;
 mod cancel;
 mod capture;
+mod change_policy;
+mod close;
 mod completions;
 mod create_user;
 mod deposit;
 mod export;
+mod freeze;
 mod get_transfer;
 mod get_user;
 mod history;
@@ -14,12 +17,14 @@ mod hold;
 mod init;
 mod man;
 mod migrate;
+mod overdraft;
 mod queue;
 mod refund;
 mod release;
 mod settle;
 mod transfer;
 mod transfer_batch;
+mod unfreeze;
 mod users;
 mod verify;
 mod withdraw;
@@ -93,6 +98,10 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Capture(args) => capture::run(&context, args),
         Command::Release(args) => release::run(&context, args),
         Command::Refund(args) => refund::run(&context, args),
+        Command::Overdraft(args) => overdraft::run(&context, args),
+        Command::Freeze(args) => freeze::run(&context, args),
+        Command::Unfreeze(args) => unfreeze::run(&context, args),
+        Command::Close(args) => close::run(&context, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Verify(args) => verify::run(&context, args),

@@ -28,13 +28,13 @@ use crate::money::{Amount, Currency};
 
 pub use crate::location::{Location, hide_passwords_in};
 pub(crate) use model::{
-    BalanceAt, BatchOptions, BatchStopped, BatchSummary, Check, ExportFilter, Findings,
+    BalanceAt, BatchOptions, BatchStopped, BatchSummary, Check, ExportFilter, Exported, Findings,
     HistoryQuery, PointInTime, Problem, SettleOptions, SettleStopped, SettleSummary, Span,
     TransferRecord, TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 pub use model::{
     BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Instant,
-    Kind, NewTransfer, Queued, Status, TransferRef, TxId,
+    Kind, NewTransfer, PolicyChange, PolicyChangeRecord, Queued, Status, TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -108,8 +108,27 @@ impl Ledger {
         self.store.currency()
     }
 
-    pub(crate) fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
-        self.store.create_user(name, email)
+    /// Adds a user; an `overdraft` above zero is recorded as its first
+    /// policy change.
+    pub(crate) fn create_user(
+        &mut self,
+        name: &UserName,
+        email: &Email,
+        overdraft: i64,
+    ) -> Result<UserRecord> {
+        self.store.create_user(name, email, overdraft)
+    }
+
+    /// Changes a user's policy and records the change; see
+    /// [`rules::policy::apply_change`] for what is refused.
+    pub(crate) fn change_policy(
+        &mut self,
+        name: &UserName,
+        change: PolicyChange,
+        memo: Option<&Memo>,
+    ) -> Result<PolicyChangeRecord> {
+        self.store
+            .change_policy(name, change, memo.map(Memo::as_str))
     }
 
     /// Adds many users in one transaction: all or none.
@@ -274,11 +293,12 @@ impl Ledger {
         self.store.trial_balance(at)
     }
 
-    /// Streams the transfers `filter` keeps, oldest first.
+    /// Streams the transfers `filter` keeps, oldest first, after the policy
+    /// changes if it asks for them.
     pub(crate) fn export(
         &mut self,
         filter: &ExportFilter,
-        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+        each: &mut dyn FnMut(Exported) -> Result<bool>,
     ) -> Result<()> {
         self.store.export(filter, each)
     }
@@ -410,7 +430,7 @@ pub(crate) fn file_with_alice(path: &std::path::Path) -> Location {
     let email = Email::parse("alice@example.com").unwrap();
     Ledger::open(&location, &options)
         .unwrap()
-        .create_user(&alice, &email)
+        .create_user(&alice, &email, 0)
         .unwrap();
     location
 }

@@ -8,6 +8,10 @@ use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::money::Amount;
 
+mod policy_change;
+
+pub use policy_change::{PolicyChange, PolicyChangeRecord};
+
 /// The id of the built-in account on the other side of deposits and
 /// withdrawals. It has no name, so no user can collide with it.
 pub(crate) const EXTERNAL_ACCOUNT: i64 = 0;
@@ -313,6 +317,9 @@ pub struct BalanceAt {
     pub tx_id: Option<TxId>,
     /// When that transfer was applied.
     pub settled_at: Option<Instant>,
+    /// The policy in force then: the state after the last change made at
+    /// or before the instant (for a transfer, the instant it was applied).
+    pub policy: Policy,
 }
 
 /// Which transfers `export` streams: created within `[since, until]`
@@ -323,6 +330,17 @@ pub struct ExportFilter {
     pub since: Option<Instant>,
     pub until: Option<Instant>,
     pub statuses: Vec<Status>,
+    /// Whether the policy changes made within the same bounds come too,
+    /// before the transfers (the journal interleaves them by time).
+    pub changes: bool,
+}
+
+/// What `export` streams: the policy changes asked for, by time, then the
+/// transfers, by `tx_id`.
+#[derive(Debug, Clone)]
+pub enum Exported {
+    Change(PolicyChangeRecord),
+    Transfer(TransferRecord),
 }
 
 impl ExportFilter {
@@ -336,8 +354,17 @@ impl ExportFilter {
 /// in net of what went out, so that the whole sums to zero.
 #[derive(Debug, Clone, Default)]
 pub struct TrialBalance {
-    pub users: Vec<(String, i64)>,
+    pub users: Vec<UserBalance>,
     pub external: i64,
+}
+
+/// One user's line of a [`TrialBalance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserBalance {
+    pub name: String,
+    pub balance: i64,
+    /// Whether the user was closed by then.
+    pub closed: bool,
 }
 
 /// Which point of the past [`BalanceAt`] is asked for.

@@ -13,9 +13,9 @@ use crate::error::Result;
 use crate::money::Currency;
 
 use super::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
-    Instant, PointInTime, TransferRecord, TransferRef, TrialBalance, TxId, UserRecord,
-    VerifyOptions, VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, Exported,
+    HistoryQuery, Instant, PointInTime, PolicyChange, PolicyChangeRecord, TransferRecord,
+    TransferRef, TrialBalance, TxId, UserRecord, VerifyOptions, VerifyReport,
 };
 
 /// How a process wants the ledger opened.
@@ -84,7 +84,20 @@ pub trait Store {
     fn profile(&self) -> Profile;
 
     /// Adds a user with a zero balance; names are unique regardless of case.
-    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord>;
+    /// An `overdraft` limit above zero is recorded as the user's first
+    /// policy change, in the same transaction.
+    fn create_user(&mut self, name: &UserName, email: &Email, overdraft: i64)
+    -> Result<UserRecord>;
+
+    /// Changes a user's policy as [`super::rules::policy::apply_change`]
+    /// decides, under the lock settle and capture take on the account, and
+    /// records the change and its event in the same transaction.
+    fn change_policy(
+        &mut self,
+        name: &UserName,
+        change: PolicyChange,
+        memo: Option<&str>,
+    ) -> Result<PolicyChangeRecord>;
 
     /// Adds many users with zero balances in one transaction: all or none.
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()>;
@@ -152,11 +165,12 @@ pub trait Store {
     fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance>;
 
     /// Streams every transfer `filter` keeps, oldest first, to `each`, from
-    /// one snapshot and in constant memory; `each` returns false to stop.
+    /// one snapshot and in constant memory, after the policy changes within
+    /// its bounds by time if it asks for them; `each` returns false to stop.
     fn export(
         &mut self,
         filter: &ExportFilter,
-        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+        each: &mut dyn FnMut(Exported) -> Result<bool>,
     ) -> Result<()>;
 
     /// Marks the holds past their expiry EXPIRED, then decides up to `max`

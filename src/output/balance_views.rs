@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::views::yes_no;
 use super::{Human, Report};
 use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
 use crate::ledger::{Instant, TxId};
@@ -20,6 +21,10 @@ struct BalanceAtView {
     /// The last transfer applied to the user by then, if any.
     tx_id: Option<TxId>,
     settled_at: Option<String>,
+    /// The policy in force then.
+    overdraft: String,
+    frozen: bool,
+    closed: bool,
 }
 
 /// A user's balance at `point`, as a record.
@@ -34,6 +39,9 @@ pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currenc
         },
         tx_id: then.tx_id,
         settled_at: then.settled_at.map(|at| time::rfc3339(at.get())),
+        overdraft: currency.format(then.policy.overdraft),
+        frozen: then.policy.frozen,
+        closed: then.policy.closed,
     };
     let mut fields = vec![
         ("name", view.name.clone()),
@@ -48,6 +56,9 @@ pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currenc
             .map_or_else(|| "(none yet)".to_string(), |id| id.to_string()),
     ));
     fields.push(("settled_at", view.settled_at.clone().unwrap_or_default()));
+    fields.push(("overdraft", format!("{} {}", view.overdraft, view.currency)));
+    fields.push(("frozen", yes_no(view.frozen)));
+    fields.push(("closed", yes_no(view.closed)));
     Report::new(view, Human::Record(fields))
 }
 
@@ -55,6 +66,8 @@ pub(crate) fn balance_at(then: BalanceAt, point: PointInTime, currency: &Currenc
 struct UserBalance {
     name: String,
     balance: String,
+    /// Whether the user was closed by then.
+    closed: bool,
 }
 
 #[derive(Serialize)]
@@ -82,7 +95,7 @@ pub(crate) fn trial_balance(
     let total: i128 = balances
         .users
         .iter()
-        .map(|(_, b)| i128::from(*b))
+        .map(|user| i128::from(user.balance))
         .sum::<i128>()
         + i128::from(balances.external);
     let total = i64::try_from(total)
@@ -93,9 +106,10 @@ pub(crate) fn trial_balance(
         users: balances
             .users
             .iter()
-            .map(|(name, balance)| UserBalance {
-                name: name.clone(),
-                balance: currency.format(*balance),
+            .map(|user| UserBalance {
+                name: user.name.clone(),
+                balance: currency.format(user.balance),
+                closed: user.closed,
             })
             .collect(),
         external: currency.format(balances.external),
@@ -104,7 +118,14 @@ pub(crate) fn trial_balance(
     let mut rows: Vec<Vec<String>> = view
         .users
         .iter()
-        .map(|u| vec![u.name.clone(), u.balance.clone()])
+        .map(|u| {
+            let name = if u.closed {
+                format!("{} (closed)", u.name)
+            } else {
+                u.name.clone()
+            };
+            vec![name, u.balance.clone()]
+        })
         .collect();
     rows.push(vec!["(external)".into(), view.external.clone()]);
     rows.push(vec!["total".into(), view.total.clone()]);

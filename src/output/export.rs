@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::ledger::TxId;
-use crate::ledger::{Status, TransferRecord};
+use crate::ledger::{PolicyChangeRecord, Status, TransferRecord};
 use crate::money::Currency;
 use crate::output::views::TransferView;
 
@@ -16,6 +16,11 @@ pub(crate) trait ExportWriter {
         Ok(())
     }
     fn write(&mut self, record: &TransferRecord) -> io::Result<()>;
+    /// A policy change, fed before every transfer, by time; only the
+    /// journal writes them.
+    fn change(&mut self, _change: &PolicyChangeRecord) -> io::Result<()> {
+        Ok(())
+    }
     fn finish(&mut self) -> io::Result<()>;
 }
 
@@ -144,6 +149,9 @@ pub(crate) struct Hledger<W: Write> {
     /// The user accounts the journal used, declared at its end so that
     /// `hledger check --strict` passes: one entry per user, not per transfer.
     pub accounts: std::collections::BTreeSet<String>,
+    /// Policy changes not written yet, by time: each is a comment line
+    /// before the first transfer created after it.
+    pub changes: std::collections::VecDeque<PolicyChangeRecord>,
 }
 
 impl<W: Write> Hledger<W> {
@@ -159,6 +167,36 @@ impl<W: Write> Hledger<W> {
         } else {
             format!("\"{code}\"")
         }
+    }
+
+    /// Writes, as comment lines, the policy changes made at or before `until`.
+    fn changes_until(&mut self, until: i64) -> io::Result<()> {
+        while let Some(change) = self.changes.front() {
+            if change.at.get() > until {
+                break;
+            }
+            let line = self.change_line(change);
+            writeln!(self.out, "{line}")?;
+            self.changes.pop_front();
+        }
+        Ok(())
+    }
+
+    /// `; 2026-12-03 change 3: alice overdraft limit 50.00 — memo`: hledger
+    /// ignores it, and a memo (which holds no line end) cannot leave it.
+    fn change_line(&self, change: &PolicyChangeRecord) -> String {
+        let date = &crate::time::rfc3339(change.at.get())[..10];
+        let memo = change
+            .memo
+            .as_deref()
+            .map(|memo| format!(" — {}", memo.replace(char::is_control, " ")))
+            .unwrap_or_default();
+        format!(
+            "; {date} change {}: {} {}{memo}",
+            change.change_id,
+            change.user,
+            crate::output::policy_views::describe(change.change, &self.currency)
+        )
     }
 
     /// The `commodity` directive's sample amount: hledger takes the decimal
@@ -216,7 +254,7 @@ impl<W: Write> ExportWriter for Hledger<W> {
         )?;
         writeln!(
             self.out,
-            "; * COMPLETED, ! PENDING; FAILED, CANCELLED and holds moved no money and appear as comments"
+            "; * COMPLETED, ! PENDING; FAILED, CANCELLED and holds moved no money and appear as comments, as do policy changes"
         )?;
         writeln!(
             self.out,
@@ -227,7 +265,13 @@ impl<W: Write> ExportWriter for Hledger<W> {
         writeln!(self.out)
     }
 
+    fn change(&mut self, change: &PolicyChangeRecord) -> io::Result<()> {
+        self.changes.push_back(change.clone());
+        Ok(())
+    }
+
     fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
+        self.changes_until(record.created_at.get())?;
         let mark = match record.status {
             Status::Completed => "*",
             Status::Pending => "!",
@@ -293,6 +337,7 @@ impl<W: Write> ExportWriter for Hledger<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.changes_until(i64::MAX)?;
         for account in &self.accounts {
             if account != &hledger_account(None) {
                 writeln!(self.out, "account {account}")?;

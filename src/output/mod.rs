@@ -7,6 +7,7 @@ pub(crate) mod batch_stream;
 pub(crate) mod completion_script;
 pub(crate) mod export;
 pub(crate) mod man_page;
+pub(crate) mod policy_views;
 mod report;
 pub(crate) mod settle_report;
 mod table;

@@ -20,6 +20,12 @@ pub(crate) struct UserView {
     /// Reserved by live holds.
     pub held: String,
     pub currency: String,
+    /// How far below zero the balance may go ("0.00": not at all).
+    pub overdraft: String,
+    /// No money leaves the account while it is frozen.
+    pub frozen: bool,
+    /// Closed for good: no new transfer or change.
+    pub closed: bool,
 }
 
 impl UserView {
@@ -33,6 +39,9 @@ impl UserView {
             pending_out: currency.format(user.pending_out),
             held: currency.format(user.held),
             currency: currency.code.clone(),
+            overdraft: currency.format(user.policy.overdraft),
+            frozen: user.policy.frozen,
+            closed: user.policy.closed,
         }
     }
 
@@ -45,6 +54,9 @@ impl UserView {
             ("pending_in", self.with_code(&self.pending_in)),
             ("pending_out", self.with_code(&self.pending_out)),
             ("held", self.with_code(&self.held)),
+            ("overdraft", self.with_code(&self.overdraft)),
+            ("frozen", yes_no(self.frozen)),
+            ("closed", yes_no(self.closed)),
         ])
     }
 
@@ -58,6 +70,9 @@ impl UserView {
                 "pending_in",
                 "pending_out",
                 "held",
+                "overdraft",
+                "frozen",
+                "closed",
                 "email",
             ],
             rows: views
@@ -70,6 +85,9 @@ impl UserView {
                         v.pending_in.clone(),
                         v.pending_out.clone(),
                         v.held.clone(),
+                        v.overdraft.clone(),
+                        yes_no(v.frozen),
+                        yes_no(v.closed),
                         v.email.clone(),
                     ]
                 })
@@ -81,6 +99,11 @@ impl UserView {
     fn with_code(&self, amount: &str) -> String {
         format!("{amount} {}", self.currency)
     }
+}
+
+/// A policy flag in a table or record.
+pub(crate) fn yes_no(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_string()
 }
 
 /// The transfer object of the contract.

@@ -334,6 +334,9 @@ pub(crate) mod shapes {
         pub pending_out: String,
         pub held: String,
         pub currency: String,
+        pub overdraft: String,
+        pub frozen: bool,
+        pub closed: bool,
     }
 
     #[derive(Deserialize, Debug, PartialEq)]

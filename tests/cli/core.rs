@@ -65,6 +65,9 @@ fn create_user_then_get_user_shows_a_zero_balance() {
             pending_out: "0.00".into(),
             held: "0.00".into(),
             currency: "PHP".into(),
+            overdraft: "0.00".into(),
+            frozen: false,
+            closed: false,
         }
     );
 }

@@ -88,6 +88,7 @@ mod inputs;
 mod insider;
 mod pipes;
 mod planted;
+mod policies;
 mod power_loss;
 mod scripting;
 mod tamper;

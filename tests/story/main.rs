@@ -45,6 +45,7 @@ impl Place {
                 .create_user(
                     &user(name),
                     &Email::parse(&format!("{name}@example.com")).unwrap(),
+                    0,
                 )
                 .unwrap();
         }

@@ -15,6 +15,7 @@ mod connect;
 mod error;
 mod guard;
 mod holds;
+mod policies;
 mod queue;
 mod reports;
 mod schema;
@@ -33,9 +34,9 @@ use crate::error::{Result, WalletError};
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
-    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
-    VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, Exported,
+    HistoryQuery, PointInTime, PolicyChange, PolicyChangeRecord, TransferRecord, TransferRef,
+    TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::money::Currency;
@@ -500,8 +501,42 @@ impl Store for PgStore {
         }
     }
 
-    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
-        self.retrying(|store| users::create_user(&mut store.client, &mut store.guard, name, email))
+    fn create_user(
+        &mut self,
+        name: &UserName,
+        email: &Email,
+        overdraft: i64,
+    ) -> Result<UserRecord> {
+        let currency = self.currency.clone();
+        self.retrying(|store| {
+            users::create_user(
+                &mut store.client,
+                &mut store.guard,
+                &currency,
+                name,
+                email,
+                overdraft,
+            )
+        })
+    }
+
+    fn change_policy(
+        &mut self,
+        name: &UserName,
+        change: PolicyChange,
+        memo: Option<&str>,
+    ) -> Result<PolicyChangeRecord> {
+        let currency = self.currency.clone();
+        self.retrying(|store| {
+            policies::change_policy(
+                &mut store.client,
+                &mut store.guard,
+                &currency,
+                name,
+                change,
+                memo,
+            )
+        })
     }
 
     fn create_users(&mut self, list: &[(UserName, Email)]) -> Result<()> {
@@ -652,7 +687,7 @@ impl Store for PgStore {
     fn export(
         &mut self,
         filter: &ExportFilter,
-        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+        each: &mut dyn FnMut(Exported) -> Result<bool>,
     ) -> Result<()> {
         self.reading(|store| reports::export(&mut store.client, filter, each))
     }

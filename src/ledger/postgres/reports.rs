@@ -10,7 +10,7 @@ use crate::domain::UserName;
 use crate::error::Result;
 use crate::ledger::model::Instant;
 use crate::ledger::model::{
-    EXTERNAL_ACCOUNT, ExportFilter, TransferRecord, TrialBalance, UserRecord,
+    EXTERNAL_ACCOUNT, ExportFilter, Exported, TrialBalance, UserBalance, UserRecord,
 };
 use crate::ledger::rules;
 
@@ -50,7 +50,7 @@ pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<Tr
         .start()?;
     let mut balances = TrialBalance::default();
     let rows = tx.query(
-        "SELECT id, name, balance FROM accounts ORDER BY lower(name), id",
+        "SELECT id, name, balance, closed FROM accounts ORDER BY lower(name), id",
         &[],
     )?;
     let mut ids = Vec::new();
@@ -60,14 +60,20 @@ pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<Tr
             None if id == EXTERNAL_ACCOUNT => balances.external = balance,
             None => {}
             Some(name) => {
-                balances.users.push((name, balance));
+                balances.users.push(UserBalance {
+                    name,
+                    balance,
+                    closed: row.get(3),
+                });
                 ids.push(id);
             }
         }
     }
     if let Some(at) = at {
         let mut total: i64 = 0;
-        for ((_, balance), id) in balances.users.iter_mut().zip(ids) {
+        for (user, id) in balances.users.iter_mut().zip(ids) {
+            user.closed = super::policies::policy_at(&mut tx, id, at)?.closed;
+            let balance = &mut user.balance;
             let then = tx.query_opt(
                 "SELECT balance FROM (
                     (SELECT src_balance AS balance, settled_at, settle_batch, tx_id FROM transfers
@@ -90,11 +96,12 @@ pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<Tr
 }
 
 /// Every transfer created within the filter's bounds, oldest first, with
-/// its refunds, through a portal in one read-only snapshot.
+/// its refunds, after the policy changes made within them if the filter
+/// asks for them, through a portal in one read-only snapshot.
 pub(super) fn export(
     client: &mut Client,
     filter: &ExportFilter,
-    each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    each: &mut dyn FnMut(Exported) -> Result<bool>,
 ) -> PgResult<()> {
     let mut tx = client
         .build_transaction()
@@ -103,6 +110,14 @@ pub(super) fn export(
         .start()?;
     let since = filter.since.map_or(i64::MIN, Instant::get);
     let until = filter.until.map_or(i64::MAX, Instant::get);
+    if filter.changes {
+        for change in super::policies::changes_between(&mut tx, since, until)? {
+            if !each(Exported::Change(change))? {
+                tx.commit()?;
+                return Ok(());
+            }
+        }
+    }
     let portal = tx.bind(
         &format!(
             "{} WHERE t.created_at >= $1 AND t.created_at <= $2 ORDER BY t.tx_id",
@@ -117,7 +132,7 @@ pub(super) fn export(
         }
         for row in &rows {
             let record = transfer_from_row(row)?;
-            if filter.keeps(&record) && !each(record)? {
+            if filter.keeps(&record) && !each(Exported::Transfer(record))? {
                 break 'fetch;
             }
         }

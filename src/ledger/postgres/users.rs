@@ -10,8 +10,9 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
-use crate::ledger::rules;
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, PolicyChange, UserRecord};
+use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::money::Currency;
 
 /// `held`, then what holds past their expiry, even those `settle` has not
 /// marked yet, reserve in it: [`user_from_row`] leaves that out.
@@ -26,22 +27,25 @@ fn select_user() -> String {
     )
 }
 
-/// Adds a user with a zero balance. Names are unique regardless of case:
-/// the unique index on `lower(name)` decides between two processes adding
-/// the same name at once.
+/// Adds a user with a zero balance. Names are unique regardless of case,
+/// a closed user's included: the unique index on `lower(name)` decides
+/// between two processes adding the same name at once. An `overdraft`
+/// above zero is the user's first policy change, made as it is created.
 pub(super) fn create_user(
     client: &mut Client,
     guard: &mut Guard,
+    currency: &Currency,
     name: &UserName,
     email: &Email,
+    overdraft: i64,
 ) -> PgResult<UserRecord> {
-    guard.begin(client, &["accounts"], &["transfers"])?;
+    guard.begin(client, &super::policies::WRITES, &["transfers"])?;
     let inserted = client.query_opt(
         &format!(
             "INSERT INTO accounts (name, email, created_at) VALUES ($1, $2, {NOW_MS})
              ON CONFLICT ((lower(name))) DO NOTHING
              RETURNING id, name, email, balance, pending_in, pending_out, held, 0::bigint,
-                       overdraft, frozen, closed"
+                       overdraft, frozen, closed, created_at"
         ),
         &[&name.as_str(), &email.as_str()],
     )?;
@@ -50,7 +54,18 @@ pub(super) fn create_user(
             find_user(client, name.as_str())?.map_or_else(|| name.to_string(), |user| user.name);
         return Err(WalletError::UserExists(existing).into());
     };
-    let user = user_from_row(&row);
+    let mut user = user_from_row(&row);
+    if overdraft > 0 {
+        let change = PolicyChange::Overdraft(overdraft);
+        user.policy = rules::policy::apply_change(
+            &user.name,
+            user.policy,
+            AccountFigures::default(),
+            change,
+            currency,
+        )?;
+        super::policies::record_change(client, user.id, user.policy, change, None, row.get(11))?;
+    }
     commit(
         client,
         guard,
@@ -135,18 +150,27 @@ pub(super) fn balance_at(
             )?
             .map(|row| (row.get(0), row.get(1), row.get(2))),
     };
+    // A transfer's point is the instant it was applied.
+    let instant = match (at, found) {
+        (PointInTime::Time(ms), _) => ms.get(),
+        (PointInTime::Transfer(_), Some((_, _, settled_at))) => settled_at,
+        (PointInTime::Transfer(_), None) => i64::MAX,
+    };
+    let policy = super::policies::policy_at(client, user.id, instant)?;
     Ok(match found {
         Some((tx_id, balance, settled_at)) => BalanceAt {
             name: user.name,
             balance,
             tx_id: Some(TxId::new(tx_id)),
             settled_at: Some(Instant::new(settled_at)),
+            policy,
         },
         None => BalanceAt {
             name: user.name,
             balance: 0,
             tx_id: None,
             settled_at: None,
+            policy,
         },
     })
 }

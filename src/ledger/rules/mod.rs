@@ -12,6 +12,7 @@
 //! settle times the histories read in [`replay`].
 
 pub(crate) mod plan;
+pub(crate) mod policy;
 pub(crate) mod replay;
 pub(crate) mod settle;
 pub(crate) mod verify;

@@ -21,6 +21,7 @@ mod files;
 mod guard;
 mod holds;
 mod kept_files;
+mod policies;
 mod queue;
 mod reports;
 mod schema;
@@ -40,9 +41,9 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::model::{
-    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, HistoryQuery,
-    PointInTime, TransferRecord, TransferRef, TrialBalance, UserRecord, VerifyOptions,
-    VerifyReport,
+    BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, Exported,
+    HistoryQuery, PointInTime, PolicyChange, PolicyChangeRecord, TransferRecord, TransferRef,
+    TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 use super::store::{Access, Engine, OpenOptions, Profile, Store};
 use crate::domain::{Email, UserName};
@@ -567,11 +568,33 @@ impl Store for SqliteStore {
         }
     }
 
-    fn create_user(&mut self, name: &UserName, email: &Email) -> Result<UserRecord> {
+    fn create_user(
+        &mut self,
+        name: &UserName,
+        email: &Email,
+        overdraft: i64,
+    ) -> Result<UserRecord> {
         self.share()?;
         self.wrote = true;
         self.caches.clear();
-        self.run(|store| users::create_user(&mut store.conn, name, email))
+        let currency = self.currency.clone();
+        self.run(|store| users::create_user(&mut store.conn, &currency, name, email, overdraft))
+    }
+
+    fn change_policy(
+        &mut self,
+        name: &UserName,
+        change: PolicyChange,
+        memo: Option<&str>,
+    ) -> Result<PolicyChangeRecord> {
+        self.share()?;
+        self.files.check(&self.errors.path)?;
+        self.wrote = true;
+        // Settle's and ingest's caches hold account figures a change may
+        // make stale.
+        self.caches.clear();
+        let currency = self.currency.clone();
+        self.run(|store| policies::change_policy(&mut store.conn, &currency, name, change, memo))
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
@@ -688,7 +711,7 @@ impl Store for SqliteStore {
     fn export(
         &mut self,
         filter: &ExportFilter,
-        each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+        each: &mut dyn FnMut(Exported) -> Result<bool>,
     ) -> Result<()> {
         self.read(|store| reports::export(&store.conn, filter, each))
     }

@@ -609,7 +609,7 @@ mod tests {
         for user in ["alice", "bob"] {
             let email = Email::parse(&format!("{user}@example.com")).unwrap();
             ledger
-                .create_user(&UserName::parse(user).unwrap(), &email)
+                .create_user(&UserName::parse(user).unwrap(), &email, 0)
                 .unwrap();
         }
         ledger

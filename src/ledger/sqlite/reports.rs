@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::{
-    EXTERNAL_ACCOUNT, ExportFilter, PointInTime, TransferRecord, TrialBalance, UserRecord,
+    EXTERNAL_ACCOUNT, ExportFilter, Exported, PointInTime, TrialBalance, UserBalance, UserRecord,
 };
 
 /// Up to `limit` users after `after`, by name regardless of case, from
@@ -45,7 +45,7 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
     let mut balances = TrialBalance::default();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, name, balance FROM accounts ORDER BY name COLLATE NOCASE, id",
+            "SELECT id, name, balance, closed FROM accounts ORDER BY name COLLATE NOCASE, id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -54,7 +54,11 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
             match name {
                 None if id == EXTERNAL_ACCOUNT => balances.external = balance,
                 None => {}
-                Some(name) => balances.users.push((name, balance)),
+                Some(name) => balances.users.push(UserBalance {
+                    name,
+                    balance,
+                    closed: row.get(3)?,
+                }),
             }
         }
     }
@@ -68,11 +72,16 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut total: i64 = 0;
-        for ((name, balance), id) in balances.users.iter_mut().zip(ids) {
-            *balance =
-                users::balance_of(&tx, id, name.clone(), PointInTime::Time(Instant::new(at)))?
-                    .balance;
-            total = total.saturating_add(*balance);
+        for (user, id) in balances.users.iter_mut().zip(ids) {
+            let then = users::balance_of(
+                &tx,
+                id,
+                user.name.clone(),
+                PointInTime::Time(Instant::new(at)),
+            )?;
+            user.balance = then.balance;
+            user.closed = then.policy.closed;
+            total = total.saturating_add(user.balance);
         }
         balances.external = total.saturating_neg();
     }
@@ -80,24 +89,32 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
 }
 
 /// Every transfer created within the filter's bounds, oldest first, with
-/// its refunds, from the snapshot of one statement.
+/// its refunds, after the policy changes made within them if the filter
+/// asks for them: from one read transaction's snapshot.
 pub(super) fn export(
     conn: &Connection,
     filter: &ExportFilter,
-    each: &mut dyn FnMut(TransferRecord) -> Result<bool>,
+    each: &mut dyn FnMut(Exported) -> Result<bool>,
 ) -> SqlResult<()> {
     let now = clock::now_ms();
-    let mut stmt = conn.prepare(&format!(
+    let since = filter.since.map_or(i64::MIN, Instant::get);
+    let until = filter.until.map_or(i64::MAX, Instant::get);
+    let snapshot = conn.unchecked_transaction()?;
+    if filter.changes {
+        for change in super::policies::changes_between(&snapshot, since, until)? {
+            if !each(Exported::Change(change))? {
+                return Ok(());
+            }
+        }
+    }
+    let mut stmt = snapshot.prepare(&format!(
         "{} WHERE t.created_at >= ?1 AND t.created_at <= ?2 ORDER BY t.tx_id",
         super::transfers::select_transfer("NULL")
     ))?;
-    let mut rows = stmt.query(params![
-        filter.since.map_or(i64::MIN, Instant::get),
-        filter.until.map_or(i64::MAX, Instant::get)
-    ])?;
+    let mut rows = stmt.query(params![since, until])?;
     while let Some(row) = rows.next()? {
         let record = super::transfers::transfer_from_row(row)?.seen_at(Instant::new(now));
-        if filter.keeps(&record) && !each(record)? {
+        if filter.keeps(&record) && !each(Exported::Transfer(record))? {
             break;
         }
     }

@@ -446,7 +446,7 @@ mod tests {
         for i in 1..=users {
             let name = UserName::parse(&format!("u{i}")).unwrap();
             let email = Email::parse(&format!("u{i}@example.com")).unwrap();
-            ledger.create_user(&name, &email).unwrap();
+            ledger.create_user(&name, &email, 0).unwrap();
         }
         let side = |i: usize| (i > 0).then(|| UserName::parse(&format!("u{i}")).unwrap());
         let lines = workload

@@ -8,8 +8,9 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
-use crate::ledger::rules;
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, PolicyChange, UserRecord};
+use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::money::Currency;
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held,
             overdraft, frozen, closed
@@ -26,22 +27,38 @@ fn expired_held() -> String {
     )
 }
 
-/// Adds a user with a zero balance. Names are unique regardless of case.
+/// Adds a user with a zero balance. Names are unique regardless of case,
+/// a closed user's included. An `overdraft` above zero is the user's first
+/// policy change, made as it is created.
 pub(super) fn create_user(
     conn: &mut Connection,
+    currency: &Currency,
     name: &UserName,
     email: &Email,
+    overdraft: i64,
 ) -> SqlResult<UserRecord> {
     let tx = super::guard::begin_write(conn)?;
     if let Some(existing) = find_user(&tx, name.as_str())? {
         return Err(WalletError::UserExists(existing.name).into());
     }
+    let now = clock::now_ms();
     tx.execute(
         "INSERT INTO accounts (name, email, created_at) VALUES (?1, ?2, ?3)",
-        params![name.as_str(), email.as_str(), clock::now_ms()],
+        params![name.as_str(), email.as_str(), now],
     )?;
-    let user = find_user(&tx, name.as_str())?
+    let mut user = find_user(&tx, name.as_str())?
         .ok_or_else(|| WalletError::internal(anyhow::anyhow!("inserted user vanished")))?;
+    if overdraft > 0 {
+        let change = PolicyChange::Overdraft(overdraft);
+        user.policy = rules::policy::apply_change(
+            &user.name,
+            user.policy,
+            AccountFigures::default(),
+            change,
+            currency,
+        )?;
+        super::policies::record_change(&tx, user.id, user.policy, change, None, now)?;
+    }
     commit(
         tx,
         &format!("user '{}'", user.name),
@@ -141,20 +158,29 @@ pub(super) fn balance_of(
         ),
         None => None,
     };
-    Ok(match found {
+    let mut then = match found {
         Some((tx_id, Some(balance), settled_at)) => BalanceAt {
             name: user.name,
             balance,
             tx_id: Some(TxId::new(tx_id)),
             settled_at: settled_at.map(Instant::new),
+            policy: Policy::default(),
         },
         _ => BalanceAt {
             name: user.name,
             balance: 0,
             tx_id: None,
             settled_at: None,
+            policy: Policy::default(),
         },
-    })
+    };
+    // A transfer's point is the instant it was applied.
+    let instant = match at {
+        PointInTime::Time(ms) => ms.get(),
+        PointInTime::Transfer(_) => then.settled_at.map_or(i64::MAX, Instant::get),
+    };
+    then.policy = super::policies::policy_at(conn, user.id, instant)?;
+    Ok(then)
 }
 
 /// The last transfer applied to `account` in a settle batch that ran at or

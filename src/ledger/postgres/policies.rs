@@ -1,0 +1,153 @@
+//! Account policies: changing one under the account's row lock, recording
+//! the change and its event, and reading the changes back (the policy in
+//! force at an instant, the changes an export interleaves).
+
+use postgres::{Client, GenericClient};
+
+use super::NOW_MS;
+use super::commit;
+use super::error::PgResult;
+use super::guard::Guard;
+use super::users;
+use crate::domain::UserName;
+use crate::error::WalletError;
+use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
+use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::money::Currency;
+
+/// The tables a policy change writes, for the guard's locks.
+pub(super) const WRITES: [&str; 3] = ["accounts", "policy_changes", "events"];
+
+/// Changes `name`'s policy as [`rules::policy::apply_change`] decides, in
+/// one transaction holding the account's row lock, the lock settle and
+/// capture take on it, so a change and a decision never interleave.
+pub(super) fn change_policy(
+    client: &mut Client,
+    guard: &mut Guard,
+    currency: &Currency,
+    name: &UserName,
+    change: PolicyChange,
+    memo: Option<&str>,
+) -> PgResult<PolicyChangeRecord> {
+    guard.begin(client, &WRITES, &["transfers"])?;
+    // The clock is read once the row is locked, and the figures after it,
+    // by a statement of their own: a writer that held the row first has
+    // committed by then, and its figures are the ones decided against.
+    let locked = client.query_one(
+        &format!(
+            "SELECT {NOW_MS}, max(id) FROM (
+                 SELECT id FROM accounts WHERE lower(name) = lower($1) FOR UPDATE
+             ) AS locked"
+        ),
+        &[&name.as_str()],
+    )?;
+    let now: i64 = locked.get(0);
+    if locked.get::<_, Option<i64>>(1).is_none() {
+        return Err(WalletError::UserNotFound(name.to_string()).into());
+    }
+    let user = users::user(client, name)?;
+    let figures = AccountFigures {
+        balance: user.balance,
+        pending_in: user.pending_in,
+        pending_out: user.pending_out,
+        held: user.held,
+    };
+    let policy = rules::policy::apply_change(&user.name, user.policy, figures, change, currency)?;
+    let change_id = record_change(client, user.id, policy, change, memo, now)?;
+    commit(
+        client,
+        guard,
+        &format!("the {} change of user '{}'", change.kind(), user.name),
+        &format!(
+            "`wallet get-user {}` shows whether it took effect",
+            user.name
+        ),
+    )?;
+    Ok(PolicyChangeRecord {
+        change_id,
+        user: user.name,
+        change,
+        memo: memo.map(str::to_string),
+        at: Instant::new(now),
+    })
+}
+
+/// Writes `policy` to the account, the change that made it as of `at`, and
+/// the change's event, in one statement; returns the change's id.
+pub(super) fn record_change(
+    client: &mut Client,
+    account: i64,
+    policy: Policy,
+    change: PolicyChange,
+    memo: Option<&str>,
+    at: i64,
+) -> PgResult<i64> {
+    let row = client.query_one(
+        "WITH changed AS (
+             UPDATE accounts SET overdraft = $2, frozen = $3, closed = $4 WHERE id = $1
+         ), change AS (
+             INSERT INTO policy_changes (account, kind, overdraft, memo, at)
+             VALUES ($1, $5, $6, $7, $8) RETURNING change_id, at
+         )
+         INSERT INTO events (kind, change_id, at)
+         SELECT 'policy_changed', change_id, at FROM change RETURNING change_id",
+        &[
+            &account,
+            &policy.overdraft,
+            &policy.frozen,
+            &policy.closed,
+            &change.kind(),
+            &change.overdraft(),
+            &memo,
+            &at,
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+/// The policy of account `id` in force at `at`: its changes made by then,
+/// folded in the order they were recorded.
+pub(super) fn policy_at(
+    client: &mut impl GenericClient,
+    account: i64,
+    at: i64,
+) -> PgResult<Policy> {
+    let rows = client.query(
+        "SELECT kind, overdraft FROM policy_changes
+          WHERE account = $1 AND at <= $2 ORDER BY change_id",
+        &[&account, &at],
+    )?;
+    let changes = rows
+        .iter()
+        .map(|row| PolicyChange::stored(row.get(0), row.get(1)))
+        .collect::<crate::error::Result<Vec<_>>>()?;
+    Ok(rules::policy::policy_after(changes))
+}
+
+/// Every policy change made within `[since, until]`, by time.
+pub(super) fn changes_between(
+    client: &mut impl GenericClient,
+    since: i64,
+    until: i64,
+) -> PgResult<Vec<PolicyChangeRecord>> {
+    let rows = client.query(
+        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at
+           FROM policy_changes c JOIN accounts a ON a.id = c.account
+          WHERE c.at >= $1 AND c.at <= $2 ORDER BY c.at, c.change_id",
+        &[&since, &until],
+    )?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let user: Option<String> = row.get(1);
+        found.push(PolicyChangeRecord {
+            change_id: row.get(0),
+            user: user.ok_or_else(|| {
+                WalletError::Integrity("a policy change names the external account".into())
+            })?,
+            change: PolicyChange::stored(row.get(2), row.get(3))?,
+            memo: row.get(4),
+            at: Instant::new(row.get(5)),
+        });
+    }
+    Ok(found)
+}
