@@ -86,6 +86,7 @@ mod heads;
 mod holds;
 mod inputs;
 mod insider;
+mod overdraft;
 mod pipes;
 mod planted;
 mod policies;

@@ -8,7 +8,7 @@ use super::guard::Guard;
 use super::{NOW_MS, commit, transfers};
 use crate::error::WalletError;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{EXTERNAL_ACCOUNT, TransferRecord, TransferRef};
+use crate::ledger::model::{EXTERNAL_ACCOUNT, Policy, TransferRecord, TransferRef};
 use crate::ledger::rules;
 use crate::money::Currency;
 
@@ -27,6 +27,20 @@ struct HoldRow {
     status: String,
     expires_at: Option<i64>,
     now: i64,
+    /// Each user side's name and policy as locked (the external account
+    /// has none).
+    parties: Vec<(i64, String, Policy)>,
+}
+
+impl HoldRow {
+    fn party(&self, account: i64) -> (Option<&str>, Policy) {
+        self.parties
+            .iter()
+            .find(|(id, _, _)| *id == account)
+            .map_or((None, Policy::default()), |(_, name, policy)| {
+                (Some(name.as_str()), *policy)
+            })
+    }
 }
 
 fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
@@ -56,16 +70,37 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
     users.sort_unstable();
-    let now: i64 = client
-        .query_one(
-            &format!(
-                "SELECT {NOW_MS}, count(*) FROM (
-                     SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE
-                 ) AS locked"
-            ),
-            &[&users],
-        )?
-        .get(0);
+    let locked = client.query_one(
+        &format!(
+            "SELECT {NOW_MS}, array_agg(id), array_agg(name), array_agg(overdraft),
+                    array_agg(frozen), array_agg(closed)
+               FROM (SELECT id, name, overdraft, frozen, closed FROM accounts
+                      WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked"
+        ),
+        &[&users],
+    )?;
+    let now: i64 = locked.get(0);
+    let ids: Vec<i64> = locked.get::<_, Option<Vec<i64>>>(1).unwrap_or_default();
+    let names: Vec<String> = locked.get::<_, Option<Vec<String>>>(2).unwrap_or_default();
+    let overdrafts: Vec<i64> = locked.get::<_, Option<Vec<i64>>>(3).unwrap_or_default();
+    let frozen: Vec<bool> = locked.get::<_, Option<Vec<bool>>>(4).unwrap_or_default();
+    let closed: Vec<bool> = locked.get::<_, Option<Vec<bool>>>(5).unwrap_or_default();
+    let parties = ids
+        .into_iter()
+        .zip(names)
+        .zip(overdrafts.into_iter().zip(frozen).zip(closed))
+        .map(|((id, name), ((overdraft, frozen), closed))| {
+            (
+                id,
+                name,
+                Policy {
+                    overdraft,
+                    frozen,
+                    closed,
+                },
+            )
+        })
+        .collect();
     let hold = HoldRow {
         src,
         dst,
@@ -73,12 +108,14 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
         status,
         expires_at: row.get(4),
         now,
+        parties,
     };
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, hold.now)?;
     Ok(hold)
 }
 
-/// Turns a live hold into a PENDING transfer of `amount` (all by default).
+/// Turns a live hold into a PENDING transfer of `amount` (all by default),
+/// unless its source is frozen or its destination closed.
 pub(super) fn capture(
     client: &mut Client,
     guard: &mut Guard,
@@ -87,6 +124,9 @@ pub(super) fn capture(
 ) -> PgResult<TransferRecord> {
     guard.begin(client, &["transfers", "accounts"], &["ledger_meta"])?;
     let hold = lock_hold(client, tx_id)?;
+    let (src, src_policy) = hold.party(hold.src);
+    let (dst, dst_policy) = hold.party(hold.dst);
+    rules::check_capture_parties(src, src_policy, dst, dst_policy)?;
     let currency = currency(client)?;
     let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
     client.execute(

@@ -10,7 +10,7 @@
 //! key another process inserted meanwhile is skipped by `ON CONFLICT DO
 //! NOTHING` and answered from that process's transfer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use postgres::Client;
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -26,7 +26,8 @@ use crate::ledger::model::{
     BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
 };
 use crate::ledger::rules::plan::{
-    ChunkFacts, ChunkPlan, HoldFigures, NewRow, Original, PendingSums, Planned, RowKind, StoredKey,
+    ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, Planned, RowKind,
+    StoredKey,
 };
 use crate::ledger::rules::{self, Pinned};
 use crate::money::Currency;
@@ -66,6 +67,8 @@ pub(super) enum Attempt {
 #[derive(Default)]
 struct Prefetched {
     names: HashMap<String, i64>,
+    /// The chunk's users that are closed, as read with their sums.
+    closed: HashSet<i64>,
     keys: HashMap<String, StoredKey>,
     sums: HashMap<i64, PendingSums>,
     figures: HashMap<i64, HoldFigures>,
@@ -75,8 +78,14 @@ struct Prefetched {
 impl ChunkFacts for Prefetched {
     type Fault = PgFault;
 
-    fn account(&mut self, name: &UserName) -> PgResult<Option<i64>> {
-        Ok(self.names.get(&name.as_str().to_ascii_lowercase()).copied())
+    fn account(&mut self, name: &UserName) -> PgResult<Option<Named>> {
+        Ok(self
+            .names
+            .get(&name.as_str().to_ascii_lowercase())
+            .map(|&id| Named {
+                id,
+                closed: self.closed.contains(&id),
+            }))
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> PgResult<Option<StoredKey>> {
@@ -136,7 +145,8 @@ pub(super) fn plan_and_write(
     let lock = if careful { " FOR UPDATE" } else { "" };
     let read = client.query(
         &format!(
-            "SELECT id, pending_out, pending_in, balance, held FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
+            "SELECT id, pending_out, pending_in, balance, held, overdraft, frozen, closed
+               FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
         ),
         &[&users],
     )?;
@@ -167,8 +177,13 @@ pub(super) fn plan_and_write(
         let figures = HoldFigures {
             balance: row.get(3),
             held: row.get(4),
+            overdraft: row.get(5),
+            frozen: row.get(6),
         };
         facts.figures.insert(id, figures);
+        if row.get::<_, bool>(7) {
+            facts.closed.insert(id);
+        }
     }
     let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
     read_originals(client, &mut facts, chunk)?;
@@ -181,8 +196,10 @@ pub(super) fn plan_and_write(
         plan,
         ids: Vec::new(),
     };
-    if planned.write {
-        lock_users(client, &planned.plan.rows)?;
+    if planned.write && lock_users(client, &planned.plan.rows)? {
+        // A user was closed after its row was read unlocked: decide again
+        // with the rows locked from the start, which no close can pass.
+        return Ok(Attempt::Careful);
     }
     planned.ids = take_ids(client, planned.plan.rows.len())?;
     if !planned.write || (planned.plan.rows.is_empty() && expired.is_empty()) {
@@ -412,8 +429,9 @@ fn earlier_uses<'t>(
 /// locks them (so no two writers deadlock), before their ids are drawn. A
 /// source's new transfers thus take their ids in the order they commit,
 /// so a settle worker, which locks the source too, never finds a transfer
-/// of that source committed after a later one of it was decided.
-fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
+/// of that source committed after a later one of it was decided. Returns
+/// whether one of them is closed now, which the plan did not see.
+fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<bool> {
     let mut users: Vec<i64> = rows
         .iter()
         .flat_map(|row| [row.src, row.dst])
@@ -421,13 +439,14 @@ fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<()> {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if !users.is_empty() {
-        client.query(
-            "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&users],
-        )?;
+    if users.is_empty() {
+        return Ok(false);
     }
-    Ok(())
+    let locked = client.query(
+        "SELECT closed FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&users],
+    )?;
+    Ok(locked.iter().any(|row| row.get::<_, bool>(0)))
 }
 
 /// Ids for the new rows, in line order, from the table's own sequence, in

@@ -235,13 +235,20 @@ pub(super) fn settle_batch(
             .map(|row| {
                 (
                     row.get(0),
-                    Account::read(row.get(1), row.get(2), row.get(3), row.get(4)),
+                    Account::read(
+                        row.get(1),
+                        row.get(2),
+                        row.get(3),
+                        row.get(4),
+                        row.get(5),
+                        row.get(6),
+                    ),
                 )
             })
             .collect()
     };
     let mut accounts = read(client.query(
-        "SELECT id, balance, pending_in, pending_out, held FROM accounts
+        "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen FROM accounts
           WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&users],
     )?);
@@ -250,7 +257,8 @@ pub(super) fn settle_batch(
     // commit, so the deposits and withdrawals of every worker, nearly all
     // naming it, do not wait on each other for it.
     let before = read(client.query(
-        "SELECT id, balance, pending_in, pending_out, held FROM accounts WHERE id = 0",
+        "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen
+           FROM accounts WHERE id = 0",
         &[],
     )?);
     accounts.extend(before.iter().map(|(id, a)| (*id, *a)));

@@ -6,12 +6,15 @@ use postgres::Client;
 
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
-use crate::ledger::model::{Check, Findings, Problem, VerifyOptions, VerifyReport, failed_to_run};
+use crate::ledger::model::{
+    Check, Findings, Problem, Status, VerifyOptions, VerifyReport, failed_to_run,
+};
 use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
-    StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
-    transfer_field_problem, transfer_field_suspects,
+    AccountFigures, Debit, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings,
+    LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS, Tally,
+    figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
+    transfer_field_suspects,
 };
 use crate::money::Currency;
 
@@ -77,11 +80,11 @@ pub(super) fn verify(
     checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
     checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
     client.batch_execute("SAVEPOINT a_check")?;
-    match accounts_and_tally(client) {
-        Ok((accounts, tally)) => {
+    match accounts_and_tally(client).and_then(|(a, t)| Ok((a, t, drawn(client)?))) {
+        Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
             let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, history, currency));
+            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currency));
         }
         Err(fault) if is_fatal(&fault) => return Err(fault),
         Err(fault) => {
@@ -266,12 +269,67 @@ fn transfer_fields(client: &mut Client) -> PgResult<Check> {
     Ok(findings.into_check(TRANSFER_FIELDS.0, TRANSFER_FIELDS.1.into()))
 }
 
+/// The COMPLETED transfers that left their user source below zero, and the
+/// limit changes of those sources: a sound ledger without overdrafts hands
+/// the check of limits no row.
+fn drawn(client: &mut Client) -> PgResult<Drawn> {
+    let debits: Vec<Debit> = client
+        .query(
+            &format!(
+                "SELECT tx_id, src, src_balance, settled_at FROM transfers
+                  WHERE src_balance < 0 AND src <> 0 AND status = '{}'
+                  ORDER BY tx_id",
+                Status::Completed.as_str()
+            ),
+            &[],
+        )?
+        .iter()
+        .map(|row| Debit {
+            tx_id: row.get(0),
+            account: row.get(1),
+            balance_after: row.get(2),
+            settled_at: row.get(3),
+        })
+        .collect();
+    let mut drawn = Drawn {
+        debits,
+        limits: Vec::new(),
+    };
+    let accounts = drawn.accounts();
+    if !accounts.is_empty() {
+        drawn.limits = client
+            .query(
+                &format!(
+                    "SELECT account, at, overdraft FROM policy_changes
+                      WHERE account = ANY($1) AND {LIMIT_CHANGE_SQL}
+                      ORDER BY account, at, change_id"
+                ),
+                &[&accounts],
+            )?
+            .iter()
+            .map(|row| LimitChange {
+                account: row.get(0),
+                at: row.get(1),
+                overdraft: row.get(2),
+            })
+            .collect();
+    }
+    Ok(drawn)
+}
+
 /// Every account, and the transfers summed by the server per account and
 /// status, as exact numerics: a few rows per account, however many transfers.
 fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tally)> {
     let accounts = client
         .query(
-            "SELECT id, name, balance, pending_in, pending_out FROM accounts ORDER BY id",
+            // The largest limit is looked up only below zero, where the
+            // check of limits reads it.
+            "SELECT a.id, a.name, a.balance, a.pending_in, a.pending_out,
+                    CASE WHEN a.balance < 0
+                         THEN greatest(a.overdraft, (SELECT max(p.overdraft) FROM policy_changes p
+                                                      WHERE p.account = a.id))
+                         ELSE 0 END
+               FROM accounts a ORDER BY a.id",
             &[],
         )?
         .iter()
@@ -281,6 +339,7 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
             balance: row.get(2),
             pending_in: row.get(3),
             pending_out: row.get(4),
+            largest_limit: row.get(5),
         })
         .collect::<Vec<_>>();
     let mut tally = Tally::with_capacity(accounts.len());

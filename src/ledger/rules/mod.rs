@@ -22,7 +22,7 @@ use crate::error::{Result, WalletError};
 use crate::money::Currency;
 
 use super::model::{
-    EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Queued, Status, TxId,
+    EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Policy, Queued, Status, TxId,
 };
 pub(crate) use super::model::{available, check_parties};
 
@@ -351,17 +351,28 @@ pub(crate) fn check_account_sums(
     Ok(())
 }
 
-/// A hold is placed only if the source's available money covers it; the
-/// sum of the source's holds must stay a 64-bit count.
+/// A hold is placed only if the source is not frozen and its available
+/// money, the overdraft limit counted, covers it; the sum of the source's
+/// holds must stay a 64-bit count.
 pub(crate) fn check_hold(
     source: &UserName,
-    balance: i64,
+    figures: &plan::HoldFigures,
     pending_out: i64,
-    held: i64,
     amount: i64,
     currency: &Currency,
 ) -> Result<i64> {
-    let available = available(balance, 0, pending_out, held);
+    if figures.frozen {
+        return Err(WalletError::AccountFrozen {
+            user: source.to_string(),
+            action: "no hold can be placed from it",
+        });
+    }
+    let available = available(
+        figures.balance,
+        figures.overdraft,
+        pending_out,
+        figures.held,
+    );
     if available < amount {
         return Err(WalletError::InsufficientFunds {
             user: source.to_string(),
@@ -369,8 +380,50 @@ pub(crate) fn check_hold(
             wanted: currency.format(amount),
         });
     }
-    held.checked_add(amount)
+    figures
+        .held
+        .checked_add(amount)
         .ok_or_else(|| WalletError::PendingOverflow(format!("user '{source}'")))
+}
+
+/// A request that names a closed user is refused, on either side: a closed
+/// account takes no new transfer, and keeps only its history.
+pub(crate) fn check_open(name: &UserName, closed: bool) -> Result<()> {
+    if closed {
+        return Err(WalletError::AccountClosed {
+            user: name.to_string(),
+            what: "new transfer",
+        });
+    }
+    Ok(())
+}
+
+/// A hold is captured only while its source may still pay (not frozen) and
+/// its destination still takes money (not closed); refused, the hold stays
+/// HELD. The external account (no name) has no policy.
+pub(crate) fn check_capture_parties(
+    source: Option<&str>,
+    source_policy: Policy,
+    destination: Option<&str>,
+    destination_policy: Policy,
+) -> Result<()> {
+    if let Some(user) = source
+        && source_policy.frozen
+    {
+        return Err(WalletError::AccountFrozen {
+            user: user.to_string(),
+            action: "its holds cannot be captured",
+        });
+    }
+    if let Some(user) = destination
+        && destination_policy.closed
+    {
+        return Err(WalletError::AccountClosed {
+            user: user.to_string(),
+            what: "captured hold",
+        });
+    }
+    Ok(())
 }
 
 /// The last instant a timestamp may name: the end of the year 9999, the
@@ -476,21 +529,30 @@ pub(crate) enum Decision {
 
 /// Decides a due transfer against the balances as they stand after every
 /// older transfer was decided (oldest first). The external account may go
-/// below zero (it is the world outside); a user may not, and a user's
-/// money reserved by live holds (`src_held`) cannot pay for it: a captured
-/// hold no longer counts there, so it is paid from what it reserved.
+/// below zero (it is the world outside). A frozen user pays nothing,
+/// whatever it holds; otherwise a user may go below zero down to its
+/// overdraft limit, and its money reserved by live holds cannot pay for
+/// it: a captured hold no longer counts there, so it is paid from what it
+/// reserved. A limit lowered below what is already drawn refuses every
+/// debit until credits bring the balance back within it.
 pub(crate) fn decide(
     src: i64,
-    src_balance: i64,
-    src_held: i64,
+    source: &settle::Account,
     dst_balance: i64,
     amount: i64,
 ) -> Decision {
-    if src != EXTERNAL_ACCOUNT && src_balance.saturating_sub(src_held) < amount {
-        return Decision::Fail(FailReason::InsufficientFunds);
+    if src != EXTERNAL_ACCOUNT {
+        if source.frozen {
+            return Decision::Fail(FailReason::AccountFrozen);
+        }
+        let spendable =
+            i128::from(source.balance) + i128::from(source.overdraft) - i128::from(source.held);
+        if spendable < i128::from(amount) {
+            return Decision::Fail(FailReason::InsufficientFunds);
+        }
     }
     match (
-        src_balance.checked_sub(amount),
+        source.balance.checked_sub(amount),
         dst_balance.checked_add(amount),
     ) {
         (Some(src_balance), Some(dst_balance)) => Decision::Complete {

@@ -12,7 +12,8 @@
 use rustc_hash::FxHashMap;
 
 use super::{
-    Pinned, StoredAs, check_expiry, check_hold, check_refund, replay_or_conflict, stored_status,
+    Pinned, StoredAs, check_expiry, check_hold, check_open, check_refund, replay_or_conflict,
+    stored_status,
 };
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
@@ -29,11 +30,21 @@ pub(crate) struct PendingSums {
 
 /// What a hold is checked against besides `pending_out`: the source's
 /// balance and what its live holds reserve (holds past their expiry
-/// already given back).
+/// already given back), and its policy in force.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HoldFigures {
     pub balance: i64,
     pub held: i64,
+    pub overdraft: i64,
+    pub frozen: bool,
+}
+
+/// A user's account as a line names it: its id, and whether it was
+/// closed, which refuses the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub id: i64,
+    pub closed: bool,
 }
 
 /// A transfer stored before the chunk that holds a key a line uses.
@@ -113,7 +124,7 @@ pub(crate) struct Original {
 pub(crate) trait ChunkFacts {
     type Fault: From<WalletError>;
     /// The account of a user name, regardless of ASCII case.
-    fn account(&mut self, name: &UserName) -> std::result::Result<Option<i64>, Self::Fault>;
+    fn account(&mut self, name: &UserName) -> std::result::Result<Option<Named>, Self::Fault>;
     /// The transfer stored before this chunk that holds `key`.
     fn stored_key(
         &mut self,
@@ -419,14 +430,7 @@ fn decide_line<'a, F: ChunkFacts>(
                 }
             };
             let figures = &mut decided.held[slot].1;
-            match check_hold(
-                source,
-                figures.balance,
-                pending_out,
-                figures.held,
-                amount,
-                currency,
-            ) {
+            match check_hold(source, figures, pending_out, amount, currency) {
                 Ok(held) => figures.held = held,
                 Err(refused) => return Ok(Planned::Refused(refused)),
             }
@@ -494,12 +498,13 @@ fn account<F: ChunkFacts>(
     facts: &mut F,
     name: Option<&UserName>,
 ) -> std::result::Result<Result<i64>, F::Fault> {
-    match name {
-        None => Ok(Ok(EXTERNAL_ACCOUNT)),
-        Some(name) => Ok(facts
-            .account(name)?
-            .ok_or_else(|| WalletError::UserNotFound(name.to_string()))),
-    }
+    let Some(name) = name else {
+        return Ok(Ok(EXTERNAL_ACCOUNT));
+    };
+    Ok(match facts.account(name)? {
+        None => Err(WalletError::UserNotFound(name.to_string())),
+        Some(named) => check_open(name, named.closed).map(|()| named.id),
+    })
 }
 
 /// Reserves a queued transfer's amount in its accounts' pending sums.

@@ -106,7 +106,15 @@ impl Ledger {
             sums: HashMap::new(),
             figures: [(1, 100), (2, 40), (3, 0)]
                 .into_iter()
-                .map(|(id, balance)| (id, HoldFigures { balance, held: 0 }))
+                .map(|(id, balance)| {
+                    (
+                        id,
+                        HoldFigures {
+                            balance,
+                            ..HoldFigures::default()
+                        },
+                    )
+                })
                 .collect(),
             keys: HashMap::new(),
             originals: [
@@ -165,8 +173,10 @@ impl Ledger {
 impl ChunkFacts for Ledger {
     type Fault = WalletError;
 
-    fn account(&mut self, name: &UserName) -> Result<Option<i64>> {
-        Ok((1..=USERS).find(|id| name.as_str() == format!("u{id}")))
+    fn account(&mut self, name: &UserName) -> Result<Option<Named>> {
+        Ok((1..=USERS)
+            .find(|id| name.as_str() == format!("u{id}"))
+            .map(|id| Named { id, closed: false }))
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> Result<Option<StoredKey>> {

@@ -599,7 +599,7 @@ mod tests {
             })
             .collect();
         let mut accounts: HashMap<i64, Account> = (0..4)
-            .map(|id| (id, Account::read(0, 1_000_000, 1_000_000, 0)))
+            .map(|id| (id, Account::read(0, 1_000_000, 1_000_000, 0, 0, false)))
             .collect();
         let mut outcomes = Vec::new();
         let mut written = Vec::new();
@@ -694,6 +694,7 @@ mod tests {
             balance: 0,
             pending_in: 0,
             pending_out: 0,
+            largest_limit: 0,
         }];
         // Batch 1 (at 10) decided up to 3: a deposit (1) and a payment
         // (3); the hold 2 was captured and applied in batch 2 (at 20).

@@ -35,18 +35,32 @@ pub(crate) struct Account {
     pub pending_out: i64,
     /// Reserved by live holds: not for PENDING transfers to spend.
     pub held: i64,
+    /// How far below zero the balance may go, as in force when read.
+    pub overdraft: i64,
+    /// Nothing leaves a frozen account.
+    pub frozen: bool,
     /// Changed since the engine last wrote it back; the engine clears it.
     pub dirty: bool,
 }
 
 impl Account {
-    /// Figures as read, not yet changed.
-    pub(crate) fn read(balance: i64, pending_in: i64, pending_out: i64, held: i64) -> Self {
+    /// Figures as read, not yet changed; the policy is read with them, in
+    /// the same statement, so a decision sees the one in force.
+    pub(crate) fn read(
+        balance: i64,
+        pending_in: i64,
+        pending_out: i64,
+        held: i64,
+        overdraft: i64,
+        frozen: bool,
+    ) -> Self {
         Self {
             balance,
             pending_in,
             pending_out,
             held,
+            overdraft,
+            frozen,
             dirty: false,
         }
     }
@@ -134,13 +148,7 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     for d in due {
         let src_before = figures(accounts, d.src)?;
         let dst_before = figures(accounts, d.dst)?;
-        let mut decision = decide(
-            d.src,
-            src_before.balance,
-            src_before.held,
-            dst_before.balance,
-            d.amount,
-        );
+        let mut decision = decide(d.src, &src_before, dst_before.balance, d.amount);
         if let (Some(refunded), Decision::Complete { .. }) = (d.refund_of, decision) {
             let original = originals.get_mut(&refunded).ok_or_else(|| {
                 WalletError::Integrity(format!(

@@ -150,35 +150,148 @@ fn releasing_more_than_is_pending_is_damage() {
     assert_eq!(release_pending(4, 2, 3).unwrap_err().code(), "integrity");
 }
 
+fn funds(balance: i64, held: i64, overdraft: i64, frozen: bool) -> settle::Account {
+    settle::Account::read(balance, 0, 0, held, overdraft, frozen)
+}
+
 #[test]
 fn settlement_decides_by_the_balance_it_sees() {
     assert_eq!(
-        decide(1, 100, 0, 0, 100),
+        decide(1, &funds(100, 0, 0, false), 0, 100),
         Decision::Complete {
             src_balance: 0,
             dst_balance: 100
         }
     );
     assert_eq!(
-        decide(1, 99, 0, 0, 100),
+        decide(1, &funds(99, 0, 0, false), 0, 100),
         Decision::Fail(FailReason::InsufficientFunds)
     );
     // The outside world pays whatever it is asked to.
     assert_eq!(
-        decide(EXTERNAL_ACCOUNT, 0, 0, 0, 100),
+        decide(EXTERNAL_ACCOUNT, &funds(0, 0, 0, false), 0, 100),
         Decision::Complete {
             src_balance: -100,
             dst_balance: 100
         }
     );
     assert_eq!(
-        decide(1, 10, 0, i64::MAX, 10),
+        decide(1, &funds(10, 0, 0, false), i64::MAX, 10),
         Decision::Fail(FailReason::BalanceOverflow)
     );
     assert_eq!(
-        decide(EXTERNAL_ACCOUNT, i64::MIN + 5, 0, 0, 10),
+        decide(EXTERNAL_ACCOUNT, &funds(i64::MIN + 5, 0, 0, false), 0, 10),
         Decision::Fail(FailReason::BalanceOverflow)
     );
+}
+
+#[test]
+fn an_overdraft_limit_lets_a_balance_go_below_zero_down_to_it() {
+    assert_eq!(
+        decide(1, &funds(30, 0, 70, false), 0, 100),
+        Decision::Complete {
+            src_balance: -70,
+            dst_balance: 100
+        }
+    );
+    assert_eq!(
+        decide(1, &funds(30, 0, 70, false), 0, 101),
+        Decision::Fail(FailReason::InsufficientFunds)
+    );
+    // Held money is not spendable, limit or not.
+    assert_eq!(
+        decide(1, &funds(30, 10, 70, false), 0, 100),
+        Decision::Fail(FailReason::InsufficientFunds)
+    );
+    // A limit lowered below what is drawn refuses every debit until
+    // credits bring the balance back within it.
+    assert_eq!(
+        decide(1, &funds(-80, 0, 50, false), 0, 1),
+        Decision::Fail(FailReason::InsufficientFunds)
+    );
+    assert_eq!(
+        decide(1, &funds(-40, 0, 50, false), 0, 10),
+        Decision::Complete {
+            src_balance: -50,
+            dst_balance: 10
+        }
+    );
+    // The largest limit and a balance at its floor: exact, no overflow.
+    assert_eq!(
+        decide(1, &funds(0, 0, i64::MAX, false), 0, i64::MAX),
+        Decision::Complete {
+            src_balance: -i64::MAX,
+            dst_balance: i64::MAX
+        }
+    );
+}
+
+#[test]
+fn a_frozen_source_pays_nothing_before_its_funds_are_looked_at() {
+    assert_eq!(
+        decide(1, &funds(1_000, 0, 0, true), 0, 1),
+        Decision::Fail(FailReason::AccountFrozen)
+    );
+    assert_eq!(
+        decide(1, &funds(0, 0, 0, true), 0, 1),
+        Decision::Fail(FailReason::AccountFrozen)
+    );
+    // Frozen or not, the payee takes money.
+    assert_eq!(
+        decide(2, &funds(10, 0, 0, false), 0, 10),
+        Decision::Complete {
+            src_balance: 0,
+            dst_balance: 10
+        }
+    );
+}
+
+#[test]
+fn holds_count_the_limit_and_are_refused_from_a_frozen_user() {
+    let currency = crate::money::Currency::default();
+    let alice = UserName::parse("alice").unwrap();
+    let figures = |balance, held, overdraft, frozen| plan::HoldFigures {
+        balance,
+        held,
+        overdraft,
+        frozen,
+    };
+    assert_eq!(
+        check_hold(&alice, &figures(10, 5, 50, false), 20, 35, &currency).unwrap(),
+        40
+    );
+    let short = check_hold(&alice, &figures(10, 5, 50, false), 20, 36, &currency).unwrap_err();
+    assert_eq!(short.code(), "insufficient_funds");
+    let frozen = check_hold(&alice, &figures(1_000, 0, 0, true), 0, 1, &currency).unwrap_err();
+    assert_eq!(frozen.code(), "account_frozen");
+    assert_eq!(frozen.exit_code(), 4);
+}
+
+#[test]
+fn a_capture_needs_a_source_that_may_pay_and_a_payee_that_takes_money() {
+    let open = Policy::default();
+    let frozen = Policy {
+        frozen: true,
+        ..open
+    };
+    let closed = Policy {
+        closed: true,
+        ..open
+    };
+    assert!(check_capture_parties(Some("alice"), open, Some("bob"), frozen).is_ok());
+    assert!(check_capture_parties(Some("alice"), open, None, open).is_ok());
+    let refused = check_capture_parties(Some("alice"), frozen, Some("bob"), open).unwrap_err();
+    assert_eq!(refused.code(), "account_frozen");
+    assert!(refused.to_string().contains("'alice'"), "{refused}");
+    let refused = check_capture_parties(Some("alice"), open, Some("bob"), closed).unwrap_err();
+    assert_eq!(refused.code(), "account_closed");
+    assert!(refused.to_string().contains("'bob'"), "{refused}");
+    let closed_payee = UserName::parse("bob").unwrap();
+    assert_eq!(
+        check_open(&closed_payee, true).unwrap_err().code(),
+        "account_closed"
+    );
+    assert!(check_open(&closed_payee, false).is_ok());
 }
 
 /// One step of a random session. Accounts are numbered, 0 the outside.
@@ -208,6 +321,16 @@ enum Op {
     Settle {
         up_to: usize,
     },
+    /// Sets a user's overdraft limit, above or below what it has drawn.
+    Limit {
+        account: usize,
+        overdraft: i64,
+    },
+    /// Freezes or unfreezes a user.
+    Freeze {
+        account: usize,
+        frozen: bool,
+    },
 }
 
 const USERS: usize = 4;
@@ -228,6 +351,9 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         1 => Just(Op::Expire),
         1 => (0usize..64).prop_map(|nth| Op::Cancel { nth }),
         2 => (1usize..8).prop_map(|up_to| Op::Settle { up_to }),
+        1 => (1..=USERS, prop_oneof![3 => Just(0i64), 6 => 1i64..600, 1 => Just(i64::MAX)])
+            .prop_map(|(account, overdraft)| Op::Limit { account, overdraft }),
+        1 => (1..=USERS, any::<bool>()).prop_map(|(account, frozen)| Op::Freeze { account, frozen }),
     ];
     prop::collection::vec(op, 1..120)
 }
@@ -328,11 +454,16 @@ impl RulesBook {
     fn hold(&mut self, src: usize, amount: i64) -> bool {
         let name = name_of(src).unwrap();
         let a = *self.account(src);
+        let figures = plan::HoldFigures {
+            balance: a.balance,
+            held: a.held,
+            overdraft: a.overdraft,
+            frozen: a.frozen,
+        };
         let Ok(held) = check_hold(
             &name,
-            a.balance,
+            &figures,
             a.pending_out,
-            a.held,
             amount,
             &crate::money::Currency::default(),
         ) else {
@@ -432,6 +563,10 @@ impl RulesBook {
 #[derive(Default)]
 struct PlainModel {
     rows: Vec<Row>,
+    /// Each account's overdraft limit now, and the largest it ever had.
+    limit: [i64; USERS + 1],
+    largest_limit: [i64; USERS + 1],
+    frozen: [bool; USERS + 1],
 }
 
 impl PlainModel {
@@ -487,8 +622,12 @@ impl PlainModel {
 
     fn hold(&mut self, src: usize, amount: i64) -> bool {
         let amount = i128::from(amount);
-        let available = self.balance(src) - self.pending_sum(src, true) - self.held(src);
-        let placed = available >= amount && self.held(src) + amount <= i128::from(i64::MAX);
+        let available = self.balance(src) + i128::from(self.limit[src])
+            - self.pending_sum(src, true)
+            - self.held(src);
+        let placed = !self.frozen[src]
+            && available >= amount
+            && self.held(src) + amount <= i128::from(i64::MAX);
         if placed {
             self.rows
                 .push(Row::new(src, 0, amount as i64, Status::Held, None));
@@ -527,7 +666,9 @@ impl PlainModel {
                     .map(|r| i128::from(r.amount))
                     .sum()
             };
-            let (status, reason) = if src != 0 && from < amount {
+            let (status, reason) = if src != 0 && self.frozen[src] {
+                (Status::Failed, Some(FailReason::AccountFrozen))
+            } else if src != 0 && from + i128::from(self.limit[src]) < amount {
                 (Status::Failed, Some(FailReason::InsufficientFunds))
             } else if !range.contains(&(self.balance(src) - amount))
                 || !range.contains(&(to + amount))
@@ -546,8 +687,19 @@ impl PlainModel {
             }
             self.rows[i].status = status;
             self.rows[i].reason = reason;
+            if status == Status::Completed && src != 0 {
+                assert!(
+                    self.balance(src) >= -i128::from(self.limit[src]),
+                    "a debit took user {src} below the limit in force"
+                );
+            }
         }
         counts
+    }
+
+    fn set_limit(&mut self, account: usize, overdraft: i64) {
+        self.limit[account] = overdraft;
+        self.largest_limit[account] = self.largest_limit[account].max(overdraft);
     }
 }
 
@@ -598,6 +750,16 @@ proptest! {
                     prop_assert_eq!(book.settle(up_to), counts);
                     prop_assert_eq!(single.settle_one_by_one(up_to), counts);
                 }
+                Op::Limit { account, overdraft } => {
+                    plain.set_limit(account, overdraft);
+                    book.account(account).overdraft = overdraft;
+                    single.account(account).overdraft = overdraft;
+                }
+                Op::Freeze { account, frozen } => {
+                    plain.frozen[account] = frozen;
+                    book.account(account).frozen = frozen;
+                    single.account(account).frozen = frozen;
+                }
             }
             prop_assert_eq!(&book.rows, &plain.rows);
             prop_assert_eq!(&single.rows, &plain.rows);
@@ -615,7 +777,10 @@ proptest! {
             prop_assert_eq!(i128::from(figures.pending_in), plain.pending_sum(account, false));
             prop_assert_eq!(i128::from(figures.held), plain.held(account));
             if account > 0 {
-                prop_assert!(figures.balance >= 0, "no user below zero");
+                prop_assert!(
+                    i128::from(figures.balance) >= -i128::from(plain.largest_limit[account]),
+                    "no user below the largest limit it had"
+                );
             }
         }
         prop_assert_eq!(

@@ -1,5 +1,6 @@
 //! `verify`'s checks over figures an engine has read: each balance against
-//! the transfers that completed, the pending sums, zero sum, no overdraft,
+//! the transfers that completed, the pending sums, zero sum, no balance below
+//! its overdraft limit,
 //! and each transfer's fields against its status.
 //!
 //! Balances are maintained on every write; these checks recompute them from
@@ -64,6 +65,10 @@ pub(crate) struct AccountFigures {
     pub balance: i64,
     pub pending_in: i64,
     pub pending_out: i64,
+    /// The largest overdraft limit the account ever had (in force now or
+    /// recorded as a change); an engine may leave it 0 where the balance
+    /// is not below zero, the only place it is looked at.
+    pub largest_limit: i64,
 }
 
 impl AccountFigures {
@@ -157,12 +162,55 @@ impl Tally {
     }
 }
 
+/// A COMPLETED transfer that left its user source below zero: its id, the
+/// source, the balance right after it and when it was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Debit {
+    pub tx_id: i64,
+    pub account: i64,
+    pub balance_after: i64,
+    /// None only in a damaged ledger (`transfer_fields` reports it).
+    pub settled_at: Option<i64>,
+}
+
+/// A recorded change of an account's overdraft limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LimitChange {
+    pub account: i64,
+    pub at: i64,
+    pub overdraft: i64,
+}
+
+/// What the check of limits reads besides the accounts: the debits that
+/// went below zero, and the limit changes of their accounts, each
+/// account's in the order they took effect (`at`, then `change_id`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Drawn {
+    pub debits: Vec<Debit>,
+    pub limits: Vec<LimitChange>,
+}
+
+impl Drawn {
+    /// The accounts whose limit changes the check needs, each once.
+    pub(crate) fn accounts(&self) -> Vec<i64> {
+        let mut accounts: Vec<i64> = self.debits.iter().map(|d| d.account).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        accounts
+    }
+}
+
+/// The condition, in SQL both engines run, under which a changed policy
+/// row sets a limit: what [`Drawn::limits`] is read with.
+pub(crate) const LIMIT_CHANGE_SQL: &str = "kind = 'overdraft'";
+
 /// The checks of [`FIGURE_CHECKS`] over every account and the tally of
 /// every transfer, with the replay of the users' histories
 /// ([`super::replay::Replay`]) in its place after the balances.
 pub(crate) fn figure_checks(
     accounts: &[AccountFigures],
     tally: &Tally,
+    drawn: &Drawn,
     history: Check,
     currency: &Currency,
 ) -> Vec<Check> {
@@ -171,7 +219,7 @@ pub(crate) fn figure_checks(
         history,
         pending_totals(accounts, tally, currency),
         zero_sum(accounts, currency),
-        no_negative_balances(accounts, currency),
+        within_limits(accounts, drawn, currency),
     ]
 }
 
@@ -304,24 +352,89 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
     )
 }
 
-fn no_negative_balances(accounts: &[AccountFigures], currency: &Currency) -> Check {
+/// The limit a debit decided at `settled_at` was allowed to reach: the
+/// last change at or before it (none: 0). A change in the same millisecond
+/// as the decision may have come before or after it, so any of those, or
+/// the one before them, is allowed, whichever is largest. A decision with
+/// no time (a damaged row) is held to the largest limit ever recorded.
+fn limit_in_force(changes: &[LimitChange], settled_at: Option<i64>) -> i64 {
+    let Some(at) = settled_at else {
+        return changes.iter().map(|c| c.overdraft).max().unwrap_or(0);
+    };
+    let before = changes
+        .iter()
+        .take_while(|c| c.at < at)
+        .last()
+        .map_or(0, |c| c.overdraft);
+    changes
+        .iter()
+        .filter(|c| c.at == at)
+        .map(|c| c.overdraft)
+        .fold(before, i64::max)
+}
+
+/// No balance below minus the limit in force when it was decided: each
+/// debit that left its user below zero is held to the limit in force at
+/// its decision (only a debit can break a limit: a limit lowered below
+/// what is drawn is allowed, and credits after it leave the balance below
+/// the new limit), and each balance now to the largest limit the account
+/// ever had.
+fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency) -> Check {
     let mut findings = Findings::default();
+    let label = |id: i64| -> (Option<String>, String) {
+        match accounts.iter().find(|a| a.id == id) {
+            Some(account) => (account.name.clone(), account.label()),
+            None => (None, format!("account {id}")),
+        }
+    };
+    for debit in &drawn.debits {
+        let changes: Vec<LimitChange> = drawn
+            .limits
+            .iter()
+            .filter(|c| c.account == debit.account)
+            .copied()
+            .collect();
+        let limit = limit_in_force(&changes, debit.settled_at);
+        if i128::from(debit.balance_after) < -i128::from(limit) {
+            let (user, label) = label(debit.account);
+            findings.push(Problem {
+                user,
+                tx_id: Some(debit.tx_id),
+                message: format!(
+                    "transfer {} left {label} at {}, below its overdraft limit of {} in force then",
+                    debit.tx_id,
+                    currency.format(debit.balance_after),
+                    currency.format(limit)
+                ),
+            });
+        }
+    }
     for account in accounts.iter().filter(|a| a.id != EXTERNAL_ACCOUNT) {
-        if account.balance < 0 {
+        if i128::from(account.balance) < -i128::from(account.largest_limit.max(0)) {
+            let message = if account.largest_limit == 0 {
+                format!(
+                    "{} has the negative balance {} and never had an overdraft limit",
+                    account.label(),
+                    currency.format(account.balance)
+                )
+            } else {
+                format!(
+                    "{} has the balance {}, below the largest overdraft limit it ever had ({})",
+                    account.label(),
+                    currency.format(account.balance),
+                    currency.format(account.largest_limit)
+                )
+            };
             findings.push(Problem {
                 user: account.name.clone(),
                 tx_id: None,
-                message: format!(
-                    "{} has the negative balance {}",
-                    account.label(),
-                    currency.format(account.balance)
-                ),
+                message,
             });
         }
     }
     findings.into_check(
         "no_negative_balances",
-        "no user balance is below zero".into(),
+        "no user balance below minus the overdraft limit in force when it was decided".into(),
     )
 }
 
@@ -459,6 +572,7 @@ pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
             balance: 0,
             pending_in: 0,
             pending_out: 0,
+            largest_limit: 0,
         }
         .label();
         findings.push(Problem {
@@ -514,6 +628,7 @@ mod tests {
             balance,
             pending_in: pending.0,
             pending_out: pending.1,
+            largest_limit: 0,
         }
     }
 
@@ -534,7 +649,7 @@ mod tests {
         assert!(sql.contains("(status IN ('PENDING', 'HELD')) = (settled_at IS NOT NULL)"));
         assert!(sql.contains("(status = 'FAILED') <> (reason IS NOT NULL)"));
         assert!(sql.contains(
-            "reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original')"
+            "reason NOT IN ('insufficient_funds', 'balance_overflow', 'refund_exceeds_original', 'account_frozen')"
         ));
     }
 
@@ -550,7 +665,13 @@ mod tests {
             account(1, Some("alice"), 300, (0, 50)),
             account(2, Some("bob"), 200, (50, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, sound_history(), &Currency::default());
+        let checks = figure_checks(
+            &accounts,
+            &tally,
+            &Drawn::default(),
+            sound_history(),
+            &Currency::default(),
+        );
         assert_eq!(checks.len(), FIGURE_CHECKS.len());
         assert!(failed(&checks).is_empty(), "{checks:?}");
         assert!(
@@ -569,7 +690,13 @@ mod tests {
             account(0, None, -1000, (0, 0)),
             account(1, Some("alice"), 1000, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, sound_history(), &Currency::default());
+        let checks = figure_checks(
+            &accounts,
+            &tally,
+            &Drawn::default(),
+            sound_history(),
+            &Currency::default(),
+        );
         assert_eq!(failed(&checks), ["balances"]);
         assert_eq!(checks[0].problem_count, 2);
         assert_eq!(checks[0].problems[1].user.as_deref(), Some("alice"));
@@ -590,7 +717,13 @@ mod tests {
             account(0, None, 0, (10, 0)),
             account(1, Some("alice"), 0, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &tally, sound_history(), &currency);
+        let checks = figure_checks(
+            &accounts,
+            &tally,
+            &Drawn::default(),
+            sound_history(),
+            &currency,
+        );
         assert_eq!(failed(&checks), ["pending_totals"]);
         assert_eq!(checks[2].problems[0].user.as_deref(), Some("alice"));
         // Money from nowhere, with no transfer to explain it.
@@ -598,7 +731,13 @@ mod tests {
             account(0, None, 0, (0, 0)),
             account(1, Some("alice"), 5, (0, 0)),
         ];
-        let checks = figure_checks(&rich, &Tally::default(), sound_history(), &currency);
+        let checks = figure_checks(
+            &rich,
+            &Tally::default(),
+            &Drawn::default(),
+            sound_history(),
+            &currency,
+        );
         assert_eq!(failed(&checks), ["balances", "zero_sum"]);
         // An overdraft the log does explain: only the overdraft check fails.
         let mut overdrawn = Tally::default();
@@ -607,12 +746,24 @@ mod tests {
             account(0, None, 5, (0, 0)),
             account(1, Some("alice"), -5, (0, 0)),
         ];
-        let checks = figure_checks(&accounts, &overdrawn, sound_history(), &currency);
+        let checks = figure_checks(
+            &accounts,
+            &overdrawn,
+            &Drawn::default(),
+            sound_history(),
+            &currency,
+        );
         assert_eq!(failed(&checks), ["no_negative_balances"]);
         // An account the log names but the ledger lacks.
         let mut strangers = Tally::default();
         strangers.add(9, 1, "CANCELLED", 1);
-        let checks = figure_checks(&rich, &strangers, sound_history(), &currency);
+        let checks = figure_checks(
+            &rich,
+            &strangers,
+            &Drawn::default(),
+            sound_history(),
+            &currency,
+        );
         let messages: Vec<&str> = checks[0]
             .problems
             .iter()

@@ -8,7 +8,7 @@ use super::error::{SqlResult, commit};
 use super::transfers;
 use crate::error::WalletError;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{TransferRecord, TransferRef};
+use crate::ledger::model::{Policy, TransferRecord, TransferRef};
 use crate::ledger::rules::{
     self,
     plan::{HoldFigures, NewRow, Original},
@@ -46,16 +46,18 @@ fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()
     Ok(())
 }
 
-/// A hold source's balance and what its live holds reserve, its holds
-/// past their expiry given back first.
+/// A hold source's balance, policy and what its live holds reserve, its
+/// holds past their expiry given back first.
 pub(super) fn hold_figures(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<HoldFigures> {
     expire_holds_of(tx, account, now)?;
     Ok(tx
-        .prepare_cached("SELECT balance, held FROM accounts WHERE id = ?1")?
+        .prepare_cached("SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1")?
         .query_row([account], |row| {
             Ok(HoldFigures {
                 balance: row.get(0)?,
                 held: row.get(1)?,
+                overdraft: row.get(2)?,
+                frozen: row.get(3)?,
             })
         })?)
 }
@@ -150,8 +152,39 @@ fn read_hold(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<HoldRow> {
     Ok(hold)
 }
 
+/// One side of a hold being captured: its sums and its policy.
+struct CaptureSide {
+    name: Option<String>,
+    pending_out: i64,
+    pending_in: i64,
+    held: i64,
+    policy: Policy,
+}
+
+fn capture_side(tx: &Transaction<'_>, account: i64) -> SqlResult<CaptureSide> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT name, pending_out, pending_in, held, overdraft, frozen, closed
+             FROM accounts WHERE id = ?1",
+        )?
+        .query_row([account], |row| {
+            Ok(CaptureSide {
+                name: row.get(0)?,
+                pending_out: row.get(1)?,
+                pending_in: row.get(2)?,
+                held: row.get(3)?,
+                policy: Policy {
+                    overdraft: row.get(4)?,
+                    frozen: row.get(5)?,
+                    closed: row.get(6)?,
+                },
+            })
+        })?)
+}
+
 /// Turns a live hold into a PENDING transfer of `amount` (all of it by
-/// default; the rest is released), with the same `tx_id`.
+/// default; the rest is released), with the same `tx_id`, unless its
+/// source is frozen or its destination closed.
 pub(super) fn capture(
     conn: &mut Connection,
     tx_id: i64,
@@ -162,12 +195,16 @@ pub(super) fn capture(
     let hold = read_hold(&tx, tx_id)?;
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
     let currency = currency(&tx)?;
+    let src = capture_side(&tx, hold.src)?;
+    let dst = capture_side(&tx, hold.dst)?;
+    rules::check_capture_parties(
+        src.name.as_deref(),
+        src.policy,
+        dst.name.as_deref(),
+        dst.policy,
+    )?;
     let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
-    let sums = "SELECT pending_out, pending_in, held FROM accounts WHERE id = ?1";
-    let (src_out, _, src_held): (i64, i64, i64) =
-        tx.query_row(sums, [hold.src], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let (_, dst_in, _): (i64, i64, i64) =
-        tx.query_row(sums, [hold.dst], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (src_out, src_held, dst_in) = (src.pending_out, src.held, dst.pending_in);
     let held = rules::release_pending(hold.src, src_held, hold.hold_amount)?;
     let (out, r#in) = (src_out.checked_add(captured), dst_in.checked_add(captured));
     let (Some(out), Some(r#in)) = (out, r#in) else {

@@ -21,7 +21,10 @@ use crate::ledger::clock;
 use crate::ledger::model::{BatchLine, BatchSink, BatchSummary, Queued, Span};
 use crate::ledger::rules::{
     self,
-    plan::{ChunkFacts, ChunkPlan, HoldFigures, NewRow, Original, PendingSums, RowKind, StoredKey},
+    plan::{
+        ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, RowKind,
+        StoredKey,
+    },
 };
 use crate::money::Currency;
 use rustc_hash::FxHashMap as FastMap;
@@ -138,8 +141,8 @@ impl NameKey {
 /// What ingest keeps in memory from chunk to chunk.
 #[derive(Default)]
 pub(super) struct IngestCache {
-    /// Lower-cased user name to account id.
-    names: FastMap<NameKey, i64>,
+    /// Lower-cased user name to account id, and whether it is closed.
+    names: FastMap<NameKey, Named>,
     accounts: FastMap<i64, Pending>,
     /// Whether another connection committed since the last chunk began; if
     /// not, `accounts` and `names` still hold.
@@ -148,8 +151,8 @@ pub(super) struct IngestCache {
 
 impl IngestCache {
     fn revalidate(&mut self, tx: &Transaction<'_>) -> SqlResult<()> {
-        // Another connection may have changed pending sums, or removed a
-        // user whose id is cached; start over from the file.
+        // Another connection may have changed pending sums, closed a user
+        // or removed one whose id is cached; start over from the file.
         let stale = self.commits.others_committed(tx)?;
         if stale || self.accounts.len() > MAX_CACHED || self.names.len() > MAX_CACHED {
             self.accounts.clear();
@@ -158,22 +161,27 @@ impl IngestCache {
         Ok(())
     }
 
-    fn user_id(
+    fn user(
         &mut self,
         stmt: &mut CachedStatement<'_>,
         name: &UserName,
-    ) -> SqlResult<Option<i64>> {
+    ) -> SqlResult<Option<Named>> {
         let key = NameKey::of(name);
-        if let Some(&id) = self.names.get(&key) {
-            return Ok(Some(id));
+        if let Some(&named) = self.names.get(&key) {
+            return Ok(Some(named));
         }
-        let id: Option<i64> = stmt
-            .query_row([name.as_str()], |row| row.get(0))
+        let named = stmt
+            .query_row([name.as_str()], |row| {
+                Ok(Named {
+                    id: row.get(0)?,
+                    closed: row.get(1)?,
+                })
+            })
             .optional()?;
-        if let Some(id) = id {
-            self.names.insert(key, id);
+        if let Some(named) = named {
+            self.names.insert(key, named);
         }
-        Ok(id)
+        Ok(named)
     }
 
     fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> SqlResult<Pending> {
@@ -233,8 +241,8 @@ struct Facts<'f, 's, 'c> {
 impl ChunkFacts for Facts<'_, '_, '_> {
     type Fault = Fault;
 
-    fn account(&mut self, name: &UserName) -> SqlResult<Option<i64>> {
-        self.cache.user_id(&mut self.statements.by_name, name)
+    fn account(&mut self, name: &UserName) -> SqlResult<Option<Named>> {
+        self.cache.user(&mut self.statements.by_name, name)
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> SqlResult<Option<StoredKey>> {
@@ -280,7 +288,8 @@ fn ingest(
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
     let by_keys = stored_keys_query();
     let mut statements = Statements {
-        by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
+        by_name: tx
+            .prepare_cached("SELECT id, closed FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
         by_keys: tx.prepare_cached(&by_keys)?,
     };

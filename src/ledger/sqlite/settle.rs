@@ -24,8 +24,10 @@ pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     Ok(count as u64)
 }
 
-/// What settlement carries from batch to batch: the accounts it has read
-/// (valid while no other connection commits) and reused buffers.
+/// What settlement carries from batch to batch: the accounts it has read,
+/// their policies included (valid while no other connection commits: a
+/// policy change takes the write lock and commits like any other write,
+/// and this store's own writes clear the cache), and reused buffers.
 #[derive(Default)]
 pub(super) struct SettleCache {
     accounts: FastMap<i64, Account>,
@@ -130,7 +132,8 @@ fn settle_batch_in_one_transaction(
         // Every account and refunded transfer the batch names, read before
         // the rules decide it: the accounts once while the cache stays fresh.
         let mut load = tx.prepare_cached(
-            "SELECT balance, pending_in, pending_out, held FROM accounts WHERE id = ?1",
+            "SELECT balance, pending_in, pending_out, held, overdraft, frozen
+             FROM accounts WHERE id = ?1",
         )?;
         cache.originals.clear();
         for d in &cache.due {
@@ -383,6 +386,8 @@ fn load_account(
                 row.get(1)?,
                 row.get(2)?,
                 row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
             ))
         })?);
     }

@@ -7,13 +7,15 @@ use rusqlite::Connection;
 use super::error::{ErrorContext, Fault, SqlResult};
 use super::schema;
 use crate::ledger::model::{
-    Check, Findings, MAX_LISTED_PROBLEMS, Problem, VerifyOptions, VerifyReport, failed_to_run,
+    Check, Findings, MAX_LISTED_PROBLEMS, Problem, Status, VerifyOptions, VerifyReport,
+    failed_to_run,
 };
 use crate::ledger::rules::replay::{HISTORY_CHECK, LateSide, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
-    AccountFigures, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings, OVER_CAPTURED,
-    StoredFields, TRANSFER_FIELDS, Tally, figure_checks, holds_check, older_schema, over_refunded,
-    transfer_field_problem, transfer_field_suspects,
+    AccountFigures, Debit, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings,
+    LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS, Tally,
+    figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
+    transfer_field_suspects,
 };
 use crate::money::Currency;
 
@@ -56,10 +58,10 @@ pub(super) fn verify(
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
         guard(HOLDS_CHECK, holds(conn, currency))?,
     ];
-    match accounts_and_tally(conn) {
-        Ok((accounts, tally)) => {
+    match accounts_and_tally(conn).and_then(|(a, t)| Ok((a, t, drawn(conn)?))) {
+        Ok((accounts, tally, drawn)) => {
             let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, history, currency));
+            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currency));
         }
         Err(fault) if fault.is_busy() => return Err(fault),
         Err(fault) => {
@@ -279,8 +281,15 @@ fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
 /// about 4 s where this pass takes well under one.
 fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tally)> {
     let accounts = {
+        // The largest limit is looked up only below zero, where the
+        // check of limits reads it.
         let mut stmt = conn.prepare(
-            "SELECT id, name, balance, pending_in, pending_out FROM accounts ORDER BY id",
+            "SELECT id, name, balance, pending_in, pending_out,
+                    CASE WHEN balance < 0
+                         THEN max(overdraft, coalesce((SELECT max(p.overdraft) FROM policy_changes p
+                                                        WHERE p.account = accounts.id), 0))
+                         ELSE 0 END
+             FROM accounts ORDER BY id",
         )?;
         stmt.query_map([], |row| {
             Ok(AccountFigures {
@@ -289,6 +298,7 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
                 balance: row.get(2)?,
                 pending_in: row.get(3)?,
                 pending_out: row.get(4)?,
+                largest_limit: row.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?
@@ -304,6 +314,44 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
         tally.add(row.get(0)?, row.get(1)?, status, row.get(3)?);
     }
     Ok((accounts, tally))
+}
+
+/// The COMPLETED transfers that left their user source below zero, and the
+/// limit changes of those sources: a sound ledger without overdrafts hands
+/// the check of limits no row.
+fn drawn(conn: &Connection) -> SqlResult<Drawn> {
+    let mut drawn = Drawn::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT t.tx_id, t.src, p.balance_after, t.settled_at
+         FROM postings p JOIN transfers t ON t.tx_id = p.tx_id
+         WHERE p.balance_after < 0 AND p.account = t.src AND t.status = '{}'
+         ORDER BY t.tx_id",
+        Status::Completed.as_str()
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        drawn.debits.push(Debit {
+            tx_id: row.get(0)?,
+            account: row.get(1)?,
+            balance_after: row.get(2)?,
+            settled_at: row.get(3)?,
+        });
+    }
+    let mut limits = conn.prepare(&format!(
+        "SELECT account, at, overdraft FROM policy_changes
+         WHERE account = ?1 AND {LIMIT_CHANGE_SQL} ORDER BY at, change_id"
+    ))?;
+    for account in drawn.accounts() {
+        let mut rows = limits.query([account])?;
+        while let Some(row) = rows.next()? {
+            drawn.limits.push(LimitChange {
+                account: row.get(0)?,
+                at: row.get(1)?,
+                overdraft: row.get(2)?,
+            });
+        }
+    }
+    Ok(drawn)
 }
 
 /// The users' histories replayed ([`Replay`]): the postings listed as
