@@ -238,8 +238,8 @@ ledger file has one writer at a time, so there one worker does the work.",
     /// List the users with their balances, a page at a time
     #[command(
         long_about = "List the users, by name regardless of case, with balance, available, \
-pending and held money, a page at a time: --after NAME (the last name of the \
-previous page) reads on.",
+pending and held money and their policy (overdraft limit, frozen, closed), a \
+page at a time: --after NAME (the last name of the previous page) reads on.",
         after_help = "Examples:
   wallet users
   wallet users --limit 100 --after mallory
