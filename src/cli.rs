@@ -238,8 +238,8 @@ ledger file has one writer at a time, so there one worker does the work.",
     /// List the users with their balances, a page at a time
     #[command(
         long_about = "List the users, by name regardless of case, with balance, available, \
-pending and held money, a page at a time: --after NAME (the last name of the \
-previous page) reads on.",
+pending and held money and their policy (overdraft limit, frozen, closed), a \
+page at a time: --after NAME (the last name of the previous page) reads on.",
         after_help = "Examples:
   wallet users
   wallet users --limit 100 --after mallory
@@ -267,8 +267,11 @@ transfer settled at or before TIME had left.",
 of the same fields (RFC 4180 quoting; the outside world and every absent \
 value an empty field), or as an hledger journal (`*` COMPLETED, `!` \
 PENDING, the tx_id as the code, memos and keys kept exactly; FAILED, CANCELLED and holds as comment lines; one account per \
-user, assets:wallet:NAME, and equity:external for the outside world). \
---since and --until bound the time each transfer was created (inclusive).",
+user, assets:wallet:NAME, and equity:external for the outside world; each \
+policy change a comment line in time order, such as `; 2026-12-03 change 3: \
+alice overdraft limit 50.00 — memo`). JSON Lines and CSV hold transfers only. \
+--since and --until bound the time each transfer was created, and each \
+policy change made (inclusive).",
         after_help = "Examples:
   wallet export > transfers.jsonl
   wallet export --format csv --status COMPLETED > completed.csv

@@ -183,6 +183,24 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_is_read_like_an_amount_but_may_be_zero() {
+        let c = php();
+        for zero in ["0", "0.0", "0.00"] {
+            assert_eq!(c.parse_limit(zero).unwrap(), 0, "{zero}");
+        }
+        assert_eq!(c.parse_limit("50").unwrap(), 5_000);
+        assert_eq!(c.parse_limit("0.01").unwrap(), 1);
+        for bad in ["", "-5", "-0", "+5", "1.001", "00", "01", "abc", "1e3"] {
+            let err = c.parse_limit(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_amount", "{bad}");
+        }
+        assert!(
+            c.parse_amount("0").is_err(),
+            "an amount still may not be zero"
+        );
+    }
+
+    #[test]
     fn leading_zeros_are_refused_but_a_lone_zero_before_the_point() {
         let c = php();
         for typo in ["007", "01", "00.50", "000000000000001"] {

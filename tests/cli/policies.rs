@@ -495,6 +495,65 @@ fn export_bounds_keep_the_changes_within_them() {
     );
 }
 
+/// Starts `close bob` while another writer holds bob's account, having
+/// emptied it; `release` commits that writer. The close waits for the
+/// lock, then decides on the figures it finds under it: bob is empty.
+fn close_waits_for_the_account_and_decides_on_what_it_finds(s: &Sandbox, release: impl FnOnce()) {
+    let mut close = s
+        .process(&["--json", "close", "bob"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        close.try_wait().unwrap().is_none(),
+        "close waits for the writer holding the account"
+    );
+    release();
+    let out = close.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "close after the writer committed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let closed: Change = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (closed.user.as_str(), closed.change.as_str()),
+        ("bob", "close")
+    );
+}
+
+/// The statements of a writer that empties bob's 5.00 into the outside.
+const EMPTY_BOB: &str = "UPDATE accounts SET balance = 0 WHERE name = 'bob';
+     UPDATE accounts SET balance = balance + 500 WHERE id = 0;";
+
+fn a_change_takes_the_write_lock_and_reads_under_it() {
+    let s = Sandbox::new();
+    s.funded(&[("bob", "5")]);
+    let writer = s.sqlite();
+    writer
+        .execute_batch(&format!("BEGIN IMMEDIATE; {EMPTY_BOB}"))
+        .unwrap();
+    close_waits_for_the_account_and_decides_on_what_it_finds(&s, || {
+        writer.execute_batch("COMMIT").unwrap();
+    });
+}
+
+fn a_change_locks_the_account_row_and_reads_under_it() {
+    let s = Sandbox::new();
+    s.funded(&[("bob", "5")]);
+    let mut writer = s.postgres();
+    writer
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM accounts WHERE name = 'bob' FOR UPDATE; {EMPTY_BOB}"
+        ))
+        .unwrap();
+    close_waits_for_the_account_and_decides_on_what_it_finds(&s, || {
+        writer.batch_execute("COMMIT").unwrap();
+    });
+}
+
 engine_tests! {
     both: [
         each_command_prints_the_change_it_recorded,
@@ -508,4 +567,6 @@ engine_tests! {
         the_journal_has_each_change_as_a_comment_line_that_hledger_reads,
         export_bounds_keep_the_changes_within_them,
     ],
+    sqlite: [a_change_takes_the_write_lock_and_reads_under_it],
+    postgres: [a_change_locks_the_account_row_and_reads_under_it],
 }

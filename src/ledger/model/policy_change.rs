@@ -62,3 +62,33 @@ pub struct PolicyChangeRecord {
     pub memo: Option<String>,
     pub at: Instant,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_read_back_as_it_was_stored_and_nothing_else_is() {
+        for change in [
+            PolicyChange::Overdraft(0),
+            PolicyChange::Overdraft(5_000),
+            PolicyChange::Freeze,
+            PolicyChange::Unfreeze,
+            PolicyChange::Close,
+        ] {
+            assert_eq!(
+                PolicyChange::stored(change.kind(), change.overdraft()).unwrap(),
+                change
+            );
+        }
+        for (kind, overdraft) in [
+            ("overdraft", None),
+            ("overdraft", Some(-1)),
+            ("freeze", Some(5)),
+            ("reopen", None),
+        ] {
+            let err = PolicyChange::stored(kind, overdraft).unwrap_err();
+            assert_eq!(err.code(), "integrity", "{kind} {overdraft:?}");
+        }
+    }
+}

@@ -8,8 +8,10 @@
 //! and what can still change. A chunk of queued lines is decided in input
 //! order by [`plan::plan_chunk`], the one planner every engine calls;
 //! settlement's loop over a batch is in [`settle`], `verify`'s checks over
-//! the figures in [`verify`], and its replay of the running balances and
-//! settle times the histories read in [`replay`].
+//! the figures in [`verify`], its replay of the running balances and
+//! settle times the histories read in [`replay`], and what an operator's
+//! change makes of an account's policy, and the policy in force at an
+//! instant, in [`policy`].
 
 pub(crate) mod plan;
 pub(crate) mod policy;
