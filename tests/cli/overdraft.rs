@@ -270,7 +270,12 @@ fn queueing_to_or_from_a_closed_user_is_refused() {
         .collect();
     assert_eq!(
         codes,
-        ["account_closed", "queued", "account_closed", "user_not_found"]
+        [
+            "account_closed",
+            "queued",
+            "account_closed",
+            "user_not_found"
+        ]
     );
     assert_eq!(user(&s, "bob")["pending_in"], "0.00");
     assert_eq!(user(&s, "carol")["pending_in"], "1.00");
