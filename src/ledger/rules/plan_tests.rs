@@ -16,6 +16,11 @@ const NOW: i64 = 1_000_000;
 const HOUR: i64 = 3_600_000;
 /// Users 1 to 3 exist; 4 names a user that does not.
 const USERS: i64 = 3;
+/// A user that exists but was closed.
+const CLOSED: i64 = USERS + 2;
+/// u2 may go this far below zero; u3 is frozen.
+const U2_OVERDRAFT: i64 = 25;
+const FROZEN: i64 = 3;
 
 fn name(account: i64) -> Option<UserName> {
     (account != EXTERNAL_ACCOUNT).then(|| UserName::parse(&format!("u{account}")).unwrap())
@@ -38,8 +43,8 @@ fn specs() -> impl Strategy<Value = Vec<Spec>> {
     prop::collection::vec(
         (
             0u8..4,
-            0i64..=USERS + 1,
-            0i64..=USERS + 1,
+            0i64..=CLOSED,
+            0i64..=CLOSED,
             1i64..60,
             prop::option::of(0u8..3),
             any::<bool>(),
@@ -111,7 +116,9 @@ impl Ledger {
                         id,
                         HoldFigures {
                             balance,
-                            ..HoldFigures::default()
+                            held: 0,
+                            overdraft: if id == 2 { U2_OVERDRAFT } else { 0 },
+                            frozen: id == FROZEN,
                         },
                     )
                 })
@@ -175,8 +182,12 @@ impl ChunkFacts for Ledger {
 
     fn account(&mut self, name: &UserName) -> Result<Option<Named>> {
         Ok((1..=USERS)
+            .chain([CLOSED])
             .find(|id| name.as_str() == format!("u{id}"))
-            .map(|id| Named { id, closed: false }))
+            .map(|id| Named {
+                id,
+                closed: id == CLOSED,
+            }))
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> Result<Option<StoredKey>> {
@@ -303,8 +314,16 @@ fn model(specs: &[Spec], lines: &[BatchLine]) -> Vec<Answer> {
             out.push(Err((err.code(), None)));
             continue;
         }
-        if spec.src > USERS || spec.dst > USERS {
-            out.push(Err(("user_not_found", None)));
+        // Each side in turn, the source first: unknown, then closed.
+        let refused = [spec.src, spec.dst]
+            .into_iter()
+            .find_map(|side| match side {
+                CLOSED => Some("account_closed"),
+                side if side > USERS => Some("user_not_found"),
+                _ => None,
+            });
+        if let Some(code) = refused {
+            out.push(Err((code, None)));
             continue;
         }
         // Holds of either expiry pin "hold"; an hour after NOW differs
@@ -324,7 +343,12 @@ fn model(specs: &[Spec], lines: &[BatchLine]) -> Vec<Answer> {
         }
         let status = match kind {
             1 | 2 => {
-                let available = balance[&spec.src]
+                if spec.src == FROZEN {
+                    out.push(Err(("account_frozen", None)));
+                    continue;
+                }
+                let overdraft = if spec.src == 2 { U2_OVERDRAFT } else { 0 };
+                let available = balance[&spec.src] + overdraft
                     - pending_out.get(&spec.src).copied().unwrap_or(0)
                     - held.get(&spec.src).copied().unwrap_or(0);
                 if available < spec.amount {
@@ -389,10 +413,14 @@ proptest! {
         prop_assert_eq!(&whole, &expected);
         let (cut, _) = run_in_chunks(&lines, &cuts);
         prop_assert_eq!(&cut, &expected);
-        // Holds never reserve more than a balance, and the pending sums
-        // are what the new rows reserve.
+        // Holds never reserve more than a balance and its limit, and the
+        // pending sums are what the new rows reserve.
         for (account, figures) in &ledger.figures {
-            prop_assert!(figures.held <= figures.balance, "account {}", account);
+            prop_assert!(
+                figures.held <= figures.balance + figures.overdraft,
+                "account {}",
+                account
+            );
         }
         let mut reserved: HashMap<i64, i64> = HashMap::new();
         for (answer, spec) in whole.iter().zip(&specs) {

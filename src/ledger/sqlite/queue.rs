@@ -114,11 +114,13 @@ fn queue_chunk_in_one_transaction(
     Ok(summary)
 }
 
-/// An account's pending sums as this batch has left them.
+/// An account's pending sums as this batch has left them, and whether it
+/// is closed, read with them.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     out: i64,
     r#in: i64,
+    closed: bool,
     dirty: bool,
 }
 
@@ -141,8 +143,8 @@ impl NameKey {
 /// What ingest keeps in memory from chunk to chunk.
 #[derive(Default)]
 pub(super) struct IngestCache {
-    /// Lower-cased user name to account id, and whether it is closed.
-    names: FastMap<NameKey, Named>,
+    /// Lower-cased user name to account id.
+    names: FastMap<NameKey, i64>,
     accounts: FastMap<i64, Pending>,
     /// Whether another connection committed since the last chunk began; if
     /// not, `accounts` and `names` still hold.
@@ -161,27 +163,22 @@ impl IngestCache {
         Ok(())
     }
 
-    fn user(
+    fn user_id(
         &mut self,
         stmt: &mut CachedStatement<'_>,
         name: &UserName,
-    ) -> SqlResult<Option<Named>> {
+    ) -> SqlResult<Option<i64>> {
         let key = NameKey::of(name);
-        if let Some(&named) = self.names.get(&key) {
-            return Ok(Some(named));
+        if let Some(&id) = self.names.get(&key) {
+            return Ok(Some(id));
         }
-        let named = stmt
-            .query_row([name.as_str()], |row| {
-                Ok(Named {
-                    id: row.get(0)?,
-                    closed: row.get(1)?,
-                })
-            })
+        let id: Option<i64> = stmt
+            .query_row([name.as_str()], |row| row.get(0))
             .optional()?;
-        if let Some(named) = named {
-            self.names.insert(key, named);
+        if let Some(id) = id {
+            self.names.insert(key, id);
         }
-        Ok(named)
+        Ok(id)
     }
 
     fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> SqlResult<Pending> {
@@ -192,6 +189,7 @@ impl IngestCache {
             Ok(Pending {
                 out: row.get(0)?,
                 r#in: row.get(1)?,
+                closed: row.get(2)?,
                 dirty: false,
             })
         })?;
@@ -242,7 +240,16 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     type Fault = Fault;
 
     fn account(&mut self, name: &UserName) -> SqlResult<Option<Named>> {
-        self.cache.user(&mut self.statements.by_name, name)
+        // The name index alone gives the id; whether the user is closed
+        // comes with its pending sums, which the plan reads next anyway.
+        let Some(id) = self.cache.user_id(&mut self.statements.by_name, name)? else {
+            return Ok(None);
+        };
+        let pending = self.cache.load(&mut self.statements.pending, id)?;
+        Ok(Some(Named {
+            id,
+            closed: pending.closed,
+        }))
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> SqlResult<Option<StoredKey>> {
@@ -288,9 +295,9 @@ fn ingest(
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
     let by_keys = stored_keys_query();
     let mut statements = Statements {
-        by_name: tx
-            .prepare_cached("SELECT id, closed FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
-        pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
+        by_name: tx.prepare_cached("SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
+        pending: tx
+            .prepare_cached("SELECT pending_out, pending_in, closed FROM accounts WHERE id = ?1")?,
         by_keys: tx.prepare_cached(&by_keys)?,
     };
     let mut group: Vec<BatchLine> = Vec::new();
