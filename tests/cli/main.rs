@@ -90,6 +90,7 @@ mod pipes;
 mod planted;
 mod power_loss;
 mod scripting;
+mod sealed_policies;
 mod tamper;
 mod throughput;
 mod urls;
