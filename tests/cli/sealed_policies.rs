@@ -337,6 +337,39 @@ fn a_chain_sealed_before_links_sealed_policy_changes_still_verifies() {
     the_chain_fails_at(&s, 2, &recorded);
 }
 
+/// A change whose transaction has not committed yet holds an id below one
+/// that has: the seal waits for it rather than pass over its id, which it
+/// could never seal afterwards.
+fn a_seal_waits_for_a_change_still_being_written() {
+    let s = sealed();
+    let mut writer = s.postgres();
+    writer
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO policy_changes (account, kind, overdraft, memo, at)
+                 SELECT id, 'overdraft', 7000, NULL, 1 FROM accounts WHERE name = 'alice';",
+        )
+        .unwrap();
+    record_change(&s, "bob", "unfreeze", None);
+    let mut settle = s
+        .process(&["settle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        settle.try_wait().unwrap().is_none(),
+        "settle sealed past a change still being written"
+    );
+    writer.batch_execute("COMMIT").unwrap();
+    let out = settle.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let detail = chain_detail(&s);
+    assert!(detail.starts_with("2 links seal"), "{detail}");
+    assert!(!detail.contains("policy change"), "{detail}");
+}
+
 engine_tests! {
     both: [
         sealed_policy_changes_untouched_verify,
@@ -351,4 +384,5 @@ engine_tests! {
         a_change_forged_between_sealed_ones_breaks_their_link,
         a_chain_sealed_before_links_sealed_policy_changes_still_verifies,
     ],
+    postgres: [a_seal_waits_for_a_change_still_being_written],
 }
