@@ -186,9 +186,9 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
     tx.batch_execute("LOCK TABLE accounts IN SHARE MODE")?;
     let max_account = tx.query_one("SELECT max(id) FROM accounts", &[])?.get(0);
     tx.commit()?;
-    // A policy change commits with its account's new state, so its own
-    // transaction too: a change still uncommitted holds an id below a
-    // committed one, and must not be passed over.
+    // Its own transaction too, for the same reason: a policy change is
+    // written with its account's new state. The lock waits for a change
+    // still uncommitted, whose id may lie below a committed one's.
     let mut tx = client.transaction()?;
     tx.batch_execute("LOCK TABLE policy_changes IN SHARE MODE")?;
     let max_change = tx

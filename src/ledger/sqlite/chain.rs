@@ -38,25 +38,22 @@ fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
 type Head = (i64, i64, Hash, Option<i64>, Option<i64>);
 
 fn head(conn: &Connection, currency: &Currency) -> SqlResult<Head> {
-    let found: Option<(i64, i64, String, Option<i64>, Option<i64>)> = conn
+    let found: Option<Head> = conn
         .prepare_cached(
             "SELECT seq, last_tx, hash, accounts_to, changes_to
                FROM chain_links ORDER BY seq DESC LIMIT 1",
         )?
         .query_row([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                chain::from_hex(&r.get::<_, String>(2)?).unwrap_or([0; 32]),
+                r.get(3)?,
+                r.get(4)?,
+            ))
         })
         .optional()?;
-    Ok(match found {
-        Some((seq, last, hash, accounts_to, changes_to)) => (
-            seq,
-            last,
-            chain::from_hex(&hash).unwrap_or([0; 32]),
-            accounts_to,
-            changes_to,
-        ),
-        None => (0, i64::MIN, chain::genesis(currency), None, None),
-    })
+    Ok(found.unwrap_or_else(|| (0, i64::MIN, chain::genesis(currency), None, None)))
 }
 
 fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
