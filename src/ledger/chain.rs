@@ -11,16 +11,14 @@
 //! link before it (`accounts_to`), by id, name, email and creation time;
 //! and the policy changes recorded since the link before it (`changes_to`),
 //! by every field: a change is final when written, so none is left open.
-//! Its hash is taken over
-//! the previous link's hash, its own header, every covered transfer's
-//! canonical fields, in order, then its accounts, then its policy changes;
-//! the first link's
-//! "previous hash" is taken over the ledger's currency and scale. Every
-//! transfer lies in a link's range or in the open tail above the last one:
-//! a row below the first link is a finding. Links are sealed after the fact, by
-//! one process at a time (`settle` seals at its end), so no settle worker
-//! ever waits on the chain; `verify` recomputes every link and counts what
-//! is not sealed yet.
+//! Its hash is taken over the previous link's hash, its own header, every
+//! covered transfer's canonical fields, in order, then its accounts, then
+//! its policy changes; the first link's "previous hash" is taken over the
+//! ledger's currency and scale. Every transfer lies in a link's range or in
+//! the open tail above the last one: a row below the first link is a
+//! finding. Links are sealed after the fact, by one process at a time
+//! (`settle` seals at its end), so no settle worker ever waits on the chain;
+//! `verify` recomputes every link and counts what is not sealed yet.
 
 use std::collections::BTreeMap;
 
