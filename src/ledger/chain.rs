@@ -8,16 +8,17 @@
 //! them decided, in its `late` list. Which ids the chain still owes is read
 //! from those lists alone ([`owe`]), never from a table an insider could
 //! empty. A link also seals who each account is: those created since the
-//! link before it (`accounts_to`), by id, name, email and creation time.
-//! Its hash is taken over
-//! the previous link's hash, its own header, every covered transfer's
-//! canonical fields, in order, and then its accounts; the first link's
-//! "previous hash" is taken over the ledger's currency and scale. Every
-//! transfer lies in a link's range or in the open tail above the last one:
-//! a row below the first link is a finding. Links are sealed after the fact, by
-//! one process at a time (`settle` seals at its end), so no settle worker
-//! ever waits on the chain; `verify` recomputes every link and counts what
-//! is not sealed yet.
+//! link before it (`accounts_to`), by id, name, email and creation time;
+//! and the policy changes recorded since the link before it (`changes_to`),
+//! by every field: a change is final when written, so none is left open.
+//! Its hash is taken over the previous link's hash, its own header, every
+//! covered transfer's canonical fields, in order, then its accounts, then
+//! its policy changes; the first link's "previous hash" is taken over the
+//! ledger's currency and scale. Every transfer lies in a link's range or in
+//! the open tail above the last one: a row below the first link is a
+//! finding. Links are sealed after the fact, by one process at a time
+//! (`settle` seals at its end), so no settle worker ever waits on the chain;
+//! `verify` recomputes every link and counts what is not sealed yet.
 
 use std::collections::BTreeMap;
 
@@ -32,13 +33,26 @@ pub(crate) const LINK_MAX: i64 = 100_000;
 pub(crate) type Hash = [u8; 32];
 
 /// What a sealer reads before it takes any lock, to learn whether anything
-/// waits: the last link's `last_tx` and `accounts_to`, the largest `tx_id`
-/// and the largest account id. SQL both engines run.
+/// waits, in the order of [`SealFacts`]. SQL both engines run.
 pub(crate) const SEAL_FACTS: &str = "SELECT
         (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
         (SELECT accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1),
+        (SELECT changes_to FROM chain_links ORDER BY seq DESC LIMIT 1),
         (SELECT max(tx_id) FROM transfers),
-        (SELECT max(id) FROM accounts)";
+        (SELECT max(id) FROM accounts),
+        (SELECT max(change_id) FROM policy_changes)";
+
+/// The last link's bounds and the largest ids now, as [`SEAL_FACTS`] reads
+/// them in its column order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SealFacts {
+    pub last_tx: Option<i64>,
+    pub accounts_to: Option<i64>,
+    pub changes_to: Option<i64>,
+    pub max_tx: Option<i64>,
+    pub max_account: Option<i64>,
+    pub max_change: Option<i64>,
+}
 
 /// The links whose lists say what the chain owes, in order: those with an
 /// empty `excluded` and `late` change nothing, and are most links.
@@ -46,20 +60,20 @@ pub(crate) const OWING_LINKS: &str = "SELECT seq, first_tx, last_tx, excluded, l
         FROM chain_links WHERE excluded <> '' OR late <> '' ORDER BY seq";
 
 /// Whether anything waits to be sealed: a transfer queued after the last
-/// link, an id the chain owes that is decided now (`decided_owed`), or an
+/// link, an id the chain owes that is decided now (`decided_owed`), an
 /// account created since the last link sealed accounts (every account, when
-/// none did). Asked before a sealer takes any lock, so that a `settle` with
-/// nothing new (a watch worker between batches) locks nothing.
-pub(crate) fn anything_to_seal(
-    last_tx: Option<i64>,
-    accounts_to: Option<i64>,
-    max_tx: Option<i64>,
-    max_account: Option<i64>,
-    decided_owed: bool,
-) -> bool {
-    let new_transfers = max_tx.is_some_and(|max| last_tx.is_none_or(|last| max > last));
-    let new_accounts = max_account.is_some_and(|max| accounts_to.is_none_or(|to| max > to));
-    new_transfers || new_accounts || decided_owed
+/// none did), or a policy change recorded since the last link sealed them
+/// (every change, when none did). Asked before a sealer takes any lock, so
+/// that a `settle` with nothing new (a watch worker between batches) locks
+/// nothing.
+pub(crate) fn anything_to_seal(facts: &SealFacts, decided_owed: bool) -> bool {
+    let above = |max: Option<i64>, sealed: Option<i64>| {
+        max.is_some_and(|max| sealed.is_none_or(|to| max > to))
+    };
+    above(facts.max_tx, facts.last_tx)
+        || above(facts.max_account, facts.accounts_to)
+        || above(facts.max_change, facts.changes_to)
+        || decided_owed
 }
 
 /// The ids the chain still owes (left open by a link, sealed by none since),
@@ -111,15 +125,21 @@ pub(crate) fn owed_after<'a>(
     Ok(owed)
 }
 
-/// The accounts a link seals: ids in `(after, to]`, every id up to `to`
-/// when no earlier link sealed any (`after` is `None`).
+/// The rows of a table a link seals by id (accounts, policy changes): ids
+/// in `(after, to]`, every id up to `to` when no earlier link sealed any of
+/// that table (`after` is `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AccountRange {
+pub(crate) struct IdRange {
     pub after: Option<i64>,
     pub to: i64,
 }
 
-impl AccountRange {
+impl IdRange {
+    /// Whether the range holds any id.
+    fn is_due(self) -> bool {
+        self.after.is_none_or(|after| self.to > after)
+    }
+
     /// The range as inclusive bounds, for SQL.
     pub(crate) fn bounds(self) -> (i64, i64) {
         (
@@ -129,23 +149,38 @@ impl AccountRange {
     }
 }
 
-/// The accounts the next link seals, given the last link's `accounts_to`
-/// and the largest account id now: never below what a link sealed already,
-/// so that a link with no new account seals an empty range.
-pub(crate) fn next_accounts(after: Option<i64>, max_account: Option<i64>) -> AccountRange {
-    let to = match (after, max_account) {
+/// The ids of a table the next link seals, given the last link's bound for
+/// it (`accounts_to`, `changes_to`) and the largest id now: never below what
+/// a link sealed already, so that a link with no new row seals an empty
+/// range.
+pub(crate) fn next_range(after: Option<i64>, max: Option<i64>) -> IdRange {
+    let to = match (after, max) {
         (Some(after), Some(max)) => after.max(max),
         (Some(after), None) => after,
         (None, Some(max)) => max,
         (None, None) => i64::MIN,
     };
-    AccountRange { after, to }
+    IdRange { after, to }
+}
+
+/// What a link seals besides transfers: `None` for a table the link's kind
+/// does not seal (a link from before links sealed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ranges {
+    pub accounts: Option<IdRange>,
+    pub changes: Option<IdRange>,
 }
 
 /// Whether the next link has anything to seal: new transfers (its range
-/// `(start, end]` is not empty), decisions of transfers it owes, or accounts.
-pub(crate) fn link_due(start: i64, end: i64, late: &[i64], accounts: AccountRange) -> bool {
-    end > start || !late.is_empty() || accounts.after.is_none_or(|after| accounts.to > after)
+/// `(start, end]` is not empty), decisions of transfers it owes, accounts,
+/// or policy changes.
+pub(crate) fn link_due(start: i64, end: i64, late: &[i64], ranges: Ranges) -> bool {
+    end > start
+        || !late.is_empty()
+        || [ranges.accounts, ranges.changes]
+            .into_iter()
+            .flatten()
+            .any(IdRange::is_due)
 }
 
 /// The smallest `tx_id` the chain accounts for: every row below the first
@@ -207,6 +242,10 @@ pub(crate) struct LinkHeader {
     /// The largest account id sealed by this link or one before it; `None`
     /// in a link sealed before links sealed accounts, which hashes as then.
     pub accounts_to: Option<i64>,
+    /// The largest `change_id` sealed by this link or one before it; `None`
+    /// in a link sealed before links sealed policy changes, which hashes as
+    /// then.
+    pub changes_to: Option<i64>,
 }
 
 /// An account's identity as a link hashes it.
@@ -218,12 +257,28 @@ pub(crate) struct SealedAccount {
     pub created_at: i64,
 }
 
+/// A policy change as a link hashes it: every column of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedChange {
+    pub change_id: i64,
+    pub account: i64,
+    pub kind: String,
+    pub overdraft: Option<i64>,
+    pub memo: Option<String>,
+    pub at: i64,
+}
+
 /// Marks a link that seals accounts, before anything else it hashes, so
 /// that no such link hashes like one sealed before accounts were.
 const LINK_WITH_ACCOUNTS: &[u8] = b"wallet link v2\0";
 
+/// Marks a link that seals policy changes, in place of
+/// [`LINK_WITH_ACCOUNTS`], so that no such link hashes like one sealed
+/// before policy changes were.
+const LINK_WITH_CHANGES: &[u8] = b"wallet link v3\0";
+
 /// Hashes one link, fed its transfers in order (the late ones, then those
-/// of its range), then its accounts by id.
+/// of its range), then its accounts by id, then its policy changes by id.
 pub(crate) struct LinkHasher {
     h: Sha256,
     /// One row's encoding, reused: the hash takes a row in one call rather
@@ -231,12 +286,15 @@ pub(crate) struct LinkHasher {
     row: Vec<u8>,
     pub count: i64,
     pub accounts: i64,
+    pub changes: i64,
 }
 
 impl LinkHasher {
     pub(crate) fn new(prev: &Hash, header: &LinkHeader) -> Self {
         let mut h = Sha256::new();
-        if header.accounts_to.is_some() {
+        if header.changes_to.is_some() {
+            h.update(LINK_WITH_CHANGES);
+        } else if header.accounts_to.is_some() {
             h.update(LINK_WITH_ACCOUNTS);
         }
         h.update(prev);
@@ -249,15 +307,54 @@ impl LinkHasher {
                 h.update(id.to_be_bytes());
             }
         }
-        if let Some(to) = header.accounts_to {
-            h.update(to.to_be_bytes());
+        match header.changes_to {
+            None => {
+                if let Some(to) = header.accounts_to {
+                    h.update(to.to_be_bytes());
+                }
+            }
+            Some(changes_to) => {
+                // Both bounds, the first told apart when absent: such a
+                // link is only ever sealed with accounts, but one stored
+                // without them must still hash as a value of its own.
+                let mut bounds = Vec::with_capacity(17);
+                optional(
+                    &mut bounds,
+                    header
+                        .accounts_to
+                        .map(i64::to_be_bytes)
+                        .as_ref()
+                        .map(|b| &b[..]),
+                );
+                bounds.extend_from_slice(&changes_to.to_be_bytes());
+                h.update(&bounds);
+            }
         }
         Self {
             h,
             row: Vec::with_capacity(256),
             count: 0,
             accounts: 0,
+            changes: 0,
         }
+    }
+
+    /// A policy change the link seals, after its accounts.
+    pub(crate) fn add_change(&mut self, c: &SealedChange) {
+        self.changes += 1;
+        let row = &mut self.row;
+        row.clear();
+        row.push(b'p');
+        for n in [c.change_id, c.account, c.at] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        field(row, c.kind.as_bytes());
+        optional(
+            row,
+            c.overdraft.map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
+        );
+        optional(row, c.memo.as_deref().map(str::as_bytes));
+        self.h.update(&self.row);
     }
 
     /// An account the link seals, after its transfers.
@@ -420,6 +517,10 @@ pub struct ChainState {
     pub accounts_to: Option<i64>,
     /// Accounts created after the last link that sealed accounts.
     pub unsealed_accounts: i64,
+    /// The last `changes_to` of the links that match.
+    pub changes_to: Option<i64>,
+    /// Policy changes recorded after the last link that sealed them.
+    pub unsealed_changes: i64,
 }
 
 impl ChainState {
@@ -434,15 +535,26 @@ impl ChainState {
     }
 }
 
+/// The range a link seals of one table, given its bound for it and the last
+/// bound of the links before it (`after`), or `Err` when it does not follow
+/// them: a bound below theirs, or none once a link had one.
+fn follows(to: Option<i64>, after: Option<i64>) -> Result<Option<IdRange>, ()> {
+    match to {
+        Some(to) if after.is_none_or(|after| to >= after) => Ok(Some(IdRange { after, to })),
+        None if after.is_none() => Ok(None),
+        _ => Err(()),
+    }
+}
+
 /// Recomputes `links` in order, each from what `cover` feeds its hasher
-/// (its transfers, then the accounts of the range it is given; it returns
-/// the late ids it could not find), folds what each leaves owed, and stops
-/// at the first that does not match. The engine adds what is not sealed
-/// yet, and what lies outside every link.
+/// (its transfers, then the accounts and policy changes of the ranges it is
+/// given; it returns the late ids it could not find), folds what each
+/// leaves owed, and stops at the first that does not match. The engine adds
+/// what is not sealed yet, and what lies outside every link.
 pub(crate) fn walk<E>(
     links: &[StoredLink],
     currency: &Currency,
-    mut cover: impl FnMut(&LinkHeader, Option<AccountRange>, &mut LinkHasher) -> Result<Vec<i64>, E>,
+    mut cover: impl FnMut(&LinkHeader, Ranges, &mut LinkHasher) -> Result<Vec<i64>, E>,
 ) -> Result<ChainState, E> {
     let mut state = ChainState {
         links: links.len() as i64,
@@ -452,39 +564,42 @@ pub(crate) fn walk<E>(
     let mut expected_first = i64::MIN;
     let mut owed = Owed::new();
     let mut accounts_after: Option<i64> = None;
+    let mut changes_after: Option<i64> = None;
     for (i, link) in links.iter().enumerate() {
         let h = &link.header;
         let mut why = None;
         if h.seq != i as i64 + 1 || (i > 0 && h.first_tx != expected_first) {
             why = Some("the links before it are missing or out of order".to_string());
         }
-        let accounts = match h.accounts_to {
-            Some(to) if accounts_after.is_none_or(|after| to >= after) => Some(AccountRange {
-                after: accounts_after,
-                to,
-            }),
-            None if accounts_after.is_none() => None,
-            _ => {
-                why.get_or_insert_with(|| {
-                    "its accounts do not follow those of the link before it".to_string()
-                });
-                None
-            }
-        };
+        let accounts = follows(h.accounts_to, accounts_after).unwrap_or_else(|()| {
+            why.get_or_insert_with(|| {
+                "its accounts do not follow those of the link before it".to_string()
+            });
+            None
+        });
+        let changes = follows(h.changes_to, changes_after).unwrap_or_else(|()| {
+            why.get_or_insert_with(|| {
+                "its policy changes do not follow those of the link before it".to_string()
+            });
+            None
+        });
         if why.is_none() {
             why = owe(&mut owed, h).err();
         }
         let mut hasher = LinkHasher::new(&prev, h);
-        let missing = cover(h, accounts, &mut hasher)?;
-        let (count, account_count) = (hasher.count, hasher.accounts);
+        let missing = cover(h, Ranges { accounts, changes }, &mut hasher)?;
+        let (count, account_count, change_count) = (hasher.count, hasher.accounts, hasher.changes);
         let recomputed = hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {
             why = Some(format!("transfer {} it sealed is gone", missing[0]));
         }
         if why.is_none() && recomputed != link.hash {
-            let what = match h.accounts_to {
-                None => format!("its {count} transfers"),
-                Some(_) => format!("its {count} transfers or its {account_count} accounts"),
+            let what = match (h.accounts_to, h.changes_to) {
+                (None, None) => format!("its {count} transfers"),
+                (Some(_), None) => format!("its {count} transfers or its {account_count} accounts"),
+                (_, Some(_)) => format!(
+                    "its {count} transfers, its {account_count} accounts or its {change_count} policy changes"
+                ),
             };
             why = Some(format!(
                 "{what} (or the ledger's currency and scale, for the first) differ from what was sealed ({} then)",
@@ -510,9 +625,11 @@ pub(crate) fn walk<E>(
         prev = from_hex(&link.hash).unwrap_or([0; 32]);
         expected_first = h.last_tx.saturating_add(1);
         accounts_after = h.accounts_to.or(accounts_after);
+        changes_after = h.changes_to.or(changes_after);
     }
     state.owed = owed;
     state.accounts_to = accounts_after;
+    state.changes_to = changes_after;
     Ok(state)
 }
 
@@ -584,6 +701,10 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
         0 => detail,
         n => format!("{detail}; {} not sealed yet", counted(n, "account")),
     };
+    let detail = match state.unsealed_changes {
+        0 => detail,
+        n => format!("{detail}; {} not sealed yet", counted(n, "policy change")),
+    };
     findings.into_check(CHAIN_CHECK, detail)
 }
 
@@ -626,6 +747,7 @@ mod tests {
             excluded: vec![],
             late: vec![],
             accounts_to: None,
+            changes_to: None,
         };
         let mut h = LinkHasher::new(prev, &header);
         for row in rows {
@@ -661,6 +783,7 @@ mod tests {
             excluded: excluded.to_vec(),
             late: late.to_vec(),
             accounts_to: None,
+            changes_to: None,
         }
     }
 
@@ -756,18 +879,204 @@ mod tests {
         assert_eq!(owed_after(&paid_twice).unwrap_err().0, 3);
     }
 
+    fn facts(
+        (last_tx, max_tx): (Option<i64>, Option<i64>),
+        (accounts_to, max_account): (Option<i64>, Option<i64>),
+        (changes_to, max_change): (Option<i64>, Option<i64>),
+    ) -> SealFacts {
+        SealFacts {
+            last_tx,
+            accounts_to,
+            changes_to,
+            max_tx,
+            max_account,
+            max_change,
+        }
+    }
+
     #[test]
-    fn a_seal_is_due_for_new_transfers_decisions_or_accounts() {
-        assert!(!anything_to_seal(Some(5), Some(3), Some(5), Some(3), false));
-        assert!(anything_to_seal(Some(5), Some(3), Some(6), Some(3), false));
-        assert!(anything_to_seal(Some(5), Some(3), Some(5), Some(4), false));
-        assert!(anything_to_seal(Some(5), Some(3), Some(5), Some(3), true));
-        assert!(anything_to_seal(Some(5), None, Some(5), Some(0), false));
-        assert!(anything_to_seal(None, None, None, Some(0), false));
-        let none_new = next_accounts(Some(3), Some(3));
+    fn a_seal_is_due_for_new_transfers_decisions_accounts_or_policy_changes() {
+        let sealed = (Some(2), Some(2));
+        let none = (None, None);
+        let all = |t, a, c| facts(t, a, c);
+        assert!(!anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(3)), sealed),
+            false
+        ));
+        assert!(!anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(3)), none),
+            false
+        ));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(6)), (Some(3), Some(3)), sealed),
+            false
+        ));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(4)), sealed),
+            false
+        ));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(3)), sealed),
+            true
+        ));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(5)), (None, Some(0)), sealed),
+            false
+        ));
+        assert!(anything_to_seal(&all(none, (None, Some(0)), none), false));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(3)), (Some(2), Some(3))),
+            false
+        ));
+        assert!(anything_to_seal(
+            &all((Some(5), Some(5)), (Some(3), Some(3)), (None, Some(1))),
+            false
+        ));
+        let ranges = |accounts, changes| Ranges {
+            accounts: Some(accounts),
+            changes: Some(changes),
+        };
+        let none_new = ranges(next_range(Some(3), Some(3)), next_range(Some(2), Some(2)));
         assert!(!link_due(5, 5, &[], none_new));
-        assert!(link_due(5, 5, &[], next_accounts(None, Some(0))));
-        assert_eq!(next_accounts(Some(3), Some(4)).bounds(), (4, 4));
-        assert_eq!(next_accounts(None, Some(4)).bounds(), (i64::MIN, 4));
+        let no_change_yet = ranges(
+            next_range(Some(3), Some(3)),
+            next_range(Some(i64::MIN), None),
+        );
+        assert!(!link_due(5, 5, &[], no_change_yet));
+        let first_of_accounts = ranges(next_range(None, Some(0)), next_range(Some(2), Some(2)));
+        assert!(link_due(5, 5, &[], first_of_accounts));
+        let first_of_changes = ranges(next_range(Some(3), Some(3)), next_range(None, None));
+        assert!(link_due(5, 5, &[], first_of_changes));
+        let new_change = ranges(next_range(Some(3), Some(3)), next_range(Some(2), Some(3)));
+        assert!(link_due(5, 5, &[], new_change));
+        assert_eq!(next_range(Some(3), Some(4)).bounds(), (4, 4));
+        assert_eq!(next_range(None, Some(4)).bounds(), (i64::MIN, 4));
+    }
+
+    /// A link sealed before links sealed policy changes (with accounts,
+    /// `changes_to` absent) hashes as it did then: a hash recorded by that
+    /// version, pinned.
+    #[test]
+    fn a_link_without_policy_changes_hashes_as_before_they_were_sealed() {
+        let prev = genesis(&Currency::default());
+        let mut h = header(2, 3, 9, &[5], &[1]);
+        h.accounts_to = Some(4);
+        let mut hasher = LinkHasher::new(&prev, &h);
+        let mut row = sealed(3, 500);
+        row.memo = Some("rent".into());
+        row.key = Some("k-1".into());
+        hasher.add(&row);
+        hasher.add_account(&SealedAccount {
+            id: 4,
+            name: Some("carol".into()),
+            email: Some("carol@example.com".into()),
+            created_at: 7,
+        });
+        assert_eq!(
+            hex(&hasher.finish()),
+            "9cfe66a8434ea35fb55fe45bd6bf03075f195450908876cf3a623df7df3b52b6"
+        );
+    }
+
+    fn change(change_id: i64, kind: &str, overdraft: Option<i64>) -> SealedChange {
+        SealedChange {
+            change_id,
+            account: 1,
+            kind: kind.into(),
+            overdraft,
+            memo: Some("credit line".into()),
+            at: 9,
+        }
+    }
+
+    fn with_changes(changes_to: Option<i64>, changes: &[SealedChange]) -> Hash {
+        let mut h = header(1, 1, 10, &[], &[]);
+        h.accounts_to = Some(2);
+        h.changes_to = changes_to;
+        let mut hasher = LinkHasher::new(&genesis(&Currency::default()), &h);
+        hasher.add(&sealed(1, 100));
+        hasher.add_account(&account(1, "alice"));
+        for c in changes {
+            hasher.add_change(c);
+        }
+        assert_eq!(hasher.changes, changes.len() as i64);
+        hasher.finish()
+    }
+
+    #[test]
+    fn every_field_of_a_policy_change_is_part_of_its_link() {
+        let base = with_changes(
+            Some(2),
+            &[
+                change(1, "overdraft", Some(5000)),
+                change(2, "freeze", None),
+            ],
+        );
+        let edits: [fn(&mut SealedChange); 6] = [
+            |c| c.change_id = 3,
+            |c| c.account = 2,
+            |c| c.kind = "close".into(),
+            |c| c.overdraft = Some(5001),
+            |c| c.memo = None,
+            |c| c.at = 10,
+        ];
+        for edit in edits {
+            let mut first = change(1, "overdraft", Some(5000));
+            edit(&mut first);
+            assert_ne!(
+                base,
+                with_changes(Some(2), &[first, change(2, "freeze", None)])
+            );
+        }
+        assert_ne!(
+            base,
+            with_changes(Some(2), &[change(1, "overdraft", Some(5000))])
+        );
+        assert_ne!(
+            base,
+            with_changes(
+                Some(3),
+                &[
+                    change(1, "overdraft", Some(5000)),
+                    change(2, "freeze", None)
+                ]
+            ),
+            "the bound is sealed"
+        );
+        assert_ne!(
+            with_changes(Some(i64::MIN), &[]),
+            with_changes(None, &[]),
+            "a link with policy changes is told apart"
+        );
+    }
+
+    /// A link whose bounds do not follow those before it is broken, and
+    /// named, before its hash is compared.
+    #[test]
+    fn a_link_whose_policy_changes_go_back_is_broken() {
+        let currency = Currency::default();
+        let mut links = Vec::new();
+        let mut prev = genesis(&currency);
+        for (seq, changes_to) in [(1, Some(4)), (2, Some(3))] {
+            let mut h = header(seq, seq * 10 - 9, seq * 10, &[], &[]);
+            h.accounts_to = Some(0);
+            h.changes_to = changes_to;
+            let hash = LinkHasher::new(&prev, &h).finish();
+            prev = hash;
+            links.push(StoredLink {
+                header: h,
+                count: 0,
+                hash: hex(&hash),
+            });
+        }
+        let state = walk(&links, &currency, |_, _, _| Ok::<_, ()>(Vec::new())).unwrap();
+        let broken = state.broken.unwrap();
+        assert_eq!(broken.seq, 2);
+        assert!(
+            broken.why.contains("policy changes do not follow"),
+            "{}",
+            broken.why
+        );
+        assert_eq!(state.changes_to, Some(4));
     }
 }

@@ -92,6 +92,7 @@ mod planted;
 mod policies;
 mod power_loss;
 mod scripting;
+mod sealed_policies;
 mod tamper;
 mod throughput;
 mod urls;

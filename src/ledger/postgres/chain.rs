@@ -8,7 +8,8 @@ use super::NOW_MS;
 use super::error::PgResult;
 use super::guard::Guard;
 use crate::ledger::chain::{
-    self, AccountRange, ChainState, Hash, LinkHasher, LinkHeader, Sealed, SealedAccount, StoredLink,
+    self, ChainState, Hash, LinkHasher, LinkHeader, Ranges, SealFacts, Sealed, SealedAccount,
+    SealedChange, StoredLink,
 };
 use crate::ledger::rules;
 use crate::money::Currency;
@@ -46,6 +47,7 @@ fn link_from_row(r: &Row) -> StoredLink {
             excluded: chain::ids_from_text(&r.get::<_, String>(3)),
             late: chain::ids_from_text(&r.get::<_, String>(4)),
             accounts_to: r.get(7),
+            changes_to: r.get(8),
         },
         count: r.get(5),
         hash: r.get(6),
@@ -65,6 +67,7 @@ fn owed(client: &mut impl GenericClient) -> PgResult<Option<chain::Owed>> {
             excluded: chain::ids_from_text(&r.get::<_, String>(3)),
             late: chain::ids_from_text(&r.get::<_, String>(4)),
             accounts_to: None,
+            changes_to: None,
         })
         .collect();
     Ok(chain::owed_after(&headers).ok())
@@ -92,11 +95,12 @@ fn decided(client: &mut impl GenericClient, owed: &chain::Owed) -> PgResult<Vec<
 
 /// Feeds a link's transfers to `hasher` in the order it hashes them: the
 /// late ones by id, then those of its range, the excluded ones by their
-/// queue fields; then the accounts of `accounts`, by id.
+/// queue fields; then the accounts of its range, by id; then its policy
+/// changes, by id.
 fn covered(
     tx: &mut postgres::Transaction<'_>,
     header: &LinkHeader,
-    accounts: Option<AccountRange>,
+    ranges: Ranges,
     hasher: &mut LinkHasher,
 ) -> PgResult<Vec<i64>> {
     let mut missing = Vec::new();
@@ -129,7 +133,7 @@ fn covered(
             hasher.add(&t);
         }
     }
-    if let Some(accounts) = accounts {
+    if let Some(accounts) = ranges.accounts {
         let (low, high) = accounts.bounds();
         for r in tx.query(
             "SELECT id, name, email, created_at FROM accounts WHERE id >= $1 AND id <= $2 ORDER BY id",
@@ -143,14 +147,32 @@ fn covered(
             });
         }
     }
+    if let Some(changes) = ranges.changes {
+        let (low, high) = changes.bounds();
+        for r in tx.query(
+            "SELECT change_id, account, kind, overdraft, memo, at FROM policy_changes
+              WHERE change_id >= $1 AND change_id <= $2 ORDER BY change_id",
+            &[&low, &high],
+        )? {
+            hasher.add_change(&SealedChange {
+                change_id: r.get(0),
+                account: r.get(1),
+                kind: r.get(2),
+                overdraft: r.get(3),
+                memo: r.get(4),
+                at: r.get(5),
+            });
+        }
+    }
     Ok(missing)
 }
 
 /// The ids a seal may cover: (smallest transfer, largest transfer, largest
-/// account), each read under a lock that waits for every transaction that
-/// drew such ids or changed such rows: any id drawn later is larger than
-/// these, so no row can appear below them after the seal.
-type Bounds = (Option<i64>, Option<i64>, Option<i64>);
+/// account, largest policy change), each read under a lock that waits for
+/// every transaction that drew such ids or changed such rows: any id drawn
+/// later is larger than these, so no row can appear below them after the
+/// seal.
+type Bounds = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 fn bounds(client: &mut Client) -> PgResult<Bounds> {
     let mut tx = client.transaction()?;
@@ -164,7 +186,16 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
     tx.batch_execute("LOCK TABLE accounts IN SHARE MODE")?;
     let max_account = tx.query_one("SELECT max(id) FROM accounts", &[])?.get(0);
     tx.commit()?;
-    Ok((min_tx, max_tx, max_account))
+    // Its own transaction too, for the same reason: a policy change is
+    // written with its account's new state. The lock waits for a change
+    // still uncommitted, whose id may lie below a committed one's.
+    let mut tx = client.transaction()?;
+    tx.batch_execute("LOCK TABLE policy_changes IN SHARE MODE")?;
+    let max_change = tx
+        .query_one("SELECT max(change_id) FROM policy_changes", &[])?
+        .get(0);
+    tx.commit()?;
+    Ok((min_tx, max_tx, max_account, max_change))
 }
 
 /// Seals what can be sealed unless another process is sealing, in one
@@ -175,18 +206,24 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
         Some(owed) => !decided(client, &owed)?.is_empty(),
         None => return Ok(0),
     };
-    if !chain::anything_to_seal(
-        facts.get(0),
-        facts.get(1),
-        facts.get(2),
-        facts.get(3),
-        decided_owed,
-    ) {
+    let facts = SealFacts {
+        last_tx: facts.get(0),
+        accounts_to: facts.get(1),
+        changes_to: facts.get(2),
+        max_tx: facts.get(3),
+        max_account: facts.get(4),
+        max_change: facts.get(5),
+    };
+    if !chain::anything_to_seal(&facts, decided_owed) {
         return Ok(0);
     }
     let bounds = bounds(client)?;
     let mut tx = client.transaction()?;
-    guard.enter(&mut tx, &["chain_links"], &["transfers", "accounts"])?;
+    guard.enter(
+        &mut tx,
+        &["chain_links"],
+        &["transfers", "accounts", "policy_changes"],
+    )?;
     let locked: bool = tx
         .query_one(
             "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.chain'))",
@@ -213,30 +250,38 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
 fn seal_one(
     tx: &mut postgres::Transaction<'_>,
     currency: &Currency,
-    (min_tx, max_tx, max_account): Bounds,
+    (min_tx, max_tx, max_account, max_change): Bounds,
     owed: &mut chain::Owed,
 ) -> PgResult<bool> {
     let head = tx.query_opt(
-        "SELECT seq, last_tx, hash, accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1",
+        "SELECT seq, last_tx, hash, accounts_to, changes_to
+           FROM chain_links ORDER BY seq DESC LIMIT 1",
         &[],
     )?;
-    let (seq, last, prev, accounts_after): (i64, i64, Hash, Option<i64>) = match head {
+    type Head = (i64, i64, Hash, Option<i64>, Option<i64>);
+    let (seq, last, prev, accounts_after, changes_after): Head = match head {
         Some(row) => (
             row.get(0),
             row.get(1),
             chain::from_hex(&row.get::<_, String>(2)).unwrap_or([0; 32]),
             row.get(3),
+            row.get(4),
         ),
-        None => (0, i64::MIN, chain::genesis(currency), None),
+        None => (0, i64::MIN, chain::genesis(currency), None, None),
     };
     let start = last;
     let end = match (min_tx, max_tx) {
         (Some(min_tx), Some(max_tx)) => chain::link_end(last, min_tx, max_tx).max(start),
         _ => start,
     };
-    let accounts = chain::next_accounts(accounts_after, max_account);
+    let accounts = chain::next_range(accounts_after, max_account);
+    let changes = chain::next_range(changes_after, max_change);
+    let ranges = Ranges {
+        accounts: Some(accounts),
+        changes: Some(changes),
+    };
     let late = decided(tx, owed)?;
-    if !chain::link_due(start, end, &late, accounts) {
+    if !chain::link_due(start, end, &late, ranges) {
         return Ok(false);
     }
     let changing = rules::changing_statuses_sql();
@@ -258,15 +303,17 @@ fn seal_one(
         excluded,
         late,
         accounts_to: Some(accounts.to),
+        changes_to: Some(changes.to),
     };
     let mut hasher = LinkHasher::new(&prev, &header);
-    covered(tx, &header, Some(accounts), &mut hasher)?;
+    covered(tx, &header, ranges, &mut hasher)?;
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.execute(
         &format!(
-            "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS}, $8)"
+            "INSERT INTO chain_links
+                 (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to, changes_to)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS}, $8, $9)"
         ),
         &[
             &header.seq,
@@ -277,6 +324,7 @@ fn seal_one(
             &count,
             &hash,
             &header.accounts_to,
+            &header.changes_to,
         ],
     )?;
     // The sealer wrote this link's lists itself, so they fold.
@@ -293,15 +341,15 @@ pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainS
         .start()?;
     let links: Vec<StoredLink> = tx
         .query(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to
                FROM chain_links ORDER BY seq",
             &[],
         )?
         .iter()
         .map(link_from_row)
         .collect();
-    let mut state = chain::walk(&links, currency, |h, accounts, hasher| {
-        covered(&mut tx, h, accounts, hasher)
+    let mut state = chain::walk(&links, currency, |h, ranges, hasher| {
+        covered(&mut tx, h, ranges, hasher)
     })?;
     let last = links.last().map_or(i64::MIN, |l| l.header.last_tx);
     let after: i64 = tx
@@ -328,9 +376,16 @@ pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainS
             .map(|r| r.get(0))
             .collect();
     }
-    let (low, _) = chain::next_accounts(state.accounts_to, None).bounds();
+    let (low, _) = chain::next_range(state.accounts_to, None).bounds();
     state.unsealed_accounts = tx
         .query_one("SELECT count(*) FROM accounts WHERE id >= $1", &[&low])?
+        .get(0);
+    let (low, _) = chain::next_range(state.changes_to, None).bounds();
+    state.unsealed_changes = tx
+        .query_one(
+            "SELECT count(*) FROM policy_changes WHERE change_id >= $1",
+            &[&low],
+        )?
         .get(0);
     tx.commit()?;
     Ok(state)

@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::error::{SqlResult, commit};
 use crate::ledger::chain::{
-    self, AccountRange, ChainState, Hash, LinkHasher, LinkHeader, Sealed, SealedAccount, StoredLink,
+    self, ChainState, Hash, LinkHasher, LinkHeader, Ranges, SealFacts, Sealed, SealedAccount,
+    SealedChange, StoredLink,
 };
 use crate::ledger::clock;
 use crate::ledger::rules;
@@ -32,22 +33,27 @@ fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
     })
 }
 
-fn head(conn: &Connection, currency: &Currency) -> SqlResult<(i64, i64, Hash, Option<i64>)> {
-    let found: Option<(i64, i64, String, Option<i64>)> = conn
+/// The last link: its number, `last_tx`, hash, `accounts_to` and
+/// `changes_to`; the genesis before the first.
+type Head = (i64, i64, Hash, Option<i64>, Option<i64>);
+
+fn head(conn: &Connection, currency: &Currency) -> SqlResult<Head> {
+    let found: Option<Head> = conn
         .prepare_cached(
-            "SELECT seq, last_tx, hash, accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, last_tx, hash, accounts_to, changes_to
+               FROM chain_links ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                chain::from_hex(&r.get::<_, String>(2)?).unwrap_or([0; 32]),
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })
         .optional()?;
-    Ok(match found {
-        Some((seq, last, hash, accounts_to)) => (
-            seq,
-            last,
-            chain::from_hex(&hash).unwrap_or([0; 32]),
-            accounts_to,
-        ),
-        None => (0, i64::MIN, chain::genesis(currency), None),
-    })
+    Ok(found.unwrap_or_else(|| (0, i64::MIN, chain::genesis(currency), None, None)))
 }
 
 fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
@@ -59,6 +65,7 @@ fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
             excluded: chain::ids_from_text(&r.get::<_, String>(3)?),
             late: chain::ids_from_text(&r.get::<_, String>(4)?),
             accounts_to: r.get(7)?,
+            changes_to: r.get(8)?,
         },
         count: r.get(5)?,
         hash: r.get(6)?,
@@ -78,6 +85,7 @@ fn owed(conn: &Connection) -> SqlResult<Option<chain::Owed>> {
                 excluded: chain::ids_from_text(&r.get::<_, String>(3)?),
                 late: chain::ids_from_text(&r.get::<_, String>(4)?),
                 accounts_to: None,
+                changes_to: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -101,11 +109,12 @@ fn decided(conn: &Connection, owed: &chain::Owed) -> SqlResult<Vec<i64>> {
 
 /// Feeds a link's transfers to `hasher` in the order it hashes them: the
 /// late ones by id, then those of its range, the excluded ones by their
-/// queue fields; then the accounts of `accounts`, by id.
+/// queue fields; then the accounts of its range, by id; then its policy
+/// changes, by id.
 fn covered(
     conn: &Connection,
     header: &LinkHeader,
-    accounts: Option<AccountRange>,
+    ranges: Ranges,
     hasher: &mut LinkHasher,
 ) -> SqlResult<Vec<i64>> {
     let mut missing = Vec::new();
@@ -132,7 +141,7 @@ fn covered(
         }
         hasher.add(&t);
     }
-    if let Some(accounts) = accounts {
+    if let Some(accounts) = ranges.accounts {
         let (low, high) = accounts.bounds();
         let mut stmt = conn.prepare_cached(
             "SELECT id, name, email, created_at FROM accounts WHERE id >= ?1 AND id <= ?2 ORDER BY id",
@@ -147,20 +156,45 @@ fn covered(
             });
         }
     }
+    if let Some(changes) = ranges.changes {
+        let (low, high) = changes.bounds();
+        let mut stmt = conn.prepare_cached(
+            "SELECT change_id, account, kind, overdraft, memo, at FROM policy_changes
+              WHERE change_id >= ?1 AND change_id <= ?2 ORDER BY change_id",
+        )?;
+        let mut rows = stmt.query([low, high])?;
+        while let Some(r) = rows.next()? {
+            hasher.add_change(&SealedChange {
+                change_id: r.get(0)?,
+                account: r.get(1)?,
+                kind: r.get(2)?,
+                overdraft: r.get(3)?,
+                memo: r.get(4)?,
+                at: r.get(5)?,
+            });
+        }
+    }
     Ok(missing)
 }
 
 /// Seals what can be sealed, a link of at most [`LINK_MAX`] transfers at a
 /// time, in one write transaction; returns how many links it added.
 pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64> {
-    let (last_tx, accounts_to, max_tx, max_account) = conn
-        .prepare_cached(chain::SEAL_FACTS)?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let facts = conn.prepare_cached(chain::SEAL_FACTS)?.query_row([], |r| {
+        Ok(SealFacts {
+            last_tx: r.get(0)?,
+            accounts_to: r.get(1)?,
+            changes_to: r.get(2)?,
+            max_tx: r.get(3)?,
+            max_account: r.get(4)?,
+            max_change: r.get(5)?,
+        })
+    })?;
     let decided_owed = match owed(conn)? {
         Some(owed) => !decided(conn, &owed)?.is_empty(),
         None => return Ok(0),
     };
-    if !chain::anything_to_seal(last_tx, accounts_to, max_tx, max_account, decided_owed) {
+    if !chain::anything_to_seal(&facts, decided_owed) {
         return Ok(0);
     }
     let tx = super::guard::begin_write(conn)?;
@@ -182,21 +216,27 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
 }
 
 fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -> SqlResult<bool> {
-    let (seq, last, prev, accounts_after) = head(tx, currency)?;
-    let (min_tx, max_tx, max_account): (Option<i64>, Option<i64>, Option<i64>) = tx
+    let (seq, last, prev, accounts_after, changes_after) = head(tx, currency)?;
+    type Maxima = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let (min_tx, max_tx, max_account, max_change): Maxima = tx
         .prepare_cached(
             "SELECT (SELECT min(tx_id) FROM transfers), (SELECT max(tx_id) FROM transfers),
-                    (SELECT max(id) FROM accounts)",
+                    (SELECT max(id) FROM accounts), (SELECT max(change_id) FROM policy_changes)",
         )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let start = last;
     let end = match (min_tx, max_tx) {
         (Some(min_tx), Some(max_tx)) => chain::link_end(last, min_tx, max_tx).max(start),
         _ => start,
     };
-    let accounts = chain::next_accounts(accounts_after, max_account);
+    let accounts = chain::next_range(accounts_after, max_account);
+    let changes = chain::next_range(changes_after, max_change);
+    let ranges = Ranges {
+        accounts: Some(accounts),
+        changes: Some(changes),
+    };
     let late = decided(tx, owed)?;
-    if !chain::link_due(start, end, &late, accounts) {
+    if !chain::link_due(start, end, &late, ranges) {
         return Ok(false);
     }
     let changing = rules::changing_statuses_sql();
@@ -215,14 +255,16 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
         excluded,
         late,
         accounts_to: Some(accounts.to),
+        changes_to: Some(changes.to),
     };
     let mut hasher = LinkHasher::new(&prev, &header);
-    covered(tx, &header, Some(accounts), &mut hasher)?;
+    covered(tx, &header, ranges, &mut hasher)?;
     let count = hasher.count;
     let hash = chain::hex(&hasher.finish());
     tx.prepare_cached(
-        "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO chain_links
+             (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to, changes_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         header.seq,
@@ -234,23 +276,25 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
         hash,
         clock::now_ms(),
         header.accounts_to,
+        header.changes_to,
     ])?;
     // The sealer wrote this link's lists itself, so they fold.
     let _ = chain::owe(owed, &header);
     Ok(true)
 }
 
-/// Recomputes every link from the transfers and accounts it covers.
+/// Recomputes every link from the transfers, accounts and policy changes
+/// it covers.
 pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainState> {
     let links: Vec<StoredLink> = conn
         .prepare(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to
              FROM chain_links ORDER BY seq",
         )?
         .query_map([], link_from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let mut state = chain::walk(&links, currency, |h, accounts, hasher| {
-        covered(conn, h, accounts, hasher)
+    let mut state = chain::walk(&links, currency, |h, ranges, hasher| {
+        covered(conn, h, ranges, hasher)
     })?;
     let last = links.last().map_or(i64::MIN, |l| l.header.last_tx);
     let after: i64 = conn.query_row(
@@ -273,10 +317,16 @@ pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainSt
             .query_map([first], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
     }
-    let (low, _) = chain::next_accounts(state.accounts_to, None).bounds();
+    let (low, _) = chain::next_range(state.accounts_to, None).bounds();
     state.unsealed_accounts =
         conn.query_row("SELECT count(*) FROM accounts WHERE id >= ?1", [low], |r| {
             r.get(0)
         })?;
+    let (low, _) = chain::next_range(state.changes_to, None).bounds();
+    state.unsealed_changes = conn.query_row(
+        "SELECT count(*) FROM policy_changes WHERE change_id >= ?1",
+        [low],
+        |r| r.get(0),
+    )?;
     Ok(state)
 }
