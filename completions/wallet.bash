@@ -25,6 +25,9 @@ _wallet() {
             wallet,capture)
                 cmd="wallet__subcmd__capture"
                 ;;
+            wallet,close)
+                cmd="wallet__subcmd__close"
+                ;;
             wallet,completions)
                 cmd="wallet__subcmd__completions"
                 ;;
@@ -36,6 +39,9 @@ _wallet() {
                 ;;
             wallet,export)
                 cmd="wallet__subcmd__export"
+                ;;
+            wallet,freeze)
+                cmd="wallet__subcmd__freeze"
                 ;;
             wallet,get-transfer)
                 cmd="wallet__subcmd__get__subcmd__transfer"
@@ -58,6 +64,9 @@ _wallet() {
             wallet,migrate)
                 cmd="wallet__subcmd__migrate"
                 ;;
+            wallet,overdraft)
+                cmd="wallet__subcmd__overdraft"
+                ;;
             wallet,refund)
                 cmd="wallet__subcmd__refund"
                 ;;
@@ -69,6 +78,9 @@ _wallet() {
                 ;;
             wallet,transfer)
                 cmd="wallet__subcmd__transfer"
+                ;;
+            wallet,unfreeze)
+                cmd="wallet__subcmd__unfreeze"
                 ;;
             wallet,users)
                 cmd="wallet__subcmd__users"
@@ -88,6 +100,9 @@ _wallet() {
             wallet__subcmd__help,capture)
                 cmd="wallet__subcmd__help__subcmd__capture"
                 ;;
+            wallet__subcmd__help,close)
+                cmd="wallet__subcmd__help__subcmd__close"
+                ;;
             wallet__subcmd__help,completions)
                 cmd="wallet__subcmd__help__subcmd__completions"
                 ;;
@@ -99,6 +114,9 @@ _wallet() {
                 ;;
             wallet__subcmd__help,export)
                 cmd="wallet__subcmd__help__subcmd__export"
+                ;;
+            wallet__subcmd__help,freeze)
+                cmd="wallet__subcmd__help__subcmd__freeze"
                 ;;
             wallet__subcmd__help,get-transfer)
                 cmd="wallet__subcmd__help__subcmd__get__subcmd__transfer"
@@ -121,6 +139,9 @@ _wallet() {
             wallet__subcmd__help,migrate)
                 cmd="wallet__subcmd__help__subcmd__migrate"
                 ;;
+            wallet__subcmd__help,overdraft)
+                cmd="wallet__subcmd__help__subcmd__overdraft"
+                ;;
             wallet__subcmd__help,refund)
                 cmd="wallet__subcmd__help__subcmd__refund"
                 ;;
@@ -132,6 +153,9 @@ _wallet() {
                 ;;
             wallet__subcmd__help,transfer)
                 cmd="wallet__subcmd__help__subcmd__transfer"
+                ;;
+            wallet__subcmd__help,unfreeze)
+                cmd="wallet__subcmd__help__subcmd__unfreeze"
                 ;;
             wallet__subcmd__help,users)
                 cmd="wallet__subcmd__help__subcmd__users"
@@ -149,7 +173,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund completions verify migrate help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +279,38 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__close)
+            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --memo)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__completions)
             opts="-q -h --db --json --quiet --lock-timeout --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -281,12 +337,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__create__subcmd__user)
-            opts="-q -h --db --json --quiet --lock-timeout --help"
+            opts="-q -h --overdraft --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --overdraft)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -397,6 +460,38 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__freeze)
+            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --memo)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__get__subcmd__transfer)
             opts="-q -h --id --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -469,7 +564,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund completions verify migrate help"
+            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -511,6 +606,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__capture)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__close)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -567,6 +676,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__freeze)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -678,6 +801,20 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__help__subcmd__overdraft)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__help__subcmd__refund)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -721,6 +858,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__transfer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__unfreeze)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -939,6 +1090,38 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__overdraft)
+            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --memo)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__refund)
             opts="-q -h --id --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1090,6 +1273,38 @@ _wallet() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "jsonl csv" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__unfreeze)
+            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --memo)
+                    COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi

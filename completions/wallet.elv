@@ -44,6 +44,10 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
             cand refund 'Queue a refund of a COMPLETED transfer, all of it or part'
+            cand overdraft 'Set a user''s overdraft limit: how far below zero its balance may go'
+            cand freeze 'Freeze a user: no money leaves the account until it is unfrozen'
+            cand unfreeze 'Unfreeze a user: money may leave the account again'
+            cand close 'Close a user for good: only an empty account, never reopened'
             cand completions 'Print a shell completion script'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
@@ -61,13 +65,14 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;create-user'= {
+            cand --overdraft 'How far below zero the balance may go, e.g. 500.00 (0: none)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;get-user'= {
             cand --at 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)'
@@ -239,6 +244,46 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'wallet;overdraft'= {
+            cand --memo 'A note recorded with the change'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;freeze'= {
+            cand --memo 'A note recorded with the change'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;unfreeze'= {
+            cand --memo 'A note recorded with the change'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wallet;close'= {
+            cand --memo 'A note recorded with the change'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'wallet;completions'= {
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
@@ -289,6 +334,10 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
             cand refund 'Queue a refund of a COMPLETED transfer, all of it or part'
+            cand overdraft 'Set a user''s overdraft limit: how far below zero its balance may go'
+            cand freeze 'Freeze a user: no money leaves the account until it is unfrozen'
+            cand unfreeze 'Unfreeze a user: money may leave the account again'
+            cand close 'Close a user for good: only an empty account, never reopened'
             cand completions 'Print a shell completion script'
             cand verify 'Check every ledger invariant and report each check'
             cand migrate 'Upgrade the ledger''s schema to the version this binary writes'
@@ -327,6 +376,14 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;release'= {
         }
         &'wallet;help;refund'= {
+        }
+        &'wallet;help;overdraft'= {
+        }
+        &'wallet;help;freeze'= {
+        }
+        &'wallet;help;unfreeze'= {
+        }
+        &'wallet;help;close'= {
         }
         &'wallet;help;completions'= {
         }

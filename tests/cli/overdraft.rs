@@ -272,10 +272,11 @@ fn verify_holds_each_debit_to_the_limit_in_force_when_it_was_decided() {
     // Removing the limit later leaves the past decision sound.
     set_overdraft(&s, "alice", 0);
     s.ok(&["verify"]);
-    // Without the change that allowed it, the debit broke a limit of 0.
+    // Without the change that allowed it, the debit broke a limit of 0;
+    // the change was sealed by the settle, so the chain names the edit too.
     s.tamper("DELETE FROM policy_changes WHERE overdraft = 5000");
     let report = s.verify_fails().report;
-    assert_eq!(report.failed(), ["no_negative_balances"]);
+    assert_eq!(report.failed(), ["no_negative_balances", "chain"]);
     let check = report
         .checks
         .iter()
@@ -290,9 +291,12 @@ fn verify_holds_each_debit_to_the_limit_in_force_when_it_was_decided() {
               SELECT id, 'overdraft', 5000, {} FROM accounts WHERE name = 'alice'",
         now_ms() + 60_000
     ));
-    assert_eq!(s.verify_fails().report.failed(), ["no_negative_balances"]);
+    assert_eq!(
+        s.verify_fails().report.failed(),
+        ["no_negative_balances", "chain"]
+    );
     s.tamper("UPDATE policy_changes SET at = 0 WHERE overdraft = 5000");
-    s.ok(&["verify"]);
+    assert_eq!(s.verify_fails().report.failed(), ["chain"]);
     // The balance now is held to the largest limit the account ever had.
     s.tamper(
         "UPDATE accounts SET balance = balance - 2001 WHERE name = 'alice';
