@@ -6,6 +6,7 @@ mod capture;
 mod completions;
 mod create_user;
 mod deposit;
+mod events;
 mod export;
 mod get_transfer;
 mod get_user;
@@ -18,6 +19,7 @@ mod queue;
 mod refund;
 mod release;
 mod settle;
+mod signals;
 mod transfer;
 mod transfer_batch;
 mod users;
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Users(args) => users::run(&context, args),
         Command::Balances(args) => balances::run(&context, args),
         Command::Export(args) => export::run(&context, args),
+        Command::Events(args) => events::run(&context, args),
         Command::Hold(args) => hold::run(&context, args),
         Command::Capture(args) => capture::run(&context, args),
         Command::Release(args) => release::run(&context, args),
