@@ -8,6 +8,7 @@ mod close;
 mod completions;
 mod create_user;
 mod deposit;
+mod events;
 mod export;
 mod freeze;
 mod get_transfer;
@@ -22,6 +23,7 @@ mod queue;
 mod refund;
 mod release;
 mod settle;
+mod signals;
 mod transfer;
 mod transfer_batch;
 mod unfreeze;
@@ -94,6 +96,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Users(args) => users::run(&context, args),
         Command::Balances(args) => balances::run(&context, args),
         Command::Export(args) => export::run(&context, args),
+        Command::Events(args) => events::run(&context, args),
         Command::Hold(args) => hold::run(&context, args),
         Command::Capture(args) => capture::run(&context, args),
         Command::Release(args) => release::run(&context, args),

@@ -1,15 +1,13 @@
 //! `wallet settle`: apply pending transfers, oldest first, each exactly once;
 //! with `--watch`, keep doing so as a worker until SIGINT or SIGTERM.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 mod shown;
 
 use super::Context;
 use crate::cli::SettleArgs;
-use crate::error::{Result, WalletError};
+use crate::error::Result;
 use crate::ledger::worker::{self, Plan};
 use crate::output::Report;
 use crate::output::settle_report::{report, stopped_part_way};
@@ -17,7 +15,7 @@ use shown::Shown;
 
 pub(super) fn run(context: &Context, args: SettleArgs) -> Result<Report> {
     let stop = if args.watch {
-        Some(on_signals()?)
+        Some(super::signals::on_signals()?)
     } else {
         None
     };
@@ -37,20 +35,4 @@ pub(super) fn run(context: &Context, args: SettleArgs) -> Result<Report> {
         Ok(summary) => Ok(report(summary)),
         Err(stopped) => Err(stopped_part_way(stopped)),
     }
-}
-
-/// A flag set by SIGINT, SIGTERM or SIGHUP: a worker finishes the batch in
-/// hand, then stops.
-fn on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|e| {
-            WalletError::Io(anyhow::Error::new(e).context("cannot install a signal handler"))
-        })?;
-    }
-    Ok(stop)
 }

@@ -11,6 +11,7 @@
 
 pub(crate) mod chain;
 pub(crate) mod clock;
+pub(crate) mod events;
 mod model;
 mod open;
 mod postgres;
@@ -27,6 +28,7 @@ use crate::error::{Result, WalletError};
 use crate::money::{Amount, Currency};
 
 pub use crate::location::{Location, hide_passwords_in};
+pub use events::{About, Cursor, EventKind, EventRecord};
 pub(crate) use model::{
     BalanceAt, BatchOptions, BatchStopped, BatchSummary, Check, ExportFilter, Exported, Findings,
     HistoryQuery, PointInTime, Problem, SettleOptions, SettleStopped, SettleSummary, Span,
@@ -301,6 +303,16 @@ impl Ledger {
         each: &mut dyn FnMut(Exported) -> Result<bool>,
     ) -> Result<()> {
         self.store.export(filter, each)
+    }
+
+    /// Hands `each` the change feed's events in commit order; see
+    /// [`events::stream`]. Returns how many it took.
+    pub(crate) fn stream_events(
+        &mut self,
+        options: &events::FeedOptions,
+        each: &mut dyn FnMut(&events::EventRecord) -> Result<bool>,
+    ) -> Result<u64> {
+        events::stream(&mut *self.store, options, each)
     }
 
     /// A user's transfers, newest first, one page.

@@ -12,6 +12,7 @@ use crate::domain::{Email, UserName};
 use crate::error::Result;
 use crate::money::Currency;
 
+use super::events::{Cursor, EventRecord};
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, Exported,
     HistoryQuery, Instant, PointInTime, PolicyChange, PolicyChangeRecord, TransferRecord,
@@ -180,6 +181,21 @@ pub trait Store {
     /// under the lock is applied, so concurrent or re-run settles never
     /// apply one twice.
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts>;
+
+    /// Up to `limit` events after `after` (all if `None`), in the order
+    /// they committed, from one snapshot; only events that no transaction
+    /// still running can come before are read, so a cursor taken from them
+    /// never passes an event that commits later. A cursor of another
+    /// engine's form is a usage error.
+    fn events(&mut self, after: Option<&Cursor>, limit: u32) -> Result<Vec<EventRecord>>;
+
+    /// Whether a commit may have added events since the last
+    /// [`Store::events`], asked between reads by `events --follow`: a look
+    /// that holds no snapshot and blocks no writer. True unless the engine
+    /// can tell cheaply that nothing committed.
+    fn may_have_new_events(&mut self) -> Result<bool> {
+        Ok(true)
+    }
 
     /// How many transfers wait for settlement.
     fn pending_count(&mut self) -> Result<u64>;

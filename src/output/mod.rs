@@ -5,6 +5,7 @@
 pub(crate) mod balance_views;
 pub(crate) mod batch_stream;
 pub(crate) mod completion_script;
+pub(crate) mod event_view;
 pub(crate) mod export;
 pub(crate) mod man_page;
 pub(crate) mod policy_views;

@@ -79,6 +79,7 @@ mod crash;
 mod derived;
 mod dry_run;
 mod engine;
+mod events;
 mod failover;
 mod faults;
 mod files;

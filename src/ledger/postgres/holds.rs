@@ -5,8 +5,9 @@ use postgres::Client;
 
 use super::error::PgResult;
 use super::guard::Guard;
-use super::{NOW_MS, commit, transfers};
+use super::{NOW_MS, commit, events, transfers};
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{EXTERNAL_ACCOUNT, Policy, TransferRecord, TransferRef};
 use crate::ledger::rules;
@@ -122,7 +123,11 @@ pub(super) fn capture(
     tx_id: i64,
     amount: Option<i64>,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts"], &["ledger_meta"])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "events"],
+        &["ledger_meta"],
+    )?;
     let hold = lock_hold(client, tx_id)?;
     let (src, src_policy) = hold.party(hold.src);
     let (dst, dst_policy) = hold.party(hold.dst);
@@ -130,8 +135,12 @@ pub(super) fn capture(
     let currency = currency(client)?;
     let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
     client.execute(
-        "UPDATE transfers SET status = 'PENDING', amount = $2 WHERE tx_id = $1 AND status = 'HELD'",
-        &[&tx_id, &captured],
+        &events::recorded(
+            EventKind::HoldCaptured,
+            "UPDATE transfers SET status = 'PENDING', amount = $2 WHERE tx_id = $1 AND status = 'HELD'
+             RETURNING tx_id, $3::bigint AS at",
+        ),
+        &[&tx_id, &captured, &hold.now],
     )?;
     client.execute(
         "UPDATE accounts SET held = held - $2, pending_out = pending_out + $3 WHERE id = $1",
@@ -157,10 +166,14 @@ pub(super) fn release(
     guard: &mut Guard,
     tx_id: i64,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts"], &[])?;
+    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
     let hold = lock_hold(client, tx_id)?;
     client.execute(
-        "UPDATE transfers SET status = 'RELEASED', settled_at = $2 WHERE tx_id = $1 AND status = 'HELD'",
+        &events::recorded(
+            EventKind::HoldReleased,
+            "UPDATE transfers SET status = 'RELEASED', settled_at = $2 WHERE tx_id = $1 AND status = 'HELD'
+             RETURNING tx_id, settled_at AS at",
+        ),
         &[&tx_id, &hold.now],
     )?;
     client.execute(

@@ -13,6 +13,7 @@
 mod chain;
 mod connect;
 mod error;
+mod events;
 mod guard;
 mod holds;
 mod policies;
@@ -707,6 +708,17 @@ impl Store for PgStore {
 
     fn pending_count(&mut self) -> Result<u64> {
         self.reading(|store| settle::pending_count(&mut store.client))
+    }
+
+    fn events(
+        &mut self,
+        after: Option<&crate::ledger::events::Cursor>,
+        limit: u32,
+    ) -> Result<Vec<crate::ledger::events::EventRecord>> {
+        let rows = self.reading(|store| events::read(&mut store.client, after, limit))?;
+        rows.into_iter()
+            .map(crate::ledger::events::EventRow::into_record)
+            .collect()
     }
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {

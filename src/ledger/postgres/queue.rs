@@ -19,9 +19,11 @@ use postgres::types::Type;
 use super::NOW_MS;
 use super::commit;
 use super::error::{PgFault, PgResult};
+use super::events;
 use super::guard::Guard;
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::{
     BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
 };
@@ -126,8 +128,15 @@ pub(super) fn plan_and_write(
     lanes: i32,
     careful: bool,
 ) -> PgResult<Attempt> {
-    guard.begin(client, &["transfers", "accounts"], &[])?;
     let requests = || chunk.iter().filter_map(|line| line.transfer.as_ref().ok());
+    // A hold placed, or one expired for its source, is an event.
+    let holds = requests().any(|t| matches!(t.kind(), Kind::Hold(_)));
+    let writes: &[&str] = if holds {
+        &["transfers", "accounts", "events"]
+    } else {
+        &["transfers", "accounts"]
+    };
+    guard.begin(client, writes, &[])?;
     let careful = careful || requests().any(|t| t.kind() != Kind::Transfer);
     let mut facts = Prefetched {
         names: resolve_names(client, chunk)?,
@@ -250,12 +259,18 @@ fn expire_holds_of_sources(
     sources.dedup();
     let rows = client.query(
         &format!(
-            "WITH gone AS (
-                UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-                 WHERE src = ANY($1) AND {past_expiry}
-                RETURNING src, hold_amount)
-             SELECT src, sum(hold_amount)::bigint FROM gone GROUP BY src",
-            past_expiry = rules::past_expiry_sql("", NOW_MS)
+            "{}",
+            events::recorded_returning(
+                EventKind::HoldExpired,
+                &format!(
+                    "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
+                      WHERE src = ANY($1) AND {past_expiry}
+                     RETURNING tx_id, src, hold_amount, settled_at AS at",
+                    past_expiry = rules::past_expiry_sql("", NOW_MS)
+                ),
+                "true",
+                "SELECT src, sum(hold_amount)::bigint FROM changed GROUP BY src",
+            )
         ),
         &[&sources],
     )?;
@@ -596,15 +611,21 @@ fn insert(
             expiries.push(expires_at);
             originals.push(original);
         }
+        // A placed hold is an event; a refund is not, until decided.
         let written = client.query(
-            &format!(
-                "{INSERT}, hold_amount, expires_at, refund_of)
-                 SELECT i, l, s, d, a, st, m, k, $12, h, e, r
-                 FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
-                             $5::bigint[], $6::text[], $7::text[], $8::text[],
-                             $9::bigint[], $10::bigint[], $11::bigint[])
-                      AS u(i, l, s, d, a, st, m, k, h, e, r)
-                 ORDER BY i {ON_KEY}"
+            &events::recorded_returning(
+                EventKind::HoldPlaced,
+                &format!(
+                    "{INSERT}, hold_amount, expires_at, refund_of)
+                     SELECT i, l, s, d, a, st, m, k, $12, h, e, r
+                     FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
+                                 $5::bigint[], $6::text[], $7::text[], $8::text[],
+                                 $9::bigint[], $10::bigint[], $11::bigint[])
+                          AS u(i, l, s, d, a, st, m, k, h, e, r)
+                     ORDER BY i {ON_KEY}, hold_amount, created_at AS at"
+                ),
+                "hold_amount IS NOT NULL",
+                "SELECT tx_id FROM changed",
             ),
             &[
                 &ids, &lanes_, &srcs, &dsts, &amounts, &statuses, &memos, &keys, &held, &expiries,

@@ -32,8 +32,10 @@ use postgres::Client;
 use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
+use super::events;
 use super::guard::Guard;
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original};
@@ -82,15 +84,20 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     if !any {
         return Ok(0);
     }
-    guard.begin(client, &["transfers", "accounts"], &[])?;
+    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
     let found = client.query(
-        &format!(
-            "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-              WHERE tx_id IN (SELECT tx_id FROM transfers
-                               WHERE {past_expiry}
-                               FOR UPDATE SKIP LOCKED)
-             RETURNING src, hold_amount",
-            past_expiry = rules::past_expiry_sql("", NOW_MS)
+        &events::recorded_returning(
+            EventKind::HoldExpired,
+            &format!(
+                "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
+                  WHERE tx_id IN (SELECT tx_id FROM transfers
+                                   WHERE {past_expiry}
+                                   FOR UPDATE SKIP LOCKED)
+                 RETURNING tx_id, src, hold_amount, settled_at AS at",
+                past_expiry = rules::past_expiry_sql("", NOW_MS)
+            ),
+            "true",
+            "SELECT src, hold_amount FROM changed",
         ),
         &[],
     )?;
@@ -135,7 +142,7 @@ pub(super) fn settle_batch(
 ) -> PgResult<BatchCounts> {
     let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
     // The lanes first: a batch waiting for them holds no other lock.
-    guard.begin(client, &["lanes", "transfers", "accounts"], &[])?;
+    guard.begin(client, &["lanes", "transfers", "accounts", "events"], &[])?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
     let window_limit = max.saturating_mul(LOOK_AHEAD);
@@ -337,12 +344,16 @@ pub(super) fn settle_batch(
     let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
     let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
     let marked = client.execute(
-        "UPDATE transfers t
-            SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
-                src_balance = u.src_balance, dst_balance = u.dst_balance
-           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-                AS u(tx_id, status, reason, src_balance, dst_balance)
-          WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'",
+        &events::recorded(
+            EventKind::TransferDecided,
+            "UPDATE transfers t
+                SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
+                    src_balance = u.src_balance, dst_balance = u.dst_balance
+               FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                    AS u(tx_id, status, reason, src_balance, dst_balance)
+              WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'
+             RETURNING t.tx_id, t.settled_at AS at",
+        ),
         &[
             &decided.tx_ids,
             &decided.statuses,

@@ -8,6 +8,7 @@ use super::users;
 use super::{NOW_MS, commit};
 use crate::domain::UserName;
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{
@@ -68,7 +69,7 @@ pub(super) fn cancel(
     guard: &mut Guard,
     tx_id: i64,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts"], &[])?;
+    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
     let row = client
         .query_opt(
             &format!(
@@ -84,9 +85,13 @@ pub(super) fn cancel(
     let status = rules::stored_status(&stored)?.as_of(row.get(4), row.get(5));
     rules::check_cancellable(tx_id, status.as_str())?;
     client.execute(
-        &format!(
-            "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
-             WHERE tx_id = $1 AND status = 'PENDING'"
+        &super::events::recorded(
+            EventKind::TransferDecided,
+            &format!(
+                "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
+                 WHERE tx_id = $1 AND status = 'PENDING'
+                 RETURNING tx_id, settled_at AS at"
+            ),
         ),
         &[&tx_id],
     )?;

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::error::{SqlResult, commit};
 use super::transfers;
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{Policy, TransferRecord, TransferRef};
 use crate::ledger::rules::{
@@ -34,12 +35,17 @@ fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()
         ))?
         .query_row(params![account, now], |row| row.get(0))?;
     if expired > 0 {
-        tx.prepare_cached(&format!(
-            "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
-             WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                             WHERE src = ?1 AND {past_expiry})"
-        ))?
-        .execute(params![account, now])?;
+        let mut gone = tx
+            .prepare_cached(&format!(
+                "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
+                 WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
+                                 WHERE src = ?1 AND {past_expiry})
+                 RETURNING tx_id"
+            ))?
+            .query_map(params![account, now], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        gone.sort_unstable();
+        super::events::record(tx, EventKind::HoldExpired, now, gone)?;
         tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?
             .execute(params![account, expired])?;
     }
@@ -80,6 +86,7 @@ pub(super) fn place(
         row.src, row.dst, row.amount, memo, key, now, expires_at
     ])?;
     let tx_id = tx.last_insert_rowid();
+    super::events::record(tx, EventKind::HoldPlaced, now, [tx_id])?;
     super::settle::post(
         tx,
         std::iter::once((tx_id, row.src, None, row.dst, None)),
@@ -222,6 +229,7 @@ pub(super) fn capture(
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
         params![hold.dst, r#in],
     )?;
+    super::events::record(&tx, EventKind::HoldCaptured, now, [tx_id])?;
     let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,
@@ -250,6 +258,7 @@ pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRe
         "UPDATE accounts SET held = ?2 WHERE id = ?1",
         params![hold.src, held],
     )?;
+    super::events::record(&tx, EventKind::HoldReleased, now, [tx_id])?;
     let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         tx,

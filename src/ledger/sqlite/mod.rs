@@ -17,6 +17,7 @@
 mod chain;
 mod create;
 mod error;
+mod events;
 mod files;
 mod guard;
 mod holds;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::events::{Cursor, EventRecord, EventRow};
 use super::model::{
     BalanceAt, BatchCounts, BatchLine, BatchSink, BatchSummary, ExportFilter, Exported,
     HistoryQuery, PointInTime, PolicyChange, PolicyChangeRecord, TransferRecord, TransferRef,
@@ -83,6 +85,9 @@ pub(super) struct SqliteStore {
     /// when opened, and how to open it the usual way if it changes.
     unshared: Option<files::Unshared>,
     reopen: Option<(OpenOptions, SchemaGate)>,
+    /// `data_version` as the last read of the change feed began: a
+    /// different value means another connection committed since.
+    feed_version: Option<i64>,
 }
 
 impl Drop for SqliteStore {
@@ -524,6 +529,7 @@ fn validate(
         wrote: migrated,
         unshared: None,
         reopen: None,
+        feed_version: None,
     })
 }
 
@@ -674,6 +680,30 @@ impl Store for SqliteStore {
 
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
         self.read(|store| reports::users(&store.conn, after, limit))
+    }
+
+    fn events(&mut self, after: Option<&Cursor>, limit: u32) -> Result<Vec<EventRecord>> {
+        let after = events::after(after)?;
+        let rows = self.read(|store| {
+            // Taken before the read: a commit after it, even one the read
+            // already sees, makes the next look read again, never the
+            // other way round.
+            let version = events::data_version(&store.conn)?;
+            let rows = events::read(&store.conn, after, limit)?;
+            store.feed_version = Some(version);
+            Ok(rows)
+        })?;
+        rows.into_iter().map(EventRow::into_record).collect()
+    }
+
+    fn may_have_new_events(&mut self) -> Result<bool> {
+        // Read as the file stands, no connection sees commits: the file's
+        // stamp tells, and the next read opens the ledger afresh.
+        if let Some(stamp) = &self.unshared {
+            return Ok(files::Unshared::of(&self.errors.path).as_ref() != Some(stamp));
+        }
+        let version = self.run_read(events::data_version)?;
+        Ok(self.feed_version != Some(version))
     }
 
     fn seal(&mut self) -> Result<u64> {

@@ -8,6 +8,7 @@ use super::CommitWatch;
 use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
@@ -182,6 +183,12 @@ fn settle_batch_in_one_transaction(
         ))
         .into());
     }
+    super::events::record(
+        &tx,
+        EventKind::TransferDecided,
+        now,
+        cache.due.iter().map(|d| d.tx_id),
+    )?;
     post(
         &tx,
         cache.due.iter().zip(&cache.outcomes).map(|(due, outcome)| {
@@ -317,13 +324,18 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
                              WHERE {})
-             RETURNING src, hold_amount",
+             RETURNING tx_id, src, hold_amount",
             rules::past_expiry_sql("", "?1")
         ))?;
-        let found = stmt
-            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
-        rules::settle::expire_holds(found, &mut cache.released)
+        let mut found = stmt
+            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()?;
+        found.sort_unstable();
+        super::events::record(tx, EventKind::HoldExpired, now, found.iter().map(|f| f.0))?;
+        rules::settle::expire_holds(
+            found.into_iter().map(|(_, src, amount)| (src, amount)),
+            &mut cache.released,
+        )
     };
     let mut write = tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?;
     for &(id, amount) in &cache.released {

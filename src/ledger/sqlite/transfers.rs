@@ -7,6 +7,7 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
@@ -89,11 +90,13 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
     let status = rules::stored_status(&status)?
         .as_of(expires_at.map(Instant::new), Instant::new(clock::now_ms()));
     rules::check_cancellable(tx_id, status.as_str())?;
+    let now = clock::now_ms();
     tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
          WHERE tx_id = ?1 AND status = 'PENDING'",
-        params![tx_id, clock::now_ms()],
+        params![tx_id, now],
     )?;
+    super::events::record(&tx, EventKind::TransferDecided, now, [tx_id])?;
     let sums = "SELECT pending_out, pending_in FROM accounts WHERE id = ?1";
     let (src_out, _): (i64, i64) = tx.query_row(sums, [src], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (_, dst_in): (i64, i64) = tx.query_row(sums, [dst], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -1,0 +1,118 @@
+//! The change feed on PostgreSQL: the `events` rows each writing path adds
+//! as part of the statement that makes the change, and the feed's read.
+//!
+//! Each row carries the id of the transaction that wrote it (`xid`, the
+//! column's default). Several settle workers commit at once, each with
+//! event ids drawn from one sequence when it wrote them, so `event_id`
+//! order is not commit order: a worker may draw id 10 and commit after
+//! another committed id 11. How the read copes is written at [`READ`].
+
+use postgres::Client;
+
+use super::error::PgResult;
+use crate::ledger::events::{Cursor, EventKind, EventRow};
+
+/// `changes`, a statement that returns the `tx_id` and `at` of each
+/// transfer it changed, made to record an event of `kind` per row in the
+/// same statement, in `tx_id` order: no round trip of its own. The
+/// statement's count is the rows recorded.
+pub(super) fn recorded(kind: EventKind, changes: &str) -> String {
+    format!(
+        "WITH changed AS ({changes})
+         INSERT INTO events (kind, tx_id, at)
+         SELECT '{kind}', tx_id, at FROM changed ORDER BY tx_id",
+        kind = kind.as_str()
+    )
+}
+
+/// [`recorded`] for a statement whose rows the caller reads: `answer`
+/// reads them from `changed`; the rows `only` keeps are recorded.
+pub(super) fn recorded_returning(
+    kind: EventKind,
+    changes: &str,
+    only: &str,
+    answer: &str,
+) -> String {
+    format!(
+        "WITH changed AS ({changes}),
+              recorded AS (INSERT INTO events (kind, tx_id, at)
+                           SELECT '{kind}', tx_id, at FROM changed WHERE {only} ORDER BY tx_id)
+         {answer}",
+        kind = kind.as_str()
+    )
+}
+
+/// The feed, in commit order.
+///
+/// A transaction's id (`xid`) is assigned when it first writes, and
+/// `pg_snapshot_xmin` of a snapshot is the oldest id still running when
+/// it was taken: every transaction below it has ended, committed or
+/// rolled back, and one that has no id yet will get one at or above it.
+/// So the rows with `xid` below it are final: none can still appear.
+/// The read takes only those, in (`xid`, `event_id`) order, and the
+/// cursor is the pair of the last one taken. A row that commits later
+/// than that read has an `xid` at or above the xmin the read saw, which
+/// is above the cursor's `xid` (taken below that xmin): it sorts after
+/// the cursor, so the next read returns it, and a cursor never passes it.
+/// Rows of one transaction commit together and are taken together, in
+/// the order it wrote them. The price: a transaction that stays open
+/// (anywhere on the server, since ids are server-wide) holds back events
+/// committed after it began until it ends; none is lost.
+///
+/// One statement, so one snapshot, and it assigns no `xid` of its own.
+const READ: &str = "
+SELECT e.xid::text, e.event_id, e.kind, e.at, e.tx_id, e.change_id,
+       t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
+       owner.name, p.kind, p.overdraft, p.memo
+  FROM events e
+  LEFT JOIN transfers t ON t.tx_id = e.tx_id
+  LEFT JOIN accounts src ON src.id = t.src
+  LEFT JOIN accounts dst ON dst.id = t.dst
+  LEFT JOIN policy_changes p ON p.change_id = e.change_id
+  LEFT JOIN accounts owner ON owner.id = p.account
+ WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
+   AND (e.xid, e.event_id) > ($1::text::xid8, $2)
+ ORDER BY e.xid, e.event_id
+ LIMIT $3";
+
+/// Up to `limit` events after `after`, with what each is about; see [`READ`].
+pub(super) fn read(
+    client: &mut Client,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> PgResult<Vec<EventRow>> {
+    let (xid, event_id) = match after {
+        None => (0, 0),
+        Some(Cursor::Commit { xid, event_id }) => (*xid, *event_id),
+        Some(other) => return Err(other.foreign().into()),
+    };
+    let rows = client.query(READ, &[&xid.to_string(), &event_id, &i64::from(limit)])?;
+    rows.iter()
+        .map(|row| {
+            let xid: String = row.get(0);
+            Ok(EventRow {
+                xid: Some(xid.parse().map_err(|_| {
+                    crate::error::WalletError::internal(anyhow::anyhow!(
+                        "a transaction id read as '{xid}'"
+                    ))
+                })?),
+                event_id: row.get(1),
+                kind: row.get(2),
+                at: row.get(3),
+                tx_id: row.get(4),
+                change_id: row.get(5),
+                status: row.get(6),
+                reason: row.get(7),
+                from: row.get(8),
+                to: row.get(9),
+                amount: row.get(10),
+                hold_amount: row.get(11),
+                memo: row.get(12),
+                user: row.get(13),
+                change: row.get(14),
+                overdraft: row.get(15),
+                change_memo: row.get(16),
+            })
+        })
+        .collect()
+}
