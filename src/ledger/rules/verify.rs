@@ -357,18 +357,16 @@ fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
 /// as the decision may have come before or after it, so any of those, or
 /// the one before them, is allowed, whichever is largest. A decision with
 /// no time (a damaged row) is held to the largest limit ever recorded.
+/// `changes` are one account's, in the order they took effect.
 fn limit_in_force(changes: &[LimitChange], settled_at: Option<i64>) -> i64 {
     let Some(at) = settled_at else {
         return changes.iter().map(|c| c.overdraft).max().unwrap_or(0);
     };
-    let before = changes
+    let first_at = changes.partition_point(|c| c.at < at);
+    let after_at = changes.partition_point(|c| c.at <= at);
+    let before = first_at.checked_sub(1).map_or(0, |i| changes[i].overdraft);
+    changes[first_at..after_at]
         .iter()
-        .take_while(|c| c.at < at)
-        .last()
-        .map_or(0, |c| c.overdraft);
-    changes
-        .iter()
-        .filter(|c| c.at == at)
         .map(|c| c.overdraft)
         .fold(before, i64::max)
 }
@@ -387,14 +385,20 @@ fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency
             None => (None, format!("account {id}")),
         }
     };
+    // Each account's changes by time; the sort is stable, so changes of one
+    // millisecond keep the order they were recorded in.
+    let mut changes: HashMap<i64, Vec<LimitChange>> = HashMap::new();
+    for change in &drawn.limits {
+        changes.entry(change.account).or_default().push(*change);
+    }
+    for list in changes.values_mut() {
+        list.sort_by_key(|c| c.at);
+    }
     for debit in &drawn.debits {
-        let changes: Vec<LimitChange> = drawn
-            .limits
-            .iter()
-            .filter(|c| c.account == debit.account)
-            .copied()
-            .collect();
-        let limit = limit_in_force(&changes, debit.settled_at);
+        let limit = limit_in_force(
+            changes.get(&debit.account).map_or(&[], Vec::as_slice),
+            debit.settled_at,
+        );
         if i128::from(debit.balance_after) < -i128::from(limit) {
             let (user, label) = label(debit.account);
             findings.push(Problem {
@@ -772,6 +776,66 @@ mod tests {
         assert!(
             messages.contains(&"transfers name account 9, which does not exist"),
             "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn each_debit_is_held_to_the_limit_in_force_when_it_was_decided() {
+        let currency = Currency::default();
+        let change = |at, overdraft| LimitChange {
+            account: 1,
+            at,
+            overdraft,
+        };
+        let debit = |settled_at| Debit {
+            tx_id: 5,
+            account: 1,
+            balance_after: -50,
+            settled_at: Some(settled_at),
+        };
+        let mut tally = Tally::default();
+        tally.add(1, 0, "COMPLETED", 50);
+        let limits_check = |largest_limit, debits, limits| -> Check {
+            let accounts = [
+                account(0, None, 50, (0, 0)),
+                AccountFigures {
+                    largest_limit,
+                    ..account(1, Some("alice"), -50, (0, 0))
+                },
+            ];
+            let drawn = Drawn { debits, limits };
+            figure_checks(&accounts, &tally, &drawn, sound_history(), &currency)
+                .into_iter()
+                .find(|c| c.name == "no_negative_balances")
+                .unwrap()
+        };
+        // Raised to 1.00 at 10, lowered to 0.20 at 30.
+        let history = || vec![change(10, 100), change(30, 20)];
+        assert!(limits_check(100, vec![debit(20)], history()).ok);
+        let broken = limits_check(100, vec![debit(40)], history());
+        assert!(!broken.ok);
+        assert_eq!(broken.problems[0].tx_id, Some(5));
+        assert_eq!(broken.problems[0].user.as_deref(), Some("alice"));
+        assert_eq!(
+            broken.problems[0].message,
+            "transfer 5 left user 'alice' at -0.50, below its overdraft limit of 0.20 in force then"
+        );
+        // In the millisecond of a change, the decision may have come
+        // before or after it: the larger limit holds.
+        assert!(limits_check(100, vec![debit(10)], history()).ok);
+        assert!(limits_check(100, vec![debit(30)], history()).ok);
+        assert!(!limits_check(100, vec![debit(9)], history()).ok);
+        // Recorded out of order, the changes are still taken by time.
+        assert!(limits_check(100, vec![debit(20)], vec![change(30, 20), change(10, 100)]).ok);
+        assert!(!limits_check(100, vec![debit(20)], Vec::new()).ok);
+        // The balance now: within the largest limit ever, not the last.
+        assert!(limits_check(100, Vec::new(), Vec::new()).ok);
+        let now = limits_check(40, Vec::new(), Vec::new());
+        assert_eq!(now.problems[0].tx_id, None);
+        assert!(now.problems[0].message.contains("0.40"), "{now:?}");
+        assert_eq!(
+            limits_check(0, Vec::new(), Vec::new()).problems[0].message,
+            "user 'alice' has the negative balance -0.50 and never had an overdraft limit"
         );
     }
 

@@ -589,6 +589,45 @@ mod tests {
         assert_eq!(transfers[9].1, "CANCELLED");
     }
 
+    /// A policy changes through the write lock like any other write, so
+    /// the accounts kept between batches are read again after it.
+    #[test]
+    fn a_policy_changed_between_batches_decides_the_next_batch() {
+        let dir = TempDir::new().unwrap();
+        // u1 gets 100, then pays u2 10 three times, a batch each.
+        let mut ledger = ledger_with(&dir, 2, &[(0, 1, 100), (1, 2, 10), (1, 2, 10), (1, 2, 10)]);
+        let options = SettleOptions {
+            batch_size: 2,
+            ..SettleOptions::default()
+        };
+        let mut batches = 0;
+        ledger
+            .settle(&options, |_| {
+                batches += 1;
+                if batches == 1 {
+                    raw(&dir)
+                        .execute("UPDATE accounts SET frozen = 1 WHERE id = 1", [])
+                        .unwrap();
+                }
+            })
+            .unwrap();
+        let (accounts, transfers) = snapshot(&dir);
+        let statuses: Vec<(&str, Option<&str>)> = transfers
+            .iter()
+            .map(|t| (t.1.as_str(), t.2.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("COMPLETED", None),
+                ("COMPLETED", None),
+                ("FAILED", Some("account_frozen")),
+                ("FAILED", Some("account_frozen")),
+            ]
+        );
+        assert_eq!((accounts[1].1, accounts[2].1), (90, 10));
+    }
+
     #[test]
     fn the_schema_checks_hold_after_settling() {
         let dir = TempDir::new().unwrap();
