@@ -475,6 +475,7 @@ fn the_journal_has_each_change_as_a_comment_line_that_hledger_reads() {
     assert_eq!(s.ok(&["export", "--format", "csv"]).lines().count(), 3);
     let history: Vec<shapes::Transfer> = s.json(&["history", "shop"]);
     assert_eq!(history.len(), 1);
+    s.ok(&["verify"]);
 }
 
 fn export_bounds_keep_the_changes_within_them() {
