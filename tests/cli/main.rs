@@ -90,6 +90,7 @@ mod overdraft;
 mod pipes;
 mod planted;
 mod policies;
+mod policy_model;
 mod power_loss;
 mod scripting;
 mod tamper;
