@@ -89,7 +89,11 @@ impl Policies {
 /// `balance` under `policy`: FAILED `account_frozen` from a frozen user,
 /// FAILED `insufficient_funds` if the balance would go below minus the
 /// limit, COMPLETED otherwise.
-pub(crate) fn owed(balance: i64, amount: i64, policy: Policy) -> (&'static str, Option<&'static str>) {
+pub(crate) fn owed(
+    balance: i64,
+    amount: i64,
+    policy: Policy,
+) -> (&'static str, Option<&'static str>) {
     if policy.frozen {
         ("FAILED", Some("account_frozen"))
     } else if balance - amount < -policy.overdraft {

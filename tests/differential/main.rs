@@ -23,7 +23,9 @@
 //! into a credit line, transfers from frozen users fail `account_frozen`
 //! and holds from them are refused. A planned run settles a user, reads it,
 //! brings its balance to zero, settles and closes it, so that some closes
-//! succeed and later commands meet a closed user. `get-user --at` reads the
+//! succeed and later commands meet a closed user; another gives a user a
+//! limit, reads it and transfers more than it holds, so that some draw
+//! into their overdraft. `get-user --at` reads the
 //! policy at the instant a change took effect, a millisecond before and
 //! after it. The random test counts what the answers showed of the
 //! policies and fails if a default run never exercised one of them.
@@ -229,16 +231,16 @@ impl Engine {
 
     /// Learns the instant of a policy change this engine printed.
     fn learn_change(&mut self, map: &Map<String, Value>) {
-        let (Some(id), Some(Value::String(at))) = (
-            map.get("change_id").and_then(Value::as_i64),
-            map.get("at"),
-        ) else {
+        let (Some(id), Some(Value::String(at))) =
+            (map.get("change_id").and_then(Value::as_i64), map.get("at"))
+        else {
             return;
         };
         if self.change_index.contains_key(&id) {
             return;
         }
-        let Ok(at) = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        let Ok(at) =
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
         else {
             return;
         };
@@ -379,7 +381,7 @@ impl Engine {
     }
 
     /// An hledger journal with its dates (also those of policy changes'
-/// comment lines) blanked and its tx_ids renumbered
+    /// comment lines) blanked and its tx_ids renumbered
     /// where the journal writes them: `(N)`, `tx_id:N`, `tx_id N`, `refund_of:N`.
     fn renumber_journal(&mut self, text: &str) -> String {
         let mut out = String::new();
@@ -508,9 +510,7 @@ impl Seen {
         self.transfers = transfers;
         self.changes = changes;
         match value {
-            Value::Array(items) => items
-                .iter()
-                .for_each(|v| self.learn(v, transfers, changes)),
+            Value::Array(items) => items.iter().for_each(|v| self.learn(v, transfers, changes)),
             Value::Object(map) => {
                 if let (Some(Value::String(name)), Some(Value::String(balance)), true) = (
                     map.get("name"),
@@ -525,8 +525,7 @@ impl Seen {
                 {
                     self.status.insert(n, status.clone());
                 }
-                map.values()
-                    .for_each(|v| self.learn(v, transfers, changes));
+                map.values().for_each(|v| self.learn(v, transfers, changes));
             }
             _ => {}
         }
@@ -749,6 +748,10 @@ enum Planned {
     /// The step that brings a user's balance, as last shown, to zero: a
     /// withdrawal of what it holds, or a deposit of what it has drawn.
     Zero(&'static str),
+    /// A transfer from the first user to the second of more than the
+    /// first was last shown holding: into its overdraft, if its limit
+    /// allows.
+    Overdraw(&'static str, &'static str),
 }
 
 struct Generator {
@@ -865,6 +868,17 @@ impl Generator {
 
     /// A withdrawal of what `user` was last shown holding, or a deposit of
     /// what it was shown drawing; a read when it was shown at zero.
+    fn overdraw(&mut self, src: &str, dst: &str, seen: &Seen) -> Step {
+        let held = seen
+            .balances
+            .get(src)
+            .and_then(|b| b.replace('.', "").parse::<i64>().ok())
+            .unwrap_or(0);
+        let amount = held.max(0) + 100 * (1 + self.rng.below(30) as i64);
+        let amount = format!("{}.{:02}", amount / 100, amount % 100);
+        Step::new(&["transfer", src, dst, &amount])
+    }
+
     fn zero(&self, user: &str, seen: &Seen) -> Step {
         match seen.balances.get(user).map(String::as_str) {
             Some(drawn) if drawn.starts_with('-') => Step::new(&["deposit", user, &drawn[1..]]),
@@ -878,7 +892,7 @@ impl Generator {
     /// A policy change, or a user drained to zero and closed, or the
     /// policy read as of a change.
     fn policy(&mut self, seen: &Seen) -> Step {
-        match self.rng.below(14) {
+        match self.rng.below(16) {
             0..=3 => {
                 let user = self.user();
                 let limit = match self.rng.below(8) {
@@ -913,6 +927,23 @@ impl Generator {
                 ]);
                 Step::new(&["settle", "--workers", "1"])
             }
+            12..=13 => {
+                // A limit, then a transfer of more than the user holds,
+                // settled and read back: drawn into the overdraft, or
+                // refused for funds when the limit is too small.
+                let i = self.rng.below(self.users.len());
+                let src = self.users[i];
+                let dst =
+                    self.users[(i + 1 + self.rng.below(self.users.len() - 1)) % self.users.len()];
+                let limit = (5 + self.rng.below(60)).to_string();
+                self.script.extend([
+                    Planned::Step(Step::new(&["get-user", src])),
+                    Planned::Step(Step::new(&["settle", "--workers", "1"])),
+                    Planned::Overdraw(src, dst),
+                    Planned::Step(Step::new(&["get-user", src])),
+                ]);
+                self.with_memo(Step::new(&["overdraft", src, &limit]))
+            }
             _ if seen.changes > 0 => {
                 let user = self.user();
                 let n = self.rng.below(seen.changes);
@@ -931,6 +962,7 @@ impl Generator {
             return Some(match planned {
                 Planned::Step(step) => step,
                 Planned::Zero(user) => self.zero(user, seen),
+                Planned::Overdraw(src, dst) => self.overdraw(src, dst, seen),
             });
         }
         if self.steps == STEPS {
