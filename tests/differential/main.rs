@@ -1386,3 +1386,56 @@ fn idempotency_keys_replay_and_conflict_alike() {
         then_read(steps),
     );
 }
+
+/// Every policy command and what it decides, in one fixed sequence: a
+/// user drawn into its credit line, a frozen user's transfer and hold, a
+/// limit lowered below what is drawn, refused closes and one taken, a
+/// closed user refused, and the policy read as of each change.
+#[test]
+fn policies_decide_and_read_alike() {
+    let mut steps = vec![
+        Step::new(&[
+            "create-user",
+            "alice",
+            "alice@example.com",
+            "--overdraft",
+            "50",
+        ]),
+        Step::new(&["create-user", "bob", "bob@example.com"]),
+        Step::new(&["create-user", "carol", "carol@example.com"]),
+        Step::new(&["deposit", "alice", "20"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["transfer", "alice", "bob", "60"]),
+        Step::new(&["transfer", "alice", "bob", "15"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["overdraft", "alice", "10", "--memo", "credit line"]),
+        Step::new(&["transfer", "alice", "bob", "1"]),
+        Step::new(&["freeze", "bob", "--memo", "under review"]),
+        Step::new(&["transfer", "bob", "alice", "5"]),
+        Step::new(&["transfer", "carol", "bob", "0.01"]),
+        Step::new(&["hold", "bob", "alice", "5"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["close", "bob"]),
+        Step::new(&["close", "ghost"]),
+        Step::new(&["overdraft", "alice", "-1"]),
+        Step::new(&["unfreeze", "bob"]),
+        Step::new(&["withdraw", "bob", "60"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["close", "bob"]),
+        Step::new(&["close", "carol", "--memo", ""]),
+        Step::new(&["deposit", "bob", "1"]),
+        Step::new(&["freeze", "bob"]),
+        Step::new(&["users"]),
+        Step::new(&["balances"]),
+    ];
+    for change in 0..6 {
+        for offset in [-1, 0] {
+            steps.push(Step::new(&["get-user", "alice", "--at"]).change_at(change, offset));
+            steps.push(Step::new(&["get-user", "bob", "--at"]).change_at(change, offset));
+        }
+    }
+    let mut journal = Step::new(&["export", "--format", "hledger"]);
+    journal.shape = Shape::Hledger;
+    steps.push(journal);
+    run_fixed("policies_decide_and_read_alike", then_read(steps));
+}
