@@ -176,12 +176,12 @@ fn writer(bank: &Bank, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
 }
 
 /// The operator: until the writers are done, a policy change at a random
-/// instant every few tens of milliseconds; returns how many it made.
+/// instant about every tenth of a second; returns how many it made.
 fn operator(bank: &Bank, mut rng: Rng, done: &AtomicBool, counters: &Counters) -> usize {
     let mut frozen = [false; USERS];
     let mut made = 0;
     while !done.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(20 + rng.below(60)));
+        thread::sleep(Duration::from_millis(40 + rng.below(100)));
         let args = policy_model::next_change(&mut rng, &mut frozen);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // A change retried after a lost answer is made twice, which leaves
