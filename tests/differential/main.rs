@@ -25,10 +25,10 @@
 //! brings its balance to zero, settles and closes it, so that some closes
 //! succeed and later commands meet a closed user; another gives a user a
 //! limit, reads it and transfers more than it holds, so that some draw
-//! into their overdraft. `get-user --at` reads the
-//! policy at the instant a change took effect, a millisecond before and
-//! after it. The random test counts what the answers showed of the
-//! policies and fails if a default run never exercised one of them.
+//! into their overdraft. `get-user --at` reads the policy at the instant a
+//! change took effect, a millisecond before and after it. The random test
+//! counts what the answers showed of the policies and fails if a default
+//! run never exercised one of them.
 //!
 //! Normalising, before comparing:
 //! - tx_ids are renumbered by order of first appearance (`#0`, `#1`, …):
@@ -581,7 +581,6 @@ fn difference(a: &Engine, x: &Answer, b: &Engine, y: &Answer) -> String {
 
 /// What the answers of every sequence run so far showed of the account
 /// policies, to tell a run that exercised them from one that did not.
-#[derive(Default)]
 struct Coverage {
     /// Users shown with a balance below zero.
     overdrawn: AtomicUsize,
@@ -866,8 +865,8 @@ impl Generator {
         step
     }
 
-    /// A withdrawal of what `user` was last shown holding, or a deposit of
-    /// what it was shown drawing; a read when it was shown at zero.
+    /// A transfer of more than `src` was last shown holding (1.00 to 30.00
+    /// more), to `dst`.
     fn overdraw(&mut self, src: &str, dst: &str, seen: &Seen) -> Step {
         let held = seen
             .balances
@@ -879,6 +878,8 @@ impl Generator {
         Step::new(&["transfer", src, dst, &amount])
     }
 
+    /// A withdrawal of what `user` was last shown holding, or a deposit of
+    /// what it was shown drawing; a read when it was shown at zero.
     fn zero(&self, user: &str, seen: &Seen) -> Step {
         match seen.balances.get(user).map(String::as_str) {
             Some(drawn) if drawn.starts_with('-') => Step::new(&["deposit", user, &drawn[1..]]),
