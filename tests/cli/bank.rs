@@ -2,8 +2,14 @@
 //!
 //! Writers queue random transfers, deposits and withdrawals (many more than
 //! the funds allow) and cancel some, while settles run beside them and
-//! others are killed at random instants. Afterwards the ledger must agree
-//! with an independent model rebuilt from what each process was told.
+//! others are killed at random instants, and an operator freezes and
+//! unfreezes users and changes their overdraft limits (half the users start
+//! with one). Afterwards the ledger must agree with an independent model
+//! rebuilt from what each process was told and the policy changes
+//! recorded: replayed in the order the file decided (tx_id order), each
+//! transfer from a user frozen at its decision FAILED `account_frozen`,
+//! each other one COMPLETED exactly when it left its source at or above
+//! minus the limit then in force, and FAILED `insufficient_funds` when not.
 //! The seed is printed; `WALLET_BANK_SEED=<seed>` replays the same choices
 //! (the interleaving of processes is up to the machine).
 
@@ -17,6 +23,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::common::{Rng, Sandbox, seed, shapes};
+use crate::policy_model::{self, Change, Policies};
 
 const USERS: usize = 6;
 const WRITERS: usize = 4;
@@ -34,7 +41,8 @@ fn name(user: usize) -> String {
 }
 
 fn money(minor: i64) -> String {
-    format!("{}.{:02}", minor / 100, minor % 100)
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
 }
 
 fn parse_money(text: &str) -> i64 {
@@ -205,6 +213,26 @@ fn settler(s: &Sandbox, done: &AtomicBool, counters: &Counters) {
     }
 }
 
+/// The operator: until the writers are done, a policy change at a random
+/// instant about every tenth of a second; returns how many it made.
+fn operator(s: &Sandbox, mut rng: Rng, done: &AtomicBool, counters: &Counters) -> usize {
+    let mut frozen = [false; USERS];
+    let mut made = 0;
+    while !done.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(40 + rng.below(100)));
+        let args = policy_model::next_change(&mut rng, &mut frozen);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(s, &args, counters);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        made += 1;
+    }
+    made
+}
+
 /// Runs `verify` over and over while everything else writes: it reads one
 /// snapshot, so it must pass at every instant, not only at the end.
 fn verifier(s: &Sandbox, done: &AtomicBool, counters: &Counters) {
@@ -262,11 +290,13 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
 
     for user in 0..USERS {
         let amount = 10_000 + rng.below(40_000) as i64;
-        s.ok(&[
-            "create-user",
-            &name(user),
-            &format!("{}@example.com", name(user)),
-        ]);
+        let (who, email) = (name(user), format!("{}@example.com", name(user)));
+        let limit = money(10_000 + rng.below(20_000) as i64);
+        let mut create = vec!["create-user", &who, &email];
+        if user % 2 == 0 {
+            create.extend(["--overdraft", &limit]);
+        }
+        s.ok(&create);
         s.ok(&["-q", "deposit", &name(user), &money(amount)]);
     }
     s.ok(&["settle"]);
@@ -274,13 +304,15 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
 
     let told = Mutex::new(Told::default());
     let writers_done = AtomicBool::new(false);
-    thread::scope(|scope| {
+    let operated = thread::scope(|scope| {
         let settlers: Vec<_> = (0..SETTLERS)
             .map(|_| scope.spawn(|| settler(&s, &writers_done, &counters)))
             .collect();
         let verifier = scope.spawn(|| verifier(&s, &writers_done, &counters));
         let killer_rng = Rng(rng.next());
         let killer = scope.spawn(|| killer(&s, killer_rng, &counters));
+        let operator_rng = Rng(rng.next());
+        let operator = scope.spawn(|| operator(&s, operator_rng, &writers_done, &counters));
         let writers: Vec<_> = (0..WRITERS)
             .map(|id| {
                 let writer_rng = Rng(rng.next());
@@ -297,6 +329,7 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         for handle in settlers {
             handle.join().expect("settler");
         }
+        operator.join().expect("operator")
     });
 
     // The rerun after the kills finishes the queue, and a second finds nothing.
@@ -323,43 +356,60 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         assert_ne!(row.status, "PENDING", "transfer {tx_id} left pending");
     }
 
-    // Replay every request in tx_id order with the settlement rule: the
-    // statuses and balances must come out exactly as the ledger has them.
+    // Replay every request in tx_id order, the order a file decides in,
+    // with the settlement rule and the policy in force at each decision:
+    // the statuses, reasons and balances must come out exactly as the
+    // ledger has them.
+    let policies = read_policies(&s);
     let mut model = [0i64; USERS];
     let (mut completed, mut failed, mut cancelled) = (0, 0, 0);
+    let (mut frozen_failed, mut into_overdraft) = (0, 0);
     let mut deposits_minus_withdrawals = 0;
     for (tx_id, row) in &stored {
-        let expected = if told.cancelled.contains(tx_id) {
-            cancelled += 1;
-            "CANCELLED"
-        } else if row
-            .request
-            .src
-            .is_some_and(|src| model[src] < row.request.amount)
-        {
-            failed += 1;
-            "FAILED"
-        } else {
-            if let Some(src) = row.request.src {
-                model[src] -= row.request.amount;
-            } else {
-                deposits_minus_withdrawals += row.request.amount;
-            }
-            if let Some(dst) = row.request.dst {
-                model[dst] += row.request.amount;
-            } else {
-                deposits_minus_withdrawals -= row.request.amount;
-            }
-            completed += 1;
-            "COMPLETED"
-        };
-        assert_eq!(row.status, expected, "transfer {tx_id}: {row:?}");
         if told.not_cancelled.contains(tx_id) && !told.cancelled.contains(tx_id) {
             assert_ne!(
                 row.status, "CANCELLED",
                 "transfer {tx_id}: a refused cancel took effect"
             );
         }
+        if told.cancelled.contains(tx_id) {
+            assert_eq!(row.status, "CANCELLED", "transfer {tx_id}: {row:?}");
+            cancelled += 1;
+            continue;
+        }
+        let outcome = (row.status.as_str(), row.reason.as_deref());
+        match row.request.src {
+            Some(src) => {
+                let at = row
+                    .settled_at
+                    .unwrap_or_else(|| panic!("transfer {tx_id} has no decision instant"));
+                policy_model::check_decision(
+                    *tx_id,
+                    model[src],
+                    row.request.amount,
+                    outcome,
+                    &policies.candidates(account_id(src), at),
+                );
+            }
+            None => assert_eq!(outcome, ("COMPLETED", None), "deposit {tx_id}: {row:?}"),
+        }
+        if row.status == "FAILED" {
+            failed += 1;
+            frozen_failed += usize::from(row.reason.as_deref() == Some("account_frozen"));
+            continue;
+        }
+        if let Some(src) = row.request.src {
+            model[src] -= row.request.amount;
+            into_overdraft += usize::from(model[src] < 0);
+        } else {
+            deposits_minus_withdrawals += row.request.amount;
+        }
+        if let Some(dst) = row.request.dst {
+            model[dst] += row.request.amount;
+        } else {
+            deposits_minus_withdrawals -= row.request.amount;
+        }
+        completed += 1;
     }
     // The same balances summed straight from the transfers that ended COMPLETED.
     let mut from_completed = [0i64; USERS];
@@ -403,23 +453,58 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
     assert_eq!(from_history, model[0], "history agrees with the balance");
 
     println!(
-        "bank: seed {seed}: {} processes ({WRITERS} writers, {SETTLERS} settlers, {} settle runs, {} verify runs), {} transfers queued, {} settles killed with SIGKILL, {completed} completed, {failed} failed, {cancelled} cancelled ({} cancels too late), {} busy retries, {:.1?}",
+        "bank: seed {seed}: {} processes ({WRITERS} writers, {SETTLERS} settlers, {} settle runs, {} verify runs), {} transfers queued, {} settles killed with SIGKILL, {completed} completed ({into_overdraft} into an overdraft), {failed} failed ({frozen_failed} account_frozen), {cancelled} cancelled ({} cancels too late), {operated} policy changes while running ({} freezes in all), {} busy retries, {:.1?}",
         counters.processes.load(Ordering::Relaxed),
         counters.settle_runs.load(Ordering::Relaxed),
         counters.verify_runs.load(Ordering::Relaxed),
         stored.len(),
         counters.kills.load(Ordering::Relaxed),
         told.not_cancelled.len(),
+        policies.count("freeze"),
         counters.busy_retries.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert!(failed > 0, "some transfers exceeded their funds");
+    assert!(into_overdraft > 0, "some transfers drew into an overdraft");
+    assert!(
+        frozen_failed > 0,
+        "some transfers failed from a frozen user"
+    );
 }
 
 #[derive(Debug)]
 struct StoredTransfer {
     request: Request,
     status: String,
+    reason: Option<String>,
+    settled_at: Option<i64>,
+}
+
+/// The account id of user `user`: users were created in order after the
+/// external account (id 0).
+fn account_id(user: usize) -> i64 {
+    user as i64 + 1
+}
+
+/// Every policy change, read by a second, read-only program.
+fn read_policies(s: &Sandbox) -> Policies {
+    let conn = Connection::open_with_flags(s.db(), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT account, kind, overdraft, at FROM policy_changes ORDER BY change_id")
+        .unwrap();
+    let changes: Vec<Change> = stmt
+        .query_map([], |row| {
+            Ok(Change {
+                account: row.get(0)?,
+                kind: row.get(1)?,
+                overdraft: row.get(2)?,
+                at: row.get(3)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    Policies::new(changes)
 }
 
 /// Every transfer as the ledger holds it, read by a second, read-only program.
@@ -430,7 +515,9 @@ fn read_transfers(s: &Sandbox) -> BTreeMap<i64, StoredTransfer> {
         (id != 0).then(|| usize::try_from(id - 1).unwrap())
     };
     let mut stmt = conn
-        .prepare("SELECT tx_id, src, dst, amount, status FROM transfers ORDER BY tx_id")
+        .prepare(
+            "SELECT tx_id, src, dst, amount, status, reason, settled_at FROM transfers ORDER BY tx_id",
+        )
         .unwrap();
     let rows = stmt
         .query_map([], |row| {
@@ -440,11 +527,13 @@ fn read_transfers(s: &Sandbox) -> BTreeMap<i64, StoredTransfer> {
                 row.get::<_, i64>(2)?,
                 row.get::<_, i64>(3)?,
                 row.get::<_, String>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, Option<i64>>(6)?,
             ))
         })
         .unwrap();
     rows.map(|row| {
-        let (tx_id, src, dst, amount, status) = row.unwrap();
+        let (tx_id, src, dst, amount, status, reason, settled_at) = row.unwrap();
         (
             tx_id,
             StoredTransfer {
@@ -454,6 +543,8 @@ fn read_transfers(s: &Sandbox) -> BTreeMap<i64, StoredTransfer> {
                     amount,
                 },
                 status,
+                reason,
+                settled_at,
             },
         )
     })

@@ -1,7 +1,11 @@
 //! The bank test on PostgreSQL: writers on many connections, settle
 //! workers in parallel (several `settle --watch --workers 2` processes and
 //! short settles killed with SIGKILL, some watchers killed too), and one
-//! crash of the server itself mid-run, then a full audit.
+//! crash of the server itself mid-run, while an operator freezes and
+//! unfreezes users and changes their overdraft limits (half the users
+//! start with one), then a full audit: [`audit_decisions`] replays each
+//! account's decisions in the order it saw them under the policy in force
+//! at each (`policy_changes` against `settled_at`).
 //!
 //! The seed is printed; `WALLET_BANK_SEED=<seed>` replays the same choices
 //! (the interleaving of processes is up to the machine).
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Rng, Sandbox, seed, shapes};
 use crate::engine::{audit_decisions, start};
 use crate::pgserver::PgServer;
+use crate::policy_model;
 
 const USERS: usize = 8;
 const WRITERS: usize = 4;
@@ -28,7 +33,8 @@ fn name(user: usize) -> String {
 }
 
 fn money(minor: i64) -> String {
-    format!("{}.{:02}", minor / 100, minor % 100)
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
 }
 
 /// What a writer asked for: `None` on a side is the outside world.
@@ -169,6 +175,28 @@ fn writer(bank: &Bank, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
     }
 }
 
+/// The operator: until the writers are done, a policy change at a random
+/// instant about every tenth of a second; returns how many it made.
+fn operator(bank: &Bank, mut rng: Rng, done: &AtomicBool, counters: &Counters) -> usize {
+    let mut frozen = [false; USERS];
+    let mut made = 0;
+    while !done.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(40 + rng.below(100)));
+        let args = policy_model::next_change(&mut rng, &mut frozen);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // A change retried after a lost answer is made twice, which leaves
+        // the same policy.
+        let out = bank.run(&args, counters);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        made += 1;
+    }
+    made
+}
+
 /// A child process killed when dropped, so that a failing test leaves no
 /// worker behind.
 struct Reaped(Child);
@@ -244,14 +272,13 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
     let counters = Counters::default();
     for user in 0..USERS {
         let amount = 10_000 + rng.below(40_000) as i64;
-        let out = bank.run(
-            &[
-                "create-user",
-                &name(user),
-                &format!("{}@example.com", name(user)),
-            ],
-            &counters,
-        );
+        let (who, email) = (name(user), format!("{}@example.com", name(user)));
+        let limit = money(10_000 + rng.below(20_000) as i64);
+        let mut create = vec!["create-user", &who, &email];
+        if user % 2 == 0 {
+            create.extend(["--overdraft", &limit]);
+        }
+        let out = bank.run(&create, &counters);
         assert!(out.status.success());
         let out = bank.run(
             &[
@@ -276,9 +303,11 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
     let told = Mutex::new(Told::default());
     let watchers = Mutex::new((0..WATCHERS).map(|_| watcher(&bank)).collect::<Vec<_>>());
     let writers_done = AtomicBool::new(false);
-    let crashed = thread::scope(|scope| {
+    let (crashed, operated) = thread::scope(|scope| {
         let killer_rng = Rng(rng.next());
         let killer = scope.spawn(|| killer(&bank, killer_rng, &watchers, &counters));
+        let operator_rng = Rng(rng.next());
+        let operator = scope.spawn(|| operator(&bank, operator_rng, &writers_done, &counters));
         let writers: Vec<_> = (0..WRITERS)
             .map(|id| {
                 let writer_rng = Rng(rng.next());
@@ -301,7 +330,7 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         }
         writers_done.store(true, Ordering::Relaxed);
         killer.join().expect("killer");
-        queued_before_crash
+        (queued_before_crash, operator.join().expect("operator"))
     });
     // The watchers drain what is left, then stop cleanly on SIGTERM.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -340,7 +369,7 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    audit_decisions(&mut db(&server), &before);
+    let audited = audit_decisions(&mut db(&server), &before);
 
     let told = told.into_inner().unwrap();
     let user = |id: i64| (id != 0).then(|| usize::try_from(id - 1).unwrap());
@@ -395,7 +424,6 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         let shown: shapes::User =
             serde_json::from_slice(&bank.run(&["get-user", &name(i)], &counters).stdout).unwrap();
         assert_eq!(shown.balance, money(*balance), "{}", name(i));
-        assert!(*balance >= 0);
     }
     assert_eq!(
         balances.iter().sum::<i64>(),
@@ -404,16 +432,26 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
     );
     let failed = stored.values().filter(|(_, s)| s == "FAILED").count();
     println!(
-        "bank (PostgreSQL): seed {seed}: {} processes, {} transfers ({} queued before the crash), {failed} failed, {} cancelled, {} kills, {} retries after the crash or a lost answer, {:.1?}",
+        "bank (PostgreSQL): seed {seed}: {} processes, {} transfers ({} queued before the crash), {failed} failed ({} account_frozen), {} into an overdraft, {} cancelled, {operated} policy changes while running, {} kills, {} retries after the crash or a lost answer, {:.1?}",
         counters.processes.load(Ordering::Relaxed),
         stored.len(),
         crashed,
+        audited.frozen_failed,
+        audited.into_overdraft,
         told.cancelled.len(),
         counters.kills.load(Ordering::Relaxed),
         counters.retries.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert!(failed > 0, "some transfers exceeded their funds");
+    assert!(
+        audited.into_overdraft > 0,
+        "some transfers drew into an overdraft"
+    );
+    assert!(
+        audited.frozen_failed > 0,
+        "some transfers failed from a frozen user"
+    );
     assert!(
         counters.retries.load(Ordering::Relaxed) > 0,
         "the crash was felt"

@@ -8,6 +8,7 @@ use std::thread;
 
 use crate::common::{Sandbox, shapes};
 use crate::pgserver::PgServer;
+use crate::policy_model::{self, Change, Policies};
 
 /// Users u0…u{n-1}, each funded with `funds` (in whole units), settled.
 fn funded_users(s: &Sandbox, n: usize, funds: u32) {
@@ -50,6 +51,8 @@ struct Decided {
     dst: i64,
     amount: i64,
     status: String,
+    reason: Option<String>,
+    settled_at: Option<i64>,
     batch: Option<i64>,
     src_balance: Option<i64>,
     dst_balance: Option<i64>,
@@ -58,7 +61,8 @@ struct Decided {
 fn decisions(client: &mut ::postgres::Client) -> BTreeMap<i64, Decided> {
     client
         .query(
-            "SELECT tx_id, src, dst, amount, status, settle_batch, src_balance, dst_balance
+            "SELECT tx_id, src, dst, amount, status, settle_batch, src_balance, dst_balance,
+                    reason, settled_at
                FROM transfers ORDER BY tx_id",
             &[],
         )
@@ -72,6 +76,8 @@ fn decisions(client: &mut ::postgres::Client) -> BTreeMap<i64, Decided> {
                     dst: r.get(2),
                     amount: r.get(3),
                     status: r.get(4),
+                    reason: r.get(8),
+                    settled_at: r.get(9),
                     batch: r.get(5),
                     src_balance: r.get(6),
                     dst_balance: r.get(7),
@@ -105,14 +111,46 @@ pub(crate) fn start(client: &mut ::postgres::Client) -> Start {
     }
 }
 
+/// Every policy change the ledger recorded.
+fn policies(client: &mut ::postgres::Client) -> Policies {
+    Policies::new(
+        client
+            .query(
+                "SELECT account, kind, overdraft, at FROM policy_changes ORDER BY change_id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| Change {
+                account: r.get(0),
+                kind: r.get(1),
+                overdraft: r.get(2),
+                at: r.get(3),
+            }),
+    )
+}
+
+/// What an audit saw of the policies: transfers that left their source
+/// below zero, within its limit, and transfers that failed from a frozen
+/// source.
+#[derive(Debug, Default)]
+pub(crate) struct Audited {
+    pub into_overdraft: usize,
+    pub frozen_failed: usize,
+}
+
 /// The audit of parallel settlement, from the ledger's own record of each
 /// decision since `start`: replayed account by account in the order each
 /// account saw them ((settle_batch, tx_id)), every recorded balance is the
-/// running one, no user balance goes below zero, every FAILED transfer's
-/// source lacked the amount at that moment, and each source's transfers
-/// were decided in `tx_id` order.
-pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
+/// running one; each source's transfers were decided in `tx_id` order, and
+/// each one's outcome is the one owed under the policy in force at its
+/// `settled_at` (read from `policy_changes`): FAILED `account_frozen` from a
+/// frozen source, COMPLETED only when it left the source at or above minus
+/// its limit, FAILED `insufficient_funds` when it would have gone below.
+pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) -> Audited {
     let decided = decisions(client);
+    let policies = policies(client);
+    let mut audited = Audited::default();
     let mut by_account: BTreeMap<i64, Vec<(i64, i64, &Decided)>> = BTreeMap::new();
     for (tx_id, d) in &decided {
         assert_ne!(d.status, "PENDING", "transfer {tx_id} left PENDING");
@@ -139,13 +177,21 @@ pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
                     "account {account}: transfer {tx_id} decided after {last_out}"
                 );
                 last_out = tx_id;
+                let at = d
+                    .settled_at
+                    .unwrap_or_else(|| panic!("transfer {tx_id} has no decision instant"));
+                policy_model::check_decision(
+                    tx_id,
+                    balance,
+                    d.amount,
+                    (d.status.as_str(), d.reason.as_deref()),
+                    &policies.candidates(account, at),
+                );
             }
             if d.status == "FAILED" {
                 if d.src == account {
-                    assert!(
-                        balance < d.amount,
-                        "transfer {tx_id} failed though account {account} held {balance}"
-                    );
+                    audited.frozen_failed +=
+                        usize::from(d.reason.as_deref() == Some("account_frozen"));
                     assert_eq!(
                         d.src_balance,
                         Some(balance),
@@ -156,7 +202,7 @@ pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
             }
             if d.src == account {
                 balance -= d.amount;
-                assert!(balance >= 0, "account {account} went below zero at {tx_id}");
+                audited.into_overdraft += usize::from(balance < 0);
                 assert_eq!(d.src_balance, Some(balance), "transfer {tx_id}: src after");
             } else {
                 balance += d.amount;
@@ -172,6 +218,7 @@ pub(crate) fn audit_decisions(client: &mut ::postgres::Client, start: &Start) {
             "account {account}'s balance is its decisions' sum"
         );
     }
+    audited
 }
 
 /// The name of the sandbox's ledger schema.

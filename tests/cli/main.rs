@@ -91,6 +91,7 @@ mod overdraft;
 mod pipes;
 mod planted;
 mod policies;
+mod policy_model;
 mod power_loss;
 mod scripting;
 mod sealed_policies;

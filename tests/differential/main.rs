@@ -16,6 +16,20 @@
 //! `balances`, `export` (jsonl, csv, hledger) and `verify`. Everything runs
 //! with `--json`.
 //!
+//! Account policies are in the mix: some users are created with
+//! `--overdraft`, and steps set limits (`overdraft`, bad amounts and 0
+//! included), `freeze`, `unfreeze` and `close` users (with and without
+//! `--memo`, now and then an unknown or a closed one), so that users draw
+//! into a credit line, transfers from frozen users fail `account_frozen`
+//! and holds from them are refused. A planned run settles a user, reads it,
+//! brings its balance to zero, settles and closes it, so that some closes
+//! succeed and later commands meet a closed user; another gives a user a
+//! limit, reads it and transfers more than it holds, so that some draw
+//! into their overdraft. `get-user --at` reads the policy at the instant a
+//! change took effect, a millisecond before and after it. The random test
+//! counts what the answers showed of the policies and fails if a default
+//! run never exercised one of them.
+//!
 //! Normalising, before comparing:
 //! - tx_ids are renumbered by order of first appearance (`#0`, `#1`, …):
 //!   PostgreSQL's sequences leave gaps where work rolled back. A command names
@@ -23,8 +37,11 @@
 //! - The tx_ids a `--dry-run` prints for transfers it would create are
 //!   numbered apart (`dry#0`, …) and not remembered: on PostgreSQL they are
 //!   used up, so a later real run takes others (`wallet transfer --help`).
-//! - Timestamps (`created_at`, `settled_at`, `expires_at`) become `"<time>"`
-//!   (or stay null), and an hledger journal's dates become `DATE`.
+//! - Timestamps (`created_at`, `settled_at`, `expires_at`, and the `at` of a
+//!   policy change or of `get-user --at`) become `"<time>"` (or stay null),
+//!   and an hledger journal's dates become `DATE`, those of its comment
+//!   lines of policy changes too. A command naming the instant of a policy
+//!   change gives each engine its own (`@changeN` in a printed sequence).
 //! - Errors are compared by code and exit status, never by message: a message
 //!   names a path on one engine and a URL on the other.
 //!
@@ -69,12 +86,15 @@ const STEPS: usize = 16;
 // ---------------------------------------------------------------------------
 // Steps
 
-/// One argument of a command: text, or the n-th transfer the sequence has
-/// seen (given to each engine as its own tx_id).
+/// One argument of a command: text, the n-th transfer the sequence has
+/// seen (given to each engine as its own tx_id), or the instant the n-th
+/// policy change seen took effect, moved by some milliseconds (given to
+/// each engine as its own instant, RFC 3339).
 #[derive(Clone, Debug)]
 enum Arg {
     Lit(String),
     Tx(usize),
+    ChangeAt(usize, i64),
 }
 
 /// How a command's stdout is read.
@@ -109,6 +129,11 @@ impl Step {
         self
     }
 
+    fn change_at(mut self, n: usize, offset_ms: i64) -> Self {
+        self.args.push(Arg::ChangeAt(n, offset_ms));
+        self
+    }
+
     fn arg(mut self, text: &str) -> Self {
         self.args.push(Arg::Lit(text.to_string()));
         self
@@ -138,6 +163,8 @@ impl std::fmt::Display for Step {
                 }
                 Arg::Lit(text) => write!(f, " {text}")?,
                 Arg::Tx(n) => write!(f, " #{n}")?,
+                Arg::ChangeAt(n, 0) => write!(f, " @change{n}")?,
+                Arg::ChangeAt(n, offset) => write!(f, " @change{n}{offset:+}ms")?,
             }
         }
         Ok(())
@@ -148,13 +175,17 @@ impl std::fmt::Display for Step {
 // Engines
 
 /// One engine's ledger and the working directory its commands run in,
-/// with the tx_ids it has printed in order of first appearance.
+/// with the tx_ids it has printed in order of first appearance, and the
+/// instant of each policy change it has printed, in the order of their
+/// `change_id`s' first appearance.
 struct Engine {
     name: &'static str,
     ledger: Box<dyn engines::TestLedger>,
     dir: TempDir,
     ids: Vec<i64>,
     index: HashMap<i64, usize>,
+    changes: Vec<i64>,
+    change_index: HashMap<i64, usize>,
 }
 
 /// What a command answered, normalised.
@@ -182,7 +213,40 @@ impl Engine {
             dir,
             ids: Vec::new(),
             index: HashMap::new(),
+            changes: Vec::new(),
+            change_index: HashMap::new(),
         }
+    }
+
+    /// This engine's instant of the n-th policy change seen, moved by
+    /// `offset_ms`, as `get-user --at` takes it; the start of the epoch
+    /// for a change never seen.
+    fn change_at(&self, n: usize, offset_ms: i64) -> String {
+        let ms = self.changes.get(n).map_or(0, |at| at + offset_ms);
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .expect("an instant in range");
+        at.format(&time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339")
+    }
+
+    /// Learns the instant of a policy change this engine printed.
+    fn learn_change(&mut self, map: &Map<String, Value>) {
+        let (Some(id), Some(Value::String(at))) =
+            (map.get("change_id").and_then(Value::as_i64), map.get("at"))
+        else {
+            return;
+        };
+        if self.change_index.contains_key(&id) {
+            return;
+        }
+        let Ok(at) =
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        else {
+            return;
+        };
+        self.change_index.insert(id, self.changes.len());
+        self.changes
+            .push(i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap());
     }
 
     /// This engine's tx_id for the n-th transfer seen; one that never
@@ -201,6 +265,7 @@ impl Engine {
             .map(|arg| match arg {
                 Arg::Lit(text) => text.clone(),
                 Arg::Tx(n) => self.tx_id(*n).to_string(),
+                Arg::ChangeAt(n, offset) => self.change_at(*n, *offset),
             })
             .collect();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"))
@@ -292,6 +357,7 @@ impl Engine {
                 if map.contains_key("checks") && map.contains_key("ok") {
                     return verify_report(map);
                 }
+                self.learn_change(&map);
                 let mut out = Map::new();
                 for (key, value) in map {
                     let value = match key.as_str() {
@@ -299,7 +365,7 @@ impl Engine {
                         "tx_id" | "refund_of" | "refunds" => {
                             self.renumber_value(value, dry_run, dry)
                         }
-                        "created_at" | "settled_at" | "expires_at" => match value {
+                        "created_at" | "settled_at" | "expires_at" | "at" => match value {
                             Value::Null => Value::Null,
                             Value::String(s) if s.is_empty() => Value::Null,
                             _ => Value::String("<time>".into()),
@@ -314,17 +380,23 @@ impl Engine {
         }
     }
 
-    /// An hledger journal with its dates blanked and its tx_ids renumbered
+    /// An hledger journal with its dates (also those of policy changes'
+    /// comment lines) blanked and its tx_ids renumbered
     /// where the journal writes them: `(N)`, `tx_id:N`, `tx_id N`, `refund_of:N`.
     fn renumber_journal(&mut self, text: &str) -> String {
         let mut out = String::new();
+        let dated = |text: &str| {
+            text.len() >= 10
+                && text.as_bytes()[4] == b'-'
+                && text.as_bytes()[7] == b'-'
+                && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        };
         for line in text.lines() {
-            let line = if line.len() >= 10
-                && line.as_bytes()[4] == b'-'
-                && line.as_bytes()[7] == b'-'
-                && line[..4].bytes().all(|b| b.is_ascii_digit())
-            {
+            // A policy change is a comment line with its date after "; ".
+            let line = if dated(line) {
                 format!("DATE{}", &line[10..])
+            } else if line.starts_with("; ") && dated(&line[2..]) {
+                format!("; DATE{}", &line[12..])
             } else {
                 line.to_string()
             };
@@ -424,24 +496,36 @@ fn parse_csv(text: &str) -> Value {
 #[derive(Default)]
 struct Seen {
     transfers: usize,
+    /// How many policy changes have been printed.
+    changes: usize,
     /// The last status each transfer was shown with.
     status: BTreeMap<usize, String>,
+    /// The last balance each user was shown with (`get-user`, `users`).
+    balances: BTreeMap<String, String>,
     keys: Vec<Step>,
 }
 
 impl Seen {
-    fn learn(&mut self, value: &Value, transfers: usize) {
+    fn learn(&mut self, value: &Value, transfers: usize, changes: usize) {
         self.transfers = transfers;
+        self.changes = changes;
         match value {
-            Value::Array(items) => items.iter().for_each(|v| self.learn(v, transfers)),
+            Value::Array(items) => items.iter().for_each(|v| self.learn(v, transfers, changes)),
             Value::Object(map) => {
+                if let (Some(Value::String(name)), Some(Value::String(balance)), true) = (
+                    map.get("name"),
+                    map.get("balance"),
+                    map.contains_key("available"),
+                ) {
+                    self.balances.insert(name.clone(), balance.clone());
+                }
                 if let (Some(Value::String(id)), Some(Value::String(status))) =
                     (map.get("tx_id"), map.get("status"))
                     && let Some(n) = id.strip_prefix('#').and_then(|n| n.parse().ok())
                 {
                     self.status.insert(n, status.clone());
                 }
-                map.values().for_each(|v| self.learn(v, transfers));
+                map.values().for_each(|v| self.learn(v, transfers, changes));
             }
             _ => {}
         }
@@ -495,6 +579,67 @@ fn difference(a: &Engine, x: &Answer, b: &Engine, y: &Answer) -> String {
     out
 }
 
+/// What the answers of every sequence run so far showed of the account
+/// policies, to tell a run that exercised them from one that did not.
+struct Coverage {
+    /// Users shown with a balance below zero.
+    overdrawn: AtomicUsize,
+    /// Transfers shown FAILED `account_frozen`, and holds refused so.
+    frozen: AtomicUsize,
+    /// `close` commands that succeeded.
+    closed: AtomicUsize,
+    /// Commands refused `account_closed`.
+    refused_closed: AtomicUsize,
+}
+
+static COVERAGE: Coverage = Coverage {
+    overdrawn: AtomicUsize::new(0),
+    frozen: AtomicUsize::new(0),
+    closed: AtomicUsize::new(0),
+    refused_closed: AtomicUsize::new(0),
+};
+
+impl Coverage {
+    fn count(&self, answer: &Answer) {
+        let mut found = [false; 4];
+        fn walk(value: &Value, found: &mut [bool; 4]) {
+            match value {
+                Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+                Value::Object(map) => {
+                    if map.contains_key("name")
+                        && map
+                            .get("balance")
+                            .and_then(Value::as_str)
+                            .is_some_and(|b| b.starts_with('-'))
+                    {
+                        found[0] = true;
+                    }
+                    if map.get("change").and_then(Value::as_str) == Some("close") {
+                        found[2] = true;
+                    }
+                    map.values().for_each(|v| walk(v, found));
+                }
+                Value::String(text) if text == "account_frozen" => found[1] = true,
+                Value::String(text) if text == "account_closed" => found[3] = true,
+                _ => {}
+            }
+        }
+        walk(&answer.stdout, &mut found);
+        walk(&answer.stderr, &mut found);
+        found[2] &= answer.exit == Some(0);
+        for (hit, counter) in found.iter().zip([
+            &self.overdrawn,
+            &self.frozen,
+            &self.closed,
+            &self.refused_closed,
+        ]) {
+            if *hit {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A sequence that diverged.
 struct Divergence {
     seed: String,
@@ -543,7 +688,8 @@ fn run_sequence(seed: &str, mut next: impl FnMut(&Seen) -> Option<Step>) -> Resu
                 });
             }
         }
-        seen.learn(&a.stdout, first.ids.len());
+        COVERAGE.count(a);
+        seen.learn(&a.stdout, first.ids.len(), first.changes.len());
         if a.exit == Some(0)
             && step
                 .args
@@ -595,11 +741,24 @@ impl Rng {
 
 const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 
+/// A step the generator has planned ahead.
+enum Planned {
+    Step(Step),
+    /// The step that brings a user's balance, as last shown, to zero: a
+    /// withdrawal of what it holds, or a deposit of what it has drawn.
+    Zero(&'static str),
+    /// A transfer from the first user to the second of more than the
+    /// first was last shown holding: into its overdraft, if its limit
+    /// allows.
+    Overdraw(&'static str, &'static str),
+}
+
 struct Generator {
     rng: Rng,
     users: Vec<&'static str>,
     steps: usize,
-    setup: Vec<Step>,
+    /// Steps to take before making new ones, the next last.
+    script: Vec<Planned>,
     /// Making a batch meant to pass every check but funds: only users that
     /// exist and valid amounts.
     clean: bool,
@@ -615,11 +774,14 @@ impl Generator {
             setup.push(Step::new(&["init"]));
         }
         for user in &users {
-            setup.push(Step::new(&[
-                "create-user",
-                user,
-                &format!("{user}@example.com"),
-            ]));
+            let mut step = Step::new(&["create-user", user, &format!("{user}@example.com")]);
+            // Some users start with a credit line they may draw on.
+            if rng.chance(35) {
+                step = step
+                    .arg("--overdraft")
+                    .arg(&(10 + rng.below(60)).to_string());
+            }
+            setup.push(step);
         }
         // One batch funds most users: a command per deposit would double
         // the time a sequence takes to start.
@@ -638,7 +800,7 @@ impl Generator {
             rng,
             users,
             steps: 0,
-            setup,
+            script: setup.into_iter().map(Planned::Step).collect(),
             clean: false,
         }
     }
@@ -695,15 +857,120 @@ impl Generator {
         self.rng.below(seen.transfers + 2)
     }
 
+    fn with_memo(&mut self, step: Step) -> Step {
+        if self.rng.chance(30) {
+            let memo = ["under review", "credit line", ""][self.rng.below(3)];
+            return step.arg("--memo").arg(memo);
+        }
+        step
+    }
+
+    /// A transfer of more than `src` was last shown holding (1.00 to 30.00
+    /// more), to `dst`.
+    fn overdraw(&mut self, src: &str, dst: &str, seen: &Seen) -> Step {
+        let held = seen
+            .balances
+            .get(src)
+            .and_then(|b| b.replace('.', "").parse::<i64>().ok())
+            .unwrap_or(0);
+        let amount = held.max(0) + 100 * (1 + self.rng.below(30) as i64);
+        let amount = format!("{}.{:02}", amount / 100, amount % 100);
+        Step::new(&["transfer", src, dst, &amount])
+    }
+
+    /// A withdrawal of what `user` was last shown holding, or a deposit of
+    /// what it was shown drawing; a read when it was shown at zero.
+    fn zero(&self, user: &str, seen: &Seen) -> Step {
+        match seen.balances.get(user).map(String::as_str) {
+            Some(drawn) if drawn.starts_with('-') => Step::new(&["deposit", user, &drawn[1..]]),
+            Some(held) if held.bytes().any(|b| (b'1'..=b'9').contains(&b)) => {
+                Step::new(&["withdraw", user, held])
+            }
+            _ => Step::new(&["get-user", user]),
+        }
+    }
+
+    /// A policy change, or a user drained to zero and closed, or the
+    /// policy read as of a change.
+    fn policy(&mut self, seen: &Seen) -> Step {
+        match self.rng.below(16) {
+            0..=3 => {
+                let user = self.user();
+                let limit = match self.rng.below(8) {
+                    0 => "0".to_string(),
+                    1 => self.amount(),
+                    _ => (5 + self.rng.below(60)).to_string(),
+                };
+                self.with_memo(Step::new(&["overdraft", &user, &limit]))
+            }
+            4..=6 => {
+                let user = self.user();
+                self.with_memo(Step::new(&["freeze", &user]))
+            }
+            7..=8 => {
+                let user = self.user();
+                self.with_memo(Step::new(&["unfreeze", &user]))
+            }
+            9 => {
+                let user = self.user();
+                self.with_memo(Step::new(&["close", &user]))
+            }
+            10..=11 => {
+                // Settled, read, brought to zero, settled again: then the
+                // close succeeds unless a hold or a freeze keeps money in.
+                let user = *self.rng.pick(&self.users);
+                let close = self.with_memo(Step::new(&["close", user]));
+                self.script.extend([
+                    Planned::Step(close),
+                    Planned::Step(Step::new(&["settle", "--workers", "1"])),
+                    Planned::Zero(user),
+                    Planned::Step(Step::new(&["get-user", user])),
+                ]);
+                Step::new(&["settle", "--workers", "1"])
+            }
+            12..=13 => {
+                // A limit, then a transfer of more than the user holds,
+                // settled and read back: drawn into the overdraft, or
+                // refused for funds when the limit is too small.
+                let i = self.rng.below(self.users.len());
+                let src = self.users[i];
+                let dst =
+                    self.users[(i + 1 + self.rng.below(self.users.len() - 1)) % self.users.len()];
+                let limit = (5 + self.rng.below(60)).to_string();
+                self.script.extend([
+                    Planned::Step(Step::new(&["get-user", src])),
+                    Planned::Step(Step::new(&["settle", "--workers", "1"])),
+                    Planned::Overdraw(src, dst),
+                    Planned::Step(Step::new(&["get-user", src])),
+                ]);
+                self.with_memo(Step::new(&["overdraft", src, &limit]))
+            }
+            _ if seen.changes > 0 => {
+                let user = self.user();
+                let n = self.rng.below(seen.changes);
+                let offset = [0, -1, 1][self.rng.below(3)];
+                Step::new(&["get-user", &user, "--at"]).change_at(n, offset)
+            }
+            _ => {
+                let user = self.user();
+                Step::new(&["get-user", &user])
+            }
+        }
+    }
+
     fn next(&mut self, seen: &Seen) -> Option<Step> {
-        if let Some(step) = self.setup.pop() {
-            return Some(step);
+        if let Some(planned) = self.script.pop() {
+            return Some(match planned {
+                Planned::Step(step) => step,
+                Planned::Zero(user) => self.zero(user, seen),
+                Planned::Overdraw(src, dst) => self.overdraw(src, dst, seen),
+            });
         }
         if self.steps == STEPS {
             return None;
         }
         self.steps += 1;
-        let step = match self.rng.below(100) {
+        let step = match self.rng.below(116) {
             0..=7 => {
                 let user = self.user();
                 let amount = (5 + self.rng.below(60)).to_string();
@@ -828,7 +1095,8 @@ impl Generator {
                     step
                 }
             },
-            _ => Step::new(&["verify"]),
+            97..=99 => Step::new(&["verify"]),
+            _ => self.policy(seen),
         };
         Some(step)
     }
@@ -944,7 +1212,26 @@ fn random_sequences_answer_alike_on_every_engine() {
         }
     });
     let total = seeds.len();
-    let mut failures = failures.into_inner().unwrap();
+    let failures = failures.into_inner().unwrap();
+    report_failures(failures, total);
+    // A default run must have exercised each policy, or its proportions
+    // in the generator no longer make them matter.
+    if compared().len() >= 2 && total >= DEFAULT_SEQUENCES as usize {
+        let counts = [
+            ("users shown overdrawn", &COVERAGE.overdrawn),
+            ("account_frozen outcomes", &COVERAGE.frozen),
+            ("successful closes", &COVERAGE.closed),
+            ("account_closed refusals", &COVERAGE.refused_closed),
+        ]
+        .map(|(what, n)| (what, n.load(Ordering::Relaxed)));
+        eprintln!("differential: of the policies, the answers showed {counts:?}");
+        for (what, n) in counts {
+            assert!(n > 0, "{total} sequences showed no {what}: {counts:?}");
+        }
+    }
+}
+
+fn report_failures(mut failures: Vec<Divergence>, total: usize) {
     failures.sort_by_key(|d| d.seed.parse::<u64>().unwrap_or(0));
     if !failures.is_empty() {
         let seeds: Vec<&str> = failures.iter().map(|d| d.seed.as_str()).collect();
@@ -1099,4 +1386,57 @@ fn idempotency_keys_replay_and_conflict_alike() {
         "idempotency_keys_replay_and_conflict_alike",
         then_read(steps),
     );
+}
+
+/// Every policy command and what it decides, in one fixed sequence: a
+/// user drawn into its credit line, a frozen user's transfer and hold, a
+/// limit lowered below what is drawn, refused closes and one taken, a
+/// closed user refused, and the policy read as of each change.
+#[test]
+fn policies_decide_and_read_alike() {
+    let mut steps = vec![
+        Step::new(&[
+            "create-user",
+            "alice",
+            "alice@example.com",
+            "--overdraft",
+            "50",
+        ]),
+        Step::new(&["create-user", "bob", "bob@example.com"]),
+        Step::new(&["create-user", "carol", "carol@example.com"]),
+        Step::new(&["deposit", "alice", "20"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["transfer", "alice", "bob", "60"]),
+        Step::new(&["transfer", "alice", "bob", "15"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["overdraft", "alice", "10", "--memo", "credit line"]),
+        Step::new(&["transfer", "alice", "bob", "1"]),
+        Step::new(&["freeze", "bob", "--memo", "under review"]),
+        Step::new(&["transfer", "bob", "alice", "5"]),
+        Step::new(&["transfer", "carol", "bob", "0.01"]),
+        Step::new(&["hold", "bob", "alice", "5"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["close", "bob"]),
+        Step::new(&["close", "ghost"]),
+        Step::new(&["overdraft", "alice", "-1"]),
+        Step::new(&["unfreeze", "bob"]),
+        Step::new(&["withdraw", "bob", "60"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["close", "bob"]),
+        Step::new(&["close", "carol", "--memo", ""]),
+        Step::new(&["deposit", "bob", "1"]),
+        Step::new(&["freeze", "bob"]),
+        Step::new(&["users"]),
+        Step::new(&["balances"]),
+    ];
+    for change in 0..6 {
+        for offset in [-1, 0] {
+            steps.push(Step::new(&["get-user", "alice", "--at"]).change_at(change, offset));
+            steps.push(Step::new(&["get-user", "bob", "--at"]).change_at(change, offset));
+        }
+    }
+    let mut journal = Step::new(&["export", "--format", "hledger"]);
+    journal.shape = Shape::Hledger;
+    steps.push(journal);
+    run_fixed("policies_decide_and_read_alike", then_read(steps));
 }
