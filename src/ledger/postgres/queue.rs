@@ -241,19 +241,16 @@ fn expire_holds_of_sources(
     sources.sort_unstable();
     sources.dedup();
     let rows = client.query(
-        &format!(
-            "{}",
-            events::recorded_returning(
-                EventKind::HoldExpired,
-                &format!(
-                    "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-                      WHERE src = ANY($1) AND {past_expiry}
-                     RETURNING tx_id, src, hold_amount, settled_at AS at",
-                    past_expiry = rules::past_expiry_sql("", NOW_MS)
-                ),
-                "true",
-                "SELECT src, sum(hold_amount)::bigint FROM changed GROUP BY src",
-            )
+        &events::recorded_returning(
+            EventKind::HoldExpired,
+            &format!(
+                "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
+                  WHERE src = ANY($1) AND {past_expiry}
+                 RETURNING tx_id, src, hold_amount, settled_at AS at",
+                past_expiry = rules::past_expiry_sql("", NOW_MS)
+            ),
+            "true",
+            "SELECT src, sum(hold_amount)::bigint FROM changed GROUP BY src",
         ),
         &[&sources],
     )?;
