@@ -120,15 +120,18 @@ pub(super) fn plan_and_write(
     careful: bool,
 ) -> PgResult<Attempt> {
     let requests = || chunk.iter().filter_map(|line| line.transfer.as_ref().ok());
-    // A hold placed, or one expired for its source, is an event.
-    let holds = requests().any(|t| matches!(t.kind(), Kind::Hold(_)));
-    let writes: &[&str] = if holds {
+    // A hold placed, or one expired for its source, is an event; the
+    // statement that inserts holds and refunds names the feed's table
+    // even when it records nothing, and a statement trigger there would
+    // run, so the table is locked for the schema check as well.
+    let holds_or_refunds = requests().any(|t| t.kind() != Kind::Transfer);
+    let writes: &[&str] = if holds_or_refunds {
         &["transfers", "accounts", "events"]
     } else {
         &["transfers", "accounts"]
     };
     guard.begin(client, writes, &[])?;
-    let careful = careful || requests().any(|t| t.kind() != Kind::Transfer);
+    let careful = careful || holds_or_refunds;
     let mut facts = Prefetched {
         names: resolve_names(client, chunk)?,
         keys: earlier_uses(client, requests())?,
