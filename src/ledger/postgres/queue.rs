@@ -129,15 +129,18 @@ pub(super) fn plan_and_write(
     careful: bool,
 ) -> PgResult<Attempt> {
     let requests = || chunk.iter().filter_map(|line| line.transfer.as_ref().ok());
-    // A hold placed, or one expired for its source, is an event.
-    let holds = requests().any(|t| matches!(t.kind(), Kind::Hold(_)));
-    let writes: &[&str] = if holds {
+    // A hold placed, or one expired for its source, is an event; the
+    // statement that inserts holds and refunds names the feed's table
+    // even when it records nothing, and a statement trigger there would
+    // run, so the table is locked for the schema check as well.
+    let holds_or_refunds = requests().any(|t| t.kind() != Kind::Transfer);
+    let writes: &[&str] = if holds_or_refunds {
         &["transfers", "accounts", "events"]
     } else {
         &["transfers", "accounts"]
     };
     guard.begin(client, writes, &[])?;
-    let careful = careful || requests().any(|t| t.kind() != Kind::Transfer);
+    let careful = careful || holds_or_refunds;
     let mut facts = Prefetched {
         names: resolve_names(client, chunk)?,
         keys: earlier_uses(client, requests())?,
@@ -262,8 +265,8 @@ fn expire_holds_of_sources(
             EventKind::HoldExpired,
             &format!(
                 "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
-                      WHERE src = ANY($1) AND {past_expiry}
-                     RETURNING tx_id, src, hold_amount, settled_at AS at",
+                  WHERE src = ANY($1) AND {past_expiry}
+                 RETURNING tx_id, src, hold_amount, settled_at AS at",
                 past_expiry = rules::past_expiry_sql("", NOW_MS)
             ),
             "true",

@@ -52,6 +52,25 @@ pub(super) fn record(
     Ok(())
 }
 
+/// Records that `kind` happens at `at` to every PENDING transfer with an
+/// id in `range`, in `tx_id` order, by one statement that walks the range
+/// (no parameter per row); returns how many.
+pub(super) fn record_pending_range(
+    tx: &Transaction<'_>,
+    kind: EventKind,
+    at: i64,
+    (first, last): (i64, i64),
+) -> SqlResult<usize> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO events (kind, tx_id, at)
+             SELECT ?1, tx_id, ?2 FROM transfers NOT INDEXED
+              WHERE tx_id BETWEEN ?3 AND ?4 AND status = 'PENDING'
+              ORDER BY tx_id",
+        )?
+        .execute(rusqlite::params![kind.as_str(), at, first, last])?)
+}
+
 /// The counter SQLite moves whenever another connection commits.
 pub(super) fn data_version(conn: &Connection) -> SqlResult<i64> {
     Ok(conn

@@ -154,6 +154,17 @@ fn settle_batch_in_one_transaction(
         &mut cache.outcomes,
     )?;
     let counts = BatchCounts { expired, ..counts };
+    // Recorded while the batch is still PENDING: its range holds no other
+    // PENDING transfer, so one walk of it finds exactly the batch.
+    let recorded =
+        super::events::record_pending_range(&tx, EventKind::TransferDecided, now, (first, last))?;
+    if recorded != cache.due.len() {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "{recorded} decisions recorded where {} were due",
+            cache.due.len()
+        ))
+        .into());
+    }
     {
         let mut mark_failed = tx.prepare_cached(
             "UPDATE transfers SET status = 'FAILED', reason = ?2, settled_at = ?3
@@ -183,12 +194,6 @@ fn settle_batch_in_one_transaction(
         ))
         .into());
     }
-    super::events::record(
-        &tx,
-        EventKind::TransferDecided,
-        now,
-        cache.due.iter().map(|d| d.tx_id),
-    )?;
     post(
         &tx,
         cache.due.iter().zip(&cache.outcomes).map(|(due, outcome)| {
