@@ -219,6 +219,49 @@ fn after_each_cursor_comes_exactly_the_rest_and_limit_stops() {
     s.fails(&["events", "--limit", "0"], "usage", 2);
 }
 
+/// A hold past its expiry marked EXPIRED when its user places another is
+/// an event too, before the new hold's.
+fn a_hold_expired_by_a_new_hold_of_its_user_is_an_event() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    ok_at(&s, T0, &["deposit", "alice", "100"]);
+    ok_at(&s, T0, &["settle"]);
+    ok_at(
+        &s,
+        T0,
+        &["hold", "alice", "bob", "60", "--expires-in", "1h"],
+    );
+    ok_at(
+        &s,
+        T2,
+        &["hold", "alice", "bob", "70", "--expires-in", "1h"],
+    );
+    let feed = events(&s, &[]);
+    let shown: Vec<(&str, i64, &str)> = feed
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["tx_id"].as_i64().unwrap(),
+                e["at"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("transfer_decided", 1, "2026-01-01T00:00:00.000Z"),
+            ("hold_placed", 2, "2026-01-01T00:00:00.000Z"),
+            ("hold_expired", 2, "2026-01-01T02:00:00.000Z"),
+            ("hold_placed", 3, "2026-01-01T02:00:00.000Z"),
+        ]
+    );
+    assert_eq!(feed[2]["amount"], "60.00");
+    // settle finds nothing left to expire: no second event for it.
+    ok_at(&s, T2, &["settle"]);
+    assert_eq!(events(&s, &[]).len(), 4);
+}
+
 /// `wallet events ARGS…` running, its lines sent on a channel as printed.
 fn spawn_events(s: &Sandbox, args: &[&str]) -> (Child, mpsc::Receiver<Value>) {
     let mut full = vec!["events"];
@@ -608,6 +651,7 @@ engine_tests! {
     both: [
         each_kind_appears_in_commit_order_with_its_fields,
         after_each_cursor_comes_exactly_the_rest_and_limit_stops,
+        a_hold_expired_by_a_new_hold_of_its_user_is_an_event,
         follow_prints_new_events_as_they_commit_until_sigterm,
         a_reader_that_goes_away_ends_the_feed_quietly,
         a_consumer_killed_at_random_and_restarted_processes_each_event_once,
