@@ -113,6 +113,24 @@ impl EventKind {
         Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 
+    /// The kind as a ledger file stores it: a small code, a decision's 0,
+    /// which SQLite stores in no byte at all (a settle batch writes one
+    /// row per decision).
+    pub fn code(self) -> i64 {
+        match self {
+            EventKind::TransferDecided => 0,
+            EventKind::HoldPlaced => 1,
+            EventKind::HoldCaptured => 2,
+            EventKind::HoldReleased => 3,
+            EventKind::HoldExpired => 4,
+            EventKind::PolicyChanged => 5,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
     /// The status this event gave its transfer: a hold's events name the
     /// status they moved it to, a decision the one it ended in (`stored`,
     /// which never changes once decided).

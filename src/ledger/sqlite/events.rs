@@ -34,7 +34,7 @@ pub(super) fn record(
 ) -> SqlResult<()> {
     let ids: Vec<i64> = tx_ids.into_iter().collect();
     let mut rows = ids.chunks_exact(ROWS_PER_STATEMENT);
-    let kind = kind.as_str();
+    let kind = kind.code();
     if rows.len() > 0 {
         let mut insert = tx.prepare_cached(&insert_sql(ROWS_PER_STATEMENT))?;
         for chunk in rows.by_ref() {
@@ -52,23 +52,26 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Records that `kind` happens at `at` to every PENDING transfer with an
-/// id in `range`, in `tx_id` order, by one statement that walks the range
-/// (no parameter per row); returns how many.
-pub(super) fn record_pending_range(
+/// Records the decision of every PENDING transfer with an id in `range`,
+/// in `tx_id` order, by one statement that walks the range (no parameter
+/// per row); returns how many. The row keeps no instant: the decision's is
+/// the `settled_at` the batch stamps on its transfers.
+pub(super) fn record_decided_range(
     tx: &Transaction<'_>,
-    kind: EventKind,
-    at: i64,
     (first, last): (i64, i64),
 ) -> SqlResult<usize> {
     Ok(tx
         .prepare_cached(
-            "INSERT INTO events (kind, tx_id, at)
-             SELECT ?1, tx_id, ?2 FROM transfers NOT INDEXED
-              WHERE tx_id BETWEEN ?3 AND ?4 AND status = 'PENDING'
+            "INSERT INTO events (kind, tx_id)
+             SELECT ?1, tx_id FROM transfers NOT INDEXED
+              WHERE tx_id BETWEEN ?2 AND ?3 AND status = 'PENDING'
               ORDER BY tx_id",
         )?
-        .execute(rusqlite::params![kind.as_str(), at, first, last])?)
+        .execute(rusqlite::params![
+            EventKind::TransferDecided.code(),
+            first,
+            last
+        ])?)
 }
 
 /// The counter SQLite moves whenever another connection commits.
@@ -82,7 +85,7 @@ pub(super) fn data_version(conn: &Connection) -> SqlResult<i64> {
 /// `event_id` order, by one statement (one read snapshot).
 pub(super) fn read(conn: &Connection, after: Option<i64>, limit: u32) -> SqlResult<Vec<EventRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.event_id, e.kind, e.at, e.tx_id, e.change_id,
+        "SELECT e.event_id, e.kind, coalesce(e.at, t.settled_at), e.tx_id, e.change_id,
                 t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
                 owner.name, p.kind, p.overdraft, p.memo
            FROM events e
@@ -99,7 +102,13 @@ pub(super) fn read(conn: &Connection, after: Option<i64>, limit: u32) -> SqlResu
         Ok(EventRow {
             event_id: row.get(0)?,
             xid: None,
-            kind: row.get(1)?,
+            // A code no kind has is passed on as text, which the record
+            // refuses as damage.
+            kind: {
+                let code: i64 = row.get(1)?;
+                EventKind::from_code(code)
+                    .map_or_else(|| format!("code {code}"), |k| k.as_str().to_string())
+            },
             at: row.get(2)?,
             tx_id: row.get(3)?,
             change_id: row.get(4)?,

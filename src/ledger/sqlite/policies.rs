@@ -9,6 +9,7 @@ use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules::{self, policy::AccountFigures};
 use crate::money::Currency;
@@ -74,10 +75,8 @@ pub(super) fn record_change(
     )?
     .execute(params![account, change.kind(), change.overdraft(), memo, at])?;
     let change_id = tx.last_insert_rowid();
-    tx.prepare_cached(
-        "INSERT INTO events (kind, change_id, at) VALUES ('policy_changed', ?1, ?2)",
-    )?
-    .execute(params![change_id, at])?;
+    tx.prepare_cached("INSERT INTO events (kind, change_id, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![EventKind::PolicyChanged.code(), change_id, at])?;
     Ok(change_id)
 }
 

@@ -227,7 +227,10 @@ DROP TABLE chain_open;
     // table is built again, the only way to drop a check); every change of
     // a policy is a row of `policy_changes`, sealed by the links up to
     // `changes_to`; and `events` is the change feed, one row per event in
-    // the order the events committed (one writer at a time on a file).
+    // the order the events committed (one writer at a time on a file). A
+    // settle batch writes a row per decision, so the row is kept small: the
+    // kind is a code (`EventKind::code`; a decision's is 0, stored in no
+    // byte) and a decision's instant is its transfer's `settled_at`.
     // `migrate` turns foreign keys off around the steps, so renaming the
     // old table leaves the references to `accounts` as they are.
     r#"
@@ -275,11 +278,12 @@ CREATE INDEX policy_changes_by_account ON policy_changes (account, change_id);
 
 CREATE TABLE events (
     event_id    INTEGER PRIMARY KEY,
-    kind        TEXT    NOT NULL CHECK (kind = 'transfer_decided' OR kind = 'hold_placed' OR kind = 'hold_captured' OR kind = 'hold_released' OR kind = 'hold_expired' OR kind = 'policy_changed'),
+    kind        INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 5),
     tx_id       INTEGER,
     change_id   INTEGER,
-    at          INTEGER NOT NULL,
-    CHECK ((tx_id IS NULL) <> (change_id IS NULL))
+    at          INTEGER,
+    CHECK ((tx_id IS NULL) <> (change_id IS NULL)),
+    CHECK (at IS NOT NULL OR kind = 0)
 ) STRICT;
 
 ALTER TABLE chain_links ADD COLUMN changes_to INTEGER;

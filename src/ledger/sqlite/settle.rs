@@ -156,8 +156,7 @@ fn settle_batch_in_one_transaction(
     let counts = BatchCounts { expired, ..counts };
     // Recorded while the batch is still PENDING: its range holds no other
     // PENDING transfer, so one walk of it finds exactly the batch.
-    let recorded =
-        super::events::record_pending_range(&tx, EventKind::TransferDecided, now, (first, last))?;
+    let recorded = super::events::record_decided_range(&tx, (first, last))?;
     if recorded != cache.due.len() {
         return Err(WalletError::internal(anyhow::anyhow!(
             "{recorded} decisions recorded where {} were due",
