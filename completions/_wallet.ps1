@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('users', 'users', [CompletionResultType]::ParameterValue, 'List the users with their balances, a page at a time')
             [CompletionResult]::new('balances', 'balances', [CompletionResultType]::ParameterValue, 'A trial balance: every account''s balance, which sum to zero')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Stream every transfer as JSON Lines, CSV or an hledger journal')
+            [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'Print the change feed as JSON Lines: holds, decisions, policy changes')
             [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
             [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
@@ -219,6 +220,19 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'wallet;events' {
+            [CompletionResult]::new('--after', '--after', [CompletionResultType]::ParameterName, 'Only the events after this cursor (the \"cursor\" of an event printed before)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Print at most N events, then exit')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep running: print new events as they commit, until SIGINT or SIGTERM')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'wallet;hold' {
             [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Expire this long after it is placed: 90s, 30m, 12h, 7d')
             [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)')
@@ -358,6 +372,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('users', 'users', [CompletionResultType]::ParameterValue, 'List the users with their balances, a page at a time')
             [CompletionResult]::new('balances', 'balances', [CompletionResultType]::ParameterValue, 'A trial balance: every account''s balance, which sum to zero')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Stream every transfer as JSON Lines, CSV or an hledger journal')
+            [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'Print the change feed as JSON Lines: holds, decisions, policy changes')
             [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Reserve money for a later transfer: a hold, captured or released later')
             [CompletionResult]::new('capture', 'capture', [CompletionResultType]::ParameterValue, 'Turn a live hold into a PENDING transfer of all of it or part')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Void a live hold: its money is available again')
@@ -409,6 +424,9 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;help;export' {
+            break
+        }
+        'wallet;help;events' {
             break
         }
         'wallet;help;hold' {

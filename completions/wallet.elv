@@ -40,6 +40,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand users 'List the users with their balances, a page at a time'
             cand balances 'A trial balance: every account''s balance, which sum to zero'
             cand export 'Stream every transfer as JSON Lines, CSV or an hledger journal'
+            cand events 'Print the change feed as JSON Lines: holds, decisions, policy changes'
             cand hold 'Reserve money for a later transfer: a hold, captured or released later'
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
@@ -202,6 +203,18 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'wallet;events'= {
+            cand --after 'Only the events after this cursor (the \"cursor\" of an event printed before)'
+            cand --limit 'Print at most N events, then exit'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --follow 'Keep running: print new events as they commit, until SIGINT or SIGTERM'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'wallet;hold'= {
             cand --expires-in 'Expire this long after it is placed: 90s, 30m, 12h, 7d'
             cand --expires-at 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)'
@@ -330,6 +343,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand users 'List the users with their balances, a page at a time'
             cand balances 'A trial balance: every account''s balance, which sum to zero'
             cand export 'Stream every transfer as JSON Lines, CSV or an hledger journal'
+            cand events 'Print the change feed as JSON Lines: holds, decisions, policy changes'
             cand hold 'Reserve money for a later transfer: a hold, captured or released later'
             cand capture 'Turn a live hold into a PENDING transfer of all of it or part'
             cand release 'Void a live hold: its money is available again'
@@ -368,6 +382,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;balances'= {
         }
         &'wallet;help;export'= {
+        }
+        &'wallet;help;events'= {
         }
         &'wallet;help;hold'= {
         }
