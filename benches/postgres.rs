@@ -1,7 +1,8 @@
 //! The PostgreSQL benchmark: `cargo bench --bench postgres [-- --users N --transfers N --batch N --runs N --repeat N]`.
 //!
-//! With `--against OTHER` (another build of `wallet` that writes the same
-//! schema version), it measures only this tree's binary beside OTHER,
+//! With `--against OTHER` (another build of `wallet`, of any schema
+//! version: each build runs on users its own commands made), it measures
+//! only this tree's binary beside OTHER,
 //! interleaved run by run on one server: batch ingest and settle with one
 //! worker (best of `--repeat`), and one `transfer` process (median of
 //! `--runs`).
@@ -284,12 +285,15 @@ fn against(wallet: &Path, other: &Path, settings: &Settings) {
     let plain = dir.path().join("plain.jsonl");
     write_workload(&plain, settings, false);
     build_users(&server, "users", settings.users);
+    // Each build starts from users its own schema holds: the other may
+    // write an older one, which this build would upgrade on its first write.
+    build_users_with(other, &server, "users_other", settings.users);
     let binaries = [wallet, other];
     let batch = settings.batch.to_string();
     let (mut ingest, mut settle) = ([Duration::MAX; 2], [Duration::MAX; 2]);
     for _ in 0..settings.repeat {
         for (i, binary) in binaries.iter().enumerate() {
-            copy_database(&server, "users", "scratch");
+            copy_database(&server, ["users", "users_other"][i], "scratch");
             let url = server.url("scratch", "wallet");
             let args = ["transfer", "--batch"];
             ingest[i] = ingest[i].min(time_wallet(binary, &url, &args, Some(&plain)));
@@ -297,15 +301,19 @@ fn against(wallet: &Path, other: &Path, settings: &Settings) {
             settle[i] = settle[i].min(time_wallet(binary, &url, &args, None));
         }
     }
-    copy_database(&server, "users", "settled");
-    let settled = server.url("settled", "wallet");
-    time_wallet(wallet, &settled, &["transfer", "--batch"], Some(&plain));
-    time_wallet(wallet, &settled, &["settle"], None);
+    let settled = [("users", "settled"), ("users_other", "settled_other")].map(|(from, to)| {
+        copy_database(&server, from, to);
+        server.url(to, "wallet")
+    });
+    for (binary, settled) in binaries.iter().zip(&settled) {
+        time_wallet(binary, settled, &["transfer", "--batch"], Some(&plain));
+        time_wallet(binary, settled, &["settle"], None);
+    }
     let mut single: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..settings.runs {
         for (i, binary) in binaries.iter().enumerate() {
             let args = ["transfer", "u1", "u2", "0.01"];
-            single[i].push(time_wallet(binary, &settled, &args, None));
+            single[i].push(time_wallet(binary, &settled[i], &args, None));
         }
     }
     let median = |times: &mut Vec<Duration>| {
@@ -366,6 +374,32 @@ fn build_users(server: &PgServer, db: &str, n: usize) {
     Ledger::create(&location, &Currency::default(), &OpenOptions::default()).expect("create");
     let mut ledger = Ledger::open(&location, &OpenOptions::default()).expect("open");
     ledger.create_users(&users(n)).expect("users");
+}
+
+/// The users of [`build_users`], made by another build's own commands, a
+/// `create-user` process each: slow, but once per run.
+fn build_users_with(wallet: &Path, server: &PgServer, db: &str, n: usize) {
+    server.psql("postgres", &format!("CREATE DATABASE {db}"));
+    let url = server.url(db, "wallet");
+    let run = |args: &[&str]| {
+        let status = Command::new(wallet)
+            .arg("--db")
+            .arg(&url)
+            .arg("-q")
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run wallet");
+        assert!(status.success(), "wallet {args:?} failed");
+    };
+    run(&["init"]);
+    for i in 0..n {
+        run(&[
+            "create-user",
+            &format!("u{i}"),
+            &format!("u{i}@example.com"),
+        ]);
+    }
 }
 
 fn build_file(path: &Path, n: usize) {
