@@ -443,7 +443,14 @@ fn power_loss(name: &str, setup: fn(&Sandbox), steps: &[Vec<String>], images: us
     let mut failures = Vec::new();
     let (mut answered, mut cut_short) = (0, 0);
     for n in 0..images {
-        let cut = if n % 2 == 0 {
+        // The first two images are cut just after the last answer and just
+        // before the first, so that both kinds are made whatever the seed
+        // draws (a settle answers once, at its end).
+        let cut = if n == 0 {
+            (last_answer + 1).min(events)
+        } else if n == 1 {
+            first_answer
+        } else if n % 2 == 0 {
             chosen[rng.below(chosen.len() as u64) as usize]
         } else {
             rng.below(events as u64 + 1) as usize
