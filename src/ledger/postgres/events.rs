@@ -20,8 +20,8 @@ pub(super) fn recorded(kind: EventKind, changes: &str) -> String {
     format!(
         "WITH changed AS ({changes})
          INSERT INTO events (kind, tx_id, at)
-         SELECT '{kind}', tx_id, at FROM changed ORDER BY tx_id",
-        kind = kind.as_str()
+         SELECT {kind}, tx_id, at FROM changed ORDER BY tx_id",
+        kind = kind.code()
     )
 }
 
@@ -36,9 +36,9 @@ pub(super) fn recorded_returning(
     format!(
         "WITH changed AS ({changes}),
               recorded AS (INSERT INTO events (kind, tx_id, at)
-                           SELECT '{kind}', tx_id, at FROM changed WHERE {only} ORDER BY tx_id)
+                           SELECT {kind}, tx_id, at FROM changed WHERE {only} ORDER BY tx_id)
          {answer}",
-        kind = kind.as_str()
+        kind = kind.code()
     )
 }
 
@@ -97,7 +97,13 @@ pub(super) fn read(
                     ))
                 })?),
                 event_id: row.get(1),
-                kind: row.get(2),
+                // A code no kind has is passed on as text, which the
+                // record refuses as damage.
+                kind: {
+                    let code: i16 = row.get(2);
+                    EventKind::from_code(i64::from(code))
+                        .map_or_else(|| format!("code {code}"), |k| k.as_str().to_string())
+                },
                 at: row.get(3),
                 tx_id: row.get(4),
                 change_id: row.get(5),

@@ -11,6 +11,7 @@ use super::guard::Guard;
 use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
+use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules::{self, policy::AccountFigures};
 use crate::money::Currency;
@@ -83,14 +84,17 @@ pub(super) fn record_change(
     at: i64,
 ) -> PgResult<i64> {
     let row = client.query_one(
-        "WITH changed AS (
+        &format!(
+            "WITH changed AS (
              UPDATE accounts SET overdraft = $2, frozen = $3, closed = $4 WHERE id = $1
          ), change AS (
              INSERT INTO policy_changes (account, kind, overdraft, memo, at)
              VALUES ($1, $5, $6, $7, $8) RETURNING change_id, at
          )
          INSERT INTO events (kind, change_id, at)
-         SELECT 'policy_changed', change_id, at FROM change RETURNING change_id",
+         SELECT {policy_changed}, change_id, at FROM change RETURNING change_id",
+            policy_changed = EventKind::PolicyChanged.code()
+        ),
         &[
             &account,
             &policy.overdraft,
