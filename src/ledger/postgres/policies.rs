@@ -13,7 +13,7 @@ use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
-use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::ledger::rules;
 use crate::money::Currency;
 
 /// The tables a policy change writes, for the guard's locks.
@@ -47,13 +47,7 @@ pub(super) fn change_policy(
         return Err(WalletError::UserNotFound(name.to_string()).into());
     }
     let user = users::user(client, name)?;
-    let figures = AccountFigures {
-        balance: user.balance,
-        pending_in: user.pending_in,
-        pending_out: user.pending_out,
-        held: user.held,
-    };
-    let policy = rules::policy::apply_change(&user.name, user.policy, figures, change, currency)?;
+    let policy = rules::policy::change_user(&user, change, currency)?;
     let change_id = record_change(client, user.id, policy, change, memo, now)?;
     commit(
         client,

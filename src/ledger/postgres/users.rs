@@ -10,8 +10,8 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, PolicyChange, UserRecord};
-use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::rules;
 use crate::money::Currency;
 
 /// `held`, then what holds past their expiry, even those `settle` has not
@@ -55,15 +55,8 @@ pub(super) fn create_user(
         return Err(WalletError::UserExists(existing).into());
     };
     let mut user = user_from_row(&row);
-    if overdraft > 0 {
-        let change = PolicyChange::Overdraft(overdraft);
-        user.policy = rules::policy::apply_change(
-            &user.name,
-            user.policy,
-            AccountFigures::default(),
-            change,
-            currency,
-        )?;
+    if let Some(change) = rules::policy::at_creation(overdraft) {
+        user.policy = rules::policy::change_user(&user, change, currency)?;
         super::policies::record_change(client, user.id, user.policy, change, None, row.get(11))?;
     }
     commit(

@@ -3,7 +3,7 @@
 //! folded from the changes recorded up to it.
 
 use crate::error::{Result, WalletError};
-use crate::ledger::model::{Policy, PolicyChange};
+use crate::ledger::model::{Policy, PolicyChange, UserRecord};
 use crate::money::Currency;
 
 /// The figures of an account a change is checked against, `held` as of
@@ -15,6 +15,28 @@ pub(crate) struct AccountFigures {
     pub pending_in: i64,
     pub pending_out: i64,
     pub held: i64,
+}
+
+/// The policy after `change` of `user` as read (held as of now), if it
+/// takes it: [`apply_change`] over the user's own figures.
+pub(crate) fn change_user(
+    user: &UserRecord,
+    change: PolicyChange,
+    currency: &Currency,
+) -> Result<Policy> {
+    let figures = AccountFigures {
+        balance: user.balance,
+        pending_in: user.pending_in,
+        pending_out: user.pending_out,
+        held: user.held,
+    };
+    apply_change(&user.name, user.policy, figures, change, currency)
+}
+
+/// The change `create-user --overdraft` records with a new user: none
+/// without a limit.
+pub(crate) fn at_creation(overdraft: i64) -> Option<PolicyChange> {
+    (overdraft > 0).then_some(PolicyChange::Overdraft(overdraft))
 }
 
 /// The policy after `change`, if the account takes it.

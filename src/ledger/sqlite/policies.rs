@@ -11,7 +11,7 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
-use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::ledger::rules;
 use crate::money::Currency;
 
 /// Changes `name`'s policy as [`rules::policy::apply_change`] decides, in
@@ -26,13 +26,7 @@ pub(super) fn change_policy(
     let tx = super::guard::begin_write(conn)?;
     let now = clock::now_ms();
     let user = users::user(&tx, name)?;
-    let figures = AccountFigures {
-        balance: user.balance,
-        pending_in: user.pending_in,
-        pending_out: user.pending_out,
-        held: user.held,
-    };
-    let policy = rules::policy::apply_change(&user.name, user.policy, figures, change, currency)?;
+    let policy = rules::policy::change_user(&user, change, currency)?;
     let change_id = record_change(&tx, user.id, policy, change, memo, now)?;
     commit(
         tx,

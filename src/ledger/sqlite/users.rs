@@ -8,8 +8,8 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, PolicyChange, UserRecord};
-use crate::ledger::rules::{self, policy::AccountFigures};
+use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::rules;
 use crate::money::Currency;
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held,
@@ -48,15 +48,8 @@ pub(super) fn create_user(
     )?;
     let mut user = find_user(&tx, name.as_str())?
         .ok_or_else(|| WalletError::internal(anyhow::anyhow!("inserted user vanished")))?;
-    if overdraft > 0 {
-        let change = PolicyChange::Overdraft(overdraft);
-        user.policy = rules::policy::apply_change(
-            &user.name,
-            user.policy,
-            AccountFigures::default(),
-            change,
-            currency,
-        )?;
+    if let Some(change) = rules::policy::at_creation(overdraft) {
+        user.policy = rules::policy::change_user(&user, change, currency)?;
         super::policies::record_change(&tx, user.id, user.policy, change, None, now)?;
     }
     commit(
