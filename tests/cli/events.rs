@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{Rng, Sandbox, engine, no_case, seed};
+use crate::pipes::piped_to_head;
 
 const T0: &str = "2026-01-01T00:00:00Z";
 const T2: &str = "2026-01-01T02:00:00Z";
@@ -340,28 +341,6 @@ fn follow_prints_new_events_as_they_commit_until_sigterm() {
     s.ok(&["release", "3"]);
     assert_eq!(next_line(&lines)["kind"], "hold_released");
     assert!(wait_for(&mut child).success());
-}
-
-/// Runs `wallet ARGS | head -1`: wallet's exit status, its stderr, and
-/// what `head` printed.
-fn piped_to_head(s: &Sandbox, args: &str) -> (String, String, String) {
-    let script = format!(
-        "'{}' --db '{}' {args} 2>stderr | head -1; echo \"${{PIPESTATUS[0]}}\" >status",
-        env!("CARGO_BIN_EXE_wallet"),
-        s.db().display()
-    );
-    let out = Command::new("timeout")
-        .current_dir(s.dir.path())
-        .args(["20", "bash", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let read = |name: &str| std::fs::read_to_string(s.dir.path().join(name)).unwrap();
-    (
-        read("status").trim().to_string(),
-        read("stderr"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 fn a_reader_that_goes_away_ends_the_feed_quietly() {

@@ -7,16 +7,17 @@ use std::process::Command;
 use crate::common::Sandbox;
 
 /// Runs `wallet ARGS | head -1` and returns wallet's exit status and
-/// stderr, and the line `head` printed.
-fn piped_to_head(s: &Sandbox, args: &str) -> (String, String, String) {
+/// stderr, and the line `head` printed; bounded, so that a command that
+/// never notices its reader left (a follower) fails instead of hanging.
+pub(crate) fn piped_to_head(s: &Sandbox, args: &str) -> (String, String, String) {
     let script = format!(
         "'{}' --db '{}' {args} 2>stderr | head -1; echo \"${{PIPESTATUS[0]}}\" >status",
         env!("CARGO_BIN_EXE_wallet"),
         s.db().display()
     );
-    let out = Command::new("bash")
+    let out = Command::new("timeout")
         .current_dir(s.dir.path())
-        .args(["-c", &script])
+        .args(["20", "bash", "-c", &script])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
