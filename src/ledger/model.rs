@@ -301,11 +301,16 @@ pub struct Policy {
 
 /// Money a user can still commit: the balance and the overdraft limit,
 /// less what is pending out and what live holds reserve.
+///
+/// Summed exactly and only then held to the 64-bit range, so that it
+/// compares with any amount as the exact sum would: a balance near the
+/// top and a large limit must not saturate before what is reserved is
+/// taken off.
 pub(crate) fn available(balance: i64, overdraft: i64, pending_out: i64, held: i64) -> i64 {
-    balance
-        .saturating_add(overdraft)
-        .saturating_sub(pending_out)
-        .saturating_sub(held)
+    let exact = i128::from(balance) + i128::from(overdraft)
+        - i128::from(pending_out)
+        - i128::from(held);
+    i64::try_from(exact).unwrap_or(if exact > 0 { i64::MAX } else { i64::MIN })
 }
 
 /// A user's balance at a point of the past.
