@@ -307,9 +307,8 @@ pub struct Policy {
 /// top and a large limit must not saturate before what is reserved is
 /// taken off.
 pub(crate) fn available(balance: i64, overdraft: i64, pending_out: i64, held: i64) -> i64 {
-    let exact = i128::from(balance) + i128::from(overdraft)
-        - i128::from(pending_out)
-        - i128::from(held);
+    let exact =
+        i128::from(balance) + i128::from(overdraft) - i128::from(pending_out) - i128::from(held);
     i64::try_from(exact).unwrap_or(if exact > 0 { i64::MAX } else { i64::MIN })
 }
 
