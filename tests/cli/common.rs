@@ -506,11 +506,11 @@ PRAGMA legacy_alter_table = OFF;
 PRAGMA foreign_keys = ON;
 PRAGMA user_version = 6;";
 
-/// SQL that takes a PostgreSQL ledger of the current schema (version 5)
+/// SQL that takes a PostgreSQL ledger of the current schema (version 6)
 /// back to what version 4 built.
 pub(crate) const POSTGRES_TO_VERSION_4: &str = "DROP TABLE events;
 DROP TABLE policy_changes;
 ALTER TABLE chain_links DROP COLUMN changes_to;
 ALTER TABLE accounts DROP COLUMN overdraft, DROP COLUMN frozen, DROP COLUMN closed;
 ALTER TABLE accounts ADD CONSTRAINT accounts_check1 CHECK (id = 0 OR balance >= 0);
-DELETE FROM schema_version WHERE version = 5;";
+DELETE FROM schema_version WHERE version >= 5;";

@@ -25,6 +25,25 @@ pub(super) fn recorded(kind: EventKind, changes: &str) -> String {
     )
 }
 
+/// [`recorded`] as one row for the whole statement, for a settle batch's
+/// decisions: the changed `tx_ids` in order, paired in order with as many
+/// ids drawn from the `event_id` sequence, the row's own id the largest of
+/// them (so the read's index range over rows covers every id it holds).
+/// The statement answers the count of rows changed.
+pub(super) fn recorded_as_one(kind: EventKind, changes: &str, at: &str) -> String {
+    format!(
+        "WITH changed AS ({changes}),
+              drawn AS (SELECT nextval('events_event_id_seq') AS id FROM changed),
+              recorded AS (INSERT INTO events (event_id, kind, at, tx_ids, event_ids)
+                           SELECT max(id), {kind}, {at},
+                                  (SELECT array_agg(tx_id ORDER BY tx_id) FROM changed),
+                                  array_agg(id ORDER BY id)
+                             FROM drawn HAVING count(*) > 0)
+         SELECT count(*) FROM changed",
+        kind = kind.code()
+    )
+}
+
 /// [`recorded`] for a statement whose rows the caller reads: `answer`
 /// reads them from `changed`; the rows `only` keeps are recorded.
 pub(super) fn recorded_returning(
@@ -59,20 +78,28 @@ pub(super) fn recorded_returning(
 /// (anywhere on the server, since ids are server-wide) holds back events
 /// committed after it began until it ends; none is lost.
 ///
+/// A settle batch's row holds many decisions ([`recorded_as_one`]); the
+/// read unfolds it and orders and filters by each decision's own id. The
+/// row's id is the largest it holds, so the index range that starts at the
+/// cursor's pair reaches every row with an id after it.
+///
 /// One statement, so one snapshot, and it assigns no `xid` of its own.
 const READ: &str = "
-SELECT e.xid::text, e.event_id, e.kind, e.at, e.tx_id, e.change_id,
+SELECT e.xid::text, coalesce(u.event_id, e.event_id), e.kind, e.at, coalesce(u.tx_id, e.tx_id), e.change_id,
        t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
        owner.name, p.kind, p.overdraft, p.memo
   FROM events e
-  LEFT JOIN transfers t ON t.tx_id = e.tx_id
+  LEFT JOIN LATERAL unnest(e.event_ids, e.tx_ids) AS u(event_id, tx_id)
+         ON true
+  LEFT JOIN transfers t ON t.tx_id = coalesce(u.tx_id, e.tx_id)
   LEFT JOIN accounts src ON src.id = t.src
   LEFT JOIN accounts dst ON dst.id = t.dst
   LEFT JOIN policy_changes p ON p.change_id = e.change_id
   LEFT JOIN accounts owner ON owner.id = p.account
  WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
    AND (e.xid, e.event_id) > ($1::text::xid8, $2)
- ORDER BY e.xid, e.event_id
+   AND (e.xid, coalesce(u.event_id, e.event_id)) > ($1::text::xid8, $2)
+ ORDER BY e.xid, coalesce(u.event_id, e.event_id)
  LIMIT $3";
 
 /// Up to `limit` events after `after`, with what each is about; see [`READ`].

@@ -178,6 +178,21 @@ CREATE TABLE events (
 
 ALTER TABLE chain_links ADD COLUMN changes_to bigint;
 "#,
+    // 6: a settle batch records its decisions as one `events` row: their
+    // `tx_ids` and the `event_ids` drawn for them, paired in order, the
+    // row's own `event_id` the largest of them. A row per decision cost
+    // the batch a heap tuple and an index entry each; the feed unfolds the
+    // arrays as it reads.
+    r#"
+ALTER TABLE events ADD COLUMN tx_ids bigint[], ADD COLUMN event_ids bigint[];
+ALTER TABLE events DROP CONSTRAINT events_check;
+ALTER TABLE events ADD CONSTRAINT events_about_check CHECK (
+    num_nonnulls(tx_id, change_id, tx_ids) = 1
+    AND (tx_ids IS NULL) = (event_ids IS NULL)
+    AND cardinality(tx_ids) = cardinality(event_ids)
+    AND (tx_ids IS NULL OR kind = 0)
+);
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

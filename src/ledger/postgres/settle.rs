@@ -343,28 +343,31 @@ pub(super) fn settle_batch(
     // decisions.
     let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
     let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
-    let marked = client.execute(
-        &events::recorded(
-            EventKind::TransferDecided,
-            "UPDATE transfers t
+    let marked: i64 = client
+        .query_one(
+            &events::recorded_as_one(
+                EventKind::TransferDecided,
+                "UPDATE transfers t
                 SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
                     src_balance = u.src_balance, dst_balance = u.dst_balance
                FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
                     AS u(tx_id, status, reason, src_balance, dst_balance)
               WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'
-             RETURNING t.tx_id, t.settled_at AS at",
-        ),
-        &[
-            &decided.tx_ids,
-            &decided.statuses,
-            &decided.reasons,
-            &decided.src_balances,
-            &decided.dst_balances,
-            &now,
-            &batch,
-        ],
-    )?;
-    if marked != due.len() as u64 {
+             RETURNING t.tx_id",
+                "$6",
+            ),
+            &[
+                &decided.tx_ids,
+                &decided.statuses,
+                &decided.reasons,
+                &decided.src_balances,
+                &decided.dst_balances,
+                &now,
+                &batch,
+            ],
+        )?
+        .get(0);
+    if marked != due.len() as i64 {
         return Err(WalletError::internal(anyhow::anyhow!(
             "{marked} transfers decided where {} were claimed",
             due.len()
