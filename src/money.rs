@@ -163,6 +163,79 @@ impl Amount {
     }
 }
 
+/// A currency's number in its ledger: the default, the one `init` named,
+/// is 0, and each `currency add` takes the next. Stored as a small integer
+/// beside every transfer and balance, so a ledger of one currency carries
+/// nothing for it but zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct CurrencyId(pub i16);
+
+impl CurrencyId {
+    pub const DEFAULT: CurrencyId = CurrencyId(0);
+}
+
+/// The currencies of one ledger, in the order they were added: the default
+/// first. A scale never changes once added, so a process may keep the
+/// list; it only grows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currencies {
+    list: Vec<Currency>,
+}
+
+impl Currencies {
+    /// The list of a ledger whose default currency is `default`.
+    pub fn new(default: Currency) -> Self {
+        Self {
+            list: vec![default],
+        }
+    }
+
+    /// The list read back from a ledger, in id order; `None` when it is
+    /// empty, as no ledger is.
+    pub fn from_ordered(list: Vec<Currency>) -> Option<Self> {
+        (!list.is_empty()).then_some(Self { list })
+    }
+
+    pub fn default_currency(&self) -> &Currency {
+        &self.list[0]
+    }
+
+    pub fn get(&self, id: CurrencyId) -> Option<&Currency> {
+        usize::try_from(id.0).ok().and_then(|i| self.list.get(i))
+    }
+
+    /// The currency a user named, by code in any case; an unknown code is
+    /// `invalid_currency`, naming the ones the ledger has.
+    pub fn by_code(&self, code: &str) -> Result<(CurrencyId, &Currency), WalletError> {
+        self.iter()
+            .find(|(_, c)| c.code.eq_ignore_ascii_case(code))
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.list.iter().map(|c| c.code.as_str()).collect();
+                WalletError::InvalidCurrency(format!(
+                    "'{}' is not a currency of this ledger (it has {})",
+                    echo(code),
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// Each currency with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (CurrencyId, &Currency)> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (CurrencyId(i as i16), c))
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +243,21 @@ mod tests {
 
     fn php() -> Currency {
         Currency::default()
+    }
+
+    #[test]
+    fn a_ledger_finds_its_currencies_by_code_in_any_case_and_names_them_when_not() {
+        let btc = Currency::new("BTC", 8).unwrap();
+        let list = Currencies::from_ordered(vec![php(), btc.clone()]).unwrap();
+        assert_eq!(list.default_currency(), &php());
+        assert_eq!(list.by_code("btc").unwrap(), (CurrencyId(1), &btc));
+        assert_eq!(list.get(CurrencyId(1)), Some(&btc));
+        assert_eq!(list.get(CurrencyId(2)), None);
+        assert_eq!(list.get(CurrencyId(-1)), None);
+        let unknown = list.by_code("EUR").unwrap_err();
+        assert_eq!(unknown.code(), "invalid_currency");
+        assert!(unknown.to_string().contains("PHP, BTC"), "{unknown}");
+        assert!(Currencies::from_ordered(Vec::new()).is_none());
     }
 
     #[test]
