@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{IdempotencyKey, UserName};
-use crate::ledger::model::{BatchCounts, FailReason, Status};
-use crate::money::Amount;
+use crate::ledger::model::{BalanceKey, BatchCounts, FailReason, Status};
+use crate::money::{Amount, CurrencyId};
 
 fn user(name: &str) -> Option<UserName> {
     Some(UserName::parse(name).unwrap())
@@ -407,7 +407,7 @@ fn refund_of(rows: &[Row], nth: usize, amount: i64) -> Option<(usize, usize, usi
 /// What an engine stores, changed only as the rules say: the account map
 /// an engine lends [`settle::settle_due`], and the transfers.
 struct RulesBook {
-    accounts: HashMap<i64, settle::Account>,
+    accounts: HashMap<BalanceKey, settle::Account>,
     rows: Vec<Row>,
 }
 
@@ -415,7 +415,7 @@ impl Default for RulesBook {
     fn default() -> Self {
         Self {
             accounts: (0..=USERS as i64)
-                .map(|id| (id, settle::Account::default()))
+                .map(|id| (BalanceKey::default_currency(id), settle::Account::default()))
                 .collect(),
             rows: Vec::new(),
         }
@@ -424,7 +424,9 @@ impl Default for RulesBook {
 
 impl RulesBook {
     fn account(&mut self, id: usize) -> &mut settle::Account {
-        self.accounts.get_mut(&(id as i64)).unwrap()
+        self.accounts
+            .get_mut(&BalanceKey::default_currency(id as i64))
+            .unwrap()
     }
 
     fn queue(&mut self, src: usize, dst: usize, amount: i64, refunds: Option<usize>) -> bool {
@@ -480,7 +482,7 @@ impl RulesBook {
         let mut found = Vec::new();
         for row in self.rows.iter_mut().filter(|r| r.status == Status::Held) {
             row.status = Status::Expired;
-            found.push((row.src as i64, row.amount));
+            found.push((BalanceKey::default_currency(row.src as i64), row.amount));
         }
         let mut released = Vec::new();
         let count = settle::expire_holds(found, &mut released);
@@ -512,6 +514,7 @@ impl RulesBook {
                 src: self.rows[i].src as i64,
                 dst: self.rows[i].dst as i64,
                 amount: self.rows[i].amount,
+                currency: CurrencyId::DEFAULT,
                 refund_of: self.rows[i].refund_of.map(|o| o as i64),
             })
             .collect();
@@ -771,7 +774,7 @@ proptest! {
         prop_assert_eq!(&book.rows, &plain.rows);
         prop_assert_eq!(&single.rows, &plain.rows);
         for account in 0..=USERS {
-            let figures = book.accounts[&(account as i64)];
+            let figures = book.accounts[&BalanceKey::default_currency(account as i64)];
             prop_assert_eq!(i128::from(figures.balance), plain.balance(account));
             prop_assert_eq!(i128::from(figures.pending_out), plain.pending_sum(account, true));
             prop_assert_eq!(i128::from(figures.pending_in), plain.pending_sum(account, false));
