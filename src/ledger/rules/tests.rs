@@ -793,3 +793,144 @@ proptest! {
         );
     }
 }
+
+/// Balances in several currencies, as an engine lends them to
+/// [`settle::settle_due`]: accounts 0 (external) to 3, each in currencies
+/// 0 to 2, every user funded from the external account of that currency,
+/// with pending sums that hold exactly the transfers `due` names.
+fn books_in_currencies(
+    funded: &[i64],
+    limits: &[i64],
+    held: &[i64],
+    frozen: &[bool],
+    due: &[settle::Due],
+) -> HashMap<BalanceKey, settle::Account> {
+    let mut accounts = HashMap::new();
+    for currency in 0..CURRENCIES {
+        let mut outside = 0;
+        for account in 1..=3usize {
+            let i = (account - 1) * CURRENCIES as usize + currency as usize;
+            outside -= funded[i];
+            accounts.insert(
+                BalanceKey::new(account as i64, CurrencyId(currency)),
+                settle::Account::read(
+                    funded[i],
+                    0,
+                    0,
+                    held[i].min(funded[i]),
+                    limits[i],
+                    frozen[account - 1],
+                ),
+            );
+        }
+        accounts.insert(
+            BalanceKey::new(0, CurrencyId(currency)),
+            settle::Account::read(outside, 0, 0, 0, 0, false),
+        );
+    }
+    for d in due {
+        accounts.get_mut(&d.src_key()).unwrap().pending_out += d.amount;
+        accounts.get_mut(&d.dst_key()).unwrap().pending_in += d.amount;
+    }
+    accounts
+}
+
+const CURRENCIES: i16 = 3;
+
+fn due_in_currencies() -> impl Strategy<Value = Vec<settle::Due>> {
+    prop::collection::vec((0i64..4, 0i64..4, 1i64..400, 0..CURRENCIES), 1..60).prop_map(
+        |transfers| {
+            transfers
+                .into_iter()
+                .filter(|(src, dst, _, _)| src != dst)
+                .enumerate()
+                .map(|(i, (src, dst, amount, currency))| settle::Due {
+                    tx_id: i as i64 + 1,
+                    src,
+                    dst,
+                    amount,
+                    currency: CurrencyId(currency),
+                    refund_of: None,
+                })
+                .collect()
+        },
+    )
+}
+
+/// Settles `due` `batch` at a time, returning each transfer's outcome.
+fn settle_in_batches(
+    due: &[settle::Due],
+    accounts: &mut HashMap<BalanceKey, settle::Account>,
+    batch: usize,
+) -> Vec<settle::Outcome> {
+    let mut all = Vec::new();
+    let mut outcomes = Vec::new();
+    for chunk in due.chunks(batch) {
+        settle::settle_due(chunk, accounts, &mut HashMap::new(), &mut outcomes).unwrap();
+        all.extend_from_slice(&outcomes);
+    }
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A ledger of several currencies settles as one ledger per currency:
+    /// a transfer in one currency never moves a figure of another (each
+    /// transfer alone changes only its two balances in its currency), the
+    /// batch decides every transfer as that currency's transfers decided
+    /// alone would, and each currency sums to zero on its own, with
+    /// nothing left pending.
+    #[test]
+    fn each_currency_settles_as_if_it_were_alone(
+        due in due_in_currencies(),
+        funded in prop::collection::vec(0i64..300, 9),
+        limits in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        held in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        frozen in prop::collection::vec(prop::bool::weighted(0.2), 3),
+        batch in 1usize..12,
+    ) {
+        let start = books_in_currencies(&funded, &limits, &held, &frozen, &due);
+
+        let mut one_by_one = start.clone();
+        for d in &due {
+            let before = one_by_one.clone();
+            settle_in_batches(std::slice::from_ref(d), &mut one_by_one, 1);
+            for (key, figures) in &one_by_one {
+                if *key != d.src_key() && *key != d.dst_key() {
+                    prop_assert_eq!(figures, &before[key], "transfer {} moved {:?}", d.tx_id, key);
+                }
+            }
+        }
+
+        let mut together = start.clone();
+        let outcomes = settle_in_batches(&due, &mut together, batch);
+        for currency in (0..CURRENCIES).map(CurrencyId) {
+            let alone_due: Vec<settle::Due> =
+                due.iter().copied().filter(|d| d.currency == currency).collect();
+            let mut alone: HashMap<BalanceKey, settle::Account> = start
+                .iter()
+                .filter(|(key, _)| key.currency == currency)
+                .map(|(key, figures)| (*key, *figures))
+                .collect();
+            let alone_outcomes = settle_in_batches(&alone_due, &mut alone, usize::MAX);
+            let mixed: Vec<settle::Outcome> = due
+                .iter()
+                .zip(&outcomes)
+                .filter(|(d, _)| d.currency == currency)
+                .map(|(_, outcome)| *outcome)
+                .collect();
+            prop_assert_eq!(&mixed, &alone_outcomes, "{:?}", currency);
+            for (key, figures) in &alone {
+                prop_assert_eq!(figures, &together[key], "{:?}", key);
+                prop_assert_eq!(figures, &one_by_one[key], "{:?}", key);
+            }
+            let sum = |f: fn(&settle::Account) -> i64| -> i128 {
+                alone.values().map(|a| i128::from(f(a))).sum()
+            };
+            prop_assert_eq!(sum(|a| a.balance), 0, "{:?} sums to zero", currency);
+            prop_assert_eq!(sum(|a| a.pending_in), 0);
+            prop_assert_eq!(sum(|a| a.pending_out), 0);
+        }
+    }
+}

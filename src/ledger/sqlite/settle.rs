@@ -401,6 +401,7 @@ fn load_account(
     load: &mut CachedStatement<'_>,
     key: BalanceKey,
 ) -> SqlResult<()> {
+    debug_assert_eq!(key.currency, CurrencyId::DEFAULT);
     if let Entry::Vacant(slot) = accounts.entry(key) {
         slot.insert(load.query_row([key.account], |row| {
             Ok(Account::read(
