@@ -103,6 +103,7 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     )?;
     let mut released = Vec::new();
     let count = rules::settle::expire_holds(
+        // The hold's currency from `transfers.currency` once the column exists.
         found
             .iter()
             .map(|row| (BalanceKey::default_currency(row.get(0)), row.get(1))),

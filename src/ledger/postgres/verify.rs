@@ -401,6 +401,7 @@ fn history(
         ] {
             replay.side(Side {
                 account,
+                // Read from `transfers.currency` once the column exists.
                 currency: CurrencyId::DEFAULT,
                 tx_id,
                 status,

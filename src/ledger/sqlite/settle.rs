@@ -339,6 +339,7 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
         found.sort_unstable();
         super::events::record(tx, EventKind::HoldExpired, now, found.iter().map(|f| f.0))?;
         rules::settle::expire_holds(
+            // The hold's currency from `transfers.currency` once the column exists.
             found
                 .into_iter()
                 .map(|(_, src, amount)| (BalanceKey::default_currency(src), amount)),
