@@ -430,6 +430,8 @@ fn earlier_uses<'t>(
                     src: row.get(2),
                     dst: row.get(3),
                     amount: row.get(4),
+                    // Read from `transfers.currency` once the column exists.
+                    currency: crate::money::CurrencyId::DEFAULT,
                     memo: row.get(5),
                     status: row.get(6),
                     hold_amount: row.get(7),

@@ -57,6 +57,7 @@ pub(crate) struct StoredKey {
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
+    pub currency: CurrencyId,
     pub memo: Option<String>,
     /// The status column as stored (a HELD hold may be past its expiry).
     pub status: String,
@@ -82,7 +83,7 @@ impl StoredKey {
         Pinned::stored(
             self.src,
             self.dst,
-            self.amount,
+            (self.amount, self.currency),
             self.memo.as_deref(),
             stored_as,
         )
@@ -213,7 +214,13 @@ impl NewRow {
             },
             RowKind::Transfer => StoredAs::Transfer { refund_of: None },
         };
-        Pinned::stored(self.src, self.dst, self.amount, memo, stored_as)
+        Pinned::stored(
+            self.src,
+            self.dst,
+            (self.amount, self.currency),
+            memo,
+            stored_as,
+        )
     }
 }
 
@@ -415,8 +422,7 @@ fn decide_line<'a, F: ChunkFacts>(
             });
         }
     }
-    let amount = requested.amount;
-    let currency_id = currency_of(transfer);
+    let (amount, currency_id) = (requested.amount, requested.currency);
     let (src_key, dst_key) = (
         BalanceKey::new(src, currency_id),
         BalanceKey::new(dst, currency_id),
@@ -504,12 +510,6 @@ fn decide_line<'a, F: ChunkFacts>(
         kind,
     });
     Ok(Planned::New(row))
-}
-
-/// The currency a line moves: the ledger's default, as long as a request
-/// names none.
-fn currency_of(_transfer: &NewTransfer) -> CurrencyId {
-    CurrencyId::DEFAULT
 }
 
 fn account<F: ChunkFacts>(

@@ -162,6 +162,7 @@ impl Ledger {
                         src: row.src,
                         dst: row.dst,
                         amount: row.amount,
+                        currency: row.currency,
                         memo: transfer.memo().map(str::to_string),
                         status: row.status().as_str().to_string(),
                         hold_amount,

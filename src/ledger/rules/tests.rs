@@ -53,7 +53,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
     let earlier = Pinned::stored(
         1,
         2,
-        500,
+        (500, CurrencyId::DEFAULT),
         Some("rent"),
         StoredAs::Transfer { refund_of: None },
     );
@@ -77,6 +77,13 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
             },
         ),
         (
+            "currency",
+            Pinned {
+                currency: CurrencyId(1),
+                ..earlier
+            },
+        ),
+        (
             "memo",
             Pinned {
                 memo: None,
@@ -85,8 +92,14 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         ),
     ];
     // Several fields differ: the first in the order source, destination,
-    // amount, memo is named.
-    let all_differ = Pinned::stored(3, 4, 1, None, StoredAs::Transfer { refund_of: None });
+    // amount, currency, memo is named.
+    let all_differ = Pinned::stored(
+        3,
+        4,
+        (1, CurrencyId(1)),
+        None,
+        StoredAs::Transfer { refund_of: None },
+    );
     match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
         Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),
         other => panic!("{other:?}"),
