@@ -312,6 +312,28 @@ pub(crate) fn available(balance: i64, overdraft: i64, pending_out: i64, held: i6
     i64::try_from(exact).unwrap_or(if exact > 0 { i64::MAX } else { i64::MIN })
 }
 
+/// Which balance a figure belongs to: an account's, in one currency. An
+/// account holds a balance, pending sums, held money and an overdraft limit
+/// per currency it has touched, and every rule of money that keeps figures
+/// per account keeps them by this key. Ordered by account, then currency:
+/// the order engines lock and write in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct BalanceKey {
+    pub account: i64,
+    pub currency: crate::money::CurrencyId,
+}
+
+impl BalanceKey {
+    pub(crate) const fn new(account: i64, currency: crate::money::CurrencyId) -> Self {
+        Self { account, currency }
+    }
+
+    /// The account's balance in the ledger's default currency.
+    pub(crate) const fn default_currency(account: i64) -> Self {
+        Self::new(account, crate::money::CurrencyId::DEFAULT)
+    }
+}
+
 /// A user's balance at a point of the past.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BalanceAt {

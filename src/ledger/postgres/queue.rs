@@ -25,7 +25,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{
-    BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
+    BalanceKey, BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
 };
 use crate::ledger::rules::plan::{
     ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, Planned, RowKind,
@@ -72,8 +72,8 @@ struct Prefetched {
     /// The chunk's users that are closed, as read with their sums.
     closed: HashSet<i64>,
     keys: HashMap<String, StoredKey>,
-    sums: HashMap<i64, PendingSums>,
-    figures: HashMap<i64, HoldFigures>,
+    sums: HashMap<BalanceKey, PendingSums>,
+    figures: HashMap<BalanceKey, HoldFigures>,
     originals: HashMap<i64, Original>,
 }
 
@@ -94,16 +94,16 @@ impl ChunkFacts for Prefetched {
         Ok(self.keys.get(key.as_str()).cloned())
     }
 
-    fn sums(&mut self, account: i64) -> PgResult<PendingSums> {
-        Ok(self.sums.get(&account).copied().unwrap_or_default())
+    fn sums(&mut self, key: BalanceKey) -> PgResult<PendingSums> {
+        Ok(self.sums.get(&key).copied().unwrap_or_default())
     }
 
-    fn set_sums(&mut self, account: i64, sums: PendingSums) {
-        self.sums.insert(account, sums);
+    fn set_sums(&mut self, key: BalanceKey, sums: PendingSums) {
+        self.sums.insert(key, sums);
     }
 
-    fn hold_figures(&mut self, account: i64) -> PgResult<HoldFigures> {
-        Ok(self.figures.get(&account).copied().unwrap_or_default())
+    fn hold_figures(&mut self, key: BalanceKey) -> PgResult<HoldFigures> {
+        Ok(self.figures.get(&key).copied().unwrap_or_default())
     }
 
     fn original(&mut self, tx_id: i64) -> PgResult<Option<Original>> {
@@ -172,8 +172,9 @@ pub(super) fn plan_and_write(
         &[],
     )?;
     let now: i64 = external.get(0);
+    // `accounts` holds each account's figures in the default currency.
     facts.sums.insert(
-        EXTERNAL_ACCOUNT,
+        BalanceKey::default_currency(EXTERNAL_ACCOUNT),
         PendingSums {
             out: external.get::<_, Option<i64>>(1).unwrap_or(0),
             r#in: external.get::<_, Option<i64>>(2).unwrap_or(0),
@@ -181,18 +182,19 @@ pub(super) fn plan_and_write(
     );
     for row in &read {
         let id = row.get(0);
+        let key = BalanceKey::default_currency(id);
         let sums = PendingSums {
             out: row.get(1),
             r#in: row.get(2),
         };
-        facts.sums.insert(id, sums);
+        facts.sums.insert(key, sums);
         let figures = HoldFigures {
             balance: row.get(3),
             held: row.get(4),
             overdraft: row.get(5),
             frozen: row.get(6),
         };
-        facts.figures.insert(id, figures);
+        facts.figures.insert(key, figures);
         if row.get::<_, bool>(7) {
             facts.closed.insert(id);
         }
@@ -277,7 +279,7 @@ fn expire_holds_of_sources(
     let mut expired = HashMap::new();
     for row in &rows {
         let (src, amount): (i64, i64) = (row.get(0), row.get(1));
-        if let Some(figures) = facts.figures.get_mut(&src) {
+        if let Some(figures) = facts.figures.get_mut(&BalanceKey::default_currency(src)) {
             figures.held -= amount;
         }
         expired.insert(src, amount);
@@ -428,6 +430,8 @@ fn earlier_uses<'t>(
                     src: row.get(2),
                     dst: row.get(3),
                     amount: row.get(4),
+                    // Read from `transfers.currency` once the column exists.
+                    currency: crate::money::CurrencyId::DEFAULT,
                     memo: row.get(5),
                     status: row.get(6),
                     hold_amount: row.get(7),

@@ -36,10 +36,10 @@ use super::events;
 use super::guard::Guard;
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
+use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original};
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 pub(super) fn pending_count(client: &mut Client) -> PgResult<u64> {
     let count: i64 = client
@@ -103,14 +103,20 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     )?;
     let mut released = Vec::new();
     let count = rules::settle::expire_holds(
-        found.iter().map(|row| (row.get(0), row.get(1))),
+        // The hold's currency from `transfers.currency` once the column exists.
+        found
+            .iter()
+            .map(|row| (BalanceKey::default_currency(row.get(0)), row.get(1))),
         &mut released,
     );
     if count == 0 {
         client.batch_execute("ROLLBACK")?;
         return Ok(0);
     }
-    let (ids, amounts): (Vec<i64>, Vec<i64>) = released.into_iter().unzip();
+    let (ids, amounts): (Vec<i64>, Vec<i64>) = released
+        .into_iter()
+        .map(|(key, amount)| (key.account, amount))
+        .unzip();
     client.execute(
         "SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&ids],
@@ -217,6 +223,8 @@ pub(super) fn settle_batch(
             src: row.get(1),
             dst: row.get(2),
             amount: row.get(3),
+            // Read from `transfers.currency` once the column exists.
+            currency: CurrencyId::DEFAULT,
             refund_of: row.get(4),
         })
         .collect();
@@ -237,11 +245,13 @@ pub(super) fn settle_batch(
         .collect();
     users.sort_unstable();
     users.dedup();
-    let read = |rows: Vec<postgres::Row>| -> HashMap<i64, Account> {
+    // Every key is an account's default currency, whose figures live in
+    // `accounts`.
+    let read = |rows: Vec<postgres::Row>| -> HashMap<BalanceKey, Account> {
         rows.iter()
             .map(|row| {
                 (
-                    row.get(0),
+                    BalanceKey::default_currency(row.get(0)),
                     Account::read(
                         row.get(1),
                         row.get(2),
@@ -323,8 +333,12 @@ pub(super) fn settle_batch(
             dst_balance,
         );
     }
-    let column =
-        |f: fn(&Account) -> i64| -> Vec<i64> { users.iter().map(|id| f(&accounts[id])).collect() };
+    let column = |f: fn(&Account) -> i64| -> Vec<i64> {
+        users
+            .iter()
+            .map(|id| f(&accounts[&BalanceKey::default_currency(*id)]))
+            .collect()
+    };
     client.execute(
         "UPDATE accounts a SET balance = u.balance, pending_in = u.pending_in, pending_out = u.pending_out
            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
@@ -374,8 +388,8 @@ pub(super) fn settle_batch(
         ))
         .into());
     }
-    let outside_delta =
-        |f: fn(&Account) -> i64| f(&accounts[&EXTERNAL_ACCOUNT]) - f(&before[&EXTERNAL_ACCOUNT]);
+    let outside = BalanceKey::default_currency(EXTERNAL_ACCOUNT);
+    let outside_delta = |f: fn(&Account) -> i64| f(&accounts[&outside]) - f(&before[&outside]);
     if due
         .iter()
         .any(|d| d.src == EXTERNAL_ACCOUNT || d.dst == EXTERNAL_ACCOUNT)

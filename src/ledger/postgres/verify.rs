@@ -7,7 +7,7 @@ use postgres::Client;
 use super::error::{ErrorContext, PgFault, PgResult};
 use super::schema;
 use crate::ledger::model::{
-    Check, Findings, Problem, Status, VerifyOptions, VerifyReport, failed_to_run,
+    BalanceKey, Check, Findings, Problem, Status, VerifyOptions, VerifyReport, failed_to_run,
 };
 use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
@@ -16,7 +16,7 @@ use crate::ledger::rules::verify::{
     figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
     transfer_field_suspects,
 };
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 /// Runs every check in one repeatable-read, read-only transaction, so that
 /// settle workers committing meanwhile cannot make balances and transfers
@@ -286,7 +286,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
         .iter()
         .map(|row| Debit {
             tx_id: row.get(0),
-            account: row.get(1),
+            key: BalanceKey::default_currency(row.get(1)),
             balance_after: row.get(2),
             settled_at: row.get(3),
         })
@@ -308,7 +308,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
             )?
             .iter()
             .map(|row| LimitChange {
-                account: row.get(0),
+                key: BalanceKey::default_currency(row.get(0)),
                 at: row.get(1),
                 overdraft: row.get(2),
             })
@@ -335,6 +335,8 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
         .iter()
         .map(|row| AccountFigures {
             id: row.get(0),
+            // `accounts` holds each account's default currency.
+            currency: CurrencyId::DEFAULT,
             name: row.get(1),
             balance: row.get(2),
             pending_in: row.get(3),
@@ -349,7 +351,13 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
     )? {
         let status: String = row.get(1);
         let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
-        tally.add_out(row.get(0), &status, sum, row.get::<_, i64>(3) as u64);
+        // Grouped by `transfers.currency` too once the column exists.
+        tally.add_out(
+            BalanceKey::default_currency(row.get(0)),
+            &status,
+            sum,
+            row.get::<_, i64>(3) as u64,
+        );
     }
     for row in client.query(
         "SELECT dst, status, sum(amount)::text FROM transfers GROUP BY dst, status",
@@ -357,7 +365,7 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
     )? {
         let status: String = row.get(1);
         let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
-        tally.add_in(row.get(0), &status, sum);
+        tally.add_in(BalanceKey::default_currency(row.get(0)), &status, sum);
     }
     Ok((accounts, tally))
 }
@@ -393,6 +401,8 @@ fn history(
         ] {
             replay.side(Side {
                 account,
+                // Read from `transfers.currency` once the column exists.
+                currency: CurrencyId::DEFAULT,
                 tx_id,
                 status,
                 amount,

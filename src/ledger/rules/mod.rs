@@ -21,7 +21,7 @@ pub(crate) mod verify;
 
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 use super::model::{
     EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Policy, Queued, Status, TxId,
@@ -44,6 +44,7 @@ pub(crate) struct Pinned<'a> {
     pub dst: i64,
     /// For a hold, the amount it reserved, whatever was captured since.
     pub amount: i64,
+    pub currency: CurrencyId,
     pub memo: Option<&'a str>,
     pub hold: bool,
     pub refund_of: Option<i64>,
@@ -90,11 +91,11 @@ pub(crate) enum StoredAs {
 
 impl<'a> Pinned<'a> {
     /// What a stored transfer pins: its accounts, its amount as stored
-    /// (a hold's own amount instead), its memo and what it was.
+    /// (a hold's own amount instead) and currency, its memo and what it was.
     pub(crate) fn stored(
         src: i64,
         dst: i64,
-        amount: i64,
+        (amount, currency): (i64, CurrencyId),
         memo: Option<&'a str>,
         stored_as: StoredAs,
     ) -> Self {
@@ -103,6 +104,7 @@ impl<'a> Pinned<'a> {
                 src,
                 dst,
                 amount,
+                currency,
                 memo,
                 hold: false,
                 refund_of,
@@ -116,6 +118,7 @@ impl<'a> Pinned<'a> {
                 src,
                 dst,
                 amount,
+                currency,
                 memo,
                 hold: true,
                 refund_of: None,
@@ -130,6 +133,7 @@ impl<'a> Pinned<'a> {
             src,
             dst,
             amount: transfer.amount().minor_units(),
+            currency: request_currency(transfer),
             memo: transfer.memo(),
             hold: matches!(transfer.kind(), Kind::Hold(_)),
             refund_of: match transfer.kind() {
@@ -142,6 +146,12 @@ impl<'a> Pinned<'a> {
             },
         }
     }
+}
+
+/// The currency a request moves: the ledger's default, as long as a
+/// request names none.
+pub(crate) fn request_currency(_transfer: &NewTransfer) -> CurrencyId {
+    CurrencyId::DEFAULT
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:
@@ -160,6 +170,8 @@ pub(crate) fn replay_or_conflict(
         Some("destination")
     } else if earlier.amount != requested.amount {
         Some("amount")
+    } else if earlier.currency != requested.currency {
+        Some("currency")
     } else if earlier.memo != requested.memo {
         Some("memo")
     } else if earlier.hold != requested.hold {

@@ -2,9 +2,10 @@
 //! every engine, over what the engine read for them.
 //!
 //! The engine lends a [`ChunkFacts`]: user names to accounts, the stored
-//! transfers holding the keys the lines use, each account's pending sums
+//! transfers holding the keys the lines use, each balance's pending sums
 //! (which the plan moves as it reserves), a hold's source figures and a
-//! refund's original. [`plan_chunk`] decides each line after the ones
+//! refund's original. Figures are asked for by [`BalanceKey`]: a line
+//! reserves in its accounts' balances of its own currency. [`plan_chunk`] decides each line after the ones
 //! before it (its parties, its key, its reservation, the hold and refund
 //! checks) and returns what each line became and the rows to write, in
 //! input order, so that ids drawn in that order follow the lines.
@@ -17,11 +18,13 @@ use super::{
 };
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::model::{BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status};
+use crate::ledger::model::{
+    BalanceKey, BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status,
+};
 use crate::ledger::model::{Instant, TxId};
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
-/// An account's pending sums as the chunk has left them so far.
+/// A balance's pending sums as the chunk has left them so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PendingSums {
     pub out: i64,
@@ -54,6 +57,7 @@ pub(crate) struct StoredKey {
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
+    pub currency: CurrencyId,
     pub memo: Option<String>,
     /// The status column as stored (a HELD hold may be past its expiry).
     pub status: String,
@@ -79,7 +83,7 @@ impl StoredKey {
         Pinned::stored(
             self.src,
             self.dst,
-            self.amount,
+            (self.amount, self.currency),
             self.memo.as_deref(),
             stored_as,
         )
@@ -130,12 +134,13 @@ pub(crate) trait ChunkFacts {
         &mut self,
         key: &IdempotencyKey,
     ) -> std::result::Result<Option<StoredKey>, Self::Fault>;
-    /// An account's pending sums, as the chunk has left them.
-    fn sums(&mut self, account: i64) -> std::result::Result<PendingSums, Self::Fault>;
-    /// Records an account's new pending sums.
-    fn set_sums(&mut self, account: i64, sums: PendingSums);
-    /// A hold source's balance and held, as before the chunk.
-    fn hold_figures(&mut self, account: i64) -> std::result::Result<HoldFigures, Self::Fault>;
+    /// A balance's pending sums, as the chunk has left them.
+    fn sums(&mut self, key: BalanceKey) -> std::result::Result<PendingSums, Self::Fault>;
+    /// Records a balance's new pending sums.
+    fn set_sums(&mut self, key: BalanceKey, sums: PendingSums);
+    /// A hold source's balance and held in the hold's currency, as before
+    /// the chunk.
+    fn hold_figures(&mut self, key: BalanceKey) -> std::result::Result<HoldFigures, Self::Fault>;
     /// The transfer a refund pays back, as before the chunk.
     fn original(&mut self, tx_id: i64) -> std::result::Result<Option<Original>, Self::Fault>;
 }
@@ -156,6 +161,7 @@ pub(crate) struct NewRow {
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
+    pub currency: CurrencyId,
     pub kind: RowKind,
 }
 
@@ -208,7 +214,13 @@ impl NewRow {
             },
             RowKind::Transfer => StoredAs::Transfer { refund_of: None },
         };
-        Pinned::stored(self.src, self.dst, self.amount, memo, stored_as)
+        Pinned::stored(
+            self.src,
+            self.dst,
+            (self.amount, self.currency),
+            memo,
+            stored_as,
+        )
     }
 }
 
@@ -235,13 +247,14 @@ pub(crate) enum Planned {
 }
 
 /// A chunk decided: one entry per line and the rows to write, both in input
-/// order, and the sources whose `held` the chunk's holds raised.
+/// order, and the balances whose `held` the chunk's holds raised.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkPlan {
     pub lines: Vec<Planned>,
     pub rows: Vec<NewRow>,
-    /// Each hold source's `held` after the chunk, in the order first met.
-    pub held: Vec<(i64, i64)>,
+    /// Each hold source's `held` in the hold's currency after the chunk, in
+    /// the order first met.
+    pub held: Vec<(BalanceKey, i64)>,
 }
 
 impl ChunkPlan {
@@ -327,7 +340,7 @@ impl ChunkPlan {
 struct Decided<'a> {
     keys: FxHashMap<&'a str, usize>,
     /// Each hold source's figures with the chunk's holds counted.
-    held: Vec<(i64, HoldFigures)>,
+    held: Vec<(BalanceKey, HoldFigures)>,
     /// Each refunded original's refunds with the chunk's counted.
     refunded: Vec<(i64, i64)>,
 }
@@ -352,7 +365,7 @@ pub(crate) fn plan_chunk<F: ChunkFacts>(
     plan.held = decided
         .held
         .into_iter()
-        .map(|(account, figures)| (account, figures.held))
+        .map(|(key, figures)| (key, figures.held))
         .collect();
     Ok(plan)
 }
@@ -409,7 +422,11 @@ fn decide_line<'a, F: ChunkFacts>(
             });
         }
     }
-    let amount = requested.amount;
+    let (amount, currency_id) = (requested.amount, requested.currency);
+    let (src_key, dst_key) = (
+        BalanceKey::new(src, currency_id),
+        BalanceKey::new(dst, currency_id),
+    );
     let kind = match transfer.kind() {
         Kind::Hold(expiry) => {
             let Some(source) = transfer.src() else {
@@ -421,11 +438,11 @@ fn decide_line<'a, F: ChunkFacts>(
             if let Err(refused) = check_expiry(expires_at, now) {
                 return Ok(Planned::Refused(refused));
             }
-            let pending_out = facts.sums(src)?.out;
-            let slot = match decided.held.iter().position(|(a, _)| *a == src) {
+            let pending_out = facts.sums(src_key)?.out;
+            let slot = match decided.held.iter().position(|(key, _)| *key == src_key) {
                 Some(slot) => slot,
                 None => {
-                    decided.held.push((src, facts.hold_figures(src)?));
+                    decided.held.push((src_key, facts.hold_figures(src_key)?));
                     decided.held.len() - 1
                 }
             };
@@ -467,14 +484,14 @@ fn decide_line<'a, F: ChunkFacts>(
             ) {
                 return Ok(Planned::Refused(refused));
             }
-            if let Err(refused) = reserve(transfer, src, dst, facts)? {
+            if let Err(refused) = reserve(transfer, src_key, dst_key, facts)? {
                 return Ok(Planned::Refused(refused));
             }
             decided.refunded[slot].1 += amount;
             RowKind::Refund { original }
         }
         Kind::Transfer => {
-            if let Err(refused) = reserve(transfer, src, dst, facts)? {
+            if let Err(refused) = reserve(transfer, src_key, dst_key, facts)? {
                 return Ok(Planned::Refused(refused));
             }
             RowKind::Transfer
@@ -489,6 +506,7 @@ fn decide_line<'a, F: ChunkFacts>(
         src,
         dst,
         amount,
+        currency: currency_id,
         kind,
     });
     Ok(Planned::New(row))
@@ -507,11 +525,11 @@ fn account<F: ChunkFacts>(
     })
 }
 
-/// Reserves a queued transfer's amount in its accounts' pending sums.
+/// Reserves a queued transfer's amount in its balances' pending sums.
 fn reserve<F: ChunkFacts>(
     transfer: &NewTransfer,
-    src: i64,
-    dst: i64,
+    src: BalanceKey,
+    dst: BalanceKey,
     facts: &mut F,
 ) -> std::result::Result<Result<()>, F::Fault> {
     let mut src_sums = facts.sums(src)?;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{IdempotencyKey, Memo};
-use crate::ledger::model::Expiry;
+use crate::ledger::model::{BalanceKey, Expiry};
 use crate::money::Amount;
 
 const NOW: i64 = 1_000_000;
@@ -21,6 +21,11 @@ const CLOSED: i64 = USERS + 2;
 /// u2 may go this far below zero; u3 is frozen.
 const U2_OVERDRAFT: i64 = 25;
 const FROZEN: i64 = 3;
+
+/// Every line of these chunks moves the default currency.
+fn key(account: i64) -> BalanceKey {
+    BalanceKey::default_currency(account)
+}
 
 fn name(account: i64) -> Option<UserName> {
     (account != EXTERNAL_ACCOUNT).then(|| UserName::parse(&format!("u{account}")).unwrap())
@@ -88,8 +93,8 @@ fn line(number: u64, spec: Spec) -> BatchLine {
 /// does to it.
 #[derive(Debug, Clone)]
 struct Ledger {
-    sums: HashMap<i64, PendingSums>,
-    figures: HashMap<i64, HoldFigures>,
+    sums: HashMap<BalanceKey, PendingSums>,
+    figures: HashMap<BalanceKey, HoldFigures>,
     keys: HashMap<String, StoredKey>,
     originals: HashMap<i64, Original>,
     next_id: i64,
@@ -113,7 +118,7 @@ impl Ledger {
                 .into_iter()
                 .map(|(id, balance)| {
                     (
-                        id,
+                        key(id),
                         HoldFigures {
                             balance,
                             held: 0,
@@ -157,6 +162,7 @@ impl Ledger {
                         src: row.src,
                         dst: row.dst,
                         amount: row.amount,
+                        currency: row.currency,
                         memo: transfer.memo().map(str::to_string),
                         status: row.status().as_str().to_string(),
                         hold_amount,
@@ -170,8 +176,8 @@ impl Ledger {
                 self.originals.get_mut(&original).unwrap().refunded += row.amount;
             }
         }
-        for (account, held) in &plan.held {
-            self.figures.get_mut(account).unwrap().held = *held;
+        for (key, held) in &plan.held {
+            self.figures.get_mut(key).unwrap().held = *held;
         }
         ids
     }
@@ -194,16 +200,16 @@ impl ChunkFacts for Ledger {
         Ok(self.keys.get(key.as_str()).cloned())
     }
 
-    fn sums(&mut self, account: i64) -> Result<PendingSums> {
-        Ok(self.sums.get(&account).copied().unwrap_or_default())
+    fn sums(&mut self, key: BalanceKey) -> Result<PendingSums> {
+        Ok(self.sums.get(&key).copied().unwrap_or_default())
     }
 
-    fn set_sums(&mut self, account: i64, sums: PendingSums) {
-        self.sums.insert(account, sums);
+    fn set_sums(&mut self, key: BalanceKey, sums: PendingSums) {
+        self.sums.insert(key, sums);
     }
 
-    fn hold_figures(&mut self, account: i64) -> Result<HoldFigures> {
-        Ok(self.figures[&account])
+    fn hold_figures(&mut self, key: BalanceKey) -> Result<HoldFigures> {
+        Ok(self.figures[&key])
     }
 
     fn original(&mut self, tx_id: i64) -> Result<Option<Original>> {
@@ -261,30 +267,38 @@ fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
 /// rows it wrote sums them, is what the plan moved in the pending sums
 /// and in `held`.
 fn reserves_add_up(
-    (sums, figures): &(HashMap<i64, PendingSums>, HashMap<i64, HoldFigures>),
+    (sums, figures): &(
+        HashMap<BalanceKey, PendingSums>,
+        HashMap<BalanceKey, HoldFigures>,
+    ),
     after: &Ledger,
     plan: &ChunkPlan,
 ) {
-    let mut moved: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut moved: HashMap<BalanceKey, (i64, i64, i64)> = HashMap::new();
     for row in &plan.rows {
         let reserves = row.reserves();
-        moved.entry(row.src).or_default().0 += reserves.src_out;
-        moved.entry(row.src).or_default().2 += reserves.src_held;
-        moved.entry(row.dst).or_default().1 += reserves.dst_in;
+        let (src, dst) = (
+            BalanceKey::new(row.src, row.currency),
+            BalanceKey::new(row.dst, row.currency),
+        );
+        moved.entry(src).or_default().0 += reserves.src_out;
+        moved.entry(src).or_default().2 += reserves.src_held;
+        moved.entry(dst).or_default().1 += reserves.dst_in;
     }
     for account in 0..=USERS {
+        let account = key(account);
         let was = sums.get(&account).copied().unwrap_or_default();
         let now = after.sums.get(&account).copied().unwrap_or_default();
-        let held = |f: &HashMap<i64, HoldFigures>| f.get(&account).map_or(0, |f| f.held);
+        let held = |f: &HashMap<BalanceKey, HoldFigures>| f.get(&account).map_or(0, |f| f.held);
         let planned_held = plan
             .held
             .iter()
             .find(|(a, _)| *a == account)
             .map_or(held(figures), |(_, h)| *h);
         let (out, r#in, h) = moved.get(&account).copied().unwrap_or_default();
-        assert_eq!(now.out - was.out, out, "pending_out of {account}");
-        assert_eq!(now.r#in - was.r#in, r#in, "pending_in of {account}");
-        assert_eq!(planned_held - held(figures), h, "held of {account}");
+        assert_eq!(now.out - was.out, out, "pending_out of {account:?}");
+        assert_eq!(now.r#in - was.r#in, r#in, "pending_in of {account:?}");
+        assert_eq!(planned_held - held(figures), h, "held of {account:?}");
     }
 }
 
@@ -418,14 +432,14 @@ proptest! {
         for (account, figures) in &ledger.figures {
             prop_assert!(
                 figures.held <= figures.balance + figures.overdraft,
-                "account {}",
+                "account {:?}",
                 account
             );
         }
-        let mut reserved: HashMap<i64, i64> = HashMap::new();
+        let mut reserved: HashMap<BalanceKey, i64> = HashMap::new();
         for (answer, spec) in whole.iter().zip(&specs) {
             if let Ok((_, Status::Pending, false)) = answer {
-                *reserved.entry(spec.src).or_default() += spec.amount;
+                *reserved.entry(key(spec.src)).or_default() += spec.amount;
             }
         }
         for (account, sums) in &ledger.sums {

@@ -13,16 +13,16 @@
 //!
 //! An engine streams the user sides of its transfers here, in the order
 //! its readers take them (by settle batch, then `tx_id`), and the replay
-//! keeps one running figure per account: a pass over the log, in memory
-//! for the accounts only.
+//! keeps one running figure per balance (an account in one currency): a
+//! pass over the log, in memory for the balances only.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 
-use crate::ledger::model::{Check, EXTERNAL_ACCOUNT, Findings, Problem, Status};
+use crate::ledger::model::{BalanceKey, Check, EXTERNAL_ACCOUNT, Findings, Problem, Status};
 use crate::ledger::rules::verify::AccountFigures;
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 use crate::time::rfc3339;
 
 pub(crate) use super::verify::HISTORY_CHECK;
@@ -62,6 +62,8 @@ pub(crate) enum Placement {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Side<'a> {
     pub account: i64,
+    /// The transfer's currency: the balance of the account it moves.
+    pub currency: CurrencyId,
     pub tx_id: i64,
     /// As stored: a damaged ledger may hold any text.
     pub status: &'a str,
@@ -96,6 +98,7 @@ pub(crate) struct LateSide {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     account: i64,
+    currency: CurrencyId,
     tx_id: i64,
     status: Option<Status>,
     amount: i64,
@@ -106,7 +109,7 @@ struct Entry {
     settled_at: Option<i64>,
 }
 
-/// One account's replay so far.
+/// One balance's replay so far.
 #[derive(Debug, Default, Clone, Copy)]
 struct Running {
     balance: i128,
@@ -168,7 +171,7 @@ pub(crate) struct Replay<'a> {
     /// Positions in `names` by id, built at the first finding.
     index: HashMap<i64, usize>,
     currency: &'a Currency,
-    accounts: FxHashMap<i64, Running>,
+    accounts: FxHashMap<BalanceKey, Running>,
     /// Sides a ledger lists as applied late, until their transfer streams by.
     late: HashMap<(i64, i64), LateSide>,
     /// Late sides met, waiting for their place: by (batch, tx_id, account).
@@ -271,6 +274,7 @@ impl<'a> Replay<'a> {
         };
         let mut entry = Entry {
             account: side.account,
+            currency: side.currency,
             tx_id: side.tx_id,
             status,
             amount: side.amount,
@@ -318,7 +322,10 @@ impl<'a> Replay<'a> {
     fn apply(&mut self, entry: Entry) {
         let applied = entry.status == Some(Status::Completed);
         let mut found = Vec::new();
-        let running = self.accounts.entry(entry.account).or_default();
+        let running = self
+            .accounts
+            .entry(BalanceKey::new(entry.account, entry.currency))
+            .or_default();
         match entry.placed {
             Some(placed) => {
                 if let Some((batch, at, tx_id)) = running.last
@@ -595,11 +602,17 @@ mod tests {
                 src,
                 dst,
                 amount,
+                currency: CurrencyId::DEFAULT,
                 refund_of: None,
             })
             .collect();
-        let mut accounts: HashMap<i64, Account> = (0..4)
-            .map(|id| (id, Account::read(0, 1_000_000, 1_000_000, 0, 0, false)))
+        let mut accounts: HashMap<BalanceKey, Account> = (0..4)
+            .map(|id| {
+                (
+                    BalanceKey::default_currency(id),
+                    Account::read(0, 1_000_000, 1_000_000, 0, 0, false),
+                )
+            })
             .collect();
         let mut outcomes = Vec::new();
         let mut written = Vec::new();
@@ -628,6 +641,7 @@ mod tests {
             {
                 replay.side(Side {
                     account,
+                    currency: d.currency,
                     tx_id: d.tx_id,
                     status: status.as_str(),
                     amount: d.amount,
@@ -674,6 +688,7 @@ mod tests {
     fn logged_side(tx_id: i64, incoming: bool, amount: i64, stored: i64, at: i64) -> Side<'static> {
         Side {
             account: 1,
+            currency: CurrencyId::DEFAULT,
             tx_id,
             status: "COMPLETED",
             amount,
@@ -690,6 +705,7 @@ mod tests {
         let currency = Currency::default();
         let names = [AccountFigures {
             id: 1,
+            currency: CurrencyId::DEFAULT,
             name: Some("alice".into()),
             balance: 0,
             pending_in: 0,

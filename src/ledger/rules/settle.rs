@@ -7,12 +7,15 @@
 //! ones of the batch left them, and the engine writes what it returns.
 //! The account map is the engine's: SQLite keeps it from batch to batch
 //! while it can prove it fresh, PostgreSQL reads it anew under its locks.
+//! It is keyed by [`BalanceKey`]: a transfer moves the figures of its two
+//! accounts in its own currency and no others.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use crate::error::{Result, WalletError};
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
+use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
+use crate::money::CurrencyId;
 
 use super::{Decision, decide, refund_fits, release_pending};
 
@@ -23,11 +26,27 @@ pub(crate) struct Due {
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
+    /// The currency it moves: the figures it reads and changes are its
+    /// accounts' in this currency.
+    pub currency: CurrencyId,
     /// For a refund: the transfer it pays back.
     pub refund_of: Option<i64>,
 }
 
-/// An account's figures as settlement reads and changes them.
+impl Due {
+    /// The source's balance this transfer draws on.
+    pub(crate) fn src_key(&self) -> BalanceKey {
+        BalanceKey::new(self.src, self.currency)
+    }
+
+    /// The destination's balance this transfer pays into.
+    pub(crate) fn dst_key(&self) -> BalanceKey {
+        BalanceKey::new(self.dst, self.currency)
+    }
+}
+
+/// An account's figures in one currency as settlement reads and changes
+/// them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Account {
     pub balance: i64,
@@ -37,7 +56,8 @@ pub(crate) struct Account {
     pub held: i64,
     /// How far below zero the balance may go, as in force when read.
     pub overdraft: i64,
-    /// Nothing leaves a frozen account.
+    /// Nothing leaves a frozen account, in any currency: an engine reads
+    /// the flag of the account into each of its balances.
     pub frozen: bool,
     /// Changed since the engine last wrote it back; the engine clears it.
     pub dirty: bool,
@@ -83,13 +103,13 @@ pub(crate) fn batch_instant(clock: i64, previous_batch: Option<i64>) -> i64 {
     previous_batch.map_or(clock, |previous| clock.max(previous))
 }
 
-/// Holds past their expiry, as found by an engine (source, amount reserved):
-/// the reservation each source gets back, by account in id order, so an
-/// engine can write them in the order it locks accounts. Returns how many
-/// holds expired.
+/// Holds past their expiry, as found by an engine (the source's balance in
+/// the hold's currency, amount reserved): the reservation each balance gets
+/// back, in (account, currency) order, so an engine can write them in the
+/// order it locks accounts. Returns how many holds expired.
 pub(crate) fn expire_holds(
-    found: impl IntoIterator<Item = (i64, i64)>,
-    released: &mut Vec<(i64, i64)>,
+    found: impl IntoIterator<Item = (BalanceKey, i64)>,
+    released: &mut Vec<(BalanceKey, i64)>,
 ) -> u64 {
     released.clear();
     let mut count = 0u64;
@@ -108,22 +128,23 @@ pub(crate) fn expire_holds(
     count
 }
 
-/// Gives the reservations of expired holds back to the accounts of `accounts`
-/// they belong to; the engine writes the same amounts for every account
-/// (those it has not read included) as relative updates of `held`.
+/// Gives the reservations of expired holds back to the balances of
+/// `accounts` they belong to; the engine writes the same amounts for every
+/// balance (those it has not read included) as relative updates of `held`.
 pub(crate) fn release_holds<S: BuildHasher>(
-    released: &[(i64, i64)],
-    accounts: &mut HashMap<i64, Account, S>,
+    released: &[(BalanceKey, i64)],
+    accounts: &mut HashMap<BalanceKey, Account, S>,
 ) -> Result<()> {
-    for &(id, amount) in released {
-        if let Some(account) = accounts.get_mut(&id) {
+    for &(key, amount) in released {
+        if let Some(account) = accounts.get_mut(&key) {
             account.held = account
                 .held
                 .checked_sub(amount)
                 .filter(|left| *left >= 0)
                 .ok_or_else(|| {
                     WalletError::Integrity(format!(
-                        "account {id} holds less than the holds that expired reserved"
+                        "account {} holds less than the holds that expired reserved",
+                        key.account
                     ))
                 })?;
         }
@@ -131,14 +152,15 @@ pub(crate) fn release_holds<S: BuildHasher>(
     Ok(())
 }
 
-/// Decides `due` (oldest first) over `accounts`, which must hold every
-/// account a due transfer names, and `originals`, which must hold every
-/// transfer a due refund pays back. Each transfer's [`Outcome`] goes into
-/// `outcomes`, in the order of `due`. Every account a transfer
-/// names leaves its pending sum whatever the outcome, and is marked dirty.
+/// Decides `due` (oldest first) over `accounts`, which must hold the
+/// balance of every account a due transfer names in its currency, and
+/// `originals`, which must hold every transfer a due refund pays back. Each
+/// transfer's [`Outcome`] goes into `outcomes`, in the order of `due`. Both
+/// balances a transfer names leave its pending sum whatever the outcome,
+/// and are marked dirty; no other balance is touched.
 pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     due: &[Due],
-    accounts: &mut HashMap<i64, Account, S>,
+    accounts: &mut HashMap<BalanceKey, Account, S>,
     originals: &mut HashMap<i64, Original, T>,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<BatchCounts> {
@@ -146,8 +168,9 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     outcomes.reserve(due.len());
     let mut counts = BatchCounts::default();
     for d in due {
-        let src_before = figures(accounts, d.src)?;
-        let dst_before = figures(accounts, d.dst)?;
+        let (src_key, dst_key) = (d.src_key(), d.dst_key());
+        let src_before = figures(accounts, src_key)?;
+        let dst_before = figures(accounts, dst_key)?;
         let mut decision = decide(d.src, &src_before, dst_before.balance, d.amount);
         if let (Some(refunded), Decision::Complete { .. }) = (d.refund_of, decision) {
             let original = originals.get_mut(&refunded).ok_or_else(|| {
@@ -177,11 +200,11 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
         };
         let src_pending_out = release_pending(d.src, src_before.pending_out, d.amount)?;
         let dst_pending_in = release_pending(d.dst, dst_before.pending_in, d.amount)?;
-        let src = accounts.get_mut(&d.src).expect("read above");
+        let src = accounts.get_mut(&src_key).expect("read above");
         src.balance = src_balance;
         src.pending_out = src_pending_out;
         src.dirty = true;
-        let dst = accounts.get_mut(&d.dst).expect("read above");
+        let dst = accounts.get_mut(&dst_key).expect("read above");
         dst.balance = dst_balance;
         dst.pending_in = dst_pending_in;
         dst.dirty = true;
@@ -194,10 +217,14 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     Ok(counts)
 }
 
-fn figures<S: BuildHasher>(accounts: &HashMap<i64, Account, S>, id: i64) -> Result<Account> {
-    accounts.get(&id).copied().ok_or_else(|| {
+fn figures<S: BuildHasher>(
+    accounts: &HashMap<BalanceKey, Account, S>,
+    key: BalanceKey,
+) -> Result<Account> {
+    accounts.get(&key).copied().ok_or_else(|| {
         WalletError::Integrity(format!(
-            "a transfer names account {id}, which does not exist; run `wallet verify`"
+            "a transfer names account {}, which does not exist; run `wallet verify`",
+            key.account
         ))
     })
 }

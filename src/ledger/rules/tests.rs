@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{IdempotencyKey, UserName};
-use crate::ledger::model::{BatchCounts, FailReason, Status};
-use crate::money::Amount;
+use crate::ledger::model::{BalanceKey, BatchCounts, FailReason, Status};
+use crate::money::{Amount, CurrencyId};
 
 fn user(name: &str) -> Option<UserName> {
     Some(UserName::parse(name).unwrap())
@@ -53,7 +53,7 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
     let earlier = Pinned::stored(
         1,
         2,
-        500,
+        (500, CurrencyId::DEFAULT),
         Some("rent"),
         StoredAs::Transfer { refund_of: None },
     );
@@ -77,6 +77,13 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
             },
         ),
         (
+            "currency",
+            Pinned {
+                currency: CurrencyId(1),
+                ..earlier
+            },
+        ),
+        (
             "memo",
             Pinned {
                 memo: None,
@@ -85,8 +92,14 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         ),
     ];
     // Several fields differ: the first in the order source, destination,
-    // amount, memo is named.
-    let all_differ = Pinned::stored(3, 4, 1, None, StoredAs::Transfer { refund_of: None });
+    // amount, currency, memo is named.
+    let all_differ = Pinned::stored(
+        3,
+        4,
+        (1, CurrencyId(1)),
+        None,
+        StoredAs::Transfer { refund_of: None },
+    );
     match replay_or_conflict(&key, 9, Status::Pending, earlier, all_differ) {
         Err(WalletError::IdempotencyConflict { field, .. }) => assert_eq!(field, "source"),
         other => panic!("{other:?}"),
@@ -407,7 +420,7 @@ fn refund_of(rows: &[Row], nth: usize, amount: i64) -> Option<(usize, usize, usi
 /// What an engine stores, changed only as the rules say: the account map
 /// an engine lends [`settle::settle_due`], and the transfers.
 struct RulesBook {
-    accounts: HashMap<i64, settle::Account>,
+    accounts: HashMap<BalanceKey, settle::Account>,
     rows: Vec<Row>,
 }
 
@@ -415,7 +428,7 @@ impl Default for RulesBook {
     fn default() -> Self {
         Self {
             accounts: (0..=USERS as i64)
-                .map(|id| (id, settle::Account::default()))
+                .map(|id| (BalanceKey::default_currency(id), settle::Account::default()))
                 .collect(),
             rows: Vec::new(),
         }
@@ -424,7 +437,9 @@ impl Default for RulesBook {
 
 impl RulesBook {
     fn account(&mut self, id: usize) -> &mut settle::Account {
-        self.accounts.get_mut(&(id as i64)).unwrap()
+        self.accounts
+            .get_mut(&BalanceKey::default_currency(id as i64))
+            .unwrap()
     }
 
     fn queue(&mut self, src: usize, dst: usize, amount: i64, refunds: Option<usize>) -> bool {
@@ -480,7 +495,7 @@ impl RulesBook {
         let mut found = Vec::new();
         for row in self.rows.iter_mut().filter(|r| r.status == Status::Held) {
             row.status = Status::Expired;
-            found.push((row.src as i64, row.amount));
+            found.push((BalanceKey::default_currency(row.src as i64), row.amount));
         }
         let mut released = Vec::new();
         let count = settle::expire_holds(found, &mut released);
@@ -512,6 +527,7 @@ impl RulesBook {
                 src: self.rows[i].src as i64,
                 dst: self.rows[i].dst as i64,
                 amount: self.rows[i].amount,
+                currency: CurrencyId::DEFAULT,
                 refund_of: self.rows[i].refund_of.map(|o| o as i64),
             })
             .collect();
@@ -771,7 +787,7 @@ proptest! {
         prop_assert_eq!(&book.rows, &plain.rows);
         prop_assert_eq!(&single.rows, &plain.rows);
         for account in 0..=USERS {
-            let figures = book.accounts[&(account as i64)];
+            let figures = book.accounts[&BalanceKey::default_currency(account as i64)];
             prop_assert_eq!(i128::from(figures.balance), plain.balance(account));
             prop_assert_eq!(i128::from(figures.pending_out), plain.pending_sum(account, true));
             prop_assert_eq!(i128::from(figures.pending_in), plain.pending_sum(account, false));
@@ -788,5 +804,146 @@ proptest! {
             0,
             "money is conserved"
         );
+    }
+}
+
+/// Balances in several currencies, as an engine lends them to
+/// [`settle::settle_due`]: accounts 0 (external) to 3, each in currencies
+/// 0 to 2, every user funded from the external account of that currency,
+/// with pending sums that hold exactly the transfers `due` names.
+fn books_in_currencies(
+    funded: &[i64],
+    limits: &[i64],
+    held: &[i64],
+    frozen: &[bool],
+    due: &[settle::Due],
+) -> HashMap<BalanceKey, settle::Account> {
+    let mut accounts = HashMap::new();
+    for currency in 0..CURRENCIES {
+        let mut outside = 0;
+        for account in 1..=3usize {
+            let i = (account - 1) * CURRENCIES as usize + currency as usize;
+            outside -= funded[i];
+            accounts.insert(
+                BalanceKey::new(account as i64, CurrencyId(currency)),
+                settle::Account::read(
+                    funded[i],
+                    0,
+                    0,
+                    held[i].min(funded[i]),
+                    limits[i],
+                    frozen[account - 1],
+                ),
+            );
+        }
+        accounts.insert(
+            BalanceKey::new(0, CurrencyId(currency)),
+            settle::Account::read(outside, 0, 0, 0, 0, false),
+        );
+    }
+    for d in due {
+        accounts.get_mut(&d.src_key()).unwrap().pending_out += d.amount;
+        accounts.get_mut(&d.dst_key()).unwrap().pending_in += d.amount;
+    }
+    accounts
+}
+
+const CURRENCIES: i16 = 3;
+
+fn due_in_currencies() -> impl Strategy<Value = Vec<settle::Due>> {
+    prop::collection::vec((0i64..4, 0i64..4, 1i64..400, 0..CURRENCIES), 1..60).prop_map(
+        |transfers| {
+            transfers
+                .into_iter()
+                .filter(|(src, dst, _, _)| src != dst)
+                .enumerate()
+                .map(|(i, (src, dst, amount, currency))| settle::Due {
+                    tx_id: i as i64 + 1,
+                    src,
+                    dst,
+                    amount,
+                    currency: CurrencyId(currency),
+                    refund_of: None,
+                })
+                .collect()
+        },
+    )
+}
+
+/// Settles `due` `batch` at a time, returning each transfer's outcome.
+fn settle_in_batches(
+    due: &[settle::Due],
+    accounts: &mut HashMap<BalanceKey, settle::Account>,
+    batch: usize,
+) -> Vec<settle::Outcome> {
+    let mut all = Vec::new();
+    let mut outcomes = Vec::new();
+    for chunk in due.chunks(batch) {
+        settle::settle_due(chunk, accounts, &mut HashMap::new(), &mut outcomes).unwrap();
+        all.extend_from_slice(&outcomes);
+    }
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A ledger of several currencies settles as one ledger per currency:
+    /// a transfer in one currency never moves a figure of another (each
+    /// transfer alone changes only its two balances in its currency), the
+    /// batch decides every transfer as that currency's transfers decided
+    /// alone would, and each currency sums to zero on its own, with
+    /// nothing left pending.
+    #[test]
+    fn each_currency_settles_as_if_it_were_alone(
+        due in due_in_currencies(),
+        funded in prop::collection::vec(0i64..300, 9),
+        limits in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        held in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        frozen in prop::collection::vec(prop::bool::weighted(0.2), 3),
+        batch in 1usize..12,
+    ) {
+        let start = books_in_currencies(&funded, &limits, &held, &frozen, &due);
+
+        let mut one_by_one = start.clone();
+        for d in &due {
+            let before = one_by_one.clone();
+            settle_in_batches(std::slice::from_ref(d), &mut one_by_one, 1);
+            for (key, figures) in &one_by_one {
+                if *key != d.src_key() && *key != d.dst_key() {
+                    prop_assert_eq!(figures, &before[key], "transfer {} moved {:?}", d.tx_id, key);
+                }
+            }
+        }
+
+        let mut together = start.clone();
+        let outcomes = settle_in_batches(&due, &mut together, batch);
+        for currency in (0..CURRENCIES).map(CurrencyId) {
+            let alone_due: Vec<settle::Due> =
+                due.iter().copied().filter(|d| d.currency == currency).collect();
+            let mut alone: HashMap<BalanceKey, settle::Account> = start
+                .iter()
+                .filter(|(key, _)| key.currency == currency)
+                .map(|(key, figures)| (*key, *figures))
+                .collect();
+            let alone_outcomes = settle_in_batches(&alone_due, &mut alone, usize::MAX);
+            let mixed: Vec<settle::Outcome> = due
+                .iter()
+                .zip(&outcomes)
+                .filter(|(d, _)| d.currency == currency)
+                .map(|(_, outcome)| *outcome)
+                .collect();
+            prop_assert_eq!(&mixed, &alone_outcomes, "{:?}", currency);
+            for (key, figures) in &alone {
+                prop_assert_eq!(figures, &together[key], "{:?}", key);
+                prop_assert_eq!(figures, &one_by_one[key], "{:?}", key);
+            }
+            let sum = |f: fn(&settle::Account) -> i64| -> i128 {
+                alone.values().map(|a| i128::from(f(a))).sum()
+            };
+            prop_assert_eq!(sum(|a| a.balance), 0, "{:?} sums to zero", currency);
+            prop_assert_eq!(sum(|a| a.pending_in), 0);
+            prop_assert_eq!(sum(|a| a.pending_out), 0);
+        }
     }
 }

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{
-    Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
+    BalanceKey, Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
 };
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 use crate::text::echo;
 
 /// The name of the check `replay::Replay::finish` returns, which
@@ -57,10 +57,12 @@ pub(crate) fn transfer_field_suspects() -> String {
     )
 }
 
-/// An account as stored, with the maintained figures the checks recompute.
+/// An account's balance in one currency as stored, with the maintained
+/// figures the checks recompute.
 #[derive(Debug, Clone)]
 pub(crate) struct AccountFigures {
     pub id: i64,
+    pub currency: CurrencyId,
     pub name: Option<String>,
     pub balance: i64,
     pub pending_in: i64,
@@ -72,6 +74,10 @@ pub(crate) struct AccountFigures {
 }
 
 impl AccountFigures {
+    pub(crate) fn key(&self) -> BalanceKey {
+        BalanceKey::new(self.id, self.currency)
+    }
+
     pub(crate) fn label(&self) -> String {
         match &self.name {
             // A tampered ledger may hold any name; quote it safely.
@@ -82,7 +88,7 @@ impl AccountFigures {
     }
 }
 
-/// Sums of one account's transfers by status, as exact 128-bit integers so
+/// Sums of one balance's transfers by status, as exact 128-bit integers so
 /// that no sum overflows however much money has flowed.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flows {
@@ -92,11 +98,12 @@ struct Flows {
     pending_out: i128,
 }
 
-/// What the transfers add up to, per account and per status; fed one
-/// transfer at a time, so an engine can stream the log through it.
+/// What the transfers add up to, per balance (an account in the
+/// transfer's currency) and per status; fed one transfer at a time, so an
+/// engine can stream the log through it.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
-    flows: HashMap<i64, Flows>,
+    flows: HashMap<BalanceKey, Flows>,
     counts: BTreeMap<String, u64>,
 }
 
@@ -109,7 +116,7 @@ impl Tally {
     }
 
     /// Counts one transfer as stored (a damaged ledger may hold any status text).
-    pub(crate) fn add(&mut self, src: i64, dst: i64, status: &str, amount: i64) {
+    pub(crate) fn add(&mut self, src: BalanceKey, dst: BalanceKey, status: &str, amount: i64) {
         let amount = i128::from(amount);
         match Status::parse(status) {
             Some(Status::Completed) => {
@@ -136,7 +143,7 @@ impl Tally {
     /// Counts, from an engine that sums on its side, what `count`
     /// transfers of one status took out of `src` in all (`sum`): the
     /// transfers are counted here, once.
-    pub(crate) fn add_out(&mut self, src: i64, status: &str, sum: i128, count: u64) {
+    pub(crate) fn add_out(&mut self, src: BalanceKey, status: &str, sum: i128, count: u64) {
         let flow = self.flows.entry(src).or_default();
         match Status::parse(status) {
             Some(Status::Completed) => flow.completed_out += sum,
@@ -148,7 +155,7 @@ impl Tally {
 
     /// What transfers of one status brought into `dst` in all; the
     /// counterpart of [`Tally::add_out`], counting no transfer.
-    pub(crate) fn add_in(&mut self, dst: i64, status: &str, sum: i128) {
+    pub(crate) fn add_in(&mut self, dst: BalanceKey, status: &str, sum: i128) {
         let flow = self.flows.entry(dst).or_default();
         match Status::parse(status) {
             Some(Status::Completed) => flow.completed_in += sum,
@@ -157,26 +164,27 @@ impl Tally {
         }
     }
 
-    fn of(&self, account: i64) -> Flows {
-        self.flows.get(&account).copied().unwrap_or_default()
+    fn of(&self, key: BalanceKey) -> Flows {
+        self.flows.get(&key).copied().unwrap_or_default()
     }
 }
 
 /// A COMPLETED transfer that left its user source below zero: its id, the
-/// source, the balance right after it and when it was decided.
+/// source's balance in its currency, that balance right after it and when
+/// it was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Debit {
     pub tx_id: i64,
-    pub account: i64,
+    pub key: BalanceKey,
     pub balance_after: i64,
     /// None only in a damaged ledger (`transfer_fields` reports it).
     pub settled_at: Option<i64>,
 }
 
-/// A recorded change of an account's overdraft limit.
+/// A recorded change of an account's overdraft limit in one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LimitChange {
-    pub account: i64,
+    pub key: BalanceKey,
     pub at: i64,
     pub overdraft: i64,
 }
@@ -193,7 +201,7 @@ pub(crate) struct Drawn {
 impl Drawn {
     /// The accounts whose limit changes the check needs, each once.
     pub(crate) fn accounts(&self) -> Vec<i64> {
-        let mut accounts: Vec<i64> = self.debits.iter().map(|d| d.account).collect();
+        let mut accounts: Vec<i64> = self.debits.iter().map(|d| d.key.account).collect();
         accounts.sort_unstable();
         accounts.dedup();
         accounts
@@ -232,7 +240,7 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
     let mut has_external = false;
     for account in accounts {
         has_external |= account.id == EXTERNAL_ACCOUNT && account.name.is_none();
-        let flow = tally.of(account.id);
+        let flow = tally.of(account.key());
         let expected = flow.completed_in - flow.completed_out;
         if i128::from(account.balance) != expected {
             findings.push(Problem {
@@ -255,10 +263,11 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
     let mut strangers: Vec<i64> = tally
         .flows
         .keys()
-        .copied()
-        .filter(|id| !accounts.iter().any(|account| account.id == *id))
+        .filter(|key| !accounts.iter().any(|account| account.key() == **key))
+        .map(|key| key.account)
         .collect();
     strangers.sort_unstable();
+    strangers.dedup();
     for id in strangers {
         findings.push(Problem::about_file(format!(
             "transfers name account {id}, which does not exist"
@@ -298,7 +307,7 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
 fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> Check {
     let mut findings = Findings::default();
     for account in accounts {
-        let flow = tally.of(account.id);
+        let flow = tally.of(account.key());
         for (what, stored, expected) in [
             ("pending_in", account.pending_in, flow.pending_in),
             ("pending_out", account.pending_out, flow.pending_out),
@@ -385,22 +394,22 @@ fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency
             None => (None, format!("account {id}")),
         }
     };
-    // Each account's changes by time; the sort is stable, so changes of one
+    // Each balance's changes by time; the sort is stable, so changes of one
     // millisecond keep the order they were recorded in.
-    let mut changes: HashMap<i64, Vec<LimitChange>> = HashMap::new();
+    let mut changes: HashMap<BalanceKey, Vec<LimitChange>> = HashMap::new();
     for change in &drawn.limits {
-        changes.entry(change.account).or_default().push(*change);
+        changes.entry(change.key).or_default().push(*change);
     }
     for list in changes.values_mut() {
         list.sort_by_key(|c| c.at);
     }
     for debit in &drawn.debits {
         let limit = limit_in_force(
-            changes.get(&debit.account).map_or(&[], Vec::as_slice),
+            changes.get(&debit.key).map_or(&[], Vec::as_slice),
             debit.settled_at,
         );
         if i128::from(debit.balance_after) < -i128::from(limit) {
-            let (user, label) = label(debit.account);
+            let (user, label) = label(debit.key.account);
             findings.push(Problem {
                 user,
                 tx_id: Some(debit.tx_id),
@@ -572,6 +581,7 @@ pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
     for (id, name, held, sum) in found.held {
         let label = AccountFigures {
             id,
+            currency: CurrencyId::DEFAULT,
             name: name.clone(),
             balance: 0,
             pending_in: 0,
@@ -628,12 +638,17 @@ mod tests {
     fn account(id: i64, name: Option<&str>, balance: i64, pending: (i64, i64)) -> AccountFigures {
         AccountFigures {
             id,
+            currency: CurrencyId::DEFAULT,
             name: name.map(str::to_string),
             balance,
             pending_in: pending.0,
             pending_out: pending.1,
             largest_limit: 0,
         }
+    }
+
+    fn key(account: i64) -> BalanceKey {
+        BalanceKey::default_currency(account)
     }
 
     fn sound_history() -> Check {
@@ -660,10 +675,10 @@ mod tests {
     #[test]
     fn figures_that_agree_with_the_log_pass_every_check() {
         let mut tally = Tally::default();
-        tally.add(0, 1, "COMPLETED", 500);
-        tally.add(1, 2, "COMPLETED", 200);
-        tally.add(1, 2, "PENDING", 50);
-        tally.add(2, 1, "FAILED", 9_999);
+        tally.add(key(0), key(1), "COMPLETED", 500);
+        tally.add(key(1), key(2), "COMPLETED", 200);
+        tally.add(key(1), key(2), "PENDING", 50);
+        tally.add(key(2), key(1), "FAILED", 9_999);
         let accounts = [
             account(0, None, -500, (0, 0)),
             account(1, Some("alice"), 300, (0, 50)),
@@ -688,7 +703,7 @@ mod tests {
     #[test]
     fn a_transfer_applied_twice_breaks_the_balances_and_names_the_user() {
         let mut tally = Tally::default();
-        tally.add(0, 1, "COMPLETED", 500);
+        tally.add(key(0), key(1), "COMPLETED", 500);
         // Money moved twice: both balances show it, the log only once.
         let accounts = [
             account(0, None, -1000, (0, 0)),
@@ -716,7 +731,7 @@ mod tests {
         let currency = Currency::default();
         // A pending sum that its PENDING transfers do not add up to.
         let mut tally = Tally::default();
-        tally.add(1, 0, "PENDING", 10);
+        tally.add(key(1), key(0), "PENDING", 10);
         let accounts = [
             account(0, None, 0, (10, 0)),
             account(1, Some("alice"), 0, (0, 0)),
@@ -745,7 +760,7 @@ mod tests {
         assert_eq!(failed(&checks), ["balances", "zero_sum"]);
         // An overdraft the log does explain: only the overdraft check fails.
         let mut overdrawn = Tally::default();
-        overdrawn.add(1, 0, "COMPLETED", 5);
+        overdrawn.add(key(1), key(0), "COMPLETED", 5);
         let accounts = [
             account(0, None, 5, (0, 0)),
             account(1, Some("alice"), -5, (0, 0)),
@@ -760,7 +775,7 @@ mod tests {
         assert_eq!(failed(&checks), ["no_negative_balances"]);
         // An account the log names but the ledger lacks.
         let mut strangers = Tally::default();
-        strangers.add(9, 1, "CANCELLED", 1);
+        strangers.add(key(9), key(1), "CANCELLED", 1);
         let checks = figure_checks(
             &rich,
             &strangers,
@@ -783,18 +798,18 @@ mod tests {
     fn each_debit_is_held_to_the_limit_in_force_when_it_was_decided() {
         let currency = Currency::default();
         let change = |at, overdraft| LimitChange {
-            account: 1,
+            key: key(1),
             at,
             overdraft,
         };
         let debit = |settled_at| Debit {
             tx_id: 5,
-            account: 1,
+            key: key(1),
             balance_after: -50,
             settled_at: Some(settled_at),
         };
         let mut tally = Tally::default();
-        tally.add(1, 0, "COMPLETED", 50);
+        tally.add(key(1), key(0), "COMPLETED", 50);
         let limits_check = |largest_limit, debits, limits| -> Check {
             let accounts = [
                 account(0, None, 50, (0, 0)),

@@ -18,7 +18,7 @@ use super::error::{Fault, SqlResult, commit};
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
-use crate::ledger::model::{BatchLine, BatchSink, BatchSummary, Queued, Span};
+use crate::ledger::model::{BalanceKey, BatchLine, BatchSink, BatchSummary, Queued, Span};
 use crate::ledger::rules::{
     self,
     plan::{
@@ -256,29 +256,38 @@ impl ChunkFacts for Facts<'_, '_, '_> {
         Ok(self.keys.get(key.as_str()).cloned())
     }
 
-    fn sums(&mut self, account: i64) -> SqlResult<PendingSums> {
-        let pending = self.cache.load(&mut self.statements.pending, account)?;
+    fn sums(&mut self, key: BalanceKey) -> SqlResult<PendingSums> {
+        let pending = self
+            .cache
+            .load(&mut self.statements.pending, in_accounts(key))?;
         Ok(PendingSums {
             out: pending.out,
             r#in: pending.r#in,
         })
     }
 
-    fn set_sums(&mut self, account: i64, sums: PendingSums) {
-        if let Some(pending) = self.cache.accounts.get_mut(&account) {
+    fn set_sums(&mut self, key: BalanceKey, sums: PendingSums) {
+        if let Some(pending) = self.cache.accounts.get_mut(&in_accounts(key)) {
             pending.out = sums.out;
             pending.r#in = sums.r#in;
             pending.dirty = true;
         }
     }
 
-    fn hold_figures(&mut self, account: i64) -> SqlResult<HoldFigures> {
-        super::holds::hold_figures(self.tx, account, self.now)
+    fn hold_figures(&mut self, key: BalanceKey) -> SqlResult<HoldFigures> {
+        super::holds::hold_figures(self.tx, in_accounts(key), self.now)
     }
 
     fn original(&mut self, tx_id: i64) -> SqlResult<Option<Original>> {
         super::holds::original(self.tx, tx_id)
     }
+}
+
+/// The row of `accounts` that holds a balance: every balance a plan asks
+/// for is in the default currency, whose figures that table holds.
+fn in_accounts(key: BalanceKey) -> i64 {
+    debug_assert_eq!(key.currency, crate::money::CurrencyId::DEFAULT);
+    key.account
 }
 
 fn ingest(
@@ -323,9 +332,9 @@ fn ingest(
             rules::plan::plan_chunk(&group, &mut facts, now, currency)?
         };
         write_rows(tx, &group, &plan, now, &mut ids)?;
-        for (account, held) in &plan.held {
+        for (key, held) in &plan.held {
             tx.prepare_cached("UPDATE accounts SET held = ?2 WHERE id = ?1")?
-                .execute(params![account, held])?;
+                .execute(params![in_accounts(*key), held])?;
         }
         let answers: Vec<Option<Result<Queued>>> =
             plan.answers(&group, &ids, all_or_nothing).collect();
@@ -391,6 +400,8 @@ fn stored_keys(
                 src: row.get(2)?,
                 dst: row.get(3)?,
                 amount: row.get(4)?,
+                // Read from `transfers.currency` once the column exists.
+                currency: crate::money::CurrencyId::DEFAULT,
                 memo: row.get(5)?,
                 status: row.get(6)?,
                 hold_amount: row.get(7)?,

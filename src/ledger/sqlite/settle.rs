@@ -9,10 +9,10 @@ use super::error::{SqlResult, commit};
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
-use crate::ledger::model::{BatchCounts, EXTERNAL_ACCOUNT};
+use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 use rustc_hash::FxHashMap as FastMap;
 use std::collections::hash_map::Entry;
 
@@ -31,7 +31,7 @@ pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
 /// and this store's own writes clear the cache), and reused buffers.
 #[derive(Default)]
 pub(super) struct SettleCache {
-    accounts: FastMap<i64, Account>,
+    accounts: FastMap<BalanceKey, Account>,
     due: Vec<Due>,
     /// The transfers the batch's refunds pay back, read for it.
     originals: FastMap<i64, Original>,
@@ -40,8 +40,8 @@ pub(super) struct SettleCache {
     postings: Vec<Posting>,
     /// Each due transfer's outcome, in the order of `due`.
     outcomes: Vec<Outcome>,
-    /// (account, reservation given back) of the holds that expired.
-    released: Vec<(i64, i64)>,
+    /// (balance, reservation given back) of the holds that expired.
+    released: Vec<(BalanceKey, i64)>,
     /// Whether another connection committed since the last batch began.
     commits: CommitWatch,
 }
@@ -104,6 +104,8 @@ fn settle_batch_in_one_transaction(
                 src: row.get(1)?,
                 dst: row.get(2)?,
                 amount: row.get(3)?,
+                // Read from `transfers.currency` once the column exists.
+                currency: CurrencyId::DEFAULT,
                 refund_of: row.get(4)?,
             });
         }
@@ -138,8 +140,8 @@ fn settle_batch_in_one_transaction(
         )?;
         cache.originals.clear();
         for d in &cache.due {
-            load_account(&mut cache.accounts, &mut load, d.src)?;
-            load_account(&mut cache.accounts, &mut load, d.dst)?;
+            load_account(&mut cache.accounts, &mut load, d.src_key())?;
+            load_account(&mut cache.accounts, &mut load, d.dst_key())?;
             if let Some(original) = d.refund_of
                 && let Entry::Vacant(slot) = cache.originals.entry(original)
             {
@@ -206,9 +208,9 @@ fn settle_batch_in_one_transaction(
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
         )?;
-        for (id, account) in cache.accounts.iter_mut().filter(|(_, a)| a.dirty) {
+        for (key, account) in cache.accounts.iter_mut().filter(|(_, a)| a.dirty) {
             write.execute(params![
-                id,
+                key.account,
                 account.balance,
                 account.pending_in,
                 account.pending_out
@@ -337,13 +339,16 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
         found.sort_unstable();
         super::events::record(tx, EventKind::HoldExpired, now, found.iter().map(|f| f.0))?;
         rules::settle::expire_holds(
-            found.into_iter().map(|(_, src, amount)| (src, amount)),
+            // The hold's currency from `transfers.currency` once the column exists.
+            found
+                .into_iter()
+                .map(|(_, src, amount)| (BalanceKey::default_currency(src), amount)),
             &mut cache.released,
         )
     };
     let mut write = tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?;
-    for &(id, amount) in &cache.released {
-        write.execute(params![id, amount])?;
+    for &(key, amount) in &cache.released {
+        write.execute(params![key.account, amount])?;
     }
     rules::settle::release_holds(&cache.released, &mut cache.accounts)?;
     Ok(count)
@@ -389,14 +394,17 @@ fn stopped_pending(tx_id: i64) -> WalletError {
     ))
 }
 
-/// Reads an account's figures from the file the first time a batch needs them.
+/// Reads a balance's figures from the file the first time a batch needs
+/// them: every key is an account's default currency, whose figures live in
+/// `accounts`.
 fn load_account(
-    accounts: &mut FastMap<i64, Account>,
+    accounts: &mut FastMap<BalanceKey, Account>,
     load: &mut CachedStatement<'_>,
-    id: i64,
+    key: BalanceKey,
 ) -> SqlResult<()> {
-    if let Entry::Vacant(slot) = accounts.entry(id) {
-        slot.insert(load.query_row([id], |row| {
+    debug_assert_eq!(key.currency, CurrencyId::DEFAULT);
+    if let Entry::Vacant(slot) = accounts.entry(key) {
+        slot.insert(load.query_row([key.account], |row| {
             Ok(Account::read(
                 row.get(0)?,
                 row.get(1)?,

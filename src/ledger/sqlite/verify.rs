@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::error::{ErrorContext, Fault, SqlResult};
 use super::schema;
 use crate::ledger::model::{
-    Check, Findings, MAX_LISTED_PROBLEMS, Problem, Status, VerifyOptions, VerifyReport,
+    BalanceKey, Check, Findings, MAX_LISTED_PROBLEMS, Problem, Status, VerifyOptions, VerifyReport,
     failed_to_run,
 };
 use crate::ledger::rules::replay::{HISTORY_CHECK, LateSide, Placement, Recorded, Replay, Side};
@@ -17,7 +17,7 @@ use crate::ledger::rules::verify::{
     figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
     transfer_field_suspects,
 };
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 /// Runs every check inside one read transaction, so a settle committing
 /// meanwhile cannot make balances and transfers look out of step. Only a
@@ -294,6 +294,8 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
         stmt.query_map([], |row| {
             Ok(AccountFigures {
                 id: row.get(0)?,
+                // `accounts` holds each account's default currency.
+                currency: CurrencyId::DEFAULT,
                 name: row.get(1)?,
                 balance: row.get(2)?,
                 pending_in: row.get(3)?,
@@ -311,7 +313,13 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
             .get_ref(2)?
             .as_str()
             .map_err(|e| Fault::Sql(rusqlite::Error::from(e)))?;
-        tally.add(row.get(0)?, row.get(1)?, status, row.get(3)?);
+        // Read from `transfers.currency` once the column exists.
+        tally.add(
+            BalanceKey::default_currency(row.get(0)?),
+            BalanceKey::default_currency(row.get(1)?),
+            status,
+            row.get(3)?,
+        );
     }
     Ok((accounts, tally))
 }
@@ -332,7 +340,7 @@ fn drawn(conn: &Connection) -> SqlResult<Drawn> {
     while let Some(row) = rows.next()? {
         drawn.debits.push(Debit {
             tx_id: row.get(0)?,
-            account: row.get(1)?,
+            key: BalanceKey::default_currency(row.get(1)?),
             balance_after: row.get(2)?,
             settled_at: row.get(3)?,
         });
@@ -345,7 +353,7 @@ fn drawn(conn: &Connection) -> SqlResult<Drawn> {
         let mut rows = limits.query([account])?;
         while let Some(row) = rows.next()? {
             drawn.limits.push(LimitChange {
-                account: row.get(0)?,
+                key: BalanceKey::default_currency(row.get(0)?),
                 at: row.get(1)?,
                 overdraft: row.get(2)?,
             });
@@ -424,6 +432,8 @@ fn history(
         ] {
             replay.side(Side {
                 account,
+                // Read from `transfers.currency` once the column exists.
+                currency: CurrencyId::DEFAULT,
                 tx_id,
                 status,
                 amount,
