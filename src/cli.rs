@@ -121,7 +121,7 @@ pub enum Command {
   wallet --db books.db init --currency USD --scale 2")]
     Init(InitArgs),
 
-    /// Add a currency to the ledger, or list its currencies
+    /// Add a currency to the ledger: `currency add CODE --scale N`
     #[command(
         long_about = "Add a currency to the ledger.
 

@@ -5,9 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{
-    POSTGRES_TO_VERSION_6, SQLITE_TO_VERSION_7, Sandbox, engine, no_case, shapes,
-};
+use crate::common::{POSTGRES_TO_VERSION_6, SQLITE_TO_VERSION_7, Sandbox, engine, no_case, shapes};
 
 /// What `currency add --json` prints.
 #[derive(Deserialize, Debug, PartialEq)]
@@ -112,12 +110,20 @@ fn currency_add_with_the_same_scale_replays_and_another_scale_is_currency_exists
     assert_eq!(php, added("PHP", 2, true));
 
     let before = s.ledger_bytes();
-    let message = s.fails(&["currency", "add", "BTC", "--scale", "2"], "currency_exists", 4);
+    let message = s.fails(
+        &["currency", "add", "BTC", "--scale", "2"],
+        "currency_exists",
+        4,
+    );
     assert!(
         message.contains("'BTC'") && message.contains("scale 8") && message.contains("never"),
         "{message}"
     );
-    s.fails(&["currency", "add", "php", "--scale", "0"], "currency_exists", 4);
+    s.fails(
+        &["currency", "add", "php", "--scale", "0"],
+        "currency_exists",
+        4,
+    );
     assert!(before == s.ledger_bytes(), "a refused add changes nothing");
     let list: Vec<Listed> = s.json(&["currencies"]);
     assert_eq!(list, [listed("PHP", 2, true), listed("BTC", 8, false)]);
@@ -128,9 +134,17 @@ fn a_malformed_code_or_scale_is_refused() {
     s.ok(&["init"]);
     let before = s.ledger_bytes();
     for code in ["1BTC", "B", "TOOLONGCODE", "BT-C", "BTÇ", ""] {
-        s.fails(&["currency", "add", code, "--scale", "2"], "invalid_currency", 5);
+        s.fails(
+            &["currency", "add", code, "--scale", "2"],
+            "invalid_currency",
+            5,
+        );
     }
-    let message = s.fails(&["currency", "add", "BTC", "--scale", "13"], "invalid_currency", 5);
+    let message = s.fails(
+        &["currency", "add", "BTC", "--scale", "13"],
+        "invalid_currency",
+        5,
+    );
     assert!(message.contains("scale 13"), "{message}");
     s.fails(&["currency", "add", "BTC", "--scale", "256"], "usage", 2);
     s.fails(&["currency", "add", "BTC", "--scale", "-1"], "usage", 2);
@@ -143,7 +157,11 @@ fn a_malformed_code_or_scale_is_refused() {
 
 fn a_missing_ledger_is_not_created_by_currency_commands() {
     let s = Sandbox::new();
-    s.fails(&["currency", "add", "BTC", "--scale", "8"], "ledger_not_found", 3);
+    s.fails(
+        &["currency", "add", "BTC", "--scale", "8"],
+        "ledger_not_found",
+        3,
+    );
     s.fails(&["currencies"], "ledger_not_found", 3);
     assert!(!s.ledger_exists());
 }
@@ -151,7 +169,10 @@ fn a_missing_ledger_is_not_created_by_currency_commands() {
 fn quiet_prints_the_code_and_people_get_a_line_and_a_table() {
     let s = Sandbox::new();
     s.ok(&["init"]);
-    assert_eq!(s.ok(&["-q", "currency", "add", "btc", "--scale", "8"]), "BTC\n");
+    assert_eq!(
+        s.ok(&["-q", "currency", "add", "btc", "--scale", "8"]),
+        "BTC\n"
+    );
     assert_eq!(
         s.ok(&["-q", "currency", "add", "BTC", "--scale", "8"]),
         "BTC\n",
@@ -288,7 +309,12 @@ fn verify_finds_a_default_currency_that_disagrees_with_ledger_meta() {
     s.tamper("UPDATE currencies SET scale = 3 WHERE id = 0");
     let report = s.verify_fails();
     assert_eq!(report.report.failed(), ["ledger_meta"]);
-    let check = &report.report.checks.iter().find(|c| c.name == "ledger_meta").unwrap();
+    let check = &report
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == "ledger_meta")
+        .unwrap();
     assert_eq!(check.problem_count, 1);
     let message = &check.problems[0].message;
     assert!(
@@ -302,11 +328,7 @@ fn verify_finds_a_default_currency_that_disagrees_with_ledger_meta() {
     let report = s.verify_fails();
     // The deposit now names a currency the ledger does not list either.
     assert_eq!(report.report.failed(), ["ledger_meta", "transfer_fields"]);
-    assert!(
-        report.message.contains("no row 0"),
-        "{}",
-        report.message
-    );
+    assert!(report.message.contains("no row 0"), "{}", report.message);
     s.fails(&["currencies"], "integrity", 7);
 }
 

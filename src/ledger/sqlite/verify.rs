@@ -140,7 +140,11 @@ fn ledger_meta(conn: &Connection) -> SqlResult<Check> {
     let pair = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
     let found = DefaultCurrency {
         meta: conn
-            .query_row("SELECT currency, scale FROM ledger_meta WHERE id = 1", [], pair)
+            .query_row(
+                "SELECT currency, scale FROM ledger_meta WHERE id = 1",
+                [],
+                pair,
+            )
             .optional()?,
         listed: conn
             .query_row("SELECT code, scale FROM currencies WHERE id = 0", [], pair)
