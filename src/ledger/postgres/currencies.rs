@@ -7,8 +7,7 @@ use super::NOW_MS;
 use super::commit;
 use super::error::PgResult;
 use super::guard::Guard;
-use crate::error::WalletError;
-use crate::ledger::rules::currencies::{AddCurrency, add_currency};
+use crate::ledger::rules::currencies::{AddCurrency, add_currency, listed};
 use crate::money::{Currencies, Currency, CurrencyId};
 
 /// The schema version that brought `currencies`; a ledger before it has
@@ -22,29 +21,14 @@ pub(super) fn load(client: &mut Client, version: i64, default: &Currency) -> PgR
         return Ok(Currencies::new(default.clone()));
     }
     let rows = client.query("SELECT id, code, scale FROM currencies ORDER BY id", &[])?;
-    let mut list = Vec::with_capacity(rows.len());
-    for row in rows {
-        let (id, code, scale): (i16, String, i32) = (row.get(0), row.get(1), row.get(2));
-        let scale = u8::try_from(scale).ok();
-        match scale {
-            Some(scale) if usize::try_from(id).ok() == Some(list.len()) => {
-                list.push(Currency { code, scale });
-            }
-            _ => {
-                return Err(WalletError::Integrity(format!(
-                    "currency {id} ({}) is not one wallet writes; run `wallet verify`",
-                    crate::text::echo(&code)
-                ))
-                .into());
-            }
-        }
-    }
-    Currencies::from_ordered(list).ok_or_else(|| {
-        WalletError::Integrity(
-            "the ledger lists no currencies, so its default is unknown; run `wallet verify`".into(),
+    let rows = rows.iter().map(|row| {
+        (
+            i64::from(row.get::<_, i16>(0)),
+            row.get(1),
+            i64::from(row.get::<_, i32>(2)),
         )
-        .into()
-    })
+    });
+    Ok(listed(rows)?)
 }
 
 /// `currency add`: a new code takes the next id, with the external

@@ -2,7 +2,7 @@
 //! already has, and which id a new currency takes.
 
 use crate::error::{Result, WalletError};
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, Currency, CurrencyId};
 
 /// What `currency add` does with the code asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,32 @@ pub(crate) fn add_currency(
     }
 }
 
+/// The ledger's currencies from its stored rows (id, code, scale) in id
+/// order. Ids are handed out from 0 without a gap and scales are small,
+/// so a row that breaks either, or no row at all, was not written by
+/// wallet: `integrity`, which `verify` locates.
+pub(crate) fn listed(rows: impl IntoIterator<Item = (i64, String, i64)>) -> Result<Currencies> {
+    let mut list = Vec::new();
+    for (id, code, scale) in rows {
+        match u8::try_from(scale) {
+            Ok(scale) if usize::try_from(id).ok() == Some(list.len()) => {
+                list.push(Currency { code, scale });
+            }
+            _ => {
+                return Err(WalletError::Integrity(format!(
+                    "currency {id} ({}, scale {scale}) is not one wallet writes; run `wallet verify`",
+                    crate::text::echo(&code)
+                )));
+            }
+        }
+    }
+    Currencies::from_ordered(list).ok_or_else(|| {
+        WalletError::Integrity(
+            "the ledger lists no currencies, so its default is unknown; run `wallet verify`".into(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +98,49 @@ mod tests {
         let err = add_currency(stored, Some(CurrencyId(5)), &btc(2)).unwrap_err();
         assert_eq!(err.code(), "currency_exists");
         assert_eq!(err.exit_code(), 4);
+    }
+
+    #[test]
+    fn stored_rows_are_listed_only_in_order_from_zero() {
+        let row = |id: i64, code: &str, scale: i64| (id, code.to_string(), scale);
+        let list = listed([row(0, "PHP", 2), row(1, "BTC", 8)]).unwrap();
+        assert_eq!(list.by_code("btc").unwrap().0, CurrencyId(1));
+        for rows in [
+            vec![],
+            vec![row(1, "BTC", 8)],
+            vec![row(0, "PHP", 2), row(2, "BTC", 8)],
+            vec![row(0, "PHP", -1)],
+        ] {
+            assert_eq!(listed(rows).unwrap_err().code(), "integrity");
+        }
+    }
+
+    #[test]
+    fn a_default_currency_that_disagrees_with_ledger_meta_is_a_finding() {
+        use crate::ledger::rules::verify::{DefaultCurrency, default_currency_problem};
+        let php = Some(("PHP".to_string(), 2));
+        let same = DefaultCurrency {
+            meta: php.clone(),
+            listed: php.clone(),
+        };
+        assert_eq!(default_currency_problem(&same), None);
+        let scale = DefaultCurrency {
+            meta: php.clone(),
+            listed: Some(("PHP".to_string(), 0)),
+        };
+        let problem = default_currency_problem(&scale).unwrap();
+        assert!(problem.message.contains("PHP with 2"), "{problem:?}");
+        let missing = DefaultCurrency {
+            meta: php.clone(),
+            listed: None,
+        };
+        assert!(default_currency_problem(&missing).is_some());
+        // A missing ledger_meta row is its own check's finding.
+        let no_meta = DefaultCurrency {
+            meta: None,
+            listed: php,
+        };
+        assert_eq!(default_currency_problem(&no_meta), None);
     }
 
     #[test]

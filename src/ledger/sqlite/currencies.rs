@@ -4,9 +4,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::{SqlResult, commit};
-use crate::error::WalletError;
 use crate::ledger::clock;
-use crate::ledger::rules::currencies::{AddCurrency, add_currency};
+use crate::ledger::rules::currencies::{AddCurrency, add_currency, listed};
 use crate::money::{Currencies, Currency, CurrencyId};
 
 /// The schema version that brought `currencies`; a ledger before it has
@@ -20,43 +19,10 @@ pub(super) fn load(conn: &Connection, version: i64, default: &Currency) -> SqlRe
         return Ok(Currencies::new(default.clone()));
     }
     let mut stmt = conn.prepare_cached("SELECT id, code, scale FROM currencies ORDER BY id")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
-    let mut list = Vec::new();
-    for row in rows {
-        let (id, code, scale) = row?;
-        list.push(stored(list.len(), id, code, scale)?);
-    }
-    Ok(Currencies::from_ordered(list).ok_or_else(|| missing())?)
-}
-
-/// One stored row as a [`Currency`], if it is one wallet writes: ids are
-/// handed out in order from 0, so the row at `position` has that id.
-pub(super) fn stored(
-    position: usize,
-    id: i64,
-    code: String,
-    scale: i64,
-) -> Result<Currency, WalletError> {
-    let scale = u8::try_from(scale).ok();
-    match scale {
-        Some(scale) if usize::try_from(id).ok() == Some(position) => Ok(Currency { code, scale }),
-        _ => Err(WalletError::Integrity(format!(
-            "currency {id} ({}) is not one wallet writes; run `wallet verify`",
-            crate::text::echo(&code)
-        ))),
-    }
-}
-
-fn missing() -> WalletError {
-    WalletError::Integrity(
-        "the ledger lists no currencies, so its default is unknown; run `wallet verify`".into(),
-    )
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listed(rows)?)
 }
 
 /// `currency add`: a new code takes the next id, with the external
