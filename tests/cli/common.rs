@@ -477,11 +477,6 @@ pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }
 
-/// SQL that takes a ledger file of the current schema (version 8) back to
-/// what version 7 built, text for text: one currency, no exchange pairs.
-/// Each added column carries only its own check, so it can be dropped.
-pub(crate) const SQLITE_TO_VERSION_7: &str = sqlite_to_version_7!();
-
 /// The text of [`SQLITE_TO_VERSION_7`], for the steps further back to
 /// start with.
 macro_rules! sqlite_to_version_7 {
@@ -497,7 +492,11 @@ PRAGMA foreign_keys = ON;
 PRAGMA user_version = 7;"
     };
 }
-use sqlite_to_version_7;
+
+/// SQL that takes a ledger file of the current schema (version 8) back to
+/// what version 7 built, text for text: one currency, no exchange pairs.
+/// Each added column carries only its own check, so it can be dropped.
+pub(crate) const SQLITE_TO_VERSION_7: &str = sqlite_to_version_7!();
 
 /// SQL that takes a ledger file of the current schema back to what version
 /// 6 built, text for text: no account policies, no change feed. The
@@ -532,10 +531,6 @@ PRAGMA foreign_keys = ON;
 PRAGMA user_version = 6;"
 );
 
-/// SQL that takes a PostgreSQL ledger of the current schema (version 7)
-/// back to what version 6 built: one currency, no exchange pairs.
-pub(crate) const POSTGRES_TO_VERSION_6: &str = postgres_to_version_6!();
-
 /// The text of [`POSTGRES_TO_VERSION_6`], for the steps further back to
 /// start with.
 macro_rules! postgres_to_version_6 {
@@ -549,7 +544,10 @@ ALTER TABLE chain_links DROP COLUMN currencies_to;
 DELETE FROM schema_version WHERE version >= 7;"
     };
 }
-use postgres_to_version_6;
+
+/// SQL that takes a PostgreSQL ledger of the current schema (version 7)
+/// back to what version 6 built: one currency, no exchange pairs.
+pub(crate) const POSTGRES_TO_VERSION_6: &str = postgres_to_version_6!();
 
 /// SQL that takes a PostgreSQL ledger of the current schema back to what
 /// version 4 built.
