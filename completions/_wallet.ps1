@@ -31,6 +31,8 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create an empty ledger')
+            [CompletionResult]::new('currency', 'currency', [CompletionResultType]::ParameterValue, 'Add a currency to the ledger: `currency add CODE --scale N`')
+            [CompletionResult]::new('currencies', 'currencies', [CompletionResultType]::ParameterValue, 'List the ledger''s currencies, the default first')
             [CompletionResult]::new('create-user', 'create-user', [CompletionResultType]::ParameterValue, 'Add a user with a zero balance')
             [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals, now or at a point of the past')
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
@@ -68,6 +70,50 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wallet;currency' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a currency with its scale; the same code and scale again replays')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wallet;currency;add' {
+            [CompletionResult]::new('--scale', '--scale', [CompletionResultType]::ParameterName, 'Decimal places of the currency')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'wallet;currency;help' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a currency with its scale; the same code and scale again replays')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wallet;currency;help;add' {
+            break
+        }
+        'wallet;currency;help;help' {
+            break
+        }
+        'wallet;currencies' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'wallet;create-user' {
@@ -360,6 +406,8 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         }
         'wallet;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create an empty ledger')
+            [CompletionResult]::new('currency', 'currency', [CompletionResultType]::ParameterValue, 'Add a currency to the ledger: `currency add CODE --scale N`')
+            [CompletionResult]::new('currencies', 'currencies', [CompletionResultType]::ParameterValue, 'List the ledger''s currencies, the default first')
             [CompletionResult]::new('create-user', 'create-user', [CompletionResultType]::ParameterValue, 'Add a user with a zero balance')
             [CompletionResult]::new('get-user', 'get-user', [CompletionResultType]::ParameterValue, 'Show a user''s balance and pending totals, now or at a point of the past')
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
@@ -388,6 +436,16 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;help;init' {
+            break
+        }
+        'wallet;help;currency' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a currency with its scale; the same code and scale again replays')
+            break
+        }
+        'wallet;help;currency;add' {
+            break
+        }
+        'wallet;help;currencies' {
             break
         }
         'wallet;help;create-user' {

@@ -34,6 +34,12 @@ _wallet() {
             wallet,create-user)
                 cmd="wallet__subcmd__create__subcmd__user"
                 ;;
+            wallet,currencies)
+                cmd="wallet__subcmd__currencies"
+                ;;
+            wallet,currency)
+                cmd="wallet__subcmd__currency"
+                ;;
             wallet,deposit)
                 cmd="wallet__subcmd__deposit"
                 ;;
@@ -94,6 +100,18 @@ _wallet() {
             wallet,withdraw)
                 cmd="wallet__subcmd__withdraw"
                 ;;
+            wallet__subcmd__currency,add)
+                cmd="wallet__subcmd__currency__subcmd__add"
+                ;;
+            wallet__subcmd__currency,help)
+                cmd="wallet__subcmd__currency__subcmd__help"
+                ;;
+            wallet__subcmd__currency__subcmd__help,add)
+                cmd="wallet__subcmd__currency__subcmd__help__subcmd__add"
+                ;;
+            wallet__subcmd__currency__subcmd__help,help)
+                cmd="wallet__subcmd__currency__subcmd__help__subcmd__help"
+                ;;
             wallet__subcmd__help,balances)
                 cmd="wallet__subcmd__help__subcmd__balances"
                 ;;
@@ -111,6 +129,12 @@ _wallet() {
                 ;;
             wallet__subcmd__help,create-user)
                 cmd="wallet__subcmd__help__subcmd__create__subcmd__user"
+                ;;
+            wallet__subcmd__help,currencies)
+                cmd="wallet__subcmd__help__subcmd__currencies"
+                ;;
+            wallet__subcmd__help,currency)
+                cmd="wallet__subcmd__help__subcmd__currency"
                 ;;
             wallet__subcmd__help,deposit)
                 cmd="wallet__subcmd__help__subcmd__deposit"
@@ -172,6 +196,9 @@ _wallet() {
             wallet__subcmd__help,withdraw)
                 cmd="wallet__subcmd__help__subcmd__withdraw"
                 ;;
+            wallet__subcmd__help__subcmd__currency,add)
+                cmd="wallet__subcmd__help__subcmd__currency__subcmd__add"
+                ;;
             *)
                 ;;
         esac
@@ -179,7 +206,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init currency currencies create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +394,130 @@ _wallet() {
                     fi
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currencies)
+            opts="-q -h --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currency)
+            opts="-q -h --db --json --quiet --lock-timeout --help add help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currency__subcmd__add)
+            opts="-q -h --scale --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --scale)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currency__subcmd__help)
+            opts="add help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currency__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__currency__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -609,7 +760,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
+            opts="init currency currencies create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -695,6 +846,48 @@ _wallet() {
         wallet__subcmd__help__subcmd__create__subcmd__user)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__currencies)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__currency)
+            opts="add"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__currency__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

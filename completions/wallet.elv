@@ -28,6 +28,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand init 'Create an empty ledger'
+            cand currency 'Add a currency to the ledger: `currency add CODE --scale N`'
+            cand currencies 'List the ledger''s currencies, the default first'
             cand create-user 'Add a user with a zero balance'
             cand get-user 'Show a user''s balance and pending totals, now or at a point of the past'
             cand deposit 'Queue money coming in to a user from outside the ledger'
@@ -64,6 +66,44 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --quiet 'Print nothing on success but the data asked for'
             cand -h 'Print help'
             cand --help 'Print help'
+        }
+        &'wallet;currency'= {
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand add 'Add a currency with its scale; the same code and scale again replays'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wallet;currency;add'= {
+            cand --scale 'Decimal places of the currency'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wallet;currency;help'= {
+            cand add 'Add a currency with its scale; the same code and scale again replays'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wallet;currency;help;add'= {
+        }
+        &'wallet;currency;help;help'= {
+        }
+        &'wallet;currencies'= {
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;create-user'= {
             cand --overdraft 'How far below zero the balance may go, e.g. 500.00 (0: none)'
@@ -331,6 +371,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;help'= {
             cand init 'Create an empty ledger'
+            cand currency 'Add a currency to the ledger: `currency add CODE --scale N`'
+            cand currencies 'List the ledger''s currencies, the default first'
             cand create-user 'Add a user with a zero balance'
             cand get-user 'Show a user''s balance and pending totals, now or at a point of the past'
             cand deposit 'Queue money coming in to a user from outside the ledger'
@@ -358,6 +400,13 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;help;init'= {
+        }
+        &'wallet;help;currency'= {
+            cand add 'Add a currency with its scale; the same code and scale again replays'
+        }
+        &'wallet;help;currency;add'= {
+        }
+        &'wallet;help;currencies'= {
         }
         &'wallet;help;create-user'= {
         }

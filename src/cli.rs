@@ -121,6 +121,32 @@ pub enum Command {
   wallet --db books.db init --currency USD --scale 2")]
     Init(InitArgs),
 
+    /// Add a currency to the ledger: `currency add CODE --scale N`
+    #[command(
+        long_about = "Add a currency to the ledger.
+
+The ledger starts with the currency `init` named, its default; `currency add \
+CODE --scale N` adds another, with N decimal places. A currency's scale never \
+changes: the same code and scale again answers the currency as it is \
+(\"replayed\": true), the same code with another scale fails with \
+`currency_exists` (exit 4). `wallet currencies` lists them.",
+        after_help = "Examples:
+  wallet currency add BTC --scale 8
+  wallet --json currency add USD --scale 2"
+    )]
+    Currency(CurrencyArgs),
+
+    /// List the ledger's currencies, the default first
+    #[command(
+        long_about = "List the ledger's currencies in the order they were added, the default \
+(the one `init` named) first, each with its code, its scale (decimal places) \
+and whether it is the default.",
+        after_help = "Examples:
+  wallet currencies
+  wallet --json currencies | jq -r '.[].code'"
+    )]
+    Currencies,
+
     /// Add a user with a zero balance
     #[command(
         long_about = "Add a user with a zero balance.
@@ -519,6 +545,41 @@ pub struct InitArgs {
 
     /// Decimal places of the currency
     #[arg(long, default_value_t = 2, value_name = "N")]
+    pub scale: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct CurrencyArgs {
+    #[command(subcommand)]
+    pub command: CurrencyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CurrencyCommand {
+    /// Add a currency with its scale; the same code and scale again replays
+    #[command(
+        long_about = "Add a currency with its scale (decimal places).
+
+Prints {\"status\":\"created\",\"code\",\"scale\",\"replayed\"}; with -q only \
+the code. The same code and scale again answers the currency as it is, with \
+\"replayed\": true; the same code with another scale fails with \
+`currency_exists` (exit 4), as a scale never changes. A code is 2-8 ASCII \
+letters or digits starting with a letter, in any case (kept upper-cased); \
+anything else is `invalid_currency` (exit 5).",
+        after_help = "Examples:
+  wallet currency add BTC --scale 8
+  wallet -q currency add usd --scale 2"
+    )]
+    Add(CurrencyAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CurrencyAddArgs {
+    /// Currency code: 2-8 ASCII letters or digits starting with a letter
+    pub code: String,
+
+    /// Decimal places of the currency
+    #[arg(long, value_name = "N")]
     pub scale: u8,
 }
 

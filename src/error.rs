@@ -34,6 +34,16 @@ pub enum WalletError {
 
     #[error("user '{0}' already exists")]
     UserExists(String),
+    /// `currency add` of a code the ledger has with another scale: a
+    /// currency's scale never changes.
+    #[error(
+        "currency '{code}' already exists with scale {scale}, not {wanted}; a currency's scale never changes"
+    )]
+    CurrencyExists {
+        code: String,
+        scale: i64,
+        wanted: u8,
+    },
     #[error("{what} already exists at '{ledger}'")]
     LedgerExists {
         ledger: Location,
@@ -195,6 +205,7 @@ impl WalletError {
             Self::TransferNotFound(_) => "transfer_not_found",
             Self::UserExists(_) => "user_exists",
             Self::LedgerExists { .. } => "ledger_exists",
+            Self::CurrencyExists { .. } => "currency_exists",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::NotPending { .. } => "not_pending",
             Self::NotHeld { .. } => "not_held",
@@ -240,6 +251,7 @@ impl WalletError {
             | Self::TransferNotFound(_) => 3,
             Self::UserExists(_)
             | Self::LedgerExists { .. }
+            | Self::CurrencyExists { .. }
             | Self::IdempotencyConflict { .. }
             | Self::NotPending { .. }
             | Self::NotHeld { .. }

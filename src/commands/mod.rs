@@ -7,6 +7,8 @@ mod change_policy;
 mod close;
 mod completions;
 mod create_user;
+mod currencies;
+mod currency;
 mod deposit;
 mod events;
 mod export;
@@ -84,6 +86,8 @@ pub fn run(cli: Cli) -> Result<Report> {
     };
     match cli.command {
         Command::Init(args) => init::run(&context, args),
+        Command::Currency(args) => currency::run(&context, args),
+        Command::Currencies => currencies::run(&context),
         Command::CreateUser(args) => create_user::run(&context, args),
         Command::GetUser(args) => get_user::run(&context, args),
         Command::Deposit(args) => deposit::run(&context, args),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::domain::{Email, IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
-use crate::money::{Amount, Currency};
+use crate::money::{Amount, Currencies, Currency, CurrencyId};
 
 pub use crate::location::{Location, hide_passwords_in};
 pub use events::{About, Cursor, EventKind, EventRecord};
@@ -108,6 +108,17 @@ impl Ledger {
 
     pub(crate) fn currency(&self) -> &Currency {
         self.store.currency()
+    }
+
+    /// The ledger's currencies, the default first.
+    pub(crate) fn currencies(&self) -> &Currencies {
+        self.store.currencies()
+    }
+
+    /// Adds a currency; returns its id and whether the ledger had it
+    /// already with the same scale (a replay).
+    pub(crate) fn add_currency(&mut self, currency: &Currency) -> Result<(CurrencyId, bool)> {
+        self.store.add_currency(currency)
     }
 
     /// Adds a user; an `overdraft` above zero is recorded as its first

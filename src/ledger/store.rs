@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::domain::{Email, UserName};
 use crate::error::Result;
-use crate::money::Currency;
+use crate::money::{Currencies, Currency, CurrencyId};
 
 use super::events::{Cursor, EventRecord};
 use super::model::{
@@ -80,6 +80,17 @@ pub(super) trait Engine {
 pub trait Store {
     /// The ledger's currency, read when it was opened.
     fn currency(&self) -> &Currency;
+
+    /// The ledger's currencies, the default first, as read when it was
+    /// opened and after this store's own [`Store::add_currency`]: a scale
+    /// never changes, so the list only grows.
+    fn currencies(&self) -> &Currencies;
+
+    /// Adds a currency with the next id, and the external account's
+    /// balance in it at zero, in one transaction; returns its id and
+    /// whether it was there already with the same scale (a replay). The
+    /// same code with another scale is `currency_exists`.
+    fn add_currency(&mut self, currency: &Currency) -> Result<(CurrencyId, bool)>;
 
     /// What this engine takes at once and in one transaction.
     fn profile(&self) -> Profile;

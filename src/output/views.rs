@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::ledger::TxId;
 use crate::ledger::{TransferRecord, UserRecord};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency, CurrencyId};
 use crate::output::Human;
 use crate::time;
 
@@ -248,6 +248,42 @@ impl TransferView {
                 })
                 .collect(),
             empty,
+        }
+    }
+}
+
+/// A currency as `currencies` lists it.
+#[derive(Debug, Serialize)]
+pub(crate) struct CurrencyView {
+    pub code: String,
+    /// Decimal places of every amount in it.
+    pub scale: u8,
+    /// The one `init` named: amounts that name no currency are in it.
+    pub default: bool,
+}
+
+impl CurrencyView {
+    /// Every currency of the ledger, in id order: the default first.
+    pub(crate) fn list(currencies: &Currencies) -> Vec<Self> {
+        currencies
+            .iter()
+            .map(|(id, currency)| Self {
+                code: currency.code.clone(),
+                scale: currency.scale,
+                default: id == CurrencyId::DEFAULT,
+            })
+            .collect()
+    }
+
+    /// The currencies as one table, a row each.
+    pub(crate) fn rows(views: &[CurrencyView]) -> Human {
+        Human::Rows {
+            header: vec!["code", "scale", "default"],
+            rows: views
+                .iter()
+                .map(|v| vec![v.code.clone(), v.scale.to_string(), yes_no(v.default)])
+                .collect(),
+            empty: "no currencies".into(),
         }
     }
 }

@@ -329,8 +329,8 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
         other => crate::common::no_case(other),
     });
     let expected = match crate::common::engine().name() {
-        "sqlite" => "9",
-        "postgres" => "8",
+        "sqlite" => "11",
+        "postgres" => "10",
         other => crate::common::no_case(other),
     };
     assert_eq!(

@@ -477,10 +477,34 @@ pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }
 
-/// SQL that takes a ledger file of the current schema (version 7) back to
-/// what version 6 built, text for text: no account policies, no change
-/// feed. The accounts table is built again as versions 1 and 4 left it.
-pub(crate) const SQLITE_TO_VERSION_6: &str = "PRAGMA foreign_keys = OFF;
+/// The text of [`SQLITE_TO_VERSION_7`], for the steps further back to
+/// start with.
+macro_rules! sqlite_to_version_7 {
+    () => {
+        "PRAGMA foreign_keys = OFF;
+DROP TABLE balances;
+DROP TABLE currencies;
+ALTER TABLE transfers DROP COLUMN pair_tx_id;
+ALTER TABLE transfers DROP COLUMN currency;
+ALTER TABLE policy_changes DROP COLUMN currency;
+ALTER TABLE chain_links DROP COLUMN currencies_to;
+PRAGMA foreign_keys = ON;
+PRAGMA user_version = 7;"
+    };
+}
+
+/// SQL that takes a ledger file of the current schema (version 8) back to
+/// what version 7 built, text for text: one currency, no exchange pairs.
+/// Each added column carries only its own check, so it can be dropped.
+pub(crate) const SQLITE_TO_VERSION_7: &str = sqlite_to_version_7!();
+
+/// SQL that takes a ledger file of the current schema back to what version
+/// 6 built, text for text: no account policies, no change feed. The
+/// accounts table is built again as versions 1 and 4 left it.
+pub(crate) const SQLITE_TO_VERSION_6: &str = concat!(
+    sqlite_to_version_7!(),
+    "
+PRAGMA foreign_keys = OFF;
 PRAGMA legacy_alter_table = ON;
 DROP TABLE events;
 DROP TABLE policy_changes;
@@ -504,13 +528,36 @@ DROP TABLE accounts_v7;
 CREATE UNIQUE INDEX accounts_by_name ON accounts (name COLLATE NOCASE);
 PRAGMA legacy_alter_table = OFF;
 PRAGMA foreign_keys = ON;
-PRAGMA user_version = 6;";
+PRAGMA user_version = 6;"
+);
 
-/// SQL that takes a PostgreSQL ledger of the current schema (version 6)
-/// back to what version 4 built.
-pub(crate) const POSTGRES_TO_VERSION_4: &str = "DROP TABLE events;
+/// The text of [`POSTGRES_TO_VERSION_6`], for the steps further back to
+/// start with.
+macro_rules! postgres_to_version_6 {
+    () => {
+        "DROP TABLE balances;
+DROP TABLE currencies;
+ALTER TABLE transfers DROP CONSTRAINT transfers_pair_check;
+ALTER TABLE transfers DROP COLUMN pair_tx_id, DROP COLUMN currency;
+ALTER TABLE policy_changes DROP COLUMN currency;
+ALTER TABLE chain_links DROP COLUMN currencies_to;
+DELETE FROM schema_version WHERE version >= 7;"
+    };
+}
+
+/// SQL that takes a PostgreSQL ledger of the current schema (version 7)
+/// back to what version 6 built: one currency, no exchange pairs.
+pub(crate) const POSTGRES_TO_VERSION_6: &str = postgres_to_version_6!();
+
+/// SQL that takes a PostgreSQL ledger of the current schema back to what
+/// version 4 built.
+pub(crate) const POSTGRES_TO_VERSION_4: &str = concat!(
+    postgres_to_version_6!(),
+    "
+DROP TABLE events;
 DROP TABLE policy_changes;
 ALTER TABLE chain_links DROP COLUMN changes_to;
 ALTER TABLE accounts DROP COLUMN overdraft, DROP COLUMN frozen, DROP COLUMN closed;
 ALTER TABLE accounts ADD CONSTRAINT accounts_check1 CHECK (id = 0 OR balance >= 0);
-DELETE FROM schema_version WHERE version >= 5;";
+DELETE FROM schema_version WHERE version >= 5;"
+);

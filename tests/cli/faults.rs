@@ -885,7 +885,7 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 7})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 8})
     );
     s.ok(&["get-user", "alice"]);
     let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
@@ -972,7 +972,7 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
         .sqlite()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let posted: i64 = s
         .sqlite()
         .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
@@ -1296,7 +1296,7 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 3, "to": 7})
+        serde_json::json!({"status": "migrated", "from": 3, "to": 8})
     );
     let after = s.ok(&["--json", "history", "alice"]);
     let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();

@@ -76,6 +76,7 @@ mod chain;
 mod common;
 mod core;
 mod crash;
+mod currencies;
 mod derived;
 mod dry_run;
 mod engine;

@@ -144,7 +144,17 @@ impl TestLedger for PostgresLedger {
             "lanes",
             "accounts",
             "transfers",
+            "currencies",
+            "balances",
         ] {
+            // A ledger of a schema before currencies lacks the last two.
+            let present: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                .unwrap()
+                .get(0);
+            if !present {
+                continue;
+            }
             let row = client
                 .query_one(
                     &format!(

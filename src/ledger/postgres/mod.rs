@@ -12,6 +12,7 @@
 
 mod chain;
 mod connect;
+mod currencies;
 mod error;
 mod events;
 mod guard;
@@ -40,7 +41,7 @@ use crate::ledger::model::{
     TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 use crate::ledger::store::{Access, Engine, OpenOptions, Profile, Store};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency, CurrencyId};
 
 pub(super) use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
@@ -74,6 +75,8 @@ pub(super) struct PgStore {
     client: Client,
     target: Target,
     currency: Currency,
+    /// Read when the ledger was opened, and again after this store adds one.
+    currencies: Currencies,
     lanes: i32,
     errors: ErrorContext,
     /// What this connection last found of the schema; every writing
@@ -177,10 +180,26 @@ impl PgStore {
                 ));
             }
         };
+        let version = if gate == Gate::Write {
+            schema::latest_version()
+        } else {
+            found.version
+        };
+        let currencies = match currencies::load(&mut client, version, &currency) {
+            Ok(currencies) => currencies,
+            // `verify` reports what is wrong with the table; a lost server
+            // is an error for every command.
+            Err(PgFault::Pg(err)) if gate == Gate::Report && err.as_db_error().is_some() => {
+                Currencies::new(currency.clone())
+            }
+            Err(PgFault::Wallet(_)) if gate == Gate::Report => Currencies::new(currency.clone()),
+            Err(fault) => return Err(errors.lift(fault)),
+        };
         Ok(Self {
             client,
             target,
             currency,
+            currencies,
             lanes,
             errors,
             guard,
@@ -410,6 +429,13 @@ fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgRes
         ),
         &[&currency.code, &i32::from(currency.scale), &schema::LANES],
     )?;
+    // The default currency is row 0; its figures live in `accounts`, so it
+    // has no `balances` rows.
+    client.execute(
+        "INSERT INTO currencies (id, code, scale, created_at)
+         SELECT 0, currency, scale, created_at FROM ledger_meta",
+        &[],
+    )?;
     client.execute(
         "INSERT INTO lanes (lane) SELECT generate_series(0, $1 - 1)",
         &[&schema::LANES],
@@ -492,6 +518,20 @@ impl Engine for PgEngine<'_> {
 impl Store for PgStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn currencies(&self) -> &Currencies {
+        &self.currencies
+    }
+
+    fn add_currency(&mut self, currency: &Currency) -> Result<(CurrencyId, bool)> {
+        let added =
+            self.retrying(|store| currencies::add(&mut store.client, &mut store.guard, currency))?;
+        let default = self.currency.clone();
+        self.currencies = self.reading(|store| {
+            currencies::load(&mut store.client, schema::latest_version(), &default)
+        })?;
+        Ok(added)
     }
 
     fn profile(&self) -> Profile {

@@ -193,6 +193,51 @@ ALTER TABLE events ADD CONSTRAINT events_about_check CHECK (
     AND (tx_ids IS NULL OR kind = 0)
 );
 "#,
+    // 7: many currencies in one ledger. The default currency, the one
+    // `init` named, is row 0 of `currencies` and keeps its figures in
+    // `accounts` as before, so a ledger of one currency reads and writes
+    // the tables it did. A `balances` row holds a user's figures (or, for
+    // account 0, the external account's) in any other currency. The new
+    // columns take a constant default, which the server keeps in the
+    // catalog instead of rewriting the rows: a transfer or a policy change
+    // of an older ledger is in currency 0. The new check scans `transfers`
+    // once. A schema built at this version has no `ledger_meta` row yet,
+    // so the copy into `currencies` copies nothing there (creation inserts
+    // row 0).
+    r#"
+CREATE TABLE currencies (
+    id          smallint PRIMARY KEY CHECK (id >= 0),
+    code        text     NOT NULL,
+    scale       integer  NOT NULL CHECK (scale BETWEEN 0 AND 18),
+    created_at  bigint   NOT NULL
+);
+
+CREATE UNIQUE INDEX currencies_by_code ON currencies (code);
+
+INSERT INTO currencies (id, code, scale, created_at)
+    SELECT 0, currency, scale, created_at FROM ledger_meta;
+
+CREATE TABLE balances (
+    account     bigint   NOT NULL REFERENCES accounts (id),
+    currency    smallint NOT NULL REFERENCES currencies (id),
+    balance     bigint   NOT NULL DEFAULT 0,
+    pending_in  bigint   NOT NULL DEFAULT 0 CHECK (pending_in >= 0),
+    pending_out bigint   NOT NULL DEFAULT 0 CHECK (pending_out >= 0),
+    held        bigint   NOT NULL DEFAULT 0 CHECK (held >= 0),
+    overdraft   bigint   NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    created_at  bigint   NOT NULL,
+    PRIMARY KEY (account, currency),
+    CHECK (currency <> 0),
+    CHECK (account <> 0 OR (overdraft = 0 AND held = 0))
+);
+
+ALTER TABLE transfers ADD COLUMN currency smallint NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN pair_tx_id bigint;
+ALTER TABLE transfers ADD CONSTRAINT transfers_pair_check
+    CHECK (pair_tx_id IS NULL OR (pair_tx_id <> tx_id AND hold_amount IS NULL AND refund_of IS NULL));
+ALTER TABLE policy_changes ADD COLUMN currency smallint NOT NULL DEFAULT 0;
+ALTER TABLE chain_links ADD COLUMN currencies_to bigint;
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

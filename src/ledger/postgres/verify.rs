@@ -11,10 +11,11 @@ use crate::ledger::model::{
 };
 use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
-    AccountFigures, Debit, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings,
-    LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS, Tally,
-    figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
-    transfer_field_suspects,
+    AccountFigures, Debit, DefaultCurrency, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK,
+    HoldFindings, LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS,
+    Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks, holds_check,
+    older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
+    unknown_currency_problem,
 };
 use crate::money::{Currency, CurrencyId};
 
@@ -196,6 +197,18 @@ fn ledger_meta(client: &mut Client) -> PgResult<Check> {
             "the ledger_meta row (the ledger's currency and scale) is missing",
         ));
     }
+    let pair = |row: postgres::Row| (row.get(0), i64::from(row.get::<_, i32>(1)));
+    let found = DefaultCurrency {
+        meta: client
+            .query_opt("SELECT currency, scale FROM ledger_meta WHERE id = 1", &[])?
+            .map(pair),
+        listed: client
+            .query_opt("SELECT code, scale FROM currencies WHERE id = 0", &[])?
+            .map(pair),
+    };
+    if let Some(problem) = default_currency_problem(&found) {
+        findings.push(problem);
+    }
     Ok(findings.into_check(
         "ledger_meta",
         "the ledger records its currency and scale".into(),
@@ -265,6 +278,9 @@ fn transfer_fields(client: &mut Client) -> PgResult<Check> {
         if let Some(problem) = transfer_field_problem(stored) {
             findings.push(problem);
         }
+    }
+    for row in client.query(UNKNOWN_CURRENCY_TRANSFERS, &[])? {
+        findings.push(unknown_currency_problem(row.get(0), row.get(1)));
     }
     Ok(findings.into_check(TRANSFER_FIELDS.0, TRANSFER_FIELDS.1.into()))
 }

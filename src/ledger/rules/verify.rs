@@ -627,6 +627,53 @@ pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
     )
 }
 
+/// Transfers that name a currency the ledger does not list: (tx_id,
+/// currency). SQL both engines run; the column has no reference a ledger
+/// file could enforce, so this is its check.
+pub(crate) const UNKNOWN_CURRENCY_TRANSFERS: &str =
+    "SELECT tx_id, CAST(currency AS BIGINT) FROM transfers
+      WHERE currency NOT IN (SELECT id FROM currencies) ORDER BY tx_id";
+
+/// The default currency as `ledger_meta` records it and as row 0 of
+/// `currencies` does (code, scale), for [`default_currency_problem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DefaultCurrency {
+    pub meta: Option<(String, i64)>,
+    pub listed: Option<(String, i64)>,
+}
+
+/// What is wrong with the default currency's two records, if anything:
+/// row 0 of `currencies` is the currency `ledger_meta` names, with its
+/// scale. A missing `ledger_meta` row is the `ledger_meta` check's own
+/// finding, so it is not reported again here.
+pub(crate) fn default_currency_problem(found: &DefaultCurrency) -> Option<Problem> {
+    let (code, scale) = found.meta.as_ref()?;
+    let message = match &found.listed {
+        None => format!(
+            "the currencies table has no row 0 for the default currency ({}, {scale} decimal places)",
+            echo(code)
+        ),
+        Some((listed, listed_scale)) if listed != code || listed_scale != scale => format!(
+            "currency 0 is {} with {listed_scale} decimal places, but ledger_meta names {} with {scale}",
+            echo(listed),
+            echo(code)
+        ),
+        Some(_) => return None,
+    };
+    Some(Problem::about_file(message))
+}
+
+/// A transfer that names a currency the ledger does not list.
+pub(crate) fn unknown_currency_problem(tx_id: i64, currency: i64) -> Problem {
+    Problem {
+        user: None,
+        tx_id: Some(tx_id),
+        message: format!(
+            "transfer {tx_id} names currency {currency}, which is not one of the ledger's currencies"
+        ),
+    }
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -132,9 +132,16 @@ fn build(temp: &Path, currency: &Currency) -> super::error::SqlResult<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
     schema::migrate(&mut conn)?;
+    let now = clock::now_ms();
     conn.execute(
         "INSERT INTO ledger_meta (id, currency, scale, created_at) VALUES (1, ?1, ?2, ?3)",
-        rusqlite::params![currency.code, currency.scale, clock::now_ms()],
+        rusqlite::params![currency.code, currency.scale, now],
+    )?;
+    // The default currency is row 0; its figures live in `accounts`, so it
+    // has no `balances` rows.
+    conn.execute(
+        "INSERT INTO currencies (id, code, scale, created_at) VALUES (0, ?1, ?2, ?3)",
+        rusqlite::params![currency.code, currency.scale, now],
     )?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -16,6 +16,7 @@
 
 mod chain;
 mod create;
+mod currencies;
 mod error;
 mod events;
 mod files;
@@ -53,7 +54,7 @@ use crate::error::{Result, WalletError};
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::location::Location;
-use crate::money::Currency;
+use crate::money::{Currencies, Currency, CurrencyId};
 use error::{ErrorContext, SqlResult, error_context, io_error, not_a_ledger};
 
 /// Whether opening refuses a schema that differs from the one the
@@ -76,6 +77,8 @@ pub(super) struct SqliteStore {
     /// (fields drop in order).
     made_shm: Option<files::MadeShm>,
     currency: Currency,
+    /// Read when the ledger was opened, and again after this store adds one.
+    currencies: Currencies,
     errors: ErrorContext,
     caches: Caches,
     files: FileIdentity,
@@ -519,10 +522,22 @@ fn validate(
             .into());
         }
     };
+    let version = if migrated {
+        schema::latest_version()
+    } else {
+        version
+    };
+    let currencies = match currencies::load(&conn, version, &currency) {
+        Ok(currencies) => currencies,
+        // `verify` reports what is wrong with the table.
+        Err(_) if gate == SchemaGate::Report => Currencies::new(currency.clone()),
+        Err(fault) => return Err(fault),
+    };
     Ok(SqliteStore {
         conn,
         made_shm: None,
         currency,
+        currencies,
         errors: error_context(path, options),
         caches: Caches::default(),
         files: FileIdentity::of(path),
@@ -563,6 +578,23 @@ impl Engine for SqliteEngine<'_> {
 impl Store for SqliteStore {
     fn currency(&self) -> &Currency {
         &self.currency
+    }
+
+    fn currencies(&self) -> &Currencies {
+        &self.currencies
+    }
+
+    fn add_currency(&mut self, currency: &Currency) -> Result<(CurrencyId, bool)> {
+        self.share()?;
+        self.files.check(&self.errors.path)?;
+        self.wrote = true;
+        let added = self.run(|store| currencies::add(&mut store.conn, currency))?;
+        let default = self.currency.clone();
+        self.currencies = self.run(|store| {
+            let version = schema::version_of(&store.conn)?;
+            currencies::load(&store.conn, version, &default)
+        })?;
+        Ok(added)
     }
 
     fn profile(&self) -> Profile {

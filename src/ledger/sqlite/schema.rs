@@ -288,6 +288,52 @@ CREATE TABLE events (
 
 ALTER TABLE chain_links ADD COLUMN changes_to INTEGER;
 "#,
+    // 8: many currencies in one ledger. The default currency, the one
+    // `init` named, is row 0 of `currencies` and keeps its figures in
+    // `accounts` as before, so a ledger of one currency reads and writes
+    // the tables it did. A `balances` row holds a user's figures (or, for
+    // account 0, the external account's) in any other currency. The new
+    // columns take a constant default, which rewrites no row: a transfer
+    // or a policy change of an older ledger is in currency 0. No column
+    // here references `currencies`, as SQLite refuses to add one with a
+    // default other than NULL, and `verify` checks them instead. A file
+    // created at this version has no `ledger_meta` row yet, so the copy
+    // into `currencies` copies nothing there (creation inserts row 0).
+    r#"
+CREATE TABLE currencies (
+    id          INTEGER PRIMARY KEY CHECK (id >= 0),
+    code        TEXT    NOT NULL,
+    scale       INTEGER NOT NULL CHECK (scale BETWEEN 0 AND 18),
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE UNIQUE INDEX currencies_by_code ON currencies (code);
+
+INSERT INTO currencies (id, code, scale, created_at)
+    SELECT 0, currency, scale, created_at FROM ledger_meta;
+
+CREATE TABLE balances (
+    account     INTEGER NOT NULL REFERENCES accounts (id),
+    currency    INTEGER NOT NULL REFERENCES currencies (id),
+    balance     INTEGER NOT NULL DEFAULT 0,
+    pending_in  INTEGER NOT NULL DEFAULT 0 CHECK (pending_in >= 0),
+    pending_out INTEGER NOT NULL DEFAULT 0 CHECK (pending_out >= 0),
+    held        INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    overdraft   INTEGER NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account, currency),
+    CHECK (currency <> 0),
+    CHECK (account <> 0 OR (overdraft = 0 AND held = 0))
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE transfers ADD COLUMN currency INTEGER NOT NULL DEFAULT 0 CHECK (currency >= 0);
+
+ALTER TABLE transfers ADD COLUMN pair_tx_id INTEGER CHECK (pair_tx_id <> tx_id);
+
+ALTER TABLE policy_changes ADD COLUMN currency INTEGER NOT NULL DEFAULT 0 CHECK (currency >= 0);
+
+ALTER TABLE chain_links ADD COLUMN currencies_to INTEGER;
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -301,7 +347,10 @@ pub(super) fn latest_version() -> i64 {
 pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "accounts"),
     ("index", "accounts_by_name"),
+    ("table", "balances"),
     ("table", "chain_links"),
+    ("table", "currencies"),
+    ("index", "currencies_by_code"),
     ("table", "events"),
     ("table", "late_applied"),
     ("index", "late_applied_by_batch"),

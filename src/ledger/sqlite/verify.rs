@@ -2,7 +2,7 @@
 //! check, the schema, foreign keys), then the figures every engine hands to
 //! [`rules::verify`], all read from one snapshot.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{ErrorContext, Fault, SqlResult};
 use super::schema;
@@ -12,10 +12,11 @@ use crate::ledger::model::{
 };
 use crate::ledger::rules::replay::{HISTORY_CHECK, LateSide, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
-    AccountFigures, Debit, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK, HoldFindings,
-    LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS, Tally,
-    figure_checks, holds_check, older_schema, over_refunded, transfer_field_problem,
-    transfer_field_suspects,
+    AccountFigures, Debit, DefaultCurrency, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK,
+    HoldFindings, LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS,
+    Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks, holds_check,
+    older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
+    unknown_currency_problem,
 };
 use crate::money::{Currency, CurrencyId};
 
@@ -135,6 +136,22 @@ fn ledger_meta(conn: &Connection) -> SqlResult<Check> {
         findings.push(Problem::about_file(
             "the ledger_meta row (the ledger's currency and scale) is missing",
         ));
+    }
+    let pair = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
+    let found = DefaultCurrency {
+        meta: conn
+            .query_row(
+                "SELECT currency, scale FROM ledger_meta WHERE id = 1",
+                [],
+                pair,
+            )
+            .optional()?,
+        listed: conn
+            .query_row("SELECT code, scale FROM currencies WHERE id = 0", [], pair)
+            .optional()?,
+    };
+    if let Some(problem) = default_currency_problem(&found) {
+        findings.push(problem);
     }
     Ok(findings.into_check(
         "ledger_meta",
@@ -271,6 +288,11 @@ fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
         if let Some(problem) = transfer_field_problem(stored) {
             findings.push(problem);
         }
+    }
+    let mut stmt = conn.prepare(UNKNOWN_CURRENCY_TRANSFERS)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        findings.push(unknown_currency_problem(row.get(0)?, row.get(1)?));
     }
     Ok(findings.into_check(TRANSFER_FIELDS.0, TRANSFER_FIELDS.1.into()))
 }
