@@ -905,9 +905,9 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// A command to print the page of, e.g. transfer; the main page if absent
-    #[arg(value_name = "COMMAND")]
-    pub command: Option<String>,
+    /// A command to print the page of, e.g. transfer, or currency add; the main page if absent
+    #[arg(value_name = "COMMAND", num_args = 0..)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

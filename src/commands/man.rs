@@ -13,7 +13,7 @@ struct Page {
 }
 
 pub(super) fn run(args: ManArgs) -> Result<Report> {
-    let (file_name, roff) = man_page::page(args.command.as_deref())?;
+    let (file_name, roff) = man_page::page(&args.command)?;
     Ok(Report::new(
         Page {
             file_name,

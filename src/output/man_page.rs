@@ -9,21 +9,24 @@ use roff::{Roff, bold, roman};
 use crate::cli::Cli;
 use crate::error::{Result, WalletError};
 
-/// The page `wallet.1`, or `wallet-COMMAND.1` for a visible subcommand:
-/// its file name and its roff text.
-pub(crate) fn page(command: Option<&str>) -> Result<(String, String)> {
+/// The page `wallet.1`, or `wallet-COMMAND.1` for a visible subcommand
+/// (`wallet-currency-add.1` for one of a subcommand's own, named by its
+/// path): its file name and its roff text.
+pub(crate) fn page(path: &[String]) -> Result<(String, String)> {
     let mut cli = Cli::command().disable_help_subcommand(true);
     // Building gives subcommands their display names (`wallet-transfer`),
     // which the pages use for their titles and cross-references.
     cli.build();
-    let cmd = match command {
-        None => cli,
-        Some(name) => cli
+    let mut cmd = cli;
+    for name in path {
+        let sub = cmd
             .get_subcommands()
             .find(|sub| sub.get_name() == name && !sub.is_hide_set())
-            .cloned()
-            .ok_or_else(|| WalletError::Usage(format!("there is no manual page for '{name}'")))?,
-    };
+            .cloned();
+        cmd = sub.ok_or_else(|| {
+            WalletError::Usage(format!("there is no manual page for '{}'", path.join(" ")))
+        })?;
+    }
     let examples = cmd.get_after_help().map(ToString::to_string);
     let has_subcommands = cmd.get_subcommands().any(|sub| !sub.is_hide_set());
     let man = Man::new(cmd).source(format!("wallet {}", env!("CARGO_PKG_VERSION")));
@@ -160,14 +163,17 @@ mod tests {
 
     #[test]
     fn every_visible_command_has_a_page_with_examples() {
-        let (name, roff) = page(None).unwrap();
+        let (name, roff) = page(&[]).unwrap();
         assert_eq!(name, "wallet.1");
         assert!(roff.contains(".SH EXAMPLES"));
         assert!(roff.contains("wallet\\-transfer(1)"));
-        let (name, roff) = page(Some("transfer")).unwrap();
+        let (name, roff) = page(&["transfer".to_string()]).unwrap();
         assert_eq!(name, "wallet-transfer.1");
         assert!(roff.contains("wallet transfer alice bob 25.50 \\-\\-id order\\-42"));
-        assert!(page(Some("man")).is_err(), "hidden commands have no page");
+        assert!(
+            page(&["man".to_string()]).is_err(),
+            "hidden commands have no page"
+        );
         for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
             assert!(roff.contains(section), "{section}");
         }

@@ -730,16 +730,21 @@ fn generated_completions_are_committed_and_up_to_date() {
 fn generated_man_pages_are_committed_and_up_to_date() {
     let s = Sandbox::new();
     let mut stale = Vec::new();
-    let mut pages = vec![(None, "wallet.1".to_string())];
-    for sub in wallet::cli::Cli::command().get_subcommands() {
-        if !sub.is_hide_set() {
-            let name = sub.get_name().to_string();
-            pages.push((Some(name.clone()), format!("wallet-{name}.1")));
+    // Every visible command at any depth has its page: `wallet man
+    // currency add` writes wallet-currency-add.1.
+    fn visit(cmd: &clap::Command, path: &[String], pages: &mut Vec<(Vec<String>, String)>) {
+        for sub in cmd.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            let mut path = path.to_vec();
+            path.push(sub.get_name().to_string());
+            pages.push((path.clone(), format!("wallet-{}.1", path.join("-"))));
+            visit(sub, &path, pages);
         }
     }
+    let mut pages = vec![(Vec::new(), "wallet.1".to_string())];
+    visit(&wallet::cli::Cli::command(), &[], &mut pages);
     for (command, file_name) in &pages {
         let mut args = vec!["man"];
-        args.extend(command.as_deref());
+        args.extend(command.iter().map(String::as_str));
         let roff = s.ok(&args);
         assert!(
             roff.starts_with(".ie") && roff.contains(".SH EXAMPLES"),
@@ -762,6 +767,7 @@ fn generated_man_pages_are_committed_and_up_to_date() {
     );
     fail_if_stale(&stale);
     s.fails(&["man", "nosuch"], "usage", 2);
+    s.fails(&["man", "currency", "nosuch"], "usage", 2);
 }
 
 fn the_bash_completion_script_parses_and_completes_commands_and_flags() {
