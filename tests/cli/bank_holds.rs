@@ -297,7 +297,7 @@ fn bank_with_holds_refunds_expiries_and_kills_ends_as_told() {
         if let Some(&captured) = told.captured.get(&id) {
             assert_eq!(
                 status, "COMPLETED",
-                "captured hold {id} is never failed for funds"
+                "captured hold {id} is never failed for funds: {hold}"
             );
             assert_eq!(minor(hold["amount"].as_str().unwrap()), captured);
         } else if told.released.contains(&id) {
