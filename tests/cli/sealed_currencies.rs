@@ -227,6 +227,51 @@ fn a_chain_sealed_before_links_sealed_currencies_verifies_after_the_upgrade() {
     the_chain_fails_at(&s, 2, &link2);
 }
 
+/// A currency whose transaction has not committed yet holds an id below
+/// one that may commit first: the seal waits for it rather than pass over
+/// its id, which it could never seal afterwards.
+fn a_seal_waits_for_a_currency_still_being_added() {
+    let s = sealed();
+    let mut writer = s.postgres();
+    writer
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO currencies (id, code, scale, created_at) VALUES (2, 'ETH', 12, 1);",
+        )
+        .unwrap();
+    // Something else new, so that settle has a link to seal.
+    s.ok(&["create-user", "carol", "carol@example.com"]);
+    let mut settle = s
+        .process(&["settle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        settle.try_wait().unwrap().is_none(),
+        "settle sealed past a currency still being added"
+    );
+    writer
+        .batch_execute(
+            "INSERT INTO balances (account, currency, created_at) VALUES (0, 2, 1);
+             COMMIT",
+        )
+        .unwrap();
+    let out = settle.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let detail = chain_detail(&s);
+    assert!(detail.starts_with("2 links seal"), "{detail}");
+    assert!(!detail.contains("currenc"), "{detail}");
+    assert_eq!(
+        number(
+            &s,
+            "SELECT CAST(currencies_to AS TEXT) FROM chain_links WHERE seq = 2"
+        ),
+        2
+    );
+}
+
 engine_tests! {
     both: [
         sealed_currencies_untouched_verify,
@@ -240,4 +285,5 @@ engine_tests! {
         a_currency_forged_in_place_of_a_sealed_one_breaks_the_chain,
         a_chain_sealed_before_links_sealed_currencies_verifies_after_the_upgrade,
     ],
+    postgres: [a_seal_waits_for_a_currency_still_being_added],
 }
