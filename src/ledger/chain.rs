@@ -17,9 +17,9 @@
 //! previous link's hash, its own header, every covered transfer's canonical
 //! fields (its currency and exchange partner among them), in order, then its
 //! accounts, then its policy changes, then its currencies; the first link's
-//! "previous hash" is taken over the ledger's default currency and scale. Every transfer lies in a link's range or in
-//! the open tail above the last one: a row below the first link is a
-//! finding. Links are sealed after the fact, by one process at a time
+//! "previous hash" is taken over the ledger's default currency and scale.
+//! Every transfer lies in a link's range or in the open tail above the last
+//! one: a row below the first link is a finding. Links are sealed after the fact, by one process at a time
 //! (`settle` seals at its end), so no settle worker ever waits on the chain;
 //! `verify` recomputes every link and counts what is not sealed yet.
 
@@ -71,9 +71,9 @@ pub(crate) const OWING_LINKS: &str = "SELECT seq, first_tx, last_tx, excluded, l
 /// account created since the last link sealed accounts (every account, when
 /// none did), a policy change recorded since the last link sealed them
 /// (every change, when none did), or a currency added since the last link
-/// sealed currencies (every currency, when none did). Asked before a sealer takes any lock, so
-/// that a `settle` with nothing new (a watch worker between batches) locks
-/// nothing.
+/// sealed currencies (every currency, when none did). Asked before a sealer
+/// takes any lock, so that a `settle` with nothing new (a watch worker
+/// between batches) locks nothing.
 pub(crate) fn anything_to_seal(facts: &SealFacts, decided_owed: bool) -> bool {
     let above = |max: Option<i64>, sealed: Option<i64>| {
         max.is_some_and(|max| sealed.is_none_or(|to| max > to))
@@ -135,9 +135,8 @@ pub(crate) fn owed_after<'a>(
 }
 
 /// The rows of a table a link seals by id (accounts, policy changes,
-/// currencies): ids
-/// in `(after, to]`, every id up to `to` when no earlier link sealed any of
-/// that table (`after` is `None`).
+/// currencies): ids in `(after, to]`, every id up to `to` when no earlier
+/// link sealed any of that table (`after` is `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IdRange {
     pub after: Option<i64>,
@@ -160,9 +159,9 @@ impl IdRange {
 }
 
 /// The ids of a table the next link seals, given the last link's bound for
-/// it (`accounts_to`, `changes_to`, `currencies_to`) and the largest id now: never below what
-/// a link sealed already, so that a link with no new row seals an empty
-/// range.
+/// it (`accounts_to`, `changes_to`, `currencies_to`) and the largest id
+/// now: never below what a link sealed already, so that a link with no new
+/// row seals an empty range.
 pub(crate) fn next_range(after: Option<i64>, max: Option<i64>) -> IdRange {
     let to = match (after, max) {
         (Some(after), Some(max)) => after.max(max),
@@ -642,9 +641,9 @@ fn follows(to: Option<i64>, after: Option<i64>) -> Result<Option<IdRange>, ()> {
 
 /// Recomputes `links` in order, each from what `cover` feeds its hasher
 /// (its transfers, then the accounts, policy changes and currencies of the
-/// ranges it is given; it returns the late ids it could not find), folds what each
-/// leaves owed, and stops at the first that does not match. The engine adds
-/// what is not sealed yet, and what lies outside every link.
+/// ranges it is given; it returns the late ids it could not find), folds
+/// what each leaves owed, and stops at the first that does not match. The
+/// engine adds what is not sealed yet, and what lies outside every link.
 pub(crate) fn walk<E>(
     links: &[StoredLink],
     currency: &Currency,
