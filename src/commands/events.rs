@@ -31,7 +31,6 @@ pub(super) fn run(context: &Context, args: EventsArgs) -> Result<Report> {
         None
     };
     let mut ledger = context.open_to_read()?;
-    let currency = ledger.currency().clone();
     let options = FeedOptions {
         after,
         limit: args.limit,
@@ -41,16 +40,16 @@ pub(super) fn run(context: &Context, args: EventsArgs) -> Result<Report> {
     // A reader that stops early (`| head -1`) ends the feed quietly: it
     // only read. Any other failure to write is an error.
     let mut stopped: Option<io::Error> = None;
-    ledger.stream_events(&options, &mut |event| match write_line(
-        &mut out,
-        &EventView::new(event, &currency),
-    ) {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            stopped = Some(e);
-            Ok(false)
-        }
-    })?;
+    ledger.stream_events(
+        &options,
+        &mut |event| match write_line(&mut out, &EventView::new(event)) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                stopped = Some(e);
+                Ok(false)
+            }
+        },
+    )?;
     match stopped {
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(WalletError::Io(e.into())),
         _ => Ok(Report::streamed()),

@@ -10,13 +10,16 @@
 //! empty. A link also seals who each account is: those created since the
 //! link before it (`accounts_to`), by id, name, email and creation time;
 //! and the policy changes recorded since the link before it (`changes_to`),
-//! by every field: a change is final when written, so none is left open.
-//! Its hash is taken over the previous link's hash, its own header, every
-//! covered transfer's canonical fields, in order, then its accounts, then
-//! its policy changes; the first link's "previous hash" is taken over the
-//! ledger's currency and scale. Every transfer lies in a link's range or in
-//! the open tail above the last one: a row below the first link is a
-//! finding. Links are sealed after the fact, by one process at a time
+//! by every field: a change is final when written, so none is left open;
+//! and the currencies added since the link before it (`currencies_to`), by
+//! id, code, scale and creation time, which also fixes the currency each
+//! sealed transfer and limit is counted in. Its hash is taken over the
+//! previous link's hash, its own header, every covered transfer's canonical
+//! fields (its currency and exchange partner among them), in order, then its
+//! accounts, then its policy changes, then its currencies; the first link's
+//! "previous hash" is taken over the ledger's default currency and scale.
+//! Every transfer lies in a link's range or in the open tail above the last
+//! one: a row below the first link is a finding. Links are sealed after the fact, by one process at a time
 //! (`settle` seals at its end), so no settle worker ever waits on the chain;
 //! `verify` recomputes every link and counts what is not sealed yet.
 
@@ -38,9 +41,11 @@ pub(crate) const SEAL_FACTS: &str = "SELECT
         (SELECT last_tx FROM chain_links ORDER BY seq DESC LIMIT 1),
         (SELECT accounts_to FROM chain_links ORDER BY seq DESC LIMIT 1),
         (SELECT changes_to FROM chain_links ORDER BY seq DESC LIMIT 1),
+        (SELECT currencies_to FROM chain_links ORDER BY seq DESC LIMIT 1),
         (SELECT max(tx_id) FROM transfers),
         (SELECT max(id) FROM accounts),
-        (SELECT max(change_id) FROM policy_changes)";
+        (SELECT max(change_id) FROM policy_changes),
+        (SELECT CAST(max(id) AS BIGINT) FROM currencies)";
 
 /// The last link's bounds and the largest ids now, as [`SEAL_FACTS`] reads
 /// them in its column order.
@@ -49,9 +54,11 @@ pub(crate) struct SealFacts {
     pub last_tx: Option<i64>,
     pub accounts_to: Option<i64>,
     pub changes_to: Option<i64>,
+    pub currencies_to: Option<i64>,
     pub max_tx: Option<i64>,
     pub max_account: Option<i64>,
     pub max_change: Option<i64>,
+    pub max_currency: Option<i64>,
 }
 
 /// The links whose lists say what the chain owes, in order: those with an
@@ -62,10 +69,11 @@ pub(crate) const OWING_LINKS: &str = "SELECT seq, first_tx, last_tx, excluded, l
 /// Whether anything waits to be sealed: a transfer queued after the last
 /// link, an id the chain owes that is decided now (`decided_owed`), an
 /// account created since the last link sealed accounts (every account, when
-/// none did), or a policy change recorded since the last link sealed them
-/// (every change, when none did). Asked before a sealer takes any lock, so
-/// that a `settle` with nothing new (a watch worker between batches) locks
-/// nothing.
+/// none did), a policy change recorded since the last link sealed them
+/// (every change, when none did), or a currency added since the last link
+/// sealed currencies (every currency, when none did). Asked before a sealer
+/// takes any lock, so that a `settle` with nothing new (a watch worker
+/// between batches) locks nothing.
 pub(crate) fn anything_to_seal(facts: &SealFacts, decided_owed: bool) -> bool {
     let above = |max: Option<i64>, sealed: Option<i64>| {
         max.is_some_and(|max| sealed.is_none_or(|to| max > to))
@@ -73,6 +81,7 @@ pub(crate) fn anything_to_seal(facts: &SealFacts, decided_owed: bool) -> bool {
     above(facts.max_tx, facts.last_tx)
         || above(facts.max_account, facts.accounts_to)
         || above(facts.max_change, facts.changes_to)
+        || above(facts.max_currency, facts.currencies_to)
         || decided_owed
 }
 
@@ -125,9 +134,9 @@ pub(crate) fn owed_after<'a>(
     Ok(owed)
 }
 
-/// The rows of a table a link seals by id (accounts, policy changes): ids
-/// in `(after, to]`, every id up to `to` when no earlier link sealed any of
-/// that table (`after` is `None`).
+/// The rows of a table a link seals by id (accounts, policy changes,
+/// currencies): ids in `(after, to]`, every id up to `to` when no earlier
+/// link sealed any of that table (`after` is `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IdRange {
     pub after: Option<i64>,
@@ -150,9 +159,9 @@ impl IdRange {
 }
 
 /// The ids of a table the next link seals, given the last link's bound for
-/// it (`accounts_to`, `changes_to`) and the largest id now: never below what
-/// a link sealed already, so that a link with no new row seals an empty
-/// range.
+/// it (`accounts_to`, `changes_to`, `currencies_to`) and the largest id
+/// now: never below what a link sealed already, so that a link with no new
+/// row seals an empty range.
 pub(crate) fn next_range(after: Option<i64>, max: Option<i64>) -> IdRange {
     let to = match (after, max) {
         (Some(after), Some(max)) => after.max(max),
@@ -169,15 +178,16 @@ pub(crate) fn next_range(after: Option<i64>, max: Option<i64>) -> IdRange {
 pub(crate) struct Ranges {
     pub accounts: Option<IdRange>,
     pub changes: Option<IdRange>,
+    pub currencies: Option<IdRange>,
 }
 
 /// Whether the next link has anything to seal: new transfers (its range
 /// `(start, end]` is not empty), decisions of transfers it owes, accounts,
-/// or policy changes.
+/// policy changes or currencies.
 pub(crate) fn link_due(start: i64, end: i64, late: &[i64], ranges: Ranges) -> bool {
     end > start
         || !late.is_empty()
-        || [ranges.accounts, ranges.changes]
+        || [ranges.accounts, ranges.changes, ranges.currencies]
             .into_iter()
             .flatten()
             .any(IdRange::is_due)
@@ -226,6 +236,12 @@ pub(crate) struct Sealed {
     pub hold_amount: Option<i64>,
     pub expires_at: Option<i64>,
     pub refund_of: Option<i64>,
+    /// The id of the currency it moves; hashed from [`LINK_WITH_CURRENCIES`]
+    /// on.
+    pub currency: i64,
+    /// The other leg of an exchange; hashed from [`LINK_WITH_CURRENCIES`]
+    /// on.
+    pub pair_tx_id: Option<i64>,
 }
 
 /// Which transfers a link covers, besides its hash.
@@ -246,6 +262,10 @@ pub(crate) struct LinkHeader {
     /// in a link sealed before links sealed policy changes, which hashes as
     /// then.
     pub changes_to: Option<i64>,
+    /// The largest currency id sealed by this link or one before it; `None`
+    /// in a link sealed before links sealed currencies, which hashes as
+    /// then, without any transfer's or policy change's currency.
+    pub currencies_to: Option<i64>,
 }
 
 /// An account's identity as a link hashes it.
@@ -266,6 +286,18 @@ pub(crate) struct SealedChange {
     pub overdraft: Option<i64>,
     pub memo: Option<String>,
     pub at: i64,
+    /// The currency of an overdraft limit; hashed from
+    /// [`LINK_WITH_CURRENCIES`] on.
+    pub currency: i64,
+}
+
+/// A currency as a link hashes it: every column of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedCurrency {
+    pub id: i64,
+    pub code: String,
+    pub scale: i64,
+    pub created_at: i64,
 }
 
 /// Marks a link that seals accounts, before anything else it hashes, so
@@ -277,22 +309,34 @@ const LINK_WITH_ACCOUNTS: &[u8] = b"wallet link v2\0";
 /// before policy changes were.
 const LINK_WITH_CHANGES: &[u8] = b"wallet link v3\0";
 
+/// Marks a link that seals currencies, and the currency and exchange
+/// partner of each transfer and the currency of each policy change, in
+/// place of [`LINK_WITH_CHANGES`]: no such link hashes like one sealed
+/// before, and no link sealed before hashes a field it did not have.
+const LINK_WITH_CURRENCIES: &[u8] = b"wallet link v4\0";
+
 /// Hashes one link, fed its transfers in order (the late ones, then those
-/// of its range), then its accounts by id, then its policy changes by id.
+/// of its range), then its accounts by id, then its policy changes by id,
+/// then its currencies by id.
 pub(crate) struct LinkHasher {
     h: Sha256,
     /// One row's encoding, reused: the hash takes a row in one call rather
     /// than a call per field, which cost more than the hashing itself.
     row: Vec<u8>,
+    /// Whether rows carry their currency (a link with `currencies_to`).
+    with_currencies: bool,
     pub count: i64,
     pub accounts: i64,
     pub changes: i64,
+    pub currencies: i64,
 }
 
 impl LinkHasher {
     pub(crate) fn new(prev: &Hash, header: &LinkHeader) -> Self {
         let mut h = Sha256::new();
-        if header.changes_to.is_some() {
+        if header.currencies_to.is_some() {
+            h.update(LINK_WITH_CURRENCIES);
+        } else if header.changes_to.is_some() {
             h.update(LINK_WITH_CHANGES);
         } else if header.accounts_to.is_some() {
             h.update(LINK_WITH_ACCOUNTS);
@@ -307,13 +351,26 @@ impl LinkHasher {
                 h.update(id.to_be_bytes());
             }
         }
-        match header.changes_to {
-            None => {
+        match (header.changes_to, header.currencies_to) {
+            (_, Some(currencies_to)) => {
+                // Every bound, the first two told apart when absent, as in
+                // a link with policy changes.
+                let mut bounds = Vec::with_capacity(26);
+                for bound in [header.accounts_to, header.changes_to] {
+                    optional(
+                        &mut bounds,
+                        bound.map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
+                    );
+                }
+                bounds.extend_from_slice(&currencies_to.to_be_bytes());
+                h.update(&bounds);
+            }
+            (None, None) => {
                 if let Some(to) = header.accounts_to {
                     h.update(to.to_be_bytes());
                 }
             }
-            Some(changes_to) => {
+            (Some(changes_to), None) => {
                 // Both bounds, the first told apart when absent: such a
                 // link is only ever sealed with accounts, but one stored
                 // without them must still hash as a value of its own.
@@ -333,9 +390,36 @@ impl LinkHasher {
         Self {
             h,
             row: Vec::with_capacity(256),
+            with_currencies: header.currencies_to.is_some(),
             count: 0,
             accounts: 0,
             changes: 0,
+            currencies: 0,
+        }
+    }
+
+    /// A currency the link seals, after its policy changes.
+    pub(crate) fn add_currency(&mut self, c: &SealedCurrency) {
+        self.currencies += 1;
+        let row = &mut self.row;
+        row.clear();
+        row.push(b'c');
+        for n in [c.id, c.scale, c.created_at] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        field(row, c.code.as_bytes());
+        self.h.update(&self.row);
+    }
+
+    /// What a link with currencies appends to a transfer's row: its
+    /// currency and exchange partner, fixed when it was queued.
+    fn add_currency_fields(with_currencies: bool, row: &mut Vec<u8>, t: &Sealed) {
+        if with_currencies {
+            row.extend_from_slice(&t.currency.to_be_bytes());
+            optional(
+                row,
+                t.pair_tx_id.map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
+            );
         }
     }
 
@@ -354,6 +438,9 @@ impl LinkHasher {
             c.overdraft.map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
         );
         optional(row, c.memo.as_deref().map(str::as_bytes));
+        if self.with_currencies {
+            row.extend_from_slice(&c.currency.to_be_bytes());
+        }
         self.h.update(&self.row);
     }
 
@@ -386,6 +473,7 @@ impl LinkHasher {
         for n in [t.settled_at, t.hold_amount, t.expires_at, t.refund_of] {
             optional(row, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
         }
+        Self::add_currency_fields(self.with_currencies, row, t);
         self.h.update(&self.row);
     }
 
@@ -412,6 +500,7 @@ impl LinkHasher {
         for n in [t.hold_amount, t.expires_at, t.refund_of] {
             optional(row, n.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
         }
+        Self::add_currency_fields(self.with_currencies, row, t);
         self.h.update(&self.row);
     }
 
@@ -521,6 +610,10 @@ pub struct ChainState {
     pub changes_to: Option<i64>,
     /// Policy changes recorded after the last link that sealed them.
     pub unsealed_changes: i64,
+    /// The last `currencies_to` of the links that match.
+    pub currencies_to: Option<i64>,
+    /// Currencies added after the last link that sealed currencies.
+    pub unsealed_currencies: i64,
 }
 
 impl ChainState {
@@ -547,10 +640,10 @@ fn follows(to: Option<i64>, after: Option<i64>) -> Result<Option<IdRange>, ()> {
 }
 
 /// Recomputes `links` in order, each from what `cover` feeds its hasher
-/// (its transfers, then the accounts and policy changes of the ranges it is
-/// given; it returns the late ids it could not find), folds what each
-/// leaves owed, and stops at the first that does not match. The engine adds
-/// what is not sealed yet, and what lies outside every link.
+/// (its transfers, then the accounts, policy changes and currencies of the
+/// ranges it is given; it returns the late ids it could not find), folds
+/// what each leaves owed, and stops at the first that does not match. The
+/// engine adds what is not sealed yet, and what lies outside every link.
 pub(crate) fn walk<E>(
     links: &[StoredLink],
     currency: &Currency,
@@ -565,6 +658,7 @@ pub(crate) fn walk<E>(
     let mut owed = Owed::new();
     let mut accounts_after: Option<i64> = None;
     let mut changes_after: Option<i64> = None;
+    let mut currencies_after: Option<i64> = None;
     for (i, link) in links.iter().enumerate() {
         let h = &link.header;
         let mut why = None;
@@ -583,22 +677,43 @@ pub(crate) fn walk<E>(
             });
             None
         });
+        let currencies = follows(h.currencies_to, currencies_after).unwrap_or_else(|()| {
+            why.get_or_insert_with(|| {
+                "its currencies do not follow those of the link before it".to_string()
+            });
+            None
+        });
         if why.is_none() {
             why = owe(&mut owed, h).err();
         }
         let mut hasher = LinkHasher::new(&prev, h);
-        let missing = cover(h, Ranges { accounts, changes }, &mut hasher)?;
-        let (count, account_count, change_count) = (hasher.count, hasher.accounts, hasher.changes);
+        let ranges = Ranges {
+            accounts,
+            changes,
+            currencies,
+        };
+        let missing = cover(h, ranges, &mut hasher)?;
+        let (count, account_count, change_count, currency_count) = (
+            hasher.count,
+            hasher.accounts,
+            hasher.changes,
+            hasher.currencies,
+        );
         let recomputed = hex(&hasher.finish());
         if why.is_none() && !missing.is_empty() {
             why = Some(format!("transfer {} it sealed is gone", missing[0]));
         }
         if why.is_none() && recomputed != link.hash {
-            let what = match (h.accounts_to, h.changes_to) {
-                (None, None) => format!("its {count} transfers"),
-                (Some(_), None) => format!("its {count} transfers or its {account_count} accounts"),
-                (_, Some(_)) => format!(
+            let what = match (h.accounts_to, h.changes_to, h.currencies_to) {
+                (None, None, None) => format!("its {count} transfers"),
+                (Some(_), None, None) => {
+                    format!("its {count} transfers or its {account_count} accounts")
+                }
+                (_, Some(_), None) => format!(
                     "its {count} transfers, its {account_count} accounts or its {change_count} policy changes"
+                ),
+                (_, _, Some(_)) => format!(
+                    "its {count} transfers, its {account_count} accounts, its {change_count} policy changes or its {currency_count} currencies"
                 ),
             };
             why = Some(format!(
@@ -626,10 +741,12 @@ pub(crate) fn walk<E>(
         expected_first = h.last_tx.saturating_add(1);
         accounts_after = h.accounts_to.or(accounts_after);
         changes_after = h.changes_to.or(changes_after);
+        currencies_after = h.currencies_to.or(currencies_after);
     }
     state.owed = owed;
     state.accounts_to = accounts_after;
     state.changes_to = changes_after;
+    state.currencies_to = currencies_after;
     Ok(state)
 }
 
@@ -705,6 +822,17 @@ pub(crate) fn check(state: &ChainState) -> crate::ledger::model::Check {
         0 => detail,
         n => format!("{detail}; {} not sealed yet", counted(n, "policy change")),
     };
+    let detail = match state.unsealed_currencies {
+        0 => detail,
+        n => format!(
+            "{detail}; {} not sealed yet",
+            if n == 1 {
+                "1 currency".to_string()
+            } else {
+                format!("{n} currencies")
+            }
+        ),
+    };
     findings.into_check(CHAIN_CHECK, detail)
 }
 
@@ -736,6 +864,8 @@ mod tests {
             hold_amount: None,
             expires_at: None,
             refund_of: None,
+            currency: 0,
+            pair_tx_id: None,
         }
     }
 
@@ -748,6 +878,7 @@ mod tests {
             late: vec![],
             accounts_to: None,
             changes_to: None,
+            currencies_to: None,
         };
         let mut h = LinkHasher::new(prev, &header);
         for row in rows {
@@ -784,6 +915,7 @@ mod tests {
             late: late.to_vec(),
             accounts_to: None,
             changes_to: None,
+            currencies_to: None,
         }
     }
 
@@ -888,9 +1020,11 @@ mod tests {
             last_tx,
             accounts_to,
             changes_to,
+            currencies_to: Some(0),
             max_tx,
             max_account,
             max_change,
+            max_currency: Some(0),
         }
     }
 
@@ -935,6 +1069,7 @@ mod tests {
         let ranges = |accounts, changes| Ranges {
             accounts: Some(accounts),
             changes: Some(changes),
+            currencies: Some(next_range(Some(0), Some(0))),
         };
         let none_new = ranges(next_range(Some(3), Some(3)), next_range(Some(2), Some(2)));
         assert!(!link_due(5, 5, &[], none_new));
@@ -986,6 +1121,7 @@ mod tests {
             overdraft,
             memo: Some("credit line".into()),
             at: 9,
+            currency: 0,
         }
     }
 
@@ -1078,5 +1214,171 @@ mod tests {
             broken.why
         );
         assert_eq!(state.changes_to, Some(4));
+    }
+
+    /// A link sealed before links sealed currencies (accounts and policy
+    /// changes, `currencies_to` absent) hashes as it did then: its hash
+    /// worked out apart from this code, from the encoding that version
+    /// wrote.
+    #[test]
+    fn a_link_without_currencies_hashes_as_before_they_were_sealed() {
+        let prev = genesis(&Currency::default());
+        let mut h = header(2, 3, 9, &[5], &[1]);
+        h.accounts_to = Some(4);
+        h.changes_to = Some(6);
+        let mut hasher = LinkHasher::new(&prev, &h);
+        let mut row = sealed(3, 500);
+        row.memo = Some("rent".into());
+        row.key = Some("k-1".into());
+        // What a link with currencies would add, which this one ignores.
+        row.currency = 3;
+        row.pair_tx_id = Some(4);
+        hasher.add(&row);
+        row.tx_id = 5;
+        row.status = "HELD".into();
+        row.hold_amount = Some(700);
+        row.expires_at = Some(99);
+        row.settled_at = None;
+        hasher.add_queued(&row);
+        hasher.add_account(&account(4, "carol"));
+        let mut limit = change(6, "overdraft", Some(5000));
+        limit.currency = 3;
+        hasher.add_change(&limit);
+        assert_eq!(
+            hex(&hasher.finish()),
+            "09024199d9c74e32088701a96902bad8b6bf1883b4a38043b94e285147243ca6"
+        );
+    }
+
+    fn currency(id: i64, code: &str, scale: i64) -> SealedCurrency {
+        SealedCurrency {
+            id,
+            code: code.into(),
+            scale,
+            created_at: 11,
+        }
+    }
+
+    /// A link with currencies over one exchange leg, a limit and the
+    /// currencies given, each edited by `edit` first.
+    fn with_currencies(
+        currencies_to: Option<i64>,
+        edit: impl FnOnce(&mut Sealed, &mut SealedChange, &mut Vec<SealedCurrency>),
+    ) -> Hash {
+        let mut h = header(1, 1, 10, &[2], &[]);
+        h.accounts_to = Some(2);
+        h.changes_to = Some(1);
+        h.currencies_to = currencies_to;
+        let mut leg = sealed(1, 100);
+        leg.currency = 1;
+        leg.pair_tx_id = Some(2);
+        let mut limit = change(1, "overdraft", Some(5000));
+        limit.currency = 1;
+        let mut currencies = vec![currency(0, "PHP", 2), currency(1, "BTC", 8)];
+        edit(&mut leg, &mut limit, &mut currencies);
+        let mut hasher = LinkHasher::new(&genesis(&Currency::default()), &h);
+        hasher.add(&leg);
+        let mut queued = leg.clone();
+        queued.tx_id = 2;
+        queued.status = "PENDING".into();
+        queued.pair_tx_id = Some(1);
+        hasher.add_queued(&queued);
+        hasher.add_account(&account(1, "alice"));
+        hasher.add_change(&limit);
+        for c in &currencies {
+            hasher.add_currency(c);
+        }
+        assert_eq!(hasher.currencies, currencies.len() as i64);
+        hasher.finish()
+    }
+
+    #[test]
+    fn a_transfer_s_currency_and_pair_a_limit_s_currency_and_every_currency_are_part_of_its_link() {
+        let base = with_currencies(Some(1), |_, _, _| {});
+        assert_eq!(base, with_currencies(Some(1), |_, _, _| {}));
+        let edits: [fn(&mut Sealed, &mut SealedChange, &mut Vec<SealedCurrency>); 9] = [
+            |t, _, _| t.currency = 0,
+            |t, _, _| t.pair_tx_id = None,
+            |t, _, _| t.pair_tx_id = Some(3),
+            |_, c, _| c.currency = 0,
+            |_, _, list| list[1].code = "ETH".into(),
+            |_, _, list| list[1].scale = 2,
+            |_, _, list| list[1].created_at = 12,
+            |_, _, list| list[1].id = 2,
+            |_, _, list| drop(list.pop()),
+        ];
+        for (i, edit) in edits.into_iter().enumerate() {
+            assert_ne!(base, with_currencies(Some(1), edit), "edit {i}");
+        }
+        assert_ne!(
+            base,
+            with_currencies(Some(2), |_, _, _| {}),
+            "the bound is sealed"
+        );
+        assert_ne!(
+            with_currencies(None, |_, _, list| list.clear()),
+            with_currencies(Some(i64::MIN), |_, _, list| list.clear()),
+            "a link with currencies is told apart"
+        );
+    }
+
+    #[test]
+    fn a_newly_added_currency_is_due_even_when_nothing_else_is() {
+        let mut facts = facts((Some(5), Some(5)), (Some(3), Some(3)), (Some(2), Some(2)));
+        assert!(!anything_to_seal(&facts, false));
+        facts.max_currency = Some(1);
+        assert!(anything_to_seal(&facts, false));
+        facts.currencies_to = None;
+        facts.max_currency = Some(0);
+        assert!(
+            anything_to_seal(&facts, false),
+            "sealed first after the upgrade"
+        );
+        let only_currencies = Ranges {
+            accounts: Some(next_range(Some(3), Some(3))),
+            changes: Some(next_range(Some(2), Some(2))),
+            currencies: Some(next_range(Some(0), Some(1))),
+        };
+        assert!(link_due(5, 5, &[], only_currencies));
+        let first_of_currencies = Ranges {
+            currencies: Some(next_range(None, Some(0))),
+            ..only_currencies
+        };
+        assert!(link_due(5, 5, &[], first_of_currencies));
+        let none_new = Ranges {
+            currencies: Some(next_range(Some(1), Some(1))),
+            ..only_currencies
+        };
+        assert!(!link_due(5, 5, &[], none_new));
+    }
+
+    /// Once a link sealed currencies, a later one without them is broken.
+    #[test]
+    fn a_link_that_drops_its_currencies_is_broken() {
+        let currency = Currency::default();
+        let mut links = Vec::new();
+        let mut prev = genesis(&currency);
+        for (seq, currencies_to) in [(1, Some(0)), (2, None)] {
+            let mut h = header(seq, seq * 10 - 9, seq * 10, &[], &[]);
+            h.accounts_to = Some(0);
+            h.changes_to = Some(0);
+            h.currencies_to = currencies_to;
+            let hash = LinkHasher::new(&prev, &h).finish();
+            prev = hash;
+            links.push(StoredLink {
+                header: h,
+                count: 0,
+                hash: hex(&hash),
+            });
+        }
+        let state = walk(&links, &currency, |_, _, _| Ok::<_, ()>(Vec::new())).unwrap();
+        let broken = state.broken.unwrap();
+        assert_eq!(broken.seq, 2);
+        assert!(
+            broken.why.contains("currencies do not follow"),
+            "{}",
+            broken.why
+        );
+        assert_eq!(state.currencies_to, Some(0));
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Engines only select the rows of `events` with what they are about (the
 //! transfer, or the policy change and its account); what an event says of
-//! them (the status it gave a transfer, the amount it names) is decided
-//! here, once, by [`EventRow::into_record`].
+//! them (the status it gave a transfer, the amount it names, the currency
+//! it is counted in) is decided here, once, by [`EventRow::into_record`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::{Result, WalletError};
+use crate::money::Currency;
 
 use super::model::{Instant, Status, TxId};
 use super::store::Store;
@@ -172,7 +173,11 @@ pub enum About {
         /// A hold's amount while it reserves or gives back money; the
         /// amount that moves once captured or decided.
         amount: i64,
+        /// The currency the amount is in.
+        currency: Currency,
         memo: Option<String>,
+        /// The other leg, for a leg of an exchange.
+        pair_tx_id: Option<TxId>,
     },
     Policy {
         user: String,
@@ -180,6 +185,8 @@ pub enum About {
         change: String,
         /// The new limit, for an `overdraft` change.
         overdraft: Option<i64>,
+        /// The limit's currency, for an `overdraft` change.
+        currency: Option<Currency>,
         memo: Option<String>,
     },
 }
@@ -202,11 +209,25 @@ pub(crate) struct EventRow {
     pub amount: Option<i64>,
     pub hold_amount: Option<i64>,
     pub memo: Option<String>,
-    /// The policy change's account name, kind, limit and memo.
+    /// The code and scale of the transfer's currency, and its exchange
+    /// partner.
+    pub currency: Option<String>,
+    pub scale: Option<i64>,
+    pub pair_tx_id: Option<i64>,
+    /// The policy change's account name, kind, limit, memo, and the code
+    /// and scale of its currency.
     pub user: Option<String>,
     pub change: Option<String>,
     pub overdraft: Option<i64>,
     pub change_memo: Option<String>,
+    pub change_currency: Option<String>,
+    pub change_scale: Option<i64>,
+}
+
+/// A currency as a row joined it, `None` when no row was found.
+fn joined_currency(code: Option<String>, scale: Option<i64>) -> Option<Currency> {
+    let scale = u8::try_from(scale?).ok()?;
+    Some(Currency { code: code?, scale })
 }
 
 impl EventRow {
@@ -229,7 +250,16 @@ impl EventRow {
                     "names a policy change or account that is not there",
                 ));
             };
+            // Only a limit is counted in a currency.
+            let currency = match self.overdraft {
+                None => None,
+                Some(_) => Some(
+                    joined_currency(self.change_currency, self.change_scale)
+                        .ok_or_else(|| damaged("names a currency that is not there"))?,
+                ),
+            };
             About::Policy {
+                currency,
                 user,
                 change,
                 overdraft: self.overdraft,
@@ -249,6 +279,8 @@ impl EventRow {
                 _ => self.amount,
             }
             .ok_or_else(|| damaged("names a transfer without an amount"))?;
+            let currency = joined_currency(self.currency, self.scale)
+                .ok_or_else(|| damaged("names a currency that is not there"))?;
             About::Transfer {
                 status,
                 reason: if status == Status::Failed {
@@ -259,7 +291,9 @@ impl EventRow {
                 from: self.from,
                 to: self.to,
                 amount,
+                currency,
                 memo: self.memo,
+                pair_tx_id: self.pair_tx_id.map(TxId::new),
             }
         };
         Ok(EventRecord {
@@ -385,6 +419,8 @@ mod tests {
             reason: Some("insufficient_funds".into()),
             amount: Some(25),
             hold_amount: Some(30),
+            currency: Some("PHP".into()),
+            scale: Some(2),
             ..EventRow::default()
         };
         let about = |kind: &str| row(kind).into_record().unwrap().about;
@@ -394,7 +430,9 @@ mod tests {
             from: None,
             to: None,
             amount,
+            currency: Currency::default(),
             memo: None,
+            pair_tx_id: None,
         };
         assert_eq!(about("hold_placed"), expect(Status::Held, 30));
         assert_eq!(about("hold_captured"), expect(Status::Pending, 25));
@@ -402,5 +440,8 @@ mod tests {
         assert_eq!(about("hold_expired"), expect(Status::Expired, 30));
         assert_eq!(about("transfer_decided"), expect(Status::Pending, 25));
         assert!(row("lost").into_record().is_err());
+        let mut unlisted = row("transfer_decided");
+        unlisted.scale = None;
+        assert!(unlisted.into_record().is_err(), "a currency not there");
     }
 }

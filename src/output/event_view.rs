@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use crate::ledger::TxId;
 use crate::ledger::events::{About, EventRecord};
-use crate::money::Currency;
 use crate::time;
 
 /// An event as `wallet events` prints it.
@@ -31,19 +30,25 @@ pub(crate) enum AboutView {
         reason: Option<String>,
         from: Option<String>,
         to: Option<String>,
+        /// At the scale of its currency.
         amount: String,
+        /// The currency's code.
+        currency: String,
         memo: Option<String>,
+        pair_tx_id: Option<TxId>,
     },
     Policy {
         user: String,
         change: String,
         overdraft: Option<String>,
+        /// The limit's currency code, for an `overdraft` change.
+        currency: Option<String>,
         memo: Option<String>,
     },
 }
 
 impl EventView {
-    pub(crate) fn new(event: &EventRecord, currency: &Currency) -> Self {
+    pub(crate) fn new(event: &EventRecord) -> Self {
         Self {
             event_id: event.event_id,
             cursor: event.cursor.to_string(),
@@ -58,24 +63,32 @@ impl EventView {
                     from,
                     to,
                     amount,
+                    currency,
                     memo,
+                    pair_tx_id,
                 } => AboutView::Transfer {
                     status: status.as_str(),
                     reason: reason.clone(),
                     from: from.clone(),
                     to: to.clone(),
                     amount: currency.format(*amount),
+                    currency: currency.code.clone(),
                     memo: memo.clone(),
+                    pair_tx_id: *pair_tx_id,
                 },
                 About::Policy {
                     user,
                     change,
                     overdraft,
+                    currency,
                     memo,
                 } => AboutView::Policy {
                     user: user.clone(),
                     change: change.clone(),
-                    overdraft: overdraft.map(|limit| currency.format(limit)),
+                    overdraft: overdraft
+                        .zip(currency.as_ref())
+                        .map(|(limit, currency)| currency.format(limit)),
+                    currency: currency.as_ref().map(|c| c.code.clone()),
                     memo: memo.clone(),
                 },
             },

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{POSTGRES_TO_VERSION_6, SQLITE_TO_VERSION_7, Sandbox, engine, no_case, shapes};
+use crate::old_links::rehash_links_before_currencies;
 
 /// What `currency add --json` prints.
 #[derive(Deserialize, Debug, PartialEq)]
@@ -264,6 +265,8 @@ fn a_current_ledger_upgrades_in_place_with_its_one_currency() {
     let (back, old_version) = before_currencies();
     s.tamper(back);
     assert_eq!(schema_version(&s), old_version);
+    // The links as the version before sealed them, without currencies.
+    let old_head = rehash_links_before_currencies(&s);
     s.fails(&["currencies"], "upgrade_needed", 7);
     s.fails(&["get-user", "alice"], "upgrade_needed", 7);
     s.fails(&["verify"], "upgrade_needed", 7);
@@ -277,9 +280,10 @@ fn a_current_ledger_upgrades_in_place_with_its_one_currency() {
     assert_eq!(list, [listed("EUR", 2, true)]);
     let after: Vec<String> = reads.iter().map(|args| s.ok(args)).collect();
     assert_eq!(after, before);
-    let expect = head["head"]["hash"].as_str().unwrap();
-    let same: Value = s.json(&["verify", "--head", "--expect-head", expect]);
-    assert_eq!(same["head"], head["head"], "the links hash as they did");
+    let same: Value = s.json(&["verify", "--head", "--expect-head", &old_head]);
+    let mut expected = head["head"].clone();
+    expected["hash"] = json!(old_head);
+    assert_eq!(same["head"], expected, "the links hash as they did");
     // Every transfer and policy change of the old ledger is in currency 0.
     let zeros = s.query_text(
         "SELECT CAST((SELECT count(*) FROM transfers WHERE currency <> 0)
@@ -292,6 +296,7 @@ fn a_current_ledger_upgrades_in_place_with_its_one_currency() {
 
     // A first write upgrades as `migrate` does.
     s.tamper(back);
+    rehash_links_before_currencies(&s);
     s.fails(&["balances"], "upgrade_needed", 7);
     s.ok(&["deposit", "bob", "1"]);
     assert_eq!(schema_version(&s), old_version + 1);
@@ -308,7 +313,8 @@ fn verify_finds_a_default_currency_that_disagrees_with_ledger_meta() {
     s.ok(&["currency", "add", "BTC", "--scale", "8"]);
     s.tamper("UPDATE currencies SET scale = 3 WHERE id = 0");
     let report = s.verify_fails();
-    assert_eq!(report.report.failed(), ["ledger_meta"]);
+    // The chain sealed row 0 as it was.
+    assert_eq!(report.report.failed(), ["ledger_meta", "chain"]);
     let check = &report
         .report
         .checks
@@ -327,7 +333,10 @@ fn verify_finds_a_default_currency_that_disagrees_with_ledger_meta() {
     s.tamper("DELETE FROM currencies WHERE id = 0");
     let report = s.verify_fails();
     // The deposit now names a currency the ledger does not list either.
-    assert_eq!(report.report.failed(), ["ledger_meta", "transfer_fields"]);
+    assert_eq!(
+        report.report.failed(),
+        ["ledger_meta", "transfer_fields", "chain"]
+    );
     assert!(report.message.contains("no row 0"), "{}", report.message);
     s.fails(&["currencies"], "integrity", 7);
 }

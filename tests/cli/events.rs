@@ -100,7 +100,8 @@ fn each_kind_appears_in_commit_order_with_its_fields() {
     let t2 = "2026-01-01T02:00:00.000Z";
     let transfer = |kind, tx_id, status, from: Option<&str>, to: Option<&str>, amount, at| {
         json!({"kind": kind, "at": at, "tx_id": tx_id, "change_id": null, "status": status,
-               "reason": null, "from": from, "to": to, "amount": amount, "memo": null})
+               "reason": null, "from": from, "to": to, "amount": amount, "currency": "PHP",
+               "memo": null, "pair_tx_id": null})
     };
     let alice_to_bob = |kind, tx_id, status, amount, at| {
         transfer(kind, tx_id, status, Some("alice"), Some("bob"), amount, at)
@@ -134,7 +135,7 @@ fn each_kind_appears_in_commit_order_with_its_fields() {
         alice_to_bob("transfer_decided", 3, "COMPLETED", "25.00", t2),
         json!({"kind": "policy_changed", "at": "2026-01-01T01:00:00.000Z", "tx_id": null,
                "change_id": 1, "user": "alice", "change": "overdraft",
-               "overdraft": "50.00", "memo": "credit line"}),
+               "overdraft": "50.00", "currency": "PHP", "memo": "credit line"}),
     ];
     expected[1]["reason"] = json!("insufficient_funds");
     expected[1]["memo"] = json!("too much");
@@ -180,8 +181,71 @@ fn each_kind_appears_in_commit_order_with_its_fields() {
             "from",
             "to",
             "amount",
-            "memo"
+            "currency",
+            "memo",
+            "pair_tx_id"
         ]
+    );
+}
+
+/// A transfer in a currency other than the default shows its code, and its
+/// amount at that currency's scale; a leg of an exchange names the other
+/// leg; a limit shows its currency, and a change with no limit none.
+fn an_event_names_its_currency_and_shows_the_amount_at_its_scale() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["currency", "add", "BTC", "--scale", "8"]);
+    ok_at(&s, T0, &["deposit", "alice", "100"]);
+    ok_at(&s, T0, &["deposit", "bob", "3"]);
+    // Queued in BTC, as an amount that names its currency is.
+    s.tamper("UPDATE transfers SET currency = 1 WHERE tx_id = 2");
+    ok_at(&s, T0, &["settle"]);
+    // Linked both ways, as the legs of an exchange are.
+    s.tamper(
+        "UPDATE transfers SET pair_tx_id = 2 WHERE tx_id = 1;
+         UPDATE transfers SET pair_tx_id = 1 WHERE tx_id = 2;",
+    );
+    ok_at(&s, T0, &["overdraft", "alice", "50"]);
+    s.tamper("UPDATE policy_changes SET currency = 1");
+    ok_at(&s, T0, &["freeze", "bob"]);
+    let feed = events(&s, &[]);
+    let shown: Vec<(Value, Value, Value, Value)> = feed
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].clone(),
+                if e["kind"] == "policy_changed" {
+                    e["overdraft"].clone()
+                } else {
+                    e["amount"].clone()
+                },
+                e["currency"].clone(),
+                e["pair_tx_id"].clone(),
+            )
+        })
+        .collect();
+    let row = |kind: &str, amount: Value, currency: Value, pair: Value| {
+        (json!(kind), amount, currency, pair)
+    };
+    assert_eq!(
+        shown,
+        [
+            row("transfer_decided", json!("100.00"), json!("PHP"), json!(2)),
+            row(
+                "transfer_decided",
+                json!("0.00000300"),
+                json!("BTC"),
+                json!(1)
+            ),
+            row(
+                "policy_changed",
+                json!("0.00005000"),
+                json!("BTC"),
+                Value::Null
+            ),
+            row("policy_changed", Value::Null, Value::Null, Value::Null),
+        ],
+        "{feed:#?}"
     );
 }
 
@@ -629,6 +693,7 @@ fn a_follower_beside_four_workers_sees_each_decision_once() {
 engine_tests! {
     both: [
         each_kind_appears_in_commit_order_with_its_fields,
+        an_event_names_its_currency_and_shows_the_amount_at_its_scale,
         after_each_cursor_comes_exactly_the_rest_and_limit_stops,
         a_hold_expired_by_a_new_hold_of_its_user_is_an_event,
         follow_prints_new_events_as_they_commit_until_sigterm,

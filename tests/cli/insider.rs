@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::common::{POSTGRES_TO_VERSION_4, SQLITE_TO_VERSION_6, Sandbox, engine};
+use crate::old_links::{Sealed, first_link_hash};
 
 /// The smallest `tx_id`, which lies below the first link's range.
 const SMALLEST: &str = "-9223372036854775808";
@@ -289,63 +290,6 @@ CREATE TABLE chain_open (
 );
 DELETE FROM schema_version WHERE version = 4;";
 
-/// A link's hash as the version before links sealed accounts took it, over
-/// decided transfers `1..=last` and no lists: written out here, apart from
-/// the code under test.
-fn link_hash_before_accounts(s: &Sandbox, last: i64) -> String {
-    use sha2::{Digest, Sha256};
-    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(bytes);
-    }
-    fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-        match bytes {
-            None => out.push(0),
-            Some(bytes) => {
-                out.push(1);
-                field(out, bytes);
-            }
-        }
-    }
-    let meta = s.query_text("SELECT currency, CAST(scale AS TEXT) FROM ledger_meta");
-    let mut genesis = b"wallet chain v1\0".to_vec();
-    field(&mut genesis, meta[0].as_deref().unwrap().as_bytes());
-    genesis.push(meta[1].as_deref().unwrap().parse::<u8>().unwrap());
-    let mut h = Sha256::new();
-    h.update(Sha256::digest(&genesis));
-    for n in [1, i64::MIN + 1, last] {
-        h.update(n.to_be_bytes());
-    }
-    h.update(0u64.to_be_bytes());
-    h.update(0u64.to_be_bytes());
-    for tx_id in 1..=last {
-        let row = s.query_text(&format!(
-            "SELECT CAST(tx_id AS TEXT), CAST(src AS TEXT), CAST(dst AS TEXT),
-                    CAST(amount AS TEXT), CAST(created_at AS TEXT), status, reason, memo,
-                    idem_key, CAST(settled_at AS TEXT), CAST(hold_amount AS TEXT),
-                    CAST(expires_at AS TEXT), CAST(refund_of AS TEXT)
-               FROM transfers WHERE tx_id = {tx_id}"
-        ));
-        let number = |i: usize| row[i].as_deref().map(|n| n.parse::<i64>().unwrap());
-        let mut bytes = Vec::new();
-        for i in 0..5 {
-            bytes.extend_from_slice(&number(i).unwrap().to_be_bytes());
-        }
-        field(&mut bytes, row[5].as_deref().unwrap().as_bytes());
-        for text in &row[6..9] {
-            optional(&mut bytes, text.as_deref().map(str::as_bytes));
-        }
-        for i in 9..13 {
-            optional(
-                &mut bytes,
-                number(i).map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
-            );
-        }
-        h.update(&bytes);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
     let s = Sandbox::new();
     s.alice_and_bob();
@@ -362,7 +306,7 @@ fn a_chain_sealed_before_links_sealed_accounts_verifies_after_the_upgrade() {
     } else {
         SQLITE_CHAIN_V5
     });
-    let hash = link_hash_before_accounts(&s, 2);
+    let hash = first_link_hash(&s, 2, Sealed::Transfers);
     s.tamper(&format!(
         "INSERT INTO chain_links (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at)
          VALUES (1, -9223372036854775807, 2, '', '', 2, '{hash}', 1)"

@@ -9,13 +9,14 @@ use super::error::PgResult;
 use super::guard::Guard;
 use crate::ledger::chain::{
     self, ChainState, Hash, LinkHasher, LinkHeader, Ranges, SealFacts, Sealed, SealedAccount,
-    SealedChange, StoredLink,
+    SealedChange, SealedCurrency, StoredLink,
 };
 use crate::ledger::rules;
 use crate::money::Currency;
 
 const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
-        created_at, settled_at, hold_amount, expires_at, refund_of FROM transfers";
+        created_at, settled_at, hold_amount, expires_at, refund_of, currency, pair_tx_id
+        FROM transfers";
 
 /// Rows read at a time while hashing a link.
 const FETCH: i32 = 5_000;
@@ -35,6 +36,8 @@ fn sealed_from_row(row: &Row) -> Sealed {
         hold_amount: row.get(10),
         expires_at: row.get(11),
         refund_of: row.get(12),
+        currency: i64::from(row.get::<_, i16>(13)),
+        pair_tx_id: row.get(14),
     }
 }
 
@@ -48,6 +51,7 @@ fn link_from_row(r: &Row) -> StoredLink {
             late: chain::ids_from_text(&r.get::<_, String>(4)),
             accounts_to: r.get(7),
             changes_to: r.get(8),
+            currencies_to: r.get(9),
         },
         count: r.get(5),
         hash: r.get(6),
@@ -68,6 +72,7 @@ fn owed(client: &mut impl GenericClient) -> PgResult<Option<chain::Owed>> {
             late: chain::ids_from_text(&r.get::<_, String>(4)),
             accounts_to: None,
             changes_to: None,
+            currencies_to: None,
         })
         .collect();
     Ok(chain::owed_after(&headers).ok())
@@ -96,7 +101,7 @@ fn decided(client: &mut impl GenericClient, owed: &chain::Owed) -> PgResult<Vec<
 /// Feeds a link's transfers to `hasher` in the order it hashes them: the
 /// late ones by id, then those of its range, the excluded ones by their
 /// queue fields; then the accounts of its range, by id; then its policy
-/// changes, by id.
+/// changes, by id; then its currencies, by id.
 fn covered(
     tx: &mut postgres::Transaction<'_>,
     header: &LinkHeader,
@@ -150,7 +155,7 @@ fn covered(
     if let Some(changes) = ranges.changes {
         let (low, high) = changes.bounds();
         for r in tx.query(
-            "SELECT change_id, account, kind, overdraft, memo, at FROM policy_changes
+            "SELECT change_id, account, kind, overdraft, memo, at, currency FROM policy_changes
               WHERE change_id >= $1 AND change_id <= $2 ORDER BY change_id",
             &[&low, &high],
         )? {
@@ -161,6 +166,22 @@ fn covered(
                 overdraft: r.get(3),
                 memo: r.get(4),
                 at: r.get(5),
+                currency: i64::from(r.get::<_, i16>(6)),
+            });
+        }
+    }
+    if let Some(currencies) = ranges.currencies {
+        let (low, high) = currencies.bounds();
+        for r in tx.query(
+            "SELECT id, code, scale, created_at FROM currencies
+              WHERE id >= $1::bigint AND id <= $2::bigint ORDER BY id",
+            &[&low, &high],
+        )? {
+            hasher.add_currency(&SealedCurrency {
+                id: i64::from(r.get::<_, i16>(0)),
+                code: r.get(1),
+                scale: i64::from(r.get::<_, i32>(2)),
+                created_at: r.get(3),
             });
         }
     }
@@ -168,11 +189,17 @@ fn covered(
 }
 
 /// The ids a seal may cover: (smallest transfer, largest transfer, largest
-/// account, largest policy change), each read under a lock that waits for
-/// every transaction that drew such ids or changed such rows: any id drawn
-/// later is larger than these, so no row can appear below them after the
-/// seal.
-type Bounds = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+/// account, largest policy change, largest currency), each read under a
+/// lock that waits for every transaction that drew such ids or changed such
+/// rows: any id drawn later is larger than these, so no row can appear
+/// below them after the seal.
+type Bounds = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn bounds(client: &mut Client) -> PgResult<Bounds> {
     let mut tx = client.transaction()?;
@@ -195,7 +222,19 @@ fn bounds(client: &mut Client) -> PgResult<Bounds> {
         .query_one("SELECT max(change_id) FROM policy_changes", &[])?
         .get(0);
     tx.commit()?;
-    Ok((min_tx, max_tx, max_account, max_change))
+    // Its own transaction too: `currency add` draws the next id from the
+    // largest committed one, and the lock waits for one still uncommitted.
+    let mut tx = client.transaction()?;
+    tx.batch_execute("LOCK TABLE currencies IN SHARE MODE")?;
+    let max_currency: Option<i16> = tx.query_one("SELECT max(id) FROM currencies", &[])?.get(0);
+    tx.commit()?;
+    Ok((
+        min_tx,
+        max_tx,
+        max_account,
+        max_change,
+        max_currency.map(i64::from),
+    ))
 }
 
 /// Seals what can be sealed unless another process is sealing, in one
@@ -210,9 +249,11 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
         last_tx: facts.get(0),
         accounts_to: facts.get(1),
         changes_to: facts.get(2),
-        max_tx: facts.get(3),
-        max_account: facts.get(4),
-        max_change: facts.get(5),
+        currencies_to: facts.get(3),
+        max_tx: facts.get(4),
+        max_account: facts.get(5),
+        max_change: facts.get(6),
+        max_currency: facts.get(7),
     };
     if !chain::anything_to_seal(&facts, decided_owed) {
         return Ok(0);
@@ -222,7 +263,7 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
     guard.enter(
         &mut tx,
         &["chain_links"],
-        &["transfers", "accounts", "policy_changes"],
+        &["transfers", "accounts", "policy_changes", "currencies"],
     )?;
     let locked: bool = tx
         .query_one(
@@ -250,24 +291,25 @@ pub(super) fn seal(client: &mut Client, guard: &mut Guard, currency: &Currency) 
 fn seal_one(
     tx: &mut postgres::Transaction<'_>,
     currency: &Currency,
-    (min_tx, max_tx, max_account, max_change): Bounds,
+    (min_tx, max_tx, max_account, max_change, max_currency): Bounds,
     owed: &mut chain::Owed,
 ) -> PgResult<bool> {
     let head = tx.query_opt(
-        "SELECT seq, last_tx, hash, accounts_to, changes_to
+        "SELECT seq, last_tx, hash, accounts_to, changes_to, currencies_to
            FROM chain_links ORDER BY seq DESC LIMIT 1",
         &[],
     )?;
-    type Head = (i64, i64, Hash, Option<i64>, Option<i64>);
-    let (seq, last, prev, accounts_after, changes_after): Head = match head {
+    type Head = (i64, i64, Hash, Option<i64>, Option<i64>, Option<i64>);
+    let (seq, last, prev, accounts_after, changes_after, currencies_after): Head = match head {
         Some(row) => (
             row.get(0),
             row.get(1),
             chain::from_hex(&row.get::<_, String>(2)).unwrap_or([0; 32]),
             row.get(3),
             row.get(4),
+            row.get(5),
         ),
-        None => (0, i64::MIN, chain::genesis(currency), None, None),
+        None => (0, i64::MIN, chain::genesis(currency), None, None, None),
     };
     let start = last;
     let end = match (min_tx, max_tx) {
@@ -276,9 +318,11 @@ fn seal_one(
     };
     let accounts = chain::next_range(accounts_after, max_account);
     let changes = chain::next_range(changes_after, max_change);
+    let currencies = chain::next_range(currencies_after, max_currency);
     let ranges = Ranges {
         accounts: Some(accounts),
         changes: Some(changes),
+        currencies: Some(currencies),
     };
     let late = decided(tx, owed)?;
     if !chain::link_due(start, end, &late, ranges) {
@@ -304,6 +348,7 @@ fn seal_one(
         late,
         accounts_to: Some(accounts.to),
         changes_to: Some(changes.to),
+        currencies_to: Some(currencies.to),
     };
     let mut hasher = LinkHasher::new(&prev, &header);
     covered(tx, &header, ranges, &mut hasher)?;
@@ -312,8 +357,9 @@ fn seal_one(
     tx.execute(
         &format!(
             "INSERT INTO chain_links
-                 (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to, changes_to)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS}, $8, $9)"
+                 (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to,
+                  changes_to, currencies_to)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS}, $8, $9, $10)"
         ),
         &[
             &header.seq,
@@ -325,6 +371,7 @@ fn seal_one(
             &hash,
             &header.accounts_to,
             &header.changes_to,
+            &header.currencies_to,
         ],
     )?;
     // The sealer wrote this link's lists itself, so they fold.
@@ -341,7 +388,8 @@ pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainS
         .start()?;
     let links: Vec<StoredLink> = tx
         .query(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to,
+                    currencies_to
                FROM chain_links ORDER BY seq",
             &[],
         )?
@@ -384,6 +432,13 @@ pub(super) fn state(client: &mut Client, currency: &Currency) -> PgResult<ChainS
     state.unsealed_changes = tx
         .query_one(
             "SELECT count(*) FROM policy_changes WHERE change_id >= $1",
+            &[&low],
+        )?
+        .get(0);
+    let (low, _) = chain::next_range(state.currencies_to, None).bounds();
+    state.unsealed_currencies = tx
+        .query_one(
+            "SELECT count(*) FROM currencies WHERE id >= $1::bigint",
             &[&low],
         )?
         .get(0);

@@ -87,15 +87,18 @@ pub(super) fn recorded_returning(
 const READ: &str = "
 SELECT e.xid::text, coalesce(u.event_id, e.event_id), e.kind, e.at, coalesce(u.tx_id, e.tx_id), e.change_id,
        t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
-       owner.name, p.kind, p.overdraft, p.memo
+       owner.name, p.kind, p.overdraft, p.memo,
+       tc.code, tc.scale::bigint, t.pair_tx_id, pc.code, pc.scale::bigint
   FROM events e
   LEFT JOIN LATERAL unnest(e.event_ids, e.tx_ids) AS u(event_id, tx_id)
          ON true
   LEFT JOIN transfers t ON t.tx_id = coalesce(u.tx_id, e.tx_id)
   LEFT JOIN accounts src ON src.id = t.src
   LEFT JOIN accounts dst ON dst.id = t.dst
+  LEFT JOIN currencies tc ON tc.id = t.currency
   LEFT JOIN policy_changes p ON p.change_id = e.change_id
   LEFT JOIN accounts owner ON owner.id = p.account
+  LEFT JOIN currencies pc ON pc.id = p.currency
  WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
    AND (e.xid, e.event_id) > ($1::text::xid8, $2)
    AND (e.xid, coalesce(u.event_id, e.event_id)) > ($1::text::xid8, $2)
@@ -145,6 +148,11 @@ pub(super) fn read(
                 change: row.get(14),
                 overdraft: row.get(15),
                 change_memo: row.get(16),
+                currency: row.get(17),
+                scale: row.get(18),
+                pair_tx_id: row.get(19),
+                change_currency: row.get(20),
+                change_scale: row.get(21),
             })
         })
         .collect()

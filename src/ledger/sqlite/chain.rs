@@ -6,14 +6,15 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::error::{SqlResult, commit};
 use crate::ledger::chain::{
     self, ChainState, Hash, LinkHasher, LinkHeader, Ranges, SealFacts, Sealed, SealedAccount,
-    SealedChange, StoredLink,
+    SealedChange, SealedCurrency, StoredLink,
 };
 use crate::ledger::clock;
 use crate::ledger::rules;
 use crate::money::Currency;
 
 const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, memo, idem_key,
-        created_at, settled_at, hold_amount, expires_at, refund_of FROM transfers";
+        created_at, settled_at, hold_amount, expires_at, refund_of, currency, pair_tx_id
+        FROM transfers";
 
 fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
     Ok(Sealed {
@@ -30,17 +31,19 @@ fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
         hold_amount: row.get(10)?,
         expires_at: row.get(11)?,
         refund_of: row.get(12)?,
+        currency: row.get(13)?,
+        pair_tx_id: row.get(14)?,
     })
 }
 
-/// The last link: its number, `last_tx`, hash, `accounts_to` and
-/// `changes_to`; the genesis before the first.
-type Head = (i64, i64, Hash, Option<i64>, Option<i64>);
+/// The last link: its number, `last_tx`, hash, `accounts_to`,
+/// `changes_to` and `currencies_to`; the genesis before the first.
+type Head = (i64, i64, Hash, Option<i64>, Option<i64>, Option<i64>);
 
 fn head(conn: &Connection, currency: &Currency) -> SqlResult<Head> {
     let found: Option<Head> = conn
         .prepare_cached(
-            "SELECT seq, last_tx, hash, accounts_to, changes_to
+            "SELECT seq, last_tx, hash, accounts_to, changes_to, currencies_to
                FROM chain_links ORDER BY seq DESC LIMIT 1",
         )?
         .query_row([], |r| {
@@ -50,10 +53,11 @@ fn head(conn: &Connection, currency: &Currency) -> SqlResult<Head> {
                 chain::from_hex(&r.get::<_, String>(2)?).unwrap_or([0; 32]),
                 r.get(3)?,
                 r.get(4)?,
+                r.get(5)?,
             ))
         })
         .optional()?;
-    Ok(found.unwrap_or_else(|| (0, i64::MIN, chain::genesis(currency), None, None)))
+    Ok(found.unwrap_or_else(|| (0, i64::MIN, chain::genesis(currency), None, None, None)))
 }
 
 fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
@@ -66,6 +70,7 @@ fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLink> {
             late: chain::ids_from_text(&r.get::<_, String>(4)?),
             accounts_to: r.get(7)?,
             changes_to: r.get(8)?,
+            currencies_to: r.get(9)?,
         },
         count: r.get(5)?,
         hash: r.get(6)?,
@@ -86,6 +91,7 @@ fn owed(conn: &Connection) -> SqlResult<Option<chain::Owed>> {
                 late: chain::ids_from_text(&r.get::<_, String>(4)?),
                 accounts_to: None,
                 changes_to: None,
+                currencies_to: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -110,7 +116,7 @@ fn decided(conn: &Connection, owed: &chain::Owed) -> SqlResult<Vec<i64>> {
 /// Feeds a link's transfers to `hasher` in the order it hashes them: the
 /// late ones by id, then those of its range, the excluded ones by their
 /// queue fields; then the accounts of its range, by id; then its policy
-/// changes, by id.
+/// changes, by id; then its currencies, by id.
 fn covered(
     conn: &Connection,
     header: &LinkHeader,
@@ -159,7 +165,7 @@ fn covered(
     if let Some(changes) = ranges.changes {
         let (low, high) = changes.bounds();
         let mut stmt = conn.prepare_cached(
-            "SELECT change_id, account, kind, overdraft, memo, at FROM policy_changes
+            "SELECT change_id, account, kind, overdraft, memo, at, currency FROM policy_changes
               WHERE change_id >= ?1 AND change_id <= ?2 ORDER BY change_id",
         )?;
         let mut rows = stmt.query([low, high])?;
@@ -171,6 +177,23 @@ fn covered(
                 overdraft: r.get(3)?,
                 memo: r.get(4)?,
                 at: r.get(5)?,
+                currency: r.get(6)?,
+            });
+        }
+    }
+    if let Some(currencies) = ranges.currencies {
+        let (low, high) = currencies.bounds();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, code, scale, created_at FROM currencies
+              WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([low, high])?;
+        while let Some(r) = rows.next()? {
+            hasher.add_currency(&SealedCurrency {
+                id: r.get(0)?,
+                code: r.get(1)?,
+                scale: r.get(2)?,
+                created_at: r.get(3)?,
             });
         }
     }
@@ -185,9 +208,11 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
             last_tx: r.get(0)?,
             accounts_to: r.get(1)?,
             changes_to: r.get(2)?,
-            max_tx: r.get(3)?,
-            max_account: r.get(4)?,
-            max_change: r.get(5)?,
+            currencies_to: r.get(3)?,
+            max_tx: r.get(4)?,
+            max_account: r.get(5)?,
+            max_change: r.get(6)?,
+            max_currency: r.get(7)?,
         })
     })?;
     let decided_owed = match owed(conn)? {
@@ -216,14 +241,23 @@ pub(super) fn seal(conn: &mut Connection, currency: &Currency) -> SqlResult<u64>
 }
 
 fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -> SqlResult<bool> {
-    let (seq, last, prev, accounts_after, changes_after) = head(tx, currency)?;
-    type Maxima = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
-    let (min_tx, max_tx, max_account, max_change): Maxima = tx
+    let (seq, last, prev, accounts_after, changes_after, currencies_after) = head(tx, currency)?;
+    type Maxima = (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let (min_tx, max_tx, max_account, max_change, max_currency): Maxima = tx
         .prepare_cached(
             "SELECT (SELECT min(tx_id) FROM transfers), (SELECT max(tx_id) FROM transfers),
-                    (SELECT max(id) FROM accounts), (SELECT max(change_id) FROM policy_changes)",
+                    (SELECT max(id) FROM accounts), (SELECT max(change_id) FROM policy_changes),
+                    (SELECT max(id) FROM currencies)",
         )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        .query_row([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
     let start = last;
     let end = match (min_tx, max_tx) {
         (Some(min_tx), Some(max_tx)) => chain::link_end(last, min_tx, max_tx).max(start),
@@ -231,9 +265,11 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
     };
     let accounts = chain::next_range(accounts_after, max_account);
     let changes = chain::next_range(changes_after, max_change);
+    let currencies = chain::next_range(currencies_after, max_currency);
     let ranges = Ranges {
         accounts: Some(accounts),
         changes: Some(changes),
+        currencies: Some(currencies),
     };
     let late = decided(tx, owed)?;
     if !chain::link_due(start, end, &late, ranges) {
@@ -256,6 +292,7 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
         late,
         accounts_to: Some(accounts.to),
         changes_to: Some(changes.to),
+        currencies_to: Some(currencies.to),
     };
     let mut hasher = LinkHasher::new(&prev, &header);
     covered(tx, &header, ranges, &mut hasher)?;
@@ -263,8 +300,9 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
     let hash = chain::hex(&hasher.finish());
     tx.prepare_cached(
         "INSERT INTO chain_links
-             (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to, changes_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             (seq, first_tx, last_tx, excluded, late, count, hash, sealed_at, accounts_to,
+              changes_to, currencies_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         header.seq,
@@ -277,18 +315,20 @@ fn seal_one(tx: &Transaction<'_>, currency: &Currency, owed: &mut chain::Owed) -
         clock::now_ms(),
         header.accounts_to,
         header.changes_to,
+        header.currencies_to,
     ])?;
     // The sealer wrote this link's lists itself, so they fold.
     let _ = chain::owe(owed, &header);
     Ok(true)
 }
 
-/// Recomputes every link from the transfers, accounts and policy changes
-/// it covers.
+/// Recomputes every link from the transfers, accounts, policy changes and
+/// currencies it covers.
 pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainState> {
     let links: Vec<StoredLink> = conn
         .prepare(
-            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to
+            "SELECT seq, first_tx, last_tx, excluded, late, count, hash, accounts_to, changes_to,
+                    currencies_to
              FROM chain_links ORDER BY seq",
         )?
         .query_map([], link_from_row)?
@@ -325,6 +365,12 @@ pub(super) fn state(conn: &Connection, currency: &Currency) -> SqlResult<ChainSt
     let (low, _) = chain::next_range(state.changes_to, None).bounds();
     state.unsealed_changes = conn.query_row(
         "SELECT count(*) FROM policy_changes WHERE change_id >= ?1",
+        [low],
+        |r| r.get(0),
+    )?;
+    let (low, _) = chain::next_range(state.currencies_to, None).bounds();
+    state.unsealed_currencies = conn.query_row(
+        "SELECT count(*) FROM currencies WHERE id >= ?1",
         [low],
         |r| r.get(0),
     )?;

@@ -87,13 +87,16 @@ pub(super) fn read(conn: &Connection, after: Option<i64>, limit: u32) -> SqlResu
     let mut stmt = conn.prepare_cached(
         "SELECT e.event_id, e.kind, coalesce(e.at, t.settled_at), e.tx_id, e.change_id,
                 t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
-                owner.name, p.kind, p.overdraft, p.memo
+                owner.name, p.kind, p.overdraft, p.memo,
+                tc.code, tc.scale, t.pair_tx_id, pc.code, pc.scale
            FROM events e
            LEFT JOIN transfers t ON t.tx_id = e.tx_id
            LEFT JOIN accounts src ON src.id = t.src
            LEFT JOIN accounts dst ON dst.id = t.dst
+           LEFT JOIN currencies tc ON tc.id = t.currency
            LEFT JOIN policy_changes p ON p.change_id = e.change_id
            LEFT JOIN accounts owner ON owner.id = p.account
+           LEFT JOIN currencies pc ON pc.id = p.currency
           WHERE e.event_id > ?1
           ORDER BY e.event_id
           LIMIT ?2",
@@ -123,6 +126,11 @@ pub(super) fn read(conn: &Connection, after: Option<i64>, limit: u32) -> SqlResu
             change: row.get(13)?,
             overdraft: row.get(14)?,
             change_memo: row.get(15)?,
+            currency: row.get(16)?,
+            scale: row.get(17)?,
+            pair_tx_id: row.get(18)?,
+            change_currency: row.get(19)?,
+            change_scale: row.get(20)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
