@@ -717,6 +717,10 @@ pub struct HoldArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub expires_at: Option<String>,
 
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
+
     #[command(flatten)]
     pub queue: QueueArgs,
 }
@@ -770,6 +774,9 @@ pub struct ExternalArgs {
     /// Amount, e.g. 100 or 100.50
     #[arg(allow_hyphen_values = true)]
     pub amount: String,
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
 }
@@ -785,11 +792,14 @@ pub struct TransferArgs {
     /// Amount, e.g. 100 or 100.50
     #[arg(allow_hyphen_values = true, required_unless_present = "batch")]
     pub amount: Option<String>,
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
 
     /// Queue every transfer in FILE (`-` for stdin), one JSON object per line
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo", "currency"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: queue all lines or, if any line fails, none
@@ -802,7 +812,7 @@ pub struct TransferArgs {
     pub chunk_size: Option<u64>,
 
     /// With --batch: the input's format, JSON Lines or CSV with a header row
-    /// (src,dst,amount and optionally id,memo)
+    /// (src,dst,amount and optionally id,memo,currency)
     #[arg(
         long,
         value_enum,

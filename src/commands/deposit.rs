@@ -12,6 +12,7 @@ pub(super) fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
         None,
         Some(&args.name),
         &args.amount,
+        args.currency.as_deref(),
         &args.queue,
         "deposit",
         crate::ledger::Kind::Transfer,

@@ -14,6 +14,7 @@ pub(super) fn run(context: &Context, args: HoldArgs) -> Result<Report> {
         Some(&args.src),
         Some(&args.dst),
         &args.amount,
+        args.currency.as_deref(),
         &args.queue,
         "hold",
         Kind::Hold(expiry),

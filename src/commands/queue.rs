@@ -8,6 +8,7 @@ use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
 use crate::ledger::TxId;
 use crate::ledger::{Kind, NewTransfer, rules};
+use crate::money::CurrencyId;
 use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
@@ -25,6 +26,7 @@ pub(super) fn queue(
     src: Option<&str>,
     dst: Option<&str>,
     amount: &str,
+    currency: Option<&str>,
     options: &QueueArgs,
     what: &str,
     kind: Kind,
@@ -37,9 +39,20 @@ pub(super) fn queue(
     let key = IdempotencyKey::parse_optional(options.key.as_deref())?;
     let memo = Memo::parse_optional(options.memo.as_deref())?;
     let mut ledger = context.open()?;
-    let amount = ledger.currency().parse_amount(amount)?;
-    let queued =
-        ledger.queue_transfer(NewTransfer::new(src, dst, amount, memo, key)?.with_kind(kind)?)?;
+    // An unknown code is refused before anything is written, and the
+    // amount is read at the scale of the currency it names.
+    let (currency, amount) = match currency {
+        Some(code) => {
+            let (id, currency) = ledger.currencies().by_code(code)?;
+            (id, currency.parse_amount(amount)?)
+        }
+        None => (CurrencyId::DEFAULT, ledger.currency().parse_amount(amount)?),
+    };
+    let queued = ledger.queue_transfer(
+        NewTransfer::new(src, dst, amount, memo, key)?
+            .with_kind(kind)?
+            .with_currency(currency),
+    )?;
     Ok(queued_report(queued, what, options))
 }
 

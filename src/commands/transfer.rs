@@ -26,6 +26,7 @@ pub(super) fn run(context: &Context, args: TransferArgs) -> Result<Report> {
         Some(src),
         Some(dst),
         amount,
+        args.currency.as_deref(),
         &args.queue,
         "transfer",
         crate::ledger::Kind::Transfer,

@@ -12,6 +12,7 @@ pub(super) fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
         Some(&args.name),
         None,
         &args.amount,
+        args.currency.as_deref(),
         &args.queue,
         "withdrawal",
         crate::ledger::Kind::Transfer,

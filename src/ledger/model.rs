@@ -181,6 +181,7 @@ pub struct NewTransfer {
     memo: Option<Memo>,
     key: Option<IdempotencyKey>,
     kind: Kind,
+    currency: crate::money::CurrencyId,
 }
 
 /// What a request queues: a plain transfer, a hold that reserves money
@@ -210,7 +211,19 @@ impl NewTransfer {
             memo,
             key,
             kind: Kind::Transfer,
+            currency: crate::money::CurrencyId::DEFAULT,
         })
+    }
+
+    /// The same request in another of the ledger's currencies; its amount
+    /// is already in that currency's minor units.
+    pub fn with_currency(mut self, currency: crate::money::CurrencyId) -> Self {
+        self.currency = currency;
+        self
+    }
+
+    pub fn currency(&self) -> crate::money::CurrencyId {
+        self.currency
     }
 
     /// The same request as a hold (which needs a user on the paying side)

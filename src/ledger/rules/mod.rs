@@ -149,10 +149,10 @@ impl<'a> Pinned<'a> {
     }
 }
 
-/// The currency a request moves: the ledger's default, as long as a
-/// request names none.
-pub(crate) fn request_currency(_transfer: &NewTransfer) -> CurrencyId {
-    CurrencyId::DEFAULT
+/// The currency a request moves: the one it names, else the ledger's
+/// default.
+pub(crate) fn request_currency(transfer: &NewTransfer) -> CurrencyId {
+    transfer.currency()
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:

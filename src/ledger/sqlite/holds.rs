@@ -8,7 +8,7 @@ use super::error::{SqlResult, commit};
 use super::transfers;
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
-use crate::ledger::model::TxId;
+use crate::ledger::model::{BalanceKey, TxId};
 use crate::ledger::model::{Policy, TransferRecord, TransferRef};
 use crate::ledger::rules::{
     self,
@@ -26,46 +26,67 @@ fn currency(tx: &Connection) -> SqlResult<Currency> {
 /// Gives back the reservations of the account's holds that are past their
 /// expiry, marking them EXPIRED: a write that reads `held` first makes it
 /// exact, as `settle` does for every account.
-fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()> {
+fn expire_holds_of(tx: &Transaction<'_>, key: BalanceKey, now: i64) -> SqlResult<()> {
+    let account = key.account;
     let past_expiry = rules::past_expiry_sql("", "?2");
     let expired: i64 = tx
         .prepare_cached(&format!(
             "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-             WHERE src = ?1 AND {past_expiry}"
+             WHERE src = ?1 AND currency = ?3 AND {past_expiry}"
         ))?
-        .query_row(params![account, now], |row| row.get(0))?;
+        .query_row(params![account, now, key.currency], |row| row.get(0))?;
     if expired > 0 {
         let mut gone = tx
             .prepare_cached(&format!(
                 "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
                  WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                                 WHERE src = ?1 AND {past_expiry})
+                                 WHERE src = ?1 AND currency = ?3 AND {past_expiry})
                  RETURNING tx_id"
             ))?
-            .query_map(params![account, now], |row| row.get(0))?
+            .query_map(params![account, now, key.currency], |row| row.get(0))?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
         gone.sort_unstable();
         super::events::record(tx, EventKind::HoldExpired, now, gone)?;
-        tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?
-            .execute(params![account, expired])?;
+        super::slots::execute(
+            tx,
+            key,
+            "UPDATE accounts SET held = held - ?2 WHERE id = ?1",
+            "UPDATE balances SET held = held - ?2 WHERE account = ?1 AND currency = ?3",
+            &[&expired],
+        )?;
     }
     Ok(())
 }
 
 /// A hold source's balance, policy and what its live holds reserve, its
 /// holds past their expiry given back first.
-pub(super) fn hold_figures(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<HoldFigures> {
-    expire_holds_of(tx, account, now)?;
-    Ok(tx
-        .prepare_cached("SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1")?
-        .query_row([account], |row| {
+pub(super) fn hold_figures(
+    tx: &Transaction<'_>,
+    key: BalanceKey,
+    now: i64,
+) -> SqlResult<HoldFigures> {
+    super::slots::ensure(tx, key, now)?;
+    expire_holds_of(tx, key, now)?;
+    // Frozen covers every currency: it is read from the account's row.
+    let figures = super::slots::query_row(
+        tx,
+        key,
+        "SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1",
+        "SELECT b.balance, b.held, b.overdraft, a.frozen FROM balances b
+         JOIN accounts a ON a.id = b.account WHERE b.account = ?1 AND b.currency = ?2",
+        &[],
+        |row| {
             Ok(HoldFigures {
                 balance: row.get(0)?,
                 held: row.get(1)?,
                 overdraft: row.get(2)?,
                 frozen: row.get(3)?,
             })
-        })?)
+        },
+    )?;
+    figures.ok_or_else(|| {
+        WalletError::internal(anyhow::anyhow!("account {} has no row", key.account)).into()
+    })
 }
 
 /// Writes a hold a chunk's plan placed; returns its id.
@@ -79,11 +100,18 @@ pub(super) fn place(
 ) -> SqlResult<i64> {
     tx.prepare_cached(
         "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
-                                hold_amount, expires_at)
-         VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7)",
+                                hold_amount, expires_at, currency)
+         VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7, ?8)",
     )?
     .execute(params![
-        row.src, row.dst, row.amount, memo, key, now, expires_at
+        row.src,
+        row.dst,
+        row.amount,
+        memo,
+        key,
+        now,
+        expires_at,
+        row.currency
     ])?;
     let tx_id = tx.last_insert_rowid();
     super::events::record(tx, EventKind::HoldPlaced, now, [tx_id])?;

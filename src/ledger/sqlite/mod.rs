@@ -28,6 +28,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod slots;
 mod sql_types;
 mod transfers;
 mod users;
@@ -784,9 +785,9 @@ impl Store for SqliteStore {
         self.wrote = true;
         // Settling moves pending sums that ingest's cache holds.
         self.caches.ingest = queue::IngestCache::default();
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.run(|store| {
-            settle::settle_batch(&mut store.conn, max, &mut store.caches.settle, &currency)
+            settle::settle_batch(&mut store.conn, max, &mut store.caches.settle, &currencies)
         })
     }
 
