@@ -631,6 +631,10 @@ pub struct GetUserArgs {
     /// The balance right after this transfer was applied to the user
     #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub at_tx: Option<i64>,
+
+    /// Show this currency's figures at the top level (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Args)]

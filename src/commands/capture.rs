@@ -15,7 +15,7 @@ pub(super) fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
         .map(|text| ledger.currency().parse_amount(text))
         .transpose()?;
     let record = ledger.capture(TxId::new(args.tx_id), amount)?;
-    let view = TransferView::new(&record, ledger.currency());
+    let view = TransferView::in_ledger(&record, ledger.currencies());
     let human = view.human();
     Ok(Report::new(view, human)
         .when_quiet(WhenQuiet::Nothing)

@@ -762,10 +762,10 @@ impl Store for PgStore {
     }
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         let schema = self.target.schema.clone();
         let errors = self.errors.clone();
-        let outcome = verify::verify(&mut self.client, &schema, options, &currency, &errors);
+        let outcome = verify::verify(&mut self.client, &schema, options, &currencies, &errors);
         let _ = self.client.batch_execute("ROLLBACK");
         outcome.map_err(|fault| self.errors.lift(fault))
     }

@@ -33,7 +33,8 @@ pub(super) fn select_transfer(balance_of: &str) -> String {
               WHERE r.refund_of = t.tx_id),
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
               WHERE r.refund_of = t.tx_id AND r.status IN ({paid})),
-            {NOW_MS}
+            {NOW_MS},
+            t.currency
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -213,5 +214,6 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         },
         refunded: row.get(15),
         balance_after: row.get(13),
+        currency: crate::money::CurrencyId(row.get::<_, i16>(17)),
     })
 }

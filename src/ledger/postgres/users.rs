@@ -195,5 +195,6 @@ pub(super) fn user_from_row(row: &Row) -> UserRecord {
             frozen: row.get(9),
             closed: row.get(10),
         },
+        others: Vec::new(),
     }
 }

@@ -17,7 +17,7 @@ use crate::ledger::rules::verify::{
     older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
     unknown_currency_problem,
 };
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, Currency, CurrencyId};
 
 /// Runs every check in one repeatable-read, read-only transaction, so that
 /// settle workers committing meanwhile cannot make balances and transfers
@@ -27,9 +27,10 @@ pub(super) fn verify(
     client: &mut Client,
     schema_name: &str,
     options: &VerifyOptions,
-    currency: &Currency,
+    currencies: &Currencies,
     errors: &ErrorContext,
 ) -> PgResult<VerifyReport> {
+    let currency = currencies.default_currency();
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     // Behind a savepoint: a schema without the table must not end the
     // snapshot the other checks read.
@@ -85,7 +86,7 @@ pub(super) fn verify(
         Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
             let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currency));
+            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currencies));
         }
         Err(fault) if is_fatal(&fault) => return Err(fault),
         Err(fault) => {

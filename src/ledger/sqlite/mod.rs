@@ -797,9 +797,9 @@ impl Store for SqliteStore {
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let errors = self.errors.clone();
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.read_believed(
-            |store| verify::verify(&mut store.conn, options, &currency, &errors),
+            |store| verify::verify(&mut store.conn, options, &currencies, &errors),
             |report| !report.ok(),
         )
     }

@@ -33,7 +33,7 @@ pub(super) fn select_transfer(balance: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-            t.refund_of, {balance}, {refunds}
+            t.refund_of, {balance}, {refunds}, t.currency
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -255,6 +255,7 @@ pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tra
         },
         refunded: row.get(15)?,
         balance_after: row.get(13)?,
+        currency: crate::money::CurrencyId(row.get(16)?),
     })
 }
 

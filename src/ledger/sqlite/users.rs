@@ -8,9 +8,9 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::model::{BalanceAt, CurrencyFigures, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held,
             overdraft, frozen, closed
@@ -22,7 +22,7 @@ const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_
 fn expired_held() -> String {
     format!(
         "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-     WHERE src = ?1 AND {}",
+     WHERE src = ?1 AND currency = ?3 AND {}",
         rules::past_expiry_sql("", "?2")
     )
 }
@@ -90,6 +90,7 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
         .optional()?
         .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
     leave_out_expired(conn, &mut user)?;
+    other_currencies(conn, &mut user)?;
     Ok(user)
 }
 
@@ -99,8 +100,42 @@ pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> Sql
     if user.held > 0 {
         let expired: i64 = conn
             .prepare_cached(&expired_held())?
-            .query_row(params![user.id, clock::now_ms()], |row| row.get(0))?;
+            .query_row(
+                params![user.id, clock::now_ms(), CurrencyId::DEFAULT],
+                |row| row.get(0),
+            )?;
         user.held = rules::held_as_of(user.held, expired);
+    }
+    Ok(())
+}
+
+/// Reads the user's figures in every other currency it has touched, each
+/// `held` less its holds past their expiry, as for the default currency.
+fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT currency, balance, pending_in, pending_out, held, overdraft FROM balances
+         WHERE account = ?1 ORDER BY currency",
+    )?;
+    let rows = stmt.query_map([user.id], |row| {
+        Ok(CurrencyFigures {
+            currency: CurrencyId(row.get(0)?),
+            balance: row.get(1)?,
+            pending_in: row.get(2)?,
+            pending_out: row.get(3)?,
+            held: row.get(4)?,
+            overdraft: row.get(5)?,
+        })
+    })?;
+    for figures in rows {
+        let mut figures = figures?;
+        if figures.held > 0 {
+            let expired: i64 = conn.prepare_cached(&expired_held())?.query_row(
+                params![user.id, clock::now_ms(), figures.currency],
+                |row| row.get(0),
+            )?;
+            figures.held = rules::held_as_of(figures.held, expired);
+        }
+        user.others.push(figures);
     }
     Ok(())
 }
@@ -257,5 +292,6 @@ pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRec
             frozen: row.get(8)?,
             closed: row.get(9)?,
         },
+        others: Vec::new(),
     })
 }
