@@ -567,12 +567,12 @@ impl Store for PgStore {
         change: PolicyChange,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord> {
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.retrying(|store| {
             policies::change_policy(
                 &mut store.client,
                 &mut store.guard,
-                &currency,
+                &currencies,
                 name,
                 change,
                 memo,
@@ -735,8 +735,8 @@ impl Store for PgStore {
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
         if !self.books_checked {
-            let currency = self.currency.clone();
-            self.reading(|store| settle::check_books(&mut store.client, &currency))?;
+            let currencies = self.currencies.clone();
+            self.reading(|store| settle::check_books(&mut store.client, &currencies))?;
             self.books_checked = true;
         }
         let expired =

@@ -14,7 +14,7 @@ use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::Currencies;
 
 /// The tables a policy change writes, for the guard's locks.
 pub(super) const WRITES: [&str; 3] = ["accounts", "policy_changes", "events"];
@@ -25,7 +25,7 @@ pub(super) const WRITES: [&str; 3] = ["accounts", "policy_changes", "events"];
 pub(super) fn change_policy(
     client: &mut Client,
     guard: &mut Guard,
-    currency: &Currency,
+    currencies: &Currencies,
     name: &UserName,
     change: PolicyChange,
     memo: Option<&str>,
@@ -47,7 +47,7 @@ pub(super) fn change_policy(
         return Err(WalletError::UserNotFound(name.to_string()).into());
     }
     let user = users::user(client, name)?;
-    let policy = rules::policy::change_user(&user, change, currency)?;
+    let policy = rules::policy::change_user_in(&user, change, currencies)?;
     let change_id = record_change(client, user.id, policy, change, memo, now)?;
     commit(
         client,

@@ -10,9 +10,9 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::model::{BalanceAt, CurrencyFigures, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 /// `held`, then what holds past their expiry, even those `settle` has not
 /// marked yet, reserve in it: [`user_from_row`] leaves that out.
@@ -20,7 +20,7 @@ fn select_user() -> String {
     format!(
         "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                 (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                  WHERE h.src = a.id AND {past_expiry}),
+                  WHERE h.src = a.id AND h.currency = 0 AND {past_expiry}),
                 a.overdraft, a.frozen, a.closed
          FROM accounts a WHERE lower(a.name) = lower($1)",
         past_expiry = rules::past_expiry_sql("h.", NOW_MS)
@@ -170,8 +170,32 @@ pub(super) fn balance_at(
 
 /// Looks a user up by name, regardless of case.
 pub(super) fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
-    Ok(find_user(client, name.as_str())?
-        .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?)
+    let mut user = find_user(client, name.as_str())?
+        .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
+    // Its figures in every other currency it has touched, each `held` as
+    // of now, as for the default currency.
+    let rows = client.query(
+        &format!(
+            "SELECT b.currency, b.balance, b.pending_in, b.pending_out, b.held, b.overdraft,
+                    (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                      WHERE h.src = b.account AND h.currency = b.currency AND {past_expiry})
+               FROM balances b WHERE b.account = $1 ORDER BY b.currency",
+            past_expiry = rules::past_expiry_sql("h.", NOW_MS)
+        ),
+        &[&user.id],
+    )?;
+    user.others = rows
+        .iter()
+        .map(|row| CurrencyFigures {
+            currency: CurrencyId(row.get::<_, i16>(0)),
+            balance: row.get(1),
+            pending_in: row.get(2),
+            pending_out: row.get(3),
+            held: rules::held_as_of(row.get(4), row.get(6)),
+            overdraft: row.get(5),
+        })
+        .collect();
+    Ok(user)
 }
 
 pub(super) fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {

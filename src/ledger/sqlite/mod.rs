@@ -632,8 +632,8 @@ impl Store for SqliteStore {
         // Settle's and ingest's caches hold account figures a change may
         // make stale.
         self.caches.clear();
-        let currency = self.currency.clone();
-        self.run(|store| policies::change_policy(&mut store.conn, &currency, name, change, memo))
+        let currencies = self.currencies.clone();
+        self.run(|store| policies::change_policy(&mut store.conn, &currencies, name, change, memo))
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {

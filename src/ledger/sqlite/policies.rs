@@ -12,13 +12,13 @@ use crate::ledger::clock;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::Currencies;
 
 /// Changes `name`'s policy as [`rules::policy::apply_change`] decides, in
 /// one transaction under the write lock, which settle and capture take too.
 pub(super) fn change_policy(
     conn: &mut Connection,
-    currency: &Currency,
+    currencies: &Currencies,
     name: &UserName,
     change: PolicyChange,
     memo: Option<&str>,
@@ -26,7 +26,7 @@ pub(super) fn change_policy(
     let tx = super::guard::begin_write(conn)?;
     let now = clock::now_ms();
     let user = users::user(&tx, name)?;
-    let policy = rules::policy::change_user(&user, change, currency)?;
+    let policy = rules::policy::change_user_in(&user, change, currencies)?;
     let change_id = record_change(&tx, user.id, policy, change, memo, now)?;
     commit(
         tx,

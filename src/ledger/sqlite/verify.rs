@@ -310,7 +310,8 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
             "SELECT id, name, balance, pending_in, pending_out,
                     CASE WHEN balance < 0
                          THEN max(overdraft, coalesce((SELECT max(p.overdraft) FROM policy_changes p
-                                                        WHERE p.account = accounts.id), 0))
+                                                        WHERE p.account = accounts.id
+                                                          AND p.currency = 0), 0))
                          ELSE 0 END
              FROM accounts ORDER BY id",
         )?;
