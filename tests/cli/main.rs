@@ -89,6 +89,7 @@ mod holds;
 mod inputs;
 mod insider;
 mod overdraft;
+mod per_currency;
 mod pipes;
 mod planted;
 mod policies;

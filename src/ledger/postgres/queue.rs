@@ -867,6 +867,7 @@ fn clone_refusal(err: &WalletError) -> WalletError {
         WalletError::SameAccount(name) => WalletError::SameAccount(name.clone()),
         WalletError::PendingOverflow(who) => WalletError::PendingOverflow(who.clone()),
         WalletError::InvalidLine(why) => WalletError::InvalidLine(why.clone()),
+        WalletError::InvalidCurrency(why) => WalletError::InvalidCurrency(why.clone()),
         WalletError::InvalidAmount { input, why } => WalletError::InvalidAmount {
             input: input.clone(),
             why: why.clone(),

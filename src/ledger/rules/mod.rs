@@ -169,10 +169,11 @@ pub(crate) fn replay_or_conflict(
         Some("source")
     } else if earlier.dst != requested.dst {
         Some("destination")
+    } else if earlier.currency != requested.currency {
+        // Before the amount: amounts in two currencies are not comparable.
+        Some("currency")
     } else if earlier.amount != requested.amount {
         Some("amount")
-    } else if earlier.currency != requested.currency {
-        Some("currency")
     } else if earlier.memo != requested.memo {
         Some("memo")
     } else if earlier.hold != requested.hold {
