@@ -288,7 +288,7 @@ pub struct UserRecord {
     pub policy: Policy,
     /// The user's figures in every other currency it has touched, in
     /// currency order; the fields above are the default currency's. Filled
-    /// by the read of one user, left empty by lists.
+    /// by the reads of users; empty when a record is made otherwise.
     pub others: Vec<CurrencyFigures>,
 }
 

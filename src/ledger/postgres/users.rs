@@ -172,30 +172,39 @@ pub(super) fn balance_at(
 pub(super) fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
     let mut user = find_user(client, name.as_str())?
         .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
-    // Its figures in every other currency it has touched, each `held` as
-    // of now, as for the default currency.
+    add_other_currencies(client, std::slice::from_mut(&mut user))?;
+    Ok(user)
+}
+
+/// Reads the users' figures in every other currency they have touched,
+/// by one query, each `held` as of now, as for the default currency.
+pub(super) fn add_other_currencies(client: &mut Client, users: &mut [UserRecord]) -> PgResult<()> {
+    let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
     let rows = client.query(
         &format!(
-            "SELECT b.currency, b.balance, b.pending_in, b.pending_out, b.held, b.overdraft,
+            "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
+                    b.overdraft,
                     (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
                       WHERE h.src = b.account AND h.currency = b.currency AND {past_expiry})
-               FROM balances b WHERE b.account = $1 ORDER BY b.currency",
+               FROM balances b WHERE b.account = ANY($1) ORDER BY b.account, b.currency",
             past_expiry = rules::past_expiry_sql("h.", NOW_MS)
         ),
-        &[&user.id],
+        &[&ids],
     )?;
-    user.others = rows
-        .iter()
-        .map(|row| CurrencyFigures {
-            currency: CurrencyId(row.get::<_, i16>(0)),
-            balance: row.get(1),
-            pending_in: row.get(2),
-            pending_out: row.get(3),
-            held: rules::held_as_of(row.get(4), row.get(6)),
-            overdraft: row.get(5),
-        })
-        .collect();
-    Ok(user)
+    for row in &rows {
+        let account: i64 = row.get(0);
+        if let Some(user) = users.iter_mut().find(|user| user.id == account) {
+            user.others.push(CurrencyFigures {
+                currency: CurrencyId(row.get::<_, i16>(1)),
+                balance: row.get(2),
+                pending_in: row.get(3),
+                pending_out: row.get(4),
+                held: rules::held_as_of(row.get(5), row.get(7)),
+                overdraft: row.get(6),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {

@@ -111,7 +111,7 @@ pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> Sql
 
 /// Reads the user's figures in every other currency it has touched, each
 /// `held` less its holds past their expiry, as for the default currency.
-fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
+pub(super) fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT currency, balance, pending_in, pending_out, held, overdraft FROM balances
          WHERE account = ?1 ORDER BY currency",
