@@ -19,14 +19,20 @@ struct Queued {
     replayed: bool,
 }
 
+/// An amount as asked: its text, and the code of its currency if one was
+/// named (the ledger's default if not).
+pub(super) struct Asked<'a> {
+    pub amount: &'a str,
+    pub currency: Option<&'a str>,
+}
+
 /// Validates the parts of a transfer request and queues it. `None` on a
 /// side is the ledger's external account.
 pub(super) fn queue(
     context: &Context,
     src: Option<&str>,
     dst: Option<&str>,
-    amount: &str,
-    currency: Option<&str>,
+    asked: Asked<'_>,
     options: &QueueArgs,
     what: &str,
     kind: Kind,
@@ -41,12 +47,15 @@ pub(super) fn queue(
     let mut ledger = context.open()?;
     // An unknown code is refused before anything is written, and the
     // amount is read at the scale of the currency it names.
-    let (currency, amount) = match currency {
+    let (currency, amount) = match asked.currency {
         Some(code) => {
             let (id, currency) = ledger.currencies().by_code(code)?;
-            (id, currency.parse_amount(amount)?)
+            (id, currency.parse_amount(asked.amount)?)
         }
-        None => (CurrencyId::DEFAULT, ledger.currency().parse_amount(amount)?),
+        None => (
+            CurrencyId::DEFAULT,
+            ledger.currency().parse_amount(asked.amount)?,
+        ),
     };
     let queued = ledger.queue_transfer(
         NewTransfer::new(src, dst, amount, memo, key)?

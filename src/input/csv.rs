@@ -359,13 +359,17 @@ mod tests {
         } else {
             Box::new(input)
         };
-        CsvLines::new(reader, Currencies::new(Currency::default()), "a test".into())
-            .unwrap()
-            .map(|line| {
-                let line = line.unwrap();
-                (line.line, line.transfer.is_ok())
-            })
-            .collect()
+        CsvLines::new(
+            reader,
+            Currencies::new(Currency::default()),
+            "a test".into(),
+        )
+        .unwrap()
+        .map(|line| {
+            let line = line.unwrap();
+            (line.line, line.transfer.is_ok())
+        })
+        .collect()
     }
 
     #[test]

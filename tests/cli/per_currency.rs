@@ -59,7 +59,10 @@ fn balances_are_kept_per_currency_and_a_btc_transfer_never_moves_php() {
     assert_eq!(pending.pending_out, "0.00", "nothing pending in PHP");
     s.ok(&["settle"]);
     let alice = user(&s, &["alice"]);
-    assert_eq!((alice.balance.as_str(), alice.currency.as_str()), ("100.00", "PHP"));
+    assert_eq!(
+        (alice.balance.as_str(), alice.currency.as_str()),
+        ("100.00", "PHP")
+    );
     let btc = balance(&alice, "BTC");
     assert_eq!(
         (btc.balance.as_str(), btc.available.as_str()),
@@ -81,13 +84,21 @@ fn balances_are_kept_per_currency_and_a_btc_transfer_never_moves_php() {
     );
     let in_jpy = user(&s, &["bob", "--currency", "jpy"]);
     assert_eq!(
-        (in_jpy.balance.as_str(), in_jpy.available.as_str(), in_jpy.currency.as_str()),
+        (
+            in_jpy.balance.as_str(),
+            in_jpy.available.as_str(),
+            in_jpy.currency.as_str()
+        ),
         ("0", "0", "JPY"),
         "an untouched currency shows zeros"
     );
     let shown = transfer(&s, moved);
     assert_eq!(
-        (shown.amount.as_str(), shown.currency.as_str(), shown.status.as_str()),
+        (
+            shown.amount.as_str(),
+            shown.currency.as_str(),
+            shown.status.as_str()
+        ),
         ("0.25000000", "BTC", "COMPLETED")
     );
     let history: Vec<shapes::Transfer> = s.json(&["history", "bob"]);
@@ -182,17 +193,28 @@ fn holds_capture_release_and_cancel_work_in_their_currency() {
     assert_eq!(balance(&alice, "BTC").available, "0.60000000");
     assert_eq!(alice.held, "0.00", "a BTC hold reserves no PHP");
     // The capture's amount is read at the hold's scale.
-    s.fails(&["capture", &hold.to_string(), "0.000000001"], "invalid_amount", 5);
+    s.fails(
+        &["capture", &hold.to_string(), "0.000000001"],
+        "invalid_amount",
+        5,
+    );
     s.ok(&["capture", &hold.to_string(), "0.15"]);
     s.ok(&["settle"]);
     let second = queued(&s, &["hold", "alice", "bob", "0.1", "--currency", "BTC"]);
     s.ok(&["release", &second.to_string()]);
-    let pending = queued(&s, &["transfer", "alice", "bob", "0.2", "--currency", "BTC"]);
+    let pending = queued(
+        &s,
+        &["transfer", "alice", "bob", "0.2", "--currency", "BTC"],
+    );
     s.ok(&["cancel", &pending.to_string()]);
     let alice = user(&s, &["alice"]);
     let btc = balance(&alice, "BTC");
     assert_eq!(
-        (btc.balance.as_str(), btc.held.as_str(), btc.pending_out.as_str()),
+        (
+            btc.balance.as_str(),
+            btc.held.as_str(),
+            btc.pending_out.as_str()
+        ),
         ("0.85000000", "0.00000000", "0.00000000")
     );
     assert_eq!(alice.balance, "100.00");
@@ -278,7 +300,11 @@ fn a_key_replayed_in_another_currency_is_a_conflict_naming_currency() {
         "k-2",
     ]);
     assert_eq!((replayed.tx_id, replayed.replayed), (btc, true));
-    let message = s.fails(&["deposit", "alice", "1", "--id", "k-2"], "idempotency_conflict", 4);
+    let message = s.fails(
+        &["deposit", "alice", "1", "--id", "k-2"],
+        "idempotency_conflict",
+        4,
+    );
     assert!(message.contains("currency"), "{message}");
 }
 
@@ -308,9 +334,7 @@ fn verify_names_the_currency_whose_figures_disagree() {
     s.ok(&["deposit", "alice", "1", "--currency", "BTC"]);
     s.ok(&["settle"]);
     verify_ok(&s);
-    s.tamper(
-        "UPDATE balances SET balance = balance + 5 WHERE currency = 1 AND account <> 0",
-    );
+    s.tamper("UPDATE balances SET balance = balance + 5 WHERE currency = 1 AND account <> 0");
     let failure = s.verify_fails();
     let failed = failure.report.failed();
     assert!(failed.contains(&"balances"), "{failed:?}");
@@ -321,10 +345,7 @@ fn verify_names_the_currency_whose_figures_disagree() {
         .iter()
         .find(|c| c.name == "zero_sum")
         .unwrap();
-    assert!(
-        zero_sum.problems[0].message.contains("BTC"),
-        "{zero_sum:?}"
-    );
+    assert!(zero_sum.problems[0].message.contains("BTC"), "{zero_sum:?}");
 }
 
 engine_tests! {

@@ -703,8 +703,19 @@ fn insert(
                 "SELECT tx_id FROM changed",
             ),
             &[
-                &ids, &lanes_, &srcs, &dsts, &amounts, &statuses, &memos, &keys, &held, &expiries,
-                &originals, &now, &currencies,
+                &ids,
+                &lanes_,
+                &srcs,
+                &dsts,
+                &amounts,
+                &statuses,
+                &memos,
+                &keys,
+                &held,
+                &expiries,
+                &originals,
+                &now,
+                &currencies,
             ],
         )?;
         inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));

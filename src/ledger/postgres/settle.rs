@@ -100,7 +100,11 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     if !any {
         return Ok(0);
     }
-    guard.begin(client, &["transfers", "accounts", "balances", "events"], &[])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     let found = client.query(
         &events::recorded_returning(
             EventKind::HoldExpired,
@@ -120,14 +124,12 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     let mut released = Vec::new();
     let count = rules::settle::expire_holds(
         // The hold's currency from `transfers.currency` once the column exists.
-        found
-            .iter()
-            .map(|row| {
-                (
-                    BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(2))),
-                    row.get(1),
-                )
-            }),
+        found.iter().map(|row| {
+            (
+                BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(2))),
+                row.get(1),
+            )
+        }),
         &mut released,
     );
     if count == 0 {

@@ -70,7 +70,11 @@ pub(super) fn cancel(
     guard: &mut Guard,
     tx_id: i64,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts", "balances", "events"], &[])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     let row = client
         .query_opt(
             &format!(

@@ -86,7 +86,9 @@ pub(super) fn verify(
         Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
             let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currencies));
+            checks.extend(figure_checks(
+                &accounts, &tally, &drawn, history, currencies,
+            ));
         }
         Err(fault) if is_fatal(&fault) => return Err(fault),
         Err(fault) => {

@@ -904,9 +904,9 @@ mod tests {
                 sound_history(),
                 &Currencies::new(currency.clone()),
             )
-                .into_iter()
-                .find(|c| c.name == "no_negative_balances")
-                .unwrap()
+            .into_iter()
+            .find(|c| c.name == "no_negative_balances")
+            .unwrap()
         };
         // Raised to 1.00 at 10, lowered to 0.20 at 30.
         let history = || vec![change(10, 100), change(30, 20)];

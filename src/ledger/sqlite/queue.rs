@@ -14,8 +14,8 @@
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::CommitWatch;
-use super::slots;
 use super::error::{Fault, SqlResult, commit};
+use super::slots;
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;

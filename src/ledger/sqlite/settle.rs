@@ -6,13 +6,13 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, para
 
 use super::CommitWatch;
 use super::error::{SqlResult, commit};
+use super::slots;
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
-use super::slots;
 use crate::money::{Currencies, CurrencyId};
 use rustc_hash::FxHashMap as FastMap;
 use std::collections::hash_map::Entry;

@@ -2,14 +2,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::slots;
-use crate::ledger::model::BalanceKey;
 use super::error::{SqlResult, commit};
+use super::slots;
 use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
+use crate::ledger::model::BalanceKey;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};

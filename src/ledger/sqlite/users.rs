@@ -98,12 +98,10 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
 /// marked yet.
 pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
     if user.held > 0 {
-        let expired: i64 = conn
-            .prepare_cached(&expired_held())?
-            .query_row(
-                params![user.id, clock::now_ms(), CurrencyId::DEFAULT],
-                |row| row.get(0),
-            )?;
+        let expired: i64 = conn.prepare_cached(&expired_held())?.query_row(
+            params![user.id, clock::now_ms(), CurrencyId::DEFAULT],
+            |row| row.get(0),
+        )?;
         user.held = rules::held_as_of(user.held, expired);
     }
     Ok(())
@@ -129,10 +127,11 @@ pub(super) fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlR
     for figures in rows {
         let mut figures = figures?;
         if figures.held > 0 {
-            let expired: i64 = conn.prepare_cached(&expired_held())?.query_row(
-                params![user.id, clock::now_ms(), figures.currency],
-                |row| row.get(0),
-            )?;
+            let expired: i64 = conn
+                .prepare_cached(&expired_held())?
+                .query_row(params![user.id, clock::now_ms(), figures.currency], |row| {
+                    row.get(0)
+                })?;
             figures.held = rules::held_as_of(figures.held, expired);
         }
         user.others.push(figures);

@@ -63,7 +63,9 @@ pub(super) fn verify(
     match accounts_and_tally(conn).and_then(|(a, t)| Ok((a, t, drawn(conn)?))) {
         Ok((accounts, tally, drawn)) => {
             let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currencies));
+            checks.extend(figure_checks(
+                &accounts, &tally, &drawn, history, currencies,
+            ));
         }
         Err(fault) if fault.is_busy() => return Err(fault),
         Err(fault) => {
