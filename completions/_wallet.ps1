@@ -331,6 +331,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;overdraft' {
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the limit, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note recorded with the change')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')

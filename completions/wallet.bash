@@ -1364,12 +1364,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__overdraft)
-            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            opts="-q -h --currency --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --currency)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --memo)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then

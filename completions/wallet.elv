@@ -303,6 +303,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;overdraft'= {
+            cand --currency 'The currency of the limit, by code (default: the ledger''s default currency)'
             cand --memo 'A note recorded with the change'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'

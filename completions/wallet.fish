@@ -229,6 +229,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand refund" -l lock-timeout -d
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l currency -d 'The currency of the limit, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l memo -d 'A note recorded with the change' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f

@@ -603,6 +603,10 @@ pub struct OverdraftArgs {
     #[arg(allow_hyphen_values = true)]
     pub amount: String,
 
+    /// The currency of the limit, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
+
     /// A note recorded with the change
     #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub memo: Option<String>,

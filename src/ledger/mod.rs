@@ -139,10 +139,11 @@ impl Ledger {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&Memo>,
     ) -> Result<PolicyChangeRecord> {
         self.store
-            .change_policy(name, change, memo.map(Memo::as_str))
+            .change_policy(name, change, currency, memo.map(Memo::as_str))
     }
 
     /// Adds many users in one transaction: all or none.

@@ -112,7 +112,7 @@ impl UserView {
     }
 
     pub(crate) fn human(&self) -> Human {
-        Human::Record(vec![
+        let mut fields = vec![
             ("name", self.name.clone()),
             ("email", self.email.clone()),
             ("balance", self.with_code(&self.balance)),
@@ -123,7 +123,25 @@ impl UserView {
             ("overdraft", self.with_code(&self.overdraft)),
             ("frozen", yes_no(self.frozen)),
             ("closed", yes_no(self.closed)),
-        ])
+        ];
+        // Every other currency the user holds, one line each.
+        for (code, figures) in self.balances.iter().flatten() {
+            if *code != self.currency {
+                fields.push((
+                    "also",
+                    format!(
+                        "{} {code} (available {}, pending in {}, out {}, held {}, overdraft {})",
+                        figures.balance,
+                        figures.available,
+                        figures.pending_in,
+                        figures.pending_out,
+                        figures.held,
+                        figures.overdraft
+                    ),
+                ));
+            }
+        }
+        Human::Record(fields)
     }
 
     /// A page of users as one table, a row each.

@@ -348,6 +348,54 @@ fn verify_names_the_currency_whose_figures_disagree() {
     assert!(zero_sum.problems[0].message.contains("BTC"), "{zero_sum:?}");
 }
 
+fn overdraft_limits_are_per_currency() {
+    let s = three_currencies();
+    let change: Value = s.json(&["overdraft", "alice", "0.5", "--currency", "btc"]);
+    assert_eq!(
+        (change["change"].as_str(), change["overdraft"].as_str()),
+        (Some("overdraft"), Some("0.50000000"))
+    );
+    s.fails(
+        &["overdraft", "alice", "0.000000001", "--currency", "BTC"],
+        "invalid_amount",
+        5,
+    );
+    s.fails(
+        &["overdraft", "alice", "1", "--currency", "XYZ"],
+        "invalid_currency",
+        5,
+    );
+    let alice = user(&s, &["alice"]);
+    assert_eq!(alice.overdraft, "0.00", "the PHP limit is untouched");
+    let btc = balance(&alice, "BTC");
+    assert_eq!(
+        (btc.overdraft.as_str(), btc.available.as_str()),
+        ("0.50000000", "0.50000000")
+    );
+    let drawn = queued(
+        &s,
+        &["transfer", "alice", "bob", "0.4", "--currency", "BTC"],
+    );
+    let php = queued(&s, &["transfer", "alice", "bob", "1"]);
+    s.ok(&["settle"]);
+    assert_eq!(transfer(&s, drawn).status, "COMPLETED");
+    assert_eq!(
+        transfer(&s, php).reason.as_deref(),
+        Some("insufficient_funds"),
+        "a BTC limit lends no PHP"
+    );
+    let alice = user(&s, &["alice", "--currency", "BTC"]);
+    assert_eq!(
+        (alice.balance.as_str(), alice.overdraft.as_str()),
+        ("-0.40000000", "0.50000000")
+    );
+    verify_ok(&s);
+    // The limit in force is the BTC one; the default currency's policy in
+    // time never saw it.
+    let then: Value = s.json(&["get-user", "alice", "--at", "2100-01-01"]);
+    assert_eq!(then["overdraft"], "0.00");
+}
+
 engine_tests! {
     both: [
         balances_are_kept_per_currency_and_a_btc_transfer_never_moves_php,
@@ -360,5 +408,6 @@ engine_tests! {
         a_key_replayed_in_another_currency_is_a_conflict_naming_currency,
         an_unknown_currency_is_refused_before_anything_is_written,
         verify_names_the_currency_whose_figures_disagree,
+        overdraft_limits_are_per_currency,
     ],
 }

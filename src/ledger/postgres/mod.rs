@@ -565,6 +565,7 @@ impl Store for PgStore {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord> {
         let currencies = self.currencies.clone();
@@ -575,6 +576,7 @@ impl Store for PgStore {
                 &currencies,
                 name,
                 change,
+                currency,
                 memo,
             )
         })
@@ -616,7 +618,7 @@ impl Store for PgStore {
                 queue::plan_and_write(
                     &mut store.client,
                     &mut store.guard,
-                    &store.currency,
+                    &store.currencies,
                     &chunk,
                     all_or_nothing,
                     lanes,

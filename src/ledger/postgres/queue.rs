@@ -32,7 +32,7 @@ use crate::ledger::rules::plan::{
     StoredKey,
 };
 use crate::ledger::rules::{self, Pinned};
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// From this many new transfers on, a chunk is written through `COPY`;
 /// below it, one `INSERT … SELECT FROM unnest(…)` costs less than the
@@ -122,7 +122,7 @@ impl ChunkFacts for Prefetched {
 pub(super) fn plan_and_write(
     client: &mut Client,
     guard: &mut Guard,
-    currency: &Currency,
+    currencies: &Currencies,
     chunk: &[BatchLine],
     all_or_nothing: bool,
     lanes: i32,
@@ -214,7 +214,7 @@ pub(super) fn plan_and_write(
     }
     let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
     read_originals(client, &mut facts, chunk)?;
-    let plan = rules::plan::plan_chunk(chunk, &mut facts, now, currency)?;
+    let plan = rules::plan::plan_chunk(chunk, &mut facts, now, currencies)?;
     if !careful && plan.overflows() {
         return Ok(Attempt::Careful);
     }

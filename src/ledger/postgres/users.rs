@@ -118,7 +118,8 @@ pub(super) fn balance_at(
             let row = client.query_opt(
                 "SELECT tx_id, CASE WHEN src = $2 THEN src_balance ELSE dst_balance END, settled_at
                    FROM transfers
-                  WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'",
+                  WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'
+                    AND currency = 0",
                 &[&tx_id, &user.id],
             )?;
             match row {
@@ -133,10 +134,12 @@ pub(super) fn balance_at(
                 "SELECT tx_id, balance, settled_at FROM (
                     (SELECT tx_id, src_balance AS balance, settled_at, settle_batch FROM transfers
                       WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                        AND currency = 0
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
                     UNION ALL
                     (SELECT tx_id, dst_balance, settled_at, settle_batch FROM transfers
                       WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                        AND currency = 0
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
                  ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
                 &[&user.id, &ms],

@@ -624,6 +624,7 @@ impl Store for SqliteStore {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord> {
         self.share()?;
@@ -633,7 +634,9 @@ impl Store for SqliteStore {
         // make stale.
         self.caches.clear();
         let currencies = self.currencies.clone();
-        self.run(|store| policies::change_policy(&mut store.conn, &currencies, name, change, memo))
+        self.run(|store| {
+            policies::change_policy(&mut store.conn, &currencies, name, change, currency, memo)
+        })
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
@@ -669,7 +672,7 @@ impl Store for SqliteStore {
             queue::queue_chunk(
                 &mut store.conn,
                 &mut store.caches.ingest,
-                &store.currency,
+                &store.currencies,
                 lines,
                 max,
                 all_or_nothing,

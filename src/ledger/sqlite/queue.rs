@@ -27,7 +27,7 @@ use crate::ledger::rules::{
         StoredKey,
     },
 };
-use crate::money::Currency;
+use crate::money::Currencies;
 use rustc_hash::FxHashMap as FastMap;
 
 /// Past this many cached names or accounts the caches start over, so that
@@ -38,7 +38,7 @@ const MAX_CACHED: usize = 1 << 20;
 pub(super) fn queue_chunk(
     conn: &mut Connection,
     cache: &mut IngestCache,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -51,7 +51,7 @@ pub(super) fn queue_chunk(
     // pragma is a no-op inside a transaction, so it brackets this one.
     conn.pragma_update(None, "foreign_keys", false)?;
     let outcome =
-        queue_chunk_in_one_transaction(conn, cache, currency, lines, max, all_or_nothing, sink);
+        queue_chunk_in_one_transaction(conn, cache, currencies, lines, max, all_or_nothing, sink);
     // Restoring the pragma touches no file; should it fail all the same, a
     // committed chunk must still be reported as committed.
     let restored = conn.pragma_update(None, "foreign_keys", true);
@@ -80,7 +80,7 @@ pub(super) fn queue_chunk(
 fn queue_chunk_in_one_transaction(
     conn: &mut Connection,
     cache: &mut IngestCache,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -92,7 +92,7 @@ fn queue_chunk_in_one_transaction(
     let mut lines = lines.take(max);
     let span = ingest(
         &tx,
-        currency,
+        currencies,
         &mut lines,
         all_or_nothing,
         cache,
@@ -310,7 +310,7 @@ impl ChunkFacts for Facts<'_, '_, '_> {
 
 fn ingest(
     tx: &Transaction<'_>,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     all_or_nothing: bool,
     cache: &mut IngestCache,
@@ -347,7 +347,7 @@ fn ingest(
                 statements: &mut statements,
                 keys,
             };
-            rules::plan::plan_chunk(&group, &mut facts, now, currency)?
+            rules::plan::plan_chunk(&group, &mut facts, now, currencies)?
         };
         write_rows(tx, &group, &plan, now, &mut ids)?;
         for (key, held) in &plan.held {
@@ -632,7 +632,7 @@ mod tests {
     use crate::ledger::model::NewTransfer;
     use crate::ledger::model::TxId;
     use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
-    use crate::money::Amount;
+    use crate::money::{Amount, Currency};
     use tempfile::TempDir;
 
     /// Keeps every outcome, and runs `between` after each commit.

@@ -163,7 +163,8 @@ pub(super) fn balance_of(
         PointInTime::Transfer(tx_id) => {
             let applied: Option<Option<i64>> = conn
                 .prepare_cached(
-                    "SELECT balance_after FROM postings WHERE account = ?1 AND tx_id = ?2",
+                    "SELECT p.balance_after FROM postings p JOIN transfers t ON t.tx_id = p.tx_id
+                     WHERE p.account = ?1 AND p.tx_id = ?2 AND t.currency = 0",
                 )?
                 .query_row(params![user.id, tx_id], |r| r.get(0))
                 .optional()?;
@@ -233,7 +234,9 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     let mut candidate: Option<(i64, i64)> = None;
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT p.tx_id, p.balance_after IS NOT NULL, l.batch FROM postings p
+            "SELECT p.tx_id, p.balance_after IS NOT NULL AND t.currency = 0, l.batch
+             FROM postings p
+             JOIN transfers t ON t.tx_id = p.tx_id
              LEFT JOIN late_applied l ON l.account = p.account AND l.tx_id = p.tx_id
              WHERE p.account = ?1 AND p.tx_id <= ?2 ORDER BY p.tx_id DESC",
         )?;
@@ -259,8 +262,10 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     }
     let late: Option<(i64, i64)> = conn
         .prepare_cached(
-            "SELECT batch, tx_id FROM late_applied INDEXED BY late_applied_by_batch
-             WHERE account = ?1 AND batch <= ?2 ORDER BY batch DESC, tx_id DESC LIMIT 1",
+            "SELECT l.batch, l.tx_id FROM late_applied l INDEXED BY late_applied_by_batch
+             JOIN transfers t ON t.tx_id = l.tx_id
+             WHERE l.account = ?1 AND l.batch <= ?2 AND t.currency = 0
+             ORDER BY l.batch DESC, l.tx_id DESC LIMIT 1",
         )?
         .query_row(params![account, batch], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
