@@ -130,6 +130,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         'wallet;get-user' {
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)')
             [CompletionResult]::new('--at-tx', '--at-tx', [CompletionResultType]::ParameterName, 'The balance right after this transfer was applied to the user')
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'Show this currency''s figures at the top level (default: the ledger''s default currency)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
@@ -140,6 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;deposit' {
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the amount, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
@@ -152,6 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;withdraw' {
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the amount, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
@@ -164,11 +167,12 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;transfer' {
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the amount, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Queue every transfer in FILE (`-` for stdin), one JSON object per line')
             [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'With --batch: lines per transaction, default 100000 (ignored with --atomic)')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'With --batch: the input''s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'With --batch: the input''s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo,currency)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--atomic', '--atomic', [CompletionResultType]::ParameterName, 'With --batch: queue all lines or, if any line fails, none')
@@ -282,6 +286,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         'wallet;hold' {
             [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Expire this long after it is placed: 90s, 30m, 12h, 7d')
             [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)')
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the amount, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
@@ -326,6 +331,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;overdraft' {
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'The currency of the limit, by code (default: the ledger''s default currency)')
             [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note recorded with the change')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')

@@ -526,12 +526,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__deposit)
-            opts="-q -h --id --memo --db --json --quiet --lock-timeout --help"
+            opts="-q -h --currency --id --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --currency)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --id)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -721,7 +728,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__get__subcmd__user)
-            opts="-q -h --at --at-tx --db --json --quiet --lock-timeout --help"
+            opts="-q -h --at --at-tx --currency --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -735,6 +742,13 @@ _wallet() {
                     return 0
                     ;;
                 --at-tx)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --currency)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
@@ -1226,7 +1240,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__hold)
-            opts="-q -h --expires-in --expires-at --id --memo --db --json --quiet --lock-timeout --help"
+            opts="-q -h --expires-in --expires-at --currency --id --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1240,6 +1254,13 @@ _wallet() {
                     return 0
                     ;;
                 --expires-at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --currency)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
@@ -1343,12 +1364,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__overdraft)
-            opts="-q -h --memo --db --json --quiet --lock-timeout --help"
+            opts="-q -h --currency --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --currency)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --memo)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -1492,12 +1520,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__transfer)
-            opts="-q -h --id --memo --batch --atomic --chunk-size --format --dry-run --db --json --quiet --lock-timeout --help"
+            opts="-q -h --currency --id --memo --batch --atomic --chunk-size --format --dry-run --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --currency)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --id)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -1660,12 +1695,19 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__withdraw)
-            opts="-q -h --id --memo --db --json --quiet --lock-timeout --help"
+            opts="-q -h --currency --id --memo --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --currency)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --id)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then

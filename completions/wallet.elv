@@ -118,6 +118,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;get-user'= {
             cand --at 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)'
             cand --at-tx 'The balance right after this transfer was applied to the user'
+            cand --currency 'Show this currency''s figures at the top level (default: the ledger''s default currency)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
@@ -127,6 +128,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;deposit'= {
+            cand --currency 'The currency of the amount, by code (default: the ledger''s default currency)'
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
@@ -138,6 +140,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;withdraw'= {
+            cand --currency 'The currency of the amount, by code (default: the ledger''s default currency)'
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
@@ -149,11 +152,12 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help'
         }
         &'wallet;transfer'= {
+            cand --currency 'The currency of the amount, by code (default: the ledger''s default currency)'
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
             cand --batch 'Queue every transfer in FILE (`-` for stdin), one JSON object per line'
             cand --chunk-size 'With --batch: lines per transaction, default 100000 (ignored with --atomic)'
-            cand --format 'With --batch: the input''s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo)'
+            cand --format 'With --batch: the input''s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo,currency)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --atomic 'With --batch: queue all lines or, if any line fails, none'
@@ -258,6 +262,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;hold'= {
             cand --expires-in 'Expire this long after it is placed: 90s, 30m, 12h, 7d'
             cand --expires-at 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)'
+            cand --currency 'The currency of the amount, by code (default: the ledger''s default currency)'
             cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
             cand --memo 'A note stored with the transfer'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
@@ -298,6 +303,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;overdraft'= {
+            cand --currency 'The currency of the limit, by code (default: the ledger''s default currency)'
             cand --memo 'A note recorded with the change'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'

@@ -93,11 +93,13 @@ complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s q -l quiet
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at -d 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at-tx -d 'The balance right after this transfer was applied to the user' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l currency -d 'Show this currency\'s figures at the top level (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l currency -d 'The currency of the amount, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
@@ -105,6 +107,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l lock-timeout -
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand deposit" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l currency -d 'The currency of the amount, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
@@ -112,11 +115,12 @@ complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l lock-timeout 
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand withdraw" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l currency -d 'The currency of the amount, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l batch -d 'Queue every transfer in FILE (`-` for stdin), one JSON object per line' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l chunk-size -d 'With --batch: lines per transaction, default 100000 (ignored with --atomic)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l format -d 'With --batch: the input\'s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo)' -r -f -a "jsonl\t''
+complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l format -d 'With --batch: the input\'s format, JSON Lines or CSV with a header row (src,dst,amount and optionally id,memo,currency)' -r -f -a "jsonl\t''
 csv\t''"
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand transfer" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
@@ -200,6 +204,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand events" -s q -l quiet -d '
 complete -c wallet -n "__fish_wallet_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand hold" -l expires-in -d 'Expire this long after it is placed: 90s, 30m, 12h, 7d' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand hold" -l expires-at -d 'Expire at this instant (RFC 3339, or a date: the end of that day, UTC)' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand hold" -l currency -d 'The currency of the amount, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand hold" -l id -d 'Idempotency key: a retry with the same key and fields returns the first transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand hold" -l memo -d 'A note stored with the transfer' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand hold" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
@@ -224,6 +229,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand refund" -l lock-timeout -d
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand refund" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l currency -d 'The currency of the limit, by code (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l memo -d 'A note recorded with the change' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand overdraft" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f

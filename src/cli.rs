@@ -603,6 +603,10 @@ pub struct OverdraftArgs {
     #[arg(allow_hyphen_values = true)]
     pub amount: String,
 
+    /// The currency of the limit, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
+
     /// A note recorded with the change
     #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub memo: Option<String>,
@@ -631,6 +635,10 @@ pub struct GetUserArgs {
     /// The balance right after this transfer was applied to the user
     #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub at_tx: Option<i64>,
+
+    /// Show this currency's figures at the top level (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -717,6 +725,10 @@ pub struct HoldArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub expires_at: Option<String>,
 
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
+
     #[command(flatten)]
     pub queue: QueueArgs,
 }
@@ -770,6 +782,9 @@ pub struct ExternalArgs {
     /// Amount, e.g. 100 or 100.50
     #[arg(allow_hyphen_values = true)]
     pub amount: String,
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
 }
@@ -785,11 +800,14 @@ pub struct TransferArgs {
     /// Amount, e.g. 100 or 100.50
     #[arg(allow_hyphen_values = true, required_unless_present = "batch")]
     pub amount: Option<String>,
+    /// The currency of the amount, by code (default: the ledger's default currency)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
 
     /// Queue every transfer in FILE (`-` for stdin), one JSON object per line
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "amount", "key", "memo", "currency"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: queue all lines or, if any line fails, none
@@ -802,7 +820,7 @@ pub struct TransferArgs {
     pub chunk_size: Option<u64>,
 
     /// With --batch: the input's format, JSON Lines or CSV with a header row
-    /// (src,dst,amount and optionally id,memo)
+    /// (src,dst,amount and optionally id,memo,currency)
     #[arg(
         long,
         value_enum,

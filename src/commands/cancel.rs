@@ -10,7 +10,7 @@ use crate::output::{Report, WhenQuiet};
 pub(super) fn run(context: &Context, args: CancelArgs) -> Result<Report> {
     let mut ledger = context.open()?;
     let record = ledger.cancel(TxId::new(args.tx_id))?;
-    let view = TransferView::new(&record, ledger.currency());
+    let view = TransferView::in_ledger(&record, ledger.currencies());
     let human = view.human();
     Ok(Report::new(view, human)
         .when_quiet(WhenQuiet::Nothing)

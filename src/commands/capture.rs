@@ -9,13 +9,8 @@ use crate::output::{Report, WhenQuiet};
 
 pub(super) fn run(context: &Context, args: CaptureArgs) -> Result<Report> {
     let mut ledger = context.open()?;
-    let amount = args
-        .amount
-        .as_deref()
-        .map(|text| ledger.currency().parse_amount(text))
-        .transpose()?;
-    let record = ledger.capture(TxId::new(args.tx_id), amount)?;
-    let view = TransferView::new(&record, ledger.currency());
+    let record = ledger.capture(TxId::new(args.tx_id), args.amount.as_deref())?;
+    let view = TransferView::in_ledger(&record, ledger.currencies());
     let human = view.human();
     Ok(Report::new(view, human)
         .when_quiet(WhenQuiet::Nothing)

@@ -1,7 +1,7 @@
 //! `wallet deposit`: queue money coming in from outside the ledger.
 
 use super::Context;
-use super::queue::queue;
+use super::queue::{Asked, queue};
 use crate::cli::ExternalArgs;
 use crate::error::Result;
 use crate::output::Report;
@@ -11,7 +11,10 @@ pub(super) fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
         context,
         None,
         Some(&args.name),
-        &args.amount,
+        Asked {
+            amount: &args.amount,
+            currency: args.currency.as_deref(),
+        },
         &args.queue,
         "deposit",
         crate::ledger::Kind::Transfer,

@@ -7,7 +7,7 @@ use crate::ledger::PolicyChange;
 use crate::output::Report;
 
 pub(super) fn run(context: &Context, args: PolicyArgs) -> Result<Report> {
-    change_policy::run(context, &args.name, args.memo.as_deref(), |_| {
+    change_policy::run(context, &args.name, None, args.memo.as_deref(), |_| {
         Ok(PolicyChange::Freeze)
     })
 }

@@ -19,7 +19,7 @@ pub(super) fn run(context: &Context, args: GetTransferArgs) -> Result<Report> {
             return Err(WalletError::Usage("give a transfer id or --id KEY".into()));
         }
     };
-    let view = TransferView::new(&record, ledger.currency());
+    let view = TransferView::in_ledger(&record, ledger.currencies());
     let human = view.human();
     Ok(Report::new(view, human))
 }

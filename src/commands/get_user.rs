@@ -4,9 +4,10 @@
 use super::Context;
 use crate::cli::GetUserArgs;
 use crate::domain::UserName;
-use crate::error::Result;
+use crate::error::{Result, WalletError};
 use crate::ledger::PointInTime;
 use crate::ledger::{Instant, TxId};
+use crate::money::CurrencyId;
 use crate::output::views::UserView;
 use crate::output::{Report, balance_views};
 use crate::time;
@@ -19,12 +20,21 @@ pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
         (None, None) => None,
     };
     let mut ledger = context.open_to_read()?;
+    let shown = match args.currency.as_deref() {
+        Some(code) => ledger.currencies().by_code(code)?.0,
+        None => CurrencyId::DEFAULT,
+    };
     let Some(point) = point else {
         let user = ledger.user(&name)?;
-        let view = UserView::new(&user, ledger.currency());
+        let view = UserView::with_balances(&user, ledger.currencies(), shown);
         let human = view.human();
         return Ok(Report::new(view, human));
     };
+    if shown != CurrencyId::DEFAULT {
+        return Err(WalletError::Usage(
+            "--at and --at-tx show the default currency only; leave out --currency".into(),
+        ));
+    }
     let then = ledger.balance_at(&name, point)?;
     Ok(balance_views::balance_at(then, point, ledger.currency()))
 }

@@ -22,7 +22,7 @@ pub(super) fn run(context: &Context, args: HistoryArgs) -> Result<Report> {
     )?;
     let views: Vec<TransferView> = records
         .iter()
-        .map(|record| TransferView::in_history(record, ledger.currency()))
+        .map(|record| TransferView::in_history(record, ledger.currencies()))
         .collect();
     let filtered = args.status.is_some() || args.before.is_some();
     let empty = if filtered {

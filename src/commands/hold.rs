@@ -1,7 +1,7 @@
 //! `wallet hold`: reserve a user's money for a later transfer.
 
 use super::Context;
-use super::queue::queue;
+use super::queue::{Asked, queue};
 use crate::cli::HoldArgs;
 use crate::error::Result;
 use crate::ledger::{Expiry, Kind};
@@ -13,7 +13,10 @@ pub(super) fn run(context: &Context, args: HoldArgs) -> Result<Report> {
         context,
         Some(&args.src),
         Some(&args.dst),
-        &args.amount,
+        Asked {
+            amount: &args.amount,
+            currency: args.currency.as_deref(),
+        },
         &args.queue,
         "hold",
         Kind::Hold(expiry),

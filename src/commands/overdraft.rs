@@ -7,7 +7,11 @@ use crate::ledger::PolicyChange;
 use crate::output::Report;
 
 pub(super) fn run(context: &Context, args: OverdraftArgs) -> Result<Report> {
-    change_policy::run(context, &args.name, args.memo.as_deref(), |currency| {
-        Ok(PolicyChange::Overdraft(currency.parse_limit(&args.amount)?))
-    })
+    change_policy::run(
+        context,
+        &args.name,
+        args.currency.as_deref(),
+        args.memo.as_deref(),
+        |currency| Ok(PolicyChange::Overdraft(currency.parse_limit(&args.amount)?)),
+    )
 }

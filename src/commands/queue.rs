@@ -8,6 +8,7 @@ use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::Result;
 use crate::ledger::TxId;
 use crate::ledger::{Kind, NewTransfer, rules};
+use crate::money::CurrencyId;
 use crate::output::{Human, Report, WhenQuiet};
 
 #[derive(Serialize)]
@@ -18,13 +19,20 @@ struct Queued {
     replayed: bool,
 }
 
+/// An amount as asked: its text, and the code of its currency if one was
+/// named (the ledger's default if not).
+pub(super) struct Asked<'a> {
+    pub amount: &'a str,
+    pub currency: Option<&'a str>,
+}
+
 /// Validates the parts of a transfer request and queues it. `None` on a
 /// side is the ledger's external account.
 pub(super) fn queue(
     context: &Context,
     src: Option<&str>,
     dst: Option<&str>,
-    amount: &str,
+    asked: Asked<'_>,
     options: &QueueArgs,
     what: &str,
     kind: Kind,
@@ -37,9 +45,23 @@ pub(super) fn queue(
     let key = IdempotencyKey::parse_optional(options.key.as_deref())?;
     let memo = Memo::parse_optional(options.memo.as_deref())?;
     let mut ledger = context.open()?;
-    let amount = ledger.currency().parse_amount(amount)?;
-    let queued =
-        ledger.queue_transfer(NewTransfer::new(src, dst, amount, memo, key)?.with_kind(kind)?)?;
+    // An unknown code is refused before anything is written, and the
+    // amount is read at the scale of the currency it names.
+    let (currency, amount) = match asked.currency {
+        Some(code) => {
+            let (id, currency) = ledger.currencies().by_code(code)?;
+            (id, currency.parse_amount(asked.amount)?)
+        }
+        None => (
+            CurrencyId::DEFAULT,
+            ledger.currency().parse_amount(asked.amount)?,
+        ),
+    };
+    let queued = ledger.queue_transfer(
+        NewTransfer::new(src, dst, amount, memo, key)?
+            .with_kind(kind)?
+            .with_currency(currency),
+    )?;
     Ok(queued_report(queued, what, options))
 }
 

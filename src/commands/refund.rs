@@ -12,11 +12,6 @@ pub(super) fn run(context: &Context, args: RefundArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;
     let memo = Memo::parse_optional(args.queue.memo.as_deref())?;
     let mut ledger = context.open()?;
-    let amount = args
-        .amount
-        .as_deref()
-        .map(|text| ledger.currency().parse_amount(text))
-        .transpose()?;
-    let queued = ledger.refund(TxId::new(args.tx_id), amount, memo, key)?;
+    let queued = ledger.refund(TxId::new(args.tx_id), args.amount.as_deref(), memo, key)?;
     Ok(queued_report(queued, "refund", &args.queue))
 }

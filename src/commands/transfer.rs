@@ -1,7 +1,7 @@
 //! `wallet transfer`: queue a transfer between two users, or a batch of them.
 
 use super::Context;
-use super::queue::queue;
+use super::queue::{Asked, queue};
 use super::transfer_batch;
 use crate::cli::TransferArgs;
 use crate::error::{Result, WalletError};
@@ -25,7 +25,10 @@ pub(super) fn run(context: &Context, args: TransferArgs) -> Result<Report> {
         context,
         Some(src),
         Some(dst),
-        amount,
+        Asked {
+            amount,
+            currency: args.currency.as_deref(),
+        },
         &args.queue,
         "transfer",
         crate::ledger::Kind::Transfer,

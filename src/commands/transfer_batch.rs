@@ -17,10 +17,10 @@ use crate::output::batch_stream::{LineStream, closing_line, stopped_part_way};
 pub(super) fn run(context: &Context, file: &Path, args: &TransferArgs) -> Result<Report> {
     let BatchInput { reader, source } = BatchInput::open(file)?;
     let mut ledger = context.open()?;
-    let currency = ledger.currency().clone();
+    let currencies = ledger.currencies().clone();
     let lines: Box<dyn Iterator<Item = Result<BatchLine>>> = match args.format {
-        BatchFormat::Jsonl => Box::new(JsonLines::new(reader, currency, source)),
-        BatchFormat::Csv => Box::new(CsvLines::new(reader, currency, source)?),
+        BatchFormat::Jsonl => Box::new(JsonLines::new(reader, currencies, source)),
+        BatchFormat::Csv => Box::new(CsvLines::new(reader, currencies, source)?),
     };
     // A dry run decides every line in one transaction, so that each sees
     // the lines before it, and rolls it back.

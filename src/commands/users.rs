@@ -4,6 +4,7 @@ use super::Context;
 use crate::cli::UsersArgs;
 use crate::domain::UserName;
 use crate::error::Result;
+use crate::money::CurrencyId;
 use crate::output::Report;
 use crate::output::views::UserView;
 
@@ -14,7 +15,7 @@ pub(super) fn run(context: &Context, args: UsersArgs) -> Result<Report> {
     let users = ledger.users(after.as_ref(), limit)?;
     let views: Vec<UserView> = users
         .iter()
-        .map(|user| UserView::new(user, ledger.currency()))
+        .map(|user| UserView::with_balances(user, ledger.currencies(), CurrencyId::DEFAULT))
         .collect();
     if context.show_progress
         && !context.json_errors

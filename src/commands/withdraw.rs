@@ -1,7 +1,7 @@
 //! `wallet withdraw`: queue money going out to outside the ledger.
 
 use super::Context;
-use super::queue::queue;
+use super::queue::{Asked, queue};
 use crate::cli::ExternalArgs;
 use crate::error::Result;
 use crate::output::Report;
@@ -11,7 +11,10 @@ pub(super) fn run(context: &Context, args: ExternalArgs) -> Result<Report> {
         context,
         Some(&args.name),
         None,
-        &args.amount,
+        Asked {
+            amount: &args.amount,
+            currency: args.currency.as_deref(),
+        },
         &args.queue,
         "withdrawal",
         crate::ledger::Kind::Transfer,

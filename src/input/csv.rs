@@ -11,14 +11,15 @@ use super::read_error;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{BatchLine, NewTransfer, rules};
-use crate::money::Currency;
+use crate::money::Currencies;
 use crate::text::echo;
 
 /// The columns a header may name; the first three it must.
-const COLUMNS: [&str; 5] = ["src", "dst", "amount", "id", "memo"];
+const COLUMNS: [&str; 6] = ["src", "dst", "amount", "id", "memo", "currency"];
 
 /// Reads CSV records with a header row naming the columns: `src`, `dst`
-/// and `amount`, and optionally `id` and `memo`, in any order, each once.
+/// and `amount`, and optionally `id`, `memo` and `currency`, in any order,
+/// each once.
 /// An empty `src` or `dst` is the outside world. A record must have as
 /// many fields as the header: an unquoted comma in an amount or a memo
 /// would otherwise move money the file never said.
@@ -27,7 +28,7 @@ pub(crate) struct CsvLines<R: io::Read> {
     tracked: Rc<RefCell<Tracked>>,
     columns: CsvColumns,
     width: usize,
-    currency: Currency,
+    currencies: Currencies,
     source: String,
 }
 
@@ -41,10 +42,11 @@ struct CsvColumns {
     amount: usize,
     id: Option<usize>,
     memo: Option<usize>,
+    currency: Option<usize>,
 }
 
 impl<R: io::Read> CsvLines<R> {
-    pub(crate) fn new(mut input: R, currency: Currency, source: String) -> Result<Self> {
+    pub(crate) fn new(mut input: R, currencies: Currencies, source: String) -> Result<Self> {
         // A byte-order mark some spreadsheets write: the reader drops one
         // only if its first read holds all three bytes, so it goes here.
         let mut start = Vec::with_capacity(3);
@@ -93,7 +95,7 @@ impl<R: io::Read> CsvLines<R> {
         for (i, (name, column)) in names.iter().zip(&header).enumerate() {
             if !COLUMNS.contains(&name.as_str()) {
                 return Err(WalletError::InvalidLine(format!(
-                    "the CSV header of {source} names the unknown column '{}'; the columns are src,dst,amount and optionally id,memo",
+                    "the CSV header of {source} names the unknown column '{}'; the columns are src,dst,amount and optionally id,memo,currency",
                     echo(column)
                 )));
             }
@@ -107,7 +109,7 @@ impl<R: io::Read> CsvLines<R> {
         let needed = |name: &str| {
             find(name).ok_or_else(|| {
                 WalletError::InvalidLine(format!(
-                    "the CSV header of {source} has no column '{name}'; it must name src,dst,amount (and may name id,memo)"
+                    "the CSV header of {source} has no column '{name}'; it must name src,dst,amount (and may name id,memo,currency)"
                 ))
             })
         };
@@ -117,13 +119,14 @@ impl<R: io::Read> CsvLines<R> {
             amount: needed("amount")?,
             id: find("id"),
             memo: find("memo"),
+            currency: find("currency"),
         };
         Ok(Self {
             records,
             tracked,
             columns,
             width: header.len(),
-            currency,
+            currencies,
             source,
         })
     }
@@ -147,10 +150,11 @@ impl<R: io::Read> CsvLines<R> {
         };
         let (src, dst) = (side(c.src)?, side(c.dst)?);
         rules::check_parties(src.as_ref(), dst.as_ref())?;
-        let amount = self.currency.parse_amount(field(c.amount))?;
+        let code = optional(c.currency).map(str::trim);
+        let (currency, amount) = super::amount_in(&self.currencies, code, field(c.amount))?;
         let key = IdempotencyKey::parse_optional(optional(c.id))?;
         let memo = Memo::parse_optional(optional(c.memo))?;
-        NewTransfer::new(src, dst, amount, memo, key)
+        Ok(NewTransfer::new(src, dst, amount, memo, key)?.with_currency(currency))
     }
 
     /// Whether the record starting at byte `start` holds the quote the
@@ -330,7 +334,7 @@ mod tests {
     use std::io::{self, Read};
 
     use super::CsvLines;
-    use crate::money::Currency;
+    use crate::money::{Currencies, Currency};
 
     /// Hands out its bytes one at a time, so that a CRLF, a quote and a
     /// byte-order mark are each split across reads.
@@ -355,13 +359,17 @@ mod tests {
         } else {
             Box::new(input)
         };
-        CsvLines::new(reader, Currency::default(), "a test".into())
-            .unwrap()
-            .map(|line| {
-                let line = line.unwrap();
-                (line.line, line.transfer.is_ok())
-            })
-            .collect()
+        CsvLines::new(
+            reader,
+            Currencies::new(Currency::default()),
+            "a test".into(),
+        )
+        .unwrap()
+        .map(|line| {
+            let line = line.unwrap();
+            (line.line, line.transfer.is_ok())
+        })
+        .collect()
     }
 
     #[test]

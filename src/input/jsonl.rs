@@ -9,7 +9,7 @@ use super::read_error;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::{BatchLine, Expiry, Kind, NewTransfer, rules};
-use crate::money::Currency;
+use crate::money::Currencies;
 
 /// Longer lines are refused (and skipped) rather than read into memory whole.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
@@ -37,6 +37,9 @@ struct LineDoc {
     /// With `hold`: expire at this instant (RFC 3339).
     #[serde(default)]
     expires_at: Option<String>,
+    /// A code of the ledger's currencies; its default when absent.
+    #[serde(default)]
+    currency: Option<String>,
 }
 
 /// Reads numbered lines and parses each into a transfer, skipping blank ones.
@@ -44,7 +47,7 @@ pub(crate) struct JsonLines<R> {
     reader: R,
     buf: Vec<u8>,
     line: u64,
-    currency: Currency,
+    currencies: Currencies,
     /// The input ended: a terminal or a FIFO may offer more after an
     /// end-of-file, but a batch is what came before the first one.
     ended: bool,
@@ -53,12 +56,12 @@ pub(crate) struct JsonLines<R> {
 }
 
 impl<R: BufRead> JsonLines<R> {
-    pub(crate) fn new(reader: R, currency: Currency, source: String) -> Self {
+    pub(crate) fn new(reader: R, currencies: Currencies, source: String) -> Self {
         Self {
             reader,
             buf: Vec::with_capacity(256),
             line: 0,
-            currency,
+            currencies,
             ended: false,
             source,
         }
@@ -91,7 +94,7 @@ impl<R: BufRead> JsonLines<R> {
         let doc: LineDoc = serde_json::from_str(text).map_err(|e| {
             WalletError::InvalidLine(match e.classify() {
                 serde_json::error::Category::Data => format!(
-                    "{}; src, dst, id and memo are strings or null, and amount is a string such as \"5.00\", never a JSON number",
+                    "{}; src, dst, id, memo and currency are strings or null, and amount is a string such as \"5.00\", never a JSON number",
                     e.to_string().replace("struct LineDoc", "a transfer object")
                 ),
                 _ => format!("it is not valid JSON ({e})"),
@@ -102,10 +105,11 @@ impl<R: BufRead> JsonLines<R> {
         // Both sides are checked before the amount, so a line that names no
         // user or one user twice says so whatever its amount.
         rules::check_parties(src.as_ref(), dst.as_ref())?;
-        let amount = self.currency.parse_amount(&doc.amount)?;
+        let (currency, amount) =
+            super::amount_in(&self.currencies, doc.currency.as_deref(), &doc.amount)?;
         let key = IdempotencyKey::parse_optional(doc.id.as_deref())?;
         let memo = Memo::parse_optional(doc.memo.as_deref())?;
-        let transfer = NewTransfer::new(src, dst, amount, memo, key)?;
+        let transfer = NewTransfer::new(src, dst, amount, memo, key)?.with_currency(currency);
         if !doc.hold {
             if doc.expires_in.is_some() || doc.expires_at.is_some() {
                 return Err(WalletError::InvalidLine(
@@ -171,7 +175,7 @@ mod tests {
     use std::io::{self, BufReader, Read};
 
     use super::JsonLines;
-    use crate::money::Currency;
+    use crate::money::{Currencies, Currency};
 
     /// Reads like a terminal after Ctrl-D: an end of input, then more.
     struct TypedTwice(Vec<&'static [u8]>);
@@ -192,7 +196,11 @@ mod tests {
         let first = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"1\"}\n";
         let after = b"{\"src\":null,\"dst\":\"alice\",\"amount\":\"2\"}\n";
         let input = TypedTwice(vec![first, b"", after]);
-        let mut lines = JsonLines::new(BufReader::new(input), Currency::default(), "a test".into());
+        let mut lines = JsonLines::new(
+            BufReader::new(input),
+            Currencies::new(Currency::default()),
+            "a test".into(),
+        );
         assert!(lines.next().is_some());
         for _ in 0..3 {
             assert!(

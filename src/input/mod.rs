@@ -10,6 +10,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use crate::error::{Result, WalletError};
+use crate::money::{Amount, Currencies, CurrencyId};
 use crate::text::shown_path;
 
 /// A batch file opened to read, or standard input for `-`.
@@ -36,6 +37,25 @@ impl BatchInput {
             reader: Box::new(BufReader::with_capacity(256 * 1024, opened)),
             source: format!("'{}'", shown_path(file)),
         })
+    }
+}
+
+/// A line's amount read at the scale of the currency it names (by code,
+/// any case), or of the ledger's default when it names none.
+fn amount_in(
+    currencies: &Currencies,
+    code: Option<&str>,
+    amount: &str,
+) -> Result<(CurrencyId, Amount)> {
+    match code {
+        Some(code) => {
+            let (id, currency) = currencies.by_code(code)?;
+            Ok((id, currency.parse_amount(amount)?))
+        }
+        None => Ok((
+            CurrencyId::DEFAULT,
+            currencies.default_currency().parse_amount(amount)?,
+        )),
     }
 }
 

@@ -35,8 +35,9 @@ pub(crate) use model::{
     TransferRecord, TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 pub use model::{
-    BatchCounts, BatchLine, BatchSink, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Expiry, Instant,
-    Kind, NewTransfer, PolicyChange, PolicyChangeRecord, Queued, Status, TransferRef, TxId,
+    BatchCounts, BatchLine, BatchSink, CurrencyFigures, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE,
+    Expiry, Instant, Kind, NewTransfer, PolicyChange, PolicyChangeRecord, Queued, Status,
+    TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -138,10 +139,11 @@ impl Ledger {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&Memo>,
     ) -> Result<PolicyChangeRecord> {
         self.store
-            .change_policy(name, change, memo.map(Memo::as_str))
+            .change_policy(name, change, currency, memo.map(Memo::as_str))
     }
 
     /// Adds many users in one transaction: all or none.
@@ -244,12 +246,29 @@ impl Ledger {
     }
 
     /// Turns a live hold into a PENDING transfer of all of it or part.
-    pub(crate) fn capture(
-        &mut self,
-        tx_id: TxId,
-        amount: Option<Amount>,
-    ) -> Result<TransferRecord> {
-        self.store.capture(tx_id, amount.map(|a| a.minor_units()))
+    /// Captures a live hold: all of it, or `amount` (text as the user
+    /// wrote it, read at the scale of the hold's currency).
+    pub(crate) fn capture(&mut self, tx_id: TxId, amount: Option<&str>) -> Result<TransferRecord> {
+        let amount = match amount {
+            // A transfer's currency never changes, so it may be read
+            // before the capture's own transaction.
+            Some(text) => {
+                let hold = self.store.transfer(TransferRef::Id(tx_id))?;
+                Some(self.currency_of(&hold)?.parse_amount(text)?.minor_units())
+            }
+            None => None,
+        };
+        self.store.capture(tx_id, amount)
+    }
+
+    /// The currency a stored transfer moves.
+    fn currency_of(&self, record: &TransferRecord) -> Result<&Currency> {
+        self.currencies().get(record.currency).ok_or_else(|| {
+            WalletError::Integrity(format!(
+                "transfer {} names currency {}, which the ledger does not have",
+                record.tx_id, record.currency.0
+            ))
+        })
     }
 
     /// Voids a live hold: its money is available again.
@@ -262,11 +281,14 @@ impl Ledger {
     pub(crate) fn refund(
         &mut self,
         tx_id: TxId,
-        amount: Option<Amount>,
+        amount: Option<&str>,
         memo: Option<Memo>,
         key: Option<IdempotencyKey>,
     ) -> Result<Queued> {
         let original = self.store.transfer(TransferRef::Id(tx_id))?;
+        let amount = amount
+            .map(|text| self.currency_of(&original)?.parse_amount(text))
+            .transpose()?;
         let name = |name: &Option<String>| -> Result<Option<UserName>> {
             name.as_deref().map(UserName::parse).transpose()
         };
@@ -283,7 +305,8 @@ impl Ledger {
             memo,
             key,
         )?
-        .with_kind(Kind::Refund(tx_id))?;
+        .with_kind(Kind::Refund(tx_id))?
+        .with_currency(original.currency);
         self.queue_transfer(refund)
     }
 

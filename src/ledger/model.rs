@@ -181,6 +181,7 @@ pub struct NewTransfer {
     memo: Option<Memo>,
     key: Option<IdempotencyKey>,
     kind: Kind,
+    currency: crate::money::CurrencyId,
 }
 
 /// What a request queues: a plain transfer, a hold that reserves money
@@ -210,7 +211,19 @@ impl NewTransfer {
             memo,
             key,
             kind: Kind::Transfer,
+            currency: crate::money::CurrencyId::DEFAULT,
         })
+    }
+
+    /// The same request in another of the ledger's currencies; its amount
+    /// is already in that currency's minor units.
+    pub fn with_currency(mut self, currency: crate::money::CurrencyId) -> Self {
+        self.currency = currency;
+        self
+    }
+
+    pub fn currency(&self) -> crate::money::CurrencyId {
+        self.currency
     }
 
     /// The same request as a hold (which needs a user on the paying side)
@@ -273,9 +286,58 @@ pub struct UserRecord {
     pub held: i64,
     /// The user's policy in force now.
     pub policy: Policy,
+    /// The user's figures in every other currency it has touched, in
+    /// currency order; the fields above are the default currency's. Filled
+    /// by the reads of users; empty when a record is made otherwise.
+    pub others: Vec<CurrencyFigures>,
+}
+
+/// A user's figures in one currency. Frozen and closed are the account's,
+/// for every currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyFigures {
+    pub currency: crate::money::CurrencyId,
+    pub balance: i64,
+    pub pending_in: i64,
+    pub pending_out: i64,
+    pub held: i64,
+    pub overdraft: i64,
+}
+
+impl CurrencyFigures {
+    /// What the user can still commit in this currency.
+    pub fn available(&self) -> i64 {
+        available(self.balance, self.overdraft, self.pending_out, self.held)
+    }
 }
 
 impl UserRecord {
+    /// The user's figures in `currency`: zeros in one it never touched.
+    pub fn in_currency(&self, currency: crate::money::CurrencyId) -> CurrencyFigures {
+        if currency == crate::money::CurrencyId::DEFAULT {
+            return CurrencyFigures {
+                currency,
+                balance: self.balance,
+                pending_in: self.pending_in,
+                pending_out: self.pending_out,
+                held: self.held,
+                overdraft: self.policy.overdraft,
+            };
+        }
+        self.others
+            .iter()
+            .find(|figures| figures.currency == currency)
+            .copied()
+            .unwrap_or(CurrencyFigures {
+                currency,
+                balance: 0,
+                pending_in: 0,
+                pending_out: 0,
+                held: 0,
+                overdraft: 0,
+            })
+    }
+
     /// What the user can still commit without a transfer failing; negative
     /// when queued transfers already exceed the balance and the limit.
     pub fn available(&self) -> i64 {
@@ -463,6 +525,8 @@ pub struct TransferRecord {
     pub refunded: i64,
     /// In a user's history: that user's balance right after it was applied.
     pub balance_after: Option<i64>,
+    /// The currency it moves; every amount above is in its minor units.
+    pub currency: crate::money::CurrencyId,
 }
 
 /// One refund of a transfer, as its original's readers list it.

@@ -103,11 +103,14 @@ pub trait Store {
 
     /// Changes a user's policy as [`super::rules::policy::apply_change`]
     /// decides, under the lock settle and capture take on the account, and
-    /// records the change and its event in the same transaction.
+    /// records the change and its event in the same transaction. An
+    /// overdraft in a `currency` other than the default sets that
+    /// currency's limit alone; every other change covers every currency.
     fn change_policy(
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord>;
 

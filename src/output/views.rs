@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::ledger::TxId;
-use crate::ledger::{TransferRecord, UserRecord};
+use crate::ledger::{CurrencyFigures, TransferRecord, UserRecord};
 use crate::money::{Currencies, Currency, CurrencyId};
 use crate::output::Human;
 use crate::time;
@@ -26,9 +26,74 @@ pub(crate) struct UserView {
     pub frozen: bool,
     /// Closed for good: no new transfer or change.
     pub closed: bool,
+    /// `get-user` only: the figures in the default currency and in every
+    /// currency the user has touched, by code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balances: Option<std::collections::BTreeMap<String, CurrencyBalanceView>>,
+}
+
+/// A user's figures in one currency, in the `balances` object.
+#[derive(Debug, Serialize)]
+pub(crate) struct CurrencyBalanceView {
+    pub balance: String,
+    pub available: String,
+    pub pending_in: String,
+    pub pending_out: String,
+    pub held: String,
+    pub overdraft: String,
+}
+
+impl CurrencyBalanceView {
+    fn new(figures: &CurrencyFigures, currency: &Currency) -> Self {
+        Self {
+            balance: currency.format(figures.balance),
+            available: currency.format(figures.available()),
+            pending_in: currency.format(figures.pending_in),
+            pending_out: currency.format(figures.pending_out),
+            held: currency.format(figures.held),
+            overdraft: currency.format(figures.overdraft),
+        }
+    }
 }
 
 impl UserView {
+    /// A user as `get-user` shows it: the top level in `shown` (the
+    /// default currency unless asked otherwise), and the `balances` object.
+    pub(crate) fn with_balances(
+        user: &UserRecord,
+        currencies: &Currencies,
+        shown: CurrencyId,
+    ) -> Self {
+        let default = currencies.default_currency();
+        let mut view = Self::new(user, default);
+        let mut balances = std::collections::BTreeMap::new();
+        let touched = std::iter::once(CurrencyId::DEFAULT)
+            .chain(user.others.iter().map(|figures| figures.currency));
+        for id in touched {
+            if let Some(currency) = currencies.get(id) {
+                let figures = user.in_currency(id);
+                balances.insert(
+                    currency.code.clone(),
+                    CurrencyBalanceView::new(&figures, currency),
+                );
+            }
+        }
+        if shown != CurrencyId::DEFAULT
+            && let Some(currency) = currencies.get(shown)
+        {
+            let top = CurrencyBalanceView::new(&user.in_currency(shown), currency);
+            view.balance = top.balance;
+            view.available = top.available;
+            view.pending_in = top.pending_in;
+            view.pending_out = top.pending_out;
+            view.held = top.held;
+            view.overdraft = top.overdraft;
+            view.currency = currency.code.clone();
+        }
+        view.balances = Some(balances);
+        view
+    }
+
     pub(crate) fn new(user: &UserRecord, currency: &Currency) -> Self {
         Self {
             name: user.name.clone(),
@@ -42,11 +107,12 @@ impl UserView {
             overdraft: currency.format(user.policy.overdraft),
             frozen: user.policy.frozen,
             closed: user.policy.closed,
+            balances: None,
         }
     }
 
     pub(crate) fn human(&self) -> Human {
-        Human::Record(vec![
+        let mut fields = vec![
             ("name", self.name.clone()),
             ("email", self.email.clone()),
             ("balance", self.with_code(&self.balance)),
@@ -57,7 +123,25 @@ impl UserView {
             ("overdraft", self.with_code(&self.overdraft)),
             ("frozen", yes_no(self.frozen)),
             ("closed", yes_no(self.closed)),
-        ])
+        ];
+        // Every other currency the user holds, one line each.
+        for (code, figures) in self.balances.iter().flatten() {
+            if *code != self.currency {
+                fields.push((
+                    "also",
+                    format!(
+                        "{} {code} (available {}, pending in {}, out {}, held {}, overdraft {})",
+                        figures.balance,
+                        figures.available,
+                        figures.pending_in,
+                        figures.pending_out,
+                        figures.held,
+                        figures.overdraft
+                    ),
+                ));
+            }
+        }
+        Human::Record(fields)
     }
 
     /// A page of users as one table, a row each.
@@ -135,6 +219,8 @@ pub(crate) struct TransferView {
     /// In a user's history: that user's balance right after it was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<Option<String>>,
+    /// The code of the currency it moves.
+    pub currency: String,
 }
 
 /// One refund of a transfer, as its original lists it.
@@ -143,6 +229,14 @@ pub(crate) struct RefundView {
     pub tx_id: TxId,
     pub amount: String,
     pub status: &'static str,
+}
+
+/// The currency a record moves; the default for an id the ledger's list
+/// does not hold, which only a currency added since it was read can be.
+fn currency_of<'c>(record: &TransferRecord, currencies: &'c Currencies) -> &'c Currency {
+    currencies
+        .get(record.currency)
+        .unwrap_or_else(|| currencies.default_currency())
 }
 
 /// How the external account appears in tables.
@@ -176,11 +270,18 @@ impl TransferView {
                 })
                 .collect(),
             balance_after: None,
+            currency: currency.code.clone(),
         }
     }
 
+    /// The transfer with its amounts at the scale of its own currency.
+    pub(crate) fn in_ledger(record: &TransferRecord, currencies: &Currencies) -> Self {
+        Self::new(record, currency_of(record, currencies))
+    }
+
     /// As a user's history shows it: with that user's balance right after.
-    pub(crate) fn in_history(record: &TransferRecord, currency: &Currency) -> Self {
+    pub(crate) fn in_history(record: &TransferRecord, currencies: &Currencies) -> Self {
+        let currency = currency_of(record, currencies);
         Self {
             balance_after: Some(record.balance_after.map(|b| currency.format(b))),
             ..Self::new(record, currency)

@@ -337,6 +337,21 @@ pub(crate) mod shapes {
         pub overdraft: String,
         pub frozen: bool,
         pub closed: bool,
+        /// `get-user` only: the figures in every currency the user has, by code.
+        #[serde(default)]
+        pub balances: Option<std::collections::BTreeMap<String, Balance>>,
+    }
+
+    /// A user's figures in one currency, in `get-user`'s `balances`.
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct Balance {
+        pub balance: String,
+        pub available: String,
+        pub pending_in: String,
+        pub pending_out: String,
+        pub held: String,
+        pub overdraft: String,
     }
 
     #[derive(Deserialize, Debug, PartialEq)]
@@ -430,6 +445,8 @@ pub(crate) mod shapes {
         pub refund_details: Vec<RefundDetail>,
         #[serde(default)]
         pub balance_after: Option<String>,
+        /// The code of the currency it moves.
+        pub currency: String,
     }
 
     /// One refund as its original lists it.

@@ -68,6 +68,20 @@ fn create_user_then_get_user_shows_a_zero_balance() {
             overdraft: "0.00".into(),
             frozen: false,
             closed: false,
+            balances: Some(
+                [(
+                    "PHP".to_string(),
+                    shapes::Balance {
+                        balance: "0.00".into(),
+                        available: "0.00".into(),
+                        pending_in: "0.00".into(),
+                        pending_out: "0.00".into(),
+                        held: "0.00".into(),
+                        overdraft: "0.00".into(),
+                    }
+                )]
+                .into()
+            ),
         }
     );
 }

@@ -90,6 +90,7 @@ mod inputs;
 mod insider;
 mod old_links;
 mod overdraft;
+mod per_currency;
 mod pipes;
 mod planted;
 mod policies;

@@ -13,17 +13,53 @@ use crate::ledger::model::{EXTERNAL_ACCOUNT, Policy, TransferRecord, TransferRef
 use crate::ledger::rules;
 use crate::money::Currency;
 
-fn currency(client: &mut Client) -> PgResult<Currency> {
-    let row = client.query_one("SELECT currency, scale FROM ledger_meta", &[])?;
+/// The currency a hold moves, as the ledger records it.
+fn currency(client: &mut Client, id: i16) -> PgResult<Currency> {
+    let row = client.query_one("SELECT code, scale FROM currencies WHERE id = $1", &[&id])?;
     Ok(Currency {
         code: row.get(0),
         scale: u8::try_from(row.get::<_, i32>(1)).unwrap_or(2),
     })
 }
 
+/// Moves one side's figures by deltas: the `accounts` row in the default
+/// currency, else the `balances` row (made at zero if missing: the
+/// account's lock is held).
+fn move_side(
+    client: &mut Client,
+    account: i64,
+    currency: i16,
+    held: i64,
+    pending_out: i64,
+    pending_in: i64,
+) -> PgResult<()> {
+    if currency == 0 {
+        client.execute(
+            "UPDATE accounts SET held = held + $2, pending_out = pending_out + $3,
+                    pending_in = pending_in + $4 WHERE id = $1",
+            &[&account, &held, &pending_out, &pending_in],
+        )?;
+    } else {
+        client.execute(
+            &format!(
+                "INSERT INTO balances (account, currency, created_at) VALUES ($1, $2, {NOW_MS})
+                 ON CONFLICT (account, currency) DO NOTHING"
+            ),
+            &[&account, &currency],
+        )?;
+        client.execute(
+            "UPDATE balances SET held = held + $3, pending_out = pending_out + $4,
+                    pending_in = pending_in + $5 WHERE account = $1 AND currency = $2",
+            &[&account, &currency, &held, &pending_out, &pending_in],
+        )?;
+    }
+    Ok(())
+}
+
 struct HoldRow {
     src: i64,
     dst: i64,
+    currency: i16,
     hold_amount: i64,
     status: String,
     expires_at: Option<i64>,
@@ -47,7 +83,7 @@ impl HoldRow {
 fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
     let row = client
         .query_opt(
-            "SELECT src, dst, hold_amount, status, expires_at
+            "SELECT src, dst, hold_amount, status, expires_at, currency
                FROM transfers WHERE tx_id = $1 FOR UPDATE",
             &[&tx_id],
         )?
@@ -105,6 +141,7 @@ fn lock_hold(client: &mut Client, tx_id: i64) -> PgResult<HoldRow> {
     let hold = HoldRow {
         src,
         dst,
+        currency: row.get(5),
         hold_amount,
         status,
         expires_at: row.get(4),
@@ -125,14 +162,14 @@ pub(super) fn capture(
 ) -> PgResult<TransferRecord> {
     guard.begin(
         client,
-        &["transfers", "accounts", "events"],
-        &["ledger_meta"],
+        &["transfers", "accounts", "balances", "events"],
+        &["currencies"],
     )?;
     let hold = lock_hold(client, tx_id)?;
     let (src, src_policy) = hold.party(hold.src);
     let (dst, dst_policy) = hold.party(hold.dst);
     rules::check_capture_parties(src, src_policy, dst, dst_policy)?;
-    let currency = currency(client)?;
+    let currency = currency(client, hold.currency)?;
     let captured = rules::captured_amount(hold.hold_amount, amount, &currency)?;
     client.execute(
         &events::recorded(
@@ -142,14 +179,15 @@ pub(super) fn capture(
         ),
         &[&tx_id, &captured, &hold.now],
     )?;
-    client.execute(
-        "UPDATE accounts SET held = held - $2, pending_out = pending_out + $3 WHERE id = $1",
-        &[&hold.src, &hold.hold_amount, &captured],
+    move_side(
+        client,
+        hold.src,
+        hold.currency,
+        -hold.hold_amount,
+        captured,
+        0,
     )?;
-    client.execute(
-        "UPDATE accounts SET pending_in = pending_in + $2 WHERE id = $1",
-        &[&hold.dst, &captured],
-    )?;
+    move_side(client, hold.dst, hold.currency, 0, 0, captured)?;
     let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,
@@ -166,7 +204,11 @@ pub(super) fn release(
     guard: &mut Guard,
     tx_id: i64,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     let hold = lock_hold(client, tx_id)?;
     client.execute(
         &events::recorded(
@@ -176,10 +218,7 @@ pub(super) fn release(
         ),
         &[&tx_id, &hold.now],
     )?;
-    client.execute(
-        "UPDATE accounts SET held = held - $2 WHERE id = $1",
-        &[&hold.src, &hold.hold_amount],
-    )?;
+    move_side(client, hold.src, hold.currency, -hold.hold_amount, 0, 0)?;
     let record = transfers::transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
         client,

@@ -565,16 +565,18 @@ impl Store for PgStore {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord> {
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.retrying(|store| {
             policies::change_policy(
                 &mut store.client,
                 &mut store.guard,
-                &currency,
+                &currencies,
                 name,
                 change,
+                currency,
                 memo,
             )
         })
@@ -616,7 +618,7 @@ impl Store for PgStore {
                 queue::plan_and_write(
                     &mut store.client,
                     &mut store.guard,
-                    &store.currency,
+                    &store.currencies,
                     &chunk,
                     all_or_nothing,
                     lanes,
@@ -735,8 +737,8 @@ impl Store for PgStore {
 
     fn settle_batch(&mut self, max: u64) -> Result<BatchCounts> {
         if !self.books_checked {
-            let currency = self.currency.clone();
-            self.reading(|store| settle::check_books(&mut store.client, &currency))?;
+            let currencies = self.currencies.clone();
+            self.reading(|store| settle::check_books(&mut store.client, &currencies))?;
             self.books_checked = true;
         }
         let expired =
@@ -762,10 +764,10 @@ impl Store for PgStore {
     }
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         let schema = self.target.schema.clone();
         let errors = self.errors.clone();
-        let outcome = verify::verify(&mut self.client, &schema, options, &currency, &errors);
+        let outcome = verify::verify(&mut self.client, &schema, options, &currencies, &errors);
         let _ = self.client.batch_execute("ROLLBACK");
         outcome.map_err(|fault| self.errors.lift(fault))
     }

@@ -14,7 +14,7 @@ use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currencies, CurrencyId};
 
 /// The tables a policy change writes, for the guard's locks.
 pub(super) const WRITES: [&str; 3] = ["accounts", "policy_changes", "events"];
@@ -25,12 +25,21 @@ pub(super) const WRITES: [&str; 3] = ["accounts", "policy_changes", "events"];
 pub(super) fn change_policy(
     client: &mut Client,
     guard: &mut Guard,
-    currency: &Currency,
+    currencies: &Currencies,
     name: &UserName,
     change: PolicyChange,
+    currency: CurrencyId,
     memo: Option<&str>,
 ) -> PgResult<PolicyChangeRecord> {
-    guard.begin(client, &WRITES, &["transfers"])?;
+    if currency == CurrencyId::DEFAULT {
+        guard.begin(client, &WRITES, &["transfers"])?;
+    } else {
+        guard.begin(
+            client,
+            &["accounts", "balances", "policy_changes", "events"],
+            &["transfers"],
+        )?;
+    }
     // The clock is read once the row is locked, and the figures after it,
     // by a statement of their own: a writer that held the row first has
     // committed by then, and its figures are the ones decided against.
@@ -47,8 +56,12 @@ pub(super) fn change_policy(
         return Err(WalletError::UserNotFound(name.to_string()).into());
     }
     let user = users::user(client, name)?;
-    let policy = rules::policy::change_user(&user, change, currency)?;
-    let change_id = record_change(client, user.id, policy, change, memo, now)?;
+    let policy = rules::policy::change_user_in(&user, change, currencies)?;
+    let change_id = if currency == CurrencyId::DEFAULT {
+        record_change(client, user.id, policy, change, memo, now)?
+    } else {
+        record_limit_in(client, user.id, currency, change, memo, now)?
+    };
     commit(
         client,
         guard,
@@ -103,8 +116,47 @@ pub(super) fn record_change(
     Ok(row.get(0))
 }
 
+/// Writes an overdraft limit in a currency other than the default to the
+/// account's `balances` row (made at zero if missing; the account's row
+/// lock is held), the change that set it as of `at`, and the change's
+/// event, in one statement; returns the change's id.
+fn record_limit_in(
+    client: &mut Client,
+    account: i64,
+    currency: CurrencyId,
+    change: PolicyChange,
+    memo: Option<&str>,
+    at: i64,
+) -> PgResult<i64> {
+    let row = client.query_one(
+        &format!(
+            "WITH changed AS (
+             INSERT INTO balances (account, currency, created_at, overdraft)
+             VALUES ($1, $2, $5, $3)
+             ON CONFLICT (account, currency) DO UPDATE SET overdraft = excluded.overdraft
+         ), change AS (
+             INSERT INTO policy_changes (account, kind, overdraft, memo, at, currency)
+             VALUES ($1, $6, $3, $4, $5, $2) RETURNING change_id, at
+         )
+         INSERT INTO events (kind, change_id, at)
+         SELECT {policy_changed}, change_id, at FROM change RETURNING change_id",
+            policy_changed = EventKind::PolicyChanged.code()
+        ),
+        &[
+            &account,
+            &currency.0,
+            &change.overdraft(),
+            &memo,
+            &at,
+            &change.kind(),
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
 /// The policy of account `id` in force at `at`: its changes made by then,
-/// folded in the order they were recorded.
+/// folded in the order they were recorded; limits in other currencies
+/// play no part in it.
 pub(super) fn policy_at(
     client: &mut impl GenericClient,
     account: i64,
@@ -112,7 +164,7 @@ pub(super) fn policy_at(
 ) -> PgResult<Policy> {
     let rows = client.query(
         "SELECT kind, overdraft FROM policy_changes
-          WHERE account = $1 AND at <= $2 ORDER BY change_id",
+          WHERE account = $1 AND at <= $2 AND currency = 0 ORDER BY change_id",
         &[&account, &at],
     )?;
     let changes = rows

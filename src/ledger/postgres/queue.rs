@@ -32,7 +32,7 @@ use crate::ledger::rules::plan::{
     StoredKey,
 };
 use crate::ledger::rules::{self, Pinned};
-use crate::money::Currency;
+use crate::money::{Currencies, CurrencyId};
 
 /// From this many new transfers on, a chunk is written through `COPY`;
 /// below it, one `INSERT … SELECT FROM unnest(…)` costs less than the
@@ -122,7 +122,7 @@ impl ChunkFacts for Prefetched {
 pub(super) fn plan_and_write(
     client: &mut Client,
     guard: &mut Guard,
-    currency: &Currency,
+    currencies: &Currencies,
     chunk: &[BatchLine],
     all_or_nothing: bool,
     lanes: i32,
@@ -134,13 +134,23 @@ pub(super) fn plan_and_write(
     // even when it records nothing, and a statement trigger there would
     // run, so the table is locked for the schema check as well.
     let holds_or_refunds = requests().any(|t| t.kind() != Kind::Transfer);
-    let writes: &[&str] = if holds_or_refunds {
-        &["transfers", "accounts", "events"]
-    } else {
-        &["transfers", "accounts"]
+    // A line in another currency reads and writes `balances` rows of its
+    // users, which only a transaction holding their accounts' locks may
+    // touch: such a chunk is careful too.
+    let mut others: Vec<CurrencyId> = requests()
+        .map(NewTransfer::currency)
+        .filter(|c| *c != CurrencyId::DEFAULT)
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let writes: &[&str] = match (holds_or_refunds, others.is_empty()) {
+        (true, true) => &["transfers", "accounts", "events"],
+        (false, true) => &["transfers", "accounts"],
+        (true, false) => &["transfers", "accounts", "balances", "events"],
+        (false, false) => &["transfers", "accounts", "balances"],
     };
     guard.begin(client, writes, &[])?;
-    let careful = careful || holds_or_refunds;
+    let careful = careful || holds_or_refunds || !others.is_empty();
     let mut facts = Prefetched {
         names: resolve_names(client, chunk)?,
         keys: earlier_uses(client, requests())?,
@@ -199,9 +209,12 @@ pub(super) fn plan_and_write(
             facts.closed.insert(id);
         }
     }
+    if !others.is_empty() {
+        read_other_currencies(client, &mut facts, &users, &others, now)?;
+    }
     let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
     read_originals(client, &mut facts, chunk)?;
-    let plan = rules::plan::plan_chunk(chunk, &mut facts, now, currency)?;
+    let plan = rules::plan::plan_chunk(chunk, &mut facts, now, currencies)?;
     if !careful && plan.overflows() {
         return Ok(Attempt::Careful);
     }
@@ -237,6 +250,62 @@ pub(super) fn plan_and_write(
     }
 }
 
+/// Reads the figures of the chunk's users and the external account in the
+/// chunk's other currencies, making each missing `balances` row at zero
+/// first (a balance appears on first use). The users are locked by then;
+/// the external account's rows, made when their currency was added, are
+/// read unlocked and moved by relative updates, as its `accounts` row is.
+fn read_other_currencies(
+    client: &mut Client,
+    facts: &mut Prefetched,
+    users: &[i64],
+    others: &[CurrencyId],
+    now: i64,
+) -> PgResult<()> {
+    let mut accounts: Vec<i64> = Vec::new();
+    let mut currencies: Vec<i16> = Vec::new();
+    for &id in std::iter::once(&EXTERNAL_ACCOUNT).chain(users) {
+        for currency in others {
+            accounts.push(id);
+            currencies.push(currency.0);
+        }
+    }
+    client.execute(
+        "INSERT INTO balances (account, currency, created_at)
+         SELECT a, c, $3 FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
+         ORDER BY a, c
+         ON CONFLICT (account, currency) DO NOTHING",
+        &[&accounts, &currencies, &now],
+    )?;
+    let rows = client.query(
+        "SELECT b.account, b.currency, b.pending_out, b.pending_in, b.balance, b.held,
+                b.overdraft, a.frozen
+           FROM balances b JOIN accounts a ON a.id = b.account
+          WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
+        &[&accounts, &currencies],
+    )?;
+    for row in &rows {
+        let key = BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1)));
+        facts.sums.insert(
+            key,
+            PendingSums {
+                out: row.get(2),
+                r#in: row.get(3),
+            },
+        );
+        facts.figures.insert(
+            key,
+            HoldFigures {
+                balance: row.get(4),
+                held: row.get(5),
+                overdraft: row.get(6),
+                frozen: row.get(7),
+            },
+        );
+    }
+    Ok(())
+}
+
 /// Marks the holds of the chunk's hold sources that are past their expiry
 /// EXPIRED, and takes their reservations out of the figures the plan
 /// reads; returns what each source's `held` must give back.
@@ -244,7 +313,7 @@ fn expire_holds_of_sources(
     client: &mut Client,
     facts: &mut Prefetched,
     chunk: &[BatchLine],
-) -> PgResult<HashMap<i64, i64>> {
+) -> PgResult<HashMap<BalanceKey, i64>> {
     let mut sources: Vec<i64> = chunk
         .iter()
         .filter_map(|line| line.transfer.as_ref().ok())
@@ -268,21 +337,22 @@ fn expire_holds_of_sources(
             &format!(
                 "UPDATE transfers SET status = 'EXPIRED', settled_at = {NOW_MS}
                   WHERE src = ANY($1) AND {past_expiry}
-                 RETURNING tx_id, src, hold_amount, settled_at AS at",
+                 RETURNING tx_id, src, hold_amount, currency, settled_at AS at",
                 past_expiry = rules::past_expiry_sql("", NOW_MS)
             ),
             "true",
-            "SELECT src, sum(hold_amount)::bigint FROM changed GROUP BY src",
+            "SELECT src, currency, sum(hold_amount)::bigint FROM changed GROUP BY src, currency",
         ),
         &[&sources],
     )?;
     let mut expired = HashMap::new();
     for row in &rows {
-        let (src, amount): (i64, i64) = (row.get(0), row.get(1));
-        if let Some(figures) = facts.figures.get_mut(&BalanceKey::default_currency(src)) {
+        let key = BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1)));
+        let amount: i64 = row.get(2);
+        if let Some(figures) = facts.figures.get_mut(&key) {
             figures.held -= amount;
         }
-        expired.insert(src, amount);
+        expired.insert(key, amount);
     }
     Ok(expired)
 }
@@ -416,7 +486,7 @@ fn earlier_uses<'t>(
     }
     let rows = client.query(
         "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
-                refund_of, created_at
+                refund_of, created_at, currency
            FROM transfers WHERE idem_key = ANY($1)",
         &[&keys],
     )?;
@@ -430,8 +500,7 @@ fn earlier_uses<'t>(
                     src: row.get(2),
                     dst: row.get(3),
                     amount: row.get(4),
-                    // Read from `transfers.currency` once the column exists.
-                    currency: crate::money::CurrencyId::DEFAULT,
+                    currency: CurrencyId(row.get::<_, i16>(11)),
                     memo: row.get(5),
                     status: row.get(6),
                     hold_amount: row.get(7),
@@ -521,7 +590,7 @@ fn insert(
     let plain = || {
         rows.iter()
             .zip(&planned.ids)
-            .filter(|(row, _)| row.kind == RowKind::Transfer)
+            .filter(|(row, _)| row.kind == RowKind::Transfer && row.currency == CurrencyId::DEFAULT)
     };
     let plain_count = plain().count();
     let mut inserted: Vec<i64> = Vec::with_capacity(rows.len());
@@ -594,11 +663,12 @@ fn insert(
     if plain_count < rows.len() {
         let (mut ids, mut lanes_, mut srcs, mut dsts, mut amounts, mut statuses) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut memos, mut keys, mut held, mut expiries, mut originals) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut memos, mut keys, mut held, mut expiries, mut originals, mut currencies) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for (row, id) in rows.iter().zip(&planned.ids) {
             let (hold, expires_at, original) = match row.kind {
-                RowKind::Transfer => continue,
+                RowKind::Transfer if row.currency == CurrencyId::DEFAULT => continue,
+                RowKind::Transfer => (None, None, None),
                 RowKind::Hold { expires_at } => (Some(row.amount), expires_at, None),
                 RowKind::Refund { original } => (None, None, Some(original)),
             };
@@ -614,26 +684,38 @@ fn insert(
             held.push(hold);
             expiries.push(expires_at);
             originals.push(original);
+            currencies.push(row.currency.0);
         }
         // A placed hold is an event; a refund is not, until decided.
         let written = client.query(
             &events::recorded_returning(
                 EventKind::HoldPlaced,
                 &format!(
-                    "{INSERT}, hold_amount, expires_at, refund_of)
-                     SELECT i, l, s, d, a, st, m, k, $12, h, e, r
+                    "{INSERT}, hold_amount, expires_at, refund_of, currency)
+                     SELECT i, l, s, d, a, st, m, k, $12, h, e, r, c
                      FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
                                  $5::bigint[], $6::text[], $7::text[], $8::text[],
-                                 $9::bigint[], $10::bigint[], $11::bigint[])
-                          AS u(i, l, s, d, a, st, m, k, h, e, r)
+                                 $9::bigint[], $10::bigint[], $11::bigint[], $13::smallint[])
+                          AS u(i, l, s, d, a, st, m, k, h, e, r, c)
                      ORDER BY i {ON_KEY}, hold_amount, created_at AS at"
                 ),
                 "hold_amount IS NOT NULL",
                 "SELECT tx_id FROM changed",
             ),
             &[
-                &ids, &lanes_, &srcs, &dsts, &amounts, &statuses, &memos, &keys, &held, &expiries,
-                &originals, &now,
+                &ids,
+                &lanes_,
+                &srcs,
+                &dsts,
+                &amounts,
+                &statuses,
+                &memos,
+                &keys,
+                &held,
+                &expiries,
+                &originals,
+                &now,
+                &currencies,
             ],
         )?;
         inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
@@ -703,10 +785,10 @@ fn move_sums(
     client: &mut Client,
     planned: &PlannedChunk,
     inserted: &[i64],
-    expired: &HashMap<i64, i64>,
+    expired: &HashMap<BalanceKey, i64>,
 ) -> PgResult<()> {
     let inserted: std::collections::HashSet<i64> = inserted.iter().copied().collect();
-    let mut deltas: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut deltas: HashMap<BalanceKey, (i64, i64, i64)> = HashMap::new();
     for (row, _) in planned
         .plan
         .rows
@@ -715,16 +797,36 @@ fn move_sums(
         .filter(|(_, id)| inserted.contains(id))
     {
         let reserves = row.reserves();
-        let src = deltas.entry(row.src).or_default();
+        let src = deltas
+            .entry(BalanceKey::new(row.src, row.currency))
+            .or_default();
         src.0 += reserves.src_out;
         src.2 += reserves.src_held;
-        deltas.entry(row.dst).or_default().1 += reserves.dst_in;
+        deltas
+            .entry(BalanceKey::new(row.dst, row.currency))
+            .or_default()
+            .1 += reserves.dst_in;
     }
     for (src, amount) in expired {
         deltas.entry(*src).or_default().2 -= amount;
     }
-    let external = deltas.remove(&EXTERNAL_ACCOUNT);
-    let mut users: Vec<(i64, (i64, i64, i64))> = deltas.into_iter().collect();
+    let external = deltas.remove(&BalanceKey::default_currency(EXTERNAL_ACCOUNT));
+    // Other currencies' rows: the users' (locked) in (account, currency)
+    // order, then the external account's by relative updates in currency
+    // order, after every user row, as its default row is moved last.
+    let mut others: Vec<(BalanceKey, (i64, i64, i64))> = Vec::new();
+    deltas.retain(|key, delta| {
+        if key.currency == CurrencyId::DEFAULT {
+            return true;
+        }
+        others.push((*key, *delta));
+        false
+    });
+    others.sort_unstable_by_key(|(key, _)| (key.account == EXTERNAL_ACCOUNT, *key));
+    let mut users: Vec<(i64, (i64, i64, i64))> = deltas
+        .into_iter()
+        .map(|(key, delta)| (key.account, delta))
+        .collect();
     users.sort_unstable_by_key(|(id, _)| *id);
     if !users.is_empty() {
         let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
@@ -743,6 +845,14 @@ fn move_sums(
         client.execute(
             "UPDATE accounts SET pending_out = pending_out + $1, pending_in = pending_in + $2 WHERE id = 0",
             &[&out, &r#in],
+        )?;
+    }
+    for (key, (out, r#in, held)) in others {
+        client.execute(
+            "UPDATE balances SET pending_out = pending_out + $3, pending_in = pending_in + $4,
+                                 held = held + $5
+             WHERE account = $1 AND currency = $2",
+            &[&key.account, &key.currency.0, &out, &r#in, &held],
         )?;
     }
     Ok(())
@@ -768,6 +878,7 @@ fn clone_refusal(err: &WalletError) -> WalletError {
         WalletError::SameAccount(name) => WalletError::SameAccount(name.clone()),
         WalletError::PendingOverflow(who) => WalletError::PendingOverflow(who.clone()),
         WalletError::InvalidLine(why) => WalletError::InvalidLine(why.clone()),
+        WalletError::InvalidCurrency(why) => WalletError::InvalidCurrency(why.clone()),
         WalletError::InvalidAmount { input, why } => WalletError::InvalidAmount {
             input: input.clone(),
             why: why.clone(),

@@ -28,7 +28,7 @@ pub(super) fn users(
         &format!(
             "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                     (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                      WHERE h.src = a.id AND {past_expiry}),
+                      WHERE h.src = a.id AND h.currency = 0 AND {past_expiry}),
                     a.overdraft, a.frozen, a.closed
              FROM accounts a
              WHERE a.name IS NOT NULL AND lower(a.name) > lower($1)
@@ -37,7 +37,9 @@ pub(super) fn users(
         ),
         &[&after.map_or("", UserName::as_str), &i64::from(limit)],
     )?;
-    Ok(rows.iter().map(super::users::user_from_row).collect())
+    let mut users: Vec<UserRecord> = rows.iter().map(super::users::user_from_row).collect();
+    super::users::add_other_currencies(client, &mut users)?;
+    Ok(users)
 }
 
 /// Every account's balance from one snapshot; at an instant, each user's

@@ -39,7 +39,7 @@ use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original};
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 pub(super) fn pending_count(client: &mut Client) -> PgResult<u64> {
     let count: i64 = client
@@ -54,14 +54,30 @@ pub(super) fn pending_count(client: &mut Client) -> PgResult<u64> {
 /// Balances sum to zero and what is pending out is what is pending in,
 /// read from one snapshot; checked before a process first pays out of
 /// figures it reads, so damage is not carried forward.
-pub(super) fn check_books(client: &mut Client, currency: &Currency) -> PgResult<()> {
-    let row = client.query_one(
-        "SELECT coalesce(sum(balance), 0)::text, coalesce(sum(pending_in), 0)::text,
-                coalesce(sum(pending_out), 0)::text FROM accounts",
+pub(super) fn check_books(client: &mut Client, currencies: &Currencies) -> PgResult<()> {
+    // Each currency on its own: the default's figures in `accounts`, every
+    // other's in `balances`.
+    let rows = client.query(
+        "SELECT 0::smallint, coalesce(sum(balance), 0)::text, coalesce(sum(pending_in), 0)::text,
+                coalesce(sum(pending_out), 0)::text FROM accounts
+         UNION ALL
+         SELECT currency, sum(balance)::text, sum(pending_in)::text, sum(pending_out)::text
+           FROM balances GROUP BY currency
+         ORDER BY 1",
         &[],
     )?;
-    let wide = |i: usize| -> i128 { row.get::<_, String>(i).parse().unwrap_or(i128::MAX) };
-    rules::check_account_sums(wide(0), wide(1), wide(2), currency)?;
+    for row in &rows {
+        let wide = |i: usize| -> i128 { row.get::<_, String>(i).parse().unwrap_or(i128::MAX) };
+        let id = CurrencyId(row.get::<_, i16>(0));
+        let Some(currency) = currencies.get(id) else {
+            return Err(WalletError::Integrity(format!(
+                "balances name currency {}, which the ledger does not have; run `wallet verify`",
+                id.0
+            ))
+            .into());
+        };
+        rules::check_account_sums(wide(1), wide(2), wide(3), currency)?;
+    }
     Ok(())
 }
 
@@ -84,7 +100,11 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
     if !any {
         return Ok(0);
     }
-    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     let found = client.query(
         &events::recorded_returning(
             EventKind::HoldExpired,
@@ -93,40 +113,60 @@ pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u
                   WHERE tx_id IN (SELECT tx_id FROM transfers
                                    WHERE {past_expiry}
                                    FOR UPDATE SKIP LOCKED)
-                 RETURNING tx_id, src, hold_amount, settled_at AS at",
+                 RETURNING tx_id, src, hold_amount, currency, settled_at AS at",
                 past_expiry = rules::past_expiry_sql("", NOW_MS)
             ),
             "true",
-            "SELECT src, hold_amount FROM changed",
+            "SELECT src, hold_amount, currency FROM changed",
         ),
         &[],
     )?;
     let mut released = Vec::new();
     let count = rules::settle::expire_holds(
         // The hold's currency from `transfers.currency` once the column exists.
-        found
-            .iter()
-            .map(|row| (BalanceKey::default_currency(row.get(0)), row.get(1))),
+        found.iter().map(|row| {
+            (
+                BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(2))),
+                row.get(1),
+            )
+        }),
         &mut released,
     );
     if count == 0 {
         client.batch_execute("ROLLBACK")?;
         return Ok(0);
     }
-    let (ids, amounts): (Vec<i64>, Vec<i64>) = released
-        .into_iter()
-        .map(|(key, amount)| (key.account, amount))
-        .unzip();
+    let mut locked: Vec<i64> = released.iter().map(|(key, _)| key.account).collect();
+    locked.sort_unstable();
+    locked.dedup();
     client.execute(
         "SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &[&ids],
+        &[&locked],
     )?;
+    let (ids, amounts): (Vec<i64>, Vec<i64>) = released
+        .iter()
+        .filter(|(key, _)| key.currency == CurrencyId::DEFAULT)
+        .map(|(key, amount)| (key.account, *amount))
+        .unzip();
     client.execute(
         "UPDATE accounts a SET held = a.held - u.amount
            FROM unnest($1::bigint[], $2::bigint[]) AS u(id, amount)
           WHERE a.id = u.id",
         &[&ids, &amounts],
     )?;
+    // Holds in other currencies give back to their `balances` rows, in
+    // (account, currency) order, under the accounts' locks taken above.
+    let mut others: Vec<(BalanceKey, i64)> = released
+        .into_iter()
+        .filter(|(key, _)| key.currency != CurrencyId::DEFAULT)
+        .collect();
+    others.sort_unstable();
+    for (key, amount) in others {
+        client.execute(
+            "UPDATE balances SET held = held - $3 WHERE account = $1 AND currency = $2",
+            &[&key.account, &key.currency.0, &amount],
+        )?;
+    }
     commit(
         client,
         guard,
@@ -148,7 +188,11 @@ pub(super) fn settle_batch(
 ) -> PgResult<BatchCounts> {
     let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
     // The lanes first: a batch waiting for them holds no other lock.
-    guard.begin(client, &["lanes", "transfers", "accounts", "events"], &[])?;
+    guard.begin(
+        client,
+        &["lanes", "transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
     let window_limit = max.saturating_mul(LOOK_AHEAD);
@@ -211,7 +255,7 @@ pub(super) fn settle_batch(
         && claim.len() == window.len();
     let due: Vec<Due> = client
         .query(
-            "SELECT tx_id, src, dst, amount, refund_of FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of, currency FROM transfers
               WHERE tx_id = ANY($1) AND status = 'PENDING'
               ORDER BY tx_id
               FOR UPDATE",
@@ -224,7 +268,7 @@ pub(super) fn settle_batch(
             dst: row.get(2),
             amount: row.get(3),
             // Read from `transfers.currency` once the column exists.
-            currency: CurrencyId::DEFAULT,
+            currency: CurrencyId(row.get::<_, i16>(5)),
             refund_of: row.get(4),
         })
         .collect();
@@ -284,6 +328,60 @@ pub(super) fn settle_batch(
             "a transfer names an account that does not exist; run `wallet verify`".into(),
         )
         .into());
+    }
+    // Balances in other currencies, read only when the batch has any: the
+    // users' rows under their accounts' locks (made at zero if missing, so
+    // a source with nothing in the currency fails for want of funds), the
+    // external account's unlocked, moved below by relative updates.
+    let mut others: Vec<BalanceKey> = due
+        .iter()
+        .filter(|d| d.currency != CurrencyId::DEFAULT)
+        .flat_map(|d| [d.src_key(), d.dst_key()])
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let mut others_before: HashMap<BalanceKey, Account> = HashMap::new();
+    if !others.is_empty() {
+        let ids: Vec<i64> = others.iter().map(|k| k.account).collect();
+        let currencies: Vec<i16> = others.iter().map(|k| k.currency.0).collect();
+        client.execute(
+            &format!(
+                "INSERT INTO balances (account, currency, created_at)
+                 SELECT a, c, {NOW_MS} FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
+                 WHERE a <> 0 ORDER BY a, c
+                 ON CONFLICT (account, currency) DO NOTHING"
+            ),
+            &[&ids, &currencies],
+        )?;
+        let rows = client.query(
+            "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
+                    b.overdraft, a.frozen
+               FROM balances b JOIN accounts a ON a.id = b.account
+              WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
+            &[&ids, &currencies],
+        )?;
+        for row in &rows {
+            let key = BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1)));
+            let account = Account::read(
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+                row.get(7),
+            );
+            if key.account == EXTERNAL_ACCOUNT {
+                others_before.insert(key, account);
+            }
+            accounts.insert(key, account);
+        }
+        if rows.len() != others.len() {
+            return Err(WalletError::Integrity(
+                "a transfer names a currency the external account has no balance in; run `wallet verify`"
+                    .into(),
+            )
+            .into());
+        }
     }
     // The transfers the batch's refunds pay back, with their refunds
     // completed so far, in one statement. Every refund of one transfer has
@@ -403,6 +501,50 @@ pub(super) fn settle_batch(
                 &outside_delta(|a| a.pending_out),
             ],
         )?;
+    }
+    if !others.is_empty() {
+        let users_others: Vec<&BalanceKey> = others
+            .iter()
+            .filter(|k| k.account != EXTERNAL_ACCOUNT)
+            .collect();
+        let figure = |f: fn(&Account) -> i64| -> Vec<i64> {
+            users_others.iter().map(|k| f(&accounts[*k])).collect()
+        };
+        client.execute(
+            "UPDATE balances b SET balance = u.balance, pending_in = u.pending_in,
+                                   pending_out = u.pending_out
+               FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[])
+                    AS u(account, currency, balance, pending_in, pending_out)
+              WHERE b.account = u.account AND b.currency = u.currency",
+            &[
+                &users_others.iter().map(|k| k.account).collect::<Vec<i64>>(),
+                &users_others
+                    .iter()
+                    .map(|k| k.currency.0)
+                    .collect::<Vec<i16>>(),
+                &figure(|a| a.balance),
+                &figure(|a| a.pending_in),
+                &figure(|a| a.pending_out),
+            ],
+        )?;
+        // The external account's rows last, in currency order, by deltas.
+        for (key, then) in others_before
+            .iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+        {
+            let now_ = &accounts[key];
+            client.execute(
+                "UPDATE balances SET balance = balance + $3, pending_in = pending_in + $4,
+                        pending_out = pending_out + $5 WHERE account = $1 AND currency = $2",
+                &[
+                    &key.account,
+                    &key.currency.0,
+                    &(now_.balance - then.balance),
+                    &(now_.pending_in - then.pending_in),
+                    &(now_.pending_out - then.pending_out),
+                ],
+            )?;
+        }
     }
     let (first, last) = (due[0].tx_id, due[due.len() - 1].tx_id);
     commit(

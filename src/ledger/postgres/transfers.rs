@@ -33,7 +33,8 @@ pub(super) fn select_transfer(balance_of: &str) -> String {
               WHERE r.refund_of = t.tx_id),
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
               WHERE r.refund_of = t.tx_id AND r.status IN ({paid})),
-            {NOW_MS}
+            {NOW_MS},
+            t.currency
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -69,11 +70,15 @@ pub(super) fn cancel(
     guard: &mut Guard,
     tx_id: i64,
 ) -> PgResult<TransferRecord> {
-    guard.begin(client, &["transfers", "accounts", "events"], &[])?;
+    guard.begin(
+        client,
+        &["transfers", "accounts", "balances", "events"],
+        &[],
+    )?;
     let row = client
         .query_opt(
             &format!(
-                "SELECT src, dst, amount, status, expires_at, {NOW_MS}
+                "SELECT src, dst, amount, status, expires_at, {NOW_MS}, currency
                    FROM transfers WHERE tx_id = $1 FOR UPDATE"
             ),
             &[&tx_id],
@@ -81,6 +86,7 @@ pub(super) fn cancel(
         .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
     let (src, dst, amount, stored): (i64, i64, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
+    let currency: i16 = row.get(6);
     // An expired hold is named EXPIRED, as every reader names it.
     let status = rules::stored_status(&stored)?.as_of(row.get(4), row.get(5));
     rules::check_cancellable(tx_id, status.as_str())?;
@@ -101,10 +107,21 @@ pub(super) fn cancel(
         .into_iter()
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
-    let rows = client.query(
+    let locked = client.query(
         "SELECT id, pending_out, pending_in FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&users],
     )?;
+    // In another currency the sums are the users' `balances` rows, which
+    // the accounts' locks just taken guard.
+    let rows = if currency == 0 {
+        locked
+    } else {
+        client.query(
+            "SELECT account, pending_out, pending_in FROM balances
+              WHERE account = ANY($1) AND currency = $2 ORDER BY account",
+            &[&users, &currency],
+        )?
+    };
     for row in rows {
         let (id, out, r#in): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
         let (out, r#in) = if id == src {
@@ -112,10 +129,18 @@ pub(super) fn cancel(
         } else {
             (out, rules::release_pending(id, r#in, amount)?)
         };
-        client.execute(
-            "UPDATE accounts SET pending_out = $2, pending_in = $3 WHERE id = $1",
-            &[&id, &out, &r#in],
-        )?;
+        if currency == 0 {
+            client.execute(
+                "UPDATE accounts SET pending_out = $2, pending_in = $3 WHERE id = $1",
+                &[&id, &out, &r#in],
+            )?;
+        } else {
+            client.execute(
+                "UPDATE balances SET pending_out = $2, pending_in = $3
+                  WHERE account = $1 AND currency = $4",
+                &[&id, &out, &r#in, &currency],
+            )?;
+        }
     }
     if src == EXTERNAL_ACCOUNT || dst == EXTERNAL_ACCOUNT {
         let (out, r#in) = if src == EXTERNAL_ACCOUNT {
@@ -123,10 +148,18 @@ pub(super) fn cancel(
         } else {
             (0, amount)
         };
-        client.execute(
-            "UPDATE accounts SET pending_out = pending_out - $1, pending_in = pending_in - $2 WHERE id = 0",
-            &[&out, &r#in],
-        )?;
+        if currency == 0 {
+            client.execute(
+                "UPDATE accounts SET pending_out = pending_out - $1, pending_in = pending_in - $2 WHERE id = 0",
+                &[&out, &r#in],
+            )?;
+        } else {
+            client.execute(
+                "UPDATE balances SET pending_out = pending_out - $1, pending_in = pending_in - $2
+                  WHERE account = 0 AND currency = $3",
+                &[&out, &r#in, &currency],
+            )?;
+        }
     }
     let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
     commit(
@@ -213,5 +246,6 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         },
         refunded: row.get(15),
         balance_after: row.get(13),
+        currency: crate::money::CurrencyId(row.get::<_, i16>(17)),
     })
 }

@@ -10,9 +10,9 @@ use crate::domain::{Email, UserName};
 use crate::error::WalletError;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::model::{BalanceAt, CurrencyFigures, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 /// `held`, then what holds past their expiry, even those `settle` has not
 /// marked yet, reserve in it: [`user_from_row`] leaves that out.
@@ -20,7 +20,7 @@ fn select_user() -> String {
     format!(
         "SELECT a.id, a.name, a.email, a.balance, a.pending_in, a.pending_out, a.held,
                 (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
-                  WHERE h.src = a.id AND {past_expiry}),
+                  WHERE h.src = a.id AND h.currency = 0 AND {past_expiry}),
                 a.overdraft, a.frozen, a.closed
          FROM accounts a WHERE lower(a.name) = lower($1)",
         past_expiry = rules::past_expiry_sql("h.", NOW_MS)
@@ -118,7 +118,8 @@ pub(super) fn balance_at(
             let row = client.query_opt(
                 "SELECT tx_id, CASE WHEN src = $2 THEN src_balance ELSE dst_balance END, settled_at
                    FROM transfers
-                  WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'",
+                  WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'
+                    AND currency = 0",
                 &[&tx_id, &user.id],
             )?;
             match row {
@@ -133,10 +134,12 @@ pub(super) fn balance_at(
                 "SELECT tx_id, balance, settled_at FROM (
                     (SELECT tx_id, src_balance AS balance, settled_at, settle_batch FROM transfers
                       WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                        AND currency = 0
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
                     UNION ALL
                     (SELECT tx_id, dst_balance, settled_at, settle_batch FROM transfers
                       WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                        AND currency = 0
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
                  ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
                 &[&user.id, &ms],
@@ -170,8 +173,41 @@ pub(super) fn balance_at(
 
 /// Looks a user up by name, regardless of case.
 pub(super) fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord> {
-    Ok(find_user(client, name.as_str())?
-        .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?)
+    let mut user = find_user(client, name.as_str())?
+        .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
+    add_other_currencies(client, std::slice::from_mut(&mut user))?;
+    Ok(user)
+}
+
+/// Reads the users' figures in every other currency they have touched,
+/// by one query, each `held` as of now, as for the default currency.
+pub(super) fn add_other_currencies(client: &mut Client, users: &mut [UserRecord]) -> PgResult<()> {
+    let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
+    let rows = client.query(
+        &format!(
+            "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
+                    b.overdraft,
+                    (SELECT coalesce(sum(h.hold_amount), 0)::bigint FROM transfers h
+                      WHERE h.src = b.account AND h.currency = b.currency AND {past_expiry})
+               FROM balances b WHERE b.account = ANY($1) ORDER BY b.account, b.currency",
+            past_expiry = rules::past_expiry_sql("h.", NOW_MS)
+        ),
+        &[&ids],
+    )?;
+    for row in &rows {
+        let account: i64 = row.get(0);
+        if let Some(user) = users.iter_mut().find(|user| user.id == account) {
+            user.others.push(CurrencyFigures {
+                currency: CurrencyId(row.get::<_, i16>(1)),
+                balance: row.get(2),
+                pending_in: row.get(3),
+                pending_out: row.get(4),
+                held: rules::held_as_of(row.get(5), row.get(7)),
+                overdraft: row.get(6),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {
@@ -195,5 +231,6 @@ pub(super) fn user_from_row(row: &Row) -> UserRecord {
             frozen: row.get(9),
             closed: row.get(10),
         },
+        others: Vec::new(),
     }
 }

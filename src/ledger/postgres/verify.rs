@@ -17,7 +17,7 @@ use crate::ledger::rules::verify::{
     older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
     unknown_currency_problem,
 };
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, Currency, CurrencyId};
 
 /// Runs every check in one repeatable-read, read-only transaction, so that
 /// settle workers committing meanwhile cannot make balances and transfers
@@ -27,9 +27,10 @@ pub(super) fn verify(
     client: &mut Client,
     schema_name: &str,
     options: &VerifyOptions,
-    currency: &Currency,
+    currencies: &Currencies,
     errors: &ErrorContext,
 ) -> PgResult<VerifyReport> {
+    let currency = currencies.default_currency();
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     // Behind a savepoint: a schema without the table must not end the
     // snapshot the other checks read.
@@ -85,7 +86,9 @@ pub(super) fn verify(
         Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
             let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currency));
+            checks.extend(figure_checks(
+                &accounts, &tally, &drawn, history, currencies,
+            ));
         }
         Err(fault) if is_fatal(&fault) => return Err(fault),
         Err(fault) => {
@@ -292,7 +295,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
     let debits: Vec<Debit> = client
         .query(
             &format!(
-                "SELECT tx_id, src, src_balance, settled_at FROM transfers
+                "SELECT tx_id, src, src_balance, settled_at, currency FROM transfers
                   WHERE src_balance < 0 AND src <> 0 AND status = '{}'
                   ORDER BY tx_id",
                 Status::Completed.as_str()
@@ -302,7 +305,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
         .iter()
         .map(|row| Debit {
             tx_id: row.get(0),
-            key: BalanceKey::default_currency(row.get(1)),
+            key: BalanceKey::new(row.get(1), CurrencyId(row.get::<_, i16>(4))),
             balance_after: row.get(2),
             settled_at: row.get(3),
         })
@@ -316,7 +319,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
         drawn.limits = client
             .query(
                 &format!(
-                    "SELECT account, at, overdraft FROM policy_changes
+                    "SELECT account, at, overdraft, currency FROM policy_changes
                       WHERE account = ANY($1) AND {LIMIT_CHANGE_SQL}
                       ORDER BY account, at, change_id"
                 ),
@@ -324,7 +327,7 @@ fn drawn(client: &mut Client) -> PgResult<Drawn> {
             )?
             .iter()
             .map(|row| LimitChange {
-                key: BalanceKey::default_currency(row.get(0)),
+                key: BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(3))),
                 at: row.get(1),
                 overdraft: row.get(2),
             })
@@ -343,7 +346,7 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
             "SELECT a.id, a.name, a.balance, a.pending_in, a.pending_out,
                     CASE WHEN a.balance < 0
                          THEN greatest(a.overdraft, (SELECT max(p.overdraft) FROM policy_changes p
-                                                      WHERE p.account = a.id))
+                                                      WHERE p.account = a.id AND p.currency = 0))
                          ELSE 0 END
                FROM accounts a ORDER BY a.id",
             &[],
@@ -360,28 +363,64 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
             largest_limit: row.get(5),
         })
         .collect::<Vec<_>>();
+    let mut accounts = accounts;
+    // Every other currency's figures, from the rows made on first use.
+    accounts.extend(
+        client
+            .query(
+                &format!(
+                    "SELECT b.account, b.currency, a.name, b.balance, b.pending_in, b.pending_out,
+                            CASE WHEN b.balance < 0
+                                 THEN greatest(b.overdraft,
+                                               (SELECT max(p.overdraft) FROM policy_changes p
+                                                 WHERE p.account = b.account
+                                                   AND p.currency = b.currency
+                                                   AND {LIMIT_CHANGE_SQL}))
+                                 ELSE 0 END
+                       FROM balances b LEFT JOIN accounts a ON a.id = b.account
+                      ORDER BY b.account, b.currency"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|row| AccountFigures {
+                id: row.get(0),
+                currency: CurrencyId(row.get::<_, i16>(1)),
+                name: row.get(2),
+                balance: row.get(3),
+                pending_in: row.get(4),
+                pending_out: row.get(5),
+                largest_limit: row.get(6),
+            }),
+    );
     let mut tally = Tally::with_capacity(accounts.len());
     for row in client.query(
-        "SELECT src, status, sum(amount)::text, count(*) FROM transfers GROUP BY src, status",
+        "SELECT src, status, sum(amount)::text, count(*), currency FROM transfers
+          GROUP BY src, currency, status",
         &[],
     )? {
         let status: String = row.get(1);
         let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
         // Grouped by `transfers.currency` too once the column exists.
         tally.add_out(
-            BalanceKey::default_currency(row.get(0)),
+            BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(4))),
             &status,
             sum,
             row.get::<_, i64>(3) as u64,
         );
     }
     for row in client.query(
-        "SELECT dst, status, sum(amount)::text FROM transfers GROUP BY dst, status",
+        "SELECT dst, status, sum(amount)::text, currency FROM transfers
+          GROUP BY dst, currency, status",
         &[],
     )? {
         let status: String = row.get(1);
         let sum: i128 = row.get::<_, String>(2).parse().unwrap_or(i128::MAX);
-        tally.add_in(BalanceKey::default_currency(row.get(0)), &status, sum);
+        tally.add_in(
+            BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(3))),
+            &status,
+            sum,
+        );
     }
     Ok((accounts, tally))
 }
@@ -399,7 +438,8 @@ fn history(
     use postgres::fallible_iterator::FallibleIterator;
     let mut replay = Replay::new(Recorded::WhenDecided, accounts, currency);
     let mut rows = client.query_raw(
-        "SELECT tx_id, src, dst, amount, status, settled_at, settle_batch, src_balance, dst_balance
+        "SELECT tx_id, src, dst, amount, status, settled_at, settle_batch, src_balance, dst_balance,
+                currency
            FROM transfers ORDER BY settle_batch, tx_id",
         std::iter::empty::<i64>(),
     )?;
@@ -411,14 +451,14 @@ fn history(
             .zip(settled_at)
             .map(|(batch, at)| Placed { batch, at });
         let (tx_id, amount) = (row.get(0), row.get(3));
+        let currency = CurrencyId(row.get::<_, i16>(9));
         for (account, incoming, stored) in [
             (row.get(1), false, row.get(7)),
             (row.get(2), true, row.get(8)),
         ] {
             replay.side(Side {
                 account,
-                // Read from `transfers.currency` once the column exists.
-                currency: CurrencyId::DEFAULT,
+                currency,
                 tx_id,
                 status,
                 amount,

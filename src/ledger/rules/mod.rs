@@ -149,10 +149,10 @@ impl<'a> Pinned<'a> {
     }
 }
 
-/// The currency a request moves: the ledger's default, as long as a
-/// request names none.
-pub(crate) fn request_currency(_transfer: &NewTransfer) -> CurrencyId {
-    CurrencyId::DEFAULT
+/// The currency a request moves: the one it names, else the ledger's
+/// default.
+pub(crate) fn request_currency(transfer: &NewTransfer) -> CurrencyId {
+    transfer.currency()
 }
 
 /// Decides a request whose key is already taken by transfer `earlier_id`:
@@ -169,10 +169,11 @@ pub(crate) fn replay_or_conflict(
         Some("source")
     } else if earlier.dst != requested.dst {
         Some("destination")
+    } else if earlier.currency != requested.currency {
+        // Before the amount: amounts in two currencies are not comparable.
+        Some("currency")
     } else if earlier.amount != requested.amount {
         Some("amount")
-    } else if earlier.currency != requested.currency {
-        Some("currency")
     } else if earlier.memo != requested.memo {
         Some("memo")
     } else if earlier.hold != requested.hold {

@@ -22,7 +22,7 @@ use crate::ledger::model::{
     BalanceKey, BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status,
 };
 use crate::ledger::model::{Instant, TxId};
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// A balance's pending sums as the chunk has left them so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -350,7 +350,7 @@ pub(crate) fn plan_chunk<F: ChunkFacts>(
     lines: &[BatchLine],
     facts: &mut F,
     now: i64,
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> std::result::Result<ChunkPlan, F::Fault> {
     let mut plan = ChunkPlan {
         lines: Vec::with_capacity(lines.len()),
@@ -359,7 +359,15 @@ pub(crate) fn plan_chunk<F: ChunkFacts>(
     };
     let mut decided = Decided::default();
     for index in 0..lines.len() {
-        let planned = decide_line(lines, index, facts, now, currency, &mut plan, &mut decided)?;
+        let planned = decide_line(
+            lines,
+            index,
+            facts,
+            now,
+            currencies,
+            &mut plan,
+            &mut decided,
+        )?;
         plan.lines.push(planned);
     }
     plan.held = decided
@@ -375,7 +383,7 @@ fn decide_line<'a, F: ChunkFacts>(
     index: usize,
     facts: &mut F,
     now: i64,
-    currency: &Currency,
+    currencies: &Currencies,
     plan: &mut ChunkPlan,
     decided: &mut Decided<'a>,
 ) -> std::result::Result<Planned, F::Fault> {
@@ -423,6 +431,10 @@ fn decide_line<'a, F: ChunkFacts>(
         }
     }
     let (amount, currency_id) = (requested.amount, requested.currency);
+    // Refusals show amounts at the scale of the line's own currency.
+    let currency = currencies
+        .get(currency_id)
+        .unwrap_or_else(|| currencies.default_currency());
     let (src_key, dst_key) = (
         BalanceKey::new(src, currency_id),
         BalanceKey::new(dst, currency_id),

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::{IdempotencyKey, Memo};
 use crate::ledger::model::{BalanceKey, Expiry};
-use crate::money::Amount;
+use crate::money::{Amount, Currency};
 
 const NOW: i64 = 1_000_000;
 const HOUR: i64 = 3_600_000;
@@ -247,7 +247,7 @@ fn run_in_chunks(lines: &[BatchLine], cuts: &[usize]) -> (Vec<Answer>, Ledger) {
         let (chunk, after) = rest.split_at(size);
         let currency = Currency::default();
         let before = (ledger.sums.clone(), ledger.figures.clone());
-        let plan = plan_chunk(chunk, &mut ledger, NOW, &currency).unwrap();
+        let plan = plan_chunk(chunk, &mut ledger, NOW, &Currencies::new(currency)).unwrap();
         reserves_add_up(&before, &ledger, &plan);
         assert_eq!(plan.lines.len(), chunk.len());
         assert!(

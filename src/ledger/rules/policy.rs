@@ -4,7 +4,7 @@
 
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{Policy, PolicyChange, UserRecord};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency};
 
 /// The figures of an account a change is checked against, `held` as of
 /// now ([`super::held_as_of`]): a hold past its expiry reserves nothing,
@@ -31,6 +31,38 @@ pub(crate) fn change_user(
         held: user.held,
     };
     apply_change(&user.name, user.policy, figures, change, currency)
+}
+
+/// The policy after `change` of `user` as read with its figures in every
+/// currency: [`change_user`] over the default currency's, and `close`
+/// refused while any other currency holds or awaits money, the refusal
+/// naming that currency.
+pub(crate) fn change_user_in(
+    user: &UserRecord,
+    change: PolicyChange,
+    currencies: &Currencies,
+) -> Result<Policy> {
+    let policy = change_user(user, change, currencies.default_currency())?;
+    if change == PolicyChange::Close {
+        for other in &user.others {
+            let figures = AccountFigures {
+                balance: other.balance,
+                pending_in: other.pending_in,
+                pending_out: other.pending_out,
+                held: other.held,
+            };
+            let Some(currency) = currencies.get(other.currency) else {
+                continue;
+            };
+            if let Some(left) = what_is_left(figures, currency) {
+                return Err(WalletError::AccountNotEmpty {
+                    user: user.name.clone(),
+                    left: format!("{left} in {}", currency.code),
+                });
+            }
+        }
+    }
+    Ok(policy)
 }
 
 /// The change `create-user --overdraft` records with a new user: none

@@ -13,7 +13,7 @@ use crate::error::{Result, WalletError};
 use crate::ledger::model::{
     BalanceKey, Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
 };
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, Currency, CurrencyId};
 use crate::text::echo;
 
 /// The name of the check `replay::Replay::finish` returns, which
@@ -220,22 +220,32 @@ pub(crate) fn figure_checks(
     tally: &Tally,
     drawn: &Drawn,
     history: Check,
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> Vec<Check> {
     vec![
-        balances(accounts, tally, currency),
+        balances(accounts, tally, currencies),
         history,
-        pending_totals(accounts, tally, currency),
-        zero_sum(accounts, currency),
-        within_limits(accounts, drawn, currency),
+        pending_totals(accounts, tally, currencies),
+        zero_sum(accounts, currencies),
+        within_limits(accounts, drawn, currencies),
     ]
+}
+
+/// A figure as verify's messages show it: the default currency's as
+/// always, another's with its code, so a finding names what it is about.
+fn shown(currencies: &Currencies, id: CurrencyId, minor: i128) -> String {
+    match currencies.get(id) {
+        Some(currency) if id == CurrencyId::DEFAULT => currency.format_wide(minor),
+        Some(currency) => format!("{} {}", currency.format_wide(minor), currency.code),
+        None => format!("{minor} minor units of unknown currency {}", id.0),
+    }
 }
 
 /// Each balance equals what its COMPLETED transfers brought in minus what
 /// they took out. This is the exactly-once check: a completed transfer
 /// applied twice or not at all, or a pending, failed or cancelled one that
 /// moved money, leaves some balance out of step with the log.
-fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> Check {
+fn balances(accounts: &[AccountFigures], tally: &Tally, currencies: &Currencies) -> Check {
     let mut findings = Findings::default();
     let mut has_external = false;
     for account in accounts {
@@ -249,8 +259,8 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
                 message: format!(
                     "{} has balance {} but its COMPLETED transfers net {}",
                     account.label(),
-                    currency.format(account.balance),
-                    currency.format_wide(expected)
+                    shown(currencies, account.currency, account.balance.into()),
+                    shown(currencies, account.currency, expected)
                 ),
             });
         }
@@ -304,7 +314,7 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> 
 
 /// The maintained `pending_in` and `pending_out` equal the sums of the
 /// account's PENDING transfers, so `available` tells the truth.
-fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currency) -> Check {
+fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currencies: &Currencies) -> Check {
     let mut findings = Findings::default();
     for account in accounts {
         let flow = tally.of(account.key());
@@ -319,8 +329,8 @@ fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currenc
                     message: format!(
                         "{} has {what} {} but its PENDING transfers sum to {}",
                         account.label(),
-                        currency.format(stored),
-                        currency.format_wide(expected)
+                        shown(currencies, account.currency, stored.into()),
+                        shown(currencies, account.currency, expected)
                     ),
                 });
             }
@@ -332,31 +342,43 @@ fn pending_totals(accounts: &[AccountFigures], tally: &Tally, currency: &Currenc
     )
 }
 
-/// Money is only moved, never made: all balances, the external account's
-/// included, sum to zero.
-fn zero_sum(accounts: &[AccountFigures], currency: &Currency) -> Check {
-    let total: i128 = accounts
-        .iter()
-        .map(|account| i128::from(account.balance))
-        .sum();
-    let mut findings = Findings::default();
-    if total != 0 {
-        findings.push(Problem::about_file(format!(
-            "the balances sum to {}, not zero",
-            currency.format_wide(total)
-        )));
+/// Money is only moved, never made: in each currency, all balances, the
+/// external account's included, sum to zero.
+fn zero_sum(accounts: &[AccountFigures], currencies: &Currencies) -> Check {
+    // (total, users' part) per currency, the default always present.
+    let mut sums: BTreeMap<CurrencyId, (i128, i128)> = BTreeMap::new();
+    sums.insert(CurrencyId::DEFAULT, (0, 0));
+    for account in accounts {
+        let sum = sums.entry(account.currency).or_default();
+        sum.0 += i128::from(account.balance);
+        if account.id != EXTERNAL_ACCOUNT {
+            sum.1 += i128::from(account.balance);
+        }
     }
-    let users: i128 = accounts
+    let mut findings = Findings::default();
+    for (&id, &(total, _)) in &sums {
+        if total != 0 {
+            findings.push(Problem::about_file(format!(
+                "the balances sum to {}, not zero",
+                shown(currencies, id, total)
+            )));
+        }
+    }
+    let per_currency: Vec<String> = sums
         .iter()
-        .filter(|account| account.id != EXTERNAL_ACCOUNT)
-        .map(|account| i128::from(account.balance))
-        .sum();
+        .map(|(&id, &(total, users))| {
+            format!(
+                "sum to {}; users hold {}",
+                shown(currencies, id, total),
+                shown(currencies, id, users)
+            )
+        })
+        .collect();
     findings.into_check(
         "zero_sum",
         format!(
-            "all balances, the external account's included, sum to {}; users hold {}",
-            currency.format_wide(total),
-            currency.format_wide(users)
+            "all balances, the external account's included, {}",
+            per_currency.join("; in another currency they ")
         ),
     )
 }
@@ -386,7 +408,7 @@ fn limit_in_force(changes: &[LimitChange], settled_at: Option<i64>) -> i64 {
 /// what is drawn is allowed, and credits after it leave the balance below
 /// the new limit), and each balance now to the largest limit the account
 /// ever had.
-fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency) -> Check {
+fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currencies: &Currencies) -> Check {
     let mut findings = Findings::default();
     let label = |id: i64| -> (Option<String>, String) {
         match accounts.iter().find(|a| a.id == id) {
@@ -416,8 +438,8 @@ fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency
                 message: format!(
                     "transfer {} left {label} at {}, below its overdraft limit of {} in force then",
                     debit.tx_id,
-                    currency.format(debit.balance_after),
-                    currency.format(limit)
+                    shown(currencies, debit.key.currency, debit.balance_after.into()),
+                    shown(currencies, debit.key.currency, limit.into())
                 ),
             });
         }
@@ -428,14 +450,14 @@ fn within_limits(accounts: &[AccountFigures], drawn: &Drawn, currency: &Currency
                 format!(
                     "{} has the negative balance {} and never had an overdraft limit",
                     account.label(),
-                    currency.format(account.balance)
+                    shown(currencies, account.currency, account.balance.into())
                 )
             } else {
                 format!(
                     "{} has the balance {}, below the largest overdraft limit it ever had ({})",
                     account.label(),
-                    currency.format(account.balance),
-                    currency.format(account.largest_limit)
+                    shown(currencies, account.currency, account.balance.into()),
+                    shown(currencies, account.currency, account.largest_limit.into())
                 )
             };
             findings.push(Problem {
@@ -540,11 +562,20 @@ pub(crate) const HOLDS_CHECK: &str = "holds";
 /// held, the sum). SQL both engines run.
 pub(crate) const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
         CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
-                       WHERE h.src = a.id AND h.status = 'HELD'), 0) AS BIGINT)
+                       WHERE h.src = a.id AND h.currency = 0 AND h.status = 'HELD'), 0) AS BIGINT)
      FROM accounts a
     WHERE a.held <> coalesce((SELECT sum(h.hold_amount) FROM transfers h
-                              WHERE h.src = a.id AND h.status = 'HELD'), 0)
-    ORDER BY a.id";
+                              WHERE h.src = a.id AND h.currency = 0 AND h.status = 'HELD'), 0)
+    UNION ALL
+    SELECT b.account, a.name, b.held,
+        CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
+                       WHERE h.src = b.account AND h.currency = b.currency
+                         AND h.status = 'HELD'), 0) AS BIGINT)
+     FROM balances b JOIN accounts a ON a.id = b.account
+    WHERE b.held <> coalesce((SELECT sum(h.hold_amount) FROM transfers h
+                              WHERE h.src = b.account AND h.currency = b.currency
+                                AND h.status = 'HELD'), 0)
+    ORDER BY 1";
 
 /// Holds captured for more than they reserved: (tx_id, amount, hold_amount).
 pub(crate) const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
@@ -736,7 +767,7 @@ mod tests {
             &tally,
             &Drawn::default(),
             sound_history(),
-            &Currency::default(),
+            &Currencies::new(Currency::default()),
         );
         assert_eq!(checks.len(), FIGURE_CHECKS.len());
         assert!(failed(&checks).is_empty(), "{checks:?}");
@@ -761,7 +792,7 @@ mod tests {
             &tally,
             &Drawn::default(),
             sound_history(),
-            &Currency::default(),
+            &Currencies::new(Currency::default()),
         );
         assert_eq!(failed(&checks), ["balances"]);
         assert_eq!(checks[0].problem_count, 2);
@@ -788,7 +819,7 @@ mod tests {
             &tally,
             &Drawn::default(),
             sound_history(),
-            &currency,
+            &Currencies::new(currency.clone()),
         );
         assert_eq!(failed(&checks), ["pending_totals"]);
         assert_eq!(checks[2].problems[0].user.as_deref(), Some("alice"));
@@ -802,7 +833,7 @@ mod tests {
             &Tally::default(),
             &Drawn::default(),
             sound_history(),
-            &currency,
+            &Currencies::new(currency.clone()),
         );
         assert_eq!(failed(&checks), ["balances", "zero_sum"]);
         // An overdraft the log does explain: only the overdraft check fails.
@@ -817,7 +848,7 @@ mod tests {
             &overdrawn,
             &Drawn::default(),
             sound_history(),
-            &currency,
+            &Currencies::new(currency.clone()),
         );
         assert_eq!(failed(&checks), ["no_negative_balances"]);
         // An account the log names but the ledger lacks.
@@ -828,7 +859,7 @@ mod tests {
             &strangers,
             &Drawn::default(),
             sound_history(),
-            &currency,
+            &Currencies::new(currency.clone()),
         );
         let messages: Vec<&str> = checks[0]
             .problems
@@ -866,10 +897,16 @@ mod tests {
                 },
             ];
             let drawn = Drawn { debits, limits };
-            figure_checks(&accounts, &tally, &drawn, sound_history(), &currency)
-                .into_iter()
-                .find(|c| c.name == "no_negative_balances")
-                .unwrap()
+            figure_checks(
+                &accounts,
+                &tally,
+                &drawn,
+                sound_history(),
+                &Currencies::new(currency.clone()),
+            )
+            .into_iter()
+            .find(|c| c.name == "no_negative_balances")
+            .unwrap()
         };
         // Raised to 1.00 at 10, lowered to 0.20 at 30.
         let history = || vec![change(10, 100), change(30, 20)];

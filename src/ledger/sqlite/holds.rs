@@ -8,7 +8,7 @@ use super::error::{SqlResult, commit};
 use super::transfers;
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
-use crate::ledger::model::TxId;
+use crate::ledger::model::{BalanceKey, TxId};
 use crate::ledger::model::{Policy, TransferRecord, TransferRef};
 use crate::ledger::rules::{
     self,
@@ -16,56 +16,78 @@ use crate::ledger::rules::{
 };
 use crate::money::Currency;
 
-fn currency(tx: &Connection) -> SqlResult<Currency> {
+/// The currency a hold moves, as the ledger records it.
+fn currency(tx: &Connection, id: crate::money::CurrencyId) -> SqlResult<Currency> {
     let (code, scale): (String, u8) = tx
-        .prepare_cached("SELECT currency, scale FROM ledger_meta")?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .prepare_cached("SELECT code, scale FROM currencies WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(Currency { code, scale })
 }
 
 /// Gives back the reservations of the account's holds that are past their
 /// expiry, marking them EXPIRED: a write that reads `held` first makes it
 /// exact, as `settle` does for every account.
-fn expire_holds_of(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<()> {
+fn expire_holds_of(tx: &Transaction<'_>, key: BalanceKey, now: i64) -> SqlResult<()> {
+    let account = key.account;
     let past_expiry = rules::past_expiry_sql("", "?2");
     let expired: i64 = tx
         .prepare_cached(&format!(
             "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-             WHERE src = ?1 AND {past_expiry}"
+             WHERE src = ?1 AND currency = ?3 AND {past_expiry}"
         ))?
-        .query_row(params![account, now], |row| row.get(0))?;
+        .query_row(params![account, now, key.currency], |row| row.get(0))?;
     if expired > 0 {
         let mut gone = tx
             .prepare_cached(&format!(
                 "UPDATE transfers SET status = 'EXPIRED', settled_at = ?2
                  WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
-                                 WHERE src = ?1 AND {past_expiry})
+                                 WHERE src = ?1 AND currency = ?3 AND {past_expiry})
                  RETURNING tx_id"
             ))?
-            .query_map(params![account, now], |row| row.get(0))?
+            .query_map(params![account, now, key.currency], |row| row.get(0))?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
         gone.sort_unstable();
         super::events::record(tx, EventKind::HoldExpired, now, gone)?;
-        tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?
-            .execute(params![account, expired])?;
+        super::slots::execute(
+            tx,
+            key,
+            "UPDATE accounts SET held = held - ?2 WHERE id = ?1",
+            "UPDATE balances SET held = held - ?2 WHERE account = ?1 AND currency = ?3",
+            &[&expired],
+        )?;
     }
     Ok(())
 }
 
 /// A hold source's balance, policy and what its live holds reserve, its
 /// holds past their expiry given back first.
-pub(super) fn hold_figures(tx: &Transaction<'_>, account: i64, now: i64) -> SqlResult<HoldFigures> {
-    expire_holds_of(tx, account, now)?;
-    Ok(tx
-        .prepare_cached("SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1")?
-        .query_row([account], |row| {
+pub(super) fn hold_figures(
+    tx: &Transaction<'_>,
+    key: BalanceKey,
+    now: i64,
+) -> SqlResult<HoldFigures> {
+    super::slots::ensure(tx, key, now)?;
+    expire_holds_of(tx, key, now)?;
+    // Frozen covers every currency: it is read from the account's row.
+    let figures = super::slots::query_row(
+        tx,
+        key,
+        "SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1",
+        "SELECT b.balance, b.held, b.overdraft, a.frozen FROM balances b
+         JOIN accounts a ON a.id = b.account WHERE b.account = ?1 AND b.currency = ?2",
+        &[],
+        |row| {
             Ok(HoldFigures {
                 balance: row.get(0)?,
                 held: row.get(1)?,
                 overdraft: row.get(2)?,
                 frozen: row.get(3)?,
             })
-        })?)
+        },
+    )?;
+    figures.ok_or_else(|| {
+        WalletError::internal(anyhow::anyhow!("account {} has no row", key.account)).into()
+    })
 }
 
 /// Writes a hold a chunk's plan placed; returns its id.
@@ -79,11 +101,18 @@ pub(super) fn place(
 ) -> SqlResult<i64> {
     tx.prepare_cached(
         "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
-                                hold_amount, expires_at)
-         VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7)",
+                                hold_amount, expires_at, currency)
+         VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, ?3, ?7, ?8)",
     )?
     .execute(params![
-        row.src, row.dst, row.amount, memo, key, now, expires_at
+        row.src,
+        row.dst,
+        row.amount,
+        memo,
+        key,
+        now,
+        expires_at,
+        row.currency
     ])?;
     let tx_id = tx.last_insert_rowid();
     super::events::record(tx, EventKind::HoldPlaced, now, [tx_id])?;
@@ -123,6 +152,7 @@ pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Ori
 struct HoldRow {
     src: i64,
     dst: i64,
+    currency: crate::money::CurrencyId,
     hold_amount: i64,
     status: String,
     expires_at: Option<i64>,
@@ -131,13 +161,15 @@ struct HoldRow {
 fn read_hold(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<HoldRow> {
     let row = tx
         .prepare_cached(
-            "SELECT src, dst, hold_amount, status, expires_at FROM transfers WHERE tx_id = ?1",
+            "SELECT src, dst, hold_amount, status, expires_at, currency FROM transfers
+             WHERE tx_id = ?1",
         )?
         .query_row([tx_id], |row| {
             Ok((
                 HoldRow {
                     src: row.get(0)?,
                     dst: row.get(1)?,
+                    currency: crate::money::CurrencyId(row.get(5)?),
                     hold_amount: row.get::<_, Option<i64>>(2)?.unwrap_or(0),
                     status: row.get(3)?,
                     expires_at: row.get(4)?,
@@ -168,13 +200,18 @@ struct CaptureSide {
     policy: Policy,
 }
 
-fn capture_side(tx: &Transaction<'_>, account: i64) -> SqlResult<CaptureSide> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT name, pending_out, pending_in, held, overdraft, frozen, closed
-             FROM accounts WHERE id = ?1",
-        )?
-        .query_row([account], |row| {
+fn capture_side(tx: &Transaction<'_>, key: BalanceKey, now: i64) -> SqlResult<CaptureSide> {
+    super::slots::ensure(tx, key, now)?;
+    let side = super::slots::query_row(
+        tx,
+        key,
+        "SELECT name, pending_out, pending_in, held, overdraft, frozen, closed
+         FROM accounts WHERE id = ?1",
+        "SELECT a.name, b.pending_out, b.pending_in, b.held, b.overdraft, a.frozen, a.closed
+         FROM balances b JOIN accounts a ON a.id = b.account
+         WHERE b.account = ?1 AND b.currency = ?2",
+        &[],
+        |row| {
             Ok(CaptureSide {
                 name: row.get(0)?,
                 pending_out: row.get(1)?,
@@ -186,7 +223,11 @@ fn capture_side(tx: &Transaction<'_>, account: i64) -> SqlResult<CaptureSide> {
                     closed: row.get(6)?,
                 },
             })
-        })?)
+        },
+    )?;
+    side.ok_or_else(|| {
+        WalletError::internal(anyhow::anyhow!("account {} has no row", key.account)).into()
+    })
 }
 
 /// Turns a live hold into a PENDING transfer of `amount` (all of it by
@@ -201,9 +242,13 @@ pub(super) fn capture(
     let now = crate::ledger::clock::now_ms();
     let hold = read_hold(&tx, tx_id)?;
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
-    let currency = currency(&tx)?;
-    let src = capture_side(&tx, hold.src)?;
-    let dst = capture_side(&tx, hold.dst)?;
+    let currency = currency(&tx, hold.currency)?;
+    let (src_key, dst_key) = (
+        BalanceKey::new(hold.src, hold.currency),
+        BalanceKey::new(hold.dst, hold.currency),
+    );
+    let src = capture_side(&tx, src_key, now)?;
+    let dst = capture_side(&tx, dst_key, now)?;
     rules::check_capture_parties(
         src.name.as_deref(),
         src.policy,
@@ -221,13 +266,19 @@ pub(super) fn capture(
         "UPDATE transfers SET status = 'PENDING', amount = ?2 WHERE tx_id = ?1 AND status = 'HELD'",
         params![tx_id, captured],
     )?;
-    tx.execute(
+    super::slots::execute(
+        &tx,
+        src_key,
         "UPDATE accounts SET held = ?2, pending_out = ?3 WHERE id = ?1",
-        params![hold.src, held, out],
+        "UPDATE balances SET held = ?2, pending_out = ?3 WHERE account = ?1 AND currency = ?4",
+        &[&held, &out],
     )?;
-    tx.execute(
+    super::slots::execute(
+        &tx,
+        dst_key,
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
-        params![hold.dst, r#in],
+        "UPDATE balances SET pending_in = ?2 WHERE account = ?1 AND currency = ?3",
+        &[&r#in],
     )?;
     super::events::record(&tx, EventKind::HoldCaptured, now, [tx_id])?;
     let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
@@ -245,18 +296,28 @@ pub(super) fn release(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRe
     let now = crate::ledger::clock::now_ms();
     let hold = read_hold(&tx, tx_id)?;
     rules::check_live_hold(tx_id, &hold.status, hold.expires_at, now)?;
-    let src_held: i64 =
-        tx.query_row("SELECT held FROM accounts WHERE id = ?1", [hold.src], |r| {
-            r.get(0)
-        })?;
+    let src_key = BalanceKey::new(hold.src, hold.currency);
+    super::slots::ensure(&tx, src_key, now)?;
+    let src_held: i64 = super::slots::query_row(
+        &tx,
+        src_key,
+        "SELECT held FROM accounts WHERE id = ?1",
+        "SELECT held FROM balances WHERE account = ?1 AND currency = ?2",
+        &[],
+        |r| r.get(0),
+    )?
+    .unwrap_or(0);
     let held = rules::release_pending(hold.src, src_held, hold.hold_amount)?;
     tx.execute(
         "UPDATE transfers SET status = 'RELEASED', settled_at = ?2 WHERE tx_id = ?1 AND status = 'HELD'",
         params![tx_id, now],
     )?;
-    tx.execute(
+    super::slots::execute(
+        &tx,
+        src_key,
         "UPDATE accounts SET held = ?2 WHERE id = ?1",
-        params![hold.src, held],
+        "UPDATE balances SET held = ?2 WHERE account = ?1 AND currency = ?3",
+        &[&held],
     )?;
     super::events::record(&tx, EventKind::HoldReleased, now, [tx_id])?;
     let record = transfers::transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;

@@ -28,6 +28,7 @@ mod queue;
 mod reports;
 mod schema;
 mod settle;
+mod slots;
 mod sql_types;
 mod transfers;
 mod users;
@@ -623,6 +624,7 @@ impl Store for SqliteStore {
         &mut self,
         name: &UserName,
         change: PolicyChange,
+        currency: CurrencyId,
         memo: Option<&str>,
     ) -> Result<PolicyChangeRecord> {
         self.share()?;
@@ -631,8 +633,10 @@ impl Store for SqliteStore {
         // Settle's and ingest's caches hold account figures a change may
         // make stale.
         self.caches.clear();
-        let currency = self.currency.clone();
-        self.run(|store| policies::change_policy(&mut store.conn, &currency, name, change, memo))
+        let currencies = self.currencies.clone();
+        self.run(|store| {
+            policies::change_policy(&mut store.conn, &currencies, name, change, currency, memo)
+        })
     }
 
     fn create_users(&mut self, users: &[(UserName, Email)]) -> Result<()> {
@@ -668,7 +672,7 @@ impl Store for SqliteStore {
             queue::queue_chunk(
                 &mut store.conn,
                 &mut store.caches.ingest,
-                &store.currency,
+                &store.currencies,
                 lines,
                 max,
                 all_or_nothing,
@@ -784,9 +788,9 @@ impl Store for SqliteStore {
         self.wrote = true;
         // Settling moves pending sums that ingest's cache holds.
         self.caches.ingest = queue::IngestCache::default();
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.run(|store| {
-            settle::settle_batch(&mut store.conn, max, &mut store.caches.settle, &currency)
+            settle::settle_batch(&mut store.conn, max, &mut store.caches.settle, &currencies)
         })
     }
 
@@ -796,9 +800,9 @@ impl Store for SqliteStore {
 
     fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport> {
         let errors = self.errors.clone();
-        let currency = self.currency.clone();
+        let currencies = self.currencies.clone();
         self.read_believed(
-            |store| verify::verify(&mut store.conn, options, &currency, &errors),
+            |store| verify::verify(&mut store.conn, options, &currencies, &errors),
             |report| !report.ok(),
         )
     }

@@ -10,24 +10,30 @@ use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
+use crate::ledger::model::BalanceKey;
 use crate::ledger::model::{Instant, Policy, PolicyChange, PolicyChangeRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currencies, CurrencyId};
 
 /// Changes `name`'s policy as [`rules::policy::apply_change`] decides, in
 /// one transaction under the write lock, which settle and capture take too.
 pub(super) fn change_policy(
     conn: &mut Connection,
-    currency: &Currency,
+    currencies: &Currencies,
     name: &UserName,
     change: PolicyChange,
+    currency: CurrencyId,
     memo: Option<&str>,
 ) -> SqlResult<PolicyChangeRecord> {
     let tx = super::guard::begin_write(conn)?;
     let now = clock::now_ms();
     let user = users::user(&tx, name)?;
-    let policy = rules::policy::change_user(&user, change, currency)?;
-    let change_id = record_change(&tx, user.id, policy, change, memo, now)?;
+    let policy = rules::policy::change_user_in(&user, change, currencies)?;
+    let change_id = if currency == CurrencyId::DEFAULT {
+        record_change(&tx, user.id, policy, change, memo, now)?
+    } else {
+        record_limit_in(&tx, user.id, currency, change, memo, now)?
+    };
     commit(
         tx,
         &format!("the {} change of user '{}'", change.kind(), user.name),
@@ -74,12 +80,46 @@ pub(super) fn record_change(
     Ok(change_id)
 }
 
+/// Writes an overdraft limit in a currency other than the default to the
+/// account's `balances` row (made at zero if missing), the change that set
+/// it as of `at`, and the change's event; returns the change's id.
+fn record_limit_in(
+    tx: &Transaction<'_>,
+    account: i64,
+    currency: CurrencyId,
+    change: PolicyChange,
+    memo: Option<&str>,
+    at: i64,
+) -> SqlResult<i64> {
+    let key = BalanceKey::new(account, currency);
+    super::slots::ensure(tx, key, at)?;
+    tx.prepare_cached("UPDATE balances SET overdraft = ?3 WHERE account = ?1 AND currency = ?2")?
+        .execute(params![account, currency, change.overdraft()])?;
+    tx.prepare_cached(
+        "INSERT INTO policy_changes (account, kind, overdraft, memo, at, currency)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        account,
+        change.kind(),
+        change.overdraft(),
+        memo,
+        at,
+        currency
+    ])?;
+    let change_id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO events (kind, change_id, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![EventKind::PolicyChanged.code(), change_id, at])?;
+    Ok(change_id)
+}
+
 /// The policy of account `id` in force at `at`: its changes made by then,
-/// folded in the order they were recorded.
+/// folded in the order they were recorded; limits in other currencies
+/// play no part in it.
 pub(super) fn policy_at(conn: &Connection, account: i64, at: i64) -> SqlResult<Policy> {
     let mut stmt = conn.prepare_cached(
         "SELECT kind, overdraft FROM policy_changes INDEXED BY policy_changes_by_account
-         WHERE account = ?1 AND at <= ?2 ORDER BY change_id",
+         WHERE account = ?1 AND at <= ?2 AND currency = 0 ORDER BY change_id",
     )?;
     let mut rows = stmt.query(params![account, at])?;
     let mut changes = Vec::new();

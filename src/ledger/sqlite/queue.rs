@@ -15,6 +15,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, para
 
 use super::CommitWatch;
 use super::error::{Fault, SqlResult, commit};
+use super::slots;
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
@@ -26,7 +27,7 @@ use crate::ledger::rules::{
         StoredKey,
     },
 };
-use crate::money::Currency;
+use crate::money::Currencies;
 use rustc_hash::FxHashMap as FastMap;
 
 /// Past this many cached names or accounts the caches start over, so that
@@ -37,7 +38,7 @@ const MAX_CACHED: usize = 1 << 20;
 pub(super) fn queue_chunk(
     conn: &mut Connection,
     cache: &mut IngestCache,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -50,7 +51,7 @@ pub(super) fn queue_chunk(
     // pragma is a no-op inside a transaction, so it brackets this one.
     conn.pragma_update(None, "foreign_keys", false)?;
     let outcome =
-        queue_chunk_in_one_transaction(conn, cache, currency, lines, max, all_or_nothing, sink);
+        queue_chunk_in_one_transaction(conn, cache, currencies, lines, max, all_or_nothing, sink);
     // Restoring the pragma touches no file; should it fail all the same, a
     // committed chunk must still be reported as committed.
     let restored = conn.pragma_update(None, "foreign_keys", true);
@@ -79,7 +80,7 @@ pub(super) fn queue_chunk(
 fn queue_chunk_in_one_transaction(
     conn: &mut Connection,
     cache: &mut IngestCache,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     max: usize,
     all_or_nothing: bool,
@@ -91,7 +92,7 @@ fn queue_chunk_in_one_transaction(
     let mut lines = lines.take(max);
     let span = ingest(
         &tx,
-        currency,
+        currencies,
         &mut lines,
         all_or_nothing,
         cache,
@@ -145,7 +146,7 @@ impl NameKey {
 pub(super) struct IngestCache {
     /// Lower-cased user name to account id.
     names: FastMap<NameKey, i64>,
-    accounts: FastMap<i64, Pending>,
+    accounts: FastMap<BalanceKey, Pending>,
     /// Whether another connection committed since the last chunk began; if
     /// not, `accounts` and `names` still hold.
     commits: CommitWatch,
@@ -181,19 +182,38 @@ impl IngestCache {
         Ok(id)
     }
 
-    fn load(&mut self, stmt: &mut CachedStatement<'_>, id: i64) -> SqlResult<Pending> {
-        if let Some(&pending) = self.accounts.get(&id) {
+    fn load(
+        &mut self,
+        tx: &Transaction<'_>,
+        stmt: &mut CachedStatement<'_>,
+        key: BalanceKey,
+        now: i64,
+    ) -> SqlResult<Pending> {
+        if let Some(&pending) = self.accounts.get(&key) {
             return Ok(pending);
         }
-        let pending = stmt.query_row([id], |row| {
+        let read = |row: &rusqlite::Row<'_>| {
             Ok(Pending {
                 out: row.get(0)?,
                 r#in: row.get(1)?,
                 closed: row.get(2)?,
                 dirty: false,
             })
-        })?;
-        self.accounts.insert(id, pending);
+        };
+        let pending = if slots::in_accounts(key) {
+            stmt.query_row([key.account], read)?
+        } else {
+            // A balance in another currency appears on first use, under
+            // the write lock, so settle always finds its row.
+            slots::ensure(tx, key, now)?;
+            tx.prepare_cached(
+                "SELECT b.pending_out, b.pending_in, a.closed FROM balances b
+                 JOIN accounts a ON a.id = b.account
+                 WHERE b.account = ?1 AND b.currency = ?2",
+            )?
+            .query_row(params![key.account, key.currency], read)?
+        };
+        self.accounts.insert(key, pending);
         Ok(pending)
     }
 }
@@ -213,7 +233,7 @@ fn stored_keys_query() -> String {
         .join(", ");
     format!(
         "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
-                refund_of, created_at
+                refund_of, created_at, currency
          FROM transfers WHERE idem_key IN ({places})"
     )
 }
@@ -245,7 +265,12 @@ impl ChunkFacts for Facts<'_, '_, '_> {
         let Some(id) = self.cache.user_id(&mut self.statements.by_name, name)? else {
             return Ok(None);
         };
-        let pending = self.cache.load(&mut self.statements.pending, id)?;
+        let pending = self.cache.load(
+            self.tx,
+            &mut self.statements.pending,
+            BalanceKey::default_currency(id),
+            self.now,
+        )?;
         Ok(Some(Named {
             id,
             closed: pending.closed,
@@ -259,7 +284,7 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     fn sums(&mut self, key: BalanceKey) -> SqlResult<PendingSums> {
         let pending = self
             .cache
-            .load(&mut self.statements.pending, in_accounts(key))?;
+            .load(self.tx, &mut self.statements.pending, key, self.now)?;
         Ok(PendingSums {
             out: pending.out,
             r#in: pending.r#in,
@@ -267,7 +292,7 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     }
 
     fn set_sums(&mut self, key: BalanceKey, sums: PendingSums) {
-        if let Some(pending) = self.cache.accounts.get_mut(&in_accounts(key)) {
+        if let Some(pending) = self.cache.accounts.get_mut(&key) {
             pending.out = sums.out;
             pending.r#in = sums.r#in;
             pending.dirty = true;
@@ -275,7 +300,7 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     }
 
     fn hold_figures(&mut self, key: BalanceKey) -> SqlResult<HoldFigures> {
-        super::holds::hold_figures(self.tx, in_accounts(key), self.now)
+        super::holds::hold_figures(self.tx, key, self.now)
     }
 
     fn original(&mut self, tx_id: i64) -> SqlResult<Option<Original>> {
@@ -283,16 +308,9 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     }
 }
 
-/// The row of `accounts` that holds a balance: every balance a plan asks
-/// for is in the default currency, whose figures that table holds.
-fn in_accounts(key: BalanceKey) -> i64 {
-    debug_assert_eq!(key.currency, crate::money::CurrencyId::DEFAULT);
-    key.account
-}
-
 fn ingest(
     tx: &Transaction<'_>,
-    currency: &Currency,
+    currencies: &Currencies,
     lines: &mut dyn Iterator<Item = Result<BatchLine>>,
     all_or_nothing: bool,
     cache: &mut IngestCache,
@@ -329,12 +347,17 @@ fn ingest(
                 statements: &mut statements,
                 keys,
             };
-            rules::plan::plan_chunk(&group, &mut facts, now, currency)?
+            rules::plan::plan_chunk(&group, &mut facts, now, currencies)?
         };
         write_rows(tx, &group, &plan, now, &mut ids)?;
         for (key, held) in &plan.held {
-            tx.prepare_cached("UPDATE accounts SET held = ?2 WHERE id = ?1")?
-                .execute(params![in_accounts(*key), held])?;
+            slots::execute(
+                tx,
+                *key,
+                "UPDATE accounts SET held = ?2 WHERE id = ?1",
+                "UPDATE balances SET held = ?2 WHERE account = ?1 AND currency = ?3",
+                &[held],
+            )?;
         }
         let answers: Vec<Option<Result<Queued>>> =
             plan.answers(&group, &ids, all_or_nothing).collect();
@@ -361,8 +384,19 @@ fn ingest(
     drop(statements);
     let mut write =
         tx.prepare_cached("UPDATE accounts SET pending_out = ?2, pending_in = ?3 WHERE id = ?1")?;
-    for (id, pending) in cache.accounts.iter_mut().filter(|(_, p)| p.dirty) {
-        write.execute(params![id, pending.out, pending.r#in])?;
+    for (key, pending) in cache.accounts.iter_mut().filter(|(_, p)| p.dirty) {
+        if slots::in_accounts(*key) {
+            write.execute(params![key.account, pending.out, pending.r#in])?;
+        } else {
+            slots::execute(
+                tx,
+                *key,
+                "",
+                "UPDATE balances SET pending_out = ?2, pending_in = ?3
+                 WHERE account = ?1 AND currency = ?4",
+                &[&pending.out, &pending.r#in],
+            )?;
+        }
         pending.dirty = false;
     }
     Ok(span)
@@ -400,8 +434,7 @@ fn stored_keys(
                 src: row.get(2)?,
                 dst: row.get(3)?,
                 amount: row.get(4)?,
-                // Read from `transfers.currency` once the column exists.
-                currency: crate::money::CurrencyId::DEFAULT,
+                currency: crate::money::CurrencyId(row.get(11)?),
                 memo: row.get(5)?,
                 status: row.get(6)?,
                 hold_amount: row.get(7)?,
@@ -441,7 +474,9 @@ fn write_rows(
     while let Some(first) = rows.first() {
         let run = rows
             .iter()
-            .take_while(|row| row.kind == RowKind::Transfer)
+            .take_while(|row| {
+                row.kind == RowKind::Transfer && row.currency == crate::money::CurrencyId::DEFAULT
+            })
             .count();
         if run == 0 {
             let (memo, key) = extras(first);
@@ -452,13 +487,40 @@ fn write_rows(
                 RowKind::Refund { original } => {
                     tx.prepare_cached(
                         "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
-                                                refund_of)
-                         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7)",
+                                                refund_of, currency)
+                         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7, ?8)",
                     )?
-                    .execute(params![first.src, first.dst, first.amount, memo, key, now, original])?;
+                    .execute(params![
+                        first.src,
+                        first.dst,
+                        first.amount,
+                        memo,
+                        key,
+                        now,
+                        original,
+                        first.currency
+                    ])?;
                     tx.last_insert_rowid()
                 }
-                RowKind::Transfer => unreachable!("a run of transfers is written below"),
+                // A transfer in another currency: the run above keeps the
+                // default currency's statement as it was.
+                RowKind::Transfer => {
+                    tx.prepare_cached(
+                        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
+                                                currency)
+                         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        first.src,
+                        first.dst,
+                        first.amount,
+                        memo,
+                        key,
+                        now,
+                        first.currency
+                    ])?;
+                    tx.last_insert_rowid()
+                }
             };
             ids.push(tx_id);
             rows = &rows[1..];
@@ -570,7 +632,7 @@ mod tests {
     use crate::ledger::model::NewTransfer;
     use crate::ledger::model::TxId;
     use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
-    use crate::money::Amount;
+    use crate::money::{Amount, Currency};
     use tempfile::TempDir;
 
     /// Keeps every outcome, and runs `between` after each commit.

@@ -35,6 +35,7 @@ pub(super) fn users(
         .collect::<rusqlite::Result<_>>()?;
     for user in &mut found {
         users::leave_out_expired(conn, user)?;
+        users::other_currencies(conn, user)?;
     }
     Ok(found)
 }

@@ -6,13 +6,14 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, para
 
 use super::CommitWatch;
 use super::error::{SqlResult, commit};
+use super::slots;
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 use rustc_hash::FxHashMap as FastMap;
 use std::collections::hash_map::Entry;
 
@@ -64,9 +65,9 @@ pub(super) fn settle_batch(
     conn: &mut Connection,
     max: u64,
     cache: &mut SettleCache,
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> SqlResult<BatchCounts> {
-    let outcome = settle_batch_in_one_transaction(conn, max, cache, currency);
+    let outcome = settle_batch_in_one_transaction(conn, max, cache, currencies);
     if outcome.is_err() {
         *cache = SettleCache::default();
     }
@@ -81,7 +82,7 @@ fn settle_batch_in_one_transaction(
     conn: &mut Connection,
     max: u64,
     cache: &mut SettleCache,
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> SqlResult<BatchCounts> {
     let tx = super::guard::begin_write(conn)?;
     cache.revalidate(&tx)?;
@@ -94,7 +95,7 @@ fn settle_batch_in_one_transaction(
     cache.due.clear();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, refund_of FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of, currency FROM transfers
              WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
         )?;
         let mut rows = stmt.query([max as i64])?;
@@ -104,8 +105,7 @@ fn settle_batch_in_one_transaction(
                 src: row.get(1)?,
                 dst: row.get(2)?,
                 amount: row.get(3)?,
-                // Read from `transfers.currency` once the column exists.
-                currency: CurrencyId::DEFAULT,
+                currency: CurrencyId(row.get(5)?),
                 refund_of: row.get(4)?,
             });
         }
@@ -129,7 +129,7 @@ fn settle_batch_in_one_transaction(
         // Figures about to be read into memory and paid out from: a sum
         // over the accounts costs a fraction of the batch, and stops
         // damage (a balance raised by hand) from being carried forward.
-        check_books(&tx, currency)?;
+        check_books(&tx, currencies)?;
     }
     {
         // Every account and refunded transfer the batch names, read before
@@ -140,8 +140,8 @@ fn settle_batch_in_one_transaction(
         )?;
         cache.originals.clear();
         for d in &cache.due {
-            load_account(&mut cache.accounts, &mut load, d.src_key())?;
-            load_account(&mut cache.accounts, &mut load, d.dst_key())?;
+            load_account(&tx, &mut cache.accounts, &mut load, d.src_key(), now)?;
+            load_account(&tx, &mut cache.accounts, &mut load, d.dst_key(), now)?;
             if let Some(original) = d.refund_of
                 && let Entry::Vacant(slot) = cache.originals.entry(original)
             {
@@ -209,12 +209,23 @@ fn settle_batch_in_one_transaction(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
         )?;
         for (key, account) in cache.accounts.iter_mut().filter(|(_, a)| a.dirty) {
-            write.execute(params![
-                key.account,
-                account.balance,
-                account.pending_in,
-                account.pending_out
-            ])?;
+            if slots::in_accounts(*key) {
+                write.execute(params![
+                    key.account,
+                    account.balance,
+                    account.pending_in,
+                    account.pending_out
+                ])?;
+            } else {
+                slots::execute(
+                    &tx,
+                    *key,
+                    "",
+                    "UPDATE balances SET balance = ?2, pending_in = ?3, pending_out = ?4
+                     WHERE account = ?1 AND currency = ?5",
+                    &[&account.balance, &account.pending_in, &account.pending_out],
+                )?;
+            }
             account.dirty = false;
         }
     }
@@ -330,25 +341,33 @@ fn expire_holds(tx: &Transaction<'_>, now: i64, cache: &mut SettleCache) -> SqlR
             "UPDATE transfers SET status = 'EXPIRED', settled_at = ?1
              WHERE tx_id IN (SELECT tx_id FROM transfers INDEXED BY transfers_held_by_expiry
                              WHERE {})
-             RETURNING tx_id, src, hold_amount",
+             RETURNING tx_id, src, hold_amount, currency",
             rules::past_expiry_sql("", "?1")
         ))?;
         let mut found = stmt
-            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-            .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()?;
+            .query_map([now], |row| {
+                Ok((
+                    row.get(0)?,
+                    BalanceKey::new(row.get(1)?, CurrencyId(row.get(3)?)),
+                    row.get(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<(i64, BalanceKey, i64)>>>()?;
         found.sort_unstable();
         super::events::record(tx, EventKind::HoldExpired, now, found.iter().map(|f| f.0))?;
         rules::settle::expire_holds(
-            // The hold's currency from `transfers.currency` once the column exists.
-            found
-                .into_iter()
-                .map(|(_, src, amount)| (BalanceKey::default_currency(src), amount)),
+            found.into_iter().map(|(_, src, amount)| (src, amount)),
             &mut cache.released,
         )
     };
-    let mut write = tx.prepare_cached("UPDATE accounts SET held = held - ?2 WHERE id = ?1")?;
     for &(key, amount) in &cache.released {
-        write.execute(params![key.account, amount])?;
+        slots::execute(
+            tx,
+            key,
+            "UPDATE accounts SET held = held - ?2 WHERE id = ?1",
+            "UPDATE balances SET held = held - ?2 WHERE account = ?1 AND currency = ?3",
+            &[&amount],
+        )?;
     }
     rules::settle::release_holds(&cache.released, &mut cache.accounts)?;
     Ok(count)
@@ -371,7 +390,7 @@ fn refunded_so_far(tx: &Transaction<'_>, original: i64) -> SqlResult<Original> {
 /// The invariants of the accounts table as a whole that a write must not
 /// build on when broken: balances sum to zero, and what is pending out of
 /// accounts is what is pending into them.
-fn check_books(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<()> {
+fn check_books(tx: &Transaction<'_>, currencies: &Currencies) -> SqlResult<()> {
     let (balances, pending_in, pending_out): (i128, i128, i128) = {
         let mut stmt =
             tx.prepare_cached("SELECT balance, pending_in, pending_out FROM accounts")?;
@@ -384,7 +403,36 @@ fn check_books(tx: &Transaction<'_>, currency: &Currency) -> SqlResult<()> {
         }
         sums
     };
-    rules::check_account_sums(balances, pending_in, pending_out, currency)?;
+    rules::check_account_sums(
+        balances,
+        pending_in,
+        pending_out,
+        currencies.default_currency(),
+    )?;
+    // Every other currency sums to zero on its own.
+    let mut stmt = tx.prepare_cached(
+        "SELECT currency, sum(balance), sum(pending_in), sum(pending_out) FROM balances
+         GROUP BY currency ORDER BY currency",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = CurrencyId(row.get(0)?);
+        let (balances, pending_in, pending_out): (i64, i64, i64) =
+            (row.get(1)?, row.get(2)?, row.get(3)?);
+        let Some(currency) = currencies.get(id) else {
+            return Err(WalletError::Integrity(format!(
+                "balances name currency {}, which the ledger does not have; run `wallet verify`",
+                id.0
+            ))
+            .into());
+        };
+        rules::check_account_sums(
+            balances.into(),
+            pending_in.into(),
+            pending_out.into(),
+            currency,
+        )?;
+    }
     Ok(())
 }
 
@@ -395,16 +443,18 @@ fn stopped_pending(tx_id: i64) -> WalletError {
 }
 
 /// Reads a balance's figures from the file the first time a batch needs
-/// them: every key is an account's default currency, whose figures live in
-/// `accounts`.
+/// them: the default currency's from `accounts`, another's from its
+/// `balances` row (made at zero if missing, so a source with nothing in it
+/// fails for want of funds), frozen always from the account.
 fn load_account(
+    tx: &Transaction<'_>,
     accounts: &mut FastMap<BalanceKey, Account>,
     load: &mut CachedStatement<'_>,
     key: BalanceKey,
+    now: i64,
 ) -> SqlResult<()> {
-    debug_assert_eq!(key.currency, CurrencyId::DEFAULT);
     if let Entry::Vacant(slot) = accounts.entry(key) {
-        slot.insert(load.query_row([key.account], |row| {
+        let read = |row: &rusqlite::Row<'_>| {
             Ok(Account::read(
                 row.get(0)?,
                 row.get(1)?,
@@ -413,7 +463,19 @@ fn load_account(
                 row.get(4)?,
                 row.get(5)?,
             ))
-        })?);
+        };
+        let account = if slots::in_accounts(key) {
+            load.query_row([key.account], read)?
+        } else {
+            slots::ensure(tx, key, now)?;
+            tx.prepare_cached(
+                "SELECT b.balance, b.pending_in, b.pending_out, b.held, b.overdraft, a.frozen
+                 FROM balances b JOIN accounts a ON a.id = b.account
+                 WHERE b.account = ?1 AND b.currency = ?2",
+            )?
+            .query_row(params![key.account, key.currency], read)?
+        };
+        slot.insert(account);
     }
     Ok(())
 }

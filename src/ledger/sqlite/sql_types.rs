@@ -28,3 +28,9 @@ impl FromSql for Instant {
         i64::column_result(value).map(Instant::new)
     }
 }
+
+impl ToSql for crate::money::CurrencyId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(i64::from(self.0)))
+    }
+}

@@ -3,11 +3,13 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::{SqlResult, commit};
+use super::slots;
 use super::users;
 use crate::domain::UserName;
 use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::events::EventKind;
+use crate::ledger::model::BalanceKey;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
 use crate::ledger::model::{HistoryQuery, Refund, Status, TransferRecord, TransferRef};
@@ -33,7 +35,7 @@ pub(super) fn select_transfer(balance: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-            t.refund_of, {balance}, {refunds}
+            t.refund_of, {balance}, {refunds}, t.currency
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -70,9 +72,16 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
 /// fails with `not_pending`) or will find it cancelled.
 pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
     let tx = super::guard::begin_write(conn)?;
-    let (src, dst, amount, status, expires_at): (i64, i64, i64, String, Option<i64>) = tx
+    let (src, dst, amount, status, expires_at, currency): (
+        i64,
+        i64,
+        i64,
+        String,
+        Option<i64>,
+        crate::money::CurrencyId,
+    ) = tx
         .query_row(
-            "SELECT src, dst, amount, status, expires_at FROM transfers WHERE tx_id = ?1",
+            "SELECT src, dst, amount, status, expires_at, currency FROM transfers WHERE tx_id = ?1",
             [tx_id],
             |row| {
                 Ok((
@@ -81,6 +90,7 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
                     row.get(2)?,
                     row.get(3)?,
                     row.get(4)?,
+                    crate::money::CurrencyId(row.get(5)?),
                 ))
             },
         )
@@ -97,16 +107,38 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
         params![tx_id, now],
     )?;
     super::events::record(&tx, EventKind::TransferDecided, now, [tx_id])?;
-    let sums = "SELECT pending_out, pending_in FROM accounts WHERE id = ?1";
-    let (src_out, _): (i64, i64) = tx.query_row(sums, [src], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let (_, dst_in): (i64, i64) = tx.query_row(sums, [dst], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    tx.execute(
+    let (src_key, dst_key) = (
+        BalanceKey::new(src, currency),
+        BalanceKey::new(dst, currency),
+    );
+    let sums = |key: BalanceKey| -> SqlResult<(i64, i64)> {
+        slots::query_row(
+            &tx,
+            key,
+            "SELECT pending_out, pending_in FROM accounts WHERE id = ?1",
+            "SELECT pending_out, pending_in FROM balances WHERE account = ?1 AND currency = ?2",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .ok_or_else(|| {
+            WalletError::internal(anyhow::anyhow!("account {} has no row", key.account)).into()
+        })
+    };
+    let (src_out, _) = sums(src_key)?;
+    let (_, dst_in) = sums(dst_key)?;
+    slots::execute(
+        &tx,
+        src_key,
         "UPDATE accounts SET pending_out = ?2 WHERE id = ?1",
-        params![src, rules::release_pending(src, src_out, amount)?],
+        "UPDATE balances SET pending_out = ?2 WHERE account = ?1 AND currency = ?3",
+        &[&rules::release_pending(src, src_out, amount)?],
     )?;
-    tx.execute(
+    slots::execute(
+        &tx,
+        dst_key,
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
-        params![dst, rules::release_pending(dst, dst_in, amount)?],
+        "UPDATE balances SET pending_in = ?2 WHERE account = ?1 AND currency = ?3",
+        &[&rules::release_pending(dst, dst_in, amount)?],
     )?;
     super::settle::post(
         &tx,
@@ -255,6 +287,7 @@ pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tra
         },
         refunded: row.get(15)?,
         balance_after: row.get(13)?,
+        currency: crate::money::CurrencyId(row.get(16)?),
     })
 }
 

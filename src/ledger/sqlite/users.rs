@@ -8,9 +8,9 @@ use crate::error::WalletError;
 use crate::ledger::clock;
 use crate::ledger::model::Instant;
 use crate::ledger::model::TxId;
-use crate::ledger::model::{BalanceAt, PointInTime, Policy, UserRecord};
+use crate::ledger::model::{BalanceAt, CurrencyFigures, PointInTime, Policy, UserRecord};
 use crate::ledger::rules;
-use crate::money::Currency;
+use crate::money::{Currency, CurrencyId};
 
 const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_out, held,
             overdraft, frozen, closed
@@ -22,7 +22,7 @@ const SELECT_USER: &str = "SELECT id, name, email, balance, pending_in, pending_
 fn expired_held() -> String {
     format!(
         "SELECT coalesce(sum(hold_amount), 0) FROM transfers INDEXED BY transfers_held_by_expiry
-     WHERE src = ?1 AND {}",
+     WHERE src = ?1 AND currency = ?3 AND {}",
         rules::past_expiry_sql("", "?2")
     )
 }
@@ -90,6 +90,7 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
         .optional()?
         .ok_or_else(|| WalletError::UserNotFound(name.to_string()))?;
     leave_out_expired(conn, &mut user)?;
+    other_currencies(conn, &mut user)?;
     Ok(user)
 }
 
@@ -97,10 +98,43 @@ pub(super) fn user(conn: &Connection, name: &UserName) -> SqlResult<UserRecord> 
 /// marked yet.
 pub(super) fn leave_out_expired(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
     if user.held > 0 {
-        let expired: i64 = conn
-            .prepare_cached(&expired_held())?
-            .query_row(params![user.id, clock::now_ms()], |row| row.get(0))?;
+        let expired: i64 = conn.prepare_cached(&expired_held())?.query_row(
+            params![user.id, clock::now_ms(), CurrencyId::DEFAULT],
+            |row| row.get(0),
+        )?;
         user.held = rules::held_as_of(user.held, expired);
+    }
+    Ok(())
+}
+
+/// Reads the user's figures in every other currency it has touched, each
+/// `held` less its holds past their expiry, as for the default currency.
+pub(super) fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT currency, balance, pending_in, pending_out, held, overdraft FROM balances
+         WHERE account = ?1 ORDER BY currency",
+    )?;
+    let rows = stmt.query_map([user.id], |row| {
+        Ok(CurrencyFigures {
+            currency: CurrencyId(row.get(0)?),
+            balance: row.get(1)?,
+            pending_in: row.get(2)?,
+            pending_out: row.get(3)?,
+            held: row.get(4)?,
+            overdraft: row.get(5)?,
+        })
+    })?;
+    for figures in rows {
+        let mut figures = figures?;
+        if figures.held > 0 {
+            let expired: i64 = conn
+                .prepare_cached(&expired_held())?
+                .query_row(params![user.id, clock::now_ms(), figures.currency], |row| {
+                    row.get(0)
+                })?;
+            figures.held = rules::held_as_of(figures.held, expired);
+        }
+        user.others.push(figures);
     }
     Ok(())
 }
@@ -129,7 +163,8 @@ pub(super) fn balance_of(
         PointInTime::Transfer(tx_id) => {
             let applied: Option<Option<i64>> = conn
                 .prepare_cached(
-                    "SELECT balance_after FROM postings WHERE account = ?1 AND tx_id = ?2",
+                    "SELECT p.balance_after FROM postings p JOIN transfers t ON t.tx_id = p.tx_id
+                     WHERE p.account = ?1 AND p.tx_id = ?2 AND t.currency = 0",
                 )?
                 .query_row(params![user.id, tx_id], |r| r.get(0))
                 .optional()?;
@@ -199,7 +234,9 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     let mut candidate: Option<(i64, i64)> = None;
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT p.tx_id, p.balance_after IS NOT NULL, l.batch FROM postings p
+            "SELECT p.tx_id, p.balance_after IS NOT NULL AND t.currency = 0, l.batch
+             FROM postings p
+             JOIN transfers t ON t.tx_id = p.tx_id
              LEFT JOIN late_applied l ON l.account = p.account AND l.tx_id = p.tx_id
              WHERE p.account = ?1 AND p.tx_id <= ?2 ORDER BY p.tx_id DESC",
         )?;
@@ -225,8 +262,10 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     }
     let late: Option<(i64, i64)> = conn
         .prepare_cached(
-            "SELECT batch, tx_id FROM late_applied INDEXED BY late_applied_by_batch
-             WHERE account = ?1 AND batch <= ?2 ORDER BY batch DESC, tx_id DESC LIMIT 1",
+            "SELECT l.batch, l.tx_id FROM late_applied l INDEXED BY late_applied_by_batch
+             JOIN transfers t ON t.tx_id = l.tx_id
+             WHERE l.account = ?1 AND l.batch <= ?2 AND t.currency = 0
+             ORDER BY l.batch DESC, l.tx_id DESC LIMIT 1",
         )?
         .query_row(params![account, batch], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -257,5 +296,6 @@ pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRec
             frozen: row.get(8)?,
             closed: row.get(9)?,
         },
+        others: Vec::new(),
     })
 }

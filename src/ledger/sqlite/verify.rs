@@ -18,7 +18,7 @@ use crate::ledger::rules::verify::{
     older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
     unknown_currency_problem,
 };
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, Currency, CurrencyId};
 
 /// Runs every check inside one read transaction, so a settle committing
 /// meanwhile cannot make balances and transfers look out of step. Only a
@@ -27,9 +27,10 @@ use crate::money::{Currency, CurrencyId};
 pub(super) fn verify(
     conn: &mut Connection,
     options: &VerifyOptions,
-    currency: &Currency,
+    currencies: &Currencies,
     errors: &ErrorContext,
 ) -> SqlResult<VerifyReport> {
+    let currency = currencies.default_currency();
     let tx = conn.transaction()?;
     let conn: &Connection = &tx;
     let guard = |name: &'static str, outcome: SqlResult<Check>| -> SqlResult<Check> {
@@ -62,7 +63,9 @@ pub(super) fn verify(
     match accounts_and_tally(conn).and_then(|(a, t)| Ok((a, t, drawn(conn)?))) {
         Ok((accounts, tally, drawn)) => {
             let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
-            checks.extend(figure_checks(&accounts, &tally, &drawn, history, currency));
+            checks.extend(figure_checks(
+                &accounts, &tally, &drawn, history, currencies,
+            ));
         }
         Err(fault) if fault.is_busy() => return Err(fault),
         Err(fault) => {
@@ -309,7 +312,8 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
             "SELECT id, name, balance, pending_in, pending_out,
                     CASE WHEN balance < 0
                          THEN max(overdraft, coalesce((SELECT max(p.overdraft) FROM policy_changes p
-                                                        WHERE p.account = accounts.id), 0))
+                                                        WHERE p.account = accounts.id
+                                                          AND p.currency = 0), 0))
                          ELSE 0 END
              FROM accounts ORDER BY id",
         )?;
@@ -327,18 +331,47 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
         })?
         .collect::<Result<Vec<_>, _>>()?
     };
+    let mut accounts = accounts;
+    {
+        // Every other currency's figures, from the rows made on first use.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT b.account, b.currency, a.name, b.balance, b.pending_in, b.pending_out,
+                    CASE WHEN b.balance < 0
+                         THEN max(b.overdraft, coalesce((SELECT max(p.overdraft) FROM policy_changes p
+                                                          WHERE p.account = b.account
+                                                            AND p.currency = b.currency
+                                                            AND {LIMIT_CHANGE_SQL}), 0))
+                         ELSE 0 END
+             FROM balances b LEFT JOIN accounts a ON a.id = b.account
+             ORDER BY b.account, b.currency"
+        ))?;
+        let others = stmt.query_map([], |row| {
+            Ok(AccountFigures {
+                id: row.get(0)?,
+                currency: CurrencyId(row.get(1)?),
+                name: row.get(2)?,
+                balance: row.get(3)?,
+                pending_in: row.get(4)?,
+                pending_out: row.get(5)?,
+                largest_limit: row.get(6)?,
+            })
+        })?;
+        for figures in others {
+            accounts.push(figures?);
+        }
+    }
     let mut tally = Tally::with_capacity(accounts.len());
-    let mut stmt = conn.prepare("SELECT src, dst, status, amount FROM transfers")?;
+    let mut stmt = conn.prepare("SELECT src, dst, status, amount, currency FROM transfers")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let status = row
             .get_ref(2)?
             .as_str()
             .map_err(|e| Fault::Sql(rusqlite::Error::from(e)))?;
-        // Read from `transfers.currency` once the column exists.
+        let currency = CurrencyId(row.get(4)?);
         tally.add(
-            BalanceKey::default_currency(row.get(0)?),
-            BalanceKey::default_currency(row.get(1)?),
+            BalanceKey::new(row.get(0)?, currency),
+            BalanceKey::new(row.get(1)?, currency),
             status,
             row.get(3)?,
         );
@@ -352,7 +385,7 @@ fn accounts_and_tally(conn: &Connection) -> SqlResult<(Vec<AccountFigures>, Tall
 fn drawn(conn: &Connection) -> SqlResult<Drawn> {
     let mut drawn = Drawn::default();
     let mut stmt = conn.prepare(&format!(
-        "SELECT t.tx_id, t.src, p.balance_after, t.settled_at
+        "SELECT t.tx_id, t.src, p.balance_after, t.settled_at, t.currency
          FROM postings p JOIN transfers t ON t.tx_id = p.tx_id
          WHERE p.balance_after < 0 AND p.account = t.src AND t.status = '{}'
          ORDER BY t.tx_id",
@@ -362,20 +395,20 @@ fn drawn(conn: &Connection) -> SqlResult<Drawn> {
     while let Some(row) = rows.next()? {
         drawn.debits.push(Debit {
             tx_id: row.get(0)?,
-            key: BalanceKey::default_currency(row.get(1)?),
+            key: BalanceKey::new(row.get(1)?, CurrencyId(row.get(4)?)),
             balance_after: row.get(2)?,
             settled_at: row.get(3)?,
         });
     }
     let mut limits = conn.prepare(&format!(
-        "SELECT account, at, overdraft FROM policy_changes
+        "SELECT account, at, overdraft, currency FROM policy_changes
          WHERE account = ?1 AND {LIMIT_CHANGE_SQL} ORDER BY at, change_id"
     ))?;
     for account in drawn.accounts() {
         let mut rows = limits.query([account])?;
         while let Some(row) = rows.next()? {
             drawn.limits.push(LimitChange {
-                key: BalanceKey::default_currency(row.get(0)?),
+                key: BalanceKey::new(row.get(0)?, CurrencyId(row.get(3)?)),
                 at: row.get(1)?,
                 overdraft: row.get(2)?,
             });
@@ -420,7 +453,7 @@ fn history(
     let mut stmt = conn.prepare(
         "SELECT t.tx_id, t.src, t.dst, t.amount, t.status, t.settled_at,
                 ps.account IS NOT NULL, ps.balance_after,
-                pd.account IS NOT NULL, pd.balance_after
+                pd.account IS NOT NULL, pd.balance_after, t.currency
            FROM transfers t
            LEFT JOIN postings ps ON ps.account = t.src AND ps.tx_id = t.tx_id
            LEFT JOIN postings pd ON pd.account = t.dst AND pd.tx_id = t.tx_id
@@ -448,14 +481,14 @@ fn history(
             .as_str()
             .map_err(|e| Fault::Sql(rusqlite::Error::from(e)))?;
         let (amount, settled_at) = (row.get(3)?, row.get(5)?);
+        let currency = CurrencyId(row.get(10)?);
         for (account, incoming, listed, stored) in [
             (row.get(1)?, false, row.get(6)?, row.get(7)?),
             (row.get(2)?, true, row.get(8)?, row.get(9)?),
         ] {
             replay.side(Side {
                 account,
-                // Read from `transfers.currency` once the column exists.
-                currency: CurrencyId::DEFAULT,
+                currency,
                 tx_id,
                 status,
                 amount,
