@@ -196,17 +196,18 @@ fn an_event_names_its_currency_and_shows_the_amount_at_its_scale() {
     s.alice_and_bob();
     s.ok(&["currency", "add", "BTC", "--scale", "8"]);
     ok_at(&s, T0, &["deposit", "alice", "100"]);
-    ok_at(&s, T0, &["deposit", "bob", "3"]);
-    // Queued in BTC, as an amount that names its currency is.
-    s.tamper("UPDATE transfers SET currency = 1 WHERE tx_id = 2");
+    ok_at(&s, T0, &["deposit", "bob", "0.000003", "--currency", "BTC"]);
     ok_at(&s, T0, &["settle"]);
     // Linked both ways, as the legs of an exchange are.
     s.tamper(
         "UPDATE transfers SET pair_tx_id = 2 WHERE tx_id = 1;
          UPDATE transfers SET pair_tx_id = 1 WHERE tx_id = 2;",
     );
-    ok_at(&s, T0, &["overdraft", "alice", "50"]);
-    s.tamper("UPDATE policy_changes SET currency = 1");
+    ok_at(
+        &s,
+        T0,
+        &["overdraft", "alice", "0.00005", "--currency", "BTC"],
+    );
     ok_at(&s, T0, &["freeze", "bob"]);
     let feed = events(&s, &[]);
     let shown: Vec<(Value, Value, Value, Value)> = feed
