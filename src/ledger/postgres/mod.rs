@@ -10,6 +10,7 @@
 //! before the commit. A serialization failure or deadlock is retried
 //! inside the command.
 
+mod balances;
 mod chain;
 mod connect;
 mod currencies;

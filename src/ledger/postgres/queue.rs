@@ -210,7 +210,7 @@ pub(super) fn plan_and_write(
         }
     }
     if !others.is_empty() {
-        read_other_currencies(client, &mut facts, &users, &others, now)?;
+        read_other_currencies(client, &mut facts, &users, &others)?;
     }
     let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
     read_originals(client, &mut facts, chunk)?;
@@ -260,46 +260,26 @@ fn read_other_currencies(
     facts: &mut Prefetched,
     users: &[i64],
     others: &[CurrencyId],
-    now: i64,
 ) -> PgResult<()> {
-    let mut accounts: Vec<i64> = Vec::new();
-    let mut currencies: Vec<i16> = Vec::new();
-    for &id in std::iter::once(&EXTERNAL_ACCOUNT).chain(users) {
-        for currency in others {
-            accounts.push(id);
-            currencies.push(currency.0);
-        }
-    }
-    client.execute(
-        "INSERT INTO balances (account, currency, created_at)
-         SELECT a, c, $3 FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
-         ORDER BY a, c
-         ON CONFLICT (account, currency) DO NOTHING",
-        &[&accounts, &currencies, &now],
-    )?;
-    let rows = client.query(
-        "SELECT b.account, b.currency, b.pending_out, b.pending_in, b.balance, b.held,
-                b.overdraft, a.frozen
-           FROM balances b JOIN accounts a ON a.id = b.account
-          WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
-        &[&accounts, &currencies],
-    )?;
-    for row in &rows {
-        let key = BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1)));
+    let keys: Vec<BalanceKey> = std::iter::once(&EXTERNAL_ACCOUNT)
+        .chain(users)
+        .flat_map(|&id| others.iter().map(move |&c| BalanceKey::new(id, c)))
+        .collect();
+    for (key, row) in super::balances::made_and_read(client, &keys)? {
         facts.sums.insert(
             key,
             PendingSums {
-                out: row.get(2),
-                r#in: row.get(3),
+                out: row.pending_out,
+                r#in: row.pending_in,
             },
         );
         facts.figures.insert(
             key,
             HoldFigures {
-                balance: row.get(4),
-                held: row.get(5),
-                overdraft: row.get(6),
-                frozen: row.get(7),
+                balance: row.balance,
+                held: row.held,
+                overdraft: row.overdraft,
+                frozen: row.frozen,
             },
         );
     }

@@ -342,38 +342,20 @@ pub(super) fn settle_batch(
     others.dedup();
     let mut others_before: HashMap<BalanceKey, Account> = HashMap::new();
     if !others.is_empty() {
-        let ids: Vec<i64> = others.iter().map(|k| k.account).collect();
-        let currencies: Vec<i16> = others.iter().map(|k| k.currency.0).collect();
-        client.execute(
-            &format!(
-                "INSERT INTO balances (account, currency, created_at)
-                 SELECT a, c, {NOW_MS} FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
-                 WHERE a <> 0 ORDER BY a, c
-                 ON CONFLICT (account, currency) DO NOTHING"
-            ),
-            &[&ids, &currencies],
-        )?;
-        let rows = client.query(
-            "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
-                    b.overdraft, a.frozen
-               FROM balances b JOIN accounts a ON a.id = b.account
-              WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
-            &[&ids, &currencies],
-        )?;
-        for row in &rows {
-            let key = BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1)));
+        let rows = super::balances::made_and_read(client, &others)?;
+        for (key, row) in &rows {
             let account = Account::read(
-                row.get(2),
-                row.get(3),
-                row.get(4),
-                row.get(5),
-                row.get(6),
-                row.get(7),
+                row.balance,
+                row.pending_in,
+                row.pending_out,
+                row.held,
+                row.overdraft,
+                row.frozen,
             );
             if key.account == EXTERNAL_ACCOUNT {
-                others_before.insert(key, account);
+                others_before.insert(*key, account);
             }
-            accounts.insert(key, account);
+            accounts.insert(*key, account);
         }
         if rows.len() != others.len() {
             return Err(WalletError::Integrity(

@@ -1,0 +1,66 @@
+//! Balances in currencies other than the default, which live in
+//! `balances` (the default's live in `accounts`): made on first use and
+//! read, for a chunk being queued and for a settle batch alike.
+
+use postgres::Client;
+
+use super::NOW_MS;
+use super::error::PgResult;
+use crate::ledger::model::BalanceKey;
+use crate::money::CurrencyId;
+
+/// A row of `balances` with its account's `frozen`, which covers every
+/// currency.
+pub(super) struct BalanceRow {
+    pub balance: i64,
+    pub pending_in: i64,
+    pub pending_out: i64,
+    pub held: i64,
+    pub overdraft: i64,
+    pub frozen: bool,
+}
+
+/// Makes the user accounts' rows of `keys` that are missing, at zero (a
+/// balance appears on first use), and reads every row of `keys`. The
+/// caller holds the users' `accounts` locks, under which alone their rows
+/// are written. The external account's rows are made by `currency add`
+/// and never here: one missing is damage the caller names.
+pub(super) fn made_and_read(
+    client: &mut Client,
+    keys: &[BalanceKey],
+) -> PgResult<Vec<(BalanceKey, BalanceRow)>> {
+    let ids: Vec<i64> = keys.iter().map(|k| k.account).collect();
+    let currencies: Vec<i16> = keys.iter().map(|k| k.currency.0).collect();
+    client.execute(
+        &format!(
+            "INSERT INTO balances (account, currency, created_at)
+             SELECT a, c, {NOW_MS} FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
+             WHERE a <> 0 ORDER BY a, c
+             ON CONFLICT (account, currency) DO NOTHING"
+        ),
+        &[&ids, &currencies],
+    )?;
+    let rows = client.query(
+        "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
+                b.overdraft, a.frozen
+           FROM balances b JOIN accounts a ON a.id = b.account
+          WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
+        &[&ids, &currencies],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                BalanceKey::new(row.get(0), CurrencyId(row.get::<_, i16>(1))),
+                BalanceRow {
+                    balance: row.get(2),
+                    pending_in: row.get(3),
+                    pending_out: row.get(4),
+                    held: row.get(5),
+                    overdraft: row.get(6),
+                    frozen: row.get(7),
+                },
+            )
+        })
+        .collect())
+}
