@@ -222,15 +222,15 @@ pub(crate) fn genesis(currency: &Currency) -> Hash {
 
 /// A transfer's fields as a link hashes them (account ids, not names).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sealed {
+pub(crate) struct Sealed<'r> {
     pub tx_id: i64,
     pub src: i64,
     pub dst: i64,
     pub amount: i64,
-    pub status: String,
-    pub reason: Option<String>,
-    pub memo: Option<String>,
-    pub key: Option<String>,
+    pub status: &'r str,
+    pub reason: Option<&'r str>,
+    pub memo: Option<&'r str>,
+    pub key: Option<&'r str>,
     pub created_at: i64,
     pub settled_at: Option<i64>,
     pub hold_amount: Option<i64>,
@@ -849,15 +849,15 @@ fn counted(n: i64, noun: &str) -> String {
 mod tests {
     use super::*;
 
-    fn sealed(tx_id: i64, amount: i64) -> Sealed {
+    fn sealed(tx_id: i64, amount: i64) -> Sealed<'static> {
         Sealed {
             tx_id,
             src: 1,
             dst: 2,
             amount,
-            status: "COMPLETED".into(),
+            status: "COMPLETED",
             reason: None,
-            memo: Some("m".into()),
+            memo: Some("m"),
             key: None,
             created_at: 5,
             settled_at: Some(6),
@@ -929,12 +929,12 @@ mod tests {
             "d5961c6100d7708191d45d1dab054550d741f3f4ca505f533ac0466657eb1834"
         );
         let mut row = sealed(1, 500);
-        row.memo = Some("rent".into());
-        row.key = Some("k-1".into());
+        row.memo = Some("rent");
+        row.key = Some("k-1");
         let mut hasher = LinkHasher::new(&prev, &header(2, 3, 9, &[5], &[1]));
         hasher.add(&row);
         row.tx_id = 5;
-        row.status = "HELD".into();
+        row.status = "HELD";
         row.hold_amount = Some(700);
         row.expires_at = Some(99);
         row.settled_at = None;
@@ -1098,8 +1098,8 @@ mod tests {
         h.accounts_to = Some(4);
         let mut hasher = LinkHasher::new(&prev, &h);
         let mut row = sealed(3, 500);
-        row.memo = Some("rent".into());
-        row.key = Some("k-1".into());
+        row.memo = Some("rent");
+        row.key = Some("k-1");
         hasher.add(&row);
         hasher.add_account(&SealedAccount {
             id: 4,
@@ -1228,14 +1228,14 @@ mod tests {
         h.changes_to = Some(6);
         let mut hasher = LinkHasher::new(&prev, &h);
         let mut row = sealed(3, 500);
-        row.memo = Some("rent".into());
-        row.key = Some("k-1".into());
+        row.memo = Some("rent");
+        row.key = Some("k-1");
         // What a link with currencies would add, which this one ignores.
         row.currency = 3;
         row.pair_tx_id = Some(4);
         hasher.add(&row);
         row.tx_id = 5;
-        row.status = "HELD".into();
+        row.status = "HELD";
         row.hold_amount = Some(700);
         row.expires_at = Some(99);
         row.settled_at = None;
@@ -1280,7 +1280,7 @@ mod tests {
         hasher.add(&leg);
         let mut queued = leg.clone();
         queued.tx_id = 2;
-        queued.status = "PENDING".into();
+        queued.status = "PENDING";
         queued.pair_tx_id = Some(1);
         hasher.add_queued(&queued);
         hasher.add_account(&account(1, "alice"));

@@ -21,7 +21,7 @@ const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, mem
 /// Rows read at a time while hashing a link.
 const FETCH: i32 = 5_000;
 
-fn sealed_from_row(row: &Row) -> Sealed {
+fn sealed_from_row(row: &Row) -> Sealed<'_> {
     Sealed {
         tx_id: row.get(0),
         src: row.get(1),
