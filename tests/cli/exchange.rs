@@ -349,6 +349,14 @@ fn an_unknown_code_or_one_currency_is_refused_and_writes_nothing() {
         5,
     );
     assert!(message.contains("two currencies"), "{message}");
+    // Refused as one currency before the amount is read at its scale.
+    s.fails(
+        &[
+            "exchange", "alice", "5", "PHP", "--for", "0.002", "PHP", "--via", "desk",
+        ],
+        "invalid_currency",
+        5,
+    );
     s.fails(
         &[
             "exchange", "alice", "5", "PHP", "--for", "1", "BTC", "--via", "alice",
