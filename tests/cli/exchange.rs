@@ -438,6 +438,20 @@ fn a_pair_is_decided_at_its_place_among_other_transfers() {
     s.ok(&["verify"]);
 }
 
+/// A leg left PENDING without its pair (the other decided by hand) is a
+/// damaged ledger: settle stops rather than decide it alone.
+fn settle_refuses_a_leg_waiting_without_its_pair() {
+    let s = desk_and_alice();
+    let queued = exchange(&s, &[]);
+    s.tamper(&format!(
+        "UPDATE transfers SET status = 'CANCELLED' WHERE tx_id = {}",
+        queued.pair_tx_id.unwrap()
+    ));
+    let message = s.fails(&["settle"], "integrity", 7);
+    assert!(message.contains(&queued.tx_id.to_string()), "{message}");
+    assert_eq!(transfer(&s, queued.tx_id).status, "PENDING");
+}
+
 engine_tests! {
     both: [
         both_legs_complete_and_every_balance_moves,
@@ -455,4 +469,5 @@ engine_tests! {
         settle_limit_one_takes_the_whole_pair,
         a_pair_is_decided_at_its_place_among_other_transfers,
     ],
+    sqlite: [settle_refuses_a_leg_waiting_without_its_pair],
 }
