@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::columns::{int, int_or_null, text, text_or_null};
 use super::error::{SqlResult, commit};
 use crate::ledger::chain::{
     self, ChainState, Hash, LinkHasher, LinkHeader, Ranges, SealFacts, Sealed, SealedAccount,
@@ -16,49 +17,25 @@ const SEALED_FIELDS: &str = "SELECT tx_id, src, dst, amount, status, reason, mem
         created_at, settled_at, hold_amount, expires_at, refund_of, currency, pair_tx_id
         FROM transfers";
 
-/// Reads a row as the link hashes it, its text borrowed from the row: the
-/// seal reads every transfer it covers, so a copy or a checked lookup per
-/// field is a cost paid tens of thousands of times a batch.
+/// Reads a row as the link hashes it, its text borrowed from the row (the
+/// seal reads every transfer it covers).
 fn sealed_from_row<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Sealed<'r>> {
-    use rusqlite::types::FromSqlError;
-    let failed = |i: usize, e: FromSqlError| match e {
-        FromSqlError::InvalidType => {
-            rusqlite::Error::InvalidColumnType(i, String::new(), row.get_ref_unwrap(i).data_type())
-        }
-        other => rusqlite::Error::FromSqlConversionFailure(
-            i,
-            row.get_ref_unwrap(i).data_type(),
-            Box::new(other),
-        ),
-    };
-    let int = |i: usize| row.get_ref_unwrap(i).as_i64().map_err(|e| failed(i, e));
-    let some_int = |i: usize| {
-        row.get_ref_unwrap(i)
-            .as_i64_or_null()
-            .map_err(|e| failed(i, e))
-    };
-    let text = |i: usize| row.get_ref_unwrap(i).as_str().map_err(|e| failed(i, e));
-    let some_text = |i: usize| {
-        row.get_ref_unwrap(i)
-            .as_str_or_null()
-            .map_err(|e| failed(i, e))
-    };
     Ok(Sealed {
-        tx_id: int(0)?,
-        src: int(1)?,
-        dst: int(2)?,
-        amount: int(3)?,
-        status: text(4)?,
-        reason: some_text(5)?,
-        memo: some_text(6)?,
-        key: some_text(7)?,
-        created_at: int(8)?,
-        settled_at: some_int(9)?,
-        hold_amount: some_int(10)?,
-        expires_at: some_int(11)?,
-        refund_of: some_int(12)?,
-        currency: int(13)?,
-        pair_tx_id: some_int(14)?,
+        tx_id: int(row, 0)?,
+        src: int(row, 1)?,
+        dst: int(row, 2)?,
+        amount: int(row, 3)?,
+        status: text(row, 4)?,
+        reason: text_or_null(row, 5)?,
+        memo: text_or_null(row, 6)?,
+        key: text_or_null(row, 7)?,
+        created_at: int(row, 8)?,
+        settled_at: int_or_null(row, 9)?,
+        hold_amount: int_or_null(row, 10)?,
+        expires_at: int_or_null(row, 11)?,
+        refund_of: int_or_null(row, 12)?,
+        currency: int(row, 13)?,
+        pair_tx_id: int_or_null(row, 14)?,
     })
 }
 

@@ -15,6 +15,7 @@
 //!   was read under the same lock.
 
 mod chain;
+mod columns;
 mod create;
 mod currencies;
 mod error;

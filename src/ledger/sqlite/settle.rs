@@ -5,6 +5,7 @@
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::CommitWatch;
+use super::columns;
 use super::error::{SqlResult, commit};
 use super::slots;
 use crate::error::WalletError;
@@ -104,13 +105,13 @@ fn settle_batch_in_one_transaction(
         let mut rows = stmt.query([i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1)])?;
         while let Some(row) = rows.next()? {
             cache.due.push(Due {
-                tx_id: row.get(0)?,
-                src: row.get(1)?,
-                dst: row.get(2)?,
-                amount: row.get(3)?,
+                tx_id: columns::int(row, 0)?,
+                src: columns::int(row, 1)?,
+                dst: columns::int(row, 2)?,
+                amount: columns::int(row, 3)?,
                 currency: CurrencyId(row.get(5)?),
-                refund_of: row.get(4)?,
-                pair: row.get(6)?,
+                refund_of: columns::int_or_null(row, 4)?,
+                pair: columns::int_or_null(row, 6)?,
             });
         }
     }
