@@ -247,6 +247,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         }
         'wallet;balances' {
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)')
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'Show this currency''s book at the top level, and only its table (default: every currency, the default at the top level)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')

@@ -277,12 +277,18 @@ page at a time: --after NAME (the last name of the previous page) reads on.",
     #[command(
         long_about = "A trial balance: each user's balance, the external account's (the \
 negative of the money that came in net of what went out), and their total, \
-which is zero by construction. With --at TIME, the balances then: what every \
+which is zero by construction, for every currency of the ledger: a table \
+per currency (every user in the default currency, in another the users \
+with a balance in it). The JSON keeps the default currency's book at the \
+top level (--currency CODE puts another there) and every currency's under \
+`currencies`, by code. With --at TIME, the balances then: what every \
 transfer settled at or before TIME had left.",
         after_help = "Examples:
   wallet balances
   wallet balances --at 2026-11-30
-  wallet --json balances | jq -r .total"
+  wallet balances --currency BTC
+  wallet --json balances | jq -r .total
+  wallet --json balances | jq -r '.currencies.BTC.total'"
     )]
     Balances(BalancesArgs),
 
@@ -658,6 +664,10 @@ pub struct BalancesArgs {
     /// The balances at this instant: RFC 3339, or a date (the end of that day, UTC)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+
+    /// Show this currency's book at the top level, and only its table (default: every currency, the default at the top level)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

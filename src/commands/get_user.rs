@@ -4,7 +4,7 @@
 use super::Context;
 use crate::cli::GetUserArgs;
 use crate::domain::UserName;
-use crate::error::{Result, WalletError};
+use crate::error::Result;
 use crate::ledger::PointInTime;
 use crate::ledger::{Instant, TxId};
 use crate::money::CurrencyId;
@@ -30,11 +30,10 @@ pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
         let human = view.human();
         return Ok(Report::new(view, human));
     };
-    if shown != CurrencyId::DEFAULT {
-        return Err(WalletError::Usage(
-            "--at and --at-tx show the default currency only; leave out --currency".into(),
-        ));
-    }
-    let then = ledger.balance_at(&name, point)?;
-    Ok(balance_views::balance_at(then, point, ledger.currency()))
+    let then = ledger.balance_at(&name, point, shown)?;
+    let currency = ledger
+        .currencies()
+        .get(shown)
+        .unwrap_or_else(|| ledger.currency());
+    Ok(balance_views::balance_at(then, point, currency))
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::ledger::TxId;
 use crate::ledger::{PolicyChangeRecord, Status, TransferRecord};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency};
 use crate::output::views::TransferView;
 
 /// One output format, fed transfers in `tx_id` order.
@@ -27,12 +27,15 @@ pub(crate) trait ExportWriter {
 /// One transfer object per line, exactly as `get-transfer --json` prints it.
 pub(crate) struct JsonLines<W: Write> {
     pub out: W,
-    pub currency: Currency,
+    pub currencies: Currencies,
 }
 
 impl<W: Write> ExportWriter for JsonLines<W> {
     fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &TransferView::new(record, &self.currency))?;
+        serde_json::to_writer(
+            &mut self.out,
+            &TransferView::in_ledger(record, &self.currencies),
+        )?;
         self.out.write_all(b"\n")
     }
 
@@ -43,7 +46,8 @@ impl<W: Write> ExportWriter for JsonLines<W> {
 
 /// The transfer object's fields as CSV columns: the outside world (a null
 /// `src` or `dst`) and every other absent value as an empty field, refund
-/// ids separated by spaces.
+/// ids separated by spaces. Columns added later come last, so a reader of
+/// the older columns by position still reads them.
 #[derive(Serialize)]
 struct CsvRow<'a> {
     tx_id: TxId,
@@ -61,17 +65,18 @@ struct CsvRow<'a> {
     refund_of: String,
     refunded: &'a str,
     refunds: String,
+    currency: &'a str,
 }
 
 /// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
 pub(crate) struct Csv<W: Write> {
     pub out: csv::Writer<W>,
-    pub currency: Currency,
+    pub currencies: Currencies,
 }
 
 impl<W: Write> ExportWriter for Csv<W> {
     fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
-        let view = TransferView::new(record, &self.currency);
+        let view = TransferView::in_ledger(record, &self.currencies);
         let text = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
         let (src, dst, memo, key, reason, settled_at, hold_amount, expires_at) = (
             text(&view.src),
@@ -104,6 +109,7 @@ impl<W: Write> ExportWriter for Csv<W> {
                 .map(|id| id.to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
+            currency: &view.currency,
         };
         self.out.serialize(row).map_err(csv_to_io)
     }
@@ -145,7 +151,9 @@ pub(crate) fn hledger_account(user: Option<&str>) -> String {
 /// holding a JSON string (see [`tag_value`]).
 pub(crate) struct Hledger<W: Write> {
     pub out: W,
-    pub currency: Currency,
+    /// Each a commodity, declared with its own scale; every posting is in
+    /// its transfer's.
+    pub currencies: Currencies,
     /// The user accounts the journal used, declared at its end so that
     /// `hledger check --strict` passes: one entry per user, not per transfer.
     pub accounts: std::collections::BTreeSet<String>,
@@ -154,21 +162,42 @@ pub(crate) struct Hledger<W: Write> {
     pub changes: std::collections::VecDeque<PolicyChangeRecord>,
 }
 
+/// An amount in its commodity, at the currency's scale.
+fn amount(minor: i64, currency: &Currency) -> String {
+    format!("{} {}", currency.format(minor), symbol(currency))
+}
+
+/// hledger reads a commodity symbol with a digit only in double quotes.
+fn symbol(currency: &Currency) -> String {
+    let code = &currency.code;
+    if code.chars().all(|c| c.is_ascii_alphabetic()) {
+        code.clone()
+    } else {
+        format!("\"{code}\"")
+    }
+}
+
+/// The `commodity` directive's sample amount: hledger takes the decimal
+/// places from it, and refuses one without a decimal mark (`0` for a
+/// currency without decimals must be `0.`).
+fn commodity_format(currency: &Currency) -> String {
+    let zero = currency.format(0);
+    if currency.scale == 0 {
+        format!("{zero}. {}", symbol(currency))
+    } else {
+        format!("{zero} {}", symbol(currency))
+    }
+}
+
+/// The currency a record moves; the default for an id the list does not
+/// hold, which only a currency added since it was read can be.
+fn currency_of<'c>(currencies: &'c Currencies, record: &TransferRecord) -> &'c Currency {
+    currencies
+        .get(record.currency)
+        .unwrap_or_else(|| currencies.default_currency())
+}
+
 impl<W: Write> Hledger<W> {
-    fn amount(&self, minor: i64) -> String {
-        format!("{} {}", self.currency.format(minor), self.symbol())
-    }
-
-    /// hledger reads a commodity symbol with a digit only in double quotes.
-    fn symbol(&self) -> String {
-        let code = &self.currency.code;
-        if code.chars().all(|c| c.is_ascii_alphabetic()) {
-            code.clone()
-        } else {
-            format!("\"{code}\"")
-        }
-    }
-
     /// Writes, as comment lines, the policy changes made at or before `until`.
     fn changes_until(&mut self, until: i64) -> io::Result<()> {
         while let Some(change) = self.changes.front() {
@@ -195,20 +224,11 @@ impl<W: Write> Hledger<W> {
             "; {date} change {}: {} {}{memo}",
             change.change_id,
             change.user,
-            crate::output::policy_views::describe(change.change, &self.currency)
+            crate::output::policy_views::describe(
+                change.change,
+                self.currencies.default_currency()
+            )
         )
-    }
-
-    /// The `commodity` directive's sample amount: hledger takes the decimal
-    /// places from it, and refuses one without a decimal mark (`0` for a
-    /// currency without decimals must be `0.`).
-    fn commodity_format(&self) -> String {
-        let zero = self.currency.format(0);
-        if self.currency.scale == 0 {
-            format!("{zero}. {}", self.symbol())
-        } else {
-            format!("{zero} {}", self.symbol())
-        }
     }
 }
 
@@ -260,7 +280,9 @@ impl<W: Write> ExportWriter for Hledger<W> {
             self.out,
             "; the code is the tx_id; the memo is the description, or the memo tag if there is one; a tag value in double quotes is a JSON string"
         )?;
-        writeln!(self.out, "commodity {}", self.commodity_format())?;
+        for (_, currency) in self.currencies.iter() {
+            writeln!(self.out, "commodity {}", commodity_format(currency))?;
+        }
         writeln!(self.out, "account {}", hledger_account(None))?;
         writeln!(self.out)
     }
@@ -288,7 +310,10 @@ impl<W: Write> ExportWriter for Hledger<W> {
                         .unwrap_or_default(),
                     record.src.as_deref().unwrap_or("(external)"),
                     record.dst.as_deref().unwrap_or("(external)"),
-                    self.amount(record.hold_amount.unwrap_or(record.amount))
+                    amount(
+                        record.hold_amount.unwrap_or(record.amount),
+                        currency_of(&self.currencies, record)
+                    )
                 );
             }
         };
@@ -331,8 +356,9 @@ impl<W: Write> ExportWriter for Hledger<W> {
                 self.accounts.insert(account.clone());
             }
         }
-        writeln!(self.out, "    {to}  {}", self.amount(record.amount))?;
-        writeln!(self.out, "    {from}  {}", self.amount(-record.amount))?;
+        let currency = currency_of(&self.currencies, record);
+        writeln!(self.out, "    {to}  {}", amount(record.amount, currency))?;
+        writeln!(self.out, "    {from}  {}", amount(-record.amount, currency))?;
         writeln!(self.out)
     }
 

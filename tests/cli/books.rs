@@ -137,7 +137,8 @@ lines' WHERE tx_id = 4",
             "expires_at",
             "refund_of",
             "refunded",
-            "refunds"
+            "refunds",
+            "currency"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

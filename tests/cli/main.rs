@@ -72,6 +72,7 @@ mod bank;
 mod bank_holds;
 mod bank_server;
 mod books;
+mod books_currencies;
 mod chain;
 mod common;
 mod core;

@@ -113,15 +113,25 @@ fn record_limit_in(
     Ok(change_id)
 }
 
-/// The policy of account `id` in force at `at`: its changes made by then,
-/// folded in the order they were recorded; limits in other currencies
-/// play no part in it.
-pub(super) fn policy_at(conn: &Connection, account: i64, at: i64) -> SqlResult<Policy> {
-    let mut stmt = conn.prepare_cached(
+/// The policy of account `id` in force at `at` for its balance in
+/// `currency`: its changes made by then, folded in the order they were
+/// recorded; limits in other currencies play no part in it.
+pub(super) fn policy_at(
+    conn: &Connection,
+    account: i64,
+    at: i64,
+    currency: CurrencyId,
+) -> SqlResult<Policy> {
+    // Freeze, unfreeze and close are recorded in the default currency and
+    // cover every currency; an overdraft limit is its own currency's.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT kind, overdraft FROM policy_changes INDEXED BY policy_changes_by_account
-         WHERE account = ?1 AND at <= ?2 AND currency = 0 ORDER BY change_id",
-    )?;
-    let mut rows = stmt.query(params![account, at])?;
+         WHERE account = ?1 AND at <= ?2
+           AND (currency = ?3 OR (currency = 0 AND kind <> '{overdraft}'))
+         ORDER BY change_id",
+        overdraft = PolicyChange::Overdraft(0).kind()
+    ))?;
+    let mut rows = stmt.query(params![account, at, currency])?;
     let mut changes = Vec::new();
     while let Some(row) = rows.next()? {
         let kind: String = row.get(0)?;
