@@ -104,6 +104,7 @@ mod tamper;
 mod throughput;
 mod urls;
 mod verify;
+mod verify_pairs;
 
 // The PostgreSQL-only tests start servers of their own.
 use engines::pgserver;

@@ -12,10 +12,10 @@ use crate::ledger::model::{
 use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, Debit, DefaultCurrency, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK,
-    HoldFindings, LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS,
-    Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks, holds_check,
-    older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
-    unknown_currency_problem,
+    HoldFindings, LIMIT_CHANGE_SQL, Leg, LimitChange, OVER_CAPTURED, PAIRS_CHECK, StoredFields,
+    TRANSFER_FIELDS, Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks,
+    holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
+    transfer_field_suspects, unknown_currency_problem,
 };
 use crate::money::{Currencies, Currency, CurrencyId};
 
@@ -80,7 +80,8 @@ pub(super) fn verify(
     checks.push(guarded(client, "ledger_meta", &ledger_meta)?);
     checks.push(guarded(client, "foreign_keys", &foreign_keys)?);
     checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
-    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
+    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currencies))?);
+    checks.push(guarded(client, PAIRS_CHECK.0, &|c| pairs(c, currencies))?);
     client.batch_execute("SAVEPOINT a_check")?;
     match accounts_and_tally(client).and_then(|(a, t)| Ok((a, t, drawn(client)?))) {
         Ok((accounts, tally, drawn)) => {
@@ -243,24 +244,52 @@ fn foreign_keys(client: &mut Client) -> PgResult<Check> {
     ))
 }
 
-fn holds(client: &mut Client, currency: &Currency) -> PgResult<Check> {
+fn holds(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
     let mut found = HoldFindings::default();
     for row in client.query(HELD_MISMATCHES, &[])? {
         found
             .held
-            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)));
     }
     for row in client.query(OVER_CAPTURED, &[])? {
         found
             .over_captured
-            .push((row.get(0), row.get(1), row.get(2)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
     }
     for row in client.query(&over_refunded(), &[])? {
         found
             .over_refunded
-            .push((row.get(0), row.get(1), row.get(2)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
     }
-    Ok(holds_check(found, currency))
+    Ok(holds_check(found, currencies))
+}
+
+/// Every exchange leg, and every transfer a leg names, for
+/// [`pair_problems`], with the settle batch each was decided in: both
+/// legs of a pair are decided in one.
+fn pairs(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
+    let legs: Vec<Leg> = client
+        .query(&leg_rows("settle_batch"), &[])?
+        .iter()
+        .map(|row| Leg {
+            tx_id: row.get(0),
+            pair: row.get(1),
+            src: row.get(2),
+            dst: row.get(3),
+            currency: row.get(4),
+            status: row.get(5),
+            reason: row.get(6),
+            settled_at: row.get(7),
+            settle_batch: row.get(8),
+            keyed: row.get(9),
+            hold_or_refund: row.get(10),
+        })
+        .collect();
+    let mut findings = Findings::default();
+    for problem in pair_problems(&legs, currencies) {
+        findings.push(problem);
+    }
+    Ok(findings.into_check(PAIRS_CHECK.0, PAIRS_CHECK.1.into()))
 }
 
 fn transfer_fields(client: &mut Client) -> PgResult<Check> {
