@@ -43,6 +43,7 @@ pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
             out,
             currencies,
             accounts: Default::default(),
+            waiting: Default::default(),
             changes: Default::default(),
         }),
     };

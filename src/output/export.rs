@@ -66,6 +66,7 @@ struct CsvRow<'a> {
     refunded: &'a str,
     refunds: String,
     currency: &'a str,
+    pair_tx_id: String,
 }
 
 /// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
@@ -110,6 +111,7 @@ impl<W: Write> ExportWriter for Csv<W> {
                 .collect::<Vec<_>>()
                 .join(" "),
             currency: &view.currency,
+            pair_tx_id: view.pair_tx_id.map(|id| id.to_string()).unwrap_or_default(),
         };
         self.out.serialize(row).map_err(csv_to_io)
     }
@@ -143,7 +145,11 @@ pub(crate) fn hledger_account(user: Option<&str>) -> String {
 /// transfer, dated the day it was queued (PENDING) or applied (COMPLETED),
 /// its `tx_id` as the transaction's code and as a tag; every other transfer
 /// (FAILED, CANCELLED, a hold) moved no money and is written as a comment
-/// line, so the journal still accounts for every `tx_id`.
+/// line, so the journal still accounts for every `tx_id`. An exchange is
+/// one transaction of four postings, coded and dated by its first leg:
+/// the desk gains what the user gives in one commodity, the user gains
+/// what the desk gives in the other, so it balances within each commodity
+/// with no price between them.
 ///
 /// Memos and keys come back from hledger exactly: the description is the
 /// memo when hledger keeps a description as written, and the key is a tag
@@ -160,6 +166,14 @@ pub(crate) struct Hledger<W: Write> {
     /// Policy changes not written yet, by time: each is a comment line
     /// before the first transfer created after it.
     pub changes: std::collections::VecDeque<PolicyChangeRecord>,
+    /// Exchange legs whose other leg has not come yet, by their own
+    /// `tx_id`: one at a time, as a pair's legs come together.
+    pub waiting: std::collections::BTreeMap<TxId, TransferRecord>,
+}
+
+/// An exchange named by its legs, the smaller id first: `11/12`.
+fn legs(one: TxId, other: TxId) -> String {
+    format!("{}/{}", one.min(other), one.max(other))
 }
 
 /// An amount in its commodity, at the currency's scale.
@@ -198,6 +212,88 @@ fn currency_of<'c>(currencies: &'c Currencies, record: &TransferRecord) -> &'c C
 }
 
 impl<W: Write> Hledger<W> {
+    /// A transfer's two postings: its destination gains the amount in its
+    /// currency, its source gives it.
+    fn postings(&mut self, record: &TransferRecord) -> Vec<(String, String)> {
+        let currency = currency_of(&self.currencies, record);
+        let (to, from) = (
+            hledger_account(record.dst.as_deref()),
+            hledger_account(record.src.as_deref()),
+        );
+        for account in [&to, &from] {
+            if !self.accounts.contains(account.as_str()) {
+                self.accounts.insert(account.clone());
+            }
+        }
+        vec![
+            (to, amount(record.amount, currency)),
+            (from, amount(-record.amount, currency)),
+        ]
+    }
+
+    /// One entry, headed by `record` (its date, code, memo and tags), with
+    /// `postings`, which balance within each commodity.
+    fn entry(
+        &mut self,
+        mark: &str,
+        record: &TransferRecord,
+        postings: &[(String, String)],
+    ) -> io::Result<()> {
+        let when = match record.status {
+            Status::Completed => record.settled_at.unwrap_or(record.created_at),
+            _ => record.created_at,
+        };
+        let date = &crate::time::rfc3339(when.get())[..10];
+        let mut tags = format!("tx_id:{}", record.tx_id);
+        if let Some(pair) = record.pair_tx_id {
+            tags.push_str(&format!(", pair_tx_id:{pair}"));
+        }
+        if let Some(key) = record.idempotency_key.as_deref() {
+            tags.push_str(&format!(", key:{}", tag_value(key)));
+        }
+        if let Some(original) = record.refund_of {
+            tags.push_str(&format!(", refund_of:{original}"));
+        }
+        // No memo is an empty description; a memo hledger would not keep
+        // as written is a `memo` tag, with a readable likeness described.
+        let description = match record.memo.as_deref() {
+            None => String::new(),
+            Some(memo) if description_safe(memo) => memo.to_string(),
+            Some(memo) => {
+                tags.push_str(&format!(", memo:{}", tag_value(memo)));
+                memo.replace(|c: char| c == ';' || c.is_control(), " ")
+                    .trim()
+                    .to_string()
+            }
+        };
+        let space = if description.is_empty() { "" } else { " " };
+        writeln!(
+            self.out,
+            "{date} {mark} ({}){space}{description}  ; {tags}",
+            record.tx_id
+        )?;
+        for (account, amount) in postings {
+            writeln!(self.out, "    {account}  {amount}")?;
+        }
+        writeln!(self.out)
+    }
+
+    /// A leg whose other leg this export does not hold, or holds in another
+    /// status: no entry could balance as the books do, so it is a comment,
+    /// and `verify`'s `pairs` check names the fault.
+    fn unmatched(&mut self, record: &TransferRecord) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "; tx_id {} {}: {} -> {} {}, one leg of exchange {} without its other leg",
+            record.tx_id,
+            record.status.as_str(),
+            record.src.as_deref().unwrap_or("(external)"),
+            record.dst.as_deref().unwrap_or("(external)"),
+            amount(record.amount, currency_of(&self.currencies, record)),
+            legs(record.tx_id, record.pair_tx_id.unwrap_or(record.tx_id))
+        )
+    }
+
     /// Writes, as comment lines, the policy changes made at or before `until`.
     fn changes_until(&mut self, until: i64) -> io::Result<()> {
         while let Some(change) = self.changes.front() {
@@ -280,6 +376,10 @@ impl<W: Write> ExportWriter for Hledger<W> {
             self.out,
             "; the code is the tx_id; the memo is the description, or the memo tag if there is one; a tag value in double quotes is a JSON string"
         )?;
+        writeln!(
+            self.out,
+            "; an exchange is one transaction with both legs' postings, coded by its first leg and tagged pair_tx_id with its second"
+        )?;
         for (_, currency) in self.currencies.iter() {
             writeln!(self.out, "commodity {}", commodity_format(currency))?;
         }
@@ -298,9 +398,13 @@ impl<W: Write> ExportWriter for Hledger<W> {
             Status::Completed => "*",
             Status::Pending => "!",
             other => {
+                let pair = record
+                    .pair_tx_id
+                    .map(|pair| format!(" (one leg of exchange {})", legs(record.tx_id, pair)))
+                    .unwrap_or_default();
                 return writeln!(
                     self.out,
-                    "; tx_id {} {}{}: {} -> {} {}",
+                    "; tx_id {} {}{}: {} -> {} {}{pair}",
                     record.tx_id,
                     other.as_str(),
                     record
@@ -317,52 +421,39 @@ impl<W: Write> ExportWriter for Hledger<W> {
                 );
             }
         };
-        let when = match record.status {
-            Status::Completed => record.settled_at.unwrap_or(record.created_at),
-            _ => record.created_at,
+        let Some(pair) = record.pair_tx_id else {
+            let postings = self.postings(record);
+            return self.entry(mark, record, &postings);
         };
-        let date = &crate::time::rfc3339(when.get())[..10];
-        let mut tags = format!("tx_id:{}", record.tx_id);
-        if let Some(key) = record.idempotency_key.as_deref() {
-            tags.push_str(&format!(", key:{}", tag_value(key)));
-        }
-        if let Some(original) = record.refund_of {
-            tags.push_str(&format!(", refund_of:{original}"));
-        }
-        // No memo is an empty description; a memo hledger would not keep
-        // as written is a `memo` tag, with a readable likeness described.
-        let description = match record.memo.as_deref() {
-            None => String::new(),
-            Some(memo) if description_safe(memo) => memo.to_string(),
-            Some(memo) => {
-                tags.push_str(&format!(", memo:{}", tag_value(memo)));
-                memo.replace(|c: char| c == ';' || c.is_control(), " ")
-                    .trim()
-                    .to_string()
+        // An exchange is one entry: its legs share their status and the
+        // time they were made, so every filter keeps both or neither, and
+        // the second comes soon after the first.
+        match self.waiting.remove(&pair) {
+            Some(partner) if partner.status == record.status => {
+                let (first, second) = if partner.tx_id < record.tx_id {
+                    (&partner, record)
+                } else {
+                    (record, &partner)
+                };
+                let mut postings = self.postings(first);
+                postings.extend(self.postings(second));
+                self.entry(mark, first, &postings)
             }
-        };
-        let space = if description.is_empty() { "" } else { " " };
-        writeln!(
-            self.out,
-            "{date} {mark} ({}){space}{description}  ; {tags}",
-            record.tx_id
-        )?;
-        let (to, from) = (
-            hledger_account(record.dst.as_deref()),
-            hledger_account(record.src.as_deref()),
-        );
-        for account in [&to, &from] {
-            if !self.accounts.contains(account.as_str()) {
-                self.accounts.insert(account.clone());
+            Some(partner) => {
+                self.unmatched(&partner)?;
+                self.unmatched(record)
+            }
+            None => {
+                self.waiting.insert(record.tx_id, record.clone());
+                Ok(())
             }
         }
-        let currency = currency_of(&self.currencies, record);
-        writeln!(self.out, "    {to}  {}", amount(record.amount, currency))?;
-        writeln!(self.out, "    {from}  {}", amount(-record.amount, currency))?;
-        writeln!(self.out)
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        for leg in std::mem::take(&mut self.waiting).into_values() {
+            self.unmatched(&leg)?;
+        }
         self.changes_until(i64::MAX)?;
         for account in &self.accounts {
             if account != &hledger_account(None) {

@@ -138,7 +138,8 @@ lines' WHERE tx_id = 4",
             "refund_of",
             "refunded",
             "refunds",
-            "currency"
+            "currency",
+            "pair_tx_id"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

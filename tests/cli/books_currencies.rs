@@ -234,18 +234,19 @@ fn export_writes_each_record_in_its_own_currency() {
     let csv = s.ok(&["export", "--format", "csv"]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    // Added after `refunds`, so readers of the older columns by position
+    // still read them.
     assert_eq!(
-        header.last().map(String::as_str),
-        Some("currency"),
+        header[14..],
+        ["refunds", "currency", "pair_tx_id"].map(String::from),
         "{header:?}"
     );
-    assert_eq!(header[..15].last().map(String::as_str), Some("refunds"));
     let amount = header.iter().position(|h| h == "amount").unwrap();
     let rows: Vec<(String, String)> = reader
         .records()
         .map(|r| {
             let r = r.unwrap();
-            (r[amount].to_string(), r[r.len() - 1].to_string())
+            (r[amount].to_string(), r[15].to_string())
         })
         .collect();
     let from_jsonl: Vec<(String, String)> = moved
@@ -345,11 +346,161 @@ fn hledger_declares_every_commodity_and_balances_each_as_the_wallet_does() {
     assert_eq!(hledger_books(&journal), wallet_books(&s));
 }
 
+/// alice trades with a desk: PHP for BTC (settled), too many PHP (failed
+/// together), BTC for JPY (settled), and one still pending.
+fn exchanges() -> Sandbox {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "desk", "desk@example.com"]);
+    s.ok(&["currency", "add", "BTC", "--scale", "8"]);
+    s.ok(&["currency", "add", "JPY", "--scale", "0"]);
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["deposit", "desk", "1", "--currency", "BTC"]);
+    s.ok(&["deposit", "desk", "10000", "--currency", "JPY"]);
+    s.ok(&["settle"]);
+    s.ok(&[
+        "exchange", "alice", "50", "PHP", "--for", "0.001", "BTC", "--via", "desk", "--id", "ex-1",
+        "--memo", "buy sats",
+    ]);
+    s.ok(&[
+        "exchange", "alice", "5000", "PHP", "--for", "0.1", "BTC", "--via", "desk",
+    ]);
+    s.ok(&["settle"]);
+    s.ok(&[
+        "exchange", "alice", "0.0005", "BTC", "--for", "7", "JPY", "--via", "desk",
+    ]);
+    s.ok(&["settle"]);
+    s.ok(&[
+        "exchange", "alice", "1", "PHP", "--for", "2", "JPY", "--via", "desk",
+    ]);
+    s
+}
+
+fn an_exchange_is_one_journal_entry_balanced_in_each_commodity() {
+    let s = exchanges();
+    let text = s.ok(&["export", "--format", "hledger"]);
+    let entry = |code: &str| -> Vec<&str> {
+        let at = text
+            .lines()
+            .position(|l| l.contains(code))
+            .unwrap_or_else(|| panic!("no {code} in {text}"));
+        text.lines()
+            .skip(at)
+            .take_while(|l| !l.is_empty())
+            .collect()
+    };
+    assert_eq!(
+        entry("(4)"),
+        [
+            &entry("(4)")[0][..],
+            "    assets:wallet:desk  50.00 PHP",
+            "    assets:wallet:alice  -50.00 PHP",
+            "    assets:wallet:alice  0.00100000 BTC",
+            "    assets:wallet:desk  -0.00100000 BTC",
+        ],
+        "{text}"
+    );
+    assert!(
+        entry("(4)")[0].ends_with("* (4) buy sats  ; tx_id:4, pair_tx_id:5, key:ex-1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("(5)"),
+        "the second leg is in the first's entry: {text}"
+    );
+    for leg in [6, 7] {
+        assert!(
+            text.contains(&format!("; tx_id {leg} FAILED (insufficient_funds): ")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("(one leg of exchange 6/7)"), "{text}");
+    assert_eq!(entry("(8)").len(), 5, "{text}");
+    assert!(entry("(10)")[0].contains(" ! (10)"), "pending: {text}");
+
+    let journal = s.dir.path().join("wallet.journal");
+    std::fs::write(&journal, &text).unwrap();
+    hledger(&journal, &["check", "--strict"]);
+    assert_eq!(hledger_books(&journal), wallet_books(&s));
+    // hledger reads each exchange as one transaction tagged with both legs.
+    let read: Vec<Value> =
+        serde_json::from_slice(&hledger(&journal, &["print", "-O", "json"])).unwrap();
+    let exchanges: Vec<(String, usize)> = read
+        .iter()
+        .filter(|t| {
+            t["ttags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|tag| tag[0] == "pair_tx_id")
+        })
+        .map(|t| {
+            (
+                t["tcode"].as_str().unwrap().to_string(),
+                t["tpostings"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        exchanges,
+        [("4".into(), 4), ("8".into(), 4), ("10".into(), 4)]
+    );
+
+    // JSON Lines and CSV carry the link on both legs.
+    let exported: Vec<Value> = s
+        .ok(&["export"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let links: Vec<(i64, Option<i64>)> = exported
+        .iter()
+        .map(|t| (t["tx_id"].as_i64().unwrap(), t["pair_tx_id"].as_i64()))
+        .collect();
+    assert_eq!(
+        &links[3..7],
+        [(4, Some(5)), (5, Some(4)), (6, Some(7)), (7, Some(6))]
+    );
+    let csv = s.ok(&["export", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[header.len() - 2..],
+        ["currency".to_string(), "pair_tx_id".to_string()]
+    );
+    let pairs: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[header.len() - 1].to_string())
+        .collect();
+    assert_eq!(&pairs[..6], ["", "", "", "5", "4", "7"]);
+}
+
+fn a_leg_without_its_other_leg_is_a_comment() {
+    let s = exchanges();
+    s.tamper("UPDATE transfers SET pair_tx_id = NULL WHERE tx_id = 5");
+    let text = s.ok(&["export", "--format", "hledger"]);
+    assert!(
+        text.contains(
+            "; tx_id 4 COMPLETED: alice -> desk 50.00 PHP, one leg of exchange 4/5 without its other leg"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("* (5)"),
+        "an unlinked row is a transfer: {text}"
+    );
+    let journal = s.dir.path().join("wallet.journal");
+    std::fs::write(&journal, &text).unwrap();
+    hledger(&journal, &["check", "--strict"]);
+    assert!(s.verify_fails().report.failed().contains(&"pairs"));
+}
+
 engine_tests! {
     both: [
         balances_show_every_currency_each_summing_to_zero,
         balances_and_get_user_at_an_instant_read_each_currency_s_running_balance,
         export_writes_each_record_in_its_own_currency,
         hledger_declares_every_commodity_and_balances_each_as_the_wallet_does,
+        an_exchange_is_one_journal_entry_balanced_in_each_commodity,
+        a_leg_without_its_other_leg_is_a_comment,
     ],
 }
