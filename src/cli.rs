@@ -485,14 +485,17 @@ them.",
         long_about = "Check every ledger invariant and report each check by name.
 
 Recomputes every balance and pending total from the transfers, checks that \
-all balances sum to zero and none is negative, that each transfer's fields \
-agree with its status, and that the file and its schema are sound. Exits 0 \
+the balances of each currency sum to zero and none is negative, that each \
+transfer's fields agree with its status, that the two legs of each exchange \
+link to each other and were decided alike (`pairs`), and that the file and \
+its schema are sound. Exits 0 \
 when all hold; otherwise exits 7 with code `integrity`, naming each user and \
 transfer concerned. Reads only; safe to run while other commands write.
 
 The check `chain` recomputes the hash chain that `settle` seals over \
-decided transfers: a transfer edited, deleted or inserted, or the ledger's \
-currency or scale changed, breaks the first link that covers it. --head \
+decided transfers: a transfer edited, deleted or inserted (its currency and \
+the other leg of its exchange included), or a currency's code or scale \
+changed, breaks the first link that covers it. --head \
 prints the chain's head hash and position; --expect-head HASH fails unless \
 the chain still extends a head recorded earlier.
 
