@@ -1,7 +1,8 @@
 //! `verify`'s `pairs` check through the real binary: the two legs of an
 //! exchange, linked both ways by `pair_tx_id`, mirror each other in two
 //! currencies and are decided alike; each way of breaking that is found
-//! and named.
+//! and named. And the amounts `verify` prints of another currency are at
+//! its scale, with its code.
 
 use crate::common::{Sandbox, shapes};
 
@@ -93,9 +94,48 @@ fn verify_names_each_way_a_pair_is_broken() {
     }
 }
 
+/// The messages of check `name` in a failed verify.
+fn messages(s: &Sandbox, name: &str) -> Vec<String> {
+    let failure = s.verify_fails();
+    let check = failure
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", failure.report));
+    assert!(!check.ok, "{check:?}");
+    check.problems.iter().map(|p| p.message.clone()).collect()
+}
+
+fn verify_shows_another_currency_s_amounts_at_its_scale_with_its_code() {
+    let s = paired();
+    // A held sum in JPY (scale 0) and a recorded running balance after the
+    // desk's JPY deposit (tx 2), each tampered.
+    s.tamper("UPDATE balances SET held = 7 WHERE currency = 1 AND account = 2");
+    let held = messages(&s, "holds");
+    assert!(
+        held.iter()
+            .any(|m| m.ends_with("has 7 JPY held but its HELD holds sum to 0 JPY")),
+        "{held:?}"
+    );
+    let recorded = match crate::common::engine().name() {
+        "postgres" => "UPDATE transfers SET dst_balance = 999 WHERE tx_id = 2",
+        _ => "UPDATE postings SET balance_after = 999 WHERE tx_id = 2",
+    };
+    s.tamper(recorded);
+    let history = messages(&s, "history");
+    assert!(
+        history.iter().any(|m| m.contains(
+            "has 999 JPY recorded as the balance after transfer 2, but the transfers replayed in the order they were decided give 1000 JPY"
+        )),
+        "{history:?}"
+    );
+}
+
 engine_tests! {
     both: [
         a_sound_pair_passes_verify,
         verify_names_each_way_a_pair_is_broken,
+        verify_shows_another_currency_s_amounts_at_its_scale_with_its_code,
     ],
 }

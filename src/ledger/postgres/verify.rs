@@ -17,7 +17,7 @@ use crate::ledger::rules::verify::{
     holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
     transfer_field_suspects, unknown_currency_problem,
 };
-use crate::money::{Currencies, Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// Runs every check in one repeatable-read, read-only transaction, so that
 /// settle workers committing meanwhile cannot make balances and transfers
@@ -30,7 +30,6 @@ pub(super) fn verify(
     currencies: &Currencies,
     errors: &ErrorContext,
 ) -> PgResult<VerifyReport> {
-    let currency = currencies.default_currency();
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     // Behind a savepoint: a schema without the table must not end the
     // snapshot the other checks read.
@@ -86,7 +85,9 @@ pub(super) fn verify(
     match accounts_and_tally(client).and_then(|(a, t)| Ok((a, t, drawn(client)?))) {
         Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
-            let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
+            let history = guarded(client, HISTORY_CHECK, &|c| {
+                history(c, &accounts, currencies)
+            })?;
             checks.extend(figure_checks(
                 &accounts, &tally, &drawn, history, currencies,
             ));
@@ -462,10 +463,10 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
 fn history(
     client: &mut Client,
     accounts: &[AccountFigures],
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> PgResult<Check> {
     use postgres::fallible_iterator::FallibleIterator;
-    let mut replay = Replay::new(Recorded::WhenDecided, accounts, currency);
+    let mut replay = Replay::new(Recorded::WhenDecided, accounts, currencies);
     let mut rows = client.query_raw(
         "SELECT tx_id, src, dst, amount, status, settled_at, settle_batch, src_balance, dst_balance,
                 currency

@@ -18,7 +18,7 @@ use crate::ledger::rules::verify::{
     holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
     transfer_field_suspects, unknown_currency_problem,
 };
-use crate::money::{Currencies, Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// Runs every check inside one read transaction, so a settle committing
 /// meanwhile cannot make balances and transfers look out of step. Only a
@@ -30,7 +30,6 @@ pub(super) fn verify(
     currencies: &Currencies,
     errors: &ErrorContext,
 ) -> SqlResult<VerifyReport> {
-    let currency = currencies.default_currency();
     let tx = conn.transaction()?;
     let conn: &Connection = &tx;
     let guard = |name: &'static str, outcome: SqlResult<Check>| -> SqlResult<Check> {
@@ -63,7 +62,7 @@ pub(super) fn verify(
     ];
     match accounts_and_tally(conn).and_then(|(a, t)| Ok((a, t, drawn(conn)?))) {
         Ok((accounts, tally, drawn)) => {
-            let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
+            let history = guard(HISTORY_CHECK, history(conn, &accounts, currencies))?;
             checks.extend(figure_checks(
                 &accounts, &tally, &drawn, history, currencies,
             ));
@@ -460,9 +459,9 @@ fn drawn(conn: &Connection) -> SqlResult<Drawn> {
 fn history(
     conn: &Connection,
     accounts: &[AccountFigures],
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> SqlResult<Check> {
-    let mut replay = Replay::new(Recorded::WhenApplied, accounts, currency);
+    let mut replay = Replay::new(Recorded::WhenApplied, accounts, currencies);
     {
         let mut stmt = conn.prepare(
             "SELECT l.account, l.tx_id, l.batch, s.settled_at,
