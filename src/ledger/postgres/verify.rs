@@ -15,7 +15,7 @@ use crate::ledger::rules::verify::{
     HoldFindings, LIMIT_CHANGE_SQL, Leg, LimitChange, OVER_CAPTURED, PAIRS_CHECK, StoredFields,
     TRANSFER_FIELDS, Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks,
     holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
-    transfer_field_suspects, unknown_currency_problem,
+    transfer_field_suspects, unknown_currency_problem, unlinked_partners, with_partners,
 };
 use crate::money::{Currencies, CurrencyId};
 
@@ -269,23 +269,35 @@ fn holds(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
 /// [`pair_problems`], with the settle batch each was decided in: both
 /// legs of a pair are decided in one.
 fn pairs(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
+    let leg = |row: &postgres::Row| Leg {
+        tx_id: row.get(0),
+        pair: row.get(1),
+        src: row.get(2),
+        dst: row.get(3),
+        currency: row.get(4),
+        status: row.get(5),
+        reason: row.get(6),
+        settled_at: row.get(7),
+        settle_batch: row.get(8),
+        keyed: row.get(9),
+        hold_or_refund: row.get(10),
+    };
     let legs: Vec<Leg> = client
-        .query(&leg_rows("settle_batch"), &[])?
+        .query(&leg_rows("settle_batch", "pair_tx_id IS NOT NULL"), &[])?
         .iter()
-        .map(|row| Leg {
-            tx_id: row.get(0),
-            pair: row.get(1),
-            src: row.get(2),
-            dst: row.get(3),
-            currency: row.get(4),
-            status: row.get(5),
-            reason: row.get(6),
-            settled_at: row.get(7),
-            settle_batch: row.get(8),
-            keyed: row.get(9),
-            hold_or_refund: row.get(10),
-        })
+        .map(leg)
         .collect();
+    let missing = unlinked_partners(&legs);
+    let partners: Vec<Leg> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(&leg_rows("settle_batch", "tx_id = ANY($1)"), &[&missing])?
+            .iter()
+            .map(leg)
+            .collect()
+    };
+    let legs = with_partners(legs, partners);
     let mut findings = Findings::default();
     for problem in pair_problems(&legs, currencies) {
         findings.push(problem);

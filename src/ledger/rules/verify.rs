@@ -722,20 +722,40 @@ pub(crate) const PAIRS_CHECK: (&str, &str) = (
     "each exchange leg's pair links back to it and mirrors it in another currency, both decided alike; the key on the first leg only, no hold or refund a leg",
 );
 
-/// Every transfer that is a leg or is named as one: what
-/// [`pair_problems`] reads, in SQL both engines run. Columns in the order
-/// [`Leg`] takes them; the settle batch is the engine's to add (`NULL` on
-/// a ledger file, which has none per transfer).
-pub(crate) fn leg_rows(settle_batch: &str) -> String {
+/// The transfers `which` selects, as [`pair_problems`] reads them, in SQL
+/// both engines run: every leg (`pair_tx_id IS NOT NULL`, one pass over
+/// the table), then any transfer a leg names that names no pair itself
+/// ([`unlinked_partners`], by id). Columns in the order [`Leg`] takes
+/// them; the settle batch is the engine's to add (`NULL` on a ledger file,
+/// which keeps none per transfer).
+pub(crate) fn leg_rows(settle_batch: &str, which: &str) -> String {
     format!(
         "SELECT tx_id, pair_tx_id, src, dst, CAST(currency AS BIGINT), status, reason,
             settled_at, {settle_batch}, idem_key IS NOT NULL,
             hold_amount IS NOT NULL OR refund_of IS NOT NULL
-     FROM transfers
-     WHERE pair_tx_id IS NOT NULL
-        OR tx_id IN (SELECT pair_tx_id FROM transfers WHERE pair_tx_id IS NOT NULL)
-     ORDER BY tx_id"
+     FROM transfers WHERE {which} ORDER BY tx_id"
     )
+}
+
+/// The ids legs name that are not legs themselves, to be read one by one
+/// and added with [`with_partners`]; none in a sound ledger. `legs` is in
+/// `tx_id` order.
+pub(crate) fn unlinked_partners(legs: &[Leg]) -> Vec<i64> {
+    let mut missing: Vec<i64> = legs
+        .iter()
+        .filter_map(|leg| leg.pair)
+        .filter(|pair| legs.binary_search_by_key(pair, |leg| leg.tx_id).is_err())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    missing
+}
+
+/// The legs with the partners read apart, back in `tx_id` order.
+pub(crate) fn with_partners(mut legs: Vec<Leg>, partners: Vec<Leg>) -> Vec<Leg> {
+    legs.extend(partners);
+    legs.sort_unstable_by_key(|leg| leg.tx_id);
+    legs
 }
 
 /// One exchange leg as stored, or a transfer another names as its pair.

@@ -16,7 +16,7 @@ use crate::ledger::rules::verify::{
     HoldFindings, LIMIT_CHANGE_SQL, Leg, LimitChange, OVER_CAPTURED, PAIRS_CHECK, StoredFields,
     TRANSFER_FIELDS, Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks,
     holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
-    transfer_field_suspects, unknown_currency_problem,
+    transfer_field_suspects, unknown_currency_problem, unlinked_partners, with_partners,
 };
 use crate::money::{Currencies, CurrencyId};
 
@@ -280,11 +280,8 @@ fn holds(conn: &Connection, currencies: &Currencies) -> SqlResult<Check> {
 /// [`pair_problems`]; a ledger file keeps no settle batch per transfer,
 /// so its legs are matched by `settled_at`.
 fn pairs(conn: &Connection, currencies: &Currencies) -> SqlResult<Check> {
-    let mut stmt = conn.prepare(&leg_rows("NULL"))?;
-    let mut rows = stmt.query([])?;
-    let mut legs = Vec::new();
-    while let Some(row) = rows.next()? {
-        legs.push(Leg {
+    let leg = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Leg> {
+        Ok(Leg {
             tx_id: row.get(0)?,
             pair: row.get(1)?,
             src: row.get(2)?,
@@ -296,8 +293,18 @@ fn pairs(conn: &Connection, currencies: &Currencies) -> SqlResult<Check> {
             settle_batch: row.get(8)?,
             keyed: row.get(9)?,
             hold_or_refund: row.get(10)?,
-        });
+        })
+    };
+    let legs: Vec<Leg> = conn
+        .prepare(&leg_rows("NULL", "pair_tx_id IS NOT NULL"))?
+        .query_map([], leg)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut partners = Vec::new();
+    let mut by_id = conn.prepare(&leg_rows("NULL", "tx_id = ?1"))?;
+    for tx_id in unlinked_partners(&legs) {
+        partners.extend(by_id.query_row([tx_id], leg).optional()?);
     }
+    let legs = with_partners(legs, partners);
     let mut findings = Findings::default();
     for problem in pair_problems(&legs, currencies) {
         findings.push(problem);
