@@ -294,6 +294,14 @@ impl<W: Write> Hledger<W> {
         )
     }
 
+    /// The currency a policy change's limit is in: an overdraft limit is
+    /// one currency's.
+    fn change_currency(&self, change: &PolicyChangeRecord) -> &Currency {
+        self.currencies
+            .get(change.currency)
+            .unwrap_or_else(|| self.currencies.default_currency())
+    }
+
     /// Writes, as comment lines, the policy changes made at or before `until`.
     fn changes_until(&mut self, until: i64) -> io::Result<()> {
         while let Some(change) = self.changes.front() {
@@ -316,14 +324,18 @@ impl<W: Write> Hledger<W> {
             .as_deref()
             .map(|memo| format!(" — {}", memo.replace(char::is_control, " ")))
             .unwrap_or_default();
+        let currency = self.change_currency(change);
+        // The default currency's limits read as they always did.
+        let code = if change.currency == crate::money::CurrencyId::DEFAULT {
+            String::new()
+        } else {
+            format!(" in {}", currency.code)
+        };
         format!(
-            "; {date} change {}: {} {}{memo}",
+            "; {date} change {}: {} {}{code}{memo}",
             change.change_id,
             change.user,
-            crate::output::policy_views::describe(
-                change.change,
-                self.currencies.default_currency()
-            )
+            crate::output::policy_views::describe(change.change, currency)
         )
     }
 }

@@ -336,6 +336,11 @@ fn hledger_declares_every_commodity_and_balances_each_as_the_wallet_does() {
         ]
     );
     assert!(text.contains("0.12345678 BTC"), "{text}");
+    // A limit in another currency is shown at its scale, naming it.
+    assert!(
+        text.contains(": alice overdraft limit 0.10000000 in BTC\n"),
+        "{text}"
+    );
     assert!(
         text.contains("FAILED (insufficient_funds): bob -> alice 5000 JPY"),
         "{text}"

@@ -77,6 +77,7 @@ pub(super) fn change_policy(
         change,
         memo: memo.map(str::to_string),
         at: Instant::new(now),
+        currency,
     })
 }
 
@@ -189,7 +190,7 @@ pub(super) fn changes_between(
     until: i64,
 ) -> PgResult<Vec<PolicyChangeRecord>> {
     let rows = client.query(
-        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at
+        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at, c.currency
            FROM policy_changes c JOIN accounts a ON a.id = c.account
           WHERE c.at >= $1 AND c.at <= $2 ORDER BY c.at, c.change_id",
         &[&since, &until],
@@ -205,6 +206,7 @@ pub(super) fn changes_between(
             change: PolicyChange::stored(row.get(2), row.get(3))?,
             memo: row.get(4),
             at: Instant::new(row.get(5)),
+            currency: CurrencyId(row.get(6)),
         });
     }
     Ok(found)
