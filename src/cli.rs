@@ -655,7 +655,7 @@ pub struct GetUserArgs {
     #[arg(long, value_name = "TIME", conflicts_with = "at_tx")]
     pub at: Option<String>,
 
-    /// The balance right after this transfer was applied to the user
+    /// The balance right after this transfer was applied to the user, in its currency unless --currency names one
     #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub at_tx: Option<i64>,
 

@@ -5,8 +5,8 @@ use super::Context;
 use crate::cli::GetUserArgs;
 use crate::domain::UserName;
 use crate::error::Result;
-use crate::ledger::PointInTime;
 use crate::ledger::{Instant, TxId};
+use crate::ledger::{PointInTime, TransferRef};
 use crate::money::CurrencyId;
 use crate::output::views::UserView;
 use crate::output::{Report, balance_views};
@@ -29,6 +29,14 @@ pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
         let view = UserView::with_balances(&user, ledger.currencies(), shown);
         let human = view.human();
         return Ok(Report::new(view, human));
+    };
+    // Right after a transfer, the balance it moved is the one asked about,
+    // unless a currency is named.
+    let shown = match (point, args.currency.is_some()) {
+        (PointInTime::Transfer(tx_id), false) => ledger
+            .transfer(TransferRef::Id(tx_id))
+            .map_or(shown, |record| record.currency),
+        _ => shown,
     };
     let then = ledger.balance_at(&name, point, shown)?;
     let currency = ledger

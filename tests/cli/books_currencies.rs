@@ -194,6 +194,17 @@ fn balances_and_get_user_at_an_instant_read_each_currency_s_running_balance() {
     let bob: Value = s.json(&["get-user", "bob", "--at-tx", &tx, "--currency", "BTC"]);
     assert_eq!(bob["balance"], "0.12345678");
     assert_eq!(bob["tx_id"], sats["tx_id"]);
+    // Right after a transfer, its own currency unless another is named.
+    let after: Value = s.json(&["get-user", "bob", "--at-tx", &tx]);
+    assert_eq!(
+        (after["balance"].as_str(), after["currency"].as_str()),
+        (Some("0.12345678"), Some("BTC"))
+    );
+    s.fails(
+        &["get-user", "bob", "--at-tx", &tx, "--currency", "PHP"],
+        "transfer_not_found",
+        3,
+    );
     let jpy: Value = s.json(&["get-user", "bob", "--at", "2999-01-01", "--currency", "JPY"]);
     assert_eq!(jpy["balance"], "999");
 }
