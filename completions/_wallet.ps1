@@ -130,7 +130,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         }
         'wallet;get-user' {
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)')
-            [CompletionResult]::new('--at-tx', '--at-tx', [CompletionResultType]::ParameterName, 'The balance right after this transfer was applied to the user')
+            [CompletionResult]::new('--at-tx', '--at-tx', [CompletionResultType]::ParameterName, 'The balance right after this transfer was applied to the user, in its currency unless --currency names one')
             [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'Show this currency''s figures at the top level (default: the ledger''s default currency)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
@@ -262,6 +262,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
         }
         'wallet;balances' {
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)')
+            [CompletionResult]::new('--currency', '--currency', [CompletionResultType]::ParameterName, 'Show this currency''s book at the top level, and only its table (default: every currency, the default at the top level)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')

@@ -118,7 +118,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;get-user'= {
             cand --at 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)'
-            cand --at-tx 'The balance right after this transfer was applied to the user'
+            cand --at-tx 'The balance right after this transfer was applied to the user, in its currency unless --currency names one'
             cand --currency 'Show this currency''s figures at the top level (default: the ledger''s default currency)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
@@ -240,6 +240,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;balances'= {
             cand --at 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)'
+            cand --currency 'Show this currency''s book at the top level, and only its table (default: every currency, the default at the top level)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
             cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'

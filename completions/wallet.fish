@@ -93,7 +93,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand create-user" -l json -d 'P
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand create-user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at -d 'The balance at this instant: RFC 3339, or a date (the end of that day, UTC)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at-tx -d 'The balance right after this transfer was applied to the user' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l at-tx -d 'The balance right after this transfer was applied to the user, in its currency unless --currency names one' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l currency -d 'Show this currency\'s figures at the top level (default: the ledger\'s default currency)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand get-user" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
@@ -182,6 +182,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand users" -l json -d 'Print m
 complete -c wallet -n "__fish_wallet_using_subcommand users" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand users" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand balances" -l at -d 'The balances at this instant: RFC 3339, or a date (the end of that day, UTC)' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand balances" -l currency -d 'Show this currency\'s book at the top level, and only its table (default: every currency, the default at the top level)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand balances" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F
 complete -c wallet -n "__fish_wallet_using_subcommand balances" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand balances" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'

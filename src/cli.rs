@@ -296,12 +296,18 @@ page at a time: --after NAME (the last name of the previous page) reads on.",
     #[command(
         long_about = "A trial balance: each user's balance, the external account's (the \
 negative of the money that came in net of what went out), and their total, \
-which is zero by construction. With --at TIME, the balances then: what every \
+which is zero by construction, for every currency of the ledger: a table \
+per currency (every user in the default currency, in another the users \
+with a balance in it). The JSON keeps the default currency's book at the \
+top level (--currency CODE puts another there) and every currency's under \
+`currencies`, by code. With --at TIME, the balances then: what every \
 transfer settled at or before TIME had left.",
         after_help = "Examples:
   wallet balances
   wallet balances --at 2026-11-30
-  wallet --json balances | jq -r .total"
+  wallet balances --currency BTC
+  wallet --json balances | jq -r .total
+  wallet --json balances | jq -r '.currencies.BTC.total'"
     )]
     Balances(BalancesArgs),
 
@@ -485,14 +491,17 @@ them.",
         long_about = "Check every ledger invariant and report each check by name.
 
 Recomputes every balance and pending total from the transfers, checks that \
-all balances sum to zero and none is negative, that each transfer's fields \
-agree with its status, and that the file and its schema are sound. Exits 0 \
+the balances of each currency sum to zero and none is negative, that each \
+transfer's fields agree with its status, that the two legs of each exchange \
+link to each other and were decided alike (`pairs`), and that the file and \
+its schema are sound. Exits 0 \
 when all hold; otherwise exits 7 with code `integrity`, naming each user and \
 transfer concerned. Reads only; safe to run while other commands write.
 
 The check `chain` recomputes the hash chain that `settle` seals over \
-decided transfers: a transfer edited, deleted or inserted, or the ledger's \
-currency or scale changed, breaks the first link that covers it. --head \
+decided transfers: a transfer edited, deleted or inserted (its currency and \
+the other leg of its exchange included), or a currency's code or scale \
+changed, breaks the first link that covers it. --head \
 prints the chain's head hash and position; --expect-head HASH fails unless \
 the chain still extends a head recorded earlier.
 
@@ -652,7 +661,7 @@ pub struct GetUserArgs {
     #[arg(long, value_name = "TIME", conflicts_with = "at_tx")]
     pub at: Option<String>,
 
-    /// The balance right after this transfer was applied to the user
+    /// The balance right after this transfer was applied to the user, in its currency unless --currency names one
     #[arg(long, value_name = "TX_ID", allow_negative_numbers = true, value_parser = tx_id)]
     pub at_tx: Option<i64>,
 
@@ -678,6 +687,10 @@ pub struct BalancesArgs {
     /// The balances at this instant: RFC 3339, or a date (the end of that day, UTC)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+
+    /// Show this currency's book at the top level, and only its table (default: every currency, the default at the top level)
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -15,10 +15,16 @@ pub(super) fn run(context: &Context, args: BalancesArgs) -> Result<Report> {
         .transpose()?
         .map(Instant::new);
     let mut ledger = context.open_to_read()?;
-    let balances = ledger.trial_balance(at)?;
+    let shown = args
+        .currency
+        .as_deref()
+        .map(|code| ledger.currencies().by_code(code).map(|(id, _)| id))
+        .transpose()?;
+    let books = ledger.trial_balance(at)?;
     Ok(balance_views::trial_balance(
-        &balances,
+        &books,
         at,
-        ledger.currency(),
+        ledger.currencies(),
+        shown,
     ))
 }

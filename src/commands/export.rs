@@ -31,18 +31,19 @@ pub(super) fn run(context: &Context, args: ExportArgs) -> Result<Report> {
         changes: matches!(args.format, ExportFormat::Hledger),
     };
     let mut ledger = context.open_to_read()?;
-    let currency = ledger.currency().clone();
+    let currencies = ledger.currencies().clone();
     let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut writer: Box<dyn ExportWriter> = match args.format {
-        ExportFormat::Jsonl => Box::new(JsonLines { out, currency }),
+        ExportFormat::Jsonl => Box::new(JsonLines { out, currencies }),
         ExportFormat::Csv => Box::new(Csv {
             out: csv::Writer::from_writer(out),
-            currency,
+            currencies,
         }),
         ExportFormat::Hledger => Box::new(Hledger {
             out,
-            currency,
+            currencies,
             accounts: Default::default(),
+            waiting: Default::default(),
             changes: Default::default(),
         }),
     };

@@ -4,9 +4,9 @@
 use super::Context;
 use crate::cli::GetUserArgs;
 use crate::domain::UserName;
-use crate::error::{Result, WalletError};
-use crate::ledger::PointInTime;
+use crate::error::Result;
 use crate::ledger::{Instant, TxId};
+use crate::ledger::{PointInTime, TransferRef};
 use crate::money::CurrencyId;
 use crate::output::views::UserView;
 use crate::output::{Report, balance_views};
@@ -30,11 +30,18 @@ pub(super) fn run(context: &Context, args: GetUserArgs) -> Result<Report> {
         let human = view.human();
         return Ok(Report::new(view, human));
     };
-    if shown != CurrencyId::DEFAULT {
-        return Err(WalletError::Usage(
-            "--at and --at-tx show the default currency only; leave out --currency".into(),
-        ));
-    }
-    let then = ledger.balance_at(&name, point)?;
-    Ok(balance_views::balance_at(then, point, ledger.currency()))
+    // Right after a transfer, the balance it moved is the one asked about,
+    // unless a currency is named.
+    let shown = match (point, args.currency.is_some()) {
+        (PointInTime::Transfer(tx_id), false) => ledger
+            .transfer(TransferRef::Id(tx_id))
+            .map_or(shown, |record| record.currency),
+        _ => shown,
+    };
+    let then = ledger.balance_at(&name, point, shown)?;
+    let currency = ledger
+        .currencies()
+        .get(shown)
+        .unwrap_or_else(|| ledger.currency());
+    Ok(balance_views::balance_at(then, point, currency))
 }

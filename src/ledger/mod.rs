@@ -310,9 +310,14 @@ impl Ledger {
         self.queue_transfer(refund)
     }
 
-    /// A user's balance right after a transfer, or at an instant.
-    pub(crate) fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
-        self.store.balance_at(name, at)
+    /// A user's balance in `currency` right after a transfer, or at an instant.
+    pub(crate) fn balance_at(
+        &mut self,
+        name: &UserName,
+        at: PointInTime,
+        currency: CurrencyId,
+    ) -> Result<BalanceAt> {
+        self.store.balance_at(name, at, currency)
     }
 
     /// Up to `limit` users after `after`, by name regardless of case.
@@ -325,7 +330,7 @@ impl Ledger {
     }
 
     /// Every account's balance now, or at an instant.
-    pub(crate) fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+    pub(crate) fn trial_balance(&mut self, at: Option<Instant>) -> Result<Vec<TrialBalance>> {
         self.store.trial_balance(at)
     }
 

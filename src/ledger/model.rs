@@ -482,11 +482,14 @@ impl ExportFilter {
     }
 }
 
-/// Every account's balance at one moment: the users by name, and the
-/// external account, whose balance is the negative of the money that came
-/// in net of what went out, so that the whole sums to zero.
+/// Every account's balance in one currency at one moment: the users by
+/// name, and the external account, whose balance is the negative of the
+/// money that came in net of what went out, so that the whole sums to zero.
+/// In the default currency every user is listed; in another, the users
+/// with a balance in it.
 #[derive(Debug, Clone, Default)]
 pub struct TrialBalance {
+    pub currency: crate::money::CurrencyId,
     pub users: Vec<UserBalance>,
     pub external: i64,
 }

@@ -162,8 +162,13 @@ pub trait Store {
     /// Voids a live hold, under the same lock as [`Store::capture`].
     fn release(&mut self, tx_id: TxId) -> Result<TransferRecord>;
 
-    /// A user's balance at a point of the past, from an index.
-    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt>;
+    /// A user's balance in `currency` at a point of the past, from an index.
+    fn balance_at(
+        &mut self,
+        name: &UserName,
+        at: PointInTime,
+        currency: CurrencyId,
+    ) -> Result<BalanceAt>;
 
     /// Seals into the hash chain every transfer that can no longer change
     /// and is not sealed yet, if no other process is sealing; returns the
@@ -176,8 +181,9 @@ pub trait Store {
     /// Up to `limit` users after `after` (by name, regardless of case).
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>>;
 
-    /// Every account's balance now, or at an instant, from one snapshot.
-    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance>;
+    /// Every account's balance now, or at an instant, from one snapshot:
+    /// the default currency's first, then each other currency's in id order.
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<Vec<TrialBalance>>;
 
     /// Streams every transfer `filter` keeps, oldest first, to `each`, from
     /// one snapshot and in constant memory, after the policy changes within

@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::views::yes_no;
-use super::{Human, Report};
+use super::{Human, Report, Titled};
 use crate::ledger::{BalanceAt, PointInTime, TrialBalance};
 use crate::ledger::{Instant, TxId};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency, CurrencyId};
 use crate::time;
 
 /// `get-user --at`/`--at-tx`: the balance then, and the transfer that left it.
@@ -70,11 +70,9 @@ struct UserBalance {
     closed: bool,
 }
 
+/// One currency's trial balance.
 #[derive(Serialize)]
-struct TrialBalanceView {
-    currency: String,
-    /// The instant asked about (`--at`), RFC 3339; null for now.
-    at: Option<String>,
+struct CurrencyBook {
     users: Vec<UserBalance>,
     /// The outside world's account: the negative of the money that came
     /// in net of what went out.
@@ -83,13 +81,25 @@ struct TrialBalanceView {
     total: String,
 }
 
-/// Every account's balance at `at` (now if `None`), with the outside
-/// world's and their total, as a table.
-pub(crate) fn trial_balance(
-    balances: &TrialBalance,
-    at: Option<Instant>,
-    currency: &Currency,
-) -> Report {
+#[derive(Serialize)]
+struct TrialBalanceView {
+    currency: String,
+    /// The instant asked about (`--at`), RFC 3339; null for now.
+    at: Option<String>,
+    /// The shown currency's book, at the top level.
+    #[serde(flatten)]
+    shown: CurrencyBook,
+    /// Every currency's book by code, the default first, then in the
+    /// order they were added.
+    currencies: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One currency's book from the engine's figures: its users (every user in
+/// the default currency, those with a balance in another), the outside
+/// world's account and their total.
+fn book(balances: Option<&TrialBalance>, currency: &Currency) -> CurrencyBook {
+    let empty = TrialBalance::default();
+    let balances = balances.unwrap_or(&empty);
     // Summed wider than a balance: a damaged ledger's total may not fit,
     // and it is shown whatever it is.
     let total: i128 = balances
@@ -100,9 +110,7 @@ pub(crate) fn trial_balance(
         + i128::from(balances.external);
     let total = i64::try_from(total)
         .map_or_else(|_| format!("{total} minor units"), |t| currency.format(t));
-    let view = TrialBalanceView {
-        currency: currency.code.clone(),
-        at: at.map(|at| time::rfc3339(at.get())),
+    CurrencyBook {
         users: balances
             .users
             .iter()
@@ -114,8 +122,12 @@ pub(crate) fn trial_balance(
             .collect(),
         external: currency.format(balances.external),
         total,
-    };
-    let mut rows: Vec<Vec<String>> = view
+    }
+}
+
+/// A book as a table: a row per user, the outside world's, the total.
+fn rows(book: &CurrencyBook) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = book
         .users
         .iter()
         .map(|u| {
@@ -127,12 +139,57 @@ pub(crate) fn trial_balance(
             vec![name, u.balance.clone()]
         })
         .collect();
-    rows.push(vec!["(external)".into(), view.external.clone()]);
-    rows.push(vec!["total".into(), view.total.clone()]);
-    let human = Human::Rows {
-        header: vec!["account", "balance"],
-        rows,
-        empty: String::new(),
+    rows.push(vec!["(external)".into(), book.external.clone()]);
+    rows.push(vec!["total".into(), book.total.clone()]);
+    rows
+}
+
+/// Every account's balance at `at` (now if `None`) in every currency, with
+/// the outside world's and their total: `shown` at the top level and as
+/// the only table when asked for (`--currency`), else a table per
+/// currency.
+pub(crate) fn trial_balance(
+    books: &[TrialBalance],
+    at: Option<Instant>,
+    currencies: &Currencies,
+    shown: Option<CurrencyId>,
+) -> Report {
+    let of = |id: CurrencyId| books.iter().find(|book| book.currency == id);
+    let top_id = shown.unwrap_or(CurrencyId::DEFAULT);
+    let top_currency = currencies
+        .get(top_id)
+        .unwrap_or_else(|| currencies.default_currency());
+    let mut every = serde_json::Map::new();
+    let mut tables = Vec::new();
+    for (id, currency) in currencies.iter() {
+        let book = book(of(id), currency);
+        if shown.is_none_or(|shown| shown == id) {
+            tables.push(Titled {
+                title: currency.code.clone(),
+                header: vec!["account", "balance"],
+                rows: rows(&book),
+            });
+        }
+        every.insert(
+            currency.code.clone(),
+            serde_json::to_value(&book).expect("a book serializes to JSON"),
+        );
+    }
+    let view = TrialBalanceView {
+        currency: top_currency.code.clone(),
+        at: at.map(|at| time::rfc3339(at.get())),
+        shown: book(of(top_id), top_currency),
+        currencies: every,
+    };
+    // A ledger of one currency prints the one table it always did.
+    let human = if tables.len() == 1 {
+        Human::Rows {
+            header: vec!["account", "balance"],
+            rows: rows(&view.shown),
+            empty: String::new(),
+        }
+    } else {
+        Human::Tables(tables)
     };
     Report::new(view, human)
 }

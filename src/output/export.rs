@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::ledger::TxId;
 use crate::ledger::{PolicyChangeRecord, Status, TransferRecord};
-use crate::money::Currency;
+use crate::money::{Currencies, Currency};
 use crate::output::views::TransferView;
 
 /// One output format, fed transfers in `tx_id` order.
@@ -27,12 +27,15 @@ pub(crate) trait ExportWriter {
 /// One transfer object per line, exactly as `get-transfer --json` prints it.
 pub(crate) struct JsonLines<W: Write> {
     pub out: W,
-    pub currency: Currency,
+    pub currencies: Currencies,
 }
 
 impl<W: Write> ExportWriter for JsonLines<W> {
     fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &TransferView::new(record, &self.currency))?;
+        serde_json::to_writer(
+            &mut self.out,
+            &TransferView::in_ledger(record, &self.currencies),
+        )?;
         self.out.write_all(b"\n")
     }
 
@@ -43,7 +46,8 @@ impl<W: Write> ExportWriter for JsonLines<W> {
 
 /// The transfer object's fields as CSV columns: the outside world (a null
 /// `src` or `dst`) and every other absent value as an empty field, refund
-/// ids separated by spaces.
+/// ids separated by spaces. Columns added later come last, so a reader of
+/// the older columns by position still reads them.
 #[derive(Serialize)]
 struct CsvRow<'a> {
     tx_id: TxId,
@@ -61,17 +65,19 @@ struct CsvRow<'a> {
     refund_of: String,
     refunded: &'a str,
     refunds: String,
+    currency: &'a str,
+    pair_tx_id: String,
 }
 
 /// CSV with a header row, quoted as RFC 4180 says (by the `csv` crate).
 pub(crate) struct Csv<W: Write> {
     pub out: csv::Writer<W>,
-    pub currency: Currency,
+    pub currencies: Currencies,
 }
 
 impl<W: Write> ExportWriter for Csv<W> {
     fn write(&mut self, record: &TransferRecord) -> io::Result<()> {
-        let view = TransferView::new(record, &self.currency);
+        let view = TransferView::in_ledger(record, &self.currencies);
         let text = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
         let (src, dst, memo, key, reason, settled_at, hold_amount, expires_at) = (
             text(&view.src),
@@ -104,6 +110,8 @@ impl<W: Write> ExportWriter for Csv<W> {
                 .map(|id| id.to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
+            currency: &view.currency,
+            pair_tx_id: view.pair_tx_id.map(|id| id.to_string()).unwrap_or_default(),
         };
         self.out.serialize(row).map_err(csv_to_io)
     }
@@ -137,7 +145,11 @@ pub(crate) fn hledger_account(user: Option<&str>) -> String {
 /// transfer, dated the day it was queued (PENDING) or applied (COMPLETED),
 /// its `tx_id` as the transaction's code and as a tag; every other transfer
 /// (FAILED, CANCELLED, a hold) moved no money and is written as a comment
-/// line, so the journal still accounts for every `tx_id`.
+/// line, so the journal still accounts for every `tx_id`. An exchange is
+/// one transaction of four postings, coded and dated by its first leg:
+/// the desk gains what the user gives in one commodity, the user gains
+/// what the desk gives in the other, so it balances within each commodity
+/// with no price between them.
 ///
 /// Memos and keys come back from hledger exactly: the description is the
 /// memo when hledger keeps a description as written, and the key is a tag
@@ -145,28 +157,149 @@ pub(crate) fn hledger_account(user: Option<&str>) -> String {
 /// holding a JSON string (see [`tag_value`]).
 pub(crate) struct Hledger<W: Write> {
     pub out: W,
-    pub currency: Currency,
+    /// Each a commodity, declared with its own scale; every posting is in
+    /// its transfer's.
+    pub currencies: Currencies,
     /// The user accounts the journal used, declared at its end so that
     /// `hledger check --strict` passes: one entry per user, not per transfer.
     pub accounts: std::collections::BTreeSet<String>,
     /// Policy changes not written yet, by time: each is a comment line
     /// before the first transfer created after it.
     pub changes: std::collections::VecDeque<PolicyChangeRecord>,
+    /// Exchange legs whose other leg has not come yet, by their own
+    /// `tx_id`: one at a time, as a pair's legs come together.
+    pub waiting: std::collections::BTreeMap<TxId, TransferRecord>,
+}
+
+/// An exchange named by its legs, the smaller id first: `11/12`.
+fn legs(one: TxId, other: TxId) -> String {
+    format!("{}/{}", one.min(other), one.max(other))
+}
+
+/// An amount in its commodity, at the currency's scale.
+fn amount(minor: i64, currency: &Currency) -> String {
+    format!("{} {}", currency.format(minor), symbol(currency))
+}
+
+/// hledger reads a commodity symbol with a digit only in double quotes.
+fn symbol(currency: &Currency) -> String {
+    let code = &currency.code;
+    if code.chars().all(|c| c.is_ascii_alphabetic()) {
+        code.clone()
+    } else {
+        format!("\"{code}\"")
+    }
+}
+
+/// The `commodity` directive's sample amount: hledger takes the decimal
+/// places from it, and refuses one without a decimal mark (`0` for a
+/// currency without decimals must be `0.`).
+fn commodity_format(currency: &Currency) -> String {
+    let zero = currency.format(0);
+    if currency.scale == 0 {
+        format!("{zero}. {}", symbol(currency))
+    } else {
+        format!("{zero} {}", symbol(currency))
+    }
+}
+
+/// The currency a record moves; the default for an id the list does not
+/// hold, which only a currency added since it was read can be.
+fn currency_of<'c>(currencies: &'c Currencies, record: &TransferRecord) -> &'c Currency {
+    currencies
+        .get(record.currency)
+        .unwrap_or_else(|| currencies.default_currency())
 }
 
 impl<W: Write> Hledger<W> {
-    fn amount(&self, minor: i64) -> String {
-        format!("{} {}", self.currency.format(minor), self.symbol())
+    /// A transfer's two postings: its destination gains the amount in its
+    /// currency, its source gives it.
+    fn postings(&mut self, record: &TransferRecord) -> Vec<(String, String)> {
+        let currency = currency_of(&self.currencies, record);
+        let (to, from) = (
+            hledger_account(record.dst.as_deref()),
+            hledger_account(record.src.as_deref()),
+        );
+        for account in [&to, &from] {
+            if !self.accounts.contains(account.as_str()) {
+                self.accounts.insert(account.clone());
+            }
+        }
+        vec![
+            (to, amount(record.amount, currency)),
+            (from, amount(-record.amount, currency)),
+        ]
     }
 
-    /// hledger reads a commodity symbol with a digit only in double quotes.
-    fn symbol(&self) -> String {
-        let code = &self.currency.code;
-        if code.chars().all(|c| c.is_ascii_alphabetic()) {
-            code.clone()
-        } else {
-            format!("\"{code}\"")
+    /// One entry, headed by `record` (its date, code, memo and tags), with
+    /// `postings`, which balance within each commodity.
+    fn entry(
+        &mut self,
+        mark: &str,
+        record: &TransferRecord,
+        postings: &[(String, String)],
+    ) -> io::Result<()> {
+        let when = match record.status {
+            Status::Completed => record.settled_at.unwrap_or(record.created_at),
+            _ => record.created_at,
+        };
+        let date = &crate::time::rfc3339(when.get())[..10];
+        let mut tags = format!("tx_id:{}", record.tx_id);
+        if let Some(pair) = record.pair_tx_id {
+            tags.push_str(&format!(", pair_tx_id:{pair}"));
         }
+        if let Some(key) = record.idempotency_key.as_deref() {
+            tags.push_str(&format!(", key:{}", tag_value(key)));
+        }
+        if let Some(original) = record.refund_of {
+            tags.push_str(&format!(", refund_of:{original}"));
+        }
+        // No memo is an empty description; a memo hledger would not keep
+        // as written is a `memo` tag, with a readable likeness described.
+        let description = match record.memo.as_deref() {
+            None => String::new(),
+            Some(memo) if description_safe(memo) => memo.to_string(),
+            Some(memo) => {
+                tags.push_str(&format!(", memo:{}", tag_value(memo)));
+                memo.replace(|c: char| c == ';' || c.is_control(), " ")
+                    .trim()
+                    .to_string()
+            }
+        };
+        let space = if description.is_empty() { "" } else { " " };
+        writeln!(
+            self.out,
+            "{date} {mark} ({}){space}{description}  ; {tags}",
+            record.tx_id
+        )?;
+        for (account, amount) in postings {
+            writeln!(self.out, "    {account}  {amount}")?;
+        }
+        writeln!(self.out)
+    }
+
+    /// A leg whose other leg this export does not hold, or holds in another
+    /// status: no entry could balance as the books do, so it is a comment,
+    /// and `verify`'s `pairs` check names the fault.
+    fn unmatched(&mut self, record: &TransferRecord) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "; tx_id {} {}: {} -> {} {}, one leg of exchange {} without its other leg",
+            record.tx_id,
+            record.status.as_str(),
+            record.src.as_deref().unwrap_or("(external)"),
+            record.dst.as_deref().unwrap_or("(external)"),
+            amount(record.amount, currency_of(&self.currencies, record)),
+            legs(record.tx_id, record.pair_tx_id.unwrap_or(record.tx_id))
+        )
+    }
+
+    /// The currency a policy change's limit is in: an overdraft limit is
+    /// one currency's.
+    fn change_currency(&self, change: &PolicyChangeRecord) -> &Currency {
+        self.currencies
+            .get(change.currency)
+            .unwrap_or_else(|| self.currencies.default_currency())
     }
 
     /// Writes, as comment lines, the policy changes made at or before `until`.
@@ -191,24 +324,19 @@ impl<W: Write> Hledger<W> {
             .as_deref()
             .map(|memo| format!(" — {}", memo.replace(char::is_control, " ")))
             .unwrap_or_default();
+        let currency = self.change_currency(change);
+        // The default currency's limits read as they always did.
+        let code = if change.currency == crate::money::CurrencyId::DEFAULT {
+            String::new()
+        } else {
+            format!(" in {}", currency.code)
+        };
         format!(
-            "; {date} change {}: {} {}{memo}",
+            "; {date} change {}: {} {}{code}{memo}",
             change.change_id,
             change.user,
-            crate::output::policy_views::describe(change.change, &self.currency)
+            crate::output::policy_views::describe(change.change, currency)
         )
-    }
-
-    /// The `commodity` directive's sample amount: hledger takes the decimal
-    /// places from it, and refuses one without a decimal mark (`0` for a
-    /// currency without decimals must be `0.`).
-    fn commodity_format(&self) -> String {
-        let zero = self.currency.format(0);
-        if self.currency.scale == 0 {
-            format!("{zero}. {}", self.symbol())
-        } else {
-            format!("{zero} {}", self.symbol())
-        }
     }
 }
 
@@ -260,7 +388,13 @@ impl<W: Write> ExportWriter for Hledger<W> {
             self.out,
             "; the code is the tx_id; the memo is the description, or the memo tag if there is one; a tag value in double quotes is a JSON string"
         )?;
-        writeln!(self.out, "commodity {}", self.commodity_format())?;
+        writeln!(
+            self.out,
+            "; an exchange is one transaction with both legs' postings, coded by its first leg and tagged pair_tx_id with its second"
+        )?;
+        for (_, currency) in self.currencies.iter() {
+            writeln!(self.out, "commodity {}", commodity_format(currency))?;
+        }
         writeln!(self.out, "account {}", hledger_account(None))?;
         writeln!(self.out)
     }
@@ -276,9 +410,13 @@ impl<W: Write> ExportWriter for Hledger<W> {
             Status::Completed => "*",
             Status::Pending => "!",
             other => {
+                let pair = record
+                    .pair_tx_id
+                    .map(|pair| format!(" (one leg of exchange {})", legs(record.tx_id, pair)))
+                    .unwrap_or_default();
                 return writeln!(
                     self.out,
-                    "; tx_id {} {}{}: {} -> {} {}",
+                    "; tx_id {} {}{}: {} -> {} {}{pair}",
                     record.tx_id,
                     other.as_str(),
                     record
@@ -288,55 +426,46 @@ impl<W: Write> ExportWriter for Hledger<W> {
                         .unwrap_or_default(),
                     record.src.as_deref().unwrap_or("(external)"),
                     record.dst.as_deref().unwrap_or("(external)"),
-                    self.amount(record.hold_amount.unwrap_or(record.amount))
+                    amount(
+                        record.hold_amount.unwrap_or(record.amount),
+                        currency_of(&self.currencies, record)
+                    )
                 );
             }
         };
-        let when = match record.status {
-            Status::Completed => record.settled_at.unwrap_or(record.created_at),
-            _ => record.created_at,
+        let Some(pair) = record.pair_tx_id else {
+            let postings = self.postings(record);
+            return self.entry(mark, record, &postings);
         };
-        let date = &crate::time::rfc3339(when.get())[..10];
-        let mut tags = format!("tx_id:{}", record.tx_id);
-        if let Some(key) = record.idempotency_key.as_deref() {
-            tags.push_str(&format!(", key:{}", tag_value(key)));
-        }
-        if let Some(original) = record.refund_of {
-            tags.push_str(&format!(", refund_of:{original}"));
-        }
-        // No memo is an empty description; a memo hledger would not keep
-        // as written is a `memo` tag, with a readable likeness described.
-        let description = match record.memo.as_deref() {
-            None => String::new(),
-            Some(memo) if description_safe(memo) => memo.to_string(),
-            Some(memo) => {
-                tags.push_str(&format!(", memo:{}", tag_value(memo)));
-                memo.replace(|c: char| c == ';' || c.is_control(), " ")
-                    .trim()
-                    .to_string()
+        // An exchange is one entry: its legs share their status and the
+        // time they were made, so every filter keeps both or neither, and
+        // the second comes soon after the first.
+        match self.waiting.remove(&pair) {
+            Some(partner) if partner.status == record.status => {
+                let (first, second) = if partner.tx_id < record.tx_id {
+                    (&partner, record)
+                } else {
+                    (record, &partner)
+                };
+                let mut postings = self.postings(first);
+                postings.extend(self.postings(second));
+                self.entry(mark, first, &postings)
             }
-        };
-        let space = if description.is_empty() { "" } else { " " };
-        writeln!(
-            self.out,
-            "{date} {mark} ({}){space}{description}  ; {tags}",
-            record.tx_id
-        )?;
-        let (to, from) = (
-            hledger_account(record.dst.as_deref()),
-            hledger_account(record.src.as_deref()),
-        );
-        for account in [&to, &from] {
-            if !self.accounts.contains(account.as_str()) {
-                self.accounts.insert(account.clone());
+            Some(partner) => {
+                self.unmatched(&partner)?;
+                self.unmatched(record)
+            }
+            None => {
+                self.waiting.insert(record.tx_id, record.clone());
+                Ok(())
             }
         }
-        writeln!(self.out, "    {to}  {}", self.amount(record.amount))?;
-        writeln!(self.out, "    {from}  {}", self.amount(-record.amount))?;
-        writeln!(self.out)
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        for leg in std::mem::take(&mut self.waiting).into_values() {
+            self.unmatched(&leg)?;
+        }
         self.changes_until(i64::MAX)?;
         for account in &self.accounts {
             if account != &hledger_account(None) {

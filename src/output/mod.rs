@@ -19,7 +19,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::json;
 
-pub(crate) use self::report::{Human, Report, WhenQuiet};
+pub(crate) use self::report::{Human, Report, Titled, WhenQuiet};
 use crate::error::WalletError;
 
 /// How this process was asked to print.
@@ -66,6 +66,21 @@ pub(crate) fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> 
         }
         Human::Rows { header, rows, .. } => {
             table::write_rows(&mut out, header, rows, decorated, mode.quiet)?;
+        }
+        Human::Tables(tables) => {
+            for (i, titled) in tables.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "{}", titled.title)?;
+                table::write_rows(
+                    &mut out,
+                    &titled.header,
+                    &titled.rows,
+                    decorated,
+                    mode.quiet,
+                )?;
+            }
         }
     }
     out.flush()

@@ -53,8 +53,19 @@ pub enum Human {
         rows: Vec<Vec<String>>,
         empty: String,
     },
+    /// Several tables, each under its title line (a trial balance per
+    /// currency).
+    Tables(Vec<Titled>),
     /// The command already wrote its output as it went (a stream of lines).
     Streamed,
+}
+
+/// One table of [`Human::Tables`].
+#[derive(Debug)]
+pub struct Titled {
+    pub title: String,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
 }
 
 impl Report {

@@ -137,7 +137,9 @@ lines' WHERE tx_id = 4",
             "expires_at",
             "refund_of",
             "refunded",
-            "refunds"
+            "refunds",
+            "currency",
+            "pair_tx_id"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

@@ -72,6 +72,7 @@ mod bank;
 mod bank_holds;
 mod bank_server;
 mod books;
+mod books_currencies;
 mod chain;
 mod common;
 mod core;
@@ -104,6 +105,7 @@ mod tamper;
 mod throughput;
 mod urls;
 mod verify;
+mod verify_pairs;
 
 // The PostgreSQL-only tests start servers of their own.
 use engines::pgserver;

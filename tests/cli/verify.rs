@@ -16,6 +16,7 @@ fn checks() -> Vec<&'static str> {
         "postings",
         "transfer_fields",
         "holds",
+        "pairs",
         "balances",
         "history",
         "pending_totals",

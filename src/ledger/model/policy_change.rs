@@ -61,6 +61,9 @@ pub struct PolicyChangeRecord {
     pub change: PolicyChange,
     pub memo: Option<String>,
     pub at: Instant,
+    /// The currency of an overdraft limit; the default for the changes
+    /// that cover every currency.
+    pub currency: crate::money::CurrencyId,
 }
 
 #[cfg(test)]

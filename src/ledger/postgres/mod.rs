@@ -691,8 +691,13 @@ impl Store for PgStore {
         self.retrying(|store| holds::release(&mut store.client, &mut store.guard, tx_id.get()))
     }
 
-    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
-        self.reading(|store| users::balance_at(&mut store.client, name, at))
+    fn balance_at(
+        &mut self,
+        name: &UserName,
+        at: PointInTime,
+        currency: CurrencyId,
+    ) -> Result<BalanceAt> {
+        self.reading(|store| users::balance_at(&mut store.client, name, at, currency))
     }
 
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
@@ -723,7 +728,7 @@ impl Store for PgStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<Vec<TrialBalance>> {
         let at = at.map(Instant::get);
         self.reading(|store| reports::trial_balance(&mut store.client, at))
     }

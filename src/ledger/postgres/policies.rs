@@ -77,6 +77,7 @@ pub(super) fn change_policy(
         change,
         memo: memo.map(str::to_string),
         at: Instant::new(now),
+        currency,
     })
 }
 
@@ -154,18 +155,26 @@ fn record_limit_in(
     Ok(row.get(0))
 }
 
-/// The policy of account `id` in force at `at`: its changes made by then,
-/// folded in the order they were recorded; limits in other currencies
-/// play no part in it.
+/// The policy of account `id` in force at `at` for its balance in
+/// `currency`: its changes made by then, folded in the order they were
+/// recorded; limits in other currencies play no part in it.
 pub(super) fn policy_at(
     client: &mut impl GenericClient,
     account: i64,
     at: i64,
+    currency: CurrencyId,
 ) -> PgResult<Policy> {
+    // Freeze, unfreeze and close are recorded in the default currency and
+    // cover every currency; an overdraft limit is its own currency's.
     let rows = client.query(
-        "SELECT kind, overdraft FROM policy_changes
-          WHERE account = $1 AND at <= $2 AND currency = 0 ORDER BY change_id",
-        &[&account, &at],
+        &format!(
+            "SELECT kind, overdraft FROM policy_changes
+              WHERE account = $1 AND at <= $2
+                AND (currency = $3 OR (currency = 0 AND kind <> '{overdraft}'))
+              ORDER BY change_id",
+            overdraft = PolicyChange::Overdraft(0).kind()
+        ),
+        &[&account, &at, &currency.0],
     )?;
     let changes = rows
         .iter()
@@ -181,7 +190,7 @@ pub(super) fn changes_between(
     until: i64,
 ) -> PgResult<Vec<PolicyChangeRecord>> {
     let rows = client.query(
-        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at
+        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at, c.currency
            FROM policy_changes c JOIN accounts a ON a.id = c.account
           WHERE c.at >= $1 AND c.at <= $2 ORDER BY c.at, c.change_id",
         &[&since, &until],
@@ -197,6 +206,7 @@ pub(super) fn changes_between(
             change: PolicyChange::stored(row.get(2), row.get(3))?,
             memo: row.get(4),
             at: Instant::new(row.get(5)),
+            currency: CurrencyId(row.get(6)),
         });
     }
     Ok(found)

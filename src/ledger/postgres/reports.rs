@@ -13,6 +13,7 @@ use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, Exported, TrialBalance, UserBalance, UserRecord,
 };
 use crate::ledger::rules;
+use crate::money::CurrencyId;
 
 /// Rows fetched at a time while exporting: memory stays flat at any size.
 const EXPORT_FETCH: i32 = 1_000;
@@ -42,59 +43,84 @@ pub(super) fn users(
     Ok(users)
 }
 
-/// Every account's balance from one snapshot; at an instant, each user's
-/// from the index of applied transfers by account and time.
-pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<TrialBalance> {
+/// Every account's balance in every currency from one snapshot (the
+/// default currency's from `accounts`, each other's from `balances`); at
+/// an instant, each user's from the index of applied transfers by account
+/// and time.
+pub(super) fn trial_balance(client: &mut Client, at: Option<i64>) -> PgResult<Vec<TrialBalance>> {
     let mut tx = client
         .build_transaction()
         .read_only(true)
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()?;
-    let mut balances = TrialBalance::default();
+    let mut books = vec![TrialBalance::default()];
+    let mut ids: Vec<Vec<i64>> = vec![Vec::new()];
     let rows = tx.query(
-        "SELECT id, name, balance, closed FROM accounts ORDER BY lower(name), id",
+        "SELECT currency, id, name, balance, closed FROM (
+            SELECT 0::smallint AS currency, id, name, balance, closed FROM accounts
+            UNION ALL
+            SELECT b.currency, b.account, a.name, b.balance, a.closed
+              FROM balances b JOIN accounts a ON a.id = b.account) every
+         ORDER BY currency, lower(name), id",
         &[],
     )?;
-    let mut ids = Vec::new();
     for row in &rows {
-        let (id, name, balance): (i64, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+        // Each currency's external row is made with the currency, so every
+        // currency of the ledger has a book here.
+        let currency = CurrencyId(row.get(0));
+        if books.last().is_none_or(|book| book.currency != currency) {
+            books.push(TrialBalance {
+                currency,
+                ..TrialBalance::default()
+            });
+            ids.push(Vec::new());
+        }
+        let (id, name, balance): (i64, Option<String>, i64) = (row.get(1), row.get(2), row.get(3));
+        let (book, book_ids) = (
+            books.last_mut().expect("pushed above"),
+            ids.last_mut().expect("pushed above"),
+        );
         match name {
-            None if id == EXTERNAL_ACCOUNT => balances.external = balance,
+            None if id == EXTERNAL_ACCOUNT => book.external = balance,
             None => {}
             Some(name) => {
-                balances.users.push(UserBalance {
+                book.users.push(UserBalance {
                     name,
                     balance,
-                    closed: row.get(3),
+                    closed: row.get(4),
                 });
-                ids.push(id);
+                book_ids.push(id);
             }
         }
     }
     if let Some(at) = at {
-        let mut total: i64 = 0;
-        for (user, id) in balances.users.iter_mut().zip(ids) {
-            user.closed = super::policies::policy_at(&mut tx, id, at)?.closed;
-            let balance = &mut user.balance;
-            let then = tx.query_opt(
-                "SELECT balance FROM (
-                    (SELECT src_balance AS balance, settled_at, settle_batch, tx_id FROM transfers
-                      WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
-                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
-                    UNION ALL
-                    (SELECT dst_balance, settled_at, settle_batch, tx_id FROM transfers
-                      WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
-                      ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
-                 ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
-                &[&id, &at],
-            )?;
-            *balance = then.map_or(0, |row| row.get(0));
-            total = total.saturating_add(*balance);
+        for (book, ids) in books.iter_mut().zip(ids) {
+            let mut total: i64 = 0;
+            for (user, id) in book.users.iter_mut().zip(ids) {
+                user.closed = super::policies::policy_at(&mut tx, id, at, book.currency)?.closed;
+                let then = tx.query_opt(
+                    "SELECT balance FROM (
+                        (SELECT src_balance AS balance, settled_at, settle_batch, tx_id
+                           FROM transfers
+                          WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                            AND currency = $3
+                          ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
+                        UNION ALL
+                        (SELECT dst_balance, settled_at, settle_batch, tx_id FROM transfers
+                          WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
+                            AND currency = $3
+                          ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
+                     ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
+                    &[&id, &at, &book.currency.0],
+                )?;
+                user.balance = then.map_or(0, |row| row.get(0));
+                total = total.saturating_add(user.balance);
+            }
+            book.external = total.saturating_neg();
         }
-        balances.external = total.saturating_neg();
     }
     tx.commit()?;
-    Ok(balances)
+    Ok(books)
 }
 
 /// Every transfer created within the filter's bounds, oldest first, with

@@ -111,6 +111,7 @@ pub(super) fn balance_at(
     client: &mut Client,
     name: &UserName,
     at: PointInTime,
+    currency: CurrencyId,
 ) -> PgResult<BalanceAt> {
     let user = user(client, name)?;
     let found: Option<(i64, i64, i64)> = match at {
@@ -119,8 +120,8 @@ pub(super) fn balance_at(
                 "SELECT tx_id, CASE WHEN src = $2 THEN src_balance ELSE dst_balance END, settled_at
                    FROM transfers
                   WHERE tx_id = $1 AND (src = $2 OR dst = $2) AND status = 'COMPLETED'
-                    AND currency = 0",
-                &[&tx_id, &user.id],
+                    AND currency = $3",
+                &[&tx_id, &user.id, &currency.0],
             )?;
             match row {
                 Some(row) => Some((row.get(0), row.get(1), row.get(2))),
@@ -134,15 +135,15 @@ pub(super) fn balance_at(
                 "SELECT tx_id, balance, settled_at FROM (
                     (SELECT tx_id, src_balance AS balance, settled_at, settle_batch FROM transfers
                       WHERE src = $1 AND status = 'COMPLETED' AND settled_at <= $2
-                        AND currency = 0
+                        AND currency = $3
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)
                     UNION ALL
                     (SELECT tx_id, dst_balance, settled_at, settle_batch FROM transfers
                       WHERE dst = $1 AND status = 'COMPLETED' AND settled_at <= $2
-                        AND currency = 0
+                        AND currency = $3
                       ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1)) last
                  ORDER BY settled_at DESC, settle_batch DESC, tx_id DESC LIMIT 1",
-                &[&user.id, &ms],
+                &[&user.id, &ms, &currency.0],
             )?
             .map(|row| (row.get(0), row.get(1), row.get(2))),
     };
@@ -152,7 +153,7 @@ pub(super) fn balance_at(
         (PointInTime::Transfer(_), Some((_, _, settled_at))) => settled_at,
         (PointInTime::Transfer(_), None) => i64::MAX,
     };
-    let policy = super::policies::policy_at(client, user.id, instant)?;
+    let policy = super::policies::policy_at(client, user.id, instant, currency)?;
     Ok(match found {
         Some((tx_id, balance, settled_at)) => BalanceAt {
             name: user.name,

@@ -12,12 +12,12 @@ use crate::ledger::model::{
 use crate::ledger::rules::replay::{HISTORY_CHECK, Placed, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, Debit, DefaultCurrency, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK,
-    HoldFindings, LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS,
-    Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks, holds_check,
-    older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
-    unknown_currency_problem,
+    HoldFindings, LIMIT_CHANGE_SQL, Leg, LimitChange, OVER_CAPTURED, PAIRS_CHECK, StoredFields,
+    TRANSFER_FIELDS, Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks,
+    holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
+    transfer_field_suspects, unknown_currency_problem, unlinked_partners, with_partners,
 };
-use crate::money::{Currencies, Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// Runs every check in one repeatable-read, read-only transaction, so that
 /// settle workers committing meanwhile cannot make balances and transfers
@@ -30,7 +30,6 @@ pub(super) fn verify(
     currencies: &Currencies,
     errors: &ErrorContext,
 ) -> PgResult<VerifyReport> {
-    let currency = currencies.default_currency();
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     // Behind a savepoint: a schema without the table must not end the
     // snapshot the other checks read.
@@ -80,12 +79,15 @@ pub(super) fn verify(
     checks.push(guarded(client, "ledger_meta", &ledger_meta)?);
     checks.push(guarded(client, "foreign_keys", &foreign_keys)?);
     checks.push(guarded(client, TRANSFER_FIELDS.0, &transfer_fields)?);
-    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currency))?);
+    checks.push(guarded(client, HOLDS_CHECK, &|c| holds(c, currencies))?);
+    checks.push(guarded(client, PAIRS_CHECK.0, &|c| pairs(c, currencies))?);
     client.batch_execute("SAVEPOINT a_check")?;
     match accounts_and_tally(client).and_then(|(a, t)| Ok((a, t, drawn(client)?))) {
         Ok((accounts, tally, drawn)) => {
             client.batch_execute("RELEASE SAVEPOINT a_check")?;
-            let history = guarded(client, HISTORY_CHECK, &|c| history(c, &accounts, currency))?;
+            let history = guarded(client, HISTORY_CHECK, &|c| {
+                history(c, &accounts, currencies)
+            })?;
             checks.extend(figure_checks(
                 &accounts, &tally, &drawn, history, currencies,
             ));
@@ -243,24 +245,64 @@ fn foreign_keys(client: &mut Client) -> PgResult<Check> {
     ))
 }
 
-fn holds(client: &mut Client, currency: &Currency) -> PgResult<Check> {
+fn holds(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
     let mut found = HoldFindings::default();
     for row in client.query(HELD_MISMATCHES, &[])? {
         found
             .held
-            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)));
     }
     for row in client.query(OVER_CAPTURED, &[])? {
         found
             .over_captured
-            .push((row.get(0), row.get(1), row.get(2)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
     }
     for row in client.query(&over_refunded(), &[])? {
         found
             .over_refunded
-            .push((row.get(0), row.get(1), row.get(2)));
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
     }
-    Ok(holds_check(found, currency))
+    Ok(holds_check(found, currencies))
+}
+
+/// Every exchange leg, and every transfer a leg names, for
+/// [`pair_problems`], with the settle batch each was decided in: both
+/// legs of a pair are decided in one.
+fn pairs(client: &mut Client, currencies: &Currencies) -> PgResult<Check> {
+    let leg = |row: &postgres::Row| Leg {
+        tx_id: row.get(0),
+        pair: row.get(1),
+        src: row.get(2),
+        dst: row.get(3),
+        currency: row.get(4),
+        status: row.get(5),
+        reason: row.get(6),
+        settled_at: row.get(7),
+        settle_batch: row.get(8),
+        keyed: row.get(9),
+        hold_or_refund: row.get(10),
+    };
+    let legs: Vec<Leg> = client
+        .query(&leg_rows("settle_batch", "pair_tx_id IS NOT NULL"), &[])?
+        .iter()
+        .map(leg)
+        .collect();
+    let missing = unlinked_partners(&legs);
+    let partners: Vec<Leg> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(&leg_rows("settle_batch", "tx_id = ANY($1)"), &[&missing])?
+            .iter()
+            .map(leg)
+            .collect()
+    };
+    let legs = with_partners(legs, partners);
+    let mut findings = Findings::default();
+    for problem in pair_problems(&legs, currencies) {
+        findings.push(problem);
+    }
+    Ok(findings.into_check(PAIRS_CHECK.0, PAIRS_CHECK.1.into()))
 }
 
 fn transfer_fields(client: &mut Client) -> PgResult<Check> {
@@ -433,10 +475,10 @@ fn accounts_and_tally(client: &mut Client) -> PgResult<(Vec<AccountFigures>, Tal
 fn history(
     client: &mut Client,
     accounts: &[AccountFigures],
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> PgResult<Check> {
     use postgres::fallible_iterator::FallibleIterator;
-    let mut replay = Replay::new(Recorded::WhenDecided, accounts, currency);
+    let mut replay = Replay::new(Recorded::WhenDecided, accounts, currencies);
     let mut rows = client.query_raw(
         "SELECT tx_id, src, dst, amount, status, settled_at, settle_batch, src_balance, dst_balance,
                 currency

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::ledger::model::{BalanceKey, Check, EXTERNAL_ACCOUNT, Findings, Problem, Status};
 use crate::ledger::rules::verify::AccountFigures;
-use crate::money::{Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 use crate::time::rfc3339;
 
 pub(crate) use super::verify::HISTORY_CHECK;
@@ -122,6 +122,7 @@ struct Running {
 enum Finding {
     Balance {
         account: i64,
+        currency: CurrencyId,
         tx_id: i64,
         status: Option<Status>,
         stored: Option<i64>,
@@ -170,7 +171,7 @@ pub(crate) struct Replay<'a> {
     names: &'a [AccountFigures],
     /// Positions in `names` by id, built at the first finding.
     index: HashMap<i64, usize>,
-    currency: &'a Currency,
+    currencies: &'a Currencies,
     accounts: FxHashMap<BalanceKey, Running>,
     /// Sides a ledger lists as applied late, until their transfer streams by.
     late: HashMap<(i64, i64), LateSide>,
@@ -190,13 +191,13 @@ impl<'a> Replay<'a> {
     pub(crate) fn new(
         recorded: Recorded,
         accounts: &'a [AccountFigures],
-        currency: &'a Currency,
+        currencies: &'a Currencies,
     ) -> Self {
         Self {
             recorded,
             names: accounts,
             index: HashMap::new(),
-            currency,
+            currencies,
             accounts: FxHashMap::default(),
             late: HashMap::new(),
             waiting: BTreeMap::new(),
@@ -371,6 +372,7 @@ impl<'a> Replay<'a> {
             if entry.stored.map(i128::from) != replayed {
                 found.push(Finding::Balance {
                     account: entry.account,
+                    currency: entry.currency,
                     tx_id: entry.tx_id,
                     status: entry.status,
                     stored: entry.stored,
@@ -398,7 +400,7 @@ impl<'a> Replay<'a> {
                 None => (None, format!("account {account}")),
             }
         };
-        let problem = problem(&finding, &who, self.currency);
+        let problem = problem(&finding, &who, self.currencies);
         self.findings.push(problem);
     }
 
@@ -438,7 +440,7 @@ impl<'a> Replay<'a> {
 fn problem(
     finding: &Finding,
     who: &dyn Fn(i64) -> (Option<String>, String),
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> Problem {
     let about = |account: i64, tx_id: i64, message: String| Problem {
         user: who(account).0,
@@ -448,25 +450,36 @@ fn problem(
     match *finding {
         Finding::Balance {
             account,
+            currency,
             tx_id,
             status,
             stored,
             replayed,
         } => {
             let label = who(account).1;
+            // The default currency's amounts as they always read; another's
+            // at its own scale, with its code.
+            let default = currencies.default_currency();
+            let (currency, code) = match currencies.get(currency) {
+                Some(c) if currency != CurrencyId::DEFAULT => (c, format!(" {}", c.code)),
+                Some(c) => (c, String::new()),
+                None => (default, format!(" (currency {})", currency.0)),
+            };
+            let amount = |minor: i64| format!("{}{code}", currency.format(minor));
+            let wide = |minor: i128| format!("{}{code}", currency.format_wide(minor));
             let message = match (stored, replayed) {
                 (Some(stored), Some(replayed)) => format!(
                     "{label} has {} recorded as the balance after transfer {tx_id}, but the transfers replayed in the order they were decided give {}",
-                    currency.format(stored),
-                    currency.format_wide(replayed)
+                    amount(stored),
+                    wide(replayed)
                 ),
                 (None, Some(replayed)) => format!(
                     "{label} has no balance recorded after transfer {tx_id}, but the transfers replayed in the order they were decided give {}",
-                    currency.format_wide(replayed)
+                    wide(replayed)
                 ),
                 (stored, None) => format!(
                     "{label} has {} recorded as the balance after transfer {tx_id}, which is {} and records none",
-                    stored.map_or_else(|| "none".into(), |s| currency.format(s)),
+                    stored.map_or_else(|| "none".into(), amount),
                     status.map_or("of an unknown status", Status::as_str)
                 ),
             };
@@ -633,7 +646,7 @@ mod tests {
     /// Replays what was written, each batch placed at an instant of its
     /// own number.
     fn replay(written: &[Written], recorded: Recorded) -> Check {
-        let currency = Currency::default();
+        let currency = Currencies::new(crate::money::Currency::default());
         let mut replay = Replay::new(recorded, &[], &currency);
         for &(d, status, (src_stored, dst_stored), batch) in written {
             let placed = Some(Placed { batch, at: batch });
@@ -703,7 +716,7 @@ mod tests {
 
     #[test]
     fn a_side_listed_as_late_takes_its_place_in_its_batch() {
-        let currency = Currency::default();
+        let currency = Currencies::new(crate::money::Currency::default());
         let names = [AccountFigures {
             id: 1,
             currency: CurrencyId::DEFAULT,

@@ -13,7 +13,7 @@ use crate::error::{Result, WalletError};
 use crate::ledger::model::{
     BalanceKey, Check, EXTERNAL_ACCOUNT, FailReason, Findings, Problem, Status, VerifyReport,
 };
-use crate::money::{Currencies, Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 use crate::text::echo;
 
 /// The name of the check `replay::Replay::finish` returns, which
@@ -559,10 +559,11 @@ pub(crate) fn older_schema(
 pub(crate) const HOLDS_CHECK: &str = "holds";
 
 /// Accounts whose `held` is not the sum of their HELD holds: (id, name,
-/// held, the sum). SQL both engines run.
+/// held, the sum, the currency). SQL both engines run.
 pub(crate) const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
         CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
-                       WHERE h.src = a.id AND h.currency = 0 AND h.status = 'HELD'), 0) AS BIGINT)
+                       WHERE h.src = a.id AND h.currency = 0 AND h.status = 'HELD'), 0) AS BIGINT),
+        CAST(0 AS BIGINT)
      FROM accounts a
     WHERE a.held <> coalesce((SELECT sum(h.hold_amount) FROM transfers h
                               WHERE h.src = a.id AND h.currency = 0 AND h.status = 'HELD'), 0)
@@ -570,25 +571,28 @@ pub(crate) const HELD_MISMATCHES: &str = "SELECT a.id, a.name, a.held,
     SELECT b.account, a.name, b.held,
         CAST(coalesce((SELECT sum(h.hold_amount) FROM transfers h
                        WHERE h.src = b.account AND h.currency = b.currency
-                         AND h.status = 'HELD'), 0) AS BIGINT)
+                         AND h.status = 'HELD'), 0) AS BIGINT),
+        CAST(b.currency AS BIGINT)
      FROM balances b JOIN accounts a ON a.id = b.account
     WHERE b.held <> coalesce((SELECT sum(h.hold_amount) FROM transfers h
                               WHERE h.src = b.account AND h.currency = b.currency
                                 AND h.status = 'HELD'), 0)
-    ORDER BY 1";
+    ORDER BY 1, 5";
 
-/// Holds captured for more than they reserved: (tx_id, amount, hold_amount).
-pub(crate) const OVER_CAPTURED: &str = "SELECT tx_id, amount, hold_amount FROM transfers
+/// Holds captured for more than they reserved: (tx_id, amount,
+/// hold_amount, currency).
+pub(crate) const OVER_CAPTURED: &str =
+    "SELECT tx_id, amount, hold_amount, CAST(currency AS BIGINT) FROM transfers
     WHERE hold_amount IS NOT NULL AND amount > hold_amount ORDER BY tx_id";
 
 /// Transfers whose paid refunds ([`super::refund_paid`]) add up to more
-/// than they moved: (tx_id, amount, refunded).
+/// than they moved: (tx_id, amount, refunded, currency).
 pub(crate) fn over_refunded() -> String {
     format!(
-        "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT)
+        "SELECT o.tx_id, o.amount, CAST(sum(r.amount) AS BIGINT), CAST(o.currency AS BIGINT)
      FROM transfers r JOIN transfers o ON o.tx_id = r.refund_of
     WHERE r.refund_of IS NOT NULL AND r.status IN ({})
-    GROUP BY o.tx_id, o.amount HAVING sum(r.amount) > o.amount
+    GROUP BY o.tx_id, o.amount, o.currency HAVING sum(r.amount) > o.amount
     ORDER BY o.tx_id",
         super::refund_paid_statuses_sql()
     )
@@ -597,22 +601,29 @@ pub(crate) fn over_refunded() -> String {
 /// What the three queries of the holds check found.
 #[derive(Debug, Default)]
 pub(crate) struct HoldFindings {
-    /// (account id, name, held, sum of its HELD holds).
-    pub held: Vec<(i64, Option<String>, i64, i64)>,
-    /// (tx_id, amount, hold_amount).
-    pub over_captured: Vec<(i64, i64, i64)>,
-    /// (tx_id, amount, refunded).
-    pub over_refunded: Vec<(i64, i64, i64)>,
+    /// (account id, name, held, sum of its HELD holds, currency).
+    pub held: Vec<(i64, Option<String>, i64, i64, i64)>,
+    /// (tx_id, amount, hold_amount, currency).
+    pub over_captured: Vec<(i64, i64, i64, i64)>,
+    /// (tx_id, amount, refunded, currency).
+    pub over_refunded: Vec<(i64, i64, i64, i64)>,
+}
+
+/// An amount as [`shown`] writes it: the default currency's as it always
+/// was, another's with its code, each at its own scale.
+fn with_code(currencies: &Currencies, currency: i64, minor: i64) -> String {
+    let id = i16::try_from(currency).map_or(CurrencyId(-1), CurrencyId);
+    shown(currencies, id, i128::from(minor))
 }
 
 /// Reservations equal the sum of live holds, no hold is captured beyond
 /// its amount, and no transfer is refunded beyond what it moved.
-pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
+pub(crate) fn holds_check(found: HoldFindings, currencies: &Currencies) -> Check {
     let mut findings = Findings::default();
-    for (id, name, held, sum) in found.held {
+    for (id, name, held, sum, currency) in found.held {
         let label = AccountFigures {
             id,
-            currency: CurrencyId::DEFAULT,
+            currency: i16::try_from(currency).map_or(CurrencyId::DEFAULT, CurrencyId),
             name: name.clone(),
             balance: 0,
             pending_in: 0,
@@ -625,30 +636,30 @@ pub(crate) fn holds_check(found: HoldFindings, currency: &Currency) -> Check {
             tx_id: None,
             message: format!(
                 "{label} has {} held but its HELD holds sum to {}",
-                currency.format(held),
-                currency.format(sum)
+                with_code(currencies, currency, held),
+                with_code(currencies, currency, sum)
             ),
         });
     }
-    for (tx_id, amount, hold_amount) in found.over_captured {
+    for (tx_id, amount, hold_amount, currency) in found.over_captured {
         findings.push(Problem {
             user: None,
             tx_id: Some(tx_id),
             message: format!(
                 "hold {tx_id} was captured for {}, more than the {} it reserved",
-                currency.format(amount),
-                currency.format(hold_amount)
+                with_code(currencies, currency, amount),
+                with_code(currencies, currency, hold_amount)
             ),
         });
     }
-    for (tx_id, amount, refunded) in found.over_refunded {
+    for (tx_id, amount, refunded, currency) in found.over_refunded {
         findings.push(Problem {
             user: None,
             tx_id: Some(tx_id),
             message: format!(
                 "transfer {tx_id} moved {} but its completed refunds return {}",
-                currency.format(amount),
-                currency.format(refunded)
+                with_code(currencies, currency, amount),
+                with_code(currencies, currency, refunded)
             ),
         });
     }
@@ -705,6 +716,158 @@ pub(crate) fn unknown_currency_problem(tx_id: i64, currency: i64) -> Problem {
     }
 }
 
+/// The check of exchange legs: its name and what it asserts.
+pub(crate) const PAIRS_CHECK: (&str, &str) = (
+    "pairs",
+    "each exchange leg's pair links back to it and mirrors it in another currency, both decided alike; the key on the first leg only, no hold or refund a leg",
+);
+
+/// The transfers `which` selects, as [`pair_problems`] reads them, in SQL
+/// both engines run: every leg (`pair_tx_id IS NOT NULL`, one pass over
+/// the table), then any transfer a leg names that names no pair itself
+/// ([`unlinked_partners`], by id). Columns in the order [`Leg`] takes
+/// them; the settle batch is the engine's to add (`NULL` on a ledger file,
+/// which keeps none per transfer).
+pub(crate) fn leg_rows(settle_batch: &str, which: &str) -> String {
+    format!(
+        "SELECT tx_id, pair_tx_id, src, dst, CAST(currency AS BIGINT), status, reason,
+            settled_at, {settle_batch}, idem_key IS NOT NULL,
+            hold_amount IS NOT NULL OR refund_of IS NOT NULL
+     FROM transfers WHERE {which} ORDER BY tx_id"
+    )
+}
+
+/// The ids legs name that are not legs themselves, to be read one by one
+/// and added with [`with_partners`]; none in a sound ledger. `legs` is in
+/// `tx_id` order.
+pub(crate) fn unlinked_partners(legs: &[Leg]) -> Vec<i64> {
+    let mut missing: Vec<i64> = legs
+        .iter()
+        .filter_map(|leg| leg.pair)
+        .filter(|pair| legs.binary_search_by_key(pair, |leg| leg.tx_id).is_err())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    missing
+}
+
+/// The legs with the partners read apart, back in `tx_id` order.
+pub(crate) fn with_partners(mut legs: Vec<Leg>, partners: Vec<Leg>) -> Vec<Leg> {
+    legs.extend(partners);
+    legs.sort_unstable_by_key(|leg| leg.tx_id);
+    legs
+}
+
+/// One exchange leg as stored, or a transfer another names as its pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Leg {
+    pub tx_id: i64,
+    pub pair: Option<i64>,
+    pub src: i64,
+    pub dst: i64,
+    pub currency: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub settled_at: Option<i64>,
+    /// PostgreSQL's settle batch; `None` where the engine keeps none.
+    pub settle_batch: Option<i64>,
+    pub keyed: bool,
+    /// A hold or a refund, which an exchange never makes.
+    pub hold_or_refund: bool,
+}
+
+/// What is wrong with the exchange legs, one problem per pair (or per leg
+/// whose pair does not link back): the link is mutual; the first leg (the
+/// smaller id) goes from the user to the desk and the second back; the
+/// currencies differ; both legs were decided alike (status, reason,
+/// settled_at and, where kept, the settle batch), so neither was applied
+/// alone; the key is on the first leg only; no hold or refund is a leg.
+/// `legs` is in `tx_id` order.
+pub(crate) fn pair_problems(legs: &[Leg], currencies: &Currencies) -> Vec<Problem> {
+    let find = |tx_id: i64| {
+        legs.binary_search_by_key(&tx_id, |leg| leg.tx_id)
+            .ok()
+            .map(|i| &legs[i])
+    };
+    let mut problems = Vec::new();
+    for leg in legs {
+        let Some(pair) = leg.pair else { continue };
+        let Some(partner) = find(pair).filter(|p| p.pair == Some(leg.tx_id)) else {
+            let links = match find(pair) {
+                None => format!("there is no transfer {pair}"),
+                Some(Leg { pair: None, .. }) => format!("transfer {pair} names no pair"),
+                Some(Leg {
+                    pair: Some(other), ..
+                }) => format!("transfer {pair} names {other}"),
+            };
+            problems.push(Problem {
+                user: None,
+                tx_id: Some(leg.tx_id),
+                message: format!(
+                    "transfer {} names {pair} as the other leg of its exchange, but {links}",
+                    leg.tx_id
+                ),
+            });
+            continue;
+        };
+        if partner.tx_id < leg.tx_id {
+            continue;
+        }
+        let (first, second) = (leg, partner);
+        let mut wrong = Vec::new();
+        if (first.src, first.dst) != (second.dst, second.src) {
+            wrong.push(
+                "do not mirror each other (the second leg must pay the first back)".to_string(),
+            );
+        }
+        if first.currency == second.currency {
+            let code = i16::try_from(first.currency)
+                .ok()
+                .and_then(|id| currencies.get(CurrencyId(id)))
+                .map_or_else(|| first.currency.to_string(), |c| c.code.clone());
+            wrong.push(format!("are both in {code}"));
+        }
+        if first.status != second.status || first.reason != second.reason {
+            let said = |l: &Leg| match &l.reason {
+                Some(reason) => format!("{} ({})", echo(&l.status), echo(reason)),
+                None => echo(&l.status),
+            };
+            wrong.push(format!(
+                "were decided apart: {} {} but {} {}",
+                first.tx_id,
+                said(first),
+                second.tx_id,
+                said(second)
+            ));
+        } else if first.settled_at != second.settled_at || first.settle_batch != second.settle_batch
+        {
+            wrong.push("were settled at different times or in different batches".to_string());
+        }
+        if second.keyed {
+            wrong.push(format!(
+                "carry a key on the second leg {}, which only the first may hold",
+                second.tx_id
+            ));
+        }
+        if first.hold_or_refund || second.hold_or_refund {
+            wrong.push("include a hold or a refund".to_string());
+        }
+        if !wrong.is_empty() {
+            problems.push(Problem {
+                user: None,
+                tx_id: Some(first.tx_id),
+                message: format!(
+                    "the legs {} and {} of an exchange {}",
+                    first.tx_id,
+                    second.tx_id,
+                    wrong.join(", ")
+                ),
+            });
+        }
+    }
+    problems
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -712,6 +875,7 @@ fn plural(n: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Currency;
 
     fn account(id: i64, name: Option<&str>, balance: i64, pending: (i64, i64)) -> AccountFigures {
         AccountFigures {
@@ -1013,5 +1177,71 @@ mod tests {
                 problem.message
             );
         }
+    }
+
+    /// A sound pair: alice (1) pays the desk (2) 500 PHP, the desk pays
+    /// her back 100 JPY, both settled in batch 7.
+    fn good_pair() -> [Leg; 2] {
+        let leg = |tx_id, pair, src, dst, currency| Leg {
+            tx_id,
+            pair: Some(pair),
+            src,
+            dst,
+            currency,
+            status: "COMPLETED".into(),
+            reason: None,
+            settled_at: Some(1_000),
+            settle_batch: Some(7),
+            keyed: false,
+            hold_or_refund: false,
+        };
+        let mut first = leg(11, 12, 1, 2, 0);
+        first.keyed = true;
+        [first, leg(12, 11, 2, 1, 1)]
+    }
+
+    fn pair_messages(legs: &[Leg]) -> Vec<String> {
+        let currencies =
+            Currencies::from_ordered(vec![Currency::default(), Currency::new("JPY", 0).unwrap()])
+                .unwrap();
+        pair_problems(legs, &currencies)
+            .into_iter()
+            .map(|p| p.message)
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_pair_has_no_problem_and_each_fault_is_named() {
+        assert!(pair_messages(&good_pair()).is_empty());
+        let broken = |change: fn(&mut [Leg; 2]), needle: &str| {
+            let mut legs = good_pair();
+            change(&mut legs);
+            let found = pair_messages(&legs);
+            assert!(
+                found.iter().any(|m| m.contains(needle)),
+                "{needle}: {found:?}"
+            );
+        };
+        broken(|l| l[1].pair = None, "but transfer 12 names no pair");
+        broken(|l| l[1].pair = Some(13), "but transfer 12 names 13");
+        broken(|l| l[1].src = 3, "do not mirror");
+        broken(|l| l[1].currency = 0, "are both in PHP");
+        broken(
+            |l| {
+                l[1].status = "FAILED".into();
+                l[1].reason = Some("insufficient_funds".into());
+            },
+            "decided apart: 11 COMPLETED but 12 FAILED (insufficient_funds)",
+        );
+        broken(
+            |l| l[1].settled_at = Some(1_001),
+            "settled at different times",
+        );
+        broken(|l| l[1].settle_batch = Some(8), "in different batches");
+        broken(|l| l[1].keyed = true, "a key on the second leg 12");
+        broken(|l| l[0].hold_or_refund = true, "a hold or a refund");
+        let lonely = pair_messages(&good_pair()[..1]);
+        assert_eq!(lonely.len(), 1);
+        assert!(lonely[0].contains("there is no transfer 12"), "{lonely:?}");
     }
 }

@@ -711,8 +711,13 @@ impl Store for SqliteStore {
         self.run(|store| holds::release(&mut store.conn, tx_id.get()))
     }
 
-    fn balance_at(&mut self, name: &UserName, at: PointInTime) -> Result<BalanceAt> {
-        self.read(|store| users::balance_at(&store.conn, name, at))
+    fn balance_at(
+        &mut self,
+        name: &UserName,
+        at: PointInTime,
+        currency: CurrencyId,
+    ) -> Result<BalanceAt> {
+        self.read(|store| users::balance_at(&store.conn, name, at, currency))
     }
 
     fn users(&mut self, after: Option<&UserName>, limit: u32) -> Result<Vec<UserRecord>> {
@@ -770,7 +775,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn trial_balance(&mut self, at: Option<Instant>) -> Result<TrialBalance> {
+    fn trial_balance(&mut self, at: Option<Instant>) -> Result<Vec<TrialBalance>> {
         let at = at.map(Instant::get);
         self.read(|store| reports::trial_balance(&mut store.conn, at))
     }

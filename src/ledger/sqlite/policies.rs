@@ -48,6 +48,7 @@ pub(super) fn change_policy(
         change,
         memo: memo.map(str::to_string),
         at: Instant::new(now),
+        currency,
     })
 }
 
@@ -113,15 +114,25 @@ fn record_limit_in(
     Ok(change_id)
 }
 
-/// The policy of account `id` in force at `at`: its changes made by then,
-/// folded in the order they were recorded; limits in other currencies
-/// play no part in it.
-pub(super) fn policy_at(conn: &Connection, account: i64, at: i64) -> SqlResult<Policy> {
-    let mut stmt = conn.prepare_cached(
+/// The policy of account `id` in force at `at` for its balance in
+/// `currency`: its changes made by then, folded in the order they were
+/// recorded; limits in other currencies play no part in it.
+pub(super) fn policy_at(
+    conn: &Connection,
+    account: i64,
+    at: i64,
+    currency: CurrencyId,
+) -> SqlResult<Policy> {
+    // Freeze, unfreeze and close are recorded in the default currency and
+    // cover every currency; an overdraft limit is its own currency's.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT kind, overdraft FROM policy_changes INDEXED BY policy_changes_by_account
-         WHERE account = ?1 AND at <= ?2 AND currency = 0 ORDER BY change_id",
-    )?;
-    let mut rows = stmt.query(params![account, at])?;
+         WHERE account = ?1 AND at <= ?2
+           AND (currency = ?3 OR (currency = 0 AND kind <> '{overdraft}'))
+         ORDER BY change_id",
+        overdraft = PolicyChange::Overdraft(0).kind()
+    ))?;
+    let mut rows = stmt.query(params![account, at, currency])?;
     let mut changes = Vec::new();
     while let Some(row) = rows.next()? {
         let kind: String = row.get(0)?;
@@ -137,7 +148,7 @@ pub(super) fn changes_between(
     until: i64,
 ) -> SqlResult<Vec<PolicyChangeRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at
+        "SELECT c.change_id, a.name, c.kind, c.overdraft, c.memo, c.at, c.currency
          FROM policy_changes c JOIN accounts a ON a.id = c.account
          WHERE c.at >= ?1 AND c.at <= ?2 ORDER BY c.at, c.change_id",
     )?;
@@ -154,6 +165,7 @@ pub(super) fn changes_between(
             change: PolicyChange::stored(&kind, row.get(3)?)?,
             memo: row.get(4)?,
             at: Instant::new(row.get(5)?),
+            currency: CurrencyId(row.get(6)?),
         });
     }
     Ok(found)

@@ -12,6 +12,7 @@ use crate::ledger::model::Instant;
 use crate::ledger::model::{
     EXTERNAL_ACCOUNT, ExportFilter, Exported, PointInTime, TrialBalance, UserBalance, UserRecord,
 };
+use crate::money::CurrencyId;
 
 /// Up to `limit` users after `after`, by name regardless of case, from
 /// the index on names.
@@ -40,10 +41,15 @@ pub(super) fn users(
     Ok(found)
 }
 
-/// Every account's balance, from one read transaction.
-pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult<TrialBalance> {
+/// Every account's balance in every currency, from one read transaction:
+/// the default currency's from `accounts`, each other's from `balances`.
+pub(super) fn trial_balance(
+    conn: &mut Connection,
+    at: Option<i64>,
+) -> SqlResult<Vec<TrialBalance>> {
     let tx = conn.transaction()?;
-    let mut balances = TrialBalance::default();
+    let mut ids: Vec<Vec<i64>> = vec![Vec::new()];
+    let mut books = vec![TrialBalance::default()];
     {
         let mut stmt = tx.prepare_cached(
             "SELECT id, name, balance, closed FROM accounts ORDER BY name COLLATE NOCASE, id",
@@ -53,40 +59,78 @@ pub(super) fn trial_balance(conn: &mut Connection, at: Option<i64>) -> SqlResult
             let (id, name, balance): (i64, Option<String>, i64) =
                 (row.get(0)?, row.get(1)?, row.get(2)?);
             match name {
-                None if id == EXTERNAL_ACCOUNT => balances.external = balance,
+                None if id == EXTERNAL_ACCOUNT => books[0].external = balance,
                 None => {}
-                Some(name) => balances.users.push(UserBalance {
-                    name,
-                    balance,
-                    closed: row.get(3)?,
-                }),
+                Some(name) => {
+                    books[0].users.push(UserBalance {
+                        name,
+                        balance,
+                        closed: row.get(3)?,
+                    });
+                    ids[0].push(id);
+                }
+            }
+        }
+    }
+    {
+        // Each currency's external row is made with the currency, so every
+        // currency of the ledger has a book here.
+        let mut stmt = tx.prepare_cached(
+            "SELECT b.currency, b.account, a.name, b.balance, a.closed
+             FROM balances b JOIN accounts a ON a.id = b.account
+             ORDER BY b.currency, a.name COLLATE NOCASE, b.account",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let currency = CurrencyId(row.get(0)?);
+            if books.last().is_none_or(|book| book.currency != currency) {
+                books.push(TrialBalance {
+                    currency,
+                    ..TrialBalance::default()
+                });
+                ids.push(Vec::new());
+            }
+            let (id, name, balance): (i64, Option<String>, i64) =
+                (row.get(1)?, row.get(2)?, row.get(3)?);
+            let (book, book_ids) = (
+                books.last_mut().expect("pushed above"),
+                ids.last_mut().expect("pushed above"),
+            );
+            match name {
+                None if id == EXTERNAL_ACCOUNT => book.external = balance,
+                None => {}
+                Some(name) => {
+                    book.users.push(UserBalance {
+                        name,
+                        balance,
+                        closed: row.get(4)?,
+                    });
+                    book_ids.push(id);
+                }
             }
         }
     }
     if let Some(at) = at {
         // Money only moves between accounts: the outside's balance then
         // is the negative of what the users held.
-        let ids: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM accounts WHERE name IS NOT NULL ORDER BY name COLLATE NOCASE, id",
-            )?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut total: i64 = 0;
-        for (user, id) in balances.users.iter_mut().zip(ids) {
-            let then = users::balance_of(
-                &tx,
-                id,
-                user.name.clone(),
-                PointInTime::Time(Instant::new(at)),
-            )?;
-            user.balance = then.balance;
-            user.closed = then.policy.closed;
-            total = total.saturating_add(user.balance);
+        for (book, ids) in books.iter_mut().zip(ids) {
+            let mut total: i64 = 0;
+            for (user, id) in book.users.iter_mut().zip(ids) {
+                let then = users::balance_of(
+                    &tx,
+                    id,
+                    user.name.clone(),
+                    PointInTime::Time(Instant::new(at)),
+                    book.currency,
+                )?;
+                user.balance = then.balance;
+                user.closed = then.policy.closed;
+                total = total.saturating_add(user.balance);
+            }
+            book.external = total.saturating_neg();
         }
-        balances.external = total.saturating_neg();
     }
-    Ok(balances)
+    Ok(books)
 }
 
 /// Every transfer created within the filter's bounds, oldest first, with

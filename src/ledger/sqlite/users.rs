@@ -139,34 +139,38 @@ pub(super) fn other_currencies(conn: &Connection, user: &mut UserRecord) -> SqlR
     Ok(())
 }
 
-/// A user's balance at a point of the past, from the index of postings by
-/// time or by transfer: one B-tree descent, however long the history.
+/// A user's balance in `currency` at a point of the past, from the index
+/// of postings by time or by transfer: one B-tree descent, however long the
+/// history.
 pub(super) fn balance_at(
     conn: &Connection,
     name: &UserName,
     at: PointInTime,
+    currency: CurrencyId,
 ) -> SqlResult<BalanceAt> {
     let user = user(conn, name)?;
-    balance_of(conn, user.id, user.name, at)
+    balance_of(conn, user.id, user.name, at, currency)
 }
 
-/// The balance of account `id` (named `name`) at a point of the past.
+/// The balance of account `id` (named `name`) in `currency` at a point of
+/// the past: each transfer records the balance it left in its own currency.
 pub(super) fn balance_of(
     conn: &Connection,
     id: i64,
     name: String,
     at: PointInTime,
+    currency: CurrencyId,
 ) -> SqlResult<BalanceAt> {
     let user = IdName { id, name };
     let found: Option<i64> = match at {
-        PointInTime::Time(ms) => last_applied_by(conn, user.id, ms.get())?,
+        PointInTime::Time(ms) => last_applied_by(conn, user.id, ms.get(), currency)?,
         PointInTime::Transfer(tx_id) => {
             let applied: Option<Option<i64>> = conn
                 .prepare_cached(
                     "SELECT p.balance_after FROM postings p JOIN transfers t ON t.tx_id = p.tx_id
-                     WHERE p.account = ?1 AND p.tx_id = ?2 AND t.currency = 0",
+                     WHERE p.account = ?1 AND p.tx_id = ?2 AND t.currency = ?3",
                 )?
-                .query_row(params![user.id, tx_id], |r| r.get(0))
+                .query_row(params![user.id, tx_id, currency], |r| r.get(0))
                 .optional()?;
             match applied {
                 Some(Some(_)) => Some(tx_id.get()),
@@ -207,7 +211,7 @@ pub(super) fn balance_of(
         PointInTime::Time(ms) => ms.get(),
         PointInTime::Transfer(_) => then.settled_at.map_or(i64::MAX, Instant::get),
     };
-    then.policy = super::policies::policy_at(conn, user.id, instant)?;
+    then.policy = super::policies::policy_at(conn, user.id, instant, currency)?;
     Ok(then)
 }
 
@@ -220,7 +224,12 @@ pub(super) fn balance_of(
 /// a later batch); a hold captured late is looked up apart, by batch, and
 /// the later of the two wins. A few index descents, however long the
 /// history.
-fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option<i64>> {
+fn last_applied_by(
+    conn: &Connection,
+    account: i64,
+    at: i64,
+    currency: CurrencyId,
+) -> SqlResult<Option<i64>> {
     let Some((batch, max_tx)): Option<(i64, i64)> = conn
         .prepare_cached(
             "SELECT batch, max_tx FROM settle_log INDEXED BY settle_log_by_time
@@ -234,13 +243,13 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
     let mut candidate: Option<(i64, i64)> = None;
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT p.tx_id, p.balance_after IS NOT NULL AND t.currency = 0, l.batch
+            "SELECT p.tx_id, p.balance_after IS NOT NULL AND t.currency = ?3, l.batch
              FROM postings p
              JOIN transfers t ON t.tx_id = p.tx_id
              LEFT JOIN late_applied l ON l.account = p.account AND l.tx_id = p.tx_id
              WHERE p.account = ?1 AND p.tx_id <= ?2 ORDER BY p.tx_id DESC",
         )?;
-        let mut rows = stmt.query(params![account, max_tx])?;
+        let mut rows = stmt.query(params![account, max_tx, currency])?;
         while let Some(row) = rows.next()? {
             let (tx_id, applied, late): (i64, bool, Option<i64>) =
                 (row.get(0)?, row.get(1)?, row.get(2)?);
@@ -264,10 +273,12 @@ fn last_applied_by(conn: &Connection, account: i64, at: i64) -> SqlResult<Option
         .prepare_cached(
             "SELECT l.batch, l.tx_id FROM late_applied l INDEXED BY late_applied_by_batch
              JOIN transfers t ON t.tx_id = l.tx_id
-             WHERE l.account = ?1 AND l.batch <= ?2 AND t.currency = 0
+             WHERE l.account = ?1 AND l.batch <= ?2 AND t.currency = ?3
              ORDER BY l.batch DESC, l.tx_id DESC LIMIT 1",
         )?
-        .query_row(params![account, batch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![account, batch, currency], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     Ok(candidate.max(late).map(|(_, tx_id)| tx_id))
 }

@@ -13,12 +13,12 @@ use crate::ledger::model::{
 use crate::ledger::rules::replay::{HISTORY_CHECK, LateSide, Placement, Recorded, Replay, Side};
 use crate::ledger::rules::verify::{
     AccountFigures, Debit, DefaultCurrency, Drawn, FIGURE_CHECKS, HELD_MISMATCHES, HOLDS_CHECK,
-    HoldFindings, LIMIT_CHANGE_SQL, LimitChange, OVER_CAPTURED, StoredFields, TRANSFER_FIELDS,
-    Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks, holds_check,
-    older_schema, over_refunded, transfer_field_problem, transfer_field_suspects,
-    unknown_currency_problem,
+    HoldFindings, LIMIT_CHANGE_SQL, Leg, LimitChange, OVER_CAPTURED, PAIRS_CHECK, StoredFields,
+    TRANSFER_FIELDS, Tally, UNKNOWN_CURRENCY_TRANSFERS, default_currency_problem, figure_checks,
+    holds_check, leg_rows, older_schema, over_refunded, pair_problems, transfer_field_problem,
+    transfer_field_suspects, unknown_currency_problem, unlinked_partners, with_partners,
 };
-use crate::money::{Currencies, Currency, CurrencyId};
+use crate::money::{Currencies, CurrencyId};
 
 /// Runs every check inside one read transaction, so a settle committing
 /// meanwhile cannot make balances and transfers look out of step. Only a
@@ -30,7 +30,6 @@ pub(super) fn verify(
     currencies: &Currencies,
     errors: &ErrorContext,
 ) -> SqlResult<VerifyReport> {
-    let currency = currencies.default_currency();
     let tx = conn.transaction()?;
     let conn: &Connection = &tx;
     let guard = |name: &'static str, outcome: SqlResult<Check>| -> SqlResult<Check> {
@@ -58,11 +57,12 @@ pub(super) fn verify(
         guard("foreign_keys", foreign_keys(conn))?,
         guard("postings", postings(conn))?,
         guard(TRANSFER_FIELDS.0, transfer_fields(conn))?,
-        guard(HOLDS_CHECK, holds(conn, currency))?,
+        guard(HOLDS_CHECK, holds(conn, currencies))?,
+        guard(PAIRS_CHECK.0, pairs(conn, currencies))?,
     ];
     match accounts_and_tally(conn).and_then(|(a, t)| Ok((a, t, drawn(conn)?))) {
         Ok((accounts, tally, drawn)) => {
-            let history = guard(HISTORY_CHECK, history(conn, &accounts, currency))?;
+            let history = guard(HISTORY_CHECK, history(conn, &accounts, currencies))?;
             checks.extend(figure_checks(
                 &accounts, &tally, &drawn, history, currencies,
             ));
@@ -249,14 +249,18 @@ fn postings(conn: &Connection) -> SqlResult<Check> {
 /// Each transfer's fields judged by [`transfer_field_problem`]. The query
 /// is a cheap superset of the rule, so that a sound ledger of a million
 /// transfers hands it no row at all.
-fn holds(conn: &Connection, currency: &Currency) -> SqlResult<Check> {
+fn holds(conn: &Connection, currencies: &Currencies) -> SqlResult<Check> {
     let mut found = HoldFindings::default();
     let mut stmt = conn.prepare(HELD_MISMATCHES)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        found
-            .held
-            .push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+        found.held.push((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        ));
     }
     let over_refunded = over_refunded();
     for (sql, into) in [
@@ -266,10 +270,46 @@ fn holds(conn: &Connection, currency: &Currency) -> SqlResult<Check> {
         let mut stmt = conn.prepare(sql)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            into.push((row.get(0)?, row.get(1)?, row.get(2)?));
+            into.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
         }
     }
-    Ok(holds_check(found, currency))
+    Ok(holds_check(found, currencies))
+}
+
+/// Every exchange leg, and every transfer a leg names, for
+/// [`pair_problems`]; a ledger file keeps no settle batch per transfer,
+/// so its legs are matched by `settled_at`.
+fn pairs(conn: &Connection, currencies: &Currencies) -> SqlResult<Check> {
+    let leg = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Leg> {
+        Ok(Leg {
+            tx_id: row.get(0)?,
+            pair: row.get(1)?,
+            src: row.get(2)?,
+            dst: row.get(3)?,
+            currency: row.get(4)?,
+            status: row.get(5)?,
+            reason: row.get(6)?,
+            settled_at: row.get(7)?,
+            settle_batch: row.get(8)?,
+            keyed: row.get(9)?,
+            hold_or_refund: row.get(10)?,
+        })
+    };
+    let legs: Vec<Leg> = conn
+        .prepare(&leg_rows("NULL", "pair_tx_id IS NOT NULL"))?
+        .query_map([], leg)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut partners = Vec::new();
+    let mut by_id = conn.prepare(&leg_rows("NULL", "tx_id = ?1"))?;
+    for tx_id in unlinked_partners(&legs) {
+        partners.extend(by_id.query_row([tx_id], leg).optional()?);
+    }
+    let legs = with_partners(legs, partners);
+    let mut findings = Findings::default();
+    for problem in pair_problems(&legs, currencies) {
+        findings.push(problem);
+    }
+    Ok(findings.into_check(PAIRS_CHECK.0, PAIRS_CHECK.1.into()))
 }
 
 fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
@@ -426,9 +466,9 @@ fn drawn(conn: &Connection) -> SqlResult<Drawn> {
 fn history(
     conn: &Connection,
     accounts: &[AccountFigures],
-    currency: &Currency,
+    currencies: &Currencies,
 ) -> SqlResult<Check> {
-    let mut replay = Replay::new(Recorded::WhenApplied, accounts, currency);
+    let mut replay = Replay::new(Recorded::WhenApplied, accounts, currencies);
     {
         let mut stmt = conn.prepare(
             "SELECT l.account, l.tx_id, l.batch, s.settled_at,
