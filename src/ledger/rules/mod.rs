@@ -13,6 +13,7 @@
 //! change makes of an account's policy, and the policy in force at an
 //! instant, in [`policy`].
 
+pub(crate) mod claim;
 pub(crate) mod currencies;
 pub(crate) mod plan;
 pub(crate) mod policy;
