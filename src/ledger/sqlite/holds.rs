@@ -143,6 +143,7 @@ pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Ori
                 status: row.get(3)?,
                 expires_at: row.get(4)?,
                 refunded: row.get(5)?,
+                pair: None,
             })
         })
         .optional()?)

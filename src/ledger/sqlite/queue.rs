@@ -441,6 +441,7 @@ fn stored_keys(
                 expires_at: row.get(8)?,
                 refund_of: row.get(9)?,
                 created_at: row.get(10)?,
+                pair: None,
             },
         );
     }

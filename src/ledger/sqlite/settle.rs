@@ -107,6 +107,7 @@ fn settle_batch_in_one_transaction(
                 amount: row.get(3)?,
                 currency: CurrencyId(row.get(5)?),
                 refund_of: row.get(4)?,
+                pair: None,
             });
         }
     }
