@@ -250,7 +250,7 @@ pub(super) fn settle_batch(
         && claim.len() == window.len();
     let due: Vec<Due> = client
         .query(
-            "SELECT tx_id, src, dst, amount, refund_of, currency FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
               WHERE tx_id = ANY($1) AND status = 'PENDING'
               ORDER BY tx_id
               FOR UPDATE",
@@ -265,7 +265,9 @@ pub(super) fn settle_batch(
             // Read from `transfers.currency` once the column exists.
             currency: CurrencyId(row.get::<_, i16>(5)),
             refund_of: row.get(4),
-            pair: None,
+            // Both legs or neither: the claim takes whole pairs, and a
+            // cancel takes both legs' locks in this same order.
+            pair: row.get(6),
         })
         .collect();
     if due.is_empty() {
