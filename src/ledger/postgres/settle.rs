@@ -248,6 +248,12 @@ pub(super) fn settle_batch(
     let drained = (window.len() as i64) < window_limit
         && lanes.len() == candidates.lanes.len()
         && claim.len() == window.len();
+    if claim.is_empty() {
+        // Every locked lane starts with a leg whose pair another worker's
+        // lane holds: blocked, as when no lane was free.
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts::default());
+    }
     let due: Vec<Due> = client
         .query(
             "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
