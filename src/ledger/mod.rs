@@ -397,7 +397,8 @@ impl Ledger {
                 break;
             }
             let wanted = match options.limit {
-                Some(limit) => batch_size.min(limit - summary.processed),
+                // A batch may take one more than asked to keep a pair whole.
+                Some(limit) => batch_size.min(limit.saturating_sub(summary.processed)),
                 None => batch_size,
             };
             if wanted == 0 {

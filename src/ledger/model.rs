@@ -562,6 +562,8 @@ pub struct TransferRecord {
     pub balance_after: Option<i64>,
     /// The currency it moves; every amount above is in its minor units.
     pub currency: crate::money::CurrencyId,
+    /// For an exchange leg: the other leg.
+    pub pair_tx_id: Option<TxId>,
 }
 
 /// One refund of a transfer, as its original's readers list it.
@@ -809,12 +811,14 @@ impl Span {
         if let Ok(Queued {
             tx_id,
             replayed: false,
+            pair_tx_id,
             ..
         }) = *outcome
         {
+            let last = pair_tx_id.unwrap_or(tx_id);
             self.queued = Some(
                 self.queued
-                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
+                    .map_or((tx_id, last), |(first, _)| (first, last)),
             );
         }
     }
