@@ -34,7 +34,8 @@ pub(super) fn select_transfer(balance_of: &str) -> String {
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
               WHERE r.refund_of = t.tx_id AND r.status IN ({paid})),
             {NOW_MS},
-            t.currency
+            t.currency,
+            t.pair_tx_id
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -321,6 +322,6 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         refunded: row.get(15),
         balance_after: row.get(13),
         currency: crate::money::CurrencyId(row.get::<_, i16>(17)),
-        pair_tx_id: None,
+        pair_tx_id: row.get::<_, Option<i64>>(18).map(TxId::new),
     })
 }
