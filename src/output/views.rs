@@ -221,6 +221,8 @@ pub(crate) struct TransferView {
     pub balance_after: Option<Option<String>>,
     /// The code of the currency it moves.
     pub currency: String,
+    /// For an exchange leg: the other leg; null for any other transfer.
+    pub pair_tx_id: Option<TxId>,
 }
 
 /// One refund of a transfer, as its original lists it.
@@ -271,6 +273,7 @@ impl TransferView {
                 .collect(),
             balance_after: None,
             currency: currency.code.clone(),
+            pair_tx_id: record.pair_tx_id,
         }
     }
 

@@ -332,5 +332,6 @@ fn pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says() {
 }
 
 engine_tests! {
+    both: [],
     postgres: [pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says],
 }

@@ -81,6 +81,7 @@ mod derived;
 mod dry_run;
 mod engine;
 mod events;
+mod exchange;
 mod exchange_workers;
 mod failover;
 mod faults;
