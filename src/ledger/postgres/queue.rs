@@ -138,7 +138,14 @@ pub(super) fn plan_and_write(
     // users, which only a transaction holding their accounts' locks may
     // touch: such a chunk is careful too.
     let mut others: Vec<CurrencyId> = requests()
-        .map(NewTransfer::currency)
+        .flat_map(|t| {
+            // An exchange moves its counter leg's currency too.
+            let counter = match t.kind() {
+                Kind::Exchange(counter) => Some(counter.currency),
+                _ => None,
+            };
+            std::iter::once(t.currency()).chain(counter)
+        })
         .filter(|c| *c != CurrencyId::DEFAULT)
         .collect();
     others.sort_unstable();
