@@ -498,9 +498,9 @@ fn earlier_uses<'t>(
                     expires_at: row.get(8),
                     refund_of: row.get(9),
                     created_at: row.get(10),
-                    pair: row.get::<_, Option<i64>>(12).map(|pair| {
-                        (pair, row.get(13), CurrencyId(row.get::<_, i16>(14)))
-                    }),
+                    pair: row
+                        .get::<_, Option<i64>>(12)
+                        .map(|pair| (pair, row.get(13), CurrencyId(row.get::<_, i16>(14)))),
                 },
             )
         })

@@ -117,16 +117,17 @@ pub(super) fn cancel(
             cancelled.push(pair);
         }
     }
+    // One instant for both legs, as settlement stamps a pair: the clock
+    // read with the rows, not the clock per row updated.
+    let now: i64 = asked.get(6);
     let marked = client.execute(
         &super::events::recorded(
             EventKind::TransferDecided,
-            &format!(
-                "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
-                 WHERE tx_id = ANY($1) AND status = 'PENDING'
-                 RETURNING tx_id, settled_at AS at"
-            ),
+            "UPDATE transfers SET status = 'CANCELLED', settled_at = $2
+              WHERE tx_id = ANY($1) AND status = 'PENDING'
+             RETURNING tx_id, settled_at AS at",
         ),
-        &[&cancelled],
+        &[&cancelled, &now],
     )?;
     if marked != cancelled.len() as u64 {
         return Err(WalletError::internal(anyhow::anyhow!(
@@ -162,7 +163,12 @@ pub(super) fn cancel(
         ),
         _ => format!("the cancel of transfer {tx_id}"),
     };
-    commit(client, guard, &what, "`wallet get-transfer` shows its status")?;
+    commit(
+        client,
+        guard,
+        &what,
+        "`wallet get-transfer` shows its status",
+    )?;
     Ok(record)
 }
 
