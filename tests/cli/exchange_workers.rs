@@ -1,4 +1,6 @@
-//! Exchanges settled by several PostgreSQL workers at once: many pairs
+//! Exchanges among concurrent PostgreSQL processes.
+//!
+//! Settled by several workers at once: many pairs
 //! through a few desks, queued by concurrent batches, a few cancelled by
 //! either leg, then settled by two processes of four workers each. The
 //! stored rows are held to a model: every pair's legs decided alike (status,
@@ -10,6 +12,9 @@
 //! paid PHP, and JPY moves from payers to payees only. Each figure that can
 //! refuse a transfer therefore moves only by its own source's transfers,
 //! which every worker decides in `tx_id` order.
+//!
+//! Queued under a key another process takes meanwhile: the line is
+//! answered from that process's exchange, and no leg of its own is left.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -340,7 +345,74 @@ fn pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says() {
     );
 }
 
+/// Another program holds an uncommitted exchange under key K; `wallet
+/// exchange` with the same fields and key waits on the key, loses it when
+/// the other commits, and replays the other's pair: its own second leg,
+/// which has no key to lose, must not stay behind alone.
+fn an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leaves_no_leg() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "desk", "desk@example.com"]);
+    s.ok(&["currency", "add", "BTC", "--scale", "8"]);
+    let mut client = s.postgres();
+    let id = |client: &mut ::postgres::Client, name: &str| -> i64 {
+        client
+            .query_one("SELECT id FROM accounts WHERE name = $1", &[&name])
+            .unwrap()
+            .get(0)
+    };
+    let (alice, desk) = (id(&mut client, "alice"), id(&mut client, "desk"));
+    let mut other = s.postgres();
+    let ids: Vec<i64> = other
+        .query(
+            "SELECT nextval('transfers_tx_id_seq') FROM generate_series(1, 2)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (a, b) = (ids[0], ids[1]);
+    other
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO transfers (tx_id, lane, src, dst, amount, status, idem_key, created_at,
+                                    currency, pair_tx_id)
+             VALUES ({a}, {alice} % 1024, {alice}, {desk}, 1000, 'PENDING', 'K', 0, 0, {b}),
+                    ({b}, {desk} % 1024, {desk}, {alice}, 100000, 'PENDING', NULL, 0, 1, {a})"
+        ))
+        .unwrap();
+    let asked = s
+        .process(&[
+            "--json", "exchange", "alice", "10.00", "PHP", "--for", "0.001", "BTC", "--via",
+            "desk", "--id", "K",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its insert waits on the other program's key; then that one commits.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    other.batch_execute("COMMIT").unwrap();
+    let out = asked.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&answer["tx_id"], &answer["pair_tx_id"], &answer["replayed"]),
+        (&a.into(), &b.into(), &true.into()),
+        "{answer}"
+    );
+    let left: Vec<i64> = client
+        .query("SELECT tx_id FROM transfers ORDER BY tx_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec![a, b], "only the other program's pair is stored");
+}
+
 engine_tests! {
     both: [],
-    postgres: [pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says],
+    postgres: [
+        an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leaves_no_leg,pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says],
 }
