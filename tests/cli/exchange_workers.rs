@@ -29,6 +29,12 @@ const PAYERS: usize = USERS / 2;
 /// The default currency's id.
 const PHP: i16 = 0;
 
+/// Each account's balance in each currency, by (account, currency id).
+type Balances = BTreeMap<(i64, i16), i64>;
+
+/// Each transfer's status and reason, by tx_id.
+type Outcomes = BTreeMap<i64, (String, Option<String>)>;
+
 /// A transfer as stored.
 #[derive(Debug, Clone)]
 struct Row {
@@ -70,9 +76,9 @@ fn rows(s: &Sandbox) -> Vec<Row> {
 }
 
 /// Every account's balance in every currency, as stored.
-fn stored_balances(s: &Sandbox) -> BTreeMap<(i64, i16), i64> {
+fn stored_balances(s: &Sandbox) -> Balances {
     let mut client = s.postgres();
-    let mut all: BTreeMap<(i64, i16), i64> = client
+    let mut all: Balances = client
         .query("SELECT id, balance FROM accounts", &[])
         .unwrap()
         .iter()
@@ -161,19 +167,13 @@ fn batch(rng: &mut Rng, lines: usize) -> String {
 /// Decides the stored rows in `tx_id` order, a pair at its first leg, from
 /// the balances before them; returns each transfer's status and reason,
 /// and the balances after.
-fn model(
-    rows: &[Row],
-    mut balances: BTreeMap<(i64, i16), i64>,
-) -> (
-    BTreeMap<i64, (String, Option<String>)>,
-    BTreeMap<(i64, i16), i64>,
-) {
+fn model(rows: &[Row], mut balances: Balances) -> (Outcomes, Balances) {
     let by_id: HashMap<i64, &Row> = rows.iter().map(|r| (r.tx_id, r)).collect();
     let mut decided = BTreeMap::new();
-    let fits = |balances: &BTreeMap<(i64, i16), i64>, r: &Row| {
+    let fits = |balances: &Balances, r: &Row| {
         balances.get(&(r.src, r.currency)).copied().unwrap_or(0) >= r.amount
     };
-    let apply = |balances: &mut BTreeMap<(i64, i16), i64>, r: &Row| {
+    let apply = |balances: &mut Balances, r: &Row| {
         *balances.entry((r.src, r.currency)).or_default() -= r.amount;
         *balances.entry((r.dst, r.currency)).or_default() += r.amount;
     };
