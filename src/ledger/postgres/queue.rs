@@ -1,8 +1,16 @@
 //! Queueing on PostgreSQL: a chunk's facts read with a few set-based
 //! statements, its lines decided by [`rules::plan::plan_chunk`], and its
 //! new rows written with one insert (binary `COPY` into a staging table and
-//! one `INSERT … SELECT` for a large chunk; holds and refunds by one more)
-//! and one update of the pending sums per account.
+//! one `INSERT … SELECT` for a large chunk; holds, refunds, other
+//! currencies and exchange legs by one more) and one update of the pending
+//! sums per account.
+//!
+//! An exchange line is two rows, adjacent in the plan, so their ids come
+//! from the same draw and each row is written naming the other as its
+//! pair; the line's key is on the first leg only. Both parties are locked
+//! before the ids are drawn, so no transfer naming either takes an id
+//! between the legs, which is what lets settlement decide the pair at its
+//! first leg.
 //!
 //! Ids come from the table's sequence, taken in one round trip for the
 //! whole chunk in the plan's row order, so ids follow the lines. The

@@ -15,6 +15,17 @@
 //! lane may land before or after a debit that one worker would have
 //! decided in the other order.
 //!
+//! The two legs of an exchange wait in two lanes, the payer's and the
+//! desk's, and are decided in one batch, at the first leg's place
+//! ([`rules::settle::settle_due`]). A batch asks for a leg's partner lane
+//! right after the leg's own, and [`rules::claim::claim`] takes whole pairs
+//! only: a leg whose partner's lane another worker holds stops its own lane
+//! there for this batch, which then is not `drained`, so a later batch
+//! takes the pair. No transfer naming either party lies between the legs
+//! (the queue draws their ids under both parties' locks), so a second leg
+//! passing rows of its lane queued between the legs passes no transfer of
+//! its source.
+//!
 //! Every user account of a batch is locked for it, the sources for their
 //! funds and the payees for their credits, all in id order, so batches that
 //! pay one user account wait for each other; the external account, which
