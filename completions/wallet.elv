@@ -224,8 +224,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;users'= {
             cand --limit 'Show at most N users'

@@ -173,7 +173,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l db -d 'The ledg
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand users" -l limit -d 'Show at most N users' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand users" -l after -d 'Only users whose name comes after NAME (the last name of the previous page)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand users" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F

@@ -271,8 +271,13 @@ ledger file has one writer at a time, so there one worker does the work. An exch
     History(HistoryArgs),
 
     /// Cancel a transfer that is still PENDING
-    #[command(after_help = "Example:
-  wallet cancel 42")]
+    #[command(
+        long_about = "Cancel a transfer that is still PENDING: it becomes CANCELLED and what it \
+reserved is free again. Either leg of an exchange cancels both legs, in one \
+transaction, and only while both are PENDING.",
+        after_help = "Example:
+  wallet cancel 42"
+    )]
     Cancel(CancelArgs),
 
     /// List the users with their balances, a page at a time
@@ -396,7 +401,8 @@ destination to its source, linked to it (refund_of), for all of it or AMOUNT.
 The refunds of one transfer never add up to more than it: checked when queued \
 (counting refunds still PENDING) and again when settled. A deposit's refund \
 is a withdrawal, a withdrawal's a deposit. `get-transfer` of the original \
-shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids).",
+shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids). \
+A leg of an exchange cannot be refunded alone (not_refundable).",
         after_help = "Examples:
   wallet refund 42
   wallet refund 42 5.00 --id refund-42-a --memo \"damaged item\""

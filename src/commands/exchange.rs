@@ -20,16 +20,14 @@ pub(super) fn run(context: &Context, args: ExchangeArgs) -> Result<Report> {
     let key = IdempotencyKey::parse_optional(args.queue.key.as_deref())?;
     let memo = Memo::parse_optional(args.queue.memo.as_deref())?;
     let mut ledger = context.open()?;
-    // Both codes are known and both amounts read at their own scale before
-    // anything is written.
-    let (paid, paid_amount) = {
-        let (id, currency) = ledger.currencies().by_code(&args.code)?;
-        (id, currency.parse_amount(&args.amount)?)
-    };
-    let (back, back_amount) = {
-        let (id, currency) = ledger.currencies().by_code(counter_code)?;
-        (id, currency.parse_amount(counter_amount)?)
-    };
+    // Both codes are known, and two, before either amount is read at its
+    // own currency's scale; nothing is written before all of it.
+    let currencies = ledger.currencies();
+    let (paid, paid_currency) = currencies.by_code(&args.code)?;
+    let (back, back_currency) = currencies.by_code(counter_code)?;
+    rules::check_exchange_currencies(paid, back)?;
+    let paid_amount = paid_currency.parse_amount(&args.amount)?;
+    let back_amount = back_currency.parse_amount(counter_amount)?;
     let request = NewTransfer::new(Some(name), Some(desk), paid_amount, memo, key)?
         .with_currency(paid)
         .with_kind(Kind::Exchange(Counter {

@@ -170,6 +170,20 @@ pub(crate) fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> R
     }
 }
 
+/// An exchange moves two currencies, one each way: the same currency on
+/// both legs would be two transfers that cancel out.
+pub(crate) fn check_exchange_currencies(
+    paid: crate::money::CurrencyId,
+    back: crate::money::CurrencyId,
+) -> Result<()> {
+    if paid == back {
+        return Err(WalletError::InvalidCurrency(
+            "an exchange needs two currencies".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A transfer to queue, checked by [`check_parties`] when built. `None`
 /// on one side means the external account: a deposit has no source user, a
 /// withdrawal no destination user.
@@ -261,11 +275,7 @@ impl NewTransfer {
                     "an exchange needs a user and a desk: both sides are users".into(),
                 ));
             }
-            if counter.currency == self.currency {
-                return Err(WalletError::InvalidCurrency(
-                    "an exchange needs two currencies".into(),
-                ));
-            }
+            check_exchange_currencies(self.currency, counter.currency)?;
         }
         self.kind = kind;
         Ok(self)

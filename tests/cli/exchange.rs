@@ -264,6 +264,54 @@ fn a_batch_line_can_be_an_exchange() {
     );
 }
 
+/// In an all-or-nothing batch a conflict with an exchange's key names the
+/// line that queued it (its two legs took two ids), and a dry run answers
+/// both ids and writes nothing.
+fn an_atomic_or_dry_batch_counts_an_exchange_as_one_line() {
+    let s = desk_and_alice();
+    let input = concat!(
+        r#"{"exchange":true,"src":"alice","via":"desk","amount":"1.00","for_amount":"0.00001","for_currency":"BTC","id":"x"}"#,
+        "\n",
+        r#"{"src":"alice","dst":"desk","amount":"1.00","id":"y"}"#,
+        "\n",
+        r#"{"src":"alice","dst":"desk","amount":"2.00","id":"y"}"#,
+        "\n",
+    );
+    let before = s.ok(&["export"]);
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-", "--atomic"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let (lines, code, stderr) = batch_results(&out);
+    assert_eq!(code, Some(5), "{stderr}");
+    let conflict = lines
+        .iter()
+        .find(|l| l["line"] == 3)
+        .expect("line 3 answered");
+    assert_eq!(conflict["error"]["code"], "idempotency_conflict");
+    let message = conflict["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 2"), "{message}");
+    assert_eq!(s.ok(&["export"]), before);
+
+    let out = s
+        .cmd(&["--json", "transfer", "--batch", "-", "--dry-run"])
+        .write_stdin(input.lines().next().unwrap().to_string())
+        .output()
+        .unwrap();
+    let (lines, code, _) = batch_results(&out);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (
+            &lines[0]["tx_id"],
+            &lines[0]["pair_tx_id"],
+            &lines[0]["dry_run"]
+        ),
+        (&3.into(), &4.into(), &Value::Bool(true))
+    );
+    assert_eq!(s.ok(&["export"]), before);
+}
+
 fn quiet_prints_both_ids_on_one_line() {
     let s = desk_and_alice();
     let out = s.ok(&[
@@ -301,6 +349,14 @@ fn an_unknown_code_or_one_currency_is_refused_and_writes_nothing() {
         5,
     );
     assert!(message.contains("two currencies"), "{message}");
+    // Refused as one currency before the amount is read at its scale.
+    s.fails(
+        &[
+            "exchange", "alice", "5", "PHP", "--for", "0.002", "PHP", "--via", "desk",
+        ],
+        "invalid_currency",
+        5,
+    );
     s.fails(
         &[
             "exchange", "alice", "5", "PHP", "--for", "1", "BTC", "--via", "alice",
@@ -382,6 +438,20 @@ fn a_pair_is_decided_at_its_place_among_other_transfers() {
     s.ok(&["verify"]);
 }
 
+/// A leg left PENDING without its pair (the other decided by hand) is a
+/// damaged ledger: settle stops rather than decide it alone.
+fn settle_refuses_a_leg_waiting_without_its_pair() {
+    let s = desk_and_alice();
+    let queued = exchange(&s, &[]);
+    s.tamper(&format!(
+        "UPDATE transfers SET status = 'CANCELLED' WHERE tx_id = {}",
+        queued.pair_tx_id.unwrap()
+    ));
+    let message = s.fails(&["settle"], "integrity", 7);
+    assert!(message.contains(&queued.tx_id.to_string()), "{message}");
+    assert_eq!(transfer(&s, queued.tx_id).status, "PENDING");
+}
+
 engine_tests! {
     both: [
         both_legs_complete_and_every_balance_moves,
@@ -394,8 +464,10 @@ engine_tests! {
         get_transfer_shows_the_link_both_ways,
         a_batch_line_can_be_an_exchange,
         quiet_prints_both_ids_on_one_line,
+        an_atomic_or_dry_batch_counts_an_exchange_as_one_line,
         an_unknown_code_or_one_currency_is_refused_and_writes_nothing,
         settle_limit_one_takes_the_whole_pair,
         a_pair_is_decided_at_its_place_among_other_transfers,
     ],
+    sqlite: [settle_refuses_a_leg_waiting_without_its_pair],
 }

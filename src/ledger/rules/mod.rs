@@ -28,7 +28,7 @@ use crate::money::{Currency, CurrencyId};
 use super::model::{
     EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Policy, Queued, Status, TxId,
 };
-pub(crate) use super::model::{available, check_parties};
+pub(crate) use super::model::{available, check_exchange_currencies, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.

@@ -540,10 +540,8 @@ fn decide_line<'a, F: ChunkFacts>(
             RowKind::Transfer
         }
         Kind::Exchange(counter) => {
-            if counter.currency == currency_id {
-                return Ok(Planned::Refused(WalletError::InvalidCurrency(
-                    "an exchange needs two currencies".into(),
-                )));
+            if let Err(refused) = super::check_exchange_currencies(currency_id, counter.currency) {
+                return Ok(Planned::Refused(refused));
             }
             let back = (
                 BalanceKey::new(dst, counter.currency),
