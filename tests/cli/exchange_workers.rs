@@ -427,6 +427,40 @@ fn cancels_racing_parallel_workers_cancel_or_decide_each_pair_whole() {
     assert!(report.ok, "seed {seed}: {report:?}");
 }
 
+/// A leg left PENDING without its pair (the other decided by hand) is a
+/// damaged ledger: workers stop on it with `integrity` rather than decide
+/// it alone or wait for ever on a lane it holds back.
+fn workers_stop_at_a_leg_waiting_without_its_pair() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "desk", "desk@example.com"]);
+    s.ok(&["currency", "add", "BTC", "--scale", "8"]);
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["deposit", "desk", "1", "--currency", "BTC"]);
+    s.ok(&["settle"]);
+    let queued: serde_json::Value = s.json(&[
+        "exchange", "alice", "10", "PHP", "--for", "0.1", "BTC", "--via", "desk",
+    ]);
+    let (first, second) = (
+        queued["tx_id"].as_i64().unwrap(),
+        queued["pair_tx_id"].as_i64().unwrap(),
+    );
+    for (stray, decided) in [(first, second), (second, first)] {
+        s.tamper(&format!(
+            "UPDATE transfers SET status = 'CANCELLED' WHERE tx_id = {decided};
+             UPDATE transfers SET status = 'PENDING' WHERE tx_id = {stray}"
+        ));
+        let message = s.fails(&["settle", "--workers", "4"], "integrity", 7);
+        assert!(message.contains(&format!("leg {stray} ")), "{message}");
+        let left: String = s
+            .postgres()
+            .query_one("SELECT status FROM transfers WHERE tx_id = $1", &[&stray])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, "PENDING");
+    }
+}
+
 /// Another program holds an uncommitted exchange under key K; `wallet
 /// exchange` with the same fields and key waits on the key, loses it when
 /// the other commits, and replays the other's pair: its own second leg,
@@ -499,5 +533,6 @@ engine_tests! {
         an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leaves_no_leg,
         cancels_racing_parallel_workers_cancel_or_decide_each_pair_whole,
         pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says,
+        workers_stop_at_a_leg_waiting_without_its_pair,
     ],
 }
