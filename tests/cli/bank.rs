@@ -33,7 +33,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use serde_json::{Value, json};
 
-use crate::bank_model::{self, DEFAULT, OTHER, OTHER_PER_DEFAULT, Row, code, money_in};
+use crate::bank_model::{
+    self, DEFAULT, Mine, OTHER, OTHER_PER_DEFAULT, Op, Population, Request, Row, code, money_in,
+    queued_ids,
+};
 use crate::common::{Rng, Sandbox, seed, shapes};
 use crate::policy_model::{self, Change, Policies};
 
@@ -45,131 +48,18 @@ const OPS_PER_WRITER: usize = 150;
 const SETTLERS: usize = 2;
 const KILL_ATTEMPTS: usize = 40;
 
-/// A user picked at random.
-fn user(rng: &mut Rng) -> usize {
-    rng.below(USERS as u64) as usize
-}
+/// The users and desks.
+const BANK: Population = Population {
+    users: USERS,
+    desks: DESKS,
+};
 
-/// A user's name, or a desk's for the indexes after the users.
 fn name(user: usize) -> String {
-    if user < USERS {
-        format!("user{user}")
-    } else {
-        format!("desk{}", user - USERS)
-    }
+    BANK.name(user)
 }
 
 fn money(minor: i64) -> String {
     money_in(minor, DEFAULT)
-}
-
-/// A currency picked at random, the default more often.
-fn currency(rng: &mut Rng) -> i16 {
-    if rng.below(3) == 0 { OTHER } else { DEFAULT }
-}
-
-/// A random amount in `currency`: up to 400.00 (in BTC 400 whole coins)
-/// against balances of a few hundred, so many fail.
-fn amount(rng: &mut Rng, currency: i16) -> i64 {
-    let ceiling = if rng.below(2) == 0 { 5_000 } else { 40_000 };
-    let amount = 1 + rng.below(ceiling) as i64;
-    if currency == OTHER {
-        amount * OTHER_PER_DEFAULT
-    } else {
-        amount
-    }
-}
-
-/// What a writer asked for and was told: `None` on a side is the outside
-/// world; an exchange is two, each leg naming the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Request {
-    src: Option<usize>,
-    dst: Option<usize>,
-    amount: i64,
-    currency: i16,
-    pair: Option<i64>,
-}
-
-/// One exchange to queue: `user` gives `amount` of `currency` to `desk`
-/// for `for_amount` of `for_currency`.
-struct Exchange {
-    user: usize,
-    desk: usize,
-    amount: i64,
-    currency: i16,
-    for_amount: i64,
-    for_currency: i16,
-}
-
-impl Exchange {
-    fn random(rng: &mut Rng) -> Self {
-        let currency = currency(rng);
-        let for_currency = if currency == DEFAULT { OTHER } else { DEFAULT };
-        Self {
-            user: user(rng),
-            desk: USERS + rng.below(DESKS as u64) as usize,
-            amount: amount(rng, currency),
-            currency,
-            for_amount: amount(rng, for_currency),
-            for_currency,
-        }
-    }
-
-    /// The requests of its legs, once queued as `tx_id` and `pair_tx_id`.
-    fn legs(&self, tx_id: i64, pair_tx_id: i64) -> [(i64, Request); 2] {
-        [
-            (
-                tx_id,
-                Request {
-                    src: Some(self.user),
-                    dst: Some(self.desk),
-                    amount: self.amount,
-                    currency: self.currency,
-                    pair: Some(pair_tx_id),
-                },
-            ),
-            (
-                pair_tx_id,
-                Request {
-                    src: Some(self.desk),
-                    dst: Some(self.user),
-                    amount: self.for_amount,
-                    currency: self.for_currency,
-                    pair: Some(tx_id),
-                },
-            ),
-        ]
-    }
-
-    fn command(&self, key: &str) -> Vec<String> {
-        vec![
-            "exchange".into(),
-            name(self.user),
-            money_in(self.amount, self.currency),
-            code(self.currency).into(),
-            "--for".into(),
-            money_in(self.for_amount, self.for_currency),
-            code(self.for_currency).into(),
-            "--via".into(),
-            name(self.desk),
-            "--id".into(),
-            key.into(),
-        ]
-    }
-
-    fn batch_line(&self, key: &str) -> Value {
-        json!({
-            "exchange": true,
-            "src": name(self.user),
-            "via": name(self.desk),
-            "amount": money_in(self.amount, self.currency),
-            "currency": code(self.currency),
-            "for_amount": money_in(self.for_amount, self.for_currency),
-            "for_currency": code(self.for_currency),
-            "id": key,
-        })
-    }
 }
 
 /// Everything the processes reported, shared by the threads.
@@ -221,31 +111,6 @@ fn error_code(out: &Output) -> String {
     doc.error.code
 }
 
-/// What a writer queued under one command, to replay it: its arguments,
-/// and the tx_id (with the partner's, for an exchange) of each transfer it
-/// queued, in order.
-struct Mine {
-    args: Vec<String>,
-    ids: Vec<(i64, Option<i64>)>,
-}
-
-/// The tx_id and partner of every transfer a queueing command printed: one
-/// answer, or a batch's result lines, none of which may be an error.
-fn queued_ids(out: &Output) -> Vec<(i64, Option<i64>, bool)> {
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .map(|line| {
-            let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            assert!(doc.get("error").is_none(), "a line was refused: {line}");
-            (
-                doc["tx_id"].as_i64().unwrap_or_else(|| panic!("{line}")),
-                doc["pair_tx_id"].as_i64(),
-                doc["replayed"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect()
-}
-
 /// One writer: random transfers (often more than the source holds),
 /// deposits and withdrawals in either currency, exchanges through a desk
 /// (commands, and batch lines beside transfers), cancels of its own
@@ -253,7 +118,7 @@ fn queued_ids(out: &Output) -> Vec<(i64, Option<i64>, bool)> {
 /// idempotency keys, which must return the transfers first queued.
 fn writer(s: &Sandbox, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &Counters) {
     let mut mine: Vec<Mine> = Vec::new();
-    for op in 0..OPS_PER_WRITER {
+    for op_index in 0..OPS_PER_WRITER {
         let roll = rng.below(100);
         if roll < 10 && !mine.is_empty() {
             let old = &mine[rng.below(mine.len() as u64) as usize];
@@ -296,126 +161,20 @@ fn writer(s: &Sandbox, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
             }
             continue;
         }
-        let key = format!("w{id}-op{op}");
-        let (args, requests): (Vec<String>, Vec<Vec<Request>>) = match roll {
-            70..=87 => {
-                let exchange = Exchange::random(&mut rng);
-                let legs = exchange.legs(0, 0).map(|(_, r)| r).to_vec();
-                (exchange.command(&key), vec![legs])
-            }
-            88..=99 => {
-                // A batch: exchanges beside transfers, each line keyed.
-                let path = s.dir.path().join(format!("{key}.jsonl"));
-                let mut lines = String::new();
-                let mut requests = Vec::new();
-                for line in 0..1 + rng.below(3) {
-                    let line_key = format!("{key}-{line}");
-                    if rng.below(3) > 0 {
-                        let exchange = Exchange::random(&mut rng);
-                        lines.push_str(&exchange.batch_line(&line_key).to_string());
-                        requests.push(exchange.legs(0, 0).map(|(_, r)| r).to_vec());
-                    } else {
-                        let request = transfer_request(&mut rng, 40);
-                        let doc = json!({
-                            "src": request.src.map(name),
-                            "dst": request.dst.map(name),
-                            "amount": money_in(request.amount, request.currency),
-                            "currency": code(request.currency),
-                            "id": line_key,
-                        });
-                        lines.push_str(&doc.to_string());
-                        requests.push(vec![request]);
-                    }
-                    lines.push('\n');
-                }
-                std::fs::write(&path, lines).unwrap();
-                let args = vec![
-                    "transfer".to_string(),
-                    "--batch".into(),
-                    path.to_str().unwrap().into(),
-                ];
-                (args, requests)
-            }
-            _ => {
-                let request = transfer_request(&mut rng, roll);
-                let mut args = match (request.src, request.dst) {
-                    (None, Some(dst)) => vec!["deposit".to_string(), name(dst)],
-                    (Some(src), None) => vec!["withdraw".to_string(), name(src)],
-                    (Some(src), Some(dst)) => {
-                        vec!["transfer".to_string(), name(src), name(dst)]
-                    }
-                    (None, None) => unreachable!(),
-                };
-                args.push(money_in(request.amount, request.currency));
-                if request.currency != DEFAULT || rng.below(4) == 0 {
-                    args.extend(["--currency".into(), code(request.currency).into()]);
-                }
-                args.extend(["--id".into(), key.clone()]);
-                (args, vec![vec![request]])
-            }
+        let op = match roll {
+            20..=29 => Op::Deposit,
+            30..=39 => Op::Withdraw,
+            70..=87 => Op::Exchange,
+            88..=99 => Op::Batch,
+            _ => Op::Transfer,
         };
-        let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(s, &borrowed, counters);
-        assert!(
-            out.status.success(),
-            "{borrowed:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ids = queued_ids(&out);
-        assert_eq!(ids.len(), requests.len(), "{borrowed:?}: one answer a line");
-        let mut told = told.lock().unwrap();
-        for ((tx_id, pair, replayed), legs) in ids.iter().zip(requests) {
-            let mut queued = Vec::new();
-            match (legs.as_slice(), pair) {
-                ([request], None) => queued.push((*tx_id, request.clone())),
-                ([first, second], Some(pair)) => {
-                    let with = |request: &Request, pair| Request {
-                        pair: Some(pair),
-                        ..request.clone()
-                    };
-                    queued.push((*tx_id, with(first, *pair)));
-                    queued.push((*pair, with(second, *tx_id)));
-                }
-                _ => panic!("{borrowed:?}: {tx_id} {pair:?} is not what was asked"),
-            }
-            for (tx_id, request) in queued {
-                // A batch retried after a busy ledger replays the lines it
-                // had queued before, whose answers were not read.
-                let previous = told.queued.insert(tx_id, request.clone());
-                assert!(
-                    previous.is_none() || (*replayed && previous == Some(request)),
-                    "tx_id {tx_id} handed out twice"
-                );
-            }
-        }
-        drop(told);
+        let queue = BANK.queue(&mut rng, op, &format!("w{id}-op{op_index}"), s.dir.path());
+        let out = run(s, &queue.args(), counters);
+        let ids = queue.record(&out, &mut told.lock().unwrap().queued);
         mine.push(Mine {
-            args,
-            ids: ids.iter().map(|(t, p, _)| (*t, *p)).collect(),
+            args: queue.args,
+            ids,
         });
-    }
-}
-
-/// A deposit (`roll` 20–29), withdrawal (30–39) or transfer between two
-/// users (any other), in a random currency.
-fn transfer_request(rng: &mut Rng, roll: u64) -> Request {
-    let currency = currency(rng);
-    let amount = amount(rng, currency);
-    let (src, dst) = match roll {
-        20..=29 => (None, Some(user(rng))),
-        30..=39 => (Some(user(rng)), None),
-        _ => {
-            let src = user(rng);
-            let dst = (src + 1 + rng.below(USERS as u64 - 1) as usize) % USERS;
-            (Some(src), Some(dst))
-        }
-    };
-    Request {
-        src,
-        dst,
-        amount,
-        currency,
-        pair: None,
     }
 }
 
@@ -625,7 +384,7 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
             .get(tx_id)
             .unwrap_or_else(|| panic!("tx_id {tx_id} was reported but does not exist"));
         assert_eq!(
-            &request_of(row),
+            &BANK.request_of(row),
             request,
             "transfer {tx_id} is what was asked"
         );
@@ -720,7 +479,7 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         let shown: Value = s.json(&["get-user", &name(user)]);
         for currency in [DEFAULT, OTHER] {
             let expected = model
-                .get(&(account_id(user), currency))
+                .get(&(BANK.account_id(user), currency))
                 .copied()
                 .unwrap_or(0);
             assert_eq!(
@@ -748,7 +507,10 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         .sum();
     assert_eq!(
         from_history,
-        model.get(&(account_id(0), DEFAULT)).copied().unwrap_or(0),
+        model
+            .get(&(BANK.account_id(0), DEFAULT))
+            .copied()
+            .unwrap_or(0),
         "history agrees with the balance"
     );
 
@@ -777,24 +539,6 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         counters.snapshots.load(Ordering::Relaxed) > 0,
         "exchanges were read while the run went on"
     );
-}
-
-/// The account id of user `user` (a desk's after the users'): users were
-/// created in order after the external account (id 0).
-fn account_id(user: usize) -> i64 {
-    user as i64 + 1
-}
-
-/// What a writer asked for that made `row`.
-fn request_of(row: &Row) -> Request {
-    let user = |id: i64| -> Option<usize> { (id != 0).then(|| usize::try_from(id - 1).unwrap()) };
-    Request {
-        src: user(row.src),
-        dst: user(row.dst),
-        amount: row.amount,
-        currency: row.currency,
-        pair: row.pair,
-    }
 }
 
 /// Every policy change, read by a second, read-only program.

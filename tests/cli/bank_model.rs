@@ -6,6 +6,12 @@
 //! summing to zero on its own.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::common::Rng;
 
 /// The id `transfers.currency` gives the ledger's default currency (PHP,
 /// 2 places) and the one the bank tests add first.
@@ -185,4 +191,334 @@ pub(crate) fn shown(user: &serde_json::Value, currency: i16) -> (i64, i64, i64) 
         figure("pending_in"),
         figure("pending_out"),
     )
+}
+
+/// The users (`user0`, …) and then the desk users exchanges go through
+/// (`desk0`, …), created in that order after the external account.
+#[derive(Clone, Copy)]
+pub(crate) struct Population {
+    pub users: usize,
+    pub desks: usize,
+}
+
+/// What a writer asked for and was told: `None` on a side is the outside
+/// world; an exchange is two, each leg naming the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub src: Option<usize>,
+    pub dst: Option<usize>,
+    pub amount: i64,
+    pub currency: i16,
+    pub pair: Option<i64>,
+}
+
+/// What a writer queues next.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
+    Deposit,
+    Withdraw,
+    Transfer,
+    /// An `exchange` command.
+    Exchange,
+    /// A batch of one to three lines, most of them exchanges.
+    Batch,
+}
+
+/// One exchange to queue: `user` gives `amount` of `currency` to `desk`
+/// for `for_amount` of `for_currency`.
+struct Exchange {
+    user: usize,
+    desk: usize,
+    amount: i64,
+    currency: i16,
+    for_amount: i64,
+    for_currency: i16,
+}
+
+/// A command that queues, with the requests of what each of its answers
+/// (each line of a batch) queued: one transfer, or an exchange's two legs.
+pub(crate) struct Queue {
+    pub args: Vec<String>,
+    requests: Vec<Vec<Request>>,
+}
+
+/// What a writer queued under one command, to replay it: its arguments,
+/// and the tx_id (with the partner's, for an exchange) of each answer.
+pub(crate) struct Mine {
+    pub args: Vec<String>,
+    pub ids: Vec<(i64, Option<i64>)>,
+}
+
+/// A currency picked at random, the default more often.
+fn currency(rng: &mut Rng) -> i16 {
+    if rng.below(3) == 0 { OTHER } else { DEFAULT }
+}
+
+/// A random amount in `currency`: up to 400.00 (in BTC 400 whole coins)
+/// against balances of a few hundred, so many fail.
+fn amount(rng: &mut Rng, currency: i16) -> i64 {
+    let ceiling = if rng.below(2) == 0 { 5_000 } else { 40_000 };
+    let amount = 1 + rng.below(ceiling) as i64;
+    if currency == OTHER {
+        amount * OTHER_PER_DEFAULT
+    } else {
+        amount
+    }
+}
+
+impl Population {
+    /// A user's name, or a desk's for the indexes after the users.
+    pub(crate) fn name(self, user: usize) -> String {
+        if user < self.users {
+            format!("user{user}")
+        } else {
+            format!("desk{}", user - self.users)
+        }
+    }
+
+    /// A user (never a desk) picked at random.
+    pub(crate) fn user(self, rng: &mut Rng) -> usize {
+        rng.below(self.users as u64) as usize
+    }
+
+    /// The account id of user (or desk) `user`.
+    pub(crate) fn account_id(self, user: usize) -> i64 {
+        user as i64 + 1
+    }
+
+    /// What a writer asked for that made `row`.
+    pub(crate) fn request_of(self, row: &Row) -> Request {
+        let user = |id: i64| (id != 0).then(|| usize::try_from(id - 1).unwrap());
+        Request {
+            src: user(row.src),
+            dst: user(row.dst),
+            amount: row.amount,
+            currency: row.currency,
+            pair: row.pair,
+        }
+    }
+
+    fn exchange(self, rng: &mut Rng) -> Exchange {
+        let currency = currency(rng);
+        let for_currency = if currency == DEFAULT { OTHER } else { DEFAULT };
+        Exchange {
+            user: self.user(rng),
+            desk: self.users + rng.below(self.desks as u64) as usize,
+            amount: amount(rng, currency),
+            currency,
+            for_amount: amount(rng, for_currency),
+            for_currency,
+        }
+    }
+
+    fn transfer(self, rng: &mut Rng, op: Op) -> Request {
+        let currency = currency(rng);
+        let amount = amount(rng, currency);
+        let (src, dst) = match op {
+            Op::Deposit => (None, Some(self.user(rng))),
+            Op::Withdraw => (Some(self.user(rng)), None),
+            _ => {
+                let src = self.user(rng);
+                let dst = (src + 1 + rng.below(self.users as u64 - 1) as usize) % self.users;
+                (Some(src), Some(dst))
+            }
+        };
+        Request {
+            src,
+            dst,
+            amount,
+            currency,
+            pair: None,
+        }
+    }
+
+    fn legs(self, exchange: &Exchange) -> Vec<Request> {
+        vec![
+            Request {
+                src: Some(exchange.user),
+                dst: Some(exchange.desk),
+                amount: exchange.amount,
+                currency: exchange.currency,
+                pair: None,
+            },
+            Request {
+                src: Some(exchange.desk),
+                dst: Some(exchange.user),
+                amount: exchange.for_amount,
+                currency: exchange.for_currency,
+                pair: None,
+            },
+        ]
+    }
+
+    /// The command for `op` under idempotency key `key` (a batch's lines
+    /// keyed `KEY-N`, its file written into `dir`), in a random currency.
+    pub(crate) fn queue(self, rng: &mut Rng, op: Op, key: &str, dir: &Path) -> Queue {
+        match op {
+            Op::Exchange => {
+                let x = self.exchange(rng);
+                let args = vec![
+                    "exchange".into(),
+                    self.name(x.user),
+                    money_in(x.amount, x.currency),
+                    code(x.currency).into(),
+                    "--for".into(),
+                    money_in(x.for_amount, x.for_currency),
+                    code(x.for_currency).into(),
+                    "--via".into(),
+                    self.name(x.desk),
+                    "--id".into(),
+                    key.into(),
+                ];
+                Queue {
+                    args,
+                    requests: vec![self.legs(&x)],
+                }
+            }
+            Op::Batch => {
+                let mut lines = String::new();
+                let mut requests = Vec::new();
+                for line in 0..1 + rng.below(3) {
+                    let id = format!("{key}-{line}");
+                    let doc = if rng.below(3) > 0 {
+                        let x = self.exchange(rng);
+                        requests.push(self.legs(&x));
+                        json!({
+                            "exchange": true,
+                            "src": self.name(x.user),
+                            "via": self.name(x.desk),
+                            "amount": money_in(x.amount, x.currency),
+                            "currency": code(x.currency),
+                            "for_amount": money_in(x.for_amount, x.for_currency),
+                            "for_currency": code(x.for_currency),
+                            "id": id,
+                        })
+                    } else {
+                        let request = self.transfer(rng, Op::Transfer);
+                        let doc = json!({
+                            "src": request.src.map(|u| self.name(u)),
+                            "dst": request.dst.map(|u| self.name(u)),
+                            "amount": money_in(request.amount, request.currency),
+                            "currency": code(request.currency),
+                            "id": id,
+                        });
+                        requests.push(vec![request]);
+                        doc
+                    };
+                    lines.push_str(&doc.to_string());
+                    lines.push('\n');
+                }
+                let path = dir.join(format!("{key}.jsonl"));
+                std::fs::write(&path, lines).unwrap();
+                Queue {
+                    args: vec![
+                        "transfer".into(),
+                        "--batch".into(),
+                        path.to_str().unwrap().into(),
+                    ],
+                    requests,
+                }
+            }
+            _ => {
+                let request = self.transfer(rng, op);
+                let mut args = match (request.src, request.dst) {
+                    (None, Some(dst)) => vec!["deposit".to_string(), self.name(dst)],
+                    (Some(src), None) => vec!["withdraw".to_string(), self.name(src)],
+                    (Some(src), Some(dst)) => {
+                        vec!["transfer".to_string(), self.name(src), self.name(dst)]
+                    }
+                    (None, None) => unreachable!(),
+                };
+                args.push(money_in(request.amount, request.currency));
+                // The default named now and then, as it may be.
+                if request.currency != DEFAULT || rng.below(4) == 0 {
+                    args.extend(["--currency".into(), code(request.currency).into()]);
+                }
+                args.extend(["--id".into(), key.into()]);
+                Queue {
+                    args,
+                    requests: vec![vec![request]],
+                }
+            }
+        }
+    }
+}
+
+impl Queue {
+    pub(crate) fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Records in `queued` what the command's successful output `out`
+    /// says it queued, each leg linked to its partner, and returns the ids
+    /// of each answer.
+    pub(crate) fn record(
+        &self,
+        out: &Output,
+        queued: &mut BTreeMap<i64, Request>,
+    ) -> Vec<(i64, Option<i64>)> {
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            self.args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids = queued_ids(out);
+        assert_eq!(
+            ids.len(),
+            self.requests.len(),
+            "{:?}: one answer a line",
+            self.args
+        );
+        for ((tx_id, pair, replayed), legs) in ids.iter().zip(&self.requests) {
+            let made: Vec<(i64, Request)> = match (legs.as_slice(), pair) {
+                ([request], None) => vec![(*tx_id, request.clone())],
+                ([first, second], Some(pair)) => vec![
+                    (
+                        *tx_id,
+                        Request {
+                            pair: Some(*pair),
+                            ..first.clone()
+                        },
+                    ),
+                    (
+                        *pair,
+                        Request {
+                            pair: Some(*tx_id),
+                            ..second.clone()
+                        },
+                    ),
+                ],
+                _ => panic!("{:?}: {tx_id} {pair:?} is not what was asked", self.args),
+            };
+            for (tx_id, request) in made {
+                // A batch retried after a busy ledger or a lost answer
+                // replays the lines it had queued before, whose answers
+                // were not read.
+                let previous = queued.insert(tx_id, request.clone());
+                assert!(
+                    previous.is_none() || (*replayed && previous == Some(request)),
+                    "tx_id {tx_id} handed out twice"
+                );
+            }
+        }
+        ids.iter().map(|(t, p, _)| (*t, *p)).collect()
+    }
+}
+
+/// The tx_id, partner and `replayed` of every answer a queueing command
+/// printed: one, or a batch's result lines, none of which may be an error.
+pub(crate) fn queued_ids(out: &Output) -> Vec<(i64, Option<i64>, bool)> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|line| {
+            let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(doc.get("error").is_none(), "a line was refused: {line}");
+            (
+                doc["tx_id"].as_i64().unwrap_or_else(|| panic!("{line}")),
+                doc["pair_tx_id"].as_i64(),
+                doc["replayed"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
 }
