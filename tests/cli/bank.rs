@@ -223,8 +223,7 @@ fn operator(s: &Sandbox, mut rng: Rng, done: &AtomicBool, counters: &Counters) -
     let mut made = 0;
     while !done.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(40 + rng.below(100)));
-        let args =
-            policy_model::next_change_in(&mut rng, &mut frozen, Some(bank_model::OTHER_CODE));
+        let args = policy_model::next_change(&mut rng, &mut frozen, Some(bank_model::OTHER_CODE));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(s, &args, counters);
         assert!(

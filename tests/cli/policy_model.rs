@@ -196,18 +196,9 @@ pub(crate) fn check_pair_decision(
 /// The operator's next change, as the arguments of its command: a frozen
 /// user is unfrozen, an unfrozen one now and then frozen (about a quarter
 /// of the users stay frozen at a time), or its limit set anew (0 now and
-/// then, which removes it). `frozen` follows the change.
-pub(crate) fn next_change(rng: &mut Rng, frozen: &mut [bool]) -> Vec<String> {
-    next_change_in(rng, frozen, None)
-}
-
-/// [`next_change`], a third of the limits set in `other` when it names a
-/// currency (`--currency CODE`), the rest in the default currency.
-pub(crate) fn next_change_in(
-    rng: &mut Rng,
-    frozen: &mut [bool],
-    other: Option<&str>,
-) -> Vec<String> {
+/// then, which removes it), a third of the limits in `other` when it names
+/// a currency (`--currency CODE`). `frozen` follows the change.
+pub(crate) fn next_change(rng: &mut Rng, frozen: &mut [bool], other: Option<&str>) -> Vec<String> {
     let user = rng.below(frozen.len() as u64) as usize;
     let name = format!("user{user}");
     let mut args = if frozen[user] {
