@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
             [CompletionResult]::new('withdraw', 'withdraw', [CompletionResultType]::ParameterValue, 'Queue money going out of a user to outside the ledger')
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Queue a transfer between two users, or many from a JSON Lines file')
+            [CompletionResult]::new('exchange', 'exchange', [CompletionResultType]::ParameterValue, 'Queue an exchange: two transfers in two currencies, decided as one')
             [CompletionResult]::new('settle', 'settle', [CompletionResultType]::ParameterValue, 'Apply pending transfers, oldest first')
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
@@ -184,8 +185,22 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'wallet;exchange' {
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'What the desk pays back: AMOUNT CODE, in another currency')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'The user that provides the liquidity: it receives the first amount and pays the second')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Idempotency key: a retry with the same key and fields returns the first transfer')
+            [CompletionResult]::new('--memo', '--memo', [CompletionResultType]::ParameterName, 'A note stored with the transfer')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock before failing with `busy`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'wallet;settle' {
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Settle at most N transfers')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Settle at most N transfers (N + 1 when the cap falls between an exchange''s two legs, which settle together)')
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'With --watch: how long to sleep when the queue is empty')
             [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)')
@@ -229,8 +244,8 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON on stdout (errors as JSON on stderr)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success but the data asked for')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'wallet;users' {
@@ -419,6 +434,7 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             [CompletionResult]::new('deposit', 'deposit', [CompletionResultType]::ParameterValue, 'Queue money coming in to a user from outside the ledger')
             [CompletionResult]::new('withdraw', 'withdraw', [CompletionResultType]::ParameterValue, 'Queue money going out of a user to outside the ledger')
             [CompletionResult]::new('transfer', 'transfer', [CompletionResultType]::ParameterValue, 'Queue a transfer between two users, or many from a JSON Lines file')
+            [CompletionResult]::new('exchange', 'exchange', [CompletionResultType]::ParameterValue, 'Queue an exchange: two transfers in two currencies, decided as one')
             [CompletionResult]::new('settle', 'settle', [CompletionResultType]::ParameterValue, 'Apply pending transfers, oldest first')
             [CompletionResult]::new('get-transfer', 'get-transfer', [CompletionResultType]::ParameterValue, 'Show one transfer')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'List a user''s transfers, newest first')
@@ -467,6 +483,9 @@ Register-ArgumentCompleter -Native -CommandName 'wallet' -ScriptBlock {
             break
         }
         'wallet;help;transfer' {
+            break
+        }
+        'wallet;help;exchange' {
             break
         }
         'wallet;help;settle' {

@@ -46,6 +46,9 @@ _wallet() {
             wallet,events)
                 cmd="wallet__subcmd__events"
                 ;;
+            wallet,exchange)
+                cmd="wallet__subcmd__exchange"
+                ;;
             wallet,export)
                 cmd="wallet__subcmd__export"
                 ;;
@@ -142,6 +145,9 @@ _wallet() {
             wallet__subcmd__help,events)
                 cmd="wallet__subcmd__help__subcmd__events"
                 ;;
+            wallet__subcmd__help,exchange)
+                cmd="wallet__subcmd__help__subcmd__exchange"
+                ;;
             wallet__subcmd__help,export)
                 cmd="wallet__subcmd__help__subcmd__export"
                 ;;
@@ -206,7 +212,7 @@ _wallet() {
 
     case "${cmd}" in
         wallet)
-            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init currency currencies create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
+            opts="-q -h -V --db --json --quiet --lock-timeout --help --version init currency currencies create-user get-user deposit withdraw transfer exchange settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,6 +616,59 @@ _wallet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wallet__subcmd__exchange)
+            opts="-q -h --for --via --id --memo --db --json --quiet --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --memo)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wallet__subcmd__export)
             opts="-q -h --format --since --until --status --db --json --quiet --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -774,7 +833,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help)
-            opts="init currency currencies create-user get-user deposit withdraw transfer settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
+            opts="init currency currencies create-user get-user deposit withdraw transfer exchange settle get-transfer history cancel users balances export events hold capture release refund overdraft freeze unfreeze close completions verify migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -928,6 +987,20 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wallet__subcmd__help__subcmd__exchange)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand deposit 'Queue money coming in to a user from outside the ledger'
             cand withdraw 'Queue money going out of a user to outside the ledger'
             cand transfer 'Queue a transfer between two users, or many from a JSON Lines file'
+            cand exchange 'Queue an exchange: two transfers in two currencies, decided as one'
             cand settle 'Apply pending transfers, oldest first'
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
@@ -168,8 +169,21 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'wallet;exchange'= {
+            cand --for 'What the desk pays back: AMOUNT CODE, in another currency'
+            cand --via 'The user that provides the liquidity: it receives the first amount and pays the second'
+            cand --id 'Idempotency key: a retry with the same key and fields returns the first transfer'
+            cand --memo 'A note stored with the transfer'
+            cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'
+            cand --lock-timeout 'How long to wait for another process''s lock before failing with `busy`'
+            cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
+            cand -q 'Print nothing on success but the data asked for'
+            cand --quiet 'Print nothing on success but the data asked for'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'wallet;settle'= {
-            cand --limit 'Settle at most N transfers'
+            cand --limit 'Settle at most N transfers (N + 1 when the cap falls between an exchange''s two legs, which settle together)'
             cand --batch-size 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]'
             cand --interval 'With --watch: how long to sleep when the queue is empty'
             cand --workers 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)'
@@ -210,8 +224,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'wallet;users'= {
             cand --limit 'Show at most N users'
@@ -384,6 +398,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand deposit 'Queue money coming in to a user from outside the ledger'
             cand withdraw 'Queue money going out of a user to outside the ledger'
             cand transfer 'Queue a transfer between two users, or many from a JSON Lines file'
+            cand exchange 'Queue an exchange: two transfers in two currencies, decided as one'
             cand settle 'Apply pending transfers, oldest first'
             cand get-transfer 'Show one transfer'
             cand history 'List a user''s transfers, newest first'
@@ -423,6 +438,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         &'wallet;help;withdraw'= {
         }
         &'wallet;help;transfer'= {
+        }
+        &'wallet;help;exchange'= {
         }
         &'wallet;help;settle'= {
         }

@@ -216,6 +216,20 @@ real run takes others).",
     )]
     Transfer(TransferArgs),
 
+    /// Queue an exchange: two transfers in two currencies, decided as one
+    #[command(
+        long_about = "Queue an exchange between two currencies through a desk: NAME pays AMOUNT CODE to DESK and DESK pays the --for amount back to NAME in the other currency, as two PENDING transfers (the legs) that settle decides together.
+
+The desk (--via) is a user like any other, with its own balances, overdraft limits and policy: it provides the liquidity. Both legs complete, or both fail with the reason of the leg that could not be paid (NAME short of AMOUNT, the desk short of the --for amount, or either frozen); neither is ever applied alone. A pair is decided when both legs are next in their sources' tx_id order. Each amount is read at its own currency's scale; the two currencies must differ.
+
+Prints the first leg's tx_id and the second's (pair_tx_id), both PENDING; with -q, the two ids on one line. The pair shares the --id key: a retry with the same fields returns both ids. Cancelling either leg cancels both, and a leg cannot be refunded alone.",
+        after_help = "Examples:
+  wallet exchange alice 1000.00 PHP --for 0.00030000 BTC --via desk
+  wallet exchange alice 0.001 BTC --for 3300.00 PHP --via desk --id swap-7
+  wallet -q exchange alice 50 USD --for 2800.00 PHP --via desk"
+    )]
+    Exchange(ExchangeArgs),
+
     /// Apply pending transfers, oldest first
     #[command(
         long_about = "Apply pending transfers, oldest first.
@@ -235,7 +249,7 @@ processes, on any number of machines, and the --workers of each, share the \
 queue: each source account's transfers are still decided oldest first, one \
 batch after another, but a credit from another account may land before or \
 after a debit that a single worker would have decided in the other order. A \
-ledger file has one writer at a time, so there one worker does the work.",
+ledger file has one writer at a time, so there one worker does the work. An exchange is decided when both its legs are next in their sources' tx_id order, both in one batch.",
         after_help = "Examples:
   wallet settle
   wallet settle --limit 100
@@ -257,8 +271,13 @@ ledger file has one writer at a time, so there one worker does the work.",
     History(HistoryArgs),
 
     /// Cancel a transfer that is still PENDING
-    #[command(after_help = "Example:
-  wallet cancel 42")]
+    #[command(
+        long_about = "Cancel a transfer that is still PENDING: it becomes CANCELLED and what it \
+reserved is free again. Either leg of an exchange cancels both legs, in one \
+transaction, and only while both are PENDING.",
+        after_help = "Example:
+  wallet cancel 42"
+    )]
     Cancel(CancelArgs),
 
     /// List the users with their balances, a page at a time
@@ -382,7 +401,8 @@ destination to its source, linked to it (refund_of), for all of it or AMOUNT.
 The refunds of one transfer never add up to more than it: checked when queued \
 (counting refunds still PENDING) and again when settled. A deposit's refund \
 is a withdrawal, a withdrawal's a deposit. `get-transfer` of the original \
-shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids).",
+shows `refunded` (the sum of its COMPLETED refunds) and `refunds` (their ids). \
+A leg of an exchange cannot be refunded alone (not_refundable).",
         after_help = "Examples:
   wallet refund 42
   wallet refund 42 5.00 --id refund-42-a --memo \"damaged item\""
@@ -836,6 +856,27 @@ pub struct TransferArgs {
     pub dry_run: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    /// User paying the first amount
+    pub name: String,
+    /// Amount NAME pays, e.g. 1000.00
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+    /// The currency NAME pays in, by code
+    pub code: String,
+    /// What the desk pays back: AMOUNT CODE, in another currency
+    #[arg(long = "for", num_args = 2, value_names = ["AMOUNT", "CODE"],
+          required = true, allow_hyphen_values = true)]
+    pub counter: Vec<String>,
+    /// The user that provides the liquidity: it receives the first amount
+    /// and pays the second
+    #[arg(long, value_name = "DESK", required = true)]
+    pub via: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BatchFormat {
     Jsonl,
@@ -844,7 +885,8 @@ pub enum BatchFormat {
 
 #[derive(Debug, Args)]
 pub struct SettleArgs {
-    /// Settle at most N transfers
+    /// Settle at most N transfers (N + 1 when the cap falls between an
+    /// exchange's two legs, which settle together)
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           value_parser = count::<1_000_000_000_000>)]
     pub limit: Option<u64>,

@@ -70,6 +70,10 @@ pub enum WalletError {
     #[error("transfer {tx_id} is {status}; only a COMPLETED transfer can be refunded")]
     NotRefundable { tx_id: i64, status: String },
     #[error(
+        "transfer {tx_id} is one leg of exchange {first}/{second}; a leg cannot be refunded alone"
+    )]
+    LegNotRefundable { tx_id: i64, first: i64, second: i64 },
+    #[error(
         "a refund of {wanted} would return more than transfer {tx_id} moved: {left} is left to refund"
     )]
     RefundExceedsOriginal {
@@ -209,7 +213,7 @@ impl WalletError {
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::NotPending { .. } => "not_pending",
             Self::NotHeld { .. } => "not_held",
-            Self::NotRefundable { .. } => "not_refundable",
+            Self::NotRefundable { .. } | Self::LegNotRefundable { .. } => "not_refundable",
             Self::RefundExceedsOriginal { .. } => "refund_exceeds_original",
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::AccountFrozen { .. } => "account_frozen",
@@ -256,6 +260,7 @@ impl WalletError {
             | Self::NotPending { .. }
             | Self::NotHeld { .. }
             | Self::NotRefundable { .. }
+            | Self::LegNotRefundable { .. }
             | Self::RefundExceedsOriginal { .. }
             | Self::InsufficientFunds { .. }
             | Self::AccountFrozen { .. }

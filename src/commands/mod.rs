@@ -11,6 +11,7 @@ mod currencies;
 mod currency;
 mod deposit;
 mod events;
+mod exchange;
 mod export;
 mod freeze;
 mod get_transfer;
@@ -102,6 +103,7 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Export(args) => export::run(&context, args),
         Command::Events(args) => events::run(&context, args),
         Command::Hold(args) => hold::run(&context, args),
+        Command::Exchange(args) => exchange::run(&context, args),
         Command::Capture(args) => capture::run(&context, args),
         Command::Release(args) => release::run(&context, args),
         Command::Refund(args) => refund::run(&context, args),

@@ -17,6 +17,9 @@ struct Queued {
     status: &'static str,
     /// True when an earlier request with the same key had queued it.
     replayed: bool,
+    /// For an exchange: its second leg (`tx_id` is the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pair_tx_id: Option<TxId>,
 }
 
 /// An amount as asked: its text, and the code of its currency if one was
@@ -72,28 +75,38 @@ pub(super) fn queued_report(
     what: &str,
     options: &QueueArgs,
 ) -> Report {
+    // An exchange is named by both legs' ids: `exchange 11/12`.
+    let ids = match queued.pair_tx_id {
+        Some(pair) => format!("{}/{pair}", queued.tx_id),
+        None => queued.tx_id.to_string(),
+    };
     let line = if queued.replayed {
         format!(
-            "{what} {} was already queued with this key; it is {}",
-            queued.tx_id, queued.status
+            "{what} {ids} was already queued with this key; it is {}",
+            queued.status
         )
     } else {
         let verb = if what == "hold" { "placed" } else { "queued" };
-        format!("{verb} {what} {} ({})", queued.tx_id, queued.status)
+        format!("{verb} {what} {ids} ({})", queued.status)
+    };
+    let quiet = match queued.pair_tx_id {
+        Some(pair) => format!("{} {pair}", queued.tx_id),
+        None => queued.tx_id.to_string(),
     };
     let report = Report::new(
         Queued {
             tx_id: queued.tx_id,
             status: queued.status.as_str(),
             replayed: queued.replayed,
+            pair_tx_id: queued.pair_tx_id,
         },
         Human::Line(line),
     )
-    .when_quiet(WhenQuiet::Id(queued.tx_id.to_string()));
+    .when_quiet(WhenQuiet::Id(quiet));
     let advice = if options.key.is_some() {
         "`wallet get-transfer` shows it; a retry with the same --id is exact"
     } else {
         "look it up with `wallet get-transfer` before retrying: without --id a retry queues it again"
     };
-    report.committed(format!("{what} {}", queued.tx_id), advice)
+    report.committed(format!("{what} {ids}"), advice)
 }

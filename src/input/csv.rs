@@ -95,7 +95,7 @@ impl<R: io::Read> CsvLines<R> {
         for (i, (name, column)) in names.iter().zip(&header).enumerate() {
             if !COLUMNS.contains(&name.as_str()) {
                 return Err(WalletError::InvalidLine(format!(
-                    "the CSV header of {source} names the unknown column '{}'; the columns are src,dst,amount and optionally id,memo,currency",
+                    "the CSV header of {source} names the unknown column '{}'; the columns are src,dst,amount and optionally id,memo,currency (exchanges and holds are JSON Lines only)",
                     echo(column)
                 )));
             }

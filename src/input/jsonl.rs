@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::read_error;
 use crate::domain::{IdempotencyKey, Memo, UserName};
 use crate::error::{Result, WalletError};
-use crate::ledger::{BatchLine, Expiry, Kind, NewTransfer, rules};
+use crate::ledger::{BatchLine, Counter, Expiry, Kind, NewTransfer, rules};
 use crate::money::Currencies;
 
 /// Longer lines are refused (and skipped) rather than read into memory whole.
@@ -40,6 +40,17 @@ struct LineDoc {
     /// A code of the ledger's currencies; its default when absent.
     #[serde(default)]
     currency: Option<String>,
+    /// An exchange instead of a transfer (see `wallet exchange`): `src`
+    /// pays `amount` to the desk `via`, which pays `for_amount` back in
+    /// `for_currency`.
+    #[serde(default)]
+    exchange: bool,
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    for_amount: Option<String>,
+    #[serde(default)]
+    for_currency: Option<String>,
 }
 
 /// Reads numbered lines and parses each into a transfer, skipping blank ones.
@@ -100,6 +111,15 @@ impl<R: BufRead> JsonLines<R> {
                 _ => format!("it is not valid JSON ({e})"),
             })
         })?;
+        if doc.exchange {
+            return self.exchange(doc);
+        }
+        if doc.via.is_some() || doc.for_amount.is_some() || doc.for_currency.is_some() {
+            return Err(WalletError::InvalidLine(
+                "via, for_amount and for_currency belong to an exchange (\"exchange\": true)"
+                    .into(),
+            ));
+        }
         let src = doc.src.as_deref().map(UserName::parse).transpose()?;
         let dst = doc.dst.as_deref().map(UserName::parse).transpose()?;
         // Both sides are checked before the amount, so a line that names no
@@ -120,6 +140,42 @@ impl<R: BufRead> JsonLines<R> {
         }
         let expiry = Expiry::asked(doc.expires_in.as_deref(), doc.expires_at.as_deref())?;
         transfer.with_kind(Kind::Hold(expiry))
+    }
+
+    /// An exchange line: `src` and `via` name users, each amount is read at
+    /// its own currency's scale, and nothing of a transfer's other kinds
+    /// comes with it.
+    fn exchange(&self, doc: LineDoc) -> Result<NewTransfer> {
+        if doc.dst.is_some() || doc.hold || doc.expires_in.is_some() || doc.expires_at.is_some() {
+            return Err(WalletError::InvalidLine(
+                "an exchange names its desk with via, and takes no dst, hold or expiry".into(),
+            ));
+        }
+        let (Some(src), Some(via), Some(for_amount), Some(for_currency)) = (
+            doc.src.as_deref(),
+            doc.via.as_deref(),
+            doc.for_amount.as_deref(),
+            doc.for_currency.as_deref(),
+        ) else {
+            return Err(WalletError::InvalidLine(
+                "an exchange needs src, via, amount, for_amount and for_currency".into(),
+            ));
+        };
+        let src = UserName::parse(src)?;
+        let desk = UserName::parse(via)?;
+        rules::check_parties(Some(&src), Some(&desk))?;
+        let (currency, amount) =
+            super::amount_in(&self.currencies, doc.currency.as_deref(), &doc.amount)?;
+        let (back, back_amount) =
+            super::amount_in(&self.currencies, Some(for_currency), for_amount)?;
+        let key = IdempotencyKey::parse_optional(doc.id.as_deref())?;
+        let memo = Memo::parse_optional(doc.memo.as_deref())?;
+        NewTransfer::new(Some(src), Some(desk), amount, memo, key)?
+            .with_currency(currency)
+            .with_kind(Kind::Exchange(Counter {
+                amount: back_amount,
+                currency: back,
+            }))
     }
 }
 

@@ -35,9 +35,9 @@ pub(crate) use model::{
     TransferRecord, TrialBalance, UserRecord, VerifyOptions, VerifyReport,
 };
 pub use model::{
-    BatchCounts, BatchLine, BatchSink, CurrencyFigures, DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE,
-    Expiry, Instant, Kind, NewTransfer, PolicyChange, PolicyChangeRecord, Queued, Status,
-    TransferRef, TxId,
+    BatchCounts, BatchLine, BatchSink, Counter, CurrencyFigures, DEFAULT_BATCH_SIZE,
+    DEFAULT_CHUNK_SIZE, Expiry, Instant, Kind, NewTransfer, PolicyChange, PolicyChangeRecord,
+    Queued, Status, TransferRef, TxId,
 };
 pub use store::Store;
 pub use store::{Access, OpenOptions, Profile};
@@ -397,7 +397,8 @@ impl Ledger {
                 break;
             }
             let wanted = match options.limit {
-                Some(limit) => batch_size.min(limit - summary.processed),
+                // A batch may take one more than asked to keep a pair whole.
+                Some(limit) => batch_size.min(limit.saturating_sub(summary.processed)),
                 None => batch_size,
             };
             if wanted == 0 {

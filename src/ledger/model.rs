@@ -170,6 +170,20 @@ pub(crate) fn check_parties(src: Option<&UserName>, dst: Option<&UserName>) -> R
     }
 }
 
+/// An exchange moves two currencies, one each way: the same currency on
+/// both legs would be two transfers that cancel out.
+pub(crate) fn check_exchange_currencies(
+    paid: crate::money::CurrencyId,
+    back: crate::money::CurrencyId,
+) -> Result<()> {
+    if paid == back {
+        return Err(WalletError::InvalidCurrency(
+            "an exchange needs two currencies".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A transfer to queue, checked by [`check_parties`] when built. `None`
 /// on one side means the external account: a deposit has no source user, a
 /// withdrawal no destination user.
@@ -185,12 +199,32 @@ pub struct NewTransfer {
 }
 
 /// What a request queues: a plain transfer, a hold that reserves money
-/// until captured, released or expired, or a refund of a COMPLETED transfer.
+/// until captured, released or expired, a refund of a COMPLETED transfer,
+/// or an exchange: two transfers decided as one, the request's own from its
+/// source to a desk and the counter leg back from the desk in another
+/// currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Transfer,
     Hold(Expiry),
     Refund(TxId),
+    Exchange(Counter),
+}
+
+/// An exchange's second leg: what the desk pays back, in its own currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub amount: Amount,
+    pub currency: crate::money::CurrencyId,
+}
+
+/// Which of an exchange's two transfers a row is. The first (source to
+/// desk) holds the key and the smaller id; each names the other as its
+/// pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leg {
+    First,
+    Second,
 }
 
 impl NewTransfer {
@@ -226,13 +260,22 @@ impl NewTransfer {
         self.currency
     }
 
-    /// The same request as a hold (which needs a user on the paying side)
-    /// or a refund.
+    /// The same request as a hold (which needs a user on the paying side),
+    /// a refund, or an exchange (a user on each side: the source and its
+    /// desk, in two currencies). Call it after [`Self::with_currency`].
     pub fn with_kind(mut self, kind: Kind) -> Result<Self> {
         if matches!(kind, Kind::Hold(_)) && self.src.is_none() {
             return Err(WalletError::InvalidLine(
                 "a hold needs a user as src: it reserves that user's money".into(),
             ));
+        }
+        if let Kind::Exchange(counter) = kind {
+            if self.src.is_none() || self.dst.is_none() {
+                return Err(WalletError::InvalidLine(
+                    "an exchange needs a user and a desk: both sides are users".into(),
+                ));
+            }
+            check_exchange_currencies(self.currency, counter.currency)?;
         }
         self.kind = kind;
         Ok(self)
@@ -270,6 +313,8 @@ pub struct Queued {
     pub tx_id: TxId,
     pub status: Status,
     pub replayed: bool,
+    /// For an exchange: the id of its second leg (`tx_id` is the first's).
+    pub pair_tx_id: Option<TxId>,
 }
 
 /// A user as stored, with the balance settlement maintains and the sums of
@@ -527,6 +572,8 @@ pub struct TransferRecord {
     pub balance_after: Option<i64>,
     /// The currency it moves; every amount above is in its minor units.
     pub currency: crate::money::CurrencyId,
+    /// For an exchange leg: the other leg.
+    pub pair_tx_id: Option<TxId>,
 }
 
 /// One refund of a transfer, as its original's readers list it.
@@ -774,12 +821,14 @@ impl Span {
         if let Ok(Queued {
             tx_id,
             replayed: false,
+            pair_tx_id,
             ..
         }) = *outcome
         {
+            let last = pair_tx_id.unwrap_or(tx_id);
             self.queued = Some(
                 self.queued
-                    .map_or((tx_id, tx_id), |(first, _)| (first, tx_id)),
+                    .map_or((tx_id, last), |(first, _)| (first, last)),
             );
         }
     }

@@ -165,9 +165,14 @@ impl BatchSink for LineStream {
 /// rolled-back transaction: on a file the next run takes the same if
 /// nothing writes between, but a server's sequence never rolls back).
 fn write_queued(out: &mut impl Write, line: u64, queued: &Queued, dry_run: bool) -> io::Result<()> {
+    // An exchange line names its second leg too.
+    let pair = match queued.pair_tx_id {
+        Some(pair) => format!(",\"pair_tx_id\":{pair}"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "{{\"line\":{line},\"tx_id\":{},\"status\":\"{}\"{}{}}}",
+        "{{\"line\":{line},\"tx_id\":{},\"status\":\"{}\"{pair}{}{}}}",
         queued.tx_id,
         queued.status.as_str(),
         if queued.replayed {

@@ -221,6 +221,8 @@ pub(crate) struct TransferView {
     pub balance_after: Option<Option<String>>,
     /// The code of the currency it moves.
     pub currency: String,
+    /// For an exchange leg: the other leg; null for any other transfer.
+    pub pair_tx_id: Option<TxId>,
 }
 
 /// One refund of a transfer, as its original lists it.
@@ -271,6 +273,7 @@ impl TransferView {
                 .collect(),
             balance_after: None,
             currency: currency.code.clone(),
+            pair_tx_id: record.pair_tx_id,
         }
     }
 
@@ -289,7 +292,7 @@ impl TransferView {
     }
 
     pub(crate) fn human(&self) -> Human {
-        Human::Record(vec![
+        let mut fields = vec![
             ("tx_id", self.tx_id.to_string()),
             ("src", self.src.clone().unwrap_or_else(|| EXTERNAL.into())),
             ("dst", self.dst.clone().unwrap_or_else(|| EXTERNAL.into())),
@@ -315,7 +318,12 @@ impl TransferView {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-        ])
+        ];
+        // Only a leg has a pair: other transfers keep the lines they had.
+        if let Some(pair) = self.pair_tx_id {
+            fields.push(("pair_tx_id", pair.to_string()));
+        }
+        Human::Record(fields)
     }
 
     /// A list of transfers as one table, a row each.

@@ -360,6 +360,9 @@ pub(crate) mod shapes {
         pub tx_id: i64,
         pub status: String,
         pub replayed: bool,
+        /// An exchange's second leg; absent for anything else.
+        #[serde(default)]
+        pub pair_tx_id: Option<i64>,
     }
 
     #[derive(Deserialize, Debug, PartialEq)]
@@ -447,6 +450,8 @@ pub(crate) mod shapes {
         pub balance_after: Option<String>,
         /// The code of the currency it moves.
         pub currency: String,
+        /// For an exchange leg: the other leg.
+        pub pair_tx_id: Option<i64>,
     }
 
     /// One refund as its original lists it.

@@ -82,6 +82,7 @@ mod derived;
 mod dry_run;
 mod engine;
 mod events;
+mod exchange;
 mod failover;
 mod faults;
 mod files;

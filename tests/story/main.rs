@@ -161,7 +161,8 @@ fn key_replay(place: &Place) {
         Queued {
             tx_id: first.tx_id,
             status: Status::Pending,
-            replayed: true
+            replayed: true,
+            pair_tx_id: None,
         }
     );
     settle(store, 10);

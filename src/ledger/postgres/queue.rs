@@ -386,6 +386,7 @@ fn read_originals(
                 status: row.get(4),
                 expires_at: row.get(5),
                 refunded: refunded.get(&tx_id).copied().unwrap_or(0),
+                pair: None,
             },
         );
     }
@@ -487,6 +488,7 @@ fn earlier_uses<'t>(
                     expires_at: row.get(8),
                     refund_of: row.get(9),
                     created_at: row.get(10),
+                    pair: None,
                 },
             )
         })

@@ -270,6 +270,7 @@ pub(super) fn settle_batch(
             // Read from `transfers.currency` once the column exists.
             currency: CurrencyId(row.get::<_, i16>(5)),
             refund_of: row.get(4),
+            pair: None,
         })
         .collect();
     if due.is_empty() {

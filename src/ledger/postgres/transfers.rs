@@ -247,5 +247,6 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         refunded: row.get(15),
         balance_after: row.get(13),
         currency: crate::money::CurrencyId(row.get::<_, i16>(17)),
+        pair_tx_id: None,
     })
 }

@@ -13,6 +13,7 @@
 //! change makes of an account's policy, and the policy in force at an
 //! instant, in [`policy`].
 
+pub(crate) mod claim;
 pub(crate) mod currencies;
 pub(crate) mod plan;
 pub(crate) mod policy;
@@ -27,7 +28,7 @@ use crate::money::{Currency, CurrencyId};
 use super::model::{
     EXTERNAL_ACCOUNT, Expiry, FailReason, Instant, Kind, NewTransfer, Policy, Queued, Status, TxId,
 };
-pub(crate) use super::model::{available, check_parties};
+pub(crate) use super::model::{available, check_exchange_currencies, check_parties};
 
 /// A refund must be decided against the refunds already completed: it
 /// fails if, with them, it would return more than the original.
@@ -52,6 +53,8 @@ pub(crate) struct Pinned<'a> {
     /// A hold's expiry: as a request asks it, or as an earlier hold was
     /// stored; `None` for anything that is not a hold.
     pub expiry: Option<PinnedExpiry>,
+    /// For an exchange: what the desk pays back (amount, currency).
+    pub counter: Option<(i64, CurrencyId)>,
 }
 
 /// A hold's expiry on either side of a replay.
@@ -110,6 +113,7 @@ impl<'a> Pinned<'a> {
                 hold: false,
                 refund_of,
                 expiry: None,
+                counter: None,
             },
             StoredAs::Hold {
                 amount,
@@ -124,6 +128,7 @@ impl<'a> Pinned<'a> {
                 hold: true,
                 refund_of: None,
                 expiry: Some(PinnedExpiry::stored(placed_at, expires_at)),
+                counter: None,
             },
         }
     }
@@ -145,7 +150,17 @@ impl<'a> Pinned<'a> {
                 Kind::Hold(expiry) => Some(PinnedExpiry::Asked(expiry)),
                 _ => None,
             },
+            counter: match transfer.kind() {
+                Kind::Exchange(counter) => Some((counter.amount.minor_units(), counter.currency)),
+                _ => None,
+            },
         }
+    }
+
+    /// The same stored first leg of an exchange, with what its second leg
+    /// pays back.
+    pub(crate) fn with_counter(self, counter: Option<(i64, CurrencyId)>) -> Self {
+        Self { counter, ..self }
     }
 }
 
@@ -180,6 +195,12 @@ pub(crate) fn replay_or_conflict(
         Some("kind (hold or transfer)")
     } else if earlier.refund_of != requested.refund_of {
         Some("refunded transfer")
+    } else if earlier.counter.is_some() != requested.counter.is_some() {
+        Some("kind (exchange or transfer)")
+    } else if earlier.counter.map(|(_, c)| c) != requested.counter.map(|(_, c)| c) {
+        Some("exchanged currency")
+    } else if earlier.counter != requested.counter {
+        Some("exchanged amount")
     } else if let Some(PinnedExpiry::Asked(wanted)) = requested.expiry
         && !matches!(earlier.expiry, Some(PinnedExpiry::Stored { placed_at, expires_at })
                      if wanted.instant(placed_at) == expires_at)
@@ -202,6 +223,7 @@ pub(crate) fn replay_or_conflict(
             tx_id: TxId::new(earlier_id),
             status: earlier_status,
             replayed: true,
+            pair_tx_id: None,
         }),
     }
 }
@@ -303,6 +325,22 @@ pub(crate) fn check_cancellable(tx_id: i64, stored: &str) -> Result<()> {
     }
 }
 
+/// An exchange is cancelled whole or not at all: both legs must still be
+/// PENDING (settlement decides them together, so one decided alone means a
+/// damaged ledger, which the status of the leg asked about reports). `asked`
+/// is the leg named, `other` its pair, each `(tx_id, stored status)`; a
+/// missing pair is a damaged ledger.
+pub(crate) fn check_pair_cancellable(asked: (i64, &str), other: Option<(i64, &str)>) -> Result<()> {
+    check_cancellable(asked.0, asked.1)?;
+    let Some((pair, stored)) = other else {
+        return Err(WalletError::Integrity(format!(
+            "transfer {} is one leg of an exchange whose other leg does not exist; run `wallet verify`",
+            asked.0
+        )));
+    };
+    check_cancellable(pair, stored)
+}
+
 /// The pending sums after queueing `transfer`: the source's `pending_out`
 /// and the destination's `pending_in`, each grown by the amount. A sum that
 /// would overflow refuses the request, naming the account whose sum is full.
@@ -311,12 +349,26 @@ pub(crate) fn reserve_pending(
     src_out: i64,
     dst_in: i64,
 ) -> Result<(i64, i64)> {
-    let amount = transfer.amount().minor_units();
+    reserve_between(
+        transfer.amount().minor_units(),
+        (transfer.src(), src_out),
+        (transfer.dst(), dst_in),
+    )
+}
+
+/// The pending sums after queueing `amount` from a source (its name, none
+/// for the external account, and its `pending_out`) to a destination (its
+/// name and `pending_in`).
+pub(crate) fn reserve_between(
+    amount: i64,
+    (src, src_out): (Option<&UserName>, i64),
+    (dst, dst_in): (Option<&UserName>, i64),
+) -> Result<(i64, i64)> {
     let Some(out) = src_out.checked_add(amount) else {
-        return Err(pending_overflow(transfer.src()));
+        return Err(pending_overflow(src));
     };
     let Some(r#in) = dst_in.checked_add(amount) else {
-        return Err(pending_overflow(transfer.dst()));
+        return Err(pending_overflow(dst));
     };
     Ok((out, r#in))
 }
@@ -501,15 +553,23 @@ pub(crate) fn captured_amount(
 
 /// A refund pays back a COMPLETED transfer, in the other direction, and
 /// the refunds of one transfer (queued or completed) never add up to more
-/// than it.
+/// than it. An exchange leg is never refunded: paying one leg back alone
+/// would undo half of a unit that settled whole.
 pub(crate) fn check_refund(
     original: i64,
     stored: &str,
-    original_amount: i64,
+    (original_amount, pair): (i64, Option<i64>),
     already: i64,
     amount: i64,
     currency: &Currency,
 ) -> Result<()> {
+    if let Some(pair) = pair {
+        return Err(WalletError::LegNotRefundable {
+            tx_id: original,
+            first: original.min(pair),
+            second: original.max(pair),
+        });
+    }
     if stored_status(stored)? != Status::Completed {
         return Err(WalletError::NotRefundable {
             tx_id: original,

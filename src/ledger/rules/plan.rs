@@ -19,7 +19,7 @@ use super::{
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{
-    BalanceKey, BatchLine, EXTERNAL_ACCOUNT, Kind, NewTransfer, Queued, Status,
+    BalanceKey, BatchLine, EXTERNAL_ACCOUNT, Kind, Leg, NewTransfer, Queued, Status,
 };
 use crate::ledger::model::{Instant, TxId};
 use crate::money::{Currencies, CurrencyId};
@@ -65,6 +65,9 @@ pub(crate) struct StoredKey {
     pub expires_at: Option<i64>,
     pub refund_of: Option<i64>,
     pub created_at: i64,
+    /// For an exchange's first leg (the one that holds the key): its second
+    /// leg's id, amount and currency.
+    pub pair: Option<(i64, i64, CurrencyId)>,
 }
 
 impl StoredKey {
@@ -87,6 +90,7 @@ impl StoredKey {
             self.memo.as_deref(),
             stored_as,
         )
+        .with_counter(self.pair.map(|(_, amount, currency)| (amount, currency)))
     }
 
     /// The answer to a request under the same key: a replay of this
@@ -99,13 +103,14 @@ impl StoredKey {
     ) -> Result<Result<Queued>> {
         let status = stored_status(&self.status)?
             .as_of(self.expires_at.map(Instant::new), Instant::new(now));
-        Ok(replay_or_conflict(
-            key,
-            self.tx_id,
-            status,
-            self.pinned(),
-            requested,
-        ))
+        Ok(
+            replay_or_conflict(key, self.tx_id, status, self.pinned(), requested).map(|queued| {
+                Queued {
+                    pair_tx_id: self.pair.map(|(pair, _, _)| TxId::new(pair)),
+                    ..queued
+                }
+            }),
+        )
     }
 }
 
@@ -120,6 +125,8 @@ pub(crate) struct Original {
     pub expires_at: Option<i64>,
     /// Its refunds queued or completed before the chunk.
     pub refunded: i64,
+    /// Its pair, if it is an exchange leg (which no refund pays back).
+    pub pair: Option<i64>,
 }
 
 /// What a chunk is decided over, lent by the engine: read ahead of the
@@ -163,6 +170,11 @@ pub(crate) struct NewRow {
     pub amount: i64,
     pub currency: CurrencyId,
     pub kind: RowKind,
+    /// For an exchange: which leg. An exchange line makes two rows, the
+    /// first leg and right after it the second; the engine writes them with
+    /// consecutive ids, each naming the other as its pair, and the line's
+    /// key on the first alone.
+    pub leg: Option<Leg>,
 }
 
 /// What a new row moves in its accounts' figures once written: a queued
@@ -258,6 +270,20 @@ pub(crate) struct ChunkPlan {
 }
 
 impl ChunkPlan {
+    /// What row `row` pins once written at `now` with its line's memo; a
+    /// first leg pins what its second leg pays back too.
+    fn pinned_row<'m>(&self, row: usize, memo: Option<&'m str>, now: i64) -> Pinned<'m> {
+        let written = &self.rows[row];
+        let pinned = written.pinned(memo, now);
+        match written.leg {
+            Some(Leg::First) => {
+                let second = &self.rows[row + 1];
+                pinned.with_counter(Some((second.amount, second.currency)))
+            }
+            _ => pinned,
+        }
+    }
+
     /// How many lines are refused (read badly, refused, or a conflict).
     pub(crate) fn refused(&self) -> usize {
         self.lines
@@ -294,6 +320,9 @@ impl ChunkPlan {
         all_or_nothing: bool,
     ) -> impl Iterator<Item = Option<Result<Queued>>> + 'a {
         let rows = self.rows;
+        let pair_of = move |row: usize, rows: &[NewRow]| {
+            (rows[row].leg == Some(Leg::First)).then(|| TxId::new(ids[row + 1]))
+        };
         self.lines
             .into_iter()
             .zip(lines)
@@ -305,6 +334,7 @@ impl ChunkPlan {
                     tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: false,
+                    pair_tx_id: pair_of(row, &rows),
                 })),
                 Planned::SameKeyAs {
                     row,
@@ -314,6 +344,7 @@ impl ChunkPlan {
                     tx_id: TxId::new(ids[row]),
                     status: rows[row].status(),
                     replayed: true,
+                    pair_tx_id: pair_of(row, &rows),
                 })),
                 Planned::SameKeyAs {
                     row,
@@ -410,7 +441,7 @@ fn decide_line<'a, F: ChunkFacts>(
                 key,
                 0,
                 earlier.status(),
-                earlier.pinned(memo, now),
+                plan.pinned_row(row, memo, now),
                 requested,
             ) {
                 Err(WalletError::IdempotencyConflict { field, .. }) => Some(field),
@@ -489,7 +520,7 @@ fn decide_line<'a, F: ChunkFacts>(
             if let Err(refused) = check_refund(
                 original,
                 status.as_str(),
-                found.amount,
+                (found.amount, found.pair),
                 decided.refunded[slot].1,
                 amount,
                 currency,
@@ -508,6 +539,47 @@ fn decide_line<'a, F: ChunkFacts>(
             }
             RowKind::Transfer
         }
+        Kind::Exchange(counter) => {
+            if let Err(refused) = super::check_exchange_currencies(currency_id, counter.currency) {
+                return Ok(Planned::Refused(refused));
+            }
+            let back = (
+                BalanceKey::new(dst, counter.currency),
+                BalanceKey::new(src, counter.currency),
+            );
+            if let Err(refused) = reserve_exchange(
+                transfer,
+                (src_key, dst_key),
+                back,
+                counter.amount.minor_units(),
+                facts,
+            )? {
+                return Ok(Planned::Refused(refused));
+            }
+            let row = plan.rows.len();
+            if let Some(key) = transfer.key() {
+                decided.keys.insert(key.as_str(), row);
+            }
+            plan.rows.push(NewRow {
+                line: index,
+                src,
+                dst,
+                amount,
+                currency: currency_id,
+                kind: RowKind::Transfer,
+                leg: Some(Leg::First),
+            });
+            plan.rows.push(NewRow {
+                line: index,
+                src: dst,
+                dst: src,
+                amount: counter.amount.minor_units(),
+                currency: counter.currency,
+                kind: RowKind::Transfer,
+                leg: Some(Leg::Second),
+            });
+            return Ok(Planned::New(row));
+        }
     };
     let row = plan.rows.len();
     if let Some(key) = transfer.key() {
@@ -520,6 +592,7 @@ fn decide_line<'a, F: ChunkFacts>(
         amount,
         currency: currency_id,
         kind,
+        leg: None,
     });
     Ok(Planned::New(row))
 }
@@ -555,6 +628,43 @@ fn reserve<F: ChunkFacts>(
             Ok(Ok(()))
         }
         Err(refused) => Ok(Err(refused)),
+    }
+}
+
+/// Reserves both legs of an exchange, or neither: `out` is the first leg's
+/// balances (source, desk) in its currency, `back` the second's (desk,
+/// source) in the other, which it moves by `counter`.
+fn reserve_exchange<F: ChunkFacts>(
+    transfer: &NewTransfer,
+    out: (BalanceKey, BalanceKey),
+    back: (BalanceKey, BalanceKey),
+    counter: i64,
+    facts: &mut F,
+) -> std::result::Result<Result<()>, F::Fault> {
+    let mut sums = [
+        facts.sums(out.0)?,
+        facts.sums(out.1)?,
+        facts.sums(back.0)?,
+        facts.sums(back.1)?,
+    ];
+    let first = super::reserve_pending(transfer, sums[0].out, sums[1].r#in);
+    let second = super::reserve_between(
+        counter,
+        (transfer.dst(), sums[2].out),
+        (transfer.src(), sums[3].r#in),
+    );
+    match (first, second) {
+        (Ok((out_0, in_1)), Ok((out_2, in_3))) => {
+            sums[0].out = out_0;
+            sums[1].r#in = in_1;
+            sums[2].out = out_2;
+            sums[3].r#in = in_3;
+            for (key, sums) in [out.0, out.1, back.0, back.1].into_iter().zip(sums) {
+                facts.set_sums(key, sums);
+            }
+            Ok(Ok(()))
+        }
+        (Err(refused), _) | (_, Err(refused)) => Ok(Err(refused)),
     }
 }
 

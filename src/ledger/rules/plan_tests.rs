@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{IdempotencyKey, Memo};
-use crate::ledger::model::{BalanceKey, Expiry};
+use crate::ledger::model::{BalanceKey, Counter, Expiry, Leg};
 use crate::money::{Amount, Currency};
 
 const NOW: i64 = 1_000_000;
@@ -111,6 +111,7 @@ impl Ledger {
             status: status.to_string(),
             expires_at: None,
             refunded: 0,
+            pair: None,
         };
         Self {
             sums: HashMap::new(),
@@ -147,9 +148,15 @@ impl Ledger {
             .map(|n| self.next_id + n)
             .collect();
         self.next_id += plan.rows.len() as i64;
-        for (row, id) in plan.rows.iter().zip(&ids) {
+        for (n, (row, id)) in plan.rows.iter().zip(&ids).enumerate() {
             let transfer = lines[row.line].transfer.as_ref().unwrap();
-            if let Some(key) = transfer.key() {
+            let pair = (row.leg == Some(Leg::First)).then(|| {
+                let second = &plan.rows[n + 1];
+                (id + 1, second.amount, second.currency)
+            });
+            if let Some(key) = transfer.key()
+                && row.leg != Some(Leg::Second)
+            {
                 let (hold_amount, expires_at, refund_of) = match row.kind {
                     RowKind::Hold { expires_at } => (Some(row.amount), expires_at, None),
                     RowKind::Refund { original } => (None, None, Some(original)),
@@ -169,6 +176,7 @@ impl Ledger {
                         expires_at,
                         refund_of,
                         created_at: NOW,
+                        pair,
                     },
                 );
             }
@@ -445,5 +453,84 @@ proptest! {
         for (account, sums) in &ledger.sums {
             prop_assert_eq!(sums.out, reserved.get(account).copied().unwrap_or(0));
         }
+    }
+}
+
+/// An exchange line: two rows, the first leg and the second right after it
+/// from the desk back in the other currency, both reserved; its key on the
+/// first, replayed with both ids, in the chunk and after it, and a reuse
+/// with another counter amount or currency a conflict naming it.
+#[test]
+fn an_exchange_line_makes_two_linked_rows_under_one_key() {
+    let exchange = |counter: i64, currency: i16| BatchLine {
+        line: 1,
+        transfer: NewTransfer::new(
+            name(1),
+            name(2),
+            Amount::from_minor_units(10).unwrap(),
+            None,
+            Some(IdempotencyKey::parse("swap").unwrap()),
+        )
+        .and_then(|t| {
+            t.with_kind(Kind::Exchange(Counter {
+                amount: Amount::from_minor_units(counter).unwrap(),
+                currency: CurrencyId(currency),
+            }))
+        }),
+    };
+    let currencies = Currencies::from_ordered(vec![
+        Currency::default(),
+        Currency::new("BTC", 8).unwrap(),
+        Currency::new("USD", 2).unwrap(),
+    ])
+    .unwrap();
+    let mut ledger = Ledger::new();
+    let lines = [exchange(7, 1), exchange(7, 1), exchange(8, 1)];
+    let plan = plan_chunk(&lines, &mut ledger, NOW, &currencies).unwrap();
+    assert_eq!(plan.rows.len(), 2);
+    let (first, second) = (plan.rows[0], plan.rows[1]);
+    assert_eq!((first.src, first.dst, first.amount), (1, 2, 10));
+    assert_eq!(
+        (first.currency, first.leg),
+        (CurrencyId(0), Some(Leg::First))
+    );
+    assert_eq!((second.src, second.dst, second.amount), (2, 1, 7));
+    assert_eq!(
+        (second.currency, second.leg),
+        (CurrencyId(1), Some(Leg::Second))
+    );
+    let sums = |ledger: &Ledger, account, currency| {
+        let s = ledger.sums[&BalanceKey::new(account, CurrencyId(currency))];
+        (s.out, s.r#in)
+    };
+    assert_eq!(sums(&ledger, 1, 0), (10, 0));
+    assert_eq!(sums(&ledger, 2, 0), (0, 10));
+    assert_eq!(sums(&ledger, 2, 1), (7, 0));
+    assert_eq!(sums(&ledger, 1, 1), (0, 7));
+    let ids = ledger.apply(&lines, &plan);
+    let answers: Vec<_> = plan.answers(&lines, &ids, false).collect();
+    let queued = |answer: &Option<Result<Queued>>| {
+        let q = answer.as_ref().unwrap().as_ref().unwrap();
+        (q.tx_id.get(), q.pair_tx_id.map(TxId::get), q.replayed)
+    };
+    assert_eq!(queued(&answers[0]), (10, Some(11), false));
+    assert_eq!(queued(&answers[1]), (10, Some(11), true));
+    match answers[2].as_ref().unwrap() {
+        Err(WalletError::IdempotencyConflict { field, .. }) => {
+            assert_eq!(*field, "exchanged amount");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let later = [exchange(7, 1), exchange(7, 2)];
+    let plan = plan_chunk(&later, &mut ledger, NOW, &currencies).unwrap();
+    assert!(plan.rows.is_empty());
+    let answers: Vec<_> = plan.answers(&later, &[], false).collect();
+    assert_eq!(queued(&answers[0]), (10, Some(11), true));
+    match answers[1].as_ref().unwrap() {
+        Err(WalletError::IdempotencyConflict { field, .. }) => {
+            assert_eq!(*field, "exchanged currency");
+        }
+        other => panic!("{other:?}"),
     }
 }

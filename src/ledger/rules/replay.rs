@@ -604,6 +604,7 @@ mod tests {
                 amount,
                 currency: CurrencyId::DEFAULT,
                 refund_of: None,
+                pair: None,
             })
             .collect();
         let mut accounts: HashMap<BalanceKey, Account> = (0..4)

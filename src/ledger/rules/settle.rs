@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use rustc_hash::FxHashMap;
+
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::money::CurrencyId;
@@ -31,6 +33,8 @@ pub(crate) struct Due {
     pub currency: CurrencyId,
     /// For a refund: the transfer it pays back.
     pub refund_of: Option<i64>,
+    /// For an exchange leg: the other leg, decided with it.
+    pub pair: Option<i64>,
 }
 
 impl Due {
@@ -158,6 +162,15 @@ pub(crate) fn release_holds<S: BuildHasher>(
 /// transfer's [`Outcome`] goes into `outcomes`, in the order of `due`. Both
 /// balances a transfer names leave its pending sum whatever the outcome,
 /// and are marked dirty; no other balance is touched.
+///
+/// The two legs of an exchange are decided together, at the first leg's
+/// place: each is judged on its own balances (the legs move two currencies,
+/// so they share none), as the transfers before the first left them; both
+/// complete, or both fail with the reason of the first that could not (the
+/// first leg's before the second's), and then no balance moves. That is
+/// the place each leg would be decided at alone: no transfer naming either
+/// party is queued between the legs. An engine hands over whole pairs only;
+/// a leg without its partner in `due` is a damaged ledger or engine.
 pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     due: &[Due],
     accounts: &mut HashMap<BalanceKey, Account, S>,
@@ -167,54 +180,140 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
     outcomes.clear();
     outcomes.reserve(due.len());
     let mut counts = BatchCounts::default();
-    for d in due {
-        let (src_key, dst_key) = (d.src_key(), d.dst_key());
-        let src_before = figures(accounts, src_key)?;
-        let dst_before = figures(accounts, dst_key)?;
-        let mut decision = decide(d.src, &src_before, dst_before.balance, d.amount);
-        if let (Some(refunded), Decision::Complete { .. }) = (d.refund_of, decision) {
-            let original = originals.get_mut(&refunded).ok_or_else(|| {
-                WalletError::Integrity(format!(
-                    "refund {} pays back transfer {refunded}, which does not exist; run `wallet verify`",
-                    d.tx_id
-                ))
-            })?;
-            if refund_fits(original.amount, original.refunded, d.amount) {
-                original.refunded += d.amount;
-            } else {
-                decision = Decision::Fail(FailReason::RefundExceedsOriginal);
-            }
+    if !due.iter().any(|d| d.pair.is_some()) {
+        for d in due {
+            let judged = judge(d, accounts, originals)?;
+            outcomes.push(apply(d, judged, accounts, originals, &mut counts)?);
         }
-        let (src_balance, dst_balance) = match decision {
-            Decision::Complete {
-                src_balance,
-                dst_balance,
-            } => {
-                counts.completed += 1;
-                (src_balance, dst_balance)
-            }
-            Decision::Fail(_) => {
-                counts.failed += 1;
-                (src_before.balance, dst_before.balance)
-            }
+        return Ok(counts);
+    }
+    let partners: FxHashMap<i64, usize> = due
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.pair.is_some())
+        .map(|(index, d)| (d.tx_id, index))
+        .collect();
+    // Every slot is written below: a first leg writes its second's too.
+    outcomes.resize(
+        due.len(),
+        Outcome {
+            decision: Decision::Fail(FailReason::InsufficientFunds),
+            src_balance: 0,
+            dst_balance: 0,
+        },
+    );
+    for (index, d) in due.iter().enumerate() {
+        let Some(pair) = d.pair else {
+            let judged = judge(d, accounts, originals)?;
+            outcomes[index] = apply(d, judged, accounts, originals, &mut counts)?;
+            continue;
         };
-        let src_pending_out = release_pending(d.src, src_before.pending_out, d.amount)?;
-        let dst_pending_in = release_pending(d.dst, dst_before.pending_in, d.amount)?;
-        let src = accounts.get_mut(&src_key).expect("read above");
-        src.balance = src_balance;
-        src.pending_out = src_pending_out;
-        src.dirty = true;
-        let dst = accounts.get_mut(&dst_key).expect("read above");
-        dst.balance = dst_balance;
-        dst.pending_in = dst_pending_in;
-        dst.dirty = true;
-        outcomes.push(Outcome {
-            decision,
-            src_balance,
-            dst_balance,
-        });
+        let partner = partner(d, pair, due, &partners)?;
+        if pair < d.tx_id {
+            continue;
+        }
+        let second = &due[partner];
+        let (mut first_judged, mut second_judged) = (
+            judge(d, accounts, originals)?,
+            judge(second, accounts, originals)?,
+        );
+        let failed = match (first_judged.0, second_judged.0) {
+            (Decision::Fail(reason), _) | (_, Decision::Fail(reason)) => Some(reason),
+            _ => None,
+        };
+        if let Some(reason) = failed {
+            first_judged.0 = Decision::Fail(reason);
+            second_judged.0 = Decision::Fail(reason);
+        }
+        outcomes[index] = apply(d, first_judged, accounts, originals, &mut counts)?;
+        outcomes[partner] = apply(second, second_judged, accounts, originals, &mut counts)?;
     }
     Ok(counts)
+}
+
+/// The index in `due` of a leg's partner, which must name it back and move
+/// another currency between the same two accounts the other way.
+fn partner(leg: &Due, pair: i64, due: &[Due], partners: &FxHashMap<i64, usize>) -> Result<usize> {
+    let found = partners.get(&pair).copied().filter(|&index| {
+        let other = &due[index];
+        other.pair == Some(leg.tx_id)
+            && (other.src, other.dst) == (leg.dst, leg.src)
+            && other.currency != leg.currency
+            && other.refund_of.is_none()
+            && leg.refund_of.is_none()
+    });
+    found.ok_or_else(|| {
+        WalletError::Integrity(format!(
+            "exchange leg {} is not settled with its pair {pair}, which is missing or does not mirror it; run `wallet verify`",
+            leg.tx_id
+        ))
+    })
+}
+
+/// A due transfer's decision over the balances as they stand, with the
+/// figures it found; nothing is changed yet.
+fn judge<S: BuildHasher, T: BuildHasher>(
+    d: &Due,
+    accounts: &HashMap<BalanceKey, Account, S>,
+    originals: &HashMap<i64, Original, T>,
+) -> Result<(Decision, Account, Account)> {
+    let src_before = figures(accounts, d.src_key())?;
+    let dst_before = figures(accounts, d.dst_key())?;
+    let mut decision = decide(d.src, &src_before, dst_before.balance, d.amount);
+    if let (Some(refunded), Decision::Complete { .. }) = (d.refund_of, decision) {
+        let original = originals.get(&refunded).ok_or_else(|| {
+            WalletError::Integrity(format!(
+                "refund {} pays back transfer {refunded}, which does not exist; run `wallet verify`",
+                d.tx_id
+            ))
+        })?;
+        if !refund_fits(original.amount, original.refunded, d.amount) {
+            decision = Decision::Fail(FailReason::RefundExceedsOriginal);
+        }
+    }
+    Ok((decision, src_before, dst_before))
+}
+
+/// Writes a judged decision into the figures: the balances move if it
+/// completed, the pending sums are released either way.
+fn apply<S: BuildHasher, T: BuildHasher>(
+    d: &Due,
+    (decision, src_before, dst_before): (Decision, Account, Account),
+    accounts: &mut HashMap<BalanceKey, Account, S>,
+    originals: &mut HashMap<i64, Original, T>,
+    counts: &mut BatchCounts,
+) -> Result<Outcome> {
+    let (src_balance, dst_balance) = match decision {
+        Decision::Complete {
+            src_balance,
+            dst_balance,
+        } => {
+            if let Some(original) = d.refund_of.and_then(|o| originals.get_mut(&o)) {
+                original.refunded += d.amount;
+            }
+            counts.completed += 1;
+            (src_balance, dst_balance)
+        }
+        Decision::Fail(_) => {
+            counts.failed += 1;
+            (src_before.balance, dst_before.balance)
+        }
+    };
+    let src_pending_out = release_pending(d.src, src_before.pending_out, d.amount)?;
+    let dst_pending_in = release_pending(d.dst, dst_before.pending_in, d.amount)?;
+    let src = accounts.get_mut(&d.src_key()).expect("read above");
+    src.balance = src_balance;
+    src.pending_out = src_pending_out;
+    src.dirty = true;
+    let dst = accounts.get_mut(&d.dst_key()).expect("read above");
+    dst.balance = dst_balance;
+    dst.pending_in = dst_pending_in;
+    dst.dirty = true;
+    Ok(Outcome {
+        decision,
+        src_balance,
+        dst_balance,
+    })
 }
 
 fn figures<S: BuildHasher>(

@@ -63,7 +63,8 @@ fn a_reused_key_replays_only_when_every_pinned_field_matches() {
         Queued {
             tx_id: TxId::new(9),
             status: Status::Completed,
-            replayed: true
+            replayed: true,
+            pair_tx_id: None,
         }
     );
     let changes = [
@@ -529,6 +530,7 @@ impl RulesBook {
                 amount: self.rows[i].amount,
                 currency: CurrencyId::DEFAULT,
                 refund_of: self.rows[i].refund_of.map(|o| o as i64),
+                pair: None,
             })
             .collect();
         let mut originals = HashMap::new();
@@ -864,6 +866,7 @@ fn due_in_currencies() -> impl Strategy<Value = Vec<settle::Due>> {
                     amount,
                     currency: CurrencyId(currency),
                     refund_of: None,
+                    pair: None,
                 })
                 .collect()
         },
@@ -944,6 +947,314 @@ proptest! {
             prop_assert_eq!(sum(|a| a.balance), 0, "{:?} sums to zero", currency);
             prop_assert_eq!(sum(|a| a.pending_in), 0);
             prop_assert_eq!(sum(|a| a.pending_out), 0);
+        }
+    }
+}
+
+/// A sequence of plain transfers and exchanges in several currencies: an
+/// exchange is two dues with consecutive ids, source to desk in one
+/// currency and desk to source in another, each naming the other.
+fn due_with_pairs() -> impl Strategy<Value = Vec<settle::Due>> {
+    prop::collection::vec(
+        (
+            prop::bool::weighted(0.4),
+            (0i64..4, 0i64..4, 1i64..400, 0..CURRENCIES),
+            (1i64..400, 1..CURRENCIES),
+        ),
+        1..50,
+    )
+    .prop_map(|items| {
+        let mut due = Vec::new();
+        for (exchange, (src, dst, amount, currency), (counter, shift)) in items {
+            if src == dst || (exchange && (src == 0 || dst == 0)) {
+                continue;
+            }
+            let tx_id = due.len() as i64 + 1;
+            let first = settle::Due {
+                tx_id,
+                src,
+                dst,
+                amount,
+                currency: CurrencyId(currency),
+                refund_of: None,
+                pair: exchange.then_some(tx_id + 1),
+            };
+            due.push(first);
+            if exchange {
+                due.push(settle::Due {
+                    tx_id: tx_id + 1,
+                    src: dst,
+                    dst: src,
+                    amount: counter,
+                    currency: CurrencyId((currency + shift) % CURRENCIES),
+                    refund_of: None,
+                    pair: Some(tx_id),
+                });
+            }
+        }
+        due
+    })
+}
+
+/// Settles `due` in batches of about `batch`, never cutting a pair, as an
+/// engine hands them over.
+fn settle_whole_pairs(
+    due: &[settle::Due],
+    accounts: &mut HashMap<BalanceKey, settle::Account>,
+    batch: usize,
+) -> Vec<settle::Outcome> {
+    let mut all = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut start = 0;
+    while start < due.len() {
+        let mut end = (start + batch).min(due.len());
+        if due[end - 1]
+            .pair
+            .is_some_and(|pair| pair > due[end - 1].tx_id)
+        {
+            end += 1;
+        }
+        settle::settle_due(
+            &due[start..end],
+            accounts,
+            &mut HashMap::new(),
+            &mut outcomes,
+        )
+        .unwrap();
+        all.extend_from_slice(&outcomes);
+        start = end;
+    }
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Exchanges among transfers: never exactly one leg of a pair
+    /// completes; both legs end with the same status and reason, the
+    /// reason of the first leg that could not be paid; each currency sums
+    /// to zero with nothing left pending; and the result is the one a
+    /// plain model gets by deciding each pair at its first leg, whatever
+    /// the batch size.
+    #[test]
+    fn an_exchange_settles_whole_or_not_at_all(
+        due in due_with_pairs(),
+        funded in prop::collection::vec(0i64..300, 9),
+        limits in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        held in prop::collection::vec(prop_oneof![Just(0i64), 1i64..100], 9),
+        frozen in prop::collection::vec(prop::bool::weighted(0.2), 3),
+        batch in 1usize..12,
+    ) {
+        let start = books_in_currencies(&funded, &limits, &held, &frozen, &due);
+        let mut books = start.clone();
+        let outcomes = settle_whole_pairs(&due, &mut books, batch);
+        prop_assert_eq!(outcomes.len(), due.len());
+
+        // The model: balances per key, a user pays what its balance and
+        // limit cover beyond what it holds, unless frozen.
+        let mut model: HashMap<BalanceKey, i64> =
+            start.iter().map(|(key, a)| (*key, a.balance)).collect();
+        let fits = |model: &HashMap<BalanceKey, i64>, d: &settle::Due| -> Option<FailReason> {
+            if d.src == 0 {
+                return None;
+            }
+            let figures = &start[&d.src_key()];
+            if figures.frozen {
+                return Some(FailReason::AccountFrozen);
+            }
+            (model[&d.src_key()] + figures.overdraft - figures.held < d.amount)
+                .then_some(FailReason::InsufficientFunds)
+        };
+        let mut expected: Vec<Option<FailReason>> = vec![None; due.len()];
+        let mut i = 0;
+        while i < due.len() {
+            let legs = if due[i].pair.is_some() { 2 } else { 1 };
+            let reason = due[i..i + legs].iter().find_map(|d| fits(&model, d));
+            for (j, d) in due.iter().enumerate().skip(i).take(legs) {
+                expected[j] = reason;
+                if reason.is_none() {
+                    *model.get_mut(&d.src_key()).unwrap() -= d.amount;
+                    *model.get_mut(&d.dst_key()).unwrap() += d.amount;
+                }
+            }
+            i += legs;
+        }
+        for ((d, outcome), wanted) in due.iter().zip(&outcomes).zip(&expected) {
+            prop_assert_eq!(outcome.reason(), *wanted, "transfer {}", d.tx_id);
+        }
+        for (i, d) in due.iter().enumerate() {
+            if d.pair == Some(d.tx_id + 1) {
+                prop_assert_eq!(outcomes[i].status(), outcomes[i + 1].status());
+                prop_assert_eq!(outcomes[i].reason(), outcomes[i + 1].reason());
+            }
+        }
+        for (key, balance) in &model {
+            prop_assert_eq!(books[key].balance, *balance, "{:?}", key);
+        }
+        for currency in (0..CURRENCIES).map(CurrencyId) {
+            let of = |f: fn(&settle::Account) -> i64| -> i128 {
+                books
+                    .iter()
+                    .filter(|(key, _)| key.currency == currency)
+                    .map(|(_, a)| i128::from(f(a)))
+                    .sum()
+            };
+            prop_assert_eq!(of(|a| a.balance), 0, "{:?} sums to zero", currency);
+            prop_assert_eq!(of(|a| a.pending_in), 0);
+            prop_assert_eq!(of(|a| a.pending_out), 0);
+        }
+    }
+}
+
+fn leg(tx_id: i64, src: i64, dst: i64, amount: i64, currency: i16, pair: i64) -> settle::Due {
+    settle::Due {
+        tx_id,
+        src,
+        dst,
+        amount,
+        currency: CurrencyId(currency),
+        refund_of: None,
+        pair: Some(pair),
+    }
+}
+
+#[test]
+fn a_pair_fails_with_the_reason_of_its_first_failing_leg_and_moves_nothing() {
+    // The desk (2) is frozen and the user (1) short: the first leg's
+    // reason wins.
+    let due = [leg(1, 1, 2, 50, 0, 2), leg(2, 2, 1, 7, 1, 1)];
+    let mut accounts = books_in_currencies(
+        &[10, 0, 0, 0, 100, 0, 0, 0, 0],
+        &[0; 9],
+        &[0; 9],
+        &[false, true, false],
+        &due,
+    );
+    let before = accounts.clone();
+    let mut outcomes = Vec::new();
+    let counts =
+        settle::settle_due(&due, &mut accounts, &mut HashMap::new(), &mut outcomes).unwrap();
+    assert_eq!(counts.failed, 2);
+    assert_eq!(
+        outcomes.iter().map(|o| o.reason()).collect::<Vec<_>>(),
+        [Some(FailReason::InsufficientFunds); 2]
+    );
+    for (key, figures) in &accounts {
+        assert_eq!(figures.balance, before[key].balance, "{key:?}");
+    }
+    // Funded, the user passes and the frozen desk's leg fails both.
+    let mut accounts = books_in_currencies(
+        &[100, 0, 0, 0, 100, 0, 0, 0, 0],
+        &[0; 9],
+        &[0; 9],
+        &[false, true, false],
+        &due,
+    );
+    settle::settle_due(&due, &mut accounts, &mut HashMap::new(), &mut outcomes).unwrap();
+    assert_eq!(
+        outcomes.iter().map(|o| o.reason()).collect::<Vec<_>>(),
+        [Some(FailReason::AccountFrozen); 2]
+    );
+}
+
+#[test]
+fn a_leg_without_its_partner_in_the_batch_is_a_damaged_ledger() {
+    let due = [leg(1, 1, 2, 5, 0, 2)];
+    let mut accounts = books_in_currencies(&[100; 9], &[0; 9], &[0; 9], &[false; 3], &due);
+    let err =
+        settle::settle_due(&due, &mut accounts, &mut HashMap::new(), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.code(), "integrity");
+}
+
+#[test]
+fn an_exchange_needs_two_currencies_and_a_leg_is_never_refunded_or_cancelled_alone() {
+    let counter = |currency| {
+        Kind::Exchange(crate::ledger::model::Counter {
+            amount: Amount::from_minor_units(5).unwrap(),
+            currency: CurrencyId(currency),
+        })
+    };
+    let same = request(user("alice"), user("desk"), 10)
+        .with_kind(counter(0))
+        .unwrap_err();
+    assert_eq!(same.code(), "invalid_currency");
+    assert!(same.to_string().contains("two currencies"));
+    assert_eq!(
+        request(None, user("desk"), 10)
+            .with_kind(counter(1))
+            .unwrap_err()
+            .code(),
+        "invalid_line"
+    );
+    assert!(
+        request(user("alice"), user("desk"), 10)
+            .with_kind(counter(1))
+            .is_ok()
+    );
+
+    let refused = check_refund(
+        12,
+        "COMPLETED",
+        (100, Some(11)),
+        0,
+        10,
+        &crate::money::Currency::new("PHP", 2).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(refused.code(), "not_refundable");
+    assert_eq!(
+        refused.to_string(),
+        "transfer 12 is one leg of exchange 11/12; a leg cannot be refunded alone"
+    );
+
+    assert!(check_pair_cancellable((11, "PENDING"), Some((12, "PENDING"))).is_ok());
+    assert_eq!(
+        check_pair_cancellable((11, "PENDING"), Some((12, "COMPLETED")))
+            .unwrap_err()
+            .code(),
+        "not_pending"
+    );
+    assert_eq!(
+        check_pair_cancellable((11, "FAILED"), Some((12, "PENDING")))
+            .unwrap_err()
+            .code(),
+        "not_pending"
+    );
+    assert_eq!(
+        check_pair_cancellable((11, "PENDING"), None)
+            .unwrap_err()
+            .code(),
+        "integrity"
+    );
+}
+
+#[test]
+fn a_reused_key_names_the_exchanged_field_that_differs() {
+    let key = IdempotencyKey::parse("swap-1").unwrap();
+    let earlier = Pinned::stored(
+        1,
+        2,
+        (500, CurrencyId(0)),
+        None,
+        StoredAs::Transfer { refund_of: None },
+    )
+    .with_counter(Some((7, CurrencyId(1))));
+    let replay = replay_or_conflict(&key, 9, Status::Pending, earlier, earlier).unwrap();
+    assert!(replay.replayed);
+    for (field, requested) in [
+        (
+            "exchanged amount",
+            earlier.with_counter(Some((8, CurrencyId(1)))),
+        ),
+        (
+            "exchanged currency",
+            earlier.with_counter(Some((7, CurrencyId(2)))),
+        ),
+        ("kind (exchange or transfer)", earlier.with_counter(None)),
+    ] {
+        match replay_or_conflict(&key, 9, Status::Pending, earlier, requested) {
+            Err(WalletError::IdempotencyConflict { field: named, .. }) => assert_eq!(named, field),
+            other => panic!("{field}: {other:?}"),
         }
     }
 }

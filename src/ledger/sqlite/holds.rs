@@ -131,7 +131,8 @@ pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Ori
             "SELECT o.src, o.dst, o.amount, o.status, o.expires_at,
                     (SELECT coalesce(sum(r.amount), 0) FROM transfers r
                      INDEXED BY transfers_by_refund_of
-                     WHERE r.refund_of = o.tx_id AND r.status IN ({}))
+                     WHERE r.refund_of = o.tx_id AND r.status IN ({})),
+                    o.pair_tx_id
              FROM transfers o WHERE o.tx_id = ?1",
             rules::refund_counting_statuses_sql()
         ))?
@@ -143,6 +144,7 @@ pub(super) fn original(tx: &Transaction<'_>, tx_id: i64) -> SqlResult<Option<Ori
                 status: row.get(3)?,
                 expires_at: row.get(4)?,
                 refunded: row.get(5)?,
+                pair: row.get(6)?,
             })
         })
         .optional()?)

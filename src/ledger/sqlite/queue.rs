@@ -19,7 +19,7 @@ use super::slots;
 use crate::domain::{IdempotencyKey, UserName};
 use crate::error::{Result, WalletError};
 use crate::ledger::clock;
-use crate::ledger::model::{BalanceKey, BatchLine, BatchSink, BatchSummary, Queued, Span};
+use crate::ledger::model::{BalanceKey, BatchLine, BatchSink, BatchSummary, Leg, Queued, Span};
 use crate::ledger::rules::{
     self,
     plan::{
@@ -232,9 +232,11 @@ fn stored_keys_query() -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
-                refund_of, created_at, currency
-         FROM transfers WHERE idem_key IN ({places})"
+        "SELECT t.idem_key, t.tx_id, t.src, t.dst, t.amount, t.memo, t.status, t.hold_amount,
+                t.expires_at, t.refund_of, t.created_at, t.currency,
+                p.tx_id, p.amount, p.currency
+         FROM transfers t LEFT JOIN transfers p ON p.tx_id = t.pair_tx_id
+         WHERE t.idem_key IN ({places})"
     )
 }
 
@@ -441,6 +443,12 @@ fn stored_keys(
                 expires_at: row.get(8)?,
                 refund_of: row.get(9)?,
                 created_at: row.get(10)?,
+                pair: match row.get::<_, Option<i64>>(12)? {
+                    Some(pair) => {
+                        Some((pair, row.get(13)?, crate::money::CurrencyId(row.get(14)?)))
+                    }
+                    None => None,
+                },
             },
         );
     }
@@ -475,7 +483,9 @@ fn write_rows(
         let run = rows
             .iter()
             .take_while(|row| {
-                row.kind == RowKind::Transfer && row.currency == crate::money::CurrencyId::DEFAULT
+                row.kind == RowKind::Transfer
+                    && row.currency == crate::money::CurrencyId::DEFAULT
+                    && row.leg.is_none()
             })
             .count();
         if run == 0 {
@@ -501,6 +511,18 @@ fn write_rows(
                         first.currency
                     ])?;
                     tx.last_insert_rowid()
+                }
+                RowKind::Transfer if first.leg.is_some() => {
+                    let Some((second, rest)) = rows.get(1).zip(rows.get(2..)) else {
+                        return Err(WalletError::internal(anyhow::anyhow!(
+                            "an exchange was planned without its second leg"
+                        ))
+                        .into());
+                    };
+                    let (a, b) = insert_pair(tx, first, second, memo, key, now)?;
+                    ids.extend([a, b]);
+                    rows = rest;
+                    continue;
                 }
                 // A transfer in another currency: the run above keeps the
                 // default currency's statement as it was.
@@ -567,6 +589,62 @@ fn write_rows(
     Ok(())
 }
 
+/// Writes an exchange's two legs, each naming the other: the first with the
+/// line's key, the second with its pair, then the first's pair. Under the
+/// write lock the second takes the next id, so no transfer lies between the
+/// legs, which is what lets settle decide the pair at its first leg.
+fn insert_pair(
+    tx: &Transaction<'_>,
+    first: &NewRow,
+    second: &NewRow,
+    memo: Option<&str>,
+    key: Option<&str>,
+    now: i64,
+) -> SqlResult<(i64, i64)> {
+    if first.leg != Some(Leg::First) || second.leg != Some(Leg::Second) {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "an exchange's legs were planned out of order"
+        ))
+        .into());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO transfers (src, dst, amount, status, memo, idem_key, created_at,
+                                currency, pair_tx_id)
+         VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    insert.execute(params![
+        first.src,
+        first.dst,
+        first.amount,
+        memo,
+        key,
+        now,
+        first.currency,
+        None::<i64>
+    ])?;
+    let a = tx.last_insert_rowid();
+    insert.execute(params![
+        second.src,
+        second.dst,
+        second.amount,
+        memo,
+        None::<&str>,
+        now,
+        second.currency,
+        a
+    ])?;
+    let b = tx.last_insert_rowid();
+    if b != a + 1 {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "the legs of an exchange took ids {a} and {b}, not consecutive ones"
+        ))
+        .into());
+    }
+    tx.prepare_cached("UPDATE transfers SET pair_tx_id = ?2 WHERE tx_id = ?1")?
+        .execute(params![a, b])?;
+    Ok((a, b))
+}
+
 /// Hands the results gathered so far to the sink, in line order.
 fn report(
     outcomes: &mut Vec<(u64, Result<Queued>)>,
@@ -601,11 +679,16 @@ fn record(
             Ok(Queued {
                 tx_id,
                 replayed: false,
+                pair_tx_id,
                 ..
-            }) => queued_by
-                .get_or_insert_with(|| (tx_id.get(), Vec::new()))
-                .1
-                .push(line),
+            }) => {
+                let (_, lines) = queued_by.get_or_insert_with(|| (tx_id.get(), Vec::new()));
+                // An exchange's second leg takes the id after its first.
+                lines.extend(std::iter::repeat_n(
+                    line,
+                    1 + usize::from(pair_tx_id.is_some()),
+                ));
+            }
             Err(WalletError::IdempotencyConflict {
                 tx_id,
                 earlier_line,

@@ -12,6 +12,7 @@ use crate::ledger::clock;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT};
 use crate::ledger::rules;
+use crate::ledger::rules::claim;
 use crate::ledger::rules::settle::{Account, Due, Original, Outcome};
 use crate::money::{Currencies, CurrencyId};
 use rustc_hash::FxHashMap as FastMap;
@@ -94,11 +95,13 @@ fn settle_batch_in_one_transaction(
     let expired = expire_holds(&tx, now, cache)?;
     cache.due.clear();
     {
+        // One row past the cap: if the cap falls between an exchange's
+        // legs, the second comes too.
         let mut stmt = tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, refund_of, currency FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
              WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
         )?;
-        let mut rows = stmt.query([max as i64])?;
+        let mut rows = stmt.query([i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1)])?;
         while let Some(row) = rows.next()? {
             cache.due.push(Due {
                 tx_id: row.get(0)?,
@@ -107,9 +110,13 @@ fn settle_batch_in_one_transaction(
                 amount: row.get(3)?,
                 currency: CurrencyId(row.get(5)?),
                 refund_of: row.get(4)?,
+                pair: row.get(6)?,
             });
         }
     }
+    let read = cache.due.len();
+    let claimed = claimed(&cache.due, max)?;
+    cache.due.truncate(claimed);
     let (Some(first), Some(last)) = (cache.due.first(), cache.due.last()) else {
         if expired > 0 {
             commit(
@@ -234,12 +241,48 @@ fn settle_batch_in_one_transaction(
         &format!("the settlement of transfers {first}–{last}"),
         "`wallet settle` again is safe: it applies each transfer once",
     )?;
-    // The batch is the oldest `max` PENDING transfers under the write lock:
-    // fewer means there were no more.
+    // The batch is the oldest PENDING transfers under the write lock, up to
+    // `max` and one more to keep a pair whole: it drained the queue if it
+    // took every row it read and there was no row past the cap.
     Ok(BatchCounts {
-        drained: counts.processed() < max,
+        drained: read as u64 <= max && claimed == read,
         ..counts
     })
+}
+
+/// How many of the oldest PENDING transfers, `window` (read one past the
+/// cap), the batch takes: `rules::claim` on one lane, which on a file is a
+/// prefix of the window, since an exchange's legs take consecutive ids.
+fn claimed(window: &[Due], max: u64) -> SqlResult<usize> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if !window.iter().any(|d| d.pair.is_some()) {
+        return Ok(window.len().min(max));
+    }
+    let waiting: Vec<claim::Waiting> = window
+        .iter()
+        .map(|d| claim::Waiting {
+            tx_id: d.tx_id,
+            lane: 0,
+            pair: d.pair,
+        })
+        .collect();
+    let taken = claim::claim(&waiting, |_| true, max);
+    let prefix = taken
+        .iter()
+        .zip(window)
+        .all(|(taken, due)| *taken == due.tx_id);
+    match window.first() {
+        Some(head) if taken.is_empty() => Err(WalletError::Integrity(format!(
+            "exchange leg {} waits without its pair; run `wallet verify`",
+            head.tx_id
+        ))
+        .into()),
+        _ if !prefix => Err(WalletError::internal(anyhow::anyhow!(
+            "a settle batch on a ledger file claimed transfers out of order"
+        ))
+        .into()),
+        _ => Ok(taken.len()),
+    }
 }
 
 /// Postings inserted by one statement.

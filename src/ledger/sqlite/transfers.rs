@@ -35,7 +35,7 @@ pub(super) fn select_transfer(balance: &str) -> String {
     format!(
         "SELECT t.tx_id, s.name, d.name, t.amount, t.memo, t.status,
             t.reason, t.idem_key, t.created_at, t.settled_at, t.hold_amount, t.expires_at,
-            t.refund_of, {balance}, {refunds}, t.currency
+            t.refund_of, {balance}, {refunds}, t.currency, t.pair_tx_id
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -67,53 +67,121 @@ pub(super) fn transfer(conn: &Connection, which: TransferRef<'_>) -> SqlResult<T
     Ok(found.seen_at(Instant::new(clock::now_ms())))
 }
 
-/// Cancels a PENDING transfer. The status is checked under the write
-/// lock, so a concurrent `settle` either applied it first (and this
-/// fails with `not_pending`) or will find it cancelled.
+/// A transfer as cancel reads it under the write lock.
+struct Cancelled {
+    tx_id: i64,
+    src: i64,
+    dst: i64,
+    amount: i64,
+    /// As readers report it: a hold past its expiry is EXPIRED.
+    status: Status,
+    currency: crate::money::CurrencyId,
+    pair: Option<i64>,
+}
+
+fn cancelled(tx: &rusqlite::Transaction<'_>, tx_id: i64) -> SqlResult<Option<Cancelled>> {
+    let found = tx
+        .prepare_cached(
+            "SELECT src, dst, amount, status, expires_at, currency, pair_tx_id
+             FROM transfers WHERE tx_id = ?1",
+        )?
+        .query_row([tx_id], |row| {
+            Ok((
+                Cancelled {
+                    tx_id,
+                    src: row.get(0)?,
+                    dst: row.get(1)?,
+                    amount: row.get(2)?,
+                    status: Status::Pending,
+                    currency: crate::money::CurrencyId(row.get(5)?),
+                    pair: row.get(6)?,
+                },
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<i64>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((mut found, stored, expires_at)) = found else {
+        return Ok(None);
+    };
+    found.status = rules::stored_status(&stored)?
+        .as_of(expires_at.map(Instant::new), Instant::new(clock::now_ms()));
+    Ok(Some(found))
+}
+
+/// Cancels a PENDING transfer, and both legs of an exchange together when
+/// it is one. The status is checked under the write lock, so a concurrent
+/// `settle` either applied it first (and this fails with `not_pending`) or
+/// will find it cancelled.
 pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRecord> {
     let tx = super::guard::begin_write(conn)?;
-    let (src, dst, amount, status, expires_at, currency): (
-        i64,
-        i64,
-        i64,
-        String,
-        Option<i64>,
-        crate::money::CurrencyId,
-    ) = tx
-        .query_row(
-            "SELECT src, dst, amount, status, expires_at, currency FROM transfers WHERE tx_id = ?1",
-            [tx_id],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    crate::money::CurrencyId(row.get(5)?),
-                ))
-            },
-        )
-        .optional()?
-        .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
-    // A hold past its expiry is reported as EXPIRED, as every read does.
-    let status = rules::stored_status(&status)?
-        .as_of(expires_at.map(Instant::new), Instant::new(clock::now_ms()));
-    rules::check_cancellable(tx_id, status.as_str())?;
+    let asked =
+        cancelled(&tx, tx_id)?.ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
+    let pair = match asked.pair {
+        Some(pair) => {
+            let other = cancelled(&tx, pair)?;
+            rules::check_pair_cancellable(
+                (tx_id, asked.status.as_str()),
+                other.as_ref().map(|o| (o.tx_id, o.status.as_str())),
+            )?;
+            other
+        }
+        None => {
+            rules::check_cancellable(tx_id, asked.status.as_str())?;
+            None
+        }
+    };
     let now = clock::now_ms();
-    tx.execute(
+    let mut legs = [Some(asked), pair];
+    legs.sort_unstable_by_key(|leg| leg.as_ref().map_or(i64::MAX, |leg| leg.tx_id));
+    for leg in legs.iter().flatten() {
+        release(&tx, leg, now)?;
+    }
+    super::events::record(
+        &tx,
+        EventKind::TransferDecided,
+        now,
+        legs.iter().flatten().map(|leg| leg.tx_id),
+    )?;
+    super::settle::post(
+        &tx,
+        legs.iter()
+            .flatten()
+            .map(|leg| (leg.tx_id, leg.src, None, leg.dst, None)),
+        &mut Vec::new(),
+    )?;
+    let record = transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
+    let what = match legs {
+        [Some(a), Some(b)] => format!("the cancel of exchange {}/{}", a.tx_id, b.tx_id),
+        _ => format!("the cancel of transfer {tx_id}"),
+    };
+    commit(tx, &what, "`wallet get-transfer` shows its status")?;
+    Ok(record)
+}
+
+/// Marks one PENDING transfer CANCELLED and gives back what it reserved in
+/// its two balances.
+fn release(tx: &rusqlite::Transaction<'_>, leg: &Cancelled, now: i64) -> SqlResult<()> {
+    let marked = tx.execute(
         "UPDATE transfers SET status = 'CANCELLED', settled_at = ?2
          WHERE tx_id = ?1 AND status = 'PENDING'",
-        params![tx_id, now],
+        params![leg.tx_id, now],
     )?;
-    super::events::record(&tx, EventKind::TransferDecided, now, [tx_id])?;
+    if marked != 1 {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "transfer {} was not PENDING when cancelled",
+            leg.tx_id
+        ))
+        .into());
+    }
+    let (src, dst, amount) = (leg.src, leg.dst, leg.amount);
     let (src_key, dst_key) = (
-        BalanceKey::new(src, currency),
-        BalanceKey::new(dst, currency),
+        BalanceKey::new(src, leg.currency),
+        BalanceKey::new(dst, leg.currency),
     );
     let sums = |key: BalanceKey| -> SqlResult<(i64, i64)> {
         slots::query_row(
-            &tx,
+            tx,
             key,
             "SELECT pending_out, pending_in FROM accounts WHERE id = ?1",
             "SELECT pending_out, pending_in FROM balances WHERE account = ?1 AND currency = ?2",
@@ -127,31 +195,20 @@ pub(super) fn cancel(conn: &mut Connection, tx_id: i64) -> SqlResult<TransferRec
     let (src_out, _) = sums(src_key)?;
     let (_, dst_in) = sums(dst_key)?;
     slots::execute(
-        &tx,
+        tx,
         src_key,
         "UPDATE accounts SET pending_out = ?2 WHERE id = ?1",
         "UPDATE balances SET pending_out = ?2 WHERE account = ?1 AND currency = ?3",
         &[&rules::release_pending(src, src_out, amount)?],
     )?;
     slots::execute(
-        &tx,
+        tx,
         dst_key,
         "UPDATE accounts SET pending_in = ?2 WHERE id = ?1",
         "UPDATE balances SET pending_in = ?2 WHERE account = ?1 AND currency = ?3",
         &[&rules::release_pending(dst, dst_in, amount)?],
     )?;
-    super::settle::post(
-        &tx,
-        std::iter::once((tx_id, src, None, dst, None)),
-        &mut Vec::new(),
-    )?;
-    let record = transfer(&tx, TransferRef::Id(TxId::new(tx_id)))?;
-    commit(
-        tx,
-        &format!("the cancel of transfer {tx_id}"),
-        "`wallet get-transfer` shows its status",
-    )?;
-    Ok(record)
+    Ok(())
 }
 
 /// A user's transfers, newest first. Each side (sent, received) is read
@@ -288,6 +345,7 @@ pub(super) fn transfer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tra
         refunded: row.get(15)?,
         balance_after: row.get(13)?,
         currency: crate::money::CurrencyId(row.get(16)?),
+        pair_tx_id: row.get(17)?,
     })
 }
 
