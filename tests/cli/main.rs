@@ -83,6 +83,7 @@ mod dry_run;
 mod engine;
 mod events;
 mod exchange;
+mod exchange_workers;
 mod failover;
 mod faults;
 mod files;

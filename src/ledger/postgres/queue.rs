@@ -1,8 +1,16 @@
 //! Queueing on PostgreSQL: a chunk's facts read with a few set-based
 //! statements, its lines decided by [`rules::plan::plan_chunk`], and its
 //! new rows written with one insert (binary `COPY` into a staging table and
-//! one `INSERT … SELECT` for a large chunk; holds and refunds by one more)
-//! and one update of the pending sums per account.
+//! one `INSERT … SELECT` for a large chunk; holds, refunds, other
+//! currencies and exchange legs by one more) and one update of the pending
+//! sums per account.
+//!
+//! An exchange line is two rows, adjacent in the plan, so their ids come
+//! from the same draw and each row is written naming the other as its
+//! pair; the line's key is on the first leg only. Both parties are locked
+//! before the ids are drawn, so no transfer naming either takes an id
+//! between the legs, which is what lets settlement decide the pair at its
+//! first leg.
 //!
 //! Ids come from the table's sequence, taken in one round trip for the
 //! whole chunk in the plan's row order, so ids follow the lines. The
@@ -25,7 +33,7 @@ use crate::domain::{IdempotencyKey, UserName};
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{
-    BalanceKey, BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, NewTransfer, Span,
+    BalanceKey, BatchLine, BatchSink, BatchSummary, EXTERNAL_ACCOUNT, Kind, Leg, NewTransfer, Span,
 };
 use crate::ledger::rules::plan::{
     ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, Planned, RowKind,
@@ -138,7 +146,14 @@ pub(super) fn plan_and_write(
     // users, which only a transaction holding their accounts' locks may
     // touch: such a chunk is careful too.
     let mut others: Vec<CurrencyId> = requests()
-        .map(NewTransfer::currency)
+        .flat_map(|t| {
+            // An exchange moves its counter leg's currency too.
+            let counter = match t.kind() {
+                Kind::Exchange(counter) => Some(counter.currency),
+                _ => None,
+            };
+            std::iter::once(t.currency()).chain(counter)
+        })
         .filter(|c| *c != CurrencyId::DEFAULT)
         .collect();
     others.sort_unstable();
@@ -359,7 +374,7 @@ fn read_originals(
     wanted.sort_unstable();
     wanted.dedup();
     let rows = client.query(
-        "SELECT tx_id, src, dst, amount, status, expires_at FROM transfers
+        "SELECT tx_id, src, dst, amount, status, expires_at, pair_tx_id FROM transfers
           WHERE tx_id = ANY($1) ORDER BY tx_id FOR UPDATE",
         &[&wanted],
     )?;
@@ -386,7 +401,7 @@ fn read_originals(
                 status: row.get(4),
                 expires_at: row.get(5),
                 refunded: refunded.get(&tx_id).copied().unwrap_or(0),
-                pair: None,
+                pair: row.get(6),
             },
         );
     }
@@ -465,10 +480,13 @@ fn earlier_uses<'t>(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
+    // Only the first leg of an exchange holds its key; the second leg's
+    // fields, which a replay must repeat too, come from its pair.
     let rows = client.query(
-        "SELECT idem_key, tx_id, src, dst, amount, memo, status, hold_amount, expires_at,
-                refund_of, created_at, currency
-           FROM transfers WHERE idem_key = ANY($1)",
+        "SELECT t.idem_key, t.tx_id, t.src, t.dst, t.amount, t.memo, t.status, t.hold_amount,
+                t.expires_at, t.refund_of, t.created_at, t.currency, p.tx_id, p.amount, p.currency
+           FROM transfers t LEFT JOIN transfers p ON p.tx_id = t.pair_tx_id
+          WHERE t.idem_key = ANY($1)",
         &[&keys],
     )?;
     Ok(rows
@@ -488,7 +506,9 @@ fn earlier_uses<'t>(
                     expires_at: row.get(8),
                     refund_of: row.get(9),
                     created_at: row.get(10),
-                    pair: None,
+                    pair: row
+                        .get::<_, Option<i64>>(12)
+                        .map(|pair| (pair, row.get(13), CurrencyId(row.get::<_, i16>(14)))),
                 },
             )
         })
@@ -572,7 +592,7 @@ fn insert(
     let plain = || {
         rows.iter()
             .zip(&planned.ids)
-            .filter(|(row, _)| row.kind == RowKind::Transfer && row.currency == CurrencyId::DEFAULT)
+            .filter(|(row, _)| is_plain(row))
     };
     let plain_count = plain().count();
     let mut inserted: Vec<i64> = Vec::with_capacity(rows.len());
@@ -647,14 +667,26 @@ fn insert(
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         let (mut memos, mut keys, mut held, mut expiries, mut originals, mut currencies) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for (row, id) in rows.iter().zip(&planned.ids) {
+        let mut pairs = vec![];
+        for (i, (row, id)) in rows.iter().zip(&planned.ids).enumerate() {
+            if is_plain(row) {
+                continue;
+            }
             let (hold, expires_at, original) = match row.kind {
-                RowKind::Transfer if row.currency == CurrencyId::DEFAULT => continue,
                 RowKind::Transfer => (None, None, None),
                 RowKind::Hold { expires_at } => (Some(row.amount), expires_at, None),
                 RowKind::Refund { original } => (None, None, Some(original)),
             };
-            let (memo, key) = extras(row);
+            // The legs of an exchange are adjacent rows, so each knows the
+            // other's id before either is written; the line's key goes on
+            // the first leg alone.
+            let (pair, key) = match row.leg {
+                None => (None, extras(row).1),
+                Some(Leg::First) => (Some(planned.ids[i + 1]), extras(row).1),
+                Some(Leg::Second) => (Some(planned.ids[i - 1]), None),
+            };
+            let memo = extras(row).0;
+            pairs.push(pair);
             ids.push(*id);
             lanes_.push(lane(row));
             srcs.push(row.src);
@@ -673,12 +705,13 @@ fn insert(
             &events::recorded_returning(
                 EventKind::HoldPlaced,
                 &format!(
-                    "{INSERT}, hold_amount, expires_at, refund_of, currency)
-                     SELECT i, l, s, d, a, st, m, k, $12, h, e, r, c
+                    "{INSERT}, hold_amount, expires_at, refund_of, currency, pair_tx_id)
+                     SELECT i, l, s, d, a, st, m, k, $12, h, e, r, c, p
                      FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
                                  $5::bigint[], $6::text[], $7::text[], $8::text[],
-                                 $9::bigint[], $10::bigint[], $11::bigint[], $13::smallint[])
-                          AS u(i, l, s, d, a, st, m, k, h, e, r, c)
+                                 $9::bigint[], $10::bigint[], $11::bigint[], $13::smallint[],
+                                 $14::bigint[])
+                          AS u(i, l, s, d, a, st, m, k, h, e, r, c, p)
                      ORDER BY i {ON_KEY}, hold_amount, created_at AS at"
                 ),
                 "hold_amount IS NOT NULL",
@@ -698,11 +731,48 @@ fn insert(
                 &originals,
                 &now,
                 &currencies,
+                &pairs,
             ],
         )?;
         inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
+        drop_orphan_legs(client, planned, &mut inserted)?;
     }
     Ok(inserted)
+}
+
+/// A row the one multi-row statement (or `COPY`) writes: a plain transfer
+/// in the default currency. Holds, refunds, other currencies and exchange
+/// legs go through the statement that writes their extra columns.
+fn is_plain(row: &NewRow) -> bool {
+    row.kind == RowKind::Transfer && row.currency == CurrencyId::DEFAULT && row.leg.is_none()
+}
+
+/// Deletes each second leg written whose first leg was not, because
+/// another process committed the exchange's key meanwhile: that line is
+/// answered from the other process's exchange, and a leg must never wait
+/// without its pair.
+fn drop_orphan_legs(
+    client: &mut Client,
+    planned: &PlannedChunk,
+    inserted: &mut Vec<i64>,
+) -> PgResult<()> {
+    let written: HashSet<i64> = inserted.iter().copied().collect();
+    let orphans: Vec<i64> = planned
+        .plan
+        .rows
+        .iter()
+        .zip(&planned.ids)
+        .enumerate()
+        .filter(|(_, (row, id))| row.leg == Some(Leg::Second) && written.contains(id))
+        .filter(|(i, _)| !written.contains(&planned.ids[i - 1]))
+        .map(|(_, (_, id))| *id)
+        .collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    client.execute("DELETE FROM transfers WHERE tx_id = ANY($1)", &[&orphans])?;
+    inserted.retain(|id| !orphans.contains(id));
+    Ok(())
 }
 
 /// Answers the lines whose new row was not inserted because another

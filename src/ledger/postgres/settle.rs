@@ -15,6 +15,17 @@
 //! lane may land before or after a debit that one worker would have
 //! decided in the other order.
 //!
+//! The two legs of an exchange wait in two lanes, the payer's and the
+//! desk's, and are decided in one batch, at the first leg's place
+//! ([`rules::settle::settle_due`]). A batch asks for a leg's partner lane
+//! right after the leg's own, and [`rules::claim::claim`] takes whole pairs
+//! only: a leg whose partner's lane another worker holds stops its own lane
+//! there for this batch, which then is not `drained`, so a later batch
+//! takes the pair. No transfer naming either party lies between the legs
+//! (the queue draws their ids under both parties' locks), so a second leg
+//! passing rows of its lane queued between the legs passes no transfer of
+//! its source.
+//!
 //! Every user account of a batch is locked for it, the sources for their
 //! funds and the payees for their credits, all in id order, so batches that
 //! pay one user account wait for each other; the external account, which
@@ -38,6 +49,7 @@ use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
 use crate::ledger::rules;
+use crate::ledger::rules::claim::{self, Waiting};
 use crate::ledger::rules::settle::{Account, Due, Original};
 use crate::money::{Currencies, CurrencyId};
 
@@ -196,13 +208,18 @@ pub(super) fn settle_batch(
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
     let window_limit = max.saturating_mul(LOOK_AHEAD);
-    let window: Vec<(i64, i32)> = client
+    let window: Vec<Waiting> = client
         .query(
-            "SELECT tx_id, lane FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT $1",
+            "SELECT tx_id, lane, pair_tx_id FROM transfers WHERE status = 'PENDING'
+              ORDER BY tx_id LIMIT $1",
             &[&window_limit],
         )?
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| Waiting {
+            tx_id: row.get(0),
+            lane: row.get(1),
+            pair: row.get(2),
+        })
         .collect();
     if window.is_empty() {
         client.batch_execute("ROLLBACK")?;
@@ -211,17 +228,7 @@ pub(super) fn settle_batch(
             ..BatchCounts::default()
         });
     }
-    let mut candidates: Vec<i32> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut spanned = 0;
-    for (i, (_, lane)) in window.iter().enumerate() {
-        if seen.insert(*lane) {
-            candidates.push(*lane);
-        }
-        if i as i64 + 1 == max.min(window.len() as i64) {
-            spanned = candidates.len() as i64;
-        }
-    }
+    let candidates = candidate_lanes(&window, max);
     let lanes: std::collections::HashSet<i32> = client
         .query(
             "SELECT l.lane FROM unnest($1::integer[]) WITH ORDINALITY AS c(lane, position)
@@ -229,7 +236,7 @@ pub(super) fn settle_batch(
               ORDER BY c.position
               LIMIT $2
               FOR UPDATE OF l SKIP LOCKED",
-            &[&candidates, &spanned],
+            &[&candidates.lanes, &candidates.spanned],
         )?
         .iter()
         .map(|row| row.get(0))
@@ -242,20 +249,25 @@ pub(super) fn settle_batch(
     // The oldest transfers of the locked lanes are in the window: a
     // transfer of a source that is not there yet took its id, under the
     // source's lock, after every one of that source's that is.
-    let claim: Vec<i64> = window
-        .iter()
-        .filter(|(_, lane)| lanes.contains(lane))
-        .map(|(tx_id, _)| *tx_id)
-        .take(usize::try_from(max).unwrap_or(usize::MAX))
-        .collect();
+    let claim = claim::claim(
+        &window,
+        |lane| lanes.contains(&lane),
+        usize::try_from(max).unwrap_or(usize::MAX),
+    );
     // Everything PENDING was in the window, and all of it is this batch's:
     // once it commits, nothing that was waiting is left.
     let drained = (window.len() as i64) < window_limit
-        && lanes.len() == candidates.len()
+        && lanes.len() == candidates.lanes.len()
         && claim.len() == window.len();
+    if claim.is_empty() {
+        // Every locked lane starts with a leg whose pair another worker's
+        // lane holds: blocked, as when no lane was free.
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts::default());
+    }
     let due: Vec<Due> = client
         .query(
-            "SELECT tx_id, src, dst, amount, refund_of, currency FROM transfers
+            "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
               WHERE tx_id = ANY($1) AND status = 'PENDING'
               ORDER BY tx_id
               FOR UPDATE",
@@ -270,7 +282,9 @@ pub(super) fn settle_batch(
             // Read from `transfers.currency` once the column exists.
             currency: CurrencyId(row.get::<_, i16>(5)),
             refund_of: row.get(4),
-            pair: None,
+            // Both legs or neither: the claim takes whole pairs, and a
+            // cancel takes both legs' locks in this same order.
+            pair: row.get(6),
         })
         .collect();
     if due.is_empty() {
@@ -537,6 +551,43 @@ pub(super) fn settle_batch(
         "`wallet settle` again is safe: it applies each transfer once",
     )?;
     Ok(BatchCounts { drained, ..counts })
+}
+
+/// The lanes a batch asks for, in order of each lane's oldest waiting
+/// transfer, and how many of them the oldest `max` span.
+struct Candidates {
+    lanes: Vec<i32>,
+    spanned: i64,
+}
+
+/// Each waiting row's lane and, right after it, the lane of its partner
+/// leg, so that a batch asks for both lanes of a pair together: SKIP LOCKED
+/// never waits, so asking for both at once deadlocks no one, and a worker
+/// that holds one lane of a pair usually holds the other.
+fn candidate_lanes(window: &[Waiting], max: i64) -> Candidates {
+    let partner_lane: std::collections::HashMap<i64, i32> =
+        if window.iter().any(|w| w.pair.is_some()) {
+            window.iter().map(|w| (w.tx_id, w.lane)).collect()
+        } else {
+            std::collections::HashMap::new()
+        };
+    let mut lanes: Vec<i32> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut spanned = 0;
+    for (i, w) in window.iter().enumerate() {
+        if seen.insert(w.lane) {
+            lanes.push(w.lane);
+        }
+        if let Some(lane) = w.pair.and_then(|pair| partner_lane.get(&pair))
+            && seen.insert(*lane)
+        {
+            lanes.push(*lane);
+        }
+        if i as i64 + 1 == max.min(window.len() as i64) {
+            spanned = lanes.len() as i64;
+        }
+    }
+    Candidates { lanes, spanned }
 }
 
 /// The decisions of a batch, column by column, as the update binds them.

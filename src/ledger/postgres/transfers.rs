@@ -34,7 +34,8 @@ pub(super) fn select_transfer(balance_of: &str) -> String {
             (SELECT coalesce(sum(r.amount), 0)::bigint FROM transfers r
               WHERE r.refund_of = t.tx_id AND r.status IN ({paid})),
             {NOW_MS},
-            t.currency
+            t.currency,
+            t.pair_tx_id
          FROM transfers t
          JOIN accounts s ON s.id = t.src
          JOIN accounts d ON d.id = t.dst",
@@ -65,6 +66,8 @@ pub(super) fn transfer(client: &mut Client, which: TransferRef<'_>) -> PgResult<
 /// Cancels a PENDING transfer under the row lock settlement takes to claim
 /// it, so one of the two wins cleanly: a settle that claimed it first makes
 /// this `not_pending`, and a settle after this finds it gone from the queue.
+/// Either leg of an exchange cancels both: both rows are locked in `tx_id`
+/// order, the order settlement locks them in, so the two never deadlock.
 pub(super) fn cancel(
     client: &mut Client,
     guard: &mut Guard,
@@ -75,51 +78,136 @@ pub(super) fn cancel(
         &["transfers", "accounts", "balances", "events"],
         &[],
     )?;
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT src, dst, amount, status, expires_at, {NOW_MS}, currency
-                   FROM transfers WHERE tx_id = $1 FOR UPDATE"
-            ),
-            &[&tx_id],
-        )?
-        .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
-    let (src, dst, amount, stored): (i64, i64, i64, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    let currency: i16 = row.get(6);
-    // An expired hold is named EXPIRED, as every reader names it.
-    let status = rules::stored_status(&stored)?.as_of(row.get(4), row.get(5));
-    rules::check_cancellable(tx_id, status.as_str())?;
-    client.execute(
-        &super::events::recorded(
-            EventKind::TransferDecided,
-            &format!(
-                "UPDATE transfers SET status = 'CANCELLED', settled_at = {NOW_MS}
-                 WHERE tx_id = $1 AND status = 'PENDING'
-                 RETURNING tx_id, settled_at AS at"
-            ),
+    // A leg's pair is fixed when the two are written, so the unlocked read
+    // of it inside the statement names the row to lock.
+    let rows = client.query(
+        &format!(
+            "SELECT tx_id, src, dst, amount, status, expires_at, {NOW_MS}, currency, pair_tx_id
+               FROM transfers
+              WHERE tx_id = ANY(ARRAY[$1, (SELECT pair_tx_id FROM transfers WHERE tx_id = $1)])
+              ORDER BY tx_id FOR UPDATE"
         ),
         &[&tx_id],
     )?;
+    let leg_of = |row: &Row| Leg {
+        src: row.get(1),
+        dst: row.get(2),
+        amount: row.get(3),
+        currency: row.get(7),
+    };
+    let asked = rows
+        .iter()
+        .find(|row| row.get::<_, i64>(0) == tx_id)
+        .ok_or_else(|| WalletError::TransferNotFound(tx_id.to_string()))?;
+    // An expired hold is named EXPIRED, as every reader names it.
+    let stored: String = asked.get(4);
+    let status = rules::stored_status(&stored)?.as_of(asked.get(5), asked.get(6));
+    let mut legs = vec![leg_of(asked)];
+    let mut cancelled = vec![tx_id];
+    match asked.get::<_, Option<i64>>(8) {
+        None => rules::check_cancellable(tx_id, status.as_str())?,
+        Some(pair) => {
+            let other = rows.iter().find(|row| row.get::<_, i64>(0) == pair);
+            let other_status: Option<String> = other.map(|row| row.get(4));
+            rules::check_pair_cancellable(
+                (tx_id, status.as_str()),
+                other_status.as_deref().map(|stored| (pair, stored)),
+            )?;
+            legs.extend(other.map(leg_of));
+            cancelled.push(pair);
+        }
+    }
+    // One instant for both legs, as settlement stamps a pair: the clock
+    // read with the rows, not the clock per row updated.
+    let now: i64 = asked.get(6);
+    let marked = client.execute(
+        &super::events::recorded(
+            EventKind::TransferDecided,
+            "UPDATE transfers SET status = 'CANCELLED', settled_at = $2
+              WHERE tx_id = ANY($1) AND status = 'PENDING'
+             RETURNING tx_id, settled_at AS at",
+        ),
+        &[&cancelled, &now],
+    )?;
+    if marked != cancelled.len() as u64 {
+        return Err(WalletError::internal(anyhow::anyhow!(
+            "{marked} transfers cancelled where {} were locked PENDING",
+            cancelled.len()
+        ))
+        .into());
+    }
     // Users first, in id order as every writer locks them; the external
     // account last, by a relative update.
-    let users: Vec<i64> = [src, dst]
-        .into_iter()
+    let mut users: Vec<i64> = legs
+        .iter()
+        .flat_map(|leg| [leg.src, leg.dst])
         .filter(|id| *id != EXTERNAL_ACCOUNT)
         .collect();
+    users.sort_unstable();
+    users.dedup();
     let locked = client.query(
         "SELECT id, pending_out, pending_in FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&users],
     )?;
+    // The legs of an exchange move two currencies, so no two legs here
+    // release the same sums, and each reads them as they were locked.
+    for leg in &legs {
+        release(client, leg, &users, &locked)?;
+    }
+    let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
+    let what = match cancelled.as_slice() {
+        [pair_a, pair_b] => format!(
+            "the cancel of exchange {}/{}",
+            pair_a.min(pair_b),
+            pair_a.max(pair_b)
+        ),
+        _ => format!("the cancel of transfer {tx_id}"),
+    };
+    commit(
+        client,
+        guard,
+        &what,
+        "`wallet get-transfer` shows its status",
+    )?;
+    Ok(record)
+}
+
+/// A transfer being cancelled: what its pending sums hold.
+struct Leg {
+    src: i64,
+    dst: i64,
+    amount: i64,
+    currency: i16,
+}
+
+/// Gives back what `leg` holds pending: its users' sums (their accounts
+/// `locked` by the caller, whose rows are the default currency's) and the
+/// external account's by a relative update.
+fn release(client: &mut Client, leg: &Leg, users: &[i64], locked: &[Row]) -> PgResult<()> {
+    let Leg {
+        src,
+        dst,
+        amount,
+        currency,
+    } = *leg;
+    let parties: Vec<i64> = users
+        .iter()
+        .copied()
+        .filter(|id| *id == src || *id == dst)
+        .collect();
     // In another currency the sums are the users' `balances` rows, which
-    // the accounts' locks just taken guard.
+    // the accounts' locks taken by the caller guard.
     let rows = if currency == 0 {
         locked
+            .iter()
+            .filter(|row| parties.contains(&row.get::<_, i64>(0)))
+            .cloned()
+            .collect()
     } else {
         client.query(
             "SELECT account, pending_out, pending_in FROM balances
               WHERE account = ANY($1) AND currency = $2 ORDER BY account",
-            &[&users, &currency],
+            &[&parties, &currency],
         )?
     };
     for row in rows {
@@ -161,14 +249,7 @@ pub(super) fn cancel(
             )?;
         }
     }
-    let record = transfer(client, TransferRef::Id(TxId::new(tx_id)))?;
-    commit(
-        client,
-        guard,
-        &format!("the cancel of transfer {tx_id}"),
-        "`wallet get-transfer` shows its status",
-    )?;
-    Ok(record)
+    Ok(())
 }
 
 /// A user's transfers, newest first: each side read newest first from its
@@ -247,6 +328,6 @@ pub(super) fn transfer_from_row(row: &Row) -> PgResult<TransferRecord> {
         refunded: row.get(15),
         balance_after: row.get(13),
         currency: crate::money::CurrencyId(row.get::<_, i16>(17)),
-        pair_tx_id: None,
+        pair_tx_id: row.get::<_, Option<i64>>(18).map(TxId::new),
     })
 }
