@@ -312,7 +312,7 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
         }
         s.ok(&create);
         for currency in [DEFAULT, OTHER] {
-            let base = if user < USERS { 10_000 } else { 100_000 };
+            let base = if user < USERS { 10_000 } else { 20_000 };
             let amount = (base + rng.below(4 * base as u64) as i64)
                 * if currency == OTHER {
                     OTHER_PER_DEFAULT

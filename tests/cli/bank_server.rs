@@ -334,7 +334,7 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         }
         ok(&create);
         for currency in [DEFAULT, OTHER] {
-            let base = if user < USERS { 10_000 } else { 100_000 };
+            let base = if user < USERS { 10_000 } else { 20_000 };
             let amount = (base + rng.below(4 * base as u64) as i64)
                 * if currency == OTHER {
                     OTHER_PER_DEFAULT
