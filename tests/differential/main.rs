@@ -670,10 +670,16 @@ enum Shown {
     /// A `close` refused `account_not_empty` for money left in a currency
     /// other than the default.
     LeftInOther,
+    /// An exchange leg COMPLETED.
+    ExchangeCompleted,
+    /// An exchange leg FAILED.
+    ExchangeFailed,
+    /// An exchange leg CANCELLED.
+    ExchangeCancelled,
 }
 
 impl Shown {
-    const ALL: [Shown; 9] = [
+    const ALL: [Shown; 12] = [
         Shown::Overdrawn,
         Shown::Frozen,
         Shown::Closed,
@@ -683,6 +689,9 @@ impl Shown {
         Shown::InvalidCurrency,
         Shown::PastScale,
         Shown::LeftInOther,
+        Shown::ExchangeCompleted,
+        Shown::ExchangeFailed,
+        Shown::ExchangeCancelled,
     ];
 }
 
@@ -721,6 +730,14 @@ impl Coverage {
                             {
                                 found[Shown::OtherShort as usize] = true
                             }
+                            _ => {}
+                        }
+                    }
+                    if map.get("pair_tx_id").is_some_and(|p| !p.is_null()) {
+                        match map.get("status").and_then(Value::as_str) {
+                            Some("COMPLETED") => found[Shown::ExchangeCompleted as usize] = true,
+                            Some("FAILED") => found[Shown::ExchangeFailed as usize] = true,
+                            Some("CANCELLED") => found[Shown::ExchangeCancelled as usize] = true,
                             _ => {}
                         }
                     }
@@ -885,6 +902,9 @@ impl Rng {
 
 const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 
+/// The user exchanges go through, beside the population.
+const DESK: &str = "desk";
+
 /// The currency a ledger made by `create-user` or a bare `init` starts with.
 const DEFAULT_CURRENCY: &str = "PHP";
 
@@ -991,10 +1011,16 @@ impl Generator {
             }
             setup.push(step);
         }
+        // A desk to exchange through, funded like a user below, so that
+        // some exchanges find it short.
+        if !currencies.is_empty() {
+            setup.push(Step::new(&["create-user", DESK, "desk@example.com"]));
+        }
         // One batch funds most users: a command per deposit would double
         // the time a sequence takes to start.
         let mut deposits = String::new();
-        for user in &users {
+        let desk = (!currencies.is_empty()).then_some(DESK);
+        for user in users.iter().chain(&desk) {
             if rng.chance(80) {
                 let amount = (10 + rng.below(90)).to_string();
                 deposits.push_str(&json!({"dst": user, "amount": amount}).to_string());
@@ -1283,7 +1309,7 @@ impl Generator {
             return None;
         }
         self.steps += 1;
-        let step = match self.rng.below(124) {
+        let step = match self.rng.below(136) {
             0..=7 => {
                 let user = self.user();
                 let currency = self.currency();
@@ -1383,9 +1409,13 @@ impl Generator {
             }
             58..=67 => self.batch(),
             68..=75 => {
+                // A limit of 1 may fall between an exchange's legs: the
+                // pair is settled whole.
                 let mut step = Step::new(&["settle", "--workers", "1"]);
-                if self.rng.chance(25) {
-                    step = step.arg("--limit").arg("2");
+                match self.rng.below(8) {
+                    0 | 1 => step = step.arg("--limit").arg("2"),
+                    2 | 3 => step = step.arg("--limit").arg("1"),
+                    _ => {}
                 }
                 step
             }
@@ -1444,6 +1474,7 @@ impl Generator {
             },
             97..=99 => Step::new(&["verify"]),
             116..=119 => self.currency_admin(),
+            124..=135 => self.exchange(),
             120..=123 => {
                 let user = self.user();
                 let step = Step::new(&["get-user", &user]);
@@ -1455,6 +1486,59 @@ impl Generator {
             _ => self.policy(seen),
         };
         Some(step)
+    }
+
+    /// Two codes for an exchange, the first given and the second received:
+    /// two the ledger has, now and then in lower case; or, when not making
+    /// a clean batch, one code twice or one the ledger lacks.
+    fn exchange_codes(&mut self) -> (String, String) {
+        let mut codes = vec![DEFAULT_CURRENCY];
+        codes.extend(&self.currencies);
+        let first = self.rng.below(codes.len());
+        let second = (first + 1 + self.rng.below(codes.len().max(2) - 1)) % codes.len();
+        let (mut given, mut taken) = (codes[first].to_string(), codes[second].to_string());
+        if !self.clean {
+            match self.rng.below(30) {
+                0 => taken = given.clone(),
+                1 => given = "XYZ".into(),
+                2 => taken = taken.to_lowercase(),
+                _ => {}
+            }
+        }
+        (given, taken)
+    }
+
+    /// Who an exchange goes through: mostly the desk, now and then a user
+    /// (who may hold too little of what it pays) or, when not making a
+    /// clean batch, one that does not exist.
+    fn via(&mut self) -> String {
+        match self.rng.below(20) {
+            0 | 1 => self.rng.pick(&self.users).to_string(),
+            2 if !self.clean => "zed".into(),
+            _ => DESK.into(),
+        }
+    }
+
+    /// An `exchange`: a user's amount in one currency for the desk's in
+    /// another, keyed now and then.
+    fn exchange(&mut self) -> Step {
+        let user = self.user();
+        let (given, taken) = self.exchange_codes();
+        let amount = self.amount_in(Some(&given));
+        let for_amount = self.amount_in(Some(&taken));
+        let via = self.via();
+        let step = Step::new(&[
+            "exchange",
+            &user,
+            &amount,
+            &given,
+            "--for",
+            &for_amount,
+            &taken,
+            "--via",
+            &via,
+        ]);
+        self.keyed(step)
     }
 
     /// The ledger's currencies listed, or one added: a new one, one it has
@@ -1549,6 +1633,27 @@ impl Generator {
         let mut text = String::new();
         let only_holds = self.rng.chance(30);
         for _ in 0..lines {
+            if !self.currencies.is_empty() && !only_holds && self.rng.chance(25) {
+                let (given, taken) = self.exchange_codes();
+                let mut doc = json!({
+                    "exchange": true,
+                    "src": self.user(),
+                    "via": self.via(),
+                    "amount": self.amount_in(Some(&given)),
+                    "currency": given,
+                    "for_amount": self.amount_in(Some(&taken)),
+                    "for_currency": taken,
+                });
+                if !self.clean && self.rng.chance(10) {
+                    doc["dst"] = json!(self.user());
+                }
+                if let Some(key) = self.key() {
+                    doc["id"] = json!(key);
+                }
+                text.push_str(&doc.to_string());
+                text.push('\n');
+                continue;
+            }
             let (src, dst) = self.pair();
             let currency = self.currency();
             let amount = self.amount_in(currency.as_deref());
