@@ -84,7 +84,8 @@
 //! (`atomic_batch_with_a_bad_line_and_a_hold`,
 //! `dry_run_with_a_bad_line_and_a_hold`).
 //!
-//! `WALLET_DIFF_SEED=N` runs only seed N; `WALLET_DIFF_SEQUENCES=N` runs N
+//! `WALLET_DIFF_SHOW=1` prints every command and the first engine's
+//! answer. `WALLET_DIFF_SEED=N` runs only seed N; `WALLET_DIFF_SEQUENCES=N` runs N
 //! seeds (default 200) from `WALLET_DIFF_FIRST` (default 0), in
 //! `WALLET_DIFF_THREADS` threads (default 6). A failure prints the seed, the
 //! command that diverged, the lines where the answers differ, both answers
@@ -850,6 +851,9 @@ fn run_sequence(
             }
         }
         COVERAGE.count(&step, a, &first.raw_stderr);
+        if std::env::var_os("WALLET_DIFF_SHOW").is_some() {
+            eprintln!("{step}\n{a}");
+        }
         seen.learn(&a.stdout, first.ids.len(), first.changes.len());
         if a.exit == Some(0)
             && step
@@ -2069,4 +2073,76 @@ fn a_balance_appears_on_first_use_alike() {
         Step::new(&["users"]),
     ];
     run_fixed("a_balance_appears_on_first_use_alike", steps);
+}
+
+/// Exchanges in one fixed sequence: one that completes, one the desk
+/// cannot pay and one the user cannot, a key replayed and in conflict, a
+/// leg cancelled (both go) and a leg refused a refund, `settle --limit 1`
+/// with the limit between a pair's legs, a batch exchange line and a bad
+/// one, and the books read.
+#[test]
+fn exchanges_decide_and_read_alike() {
+    let mut steps = vec![
+        Step::new(&["create-user", "alice", "alice@example.com"]),
+        Step::new(&["create-user", "desk", "desk@example.com"]),
+        Step::new(&["currency", "add", "BTC", "--scale", "8"]),
+        Step::new(&["deposit", "alice", "100"]),
+        Step::new(&["deposit", "desk", "1", "--currency", "BTC"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&[
+            "exchange", "alice", "50", "PHP", "--for", "0.25", "BTC", "--via", "desk", "--id",
+            "x1",
+        ]),
+        Step::new(&[
+            "exchange", "alice", "50", "PHP", "--for", "0.25", "BTC", "--via", "desk", "--id",
+            "x1",
+        ]),
+        Step::new(&[
+            "exchange", "alice", "50", "PHP", "--for", "0.3", "BTC", "--via", "desk", "--id", "x1",
+        ]),
+        Step::new(&["get-transfer", "--id", "x1"]),
+        // The desk holds 0.75 BTC after the first: short for the second.
+        Step::new(&["exchange", "alice", "10", "PHP", "--for", "2", "btc", "--via", "desk"]),
+        // Alice holds 50 PHP after the first: short for the third.
+        Step::new(&["exchange", "alice", "60", "PHP", "--for", "0.1", "BTC", "--via", "desk"]),
+        // #0 and #1 are the deposits, #2/#3 the first exchange.
+        Step::new(&["settle", "--workers", "1", "--limit", "1"]),
+        Step::new(&["get-transfer"]).tx(2),
+        Step::new(&["get-transfer"]).tx(3),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["refund"]).tx(2),
+        Step::new(&["refund"]).tx(3).arg("0.1"),
+        Step::new(&["exchange", "alice", "1", "PHP", "--for", "0.01", "BTC", "--via", "desk"]),
+        Step::new(&["cancel"]).tx(9),
+        Step::new(&["get-transfer"]).tx(8),
+        Step::new(&["cancel"]).tx(8),
+        Step::new(&["exchange", "alice", "1", "PHP", "--for", "1", "PHP", "--via", "desk"]),
+        Step::new(&["exchange", "alice", "1", "PHP", "--for", "1", "XYZ", "--via", "desk"]),
+        Step::new(&["exchange", "alice", "1", "PHP", "--for", "1", "BTC", "--via", "alice"]),
+        Step::new(&["exchange", "alice", "1", "PHP", "--for", "1", "BTC", "--via", "zed"]),
+        Step::new(&["exchange", "alice", "1.001", "PHP", "--for", "1", "BTC", "--via", "desk"]),
+        Step::batch(
+            "batch.jsonl",
+            [
+                r#"{"exchange":true,"src":"alice","via":"desk","amount":"5","currency":"PHP","for_amount":"0.05","for_currency":"BTC","id":"x2"}"#,
+                r#"{"src":"alice","dst":"desk","amount":"1"}"#,
+                r#"{"exchange":true,"src":"alice","dst":"desk","via":"desk","amount":"5","currency":"PHP","for_amount":"0.05","for_currency":"BTC"}"#,
+                r#"{"exchange":true,"src":"alice","via":"desk","amount":"5","currency":"PHP","for_amount":"0.06","for_currency":"BTC","id":"x2"}"#,
+                "",
+            ]
+            .join("\n"),
+            &[],
+        ),
+        Step::new(&["settle", "--workers", "1", "--limit", "1"]),
+        Step::new(&["settle", "--workers", "1"]),
+        Step::new(&["get-user", "desk"]),
+        Step::new(&["history", "desk"]),
+        Step::new(&["balances"]),
+    ];
+    let mut csv = Step::new(&["export", "--format", "csv"]);
+    csv.shape = Shape::Csv;
+    let mut journal = Step::new(&["export", "--format", "hledger"]);
+    journal.shape = Shape::Hledger;
+    steps.extend([csv, journal]);
+    run_fixed("exchanges_decide_and_read_alike", then_read(steps));
 }
