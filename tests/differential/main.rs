@@ -986,7 +986,18 @@ impl Generator {
         if rng.chance(20) {
             setup.push(Step::new(&["init"]));
         }
-        // Most sequences hold a second currency, some a third.
+        for user in &users {
+            let mut step = Step::new(&["create-user", user, &format!("{user}@example.com")]);
+            // Some users start with a credit line they may draw on.
+            if rng.chance(35) {
+                step = step
+                    .arg("--overdraft")
+                    .arg(&(10 + rng.below(60)).to_string());
+            }
+            setup.push(step);
+        }
+        // Most sequences hold a second currency, some a third, added once
+        // the first user has made the ledger.
         let mut currencies = Vec::new();
         for (i, (code, scale)) in OTHER_CURRENCIES[..2].iter().enumerate() {
             if rng.chance([85, 40][i]) {
@@ -1005,16 +1016,6 @@ impl Generator {
                 ]));
             }
         }
-        for user in &users {
-            let mut step = Step::new(&["create-user", user, &format!("{user}@example.com")]);
-            // Some users start with a credit line they may draw on.
-            if rng.chance(35) {
-                step = step
-                    .arg("--overdraft")
-                    .arg(&(10 + rng.below(60)).to_string());
-            }
-            setup.push(step);
-        }
         // A desk to exchange through, funded like a user below, so that
         // some exchanges find it short.
         if !currencies.is_empty() {
@@ -1025,13 +1026,15 @@ impl Generator {
         let mut deposits = String::new();
         let desk = (!currencies.is_empty()).then_some(DESK);
         for user in users.iter().chain(&desk) {
-            if rng.chance(80) {
+            // The desk holds every currency, so that exchanges complete.
+            let chance = if *user == DESK { 100 } else { 80 };
+            if rng.chance(chance) {
                 let amount = (10 + rng.below(90)).to_string();
                 deposits.push_str(&json!({"dst": user, "amount": amount}).to_string());
                 deposits.push('\n');
             }
             for code in &currencies {
-                if rng.chance(60) {
+                if rng.chance(chance - 20) {
                     let amount = (10 + rng.below(90)).to_string();
                     let line = json!({"dst": user, "amount": amount, "currency": code});
                     deposits.push_str(&line.to_string());
