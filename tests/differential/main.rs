@@ -962,6 +962,9 @@ enum Planned {
     /// named (the default for none), of more than the first was last shown
     /// holding in it: into its overdraft, if its limit allows.
     Overdraw(&'static str, &'static str, Option<&'static str>),
+    /// A cancel of the newest transfer seen: the second leg of an exchange
+    /// just queued, which cancels both.
+    CancelNewest,
 }
 
 struct Generator {
@@ -1310,6 +1313,9 @@ impl Generator {
                     first
                 }
                 Planned::Overdraw(src, dst, currency) => self.overdraw(src, dst, currency, seen),
+                Planned::CancelNewest => {
+                    Step::new(&["cancel"]).tx(seen.transfers.saturating_sub(1))
+                }
             });
         }
         if self.steps == STEPS {
@@ -1534,6 +1540,19 @@ impl Generator {
         let amount = self.amount_in(Some(&given));
         let for_amount = self.amount_in(Some(&taken));
         let via = self.via();
+        // Now and then settled and read back at once, so that a default
+        // run shows pairs decided both ways.
+        match self.rng.below(10) {
+            0..=3 => self.script.extend([
+                Planned::Step(Step::new(&["history", &user, "--limit", "4"])),
+                Planned::Step(Step::new(&["settle", "--workers", "1"])),
+            ]),
+            4 => self.script.extend([
+                Planned::Step(Step::new(&["history", &user, "--limit", "4"])),
+                Planned::CancelNewest,
+            ]),
+            _ => {}
+        }
         let step = Step::new(&[
             "exchange",
             &user,
