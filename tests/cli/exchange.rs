@@ -301,13 +301,12 @@ fn an_atomic_or_dry_batch_counts_an_exchange_as_one_line() {
         .unwrap();
     let (lines, code, _) = batch_results(&out);
     assert_eq!(code, Some(0));
+    // The next ids; on PostgreSQL the rolled-back batch used some up.
+    let first = lines[0]["tx_id"].as_i64().unwrap();
+    assert!(first >= 3, "{lines:?}");
     assert_eq!(
-        (
-            &lines[0]["tx_id"],
-            &lines[0]["pair_tx_id"],
-            &lines[0]["dry_run"]
-        ),
-        (&3.into(), &4.into(), &Value::Bool(true))
+        (&lines[0]["pair_tx_id"], &lines[0]["dry_run"]),
+        (&(first + 1).into(), &Value::Bool(true))
     );
     assert_eq!(s.ok(&["export"]), before);
 }

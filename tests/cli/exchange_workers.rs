@@ -13,6 +13,10 @@
 //! refuse a transfer therefore moves only by its own source's transfers,
 //! which every worker decides in `tx_id` order.
 //!
+//! Cancelled, by either leg, while workers settle: each pair is cancelled
+//! whole or decided whole, and a pair decided after a cancel of an older
+//! one of its parties never saw that one's money move.
+//!
 //! Queued under a key another process takes meanwhile: the line is
 //! answered from that process's exchange, and no leg of its own is left.
 
@@ -345,6 +349,118 @@ fn pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says() {
     );
 }
 
+/// Workers settle while another process cancels every fifth leg, first
+/// and second legs alike. A cancel takes both legs' row locks in the order
+/// settlement takes them, so each pair is cancelled whole or decided whole,
+/// and nothing deadlocks into an error.
+fn cancels_racing_parallel_workers_cancel_or_decide_each_pair_whole() {
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let (s, _) = ledger();
+    let start = stored_balances(&s);
+    let queued_before = rows(&s).len();
+    let path = s.dir.path().join("batch.jsonl");
+    std::fs::write(&path, batch(&mut rng, 300)).unwrap();
+    s.ok(&["-q", "transfer", "--batch", path.to_str().unwrap()]);
+    let queued: Vec<Row> = rows(&s).split_off(queued_before);
+    let targets: Vec<i64> = queued
+        .iter()
+        .filter(|r| r.pair.is_some())
+        .step_by(5)
+        .map(|r| r.tx_id)
+        .collect();
+    let settling = s
+        .process(&["--json", "settle", "--workers", "4", "--batch-size", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cancelled = 0;
+    for tx_id in &targets {
+        let out = s
+            .process(&["--json", "cancel", &tx_id.to_string()])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            cancelled += 1;
+            continue;
+        }
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}: {out:?}"));
+        assert_eq!(
+            error["error"]["code"], "not_pending",
+            "seed {seed}: {error}"
+        );
+    }
+    let out = settling.wait_with_output().unwrap();
+    assert!(out.status.success(), "seed {seed}: {out:?}");
+    s.ok(&["settle"]);
+    let settled: Vec<Row> = rows(&s).split_off(queued_before);
+    assert!(settled.iter().all(|r| r.status != "PENDING"), "seed {seed}");
+    let by_id: HashMap<i64, &Row> = settled.iter().map(|r| (r.tx_id, r)).collect();
+    for leg in settled.iter().filter(|r| r.pair.is_some()) {
+        let other = by_id[&leg.pair.unwrap()];
+        assert_eq!(
+            (&leg.status, &leg.reason, leg.settled_at, leg.batch),
+            (&other.status, &other.reason, other.settled_at, other.batch),
+            "seed {seed}: legs {} and {} decided apart",
+            leg.tx_id,
+            other.tx_id
+        );
+    }
+    let whole = settled.iter().filter(|r| r.status == "CANCELLED").count();
+    assert_eq!(
+        whole,
+        2 * cancelled,
+        "seed {seed}: each cancel took both legs"
+    );
+    let (outcomes, balances) = model(&settled, start);
+    for r in settled.iter().filter(|r| r.status != "CANCELLED") {
+        assert_eq!(
+            (&r.status, &r.reason),
+            (&outcomes[&r.tx_id].0, &outcomes[&r.tx_id].1),
+            "seed {seed}: transfer {}",
+            r.tx_id
+        );
+    }
+    assert_eq!(stored_balances(&s), balances, "seed {seed}");
+    let report: shapes::VerifyReport = s.json(&["verify"]);
+    assert!(report.ok, "seed {seed}: {report:?}");
+}
+
+/// A leg left PENDING without its pair (the other decided by hand) is a
+/// damaged ledger: workers stop on it with `integrity` rather than decide
+/// it alone or wait for ever on a lane it holds back.
+fn workers_stop_at_a_leg_waiting_without_its_pair() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    s.ok(&["create-user", "desk", "desk@example.com"]);
+    s.ok(&["currency", "add", "BTC", "--scale", "8"]);
+    s.ok(&["deposit", "alice", "100"]);
+    s.ok(&["deposit", "desk", "1", "--currency", "BTC"]);
+    s.ok(&["settle"]);
+    let queued: serde_json::Value = s.json(&[
+        "exchange", "alice", "10", "PHP", "--for", "0.1", "BTC", "--via", "desk",
+    ]);
+    let (first, second) = (
+        queued["tx_id"].as_i64().unwrap(),
+        queued["pair_tx_id"].as_i64().unwrap(),
+    );
+    for (stray, decided) in [(first, second), (second, first)] {
+        s.tamper(&format!(
+            "UPDATE transfers SET status = 'CANCELLED' WHERE tx_id = {decided};
+             UPDATE transfers SET status = 'PENDING' WHERE tx_id = {stray}"
+        ));
+        let message = s.fails(&["settle", "--workers", "4"], "integrity", 7);
+        assert!(message.contains(&format!("leg {stray} ")), "{message}");
+        let left: String = s
+            .postgres()
+            .query_one("SELECT status FROM transfers WHERE tx_id = $1", &[&stray])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, "PENDING");
+    }
+}
+
 /// Another program holds an uncommitted exchange under key K; `wallet
 /// exchange` with the same fields and key waits on the key, loses it when
 /// the other commits, and replays the other's pair: its own second leg,
@@ -414,5 +530,9 @@ fn an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leave
 engine_tests! {
     both: [],
     postgres: [
-        an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leaves_no_leg,pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says],
+        an_exchange_that_loses_its_key_to_another_process_replays_that_pair_and_leaves_no_leg,
+        cancels_racing_parallel_workers_cancel_or_decide_each_pair_whole,
+        pairs_settled_by_parallel_workers_are_decided_alike_and_as_the_model_says,
+        workers_stop_at_a_leg_waiting_without_its_pair,
+    ],
 }

@@ -756,6 +756,9 @@ fn drop_orphan_legs(
     planned: &PlannedChunk,
     inserted: &mut Vec<i64>,
 ) -> PgResult<()> {
+    if inserted.len() == planned.ids.len() {
+        return Ok(());
+    }
     let written: HashSet<i64> = inserted.iter().copied().collect();
     let orphans: Vec<i64> = planned
         .plan

@@ -260,9 +260,16 @@ pub(super) fn settle_batch(
         && lanes.len() == candidates.lanes.len()
         && claim.len() == window.len();
     if claim.is_empty() {
+        client.batch_execute("ROLLBACK")?;
+        let whole = (window.len() as i64) < window_limit;
+        if let Some(leg) = claim::stray_leg(&window, whole) {
+            return Err(WalletError::Integrity(format!(
+                "exchange leg {leg} waits without its pair; run `wallet verify`"
+            ))
+            .into());
+        }
         // Every locked lane starts with a leg whose pair another worker's
         // lane holds: blocked, as when no lane was free.
-        client.batch_execute("ROLLBACK")?;
         return Ok(BatchCounts::default());
     }
     let due: Vec<Due> = client

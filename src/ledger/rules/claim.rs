@@ -62,6 +62,22 @@ pub(crate) fn claim(window: &[Waiting], locked: impl Fn(i32) -> bool, max: usize
     taken
 }
 
+/// A leg of `window` that waits without its pair: one whose partner is
+/// older and not waiting, or, when `whole` (the window holds every waiting
+/// transfer), one whose partner is not waiting at all. The two legs are
+/// written and decided in one transaction each, so such a leg is damage;
+/// left alone it would hold its lane back for ever.
+pub(crate) fn stray_leg(window: &[Waiting], whole: bool) -> Option<i64> {
+    let waiting: HashSet<i64> = window.iter().map(|w| w.tx_id).collect();
+    window
+        .iter()
+        .find(|w| {
+            w.pair
+                .is_some_and(|pair| !waiting.contains(&pair) && (pair < w.tx_id || whole))
+        })
+        .map(|w| w.tx_id)
+}
+
 /// Where each lane is cut: the tx_id of its first row a batch may not take
 /// (no entry: none is held back). Each cut is lowered at most once per leg
 /// it passes, so this is linear in the window but for the lookups.
@@ -179,6 +195,14 @@ mod tests {
         ];
         assert_eq!(claim(&window, |l| l != 2, 10), vec![3, 6]);
         assert_eq!(claim(&window, |_| true, 10), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_leg_whose_pair_cannot_be_waiting_is_stray() {
+        let window = [row(1, 0), leg(2, 0, 3), leg(3, 1, 2), leg(5, 1, 9)];
+        assert_eq!(stray_leg(&window, false), None, "9 may be past the window");
+        assert_eq!(stray_leg(&window, true), Some(5));
+        assert_eq!(stray_leg(&[row(1, 0), leg(4, 1, 2)], false), Some(4));
     }
 
     /// A window of up to 40 rows over 5 lanes, some of them pairs (legs
