@@ -1,11 +1,18 @@
-//! The bank test on PostgreSQL: writers on many connections, settle
-//! workers in parallel (several `settle --watch --workers 2` processes and
-//! short settles killed with SIGKILL, some watchers killed too), and one
-//! crash of the server itself mid-run, while an operator freezes and
-//! unfreezes users and changes their overdraft limits (half the users
-//! start with one), then a full audit: [`audit_decisions`] replays each
-//! account's decisions in the order it saw them under the policy in force
-//! at each (`policy_changes` against `settled_at`).
+//! The bank test on PostgreSQL: writers on many connections queue
+//! transfers in two currencies and exchanges through two desk users
+//! (commands and batch lines), settle workers run in parallel (several
+//! `settle --watch --workers 2` processes and short settles killed with
+//! SIGKILL, some watchers killed too), and the server itself crashes once
+//! mid-run, while a reader checks snapshot after snapshot that no exchange
+//! is half decided and an operator freezes and unfreezes users and changes
+//! their overdraft limits in both currencies (half the users start with
+//! one). Then a full audit: [`audit`] replays each account's balance in
+//! each currency through its decisions in the order it saw them, every
+//! recorded balance the running one, each source's transfers decided in
+//! tx_id order, each outcome the one owed under the policy in force at it
+//! (`policy_changes` against `settled_at`), an exchange's both legs owed
+//! together; every pair's legs are linked, mirrored and decided alike in
+//! one settle batch; each currency sums to zero; the queue drains.
 //!
 //! The seed is printed; `WALLET_BANK_SEED=<seed>` replays the same choices
 //! (the interleaving of processes is up to the machine).
@@ -17,43 +24,46 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{Rng, Sandbox, seed, shapes};
-use crate::engine::{audit_decisions, start};
+use serde_json::{Value, json};
+
+use crate::bank_model::{
+    self, DEFAULT, OTHER, OTHER_PER_DEFAULT, Op, Population, Row, code, money_in,
+};
+use crate::common::{Rng, Sandbox, seed};
 use crate::pgserver::PgServer;
-use crate::policy_model;
+use crate::policy_model::{self, Change, Policies};
 
 const USERS: usize = 8;
+/// The desk users exchanges go through, after the users.
+const DESKS: usize = 2;
+const BANK: Population = Population {
+    users: USERS,
+    desks: DESKS,
+};
 const WRITERS: usize = 4;
 const OPS_PER_WRITER: usize = 120;
 const WATCHERS: usize = 3;
 const KILL_ATTEMPTS: usize = 30;
 
 fn name(user: usize) -> String {
-    format!("user{user}")
+    BANK.name(user)
 }
 
 fn money(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
-}
-
-/// What a writer asked for: `None` on a side is the outside world.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Request {
-    src: Option<usize>,
-    dst: Option<usize>,
-    amount: i64,
+    money_in(minor, DEFAULT)
 }
 
 #[derive(Default)]
 struct Told {
-    queued: BTreeMap<i64, Request>,
+    queued: BTreeMap<i64, bank_model::Request>,
     cancelled: BTreeSet<i64>,
 }
 
 #[derive(Default)]
 struct Counters {
     processes: AtomicU64,
+    /// Snapshots of the exchange legs read while the run went on.
+    snapshots: AtomicU64,
     kills: AtomicU64,
     retries: AtomicU64,
 }
@@ -96,14 +106,20 @@ impl Bank {
 }
 
 fn writer(bank: &Bank, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &Counters) {
-    let mut mine: Vec<i64> = Vec::new();
-    for op in 0..OPS_PER_WRITER {
+    let mut mine: Vec<(i64, Option<i64>)> = Vec::new();
+    for op_index in 0..OPS_PER_WRITER {
         let roll = rng.below(100);
         if roll < 10 && !mine.is_empty() {
-            let tx_id = *mine.last().unwrap();
+            // The newest, either leg of an exchange; cancelling one leg
+            // cancels both.
+            let (tx_id, pair) = *mine.last().unwrap();
+            let (tx_id, pair) = match pair {
+                Some(pair) if rng.below(2) == 0 => (pair, Some(tx_id)),
+                _ => (tx_id, pair),
+            };
             let out = bank.run(&["cancel", &tx_id.to_string()], counters);
-            if out.status.success() {
-                told.lock().unwrap().cancelled.insert(tx_id);
+            let cancelled = if out.status.success() {
+                true
             } else {
                 assert_eq!(
                     out.status.code(),
@@ -113,65 +129,78 @@ fn writer(bank: &Bank, id: usize, mut rng: Rng, told: &Mutex<Told>, counters: &C
                 );
                 // A cancel whose answer was lost and then retried finds its
                 // own work done.
-                let got: shapes::Transfer = serde_json::from_slice(
+                let got: Value = serde_json::from_slice(
                     &bank
                         .run(&["get-transfer", &tx_id.to_string()], counters)
                         .stdout,
                 )
                 .unwrap();
-                if got.status == "CANCELLED" {
-                    told.lock().unwrap().cancelled.insert(tx_id);
-                }
+                got["status"] == "CANCELLED"
+            };
+            if cancelled {
+                told.lock()
+                    .unwrap()
+                    .cancelled
+                    .extend(std::iter::once(tx_id).chain(pair));
             }
             continue;
         }
-        let ceiling = if rng.below(2) == 0 { 5_000 } else { 40_000 };
-        let amount = 1 + rng.below(ceiling) as i64;
-        let user = |rng: &mut Rng| rng.below(USERS as u64) as usize;
-        let request = match roll {
-            10..=24 => Request {
-                src: None,
-                dst: Some(user(&mut rng)),
-                amount,
-            },
-            25..=34 => Request {
-                src: Some(user(&mut rng)),
-                dst: None,
-                amount,
-            },
-            _ => {
-                let src = user(&mut rng);
-                let dst = (src + 1 + rng.below(USERS as u64 - 1) as usize) % USERS;
-                Request {
-                    src: Some(src),
-                    dst: Some(dst),
-                    amount,
-                }
-            }
+        let op = match roll {
+            10..=24 => Op::Deposit,
+            25..=34 => Op::Withdraw,
+            70..=87 => Op::Exchange,
+            88..=99 => Op::Batch,
+            _ => Op::Transfer,
         };
-        let key = format!("w{id}-op{op}");
-        let mut args = match (request.src, request.dst) {
-            (None, Some(dst)) => vec!["deposit".to_string(), name(dst)],
-            (Some(src), None) => vec!["withdraw".to_string(), name(src)],
-            (Some(src), Some(dst)) => vec!["transfer".to_string(), name(src), name(dst)],
-            (None, None) => unreachable!(),
+        let queue = BANK.queue(
+            &mut rng,
+            op,
+            &format!("w{id}-op{op_index}"),
+            bank.s.dir.path(),
+        );
+        let out = bank.run(&queue.args(), counters);
+        let ids = queue.record(&out, &mut told.lock().unwrap().queued);
+        mine.extend(ids);
+    }
+}
+
+/// Reads the exchange legs over and over until `done`, each read one
+/// snapshot, and checks that none shows a leg decided without its
+/// partner; connects again while the server (its socket in `host`) is
+/// away.
+fn pair_watcher(host: &str, done: &AtomicBool, counters: &Counters) {
+    let connect = || {
+        let mut client = ::postgres::Config::new()
+            .host_path(host)
+            .user("postgres")
+            .dbname("bank")
+            .connect(::postgres::NoTls)
+            .ok()?;
+        client.batch_execute("SET search_path = wallet").ok()?;
+        Some(client)
+    };
+    let mut client = None;
+    while !done.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(10));
+        let Some(db) = client.as_mut() else {
+            client = connect();
+            continue;
         };
-        args.extend([money(amount), "--id".into(), key]);
-        let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = bank.run(&borrowed, counters);
-        assert!(
-            out.status.success(),
-            "{borrowed:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let queued: shapes::Queued = serde_json::from_slice(&out.stdout).unwrap();
-        let previous = told.lock().unwrap().queued.insert(queued.tx_id, request);
-        assert!(
-            previous.is_none(),
-            "tx_id {} handed out twice",
-            queued.tx_id
-        );
-        mine.push(queued.tx_id);
+        let Ok(rows) = db.query(
+            "SELECT tx_id, pair_tx_id, status FROM transfers WHERE pair_tx_id IS NOT NULL",
+            &[],
+        ) else {
+            client = None;
+            continue;
+        };
+        let legs: Vec<(i64, i64, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        bank_model::check_snapshot(&legs);
+        if !legs.is_empty() {
+            counters.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -182,7 +211,7 @@ fn operator(bank: &Bank, mut rng: Rng, done: &AtomicBool, counters: &Counters) -
     let mut made = 0;
     while !done.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(40 + rng.below(100)));
-        let args = policy_model::next_change(&mut rng, &mut frozen);
+        let args = policy_model::next_change(&mut rng, &mut frozen, Some(bank_model::OTHER_CODE));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // A change retried after a lost answer is made twice, which leaves
         // the same policy.
@@ -269,36 +298,70 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         s: Sandbox::new(),
         url: server.url("bank", "wallet"),
     };
+    let host = bank
+        .url
+        .split("host=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("the server's socket directory in its URL")
+        .to_string();
     let counters = Counters::default();
-    for user in 0..USERS {
-        let amount = 10_000 + rng.below(40_000) as i64;
+    let ok = |args: &[&str]| {
+        let out = bank.run(args, &counters);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&["init"]);
+    ok(&[
+        "currency",
+        "add",
+        bank_model::OTHER_CODE,
+        "--scale",
+        &bank_model::OTHER_SCALE.to_string(),
+    ]);
+    // Users and then desks, funded in both currencies; the desks hold more
+    // than a user, but not enough to pay every exchange.
+    let mut funds = String::new();
+    for user in 0..USERS + DESKS {
         let (who, email) = (name(user), format!("{}@example.com", name(user)));
         let limit = money(10_000 + rng.below(20_000) as i64);
         let mut create = vec!["create-user", &who, &email];
-        if user % 2 == 0 {
+        if user % 2 == 0 && user < USERS {
             create.extend(["--overdraft", &limit]);
         }
-        let out = bank.run(&create, &counters);
-        assert!(out.status.success());
-        let out = bank.run(
-            &[
-                "deposit",
-                &name(user),
-                &money(amount),
-                "--id",
-                &format!("fund{user}"),
-            ],
-            &counters,
-        );
-        assert!(out.status.success());
+        ok(&create);
+        for currency in [DEFAULT, OTHER] {
+            let base = if user < USERS { 10_000 } else { 20_000 };
+            let amount = (base + rng.below(4 * base as u64) as i64)
+                * if currency == OTHER {
+                    OTHER_PER_DEFAULT
+                } else {
+                    1
+                };
+            let line = json!({
+                "dst": who,
+                "amount": money_in(amount, currency),
+                "currency": code(currency),
+                "id": format!("fund{user}-{currency}"),
+            });
+            funds.push_str(&line.to_string());
+            funds.push('\n');
+        }
     }
-    assert!(bank.run(&["settle"], &counters).status.success());
+    let path = bank.s.dir.path().join("funds.jsonl");
+    std::fs::write(&path, funds).unwrap();
+    ok(&["transfer", "--batch", path.to_str().unwrap()]);
+    ok(&["settle"]);
+    let funding_transfers = 2 * (USERS + DESKS);
     let db = |server: &PgServer| {
         let mut client = server.connect("bank");
         client.batch_execute("SET search_path = wallet").unwrap();
         client
     };
-    let before = start(&mut db(&server));
+    let before = Before::read(&mut db(&server));
 
     let told = Mutex::new(Told::default());
     let watchers = Mutex::new((0..WATCHERS).map(|_| watcher(&bank)).collect::<Vec<_>>());
@@ -308,6 +371,7 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         let killer = scope.spawn(|| killer(&bank, killer_rng, &watchers, &counters));
         let operator_rng = Rng(rng.next());
         let operator = scope.spawn(|| operator(&bank, operator_rng, &writers_done, &counters));
+        let pair_watcher = scope.spawn(|| pair_watcher(&host, &writers_done, &counters));
         let writers: Vec<_> = (0..WRITERS)
             .map(|id| {
                 let writer_rng = Rng(rng.next());
@@ -330,9 +394,11 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         }
         writers_done.store(true, Ordering::Relaxed);
         killer.join().expect("killer");
+        pair_watcher.join().expect("pair watcher");
         (queued_before_crash, operator.join().expect("operator"))
     });
-    // The watchers drain what is left, then stop cleanly on SIGTERM.
+    // The watchers drain what is left, pairs included, then stop cleanly
+    // on SIGTERM.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left: i64 = db(&server)
@@ -369,76 +435,67 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let audited = audit_decisions(&mut db(&server), &before);
+    let stored = read_transfers(&mut db(&server));
+    let pairs = bank_model::check_pairs(&stored.rows);
+    let audited = audit(&mut db(&server), &before, &stored);
 
     let told = told.into_inner().unwrap();
-    let user = |id: i64| (id != 0).then(|| usize::try_from(id - 1).unwrap());
-    let stored: BTreeMap<i64, (Request, String)> = db(&server)
-        .query(
-            "SELECT tx_id, src, dst, amount, status FROM transfers ORDER BY tx_id",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let request = Request {
-                src: user(r.get(1)),
-                dst: user(r.get(2)),
-                amount: r.get(3),
-            };
-            (r.get(0), (request, r.get(4)))
-        })
-        .collect();
     assert_eq!(
-        stored.len(),
-        told.queued.len() + USERS,
+        stored.rows.len(),
+        told.queued.len() + funding_transfers,
         "every stored transfer was either funding or reported to a writer, once"
     );
     for (tx_id, request) in &told.queued {
-        let (row, status) = stored
+        let row = stored
+            .rows
             .get(tx_id)
             .unwrap_or_else(|| panic!("tx_id {tx_id} reported but missing"));
-        assert_eq!(row, request, "transfer {tx_id} is what was asked");
         assert_eq!(
-            status == "CANCELLED",
+            &BANK.request_of(row),
+            request,
+            "transfer {tx_id} is what was asked"
+        );
+        assert_eq!(
+            row.status == "CANCELLED",
             told.cancelled.contains(tx_id),
-            "transfer {tx_id}: {status}"
+            "transfer {tx_id}: {}",
+            row.status
         );
     }
-    let mut balances = [0i64; USERS];
-    let mut outside = 0i64;
-    for (request, status) in stored.values() {
-        if status != "COMPLETED" {
-            continue;
-        }
-        match request.src {
-            Some(src) => balances[src] -= request.amount,
-            None => outside += request.amount,
-        }
-        match request.dst {
-            Some(dst) => balances[dst] += request.amount,
-            None => outside -= request.amount,
+    let balances = bank_model::completed_sums(&stored.rows);
+    for user in 0..USERS + DESKS {
+        let shown: Value =
+            serde_json::from_slice(&bank.run(&["get-user", &name(user)], &counters).stdout)
+                .unwrap();
+        for currency in [DEFAULT, OTHER] {
+            let expected = balances
+                .get(&(BANK.account_id(user), currency))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(
+                bank_model::shown(&shown, currency),
+                (expected, 0, 0),
+                "{} in {}: balance, pending in and out",
+                name(user),
+                code(currency)
+            );
         }
     }
-    for (i, balance) in balances.iter().enumerate() {
-        let shown: shapes::User =
-            serde_json::from_slice(&bank.run(&["get-user", &name(i)], &counters).stdout).unwrap();
-        assert_eq!(shown.balance, money(*balance), "{}", name(i));
-    }
-    assert_eq!(
-        balances.iter().sum::<i64>(),
-        outside,
-        "money is neither made nor lost"
-    );
-    let failed = stored.values().filter(|(_, s)| s == "FAILED").count();
+    let failed = stored
+        .rows
+        .values()
+        .filter(|r| r.status == "FAILED")
+        .count();
     println!(
-        "bank (PostgreSQL): seed {seed}: {} processes, {} transfers ({} queued before the crash), {failed} failed ({} account_frozen), {} into an overdraft, {} cancelled, {operated} policy changes while running, {} kills, {} retries after the crash or a lost answer, {:.1?}",
+        "bank (PostgreSQL): seed {seed}: {} processes, {} transfers ({} queued before the crash), {failed} failed ({} account_frozen), {} into an overdraft, {} cancelled, exchanges: {pairs:?} ({} short on the desk's side), {} snapshots of exchanges read, {operated} policy changes while running, {} kills, {} retries after the crash or a lost answer, {:.1?}",
         counters.processes.load(Ordering::Relaxed),
-        stored.len(),
+        stored.rows.len(),
         crashed,
         audited.frozen_failed,
         audited.into_overdraft,
         told.cancelled.len(),
+        audited.desk_short,
+        counters.snapshots.load(Ordering::Relaxed),
         counters.kills.load(Ordering::Relaxed),
         counters.retries.load(Ordering::Relaxed),
         started.elapsed()
@@ -452,10 +509,249 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         audited.frozen_failed > 0,
         "some transfers failed from a frozen user"
     );
+    assert!(pairs.completed > 0, "some exchanges completed");
+    assert!(pairs.failed > 0, "some exchanges failed");
+    assert!(
+        counters.snapshots.load(Ordering::Relaxed) > 0,
+        "exchanges were read while the run went on"
+    );
     assert!(
         counters.retries.load(Ordering::Relaxed) > 0,
         "the crash was felt"
     );
+}
+
+/// Every transfer as the ledger recorded it, with the balances its source
+/// and destination were left with in its currency.
+struct Stored {
+    rows: BTreeMap<i64, Row>,
+    after: BTreeMap<i64, (Option<i64>, Option<i64>)>,
+}
+
+fn read_transfers(client: &mut ::postgres::Client) -> Stored {
+    let mut stored = Stored {
+        rows: BTreeMap::new(),
+        after: BTreeMap::new(),
+    };
+    for r in client
+        .query(
+            "SELECT tx_id, src, dst, amount, currency, pair_tx_id, status, reason, settled_at,
+                    settle_batch, src_balance, dst_balance
+               FROM transfers ORDER BY tx_id",
+            &[],
+        )
+        .unwrap()
+    {
+        let tx_id: i64 = r.get(0);
+        stored.rows.insert(
+            tx_id,
+            Row {
+                src: r.get(1),
+                dst: r.get(2),
+                amount: r.get(3),
+                currency: r.get(4),
+                pair: r.get(5),
+                status: r.get(6),
+                reason: r.get(7),
+                settled_at: r.get(8),
+                batch: r.get(9),
+            },
+        );
+        stored.after.insert(tx_id, (r.get(10), r.get(11)));
+    }
+    stored
+}
+
+/// Every user's balance in each currency, and the last settle batch,
+/// before the work the test audits.
+struct Before {
+    balances: BTreeMap<(i64, i16), i64>,
+    after_batch: i64,
+}
+
+impl Before {
+    fn read(client: &mut ::postgres::Client) -> Self {
+        let balances = client
+            .query(
+                "SELECT id, 0::smallint, balance FROM accounts WHERE id <> 0
+                 UNION ALL
+                 SELECT account, currency, balance FROM balances WHERE account <> 0",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
+        let after_batch: Option<i64> = client
+            .query_one("SELECT max(settle_batch) FROM transfers", &[])
+            .unwrap()
+            .get(0);
+        Self {
+            balances,
+            after_batch: after_batch.unwrap_or(0),
+        }
+    }
+}
+
+/// What the audit saw of the policies and the desks.
+#[derive(Debug, Default)]
+struct Audited {
+    into_overdraft: usize,
+    frozen_failed: usize,
+    /// Exchanges FAILED `insufficient_funds` whose user could pay.
+    desk_short: usize,
+}
+
+/// The audit of parallel settlement, from the ledger's own record of each
+/// decision since `before`: each account's balance in each currency
+/// replayed through its decisions in the order it saw them ((settle_batch,
+/// tx_id)), every recorded balance the running one and every stored one
+/// the last; each source's transfers decided in tx_id order; each
+/// outcome the one owed under the policy in force at its `settled_at` in
+/// its currency, an exchange's both legs owed together from the balances
+/// each source held then.
+fn audit(client: &mut ::postgres::Client, before: &Before, stored: &Stored) -> Audited {
+    let policies = read_policies(client);
+    let mut audited = Audited::default();
+    let mut by_slot: BTreeMap<(i64, i16), Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_source: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    for (tx_id, row) in &stored.rows {
+        assert_ne!(row.status, "PENDING", "transfer {tx_id} left PENDING");
+        let Some(batch) = row.batch.filter(|b| *b > before.after_batch) else {
+            continue;
+        };
+        for account in [row.src, row.dst] {
+            if account != 0 {
+                by_slot
+                    .entry((account, row.currency))
+                    .or_default()
+                    .push((batch, *tx_id));
+            }
+        }
+        if row.src != 0 {
+            by_source.entry(row.src).or_default().push((batch, *tx_id));
+        }
+    }
+    for (account, mut decided) in by_source {
+        decided.sort_unstable();
+        for pair in decided.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].1,
+                "account {account}: transfer {} decided after {}",
+                pair[1].1,
+                pair[0].1
+            );
+        }
+    }
+    // The balance each transfer's source held in its currency just before
+    // the transfer was decided.
+    let mut source_had: BTreeMap<i64, i64> = BTreeMap::new();
+    for (slot, mut decided) in by_slot {
+        decided.sort_unstable();
+        let mut balance = before.balances.get(&slot).copied().unwrap_or(0);
+        for (_, tx_id) in decided {
+            let row = &stored.rows[&tx_id];
+            let (src_after, dst_after) = stored.after[&tx_id];
+            let is_source = row.src == slot.0;
+            if is_source {
+                source_had.insert(tx_id, balance);
+            }
+            if row.status == "FAILED" {
+                if is_source {
+                    assert_eq!(src_after, Some(balance), "transfer {tx_id}: balance seen");
+                }
+                continue;
+            }
+            if is_source {
+                balance -= row.amount;
+                audited.into_overdraft += usize::from(balance < 0);
+                assert_eq!(src_after, Some(balance), "transfer {tx_id}: src after");
+            } else {
+                balance += row.amount;
+                assert_eq!(dst_after, Some(balance), "transfer {tx_id}: dst after");
+            }
+        }
+        let (account, currency) = slot;
+        let kept: i64 = if currency == DEFAULT {
+            client
+                .query_one("SELECT balance FROM accounts WHERE id = $1", &[&account])
+                .unwrap()
+                .get(0)
+        } else {
+            client
+                .query_one(
+                    "SELECT balance FROM balances WHERE account = $1 AND currency = $2",
+                    &[&account, &currency],
+                )
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!(
+            kept, balance,
+            "account {account}'s balance in currency {currency} is its decisions' sum"
+        );
+    }
+    for (tx_id, row) in &stored.rows {
+        let Some(&had) = source_had.get(tx_id) else {
+            continue;
+        };
+        let outcome = (row.status.as_str(), row.reason.as_deref());
+        let at = row
+            .settled_at
+            .unwrap_or_else(|| panic!("transfer {tx_id} has no decision instant"));
+        let candidates = policies.candidates_in(row.src, row.currency, at);
+        match row.pair {
+            Some(pair) if pair < *tx_id => {}
+            Some(pair) => {
+                let second = &stored.rows[&pair];
+                let desk_had = source_had[&pair];
+                policy_model::check_pair_decision(
+                    *tx_id,
+                    (had, row.amount, &candidates),
+                    (
+                        desk_had,
+                        second.amount,
+                        &policies.candidates_in(second.src, second.currency, at),
+                    ),
+                    outcome,
+                );
+                audited.desk_short += usize::from(
+                    outcome == ("FAILED", Some("insufficient_funds"))
+                        && candidates
+                            .iter()
+                            .all(|p| policy_model::owed(had, row.amount, *p).0 == "COMPLETED"),
+                );
+            }
+            None => policy_model::check_decision(*tx_id, had, row.amount, outcome, &candidates),
+        }
+        audited.frozen_failed += usize::from(row.reason.as_deref() == Some("account_frozen"));
+    }
+    audited
+}
+
+/// Every policy change the ledger recorded, with its currency.
+fn read_policies(client: &mut ::postgres::Client) -> Policies {
+    Policies::in_currencies(
+        client
+            .query(
+                "SELECT account, kind, overdraft, at, currency FROM policy_changes
+                  ORDER BY change_id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    Change {
+                        account: r.get(0),
+                        kind: r.get(1),
+                        overdraft: r.get(2),
+                        at: r.get(3),
+                    },
+                    r.get(4),
+                )
+            }),
+    )
 }
 
 engine_tests! {

@@ -70,6 +70,7 @@ mod argv;
 mod bad_input;
 mod bank;
 mod bank_holds;
+mod bank_model;
 mod bank_server;
 mod books;
 mod books_currencies;
