@@ -8,7 +8,8 @@
 //! leg whose partner this batch cannot take holds its own lane back from
 //! that leg on, which may hold back a pair of that lane in turn.
 
-use std::collections::{HashMap, HashSet};
+// Fx hashing: the window is a batch of small integer ids, rehashed every batch.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A PENDING transfer as a batch sees it before it claims any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub(crate) fn claim(window: &[Waiting], locked: impl Fn(i32) -> bool, max: usize
     let mut taken = Vec::with_capacity(max.min(window.len()) + 1);
     // Second legs owed by first legs taken; once the cap is reached only
     // these are taken, so the batch ends as soon as none is owed.
-    let mut owed: HashSet<i64> = HashSet::new();
+    let mut owed: HashSet<i64> = HashSet::default();
     for w in window.iter().filter(|w| open(w)) {
         if taken.len() >= max && !owed.remove(&w.tx_id) {
             if owed.is_empty() {
@@ -88,13 +89,13 @@ fn cuts(window: &[Waiting], locked: &impl Fn(i32) -> bool) -> HashMap<i32, i64> 
         .map(|(i, w)| (w.tx_id, i))
         .collect();
     // Each lane's legs in tx_id order, as positions in `window`.
-    let mut legs: HashMap<i32, Vec<usize>> = HashMap::new();
+    let mut legs: HashMap<i32, Vec<usize>> = HashMap::default();
     for (i, w) in window.iter().enumerate() {
         if w.pair.is_some() {
             legs.entry(w.lane).or_default().push(i);
         }
     }
-    let mut cuts: HashMap<i32, i64> = HashMap::new();
+    let mut cuts: HashMap<i32, i64> = HashMap::default();
     // Each cut lowered, as (lane, new cut, cut before), so the legs it
     // passed hold their partners' lanes back in turn.
     let mut lowered: Vec<(i32, i64, i64)> = Vec::new();
