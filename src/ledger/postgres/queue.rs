@@ -225,7 +225,8 @@ pub(super) fn plan_and_write(
         }
     }
     if !others.is_empty() {
-        read_other_currencies(client, &mut facts, &users, &others)?;
+        let keys = balances_named(requests(), &facts.names, &others);
+        read_other_currencies(client, &mut facts, &keys)?;
     }
     let expired = expire_holds_of_sources(client, &mut facts, chunk)?;
     read_originals(client, &mut facts, chunk)?;
@@ -270,17 +271,53 @@ pub(super) fn plan_and_write(
 /// first (a balance appears on first use). The users are locked by then;
 /// the external account's rows, made when their currency was added, are
 /// read unlocked and moved by relative updates, as its `accounts` row is.
+/// The balances in other currencies the chunk's lines name: each line's
+/// parties in its currency (and an exchange's in its counter currency too),
+/// and the external account in each, so a balance appears on first use and
+/// no other.
+fn balances_named<'a>(
+    requests: impl Iterator<Item = &'a NewTransfer>,
+    names: &HashMap<String, i64>,
+    others: &[CurrencyId],
+) -> Vec<BalanceKey> {
+    let party = |name: Option<&UserName>| match name {
+        None => Some(EXTERNAL_ACCOUNT),
+        Some(name) => names.get(&name.as_str().to_ascii_lowercase()).copied(),
+    };
+    let mut keys: Vec<BalanceKey> = others
+        .iter()
+        .map(|&c| BalanceKey::new(EXTERNAL_ACCOUNT, c))
+        .collect();
+    for t in requests {
+        let counter = match t.kind() {
+            Kind::Exchange(counter) => Some(counter.currency),
+            _ => None,
+        };
+        let parties = [party(t.src()), party(t.dst())];
+        for currency in std::iter::once(t.currency()).chain(counter) {
+            if currency != CurrencyId::DEFAULT {
+                keys.extend(
+                    parties
+                        .iter()
+                        .flatten()
+                        .map(|&id| BalanceKey::new(id, currency)),
+                );
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Makes (if missing) and reads the `balances` rows of `keys`, under the
+/// accounts' locks the caller holds.
 fn read_other_currencies(
     client: &mut Client,
     facts: &mut Prefetched,
-    users: &[i64],
-    others: &[CurrencyId],
+    keys: &[BalanceKey],
 ) -> PgResult<()> {
-    let keys: Vec<BalanceKey> = std::iter::once(&EXTERNAL_ACCOUNT)
-        .chain(users)
-        .flat_map(|&id| others.iter().map(move |&c| BalanceKey::new(id, c)))
-        .collect();
-    for (key, row) in super::balances::made_and_read(client, &keys)? {
+    for (key, row) in super::balances::made_and_read(client, keys)? {
         facts.sums.insert(
             key,
             PendingSums {
