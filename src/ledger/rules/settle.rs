@@ -187,12 +187,8 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
         }
         return Ok(counts);
     }
-    let partners: FxHashMap<i64, usize> = due
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.pair.is_some())
-        .map(|(index, d)| (d.tx_id, index))
-        .collect();
+    // Built only when a pair's legs are not next to each other in `due`.
+    let mut partners: Option<FxHashMap<i64, usize>> = None;
     // Every slot is written below: a first leg writes its second's too.
     outcomes.resize(
         due.len(),
@@ -208,7 +204,7 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
             outcomes[index] = apply(d, judged, accounts, originals, &mut counts)?;
             continue;
         };
-        let partner = partner(d, pair, due, &partners)?;
+        let partner = partner(d, index, pair, due, &mut partners)?;
         if pair < d.tx_id {
             continue;
         }
@@ -233,8 +229,30 @@ pub(crate) fn settle_due<S: BuildHasher, T: BuildHasher>(
 
 /// The index in `due` of a leg's partner, which must name it back and move
 /// another currency between the same two accounts the other way.
-fn partner(leg: &Due, pair: i64, due: &[Due], partners: &FxHashMap<i64, usize>) -> Result<usize> {
-    let found = partners.get(&pair).copied().filter(|&index| {
+fn partner(
+    leg: &Due,
+    index: usize,
+    pair: i64,
+    due: &[Due],
+    partners: &mut Option<FxHashMap<i64, usize>>,
+) -> Result<usize> {
+    let next_to = [index.checked_sub(1), Some(index + 1)]
+        .into_iter()
+        .flatten()
+        .find(|&i| due.get(i).is_some_and(|other| other.tx_id == pair));
+    let at = next_to.or_else(|| {
+        partners
+            .get_or_insert_with(|| {
+                due.iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.pair.is_some())
+                    .map(|(index, d)| (d.tx_id, index))
+                    .collect()
+            })
+            .get(&pair)
+            .copied()
+    });
+    let found = at.filter(|&index| {
         let other = &due[index];
         other.pair == Some(leg.tx_id)
             && (other.src, other.dst) == (leg.dst, leg.src)
