@@ -394,6 +394,17 @@ impl Engine {
                 {
                     each.retain(|_, figures| !all_zero(figures));
                 }
+                // `balances` lists in each currency's book the users with a
+                // balance in it: the same all-zero ones are left out.
+                if self.lenient
+                    && let Some(Value::Object(books)) = map.get_mut("currencies")
+                {
+                    for book in books.values_mut() {
+                        if let Some(Value::Array(users)) = book.get_mut("users") {
+                            users.retain(|u| !u.get("balance").is_some_and(zero_amount));
+                        }
+                    }
+                }
                 self.learn_change(&map);
                 let mut out = Map::new();
                 for (key, value) in map {
@@ -465,6 +476,11 @@ impl Engine {
 
 /// Whether every figure of a user's balance in one currency is zero: one
 /// that PostgreSQL may show and SQLite not (the module doc says why).
+fn zero_amount(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|t| !t.bytes().any(|b| (b'1'..=b'9').contains(&b)))
+}
+
 fn all_zero(figures: &Value) -> bool {
     figures.as_object().is_some_and(|figures| {
         figures.values().all(|v| {
