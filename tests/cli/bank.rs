@@ -476,19 +476,7 @@ fn bank_many_processes_and_killed_settles_apply_every_transfer_exactly_once() {
     assert_eq!(from_completed, model);
     for user in 0..USERS + DESKS {
         let shown: Value = s.json(&["get-user", &name(user)]);
-        for currency in [DEFAULT, OTHER] {
-            let expected = model
-                .get(&(BANK.account_id(user), currency))
-                .copied()
-                .unwrap_or(0);
-            assert_eq!(
-                bank_model::shown(&shown, currency),
-                (expected, 0, 0),
-                "{} in {}: balance, pending in and out",
-                name(user),
-                code(currency)
-            );
-        }
+        bank_model::assert_settled_user(&shown, &name(user), BANK.account_id(user), &model);
     }
 
     let history: Vec<shapes::Transfer> = s.json(&["history", &name(0), "--limit", "100000"]);

@@ -171,6 +171,26 @@ pub(crate) fn completed_sums(rows: &BTreeMap<i64, Row>) -> BTreeMap<(i64, i16), 
     sums
 }
 
+/// Asserts that a drained ledger shows `user` (account `account`, its
+/// `get-user --json` answer in `shown_user`) with the balance `balances`
+/// holds for it in each currency, and nothing pending.
+pub(crate) fn assert_settled_user(
+    shown_user: &serde_json::Value,
+    who: &str,
+    account: i64,
+    balances: &BTreeMap<(i64, i16), i64>,
+) {
+    for currency in [DEFAULT, OTHER] {
+        let expected = balances.get(&(account, currency)).copied().unwrap_or(0);
+        assert_eq!(
+            shown(shown_user, currency),
+            (expected, 0, 0),
+            "{who} in {}: balance, pending in and out",
+            code(currency)
+        );
+    }
+}
+
 /// The figures a user shows in one currency, from `get-user --json`'s
 /// `balances` (absent: never touched, all zero).
 pub(crate) fn shown(user: &serde_json::Value, currency: i16) -> (i64, i64, i64) {

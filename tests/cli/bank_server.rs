@@ -467,19 +467,7 @@ fn bank_on_a_server_with_parallel_workers_kills_and_a_crash() {
         let shown: Value =
             serde_json::from_slice(&bank.run(&["get-user", &name(user)], &counters).stdout)
                 .unwrap();
-        for currency in [DEFAULT, OTHER] {
-            let expected = balances
-                .get(&(BANK.account_id(user), currency))
-                .copied()
-                .unwrap_or(0);
-            assert_eq!(
-                bank_model::shown(&shown, currency),
-                (expected, 0, 0),
-                "{} in {}: balance, pending in and out",
-                name(user),
-                code(currency)
-            );
-        }
+        bank_model::assert_settled_user(&shown, &name(user), BANK.account_id(user), &balances);
     }
     let failed = stored
         .rows

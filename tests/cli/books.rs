@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::Sandbox;
+use crate::common::{Sandbox, hledger};
 
 /// alice, bob and carol with settled, failed, pending and held transfers.
 fn books() -> Sandbox {
@@ -330,23 +330,6 @@ fn a_dry_run_checks_every_line_and_writes_nothing() {
     }
     assert!(before == s.ledger_bytes(), "a dry run writes nothing");
     s.fails(&["get-transfer", "--id", "d-1"], "transfer_not_found", 3);
-}
-
-/// `hledger -f JOURNAL ARGS…`, asserting success; its stdout.
-fn hledger(journal: &std::path::Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("hledger")
-        .arg("-f")
-        .arg(journal)
-        .args(args)
-        .output()
-        .expect("hledger is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "hledger {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(journal).unwrap()
-    );
-    out.stdout
 }
 
 /// A tag value as the journal writes it: the text itself, or a JSON string

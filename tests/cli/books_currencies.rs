@@ -4,11 +4,10 @@
 //! scale, as JSON Lines, CSV and an hledger journal the real `hledger`
 //! reads and balances per commodity as `wallet balances` does.
 
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::Sandbox;
+use crate::common::{Sandbox, hledger};
 
 /// PHP (the default, scale 2), BTC (scale 8) and JPY (scale 0): a first
 /// settle batch, then a second; the instant the first was applied.
@@ -265,23 +264,6 @@ fn export_writes_each_record_in_its_own_currency() {
         .map(|(a, c)| ((*a).to_string(), (*c).to_string()))
         .collect();
     assert_eq!(rows, from_jsonl);
-}
-
-/// `hledger -f JOURNAL ARGS…`, asserting success; its stdout.
-fn hledger(journal: &std::path::Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("hledger")
-        .arg("-f")
-        .arg(journal)
-        .args(args)
-        .output()
-        .expect("hledger is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "hledger {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(journal).unwrap()
-    );
-    out.stdout
 }
 
 /// Every non-zero balance `wallet balances` shows, as (account, commodity,

@@ -583,3 +583,20 @@ ALTER TABLE accounts DROP COLUMN overdraft, DROP COLUMN frozen, DROP COLUMN clos
 ALTER TABLE accounts ADD CONSTRAINT accounts_check1 CHECK (id = 0 OR balance >= 0);
 DELETE FROM schema_version WHERE version >= 5;"
 );
+
+/// `hledger -f JOURNAL ARGS…`, asserting success; its stdout.
+pub(crate) fn hledger(journal: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("hledger")
+        .arg("-f")
+        .arg(journal)
+        .args(args)
+        .output()
+        .expect("hledger is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "hledger {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(journal).unwrap()
+    );
+    out.stdout
+}
