@@ -4,7 +4,6 @@
 //! scale, as JSON Lines, CSV and an hledger journal the real `hledger`
 //! reads and balances per commodity as `wallet balances` does.
 
-
 use serde_json::Value;
 
 use crate::common::{Sandbox, hledger};
