@@ -396,6 +396,57 @@ fn overdraft_limits_are_per_currency() {
     assert_eq!(then["overdraft"], "0.00");
 }
 
+/// A balance in a currency appears when a queued line first reserves on
+/// it. A refused hold, a batch line refused for its other party, and a
+/// hold's destination make none: a failed command changes nothing, and a
+/// refused line nothing of its own.
+fn a_refused_line_makes_no_balance_in_a_new_currency() {
+    let s = three_currencies();
+    s.ok(&["create-user", "carol", "carol@example.com"]);
+    s.fails(
+        &["hold", "alice", "bob", "15", "--currency", "JPY"],
+        "insufficient_funds",
+        4,
+    );
+    let lines = concat!(
+        "{\"src\":\"alice\",\"dst\":\"bob\",\"amount\":\"15\",\"currency\":\"JPY\",\"hold\":true}\n",
+        "{\"src\":\"bob\",\"dst\":\"nobody\",\"amount\":\"1\",\"currency\":\"BTC\"}\n",
+        "{\"dst\":\"carol\",\"amount\":\"3\",\"currency\":\"JPY\"}\n",
+    );
+    let out = s
+        .cmd(&["transfer", "--batch", "-"])
+        .write_stdin(lines)
+        .output()
+        .unwrap();
+    let (results, _, _) = crate::common::batch_results(&out);
+    assert_eq!(results[0]["error"]["code"], "insufficient_funds");
+    assert_eq!(results[1]["error"]["code"], "user_not_found");
+    assert_eq!(results[2]["status"], "PENDING");
+    let codes = |name: &str| -> Vec<String> {
+        let mut codes: Vec<String> = user(&s, &[name])
+            .balances
+            .expect("get-user shows balances")
+            .keys()
+            .cloned()
+            .collect();
+        codes.sort();
+        codes
+    };
+    assert_eq!(codes("alice"), ["PHP"], "a refused hold makes no balance");
+    assert_eq!(
+        codes("bob"),
+        ["PHP"],
+        "a refused line makes none for its party"
+    );
+    assert_eq!(codes("carol"), ["JPY", "PHP"], "a queued deposit makes one");
+    s.ok(&["deposit", "alice", "1", "--currency", "BTC"]);
+    s.ok(&["settle"]);
+    s.ok(&["hold", "alice", "bob", "0.5", "--currency", "BTC"]);
+    assert_eq!(codes("alice"), ["BTC", "PHP"]);
+    assert_eq!(codes("bob"), ["PHP"], "a hold reserves on its source alone");
+    verify_ok(&s);
+}
+
 engine_tests! {
     both: [
         balances_are_kept_per_currency_and_a_btc_transfer_never_moves_php,
@@ -409,5 +460,6 @@ engine_tests! {
         an_unknown_currency_is_refused_before_anything_is_written,
         verify_names_the_currency_whose_figures_disagree,
         overdraft_limits_are_per_currency,
+        a_refused_line_makes_no_balance_in_a_new_currency,
     ],
 }

@@ -40,6 +40,16 @@ pub(super) fn made_and_read(
         ),
         &[&ids, &currencies],
     )?;
+    read(client, keys)
+}
+
+/// Reads the rows of `keys` that exist.
+pub(super) fn read(
+    client: &mut Client,
+    keys: &[BalanceKey],
+) -> PgResult<Vec<(BalanceKey, BalanceRow)>> {
+    let ids: Vec<i64> = keys.iter().map(|k| k.account).collect();
+    let currencies: Vec<i16> = keys.iter().map(|k| k.currency.0).collect();
     let rows = client.query(
         "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
                 b.overdraft, a.frozen

@@ -266,11 +266,6 @@ pub(super) fn plan_and_write(
     }
 }
 
-/// Reads the figures of the chunk's users and the external account in the
-/// chunk's other currencies, making each missing `balances` row at zero
-/// first (a balance appears on first use). The users are locked by then;
-/// the external account's rows, made when their currency was added, are
-/// read unlocked and moved by relative updates, as its `accounts` row is.
 /// The balances in other currencies the chunk's lines name: each line's
 /// parties in its currency (and an exchange's in its counter currency too),
 /// and the external account in each, so a balance appears on first use and
@@ -310,14 +305,30 @@ fn balances_named<'a>(
     keys
 }
 
-/// Makes (if missing) and reads the `balances` rows of `keys`, under the
-/// accounts' locks the caller holds.
+/// Reads the figures of the chunk's users and the external account in the
+/// chunk's other currencies. A user's balance with no row yet reads as
+/// zero, under its account's `frozen`: its row is made when a queued line
+/// first reserves on it (`move_sums`). The users are locked by then; the
+/// external account's rows, made when their currency was added, are read
+/// unlocked and moved by relative updates, as its `accounts` row is.
 fn read_other_currencies(
     client: &mut Client,
     facts: &mut Prefetched,
     keys: &[BalanceKey],
 ) -> PgResult<()> {
-    for (key, row) in super::balances::made_and_read(client, keys)? {
+    for &key in keys.iter().filter(|k| k.account != EXTERNAL_ACCOUNT) {
+        let frozen = facts
+            .figures
+            .get(&BalanceKey::default_currency(key.account))
+            .is_some_and(|f| f.frozen);
+        facts.sums.insert(key, PendingSums::default());
+        let figures = HoldFigures {
+            frozen,
+            ..HoldFigures::default()
+        };
+        facts.figures.insert(key, figures);
+    }
+    for (key, row) in super::balances::read(client, keys)? {
         facts.sums.insert(
             key,
             PendingSums {
@@ -939,13 +950,41 @@ fn move_sums(
             &[&out, &r#in],
         )?;
     }
+    // A user's row is made by the first line that reserves on it (the
+    // account is locked); the external account's exists from `currency
+    // add`, and one missing is damage the update's count names.
     for (key, (out, r#in, held)) in others {
-        client.execute(
-            "UPDATE balances SET pending_out = pending_out + $3, pending_in = pending_in + $4,
-                                 held = held + $5
-             WHERE account = $1 AND currency = $2",
-            &[&key.account, &key.currency.0, &out, &r#in, &held],
-        )?;
+        if (out, r#in, held) == (0, 0, 0) {
+            continue;
+        }
+        let moved = if key.account == EXTERNAL_ACCOUNT {
+            client.execute(
+                "UPDATE balances SET pending_out = pending_out + $3, pending_in = pending_in + $4,
+                                     held = held + $5
+                 WHERE account = $1 AND currency = $2",
+                &[&key.account, &key.currency.0, &out, &r#in, &held],
+            )?
+        } else {
+            client.execute(
+                &format!(
+                    "INSERT INTO balances AS b (account, currency, created_at, pending_out,
+                                                pending_in, held)
+                     VALUES ($1, $2, {NOW_MS}, $3, $4, $5)
+                     ON CONFLICT (account, currency) DO UPDATE
+                     SET pending_out = b.pending_out + EXCLUDED.pending_out,
+                         pending_in = b.pending_in + EXCLUDED.pending_in,
+                         held = b.held + EXCLUDED.held"
+                ),
+                &[&key.account, &key.currency.0, &out, &r#in, &held],
+            )?
+        };
+        if moved != 1 {
+            return Err(WalletError::Integrity(format!(
+                "the external account has no balance in currency {}",
+                key.currency.0
+            ))
+            .into());
+        }
     }
     Ok(())
 }

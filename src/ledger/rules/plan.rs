@@ -370,8 +370,9 @@ impl ChunkPlan {
 #[derive(Default)]
 struct Decided<'a> {
     keys: FxHashMap<&'a str, usize>,
-    /// Each hold source's figures with the chunk's holds counted.
-    held: Vec<(BalanceKey, HoldFigures)>,
+    /// Each hold source's `held` as read, and its figures with the
+    /// chunk's holds counted.
+    held: Vec<(BalanceKey, i64, HoldFigures)>,
     /// Each refunded original's refunds with the chunk's counted.
     refunded: Vec<(i64, i64)>,
 }
@@ -401,10 +402,13 @@ pub(crate) fn plan_chunk<F: ChunkFacts>(
         )?;
         plan.lines.push(planned);
     }
+    // Only what the chunk raised: a refused hold leaves its source as it
+    // was, with no balance made for it in a new currency.
     plan.held = decided
         .held
         .into_iter()
-        .map(|(key, figures)| (key, figures.held))
+        .filter(|(_, read, figures)| figures.held != *read)
+        .map(|(key, _, figures)| (key, figures.held))
         .collect();
     Ok(plan)
 }
@@ -482,14 +486,15 @@ fn decide_line<'a, F: ChunkFacts>(
                 return Ok(Planned::Refused(refused));
             }
             let pending_out = facts.sums(src_key)?.out;
-            let slot = match decided.held.iter().position(|(key, _)| *key == src_key) {
+            let slot = match decided.held.iter().position(|(key, ..)| *key == src_key) {
                 Some(slot) => slot,
                 None => {
-                    decided.held.push((src_key, facts.hold_figures(src_key)?));
+                    let figures = facts.hold_figures(src_key)?;
+                    decided.held.push((src_key, figures.held, figures));
                     decided.held.len() - 1
                 }
             };
-            let figures = &mut decided.held[slot].1;
+            let figures = &mut decided.held[slot].2;
             match check_hold(source, figures, pending_out, amount, currency) {
                 Ok(held) => figures.held = held,
                 Err(refused) => return Ok(Planned::Refused(refused)),

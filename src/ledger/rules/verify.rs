@@ -7,7 +7,7 @@
 //! the log, so a transfer applied twice (or not at all, or one that never
 //! should have moved money) shows up as a balance that disagrees with it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::error::{Result, WalletError};
 use crate::ledger::model::{
@@ -90,7 +90,7 @@ impl AccountFigures {
 
 /// Sums of one balance's transfers by status, as exact 128-bit integers so
 /// that no sum overflows however much money has flowed.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Flows {
     completed_in: i128,
     completed_out: i128,
@@ -270,17 +270,49 @@ fn balances(accounts: &[AccountFigures], tally: &Tally, currencies: &Currencies)
             "the external account (id 0) is missing",
         ));
     }
-    let mut strangers: Vec<i64> = tally
-        .flows
-        .keys()
-        .filter(|key| !accounts.iter().any(|account| account.key() == **key))
-        .map(|key| key.account)
-        .collect();
+    let rows: HashSet<BalanceKey> = accounts.iter().map(AccountFigures::key).collect();
+    let ids: HashSet<i64> = accounts.iter().map(|account| account.id).collect();
+    let mut strangers: Vec<i64> = Vec::new();
+    let mut unkept: Vec<(BalanceKey, Flows)> = Vec::new();
+    for (key, flow) in &tally.flows {
+        if rows.contains(key) {
+            continue;
+        }
+        if !ids.contains(&key.account) {
+            strangers.push(key.account);
+        } else if *flow != Flows::default() {
+            // A balance appears when a line first reserves on it: one a
+            // transfer names without moving (a hold's destination, a
+            // failed line's party) has no row, and reads as zero.
+            unkept.push((*key, *flow));
+        }
+    }
     strangers.sort_unstable();
     strangers.dedup();
     for id in strangers {
         findings.push(Problem::about_file(format!(
             "transfers name account {id}, which does not exist"
+        )));
+    }
+    unkept.sort_unstable_by_key(|(key, _)| *key);
+    for (key, flow) in unkept {
+        findings.push(Problem::about_file(format!(
+            "account {} has no balance in {} but its transfers move {} in and {} out",
+            key.account,
+            currencies.get(key.currency).map_or_else(
+                || format!("currency {}", key.currency.0),
+                |c| c.code.clone()
+            ),
+            shown(
+                currencies,
+                key.currency,
+                flow.completed_in + flow.pending_in
+            ),
+            shown(
+                currencies,
+                key.currency,
+                flow.completed_out + flow.pending_out
+            ),
         )));
     }
     let total: u64 = tally.counts.values().sum();
@@ -1033,6 +1065,51 @@ mod tests {
         assert!(
             messages.contains(&"transfers name account 9, which does not exist"),
             "{messages:?}"
+        );
+        // A balance in another currency a hold names without moving has no
+        // row and is sound; one a pending transfer moves must have one.
+        let btc = CurrencyId(1);
+        let currencies = Currencies::from_ordered(vec![
+            currency.clone(),
+            Currency {
+                code: "BTC".into(),
+                scale: 8,
+            },
+        ])
+        .unwrap();
+        let empty = [
+            account(0, None, 0, (0, 0)),
+            account(1, Some("alice"), 0, (0, 0)),
+        ];
+        let mut held = Tally::default();
+        held.add(key(1), BalanceKey::new(0, btc), "HELD", 3);
+        held.add(key(1), BalanceKey::new(1, btc), "RELEASED", 3);
+        let checks = figure_checks(
+            &empty,
+            &held,
+            &Drawn::default(),
+            sound_history(),
+            &currencies,
+        );
+        assert!(checks[0].ok, "{:?}", checks[0].problems);
+        held.add(key(0), BalanceKey::new(1, btc), "PENDING", 3);
+        let checks = figure_checks(
+            &empty,
+            &held,
+            &Drawn::default(),
+            sound_history(),
+            &currencies,
+        );
+        let messages: Vec<&str> = checks[0]
+            .problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "account 1 has no balance in BTC but its transfers move 0.00000003 BTC in and 0.00000000 BTC out"
+            ]
         );
     }
 

@@ -66,15 +66,17 @@ pub(super) fn hold_figures(
     key: BalanceKey,
     now: i64,
 ) -> SqlResult<HoldFigures> {
-    super::slots::ensure(tx, key, now)?;
     expire_holds_of(tx, key, now)?;
-    // Frozen covers every currency: it is read from the account's row.
+    // Frozen covers every currency: it is read from the account's row. A
+    // balance with no row yet reads as zero; the row is made only when a
+    // hold is placed on it.
     let figures = super::slots::query_row(
         tx,
         key,
         "SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1",
-        "SELECT b.balance, b.held, b.overdraft, a.frozen FROM balances b
-         JOIN accounts a ON a.id = b.account WHERE b.account = ?1 AND b.currency = ?2",
+        "SELECT coalesce(b.balance, 0), coalesce(b.held, 0), coalesce(b.overdraft, 0), a.frozen
+         FROM accounts a LEFT JOIN balances b ON b.account = a.id AND b.currency = ?2
+         WHERE a.id = ?1",
         &[],
         |row| {
             Ok(HoldFigures {

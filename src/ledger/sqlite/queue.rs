@@ -187,7 +187,6 @@ impl IngestCache {
         tx: &Transaction<'_>,
         stmt: &mut CachedStatement<'_>,
         key: BalanceKey,
-        now: i64,
     ) -> SqlResult<Pending> {
         if let Some(&pending) = self.accounts.get(&key) {
             return Ok(pending);
@@ -203,13 +202,12 @@ impl IngestCache {
         let pending = if slots::in_accounts(key) {
             stmt.query_row([key.account], read)?
         } else {
-            // A balance in another currency appears on first use, under
-            // the write lock, so settle always finds its row.
-            slots::ensure(tx, key, now)?;
+            // A balance in another currency with no row yet reads as zero:
+            // its row is made when a queued line first reserves on it.
             tx.prepare_cached(
-                "SELECT b.pending_out, b.pending_in, a.closed FROM balances b
-                 JOIN accounts a ON a.id = b.account
-                 WHERE b.account = ?1 AND b.currency = ?2",
+                "SELECT coalesce(b.pending_out, 0), coalesce(b.pending_in, 0), a.closed
+                 FROM accounts a LEFT JOIN balances b ON b.account = a.id AND b.currency = ?2
+                 WHERE a.id = ?1",
             )?
             .query_row(params![key.account, key.currency], read)?
         };
@@ -271,7 +269,6 @@ impl ChunkFacts for Facts<'_, '_, '_> {
             self.tx,
             &mut self.statements.pending,
             BalanceKey::default_currency(id),
-            self.now,
         )?;
         Ok(Some(Named {
             id,
@@ -286,7 +283,7 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     fn sums(&mut self, key: BalanceKey) -> SqlResult<PendingSums> {
         let pending = self
             .cache
-            .load(self.tx, &mut self.statements.pending, key, self.now)?;
+            .load(self.tx, &mut self.statements.pending, key)?;
         Ok(PendingSums {
             out: pending.out,
             r#in: pending.r#in,
@@ -353,6 +350,7 @@ fn ingest(
         };
         write_rows(tx, &group, &plan, now, &mut ids)?;
         for (key, held) in &plan.held {
+            slots::ensure(tx, *key, now)?;
             slots::execute(
                 tx,
                 *key,
@@ -390,6 +388,7 @@ fn ingest(
         if slots::in_accounts(*key) {
             write.execute(params![key.account, pending.out, pending.r#in])?;
         } else {
+            slots::ensure(tx, *key, now)?;
             slots::execute(
                 tx,
                 *key,
