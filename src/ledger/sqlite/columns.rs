@@ -24,6 +24,15 @@ pub(super) fn int(row: &Row<'_>, i: usize) -> rusqlite::Result<i64> {
     read(row, i, |v| v.as_i64())
 }
 
+/// A small integer (a currency's id): one out of range is a conversion
+/// failure, as `Row::get` makes it.
+pub(super) fn small(row: &Row<'_>, i: usize) -> rusqlite::Result<i16> {
+    read(row, i, |v| {
+        let wide = v.as_i64()?;
+        i16::try_from(wide).map_err(|_| FromSqlError::OutOfRange(wide))
+    })
+}
+
 pub(super) fn int_or_null(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<i64>> {
     read(row, i, |v| v.as_i64_or_null())
 }

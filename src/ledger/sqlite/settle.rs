@@ -109,7 +109,7 @@ fn settle_batch_in_one_transaction(
                 src: columns::int(row, 1)?,
                 dst: columns::int(row, 2)?,
                 amount: columns::int(row, 3)?,
-                currency: CurrencyId(row.get(5)?),
+                currency: CurrencyId(columns::small(row, 5)?),
                 refund_of: columns::int_or_null(row, 4)?,
                 pair: columns::int_or_null(row, 6)?,
             });
@@ -165,8 +165,10 @@ fn settle_batch_in_one_transaction(
     )?;
     let counts = BatchCounts { expired, ..counts };
     // Recorded while the batch is still PENDING: its range holds no other
-    // PENDING transfer, so one walk of it finds exactly the batch.
-    let recorded = super::events::record_decided_range(&tx, (first, last))?;
+    // PENDING transfer, so one walk of it finds exactly the batch; and a
+    // range as long as the batch holds nothing else at all.
+    let dense = u64::try_from(last - first + 1).ok() == u64::try_from(cache.due.len()).ok();
+    let recorded = super::events::record_decided_range(&tx, (first, last), dense)?;
     if recorded != cache.due.len() {
         return Err(WalletError::internal(anyhow::anyhow!(
             "{recorded} decisions recorded where {} were due",
