@@ -499,11 +499,28 @@ pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }
 
+/// The text of [`SQLITE_TO_VERSION_8`], for the steps further back to
+/// start with.
+macro_rules! sqlite_to_version_8 {
+    () => {
+        "DROP INDEX transfers_pending;
+CREATE INDEX transfers_pending ON transfers (status) WHERE status = 'PENDING';
+PRAGMA user_version = 8;"
+    };
+}
+
+/// SQL that takes a ledger file of the current schema (version 9) back to
+/// what version 8 built, text for text: the queue's index keyed by status.
+pub(crate) const SQLITE_TO_VERSION_8: &str = sqlite_to_version_8!();
+
 /// The text of [`SQLITE_TO_VERSION_7`], for the steps further back to
 /// start with.
 macro_rules! sqlite_to_version_7 {
     () => {
-        "PRAGMA foreign_keys = OFF;
+        concat!(
+            sqlite_to_version_8!(),
+            "
+PRAGMA foreign_keys = OFF;
 DROP TABLE balances;
 DROP TABLE currencies;
 ALTER TABLE transfers DROP COLUMN pair_tx_id;
@@ -512,10 +529,11 @@ ALTER TABLE policy_changes DROP COLUMN currency;
 ALTER TABLE chain_links DROP COLUMN currencies_to;
 PRAGMA foreign_keys = ON;
 PRAGMA user_version = 7;"
+        )
     };
 }
 
-/// SQL that takes a ledger file of the current schema (version 8) back to
+/// SQL that takes a ledger file of the current schema (version 9) back to
 /// what version 7 built, text for text: one currency, no exchange pairs.
 /// Each added column carries only its own check, so it can be dropped.
 pub(crate) const SQLITE_TO_VERSION_7: &str = sqlite_to_version_7!();

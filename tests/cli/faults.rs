@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{SQLITE_TO_VERSION_6, Sandbox};
+use crate::common::{SQLITE_TO_VERSION_6, SQLITE_TO_VERSION_8, Sandbox};
 
 /// `strace`, or why a test that needs it is skipped. Under `CI=true` the
 /// tool is installed by `.ci/run`, so a missing one fails instead.
@@ -885,7 +885,7 @@ fn reads_never_upgrade_an_older_ledger_and_migrate_does() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 8})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 9})
     );
     s.ok(&["get-user", "alice"]);
     let again: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
@@ -972,7 +972,7 @@ fn a_version_2_ledger_with_history_moves_forward_in_one_write() {
         .sqlite()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     let posted: i64 = s
         .sqlite()
         .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
@@ -1296,7 +1296,7 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 3, "to": 8})
+        serde_json::json!({"status": "migrated", "from": 3, "to": 9})
     );
     let after = s.ok(&["--json", "history", "alice"]);
     let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
@@ -1306,6 +1306,47 @@ fn a_version_3_ledger_gains_balances_in_time_in_one_write() {
     assert_eq!(at["balance"], "6.00");
     let report: Value = serde_json::from_str(&s.ok(&["--json", "verify"])).unwrap();
     assert_eq!(report["ok"], true, "{report}");
+}
+
+/// A ledger of version 8, whose queue's index keyed PENDING rows by
+/// status, migrates to one keyed by `tx_id` with its queue as it was: the
+/// same transfers pending, settled in the same order, and `verify` sound.
+fn a_version_8_queue_is_kept_by_the_upgrade() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    s.ok(&["deposit", "alice", "10"]);
+    s.ok(&["settle"]);
+    for amount in ["3", "4", "5"] {
+        s.ok(&["transfer", "alice", "bob", amount]);
+    }
+    let cancelled: Value =
+        serde_json::from_str(&s.ok(&["--json", "transfer", "bob", "alice", "1"])).unwrap();
+    s.ok(&["cancel", &cancelled["tx_id"].to_string()]);
+    let pending_before = s.ok(&["--json", "history", "alice", "--status", "PENDING"]);
+    s.sqlite().execute_batch(SQLITE_TO_VERSION_8).unwrap();
+    s.fails(&["verify"], "upgrade_needed", 7);
+    let migrated: Value = serde_json::from_str(&s.ok(&["--json", "migrate"])).unwrap();
+    assert_eq!(migrated["from"], 8);
+    assert_eq!(migrated["to"], 9);
+    let plan: String = s
+        .sqlite()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'transfers_pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(plan.contains("(tx_id)"), "{plan}");
+    assert_eq!(
+        s.ok(&["--json", "history", "alice", "--status", "PENDING"]),
+        pending_before
+    );
+    s.ok(&["settle"]);
+    // 3 and 4 are paid from 10; 5 finds 3 left and fails.
+    let alice: Value = serde_json::from_str(&s.ok(&["--json", "get-user", "alice"])).unwrap();
+    assert_eq!(alice["balance"], "3.00");
+    assert_eq!(alice["pending_out"], "0.00");
+    s.ok(&["verify"]);
 }
 
 engine_tests! {
@@ -1328,6 +1369,7 @@ engine_tests! {
         a_watch_worker_whose_shared_memory_file_is_deleted_stops,
         abandoned_creations_are_cleaned_and_a_live_one_is_left,
         reads_never_upgrade_an_older_ledger_and_migrate_does,
+        a_version_8_queue_is_kept_by_the_upgrade,
         a_version_2_ledger_with_history_moves_forward_in_one_write,
         settle_does_not_pay_out_of_damaged_figures,
         a_refused_ledger_and_one_read_by_verify_keep_their_log_unreplayed,

@@ -334,6 +334,16 @@ ALTER TABLE policy_changes ADD COLUMN currency INTEGER NOT NULL DEFAULT 0 CHECK 
 
 ALTER TABLE chain_links ADD COLUMN currencies_to INTEGER;
 "#,
+    // 9: the queue's index keys its PENDING rows by `tx_id`, an integer,
+    // where it keyed them by `status`, the same text in every entry: each
+    // transfer queued and settled finds its entry by comparing integers,
+    // not the text and then the rowid, which was a seventh of settling one.
+    // It is read in the same order, by the same queries.
+    r#"
+DROP INDEX transfers_pending;
+
+CREATE INDEX transfers_pending ON transfers (tx_id) WHERE status = 'PENDING';
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.

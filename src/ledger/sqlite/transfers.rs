@@ -380,8 +380,7 @@ mod tests {
     /// table scan and no sort.
     fn assert_served_by_indexes(conn: &Connection) {
         let postings = "SEARCH p USING PRIMARY KEY (account=? AND tx_id<?)".to_string();
-        let pending =
-            "SEARCH transfers USING INDEX transfers_pending (status=? AND rowid<?)".to_string();
+        let pending = "SEARCH transfers USING INDEX transfers_pending (tx_id<?)".to_string();
         let unapplied = |column: &str| {
             format!(
                 "SEARCH transfers USING INDEX transfers_unapplied_by_{column} ({column}=? AND status=? AND tx_id<?)"
