@@ -74,9 +74,11 @@ pub(super) fn hold_figures(
         tx,
         key,
         "SELECT balance, held, overdraft, frozen FROM accounts WHERE id = ?1",
-        "SELECT coalesce(b.balance, 0), coalesce(b.held, 0), coalesce(b.overdraft, 0), a.frozen
-         FROM accounts a LEFT JOIN balances b ON b.account = a.id AND b.currency = ?2
-         WHERE a.id = ?1",
+        "SELECT coalesce((SELECT balance FROM balances WHERE account = ?1 AND currency = ?2), 0),
+                coalesce((SELECT held FROM balances WHERE account = ?1 AND currency = ?2), 0),
+                coalesce((SELECT overdraft FROM balances WHERE account = ?1 AND currency = ?2), 0),
+                frozen
+         FROM accounts WHERE id = ?1",
         &[],
         |row| {
             Ok(HoldFigures {

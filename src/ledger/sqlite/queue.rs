@@ -204,10 +204,15 @@ impl IngestCache {
         } else {
             // A balance in another currency with no row yet reads as zero:
             // its row is made when a queued line first reserves on it.
+            // Subqueries, not a join: SQLite plans a join of the two on a
+            // bound account again for every account bound.
             tx.prepare_cached(
-                "SELECT coalesce(b.pending_out, 0), coalesce(b.pending_in, 0), a.closed
-                 FROM accounts a LEFT JOIN balances b ON b.account = a.id AND b.currency = ?2
-                 WHERE a.id = ?1",
+                "SELECT coalesce((SELECT pending_out FROM balances
+                                   WHERE account = ?1 AND currency = ?2), 0),
+                        coalesce((SELECT pending_in FROM balances
+                                   WHERE account = ?1 AND currency = ?2), 0),
+                        closed
+                 FROM accounts WHERE id = ?1",
             )?
             .query_row(params![key.account, key.currency], read)?
         };

@@ -148,8 +148,8 @@ fn settle_batch_in_one_transaction(
         )?;
         cache.originals.clear();
         for d in &cache.due {
-            load_account(&tx, &mut cache.accounts, &mut load, d.src_key(), now)?;
-            load_account(&tx, &mut cache.accounts, &mut load, d.dst_key(), now)?;
+            load_account(&tx, &mut cache.accounts, &mut load, d.src_key())?;
+            load_account(&tx, &mut cache.accounts, &mut load, d.dst_key())?;
             if let Some(original) = d.refund_of
                 && let Entry::Vacant(slot) = cache.originals.entry(original)
             {
@@ -497,7 +497,6 @@ fn load_account(
     accounts: &mut FastMap<BalanceKey, Account>,
     load: &mut CachedStatement<'_>,
     key: BalanceKey,
-    now: i64,
 ) -> SqlResult<()> {
     if let Entry::Vacant(slot) = accounts.entry(key) {
         let read = |row: &rusqlite::Row<'_>| {
@@ -513,13 +512,23 @@ fn load_account(
         let account = if slots::in_accounts(key) {
             load.query_row([key.account], read)?
         } else {
-            slots::ensure(tx, key, now)?;
+            // The line that queued a transfer made both its balances' rows
+            // when it reserved on them; one missing now is damage.
+            // `frozen` by a subquery: a join on the account would have
+            // SQLite plan the statement again for every account bound.
             tx.prepare_cached(
-                "SELECT b.balance, b.pending_in, b.pending_out, b.held, b.overdraft, a.frozen
-                 FROM balances b JOIN accounts a ON a.id = b.account
-                 WHERE b.account = ?1 AND b.currency = ?2",
+                "SELECT balance, pending_in, pending_out, held, overdraft,
+                        (SELECT frozen FROM accounts WHERE id = ?1)
+                 FROM balances WHERE account = ?1 AND currency = ?2",
             )?
-            .query_row(params![key.account, key.currency], read)?
+            .query_row(params![key.account, key.currency], read)
+            .optional()?
+            .ok_or_else(|| {
+                WalletError::Integrity(format!(
+                    "a PENDING transfer moves account {}'s balance in currency {}, which has no row; run `wallet verify`",
+                    key.account, key.currency.0
+                ))
+            })?
         };
         slot.insert(account);
     }
