@@ -1,10 +1,10 @@
 //! Balances in currencies other than the default, which live in
-//! `balances` (the default's live in `accounts`): made on first use and
-//! read, for a chunk being queued and for a settle batch alike.
+//! `balances` (the default's live in `accounts`): read for a chunk being
+//! queued and for a settle batch alike. A user's row is made by the first
+//! queued line that reserves on it (`queue::move_sums`).
 
 use postgres::Client;
 
-use super::NOW_MS;
 use super::error::PgResult;
 use crate::ledger::model::BalanceKey;
 use crate::money::CurrencyId;
@@ -18,29 +18,6 @@ pub(super) struct BalanceRow {
     pub held: i64,
     pub overdraft: i64,
     pub frozen: bool,
-}
-
-/// Makes the user accounts' rows of `keys` that are missing, at zero (a
-/// balance appears on first use), and reads every row of `keys`. The
-/// caller holds the users' `accounts` locks, under which alone their rows
-/// are written. The external account's rows are made by `currency add`
-/// and never here: one missing is damage the caller names.
-pub(super) fn made_and_read(
-    client: &mut Client,
-    keys: &[BalanceKey],
-) -> PgResult<Vec<(BalanceKey, BalanceRow)>> {
-    let ids: Vec<i64> = keys.iter().map(|k| k.account).collect();
-    let currencies: Vec<i16> = keys.iter().map(|k| k.currency.0).collect();
-    client.execute(
-        &format!(
-            "INSERT INTO balances (account, currency, created_at)
-             SELECT a, c, {NOW_MS} FROM unnest($1::bigint[], $2::smallint[]) AS u(a, c)
-             WHERE a <> 0 ORDER BY a, c
-             ON CONFLICT (account, currency) DO NOTHING"
-        ),
-        &[&ids, &currencies],
-    )?;
-    read(client, keys)
 }
 
 /// Reads the rows of `keys` that exist.

@@ -352,9 +352,10 @@ pub(super) fn settle_batch(
         .into());
     }
     // Balances in other currencies, read only when the batch has any: the
-    // users' rows under their accounts' locks (made at zero if missing, so
-    // a source with nothing in the currency fails for want of funds), the
-    // external account's unlocked, moved below by relative updates.
+    // users' rows under their accounts' locks, the external account's
+    // unlocked, moved below by relative updates. The line that queued a
+    // transfer made both its rows when it reserved on them (a capture, its
+    // destination's): one missing now is damage, as on a ledger file.
     let mut others: Vec<BalanceKey> = due
         .iter()
         .filter(|d| d.currency != CurrencyId::DEFAULT)
@@ -364,7 +365,16 @@ pub(super) fn settle_batch(
     others.dedup();
     let mut others_before: HashMap<BalanceKey, Account> = HashMap::new();
     if !others.is_empty() {
-        let rows = super::balances::made_and_read(client, &others)?;
+        let rows = super::balances::read(client, &others)?;
+        let found: std::collections::HashSet<BalanceKey> =
+            rows.iter().map(|(key, _)| *key).collect();
+        if let Some(missing) = others.iter().find(|key| !found.contains(key)) {
+            return Err(WalletError::Integrity(format!(
+                "a PENDING transfer moves account {}'s balance in currency {}, which has no row; run `wallet verify`",
+                missing.account, missing.currency.0
+            ))
+            .into());
+        }
         for (key, row) in &rows {
             let account = Account::read(
                 row.balance,
