@@ -571,22 +571,39 @@ PRAGMA foreign_keys = ON;
 PRAGMA user_version = 6;"
 );
 
+/// The text of [`POSTGRES_TO_VERSION_7`], for the steps further back to
+/// start with.
+macro_rules! postgres_to_version_7 {
+    () => {
+        "DROP INDEX transfers_captured;
+DELETE FROM schema_version WHERE version >= 8;"
+    };
+}
+
+/// SQL that takes a PostgreSQL ledger of the current schema (version 8)
+/// back to what version 7 built: no index of captured holds.
+pub(crate) const POSTGRES_TO_VERSION_7: &str = postgres_to_version_7!();
+
 /// The text of [`POSTGRES_TO_VERSION_6`], for the steps further back to
 /// start with.
 macro_rules! postgres_to_version_6 {
     () => {
-        "DROP TABLE balances;
+        concat!(
+            postgres_to_version_7!(),
+            "
+DROP TABLE balances;
 DROP TABLE currencies;
 ALTER TABLE transfers DROP CONSTRAINT transfers_pair_check;
 ALTER TABLE transfers DROP COLUMN pair_tx_id, DROP COLUMN currency;
 ALTER TABLE policy_changes DROP COLUMN currency;
 ALTER TABLE chain_links DROP COLUMN currencies_to;
 DELETE FROM schema_version WHERE version >= 7;"
+        )
     };
 }
 
-/// SQL that takes a PostgreSQL ledger of the current schema (version 7)
-/// back to what version 6 built: one currency, no exchange pairs.
+/// SQL that takes a PostgreSQL ledger of the current schema back to what
+/// version 6 built: one currency, no exchange pairs.
 pub(crate) const POSTGRES_TO_VERSION_6: &str = postgres_to_version_6!();
 
 /// SQL that takes a PostgreSQL ledger of the current schema back to what

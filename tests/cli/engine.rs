@@ -466,9 +466,9 @@ fn a_schema_with_foreign_or_changed_objects_is_not_a_ledger() {
 fn a_ledger_from_a_newer_version_is_refused() {
     let s = Sandbox::new();
     s.ok(&["create-user", "alice", "alice@example.com"]);
-    s.set_schema_version(8);
+    s.set_schema_version(99);
     let message = s.fails(&["deposit", "alice", "1"], "schema_too_new", 7);
-    assert!(message.contains('8'), "{message}");
+    assert!(message.contains("99"), "{message}");
 }
 
 fn a_server_that_goes_away_is_transient_and_comes_back() {
@@ -824,7 +824,7 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let migrated: serde_json::Value = s.json(&["migrate"]);
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 7})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 8})
     );
     // The balances after each transfer were recorded all along.
     assert_eq!(s.ok(&["--json", "history", "alice"]), before);

@@ -737,6 +737,87 @@ fn a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed()
     );
 }
 
+/// A capture that commits while a settle waits for the source's lock turns
+/// a hold older than the batch's transfers into PENDING work the batch did
+/// not claim: the batch must not spend what the hold reserved on them. The
+/// other program holds alice, the capture asks for her first, the settle
+/// (which already read the queue) second.
+fn a_hold_captured_while_a_settle_waits_is_paid_before_the_newer_transfers() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "100"])["tx_id"].to_string();
+    let newer = at(&s, T0, &["transfer", "alice", "bob", "100"])["tx_id"].to_string();
+    let mut other = s.postgres();
+    other
+        .batch_execute("BEGIN; SELECT 1 FROM accounts WHERE name = 'alice' FOR UPDATE")
+        .unwrap();
+    let waiting = |args: &[&str]| {
+        let mut full = vec!["--json", "--lock-timeout", "30000"];
+        full.extend_from_slice(args);
+        let child = s
+            .process(&full)
+            .env("WALLET_TEST_NOW", T0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        child
+    };
+    let capture = waiting(&["capture", &id]);
+    let settle = waiting(&["settle"]);
+    other.batch_execute("COMMIT").unwrap();
+    for child in [capture, settle] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    at(&s, T0, &["settle"]);
+    assert_eq!(at(&s, T0, &["get-transfer", &id])["status"], "COMPLETED");
+    let refused = at(&s, T0, &["get-transfer", &newer]);
+    assert_eq!(
+        (&refused["status"], &refused["reason"]),
+        (&Value::from("FAILED"), &Value::from("insufficient_funds")),
+        "{refused}"
+    );
+    assert_eq!(
+        money(&at(&s, T0, &["get-user", "bob"]), "balance"),
+        "100.00"
+    );
+    assert_eq!(at(&s, T0, &["verify"])["ok"], true);
+}
+
+/// A ledger of version 7 has no index of captured holds: a read asks for
+/// the upgrade, `migrate` adds the index alone, and a hold captured before
+/// it settles from what it reserved.
+fn a_version_7_ledger_gains_the_index_of_captured_holds() {
+    let s = Sandbox::new();
+    alice_with_100(&s);
+    let id = at(&s, T0, &["hold", "alice", "bob", "60"])["tx_id"].to_string();
+    at(&s, T0, &["transfer", "alice", "bob", "40"]);
+    at(&s, T0, &["capture", &id]);
+    s.tamper(crate::common::POSTGRES_TO_VERSION_7);
+    s.fails(&["verify"], "upgrade_needed", 7);
+    let migrated = at(&s, T0, &["migrate"]);
+    assert_eq!(
+        (&migrated["from"], &migrated["to"]),
+        (&Value::from(7), &Value::from(8))
+    );
+    let index =
+        s.query_text("SELECT indexdef FROM pg_indexes WHERE indexname = 'transfers_captured'");
+    assert_eq!(index.len(), 1, "{index:?}");
+    let settled = at(&s, T0, &["settle"]);
+    assert_eq!(
+        (settled["completed"].as_u64(), settled["failed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(at(&s, T0, &["get-transfer", &id])["status"], "COMPLETED");
+    assert_eq!(at(&s, T0, &["verify"])["ok"], true);
+}
+
 engine_tests! {
     both: [
         a_hold_reserves_money_and_one_beyond_available_is_refused,
@@ -756,5 +837,9 @@ engine_tests! {
         an_expired_hold_stops_reserving_what_it_reserved_not_its_amount,
         holds_in_a_batch_are_decided_in_input_order_with_ids_in_that_order,
         a_bad_line_in_an_atomic_or_dry_run_batch_is_the_only_one_reported_as_failed,
+    ],
+    postgres: [
+        a_hold_captured_while_a_settle_waits_is_paid_before_the_newer_transfers,
+        a_version_7_ledger_gains_the_index_of_captured_holds,
     ],
 }

@@ -238,6 +238,16 @@ ALTER TABLE transfers ADD CONSTRAINT transfers_pair_check
 ALTER TABLE policy_changes ADD COLUMN currency smallint NOT NULL DEFAULT 0;
 ALTER TABLE chain_links ADD COLUMN currencies_to bigint;
 "#,
+    // 8: the captured holds that wait for settlement, by source. A hold
+    // keeps its older id when captured, so a settle batch that read the
+    // queue before a capture committed may have claimed newer transfers of
+    // the hold's source without it; the batch looks here, under the
+    // source's lock, before it decides them. The index is nearly always
+    // empty.
+    r#"
+CREATE INDEX transfers_captured ON transfers (src, tx_id)
+    WHERE status = 'PENDING' AND hold_amount IS NOT NULL;
+"#,
 ];
 
 /// Lanes of a new ledger. Each source account's transfers fall in lane

@@ -339,11 +339,32 @@ pub(super) fn settle_batch(
     // funds, and its figures move by one relative update just before the
     // commit, so the deposits and withdrawals of every worker, nearly all
     // naming it, do not wait on each other for it.
-    let before = read(client.query(
-        "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen
+    //
+    // Read in the same statement, with every source locked: whether a
+    // source has a captured hold PENDING, older than the batch's last
+    // transfer from it, that the batch did not claim. A hold keeps its
+    // older id, so one captured after the window was read and before the
+    // batch locked its source is missing from a claim that took newer
+    // transfers of that source. Deciding them now would spend what the hold
+    // reserved, which its capture has just freed, and leave it to fail for
+    // funds; the batch leaves it all to the next one, whose window has it.
+    let (sources, lasts) = sources_claimed(&due);
+    let due_ids: Vec<i64> = due.iter().map(|d| d.tx_id).collect();
+    let external = client.query(
+        "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen,
+                EXISTS (SELECT 1 FROM transfers t
+                          JOIN unnest($1::bigint[], $2::bigint[]) AS c(src, last)
+                            ON t.src = c.src AND t.tx_id < c.last
+                         WHERE t.status = 'PENDING' AND t.hold_amount IS NOT NULL
+                           AND t.tx_id <> ALL($3))
            FROM accounts WHERE id = 0",
-        &[],
-    )?);
+        &[&sources, &lasts, &due_ids],
+    )?;
+    if external.first().is_some_and(|row| row.get::<_, bool>(7)) {
+        client.batch_execute("ROLLBACK")?;
+        return Ok(BatchCounts::default());
+    }
+    let before = read(external);
     accounts.extend(before.iter().map(|(id, a)| (*id, *a)));
     if accounts.len() != users.len() + 1 {
         return Err(WalletError::Integrity(
@@ -568,6 +589,16 @@ pub(super) fn settle_batch(
         "`wallet settle` again is safe: it applies each transfer once",
     )?;
     Ok(BatchCounts { drained, ..counts })
+}
+
+/// Each user account that pays in `due`, with the last `tx_id` it pays.
+fn sources_claimed(due: &[Due]) -> (Vec<i64>, Vec<i64>) {
+    let mut last_of: HashMap<i64, i64> = HashMap::new();
+    for d in due.iter().filter(|d| d.src != EXTERNAL_ACCOUNT) {
+        let last = last_of.entry(d.src).or_insert(d.tx_id);
+        *last = (*last).max(d.tx_id);
+    }
+    last_of.into_iter().unzip()
 }
 
 /// The lanes a batch asks for, in order of each lane's oldest waiting
