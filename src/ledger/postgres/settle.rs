@@ -591,13 +591,14 @@ pub(super) fn settle_batch(
     Ok(BatchCounts { drained, ..counts })
 }
 
-/// Each user account that pays in `due`, with the last `tx_id` it pays.
+/// Each user account that pays in `due` (in `tx_id` order, so the last
+/// row of a source is its last), with the last `tx_id` it pays.
 fn sources_claimed(due: &[Due]) -> (Vec<i64>, Vec<i64>) {
-    let mut last_of: HashMap<i64, i64> = HashMap::new();
-    for d in due.iter().filter(|d| d.src != EXTERNAL_ACCOUNT) {
-        let last = last_of.entry(d.src).or_insert(d.tx_id);
-        *last = (*last).max(d.tx_id);
-    }
+    let last_of: HashMap<i64, i64> = due
+        .iter()
+        .filter(|d| d.src != EXTERNAL_ACCOUNT)
+        .map(|d| (d.src, d.tx_id))
+        .collect();
     last_of.into_iter().unzip()
 }
 
