@@ -571,17 +571,48 @@ PRAGMA foreign_keys = ON;
 PRAGMA user_version = 6;"
 );
 
+/// The text of [`POSTGRES_TO_VERSION_8`], for the steps further back to
+/// start with.
+macro_rules! postgres_to_version_8 {
+    () => {
+        "UPDATE events SET event_ids = ARRAY(
+        SELECT event_id - cardinality(tx_ids) + n FROM generate_series(1, cardinality(tx_ids)) AS n)
+  WHERE tx_ids IS NOT NULL AND event_ids IS NULL;
+ALTER TABLE events DROP CONSTRAINT events_about_check;
+ALTER TABLE events ADD CONSTRAINT events_about_check CHECK (
+    num_nonnulls(tx_id, change_id, tx_ids) = 1
+    AND (tx_ids IS NULL) = (event_ids IS NULL)
+    AND cardinality(tx_ids) = cardinality(event_ids)
+    AND (tx_ids IS NULL OR kind = 0)
+);
+ALTER TABLE events ALTER COLUMN event_id SET INCREMENT BY 1 SET CACHE 1000;
+ALTER TABLE events ALTER COLUMN tx_ids SET STORAGE EXTENDED,
+                   ALTER COLUMN event_ids SET STORAGE EXTENDED;
+SELECT setval(pg_get_serial_sequence('events', 'event_id'), (SELECT max(event_id) FROM events));
+DELETE FROM schema_version WHERE version >= 9;"
+    };
+}
+
+/// SQL that takes a PostgreSQL ledger of the current schema (version 9)
+/// back to what version 8 built: a settle batch's event ids listed in its
+/// row, drawn one by one from a sequence that steps by one.
+pub(crate) const POSTGRES_TO_VERSION_8: &str = postgres_to_version_8!();
+
 /// The text of [`POSTGRES_TO_VERSION_7`], for the steps further back to
 /// start with.
 macro_rules! postgres_to_version_7 {
     () => {
-        "DROP INDEX transfers_captured;
+        concat!(
+            postgres_to_version_8!(),
+            "
+DROP INDEX transfers_captured;
 DELETE FROM schema_version WHERE version >= 8;"
+        )
     };
 }
 
-/// SQL that takes a PostgreSQL ledger of the current schema (version 8)
-/// back to what version 7 built: no index of captured holds.
+/// SQL that takes a PostgreSQL ledger of the current schema back to what
+/// version 7 built: no index of captured holds.
 pub(crate) const POSTGRES_TO_VERSION_7: &str = postgres_to_version_7!();
 
 /// The text of [`POSTGRES_TO_VERSION_6`], for the steps further back to

@@ -824,7 +824,7 @@ fn a_version_1_ledger_moves_to_holds_in_one_transaction() {
     let migrated: serde_json::Value = s.json(&["migrate"]);
     assert_eq!(
         migrated,
-        serde_json::json!({"status": "migrated", "from": 1, "to": 8})
+        serde_json::json!({"status": "migrated", "from": 1, "to": 9})
     );
     // The balances after each transfer were recorded all along.
     assert_eq!(s.ok(&["--json", "history", "alice"]), before);

@@ -691,6 +691,54 @@ fn a_follower_beside_four_workers_sees_each_decision_once() {
     assert_eq!(events(&s, &[]), seen, "the feed from the start");
 }
 
+/// A PostgreSQL ledger of version 8 lists the event ids of a settle
+/// batch's decisions in its row, drawn one by one; version 9 draws a block
+/// at once. A consumer part-way through an old row reads on across the
+/// upgrade: the rest of the old events once, then the new ones, every id
+/// above the last.
+fn a_version_8_feed_reads_on_across_the_upgrade() {
+    let s = Sandbox::new();
+    s.alice_and_bob();
+    for amount in ["10", "20", "30"] {
+        ok_at(&s, T0, &["deposit", "alice", amount]);
+    }
+    ok_at(&s, T0, &["settle"]);
+    let as_block = events(&s, &[]);
+    s.tamper(crate::common::POSTGRES_TO_VERSION_8);
+    let migrated: Value = serde_json::from_str(&ok_at(&s, T0, &["--json", "migrate"])).unwrap();
+    assert_eq!((&migrated["from"], &migrated["to"]), (&json!(8), &json!(9)));
+    assert_eq!(
+        s.query_text("SELECT count(*)::text FROM events WHERE event_ids IS NOT NULL"),
+        [Some("1".to_string())],
+        "the upgrade leaves the batch's ids listed in its row, as version 8 wrote them"
+    );
+    let old = events(&s, &[]);
+    assert_eq!(old.len(), 3, "{old:#?}");
+    assert_eq!(old, as_block, "listed ids read as the block they were");
+    for amount in ["40", "50"] {
+        ok_at(&s, T0, &["deposit", "bob", amount]);
+    }
+    ok_at(&s, T0, &["settle"]);
+    let rest = events(&s, &["--after", cursor(&old[1])]);
+    let amounts: Vec<&str> = rest.iter().map(|e| e["amount"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["30.00", "40.00", "50.00"], "{rest:#?}");
+    assert_eq!(rest[0], old[2]);
+    let ids: Vec<i64> = events(&s, &[])
+        .iter()
+        .map(|e| e["event_id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(ids[4], ids[3] + 1, "one batch's decisions take one block");
+    assert_eq!(
+        s.query_text(
+            "SELECT count(*)::text FROM events WHERE tx_ids IS NOT NULL AND event_ids IS NULL"
+        ),
+        [Some("1".to_string())],
+        "the new batch's row holds its ids as a block"
+    );
+    assert_eq!(s.json::<Value>(&["verify"])["ok"], true);
+}
+
 engine_tests! {
     both: [
         each_kind_appears_in_commit_order_with_its_fields,
@@ -703,5 +751,6 @@ engine_tests! {
     ],
     postgres: [
         a_follower_beside_four_workers_sees_each_decision_once,
+        a_version_8_feed_reads_on_across_the_upgrade,
     ],
 }

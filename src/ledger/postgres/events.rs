@@ -10,6 +10,7 @@
 use postgres::Client;
 
 use super::error::PgResult;
+use super::schema::EVENT_BLOCK;
 use crate::ledger::events::{Cursor, EventKind, EventRow};
 
 /// `changes`, a statement that returns the `tx_id` and `at` of each
@@ -25,22 +26,21 @@ pub(super) fn recorded(kind: EventKind, changes: &str) -> String {
     )
 }
 
-/// [`recorded`] as one row for the whole statement, for a settle batch's
-/// decisions: the changed `tx_ids` in order, paired in order with as many
-/// ids drawn from the `event_id` sequence, the row's own id the largest of
-/// them (so the read's index range over rows covers every id it holds).
-/// The statement answers the count of rows changed.
-pub(super) fn recorded_as_one(kind: EventKind, changes: &str, at: &str) -> String {
+/// The statement that records a settle batch's decisions, `$1` their
+/// `tx_ids` in order and `$2` when, as one `events` row per
+/// [`EVENT_BLOCK`] of them: one draw from the sequence, which steps by a
+/// block, gives a row its ids, the row's own `event_id` the largest (so the
+/// read's index range over rows covers every id it holds) and the others
+/// counting down from it ([`READ`] unfolds them). No call per decision.
+pub(super) fn decisions_recorded() -> String {
     format!(
-        "WITH changed AS ({changes}),
-              drawn AS (SELECT nextval('events_event_id_seq') AS id FROM changed),
-              recorded AS (INSERT INTO events (event_id, kind, at, tx_ids, event_ids)
-                           SELECT max(id), {kind}, {at},
-                                  (SELECT array_agg(tx_id ORDER BY tx_id) FROM changed),
-                                  array_agg(id ORDER BY id)
-                             FROM drawn HAVING count(*) > 0)
-         SELECT count(*) FROM changed",
-        kind = kind.code()
+        "INSERT INTO events (event_id, kind, at, tx_ids)
+         SELECT drawn + cardinality(ids) - 1, {kind}, $2, ids
+           FROM (SELECT nextval('events_event_id_seq') AS drawn,
+                        ($1::bigint[])[block * {EVENT_BLOCK} + 1 : (block + 1) * {EVENT_BLOCK}] AS ids
+                   FROM generate_series(0, (cardinality($1::bigint[]) - 1) / {EVENT_BLOCK}) AS block
+                  ORDER BY block) AS rows",
+        kind = EventKind::TransferDecided.code()
     )
 }
 
@@ -78,20 +78,23 @@ pub(super) fn recorded_returning(
 /// (anywhere on the server, since ids are server-wide) holds back events
 /// committed after it began until it ends; none is lost.
 ///
-/// A settle batch's row holds many decisions ([`recorded_as_one`]); the
+/// A settle batch's row holds many decisions ([`decisions_recorded`]; rows
+/// written before schema version 9 list their ids in `event_ids`); the
 /// read unfolds it and orders and filters by each decision's own id. The
 /// row's id is the largest it holds, so the index range that starts at the
 /// cursor's pair reaches every row with an id after it.
 ///
 /// One statement, so one snapshot, and it assigns no `xid` of its own.
 const READ: &str = "
-SELECT e.xid::text, coalesce(u.event_id, e.event_id), e.kind, e.at, coalesce(u.tx_id, e.tx_id), e.change_id,
+SELECT e.xid::text, ev.id, e.kind, e.at, coalesce(u.tx_id, e.tx_id), e.change_id,
        t.status, t.reason, src.name, dst.name, t.amount, t.hold_amount, t.memo,
        owner.name, p.kind, p.overdraft, p.memo,
        tc.code, tc.scale::bigint, t.pair_tx_id, pc.code, pc.scale::bigint
   FROM events e
-  LEFT JOIN LATERAL unnest(e.event_ids, e.tx_ids) AS u(event_id, tx_id)
+  LEFT JOIN LATERAL unnest(e.event_ids, e.tx_ids) WITH ORDINALITY AS u(event_id, tx_id, n)
          ON true
+ CROSS JOIN LATERAL (SELECT coalesce(u.event_id, e.event_id - cardinality(e.tx_ids) + u.n,
+                                     e.event_id) AS id) AS ev
   LEFT JOIN transfers t ON t.tx_id = coalesce(u.tx_id, e.tx_id)
   LEFT JOIN accounts src ON src.id = t.src
   LEFT JOIN accounts dst ON dst.id = t.dst
@@ -101,8 +104,8 @@ SELECT e.xid::text, coalesce(u.event_id, e.event_id), e.kind, e.at, coalesce(u.t
   LEFT JOIN currencies pc ON pc.id = p.currency
  WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
    AND (e.xid, e.event_id) > ($1::text::xid8, $2)
-   AND (e.xid, coalesce(u.event_id, e.event_id)) > ($1::text::xid8, $2)
- ORDER BY e.xid, coalesce(u.event_id, e.event_id)
+   AND (e.xid, ev.id) > ($1::text::xid8, $2)
+ ORDER BY e.xid, ev.id
  LIMIT $3";
 
 /// Up to `limit` events after `after`, with what each is about; see [`READ`].

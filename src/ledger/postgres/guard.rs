@@ -88,7 +88,9 @@ SELECT CASE WHEN (SELECT nspname FROM pg_namespace WHERE oid = {S}) = '{NAME}'
 /// [`NARROW`], and a fingerprint of everything it reads and each catalog
 /// row of the schema's relations that only a lock conflicting with ours
 /// can change: columns, defaults, constraints (and foreign keys elsewhere
-/// that reference ours), indexes, triggers, rules and policies. Read as a
+/// that reference ours), indexes, triggers, rules and policies; and how each
+/// sequence steps, which `ALTER SEQUENCE` changes under no lock of a table,
+/// so a changed step is refused from the next transaction on. Read as a
 /// transaction begins, in its `BEGIN`'s round trip, it tells whether the
 /// whole catalog must be compared again.
 const FULL: &str = r#"
@@ -117,6 +119,9 @@ SELECT (SELECT f FROM narrow), md5(string_agg(f, ',' ORDER BY f COLLATE "C")) FR
     UNION ALL
     SELECT 'p' || p.oid || ':' || p.xmin FROM pg_policy p
      WHERE p.polrelid = ANY ((SELECT oids FROM rels)::oid[])
+    UNION ALL
+    SELECT 'q' || q.seqrelid || ':' || q.xmin FROM pg_sequence q
+     WHERE q.seqrelid = ANY ((SELECT oids FROM rels)::oid[])
 ) parts(f)
 "#;
 

@@ -19,6 +19,7 @@ mod events;
 mod guard;
 mod holds;
 mod policies;
+mod prepared;
 mod queue;
 mod reports;
 mod schema;
@@ -83,6 +84,8 @@ pub(super) struct PgStore {
     /// What this connection last found of the schema; every writing
     /// transaction begins and commits through it.
     guard: Guard,
+    /// The statements this connection runs batch after batch.
+    prepared: prepared::Prepared,
     /// Whether this process has summed the accounts since it began settling.
     books_checked: bool,
     /// Whether this connection has its COPY staging table.
@@ -204,6 +207,7 @@ impl PgStore {
             lanes,
             errors,
             guard,
+            prepared: prepared::Prepared::default(),
             books_checked: false,
             staging: false,
         })
@@ -747,10 +751,17 @@ impl Store for PgStore {
             self.reading(|store| settle::check_books(&mut store.client, &currencies))?;
             self.books_checked = true;
         }
-        let expired =
-            self.retrying(|store| settle::expire_holds(&mut store.client, &mut store.guard))?;
-        let counts =
-            self.retrying(|store| settle::settle_batch(&mut store.client, &mut store.guard, max))?;
+        let expired = self.retrying(|store| {
+            settle::expire_holds(&mut store.client, &mut store.guard, &mut store.prepared)
+        })?;
+        let counts = self.retrying(|store| {
+            settle::settle_batch(
+                &mut store.client,
+                &mut store.guard,
+                &mut store.prepared,
+                max,
+            )
+        })?;
         Ok(BatchCounts { expired, ..counts })
     }
 

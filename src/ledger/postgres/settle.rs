@@ -45,6 +45,7 @@ use super::commit;
 use super::error::PgResult;
 use super::events;
 use super::guard::Guard;
+use super::prepared::Prepared;
 use crate::error::WalletError;
 use crate::ledger::events::EventKind;
 use crate::ledger::model::{BalanceKey, BatchCounts, EXTERNAL_ACCOUNT, FailReason, Status};
@@ -97,18 +98,21 @@ pub(super) fn check_books(client: &mut Client, currencies: &Currencies) -> PgRes
 /// back, in a transaction of its own; returns how many. The accounts are
 /// locked in id order, as every writer locks them, before one update
 /// gives each its reservations back.
-pub(super) fn expire_holds(client: &mut Client, guard: &mut Guard) -> PgResult<u64> {
+pub(super) fn expire_holds(
+    client: &mut Client,
+    guard: &mut Guard,
+    prepared: &mut Prepared,
+) -> PgResult<u64> {
     // Most batches find none: a read tells, so that they begin no
     // transaction and pay for no schema check.
-    let any: bool = client
-        .query_one(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM transfers WHERE {})",
-                rules::past_expiry_sql("", NOW_MS)
-            ),
-            &[],
-        )?
-        .get(0);
+    let look = prepared.get(
+        client,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM transfers WHERE {})",
+            rules::past_expiry_sql("", NOW_MS)
+        ),
+    )?;
+    let any: bool = client.query_one(&look, &[])?.get(0);
     if !any {
         return Ok(0);
     }
@@ -196,6 +200,7 @@ const LOOK_AHEAD: i64 = 4;
 pub(super) fn settle_batch(
     client: &mut Client,
     guard: &mut Guard,
+    prepared: &mut Prepared,
     max: u64,
 ) -> PgResult<BatchCounts> {
     let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
@@ -208,12 +213,13 @@ pub(super) fn settle_batch(
     // The lanes of the oldest PENDING work, in order of each lane's oldest
     // transfer; the first `spanned` of them hold the oldest `max`.
     let window_limit = max.saturating_mul(LOOK_AHEAD);
+    let look = prepared.get(
+        client,
+        "SELECT tx_id, lane, pair_tx_id FROM transfers WHERE status = 'PENDING'
+          ORDER BY tx_id LIMIT $1",
+    )?;
     let window: Vec<Waiting> = client
-        .query(
-            "SELECT tx_id, lane, pair_tx_id FROM transfers WHERE status = 'PENDING'
-              ORDER BY tx_id LIMIT $1",
-            &[&window_limit],
-        )?
+        .query(&look, &[&window_limit])?
         .iter()
         .map(|row| Waiting {
             tx_id: row.get(0),
@@ -229,15 +235,16 @@ pub(super) fn settle_batch(
         });
     }
     let candidates = candidate_lanes(&window, max);
+    let lock_lanes = prepared.get(
+        client,
+        "SELECT l.lane FROM unnest($1::integer[]) WITH ORDINALITY AS c(lane, position)
+           JOIN lanes l ON l.lane = c.lane
+          ORDER BY c.position
+          LIMIT $2
+          FOR UPDATE OF l SKIP LOCKED",
+    )?;
     let lanes: std::collections::HashSet<i32> = client
-        .query(
-            "SELECT l.lane FROM unnest($1::integer[]) WITH ORDINALITY AS c(lane, position)
-               JOIN lanes l ON l.lane = c.lane
-              ORDER BY c.position
-              LIMIT $2
-              FOR UPDATE OF l SKIP LOCKED",
-            &[&candidates.lanes, &candidates.spanned],
-        )?
+        .query(&lock_lanes, &[&candidates.lanes, &candidates.spanned])?
         .iter()
         .map(|row| row.get(0))
         .collect();
@@ -272,14 +279,15 @@ pub(super) fn settle_batch(
         // lane holds: blocked, as when no lane was free.
         return Ok(BatchCounts::default());
     }
+    let lock_due = prepared.get(
+        client,
+        "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
+          WHERE tx_id = ANY($1) AND status = 'PENDING'
+          ORDER BY tx_id
+          FOR UPDATE",
+    )?;
     let due: Vec<Due> = client
-        .query(
-            "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
-              WHERE tx_id = ANY($1) AND status = 'PENDING'
-              ORDER BY tx_id
-              FOR UPDATE",
-            &[&claim],
-        )?
+        .query(&lock_due, &[&claim])?
         .iter()
         .map(|row| Due {
             tx_id: row.get(0),
@@ -330,11 +338,12 @@ pub(super) fn settle_batch(
             })
             .collect()
     };
-    let mut accounts = read(client.query(
+    let lock_accounts = prepared.get(
+        client,
         "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen FROM accounts
           WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &[&users],
-    )?);
+    )?;
+    let mut accounts = read(client.query(&lock_accounts, &[&users])?);
     // The external account is read, not locked: it is never refused for
     // funds, and its figures move by one relative update just before the
     // commit, so the deposits and withdrawals of every worker, nearly all
@@ -350,7 +359,8 @@ pub(super) fn settle_batch(
     // funds; the batch leaves it all to the next one, whose window has it.
     let (sources, lasts) = sources_claimed(&due);
     let due_ids: Vec<i64> = due.iter().map(|d| d.tx_id).collect();
-    let external = client.query(
+    let read_external = prepared.get(
+        client,
         "SELECT id, balance, pending_in, pending_out, held, overdraft, frozen,
                 EXISTS (SELECT 1 FROM transfers t
                           JOIN unnest($1::bigint[], $2::bigint[]) AS c(src, last)
@@ -358,8 +368,8 @@ pub(super) fn settle_batch(
                          WHERE t.status = 'PENDING' AND t.hold_amount IS NOT NULL
                            AND t.tx_id <> ALL($3))
            FROM accounts WHERE id = 0",
-        &[&sources, &lasts, &due_ids],
     )?;
+    let external = client.query(&read_external, &[&sources, &lasts, &due_ids])?;
     if external.first().is_some_and(|row| row.get::<_, bool>(7)) {
         client.batch_execute("ROLLBACK")?;
         return Ok(BatchCounts::default());
@@ -472,11 +482,15 @@ pub(super) fn settle_batch(
             .map(|id| f(&accounts[&BalanceKey::default_currency(*id)]))
             .collect()
     };
-    client.execute(
+    let move_accounts = prepared.get(
+        client,
         "UPDATE accounts a SET balance = u.balance, pending_in = u.pending_in, pending_out = u.pending_out
            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
                 AS u(id, balance, pending_in, pending_out)
           WHERE a.id = u.id",
+    )?;
+    client.execute(
+        &move_accounts,
         &[
             &users,
             &column(|a| a.balance),
@@ -488,48 +502,57 @@ pub(super) fn settle_batch(
     // share an account, the one that locked it first has the smaller
     // number, so (settle_batch, tx_id) is the order each account saw its
     // decisions.
-    let stamp = client.query_one(&format!("SELECT nextval('settle_batches'), {NOW_MS}"), &[])?;
+    let draw = prepared.get(
+        client,
+        &format!("SELECT nextval('settle_batches'), {NOW_MS}"),
+    )?;
+    let stamp = client.query_one(&draw, &[])?;
     let (batch, now): (i64, i64) = (stamp.get(0), stamp.get(1));
-    let marked: i64 = client
-        .query_one(
-            &events::recorded_as_one(
-                EventKind::TransferDecided,
-                "UPDATE transfers t
-                SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
-                    src_balance = u.src_balance, dst_balance = u.dst_balance
-               FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-                    AS u(tx_id, status, reason, src_balance, dst_balance)
-              WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'
-             RETURNING t.tx_id",
-                "$6",
-            ),
-            &[
-                &decided.tx_ids,
-                &decided.statuses,
-                &decided.reasons,
-                &decided.src_balances,
-                &decided.dst_balances,
-                &now,
-                &batch,
-            ],
-        )?
-        .get(0);
-    if marked != due.len() as i64 {
+    let mark = prepared.get(
+        client,
+        "UPDATE transfers t
+            SET status = u.status, reason = u.reason, settled_at = $6, settle_batch = $7,
+                src_balance = u.src_balance, dst_balance = u.dst_balance
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                AS u(tx_id, status, reason, src_balance, dst_balance)
+          WHERE t.tx_id = u.tx_id AND t.status = 'PENDING'",
+    )?;
+    let marked = client.execute(
+        &mark,
+        &[
+            &decided.tx_ids,
+            &decided.statuses,
+            &decided.reasons,
+            &decided.src_balances,
+            &decided.dst_balances,
+            &now,
+            &batch,
+        ],
+    )?;
+    if marked != due.len() as u64 {
         return Err(WalletError::internal(anyhow::anyhow!(
             "{marked} transfers decided where {} were claimed",
             due.len()
         ))
         .into());
     }
+    // Every claimed row was decided, so the decisions recorded are the
+    // claim's, in the order it holds them.
+    let record = prepared.get(client, &events::decisions_recorded())?;
+    client.execute(&record, &[&decided.tx_ids, &now])?;
     let outside = BalanceKey::default_currency(EXTERNAL_ACCOUNT);
     let outside_delta = |f: fn(&Account) -> i64| f(&accounts[&outside]) - f(&before[&outside]);
     if due
         .iter()
         .any(|d| d.src == EXTERNAL_ACCOUNT || d.dst == EXTERNAL_ACCOUNT)
     {
-        client.execute(
+        let move_external = prepared.get(
+            client,
             "UPDATE accounts SET balance = balance + $1, pending_in = pending_in + $2,
                     pending_out = pending_out + $3 WHERE id = 0",
+        )?;
+        client.execute(
+            &move_external,
             &[
                 &outside_delta(|a| a.balance),
                 &outside_delta(|a| a.pending_in),
