@@ -211,30 +211,17 @@ pub(super) fn settle_batch(
         &[],
     )?;
     // The lanes of the oldest PENDING work, in order of each lane's oldest
-    // transfer; the first `spanned` of them hold the oldest `max`.
-    let window_limit = max.saturating_mul(LOOK_AHEAD);
+    // transfer; the first `spanned` of them hold the oldest `max`. The
+    // window is those `max` first and one more (the second leg of a pair
+    // the cap falls inside), all a lone worker ever needs; only when
+    // another worker holds one of their lanes does the batch read the
+    // oldest work of `LOOK_AHEAD` batches, for lanes no one holds. (A lane
+    // this batch has locked is locked again, not skipped.)
     let look = prepared.get(
         client,
         "SELECT tx_id, lane, pair_tx_id FROM transfers WHERE status = 'PENDING'
           ORDER BY tx_id LIMIT $1",
     )?;
-    let window: Vec<Waiting> = client
-        .query(&look, &[&window_limit])?
-        .iter()
-        .map(|row| Waiting {
-            tx_id: row.get(0),
-            lane: row.get(1),
-            pair: row.get(2),
-        })
-        .collect();
-    if window.is_empty() {
-        client.batch_execute("ROLLBACK")?;
-        return Ok(BatchCounts {
-            drained: true,
-            ..BatchCounts::default()
-        });
-    }
-    let candidates = candidate_lanes(&window, max);
     let lock_lanes = prepared.get(
         client,
         "SELECT l.lane FROM unnest($1::integer[]) WITH ORDINALITY AS c(lane, position)
@@ -243,11 +230,42 @@ pub(super) fn settle_batch(
           LIMIT $2
           FOR UPDATE OF l SKIP LOCKED",
     )?;
-    let lanes: std::collections::HashSet<i32> = client
-        .query(&lock_lanes, &[&candidates.lanes, &candidates.spanned])?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let mut window_limit = max.saturating_add(1);
+    let (window, candidates, lanes) = loop {
+        let window: Vec<Waiting> = client
+            .query(&look, &[&window_limit])?
+            .iter()
+            .map(|row| Waiting {
+                tx_id: row.get(0),
+                lane: row.get(1),
+                pair: row.get(2),
+            })
+            .collect();
+        if window.is_empty() {
+            client.batch_execute("ROLLBACK")?;
+            return Ok(BatchCounts {
+                drained: true,
+                ..BatchCounts::default()
+            });
+        }
+        let candidates = candidate_lanes(&window, max);
+        let lanes: std::collections::HashSet<i32> = client
+            .query(&lock_lanes, &[&candidates.lanes, &candidates.spanned])?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let oldest_held = candidates
+            .lanes
+            .iter()
+            .take(usize::try_from(candidates.spanned).unwrap_or(usize::MAX))
+            .all(|lane| lanes.contains(lane));
+        let looked_ahead = window_limit > max.saturating_add(1);
+        let whole_queue = (window.len() as i64) < window_limit;
+        if oldest_held || looked_ahead || whole_queue {
+            break (window, candidates, lanes);
+        }
+        window_limit = max.saturating_mul(LOOK_AHEAD);
+    };
     if lanes.is_empty() {
         // Other workers hold every lane with work in the window.
         client.batch_execute("ROLLBACK")?;
