@@ -3,7 +3,7 @@
 //! queued and for a settle batch alike. A user's row is made by the first
 //! queued line that reserves on it (`queue::move_sums`).
 
-use postgres::Client;
+use postgres::{Client, ToStatement};
 
 use super::error::PgResult;
 use crate::ledger::model::BalanceKey;
@@ -20,20 +20,23 @@ pub(super) struct BalanceRow {
     pub frozen: bool,
 }
 
-/// Reads the rows of `keys` that exist.
-pub(super) fn read(
+/// The read of [`read`], for a caller that runs it prepared.
+pub(super) const READ: &str = "
+SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
+       b.overdraft, a.frozen
+  FROM balances b JOIN accounts a ON a.id = b.account
+ WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))";
+
+/// Reads the rows of `keys` that exist, by `statement`: [`READ`], as text
+/// or prepared.
+pub(super) fn read<T: ?Sized + ToStatement>(
     client: &mut Client,
+    statement: &T,
     keys: &[BalanceKey],
 ) -> PgResult<Vec<(BalanceKey, BalanceRow)>> {
     let ids: Vec<i64> = keys.iter().map(|k| k.account).collect();
     let currencies: Vec<i16> = keys.iter().map(|k| k.currency.0).collect();
-    let rows = client.query(
-        "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
-                b.overdraft, a.frozen
-           FROM balances b JOIN accounts a ON a.id = b.account
-          WHERE (b.account, b.currency) IN (SELECT * FROM unnest($1::bigint[], $2::smallint[]))",
-        &[&ids, &currencies],
-    )?;
+    let rows = client.query(statement, &[&ids, &currencies])?;
     Ok(rows
         .iter()
         .map(|row| {

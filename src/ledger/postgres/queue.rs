@@ -328,7 +328,7 @@ fn read_other_currencies(
         };
         facts.figures.insert(key, figures);
     }
-    for (key, row) in super::balances::read(client, keys)? {
+    for (key, row) in super::balances::read(client, super::balances::READ, keys)? {
         facts.sums.insert(
             key,
             PendingSums {

@@ -414,7 +414,8 @@ pub(super) fn settle_batch(
     others.dedup();
     let mut others_before: HashMap<BalanceKey, Account> = HashMap::new();
     if !others.is_empty() {
-        let rows = super::balances::read(client, &others)?;
+        let read_balances = prepared.get(client, super::balances::READ)?;
+        let rows = super::balances::read(client, &read_balances, &others)?;
         let found: std::collections::HashSet<BalanceKey> =
             rows.iter().map(|(key, _)| *key).collect();
         if let Some(missing) = others.iter().find(|key| !found.contains(key)) {
@@ -586,12 +587,16 @@ pub(super) fn settle_batch(
         let figure = |f: fn(&Account) -> i64| -> Vec<i64> {
             users_others.iter().map(|k| f(&accounts[*k])).collect()
         };
-        client.execute(
+        let move_balances = prepared.get(
+            client,
             "UPDATE balances b SET balance = u.balance, pending_in = u.pending_in,
                                    pending_out = u.pending_out
                FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[])
                     AS u(account, currency, balance, pending_in, pending_out)
               WHERE b.account = u.account AND b.currency = u.currency",
+        )?;
+        client.execute(
+            &move_balances,
             &[
                 &users_others.iter().map(|k| k.account).collect::<Vec<i64>>(),
                 &users_others
