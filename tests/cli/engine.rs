@@ -969,6 +969,46 @@ fn a_watching_worker_rides_out_a_server_restart_and_says_so() {
     );
 }
 
+/// A batch reads only the oldest waiting transfers while their lanes are
+/// free; when another worker holds the lane of every one of them, it looks
+/// further along the queue and settles the work of a lane no one holds.
+fn a_batch_whose_oldest_lanes_are_held_settles_a_free_lane_further_on() {
+    let s = Sandbox::new();
+    s.funded(&[("alice", "100"), ("bob", "1"), ("carol", "100")]);
+    let queued = |from: &str| -> String {
+        s.json::<serde_json::Value>(&["transfer", from, "bob", "10"])["tx_id"].to_string()
+    };
+    let oldest = [queued("alice"), queued("alice")];
+    let further = queued("carol");
+    let mut other = s.postgres();
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM lanes
+              WHERE lane = (SELECT lane FROM transfers WHERE tx_id = {}) FOR UPDATE",
+            oldest[0]
+        ))
+        .unwrap();
+    // One transfer a batch: the oldest two (a batch's own and the one past
+    // it) both wait in the held lane.
+    let out = s
+        .cmd(&["--json", "settle", "--batch-size", "1", "--limit", "1"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = |id: &str| s.json::<serde_json::Value>(&["get-transfer", id])["status"].clone();
+    assert_eq!(status(&further), "COMPLETED");
+    assert_eq!(oldest.clone().map(|id| status(&id)), ["PENDING", "PENDING"]);
+    other.batch_execute("COMMIT").unwrap();
+    s.ok(&["settle"]);
+    assert_eq!(oldest.map(|id| status(&id)), ["COMPLETED", "COMPLETED"]);
+    assert_eq!(s.json::<serde_json::Value>(&["verify"])["ok"], true);
+}
+
 engine_tests! {
     both: [],
     postgres: [
@@ -992,5 +1032,6 @@ engine_tests! {
         a_version_1_ledger_moves_to_holds_in_one_transaction,
         the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch,
         a_watching_worker_rides_out_a_server_restart_and_says_so,
+        a_batch_whose_oldest_lanes_are_held_settles_a_free_lane_further_on,
     ],
 }
