@@ -17,7 +17,8 @@
 //! - settle where every transfer names the external account (deposits and
 //!   withdrawals only), with 1 and 4 workers;
 //! - one `transfer` and one `get-user` process against a process that
-//!   connects and runs one statement.
+//!   connects and runs one statement, each held to 1.5× it (the run ends
+//!   with that table of goals).
 //!
 //! Then the same ingest, settle and single processes on a ledger file, so
 //! the two engines are compared on one machine at one moment. Each
@@ -25,6 +26,9 @@
 //! of the same database (`CREATE DATABASE … TEMPLATE`).
 
 mod support;
+#[path = "support/targets.rs"]
+#[allow(dead_code)]
+mod targets;
 
 #[path = "../tests/engines/pgserver.rs"]
 #[allow(dead_code)]
@@ -43,6 +47,7 @@ use wallet::ledger::{Ledger, Location, OpenOptions};
 use wallet::money::Currency;
 
 use pgserver::PgServer;
+use targets::{Bound, Targets};
 
 struct Settings {
     users: usize,
@@ -84,6 +89,7 @@ fn main() {
     write_workload(&hot, &settings, true);
     build_users(&server, "users", settings.users);
     let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut targets = Targets::default();
 
     // Ingest, and the floor.
     let (mut ingest, mut floor) = (Duration::MAX, Duration::MAX);
@@ -101,6 +107,15 @@ fn main() {
         floor = floor.min(bare_ingest(&server, "scratch", &settings, false));
     }
     rows.push(row("batch ingest", n, ingest, floor));
+    // The ratios the ledger stood at when these goals were set (10,000
+    // users, 200,000 transfers): each phase's speed over its floor's.
+    targets.add(
+        "batch ingest / its plain-SQL floor (PostgreSQL)",
+        floor.as_secs_f64() / ingest.as_secs_f64(),
+        Bound::AtLeast(0.85),
+        "",
+        format!("speeds, best of {}", settings.repeat),
+    );
     copy_database(&server, "users", "hot_ingested");
     time_wallet(
         &wallet,
@@ -131,6 +146,13 @@ fn main() {
         let best = best_settle("ingested", workers);
         if workers == 1 {
             one_worker = best;
+            targets.add(
+                "settle, 1 worker / its set-based floor (PostgreSQL)",
+                settle_floor.as_secs_f64() / best.as_secs_f64(),
+                Bound::AtLeast(1.0),
+                "",
+                format!("speeds, best of {}", settings.repeat),
+            );
         }
         let mut r = row(
             &format!(
@@ -187,6 +209,13 @@ fn main() {
             millis(floor_one),
             format!("{:.2}", floor_one.as_secs_f64() / took.as_secs_f64()),
         ]);
+        targets.add(
+            format!("{name} / connect and one SELECT (PostgreSQL)"),
+            took.as_secs_f64() / floor_one.as_secs_f64(),
+            Bound::AtMost(1.5),
+            "",
+            format!("medians of {} processes", settings.runs),
+        );
     }
 
     // The same on a ledger file.
@@ -222,6 +251,8 @@ fn main() {
     println!(
         "The SQLite rows' floor column holds the PostgreSQL figure of the same phase (1 worker for settle)."
     );
+    println!();
+    targets.print();
 }
 
 fn row(name: &str, n: f64, took: Duration, floor: Duration) -> [String; 4] {

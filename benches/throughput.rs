@@ -1,4 +1,4 @@
-//! The throughput benchmark: `cargo bench --bench throughput [-- --users N[,N…] --transfers N --grown N --runs N --repeat N]`.
+//! The throughput benchmark: `cargo bench --bench throughput [-- --users N[,N…] --transfers N --grown N --runs N --repeat N --tigerbeetle TB]`.
 //!
 //! For each `--users` count (10,000 and 1,000), builds a ledger of that
 //! many users, ingests `--transfers` transfers through `wallet transfer
@@ -9,9 +9,14 @@
 //! ledger, in turn. Throughput phases run `--repeat` times (3) and report
 //! the fastest run. Each figure is printed beside a floor measured in the
 //! same run: the same row work as a bare rusqlite loop, or a bare process
-//! that opens the file and touches one row.
+//! that opens the file and touches one row. With `--tigerbeetle TB` (a
+//! `tigerbeetle` binary), TigerBeetle's own benchmark runs once a round
+//! beside wallet's, on as many transfers and accounts. The run ends with
+//! a table of the performance goals, each met or missed by this run.
 
 mod support;
+#[path = "support/targets.rs"]
+mod targets;
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -24,6 +29,8 @@ use rusqlite::{Connection, params};
 use wallet::domain::{Email, UserName};
 use wallet::ledger::{Ledger, Location, OpenOptions};
 use wallet::money::Currency;
+
+use targets::{Bound, Targets};
 
 /// A phase of `--compare`: its label, each binary's ledger, arguments, input.
 type ComparePhase<'a> = (&'a str, &'a [PathBuf; 2], &'a [&'a str], Option<&'a Path>);
@@ -44,6 +51,8 @@ struct Settings {
     batch: usize,
     /// Another `wallet` binary to hold this one to, run for run.
     compare: Option<PathBuf>,
+    /// A `tigerbeetle` binary whose own benchmark runs beside each round.
+    tigerbeetle: Option<PathBuf>,
 }
 
 fn main() {
@@ -57,24 +66,30 @@ fn main() {
     println!("# wallet throughput benchmark");
     println!();
     machine();
+    let mut targets = Targets::default();
     if settings.compare.is_some() {
-        run_for_users(&wallet, &settings);
+        run_for_users(&wallet, &settings, &mut targets);
         return;
     }
+    let mut history = None;
     for &users in &settings.user_counts {
         let mut one = settings.clone();
         one.users = users;
-        run_for_users(&wallet, &one);
+        let took = run_for_users(&wallet, &one, &mut targets);
+        history = history.or(took);
     }
     if settings.grown > 0 {
         let mut one = settings.clone();
         one.users = settings.user_counts[0];
-        growth(&wallet, &one);
+        growth(&wallet, &one, history, &mut targets);
     }
+    targets.print();
 }
 
-/// Every phase on a ledger of `settings.users` users, printed as a table.
-fn run_for_users(wallet: &Path, settings: &Settings) {
+/// Every phase on a ledger of `settings.users` users, printed as a table,
+/// its goals added to `targets`. Returns the median `history --limit 100`
+/// on the settled ledger, which the growth phase holds its own to.
+fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> Option<Duration> {
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench")
         .tempdir()
@@ -93,45 +108,69 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
     write_workload(&keyed, settings, true);
     if let Some(old) = &settings.compare {
         compare(old, &wallet, settings, dir.path(), &base, [&plain, &keyed]);
-        return;
+        return None;
     }
     let n = settings.transfers as f64;
     let mut rows: Vec<[String; 4]> = Vec::new();
 
-    // Each throughput phase runs `--repeat` times, wallet and floor in
-    // turn, each on a fresh copy; the fastest run of each counts, the usual
-    // estimate on a machine whose other load only ever slows a run down.
+    // Each round runs every throughput phase once, wallet and floor in
+    // turn (and TigerBeetle's benchmark, when given), each on a fresh copy;
+    // the fastest run of each counts, the usual estimate on a machine whose
+    // other load only ever slows a run down. End to end is one round's
+    // ingest and the settle of what it queued, as a user would run them.
     let out = dir.path().join("out.jsonl");
     let scratch = dir.path().join("scratch.db");
     let ledger = dir.path().join("ledger.db");
-    let mut ingest = Best::default();
-    let mut ingest_keyed = Best::default();
-    let mut floor_ingest = Best::default();
-    let mut floor_keyed = Best::default();
+    let pending = dir.path().join("pending.db");
+    let (mut ingest, mut ingest_keyed) = (Best::default(), Best::default());
+    let (mut settle, mut settle_keyed) = (Best::default(), Best::default());
+    let (mut floor_ingest, mut floor_keyed) = (Best::default(), Best::default());
+    let mut floor_settle = Best::default();
+    let (mut end_to_end, mut end_to_end_keyed) = (Duration::MAX, Duration::MAX);
+    let mut tigerbeetle: Option<f64> = None;
     for round in 0..settings.repeat {
-        // The first plain ingest is kept: it is the ledger settle runs on.
+        if let Some(tb) = &settings.tigerbeetle {
+            let rate = tigerbeetle_round(tb, dir.path(), settings);
+            tigerbeetle = Some(tigerbeetle.map_or(rate, |best: f64| best.max(rate)));
+        }
+        // The first round's ledger is kept, settled: the single processes
+        // below run on it.
         let target = if round == 0 { &ledger } else { &scratch };
         copy_ledger(&base, target);
-        ingest.add(run_wallet(
+        let queued = run_wallet(
             &wallet,
             target,
             &["transfer", "--batch"],
             Some(&plain),
             &out,
-        ));
+        );
+        copy_ledger(target, &pending);
+        let settled = run_wallet(&wallet, target, &["settle"], None, &out);
+        end_to_end = end_to_end.min(queued.wall + settled.wall);
+        ingest.add(queued);
+        settle.add(settled);
         copy_ledger(&base, &scratch);
         floor_ingest.add_wall(bare_ingest(&scratch, settings, false));
+        copy_ledger(&pending, &scratch);
+        floor_settle.add_wall(bare_settle(&scratch, settings.batch));
+
         copy_ledger(&base, &scratch);
-        ingest_keyed.add(run_wallet(
+        let queued = run_wallet(
             &wallet,
             &scratch,
             &["transfer", "--batch"],
             Some(&keyed),
             &out,
-        ));
+        );
+        let settled = run_wallet(&wallet, &scratch, &["settle"], None, &out);
+        end_to_end_keyed = end_to_end_keyed.min(queued.wall + settled.wall);
+        ingest_keyed.add(queued);
+        settle_keyed.add(settled);
         copy_ledger(&base, &scratch);
         floor_keyed.add_wall(bare_ingest(&scratch, settings, true));
     }
+    let _ = fs::remove_file(&pending);
+    let _ = fs::remove_file(&scratch);
     rows.push([
         "batch ingest, no keys".into(),
         rate(n, ingest.wall),
@@ -144,25 +183,6 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
         rate(n, floor_keyed.wall),
         rss(ingest_keyed.max_rss_kb),
     ]);
-
-    // Settle the ingested ledger, the last round in place so that the
-    // single processes below run on a settled ledger.
-    let pending = copy_ledger(&ledger, &dir.path().join("pending.db"));
-    let mut settle = Best::default();
-    let mut floor_settle = Best::default();
-    for round in 0..settings.repeat {
-        let target = if round + 1 == settings.repeat {
-            &ledger
-        } else {
-            &scratch
-        };
-        copy_ledger(&pending, target);
-        settle.add(run_wallet(&wallet, target, &["settle"], None, &out));
-        copy_ledger(&pending, &scratch);
-        floor_settle.add_wall(bare_settle(&scratch, settings.batch));
-    }
-    let _ = fs::remove_file(&pending);
-    let _ = fs::remove_file(&scratch);
     rows.push([
         "settle".into(),
         rate(n, settle.wall),
@@ -170,11 +190,47 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
         rss(settle.max_rss_kb),
     ]);
     rows.push([
+        "settle, keyed transfers".into(),
+        rate(n, settle_keyed.wall),
+        String::new(),
+        rss(settle_keyed.max_rss_kb),
+    ]);
+    rows.push([
         "ingest + settle, end to end".into(),
-        rate(n, ingest.wall + settle.wall),
+        rate(n, end_to_end),
         rate(n, floor_ingest.wall + floor_settle.wall),
         rss(ingest.max_rss_kb.max(settle.max_rss_kb)),
     ]);
+    rows.push([
+        "ingest + settle, end to end, with keys".into(),
+        rate(n, end_to_end_keyed),
+        String::new(),
+        rss(ingest_keyed.max_rss_kb.max(settle_keyed.max_rss_kb)),
+    ]);
+    let users = settings.users;
+    let e2e_rate = n / end_to_end.as_secs_f64();
+    if let Some(tb) = tigerbeetle {
+        rows.push([
+            "TigerBeetle's own benchmark (same transfers and accounts)".into(),
+            format!("{tb:.0} transfers/s"),
+            format!("end to end = {:.3} of it", e2e_rate / tb),
+            String::new(),
+        ]);
+    }
+    targets.add(
+        format!("end to end / TigerBeetle, {users} accounts"),
+        tigerbeetle.map_or(f64::NAN, |tb| e2e_rate / tb),
+        Bound::AtLeast(1.0),
+        "",
+        format!("best of {} alternating rounds each", settings.repeat),
+    );
+    targets.add(
+        format!("end to end with keys / without, {users} accounts"),
+        end_to_end.as_secs_f64() / end_to_end_keyed.as_secs_f64(),
+        Bound::AtLeast(0.8),
+        "",
+        "speeds, best round of each",
+    );
     // What the storage itself can take: the same rows appended to a table
     // with no index at all, durable, in chunks of the same size. Where the
     // end-to-end rate stands against it says how much of the cost is the
@@ -183,7 +239,6 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
     for _ in 0..settings.repeat {
         unindexed = unindexed.min(bare_unindexed(&dir.path().join("bare.db"), settings));
     }
-    let end_to_end = ingest.wall + settle.wall;
     rows.push([
         "unindexed bulk insert (the storage's floor)".into(),
         rate(n, unindexed),
@@ -214,9 +269,9 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
             &floor_read,
         ),
         (
-            "history --limit 50 (full ledger)",
+            "history --limit 100 (full ledger)",
             &ledger,
-            vec!["history", "u1"],
+            vec!["history", "u1", "--limit", "100"],
             &floor_read,
         ),
         (
@@ -226,6 +281,7 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
             &floor_write,
         ),
     ];
+    let mut history = None;
     for (name, db, args, floor) in cases {
         let mut full = vec![
             "--db".to_string(),
@@ -240,6 +296,26 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
             millis(floor.0),
             rss(measured.1),
         ]);
+        let of_floor = measured.0.as_secs_f64() / floor.0.as_secs_f64();
+        let how = format!("medians of {} processes", settings.runs);
+        match args[0] {
+            "transfer" => targets.add(
+                format!("one `transfer` process / its floor, {users} users"),
+                of_floor,
+                Bound::AtMost(1.2),
+                "",
+                how,
+            ),
+            "get-user" if db == ledger.as_path() => targets.add(
+                format!("one `get-user` process / its floor, {users} users"),
+                of_floor,
+                Bound::AtMost(1.3),
+                "",
+                how,
+            ),
+            "history" => history = Some(measured.0),
+            _ => {}
+        }
     }
 
     println!("| phase | wallet | bare rusqlite floor | peak RSS (wallet) |");
@@ -248,12 +324,20 @@ fn run_for_users(wallet: &Path, settings: &Settings) {
         println!("| {a} | {b} | {c} | {d} |");
     }
     println!();
+    history
 }
 
 /// Whether ingest holds its rate as the ledger grows: the same transfers
 /// queued into a ledger that already holds `settings.grown` settled ones
-/// and into a fresh one, in turn, `--repeat` times each.
-fn growth(wallet: &Path, settings: &Settings) {
+/// and into a fresh one, in turn, `--repeat` times each; and what settling
+/// that many costs in memory, and `history` on it beside `history` on the
+/// ledger of `--transfers` (`history_before`).
+fn growth(
+    wallet: &Path,
+    settings: &Settings,
+    history_before: Option<Duration>,
+    targets: &mut Targets,
+) {
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench-grown")
         .tempdir()
@@ -283,14 +367,46 @@ fn growth(wallet: &Path, settings: &Settings) {
             Some(&history),
             &out,
         );
-        run_wallet(wallet, &grown, &["settle"], None, &out);
+        let settled = run_wallet(wallet, &grown, &["settle"], None, &out);
         let _ = fs::remove_file(&history);
         println!(
-            "built the grown ledger in {:.1} s",
-            started.elapsed().as_secs_f64()
+            "built the grown ledger in {:.1} s; its settle peaked at {}",
+            started.elapsed().as_secs_f64(),
+            rss(settled.max_rss_kb)
+        );
+        targets.add(
+            format!("settle's peak RSS, {} transfers", settings.grown),
+            settled.max_rss_kb as f64 / 1024.0,
+            Bound::Below(64.0),
+            " MB",
+            "/usr/bin/time, one settle of all of them",
         );
     }
     checkpoint(&grown);
+    let history_args: Vec<String> = ["--db", &grown.display().to_string(), "--json"]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(["history", "u1", "--limit", "100"].map(String::from))
+        .collect();
+    let (history_grown, _) = median_process(settings.runs, wallet, &history_args);
+    println!(
+        "history u1 --limit 100 on it: {} (median of {})",
+        millis(history_grown),
+        settings.runs
+    );
+    println!();
+    targets.add(
+        format!(
+            "history --limit 100 at {} / at {} transfers",
+            settings.grown, settings.transfers
+        ),
+        history_before.map_or(f64::NAN, |before| {
+            history_grown.as_secs_f64() / before.as_secs_f64()
+        }),
+        Bound::AtMost(1.1),
+        "",
+        format!("medians of {} processes", settings.runs),
+    );
     let size = fs::metadata(&grown).map_or(0, |m| m.len());
     let plain = dir.path().join("plain.jsonl");
     write_workload(&plain, settings, false);
@@ -334,6 +450,16 @@ fn growth(wallet: &Path, settings: &Settings) {
         fresh.wall.as_secs_f64() / aged.wall.as_secs_f64()
     );
     println!();
+    targets.add(
+        format!(
+            "ingest into {} transfers / into a fresh ledger",
+            settings.grown
+        ),
+        fresh.wall.as_secs_f64() / aged.wall.as_secs_f64(),
+        Bound::AtLeast(0.9),
+        "",
+        format!("speeds, best of {} each, in turn", settings.repeat),
+    );
 }
 
 /// Holds this build to another `wallet` binary: each throughput phase runs
@@ -494,6 +620,7 @@ fn parse(args: &[String]) -> Settings {
         repeat: 3,
         batch: wallet::ledger::DEFAULT_BATCH_SIZE,
         compare: None,
+        tigerbeetle: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -526,9 +653,15 @@ fn parse(args: &[String]) -> Settings {
                     .expect("--compare needs the path of a wallet binary");
                 settings.compare = Some(PathBuf::from(path));
             }
+            "--tigerbeetle" => {
+                let path = it
+                    .next()
+                    .expect("--tigerbeetle needs the path of a tigerbeetle binary");
+                settings.tigerbeetle = Some(PathBuf::from(path));
+            }
             "--bench" => {}
             other => panic!(
-                "unknown argument {other}; use --users N[,N…] --transfers N --grown N --runs N --repeat N --compare OLD"
+                "unknown argument {other}; use --users N[,N…] --transfers N --grown N --runs N --repeat N --compare OLD --tigerbeetle TB"
             ),
         }
     }
@@ -755,6 +888,37 @@ fn time_once(program: &Path, args: &[impl AsRef<OsStr>]) -> Duration {
     let took = start.elapsed();
     assert!(status.success(), "{} failed", program.display());
     took
+}
+
+/// One run of TigerBeetle's own benchmark on the same machine, with as
+/// many transfers and accounts as this run: its `load accepted` rate, or
+/// not a number when it failed (its output is shown then). It formats
+/// and removes its own data file in `dir`.
+fn tigerbeetle_round(tigerbeetle: &Path, dir: &Path, settings: &Settings) -> f64 {
+    let run = Command::new(tigerbeetle)
+        .arg("benchmark")
+        .arg(format!("--transfer-count={}", settings.transfers))
+        .arg(format!("--account-count={}", settings.users))
+        .current_dir(dir)
+        .output()
+        .expect("spawn tigerbeetle");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let accepted = text.lines().find_map(|line| {
+        let rest = line.split("load accepted = ").nth(1)?;
+        rest.split_whitespace()
+            .next()?
+            .replace(',', "")
+            .parse::<f64>()
+            .ok()
+    });
+    accepted.unwrap_or_else(|| {
+        eprintln!("tigerbeetle benchmark gave no rate:\n{text}");
+        f64::NAN
+    })
 }
 
 fn floor_args(what: &str, db: &Path) -> Vec<String> {
