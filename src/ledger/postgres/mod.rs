@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod guard;
 mod holds;
+mod inspect;
 mod policies;
 mod prepared;
 mod queue;
@@ -48,6 +49,7 @@ use crate::money::{Currencies, Currency, CurrencyId};
 pub(super) use connect::Target;
 use error::{ErrorContext, PgFault, PgResult};
 use guard::Guard;
+use inspect::inspect;
 
 /// The server's clock in Unix milliseconds, the one clock every machine
 /// sharing the ledger stamps with: SQL text, written where a statement
@@ -189,7 +191,13 @@ impl PgStore {
         } else {
             found.version
         };
-        let currencies = match currencies::load(&mut client, version, &currency) {
+        #[cfg(debug_assertions)]
+        let read_at_once = found.currencies.is_some();
+        let loaded = match found.currencies {
+            Some(rows) => crate::ledger::rules::currencies::listed(rows).map_err(PgFault::Wallet),
+            None => currencies::load(&mut client, version, &currency),
+        };
+        let currencies = match loaded {
             Ok(currencies) => currencies,
             // `verify` reports what is wrong with the table; a lost server
             // is an error for every command.
@@ -199,6 +207,17 @@ impl PgStore {
             Err(PgFault::Wallet(_)) if gate == Gate::Report => Currencies::new(currency.clone()),
             Err(fault) => return Err(errors.lift(fault)),
         };
+        // A ledger that reads as a current one statement by statement must
+        // read so in one round trip too: a test build checks, so that a
+        // digest or a parse gone wrong cannot hide behind the slower path.
+        #[cfg(debug_assertions)]
+        if !read_at_once && gate != Gate::Report && found.version == schema::latest_version() {
+            let again = inspect::at_once(&mut client, &target, gate).map_err(|f| errors.lift(f))?;
+            assert!(
+                again.is_some(),
+                "a current ledger was read only statement by statement"
+            );
+        }
         Ok(Self {
             client,
             target,
@@ -278,102 +297,6 @@ fn commit(client: &mut Client, guard: &Guard, what: &str, advice: &str) -> PgRes
             advice,
         ))),
     }
-}
-
-/// What `open` found in the database.
-struct Found {
-    version: i64,
-    meta: Option<(Currency, i32)>,
-}
-
-/// Checks that the schema is a ledger this binary can use, as `gate` allows.
-fn inspect(client: &mut Client, target: &Target, gate: Gate) -> PgResult<Found> {
-    let schema = &target.schema;
-    let not_a_ledger = |why: String| {
-        PgFault::Wallet(WalletError::NotALedger {
-            ledger: target.shown.clone(),
-            why,
-        })
-    };
-    let row = client.query_one(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
-                to_regclass($2) IS NOT NULL",
-        &[schema, &format!("{schema}.schema_version")],
-    )?;
-    let (exists, versioned): (bool, bool) = (row.get(0), row.get(1));
-    if !exists {
-        return Err(PgFault::Wallet(WalletError::LedgerNotFound(
-            target.shown.clone(),
-        )));
-    }
-    if !versioned {
-        return Err(not_a_ledger(format!(
-            "schema '{schema}' exists but holds no wallet ledger"
-        )));
-    }
-    let version: Option<i32> = client
-        .query_one("SELECT max(version) FROM schema_version", &[])?
-        .get(0);
-    let version = i64::from(version.unwrap_or(0));
-    let latest = schema::latest_version();
-    if version > latest {
-        return Err(PgFault::Wallet(WalletError::SchemaTooNew {
-            ledger: target.shown.clone(),
-            found: version,
-            known: latest,
-        }));
-    }
-    if version < latest && gate == Gate::Read {
-        return Err(PgFault::Wallet(WalletError::UpgradeNeeded {
-            ledger: target.shown.clone(),
-            found: version,
-            latest,
-        }));
-    }
-    // A read is checked here, before its statements. A write is checked
-    // in each of its transactions instead, under the locks of the tables
-    // it writes (`Guard::begin`): checked here as well, it would pay for
-    // the catalog twice.
-    if gate == Gate::Read && version == latest {
-        let found = schema::catalog(client, schema)?;
-        if let Some(first) = schema::differences(&found).into_iter().next() {
-            return Err(not_a_ledger(format!(
-                "its schema differs from what wallet builds: {first}"
-            )));
-        }
-    }
-    let meta = match client.query_opt(
-        "SELECT currency, scale, lanes FROM ledger_meta WHERE id = 1",
-        &[],
-    ) {
-        Ok(row) => row,
-        // `verify` reports a damaged table by name; a lost server is an
-        // error for every command.
-        Err(err) if gate == Gate::Report && err.as_db_error().is_some() => None,
-        Err(err) => return Err(err.into()),
-    };
-    let meta = match meta {
-        Some(row) => {
-            let code: String = row.get(0);
-            let scale: i32 = row.get(1);
-            let lanes: i32 = row.get(2);
-            let currency = u8::try_from(scale)
-                .ok()
-                .map(|scale| Currency {
-                    code: code.clone(),
-                    scale,
-                })
-                .ok_or_else(|| {
-                    PgFault::Wallet(WalletError::Integrity(format!(
-                        "the ledger's currency ({}, {scale} places) is not one wallet writes",
-                        crate::text::echo(&code)
-                    )))
-                })?;
-            Some((currency, lanes))
-        }
-        None => None,
-    };
-    Ok(Found { version, meta })
 }
 
 fn create_in(client: &mut Client, target: &Target, currency: &Currency) -> PgResult<()> {
