@@ -38,7 +38,9 @@ pub(crate) fn print_report(report: &Report, mode: OutputMode) -> io::Result<()> 
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if mode.json {
-        serde_json::to_writer(&mut out, &report.json)?;
+        // One write of the document (stdout's line buffer passes a large
+        // one straight through), then its newline.
+        out.write_all(report.json.get().as_bytes())?;
         writeln!(out)?;
         return out.flush();
     }
@@ -96,7 +98,8 @@ pub(crate) fn print_error(err: &WalletError, json: bool) {
     let _ = if json {
         let mut body = json!({"code": err.code(), "message": message});
         if let Some(report) = report_of(err).filter(|_| !err.done_is_output()) {
-            body["report"] = report.json.clone();
+            body["report"] = serde_json::from_str(report.json.get())
+                .expect("a report's JSON was written by serde_json");
         }
         writeln!(stderr, "{}", json!({ "error": body }))
     } else {

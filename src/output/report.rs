@@ -1,13 +1,17 @@
 //! What a command hands back for printing: one JSON document and its human form.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::error::Done;
 
 /// The result of a successful command, before it is printed.
 #[derive(Debug)]
 pub struct Report {
-    pub json: serde_json::Value,
+    /// The JSON document, serialized once when the report is made: a
+    /// page of history is written out as it was built, with no tree of
+    /// values in between.
+    pub json: Box<RawValue>,
     pub human: Human,
     /// What the command committed, for an error if the report cannot be
     /// printed: then the caller does not learn what was written.
@@ -70,7 +74,7 @@ pub struct Titled {
 
 impl Report {
     pub fn new(json: impl Serialize, human: Human) -> Self {
-        let json = serde_json::to_value(json).expect("report types serialize to JSON");
+        let json = serde_json::value::to_raw_value(&json).expect("report types serialize to JSON");
         Self {
             json,
             human,
@@ -105,7 +109,7 @@ impl Report {
     /// A report for a command that printed its own output while it ran.
     pub fn streamed() -> Self {
         Self {
-            json: serde_json::Value::Null,
+            json: RawValue::NULL.to_owned(),
             human: Human::Streamed,
             committed: None,
             when_quiet: WhenQuiet::Unchanged,
