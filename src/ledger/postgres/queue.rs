@@ -180,22 +180,29 @@ pub(super) fn plan_and_write(
     // Careful: the users locked in id order, as every writer locks them;
     // the external account is never locked before the end of a transaction.
     let lock = if careful { " FOR UPDATE" } else { "" };
-    let read = client.query(
+    let read = client.query_typed(
         &format!(
             "SELECT id, pending_out, pending_in, balance, held, overdraft, frozen, closed
                FROM accounts WHERE id = ANY($1) ORDER BY id{lock}"
         ),
-        &[&users],
+        &[(&users, Type::INT8_ARRAY)],
     )?;
     // One row even in a ledger that lost its external account: the insert
     // then names the damage.
-    let external = client.query_one(
-        &format!(
-            "SELECT {NOW_MS}, e.pending_out, e.pending_in
-               FROM (SELECT 1) AS one LEFT JOIN accounts e ON e.id = 0"
-        ),
-        &[],
-    )?;
+    let external = client
+        .query_typed(
+            &format!(
+                "SELECT {NOW_MS}, e.pending_out, e.pending_in
+                   FROM (SELECT 1) AS one LEFT JOIN accounts e ON e.id = 0"
+            ),
+            &[],
+        )?
+        .pop()
+        .ok_or_else(|| {
+            PgFault::Wallet(WalletError::internal(anyhow::anyhow!(
+                "a select of one row returned none"
+            )))
+        })?;
     let now: i64 = external.get(0);
     // `accounts` holds each account's figures in the default currency.
     facts.sums.insert(
@@ -510,9 +517,9 @@ fn resolve_names(client: &mut Client, chunk: &[BatchLine]) -> PgResult<HashMap<S
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT lower(name), id FROM accounts WHERE lower(name) = ANY($1)",
-        &[&wanted],
+        &[(&wanted, Type::TEXT_ARRAY)],
     )?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
@@ -530,12 +537,12 @@ fn earlier_uses<'t>(
     }
     // Only the first leg of an exchange holds its key; the second leg's
     // fields, which a replay must repeat too, come from its pair.
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT t.idem_key, t.tx_id, t.src, t.dst, t.amount, t.memo, t.status, t.hold_amount,
                 t.expires_at, t.refund_of, t.created_at, t.currency, p.tx_id, p.amount, p.currency
            FROM transfers t LEFT JOIN transfers p ON p.tx_id = t.pair_tx_id
           WHERE t.idem_key = ANY($1)",
-        &[&keys],
+        &[(&keys, Type::TEXT_ARRAY)],
     )?;
     Ok(rows
         .iter()
@@ -580,9 +587,9 @@ fn lock_users(client: &mut Client, rows: &[NewRow]) -> PgResult<bool> {
     if users.is_empty() {
         return Ok(false);
     }
-    let locked = client.query(
+    let locked = client.query_typed(
         "SELECT closed FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &[&users],
+        &[(&users, Type::INT8_ARRAY)],
     )?;
     Ok(locked.iter().any(|row| row.get::<_, bool>(0)))
 }
@@ -598,9 +605,9 @@ fn take_ids(client: &mut Client, rows: usize) -> PgResult<Vec<i64>> {
     // sealer waits for such transactions before it fixes which ids are
     // final (`chain::seal`), so none can commit an id below the bound it
     // sealed. Writers do not conflict on it.
-    let ids = client.query(
+    let ids = client.query_typed(
         "SELECT nextval('transfers_tx_id_seq') FROM generate_series(1, $1::bigint)",
-        &[&(rows as i64)],
+        &[(&(rows as i64), Type::INT8)],
     )?;
     Ok(ids.iter().map(|row| row.get(0)).collect())
 }
@@ -659,14 +666,23 @@ fn insert(
             memos.push(memo);
             keys.push(key);
         }
-        let written = client.query(
+        let written = client.query_typed(
             &format!(
                 "{INSERT}) SELECT i, l, s, d, a, 'PENDING', m, k, $8
                  FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[],
                              $5::bigint[], $6::text[], $7::text[]) AS u(i, l, s, d, a, m, k)
                  ORDER BY i {ON_KEY}"
             ),
-            &[&ids, &lanes_, &srcs, &dsts, &amounts, &memos, &keys, &now],
+            &[
+                (&ids, Type::INT8_ARRAY),
+                (&lanes_, Type::INT4_ARRAY),
+                (&srcs, Type::INT8_ARRAY),
+                (&dsts, Type::INT8_ARRAY),
+                (&amounts, Type::INT8_ARRAY),
+                (&memos, Type::TEXT_ARRAY),
+                (&keys, Type::TEXT_ARRAY),
+                (&now, Type::INT8),
+            ],
         )?;
         inserted.extend(written.iter().map(|row| row.get::<_, i64>(0)));
     } else {
@@ -936,18 +952,23 @@ fn move_sums(
         let outs: Vec<i64> = users.iter().map(|(_, d)| d.0).collect();
         let ins: Vec<i64> = users.iter().map(|(_, d)| d.1).collect();
         let held: Vec<i64> = users.iter().map(|(_, d)| d.2).collect();
-        client.execute(
+        client.query_typed(
             "UPDATE accounts a SET pending_out = a.pending_out + u.o, pending_in = a.pending_in + u.i,
                                    held = a.held + u.h
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(id, o, i, h)
              WHERE a.id = u.id",
-            &[&ids, &outs, &ins, &held],
+            &[
+                (&ids, Type::INT8_ARRAY),
+                (&outs, Type::INT8_ARRAY),
+                (&ins, Type::INT8_ARRAY),
+                (&held, Type::INT8_ARRAY),
+            ],
         )?;
     }
     if let Some((out, r#in, _)) = external {
-        client.execute(
+        client.query_typed(
             "UPDATE accounts SET pending_out = pending_out + $1, pending_in = pending_in + $2 WHERE id = 0",
-            &[&out, &r#in],
+            &[(&out, Type::INT8), (&r#in, Type::INT8)],
         )?;
     }
     // A user's row is made by the first line that reserves on it (the

@@ -1,5 +1,6 @@
 //! Users: creating them and reading their maintained balances.
 
+use postgres::types::Type;
 use postgres::{Client, Row};
 
 use super::NOW_MS;
@@ -184,7 +185,7 @@ pub(super) fn user(client: &mut Client, name: &UserName) -> PgResult<UserRecord>
 /// by one query, each `held` as of now, as for the default currency.
 pub(super) fn add_other_currencies(client: &mut Client, users: &mut [UserRecord]) -> PgResult<()> {
     let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
-    let rows = client.query(
+    let rows = client.query_typed(
         &format!(
             "SELECT b.account, b.currency, b.balance, b.pending_in, b.pending_out, b.held,
                     b.overdraft,
@@ -193,7 +194,7 @@ pub(super) fn add_other_currencies(client: &mut Client, users: &mut [UserRecord]
                FROM balances b WHERE b.account = ANY($1) ORDER BY b.account, b.currency",
             past_expiry = rules::past_expiry_sql("h.", NOW_MS)
         ),
-        &[&ids],
+        &[(&ids, Type::INT8_ARRAY)],
     )?;
     for row in &rows {
         let account: i64 = row.get(0);
@@ -212,8 +213,9 @@ pub(super) fn add_other_currencies(client: &mut Client, users: &mut [UserRecord]
 }
 
 pub(super) fn find_user(client: &mut Client, name: &str) -> PgResult<Option<UserRecord>> {
-    let row = client.query_opt(&select_user(), &[&name])?;
-    Ok(row.as_ref().map(user_from_row))
+    // Typed, so that it is parsed and run in one round trip.
+    let rows = client.query_typed(&select_user(), &[(&name, Type::TEXT)])?;
+    Ok(rows.first().map(user_from_row))
 }
 
 /// A user as read with `held` and the expired part of it (see
