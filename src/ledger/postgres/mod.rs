@@ -209,7 +209,7 @@ impl PgStore {
         };
         // A ledger that reads as a current one statement by statement must
         // read so in one round trip too: a test build checks, so that a
-        // digest or a parse gone wrong cannot hide behind the slower path.
+        // catalog text or a parse gone wrong cannot hide behind the slower path.
         #[cfg(debug_assertions)]
         if !read_at_once && gate != Gate::Report && found.version == schema::latest_version() {
             let again = inspect::at_once(&mut client, &target, gate).map_err(|f| errors.lift(f))?;
