@@ -1009,6 +1009,37 @@ fn a_batch_whose_oldest_lanes_are_held_settles_a_free_lane_further_on() {
     assert_eq!(s.json::<serde_json::Value>(&["verify"])["ok"], true);
 }
 
+/// A read compares the catalog before it reads anything of the ledger:
+/// a table swapped for a view that runs code (here, drawing from a
+/// sequence, which no rollback undoes) is refused before the view is read.
+fn a_read_refuses_a_changed_schema_before_reading_any_of_it() {
+    let s = Sandbox::new();
+    s.ok(&["create-user", "alice", "alice@example.com"]);
+    let schema = s.query_text("SELECT current_schema()::text")[0]
+        .clone()
+        .unwrap();
+    s.tamper(&format!(
+        "CREATE SCHEMA {schema}_side;
+         CREATE SEQUENCE {schema}_side.ran;
+         CREATE FUNCTION {schema}_side.probe() RETURNS bigint LANGUAGE sql VOLATILE
+             AS 'SELECT nextval(''{schema}_side.ran'')';
+         ALTER TABLE ledger_meta RENAME TO ledger_meta_kept;
+         CREATE VIEW ledger_meta AS
+             SELECT id, currency, scale, lanes, {schema}_side.probe() AS probe
+               FROM ledger_meta_kept;"
+    ));
+    for args in [
+        &["get-user", "alice"][..],
+        &["history", "alice"],
+        &["users"],
+    ] {
+        let message = s.fails(args, "not_a_ledger", 7);
+        assert!(message.contains("schema differs"), "{args:?}: {message}");
+    }
+    let ran = s.query_text(&format!("SELECT is_called::text FROM {schema}_side.ran"));
+    assert_eq!(ran, [Some("false".to_string())], "the view was read");
+}
+
 engine_tests! {
     both: [],
     postgres: [
@@ -1033,5 +1064,6 @@ engine_tests! {
         the_settle_worker_shares_a_limit_among_its_workers_and_reports_every_batch,
         a_watching_worker_rides_out_a_server_restart_and_says_so,
         a_batch_whose_oldest_lanes_are_held_settles_a_free_lane_further_on,
+        a_read_refuses_a_changed_schema_before_reading_any_of_it,
     ],
 }
