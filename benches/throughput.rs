@@ -248,6 +248,30 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> O
         ),
         String::new(),
     ]);
+    // What storage alone costs a layout that writes each transfer once
+    // where it can (the issue's lead): against TigerBeetle's rate, what
+    // such a redesign could reach at best before any of wallet's own work.
+    let once = (0..settings.repeat)
+        .map(|_| bare_write_once(&dir.path().join("once.db"), settings))
+        .min_by_key(|(append, decide)| *append + *decide)
+        .expect("at least one round");
+    let once_total = once.0 + once.1;
+    rows.push([
+        "write-once layout's storage floor: append, then one in-place update a row".into(),
+        format!(
+            "{}: {:.2} s append + {:.2} s decide",
+            rate(n, once_total),
+            once.0.as_secs_f64(),
+            once.1.as_secs_f64()
+        ),
+        tigerbeetle.map_or_else(String::new, |tb| {
+            format!(
+                "TigerBeetle = {:.2} of it",
+                tb / (n / once_total.as_secs_f64())
+            )
+        }),
+        String::new(),
+    ]);
 
     // Single processes on the settled ledger and on an empty one.
     let empty = dir.path().join("empty.db");
@@ -1004,6 +1028,133 @@ fn bare_unindexed(db: &Path, settings: &Settings) -> Duration {
         let _ = fs::remove_file(path);
     }
     took
+}
+
+/// The storage's floor of a layout that writes each transfer once where
+/// it can: the rows appended to a table with no index (a queue read by id
+/// from a watermark, not through an index on status), then each decided by
+/// one in-place update that keeps its status and, for each side, the
+/// balance after it and the side's previous transfer (a per-account
+/// history list instead of a second B-tree), with the accounts touched
+/// written once a batch. WAL, full sync, a transaction per ingest chunk
+/// and per settle batch. No decision rules, names, keys, chain or feed:
+/// what any such layout pays SQLite before doing any of them. Returns the
+/// two phases' times.
+fn bare_write_once(db: &Path, settings: &Settings) -> (Duration, Duration) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = fs::remove_file(path);
+    }
+    let rows: Vec<(i64, i64, i64)> = workload(settings)
+        .map(|(src, dst, amount)| {
+            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
+            (id(src), id(dst), amount)
+        })
+        .collect();
+    let mut conn = connect(db);
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (src INTEGER, dst INTEGER, amount INTEGER, status TEXT,
+                         created_at INTEGER, src_after INTEGER, dst_after INTEGER,
+                         src_prev INTEGER, dst_prev INTEGER);
+         CREATE TABLE a (id INTEGER PRIMARY KEY, balance INTEGER, last_tx INTEGER);",
+    )
+    .unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        let mut insert = tx
+            .prepare("INSERT INTO a VALUES (?1, 1000000000, NULL)")
+            .unwrap();
+        for id in 0..=settings.users as i64 + 1 {
+            insert.execute([id]).unwrap();
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
+    let start = Instant::now();
+    for chunk in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO t (src, dst, amount, status, created_at) VALUES (?1, ?2, ?3, 'PENDING', 0)")
+                .unwrap();
+            for &(src, dst, amount) in chunk {
+                insert.execute(params![src, dst, amount]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let append = start.elapsed();
+    let start = Instant::now();
+    // (balance, last tx_id, touched this batch) by account id.
+    let mut accounts: Vec<(i64, Option<i64>, bool)> = Vec::new();
+    let mut first = 1_i64;
+    let batch = settings.batch.max(1) as i64;
+    loop {
+        let tx = conn.transaction().unwrap();
+        if accounts.is_empty() {
+            let mut read = tx
+                .prepare("SELECT balance, last_tx FROM a ORDER BY id")
+                .unwrap();
+            accounts = read
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, false)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+        }
+        let due: Vec<(i64, i64, i64, i64)> = tx
+            .prepare_cached("SELECT rowid, src, dst, amount FROM t WHERE rowid BETWEEN ?1 AND ?2")
+            .unwrap()
+            .query_map([first, first + batch - 1], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        if due.is_empty() {
+            break;
+        }
+        {
+            let mut decide = tx
+                .prepare_cached(
+                    "UPDATE t SET status = 'COMPLETED', src_after = ?2, dst_after = ?3,
+                                  src_prev = ?4, dst_prev = ?5 WHERE rowid = ?1",
+                )
+                .unwrap();
+            for &(tx_id, src, dst, amount) in &due {
+                let (s, d) = (src as usize, dst as usize);
+                accounts[s].0 -= amount;
+                accounts[d].0 += amount;
+                let (src_after, src_prev) = (accounts[s].0, accounts[s].1.replace(tx_id));
+                let (dst_after, dst_prev) = (accounts[d].0, accounts[d].1.replace(tx_id));
+                accounts[s].2 = true;
+                accounts[d].2 = true;
+                decide
+                    .execute(params![tx_id, src_after, dst_after, src_prev, dst_prev])
+                    .unwrap();
+            }
+            let mut write = tx
+                .prepare_cached("UPDATE a SET balance = ?2, last_tx = ?3 WHERE id = ?1")
+                .unwrap();
+            for (id, account) in accounts.iter_mut().enumerate().filter(|(_, a)| a.2) {
+                write
+                    .execute(params![id as i64, account.0, account.1])
+                    .unwrap();
+                account.2 = false;
+            }
+        }
+        tx.commit().unwrap();
+        first += batch;
+    }
+    let decide = start.elapsed();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = fs::remove_file(path);
+    }
+    (append, decide)
 }
 
 /// Bare inserts of the same rows in chunks of the same size, ids known up
