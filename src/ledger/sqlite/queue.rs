@@ -144,7 +144,7 @@ impl NameKey {
 pub(super) struct IngestCache {
     /// Lower-cased user name to the account's id and whether it is closed:
     /// one look-up a side of a line, where a second one in `accounts`, at
-    /// another random place in memory, cost ingest a tenth of its time.
+    /// another random place in memory (a cache miss), cost a batch 3–4 %.
     names: FastMap<NameKey, Named>,
     accounts: FastMap<BalanceKey, Pending>,
     /// Whether another connection committed since the last chunk began; if
