@@ -71,25 +71,22 @@ fn main() {
         run_for_users(&wallet, &settings, &mut targets);
         return;
     }
-    let mut history = None;
     for &users in &settings.user_counts {
         let mut one = settings.clone();
         one.users = users;
-        let took = run_for_users(&wallet, &one, &mut targets);
-        history = history.or(took);
+        run_for_users(&wallet, &one, &mut targets);
     }
     if settings.grown > 0 {
         let mut one = settings.clone();
         one.users = settings.user_counts[0];
-        growth(&wallet, &one, history, &mut targets);
+        growth(&wallet, &one, &mut targets);
     }
     targets.print();
 }
 
 /// Every phase on a ledger of `settings.users` users, printed as a table,
-/// its goals added to `targets`. Returns the median `history --limit 100`
-/// on the settled ledger, which the growth phase holds its own to.
-fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> Option<Duration> {
+/// its goals added to `targets`.
+fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) {
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench")
         .tempdir()
@@ -108,7 +105,7 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> O
     write_workload(&keyed, settings, true);
     if let Some(old) = &settings.compare {
         compare(old, &wallet, settings, dir.path(), &base, [&plain, &keyed]);
-        return None;
+        return;
     }
     let n = settings.transfers as f64;
     let mut rows: Vec<[String; 4]> = Vec::new();
@@ -305,7 +302,6 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> O
             &floor_write,
         ),
     ];
-    let mut history = None;
     for (name, db, args, floor) in cases {
         let mut full = vec![
             "--db".to_string(),
@@ -337,7 +333,6 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> O
                 "",
                 how,
             ),
-            "history" => history = Some(measured.0),
             _ => {}
         }
     }
@@ -348,20 +343,14 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) -> O
         println!("| {a} | {b} | {c} | {d} |");
     }
     println!();
-    history
 }
 
 /// Whether ingest holds its rate as the ledger grows: the same transfers
 /// queued into a ledger that already holds `settings.grown` settled ones
 /// and into a fresh one, in turn, `--repeat` times each; and what settling
-/// that many costs in memory, and `history` on it beside `history` on the
-/// ledger of `--transfers` (`history_before`).
-fn growth(
-    wallet: &Path,
-    settings: &Settings,
-    history_before: Option<Duration>,
-    targets: &mut Targets,
-) {
+/// that many costs in memory, and `history` on it beside `history` on a
+/// ledger of `--transfers` settled ones.
+fn growth(wallet: &Path, settings: &Settings, targets: &mut Targets) {
     let dir = tempfile::Builder::new()
         .prefix("wallet-bench-grown")
         .tempdir()
@@ -407,16 +396,46 @@ fn growth(
         );
     }
     checkpoint(&grown);
-    let history_args: Vec<String> = ["--db", &grown.display().to_string(), "--json"]
-        .iter()
-        .map(|a| a.to_string())
-        .chain(["history", "u1", "--limit", "100"].map(String::from))
-        .collect();
-    let (history_grown, _) = median_process(settings.runs, wallet, &history_args);
+    // The page is measured on a ledger of `--transfers` settled ones, built
+    // the same way, in turn with the grown one, once the disks have taken
+    // the grown ledger's gigabyte: two medians taken minutes apart, one of
+    // them while that write-back was under way, differed by more than the
+    // goal's 10 %.
+    let small = dir.path().join("small.db");
+    copy_ledger(&base, &small);
+    {
+        let history = dir.path().join("history.jsonl");
+        write_workload(&history, settings, false);
+        run_wallet(
+            wallet,
+            &small,
+            &["transfer", "--batch"],
+            Some(&history),
+            &out,
+        );
+        run_wallet(wallet, &small, &["settle"], None, &out);
+        let _ = fs::remove_file(&history);
+    }
+    checkpoint(&small);
+    let _ = Command::new("sync").status();
+    let history_args = |db: &Path| -> Vec<String> {
+        ["--db", &db.display().to_string(), "--json"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain(["history", "u1", "--limit", "100"].map(String::from))
+            .collect()
+    };
+    let [history_grown, history_small] = medians_in_turn(
+        settings.runs,
+        wallet,
+        [&history_args(&grown), &history_args(&small)],
+    );
     println!(
-        "history u1 --limit 100 on it: {} (median of {})",
+        "history u1 --limit 100, medians of {} in turn: {} on it, {} on a ledger of {} settled transfers",
+        settings.runs,
         millis(history_grown),
-        settings.runs
+        millis(history_small),
+        settings.transfers
     );
     println!();
     targets.add(
@@ -424,9 +443,7 @@ fn growth(
             "history --limit 100 at {} / at {} transfers",
             settings.grown, settings.transfers
         ),
-        history_before.map_or(f64::NAN, |before| {
-            history_grown.as_secs_f64() / before.as_secs_f64()
-        }),
+        history_grown.as_secs_f64() / history_small.as_secs_f64(),
         Bound::AtMost(1.1),
         "",
         format!("medians of {} processes", settings.runs),
@@ -899,6 +916,25 @@ fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (D
     let (ok, rss) = run_measuring_rss(program, args, Stdio::null());
     assert!(ok);
     (times[times.len() / 2], rss)
+}
+
+/// The median times of two commands run in turn, `runs` times each after
+/// five rounds that warm the page cache, so that both see the same state
+/// of the machine.
+fn medians_in_turn(runs: usize, program: &Path, args: [&[String]; 2]) -> [Duration; 2] {
+    let mut times: [Vec<Duration>; 2] = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    for round in 0..runs + 5 {
+        for (which, args) in args.iter().enumerate() {
+            let took = time_once(program, args);
+            if round >= 5 {
+                times[which].push(took);
+            }
+        }
+    }
+    times.map(|mut t| {
+        t.sort();
+        t[t.len() / 2]
+    })
 }
 
 /// One run of a process to completion, its output dropped.
