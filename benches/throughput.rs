@@ -36,7 +36,7 @@ use targets::{Bound, Targets};
 type ComparePhase<'a> = (&'a str, &'a [PathBuf; 2], &'a [&'a str], Option<&'a Path>);
 
 /// A single-process case: its label, ledger, arguments and floor.
-type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a (Duration, u64));
+type ProcessCase<'a> = (&'a str, &'a Path, Vec<&'a str>, &'a [String]);
 
 #[derive(Clone)]
 struct Settings {
@@ -274,8 +274,11 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) {
     let empty = dir.path().join("empty.db");
     build_users(&empty, 2);
     let me = std::env::current_exe().expect("own path");
-    let floor_read = median_process(settings.runs, &me, &floor_args("read", &ledger));
-    let floor_write = median_process(settings.runs, &me, &floor_args("write", &ledger));
+    // Each case runs in turn with its floor, so that both medians see the
+    // same state of the machine: taken minutes apart, a floor and its case
+    // moved by up to a third against each other from one run to the next.
+    let floor_read = floor_args("read", &ledger);
+    let floor_write = floor_args("write", &ledger);
     let cases: [ProcessCase; 4] = [
         (
             "get-user (full ledger)",
@@ -309,14 +312,12 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) {
             "--json".into(),
         ];
         full.extend(args.iter().map(|a| a.to_string()));
-        let measured = median_process(settings.runs, &wallet, &full);
-        rows.push([
-            name.into(),
-            millis(measured.0),
-            millis(floor.0),
-            rss(measured.1),
-        ]);
-        let of_floor = measured.0.as_secs_f64() / floor.0.as_secs_f64();
+        let [measured, floor] =
+            medians_in_turn(settings.runs, [(&wallet, &full[..]), (&me, floor)]);
+        let (ok, peak) = run_measuring_rss(&wallet, &full, Stdio::null());
+        assert!(ok, "{name} failed");
+        rows.push([name.into(), millis(measured), millis(floor), rss(peak)]);
+        let of_floor = measured.as_secs_f64() / floor.as_secs_f64();
         let how = format!("medians of {} processes", settings.runs);
         match args[0] {
             "transfer" => targets.add(
@@ -425,10 +426,10 @@ fn growth(wallet: &Path, settings: &Settings, targets: &mut Targets) {
             .chain(["history", "u1", "--limit", "100"].map(String::from))
             .collect()
     };
+    let (grown_args, small_args) = (history_args(&grown), history_args(&small));
     let [history_grown, history_small] = medians_in_turn(
         settings.runs,
-        wallet,
-        [&history_args(&grown), &history_args(&small)],
+        [(wallet, &grown_args), (wallet, &small_args)],
     );
     println!(
         "history u1 --limit 100, medians of {} in turn: {} on it, {} on a ledger of {} settled transfers",
@@ -904,27 +905,13 @@ fn run_measuring_rss(program: &Path, args: &[impl AsRef<OsStr>], stdout: Stdio) 
     (ok, kb)
 }
 
-/// The median wall time over `runs` runs, and the peak RSS of one more.
-fn median_process(runs: usize, program: &Path, args: &[impl AsRef<OsStr>]) -> (Duration, u64) {
-    let mut times = Vec::with_capacity(runs + 5);
-    for _ in 0..runs + 5 {
-        times.push(time_once(program, args));
-    }
-    // The first runs warm the page cache; leave them out.
-    let mut times = times.split_off(5);
-    times.sort();
-    let (ok, rss) = run_measuring_rss(program, args, Stdio::null());
-    assert!(ok);
-    (times[times.len() / 2], rss)
-}
-
 /// The median times of two commands run in turn, `runs` times each after
 /// five rounds that warm the page cache, so that both see the same state
 /// of the machine.
-fn medians_in_turn(runs: usize, program: &Path, args: [&[String]; 2]) -> [Duration; 2] {
+fn medians_in_turn(runs: usize, commands: [(&Path, &[String]); 2]) -> [Duration; 2] {
     let mut times: [Vec<Duration>; 2] = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
     for round in 0..runs + 5 {
-        for (which, args) in args.iter().enumerate() {
+        for (which, (program, args)) in commands.iter().enumerate() {
             let took = time_once(program, args);
             if round >= 5 {
                 times[which].push(took);
