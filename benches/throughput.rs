@@ -246,7 +246,7 @@ fn run_for_users(wallet: &Path, settings: &Settings, targets: &mut Targets) {
         String::new(),
     ]);
     // What storage alone costs a layout that writes each transfer once
-    // where it can (the lead): against TigerBeetle's rate, what
+    // where it can, the lead for end to end: against TigerBeetle's rate, what
     // such a redesign could reach at best before any of wallet's own work.
     let once = (0..settings.repeat)
         .map(|_| bare_write_once(&dir.path().join("once.db"), settings))
