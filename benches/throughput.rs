@@ -1010,46 +1010,61 @@ fn connect(db: &Path) -> Connection {
     conn
 }
 
-/// The same rows appended to a fresh table with no index and no
-/// constraint, in WAL mode with full sync, a transaction per chunk.
-fn bare_unindexed(db: &Path, settings: &Settings) -> Duration {
+/// The workload's rows as account ids (the external account is 0, user
+/// `uN` is N + 1).
+fn workload_rows(settings: &Settings) -> Vec<(i64, i64, i64)> {
+    workload(settings)
+        .map(|(src, dst, amount)| {
+            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
+            (id(src), id(dst), amount)
+        })
+        .collect()
+}
+
+/// Removes a scratch ledger and its side files, if any.
+fn remove_ledger(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
         let _ = fs::remove_file(path);
     }
-    let rows: Vec<(i64, i64, i64)> = workload(settings)
-        .map(|(src, dst, amount)| {
-            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
-            (id(src), id(dst), amount)
-        })
-        .collect();
-    let mut conn = connect(db);
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE t (src INTEGER, dst INTEGER, amount INTEGER, status TEXT, created_at INTEGER)",
-    )
-    .unwrap();
+}
+
+/// Inserts `rows` by `insert` (`?1` source, `?2` destination, `?3`
+/// amount), a transaction per ingest chunk; returns the time it took.
+fn append_rows(conn: &mut Connection, rows: &[(i64, i64, i64)], insert: &str) -> Duration {
     let start = Instant::now();
     for chunk in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE) {
         let tx = conn.transaction().unwrap();
         {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3, 'PENDING', 0)")
-                .unwrap();
+            let mut insert = tx.prepare_cached(insert).unwrap();
             for &(src, dst, amount) in chunk {
                 insert.execute(params![src, dst, amount]).unwrap();
             }
         }
         tx.commit().unwrap();
     }
-    let took = start.elapsed();
+    start.elapsed()
+}
+
+/// The same rows appended to a fresh table with no index and no
+/// constraint, in WAL mode with full sync, a transaction per chunk.
+fn bare_unindexed(db: &Path, settings: &Settings) -> Duration {
+    remove_ledger(db);
+    let rows = workload_rows(settings);
+    let mut conn = connect(db);
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (src INTEGER, dst INTEGER, amount INTEGER, status TEXT, created_at INTEGER)",
+    )
+    .unwrap();
+    let took = append_rows(
+        &mut conn,
+        &rows,
+        "INSERT INTO t VALUES (?1, ?2, ?3, 'PENDING', 0)",
+    );
     drop(conn);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
-        let _ = fs::remove_file(path);
-    }
+    remove_ledger(db);
     took
 }
 
@@ -1064,17 +1079,8 @@ fn bare_unindexed(db: &Path, settings: &Settings) -> Duration {
 /// what any such layout pays SQLite before doing any of them. Returns the
 /// two phases' times.
 fn bare_write_once(db: &Path, settings: &Settings) -> (Duration, Duration) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
-        let _ = fs::remove_file(path);
-    }
-    let rows: Vec<(i64, i64, i64)> = workload(settings)
-        .map(|(src, dst, amount)| {
-            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
-            (id(src), id(dst), amount)
-        })
-        .collect();
+    remove_ledger(db);
+    let rows = workload_rows(settings);
     let mut conn = connect(db);
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.execute_batch(
@@ -1095,20 +1101,11 @@ fn bare_write_once(db: &Path, settings: &Settings) -> (Duration, Duration) {
         drop(insert);
         tx.commit().unwrap();
     }
-    let start = Instant::now();
-    for chunk in rows.chunks(wallet::ledger::DEFAULT_CHUNK_SIZE) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO t (src, dst, amount, status, created_at) VALUES (?1, ?2, ?3, 'PENDING', 0)")
-                .unwrap();
-            for &(src, dst, amount) in chunk {
-                insert.execute(params![src, dst, amount]).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-    let append = start.elapsed();
+    let append = append_rows(
+        &mut conn,
+        &rows,
+        "INSERT INTO t (src, dst, amount, status, created_at) VALUES (?1, ?2, ?3, 'PENDING', 0)",
+    );
     let start = Instant::now();
     // (balance, last tx_id, touched this batch) by account id.
     let mut accounts: Vec<(i64, Option<i64>, bool)> = Vec::new();
@@ -1172,23 +1169,14 @@ fn bare_write_once(db: &Path, settings: &Settings) -> (Duration, Duration) {
     }
     let decide = start.elapsed();
     drop(conn);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
-        let _ = fs::remove_file(path);
-    }
+    remove_ledger(db);
     (append, decide)
 }
 
 /// Bare inserts of the same rows in chunks of the same size, ids known up
 /// front, with the connection settings `wallet` uses (CHECKs off).
 fn bare_ingest(db: &Path, settings: &Settings, keyed: bool) -> Duration {
-    let rows: Vec<(i64, i64, i64)> = workload(settings)
-        .map(|(src, dst, amount)| {
-            let id = |s: Option<usize>| s.map_or(0, |u| u as i64 + 1);
-            (id(src), id(dst), amount)
-        })
-        .collect();
+    let rows = workload_rows(settings);
     let mut conn = connect(db);
     // The settings `wallet transfer --batch` runs its inserts with.
     conn.pragma_update(None, "cache_size", -32 * 1024).unwrap();
