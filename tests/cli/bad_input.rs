@@ -329,7 +329,7 @@ fn sql_fragments_and_unicode_are_stored_verbatim_as_bound_parameters() {
         other => crate::common::no_case(other),
     });
     let expected = match crate::common::engine().name() {
-        "sqlite" => "11",
+        "sqlite" => "12",
         "postgres" => "10",
         other => crate::common::no_case(other),
     };

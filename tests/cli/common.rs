@@ -499,17 +499,37 @@ pub(crate) fn no_case(engine: &str) -> ! {
     panic!("this test has no case for the engine {engine}")
 }
 
+/// The text of [`SQLITE_TO_VERSION_9`], for the steps further back to
+/// start with.
+macro_rules! sqlite_to_version_9 {
+    () => {
+        "DROP TABLE queue_mark;
+DROP INDEX transfers_captured;
+CREATE INDEX transfers_pending ON transfers (tx_id) WHERE status = 'PENDING';
+PRAGMA user_version = 9;"
+    };
+}
+
+/// SQL that takes a ledger file of the current schema (version 10) back to
+/// what version 9 built, text for text: the queue read through an index of
+/// its PENDING rows, with no mark.
+pub(crate) const SQLITE_TO_VERSION_9: &str = sqlite_to_version_9!();
+
 /// The text of [`SQLITE_TO_VERSION_8`], for the steps further back to
 /// start with.
 macro_rules! sqlite_to_version_8 {
     () => {
-        "DROP INDEX transfers_pending;
+        concat!(
+            sqlite_to_version_9!(),
+            "
+DROP INDEX transfers_pending;
 CREATE INDEX transfers_pending ON transfers (status) WHERE status = 'PENDING';
 PRAGMA user_version = 8;"
+        )
     };
 }
 
-/// SQL that takes a ledger file of the current schema (version 9) back to
+/// SQL that takes a ledger file of the current schema (version 10) back to
 /// what version 8 built, text for text: the queue's index keyed by status.
 pub(crate) const SQLITE_TO_VERSION_8: &str = sqlite_to_version_8!();
 
@@ -533,7 +553,7 @@ PRAGMA user_version = 7;"
     };
 }
 
-/// SQL that takes a ledger file of the current schema (version 9) back to
+/// SQL that takes a ledger file of the current schema (version 10) back to
 /// what version 7 built, text for text: one currency, no exchange pairs.
 /// Each added column carries only its own check, so it can be dropped.
 pub(crate) const SQLITE_TO_VERSION_7: &str = sqlite_to_version_7!();

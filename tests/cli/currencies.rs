@@ -48,7 +48,7 @@ fn added(code: &str, scale: u8, replayed: bool) -> Added {
 /// before currencies, the version that leaves, and the current one.
 fn before_currencies() -> (&'static str, i64, i64) {
     match engine().name() {
-        "sqlite" => (SQLITE_TO_VERSION_7, 7, 9),
+        "sqlite" => (SQLITE_TO_VERSION_7, 7, 10),
         "postgres" => (POSTGRES_TO_VERSION_6, 6, 9),
         other => no_case(other),
     }

@@ -135,9 +135,9 @@ fn a_table_with_an_added_column_is_refused_and_reported() {
 fn a_dropped_index_is_refused_and_reported() {
     let s = ledger();
     s.sqlite()
-        .execute_batch("DROP INDEX transfers_pending")
+        .execute_batch("DROP INDEX transfers_captured")
         .unwrap();
-    let missing = "'transfers_pending' of the wallet schema is missing";
+    let missing = "'transfers_captured' of the wallet schema is missing";
     refused_everywhere(&s, missing);
     verify_names(&s, missing);
 }

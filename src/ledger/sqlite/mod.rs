@@ -26,6 +26,7 @@ mod holds;
 mod kept_files;
 mod policies;
 mod queue;
+mod queue_mark;
 mod reports;
 mod schema;
 mod settle;

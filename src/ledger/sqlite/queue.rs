@@ -463,6 +463,7 @@ fn write_rows(
     ids: &mut Vec<i64>,
 ) -> SqlResult<()> {
     ids.clear();
+    super::queue_mark::keep_below_new_rows(tx)?;
     let extras = |row: &NewRow| {
         group[row.line]
             .transfer

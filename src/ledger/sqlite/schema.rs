@@ -344,6 +344,28 @@ DROP INDEX transfers_pending;
 
 CREATE INDEX transfers_pending ON transfers (tx_id) WHERE status = 'PENDING';
 "#,
+    // 10: the queue is read by `tx_id` from a mark instead of through an
+    // index of its PENDING rows, which every transfer entered as it was
+    // queued and left as it was settled: a sixth of queueing and settling
+    // one. Settle decides the oldest PENDING rows first, so none but a
+    // captured hold (PENDING again under its old `tx_id`) lies below the
+    // first `tx_id` a batch has not reached, `next_tx`; captured holds keep
+    // a small index of their own. The mark starts at the oldest PENDING
+    // row that is not a captured hold.
+    r#"
+DROP INDEX transfers_pending;
+
+CREATE INDEX transfers_captured ON transfers (tx_id) WHERE status = 'PENDING' AND hold_amount IS NOT NULL;
+
+CREATE TABLE queue_mark (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    next_tx     INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO queue_mark (id, next_tx)
+    SELECT 1, coalesce((SELECT min(tx_id) FROM transfers WHERE status = 'PENDING' AND hold_amount IS NULL),
+                       (SELECT max(tx_id) + 1 FROM transfers), 1);
+"#,
 ];
 
 /// The schema version this binary writes and fully understands.
@@ -368,14 +390,15 @@ pub(super) const EXPECTED_OBJECTS: &[(&str, &str)] = &[
     ("table", "policy_changes"),
     ("index", "policy_changes_by_account"),
     ("table", "postings"),
+    ("table", "queue_mark"),
     ("table", "settle_log"),
     ("index", "settle_log_by_time"),
     ("index", "settle_log_by_tx"),
     ("table", "transfers"),
     ("index", "transfers_by_key"),
     ("index", "transfers_by_refund_of"),
+    ("index", "transfers_captured"),
     ("index", "transfers_held_by_expiry"),
-    ("index", "transfers_pending"),
     ("index", "transfers_unapplied_by_dst"),
     ("index", "transfers_unapplied_by_src"),
 ];

@@ -7,6 +7,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, para
 use super::CommitWatch;
 use super::columns;
 use super::error::{SqlResult, commit};
+use super::queue_mark;
 use super::slots;
 use crate::error::WalletError;
 use crate::ledger::clock;
@@ -21,8 +22,11 @@ use std::collections::hash_map::Entry;
 
 pub(super) fn pending_count(conn: &Connection) -> SqlResult<u64> {
     let count: i64 = conn.query_row(
-        "SELECT count(*) FROM transfers WHERE status = 'PENDING'",
-        [],
+        &format!(
+            "SELECT count(*) FROM ({})",
+            queue_mark::queue_sql("tx_id", "")
+        ),
+        [queue_mark::read(conn)?],
         |row| row.get(0),
     )?;
     Ok(count as u64)
@@ -94,15 +98,19 @@ fn settle_batch_in_one_transaction(
         .optional()?;
     let now = rules::settle::batch_instant(clock::now_ms(), previous);
     let expired = expire_holds(&tx, now, cache)?;
+    let mark = queue_mark::read(&tx)?;
     cache.due.clear();
     {
         // One row past the cap: if the cap falls between an exchange's
         // legs, the second comes too.
-        let mut stmt = tx.prepare_cached(
-            "SELECT tx_id, src, dst, amount, refund_of, currency, pair_tx_id FROM transfers
-             WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
-        )?;
-        let mut rows = stmt.query([i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1)])?;
+        let mut stmt = tx.prepare_cached(&queue_mark::queue_sql(
+            "tx_id, src, dst, amount, refund_of, currency, pair_tx_id",
+            " ORDER BY tx_id LIMIT ?2",
+        ))?;
+        let mut rows = stmt.query([
+            mark,
+            i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1),
+        ])?;
         while let Some(row) = rows.next()? {
             cache.due.push(Due {
                 tx_id: columns::int(row, 0)?,
@@ -214,6 +222,7 @@ fn settle_batch_in_one_transaction(
         &mut cache.postings,
     )?;
     log_batch(&tx, now, &cache.due, &cache.outcomes)?;
+    queue_mark::passed(&tx, mark, last)?;
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",

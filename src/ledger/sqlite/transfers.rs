@@ -246,9 +246,9 @@ pub(super) fn history(
 /// user with ten transfers or a million: decided transfers (and COMPLETED
 /// ones) from the user's `postings`; FAILED and CANCELLED, which may be
 /// rare in a long history, from the partial `transfers_unapplied_by_*`
-/// indexes; PENDING ones from the queue's own `transfers_pending`, read
-/// newest first and filtered by user, whose length is bounded by how often
-/// `settle` runs. The indexes are named because statistics from a ledger
+/// indexes; PENDING ones from the queue (the table from its mark on, and
+/// the captured holds' own index), read newest first and filtered by user,
+/// whose length is bounded by how often `settle` runs. The indexes are named because statistics from a ledger
 /// where one user dominates can tempt the planner into walking the whole
 /// table backwards, which is ruinous for every other user.
 fn history_sql(status: Option<Status>) -> String {
@@ -258,11 +258,19 @@ fn history_sql(status: Option<Status>) -> String {
                  WHERE p.account = ?1 AND p.tx_id < ?2 ORDER BY p.tx_id DESC LIMIT ?3)"
         )
     };
+    // The queue: its rows from the mark on, along the table, and the
+    // captured holds (`queue_mark::queue_sql`). With the mark's row
+    // gone, the walk starts at the first row, slower but whole.
     let pending = |filter: &str| {
         format!(
-            "SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY transfers_pending
-                 WHERE status = 'PENDING'{filter} AND (src = ?1 OR dst = ?1) AND tx_id < ?2
-                 ORDER BY tx_id DESC LIMIT ?3)"
+            "SELECT tx_id FROM (SELECT tx_id FROM transfers NOT INDEXED
+                 WHERE tx_id >= coalesce((SELECT next_tx FROM queue_mark WHERE id = 1), 0)
+                 AND tx_id < ?2 AND status = 'PENDING' AND hold_amount IS NULL{filter}
+                 AND (src = ?1 OR dst = ?1) ORDER BY tx_id DESC LIMIT ?3)
+             UNION ALL
+             SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY transfers_captured
+                 WHERE status = 'PENDING' AND hold_amount IS NOT NULL{filter}
+                 AND (src = ?1 OR dst = ?1) AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)"
         )
     };
     let unapplied = |side: &str| {
@@ -380,14 +388,17 @@ mod tests {
     /// table scan and no sort.
     fn assert_served_by_indexes(conn: &Connection) {
         let postings = "SEARCH p USING PRIMARY KEY (account=? AND tx_id<?)".to_string();
-        let pending = "SEARCH transfers USING INDEX transfers_pending (tx_id<?)".to_string();
+        let pending = vec![
+            "SEARCH transfers USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)".to_string(),
+            "SEARCH transfers USING INDEX transfers_captured (tx_id<?)".to_string(),
+        ];
         let unapplied = |column: &str| {
             format!(
                 "SEARCH transfers USING INDEX transfers_unapplied_by_{column} ({column}=? AND status=? AND tx_id<?)"
             )
         };
         let cases = [
-            (None, vec![postings.clone(), pending.clone()]),
+            (None, [vec![postings.clone()], pending.clone()].concat()),
             (Some(Status::Completed), vec![postings]),
             (
                 Some(Status::Failed),
@@ -397,7 +408,7 @@ mod tests {
                 Some(Status::Cancelled),
                 vec![unapplied("src"), unapplied("dst")],
             ),
-            (Some(Status::Pending), vec![pending]),
+            (Some(Status::Pending), pending),
         ];
         for (status, reads) in cases {
             let plan = plan(conn, status);

@@ -337,7 +337,41 @@ fn transfer_fields(conn: &Connection) -> SqlResult<Check> {
     while let Some(row) = rows.next()? {
         findings.push(unknown_currency_problem(row.get(0)?, row.get(1)?));
     }
+    queue_problems(conn, &mut findings)?;
     Ok(findings.into_check(TRANSFER_FIELDS.0, TRANSFER_FIELDS.1.into()))
+}
+
+/// Settle reads the queue from its mark on (`queue_mark::queue_sql`): a
+/// PENDING transfer below the mark that is not a captured hold would never
+/// be settled, its reservation held for good.
+fn queue_problems(conn: &Connection, findings: &mut Findings) -> SqlResult<()> {
+    let Some(mark) = conn
+        .query_row("SELECT next_tx FROM queue_mark WHERE id = 1", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()?
+    else {
+        findings.push(Problem::about_file(
+            "the queue_mark row (where settle starts reading the queue) is missing",
+        ));
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(
+        "SELECT tx_id FROM transfers
+          WHERE tx_id < ?1 AND status = 'PENDING' AND hold_amount IS NULL ORDER BY tx_id",
+    )?;
+    let mut rows = stmt.query([mark])?;
+    while let Some(row) = rows.next()? {
+        let tx_id: i64 = row.get(0)?;
+        findings.push(Problem {
+            user: None,
+            tx_id: Some(tx_id),
+            message: format!(
+                "transfer {tx_id} is PENDING below where settle starts reading the queue (transfer {mark}), so no settle would reach it"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads every account and tallies the transfers in one sequential pass.

@@ -1,0 +1,64 @@
+//! Where settle starts reading the queue. A ledger file keeps no index of
+//! its PENDING transfers, which every transfer would enter as it was
+//! queued and leave as it was settled: settle decides the oldest PENDING
+//! rows first, so none lies below the first `tx_id` a batch has not reached
+//! (`queue_mark.next_tx`) but a captured hold, PENDING again under its old
+//! id, which `transfers_captured` indexes.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use super::error::SqlResult;
+use crate::error::WalletError;
+
+/// The PENDING transfers, as a compound `SELECT` of `columns` (and then
+/// `order`, which a caller may give), `?1` bound to [`read`]: every row
+/// from the mark on, read along the table, and the captured holds from
+/// their own index. The two parts are disjoint, each in `tx_id` order, so
+/// `ORDER BY tx_id` merges them without a sort.
+pub(super) fn queue_sql(columns: &str, order: &str) -> String {
+    format!(
+        "SELECT {columns} FROM transfers
+          WHERE tx_id >= ?1 AND status = 'PENDING' AND hold_amount IS NULL
+         UNION ALL
+         SELECT {columns} FROM transfers INDEXED BY transfers_captured
+          WHERE status = 'PENDING' AND hold_amount IS NOT NULL{order}"
+    )
+}
+
+/// The mark: no PENDING transfer lies below it but a captured hold.
+pub(super) fn read(conn: &Connection) -> SqlResult<i64> {
+    conn.prepare_cached("SELECT next_tx FROM queue_mark WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            WalletError::Integrity(
+                "the ledger has no queue_mark row, so where its queue starts is unknown; run `wallet verify`"
+                    .into(),
+            )
+            .into()
+        })
+}
+
+/// Moves the mark past a settle batch that read the queue from `mark` and
+/// decided every PENDING row up to `last`, the oldest ones.
+pub(super) fn passed(tx: &Transaction<'_>, mark: i64, last: i64) -> SqlResult<()> {
+    if last >= mark {
+        tx.prepare_cached("UPDATE queue_mark SET next_tx = ?1 WHERE id = 1")?
+            .execute([last + 1])?;
+    }
+    Ok(())
+}
+
+/// Keeps the rows about to be queued at or above the mark. A new row takes
+/// the largest id plus one, which lies below the mark only when the newest
+/// transfers were deleted by hand since a batch passed them; the mark then
+/// comes down to it, which never hides a row (the rows between are gone).
+/// In a sound ledger this writes nothing.
+pub(super) fn keep_below_new_rows(tx: &Transaction<'_>) -> SqlResult<()> {
+    tx.prepare_cached(
+        "UPDATE queue_mark SET next_tx = (SELECT coalesce(max(tx_id), 0) + 1 FROM transfers)
+          WHERE id = 1 AND next_tx > (SELECT coalesce(max(tx_id), 0) + 1 FROM transfers)",
+    )?
+    .execute([])?;
+    Ok(())
+}
