@@ -184,7 +184,7 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;settle'= {
             cand --limit 'Settle at most N transfers (N + 1 when the cap falls between an exchange''s two legs, which settle together)'
-            cand --batch-size 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]'
+            cand --batch-size 'Transfers applied per transaction [default: 200000 on a ledger file, 1000 on PostgreSQL]'
             cand --interval 'With --watch: how long to sleep when the queue is empty'
             cand --workers 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)'
             cand --db 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)'

@@ -140,7 +140,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand exchange" -l json -d 'Prin
 complete -c wallet -n "__fish_wallet_using_subcommand exchange" -s q -l quiet -d 'Print nothing on success but the data asked for'
 complete -c wallet -n "__fish_wallet_using_subcommand exchange" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l limit -d 'Settle at most N transfers (N + 1 when the cap falls between an exchange\'s two legs, which settle together)' -r -f
-complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction [default: 100000 on a ledger file, 1000 on PostgreSQL]' -r -f
+complete -c wallet -n "__fish_wallet_using_subcommand settle" -l batch-size -d 'Transfers applied per transaction [default: 200000 on a ledger file, 1000 on PostgreSQL]' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l interval -d 'With --watch: how long to sleep when the queue is empty' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l workers -d 'Settle with N workers, each on its own connection (PostgreSQL; a ledger file uses one)' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand settle" -l db -d 'The ledger: a file path, or a postgres:// URL (?schema=NAME picks the ledger, default wallet)' -r -F

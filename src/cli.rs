@@ -904,7 +904,7 @@ pub struct SettleArgs {
           value_parser = count::<1_000_000_000_000>)]
     pub limit: Option<u64>,
 
-    /// Transfers applied per transaction [default: 100000 on a ledger file,
+    /// Transfers applied per transaction [default: 200000 on a ledger file,
     /// 1000 on PostgreSQL]
     #[arg(long, value_name = "N",
           allow_negative_numbers = true, value_parser = count::<1_000_000>)]
