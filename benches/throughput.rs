@@ -1203,30 +1203,37 @@ fn bare_ingest(db: &Path, settings: &Settings, keyed: bool) -> Duration {
     start.elapsed()
 }
 
-/// The reference settle loop: per batch, read the oldest PENDING rows,
-/// decide each against balances held in memory, update each row, then
-/// each touched account once, with CHECK constraints off as `wallet` has
-/// them for its transfer rows. (It leaves the pending sums alone, so it
-/// does slightly less row work than `wallet settle`.)
+/// The reference settle loop: per batch, read the oldest PENDING rows
+/// along the table from where the last batch stopped (as `wallet` reads
+/// its queue from its mark), decide each against balances held in memory,
+/// update each row, then each touched account once, with CHECK constraints
+/// off as `wallet` has them for its transfer rows. (It leaves the pending
+/// sums and the mark alone, so it does slightly less row work than
+/// `wallet settle`.)
 fn bare_settle(db: &Path, batch: usize) -> Duration {
     let mut conn = connect(db);
     conn.pragma_update(None, "ignore_check_constraints", true)
         .unwrap();
     let start = Instant::now();
+    let mut mark = 0i64;
     loop {
         let tx = conn.transaction().unwrap();
         let due: Vec<(i64, i64, i64, i64)> = tx
             .prepare_cached(
-                "SELECT tx_id, src, dst, amount FROM transfers WHERE status = 'PENDING' ORDER BY tx_id LIMIT ?1",
+                "SELECT tx_id, src, dst, amount FROM transfers
+                  WHERE tx_id >= ?1 AND status = 'PENDING' ORDER BY tx_id LIMIT ?2",
             )
             .unwrap()
-            .query_map([batch as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_map([mark, batch as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        if due.is_empty() {
+        let Some(&(last, ..)) = due.last() else {
             break;
-        }
+        };
+        mark = last + 1;
         let mut balances: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         {
             let mut load = tx
