@@ -675,9 +675,9 @@ impl Default for SettleOptions {
 /// as many account rows as it settles transfers. Settling a million such
 /// transfers took a third less CPU in batches of 50,000 than of 10,000, a
 /// tenth less again at 100,000, and 12 % less time again at 200,000, for
-/// about 185 bytes of memory a transfer (37 MB a batch, under settle's
-/// 64 MB budget on a ledger of ten million) and a write lock held about
-/// half a second.
+/// about 185 bytes of memory a transfer (37 MB a batch; settle peaked at
+/// 56 MB on a ledger of ten million, under the 64 MB the performance page
+/// holds it to) and a write lock held about half a second.
 pub const DEFAULT_BATCH_SIZE: usize = 200_000;
 
 /// Transfers per settle transaction on PostgreSQL by default. A batch locks

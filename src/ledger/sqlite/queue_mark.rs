@@ -44,9 +44,26 @@ pub(super) fn read(conn: &Connection) -> SqlResult<i64> {
 pub(super) fn passed(tx: &Transaction<'_>, mark: i64, last: i64) -> SqlResult<()> {
     if last >= mark {
         tx.prepare_cached("UPDATE queue_mark SET next_tx = ?1 WHERE id = 1")?
-            .execute([last + 1])?;
+            .execute([last.saturating_add(1)])?;
     }
     Ok(())
+}
+
+/// The first id past every transfer, which no row holds yet (at most the
+/// largest id a row can take).
+const PAST_THE_LAST: &str =
+    "(SELECT min(coalesce(max(tx_id), 0), 9223372036854775806) + 1 FROM transfers)";
+
+/// Moves the mark past every transfer once nothing is PENDING, so that
+/// the rows a batch never took (cancelled transfers, holds) are not walked
+/// again by every settle, count and history page. Whether it moved.
+pub(super) fn past_everything(tx: &Transaction<'_>) -> SqlResult<bool> {
+    let moved = tx
+        .prepare_cached(&format!(
+            "UPDATE queue_mark SET next_tx = {PAST_THE_LAST} WHERE id = 1 AND next_tx < {PAST_THE_LAST}"
+        ))?
+        .execute([])?;
+    Ok(moved > 0)
 }
 
 /// Keeps the rows about to be queued at or above the mark. A new row takes
@@ -55,10 +72,9 @@ pub(super) fn passed(tx: &Transaction<'_>, mark: i64, last: i64) -> SqlResult<()
 /// comes down to it, which never hides a row (the rows between are gone).
 /// In a sound ledger this writes nothing.
 pub(super) fn keep_below_new_rows(tx: &Transaction<'_>) -> SqlResult<()> {
-    tx.prepare_cached(
-        "UPDATE queue_mark SET next_tx = (SELECT coalesce(max(tx_id), 0) + 1 FROM transfers)
-          WHERE id = 1 AND next_tx > (SELECT coalesce(max(tx_id), 0) + 1 FROM transfers)",
-    )?
+    tx.prepare_cached(&format!(
+        "UPDATE queue_mark SET next_tx = {PAST_THE_LAST} WHERE id = 1 AND next_tx > {PAST_THE_LAST}"
+    ))?
     .execute([])?;
     Ok(())
 }

@@ -351,12 +351,9 @@ CREATE INDEX transfers_pending ON transfers (tx_id) WHERE status = 'PENDING';
     // captured hold (PENDING again under its old `tx_id`) lies below the
     // first `tx_id` a batch has not reached, `next_tx`; captured holds keep
     // a small index of their own. The mark starts at the oldest PENDING
-    // row that is not a captured hold.
+    // row that is not a captured hold, found through the old index before
+    // it goes.
     r#"
-DROP INDEX transfers_pending;
-
-CREATE INDEX transfers_captured ON transfers (tx_id) WHERE status = 'PENDING' AND hold_amount IS NOT NULL;
-
 CREATE TABLE queue_mark (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     next_tx     INTEGER NOT NULL
@@ -364,7 +361,11 @@ CREATE TABLE queue_mark (
 
 INSERT INTO queue_mark (id, next_tx)
     SELECT 1, coalesce((SELECT min(tx_id) FROM transfers WHERE status = 'PENDING' AND hold_amount IS NULL),
-                       (SELECT max(tx_id) + 1 FROM transfers), 1);
+                       (SELECT min(max(tx_id), 9223372036854775806) + 1 FROM transfers), 1);
+
+DROP INDEX transfers_pending;
+
+CREATE INDEX transfers_captured ON transfers (tx_id) WHERE status = 'PENDING' AND hold_amount IS NOT NULL;
 "#,
 ];
 

@@ -126,11 +126,20 @@ fn settle_batch_in_one_transaction(
     let read = cache.due.len();
     let claimed = claimed(&cache.due, max)?;
     cache.due.truncate(claimed);
+    let drained = read as u64 <= max && claimed == read;
     let (Some(first), Some(last)) = (cache.due.first(), cache.due.last()) else {
-        if expired > 0 {
+        // Nothing PENDING (the window was empty, not cut to nothing by the
+        // cap): rows past the mark (cancelled transfers, holds) need not be
+        // walked again.
+        let moved = read == 0 && queue_mark::past_everything(&tx)?;
+        if expired > 0 || moved {
             commit(
                 tx,
-                &format!("the expiry of {expired} holds"),
+                &if expired > 0 {
+                    format!("the expiry of {expired} holds")
+                } else {
+                    "the queue's mark".to_string()
+                },
                 "`wallet settle` again marks any that are left",
             )?;
         }
@@ -199,9 +208,9 @@ fn settle_batch_in_one_transaction(
     }
     let marked = tx
         .prepare_cached(
-            // A walk along the rowid range updates in one pass; through the
-            // status index SQLite would first collect the rowids, since the
-            // update moves rows out of the index it walks.
+            // A walk along the rowid range updates in one pass; through an
+            // index of PENDING rows (the captured holds') SQLite would first
+            // collect the rowids, since the update moves rows out of it.
             "UPDATE transfers NOT INDEXED SET status = 'COMPLETED', settled_at = ?1
              WHERE tx_id BETWEEN ?2 AND ?3 AND status = 'PENDING'",
         )?
@@ -223,6 +232,9 @@ fn settle_batch_in_one_transaction(
     )?;
     log_batch(&tx, now, &cache.due, &cache.outcomes)?;
     queue_mark::passed(&tx, mark, last)?;
+    if drained {
+        queue_mark::past_everything(&tx)?;
+    }
     {
         let mut write = tx.prepare_cached(
             "UPDATE accounts SET balance = ?2, pending_in = ?3, pending_out = ?4 WHERE id = ?1",
@@ -256,10 +268,7 @@ fn settle_batch_in_one_transaction(
     // The batch is the oldest PENDING transfers under the write lock, up to
     // `max` and one more to keep a pair whole: it drained the queue if it
     // took every row it read and there was no row past the cap.
-    Ok(BatchCounts {
-        drained: read as u64 <= max && claimed == read,
-        ..counts
-    })
+    Ok(BatchCounts { drained, ..counts })
 }
 
 /// How many of the oldest PENDING transfers, `window` (read one past the

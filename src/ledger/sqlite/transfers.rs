@@ -241,16 +241,17 @@ pub(super) fn history(
 /// The page query of [`history`]: `?1` user id, `?2` exclusive upper
 /// bound on `tx_id`, `?3` page size and, with a status, `?4` that status.
 ///
-/// Each part is an index range read newest first and stopped after `?3`
-/// rows, and the short lists are merged, so a page costs the same for a
-/// user with ten transfers or a million: decided transfers (and COMPLETED
-/// ones) from the user's `postings`; FAILED and CANCELLED, which may be
-/// rare in a long history, from the partial `transfers_unapplied_by_*`
-/// indexes; PENDING ones from the queue (the table from its mark on, and
-/// the captured holds' own index), read newest first and filtered by user,
-/// whose length is bounded by how often `settle` runs. The indexes are named because statistics from a ledger
-/// where one user dominates can tempt the planner into walking the whole
-/// table backwards, which is ruinous for every other user.
+/// Each part is a range read newest first and stopped after `?3` rows,
+/// and the short lists are merged, so a page costs the same for a user
+/// with ten transfers or a million: decided transfers (and COMPLETED ones)
+/// from the user's `postings`; FAILED and CANCELLED, which may be rare in a
+/// long history, from the partial `transfers_unapplied_by_*` indexes;
+/// PENDING ones from the queue (the table from its mark on, and the
+/// captured holds' own index), read newest first and filtered by user,
+/// whose length is bounded by how often `settle` runs. The indexes (and the
+/// table's own order) are named because statistics from a ledger where one
+/// user dominates can tempt the planner into walking the whole table
+/// backwards, which is ruinous for every other user.
 fn history_sql(status: Option<Status>) -> String {
     let decided = |join: &str| {
         format!(
