@@ -5,10 +5,19 @@
 //! (`queue_mark.next_tx`) but a captured hold, PENDING again under its old
 //! id, which `transfers_captured` indexes.
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use super::error::SqlResult;
 use crate::error::WalletError;
+
+/// The queue's rows from the mark on: PENDING, and not a captured hold.
+pub(super) const FROM_MARK: &str = "status = 'PENDING' AND hold_amount IS NULL";
+
+/// The queue's captured holds, wherever they lie: `transfers_captured`.
+pub(super) const CAPTURED: &str = "status = 'PENDING' AND hold_amount IS NOT NULL";
+
+/// The mark, as a scalar subquery.
+pub(super) const MARK: &str = "(SELECT next_tx FROM queue_mark WHERE id = 1)";
 
 /// The PENDING transfers, as a compound `SELECT` of `columns` (and then
 /// `order`, which a caller may give), `?1` bound to [`read`]: every row
@@ -17,20 +26,22 @@ use crate::error::WalletError;
 /// `ORDER BY tx_id` merges them without a sort.
 pub(super) fn queue_sql(columns: &str, order: &str) -> String {
     format!(
-        "SELECT {columns} FROM transfers
-          WHERE tx_id >= ?1 AND status = 'PENDING' AND hold_amount IS NULL
+        "SELECT {columns} FROM transfers WHERE tx_id >= ?1 AND {FROM_MARK}
          UNION ALL
-         SELECT {columns} FROM transfers INDEXED BY transfers_captured
-          WHERE status = 'PENDING' AND hold_amount IS NOT NULL{order}"
+         SELECT {columns} FROM transfers INDEXED BY transfers_captured WHERE {CAPTURED}{order}"
     )
+}
+
+/// The mark, if its row is there.
+pub(super) fn find(conn: &Connection) -> SqlResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {MARK}"))?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// The mark: no PENDING transfer lies below it but a captured hold.
 pub(super) fn read(conn: &Connection) -> SqlResult<i64> {
-    conn.prepare_cached("SELECT next_tx FROM queue_mark WHERE id = 1")?
-        .query_row([], |row| row.get(0))
-        .optional()?
-        .ok_or_else(|| {
+    find(conn)?.ok_or_else(|| {
             WalletError::Integrity(
                 "the ledger has no queue_mark row, so where its queue starts is unknown; run `wallet verify`"
                     .into(),

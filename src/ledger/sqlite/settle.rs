@@ -231,9 +231,10 @@ fn settle_batch_in_one_transaction(
         &mut cache.postings,
     )?;
     log_batch(&tx, now, &cache.due, &cache.outcomes)?;
-    queue_mark::passed(&tx, mark, last)?;
     if drained {
         queue_mark::past_everything(&tx)?;
+    } else {
+        queue_mark::passed(&tx, mark, last)?;
     }
     {
         let mut write = tx.prepare_cached(

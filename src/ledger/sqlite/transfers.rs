@@ -263,14 +263,14 @@ fn history_sql(status: Option<Status>) -> String {
     // captured holds (`queue_mark::queue_sql`). With the mark's row
     // gone, the walk starts at the first row, slower but whole.
     let pending = |filter: &str| {
+        use super::queue_mark::{CAPTURED, FROM_MARK, MARK};
         format!(
             "SELECT tx_id FROM (SELECT tx_id FROM transfers NOT INDEXED
-                 WHERE tx_id >= coalesce((SELECT next_tx FROM queue_mark WHERE id = 1), 0)
-                 AND tx_id < ?2 AND status = 'PENDING' AND hold_amount IS NULL{filter}
+                 WHERE tx_id >= coalesce({MARK}, 0) AND tx_id < ?2 AND {FROM_MARK}{filter}
                  AND (src = ?1 OR dst = ?1) ORDER BY tx_id DESC LIMIT ?3)
              UNION ALL
              SELECT tx_id FROM (SELECT tx_id FROM transfers INDEXED BY transfers_captured
-                 WHERE status = 'PENDING' AND hold_amount IS NOT NULL{filter}
+                 WHERE {CAPTURED}{filter}
                  AND (src = ?1 OR dst = ?1) AND tx_id < ?2 ORDER BY tx_id DESC LIMIT ?3)"
         )
     };

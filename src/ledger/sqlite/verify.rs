@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{ErrorContext, Fault, SqlResult};
+use super::queue_mark;
 use super::schema;
 use crate::ledger::model::{
     BalanceKey, Check, Findings, MAX_LISTED_PROBLEMS, Problem, Status, VerifyOptions, VerifyReport,
@@ -355,21 +356,16 @@ fn queue_problems(conn: &Connection, findings: &mut Findings) -> SqlResult<()> {
     if table == 0 {
         return Ok(());
     }
-    let Some(mark) = conn
-        .query_row("SELECT next_tx FROM queue_mark WHERE id = 1", [], |row| {
-            row.get::<_, i64>(0)
-        })
-        .optional()?
-    else {
+    let Some(mark) = queue_mark::find(conn)? else {
         findings.push(Problem::about_file(
             "the queue_mark row (where settle starts reading the queue) is missing",
         ));
         return Ok(());
     };
-    let mut stmt = conn.prepare(
-        "SELECT tx_id FROM transfers
-          WHERE tx_id < ?1 AND status = 'PENDING' AND hold_amount IS NULL ORDER BY tx_id",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT tx_id FROM transfers WHERE tx_id < ?1 AND {} ORDER BY tx_id",
+        queue_mark::FROM_MARK
+    ))?;
     let mut rows = stmt.query([mark])?;
     while let Some(row) = rows.next()? {
         let tx_id: i64 = row.get(0)?;
