@@ -261,7 +261,22 @@ struct Facts<'f, 's, 'c> {
     now: i64,
     cache: &'f mut IngestCache,
     statements: &'f mut Statements<'s>,
-    keys: FastMap<String, StoredKey>,
+    keys: StoredKeys,
+}
+
+/// What a group's plan is told of the keys stored before it.
+enum StoredKeys {
+    /// Read ahead by one statement.
+    Read(FastMap<String, StoredKey>),
+    /// Taken to be none, which the unique index on keys then checks as the
+    /// group's one statement writes its rows: on a new ledger or a stream
+    /// of new keys, the look-up a key would take before its insert is the
+    /// same B-tree descent the insert takes again. The pending sums the
+    /// plan replaces are kept, so that a group the index refuses can be
+    /// decided again over its keys as read.
+    AssumedNone {
+        replaced: Vec<(BalanceKey, Pending)>,
+    },
 }
 
 impl ChunkFacts for Facts<'_, '_, '_> {
@@ -272,7 +287,10 @@ impl ChunkFacts for Facts<'_, '_, '_> {
     }
 
     fn stored_key(&mut self, key: &IdempotencyKey) -> SqlResult<Option<StoredKey>> {
-        Ok(self.keys.get(key.as_str()).cloned())
+        Ok(match &self.keys {
+            StoredKeys::Read(found) => found.get(key.as_str()).cloned(),
+            StoredKeys::AssumedNone { .. } => None,
+        })
     }
 
     fn sums(&mut self, key: BalanceKey) -> SqlResult<PendingSums> {
@@ -287,6 +305,9 @@ impl ChunkFacts for Facts<'_, '_, '_> {
 
     fn set_sums(&mut self, key: BalanceKey, sums: PendingSums) {
         if let Some(pending) = self.cache.accounts.get_mut(&key) {
+            if let StoredKeys::AssumedNone { replaced } = &mut self.keys {
+                replaced.push((key, *pending));
+            }
             pending.out = sums.out;
             pending.r#in = sums.r#in;
             pending.dirty = true;
@@ -324,6 +345,7 @@ fn ingest(
     let mut group: Vec<BatchLine> = Vec::new();
     let mut ids: Vec<i64> = Vec::new();
     let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
+    let mut assume_new = true;
     loop {
         group.clear();
         for item in (&mut *lines).take(LINES_PER_GROUP) {
@@ -332,18 +354,15 @@ fn ingest(
         if group.is_empty() {
             break;
         }
-        let keys = stored_keys(&mut statements.by_keys, &group)?;
-        let plan = {
-            let mut facts = Facts {
-                tx,
-                now,
-                cache: &mut *cache,
-                statements: &mut statements,
-                keys,
-            };
-            rules::plan::plan_chunk(&group, &mut facts, now, currencies)?
-        };
-        write_rows(tx, &group, &plan, now, &mut ids)?;
+        let plan = decide_and_write(
+            tx,
+            &group,
+            cache,
+            &mut statements,
+            (now, currencies),
+            &mut ids,
+            &mut assume_new,
+        )?;
         for (key, held) in &plan.held {
             slots::ensure(tx, *key, now)?;
             slots::execute(
@@ -396,6 +415,96 @@ fn ingest(
         pending.dirty = false;
     }
     Ok(span)
+}
+
+/// Decides a group and writes its rows, setting `ids` to theirs.
+///
+/// While `assume_new` holds, a group of keyed plain transfers is first
+/// decided as if no stored transfer held its keys, and written by one
+/// statement, so that the unique index on keys, refusing the statement
+/// whole, is the only look-up. If it does, the group is decided again over
+/// the keys it holds, read by one statement, as every other keyed group
+/// is, and the groups after it are read that way too (a retried stream
+/// replays keys in runs) until a read finds none.
+fn decide_and_write(
+    tx: &Transaction<'_>,
+    group: &[BatchLine],
+    cache: &mut IngestCache,
+    statements: &mut Statements<'_>,
+    (now, currencies): (i64, &Currencies),
+    ids: &mut Vec<i64>,
+    assume_new: &mut bool,
+) -> SqlResult<ChunkPlan> {
+    let keyed = group
+        .iter()
+        .filter_map(|line| line.transfer.as_ref().ok())
+        .any(|t| t.key().is_some());
+    if keyed && *assume_new && group.iter().all(is_plain) {
+        let mut facts = Facts {
+            tx,
+            now,
+            cache: &mut *cache,
+            statements: &mut *statements,
+            keys: StoredKeys::AssumedNone {
+                replaced: Vec::new(),
+            },
+        };
+        let plan = rules::plan::plan_chunk(group, &mut facts, now, currencies)?;
+        let StoredKeys::AssumedNone { replaced } = facts.keys else {
+            unreachable!("the facts were built assuming no stored keys")
+        };
+        if plan.held.is_empty() && plan.rows.iter().all(in_a_run) {
+            match write_rows(tx, group, &plan, now, ids) {
+                Ok(()) => return Ok(plan),
+                Err(fault) if !names_a_stored_key(&fault) => return Err(fault),
+                // The refused statement left no row behind it.
+                Err(_) => {}
+            }
+        }
+        for (key, pending) in replaced.into_iter().rev() {
+            cache.accounts.insert(key, pending);
+        }
+    }
+    let found = stored_keys(&mut statements.by_keys, group)?;
+    *assume_new = found.is_empty();
+    let keys = StoredKeys::Read(found);
+    let mut facts = Facts {
+        tx,
+        now,
+        cache,
+        statements,
+        keys,
+    };
+    let plan = rules::plan::plan_chunk(group, &mut facts, now, currencies)?;
+    write_rows(tx, group, &plan, now, ids)?;
+    Ok(plan)
+}
+
+/// A line read well that asks for a transfer in the ledger's default
+/// currency, or a line read badly (which writes no row).
+fn is_plain(line: &BatchLine) -> bool {
+    line.transfer.as_ref().map_or(true, |t| {
+        matches!(t.kind(), crate::ledger::model::Kind::Transfer)
+            && t.currency() == crate::money::CurrencyId::DEFAULT
+    })
+}
+
+/// Whether [`write_rows`] writes a row with the run of rows around it, by
+/// one statement.
+fn in_a_run(row: &NewRow) -> bool {
+    row.kind == RowKind::Transfer
+        && row.currency == crate::money::CurrencyId::DEFAULT
+        && row.leg.is_none()
+}
+
+/// Whether a write failed because a stored transfer already holds a key.
+fn names_a_stored_key(fault: &Fault) -> bool {
+    matches!(
+        fault,
+        Fault::Sql(rusqlite::Error::SqliteFailure(e, Some(message)))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                && message.contains("transfers.idem_key")
+    )
 }
 
 /// The transfers stored before this group that hold a key its lines use,
@@ -475,14 +584,7 @@ fn write_rows(
     };
     let mut rows = plan.rows.as_slice();
     while let Some(first) = rows.first() {
-        let run = rows
-            .iter()
-            .take_while(|row| {
-                row.kind == RowKind::Transfer
-                    && row.currency == crate::money::CurrencyId::DEFAULT
-                    && row.leg.is_none()
-            })
-            .count();
+        let run = rows.iter().take_while(|row| in_a_run(row)).count();
         if run == 0 {
             let (memo, key) = extras(first);
             let tx_id = match first.kind {
@@ -835,6 +937,76 @@ mod tests {
         );
         assert_eq!(pending(&mut ledger, "alice"), (100, 7));
         assert_eq!(pending(&mut ledger, "bob"), (7, 100));
+    }
+
+    /// Groups of new keys are written on the unique index's word alone; a
+    /// group holding a stored key, even one stored by an earlier group of
+    /// the same transaction, is decided again over what is stored, with
+    /// nothing of its first decision left in the rows or the sums.
+    #[test]
+    fn a_group_that_replays_a_stored_key_is_decided_again_over_it() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder::new(|| {});
+        let first = vec![line(1, "bob", "alice", 9, Some("old"))];
+        ledger
+            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        // One chunk of four groups: new keys; a replay of the first group's
+        // key, a conflict with another of its keys and a replay of the key
+        // stored before the batch among new keys; new keys again; and a
+        // group with no key at all.
+        let key = |n: u64| Some(format!("k{n}"));
+        let lines: Vec<_> = (1..=LINES_PER_GROUP as u64 * 4)
+            .map(|n| {
+                let (minor, key) = match n {
+                    70 => (5, Some("k5".to_string())),
+                    71 => (7, Some("k6".to_string())),
+                    72 => (9, Some("old".to_string())),
+                    n if n > LINES_PER_GROUP as u64 * 3 => (n as i64, None),
+                    n => (n as i64, key(n)),
+                };
+                line(n, "alice", "bob", minor, key.as_deref())
+            })
+            .collect();
+        sink.outcomes.clear();
+        let summary = ledger
+            .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        let total = LINES_PER_GROUP as i64 * 4;
+        assert_eq!(
+            (summary.queued, summary.replayed, summary.failed),
+            (total as u64 - 3, 1, 2),
+            "{:?}",
+            sink.outcomes
+        );
+        let answers: Vec<_> = sink
+            .outcomes
+            .iter()
+            .filter(|(n, _)| (69..=73).contains(n))
+            .map(|(n, o)| {
+                (
+                    *n,
+                    o.as_ref().map(|q| q.tx_id.get()).map_err(String::as_str),
+                )
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            vec![
+                (69, Ok(70)),
+                (70, Ok(6)),
+                (71, Err("idempotency_conflict")),
+                (72, Err("idempotency_conflict")),
+                (73, Ok(71)),
+            ]
+        );
+        // Every line but the three queued once, at its own amount.
+        let queued: i64 = (1..=total).filter(|n| !(70..=72).contains(n)).sum();
+        assert_eq!(pending(&mut ledger, "alice"), (queued, 9));
+        assert_eq!(pending(&mut ledger, "bob"), (9, queued));
+        let last = sink.outcomes.last().unwrap().1.as_ref().unwrap();
+        assert_eq!(last.tx_id.get(), 1 + total - 3);
     }
 
     /// A line read while a replayed line waits is decided against sums that
