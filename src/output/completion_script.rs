@@ -18,14 +18,25 @@ pub(crate) fn script(shell: Shell) -> String {
 /// (`--db`, `--batch`) complete file names; statuses and shells complete
 /// from their lists.
 fn completed_command() -> Command {
-    let root = Cli::command();
+    // Built first: each subcommand's arguments are deferred until then
+    // (see `cli::Command`). What building adds (the help and version flags,
+    // the help subcommand) is left for `visible` to make again from the
+    // built subcommands, with their own subcommands.
+    let mut root = Cli::command();
+    root.build();
     let mut visible = Command::new("wallet")
         .about(root.get_about().cloned().unwrap_or_default())
         .version(env!("CARGO_PKG_VERSION"));
-    for arg in root.get_arguments() {
+    for arg in root
+        .get_arguments()
+        .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+    {
         visible = visible.arg(arg.clone());
     }
-    for sub in root.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+    for sub in root
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
+    {
         visible = visible.subcommand(sub.clone());
     }
     with_value_hints(visible)
