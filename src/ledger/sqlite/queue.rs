@@ -249,7 +249,8 @@ fn stored_keys_query() -> String {
 struct Statements<'c> {
     by_name: CachedStatement<'c>,
     pending: CachedStatement<'c>,
-    by_keys: CachedStatement<'c>,
+    /// Prepared when a group first reads its keys: most never do.
+    by_keys: Option<CachedStatement<'c>>,
 }
 
 /// What a group of lines is decided over: names and pending sums from the
@@ -335,12 +336,11 @@ fn ingest(
     let now = clock::now_ms();
     let mut span = Span::default();
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
-    let by_keys = stored_keys_query();
     let mut statements = Statements {
         by_name: tx
             .prepare_cached("SELECT id, closed FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
         pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
-        by_keys: tx.prepare_cached(&by_keys)?,
+        by_keys: None,
     };
     let mut group: Vec<BatchLine> = Vec::new();
     let mut ids: Vec<i64> = Vec::new();
@@ -426,11 +426,11 @@ fn ingest(
 /// the keys it holds, read by one statement, as every other keyed group
 /// is, and the groups after it are read that way too (a retried stream
 /// replays keys in runs) until a read finds none.
-fn decide_and_write(
-    tx: &Transaction<'_>,
+fn decide_and_write<'s>(
+    tx: &'s Transaction<'_>,
     group: &[BatchLine],
     cache: &mut IngestCache,
-    statements: &mut Statements<'_>,
+    statements: &mut Statements<'s>,
     (now, currencies): (i64, &Currencies),
     ids: &mut Vec<i64>,
     assume_new: &mut bool,
@@ -465,7 +465,7 @@ fn decide_and_write(
             cache.accounts.insert(key, pending);
         }
     }
-    let found = stored_keys(&mut statements.by_keys, group)?;
+    let found = stored_keys(tx, &mut statements.by_keys, group)?;
     *assume_new = found.is_empty();
     let keys = StoredKeys::Read(found);
     let mut facts = Facts {
@@ -509,8 +509,9 @@ fn names_a_stored_key(fault: &Fault) -> bool {
 
 /// The transfers stored before this group that hold a key its lines use,
 /// by one statement.
-fn stored_keys(
-    by_keys: &mut CachedStatement<'_>,
+fn stored_keys<'c>(
+    tx: &'c Transaction<'_>,
+    statement: &mut Option<CachedStatement<'c>>,
     group: &[BatchLine],
 ) -> SqlResult<FastMap<String, StoredKey>> {
     let mut found = FastMap::default();
@@ -522,6 +523,10 @@ fn stored_keys(
     if keys.peek().is_none() {
         return Ok(found);
     }
+    let by_keys = match statement {
+        Some(prepared) => prepared,
+        None => statement.insert(tx.prepare_cached(&stored_keys_query())?),
+    };
     let mut bound = 0;
     for (place, key) in keys.enumerate() {
         by_keys.raw_bind_parameter(place + 1, key)?;

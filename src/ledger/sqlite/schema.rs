@@ -436,6 +436,7 @@ fn migrate_steps(conn: &mut Connection) -> Result<()> {
 
 /// The objects (type, name) found in a ledger file, sorted by name, leaving
 /// out SQLite's own bookkeeping tables such as `sqlite_stat1`.
+#[cfg(test)]
 pub(super) fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
@@ -446,6 +447,7 @@ pub(super) fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
 
 /// The full `CREATE` text of every object, for comparing a ledger against a
 /// freshly built one.
+#[cfg(test)]
 pub(super) fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
     let mut stmt = conn.prepare(
         "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
@@ -575,33 +577,37 @@ pub(super) fn version_of(conn: &Connection) -> Result<i64> {
 /// edited out through `writable_schema`). Empty when the schema is ours.
 pub(super) fn differences(conn: &Connection) -> Result<Vec<String>> {
     let expected = expected_definitions_at(version_of(conn)?)?;
-    let found = definitions_in(conn)?;
-    let kinds: Vec<(String, String)> = objects_in(conn)?;
-    let kind_of = |name: &str| {
-        kinds
-            .iter()
-            .find(|(_, n)| n == name)
-            .map_or("object", |(kind, _)| kind.as_str())
-            .to_string()
-    };
+    // Every command reads this on open: one statement, not one per column.
+    let mut stmt = conn.prepare(
+        "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let found = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut differences = Vec::new();
-    for (name, sql) in &found {
+    for (kind, name, sql) in &found {
         match expected.iter().find(|(n, _)| n == name) {
             None => differences.push(format!(
                 "{} '{}' is not part of the wallet schema",
-                echo(&kind_of(name)),
+                echo(kind),
                 echo(name)
             )),
             Some((_, expected_sql)) if expected_sql != sql => differences.push(format!(
                 "the definition of {} '{}' differs from the wallet schema",
-                echo(&kind_of(name)),
+                echo(kind),
                 echo(name)
             )),
             Some(_) => {}
         }
     }
     for (name, _) in &expected {
-        if !found.iter().any(|(n, _)| n == name) {
+        if !found.iter().any(|(_, n, _)| n == name) {
             differences.push(format!("'{name}' of the wallet schema is missing"));
         }
     }
