@@ -577,7 +577,9 @@ fn write_rows(
     ids: &mut Vec<i64>,
 ) -> SqlResult<()> {
     ids.clear();
-    super::queue_mark::keep_below_new_rows(tx)?;
+    // The largest id, known while only runs go in: each takes the ids right
+    // after it, checked as it goes in.
+    let mut top = Some(super::queue_mark::keep_below_new_rows(tx)?);
     let extras = |row: &NewRow| {
         group[row.line]
             .transfer
@@ -591,6 +593,8 @@ fn write_rows(
     while let Some(first) = rows.first() {
         let run = rows.iter().take_while(|row| in_a_run(row)).count();
         if run == 0 {
+            // Read again before the next run.
+            top = None;
             let (memo, key) = extras(first);
             let tx_id = match first.kind {
                 RowKind::Hold { expires_at } => {
@@ -651,12 +655,15 @@ fn write_rows(
             continue;
         }
         let (head, rest) = rows.split_at(run);
-        let top: i64 = tx
-            .prepare_cached("SELECT coalesce(max(tx_id), 0) FROM transfers")?
-            .query_row([], |row| row.get(0))?;
-        if top > i64::MAX - run as i64 {
+        let before = match top.take() {
+            Some(top) => top,
+            None => tx
+                .prepare_cached("SELECT coalesce(max(tx_id), 0) FROM transfers")?
+                .query_row([], |row| row.get(0))?,
+        };
+        if before > i64::MAX - run as i64 {
             return Err(WalletError::internal(anyhow::anyhow!(
-                "transfer ids have reached their limit ({top})"
+                "transfer ids have reached their limit ({before})"
             ))
             .into());
         }
@@ -679,13 +686,14 @@ fn write_rows(
         }
         let inserted = insert.execute(params.as_slice())?;
         let last = tx.last_insert_rowid();
-        if inserted != run || last != top + run as i64 {
+        if inserted != run || last != before + run as i64 {
             return Err(WalletError::internal(anyhow::anyhow!(
                 "{inserted} of {run} rows went in, the last as {last}"
             ))
             .into());
         }
         ids.extend(last - run as i64 + 1..=last);
+        top = Some(last);
         rows = rest;
     }
     Ok(())

@@ -77,15 +77,22 @@ pub(super) fn past_everything(tx: &Transaction<'_>) -> SqlResult<bool> {
     Ok(moved > 0)
 }
 
-/// Keeps the rows about to be queued at or above the mark. A new row takes
-/// the largest id plus one, which lies below the mark only when the newest
-/// transfers were deleted by hand since a batch passed them; the mark then
-/// comes down to it, which never hides a row (the rows between are gone).
-/// In a sound ledger this writes nothing.
-pub(super) fn keep_below_new_rows(tx: &Transaction<'_>) -> SqlResult<()> {
-    tx.prepare_cached(&format!(
-        "UPDATE queue_mark SET next_tx = {PAST_THE_LAST} WHERE id = 1 AND next_tx > {PAST_THE_LAST}"
-    ))?
-    .execute([])?;
-    Ok(())
+/// Keeps the rows about to be queued at or above the mark, and returns the
+/// largest id so far (0 for none), which the rows' ids follow. A new row
+/// takes the largest id plus one, which lies below the mark only when the
+/// newest transfers were deleted by hand since a batch passed them; the
+/// mark then comes down to it, which never hides a row (the rows between
+/// are gone). In a sound ledger this writes nothing.
+pub(super) fn keep_below_new_rows(tx: &Transaction<'_>) -> SqlResult<i64> {
+    let (top, mark): (i64, Option<i64>) = tx
+        .prepare_cached(&format!(
+            "SELECT coalesce(max(tx_id), 0), {MARK} FROM transfers"
+        ))?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let past_the_last = top.min(i64::MAX - 1) + 1;
+    if mark.is_some_and(|mark| mark > past_the_last) {
+        tx.prepare_cached("UPDATE queue_mark SET next_tx = ?1 WHERE id = 1")?
+            .execute([past_the_last])?;
+    }
+    Ok(top)
 }
