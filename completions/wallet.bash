@@ -205,15 +205,6 @@ _wallet() {
             wallet__subcmd__help__subcmd__currency,add)
                 cmd="wallet__subcmd__help__subcmd__currency__subcmd__add"
                 ;;
-            wallet__subcmd__help__subcmd__currency,help)
-                cmd="wallet__subcmd__help__subcmd__currency__subcmd__help"
-                ;;
-            wallet__subcmd__help__subcmd__currency__subcmd__help,add)
-                cmd="wallet__subcmd__help__subcmd__currency__subcmd__help__subcmd__add"
-                ;;
-            wallet__subcmd__help__subcmd__currency__subcmd__help,help)
-                cmd="wallet__subcmd__help__subcmd__currency__subcmd__help__subcmd__help"
-                ;;
             *)
                 ;;
         esac
@@ -961,7 +952,7 @@ _wallet() {
             return 0
             ;;
         wallet__subcmd__help__subcmd__currency)
-            opts="add help"
+            opts="add"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,48 +968,6 @@ _wallet() {
         wallet__subcmd__help__subcmd__currency__subcmd__add)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        wallet__subcmd__help__subcmd__currency__subcmd__help)
-            opts="add help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        wallet__subcmd__help__subcmd__currency__subcmd__help__subcmd__add)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        wallet__subcmd__help__subcmd__currency__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -76,8 +76,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
             cand --json 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
             cand -q 'Print nothing on success but the data asked for'
             cand --quiet 'Print nothing on success but the data asked for'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
             cand add 'Add a currency with its scale; the same code and scale again replays'
@@ -483,17 +483,8 @@ set edit:completion:arg-completer[wallet] = {|@words|
         }
         &'wallet;help;currency'= {
             cand add 'Add a currency with its scale; the same code and scale again replays'
-            cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wallet;help;currency;add'= {
-        }
-        &'wallet;help;currency;help'= {
-            cand add 'Add a currency with its scale; the same code and scale again replays'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'wallet;help;currency;help;add'= {
-        }
-        &'wallet;help;currency;help;help'= {
         }
         &'wallet;help;currencies'= {
         }

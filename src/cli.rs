@@ -113,9 +113,10 @@ pub struct GlobalArgs {
     pub lock_timeout: u64,
 }
 
-/// Each subcommand's arguments are built only when it runs (or when help,
-/// completions or the man page ask for them): building all of them cost
-/// every command a tenth of a `get-user`.
+// Each subcommand's arguments are built only when it runs (or when help,
+// completions or the man page ask for them): building all of them cost
+// every command a tenth of a `get-user`. (Not a doc comment: clap would
+// take it for the root's about.)
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {

@@ -136,7 +136,11 @@ pub(crate) trait ChunkFacts {
     type Fault: From<WalletError>;
     /// The account of a user name, regardless of ASCII case.
     fn account(&mut self, name: &UserName) -> std::result::Result<Option<Named>, Self::Fault>;
-    /// The transfer stored before this chunk that holds `key`.
+    /// The transfer stored before this chunk that holds `key`. An engine
+    /// may answer none without looking if its own unique index then checks
+    /// every key the plan's rows take, and it keeps the plan only if each
+    /// keyed line became a row or names one (a line refused after this
+    /// answer might have been a replay).
     fn stored_key(
         &mut self,
         key: &IdempotencyKey,

@@ -2,9 +2,11 @@
 //! (a chunk of one line) and a batch input (chunks of many) alike.
 //!
 //! Each chunk is one `BEGIN IMMEDIATE` transaction, read, decided and
-//! written a group of lines at a time: the group's keys are read by one
-//! statement, [`rules::plan::plan_chunk`] decides its lines in input order,
-//! and its rows go in in that order. Names resolve through a cache, and
+//! written a group of lines at a time: [`rules::plan::plan_chunk`] decides
+//! a group's lines in input order, over its stored keys read by one
+//! statement (or, for new keys, taken to be none and checked by their
+//! unique index, see [`decide_and_write`]), and its rows go in in that
+//! order. Names resolve through a cache, and
 //! the pending sums of the accounts a chunk touches are kept in memory
 //! (the plan moves them there) and written once per chunk, so a line costs
 //! a share of one insert rather than an insert and two updates. Both caches are kept from chunk to chunk only
@@ -23,7 +25,7 @@ use crate::ledger::model::{BalanceKey, BatchLine, BatchSink, BatchSummary, Leg, 
 use crate::ledger::rules::{
     self,
     plan::{
-        ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, RowKind,
+        ChunkFacts, ChunkPlan, HoldFigures, Named, NewRow, Original, PendingSums, Planned, RowKind,
         StoredKey,
     },
 };
@@ -147,6 +149,9 @@ pub(super) struct IngestCache {
     /// another random place in memory (a cache miss), cost a batch 3–4 %.
     names: FastMap<NameKey, Named>,
     accounts: FastMap<BalanceKey, Pending>,
+    /// Whether the last keyed group whose keys were read found some stored:
+    /// then groups read their keys before they are decided.
+    replaying: bool,
     /// Whether another connection committed since the last chunk began; if
     /// not, `accounts` and `names` still hold.
     commits: CommitWatch,
@@ -253,8 +258,21 @@ struct Statements<'c> {
     by_keys: Option<CachedStatement<'c>>,
 }
 
+impl<'c> Statements<'c> {
+    fn prepare(tx: &'c Transaction<'_>) -> SqlResult<Self> {
+        Ok(Self {
+            by_name: tx
+                .prepare_cached("SELECT id, closed FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
+            pending: tx
+                .prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
+            by_keys: None,
+        })
+    }
+}
+
 /// What a group of lines is decided over: names and pending sums from the
-/// single-writer cache, the group's stored keys read ahead, and a hold's
+/// single-writer cache, the group's stored keys read ahead (or taken to be
+/// none), and a hold's
 /// figures or a refund's original read as the plan asks, all under the
 /// write lock this transaction holds.
 struct Facts<'f, 's, 'c> {
@@ -272,7 +290,10 @@ enum StoredKeys {
     /// Taken to be none, which the unique index on keys then checks as the
     /// group's one statement writes its rows: on a new ledger or a stream
     /// of new keys, the look-up a key would take before its insert is the
-    /// same B-tree descent the insert takes again. The pending sums the
+    /// same B-tree descent the insert takes again. A plan over this holds
+    /// only if each keyed line became a row or names one: a line refused
+    /// after its key was looked up (a pending sum that would overflow)
+    /// might have been a replay. The pending sums the
     /// plan replaces are kept, so that a group the index refuses can be
     /// decided again over its keys as read.
     AssumedNone {
@@ -336,16 +357,10 @@ fn ingest(
     let now = clock::now_ms();
     let mut span = Span::default();
     let mut queued_by: Option<(i64, Vec<u64>)> = None;
-    let mut statements = Statements {
-        by_name: tx
-            .prepare_cached("SELECT id, closed FROM accounts WHERE name = ?1 COLLATE NOCASE")?,
-        pending: tx.prepare_cached("SELECT pending_out, pending_in FROM accounts WHERE id = ?1")?,
-        by_keys: None,
-    };
+    let mut statements = Statements::prepare(tx)?;
     let mut group: Vec<BatchLine> = Vec::new();
     let mut ids: Vec<i64> = Vec::new();
     let mut outcomes: Vec<(u64, Result<Queued>)> = Vec::new();
-    let mut assume_new = true;
     loop {
         group.clear();
         for item in (&mut *lines).take(LINES_PER_GROUP) {
@@ -361,7 +376,6 @@ fn ingest(
             &mut statements,
             (now, currencies),
             &mut ids,
-            &mut assume_new,
         )?;
         for (key, held) in &plan.held {
             slots::ensure(tx, *key, now)?;
@@ -419,13 +433,14 @@ fn ingest(
 
 /// Decides a group and writes its rows, setting `ids` to theirs.
 ///
-/// While `assume_new` holds, a group of keyed plain transfers is first
-/// decided as if no stored transfer held its keys, and written by one
-/// statement, so that the unique index on keys, refusing the statement
-/// whole, is the only look-up. If it does, the group is decided again over
-/// the keys it holds, read by one statement, as every other keyed group
-/// is, and the groups after it are read that way too (a retried stream
-/// replays keys in runs) until a read finds none.
+/// Unless the last keyed group read found stored keys, a group of keyed
+/// plain transfers is first decided as if no stored transfer held its
+/// keys, and written by one statement, so that the unique index on keys,
+/// refusing the statement whole, is the only look-up. If it does (or a
+/// keyed line was refused), the group is decided again over the keys it
+/// holds, read by one statement, as every other keyed group is; and while
+/// such reads find stored keys, the groups after it are read first too (a
+/// retried stream replays keys in runs).
 fn decide_and_write<'s>(
     tx: &'s Transaction<'_>,
     group: &[BatchLine],
@@ -433,13 +448,9 @@ fn decide_and_write<'s>(
     statements: &mut Statements<'s>,
     (now, currencies): (i64, &Currencies),
     ids: &mut Vec<i64>,
-    assume_new: &mut bool,
 ) -> SqlResult<ChunkPlan> {
-    let keyed = group
-        .iter()
-        .filter_map(|line| line.transfer.as_ref().ok())
-        .any(|t| t.key().is_some());
-    if keyed && *assume_new && group.iter().all(is_plain) {
+    let keyed = |line: &BatchLine| line.transfer.as_ref().is_ok_and(|t| t.key().is_some());
+    if !cache.replaying && group.iter().any(keyed) && group.iter().all(is_plain) {
         let mut facts = Facts {
             tx,
             now,
@@ -453,7 +464,12 @@ fn decide_and_write<'s>(
         let StoredKeys::AssumedNone { replaced } = facts.keys else {
             unreachable!("the facts were built assuming no stored keys")
         };
-        if plan.held.is_empty() && plan.rows.iter().all(in_a_run) {
+        let refused_a_key = plan
+            .lines
+            .iter()
+            .zip(group)
+            .any(|(planned, line)| matches!(planned, Planned::Refused(_)) && keyed(line));
+        if !refused_a_key && plan.held.is_empty() && plan.rows.iter().all(in_a_run) {
             match write_rows(tx, group, &plan, now, ids) {
                 Ok(()) => return Ok(plan),
                 Err(fault) if !names_a_stored_key(&fault) => return Err(fault),
@@ -466,7 +482,9 @@ fn decide_and_write<'s>(
         }
     }
     let found = stored_keys(tx, &mut statements.by_keys, group)?;
-    *assume_new = found.is_empty();
+    if group.iter().any(keyed) {
+        cache.replaying = !found.is_empty();
+    }
     let keys = StoredKeys::Read(found);
     let mut facts = Facts {
         tx,
@@ -564,9 +582,10 @@ fn stored_keys<'c>(
 }
 
 /// Writes the plan's rows in its order and sets `ids` to the id of each.
-/// Under the write lock a new row takes the largest id plus one, and the
-/// plan already found every key a committed transfer holds, so no row is
-/// skipped and a run of rows takes consecutive ids. SQLite picks ids at
+/// Under the write lock a new row takes the largest id plus one, and a key
+/// a stored transfer holds refuses the whole statement it is in (the plan
+/// either read the stored keys or assumed none), so no row of a run is
+/// skipped and a run takes consecutive ids. SQLite picks ids at
 /// random once the largest reaches `i64::MAX`, so a run that could reach it
 /// is refused before it goes in.
 fn write_rows(
@@ -577,8 +596,8 @@ fn write_rows(
     ids: &mut Vec<i64>,
 ) -> SqlResult<()> {
     ids.clear();
-    // The largest id, known while only runs go in: each takes the ids right
-    // after it, checked as it goes in.
+    // The largest id, as read before any row of the group went in: the
+    // first run's ids follow it. A run after another row reads it again.
     let mut top = Some(super::queue_mark::keep_below_new_rows(tx)?);
     let extras = |row: &NewRow| {
         group[row.line]
@@ -593,7 +612,6 @@ fn write_rows(
     while let Some(first) = rows.first() {
         let run = rows.iter().take_while(|row| in_a_run(row)).count();
         if run == 0 {
-            // Read again before the next run.
             top = None;
             let (memo, key) = extras(first);
             let tx_id = match first.kind {
@@ -693,7 +711,6 @@ fn write_rows(
             .into());
         }
         ids.extend(last - run as i64 + 1..=last);
-        top = Some(last);
         rows = rest;
     }
     Ok(())
@@ -966,8 +983,8 @@ mod tests {
             .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
             .unwrap();
         // One chunk of four groups: new keys; a replay of the first group's
-        // key, a conflict with another of its keys and a replay of the key
-        // stored before the batch among new keys; new keys again; and a
+        // key, a conflict with another of its keys and one with the key
+        // stored before the batch, among new keys; new keys again; and a
         // group with no key at all.
         let key = |n: u64| Some(format!("k{n}"));
         let lines: Vec<_> = (1..=LINES_PER_GROUP as u64 * 4)
@@ -1020,6 +1037,88 @@ mod tests {
         assert_eq!(pending(&mut ledger, "bob"), (9, queued));
         let last = sink.outcomes.last().unwrap().1.as_ref().unwrap();
         assert_eq!(last.tx_id.get(), 1 + total - 3);
+    }
+
+    /// A group of new keys reads none; a group with a stored key reads
+    /// them, and so do the groups after it until a read finds none.
+    #[test]
+    fn only_groups_after_a_stored_key_read_their_keys() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder::new(|| {});
+        let first = vec![line(1, "alice", "bob", 1, Some("old"))];
+        ledger
+            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        drop(ledger);
+        let mut conn = Connection::open(dir.path().join("wallet.db")).unwrap();
+        let tx = conn.transaction().unwrap();
+        let currencies = super::super::currencies::load(
+            &tx,
+            super::super::schema::latest_version(),
+            &Currency::default(),
+        )
+        .unwrap();
+        let mut cache = IngestCache::default();
+        let mut statements = Statements::prepare(&tx).unwrap();
+        fn decide<'s>(
+            tx: &'s Transaction<'_>,
+            keys: &[&str],
+            cache: &mut IngestCache,
+            statements: &mut Statements<'s>,
+            currencies: &Currencies,
+        ) -> (usize, Vec<i64>) {
+            let group: Vec<BatchLine> = keys
+                .iter()
+                .map(|key| line(1, "alice", "bob", 1, Some(key)).unwrap())
+                .collect();
+            let mut ids = Vec::new();
+            let plan =
+                decide_and_write(tx, &group, cache, statements, (0, currencies), &mut ids).unwrap();
+            (plan.rows.len(), ids)
+        }
+        assert_eq!(
+            decide(&tx, &["a", "b"], &mut cache, &mut statements, &currencies),
+            (2, vec![2, 3])
+        );
+        assert!(statements.by_keys.is_none(), "new keys were looked up");
+        assert_eq!(
+            decide(&tx, &["c", "old"], &mut cache, &mut statements, &currencies),
+            (1, vec![4])
+        );
+        assert!(statements.by_keys.is_some() && cache.replaying);
+        assert_eq!(
+            decide(&tx, &["d"], &mut cache, &mut statements, &currencies),
+            (1, vec![5])
+        );
+        assert!(!cache.replaying, "a read that found no stored key");
+    }
+
+    /// A replay is answered as one even when the line, taken for new, would
+    /// be refused: here its reservation would overflow the pending sums.
+    #[test]
+    fn a_replay_that_would_overflow_as_a_new_line_is_a_replay() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder::new(|| {});
+        let big = i64::MAX / 2 + 1;
+        for _ in 0..2 {
+            let lines = vec![line(1, "alice", "bob", big, Some("big"))];
+            ledger
+                .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
+                .unwrap();
+        }
+        let answers: Vec<_> = sink
+            .outcomes
+            .iter()
+            .map(|(_, o)| {
+                o.as_ref()
+                    .map(|q| (q.tx_id.get(), q.replayed))
+                    .map_err(String::as_str)
+            })
+            .collect();
+        assert_eq!(answers, vec![Ok((1, false)), Ok((1, true))]);
+        assert_eq!(pending(&mut ledger, "alice"), (big, 0));
     }
 
     /// A line read while a replayed line waits is decided against sums that

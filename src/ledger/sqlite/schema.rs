@@ -577,7 +577,7 @@ pub(super) fn version_of(conn: &Connection) -> Result<i64> {
 /// edited out through `writable_schema`). Empty when the schema is ours.
 pub(super) fn differences(conn: &Connection) -> Result<Vec<String>> {
     let expected = expected_definitions_at(version_of(conn)?)?;
-    // Every command reads this on open: one statement, not one per column.
+    // Every command reads this on open: one statement, not two.
     let mut stmt = conn.prepare(
         "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )?;
