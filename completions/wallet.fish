@@ -28,7 +28,7 @@ complete -c wallet -n "__fish_wallet_needs_command" -l db -d 'The ledger: a file
 complete -c wallet -n "__fish_wallet_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_needs_command" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_needs_command" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_needs_command" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_needs_command" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "init" -d 'Create an empty ledger'
 complete -c wallet -n "__fish_wallet_needs_command" -f -a "currency" -d 'Add a currency to the ledger: `currency add CODE --scale N`'
@@ -71,7 +71,7 @@ complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_s
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -l lock-timeout -d 'How long to wait for another process\'s lock before failing with `busy`' -r -f
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -l json -d 'Print machine-readable JSON on stdout (errors as JSON on stderr)'
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -s q -l quiet -d 'Print nothing on success but the data asked for'
-complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -s h -l help -d 'Print help'
+complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -s V -l version -d 'Print version'
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -f -a "add" -d 'Add a currency with its scale; the same code and scale again replays'
 complete -c wallet -n "__fish_wallet_using_subcommand currency; and not __fish_seen_subcommand_from add help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

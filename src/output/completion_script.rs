@@ -19,22 +19,22 @@ pub(crate) fn script(shell: Shell) -> String {
 /// from their lists.
 fn completed_command() -> Command {
     // Built first: each subcommand's arguments are deferred until then
-    // (see `cli::Command`). What building adds (the help and version flags,
-    // the help subcommands) is left for `visible` to make again.
+    // (see `cli::Command`). The root's help subcommand and flags, and the
+    // help subcommands of commands with subcommands, are left for
+    // `visible` to make again, as clap makes them when nothing is deferred.
     let mut root = Cli::command();
     root.build();
-    let mut visible = Command::new("wallet")
-        .about(root.get_about().cloned().unwrap_or_default())
-        .version(env!("CARGO_PKG_VERSION"));
-    for arg in root.get_arguments().filter(|arg| !added_by_building(arg)) {
-        visible = visible.arg(arg.clone());
-    }
+    let mut visible = remade(&root, "wallet")
+        .version(env!("CARGO_PKG_VERSION"))
+        .hide(false);
     for sub in root
         .get_subcommands()
         .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
     {
         visible = visible.subcommand(if sub.has_subcommands() {
-            unbuilt(sub)
+            // Made, like every name here, once per generated script.
+            let own = sub.get_subcommands().filter(|own| own.get_name() != "help");
+            remade(sub, String::from(sub.get_name()).leak()).subcommands(own.cloned())
         } else {
             sub.clone()
         });
@@ -42,29 +42,41 @@ fn completed_command() -> Command {
     with_value_hints(visible)
 }
 
-fn added_by_building(arg: &clap::Arg) -> bool {
-    matches!(arg.get_id().as_str(), "help" | "version")
-}
-
-/// A built command with subcommands of its own, made again without what
-/// building added: `visible` copies its help tree (`wallet help currency
-/// …`) before it builds its subcommands, so a subcommand's own help
-/// subcommand, which that tree does not accept, stays out of it.
-fn unbuilt(built: &Command) -> Command {
-    let mut command = Command::new(built.get_name().to_string())
+/// A built command made again without its subcommands and what building
+/// added, so that `visible`, building it, copies the subcommands it is then
+/// given into the help tree (`wallet help currency add`) before it gives
+/// it a help subcommand of its own, as clap does when nothing is deferred.
+fn remade(built: &Command, name: &'static str) -> Command {
+    let mut command = Command::new(name)
         .version(env!("CARGO_PKG_VERSION"))
-        .hide(built.is_hide_set());
-    if let Some(about) = built.get_about() {
-        command = command.about(about.clone());
+        .hide(built.is_hide_set())
+        .aliases(
+            built
+                .get_all_aliases()
+                .map(|a| -> &'static str { String::from(a).leak() }),
+        )
+        .groups(built.get_groups().cloned());
+    let texts = [
+        (
+            built.get_about(),
+            Command::about as fn(Command, clap::builder::StyledStr) -> Command,
+        ),
+        (built.get_long_about(), Command::long_about),
+        (built.get_before_help(), Command::before_help),
+        (built.get_before_long_help(), Command::before_long_help),
+        (built.get_after_help(), Command::after_help),
+        (built.get_after_long_help(), Command::after_long_help),
+    ];
+    for (text, set) in texts {
+        if let Some(text) = text {
+            command = set(command, text.clone());
+        }
     }
-    for arg in built.get_arguments().filter(|arg| !added_by_building(arg)) {
-        command = command.arg(arg.clone());
-    }
-    for sub in built
-        .get_subcommands()
-        .filter(|sub| sub.get_name() != "help")
+    for arg in built
+        .get_arguments()
+        .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
     {
-        command = command.subcommand(sub.clone());
+        command = command.arg(arg.clone());
     }
     command
 }

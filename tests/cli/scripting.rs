@@ -743,7 +743,7 @@ fn generated_man_pages_are_committed_and_up_to_date() {
     }
     let mut pages = vec![(Vec::new(), "wallet.1".to_string())];
     // Built, as a subcommand's own subcommands are deferred until then;
-    // the help subcommands building adds are left out, as before.
+    // building adds help subcommands, which have no page.
     let mut cli = wallet::cli::Cli::command();
     cli.build();
     visit(&cli, &[], &mut pages);

@@ -4,8 +4,9 @@
 //! Each chunk is one `BEGIN IMMEDIATE` transaction, read, decided and
 //! written a group of lines at a time: [`rules::plan::plan_chunk`] decides
 //! a group's lines in input order, over its stored keys read by one
-//! statement (or, for new keys, taken to be none and checked by their
-//! unique index, see [`decide_and_write`]), and its rows go in in that
+//! statement (or taken to be none, until a group finds stored keys, and
+//! checked by their unique index, see [`decide_and_write`]), and its rows
+//! go in in that
 //! order. Names resolve through a cache, and
 //! the pending sums of the accounts a chunk touches are kept in memory
 //! (the plan moves them there) and written once per chunk, so a line costs
@@ -149,8 +150,8 @@ pub(super) struct IngestCache {
     /// another random place in memory (a cache miss), cost a batch 3–4 %.
     names: FastMap<NameKey, Named>,
     accounts: FastMap<BalanceKey, Pending>,
-    /// Whether the last keyed group whose keys were read found some stored:
-    /// then groups read their keys before they are decided.
+    /// Whether the last keyed group to read its keys found some of them
+    /// stored: then groups read their keys before they are decided.
     replaying: bool,
     /// Whether another connection committed since the last chunk began; if
     /// not, `accounts` and `names` still hold.
@@ -291,11 +292,11 @@ enum StoredKeys {
     /// group's one statement writes its rows: on a new ledger or a stream
     /// of new keys, the look-up a key would take before its insert is the
     /// same B-tree descent the insert takes again. A plan over this holds
-    /// only if each keyed line became a row or names one: a line refused
-    /// after its key was looked up (a pending sum that would overflow)
-    /// might have been a replay. The pending sums the
-    /// plan replaces are kept, so that a group the index refuses can be
-    /// decided again over its keys as read.
+    /// only if each keyed line became a row or names one: a line the plan
+    /// refused past the key's place in its checks (a pending sum that would
+    /// overflow) might have been a replay, so any refused keyed line sends
+    /// the group to be decided again, whatever refused it. The pending sums
+    /// the plan replaces are kept for that.
     AssumedNone {
         replaced: Vec<(BalanceKey, Pending)>,
     },
