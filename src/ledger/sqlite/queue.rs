@@ -473,7 +473,7 @@ fn decide_and_write<'s>(
         if !refused_a_key && plan.held.is_empty() && plan.rows.iter().all(in_a_run) {
             match write_rows(tx, group, &plan, now, ids) {
                 Ok(()) => return Ok(plan),
-                Err(fault) if !names_a_stored_key(&fault) => return Err(fault),
+                Err(fault) if !refused_for_its_replays(&fault) => return Err(fault),
                 // The refused statement left no row behind it.
                 Err(_) => {}
             }
@@ -516,15 +516,33 @@ fn in_a_run(row: &NewRow) -> bool {
         && row.leg.is_none()
 }
 
-/// Whether a write failed because a stored transfer already holds a key.
-fn names_a_stored_key(fault: &Fault) -> bool {
-    matches!(
-        fault,
-        Fault::Sql(rusqlite::Error::SqliteFailure(e, Some(message)))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+/// Whether a write of a group decided over keys taken to be new was
+/// refused for rows its replays, decided over the keys as read, would not
+/// write: a key a stored transfer holds, or ids past the last one a run
+/// can take.
+fn refused_for_its_replays(fault: &Fault) -> bool {
+    match fault {
+        Fault::Sql(rusqlite::Error::SqliteFailure(e, Some(message))) => {
+            e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 && message.contains("transfers.idem_key")
-    )
+        }
+        Fault::Wallet(WalletError::Internal(err)) => err.downcast_ref::<IdsExhausted>().is_some(),
+        _ => false,
+    }
 }
+
+/// A run refused before it goes in: its ids would pass `i64::MAX`, where
+/// SQLite picks ids at random.
+#[derive(Debug)]
+struct IdsExhausted(i64);
+
+impl std::fmt::Display for IdsExhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transfer ids have reached their limit ({})", self.0)
+    }
+}
+
+impl std::error::Error for IdsExhausted {}
 
 /// The transfers stored before this group that hold a key its lines use,
 /// by one statement.
@@ -681,10 +699,7 @@ fn write_rows(
                 .query_row([], |row| row.get(0))?,
         };
         if before > i64::MAX - run as i64 {
-            return Err(WalletError::internal(anyhow::anyhow!(
-                "transfer ids have reached their limit ({before})"
-            ))
-            .into());
+            return Err(WalletError::internal(IdsExhausted(before)).into());
         }
         let values = vec!["(?, ?, ?, 'PENDING', ?, ?, ?)"; run].join(", ");
         let mut insert = tx.prepare_cached(&format!(
@@ -1120,6 +1135,50 @@ mod tests {
             .collect();
         assert_eq!(answers, vec![Ok((1, false)), Ok((1, true))]);
         assert_eq!(pending(&mut ledger, "alice"), (big, 0));
+    }
+
+    /// Next to the last id a row can take, a group whose replays are taken
+    /// for new rows would run past it; decided over its keys as read, it
+    /// answers the replays and writes the one new row that fits.
+    #[test]
+    fn replays_at_the_last_ids_are_answered() {
+        let dir = TempDir::new().unwrap();
+        let mut ledger = ledger(&dir);
+        let mut sink = Recorder::new(|| {});
+        let first = vec![line(1, "alice", "bob", 1, Some("k1"))];
+        ledger
+            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        drop(ledger);
+        Connection::open(dir.path().join("wallet.db"))
+            .unwrap()
+            .execute(
+                "UPDATE transfers SET tx_id = ?1 WHERE tx_id = 1",
+                [i64::MAX - 1],
+            )
+            .unwrap();
+        let mut ledger = Ledger::open(&location(&dir), &OpenOptions::default()).unwrap();
+        sink.outcomes.clear();
+        let lines = vec![
+            line(1, "alice", "bob", 1, Some("k1")),
+            line(2, "alice", "bob", 2, Some("k2")),
+        ];
+        ledger
+            .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
+            .unwrap();
+        let answers: Vec<_> = sink
+            .outcomes
+            .iter()
+            .map(|(_, o)| {
+                o.as_ref()
+                    .map(|q| (q.tx_id.get(), q.replayed))
+                    .map_err(String::as_str)
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            vec![Ok((i64::MAX - 1, true)), Ok((i64::MAX, false))]
+        );
     }
 
     /// A line read while a replayed line waits is decided against sums that
