@@ -1884,6 +1884,32 @@ fn idempotency_keys_replay_and_conflict_alike() {
     );
 }
 
+/// A key replayed on every engine is answered as a replay even when its
+/// line, taken for a new one, could not be reserved (the pending sums would
+/// overflow), alone and in a batch among new keys.
+#[test]
+fn replays_that_could_not_be_reserved_again_answer_alike() {
+    let mut steps = alice_with_100();
+    steps.extend([
+        Step::new(&["deposit", "bob", "50000000000000000", "--id", "big"]),
+        Step::new(&["deposit", "bob", "50000000000000000", "--id", "big"]),
+        Step::batch(
+            "batch.jsonl",
+            [
+                r#"{"src":null,"dst":"bob","amount":"50000000000000000","id":"big"}"#,
+                r#"{"src":"alice","dst":"bob","amount":"1","id":"new"}"#,
+                "",
+            ]
+            .join("\n"),
+            &[],
+        ),
+    ]);
+    run_fixed(
+        "replays_that_could_not_be_reserved_again_answer_alike",
+        then_read(steps),
+    );
+}
+
 /// Every policy command and what it decides, in one fixed sequence: a
 /// user drawn into its credit line, a frozen user's transfer and hold, a
 /// limit lowered below what is drawn, refused closes and one taken, a

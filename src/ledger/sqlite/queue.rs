@@ -878,6 +878,21 @@ mod tests {
         }
     }
 
+    impl<F: FnMut()> Recorder<F> {
+        /// Each line's transfer id and whether it was replayed, or its
+        /// error's code.
+        fn ids_and_replays(&self) -> Vec<std::result::Result<(i64, bool), &str>> {
+            self.outcomes
+                .iter()
+                .map(|(_, o)| {
+                    o.as_ref()
+                        .map(|q| (q.tx_id.get(), q.replayed))
+                        .map_err(String::as_str)
+                })
+                .collect()
+        }
+    }
+
     impl<F: FnMut()> BatchSink for Recorder<F> {
         fn record(&mut self, line: u64, outcome: Result<Queued>) -> Result<()> {
             self.outcomes
@@ -1124,15 +1139,7 @@ mod tests {
                 .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
                 .unwrap();
         }
-        let answers: Vec<_> = sink
-            .outcomes
-            .iter()
-            .map(|(_, o)| {
-                o.as_ref()
-                    .map(|q| (q.tx_id.get(), q.replayed))
-                    .map_err(String::as_str)
-            })
-            .collect();
+        let answers = sink.ids_and_replays();
         assert_eq!(answers, vec![Ok((1, false)), Ok((1, true))]);
         assert_eq!(pending(&mut ledger, "alice"), (big, 0));
     }
@@ -1166,15 +1173,7 @@ mod tests {
         ledger
             .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
             .unwrap();
-        let answers: Vec<_> = sink
-            .outcomes
-            .iter()
-            .map(|(_, o)| {
-                o.as_ref()
-                    .map(|q| (q.tx_id.get(), q.replayed))
-                    .map_err(String::as_str)
-            })
-            .collect();
+        let answers = sink.ids_and_replays();
         assert_eq!(
             answers,
             vec![Ok((i64::MAX - 1, true)), Ok((i64::MAX, false))]
