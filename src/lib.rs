@@ -162,14 +162,62 @@ fn value_led_by_a_dash(err: &clap::Error, args: &[OsString]) -> Option<WalletErr
 /// overridden by its flag, see [`empty_environment`]) is not read: clap
 /// would take it for a missing value.
 fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
-    let mut command = Cli::command();
+    if let Some(cli) = parse_as_named(args) {
+        return Ok(cli);
+    }
+    let mut matches = without_empty_variables(Cli::command()).try_get_matches_from(args)?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
+fn without_empty_variables(mut command: clap::Command) -> clap::Command {
     for (var, id) in [("WALLET_DB", "db"), ("WALLET_LOCK_TIMEOUT", "lock_timeout")] {
         if std::env::var_os(var).is_some_and(|value| value.is_empty()) {
             command = command.mut_arg(id, |arg| arg.env(None));
         }
     }
-    let matches = command.try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    command
+}
+
+/// Parses the command line against a root that holds only the subcommand
+/// it names. Before it parses, clap copies the global options into every
+/// subcommand of the root: thirty copies a command, a tenth of a
+/// `get-user`. `None` leaves the command line to the whole definition:
+/// when no subcommand is named plainly, and on any error, help or version,
+/// which are then worded as the whole definition words them. A command
+/// line that parses here parses there alike: the root's options and the
+/// subcommand are the same, and no other subcommand takes part in parsing
+/// one that is named in full.
+fn parse_as_named(args: &[OsString]) -> Option<Cli> {
+    use clap::{Args, Subcommand};
+    let name = named_subcommand(args)?;
+    let every = cli::Command::augment_subcommands(clap::Command::new("wallet"));
+    let named = every.find_subcommand(name)?.clone();
+    let root = cli::GlobalArgs::augment_args(clap::Command::new("wallet"))
+        .subcommand(named)
+        .subcommand_required(true)
+        .infer_subcommands(false);
+    let mut matches = without_empty_variables(root)
+        .try_get_matches_from(args)
+        .ok()?;
+    Cli::from_arg_matches_mut(&mut matches).ok()
+}
+
+/// The first word of the command line past the root's own options, when
+/// every word before it is one of them.
+fn named_subcommand(args: &[OsString]) -> Option<&str> {
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        match word.to_str()? {
+            "--db" | "--lock-timeout" => {
+                words.next()?;
+            }
+            "--json" | "--quiet" | "-q" => {}
+            option if option.starts_with("--db=") || option.starts_with("--lock-timeout=") => {}
+            option if option.starts_with('-') => return None,
+            name => return Some(name),
+        }
+    }
+    None
 }
 
 /// A variable of ours exported but empty would reach clap as an empty
@@ -210,5 +258,64 @@ fn one_line(rendered: &str, fallback: &str) -> String {
         fallback.to_string()
     } else {
         parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<OsString> {
+        std::iter::once("wallet")
+            .chain(line.split_whitespace())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_command_line_parsed_as_named_is_parsed_alike_by_the_whole_definition() {
+        let named = [
+            "get-user alice",
+            "--db x.db get-user alice --json",
+            "--db=x.db -q --json transfer alice bob 1.50 --id k1 --memo rent",
+            "--lock-timeout 0 transfer --batch - --atomic",
+            "--lock-timeout=10 deposit alice 5 --db other.db",
+            "--db settle settle --limit 3",
+            "--json --json history alice --limit 100 -q",
+            "currency add BTC --scale 8",
+            "users",
+            "verify",
+            "balances --json",
+        ];
+        for line in named {
+            let args = words(line);
+            let fast =
+                parse_as_named(&args).unwrap_or_else(|| panic!("{line}: not parsed as named"));
+            let mut matches = Cli::command().try_get_matches_from(&args).unwrap();
+            let whole = Cli::from_arg_matches_mut(&mut matches).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
+        }
+    }
+
+    #[test]
+    fn help_versions_errors_and_unplain_lines_are_left_to_the_whole_definition() {
+        for line in [
+            "",
+            "help",
+            "help transfer",
+            "transfer --help",
+            "transfer -h",
+            "transfer --version",
+            "-V",
+            "--db",
+            "-qj get-user alice",
+            "transfer alice",
+            "get-usr alice",
+            "get-user alice --no-such-flag",
+            "currency",
+            "-- get-user alice",
+        ] {
+            assert!(parse_as_named(&words(line)).is_none(), "{line}");
+        }
     }
 }

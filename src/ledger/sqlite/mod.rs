@@ -478,7 +478,7 @@ fn validate(
         .into());
     }
     if version == schema::latest_version() && gate != SchemaGate::Report {
-        let differences = schema::differences(&conn)?;
+        let differences = schema::differences(&conn, version)?;
         if !differences.is_empty() {
             return Err(not_a_ledger(
                 path,

@@ -570,26 +570,54 @@ pub(super) fn version_of(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
 }
 
+/// The objects of a ledger at [`latest_version`] as [`catalog_text`] writes
+/// them (a test holds it to what the migrations build, and writes it again
+/// under `WALLET_REGENERATE=1`). Every command compares the file's schema
+/// with it on open: one comparison of text, where building the expected
+/// definitions from the migrations' text would cost each command more than
+/// reading the catalog.
+const LATEST_CATALOG: &str = include_str!("schema.catalog");
+
+/// One object of the catalog: its type, name and `CREATE` text.
+type CatalogRow = (String, String, Option<String>);
+
+fn catalog_rows(conn: &Connection) -> Result<Vec<CatalogRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The catalog as one text, each field led by its length in bytes, so that
+/// no two lists of objects write the same text (a name or a definition may
+/// hold any character, a newline included).
+fn catalog_text(rows: &[CatalogRow]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(LATEST_CATALOG.len());
+    for (kind, name, sql) in rows {
+        let _ = write!(text, "{}:{kind} {}:{name} ", kind.len(), name.len());
+        match sql {
+            Some(sql) => {
+                let _ = writeln!(text, "{}:{sql}", sql.len());
+            }
+            None => text.push_str("-\n"),
+        }
+    }
+    text
+}
+
 /// How a ledger's schema differs from the one the migrations build (names
 /// from the file quoted through [`echo`], as the file may be hostile): objects
 /// it holds that ours does not (a planted trigger or view), objects it lacks,
 /// and objects whose `CREATE` text was changed (a column added, a `CHECK`
 /// edited out through `writable_schema`). Empty when the schema is ours.
-pub(super) fn differences(conn: &Connection) -> Result<Vec<String>> {
-    let expected = expected_definitions_at(version_of(conn)?)?;
-    // Every command reads this on open: one statement, not two.
-    let mut stmt = conn.prepare(
-        "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-    )?;
-    let found = stmt
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+pub(super) fn differences(conn: &Connection, version: i64) -> Result<Vec<String>> {
+    let found = catalog_rows(conn)?;
+    if version == latest_version() && catalog_text(&found) == LATEST_CATALOG {
+        return Ok(Vec::new());
+    }
+    let expected = expected_definitions_at(version)?;
     let mut differences = Vec::new();
     for (kind, name, sql) in &found {
         match expected.iter().find(|(n, _)| n == name) {
@@ -630,6 +658,54 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_file_is_what_the_migrations_build() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let built = catalog_text(&catalog_rows(&conn).unwrap());
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/ledger/sqlite/schema.catalog"
+        );
+        if std::env::var_os("WALLET_REGENERATE").is_some_and(|v| v == "1") {
+            std::fs::write(path, &built).unwrap();
+            return;
+        }
+        assert!(
+            built == LATEST_CATALOG,
+            "{path} is out of date; rewrite it with `WALLET_REGENERATE=1 cargo test --lib catalog`"
+        );
+    }
+
+    #[test]
+    fn a_catalog_text_tells_every_list_of_objects_apart() {
+        let row = |kind: &str, name: &str, sql: Option<&str>| {
+            (kind.to_string(), name.to_string(), sql.map(str::to_string))
+        };
+        // A definition that holds the next object's text, and that object
+        // missing, is not the two objects.
+        let two = [
+            row("table", "a", Some("CREATE TABLE a (x)")),
+            row("table", "b", Some("CREATE TABLE b (y)")),
+        ];
+        let text = catalog_text(&two);
+        let first = catalog_text(&two[..1]);
+        let forged = [row(
+            "table",
+            "a",
+            Some(&format!("CREATE TABLE a (x)\n{}", &text[first.len()..])),
+        )];
+        assert_ne!(catalog_text(&forged), text);
+        assert_ne!(
+            catalog_text(&[row("table", "a b", None)]),
+            catalog_text(&[row("table a", "b", None)])
+        );
+        assert_ne!(
+            catalog_text(&[row("table", "a", None)]),
+            catalog_text(&[row("table", "a", Some("-"))])
+        );
+    }
+
+    #[test]
     fn migrations_build_exactly_the_expected_objects() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
@@ -649,7 +725,10 @@ mod tests {
     fn a_ledger_differs_from_its_own_version_only_when_changed() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
-        assert_eq!(differences(&conn).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            differences(&conn, latest_version()).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(
             expected_definitions_at(latest_version()).unwrap(),
             expected_definitions().unwrap()
@@ -657,7 +736,7 @@ mod tests {
         assert!(expected_definitions_at(0).unwrap().is_empty());
         conn.execute_batch("CREATE VIEW v AS SELECT 1").unwrap();
         assert_eq!(
-            differences(&conn).unwrap(),
+            differences(&conn, latest_version()).unwrap(),
             ["view 'v' is not part of the wallet schema"]
         );
     }

@@ -109,7 +109,7 @@ fn schema_check(conn: &Connection) -> SqlResult<Check> {
             "schema version {version} is not one this binary knows (1 to {latest})"
         )));
     }
-    for difference in schema::differences(conn)? {
+    for difference in schema::differences(conn, version)? {
         findings.push(Problem::about_file(difference));
     }
     let objects = schema::expected_definitions_at(version)?.len();
