@@ -192,7 +192,11 @@ fn parse_as_named(args: &[OsString]) -> Option<Cli> {
     let name = named_subcommand(args)?;
     let every = cli::Command::augment_subcommands(clap::Command::new("wallet"));
     let named = every.find_subcommand(name)?.clone();
+    // The version flag is every subcommand's too: without it, a `-V` where
+    // an amount may begin with a dash would be taken for the amount.
     let root = cli::GlobalArgs::augment_args(clap::Command::new("wallet"))
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
         .subcommand(named)
         .subcommand_required(true)
         .infer_subcommands(false);
@@ -306,6 +310,10 @@ mod tests {
             "transfer --help",
             "transfer -h",
             "transfer --version",
+            "deposit alice --version",
+            "transfer alice bob -V",
+            "withdraw alice -Vq",
+            "--json hold alice --help",
             "-V",
             "--db",
             "-qj get-user alice",
