@@ -301,6 +301,86 @@ mod tests {
         }
     }
 
+    /// Words of command lines: every subcommand's name, the root's options,
+    /// options of subcommands, and values, some of which look like options.
+    fn word() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let mut words: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|command| command.get_name().to_string())
+            .collect();
+        words.extend(
+            [
+                "--db",
+                "--db=x.db",
+                "x.db",
+                "--json",
+                "-q",
+                "--quiet",
+                "--lock-timeout",
+                "--lock-timeout=5",
+                "5",
+                "-1",
+                "1.50",
+                "-V",
+                "--version",
+                "-h",
+                "--help",
+                "-Vq",
+                "-qV",
+                "--",
+                "-",
+                "alice",
+                "bob",
+                "a@example.com",
+                "--id",
+                "--memo",
+                "--limit",
+                "--currency",
+                "USD",
+                "--batch",
+                "--atomic",
+                "--at",
+                "--for",
+                "--via",
+                "add",
+                "--scale",
+                "--expires-in",
+                "--no-such",
+                "help",
+            ]
+            .map(String::from),
+        );
+        prop_oneof![
+            8 => proptest::sample::select(words),
+            1 => "\\PC{0,6}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+
+        /// Whatever a command line holds, parsing it as named either leaves
+        /// it to the whole definition or gives what the whole definition
+        /// gives.
+        #[test]
+        fn any_command_line_parsed_as_named_is_parsed_alike(
+            line in proptest::collection::vec(word(), 0..7)
+        ) {
+            let args: Vec<OsString> = std::iter::once("wallet".to_string())
+                .chain(line)
+                .map(OsString::from)
+                .collect();
+            if let Some(fast) = parse_as_named(&args) {
+                let whole = Cli::command()
+                    .try_get_matches_from(&args)
+                    .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+                proptest::prop_assert!(whole.is_ok(), "{args:?}: {:?}", whole.err().map(|e| e.kind()));
+                proptest::prop_assert_eq!(format!("{fast:?}"), format!("{:?}", whole.unwrap()));
+            }
+        }
+    }
+
     #[test]
     fn help_versions_errors_and_unplain_lines_are_left_to_the_whole_definition() {
         for line in [
