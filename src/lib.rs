@@ -179,9 +179,9 @@ fn without_empty_variables(mut command: clap::Command) -> clap::Command {
 }
 
 /// Parses the command line against a root that holds only the subcommand
-/// it names. Before it parses, clap copies the global options into every
-/// subcommand of the root: thirty copies a command, a tenth of a
-/// `get-user`. `None` leaves the command line to the whole definition:
+/// it names. Before it parses, clap copies the four global options into
+/// each of the root's thirty subcommands, which cost a command about a
+/// tenth of a `get-user`'s instructions. `None` leaves the command line to the whole definition:
 /// when no subcommand is named plainly, and on any error, help or version,
 /// which are then worded as the whole definition words them. A command
 /// line that parses here parses there alike: the root's options and the
@@ -295,66 +295,110 @@ mod tests {
             let args = words(line);
             let fast =
                 parse_as_named(&args).unwrap_or_else(|| panic!("{line}: not parsed as named"));
-            let mut matches = Cli::command().try_get_matches_from(&args).unwrap();
+            let mut matches = without_empty_variables(Cli::command())
+                .try_get_matches_from(&args)
+                .unwrap();
             let whole = Cli::from_arg_matches_mut(&mut matches).unwrap();
             assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
         }
     }
 
-    /// Words of command lines: every subcommand's name, the root's options,
-    /// options of subcommands, and values, some of which look like options.
-    fn word() -> impl proptest::strategy::Strategy<Value = String> {
+    /// Words that may follow a subcommand: the root's options, options of
+    /// subcommands, and values, some of which look like options.
+    const WORDS: &[&str] = &[
+        "--db",
+        "--db=x.db",
+        "x.db",
+        "--json",
+        "-q",
+        "--quiet",
+        "--lock-timeout",
+        "--lock-timeout=5",
+        "5",
+        "-1",
+        "1.50",
+        "-V",
+        "--version",
+        "-h",
+        "--help",
+        "-Vq",
+        "-qV",
+        "--",
+        "-",
+        "alice",
+        "bob",
+        "a@example.com",
+        "USD",
+        "add",
+        "--no-such",
+        "help",
+    ];
+
+    /// The command lines of every subcommand's examples (each `wallet …`
+    /// line of its help), split into words, and the options its own
+    /// arguments answer to.
+    fn examples_and_options() -> Vec<(Vec<String>, Vec<String>)> {
+        fn walk(command: &clap::Command, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+            let mut options: Vec<String> = Vec::new();
+            for arg in command.get_arguments() {
+                options.extend(arg.get_long().map(|long| format!("--{long}")));
+                options.extend(arg.get_short().map(|short| format!("-{short}")));
+            }
+            let help = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            for example in help
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("wallet "))
+            {
+                let words = example.split_whitespace().map(str::to_string).collect();
+                out.push((words, options.clone()));
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut root = Cli::command();
+        root.build();
+        let mut out = Vec::new();
+        for sub in root.get_subcommands() {
+            walk(sub, &mut out);
+        }
+        out
+    }
+
+    /// A command line: a subcommand's example with words put in at random
+    /// places (its own options, the root's, values that look like options),
+    /// or now and then a soup of words.
+    fn command_line() -> impl proptest::strategy::Strategy<Value = Vec<String>> {
         use proptest::prelude::*;
-        let mut words: Vec<String> = Cli::command()
+        let examples = examples_and_options();
+        assert!(examples.len() > 30, "every subcommand has examples");
+        let shaped = proptest::sample::select(examples).prop_flat_map(|(example, options)| {
+            let mut pool: Vec<String> = options;
+            pool.extend(WORDS.iter().map(|w| w.to_string()));
+            let word = prop_oneof![
+                8 => proptest::sample::select(pool),
+                1 => "\\PC{0,6}",
+            ];
+            proptest::collection::vec((any::<proptest::sample::Index>(), word), 0..3).prop_map(
+                move |inserted| {
+                    let mut line = example.clone();
+                    for (at, word) in inserted {
+                        line.insert(at.index(line.len() + 1), word);
+                    }
+                    line
+                },
+            )
+        });
+        let names: Vec<String> = Cli::command()
             .get_subcommands()
-            .map(|command| command.get_name().to_string())
+            .map(|c| c.get_name().to_string())
+            .chain(WORDS.iter().map(|w| w.to_string()))
             .collect();
-        words.extend(
-            [
-                "--db",
-                "--db=x.db",
-                "x.db",
-                "--json",
-                "-q",
-                "--quiet",
-                "--lock-timeout",
-                "--lock-timeout=5",
-                "5",
-                "-1",
-                "1.50",
-                "-V",
-                "--version",
-                "-h",
-                "--help",
-                "-Vq",
-                "-qV",
-                "--",
-                "-",
-                "alice",
-                "bob",
-                "a@example.com",
-                "--id",
-                "--memo",
-                "--limit",
-                "--currency",
-                "USD",
-                "--batch",
-                "--atomic",
-                "--at",
-                "--for",
-                "--via",
-                "add",
-                "--scale",
-                "--expires-in",
-                "--no-such",
-                "help",
-            ]
-            .map(String::from),
-        );
-        prop_oneof![
-            8 => proptest::sample::select(words),
-            1 => "\\PC{0,6}",
-        ]
+        let soup = proptest::collection::vec(proptest::sample::select(names), 0..7);
+        prop_oneof![4 => shaped, 1 => soup]
     }
 
     proptest::proptest! {
@@ -365,14 +409,14 @@ mod tests {
         /// gives.
         #[test]
         fn any_command_line_parsed_as_named_is_parsed_alike(
-            line in proptest::collection::vec(word(), 0..7)
+            line in command_line()
         ) {
             let args: Vec<OsString> = std::iter::once("wallet".to_string())
                 .chain(line)
                 .map(OsString::from)
                 .collect();
             if let Some(fast) = parse_as_named(&args) {
-                let whole = Cli::command()
+                let whole = without_empty_variables(Cli::command())
                     .try_get_matches_from(&args)
                     .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
                 proptest::prop_assert!(whole.is_ok(), "{args:?}: {:?}", whole.err().map(|e| e.kind()));

@@ -607,7 +607,8 @@ fn catalog_text(rows: &[CatalogRow]) -> String {
     text
 }
 
-/// How a ledger's schema differs from the one the migrations build (names
+/// How a ledger's schema differs from the one the migrations build up to
+/// `version`, its own (names
 /// from the file quoted through [`echo`], as the file may be hostile): objects
 /// it holds that ours does not (a planted trigger or view), objects it lacks,
 /// and objects whose `CREATE` text was changed (a column added, a `CHECK`
