@@ -158,17 +158,23 @@ fn value_led_by_a_dash(err: &clap::Error, args: &[OsString]) -> Option<WalletErr
     }
 }
 
-/// Parses the command line. A variable of ours that is empty (and was
-/// overridden by its flag, see [`empty_environment`]) is not read: clap
-/// would take it for a missing value.
+/// Parses the command line: against the subcommand it names alone when it
+/// can, against the whole definition otherwise.
 fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
-    if let Some(cli) = parse_as_named(args) {
-        return Ok(cli);
+    match parse_as_named(args) {
+        Some(cli) => Ok(cli),
+        None => parse_whole(args),
     }
+}
+
+fn parse_whole(args: &[OsString]) -> Result<Cli, clap::Error> {
     let mut matches = without_empty_variables(Cli::command()).try_get_matches_from(args)?;
     Cli::from_arg_matches_mut(&mut matches)
 }
 
+/// A variable of ours that is empty (and was overridden by its flag, see
+/// [`empty_environment`]) is not read: clap would take it for a missing
+/// value.
 fn without_empty_variables(mut command: clap::Command) -> clap::Command {
     for (var, id) in [("WALLET_DB", "db"), ("WALLET_LOCK_TIMEOUT", "lock_timeout")] {
         if std::env::var_os(var).is_some_and(|value| value.is_empty()) {
@@ -181,12 +187,12 @@ fn without_empty_variables(mut command: clap::Command) -> clap::Command {
 /// Parses the command line against a root that holds only the subcommand
 /// it names. Before it parses, clap copies the four global options into
 /// each of the root's thirty subcommands, which cost a command about a
-/// tenth of a `get-user`'s instructions. `None` leaves the command line to the whole definition:
-/// when no subcommand is named plainly, and on any error, help or version,
-/// which are then worded as the whole definition words them. A command
-/// line that parses here parses there alike: the root's options and the
-/// subcommand are the same, and no other subcommand takes part in parsing
-/// one that is named in full.
+/// tenth of a `get-user`'s instructions. `None` leaves the command line to
+/// the whole definition: when no subcommand is named plainly, and on any
+/// error, help or version, which are then worded as the whole definition
+/// words them. A command line that parses here parses there alike: the
+/// root's options and the subcommand are the same, and no other subcommand
+/// takes part in parsing one that is named in full.
 fn parse_as_named(args: &[OsString]) -> Option<Cli> {
     use clap::{Args, Subcommand};
     let name = named_subcommand(args)?;
@@ -295,10 +301,7 @@ mod tests {
             let args = words(line);
             let fast =
                 parse_as_named(&args).unwrap_or_else(|| panic!("{line}: not parsed as named"));
-            let mut matches = without_empty_variables(Cli::command())
-                .try_get_matches_from(&args)
-                .unwrap();
-            let whole = Cli::from_arg_matches_mut(&mut matches).unwrap();
+            let whole = parse_whole(&args).unwrap();
             assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
         }
     }
@@ -416,9 +419,7 @@ mod tests {
                 .map(OsString::from)
                 .collect();
             if let Some(fast) = parse_as_named(&args) {
-                let whole = without_empty_variables(Cli::command())
-                    .try_get_matches_from(&args)
-                    .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+                let whole = parse_whole(&args);
                 proptest::prop_assert!(whole.is_ok(), "{args:?}: {:?}", whole.err().map(|e| e.kind()));
                 proptest::prop_assert_eq!(format!("{fast:?}"), format!("{:?}", whole.unwrap()));
             }

@@ -879,6 +879,19 @@ mod tests {
     }
 
     impl<F: FnMut()> Recorder<F> {
+        /// Each line's number with its transfer id, or its error's code.
+        fn ids(&self) -> Vec<(u64, std::result::Result<i64, &str>)> {
+            self.outcomes
+                .iter()
+                .map(|(n, o)| {
+                    (
+                        *n,
+                        o.as_ref().map(|q| q.tx_id.get()).map_err(String::as_str),
+                    )
+                })
+                .collect()
+        }
+
         /// Each line's transfer id and whether it was replayed, or its
         /// error's code.
         fn ids_and_replays(&self) -> Vec<std::result::Result<(i64, bool), &str>> {
@@ -975,16 +988,7 @@ mod tests {
             (summary.queued, summary.replayed, summary.failed),
             (2, 2, 2)
         );
-        let ids: Vec<_> = sink
-            .outcomes
-            .iter()
-            .map(|(n, o)| {
-                (
-                    *n,
-                    o.as_ref().map(|q| q.tx_id.get()).map_err(String::as_str),
-                )
-            })
-            .collect();
+        let ids = sink.ids();
         assert_eq!(
             ids,
             vec![
@@ -1042,15 +1046,9 @@ mod tests {
             sink.outcomes
         );
         let answers: Vec<_> = sink
-            .outcomes
-            .iter()
+            .ids()
+            .into_iter()
             .filter(|(n, _)| (69..=73).contains(n))
-            .map(|(n, o)| {
-                (
-                    *n,
-                    o.as_ref().map(|q| q.tx_id.get()).map_err(String::as_str),
-                )
-            })
             .collect();
         assert_eq!(
             answers,

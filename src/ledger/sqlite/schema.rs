@@ -438,22 +438,16 @@ fn migrate_steps(conn: &mut Connection) -> Result<()> {
 /// out SQLite's own bookkeeping tables such as `sqlite_stat1`.
 #[cfg(test)]
 pub(super) fn objects_in(conn: &Connection) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare(
-        "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-    )?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    let rows = catalog_rows(conn)?.into_iter();
+    Ok(rows.map(|(kind, name, _)| (kind, name)).collect())
 }
 
 /// The full `CREATE` text of every object, for comparing a ledger against a
 /// freshly built one.
 #[cfg(test)]
 pub(super) fn definitions_in(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
-    let mut stmt = conn.prepare(
-        "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-    )?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    let rows = catalog_rows(conn)?.into_iter();
+    Ok(rows.map(|(_, name, sql)| (name, sql)).collect())
 }
 
 /// The definitions a ledger at [`latest_version`] must have, built in memory.
@@ -608,11 +602,11 @@ fn catalog_text(rows: &[CatalogRow]) -> String {
 }
 
 /// How a ledger's schema differs from the one the migrations build up to
-/// `version`, its own (names
-/// from the file quoted through [`echo`], as the file may be hostile): objects
-/// it holds that ours does not (a planted trigger or view), objects it lacks,
-/// and objects whose `CREATE` text was changed (a column added, a `CHECK`
-/// edited out through `writable_schema`). Empty when the schema is ours.
+/// `version`, its own (names from the file quoted through [`echo`], as the
+/// file may be hostile): objects it holds that ours does not (a planted
+/// trigger or view), objects it lacks, and objects whose `CREATE` text was
+/// changed (a column added, a `CHECK` edited out through
+/// `writable_schema`). Empty when the schema is ours.
 pub(super) fn differences(conn: &Connection, version: i64) -> Result<Vec<String>> {
     let found = catalog_rows(conn)?;
     if version == latest_version() && catalog_text(&found) == LATEST_CATALOG {
