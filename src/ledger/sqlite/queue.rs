@@ -857,7 +857,7 @@ mod tests {
     use crate::domain::Email;
     use crate::ledger::model::NewTransfer;
     use crate::ledger::model::TxId;
-    use crate::ledger::{BatchOptions, Ledger, Location, OpenOptions};
+    use crate::ledger::{BatchOptions, BatchSummary, Ledger, Location, OpenOptions};
     use crate::money::{Amount, Currency};
     use tempfile::TempDir;
 
@@ -918,6 +918,17 @@ mod tests {
             (self.between)();
             Ok(())
         }
+    }
+
+    /// Queues `lines` as one batch with the default options.
+    fn queue(
+        ledger: &mut Ledger,
+        lines: Vec<Result<BatchLine>>,
+        sink: &mut dyn BatchSink,
+    ) -> BatchSummary {
+        ledger
+            .queue_batch(lines.into_iter(), &BatchOptions::default(), sink)
+            .unwrap()
     }
 
     fn name(text: &str) -> Option<UserName> {
@@ -1014,9 +1025,7 @@ mod tests {
         let mut ledger = ledger(&dir);
         let mut sink = Recorder::new(|| {});
         let first = vec![line(1, "bob", "alice", 9, Some("old"))];
-        ledger
-            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        queue(&mut ledger, first, &mut sink);
         // One chunk of four groups: new keys; a replay of the first group's
         // key, a conflict with another of its keys and one with the key
         // stored before the batch, among new keys; new keys again; and a
@@ -1035,9 +1044,7 @@ mod tests {
             })
             .collect();
         sink.outcomes.clear();
-        let summary = ledger
-            .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        let summary = queue(&mut ledger, lines, &mut sink);
         let total = LINES_PER_GROUP as i64 * 4;
         assert_eq!(
             (summary.queued, summary.replayed, summary.failed),
@@ -1076,9 +1083,7 @@ mod tests {
         let mut ledger = ledger(&dir);
         let mut sink = Recorder::new(|| {});
         let first = vec![line(1, "alice", "bob", 1, Some("old"))];
-        ledger
-            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        queue(&mut ledger, first, &mut sink);
         drop(ledger);
         let mut conn = Connection::open(dir.path().join("wallet.db")).unwrap();
         let tx = conn.transaction().unwrap();
@@ -1133,9 +1138,7 @@ mod tests {
         let big = i64::MAX / 2 + 1;
         for _ in 0..2 {
             let lines = vec![line(1, "alice", "bob", big, Some("big"))];
-            ledger
-                .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
-                .unwrap();
+            queue(&mut ledger, lines, &mut sink);
         }
         let answers = sink.ids_and_replays();
         assert_eq!(answers, vec![Ok((1, false)), Ok((1, true))]);
@@ -1151,9 +1154,7 @@ mod tests {
         let mut ledger = ledger(&dir);
         let mut sink = Recorder::new(|| {});
         let first = vec![line(1, "alice", "bob", 1, Some("k1"))];
-        ledger
-            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        queue(&mut ledger, first, &mut sink);
         drop(ledger);
         Connection::open(dir.path().join("wallet.db"))
             .unwrap()
@@ -1168,9 +1169,7 @@ mod tests {
             line(1, "alice", "bob", 1, Some("k1")),
             line(2, "alice", "bob", 2, Some("k2")),
         ];
-        ledger
-            .queue_batch(lines.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        queue(&mut ledger, lines, &mut sink);
         let answers = sink.ids_and_replays();
         assert_eq!(
             answers,
@@ -1187,16 +1186,12 @@ mod tests {
         let mut sink = Recorder::new(|| {});
         let big = 4_000_000_000_000_000_000;
         let first = vec![line(1, "", "alice", big, Some("k1"))];
-        ledger
-            .queue_batch(first.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        queue(&mut ledger, first, &mut sink);
         let second = vec![
             line(1, "", "alice", big, Some("k1")),
             line(2, "", "bob", 3_000_000_000_000_000_000, None),
         ];
-        let summary = ledger
-            .queue_batch(second.into_iter(), &BatchOptions::default(), &mut sink)
-            .unwrap();
+        let summary = queue(&mut ledger, second, &mut sink);
         assert_eq!(
             (summary.queued, summary.replayed, summary.failed),
             (1, 1, 0),
