@@ -931,6 +931,20 @@ mod tests {
             .unwrap()
     }
 
+    /// A ledger in `dir` holding transfer 1 (alice to bob, one minor
+    /// unit, under `key`), closed so that a test can open the file raw;
+    /// returns the sink that recorded it.
+    fn queued_one_keyed(dir: &TempDir, key: &str) -> Recorder<impl FnMut()> {
+        let mut ledger = ledger(dir);
+        let mut sink = Recorder::new(|| {});
+        queue(
+            &mut ledger,
+            vec![line(1, "alice", "bob", 1, Some(key))],
+            &mut sink,
+        );
+        sink
+    }
+
     fn name(text: &str) -> Option<UserName> {
         Some(UserName::parse(text).unwrap())
     }
@@ -1080,11 +1094,7 @@ mod tests {
     #[test]
     fn only_groups_after_a_stored_key_read_their_keys() {
         let dir = TempDir::new().unwrap();
-        let mut ledger = ledger(&dir);
-        let mut sink = Recorder::new(|| {});
-        let first = vec![line(1, "alice", "bob", 1, Some("old"))];
-        queue(&mut ledger, first, &mut sink);
-        drop(ledger);
+        queued_one_keyed(&dir, "old");
         let mut conn = Connection::open(dir.path().join("wallet.db")).unwrap();
         let tx = conn.transaction().unwrap();
         let currencies = super::super::currencies::load(
@@ -1151,11 +1161,7 @@ mod tests {
     #[test]
     fn replays_at_the_last_ids_are_answered() {
         let dir = TempDir::new().unwrap();
-        let mut ledger = ledger(&dir);
-        let mut sink = Recorder::new(|| {});
-        let first = vec![line(1, "alice", "bob", 1, Some("k1"))];
-        queue(&mut ledger, first, &mut sink);
-        drop(ledger);
+        let mut sink = queued_one_keyed(&dir, "k1");
         Connection::open(dir.path().join("wallet.db"))
             .unwrap()
             .execute(
